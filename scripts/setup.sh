@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# setup.sh -- install what lrvm needs from Debian (only what is missing), then configure and
+# build into ./build. Idempotent: a second run installs nothing and rebuilds incrementally.
+#
+#   bash scripts/setup.sh                 # build ./build
+#   BUILD_DIR=build-asan MESON_ARGS="-Db_sanitize=address,undefined" bash scripts/setup.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Build and test dependencies. Benchmark peers (LMDB, SQLite, PMDK) are listed separately so
+# that a user who only wants the library does not pull them in: bench scripts install them.
+PKGS=(meson ninja-build pkg-config gcc g++ libcriterion-dev libjemalloc-dev libunwind-dev
+      python3 util-linux)
+PKGS+=(${EXTRA_PKGS:-})
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup.sh: missing Debian packages: ${missing[*]}" >&2
+    echo "setup.sh: run as root (or: sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+  echo "setup.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+BUILD_DIR=${BUILD_DIR:-build}
+if [ ! -f "$BUILD_DIR/build.ninja" ]; then
+  # shellcheck disable=SC2086
+  meson setup "$BUILD_DIR" ${MESON_ARGS:-}
+fi
+meson compile -C "$BUILD_DIR"
