@@ -153,6 +153,20 @@ PER_BACKEND(exact_0_1pct, 120)
 PER_BACKEND(exact_10pct, 120)
 PER_BACKEND(exact_100pct, 120)
 
+/* exact_thp_body -- memory backed by transparent huge pages before arming: still exact to the
+ * 4 KiB page (the kernel splits huge mappings as pages are re-armed one by one) */
+static void exact_thp_body(vmp_backend_t b)
+{
+    size_t len = (size_t)16 << 20, huge = (size_t)2 << 20;
+    char *raw = test_map(len + huge);
+    char *m = (char *)(((uintptr_t)raw + huge - 1) & ~(uintptr_t)(huge - 1));
+    madvise(m, len, MADV_HUGEPAGE);     /* best effort: THP may be disabled on this host */
+    memset(m, 1, len);
+    exact_run(b, m, len, 100);
+    munmap(raw, len + huge);
+}
+PER_BACKEND(exact_thp, 60)
+
 /* exact_memfd_body -- shared memfd memory (shmem) tracks as exactly as anonymous memory */
 static void exact_memfd_body(vmp_backend_t b)
 {
