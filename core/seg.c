@@ -294,7 +294,8 @@ rvm_return_t rvm_unmap(rvm_region_t *region)
         goto out;
     }
     struct region *g = R.regions[at];
-    if (g->len != region->length) {
+    if (g->len != region->length &&
+        RVM_ROUND_LENGTH_UP_TO_PAGE_SIZE(region->length) != g->vmlen) {
         rc = err_set(RVM_ERANGE, "rvm_unmap: length %lu differs from the mapped %llu",
                      region->length, (unsigned long long)g->len);
         goto out;
