@@ -200,8 +200,20 @@ static size_t txn_coalesce(struct txn *t, struct range **out, size_t *cap)
                   (r[i].seg == r[i - 1].seg && r[i].off < r[i - 1].off)))
             sorted = 0;
     }
-    if (!sorted)
+    if (!sorted && t->n <= 16) {
+        /* small transactions: insertion sort (qsort would malloc a merge buffer) */
+        for (size_t i = 1; i < t->n; i++) {
+            struct range x = r[i];
+            size_t j = i;
+            while (j > 0 && range_cmp(&r[j - 1], &x) > 0) {
+                r[j] = r[j - 1];
+                j--;
+            }
+            r[j] = x;
+        }
+    } else if (!sorted) {
         qsort(r, t->n, sizeof(*r), range_cmp);
+    }
     size_t m = 0;
     uint64_t saved = 0, elim = 0;
     for (size_t i = 0; i < t->n; i++) {
