@@ -97,6 +97,7 @@ void seg_close_all(void)
 {
     for (uint32_t i = 1; i <= R.nsegs; i++) {
         sysio.close(R.segs[i]->fd);
+        cset_seg_free(R.segs[i]);
         free(R.segs[i]->path);
         free(R.segs[i]);
         R.segs[i] = NULL;

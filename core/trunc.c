@@ -58,10 +58,6 @@ rvm_return_t trunc_step(struct log *lg, uint64_t limit, int *progress)
         lg->head_off = res.end_off;
         lg->head_seq = res.next_seq;
         lg->used -= res.consumed;
-        if (lg->used == 0)
-            R.st.n_wrap = 0;
-        else if (lg->head_off < lg->tail_off)
-            R.st.n_wrap = 0;
         uint64_t dt = now_usec() - t0;
         R.st.last_truncation_time = (rvm_length_t)(dt / 1000);
         R.st.last_tree_apply_time = (rvm_length_t)(dt / 1000);
