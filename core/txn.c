@@ -55,8 +55,21 @@ rvm_return_t rvm_begin_transaction(rvm_tid_t *tid, rvm_mode_t mode)
         R.open_txns->prev = t;
     R.open_txns = t;
     R.n_open++;
+    /* uname is the tid's unique name: a timestamp, bumped by a microsecond when it
+     * would repeat (tids begun in the same microsecond must still differ) */
+    static struct timeval last;
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    if (timercmp(&now, &last, <=)) {
+        now = last;
+        if (++now.tv_usec >= 1000000) {
+            now.tv_usec = 0;
+            now.tv_sec++;
+        }
+    }
+    last = now;
+    tid->uname = now;
     pthread_mutex_unlock(&R.mu);
-    gettimeofday(&tid->uname, NULL);
     tid->tid = t;
     return RVM_SUCCESS;
 }
