@@ -423,6 +423,9 @@ static rvm_return_t log_wait_space(struct log *lg)
 {
     R.st.n_truncation_wait++;
     R.st.tot_truncation_wait++;
+    if (lg->used == 0)   /* cannot happen: records fit an empty log (checked at enqueue) */
+        return err_set(RVM_EINTERNAL, "log %s: a record does not fit the empty log",
+                       lg->path);
     if (lg->trunc_running) {
         uint64_t before = lg->used;
         lg->space_waiters++;
@@ -491,7 +494,13 @@ static rvm_return_t log_write_batch(struct log *lg)
         memcpy(&first_len, w->p + done + offsetof(struct log_rec_hdr, len), 4);
         pos = tail;
         if (tail + first_len > lg->area_len) {
-            gap = lg->area_len - tail;
+            if (lg->used == 0) {
+                /* empty log: start over at 0 without a dead gap (readers coming from
+                 * the durable head find the next record at 0 by the wrap rule) */
+                lg->head_off = lg->tail_off = tail = 0;
+            } else {
+                gap = lg->area_len - tail;
+            }
             pos = 0;
         }
         uint64_t last_seq = 0;
