@@ -326,7 +326,10 @@ rvm_return_t rvm_end_transaction(rvm_tid_t *tid, rvm_mode_t mode)
     struct range *r = t->r;
     size_t n = t->n;
     t->elim = t->saved = 0;
-    if (rvm_optimizations && n > 1) {
+    /* a no_flush commit into the coalescing set is merged there anyway: sorting and
+     * merging its ranges first would only cost time */
+    int into_set = mode == no_flush && (rvm_optimizations & RVM_COALESCE_TRANS);
+    if (rvm_optimizations && n > 1 && !into_set) {
         n = txn_coalesce(t, &tls_cr, &tls_crcap);
         if (n == (size_t)-1)
             return RVM_ENO_MEMORY;
