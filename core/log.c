@@ -249,8 +249,7 @@ rvm_return_t log_status_read(int fd, const char *path, struct log_status *st,
  * head is still correct because the space it protects is reused only after this
  * returns.
  */
-rvm_return_t log_status_write(struct log *lg, uint64_t head_off, uint64_t head_seq,
-                              int sync)
+rvm_return_t log_status_write(struct log *lg, uint64_t head_off, uint64_t head_seq)
 {
     static __thread char *slot;
     if (slot == NULL && (slot = malloc(LOG_SLOT_SIZE)) == NULL)
@@ -275,7 +274,7 @@ rvm_return_t log_status_write(struct log *lg, uint64_t head_off, uint64_t head_s
     if (rc)
         return err_io(rc, "log %s: writing the status block failed: %s", lg->path,
                       strerror(rc));
-    if (sync && sysio.fdatasync(lg->fd) != 0)
+    if (sysio.fdatasync(lg->fd) != 0)
         return err_io(errno, "log %s: fdatasync of the status block failed: %s", lg->path,
                       strerror(errno));
     lg->cur_slot = other;
@@ -292,7 +291,7 @@ rvm_return_t log_add_segment(struct log *lg, struct seg *s)
     rvm_return_t rc = RVM_SUCCESS;
     pthread_mutex_lock(&lg->status_mu);
     if (s->id > lg->st_nsegs) {
-        rc = log_status_write(lg, lg->st_head_off, lg->st_head_seq, 1);
+        rc = log_status_write(lg, lg->st_head_off, lg->st_head_seq);
         if (rc == RVM_SUCCESS) {
             pthread_mutex_lock(&lg->mu);
             R.st.n_special++;

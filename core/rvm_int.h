@@ -185,8 +185,7 @@ rvm_return_t log_open(const char *path, struct log **out);
 void log_close(struct log *lg);
 rvm_return_t log_status_read(int fd, const char *path, struct log_status *st,
                              struct buf *dict);
-rvm_return_t log_status_write(struct log *lg, uint64_t head_off, uint64_t head_seq,
-                              int sync);
+rvm_return_t log_status_write(struct log *lg, uint64_t head_off, uint64_t head_seq);
 rvm_return_t log_add_segment(struct log *lg, struct seg *s);
 uint64_t log_record_size(const struct range *r, size_t n);
 rvm_return_t log_enqueue(struct log *lg, const struct range *r, size_t n, uint32_t ntxn,

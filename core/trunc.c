@@ -50,7 +50,7 @@ rvm_return_t trunc_step(struct log *lg, uint64_t limit, int *progress)
         rc = apply_sync_segments();           /* barrier: segments before head */
     if (rc == RVM_SUCCESS && res.nrec > 0) {
         pthread_mutex_lock(&lg->status_mu);
-        rc = log_status_write(lg, res.end_off, res.next_seq, 1);
+        rc = log_status_write(lg, res.end_off, res.next_seq);
         pthread_mutex_unlock(&lg->status_mu);
     }
     if (rc == RVM_SUCCESS && res.nrec > 0) {
@@ -216,14 +216,14 @@ rvm_return_t recover(struct log *lg)
         lg->epochs[0] = (struct log_epoch){ res.next_seq, salt };
         lg->nepochs = 1;
         lg->salt = salt;
-        rc = log_status_write(lg, res.end_off, res.next_seq, 0);
+        rc = log_status_write(lg, res.end_off, res.next_seq);
         lg->head_off = res.end_off;
         lg->head_seq = res.next_seq;
         lg->used = 0;
     } else {
         lg->epochs[lg->nepochs++] = (struct log_epoch){ res.next_seq, salt };
         lg->salt = salt;
-        rc = log_status_write(lg, st.head_off, st.head_seq, 0);
+        rc = log_status_write(lg, st.head_off, st.head_seq);
         lg->head_off = st.head_off;
         lg->head_seq = st.head_seq;
         lg->used = res.consumed;
