@@ -162,6 +162,12 @@ enum { RVM_ST_UNINIT = 0, RVM_ST_INIT = 1, RVM_ST_TERMINATED = 2 };
 
 extern struct rvm_state R __attribute__((visibility("hidden")));
 
+/* rvm_ready -- initialized and not terminated (read without R.mu by every call) */
+static inline int rvm_ready(void)
+{
+    return __atomic_load_n(&R.state, __ATOMIC_ACQUIRE) == RVM_ST_INIT;
+}
+
 #pragma GCC visibility push(hidden)
 
 /* crc32c.c */

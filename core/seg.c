@@ -301,7 +301,7 @@ fail:
 /* rvm_map -- map (part of) a segment into memory */
 rvm_return_t rvm_map(rvm_region_t *region, rvm_options_t *options)
 {
-    if (R.state != RVM_ST_INIT)
+    if (!rvm_ready())
         return RVM_EINIT;
     if (region == NULL || region->struct_id != rvm_region_id)
         return RVM_EREGION;
@@ -335,7 +335,7 @@ rvm_return_t rvm_map(rvm_region_t *region, rvm_options_t *options)
 /* rvm_unmap -- forget a mapping; the memory stays (the caller owns it) */
 rvm_return_t rvm_unmap(rvm_region_t *region)
 {
-    if (R.state != RVM_ST_INIT)
+    if (!rvm_ready())
         return RVM_EINIT;
     if (region == NULL || region->struct_id != rvm_region_id)
         return RVM_EREGION;
