@@ -159,6 +159,11 @@ static int cmd_status(const char *path, int verify)
            (unsigned long long)u.st.generation);
     printf("  head: offset %llu, seq %llu\n", (unsigned long long)u.st.head_off,
            (unsigned long long)u.st.head_seq);
+    printf("  salt epochs (one per recovery since the head last moved): %u, from seq",
+           u.st.nepochs);
+    for (uint32_t i = 0; i < u.st.nepochs; i++)
+        printf(" %llu", (unsigned long long)u.st.epochs[i].seq);
+    printf("\n");
     printf("  tail: offset %llu, next seq %llu\n", (unsigned long long)end,
            (unsigned long long)next);
     printf("  %llu live record(s) (committed, not yet truncated), %llu bytes, fill %.1f%%\n",

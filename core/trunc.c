@@ -206,7 +206,10 @@ rvm_return_t recover(struct log *lg)
     rc = apply_log(lg, st.head_off, st.head_seq, UINT64_MAX, UINT64_MAX, &res);
     if (rc)
         return rc;
-    int full = res.nrec > 0 && lg->nepochs >= LOG_MAX_EPOCHS;
+    /* an epoch that starts at next_seq holds no valid record (the chain ends there):
+     * the new epoch replaces it instead of taking another slot */
+    int reuse = lg->epochs[lg->nepochs - 1].seq == res.next_seq;
+    int full = res.nrec > 0 && !reuse && lg->nepochs >= LOG_MAX_EPOCHS;
     if (full && (rc = apply_sync_segments()) != RVM_SUCCESS)   /* barrier before head */
         return rc;
     uint64_t salt = log_new_salt(lg->salt);
@@ -221,7 +224,9 @@ rvm_return_t recover(struct log *lg)
         lg->head_seq = res.next_seq;
         lg->used = 0;
     } else {
-        lg->epochs[lg->nepochs++] = (struct log_epoch){ res.next_seq, salt };
+        if (!reuse)
+            lg->nepochs++;
+        lg->epochs[lg->nepochs - 1] = (struct log_epoch){ res.next_seq, salt };
         lg->salt = salt;
         rc = log_status_write(lg, st.head_off, st.head_seq);
         lg->head_off = st.head_off;
