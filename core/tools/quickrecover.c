@@ -21,6 +21,7 @@
         }                                                                              \
     } while (0)
 
+/* main -- w: make the log, r: time its recovery */
 int main(int argc, char **argv)
 {
     if (argc < 3) {
