@@ -619,6 +619,13 @@ rvm_return_t log_force(struct log *lg, uint64_t seq)
             rc = err_set(RVM_ENO_MEMORY, "out of memory writing log %s", lg->path);
         else
             rc = log_write_batch(lg);
+        if (rc != RVM_SUCCESS && !__atomic_load_n(&R.sticky, __ATOMIC_ACQUIRE)) {
+            /* records of other committers were taken out of the queue and not written:
+             * no later sync may claim them durable, so every later commit is refused */
+            __atomic_store_n(&R.sticky, 1, __ATOMIC_RELEASE);
+        }
+        if (lg->wbuf.cap > (64u << 20))
+            buf_free(&lg->wbuf);   /* a huge no_flush queue does not stay allocated */
         lg->n_queued_txn = 0;
         lg->queued_bytes = 0;
         lg->writer_active = 0;
