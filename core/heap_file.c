@@ -148,15 +148,35 @@ int heap_file_save(struct heap_file *f, const char *path)
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0)
     return errno;
-  size_t done = 0;
-  while (done < f->size) {
-    ssize_t w = pwrite(fd, f->base + done, f->size - done, (off_t)done);
-    if (w < 0) {
-      int e = errno;
-      close(fd);
-      return e;
+  /* Long runs of pages that read as zero (the header chunk's unused part, released ranges)
+   * are left as holes; short gaps are written through, since many small extents make the
+   * write and the fsync far slower than the bytes saved (ext4: ~10x). */
+  static const char zero[4096];
+  const size_t gap = 64 * HEAP_PAGE;
+  size_t start = SIZE_MAX, last = 0;
+  for (size_t off = 0; off <= f->size; off += HEAP_PAGE) {
+    int nz = off < f->size && memcmp(f->base + off, zero, HEAP_PAGE) != 0;
+    if (nz && start == SIZE_MAX)
+      start = off;
+    if (nz)
+      last = off + HEAP_PAGE;
+    if (start != SIZE_MAX && (off == f->size || (!nz && off - last >= gap))) {
+      for (size_t done = start; done < last;) {
+        ssize_t w = pwrite(fd, f->base + done, last - done, (off_t)done);
+        if (w < 0) {
+          int e = errno;
+          close(fd);
+          return e;
+        }
+        done += (size_t)w;
+      }
+      start = SIZE_MAX;
     }
-    done += (size_t)w;
+  }
+  if (ftruncate(fd, (off_t)f->size) != 0) {
+    int e = errno;
+    close(fd);
+    return e;
   }
   if (fsync(fd) != 0) {
     int e = errno;
