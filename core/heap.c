@@ -92,6 +92,8 @@ static struct heap *heap_new(void *base, const struct heap_backing *b, const str
   h->hdr = (struct heap_header *)base;
   h->ct = (struct heap_chunk_ent *)((char *)base + HEAP_CTABLE_OFF);
   pthread_mutex_init(&h->lock, NULL);
+  for (unsigned a = 0; a < HEAP_NARENAS; a++)
+    pthread_mutex_init(&h->arenas[a].lock, NULL);
   heap_classes_init();
   return h;
 }
@@ -101,6 +103,8 @@ static void heap_delete(struct heap *h)
 {
   heap_page_fini_volatile(h);
   pthread_mutex_destroy(&h->lock);
+  for (unsigned a = 0; a < HEAP_NARENAS; a++)
+    pthread_mutex_destroy(&h->arenas[a].lock);
   munmap(h, sizeof(*h));
 }
 
@@ -263,9 +267,12 @@ void *heap_get_root(const struct heap *h)
   return (void *)(uintptr_t)__atomic_load_n(&h->hdr->root, __ATOMIC_RELAXED);
 }
 
-/* heap_lock_all -- see heap.h */
+/* heap_lock_all -- see heap.h: every arena lock in order, then the page lock (the order all
+ * other paths use), so no multi-word update of runs, spans or chunks is in progress */
 void heap_lock_all(struct heap *h)
 {
+  for (unsigned a = 0; a < HEAP_NARENAS; a++)
+    pthread_mutex_lock(&h->arenas[a].lock);
   pthread_mutex_lock(&h->lock);
 }
 
@@ -273,16 +280,19 @@ void heap_lock_all(struct heap *h)
 void heap_unlock_all(struct heap *h)
 {
   pthread_mutex_unlock(&h->lock);
+  for (unsigned a = HEAP_NARENAS; a-- > 0;)
+    pthread_mutex_unlock(&h->arenas[a].lock);
 }
 
-/* heap_fork_child -- see heap.h */
+/* heap_fork_child -- see heap.h: the locks were taken by the parent's prepare handler; only
+ * this thread exists now, so fresh locks are safe */
 void heap_fork_child(struct heap *h)
 {
   pthread_mutex_init(&h->lock, NULL);
+  for (unsigned a = 0; a < HEAP_NARENAS; a++)
+    pthread_mutex_init(&h->arenas[a].lock, NULL);
   heap_registry_fork_child();
-  pthread_mutex_lock(&h->lock);
   heap_tcache_flush_all(h, 1);
-  pthread_mutex_unlock(&h->lock);
 }
 
 /* heap_purge -- see heap.h */

@@ -18,9 +18,9 @@
  *     persistent bitmaps; only the volatile "available" bitmap keeps two threads from taking it.
  *     After a restart the volatile state is rebuilt from the persistent one, so cached blocks
  *     come back as free: caches leak nothing across a crash (leak bound: 0 blocks).
- *   - Outside the heap lock, the persistent metadata changes only by single atomic word updates
- *     (one allocation bit set by malloc, cleared by free). Every multi-word change (new run,
- *     large block, span split/merge, growth) happens under the heap lock. So a commit that takes
+ *   - Outside the heap's locks, the persistent metadata changes only by single atomic word
+ *     updates (one allocation bit set by malloc, cleared by free). Every multi-word change (new
+ *     run, large block, span split/merge, growth) happens under them. So a commit that takes
  *     heap_lock_all() before stopping the other threads (or before snapshotting) captures a heap
  *     whose metadata is valid, whatever the other threads were doing.
  *   - A block malloc'ed but not yet stored by the program at the commit instant is leaked if

@@ -85,40 +85,64 @@ static inline uint64_t *block_bitword(const struct heap_tentry *e, uint64_t *mas
   return (uint64_t *)(cb + HEAP_BITMAP_OFF) + (e->bit >> 6);
 }
 
-/* bin_flush_locked -- return the oldest n entries of bin cls to their runs (lock held) */
-static void bin_flush_locked(struct heap *h, struct heap_tcache *tc, unsigned cls, uint32_t n)
+/*
+ * bin_flush -- return the oldest n entries of bin cls to their runs (no lock held). Entries may
+ * belong to runs of other arenas (blocks freed by another thread than the allocating one):
+ * each run is updated under its own arena's lock, taken one at a time.
+ */
+static void bin_flush(struct heap *h, struct heap_tcache *tc, unsigned cls, uint32_t n)
 {
   struct heap_tbin *b = &tc->bins[cls];
   const struct heap_class *c = &heap_classes[cls];
+  struct heap_arena *held = NULL;
   for (uint32_t i = 0; i < n; i++) {
     const struct heap_tentry *e = &b->e[i];
     size_t ci = (size_t)((char *)e->p - h->base) >> HEAP_CHUNK_SHIFT;
-    heap_avail_of(h, ci)[e->bit >> 6] |= 1ull << (e->bit & 63);
+    /* bit = head page * 256 + index, and index < npages * 256: bit / 256 is a page of the
+     * run, its descriptor leads to the head. */
     uint32_t head = (uint32_t)(ci * HEAP_CHUNK_PAGES + (e->bit / HEAP_BITS_PER_PAGE));
-    /* bit = headpage * 256 + index: index < npages * 256 so the quotient can exceed the head
-     * page; walk back through the interior descriptor instead. */
     struct heap_pdesc *pd = heap_gp_pdesc(h, head);
     if (pd->kind == PD_INTERIOR)
       head -= pd->back;
     struct heap_vpage *v = &h->vp[head];
+    struct heap_arena *a;
+    /* the run may move to another arena (run_steal) until we hold its current arena's lock */
+    while ((a = &h->arenas[__atomic_load_n(&v->arena, __ATOMIC_RELAXED)]) != held) {
+      if (held)
+        pthread_mutex_unlock(&held->lock);
+      pthread_mutex_lock(&a->lock);
+      held = a;
+    }
+    heap_avail_of(h, ci)[e->bit >> 6] |= 1ull << (e->bit & 63);
     v->nfree++;
-    if (v->nfree == c->nblocks && (h->runs[cls] != head || v->next != HEAP_NIL)) {
-      heap_page_free_run(h, head);  /* other runs have room: give the pages back */
+    uint32_t *list = &a->runs[cls];
+    int others = v->inlist ? (*list != head || v->next != HEAP_NIL) : *list != HEAP_NIL;
+    if (v->nfree == c->nblocks && others) {
+      /* entirely free and the arena has other runs with room: give the pages back */
+      if (v->inlist)
+        heap_page_run_unlink(h, list, head);
+      pthread_mutex_lock(&h->lock);
+      heap_page_free_run(h, head);
+      pthread_mutex_unlock(&h->lock);
       continue;
     }
     if (!v->inlist)
-      heap_page_run_link(h, cls, head);
+      heap_page_run_link(h, list, head);
   }
+  if (held)
+    pthread_mutex_unlock(&held->lock);
   memmove(b->e, b->e + n, (b->n - n) * sizeof(*b->e));
   b->n -= n;
 }
 
-/* tcache_destroy_locked -- flush all bins, unlink and unmap tc (h->lock held) */
-static void tcache_destroy_locked(struct heap *h, struct heap_tcache *tc)
+/* tcache_destroy -- flush all bins, unlink and unmap tc (no lock held) */
+static void tcache_destroy(struct heap *h, struct heap_tcache *tc)
 {
   for (unsigned c = 0; c < HEAP_NCLASS; c++)
     if (tc->bins[c].n)
-      bin_flush_locked(h, tc, c, tc->bins[c].n);
+      bin_flush(h, tc, c, tc->bins[c].n);
+  pthread_mutex_lock(&h->lock);
+  h->arenas[tc->arena].nthreads--;
   h->allocated += tc->allocated;
   h->nallocated += tc->nallocated;
   if (tc->prev)
@@ -127,6 +151,7 @@ static void tcache_destroy_locked(struct heap *h, struct heap_tcache *tc)
     h->tcaches = tc->next;
   if (tc->next)
     tc->next->prev = tc->prev;
+  pthread_mutex_unlock(&h->lock);
   munmap(tc, tc->mapsize);
 }
 
@@ -140,11 +165,8 @@ static void tls_destructor(void *arg)
       continue;
     for (int r = 0; r < REG_MAX; r++) {
       struct heap *h = reg[r];
-      if (h && h->id == tls_slots[i].id) {
-        pthread_mutex_lock(&h->lock);
-        tcache_destroy_locked(h, tls_slots[i].tc);
-        pthread_mutex_unlock(&h->lock);
-      }
+      if (h && h->id == tls_slots[i].id)
+        tcache_destroy(h, tls_slots[i].tc);
     }
     tls_slots[i].id = 0;
   }
@@ -179,6 +201,13 @@ static struct heap_tcache *tcache_create(struct heap *h)
     e += heap_classes[c].cap;
   }
   pthread_mutex_lock(&h->lock);
+  /* the least used arena: runs of arenas whose threads ended are reused, not stranded */
+  unsigned best = h->next_arena++ % HEAP_NARENAS;
+  for (unsigned a = 0; a < HEAP_NARENAS; a++)
+    if (h->arenas[a].nthreads < h->arenas[best].nthreads)
+      best = a;
+  tc->arena = best;
+  h->arenas[best].nthreads++;
   tc->next = h->tcaches;
   if (tc->next)
     tc->next->prev = tc;
@@ -232,17 +261,51 @@ static inline struct heap_tcache *tcache_get(struct heap *h)
   return tcache_get_slow(h);
 }
 
-/* bin_refill -- take up to cap/2 available blocks of cls into the bin; 0 or ENOMEM */
+/*
+ * run_steal -- move a run with available blocks of cls from another arena into arena `mine`
+ * (whose lock is held), so blocks freed into an arena nobody refills from are not stranded.
+ * trylock only: taking a second arena lock in any order could deadlock.
+ */
+static uint32_t run_steal(struct heap *h, unsigned mine, unsigned cls)
+{
+  for (unsigned i = 1; i < HEAP_NARENAS; i++) {
+    struct heap_arena *o = &h->arenas[(mine + i) % HEAP_NARENAS];
+    if (o->runs[cls] == HEAP_NIL || pthread_mutex_trylock(&o->lock) != 0)
+      continue;
+    uint32_t gp = o->runs[cls];
+    if (gp != HEAP_NIL) {
+      heap_page_run_unlink(h, &o->runs[cls], gp);
+      __atomic_store_n(&h->vp[gp].arena, (uint16_t)mine, __ATOMIC_RELAXED);
+      heap_page_run_link(h, &h->arenas[mine].runs[cls], gp);
+    }
+    pthread_mutex_unlock(&o->lock);
+    if (gp != HEAP_NIL)
+      return gp;
+  }
+  return HEAP_NIL;
+}
+
+/* bin_refill -- take up to cap/2 available blocks of cls from the cache's arena; 0 or ENOMEM */
 static int bin_refill(struct heap *h, struct heap_tcache *tc, unsigned cls)
 {
   struct heap_tbin *b = &tc->bins[cls];
   const struct heap_class *c = &heap_classes[cls];
+  struct heap_arena *a = &h->arenas[tc->arena];
   uint32_t want = b->cap / 2 ? b->cap / 2 : 1;
-  pthread_mutex_lock(&h->lock);
+  pthread_mutex_lock(&a->lock);
   while (b->n < want) {
-    uint32_t gp = h->runs[cls];
-    if (gp == HEAP_NIL && (gp = heap_page_new_run(h, cls)) == HEAP_NIL)
-      break;
+    uint32_t gp = a->runs[cls];
+    if (gp == HEAP_NIL)
+      gp = run_steal(h, tc->arena, cls);
+    if (gp == HEAP_NIL) {
+      pthread_mutex_lock(&h->lock);
+      gp = heap_page_new_run(h, cls);
+      pthread_mutex_unlock(&h->lock);
+      if (gp == HEAP_NIL)
+        break;
+      h->vp[gp].arena = (uint16_t)tc->arena;
+      heap_page_run_link(h, &a->runs[cls], gp);
+    }
     size_t ci = gp / HEAP_CHUNK_PAGES, hp = gp % HEAP_CHUNK_PAGES;
     uint64_t *av = heap_avail_of(h, ci) + hp * (HEAP_BITS_PER_PAGE / 64);
     char *start = heap_gp_addr(h, gp);
@@ -258,9 +321,9 @@ static int bin_refill(struct heap *h, struct heap_tcache *tc, unsigned cls)
       }
     }
     if (v->nfree == 0)
-      heap_page_run_unlink(h, cls, gp);
+      heap_page_run_unlink(h, &a->runs[cls], gp);
   }
-  pthread_mutex_unlock(&h->lock);
+  pthread_mutex_unlock(&a->lock);
   return b->n ? 0 : ENOMEM;
 }
 
@@ -491,19 +554,16 @@ int heap_free(struct heap *h, void *p)
       struct heap_tcache tmp;
       memset(&tmp, 0, sizeof(tmp));
       tmp.bins[bi.cls] = (struct heap_tbin){.n = 1, .cap = 1, .e = &e};
+      bin_flush(h, &tmp, bi.cls, 1);
       pthread_mutex_lock(&h->lock);
-      bin_flush_locked(h, &tmp, bi.cls, 1);
       h->allocated -= bi.size;
       h->nallocated--;
       pthread_mutex_unlock(&h->lock);
       return 0;
     }
     struct heap_tbin *b = &tc->bins[bi.cls];
-    if (__builtin_expect(b->n == b->cap, 0)) {
-      pthread_mutex_lock(&h->lock);
-      bin_flush_locked(h, tc, bi.cls, b->cap / 2 ? b->cap / 2 : 1);
-      pthread_mutex_unlock(&h->lock);
-    }
+    if (__builtin_expect(b->n == b->cap, 0))
+      bin_flush(h, tc, bi.cls, b->cap / 2 ? b->cap / 2 : 1);
     b->e[b->n++] = e;
     tc->allocated -= bi.size;
     tc->nallocated--;
@@ -597,8 +657,9 @@ void *heap_realloc(struct heap *h, void *p, size_t n)
 
 /* ---- cache maintenance ----------------------------------------------------------------------- */
 
-/* heap_tcache_flush_all -- return every cache's blocks (lock held); keep_current: except the
- * calling thread's (fork child); caches of other threads are destroyed. */
+/* heap_tcache_flush_all -- return every cache's blocks and destroy the caches; keep_current:
+ * except the calling thread's (fork child: the other threads do not exist there). Called
+ * while no other thread uses the heap (close, fork child). */
 void heap_tcache_flush_all(struct heap *h, int keep_current)
 {
   struct heap_tcache *tc = h->tcaches, *next;
@@ -607,16 +668,14 @@ void heap_tcache_flush_all(struct heap *h, int keep_current)
     next = tc->next;
     if (keep_current && pthread_equal(tc->owner, self))
       continue;
-    tcache_destroy_locked(h, tc);
+    tcache_destroy(h, tc);
   }
 }
 
 /* heap_tcache_forget_all -- heap closing: flush and destroy all caches */
 void heap_tcache_forget_all(struct heap *h)
 {
-  pthread_mutex_lock(&h->lock);
   heap_tcache_flush_all(h, 0);
-  pthread_mutex_unlock(&h->lock);
   if (tls_last_id == h->id)
     tls_last_id = 0;
   for (int i = 0; i < TLS_SLOTS; i++)

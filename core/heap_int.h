@@ -20,6 +20,7 @@
 #define HEAP_PURGE_EAGER_PAGES 256u /* release free spans >= 1 MiB at once */
 #define HEAP_PURGE_MIN_PAGES 256u  /* tolerate this many dirty free pages at least... */
 #define HEAP_PURGE_FRACTION 32u    /* ...or active/32, whichever is larger */
+#define HEAP_NARENAS 4u             /* run arenas: threads refill from different runs */
 
 struct heap_class {
   uint32_t size;
@@ -33,7 +34,8 @@ struct heap_class {
 struct heap_vpage {
   uint32_t next, prev;  /* span bin list (free heads) or class run list (run heads) */
   uint32_t nfree;       /* run head: available blocks; free head: dirty (resident) pages */
-  uint32_t inlist;      /* 1 if linked */
+  uint16_t inlist;      /* 1 if linked */
+  uint16_t arena;       /* run head: the arena whose lists and available bits own it */
 };
 
 /* Thread cache entry: the block and its bit index in its chunk's bitmap. */
@@ -51,6 +53,7 @@ struct heap_tcache {
   struct heap *h;
   struct heap_tcache *next, *prev;  /* h->tcaches, under h->lock */
   pthread_t owner;
+  unsigned arena;
   int64_t allocated;                /* usable bytes malloc'ed minus freed through this cache */
   int64_t nallocated;
   size_t mapsize;
@@ -65,14 +68,26 @@ struct heap {
   struct heap_opts o;
   struct heap_header *hdr;
   struct heap_chunk_ent *ct;
-  pthread_mutex_t lock;
-  /* volatile state, rebuilt at open; all below under lock */
+  pthread_mutex_t lock;              /* the page lock: chunks, spans, stats, cache list */
+  /*
+   * Arenas: each thread cache refills from the runs of one arena, so two threads do not
+   * allocate from the same run (no shared bitmap words or cache lines between them). An
+   * arena's lock guards its run lists and the available bits and free counts of its runs.
+   * Lock order: arena (one at a time) -> page lock.
+   */
+  struct heap_arena {
+    pthread_mutex_t lock;
+    uint32_t runs[HEAP_NCLASS];     /* runs with available blocks */
+    uint32_t nthreads;              /* caches attached (page lock) */
+    char pad[64];
+  } arenas[HEAP_NARENAS];
+  unsigned next_arena;
+  /* volatile state, rebuilt at open; all below under the page lock */
   struct heap_vpage *vp;
   uint64_t *avail;                  /* available (free, uncached) bits, same layout as bitmaps */
   size_t volsize;                   /* bytes mapped for vp + avail */
   uint32_t bins[HEAP_CHUNK_PAGES + 1];  /* free spans by exact npages */
   uint64_t binmask[(HEAP_CHUNK_PAGES + 1 + 63) / 64];
-  uint32_t runs[HEAP_NCLASS];       /* runs with available blocks */
   size_t dirty_pages, clean_pages, active_pages, nchunks_used;
   int64_t allocated, nallocated;    /* large/huge and flushed caches */
   size_t purges;
@@ -135,7 +150,7 @@ uint64_t heap_header_checksum(const struct heap_header *hd);
 void heap_reportf(const struct heap *h, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* ---- heap_page.c: chunks, spans, runs (all under h->lock) ---------------------------------- */
+/* ---- heap_page.c: chunks, spans, runs (under the page lock; run lists: the arena lock) ---- */
 int heap_page_init_volatile(struct heap *h);
 void heap_page_fini_volatile(struct heap *h);
 int heap_page_rebuild(struct heap *h);
@@ -149,8 +164,8 @@ uint32_t heap_page_new_run(struct heap *h, unsigned cls);
 void heap_page_free_run(struct heap *h, uint32_t gp);
 void heap_page_maybe_purge(struct heap *h);
 void heap_page_purge_all(struct heap *h);
-void heap_page_run_link(struct heap *h, unsigned cls, uint32_t gp);
-void heap_page_run_unlink(struct heap *h, unsigned cls, uint32_t gp);
+void heap_page_run_link(struct heap *h, uint32_t *list, uint32_t gp);
+void heap_page_run_unlink(struct heap *h, uint32_t *list, uint32_t gp);
 
 /* ---- heap_alloc.c ------------------------------------------------------------------------ */
 void heap_classes_init(void);

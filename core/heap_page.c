@@ -1,6 +1,7 @@
 /*
  * heap_page.c -- the page level of the heap: chunks, free spans, runs, large and huge blocks,
- * purging and punchable ranges. Every function here runs under h->lock.
+ * purging and punchable ranges. Every function here runs under the page lock (h->lock);
+ * run lists belong to arenas and are changed under the arena's lock by heap_alloc.c.
  *
  * Free spans are kept coalesced (no two adjacent free spans in a chunk) and indexed by exact
  * length in volatile bins (h->bins, linked through h->vp); allocation is best fit. Crash safety
@@ -358,7 +359,7 @@ int heap_page_resize_large(struct heap *h, uint32_t gp, size_t npages)
   return 0;
 }
 
-/* heap_page_new_run -- a fresh run of class cls, linked into the class's run list; or NIL */
+/* heap_page_new_run -- a fresh run of class cls, all blocks available (not linked); or NIL */
 uint32_t heap_page_new_run(struct heap *h, unsigned cls)
 {
   const struct heap_class *c = &heap_classes[cls];
@@ -376,42 +377,40 @@ uint32_t heap_page_new_run(struct heap *h, unsigned cls)
                                   : (1ull << (c->nblocks - lo)) - 1;
   }
   h->vp[gp].nfree = c->nblocks;
-  heap_page_run_link(h, cls, gp);
+  h->vp[gp].inlist = 0;
   return gp;
 }
 
-/* heap_page_free_run -- an entirely available run goes back to the free pool */
+/* heap_page_free_run -- an entirely available, unlinked run goes back to the free pool */
 void heap_page_free_run(struct heap *h, uint32_t gp)
 {
   struct heap_pdesc *pd = heap_gp_pdesc(h, gp);
   uint32_t n = pd->npages;
-  if (h->vp[gp].inlist)
-    heap_page_run_unlink(h, pd->cls, gp);
   h->active_pages -= n;
   span_make_free(h, gp, n, 0, n);
   heap_page_maybe_purge(h);
 }
 
-/* heap_page_run_link -- add run gp to the list of runs of cls with available blocks */
-void heap_page_run_link(struct heap *h, unsigned cls, uint32_t gp)
+/* heap_page_run_link -- add run gp to a list of runs with available blocks (arena lock) */
+void heap_page_run_link(struct heap *h, uint32_t *list, uint32_t gp)
 {
   struct heap_vpage *v = &h->vp[gp];
   v->prev = HEAP_NIL;
-  v->next = h->runs[cls];
+  v->next = *list;
   if (v->next != HEAP_NIL)
     h->vp[v->next].prev = gp;
-  h->runs[cls] = gp;
+  *list = gp;
   v->inlist = 1;
 }
 
-/* heap_page_run_unlink -- remove run gp from its class list */
-void heap_page_run_unlink(struct heap *h, unsigned cls, uint32_t gp)
+/* heap_page_run_unlink -- remove run gp from its list (arena lock) */
+void heap_page_run_unlink(struct heap *h, uint32_t *list, uint32_t gp)
 {
   struct heap_vpage *v = &h->vp[gp];
   if (v->prev != HEAP_NIL)
     h->vp[v->prev].next = v->next;
   else
-    h->runs[cls] = v->next;
+    *list = v->next;
   if (v->next != HEAP_NIL)
     h->vp[v->next].prev = v->prev;
   v->inlist = 0;
@@ -560,8 +559,9 @@ int heap_page_init_volatile(struct heap *h)
   for (size_t i = 0; i <= HEAP_CHUNK_PAGES; i++)
     h->bins[i] = HEAP_NIL;
   memset(h->binmask, 0, sizeof(h->binmask));
-  for (size_t i = 0; i < HEAP_NCLASS; i++)
-    h->runs[i] = HEAP_NIL;
+  for (size_t a = 0; a < HEAP_NARENAS; a++)
+    for (size_t i = 0; i < HEAP_NCLASS; i++)
+      h->arenas[a].runs[i] = HEAP_NIL;
   return 0;
 }
 
@@ -649,8 +649,12 @@ int heap_page_rebuild(struct heap *h)
         h->dirty_pages += ndirty;
         bin_insert(h, base_gp + p, n);
       } else if (pd[p].kind == PD_RUN) {
-        if (h->vp[base_gp + p].nfree)
-          heap_page_run_link(h, pd[p].cls, base_gp + p);
+        /* spread the runs over the arenas */
+        struct heap_vpage *v = &h->vp[base_gp + p];
+        v->arena = (uint16_t)(h->next_arena++ % HEAP_NARENAS);
+        v->inlist = 0;
+        if (v->nfree)
+          heap_page_run_link(h, &h->arenas[v->arena].runs[pd[p].cls], base_gp + p);
       }
       p += n;
     }
