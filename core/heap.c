@@ -337,7 +337,8 @@ void heap_stats_get(struct heap *h, struct heap_stats *st)
   st->active += nhuge << HEAP_CHUNK_SHIFT;
   st->metadata = HEAP_CHUNK + nnormal * HEAP_META_PAGES * HEAP_PAGE;
   st->free_dirty = h->dirty_pages << HEAP_PAGE_SHIFT;
-  st->free_clean = (free_pages - h->dirty_pages) << HEAP_PAGE_SHIFT;
+  st->free_clean = free_pages > h->dirty_pages ? (free_pages - h->dirty_pages) << HEAP_PAGE_SHIFT
+                                                : 0;
   st->nchunks = nnormal + nhuge;
   st->purges = h->purges;
   pthread_mutex_unlock(&h->lock);

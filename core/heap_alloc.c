@@ -29,8 +29,10 @@ static void classes_compute(void)
       unsigned k = (c - 32) / 8, j = (c - 32) % 8;
       s = (512u << k) + (j + 1) * (64u << k);
     }
-    /* Run length: at least max(4 blocks, 16 KiB), at most 64 pages, waste <= 1/32 if we can. */
-    size_t target = (size_t)s * 4 > 16384 ? (size_t)s * 4 : 16384;
+    /* Run length: at least max(1 block, 16 KiB), at most 64 pages, waste <= 1/32 if we can.
+     * Big classes get runs of one or two blocks: a run of many big blocks half full is the
+     * main source of space overhead when sizes are mixed (one partial run per class). */
+    size_t target = s > 16384 ? s : 16384;
     uint32_t lo = (uint32_t)((target + HEAP_PAGE - 1) / HEAP_PAGE), best = 0;
     if (lo > 64)
       lo = 64;

@@ -25,8 +25,8 @@
  *             head page, block k at head + k * size; nblocks = npages * 4096 / size.
  *   PD_LARGE  one block of npages pages.
  *   Pages 1..npages-1 of a RUN or LARGE span are PD_INTERIOR with back = distance to the head.
- *   flags (on PD_FREE): PDF_ZERO (contents known zero), PDF_CLEAN (memory released since the
- *   span was last used), PDF_PUNCH (its file blocks may have been punched: re-reserve before
+ *   flags (on PD_FREE): PDF_ZERO (contents known zero), PDF_CLEAN (memory released after the
+ *   span was used: its file space is offered for punching), PDF_PUNCH (its file blocks may have been punched: re-reserve before
  *   reuse).
  *
  * VALIDITY (what heap_check verifies; what a crash-restored commit must satisfy):

@@ -17,9 +17,9 @@
 #define HEAP_NCLASS (32 + 7 * 8)
 #define HEAP_NIL UINT32_MAX
 #define HEAP_PUNCH_MIN_PAGES 16u   /* punch only free ranges >= 64 KiB */
-#define HEAP_PURGE_EAGER_PAGES 256u /* release free spans >= 1 MiB at once */
+#define HEAP_PURGE_EAGER_PAGES HEAP_DATA_PAGES /* release a chunk that became all free at once */
 #define HEAP_PURGE_MIN_PAGES 256u  /* tolerate this many dirty free pages at least... */
-#define HEAP_PURGE_FRACTION 32u    /* ...or active/32, whichever is larger */
+#define HEAP_PURGE_FRACTION 16u    /* ...or active/16, whichever is larger */
 #define HEAP_NARENAS 4u             /* run arenas: threads refill from different runs */
 
 struct heap_class {

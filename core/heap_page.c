@@ -276,8 +276,10 @@ static int chunk_new_normal(struct heap *h)
     pd[i] = (struct heap_pdesc){.kind = PD_META, .npages = HEAP_META_PAGES, .back = i};
   pd[0].aux = HEAP_META_CANARY;
   uint32_t gp = (uint32_t)(ci * HEAP_CHUNK_PAGES + HEAP_META_PAGES);
-  /* A free chunk's memory was released (or is fresh): clean, zero if the backing says so. */
-  unsigned fl = PDF_CLEAN | (zero ? PDF_ZERO : 0);
+  /* A free chunk's memory was released or is fresh: zero if the backing says so. Not marked
+   * CLEAN: that would offer its file space for punching, and space just reserved by grow is
+   * about to be used (punching it would only make the next carve reserve it again). */
+  unsigned fl = zero ? PDF_ZERO : 0;
   h->ct[ci] = (struct heap_chunk_ent){.kind = CK_NORMAL, .n = 0};
   h->nchunks_used++;
   span_make_free(h, gp, HEAP_DATA_PAGES, fl, 0);

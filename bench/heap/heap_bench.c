@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -132,6 +133,15 @@ static long rss_kb(const char *key)
   return v;
 }
 
+/* cpu_secs -- user + system CPU time of the process */
+static double cpu_secs(void)
+{
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+         (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
 static double now(void)
 {
   struct timespec ts;
@@ -195,12 +205,12 @@ int main(int argc, char **argv)
     pthread_create(&ts[i].t, NULL, fill, &ts[i]);
   for (int i = 0; i < nthreads; i++)
     pthread_join(ts[i].t, NULL);
-  double t0 = now();
+  double t0 = now(), c0 = cpu_secs();
   for (int i = 0; i < nthreads; i++)
     pthread_create(&ts[i].t, NULL, run, &ts[i]);
   for (int i = 0; i < nthreads; i++)
     pthread_join(ts[i].t, NULL);
-  double secs = now() - t0;
+  double secs = now() - t0, cpu = cpu_secs() - c0;
   size_t live = 0;
   int bad = 0;
   for (int i = 0; i < nthreads; i++) {
@@ -208,23 +218,30 @@ int main(int argc, char **argv)
     bad |= ts[i].bad;
   }
   long rss = rss_kb("VmRSS:") - base_kb, hwm = rss_kb("VmHWM:") - base_kb;
-  double foot = 0;
+  double foot = 0, usable = 0, active = 0, purges = 0;
   if (use_lrvm) {
     struct heap_stats st;
     heap_stats_get(H, &st);
     foot = (double)(st.active + st.metadata + st.free_dirty);
+    usable = (double)st.allocated;
+    active = (double)st.active;
+    purges = (double)st.purges;
     size_t nv = 0;
     if (heap_check(H, NULL, NULL, &nv) != 0)
       bad = 1;
   }
-  printf("alloc=%s workload=%s threads=%d ops=%ld secs=%.3f mops=%.3f live_mb=%.1f "
-         "rss_mb=%.1f hwm_mb=%.1f overhead=%.3f peak_overhead=%.3f footprint_overhead=%.3f\n",
+  printf("alloc=%s workload=%s threads=%d ops=%ld secs=%.3f mops=%.3f cpu_secs=%.3f "
+         "mops_per_cpu=%.3f live_mb=%.1f rss_mb=%.1f hwm_mb=%.1f overhead=%.3f "
+         "peak_overhead=%.3f footprint_overhead=%.3f usable_over_live=%.3f "
+         "active_over_usable=%.3f purges=%.0f\n",
          use_lrvm ? "lrvm" : (getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "jemalloc")
                                   ? "jemalloc" : "glibc"),
          mix ? "mix" : "small", nthreads, ops_per_thread * nthreads, secs,
-         (double)(ops_per_thread * nthreads) / secs / 1e6, (double)live / 1048576.0,
+         (double)(ops_per_thread * nthreads) / secs / 1e6, cpu,
+         (double)(ops_per_thread * nthreads) / cpu / 1e6, (double)live / 1048576.0,
          (double)rss / 1024.0, (double)hwm / 1024.0, (double)rss * 1024.0 / (double)live,
-         (double)hwm * 1024.0 / (double)live, foot / (double)live);
+         (double)hwm * 1024.0 / (double)live, foot / (double)live, usable / (double)live,
+         usable > 0 ? active / usable : 0.0, purges);
   if (bad) {
     fprintf(stderr, "heap_bench: a block was corrupted or the heap check failed\n");
     return 1;
