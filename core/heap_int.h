@@ -18,8 +18,14 @@
 #define HEAP_NIL UINT32_MAX
 #define HEAP_PUNCH_MIN_PAGES 16u   /* punch only free ranges >= 64 KiB */
 #define HEAP_PURGE_EAGER_PAGES HEAP_DATA_PAGES /* release a chunk that became all free at once */
-#define HEAP_PURGE_MIN_PAGES 256u  /* tolerate this many dirty free pages at least... */
-#define HEAP_PURGE_FRACTION 16u    /* ...or active/16, whichever is larger */
+/* Purging (releasing free pages to the kernel) decays: free pages idle for HEAP_DECAY_MS are
+ * released once more than max(MIN, active/SOFT) are resident; above max(MIN, active/HARD)
+ * the largest free spans go at once whatever their age. */
+#define HEAP_PURGE_MIN_PAGES 256u
+#define HEAP_PURGE_SOFT 64u
+#define HEAP_PURGE_HARD 12u
+#define HEAP_DECAY_MS 1000u
+#define HEAP_PURGE_SCAN_MS 50u
 #define HEAP_NARENAS 4u             /* run arenas: threads refill from different runs */
 
 struct heap_class {
@@ -36,6 +42,7 @@ struct heap_vpage {
   uint32_t nfree;       /* run head: available blocks; free head: dirty (resident) pages */
   uint16_t inlist;      /* 1 if linked */
   uint16_t arena;       /* run head: the arena whose lists and available bits own it */
+  uint32_t stamp;       /* free head: when it last got dirty pages (ms, coarse clock) */
 };
 
 /* Thread cache entry: the block and its bit index in its chunk's bitmap. */
@@ -91,6 +98,7 @@ struct heap {
   size_t dirty_pages, clean_pages, active_pages, nchunks_used;
   int64_t allocated, nallocated;    /* large/huge and flushed caches */
   size_t purges;
+  uint32_t last_scan;               /* ms of the last decay scan */
   struct heap_tcache *tcaches;
   int live;                         /* volatile state built: the checker may compare it */
 };
@@ -163,6 +171,7 @@ int heap_page_resize_huge(struct heap *h, size_t ci, size_t nchunks);
 uint32_t heap_page_new_run(struct heap *h, unsigned cls);
 void heap_page_free_run(struct heap *h, uint32_t gp);
 void heap_page_maybe_purge(struct heap *h);
+uint32_t heap_now_ms(void);
 void heap_page_purge_all(struct heap *h);
 void heap_page_run_link(struct heap *h, uint32_t *list, uint32_t gp);
 void heap_page_run_unlink(struct heap *h, uint32_t *list, uint32_t gp);

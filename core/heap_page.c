@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "heap_int.h"
 
@@ -142,6 +143,7 @@ static uint32_t span_make_free(struct heap *h, uint32_t gp, uint32_t npages, uns
     flags &= ~(unsigned)PDF_CLEAN;
   span_write_free(h, gp, npages, flags);
   h->vp[gp].nfree = ndirty;
+  h->vp[gp].stamp = heap_now_ms();
   bin_insert(h, gp, npages);
   if (ndirty && npages >= HEAP_PURGE_EAGER_PAGES)
     span_purge(h, gp);
@@ -486,37 +488,58 @@ int heap_page_resize_huge(struct heap *h, size_t ci, size_t nchunks)
 
 /* ---- purging ------------------------------------------------------------------------------ */
 
-/* purge_down_to -- release dirty free spans, largest first, until dirty_pages <= target */
-static void purge_down_to(struct heap *h, size_t target)
+/* heap_now_ms -- coarse monotonic milliseconds (vDSO, a few ns) */
+uint32_t heap_now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
+}
+
+/* purge_down_to -- release dirty free spans, largest first, until dirty_pages <= target;
+ * with min_age, only spans dirty for at least that many ms */
+static void purge_down_to(struct heap *h, size_t target, uint32_t now, uint32_t min_age)
 {
   for (size_t b = HEAP_CHUNK_PAGES; b >= 1 && h->dirty_pages > target; b--) {
     if (!(h->binmask[b / 64] & (1ull << (b % 64))))
       continue;
     for (uint32_t gp = h->bins[b]; gp != HEAP_NIL && h->dirty_pages > target;
          gp = h->vp[gp].next)
-      if (h->vp[gp].nfree)
+      if (h->vp[gp].nfree && (!min_age || now - h->vp[gp].stamp >= min_age))
         span_purge(h, gp);
   }
 }
 
 /*
- * heap_page_maybe_purge -- release resident free pages in batches. Releasing every freed page
- * at once would cost a syscall plus a page fault per page on reuse (~µs each); keeping a
- * bounded amount (max(1 MiB, active/32)) resident keeps the space overhead within a few %.
+ * heap_page_maybe_purge -- release resident free pages, with decay. Releasing every freed page
+ * at once costs a syscall plus a page fault per page on reuse (~µs each), and with mixed sizes
+ * freed pages are mostly reused within moments; so pages are released once idle for
+ * HEAP_DECAY_MS, while a hard limit keeps the resident free pages to a few % of the heap.
  */
 void heap_page_maybe_purge(struct heap *h)
 {
-  size_t limit = h->active_pages / HEAP_PURGE_FRACTION;
-  if (limit < HEAP_PURGE_MIN_PAGES)
-    limit = HEAP_PURGE_MIN_PAGES;
-  if (h->dirty_pages > limit)
-    purge_down_to(h, limit / 2);
+  size_t soft = h->active_pages / HEAP_PURGE_SOFT, hard = h->active_pages / HEAP_PURGE_HARD;
+  if (soft < HEAP_PURGE_MIN_PAGES)
+    soft = HEAP_PURGE_MIN_PAGES;
+  if (hard < 4 * HEAP_PURGE_MIN_PAGES)
+    hard = 4 * HEAP_PURGE_MIN_PAGES;
+  if (h->dirty_pages <= soft)
+    return;
+  uint32_t now = heap_now_ms();
+  if (h->dirty_pages > hard) {
+    purge_down_to(h, hard / 2 > soft ? hard / 2 : soft, now, 0);
+    return;
+  }
+  if (now - h->last_scan < HEAP_PURGE_SCAN_MS)
+    return;
+  h->last_scan = now;
+  purge_down_to(h, soft, now, HEAP_DECAY_MS);
 }
 
 /* heap_page_purge_all -- release every resident free page */
 void heap_page_purge_all(struct heap *h)
 {
-  purge_down_to(h, 0);
+  purge_down_to(h, 0, 0, 0);
 }
 
 /* heap_punch_collect -- see heap.h: report released free ranges, mark them maybe-punched */
