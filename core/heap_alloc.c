@@ -68,9 +68,12 @@ struct tls_slot {
   uint64_t id;
   struct heap_tcache *tc;
 };
-static __thread struct tls_slot tls_slots[TLS_SLOTS];
-static __thread uint64_t tls_last_id;
-static __thread struct heap_tcache *tls_last;
+/* initial-exec: no __tls_get_addr call on the fast path when this lands in liblrvm.so (it is
+ * loaded at startup or preloaded, so static TLS space is there for it) */
+#define HEAP_TLS __thread __attribute__((tls_model("initial-exec")))
+static HEAP_TLS struct tls_slot tls_slots[TLS_SLOTS];
+static HEAP_TLS uint64_t tls_last_id;
+static HEAP_TLS struct heap_tcache *tls_last;
 static pthread_key_t tls_key;
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 
