@@ -82,12 +82,11 @@ static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct heap *reg[REG_MAX];
 
-/* block_bitword -- the allocation bitmap word and mask of a cached block */
+/* block_bitword -- the allocation bit word and mask of a cached block */
 static inline uint64_t *block_bitword(const struct heap_tentry *e, uint64_t *mask)
 {
-  uintptr_t cb = (uintptr_t)e->p & ~(uintptr_t)(HEAP_CHUNK - 1);
-  *mask = 1ull << (e->bit & 63);
-  return (uint64_t *)(cb + HEAP_BITMAP_OFF) + (e->bit >> 6);
+  char *cb = (char *)((uintptr_t)e->p & ~(uintptr_t)(HEAP_CHUNK - 1));
+  return heap_bit_word(cb, e->bit, mask);
 }
 
 /*
@@ -103,8 +102,7 @@ static void bin_flush(struct heap *h, struct heap_tcache *tc, unsigned cls, uint
   for (uint32_t i = 0; i < n; i++) {
     const struct heap_tentry *e = &b->e[i];
     size_t ci = (size_t)((char *)e->p - h->base) >> HEAP_CHUNK_SHIFT;
-    /* bit = head page * 256 + index, and index < npages * 256: bit / 256 is a page of the
-     * run, its descriptor leads to the head. */
+    /* the block's granule gives its page; an interior page's record leads to the head */
     uint32_t head = (uint32_t)(ci * HEAP_CHUNK_PAGES + (e->bit / HEAP_BITS_PER_PAGE));
     struct heap_pdesc *pd = heap_gp_pdesc(h, head);
     if (pd->kind == PD_INTERIOR)
@@ -118,7 +116,9 @@ static void bin_flush(struct heap *h, struct heap_tcache *tc, unsigned cls, uint
       pthread_mutex_lock(&a->lock);
       held = a;
     }
-    heap_avail_of(h, ci)[e->bit >> 6] |= 1ull << (e->bit & 63);
+    size_t k = (size_t)((char *)e->p - heap_gp_addr(h, head)) / c->size;
+    size_t aw = (head % HEAP_CHUNK_PAGES) * (HEAP_BITS_PER_PAGE / 64) + k / 64;
+    heap_avail_of(h, ci)[aw] |= 1ull << (k % 64);
     v->nfree++;
     uint32_t *list = &a->runs[cls];
     int others = v->inlist ? (*list != head || v->next != HEAP_NIL) : *list != HEAP_NIL;
@@ -321,7 +321,8 @@ static int bin_refill(struct heap *h, struct heap_tcache *tc, unsigned cls)
         unsigned k = (unsigned)__builtin_ctzll(av[w]);
         av[w] &= av[w] - 1;
         size_t idx = w * 64 + k;
-        b->e[b->n++] = (struct heap_tentry){start + idx * c->size, hp * HEAP_BITS_PER_PAGE + idx};
+        size_t off = hp * HEAP_PAGE + idx * c->size;
+        b->e[b->n++] = (struct heap_tentry){start + idx * c->size, off / HEAP_GRANULE};
         v->nfree--;
       }
     }
@@ -398,7 +399,7 @@ static int block_lookup(const struct heap *h, const void *p, struct block_info *
     return BK_BAD;
   }
   bi->cls = hd->cls;
-  bi->bit = (uint64_t)head * HEAP_BITS_PER_PAGE + idx;
+  bi->bit = (off & (HEAP_CHUNK - 1)) / HEAP_GRANULE;
   bi->size = c->size;
   return bi->kind = BK_SMALL;
 notblock:
@@ -546,9 +547,42 @@ int heap_free(struct heap *h, void *p)
   if (!p)
     return 0;
   struct block_info bi;
-  if ((const char *)p >= h->base && (size_t)((char *)p - h->base) < h->hdr->size &&
-      CK_KIND(h->ct[((char *)p - h->base) >> HEAP_CHUNK_SHIFT].kind) == CK_NORMAL &&
-      block_lookup(h, p, &bi) == BK_SMALL) {
+  size_t off = (size_t)((char *)p - h->base);
+  /*
+   * Fast path: small blocks, one record read. The pointer's own page record gives the class
+   * and the distance to the run head, and holds the block's allocation bit. A stale record
+   * (a page that is free now) cannot do harm: free pages never have allocation bits set, so
+   * the bit test rejects the pointer; a set bit means a live block starts exactly at p, and
+   * then its page record is live and right.
+   */
+  if ((char *)p >= h->base && off < h->hdr->size && (off & (HEAP_GRANULE - 1)) == 0 &&
+      CK_KIND(h->ct[off >> HEAP_CHUNK_SHIFT].kind) == CK_NORMAL) {
+    uint32_t pi = (uint32_t)((off >> HEAP_PAGE_SHIFT) & (HEAP_CHUNK_PAGES - 1));
+    char *cb = h->base + (off & ~(HEAP_CHUNK - 1));
+    struct heap_pdesc *rec = (struct heap_pdesc *)cb + pi;
+    unsigned kind = rec->kind, cls = rec->cls;
+    uint32_t back = kind == PD_RUN ? 0 : rec->back;
+    if ((kind == PD_RUN || (kind == PD_INTERIOR && rec->aux == PD_RUN)) && cls < HEAP_NCLASS &&
+        back <= pi - HEAP_META_PAGES && pi >= HEAP_META_PAGES) {
+      const struct heap_class *c = &heap_classes[cls];
+      uint64_t rel = (off & (HEAP_CHUNK - 1)) - ((uint64_t)(pi - back) << HEAP_PAGE_SHIFT);
+      uint64_t idx = (rel * c->recip) >> 40;
+      if (idx * c->size == rel && idx < c->nblocks) {
+        bi.kind = BK_SMALL;
+        bi.cls = cls;
+        bi.size = c->size;
+        bi.bit = (off & (HEAP_CHUNK - 1)) / HEAP_GRANULE;
+      } else {
+        bi.kind = BK_BAD;
+        bi.why = "pointer is not the start of a block";
+      }
+    } else {
+      bi.kind = block_lookup(h, p, &bi);
+    }
+  } else {
+    bi.kind = BK_BAD;
+  }
+  if (bi.kind == BK_SMALL) {
     struct heap_tentry e = {p, bi.bit};
     uint64_t mask, *w = block_bitword(&e, &mask);
     uint64_t old = __atomic_fetch_and(w, ~mask, __ATOMIC_RELAXED);

@@ -88,27 +88,60 @@ static int check_header(struct checker *ck)
   return 0;
 }
 
-/* bits_zero -- report set bits of the chunk bitmap in [w0, w0+nw) words */
-static void bits_zero(struct checker *ck, size_t ci, const uint64_t *bm, size_t w0, size_t nw,
-                      uint64_t first_mask, const char *what)
+/* bits_zero -- report allocation bits set in the records of pages [p, p+n) */
+static void bits_zero(struct checker *ck, size_t ci, const struct heap_pdesc *pd, uint32_t p,
+                      uint32_t n, const char *what)
 {
-  for (size_t w = w0; w < w0 + nw; w++) {
-    uint64_t v = bm[w] & (w == w0 ? first_mask : ~0ull);
-    if (v) {
-      bad(ck, "chunk %zu page %zu: allocation bits set in %s (stray write into metadata?)", ci,
-          w / (HEAP_BITS_PER_PAGE / 64), what);
-      return;
-    }
-  }
+  for (uint32_t i = p; i < p + n; i++)
+    for (size_t w = 0; w < HEAP_BITS_PER_PAGE / 64; w++)
+      if (pd[i].bits[w]) {
+        bad(ck, "chunk %zu page %u: allocation bits set in %s (stray write into metadata?)", ci,
+            i, what);
+        return;
+      }
 }
 
-/* check_normal -- one NORMAL chunk: meta pages, span tiling, descriptors, bitmap */
+/* check_run -- a run's allocation bits are set only where its blocks start; in a live heap,
+ * no block is both available and allocated and the free count matches the available bits */
+static void check_run(struct checker *ck, size_t ci, const struct heap_pdesc *pd, uint32_t p)
+{
+  struct heap *h = ck->h;
+  const struct heap_class *c = &heap_classes[pd[p].cls];
+  uint32_t n = pd[p].npages, nset = 0, nused = 0, navail = 0;
+  /* Work on a copy: under heap_lock_all other threads still set and clear allocation bits
+   * (single atomic updates), and counting twice from live memory could disagree. */
+  uint64_t bits[64 * (HEAP_BITS_PER_PAGE / 64)];
+  for (uint32_t i = 0; i < n && i < 64; i++)
+    for (size_t w = 0; w < HEAP_BITS_PER_PAGE / 64; w++) {
+      bits[i * (HEAP_BITS_PER_PAGE / 64) + w] = __atomic_load_n(&pd[p + i].bits[w],
+                                                                 __ATOMIC_RELAXED);
+      nset += (uint32_t)__builtin_popcountll(bits[i * (HEAP_BITS_PER_PAGE / 64) + w]);
+    }
+  const uint64_t *av = heap_avail_of(h, ci) + (size_t)p * (HEAP_BITS_PER_PAGE / 64);
+  for (uint32_t b = 0; b < c->nblocks; b++) {
+    size_t g = ((size_t)b * c->size) / HEAP_GRANULE;  /* granule from the run start */
+    int used = (bits[g / 64] >> (g % 64)) & 1;
+    nused += (uint32_t)used;
+    if (h->live) {
+      int avail = (av[b / 64] >> (b % 64)) & 1;
+      navail += (uint32_t)avail;
+      if (avail && used)
+        bad(ck, "chunk %zu page %u: block %u both available and allocated", ci, p, b);
+    }
+  }
+  if (nset != nused)
+    bad(ck, "chunk %zu page %u: %u allocation bits set where no block of class %u starts "
+        "(stray write into metadata?)", ci, p, nset - nused, pd[p].cls);
+  if (h->live && navail != h->vp[ci * HEAP_CHUNK_PAGES + p].nfree)
+    bad(ck, "chunk %zu page %u: run free count %u, available bits %u", ci, p,
+        h->vp[ci * HEAP_CHUNK_PAGES + p].nfree, navail);
+}
+
+/* check_normal -- one NORMAL chunk: meta pages, span tiling, descriptors, allocation bits */
 static void check_normal(struct checker *ck, size_t ci)
 {
   struct heap *h = ck->h;
   const struct heap_pdesc *pd = heap_pdesc_of(h, ci);
-  const uint64_t *bm = heap_bitmap_of(h, ci);
-  const size_t wpp = HEAP_BITS_PER_PAGE / 64;
   if (pd[0].aux != HEAP_META_CANARY)
     bad(ck, "chunk %zu: metadata canary is %#x, expected %#x (a block before this chunk "
         "overflowed into its metadata?)", ci, pd[0].aux, HEAP_META_CANARY);
@@ -117,7 +150,7 @@ static void check_normal(struct checker *ck, size_t ci)
       bad(ck, "chunk %zu: metadata descriptor %u overwritten", ci, i);
       break;
     }
-  bits_zero(ck, ci, bm, 0, HEAP_META_PAGES * wpp, ~0ull, "metadata pages");
+  bits_zero(ck, ci, pd, 0, HEAP_META_PAGES, "metadata pages");
   int prev_free = 0;
   for (uint32_t p = HEAP_META_PAGES; p < HEAP_CHUNK_PAGES;) {
     const struct heap_pdesc *d = &pd[p];
@@ -136,18 +169,19 @@ static void check_normal(struct checker *ck, size_t ci)
       if (n > 1 && (pd[p + n - 1].kind != PD_FREE_TAIL || pd[p + n - 1].back != n - 1 ||
                     pd[p + n - 1].npages != n))
         bad(ck, "chunk %zu page %u: free span of %u pages has a bad tail descriptor", ci, p, n);
-      bits_zero(ck, ci, bm, (size_t)p * wpp, (size_t)n * wpp, ~0ull, "free pages");
+      bits_zero(ck, ci, pd, p, n, "free pages");
       break;
     case PD_LARGE:
     case PD_RUN:
       for (uint32_t i = 1; i < n; i++)
-        if (pd[p + i].kind != PD_INTERIOR || pd[p + i].back != i) {
+        if (pd[p + i].kind != PD_INTERIOR || pd[p + i].back != i || pd[p + i].aux != d->kind ||
+            (d->kind == PD_RUN && pd[p + i].cls != d->cls)) {
           bad(ck, "chunk %zu page %u: interior page %u of the block does not point back to it",
               ci, p, p + i);
           break;
         }
       if (d->kind == PD_LARGE) {
-        bits_zero(ck, ci, bm, (size_t)p * wpp, (size_t)n * wpp, ~0ull, "a large block");
+        bits_zero(ck, ci, pd, p, n, "a large block");
         break;
       }
       if (d->cls >= HEAP_NCLASS || heap_classes[d->cls].npages != n) {
@@ -155,25 +189,7 @@ static void check_normal(struct checker *ck, size_t ci)
             d->cls, n, d->cls < HEAP_NCLASS ? heap_classes[d->cls].npages : 0);
         break;
       }
-      {
-        const struct heap_class *c = &heap_classes[d->cls];
-        size_t w0 = (size_t)p * wpp + c->nblocks / 64;
-        uint64_t m = c->nblocks % 64 ? ~0ull << (c->nblocks % 64) : ~0ull;
-        bits_zero(ck, ci, bm, w0, (size_t)(p + n) * wpp - w0, m, "the tail of a run");
-        if (h->live) {
-          /* volatile vs persistent: a block is never both available and allocated */
-          const uint64_t *av = heap_avail_of(h, ci) + (size_t)p * wpp;
-          uint32_t navail = 0;
-          for (size_t w = 0; w < (size_t)n * wpp; w++) {
-            if (av[w] & bm[(size_t)p * wpp + w])
-              bad(ck, "chunk %zu page %u: block both available and allocated", ci, p);
-            navail += (uint32_t)__builtin_popcountll(av[w]);
-          }
-          if (navail != h->vp[ci * HEAP_CHUNK_PAGES + p].nfree)
-            bad(ck, "chunk %zu page %u: run free count %u, available bits %u", ci, p,
-                h->vp[ci * HEAP_CHUNK_PAGES + p].nfree, navail);
-        }
-      }
+      check_run(ck, ci, pd, p);
       break;
     default:
       bad(ck, "chunk %zu page %u: descriptor kind %u is not a span head", ci, p, d->kind);

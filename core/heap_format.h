@@ -10,10 +10,11 @@
  *     off 4096   chunk table: struct heap_chunk_ent[reserve / 4 MiB]  (8 bytes each, <= 512 KiB)
  *     rest       unused
  *   chunk i, kind NORMAL:
- *     pages 0..3   struct heap_pdesc[1024]: one 16-byte descriptor per page of the chunk
- *     pages 4..11  allocation bitmap, 1024 * 256 bits: a run whose head page is p owns bits
- *                  [p * 256, p * 256 + nblocks); bit k set <=> block k is held by the program
- *     pages 12..1023  data pages, tiled exactly by spans (below)
+ *     pages 0..15  struct heap_pdesc[1024]: one 64-byte record per page of the chunk: the page's
+ *                  descriptor and the allocation bits of its 256 16-byte granules (bit g set
+ *                  <=> a block held by the program starts at page + 16 * g). A free() reads
+ *                  one cache line: the record of the page its pointer lies in.
+ *     pages 16..1023  data pages, tiled exactly by spans (below)
  *   chunk i, kind HUGE (head) followed by n-1 HUGE_TAIL chunks: one block of n * 4 MiB starting
  *     at the head chunk's first byte. No metadata in the chunk itself (the table describes it).
  *   chunk i, kind FREE: backed but unused (memory released). UNUSED: not backed (>= size).
@@ -24,7 +25,8 @@
  *   PD_RUN    a slab of npages pages holding blocks of size class `cls`; blocks start at the
  *             head page, block k at head + k * size; nblocks = npages * 4096 / size.
  *   PD_LARGE  one block of npages pages.
- *   Pages 1..npages-1 of a RUN or LARGE span are PD_INTERIOR with back = distance to the head.
+ *   Pages 1..npages-1 of a RUN or LARGE span are PD_INTERIOR with back = distance to the head,
+ *   aux = the head's kind, and (runs) cls = the head's class.
  *   flags (on PD_FREE): PDF_ZERO (contents known zero), PDF_CLEAN (memory released after the
  *   span was used: its file space is offered for punching), PDF_PUNCH (its file blocks may have been punched: re-reserve before
  *   reuse).
@@ -34,7 +36,8 @@
  *   HEADER only at 0, UNUSED exactly at and beyond size, HUGE followed by n-1 HUGE_TAILs;
  *   NORMAL chunks: meta descriptors intact (canary), spans tile pages 12..1023 exactly, no two
  *   adjacent free spans (coalesced), free tails correct, interiors point to their head,
- *   class and npages agree with the class table, no allocation bit set beyond nblocks.
+ *   class and npages agree with the class table; allocation bits set only at the granules
+ *   where blocks of a run start (never in metadata, free or large pages).
  *
  * WHAT IS NOT PERSISTENT: per-thread caches, the "available" bitmaps, free-count per run, free
  * span bins and run lists. They are rebuilt at open from the above. A block in a thread cache
@@ -60,9 +63,8 @@
 #define HEAP_GRANULE 16                                     /* min block size and alignment */
 #define HEAP_BITS_PER_PAGE (HEAP_PAGE / HEAP_GRANULE)      /* 256 */
 #define HEAP_PDESC_OFF 0
-#define HEAP_BITMAP_OFF (4 * HEAP_PAGE)
-#define HEAP_META_PAGES 12u
-#define HEAP_DATA_PAGES (HEAP_CHUNK_PAGES - HEAP_META_PAGES) /* 1012 */
+#define HEAP_META_PAGES 16u
+#define HEAP_DATA_PAGES (HEAP_CHUNK_PAGES - HEAP_META_PAGES) /* 1008 */
 #define HEAP_RESERVE_MIN (2 * HEAP_CHUNK)
 #define HEAP_RESERVE_MAX ((size_t)256 << 30)
 #define HEAP_CTABLE_OFF HEAP_PAGE
@@ -115,20 +117,21 @@ enum heap_pdesc_kind {
 #define PDF_PUNCH 4u
 #define HEAP_META_CANARY 0x4d455441u  /* "META" in pdesc[0].aux: overflow into metadata shows */
 
-/* struct heap_pdesc -- one per page of a NORMAL chunk. */
+/* struct heap_pdesc -- the record of one page of a NORMAL chunk (one cache line). */
 struct heap_pdesc {
   uint8_t kind;
   uint8_t flags;
-  uint16_t cls;      /* RUN: size class */
+  uint16_t cls;      /* RUN and its INTERIOR pages: size class */
   uint32_t npages;   /* span heads (and FREE_TAIL): pages in the span */
   uint32_t back;     /* INTERIOR, FREE_TAIL: pages back to the head */
-  uint32_t aux;      /* META page 0: canary; otherwise 0 */
+  uint32_t aux;      /* META page 0: canary; INTERIOR: the head's kind; otherwise 0 */
+  uint64_t bits[HEAP_BITS_PER_PAGE / 64];  /* allocation bits of this page's granules */
+  uint64_t reserved[2];
 };
 
-_Static_assert(sizeof(struct heap_pdesc) == 16, "pdesc is 16 bytes");
-_Static_assert(sizeof(struct heap_pdesc) * HEAP_CHUNK_PAGES <= HEAP_BITMAP_OFF, "pdesc fit");
-_Static_assert(HEAP_BITMAP_OFF + HEAP_CHUNK_PAGES * HEAP_BITS_PER_PAGE / 8 ==
-               HEAP_META_PAGES * HEAP_PAGE, "bitmap fit");
+_Static_assert(sizeof(struct heap_pdesc) == 64, "a page record is one cache line");
+_Static_assert(sizeof(struct heap_pdesc) * HEAP_CHUNK_PAGES == HEAP_META_PAGES * HEAP_PAGE,
+               "records fill the meta pages");
 _Static_assert(HEAP_CTABLE_OFF + (HEAP_RESERVE_MAX / HEAP_CHUNK) * 8 <= HEAP_CHUNK, "table fit");
 
 #endif

@@ -45,7 +45,7 @@ struct heap_vpage {
   uint32_t stamp;       /* free head: when it last got dirty pages (ms, coarse clock) */
 };
 
-/* Thread cache entry: the block and its bit index in its chunk's bitmap. */
+/* Thread cache entry: the block and its granule index in its chunk (its allocation bit). */
 struct heap_tentry {
   void *p;
   uint64_t bit;
@@ -117,9 +117,13 @@ static inline struct heap_pdesc *heap_pdesc_of(const struct heap *h, size_t ci)
   return (struct heap_pdesc *)(heap_chunk_addr(h, ci) + HEAP_PDESC_OFF);
 }
 
-static inline uint64_t *heap_bitmap_of(const struct heap *h, size_t ci)
+/* heap_bit_word -- the allocation bit word of granule g (index from the chunk start) of the
+ * chunk at cbase, with its mask */
+static inline uint64_t *heap_bit_word(char *cbase, uint64_t g, uint64_t *mask)
 {
-  return (uint64_t *)(heap_chunk_addr(h, ci) + HEAP_BITMAP_OFF);
+  struct heap_pdesc *rec = (struct heap_pdesc *)cbase + (g / HEAP_BITS_PER_PAGE);
+  *mask = 1ull << (g & 63);
+  return &rec->bits[(g % HEAP_BITS_PER_PAGE) / 64];
 }
 
 static inline uint64_t *heap_avail_of(const struct heap *h, size_t ci)

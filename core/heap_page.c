@@ -79,9 +79,12 @@ static void span_write_used(struct heap *h, uint32_t gp, uint32_t npages, unsign
                             unsigned cls)
 {
   struct heap_pdesc *pd = heap_gp_pdesc(h, gp);
+  /* Whole records are written: allocation bits start clear (they were clear anyway: free
+   * pages never have bits set). Run interiors carry the class so free() reads one record. */
   pd[0] = (struct heap_pdesc){.kind = (uint8_t)kind, .cls = (uint16_t)cls, .npages = npages};
   for (uint32_t i = 1; i < npages; i++)
-    pd[i] = (struct heap_pdesc){.kind = PD_INTERIOR, .back = i};
+    pd[i] = (struct heap_pdesc){.kind = PD_INTERIOR, .cls = (uint16_t)cls, .back = i,
+                                .aux = kind};
 }
 
 /* span_purge -- release the memory of free span gp now (it stays free) */
@@ -357,7 +360,7 @@ int heap_page_resize_large(struct heap *h, uint32_t gp, size_t npages)
   if (span_take(h, nx, 0, add, &fl) != 0)
     return ENOMEM;
   for (uint32_t i = old; i < npages; i++)
-    pd[i] = (struct heap_pdesc){.kind = PD_INTERIOR, .back = i};
+    pd[i] = (struct heap_pdesc){.kind = PD_INTERIOR, .back = i, .aux = PD_LARGE};
   pd->npages = (uint32_t)npages;
   h->active_pages += add;
   return 0;
@@ -372,8 +375,7 @@ uint32_t heap_page_new_run(struct heap *h, unsigned cls)
     return HEAP_NIL;
   size_t ci = gp / HEAP_CHUNK_PAGES, w0 = (gp % HEAP_CHUNK_PAGES) * (HEAP_BITS_PER_PAGE / 64);
   size_t nw = (size_t)c->npages * (HEAP_BITS_PER_PAGE / 64);
-  uint64_t *bm = heap_bitmap_of(h, ci) + w0, *av = heap_avail_of(h, ci) + w0;
-  memset(bm, 0, nw * 8);
+  uint64_t *av = heap_avail_of(h, ci) + w0;
   for (size_t i = 0; i < nw; i++) {
     size_t lo = i * 64;
     av[i] = lo + 64 <= c->nblocks ? ~0ull
@@ -628,16 +630,16 @@ int heap_page_rebuild(struct heap *h)
         if (pd[p].cls >= HEAP_NCLASS || heap_classes[pd[p].cls].npages != n)
           return HEAP_ECORRUPT;
         const struct heap_class *c = &heap_classes[pd[p].cls];
-        uint64_t *bm = heap_bitmap_of(h, ci) + p * (HEAP_BITS_PER_PAGE / 64);
         uint64_t *av = heap_avail_of(h, ci) + p * (HEAP_BITS_PER_PAGE / 64);
+        memset(av, 0, (size_t)n * HEAP_BITS_PER_PAGE / 8);
         uint32_t used = 0;
-        for (size_t i = 0; i < (size_t)n * (HEAP_BITS_PER_PAGE / 64); i++) {
-          size_t lo = i * 64;
-          uint64_t valid = lo + 64 <= c->nblocks ? ~0ull
-                           : lo >= c->nblocks    ? 0
-                                                 : (1ull << (c->nblocks - lo)) - 1;
-          used += (uint32_t)__builtin_popcountll(bm[i] & valid);
-          av[i] = valid & ~bm[i];
+        char *cb = heap_chunk_addr(h, ci);
+        for (uint32_t b = 0; b < c->nblocks; b++) {
+          uint64_t mask, g = ((size_t)p * HEAP_PAGE + (size_t)b * c->size) / HEAP_GRANULE;
+          if (*heap_bit_word(cb, g, &mask) & mask)
+            used++;
+          else
+            av[b / 64] |= 1ull << (b % 64);
         }
         if (used == 0) {
           span_write_free(h, base_gp + p, n, 0);

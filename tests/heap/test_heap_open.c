@@ -181,9 +181,10 @@ Test(heap_open, truncated_and_empty_images_are_refused)
 Test(heap_open, corrupted_metadata_is_refused)
 {
   make_image();
-  /* chunk 1, page descriptor 12 (first data span): claim 2000 pages */
+  /* chunk 1, first data span: claim 2000 pages */
   uint32_t big = 2000;
-  patch((off_t)HEAP_CHUNK + 12 * 16 + offsetof(struct heap_pdesc, npages), &big, 4);
+  patch((off_t)(HEAP_CHUNK + HEAP_META_PAGES * sizeof(struct heap_pdesc) +
+                offsetof(struct heap_pdesc, npages)), &big, 4);
   struct heap_file *f;
   struct heap *h;
   struct reports rep;

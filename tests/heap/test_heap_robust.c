@@ -85,7 +85,7 @@ Test(heap_robust, outside_the_heap_and_metadata)
   void *p = heap_malloc(T.h, 10);
   char *chunk = (char *)((uintptr_t)p & ~(uintptr_t)(HEAP_CHUNK - 1));
   expect_bad_free(chunk, "chunk metadata");
-  expect_bad_free(chunk + HEAP_BITMAP_OFF + 64, "chunk bitmap");
+  expect_bad_free(chunk + 8 * HEAP_PAGE + 64, "page records");
   char *free_space = chunk + (HEAP_CHUNK_PAGES - 1) * HEAP_PAGE;
   expect_bad_free(free_space, "free pages");
   heap_free(T.h, p);
@@ -130,14 +130,22 @@ Test(heap_robust, stray_metadata_writes_are_detected)
 {
   void *p = heap_malloc(T.h, 100);
   size_t ci = ((char *)p - (char *)T_BASE) >> HEAP_CHUNK_SHIFT;
-  uint64_t *bm = heap_bitmap_of(T.h, ci);
-  /* a bit in the bitmap of the chunk's free tail */
-  bm[(HEAP_CHUNK_PAGES - 2) * 4] |= 1;
+  struct heap_pdesc *rec = heap_pdesc_of(T.h, ci);
+  /* a bit in the record of a page of the chunk's free tail */
+  rec[HEAP_CHUNK_PAGES - 2].bits[0] |= 1;
   struct reports r = {0};
   size_t nv;
   cr_assert_eq(heap_check(T.h, collect_report, &r, &nv), HEAP_ECORRUPT);
   cr_assert(strstr(r.all, "free pages"), "%s", r.all);
-  bm[(HEAP_CHUNK_PAGES - 2) * 4] &= ~1ull;
+  rec[HEAP_CHUNK_PAGES - 2].bits[0] &= ~1ull;
+  /* a bit where no block starts, inside p's run */
+  uint32_t ppi = (uint32_t)((((char *)p - (char *)T_BASE) >> 12) % HEAP_CHUNK_PAGES);
+  size_t g = (((uintptr_t)p & 4095) / 16) + 1;  /* the granule after p's start: class 112 */
+  rec[ppi].bits[g / 64] |= 1ull << (g % 64);
+  memset(&r, 0, sizeof(r));
+  cr_assert_eq(heap_check(T.h, collect_report, &r, &nv), HEAP_ECORRUPT);
+  cr_assert(strstr(r.all, "where no block"), "%s", r.all);
+  rec[ppi].bits[g / 64] &= ~(1ull << (g % 64));
   /* a span length that no longer tiles the chunk */
   struct heap_pdesc *pd = heap_pdesc_of(T.h, ci);
   uint32_t pi = (uint32_t)((((char *)p - (char *)T_BASE) >> 12) % HEAP_CHUNK_PAGES);
