@@ -115,7 +115,8 @@ int heap_create(struct heap **out, void *base, size_t reserve, const struct heap
   *out = NULL;
   struct heap tmp = {.o = o ? *o : (struct heap_opts){0}};
   if (sysconf(_SC_PAGESIZE) != (long)HEAP_PAGE) {
-    heap_reportf(&tmp, "system page size is %ld, the heap format needs 4096", sysconf(_SC_PAGESIZE));
+    heap_reportf(&tmp, "system page size is %ld, the heap format needs 4096",
+                 sysconf(_SC_PAGESIZE));
     return HEAP_EGEOMETRY;
   }
   if (((uintptr_t)base & (HEAP_CHUNK - 1)) || !base) {

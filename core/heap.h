@@ -82,7 +82,7 @@ typedef void (*heap_report_fn)(void *arg, const char *msg);
 struct heap_opts {
   heap_report_fn report;  /* NULL: write(2) to stderr, prefixed "lrvm heap: " */
   void *report_arg;
-  int check_on_open;      /* 1 (default via heap_opts_init): run heap_check at open, refuse on error */
+  int check_on_open;      /* 1 (heap_opts_init's default): heap_check at open, refuse on error */
 };
 
 struct heap;

@@ -343,7 +343,7 @@ struct block_info {
   unsigned cls;        /* BK_SMALL */
   uint32_t head;       /* BK_SMALL, BK_LARGE: head page (global) */
   size_t ci;           /* chunk index */
-  uint64_t bit;        /* BK_SMALL: bit index in the chunk bitmap */
+  uint64_t bit;        /* BK_SMALL: granule index in the chunk (its allocation bit) */
   size_t size;         /* usable size */
 };
 

@@ -4,9 +4,9 @@
  *
  * Because user data never shares a page with metadata, a buffer overflow reaches metadata
  * only by running off the end of a chunk's last block into the next chunk's descriptor pages;
- * the META canary and descriptor rules catch that, and stray bits in the bitmap of non-run
- * pages catch wild writes into the bitmap. Overflows from one user block into its neighbour
- * are not detected (there are no per-block canaries).
+ * the META canary and descriptor rules catch that, and allocation bits set anywhere but at
+ * block starts catch wild writes into the records. Overflows from one user block into its
+ * neighbour are not detected (there are no per-block canaries).
  */
 #include <stdarg.h>
 #include <stdio.h>

@@ -28,8 +28,8 @@
  *   Pages 1..npages-1 of a RUN or LARGE span are PD_INTERIOR with back = distance to the head,
  *   aux = the head's kind, and (runs) cls = the head's class.
  *   flags (on PD_FREE): PDF_ZERO (contents known zero), PDF_CLEAN (memory released after the
- *   span was used: its file space is offered for punching), PDF_PUNCH (its file blocks may have been punched: re-reserve before
- *   reuse).
+ *   span was used: its file space is offered for punching), PDF_PUNCH (its file blocks may
+ *   have been punched: re-reserve before reuse).
  *
  * VALIDITY (what heap_check verifies; what a crash-restored commit must satisfy):
  *   header fields as recorded and checksum of the immutable ones; chunk table: kinds known,

@@ -78,7 +78,7 @@ struct heap {
   pthread_mutex_t lock;              /* the page lock: chunks, spans, stats, cache list */
   /*
    * Arenas: each thread cache refills from the runs of one arena, so two threads do not
-   * allocate from the same run (no shared bitmap words or cache lines between them). An
+   * allocate from the same run (no shared allocation-bit words or cache lines). An
    * arena's lock guards its run lists and the available bits and free counts of its runs.
    * Lock order: arena (one at a time) -> page lock.
    */

@@ -6,9 +6,11 @@
  * Workload: each thread owns slots sized so that the live set is ~live_mb in total; the slots
  * are filled, then each operation frees a random slot's block and allocates a new one of a
  * random size ("small": uniform 16-512 B; "mix": log-uniform 16 B-64 KiB), writing its first
- * and last bytes and one byte of every page (so RSS counts every page a program would use). Reported: operations/s (one op = one free + one malloc), live bytes, RSS
- * growth over the pre-run baseline at the end and at its peak, and overhead = RSS growth /
- * live bytes. Blocks carry their size in their first word and are checked when freed.
+ * and last bytes and one byte of every page (so RSS counts every page a program would use).
+ * Reported: operations/s (one op = one free + one malloc) per wall and per CPU second, live
+ * bytes, RSS growth over the pre-run baseline at the end and at its peak, and overhead = RSS
+ * growth / live bytes. Blocks carry their size in their first word and are checked when freed;
+ * the lrvm heap is also checked (heap_check) at the end. Exit 1 if anything was corrupted.
  *
  * usage: heap_bench lrvm|sys small|mix THREADS OPS LIVE_MB
  */
