@@ -437,6 +437,8 @@ static void crash_rounds(int rounds, int mt, unsigned max_delay_us)
   char path[160];
   snprintf(path, sizeof(path), "%s.work", snap);
   unlink(path);
+  snprintf(path, sizeof(path), "%s.tmp", snap);  /* a save cut short by a kill */
+  unlink(path);
   unlink(snap);
 }
 
