@@ -193,6 +193,100 @@ static void run_crash(vmp_backend_t b, unsigned kills)
     munmap(sh, sizeof(*sh));
 }
 
+/* instant_child -- a writer thread stores n to page A then to page B; the main thread
+ * commits (flush) until killed */
+static _Atomic int ic_stop;
+static char *ic_mem;
+
+static void *ic_writer(void *arg)
+{
+    (void)arg;
+    size_t ps = vmp_page_size();
+    volatile uint64_t *a = (volatile uint64_t *)(ic_mem + 2 * ps);
+    volatile uint64_t *b = (volatile uint64_t *)(ic_mem + 9 * ps + 24);
+    for (uint64_t n = 1; !atomic_load_explicit(&ic_stop, memory_order_relaxed); n++) {
+        *a = n;
+        *b = n;
+    }
+    return NULL;
+}
+
+static void instant_child(vmp_backend_t b, const char *path, struct shared *sh)
+{
+    size_t ps = vmp_page_size();
+    rvm_track_options_t o = {.backend = vmp_backend_name(b)};
+    if (rvm_track_configure(&o) != RVM_SUCCESS)
+        _exit(10);
+    struct tt_region t;
+    rvm_init_region(&t.reg);
+    ic_mem = t.mem = mmap(NULL, 16 * ps, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    t.reg.vmaddr = t.mem;
+    t.reg.length = 16 * ps;
+    struct tlog log;
+    if (tlog_open(&log, path, NULL, 0) != 0)
+        _exit(11);
+    track_set_sink(tlog_sink, &log);
+    if (rvm_track(&t.reg) != RVM_SUCCESS)
+        _exit(12);
+    pthread_t th;
+    pthread_create(&th, NULL, ic_writer, NULL);
+    atomic_store(&sh->ready, 1);
+    for (uint64_t c = 1;; c++) {
+        if (rvm_commit() != RVM_SUCCESS)
+            _exit(14);
+        atomic_store(&sh->durable, c);
+    }
+}
+
+static void run_instant_crash(vmp_backend_t b, unsigned kills)
+{
+    if (!tt_backend_ok(b))
+        cr_skip_test("backend %s unavailable", vmp_backend_name(b));
+    size_t ps = vmp_page_size();
+    char path[] = "/tmp/lrvm-track-instant-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    struct shared *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
+                             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    char *image = malloc(16 * ps);
+    uint64_t rs = (uint64_t)time(NULL) ^ 0x5bd1e995u, seen = 0;
+    for (unsigned k = 0; k < kills; k++) {
+        atomic_store(&sh->ready, 0);
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0)
+            instant_child(b, path, sh);
+        while (!atomic_load(&sh->ready))
+            usleep(100);
+        usleep((useconds_t)(5000 + tt_rnd(&rs) % 30000));
+        kill(pid, SIGKILL);
+        int st;
+        waitpid(pid, &st, 0);
+        cr_assert(WIFSIGNALED(st), "%s: child exited with %d before the kill",
+                  vmp_backend_name(b), WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+        uint64_t nrec;
+        memset(image, 0, 16 * ps);
+        cr_assert_eq(tlog_recover(path, image, 16 * ps, &nrec), 0);
+        uint64_t a, bb;
+        memcpy(&a, image + 2 * ps, 8);
+        memcpy(&bb, image + 9 * ps + 24, 8);
+        cr_assert(bb == a || bb + 1 == a, "%s kill %u: recovered A=%lu B=%lu (%lu records)",
+                  vmp_backend_name(b), k, (unsigned long)a, (unsigned long)bb,
+                  (unsigned long)nrec);
+        seen += a > 0;
+    }
+    cr_assert_gt(seen, 0, "some runs committed counter values");
+    unlink(path);
+    free(image);
+    munmap(sh, sizeof(*sh));
+}
+
+Test(track_crash, instant_wp_async, .timeout = 60) { run_instant_crash(VMP_BACKEND_WP_ASYNC, 10 * tt_scale()); }
+Test(track_crash, instant_uffd_sigbus, .timeout = 60) { run_instant_crash(VMP_BACKEND_UFFD_SIGBUS, 10 * tt_scale()); }
+Test(track_crash, instant_mprotect, .timeout = 60) { run_instant_crash(VMP_BACKEND_MPROTECT, 10 * tt_scale()); }
+
 /* 70 kills per backend at scale 1: >= 200 across the three backends */
 Test(track_crash, wp_async, .timeout = 120) { run_crash(VMP_BACKEND_WP_ASYNC, 70 * tt_scale()); }
 Test(track_crash, uffd_sigbus, .timeout = 120) { run_crash(VMP_BACKEND_UFFD_SIGBUS, 70 * tt_scale()); }
