@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 BUILD_DIR=${BUILD_DIR:-build}
-exec "$BUILD_DIR/bench/vmprim-bench" "$@"
+exec "$BUILD_DIR/bench/vmprim/vmprim-bench" "$@"

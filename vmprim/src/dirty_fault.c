@@ -3,37 +3,39 @@
  * thread: UFFD_SIGBUS (userfaultfd write-protect + UFFD_FEATURE_SIGBUS, opened with
  * UFFDIO_WRITEPROTECT) and MPROTECT (PROT_READ + SIGSEGV, opened with mprotect).
  *
- * Per page, two bits: `claimed` (a thread took responsibility for opening the page this
- * epoch) and `written` (the page is open -- writable -- and must be reported). The states:
+ * Per page, three bits: `claimed` (a thread took responsibility for opening the page this
+ * epoch), `written` (the page must be reported by the next collect) and `ready` (the opening
+ * is complete: the page is writable). The protocol:
  *
- *   armed    claimed=0 written=0  page protected
- *   opening  claimed=1 written=0  a fault handler (or prepare_write) is calling the hook and
- *                                 removing the protection
- *   open     claimed=1 written=1  page writable, reported by the next collect
- *   closing  claimed=1 written=0  collect took the bit and is re-protecting the page
+ *   Opener (first-write fault, or prepare_write):
+ *       claim (fetch_or); if another thread holds the claim, return and let the instruction
+ *       retry. Otherwise: call the hook (page unchanged since the last collect), set written,
+ *       make the page writable, set ready.
+ *   Collect, per run of pages:
+ *       take written (fetch_and); wait until each taken page is ready; re-protect the run;
+ *       clear ready, then clear claimed; report the run.
  *
- * Fault (first write):   claim (fetch_or); if we won: hook, open the page, *then* set
- *                        written. If we lost: return and let the instruction retry (the page
- *                        is open, or becomes so, or is being closed by a collect and will be
- *                        claimable in a moment).
- * Collect:               take written (fetch_and), re-protect, *then* clear claimed, *then*
- *                        report.
- *
- * Why these orders lose no write (the invariant: a writable page has written=1, or an
- * opener that will set it is in progress, or a collect that will report it is in progress):
- *  - Opener sets written only after the page is writable. If it set it first, a collect could
- *    take the bit and re-protect before the opener's unprotect; the page would then end up
- *    writable with written=0 and every later write to it would be lost. (The 4-writer test
- *    catches this order.)
- *  - Collect takes written before re-protecting. If it protected first, a writer could fault,
- *    open the page and set written in between; collect would then clear that fresh bit while
- *    the page stays writable: lost again. Taking the bit first means a write slipping in
- *    before the re-protection is a write this very collect reports, and it is in memory when
- *    collect returns, because re-protection (mprotect, UFFDIO_WRITEPROTECT) flushes the TLBs
- *    of every CPU before returning.
- *  - Collect clears claimed only after re-protecting: until then a faulting writer loses the
- *    claim and retries, so the hook is called exactly once per page per epoch and always sees
- *    the page as of the last collect (the pre-image a checkpointer needs).
+ * Why no write is ever lost -- the invariant is "a writable page has its written bit set, or
+ * a collect that took the bit is in progress and will report the page":
+ *  - The opener sets written *before* the page becomes writable. If it set it after (the
+ *    intuitive order), another thread could write the freshly opened page, and a collect
+ *    starting after that write completed would miss it while the opener is still on its way
+ *    to setting the bit -- for as long as the opener is preempted. The 4-writer test caught
+ *    exactly this in an earlier version of this file.
+ *  - Collect takes written *before* re-protecting. A write slipping in between is a write
+ *    this collect reports, and it is in memory when collect returns, because re-protection
+ *    (mprotect, UFFDIO_WRITEPROTECT) flushes every CPU's TLB before it returns. Protecting
+ *    first would let a writer fault, open the page and set a fresh bit that the take then
+ *    clears, leaving the page writable and unrecorded.
+ *  - Collect waits for ready before re-protecting: a taken page whose opener has not made it
+ *    writable yet would otherwise be re-protected first and then opened by the late opener,
+ *    again writable and unrecorded. The wait is short: the opener is one system call away.
+ *  - Collect clears ready before claimed, and claimed only after re-protecting: until then a
+ *    faulting writer loses the claim and retries, so the hook runs exactly once per page per
+ *    epoch and always sees the page as of the last collect (the pre-image a checkpointer
+ *    needs); and a new opener can only set ready after the old ready bit is gone.
+ * Writes are never lost, but a page may be reported once without a write of its own (an
+ * opener whose fault raced with a collect): the header allows that.
  */
 #include <errno.h>
 #include <signal.h>
@@ -103,11 +105,14 @@ static int fault_trap(void *addr, int sig, siginfo_t *si, void *uctx, void *arg)
     uint64_t bit = (uint64_t)1 << (i & 63);
     _Atomic uint64_t *cw = &r->claimed[i >> 6], *ww = &r->written[i >> 6];
 
+    _Atomic uint64_t *rw = &r->ready[i >> 6];
+
     if (atomic_fetch_or(cw, bit) & bit) {
-        /* Someone else owns this epoch's opening. If the page is open already the fault was
-         * raised before that, and the retry succeeds -- unless it keeps faulting, which
-         * means the fault is not a write-protect fault at all. */
-        if ((atomic_load(ww) & bit) != 0) {
+        /* Someone else owns this epoch's opening, or a collect is closing the page. If the
+         * page is open (ready and not taken by a collect) the fault was raised before it
+         * opened and the retry succeeds -- unless it keeps faulting, which means the fault
+         * is not a write-protect fault at all. */
+        if ((atomic_load(rw) & bit) != 0 && (atomic_load(ww) & bit) != 0) {
             if (fault_last_addr == (uintptr_t)addr && ++fault_repeats >= FAULT_MAX_REPEATS) {
                 fault_repeats = 0;
                 return -1;
@@ -121,13 +126,13 @@ static int fault_trap(void *addr, int sig, siginfo_t *si, void *uctx, void *arg)
     fault_repeats = 0;
     if (t->hook != NULL)
         t->hook((void *)page, t->hook_arg);     /* page still holds last epoch's contents */
+    atomic_fetch_or(ww, bit);   /* before the page is writable: see the essay above */
     int rc = fault_open(t, page, ps);
+    atomic_fetch_or(rw, bit);   /* even on failure, so that a collect never waits forever */
     if (rc != 0) {
-        atomic_fetch_and(cw, ~bit);
         fault_open_failed(t, page, rc);
         return -1;
     }
-    atomic_fetch_or(ww, bit);   /* only now: see the ordering essay above */
     return 0;
 }
 
@@ -138,7 +143,8 @@ int fault_arm(struct vmp_dirty *t, struct dirty_range *r)
     int rc;
     r->written = calloc(nwords, sizeof(*r->written));
     r->claimed = calloc(nwords, sizeof(*r->claimed));
-    if (r->written == NULL || r->claimed == NULL) {
+    r->ready = calloc(nwords, sizeof(*r->ready));
+    if (r->written == NULL || r->claimed == NULL || r->ready == NULL) {
         rc = dirty_set_err(t, ENOMEM, "cannot allocate the dirty bitmap for %zu pages",
                            r->npages);
         goto fail;
@@ -182,7 +188,8 @@ fail_trap:
 fail:
     free((void *)r->written);
     free((void *)r->claimed);
-    r->written = r->claimed = NULL;
+    free((void *)r->ready);
+    r->written = r->claimed = r->ready = NULL;
     return rc;
 }
 
@@ -209,7 +216,8 @@ int fault_disarm(struct vmp_dirty *t, struct dirty_range *r)
     r->trap_id = -1;
     free((void *)r->written);
     free((void *)r->claimed);
-    r->written = r->claimed = NULL;
+    free((void *)r->ready);
+    r->written = r->claimed = r->ready = NULL;
     return rc;
 }
 
@@ -234,9 +242,16 @@ static int fault_flush_run(struct vmp_dirty *t, struct dirty_range *r, size_t i0
 {
     unsigned sh = page_shift();
     uintptr_t a = r->start + (i0 << sh);
+    /* Every taken page has an opener that set written; wait until it has opened the page. */
+    for (size_t i = i0; i < i0 + n; i++)
+        while ((atomic_load(&r->ready[i >> 6]) & ((uint64_t)1 << (i & 63))) == 0)
+            sched_yield();
     int rc = fault_close(t, a, n << sh);
     if (rc != 0) {
-        /* The pages stay open: give their bits back so the next collect reports them. */
+        /* mprotect may have changed part of the run: open it all again so that the state
+         * stays "open" (claimed, ready, written), and give the bits back so the next
+         * collect reports these pages. */
+        fault_open(t, a, n << sh);
         fault_bits_op(r->written, i0, n, 1);
         return dirty_set_err(t, rc, "%s: cannot re-protect %zu pages at %p: %s%s",
                              vmp_backend_name(t->backend), n, (void *)a, strerror(rc),
@@ -244,6 +259,7 @@ static int fault_flush_run(struct vmp_dirty *t, struct dirty_range *r, size_t i0
                                  ? " (vm.max_map_count reached: use wp-async or raise it)"
                                  : "");
     }
+    fault_bits_op(r->ready, i0, n, 0);     /* ready before claimed: see the essay */
     fault_bits_op(r->claimed, i0, n, 0);
     fn((void *)a, n, arg);
     return 0;
@@ -319,10 +335,11 @@ int fault_prepare(struct vmp_dirty *t, struct dirty_range *r, uintptr_t a, uintp
                 claimed_now = 1;
                 if (t->hook != NULL)
                     t->hook((void *)(r->start + (i << sh)), t->hook_arg);
+                atomic_fetch_or(&r->written[i >> 6], bit);  /* before it is writable */
             } else {
                 /* We hold the tracker lock, so no collect is closing it: a fault handler
                  * is opening it right now. Wait for it to finish. */
-                while ((atomic_load(&r->written[i >> 6]) & bit) == 0)
+                while ((atomic_load(&r->ready[i >> 6]) & bit) == 0)
                     sched_yield();
             }
         }
@@ -333,8 +350,8 @@ int fault_prepare(struct vmp_dirty *t, struct dirty_range *r, uintptr_t a, uintp
         if (runn > 0) {
             uintptr_t ra = r->start + (run0 << sh);
             int rc = fault_open(t, ra, runn << sh);
-            if (rc != 0) {
-                fault_bits_op(r->claimed, run0, runn, 0);
+            fault_bits_op(r->ready, run0, runn, 1);
+            if (rc != 0)
                 return dirty_set_err(t, rc, "%s: cannot make %zu pages at %p writable: %s%s",
                                      vmp_backend_name(t->backend), runn, (void *)ra,
                                      strerror(rc),
@@ -342,8 +359,6 @@ int fault_prepare(struct vmp_dirty *t, struct dirty_range *r, uintptr_t a, uintp
                                          ? " (vm.max_map_count reached: use wp-async or "
                                            "raise it)"
                                          : "");
-            }
-            fault_bits_op(r->written, run0, runn, 1);
             runn = 0;
         }
         if (claimed_now) {

@@ -62,8 +62,9 @@ struct dirty_range {
     size_t len;
     size_t npages;
     int trap_id;                 /* dispatcher slot (fault backends), -1 otherwise */
-    _Atomic uint64_t *written;   /* fault backends: page opened and recorded this epoch */
-    _Atomic uint64_t *claimed;   /* fault backends: a thread is opening / has opened it */
+    _Atomic uint64_t *written;   /* fault backends: page must be reported (set before open) */
+    _Atomic uint64_t *claimed;   /* fault backends: a thread took this epoch's opening */
+    _Atomic uint64_t *ready;     /* fault backends: the opening is complete (page writable) */
     struct vmp_dirty *owner;
 };
 

@@ -23,8 +23,8 @@
  *   - Nothing here is async-signal-safe unless it says so.
  *
  * The fault dispatcher. vmprim owns one process-wide handler for SIGSEGV and SIGBUS,
- * installed on first use with SA_SIGINFO|SA_ONSTACK|SA_NODEFER-free semantics (the signal is
- * blocked while it runs). A fault whose address lies in a registered range goes to that range's
+ * installed on first use with SA_SIGINFO|SA_ONSTACK|SA_RESTART (the signal stays blocked
+ * while it runs; only kernel-generated faults, si_code > 0, are matched against ranges). A fault whose address lies in a registered range goes to that range's
  * handler; any other fault goes to the handler that was installed before ours ("chaining"):
  * an SA_SIGINFO handler is called with (sig, info, ucontext), a plain one with (sig), under the
  * sa_mask it was installed with. If that previous disposition is SIG_DFL or SIG_IGN (a fault
@@ -168,12 +168,18 @@ VMP_API void vmp_map2_free(vmp_map2_t *m);
  * was armed or since the previous collect, and re-arms them in the same step.
  *
  * Semantics with concurrent writers (any number of threads writing while one collects):
- *   1. every write is reported by the first collect that *starts* after the write completed;
+ *   1. every write is reported, at the latest, by the first collect that *starts* after the
+ *      write completed (it may be reported earlier, by a collect it ran concurrently with);
  *   2. a write concurrent with a collect is reported by that collect or by the next one;
  *   3. the contents of a page read after a collect returns include every write that this
- *      collect reported for the page (the page was re-armed before its bit was reported).
- * A page may occasionally be reported without having been written since the last collect
- * (a write racing with the previous collect, rule 2); it is never left out.
+ *      collect reported for the page (the page was re-armed before it was reported).
+ * So a caller that stops or waits for its writers and then collects gets every write.
+ * A page may occasionally be reported without a write since the previous collect (a write
+ * or a first-write fault racing with that collect); a written page is never left out.
+ * The 4-writer test checks rules 1-2 with an epoch oracle for every backend.
+ * fork(): the child must neither use nor destroy the parent's trackers -- a userfaultfd
+ * descriptor keeps acting on the *parent's* memory, so a disarm in the child would disarm the
+ * parent. A child that wants tracking creates its own tracker and arms its own ranges.
  *
  * Backends, best first (VMP_BACKEND_AUTO picks the first that works here):
  *  - WP_ASYNC: userfaultfd async write-protect + PAGEMAP_SCAN (Linux 6.7+). No signal at all:
