@@ -12,6 +12,9 @@
 
 #include "track.h"
 
+/* core's message of its last failure (weak: tests may link tracking without core's log) */
+#pragma weak rvm_errmsg
+
 struct track_state T = {
     .mu = PTHREAD_MUTEX_INITIALIZER,
     .kw = PTHREAD_RWLOCK_INITIALIZER,
@@ -100,15 +103,33 @@ static struct track_region *track_find(uintptr_t a)
     return NULL;
 }
 
+/* set while this thread runs vmp_dirty_prepare_write (the hook is then not in a signal
+ * handler); initial-exec: read from signal context */
+static __thread int track_in_prepare __attribute__((tls_model("initial-exec")));
+
 /*
- * track_hook -- first write to a page in this epoch (signal context, hook backends). The
- * page still holds its content as of the last collect. A safepoint may park this thread
- * in the middle: harmless, because vmprim reports the page only after the hook returned
- * and the page was opened, so the commit taking the instant does not capture it.
+ * track_hook -- first write to a page in this epoch (hook backends). The page still holds
+ * its content as of the last collect.
+ *
+ * Safepoint interplay: in a fault, vmprim calls us, then sets the page's written bit, opens
+ * the page, sets its ready bit; a collect that took the written bit waits for ready. A
+ * thread parked by the safepoint inside that window would deadlock the committer's
+ * collect. So, in a fault, we block LRVM_TRACK_SIGNAL here and leave it blocked: the
+ * kernel restores the thread's mask when the fault handler returns (sigreturn). Parked
+ * *before* this point is harmless: the page is claimed but not written, so the commit
+ * taking the instant neither reports it nor waits for it, and the write has not happened.
+ * From vmp_dirty_prepare_write (not a signal handler) we must not touch the mask; no
+ * safepoint can run then anyway (prepare holds `kw` as a reader, the capture as writer).
  */
 static void track_hook(void *page, void *arg)
 {
     (void)arg;
+    if (!track_in_prepare) {
+        sigset_t blk;
+        sigemptyset(&blk);
+        sigaddset(&blk, LRVM_TRACK_SIGNAL);
+        pthread_sigmask(SIG_BLOCK, &blk, NULL);
+    }
     struct track_region *r = track_find((uintptr_t)page);
     if (r == NULL)
         return;
@@ -244,6 +265,14 @@ rvm_return_t track_region_add(rvm_region_t *region)
                          (void *)region->vmaddr, (unsigned long)region->length);
     if (region->offset.high != 0)
         return track_err(RVM_EOFFSET, "rvm_track: region offset does not fit in 64 bits");
+    if (T.sink == NULL) {   /* committing through core: the region must be rvm_map'ed */
+        rvm_return_t m = track_core_check_mapped(region->vmaddr, region->length);
+        if (m != RVM_SUCCESS)
+            return track_err(m, "rvm_track: region at %p (%lu bytes) is not mapped: %s",
+                             (void *)region->vmaddr, (unsigned long)region->length,
+                             m == RVM_EINIT ? "call rvm_initialize and rvm_map first"
+                                            : "map it with rvm_map first");
+    }
     pthread_mutex_lock(&T.mu);
     track_defaults();
     rvm_return_t rc = RVM_SUCCESS;
@@ -470,6 +499,7 @@ static int track_emit(struct track_region *r, uint64_t off, const char *src, siz
         }
     }
     out_r[out_n].cookie = r->pub;
+    out_r[out_n].dest = r->base + (off - r->seg_off);
     out_r[out_n].off = off;
     out_r[out_n].len = n;
     out_r[out_n].src = (const char *)(uintptr_t)out_len;
@@ -613,11 +643,7 @@ rvm_return_t track_commit(void)
         T.st.n_empty_commits++;
         goto out;
     }
-    if (T.sink == NULL) {
-        rc = track_err(RVM_ELOG, "rvm_commit: no log to commit to (call rvm_initialize with a "
-                       "log device first)");
-        goto out;
-    }
+    track_sink_fn sink = T.sink != NULL ? T.sink : track_core_sink;
     if (run_buf == NULL && (run_buf = malloc((track_ps() / 2 + 2) * sizeof(*run_buf))) == NULL) {
         rc = track_err(RVM_ENO_MEMORY, "rvm_commit: out of memory");
         goto out;
@@ -670,13 +696,16 @@ rvm_return_t track_commit(void)
     }
     T.st.ranges_logged += out_n;
     uint64_t t_sink = track_now_ns(), logged = 0;
-    rc = T.sink(T.sink_arg, out_r, out_n, T.flush, &logged);
+    rc = sink(T.sink_arg, out_r, out_n, T.flush, &logged);
     T.st.last_durable_ns = track_now_ns() - t_sink;
     T.st.total_durable_ns += T.st.last_durable_ns;
     if (rc != RVM_SUCCESS) {
         T.sticky = rc;
         snprintf(T.sticky_msg, sizeof(T.sticky_msg), "the log refused a %zu-range record: "
-                 "%.160s", out_n, track_msg);
+                 "%s: %.160s", out_n, rvm_return(rc),
+                 &rvm_errmsg != NULL && rvm_errmsg != NULL ? rvm_errmsg : "");
+        track_err(rc, "rvm_commit: %s; every later rvm_commit fails: restart the process to "
+                  "recover", T.sticky_msg);
         goto out;
     }
     T.st.record_bytes += logged;
@@ -722,7 +751,9 @@ rvm_return_t track_prepare_write(void *addr, size_t len)
     if (T.dirty == NULL || len == 0)
         return RVM_SUCCESS;
     pthread_rwlock_rdlock(&T.kw);
+    track_in_prepare = 1;
     int e = vmp_dirty_prepare_write(T.dirty, addr, len);
+    track_in_prepare = 0;
     pthread_rwlock_unlock(&T.kw);
     if (e != 0)
         return track_err(RVM_EINTERNAL, "rvm_track_prepare_write(%p, %zu): %s (%s)", addr, len,

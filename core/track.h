@@ -111,6 +111,7 @@ enum { TS_CLEAN = 0, TS_DIRTY = 1, TS_PENDING = 2, TS_SNAP = 3, TS_MASK = 3 };
  * `cookie` (the rvm_region_t given to rvm_track) */
 struct track_range {
     const rvm_region_t *cookie;
+    char *dest;              /* the memory these bytes are the new value of */
     uint64_t off;
     uint64_t len;
     const char *src;
@@ -152,7 +153,7 @@ struct track_state {
     int flush;                   /* rvm_commit_mode: 1 flush, 0 no_flush */
     rvm_return_t sticky;         /* a sink failure: every later commit fails */
     char sticky_msg[256];
-    track_sink_fn sink;
+    track_sink_fn sink;          /* NULL: core (track_core_sink) */
     void *sink_arg;
     /* commit scratch, allocated outside the pause */
     uint64_t *plist;             /* captured pages: region slot << 40 | page index */
@@ -179,6 +180,13 @@ void track_set_sink(track_sink_fn fn, void *arg);
 void track_reset(void);
 /* track_errmsg -- message of the last failure of a track_* call */
 const char *track_errmsg(void);
+
+/* track_core.c */
+/* track_core_sink -- the default sink: core's txn_commit_vector */
+rvm_return_t track_core_sink(void *arg, const struct track_range *r, size_t n, int sync,
+                             uint64_t *logged);
+/* track_core_check_mapped -- is [addr, addr+len) inside one region mapped by rvm_map? */
+rvm_return_t track_core_check_mapped(const char *addr, uint64_t len);
 
 /* track_diff.c */
 /* one run of changed bytes within a page: [off, off+len) */

@@ -22,8 +22,9 @@
  *  - Threads that exit meanwhile never park: we probe missing threads with tgkill(.., 0);
  *    ESRCH means gone (an exiting thread writes nothing).
  *  - Threads that block LRVM_TRACK_SIGNAL (signal-handling threads in sigwait, library
- *    worker threads that block everything) cannot be stopped. If a thread has not parked
- *    after TRACK_SP_GRACE_US and its SigBlk (/proc/self/task/TID/status) has our signal,
+ *    worker threads that block everything) cannot be stopped. (A thread inside a tracked
+ *    page's fault handler blocks it too, for microseconds: track_hook.) If a thread has
+ *    not parked after TRACK_SP_GRACE_US and its SigBlk (/proc/self/task/TID/status) has our signal,
  *    it is skipped: such threads are assumed not to write tracked memory (documented in
  *    lrvm.h). It is remembered, and while our signal is still pending for it (SigPnd) we
  *    send no other, or queued real-time signals would pile up to RLIMIT_SIGPENDING.
@@ -56,7 +57,7 @@
 
 #define TRACK_SP_MAX_THREADS 4096
 #define TRACK_SP_MAX_BLOCKING 64
-#define TRACK_SP_GRACE_US 2000
+#define TRACK_SP_GRACE_US 50000   /* longer than any fault handler, even preempted */
 #define TRACK_SP_TIMEOUT_MS 5000
 
 static pthread_once_t sp_once = PTHREAD_ONCE_INIT;

@@ -1,0 +1,25 @@
+/*
+ * track_hooks.h -- the two calls core makes into auto-tracking (track.c), declared weak so
+ * that core links with or without the tracking sources (NULL when absent: call through
+ * TRACK_HOOK only).
+ *
+ *  - rvm_end_transaction, after an explicit transaction's record is queued/durable:
+ *    track_note_commit(memory address, length) for each committed range, so the next
+ *    rvm_commit does not log those bytes again. Called with no core lock held.
+ *  - rvm_unmap, before forgetting a mapping: track_on_unmap(vmaddr, length) returns
+ *    RVM_EUNCOMMIT if the region is tracked and has uncommitted changes (the unmap is
+ *    refused), else untracks it if tracked and returns RVM_SUCCESS.
+ */
+#ifndef LRVM_CORE_TRACK_HOOKS_H
+#define LRVM_CORE_TRACK_HOOKS_H
+
+#include <stdint.h>
+
+#include <rvm/rvm.h>
+
+__attribute__((visibility("hidden"), weak)) void track_note_commit(const void *addr,
+                                                                  uint64_t len);
+__attribute__((visibility("hidden"), weak)) rvm_return_t track_on_unmap(const void *addr,
+                                                                       uint64_t len);
+
+#endif /* LRVM_CORE_TRACK_HOOKS_H */
