@@ -657,8 +657,12 @@ rvm_return_t track_commit(void)
         rc = track_err(RVM_EINTERNAL, "rvm_commit: %s", track_safepoint_message());
         goto out;
     }
+    uint64_t t_stop = track_now_ns();
     e = track_capture(&np);
+    uint64_t t_capt = track_now_ns();
     track_safepoint_release();
+    T.st.last_stop_ns = t_stop - t0;
+    T.st.last_capture_ns = t_capt - t_stop;
     pthread_rwlock_unlock(&T.kw);
     uint64_t t_pause = track_now_ns() - t0;
     if (e != 0) {

@@ -65,6 +65,8 @@ typedef struct rvm_track_statistics {
     rvm_length_t last_threads;     /**< threads stopped by the last commit */
     rvm_length_t last_pages;       /**< dirty pages of the last commit */
     rvm_length_t last_pause_ns;    /**< the application's pause in the last commit */
+    rvm_length_t last_stop_ns;     /**<   of which: stopping the other threads */
+    rvm_length_t last_capture_ns;  /**<   of which: collect + re-arm (+ copy, wp-async) */
     rvm_length_t max_pause_ns;
     rvm_length_t total_pause_ns;
     rvm_length_t last_commit_ns;   /**< whole rvm_commit call, last */
