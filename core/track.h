@@ -210,6 +210,8 @@ struct track_safepoint_stats {
 int track_safepoint_stop(struct track_safepoint_stats *ss);
 /* track_safepoint_release -- let the parked threads go */
 void track_safepoint_release(void);
+/* track_thread_ignore -- this thread never writes tracked memory (on) / withdraw (off) */
+void track_thread_ignore(int on);
 /* track_safepoint_message -- why the last stop failed */
 const char *track_safepoint_message(void);
 

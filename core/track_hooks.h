@@ -9,6 +9,8 @@
  *  - rvm_unmap, before forgetting a mapping: track_on_unmap(vmaddr, length) returns
  *    RVM_EUNCOMMIT if the region is tracked and has uncommitted changes (the unmap is
  *    refused), else untracks it if tracked and returns RVM_SUCCESS.
+ *  - the truncation thread, at start and before it exits: track_thread_ignore(1 / 0), so
+ *    that commits of tracked memory do not stop it (it never writes tracked memory).
  */
 #ifndef LRVM_CORE_TRACK_HOOKS_H
 #define LRVM_CORE_TRACK_HOOKS_H
@@ -21,5 +23,7 @@ __attribute__((visibility("hidden"), weak)) void track_note_commit(const void *a
                                                                   uint64_t len);
 __attribute__((visibility("hidden"), weak)) rvm_return_t track_on_unmap(const void *addr,
                                                                        uint64_t len);
+
+__attribute__((visibility("hidden"), weak)) void track_thread_ignore(int on);
 
 #endif /* LRVM_CORE_TRACK_HOOKS_H */

@@ -19,6 +19,8 @@
  *    again after every round of signals and stop when a round finds no new thread. A
  *    clone() in progress when its parent was signalled completes before the parent handles
  *    the signal, so the child is listed in the next round.
+ *  - Threads that declared they never write tracked memory (track_thread_ignore: core's
+ *    truncation thread) are not stopped.
  *  - Threads that exit meanwhile never park: we probe missing threads with tgkill(.., 0);
  *    ESRCH means gone (an exiting thread writes nothing).
  *  - Threads that block LRVM_TRACK_SIGNAL (signal-handling threads in sigwait, library
@@ -66,6 +68,9 @@ static _Atomic unsigned sp_stop_seq;      /* number of the stop in progress or l
 static _Atomic unsigned sp_release_seq;   /* == sp_stop_seq when no stop is in progress */
 static _Atomic unsigned sp_nparked;       /* registrations (this stop) */
 static _Atomic unsigned sp_inside;        /* threads inside the handler */
+static _Atomic unsigned sp_arrivals;      /* futex word: bumped by each registration */
+static _Atomic pid_t sp_ignored[TRACK_SP_MAX_BLOCKING]; /* threads that never write tracked
+                                                          * memory (track_thread_ignore) */
 static _Atomic uint64_t sp_parked[TRACK_SP_MAX_THREADS];   /* g << 32 | tid */
 static pid_t sp_sent[TRACK_SP_MAX_THREADS]; /* tid signalled; 0 gone; -tid skipped */
 static unsigned sp_nsent;
@@ -91,6 +96,8 @@ static void sp_handler(int sig, siginfo_t *si, void *uc)
         unsigned i = atomic_fetch_add(&sp_nparked, 1);
         if (i < TRACK_SP_MAX_THREADS)
             atomic_store(&sp_parked[i], (uint64_t)g << 32 | (uint32_t)syscall(SYS_gettid));
+        atomic_fetch_add(&sp_arrivals, 1);
+        sp_futex(&sp_arrivals, FUTEX_WAKE_PRIVATE, 1);
         for (;;) {
             unsigned r = atomic_load(&sp_release_seq);
             if ((int)(r - g) >= 0)
@@ -179,6 +186,28 @@ static void sp_blocking_set(pid_t tid, int on)
     }
 }
 
+/* track_thread_ignore -- the calling thread declares (on != 0) that it never writes tracked
+ * memory, so commits need not stop it (core's truncation thread); on == 0 withdraws it,
+ * and must be called before the thread exits (its tid may be reused) */
+void track_thread_ignore(int on)
+{
+    pid_t self = (pid_t)syscall(SYS_gettid);
+    for (int i = 0; i < TRACK_SP_MAX_BLOCKING; i++) {
+        pid_t expect = on ? 0 : self;
+        if (atomic_compare_exchange_strong(&sp_ignored[i], &expect, on ? self : 0))
+            return;
+    }
+}
+
+/* sp_is_ignored -- did tid declare it never writes tracked memory? */
+static int sp_is_ignored(pid_t tid)
+{
+    for (int i = 0; i < TRACK_SP_MAX_BLOCKING; i++)
+        if (atomic_load(&sp_ignored[i]) == tid)
+            return 1;
+    return 0;
+}
+
 /* sp_known -- was tid already handled in this stop? */
 static int sp_known(pid_t tid)
 {
@@ -224,7 +253,7 @@ static int sp_signal_new(pid_t pid, pid_t self)
             if (d->d_name[0] < '0' || d->d_name[0] > '9')
                 continue;
             pid_t tid = (pid_t)strtol(d->d_name, NULL, 10);
-            if (tid == self || sp_known(tid))
+            if (tid == self || sp_known(tid) || sp_is_ignored(tid))
                 continue;
             if (sp_nsent == TRACK_SP_MAX_THREADS) {
                 close(fd);
@@ -283,7 +312,8 @@ int track_safepoint_stop(struct track_safepoint_stats *ss)
             return -added;
         }
         /* wait until every signalled thread parked, is gone, or blocks our signal */
-        for (unsigned spins = 0;; spins++) {
+        for (;;) {
+            unsigned arrivals = atomic_load(&sp_arrivals);
             unsigned missing = 0;
             pid_t late = 0;
             uint64_t waited = sp_now_us() - t0;
@@ -312,12 +342,10 @@ int track_safepoint_stop(struct track_safepoint_stats *ss)
                 track_safepoint_release();
                 return ETIMEDOUT;
             }
-            if (spins < 64) {
-                __builtin_ia32_pause();
-            } else {
-                struct timespec ts = {0, 20000};
-                nanosleep(&ts, NULL);
-            }
+            /* sleep until a thread registers (or 1 ms, to notice exits and blockers) */
+            struct timespec ts = {0, 1000000};
+            syscall(SYS_futex, (unsigned *)&sp_arrivals, FUTEX_WAIT_PRIVATE, arrivals, &ts,
+                    NULL, 0);
         }
         if (added == 0)
             break;      /* a round found no new thread: everybody is accounted for */
