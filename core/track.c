@@ -10,10 +10,8 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "rvm_int.h"
 #include "track.h"
-
-/* core's message of its last failure (weak: tests may link tracking without core's log) */
-#pragma weak rvm_errmsg
 
 struct track_state T = {
     .mu = PTHREAD_MUTEX_INITIALIZER,
@@ -39,6 +37,7 @@ static rvm_return_t track_err(rvm_return_t code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(track_msg, sizeof(track_msg), fmt, ap);
     va_end(ap);
+    err_set(code, "%s", track_msg);     /* rvm_errmsg, as for every core failure */
     return code;
 }
 
@@ -446,6 +445,33 @@ rvm_return_t track_region_remove(const rvm_region_t *region, int implicit)
     return RVM_SUCCESS;
 }
 
+/* track_on_terminate -- see track.h */
+rvm_return_t track_on_terminate(void)
+{
+    pthread_mutex_lock(&T.mu);
+    for (size_t k = 0; k < TRACK_MAX_REGIONS; k++) {
+        struct track_region *r = atomic_load(&T.regions[k]);
+        if (r != NULL && track_region_changed(r)) {
+            pthread_mutex_unlock(&T.mu);
+            return track_err(RVM_EUNCOMMIT, "rvm_terminate: tracked region at %p has changes "
+                             "not yet committed: call rvm_commit first", (void *)r->base);
+        }
+    }
+    for (size_t k = 0; k < TRACK_MAX_REGIONS; k++) {
+        struct track_region *r = atomic_load(&T.regions[k]);
+        if (r == NULL)
+            continue;
+        vmp_dirty_disarm(T.dirty, r->base);
+        atomic_store(&T.regions[k], NULL);
+        for (size_t i = 0; i < r->npages; i++)
+            if (atomic_load(&r->st[i]) & TF_TWIN)
+                track_budget_give();
+        track_region_free(r);
+    }
+    pthread_mutex_unlock(&T.mu);
+    return RVM_SUCCESS;
+}
+
 /* track_on_unmap -- rvm_unmap of [addr, addr+len): the unmap rule (see track.h) */
 rvm_return_t track_on_unmap(const void *addr, uint64_t len)
 {
@@ -706,8 +732,7 @@ rvm_return_t track_commit(void)
     if (rc != RVM_SUCCESS) {
         T.sticky = rc;
         snprintf(T.sticky_msg, sizeof(T.sticky_msg), "the log refused a %zu-range record: "
-                 "%s: %.160s", out_n, rvm_return(rc),
-                 &rvm_errmsg != NULL && rvm_errmsg != NULL ? rvm_errmsg : "");
+                 "%s: %.160s", out_n, rvm_return(rc), rvm_errmsg);
         track_err(rc, "rvm_commit: %s; every later rvm_commit fails: restart the process to "
                   "recover", T.sticky_msg);
         goto out;

@@ -175,6 +175,9 @@ void track_note_commit(const void *addr, uint64_t len);
  * tracked region there has uncommitted changes, else untracks it and returns 0 */
 rvm_return_t track_on_unmap(const void *addr, uint64_t len);
 rvm_return_t track_prepare_write(void *addr, size_t len);
+/* track_on_terminate -- rvm_terminate: RVM_EUNCOMMIT if any tracked region has uncommitted
+ * changes, else untrack every region */
+rvm_return_t track_on_terminate(void);
 void track_set_sink(track_sink_fn fn, void *arg);
 /* track_reset -- untrack everything, destroy the tracker, forget configuration (tests) */
 void track_reset(void);

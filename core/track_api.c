@@ -6,15 +6,9 @@
 
 #include "track.h"
 
-/* rvm_errmsg is core's; until core's definition is linked in, messages stay in
- * track_errmsg() (a weak reference resolves to NULL when it is absent). */
-#pragma weak rvm_errmsg
-
-/* api_ret -- publish the message of a failure in rvm_errmsg; returns rc */
+/* api_ret -- the result of a call (track.c has put its message in rvm_errmsg already) */
 static rvm_return_t api_ret(rvm_return_t rc)
 {
-    if (rc != RVM_SUCCESS && &rvm_errmsg != NULL)
-        rvm_errmsg = (char *)track_errmsg();
     return rc;
 }
 

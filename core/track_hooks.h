@@ -25,5 +25,8 @@ __attribute__((visibility("hidden"), weak)) rvm_return_t track_on_unmap(const vo
                                                                        uint64_t len);
 
 __attribute__((visibility("hidden"), weak)) void track_thread_ignore(int on);
+/* rvm_terminate, first: RVM_EUNCOMMIT if a tracked region has uncommitted changes (nothing
+ * changes), else every region is untracked and RVM_SUCCESS returned */
+__attribute__((visibility("hidden"), weak)) rvm_return_t track_on_terminate(void);
 
 #endif /* LRVM_CORE_TRACK_HOOKS_H */

@@ -259,3 +259,24 @@ static void run_core_crash(vmp_backend_t b, unsigned kills)
 Test(track_core, crash_wp_async, .timeout = 120) { run_core_crash(VMP_BACKEND_WP_ASYNC, 20 * tt_scale()); }
 Test(track_core, crash_uffd_sigbus, .timeout = 120) { run_core_crash(VMP_BACKEND_UFFD_SIGBUS, 20 * tt_scale()); }
 Test(track_core, crash_mprotect, .timeout = 120) { run_core_crash(VMP_BACKEND_MPROTECT, 20 * tt_scale()); }
+
+Test(track_core, terminate_rule)
+{
+    size_t ps = vmp_page_size();
+    files();
+    track_set_sink(NULL, NULL);
+    rvm_region_t rg;
+    cr_assert_eq(start(&rg), RVM_SUCCESS, "%s", rvm_errmsg);
+    cr_assert_eq(rvm_track(&rg), RVM_SUCCESS, "%s", rvm_errmsg);
+    rg.vmaddr[5 * ps] = 1;
+    cr_assert_eq(rvm_terminate(), RVM_EUNCOMMIT, "uncommitted tracked changes");
+    cr_assert(strstr(rvm_errmsg, "rvm_commit") != NULL, "%s", rvm_errmsg);
+    cr_assert_eq(rvm_commit(), RVM_SUCCESS, "%s", rvm_errmsg);
+    cr_assert_eq(rvm_terminate(), RVM_SUCCESS, "%s", rvm_errmsg);
+    recover_in_child();
+    char *seg = malloc(SEG_PAGES * ps);
+    read_segment(seg, SEG_PAGES * ps);
+    cr_assert_eq(seg[5 * ps], 1, "the committed change is in the segment after recovery");
+    free(seg);
+    rmfiles();
+}
