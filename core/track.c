@@ -267,10 +267,14 @@ rvm_return_t track_region_add(rvm_region_t *region)
     if (T.sink == NULL) {   /* committing through core: the region must be rvm_map'ed */
         rvm_return_t m = track_core_check_mapped(region->vmaddr, region->length);
         if (m != RVM_SUCCESS)
-            return track_err(m, "rvm_track: region at %p (%lu bytes) is not mapped: %s",
+            return track_err(m, "rvm_track: region at %p (%lu bytes): %s",
                              (void *)region->vmaddr, (unsigned long)region->length,
-                             m == RVM_EINIT ? "call rvm_initialize and rvm_map first"
-                                            : "map it with rvm_map first");
+                             m == RVM_EINIT ? "not mapped: call rvm_initialize and rvm_map "
+                                              "first"
+                             : m == RVM_EREGION ? "mapped with RVM_MAP_PRIVATE (a file "
+                                                  "mapping); tracking needs rvm_map's copied "
+                                                  "memory: map it without that flag"
+                                                : "not mapped: map it with rvm_map first");
     }
     pthread_mutex_lock(&T.mu);
     track_defaults();

@@ -39,13 +39,18 @@ rvm_return_t track_core_sink(void *arg, const struct track_range *r, size_t n, i
     return rc;
 }
 
-/* track_core_check_mapped -- RVM_SUCCESS if [addr, addr+len) lies in one mapped region */
+/* track_core_check_mapped -- RVM_SUCCESS if [addr, addr+len) lies in one region mapped
+ * with copied (anonymous) memory; RVM_EREGION for a RVM_MAP_PRIVATE (file-backed) mapping,
+ * whose pages userfaultfd write-protection cannot track */
 rvm_return_t track_core_check_mapped(const char *addr, uint64_t len)
 {
     if (R.state != RVM_ST_INIT)
         return RVM_EINIT;
     pthread_mutex_lock(&R.mu);
     struct region *g = region_find(addr, len);
+    int priv = g != NULL && g->priv;
     pthread_mutex_unlock(&R.mu);
-    return g != NULL ? RVM_SUCCESS : RVM_ENOT_MAPPED;
+    if (g == NULL)
+        return RVM_ENOT_MAPPED;
+    return priv ? RVM_EREGION : RVM_SUCCESS;
 }

@@ -291,3 +291,34 @@ Test(track_core, terminate_rule)
     free(seg);
     rmfiles();
 }
+
+Test(track_core, map_private_region_is_refused)
+{
+    files();
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        track_set_sink(NULL, NULL);
+        rvm_region_t rg;
+        if (start(NULL) != RVM_SUCCESS)
+            _exit(9);
+        rvm_map_private = rvm_true;     /* file-backed private mapping */
+        rvm_init_region(&rg);
+        rg.data_dev = segp;
+        if (rvm_map(&rg, NULL) != RVM_SUCCESS)
+            _exit(10);
+        if (rvm_track(&rg) != RVM_EREGION || strstr(rvm_errmsg, "RVM_MAP_PRIVATE") == NULL)
+            _exit(11);
+        rvm_region_t bogus;
+        rvm_init_region(&bogus);
+        bogus.vmaddr = (char *)rg.vmaddr + (1 << 30);   /* page aligned, not mapped by rvm */
+        bogus.length = 4096;
+        if (rvm_track(&bogus) != RVM_ENOT_MAPPED)
+            _exit(12);
+        _exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "step %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    rmfiles();
+}
