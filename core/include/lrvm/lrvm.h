@@ -85,7 +85,13 @@ RVM_API rvm_return_t rvm_track_configure(const rvm_track_options_t *opts);
 
 /**
  * rvm_track -- from now on, writes to this mapped region need no set_range. The region's
- * memory must be private anonymous memory as rvm_map makes it (vmaddr page aligned).
+ * memory must be private anonymous memory as rvm_map makes it (vmaddr page aligned; not
+ * RVM_MAP_PRIVATE). Its content at this call is taken as committed: changes made before
+ * without set_range are not part of any later commit unless written again. No other thread
+ * may write the region during this call. Memory: the tracker reserves 2 x the region's size
+ * of virtual memory (MAP_NORESERVE) for committed images and commit snapshots; only pages
+ * that are used become resident (twins are bounded by the budget, snapshots by the pages
+ * written; freed slots are not returned to the kernel before rvm_untrack).
  * @return RVM_SUCCESS; RVM_EREGION (NULL or not a region); RVM_ENOT_MAPPED; RVM_ERANGE
  *         (vmaddr not page aligned, length 0); RVM_EOVERLAP (already tracked or overlaps a
  *         tracked region); RVM_ETOO_BIG (64 regions tracked already); RVM_ENO_MEMORY;
