@@ -232,6 +232,7 @@ static void track_region_free(struct track_region *r)
     if (r->slots != NULL && r->slots != MAP_FAILED)
         munmap(r->slots, 2 * r->npages * track_ps());
     free((void *)r->st);
+    free(r->seen);
     free((void *)r->carry);
     free(r);
 }
@@ -338,10 +339,11 @@ rvm_return_t track_region_add(rvm_region_t *region)
     r->seg_off = region->offset.low;    /* high is 0: checked by the caller */
     r->nwords = (npages + 63) / 64;
     r->st = calloc(npages, 1);
+    r->seen = calloc(npages, sizeof(*r->seen));
     r->carry = calloc(r->nwords, sizeof(uint64_t));
     r->slots = mmap(NULL, 2 * npages * ps, PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (r->st == NULL || r->carry == NULL || r->slots == MAP_FAILED ||
+    if (r->st == NULL || r->seen == NULL || r->carry == NULL || r->slots == MAP_FAILED ||
         track_plist_grow(T.plist_cap + npages) != 0) {
         track_region_free(r);
         goto nomem;
@@ -557,6 +559,33 @@ static int track_emit_page(struct track_region *r, size_t i, const char *cur, co
     return 0;
 }
 
+/*
+ * track_evict_one -- wp-async beyond the budget: take the twin of a page that was not
+ * dirty in the last two commits (CLOCK over all regions, at most 512 pages looked at), so
+ * that pages written now get twins and pages no longer written lose theirs (an
+ * approximate LRU). The page keeps being tracked: without a twin it is logged whole if it
+ * is ever written again. Only for wp-async, where no hook touches states concurrently
+ * (mu held). Returns 0 if a twin was freed and its budget handed to the caller.
+ */
+static int track_evict_one(void)
+{
+    for (unsigned n = 0; n < 512; n++) {
+        struct track_region *r = atomic_load(&T.regions[T.clock_k]);
+        if (r == NULL || T.clock_i >= r->npages) {
+            T.clock_k = (T.clock_k + 1) % TRACK_MAX_REGIONS;
+            T.clock_i = 0;
+            continue;
+        }
+        size_t i = T.clock_i++;
+        uint8_t s = atomic_load(&r->st[i]);
+        if ((s & TF_TWIN) && (s & TS_MASK) == TS_CLEAN && r->seen[i] + 2 <= T.ncaptures) {
+            atomic_store(&r->st[i], (uint8_t)(s & ~TF_TWIN));
+            return 0;   /* its budget unit passes to the caller */
+        }
+    }
+    return -1;
+}
+
 /* track_keep_snapshot -- after diffing a SNAP page: its snapshot becomes the twin if it had
  * one or the budget allows; returns the new flag bits */
 static uint8_t track_keep_snapshot(uint8_t s)
@@ -564,7 +593,7 @@ static uint8_t track_keep_snapshot(uint8_t s)
     uint8_t flipped = (uint8_t)((s & TF_SLOTB) ^ TF_SLOTB);
     if (s & TF_TWIN)
         return (uint8_t)(TF_TWIN | flipped);
-    if (track_budget_take() == 0)
+    if (track_budget_take() == 0 || (!T.hook_backend && track_evict_one() == 0))
         return (uint8_t)(TF_TWIN | flipped);
     return (uint8_t)(s & TF_SLOTB);
 }
@@ -628,6 +657,7 @@ static int track_capture(size_t *np_out)
     if (e != 0)
         return e;   /* collected pages stay in the carry bitmaps for the next try */
     size_t np = 0;
+    T.ncaptures++;
     for (size_t k = 0; k < TRACK_MAX_REGIONS; k++) {
         struct track_region *r = atomic_load(&T.regions[k]);
         if (r == NULL)
@@ -650,6 +680,7 @@ static int track_capture(size_t *np_out)
                     memcpy(track_slot(r, i, !b), r->base + i * ps, track_page_len(r, i));
                     atomic_store(&r->st[i], (uint8_t)(TS_SNAP | (s & ~TS_MASK)));
                 }
+                r->seen[i] = T.ncaptures;
                 T.plist[np++] = ((uint64_t)k << 40) | i;
             }
         }

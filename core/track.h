@@ -19,7 +19,10 @@
  *    5 us fault). After the commit that logs the page, its twin is dropped (memory == the
  *    committed image again), so twins cover one epoch's working set only.
  *  - wp-async has no hook: the twin must exist before the write. rvm_track copies the
- *    region into twin slots, and every commit turns the page's snapshot into its twin.
+ *    region into twin slots (up to the budget), and every commit turns the page's snapshot
+ *    into its twin. Beyond the budget, a page logged whole takes the twin of a page not
+ *    written in the last two commits (a CLOCK, i.e. approximate LRU), so the twins follow
+ *    the pages being written.
  *  - Budget: at most `budget` bytes of twins per process (default TRACK_DEFAULT_BUDGET,
  *    rvm_track_configure). A page that has no twin because the budget is spent is logged
  *    WHOLE: new-value logging of a whole page is always correct, twins only make records
@@ -133,6 +136,7 @@ struct track_region {
     char *slots;             /* 2 * npages pages: A = [0, npages), B = [npages, 2 npages) */
     _Atomic uint8_t *st;     /* per-page state byte */
     _Atomic uint64_t *carry; /* pages collected and not yet committed (bitmap) */
+    uint32_t *seen;          /* T.ncaptures when the page was last captured (eviction) */
     size_t nwords;
 };
 
@@ -157,6 +161,8 @@ struct track_state {
     void *sink_arg;
     /* commit scratch, allocated outside the pause */
     uint64_t *plist;             /* captured pages: region slot << 40 | page index */
+    uint32_t ncaptures;          /* commits that captured pages (the eviction clock's time) */
+    size_t clock_k, clock_i;     /* the eviction clock's hand (wp-async beyond the budget) */
     size_t plist_cap;
     rvm_track_statistics_t st;
 };

@@ -336,3 +336,30 @@ Test(track, argument_errors)
     cr_assert(strstr(track_errmsg(), "rvm_initialize") != NULL, "%s", track_errmsg());
     track_reset();
 }
+
+Test(track, wp_async_twins_follow_the_written_pages)
+{
+    if (!tt_backend_ok(VMP_BACKEND_WP_ASYNC))
+        cr_skip_test("wp-async unavailable");
+    struct fx f;
+    size_t ps = vmp_page_size();
+    fx_setup(&f, VMP_BACKEND_WP_ASYNC, 32 * ps, 4 * ps);   /* twins for pages 0..3 at first */
+    /* pages 20..23 are hot: first logged whole, then they take the twins of idle pages */
+    for (int round = 0; round < 6; round++) {
+        rvm_track_statistics_t s0 = stats();
+        for (size_t i = 20; i < 24; i++)
+            f.t.mem[i * ps + (size_t)round] = (char)(round + 1);
+        cr_assert_eq(rvm_commit(), RVM_SUCCESS);
+        cr_assert_eq(memcmp(f.image, f.t.mem, f.t.len), 0, "round %d", round);
+        rvm_track_statistics_t s1 = stats();
+        if (round >= 3)
+            cr_assert_eq(s1.whole_pages - s0.whole_pages, 0, "round %d: hot pages still "
+                         "logged whole", round);
+        cr_assert_leq(s1.twin_pages, 4);
+    }
+    /* a page that lost its twin is still committed correctly (whole) */
+    f.t.mem[1 * ps + 7] = 9;
+    cr_assert_eq(rvm_commit(), RVM_SUCCESS);
+    cr_assert_eq(memcmp(f.image, f.t.mem, f.t.len), 0);
+    fx_teardown(&f);
+}
