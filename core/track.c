@@ -142,6 +142,7 @@ static void track_hook(void *page, void *arg)
             uint8_t ns = (uint8_t)(TS_DIRTY | (s & TF_SLOTB));
             if (track_budget_take() == 0) {
                 memcpy(track_slot(r, i, b), page, track_ps());
+                atomic_fetch_add(&T.slot_touches, 1);
                 ns |= TF_TWIN;
             }
             if (atomic_compare_exchange_strong(&r->st[i], &s, ns))
@@ -154,6 +155,7 @@ static void track_hook(void *page, void *arg)
             /* captured by the commit in flight and not yet diffed: keep its content at the
              * instant in the free slot before this write changes it */
             memcpy(track_slot(r, i, !b), page, track_ps());
+            atomic_fetch_add(&T.slot_touches, 1);
             uint8_t ns = (uint8_t)(TS_SNAP | (s & (TF_TWIN | TF_SLOTB)));
             if (atomic_compare_exchange_strong(&r->st[i], &s, ns))
                 break;
@@ -354,6 +356,7 @@ rvm_return_t track_region_add(rvm_region_t *region)
             if (track_budget_take() != 0)
                 break;
             memcpy(track_slot(r, i, 0), r->base + i * ps, track_page_len(r, i));
+            atomic_fetch_add(&T.slot_touches, 1);
             atomic_store(&r->st[i], TF_TWIN);
         }
     }
@@ -649,6 +652,55 @@ static int track_diff_all(size_t np)
     return 0;
 }
 
+/* track_slot_in_use -- does slot b of page i hold a twin or a snapshot in flight? */
+static int track_slot_in_use(const struct track_region *r, size_t i, int b)
+{
+    uint8_t s = atomic_load(&r->st[i]);
+    int tb = (s & TF_SLOTB) != 0;
+    if ((s & TF_TWIN) && b == tb)
+        return 1;
+    return (s & TS_MASK) == TS_SNAP && b != tb;
+}
+
+/*
+ * track_trim -- give the memory of unused slots back to the kernel (MADV_DONTNEED), when
+ * the slots touched since the last trim exceed the budget by a quarter. Runs in the pause,
+ * after the capture: no first-write hook is copying into a slot then (the hook blocks the
+ * safepoint signal before it copies, and prepare_write is excluded by `kw`), so a slot
+ * seen unused stays unused until the threads are released. Rare (once per ~budget/4 page
+ * copies); its cost (a scan of the page states + one madvise per run) is in that pause.
+ */
+static void track_trim(void)
+{
+    uint64_t limit = T.budget_pages + T.budget_pages / 4 + 64;
+    if (atomic_load(&T.slot_touches) <= limit)
+        return;
+    size_t ps = track_ps();
+    uint64_t kept = 0;
+    for (size_t k = 0; k < TRACK_MAX_REGIONS; k++) {
+        struct track_region *r = atomic_load(&T.regions[k]);
+        if (r == NULL)
+            continue;
+        for (int b = 0; b < 2; b++) {
+            size_t run0 = 0, runn = 0;
+            for (size_t i = 0; i <= r->npages; i++) {
+                int used = i < r->npages && track_slot_in_use(r, i, b);
+                if (i < r->npages && !used) {
+                    if (runn++ == 0)
+                        run0 = i;
+                    continue;
+                }
+                kept += used;
+                if (runn > 0)
+                    madvise(track_slot(r, run0, b), runn * ps, MADV_DONTNEED);
+                runn = 0;
+            }
+        }
+    }
+    atomic_store(&T.slot_touches, kept);
+    T.st.trims++;
+}
+
 /* track_capture -- at the safepoint: collect the dirty set and mark it (no allocation) */
 static int track_capture(size_t *np_out)
 {
@@ -678,6 +730,7 @@ static int track_capture(size_t *np_out)
                     /* no hook: copy the page now, while nobody can write it */
                     int b = (s & TF_SLOTB) != 0;
                     memcpy(track_slot(r, i, !b), r->base + i * ps, track_page_len(r, i));
+                    atomic_fetch_add(&T.slot_touches, 1);
                     atomic_store(&r->st[i], (uint8_t)(TS_SNAP | (s & ~TS_MASK)));
                 }
                 r->seen[i] = T.ncaptures;
@@ -722,6 +775,8 @@ rvm_return_t track_commit(void)
     e = track_capture(&np);
     uint64_t t_capt = track_now_ns();
     track_safepoint_release();
+    if (e == 0)
+        track_trim();
     T.st.last_stop_ns = t_stop - t0;
     T.st.last_capture_ns = t_capt - t_stop;
     pthread_rwlock_unlock(&T.kw);

@@ -27,8 +27,10 @@
  *    rvm_track_configure). A page that has no twin because the budget is spent is logged
  *    WHOLE: new-value logging of a whole page is always correct, twins only make records
  *    smaller. Beyond the twins, snapshot slots are touched only for the pages of a commit
- *    in flight (transient, at most the dirty set); freed slots are returned to the kernel
- *    (MADV_DONTNEED) at the end of a commit when there are many of them.
+ *    in flight (transient, at most the dirty set). When more slot pages were copied into
+ *    than the budget + 1/4 since the last trim, the next commit's pause returns the unused
+ *    ones to the kernel (MADV_DONTNEED), so resident slot memory stays near budget + the
+ *    dirty set.
  *
  * ONE INSTANT. A commit contains every write that happened before one instant in any
  * thread and none after (DESIGN.md section 2). We take the instant at a safepoint
@@ -161,6 +163,8 @@ struct track_state {
     void *sink_arg;
     /* commit scratch, allocated outside the pause */
     uint64_t *plist;             /* captured pages: region slot << 40 | page index */
+    _Atomic uint64_t slot_touches; /* slot pages copied into since the last trim (estimate
+                                    * of resident slot memory) */
     uint32_t ncaptures;          /* commits that captured pages (the eviction clock's time) */
     size_t clock_k, clock_i;     /* the eviction clock's hand (wp-async beyond the budget) */
     size_t plist_cap;

@@ -62,6 +62,7 @@ typedef struct rvm_track_statistics {
     rvm_length_t record_bytes;     /**< log bytes of the records (headers included) */
     rvm_length_t twin_pages;       /**< pages holding a committed image now */
     rvm_length_t twin_budget_pages;/**< the budget, in pages */
+    rvm_length_t trims;            /**< times unused snapshot/twin memory was given back */
     rvm_length_t last_threads;     /**< threads stopped by the last commit */
     rvm_length_t last_pages;       /**< dirty pages of the last commit */
     rvm_length_t last_pause_ns;    /**< the application's pause in the last commit */
@@ -90,8 +91,9 @@ RVM_API rvm_return_t rvm_track_configure(const rvm_track_options_t *opts);
  * without set_range are not part of any later commit unless written again. No other thread
  * may write the region during this call. Memory: the tracker reserves 2 x the region's size
  * of virtual memory (MAP_NORESERVE) for committed images and commit snapshots; only pages
- * that are used become resident (twins are bounded by the budget, snapshots by the pages
- * written; freed slots are not returned to the kernel before rvm_untrack).
+ * that are used become resident: twins are bounded by the budget, snapshots by the pages
+ * of a commit, and unused slots are given back to the kernel when their total exceeds the
+ * budget by a quarter.
  * @return RVM_SUCCESS; RVM_EREGION (NULL or not a region); RVM_ENOT_MAPPED; RVM_ERANGE
  *         (vmaddr not page aligned, length 0); RVM_EOVERLAP (already tracked or overlaps a
  *         tracked region); RVM_ETOO_BIG (64 regions tracked already); RVM_ENO_MEMORY;
