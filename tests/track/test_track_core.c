@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -368,3 +369,82 @@ Test(track_core, map_private_region_is_refused)
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "step %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
     rmfiles();
 }
+
+/* the instant test under SIGKILL with core's log: a thread stores n to page A then to page
+ * B while the main thread commits; after recovery B == A or B == A - 1 */
+static _Atomic int ci_stop;
+static char *ci_mem;
+
+static void *ci_writer(void *arg)
+{
+    (void)arg;
+    size_t ps = vmp_page_size();
+    volatile uint64_t *a = (volatile uint64_t *)(ci_mem + 4 * ps + 16);
+    volatile uint64_t *b = (volatile uint64_t *)(ci_mem + 30 * ps + 8);
+    for (uint64_t n = 1; !atomic_load_explicit(&ci_stop, memory_order_relaxed); n++) {
+        *a = n;
+        *b = n;
+    }
+    return NULL;
+}
+
+static void run_core_instant(vmp_backend_t b, unsigned kills)
+{
+    if (!tt_backend_ok(b))
+        cr_skip_test("backend %s unavailable", vmp_backend_name(b));
+    size_t ps = vmp_page_size(), len = SEG_PAGES * ps;
+    struct shared *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
+                             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    char *seg = malloc(len);
+    uint64_t rs = (uint64_t)time(NULL) ^ ((uint64_t)b << 32), nonzero = 0;
+    for (unsigned k = 0; k < kills; k++) {
+        files();
+        atomic_store(&sh->ready, 0);
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+            track_set_sink(NULL, NULL);
+            rvm_region_t rg;
+            rvm_track_options_t o = {.backend = vmp_backend_name(b)};
+            if (start(&rg) != RVM_SUCCESS || rvm_track_configure(&o) != RVM_SUCCESS ||
+                rvm_track(&rg) != RVM_SUCCESS)
+                _exit(10);
+            ci_mem = rg.vmaddr;
+            pthread_t th;
+            pthread_create(&th, NULL, ci_writer, NULL);
+            atomic_store(&sh->ready, 1);
+            for (;;)
+                if (rvm_commit() != RVM_SUCCESS)
+                    _exit(11);
+        }
+        while (!atomic_load(&sh->ready)) {
+            int st;
+            if (waitpid(pid, &st, WNOHANG) == pid)
+                cr_assert_fail("%s: child exited early (%d)", vmp_backend_name(b),
+                               WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+            usleep(100);
+        }
+        usleep((useconds_t)(5000 + tt_rnd(&rs) % 30000));
+        kill(pid, SIGKILL);
+        int st;
+        waitpid(pid, &st, 0);
+        cr_assert(WIFSIGNALED(st), "%s: child failed (exit %d)", vmp_backend_name(b),
+                  WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+        recover_in_child();
+        read_segment(seg, len);
+        uint64_t a, bb;
+        memcpy(&a, seg + 4 * ps + 16, 8);
+        memcpy(&bb, seg + 30 * ps + 8, 8);
+        cr_assert(bb == a || bb + 1 == a, "%s kill %u: recovered A=%lu B=%lu: not one instant",
+                  vmp_backend_name(b), k, (unsigned long)a, (unsigned long)bb);
+        nonzero += a != 0;
+        rmfiles();
+    }
+    cr_assert_gt(nonzero, 0, "%s: no run committed a counter", vmp_backend_name(b));
+    free(seg);
+    munmap(sh, sizeof(*sh));
+}
+
+Test(track_core, instant_crash_wp_async, .timeout = 60) { run_core_instant(VMP_BACKEND_WP_ASYNC, 10 * tt_scale()); }
+Test(track_core, instant_crash_uffd_sigbus, .timeout = 60) { run_core_instant(VMP_BACKEND_UFFD_SIGBUS, 10 * tt_scale()); }
+Test(track_core, instant_crash_mprotect, .timeout = 60) { run_core_instant(VMP_BACKEND_MPROTECT, 10 * tt_scale()); }
