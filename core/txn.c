@@ -26,7 +26,7 @@ static struct txn *txn_get(rvm_tid_t *tid)
 /* rvm_begin_transaction -- start a transaction in restore or no_restore mode */
 rvm_return_t rvm_begin_transaction(rvm_tid_t *tid, rvm_mode_t mode)
 {
-    if (R.state != RVM_ST_INIT)
+    if (!rvm_ready())
         return RVM_EINIT;
     if (tid == NULL || tid->struct_id != rvm_tid_id)
         return RVM_ETID;
@@ -114,7 +114,7 @@ static struct region *txn_region(struct txn *t, const char *addr, uint64_t len)
 /* rvm_set_range -- declare that [dest, dest+length) will be modified */
 rvm_return_t rvm_set_range(rvm_tid_t *tid, void *dest, rvm_length_t length)
 {
-    if (R.state != RVM_ST_INIT)
+    if (!rvm_ready())
         return RVM_EINIT;
     struct txn *t = txn_get(tid);
     if (t == NULL)
@@ -165,7 +165,7 @@ rvm_return_t rvm_modify_bytes(rvm_tid_t *tid, void *dest, const void *src,
 /* rvm_abort_transaction -- end without commit; restore mode puts old values back */
 rvm_return_t rvm_abort_transaction(rvm_tid_t *tid)
 {
-    if (R.state != RVM_ST_INIT)
+    if (!rvm_ready())
         return RVM_EINIT;
     struct txn *t = txn_get(tid);
     if (t == NULL)
@@ -317,7 +317,7 @@ static __thread size_t tls_crcap;
 /* rvm_end_transaction -- commit in flush or no_flush mode */
 rvm_return_t rvm_end_transaction(rvm_tid_t *tid, rvm_mode_t mode)
 {
-    if (R.state != RVM_ST_INIT)
+    if (!rvm_ready())
         return RVM_EINIT;
     if (mode != flush && mode != no_flush)
         return RVM_EMODE;
@@ -353,7 +353,7 @@ rvm_return_t rvm_end_transaction(rvm_tid_t *tid, rvm_mode_t mode)
 /* txn_commit_vector -- see txn.h */
 rvm_return_t txn_commit_vector(const struct txn_vec *v, size_t n, rvm_mode_t mode)
 {
-    if (R.state != RVM_ST_INIT)
+    if (!rvm_ready())
         return RVM_EINIT;
     if (R.log == NULL)
         return RVM_ELOG;

@@ -52,6 +52,7 @@ static void txn4(int *a, rvm_mode_t mode)
     CK(rvm_end_transaction(&tid, mode));
 }
 
+/* main -- run the workloads and print one line each */
 int main(int argc, char **argv)
 {
     if (argc < 3) {

@@ -104,7 +104,6 @@ static int fault_trap(void *addr, int sig, siginfo_t *si, void *uctx, void *arg)
     size_t i = (page - r->start) >> page_shift();
     uint64_t bit = (uint64_t)1 << (i & 63);
     _Atomic uint64_t *cw = &r->claimed[i >> 6], *ww = &r->written[i >> 6];
-
     _Atomic uint64_t *rw = &r->ready[i >> 6];
 
     if (atomic_fetch_or(cw, bit) & bit) {
