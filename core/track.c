@@ -663,42 +663,66 @@ static int track_slot_in_use(const struct track_region *r, size_t i, int b)
 }
 
 /*
- * track_trim -- give the memory of unused slots back to the kernel (MADV_DONTNEED), when
- * the slots touched since the last trim exceed the budget by a quarter. Runs in the pause,
- * after the capture: no first-write hook is copying into a slot then (the hook blocks the
- * safepoint signal before it copies, and prepare_write is excluded by `kw`), so a slot
- * seen unused stays unused until the threads are released. Rare (once per ~budget/4 page
- * copies); its cost (a scan of the page states + one madvise per run) is in that pause.
+ * track_trim -- give the memory of unused slots back to the kernel (MADV_DONTNEED) once the
+ * slots copied into since the last sweep exceed the budget by a quarter. A sweep walks
+ * every region's two slot areas and madvises each run of unused slots; it is incremental
+ * (at most TRACK_TRIM_RUNS madvise calls per commit, continuing at the next commit), so no
+ * commit pays more than ~0.5 ms for it. With the hook backends it must run in the pause:
+ * no first-write hook copies into a slot then (the hook blocks the safepoint signal before
+ * it copies; prepare_write is excluded by `kw`), so a slot seen unused stays unused until
+ * the threads are released. wp-async has no hook: there it runs after the release (mu
+ * held: nothing else writes slots).
  */
 static void track_trim(void)
 {
     uint64_t limit = T.budget_pages + T.budget_pages / 4 + 64;
-    if (atomic_load(&T.slot_touches) <= limit)
-        return;
+    if (!T.trim_active) {
+        if (atomic_load(&T.slot_touches) <= limit)
+            return;
+        T.trim_active = 1;
+        T.trim_k = 0;
+        T.trim_b = 0;
+        T.trim_i = 0;
+        T.trim_kept = 0;
+    }
     size_t ps = track_ps();
-    uint64_t kept = 0;
-    for (size_t k = 0; k < TRACK_MAX_REGIONS; k++) {
-        struct track_region *r = atomic_load(&T.regions[k]);
-        if (r == NULL)
+    unsigned calls = 0;
+    while (T.trim_k < TRACK_MAX_REGIONS && calls < TRACK_TRIM_RUNS) {
+        struct track_region *r = atomic_load(&T.regions[T.trim_k]);
+        if (r == NULL || T.trim_b > 1) {
+            T.trim_k++;
+            T.trim_b = 0;
+            T.trim_i = 0;
             continue;
-        for (int b = 0; b < 2; b++) {
-            size_t run0 = 0, runn = 0;
-            for (size_t i = 0; i <= r->npages; i++) {
-                int used = i < r->npages && track_slot_in_use(r, i, b);
-                if (i < r->npages && !used) {
-                    if (runn++ == 0)
-                        run0 = i;
-                    continue;
-                }
-                kept += used;
-                if (runn > 0)
-                    madvise(track_slot(r, run0, b), runn * ps, MADV_DONTNEED);
-                runn = 0;
+        }
+        size_t i = T.trim_i, run0 = 0, runn = 0;
+        for (; i <= r->npages && calls < TRACK_TRIM_RUNS; i++) {
+            int used = i < r->npages && track_slot_in_use(r, i, T.trim_b);
+            if (i < r->npages && !used) {
+                if (runn++ == 0)
+                    run0 = i;
+                continue;
             }
+            T.trim_kept += used;
+            if (runn > 0) {
+                madvise(track_slot(r, run0, T.trim_b), runn * ps, MADV_DONTNEED);
+                calls++;
+            }
+            runn = 0;
+        }
+        /* the loop ends right after a flush, so no run is left open here */
+        if (i > r->npages) {
+            T.trim_b++;
+            T.trim_i = 0;
+        } else {
+            T.trim_i = i;
         }
     }
-    atomic_store(&T.slot_touches, kept);
-    T.st.trims++;
+    if (T.trim_k >= TRACK_MAX_REGIONS) {
+        atomic_store(&T.slot_touches, T.trim_kept);
+        T.trim_active = 0;
+        T.st.trims++;
+    }
 }
 
 /* track_capture -- at the safepoint: collect the dirty set and mark it (no allocation) */
@@ -775,7 +799,7 @@ rvm_return_t track_commit(void)
     e = track_capture(&np);
     uint64_t t_capt = track_now_ns();
     track_safepoint_release();
-    if (e == 0)
+    if (e == 0 && T.hook_backend)
         track_trim();
     T.st.last_stop_ns = t_stop - t0;
     T.st.last_capture_ns = t_capt - t_stop;
@@ -794,6 +818,8 @@ rvm_return_t track_commit(void)
     if (t_pause > T.st.max_pause_ns)
         T.st.max_pause_ns = t_pause;
 
+    if (!T.hook_backend)
+        track_trim();
     out_len = 0;
     out_n = 0;
     if (track_diff_all(np) != 0) {

@@ -28,9 +28,9 @@
  *    WHOLE: new-value logging of a whole page is always correct, twins only make records
  *    smaller. Beyond the twins, snapshot slots are touched only for the pages of a commit
  *    in flight (transient, at most the dirty set). When more slot pages were copied into
- *    than the budget + 1/4 since the last trim, the next commit's pause returns the unused
- *    ones to the kernel (MADV_DONTNEED), so resident slot memory stays near budget + the
- *    dirty set.
+ *    than the budget + 1/4 since the last sweep, the following commits return the unused
+ *    ones to the kernel (MADV_DONTNEED; an incremental sweep, at most TRACK_TRIM_RUNS
+ *    madvise calls per commit), so resident slot memory stays near budget + the dirty set.
  *
  * ONE INSTANT. A commit contains every write that happened before one instant in any
  * thread and none after (DESIGN.md section 2). We take the instant at a safepoint
@@ -106,6 +106,7 @@
 #define TRACK_MAX_REGIONS 64                       /* vmprim: DIRTY_MAX_RANGES per tracker */
 #define TRACK_DEFAULT_BUDGET ((uint64_t)1 << 30)   /* bytes of twins per process */
 #define TRACK_DEFAULT_GAP 32                       /* merge runs closer than this */
+#define TRACK_TRIM_RUNS 256                        /* madvise calls per commit, at most */
 
 /* per-page state byte */
 enum { TS_CLEAN = 0, TS_DIRTY = 1, TS_PENDING = 2, TS_SNAP = 3, TS_MASK = 3 };
@@ -165,6 +166,10 @@ struct track_state {
     uint64_t *plist;             /* captured pages: region slot << 40 | page index */
     _Atomic uint64_t slot_touches; /* slot pages copied into since the last trim (estimate
                                     * of resident slot memory) */
+    int trim_active;             /* a sweep of unused slots is in progress (track_trim) */
+    size_t trim_k, trim_i;       /* its cursor: region slot, slot area (trim_b), page */
+    int trim_b;
+    uint64_t trim_kept;          /* slots found in use so far in this sweep */
     uint32_t ncaptures;          /* commits that captured pages (the eviction clock's time) */
     size_t clock_k, clock_i;     /* the eviction clock's hand (wp-async beyond the budget) */
     size_t plist_cap;
