@@ -350,6 +350,9 @@ rvm_return_t track_region_add(rvm_region_t *region)
         track_region_free(r);
         goto nomem;
     }
+    /* 4 KiB pages for the slots: a transparent huge page would make the first copy into a
+     * slot zero 2 MiB (in a fault handler, or in the pause), and slots are used sparsely */
+    madvise(r->slots, 2 * npages * ps, MADV_NOHUGEPAGE);
     if (!T.hook_backend) {
         /* wp-async: no hook, so the twins must exist before the first write */
         for (size_t i = 0; i < npages; i++) {

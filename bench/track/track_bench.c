@@ -13,6 +13,8 @@
  *      area), flush and no_flush, as a ratio.
  * Commits go through core's redo log (a preallocated file in --dir, default /tmp).
  * Usage: track-bench [--dir DIR] [--backend NAME] [--quick]
+ * TRACK_BENCH_VERBOSE=1 prints every repetition of (b) with its pause split into stop and
+ * capture.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -127,6 +129,9 @@ static void bench_b(const char *bn, char *m, size_t ps, size_t npages)
             pa[rep] = st.last_pause_ns;
             du[rep] = st.last_durable_ns;
             sp[rep] = st.last_stop_ns;
+            if (getenv("TRACK_BENCH_VERBOSE"))
+                printf("   k=%zu rep %d: pause %.2f ms (stop %.2f, capture %.2f)\n", k, rep,
+                       st.last_pause_ns / 1e6, st.last_stop_ns / 1e6, st.last_capture_ns / 1e6);
         }
         qsort(sp, 3, 8, cmp_u64);
         qsort(wr, 3, 8, cmp_u64);
