@@ -405,3 +405,41 @@ Test(track, slot_memory_is_bounded_by_the_budget)
         fx_teardown(&f);
     }
 }
+
+Test(track, diff_runs_property)
+{
+    /* random pages and lengths: the runs cover every changed byte, start and end on changed
+     * bytes, are ordered, and are separated by at least `gap` unchanged bytes */
+    uint64_t s = 12345;
+    static char a[4096], c[4096];
+    struct track_run runs[4096 / 2 + 2];
+    for (int iter = 0; iter < 2000; iter++) {
+        size_t len = 1 + tt_rnd(&s) % 4096;
+        unsigned gap = 1 + (unsigned)(tt_rnd(&s) % 64);
+        for (size_t i = 0; i < len; i++)
+            a[i] = c[i] = (char)tt_rnd(&s);
+        unsigned nchg = (unsigned)(tt_rnd(&s) % 40);
+        for (unsigned k = 0; k < nchg; k++) {
+            size_t at = tt_rnd(&s) % len, n = 1 + tt_rnd(&s) % 24;
+            for (size_t i = at; i < at + n && i < len; i++)
+                c[i] = (char)(c[i] + 1 + (char)(tt_rnd(&s) % 250));
+        }
+        size_t n = track_diff_page(c, a, len, gap, runs);
+        static char b[4096];
+        memcpy(b, a, len);
+        size_t prev_end = 0;
+        for (size_t k = 0; k < n; k++) {
+            cr_assert_gt(runs[k].len, 0);
+            cr_assert_leq(runs[k].off + runs[k].len, len);
+            cr_assert_neq(a[runs[k].off], c[runs[k].off], "run starts on a changed byte");
+            cr_assert_neq(a[runs[k].off + runs[k].len - 1], c[runs[k].off + runs[k].len - 1]);
+            if (k > 0)
+                cr_assert_geq(runs[k].off - prev_end, gap, "runs closer than gap are merged");
+            prev_end = runs[k].off + runs[k].len;
+            memcpy(b + runs[k].off, c + runs[k].off, runs[k].len);
+        }
+        cr_assert_eq(memcmp(b, c, len), 0, "iter %d: runs miss a changed byte", iter);
+        if (memcmp(a, c, len) == 0)
+            cr_assert_eq(n, 0);
+    }
+}
