@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "rvm_int.h"
 #include "track.h"
@@ -326,6 +327,7 @@ rvm_return_t track_region_add(rvm_region_t *region)
                              strerror(e), why);
         }
         T.dirty = d;
+        T.pid = getpid();
         T.backend = vmp_dirty_backend(d);
         T.hook_backend = T.backend != VMP_BACKEND_WP_ASYNC;
         snprintf(T.st.backend, sizeof(T.st.backend), "%s", vmp_backend_name(T.backend));
@@ -775,6 +777,13 @@ rvm_return_t track_commit(void)
     pthread_mutex_lock(&T.mu);
     uint64_t t0 = track_now_ns();
     rvm_return_t rc = RVM_SUCCESS;
+    if (T.dirty != NULL && T.pid != getpid()) {
+        /* a child of fork(): the tracker's userfaultfd and the log belong to the parent */
+        rc = track_err(RVM_EINTERNAL, "rvm_commit: tracking belongs to process %d; a child "
+                       "of fork() cannot commit tracked regions (its copy of them is plain "
+                       "memory)", (int)T.pid);
+        goto out;
+    }
     if (T.sticky != RVM_SUCCESS) {
         rc = track_err(T.sticky, "rvm_commit: an earlier tracked commit failed (%s); restart "
                        "the process to recover", T.sticky_msg);

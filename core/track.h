@@ -96,6 +96,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <lrvm/lrvm.h>
 #include <lrvm/vmprim.h>
@@ -152,6 +153,7 @@ struct track_state {
     uint64_t budget_pages;
     unsigned merge_gap;
     vmp_dirty_t *dirty;          /* created with the first rvm_track */
+    pid_t pid;                   /* the process that created it (fork: children refused) */
     vmp_backend_t backend;
     int hook_backend;            /* the backend calls our first-write hook */
     struct track_region *_Atomic regions[TRACK_MAX_REGIONS]; /* read by the hook */

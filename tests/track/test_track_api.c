@@ -5,6 +5,7 @@
  * The commit sink is the tests' log (tlog) applying records to an in-memory segment image.
  */
 #include <errno.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "track_test.h"
@@ -441,5 +442,27 @@ Test(track, diff_runs_property)
         cr_assert_eq(memcmp(b, c, len), 0, "iter %d: runs miss a changed byte", iter);
         if (memcmp(a, c, len) == 0)
             cr_assert_eq(n, 0);
+    }
+}
+
+Test(track, child_of_fork_cannot_commit)
+{
+    FOR_EACH_BACKEND(b) {
+        struct fx f;
+        fx_setup(&f, b, 4 * vmp_page_size(), 0);
+        f.t.mem[0] = 1;
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+            f.t.mem[1] = 2;     /* plain memory in the child: the write works */
+            _exit(rvm_commit() == RVM_EINTERNAL && strstr(track_errmsg(), "fork") ? 0 : 1);
+        }
+        int st;
+        waitpid(pid, &st, 0);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: child", vmp_backend_name(b));
+        cr_assert_eq(rvm_commit(), RVM_SUCCESS, "the parent still commits");
+        cr_assert_eq(f.image[0], 1);
+        cr_assert_eq(f.image[1], 0, "the child's write is not the parent's");
+        fx_teardown(&f);
     }
 }

@@ -25,6 +25,9 @@
  * Explicit transactions may still be used on tracked regions; their ranges are not logged a
  * second time by the next rvm_commit.
  *
+ * fork(): in a child, the tracked regions are plain memory; rvm_commit there fails with
+ * RVM_EINTERNAL (the tracker and the log belong to the parent).
+ *
  * All calls return RVM_SUCCESS or an LRVM code; rvm_errmsg says what failed and what to do.
  * Thread safety: every call may be made from any thread.
  */
