@@ -47,8 +47,9 @@
  *    from its snapshot instead. The pause is the time to stop, collect and mark.
  *  - wp-async: there is no hook, so a write after release could not be caught: the dirty
  *    pages are copied into their snapshot slots DURING the pause (0.2 us per page), and
- *    diffed after release. The pause grows with the dirty set; it is measured and
- *    reported separately.
+ *    diffed after release. The pause grows with the dirty set (and the first capture of a
+ *    page also pays the page fault of its snapshot slot); it is measured and reported
+ *    separately.
  * The pause must not call malloc or anything that takes a libc lock: a parked thread may
  * hold it. All memory the pause needs (page list, carry bitmaps) is allocated at
  * rvm_track time.
@@ -83,9 +84,18 @@
  *
  * KERNEL WRITES (read(2) into tracked memory): with the hook backends the kernel's write
  * fails with EFAULT unless track_prepare_write() (rvm_track_prepare_write) ran first; it
- * calls the hook and opens the pages. It takes `kw` as a reader, so a commit's capture
- * (a writer) cannot collect between the prepare and the kernel write of the same thread
- * ... of other threads it still can; callers retry on EFAULT as vmprim documents.
+ * calls the hook and opens the pages. It holds `kw` as a reader while inside vmprim (which
+ * then holds its tracker lock), so a capture (the writer) never stops a thread there. A
+ * commit between the prepare and the kernel write re-arms the pages; the kernel write then
+ * fails with EFAULT and the caller prepares again and retries (lrvm.h says so).
+ *
+ * THE HOOK AND THE SAFEPOINT: in a fault, vmprim marks the page written before it opens it,
+ * and a collect waits for the opening; a thread parked in between would deadlock the
+ * capture. The hook therefore blocks LRVM_TRACK_SIGNAL for the rest of the fault handler
+ * (the kernel restores the mask on return). See track_hook.
+ *
+ * FORK: a child's copy of tracked memory is plain memory (userfaultfd registrations are not
+ * inherited) and rvm_commit in the child fails: the tracker and the log are the parent's.
  *
  * Concurrency: `mu` serialises rvm_track/untrack/commit/note_commit; the hook takes no lock.
  */
