@@ -96,7 +96,7 @@ static void run_instant(vmp_backend_t b)
                 "max pause %lu us", vmp_backend_name(b), ncommits, (unsigned long)advanced,
                 st.last_threads, st.max_pause_ns / 1000);
     cr_assert_gt(advanced, ncommits / 10, "the writer made progress across commits");
-    cr_assert_eq(st.last_threads, 3, "the safepoint stopped all 3 writers");
+    cr_assert_geq(st.last_threads, 3, "the safepoint stopped the 3 writers");
     /* the final commit with all writers stopped equals memory exactly */
     cr_assert_eq(rvm_commit(), RVM_SUCCESS);
     cr_assert_eq(memcmp(image, t.mem, NPAGES * ps), 0);
