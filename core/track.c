@@ -823,6 +823,7 @@ rvm_return_t track_commit(void)
         goto out;
     }
     T.st.last_threads = ss.nthreads;
+    T.st.last_skipped = ss.nskipped;
     T.st.last_pages = np;
     T.st.pages_dirtied += np;
     T.st.last_pause_ns = t_pause;

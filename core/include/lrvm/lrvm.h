@@ -67,6 +67,7 @@ typedef struct rvm_track_statistics {
     rvm_length_t twin_budget_pages;/**< the budget, in pages */
     rvm_length_t trims;            /**< times unused snapshot/twin memory was given back */
     rvm_length_t last_threads;     /**< threads stopped by the last commit */
+    rvm_length_t last_skipped;     /**< threads not stopped: they block LRVM_TRACK_SIGNAL */
     rvm_length_t last_pages;       /**< dirty pages of the last commit */
     rvm_length_t last_pause_ns;    /**< the application's pause in the last commit */
     rvm_length_t last_stop_ns;     /**<   of which: stopping the other threads */
