@@ -7,6 +7,7 @@
  * hook backends' copy-before-write path (writes to captured pages) is exercised.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <unistd.h>
 
@@ -108,3 +109,50 @@ static void run_instant(vmp_backend_t b)
 Test(track_instant, wp_async) { run_instant(VMP_BACKEND_WP_ASYNC); }
 Test(track_instant, uffd_sigbus) { run_instant(VMP_BACKEND_UFFD_SIGBUS); }
 Test(track_instant, mprotect) { run_instant(VMP_BACKEND_MPROTECT); }
+
+/* blocker -- blocks the safepoint signal and sleeps until told to stop */
+static void *blocker(void *arg)
+{
+    (void)arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, LRVM_TRACK_SIGNAL);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    while (!atomic_load(&stop_writers))
+        usleep(1000);
+    return NULL;
+}
+
+Test(track_instant, thread_blocking_the_signal_is_skipped)
+{
+    size_t ps = vmp_page_size();
+    tt_use(VMP_BACKEND_AUTO, 0);
+    struct tt_region t;
+    tt_map(&t, 4 * ps, 0);
+    char *image = calloc(1, 4 * ps);
+    struct tlog log;
+    tlog_open(&log, NULL, image, 4 * ps);
+    track_set_sink(tlog_sink, &log);
+    cr_assert_eq(rvm_track(&t.reg), RVM_SUCCESS, "%s", track_errmsg());
+    /* the test harness may have blocking threads of its own: count them first */
+    rvm_track_statistics_t st;
+    cr_assert_eq(rvm_commit(), RVM_SUCCESS, "%s", track_errmsg());
+    rvm_track_statistics(&st);
+    rvm_length_t base = st.last_skipped;
+    atomic_store(&stop_writers, 0);
+    pthread_t th;
+    pthread_create(&th, NULL, blocker, NULL);
+    usleep(10000);
+    for (int i = 0; i < 5; i++) {
+        t.mem[i] = (char)(i + 1);
+        cr_assert_eq(rvm_commit(), RVM_SUCCESS, "%s", track_errmsg());
+        rvm_track_statistics(&st);
+        cr_assert_eq(st.last_skipped, base + 1, "commit %d: the blocking thread is skipped", i);
+    }
+    cr_assert_eq(memcmp(image, t.mem, 4 * ps), 0);
+    atomic_store(&stop_writers, 1);
+    pthread_join(th, NULL);
+    track_reset();
+    tlog_close(&log);
+    free(image);
+}
