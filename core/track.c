@@ -347,8 +347,13 @@ rvm_return_t track_region_add(rvm_region_t *region)
     r->carry = calloc(r->nwords, sizeof(uint64_t));
     r->slots = mmap(NULL, 2 * npages * ps, PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    size_t tracked_pages = npages;
+    for (size_t k = 0; k < TRACK_MAX_REGIONS; k++) {
+        struct track_region *o = atomic_load(&T.regions[k]);
+        tracked_pages += o != NULL ? o->npages : 0;
+    }
     if (r->st == NULL || r->seen == NULL || r->carry == NULL || r->slots == MAP_FAILED ||
-        track_plist_grow(T.plist_cap + npages) != 0) {
+        track_plist_grow(tracked_pages) != 0) {
         track_region_free(r);
         goto nomem;
     }
