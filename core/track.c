@@ -874,6 +874,11 @@ rvm_return_t track_commit(void)
     T.st.record_bytes += logged;
     T.st.n_commits++;
 done:
+    if (out_cap > ((size_t)64 << 20)) {     /* do not keep a huge record buffer around */
+        free(out_data);
+        out_data = NULL;
+        out_cap = 0;
+    }
     T.st.last_commit_ns = track_now_ns() - t0;
     T.st.total_commit_ns += T.st.last_commit_ns;
 out:
