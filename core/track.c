@@ -158,8 +158,10 @@ static void track_hook(void *page, void *arg)
             memcpy(track_slot(r, i, !b), page, track_ps());
             atomic_fetch_add(&T.slot_touches, 1);
             uint8_t ns = (uint8_t)(TS_SNAP | (s & (TF_TWIN | TF_SLOTB)));
-            if (atomic_compare_exchange_strong(&r->st[i], &s, ns))
+            if (atomic_compare_exchange_strong(&r->st[i], &s, ns)) {
+                atomic_fetch_add(&T.hook_snaps, 1);
                 break;
+            }
             continue;   /* the differ finished it first (now CLEAN): take the CLEAN path */
         }
         break;  /* DIRTY/SNAP: the twin already holds the committed image */
@@ -944,6 +946,7 @@ void track_reset(void)
     vmp_dirty_destroy(T.dirty);
     T.dirty = NULL;
     atomic_store(&T.twin_pages, 0);
+    atomic_store(&T.hook_snaps, 0);
     T.configured = 0;
     T.sticky = RVM_SUCCESS;
     T.flush = 1;

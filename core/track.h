@@ -169,6 +169,8 @@ struct track_state {
     struct track_region *_Atomic regions[TRACK_MAX_REGIONS]; /* read by the hook */
     size_t nregions_hw;          /* high-water index + 1 */
     _Atomic uint64_t twin_pages; /* twins in existence (budget) */
+    _Atomic uint64_t hook_snaps; /* captured pages copied by a hook before a write (the
+                                  * concurrent-checkpoint path; tests look at it) */
     int flush;                   /* rvm_commit_mode: 1 flush, 0 no_flush */
     rvm_return_t sticky;         /* a sink failure: every later commit fails */
     char sticky_msg[256];

@@ -94,10 +94,14 @@ static void run_instant(vmp_backend_t b)
     rvm_track_statistics_t st;
     rvm_track_statistics(&st);
     cr_log_info("%s: %u commits, A advanced in %lu, last commit stopped %lu threads, "
-                "max pause %lu us", vmp_backend_name(b), ncommits, (unsigned long)advanced,
-                st.last_threads, st.max_pause_ns / 1000);
+                "max pause %lu us, %lu pages copied by a hook before a write",
+                vmp_backend_name(b), ncommits, (unsigned long)advanced, st.last_threads,
+                st.max_pause_ns / 1000, (unsigned long)atomic_load(&T.hook_snaps));
     cr_assert_gt(advanced, ncommits / 10, "the writer made progress across commits");
     cr_assert_geq(st.last_threads, 3, "the safepoint stopped the 3 writers");
+    if (b != VMP_BACKEND_WP_ASYNC)
+        cr_assert_gt(atomic_load(&T.hook_snaps), 0, "%s: writes to captured pages went "
+                     "through the copy-before-write path", vmp_backend_name(b));
     /* the final commit with all writers stopped equals memory exactly */
     cr_assert_eq(rvm_commit(), RVM_SUCCESS);
     cr_assert_eq(memcmp(image, t.mem, NPAGES * ps), 0);

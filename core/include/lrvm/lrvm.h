@@ -17,8 +17,10 @@
  * no_flush: at the next rvm_flush or flush commit, or lost whole on a crash). The other
  * threads are stopped only to take that instant (a signal-based safepoint; the signal is
  * LRVM_TRACK_SIGNAL, a real-time signal). Threads that block LRVM_TRACK_SIGNAL at the
- * instant (e.g. a signal-handling thread in sigwait) are not stopped: they must not write
- * tracked memory. System calls interrupted by it are restarted (SA_RESTART), except those Linux
+ * instant (e.g. a signal-handling thread in sigwait, a library's helper thread) are not
+ * stopped: they must not write tracked memory. Recognising such a thread costs the first
+ * commit that meets it a 50 ms wait (a thread inside a fault handler blocks the signal for
+ * microseconds and must not be mistaken for one); later commits skip it at once. System calls interrupted by it are restarted (SA_RESTART), except those Linux
  * never restarts (see signal(7): e.g. nanosleep returns the time left, epoll_wait/poll/select
  * return EINTR) -- the same rule as for any signal.
  *
