@@ -1,0 +1,473 @@
+/*
+ * test_crash_torture.c -- SIGKILL a process running random transactions at random moments,
+ * recover in a fresh process, and check the segment holds exactly the state after some
+ * transaction j with  last-acknowledged-durable <= j <= last-commit-begun  (DESIGN.md §2:
+ * a prefix of the commits; no_flush commits lost only whole and only from the end; aborted
+ * and uncommitted data never). Also SIGKILL recovery itself, repeatedly, and check the next
+ * recovery still yields such a state (recovery is idempotent).
+ *
+ * Protocol: the worker writes fixed-size messages on a pipe -- READY after initialise+map,
+ * BEGIN i just before rvm_end_transaction of committed transaction i, DURABLE i when a flush
+ * commit, rvm_flush or rvm_truncate covering transactions <= i returned. A message is written
+ * before/after the call it describes, so the parent's view is conservative in both directions.
+ * The parent replays the same seeded workload (crash_model.h) on a byte array.
+ *
+ * Size: LRVM_TEST_SCALE x 250 worker kills (scale 50 gives 12 500). LRVM_TEST_SEED pins the
+ * workload seeds (kill timing stays random; every failure message prints round and seed).
+ */
+#include <criterion/criterion.h>
+#include <poll.h>
+#include <time.h>
+
+#include "crash_model.h"
+
+#define SEG_PAGES 16
+#define LOG_LEN (48 * 1024) /* small: a round of a few hundred commits wraps it many times */
+#define MAX_TXNS 5000       /* per worker run; a run that gets there exits by itself */
+
+enum { M_READY = 1, M_BEGIN, M_DURABLE, M_FAIL, M_DONE, M_RECOVERING, M_RECOVERED };
+
+typedef struct {
+    uint32_t kind;
+    uint32_t idx; /* transaction index, or the source line of a failure */
+    int32_t rc;   /* RVM code for M_FAIL */
+} msg_t;
+
+static tpaths_t T;
+static long PS;
+static size_t SEG_LEN;
+static int wfd = -1; /* worker side of the pipe */
+
+/* send -- report to the parent; a short write cannot happen below PIPE_BUF. */
+static void send(uint32_t kind, uint32_t idx, int32_t rc)
+{
+    msg_t m = {kind, idx, rc};
+    if (write(wfd, &m, sizeof m) != (ssize_t)sizeof m)
+        _exit(90);
+}
+
+/* CHECK -- in a worker: an RVM call that must succeed; on failure report where and exit. */
+#define CHECK(call)                                                                            \
+    do {                                                                                       \
+        rvm_return_t rc_ = (call);                                                             \
+        if (rc_ != RVM_SUCCESS) {                                                              \
+            send(M_FAIL, __LINE__, rc_);                                                       \
+            _exit(3);                                                                          \
+        }                                                                                      \
+    } while (0)
+
+/* VERIFY -- in a worker: an invariant on memory; on failure report the line and exit. */
+#define VERIFY(cond)                                                                           \
+    do {                                                                                       \
+        if (!(cond)) {                                                                         \
+            send(M_FAIL, __LINE__, -1);                                                        \
+            _exit(4);                                                                          \
+        }                                                                                      \
+    } while (0)
+
+typedef struct {
+    uint64_t seed;
+    rvm_length_t flags;
+    long truncate;
+} worker_arg_t;
+
+static cm_txn_t wtx; /* the worker's current transaction (large: not on the stack) */
+
+/*
+ * worker -- initialise (recovering whatever the last run left), map the segment, then run
+ * the seeded workload until killed. Checks the documented in-memory effect of each abort.
+ */
+static int worker(void *arg)
+{
+    const worker_arg_t *a = arg;
+    CHECK(rvmt_init(T.log, a->flags, a->truncate));
+    rvm_region_t r;
+    rvmt_region(&r, T.seg, 0, 0, NULL);
+    CHECK(rvm_map(&r, NULL));
+    VERIFY(r.length == SEG_LEN);
+    unsigned char *shadow = malloc(SEG_LEN); /* committed image, as the program knows it */
+    unsigned char *scratch = malloc(SEG_LEN);
+    VERIFY(shadow != NULL && scratch != NULL);
+    memcpy(shadow, r.vmaddr, SEG_LEN);
+    send(M_READY, 0, 0);
+    trng_t g = {a->seed};
+    for (uint32_t i = 1; i <= MAX_TXNS; i++) {
+        cm_gen(&g, SEG_LEN, &wtx);
+        rvm_tid_t t;
+        rvm_init_tid(&t);
+        CHECK(rvm_begin_transaction(&t, wtx.begin_mode));
+        size_t used = 0;
+        for (int k = 0; k < wtx.nranges; k++) {
+            char *dst = r.vmaddr + wtx.r[k].off;
+            if (wtx.r[k].use_set_range) {
+                CHECK(rvm_set_range(&t, dst, wtx.r[k].len));
+                memcpy(dst, wtx.data + used, wtx.r[k].len);
+            } else {
+                CHECK(rvm_modify_bytes(&t, dst, wtx.data + used, wtx.r[k].len));
+            }
+            used += wtx.r[k].len;
+        }
+        if (wtx.abort) {
+            CHECK(rvm_abort_transaction(&t));
+            if (wtx.begin_mode == restore) {
+                VERIFY(memcmp(r.vmaddr, shadow, SEG_LEN) == 0);
+            } else {
+                /* no_restore: memory keeps the new values; the program puts the old back
+                 * itself (plain stores, outside any transaction). Those aborted bytes sat in
+                 * mapped memory meanwhile and must never reach the segment. */
+                memcpy(scratch, shadow, SEG_LEN);
+                cm_apply(&wtx, scratch);
+                VERIFY(memcmp(r.vmaddr, scratch, SEG_LEN) == 0);
+                memcpy(r.vmaddr, shadow, SEG_LEN);
+            }
+            continue;
+        }
+        send(M_BEGIN, i, 0);
+        CHECK(rvm_end_transaction(&t, wtx.end_mode));
+        cm_apply(&wtx, shadow);
+        VERIFY(memcmp(r.vmaddr, shadow, SEG_LEN) == 0);
+        if (wtx.end_mode == flush)
+            send(M_DURABLE, i, 0);
+        if (wtx.post == CM_POST_FLUSH) {
+            CHECK(rvm_flush());
+            send(M_DURABLE, i, 0);
+        } else if (wtx.post == CM_POST_TRUNCATE) {
+            CHECK(rvm_truncate());
+            send(M_DURABLE, i, 0);
+        }
+    }
+    send(M_DONE, MAX_TXNS, 0);
+    return 0;
+}
+
+static unsigned char *image;       /* shared: the recovered mapped image */
+static unsigned char *image_model; /* parent: the replayed model */
+
+/* recoverer -- fresh process: initialise (recovery), map, copy the image out, terminate. */
+static int recoverer(void *arg)
+{
+    (void)arg;
+    send(M_RECOVERING, 0, 0);
+    CHECK(rvmt_init(T.log, 0, 0));
+    send(M_RECOVERED, 0, 0);
+    rvm_region_t r;
+    rvmt_region(&r, T.seg, 0, 0, NULL);
+    CHECK(rvm_map(&r, NULL));
+    VERIFY(r.length == SEG_LEN);
+    memcpy(image, r.vmaddr, SEG_LEN);
+    CHECK(rvm_terminate());
+    return 0;
+}
+
+typedef struct {
+    pid_t pid;
+    int rfd;
+} child_t;
+
+/* child_start -- fork fn(arg) with a fresh reporting pipe. */
+static child_t child_start(int (*fn)(void *), void *arg)
+{
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        close(p[0]);
+        wfd = p[1];
+        _exit(fn(arg));
+    }
+    close(p[1]);
+    return (child_t){pid, p[0]};
+}
+
+/* Parent's view of what a worker reported. */
+typedef struct {
+    long begun, durable; /* highest BEGIN / DURABLE index, 0 = none */
+    int ready, done, recovered;
+    int fail_line, fail_rc;
+    long nmsg;
+} view_t;
+
+/* view_take -- account one message. */
+static void view_take(view_t *v, const msg_t *m)
+{
+    v->nmsg++;
+    switch (m->kind) {
+    case M_READY:
+        v->ready = 1;
+        break;
+    case M_BEGIN:
+        if ((long)m->idx > v->begun)
+            v->begun = m->idx;
+        break;
+    case M_DURABLE:
+        if ((long)m->idx > v->durable)
+            v->durable = m->idx;
+        break;
+    case M_FAIL:
+        v->fail_line = (int)m->idx;
+        v->fail_rc = m->rc;
+        break;
+    case M_DONE:
+        v->done = 1;
+        break;
+    case M_RECOVERED:
+        v->recovered = 1;
+        break;
+    default:
+        break;
+    }
+}
+
+/* read_msg -- one message, waiting at most timeout_ms; 1 read, 0 EOF, -1 timeout. */
+static int read_msg(int fd, msg_t *m, int timeout_ms)
+{
+    struct pollfd pfd = {fd, POLLIN, 0};
+    int n = poll(&pfd, 1, timeout_ms);
+    if (n == 0)
+        return -1;
+    ssize_t r = read(fd, m, sizeof *m);
+    if (r == (ssize_t)sizeof *m)
+        return 1;
+    return 0;
+}
+
+/* child_finish -- kill (if asked), drain the pipe into v, reap; returns the wait status. */
+static int child_finish(child_t *c, view_t *v, int kill_it)
+{
+    if (kill_it)
+        kill(c->pid, SIGKILL);
+    msg_t m;
+    int rc;
+    while ((rc = read_msg(c->rfd, &m, 30000)) == 1)
+        view_take(v, &m);
+    cr_assert_neq(rc, -1, "child %d neither wrote nor closed its pipe in 30 s", (int)c->pid);
+    close(c->rfd);
+    int st;
+    while (waitpid(c->pid, &st, 0) < 0)
+        cr_assert_eq(errno, EINTR);
+    return st;
+}
+
+/* rand_us -- uniform random microseconds in [0, max). */
+static long rand_us(trng_t *g, long max)
+{
+    return max > 0 ? (long)trng_below(g, (uint64_t)max) : 0;
+}
+
+/* sleep_us -- sleep a number of microseconds. */
+static void sleep_us(long us)
+{
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* now_us -- monotonic microseconds. */
+static long now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000L + ts.tv_nsec / 1000;
+}
+
+static cm_txn_t ptx; /* the parent's replay transaction */
+
+/*
+ * check_recovered -- image[] must equal the model state after some transaction j with
+ * durable <= j <= begun, replaying the round's workload from `start` (state 0, the state the
+ * round began with). Returns the matched j, or fails the test and returns -1.
+ */
+static long check_recovered(uint64_t seed, const unsigned char *start, const view_t *v,
+                            long round, const char *what)
+{
+    memcpy(image_model, start, SEG_LEN);
+    trng_t g = {seed};
+    long lo = v->durable, hi = v->begun > v->durable ? v->begun : v->durable;
+    if (lo == 0 && memcmp(image, image_model, SEG_LEN) == 0)
+        return 0;
+    for (long j = 1; j <= hi; j++) {
+        cm_gen(&g, SEG_LEN, &ptx);
+        if (!ptx.abort)
+            cm_apply(&ptx, image_model);
+        if (j >= lo && memcmp(image, image_model, SEG_LEN) == 0)
+            return j;
+    }
+    /* no match: describe the first difference against the durable state */
+    memcpy(image_model, start, SEG_LEN);
+    g = (trng_t){seed};
+    for (long j = 1; j <= lo; j++) {
+        cm_gen(&g, SEG_LEN, &ptx);
+        if (!ptx.abort)
+            cm_apply(&ptx, image_model);
+    }
+    size_t d = 0;
+    while (d < SEG_LEN && image[d] == image_model[d])
+        d++;
+    cr_fail("round %ld (%s, seed 0x%llx): recovered segment matches no state j with "
+            "durable %ld <= j <= begun %ld; first difference from state %ld at byte %zu "
+            "(got 0x%02x, want 0x%02x)",
+            round, what, (unsigned long long)seed, lo, hi, lo, d,
+            d < SEG_LEN ? image[d] : 0, d < SEG_LEN ? image_model[d] : 0);
+    return -1;
+}
+
+/* setup -- fresh directory, zeroed segment, log created by a throwaway process. */
+static void setup(void)
+{
+    tpaths_make(&T, "crash");
+    PS = sysconf(_SC_PAGESIZE);
+    SEG_LEN = SEG_PAGES * (size_t)PS;
+    cr_assert_eq(file_make(T.seg, SEG_LEN, 0), 0);
+    image = shared_alloc(SEG_LEN);
+    image_model = malloc(SEG_LEN);
+    cr_assert(image && image_model);
+}
+
+/* teardown -- remove the test directory. */
+static void teardown(void)
+{
+    tdir_remove(T.dir);
+}
+
+/* child_mklog -- create the log (fresh process, as everything that initialises RVM). */
+static int child_mklog(void *arg)
+{
+    (void)arg;
+    if (rvmt_init_create(T.log, LOG_LEN, 0, 0) != RVM_SUCCESS)
+        return 1;
+    return rvm_terminate() == RVM_SUCCESS ? 0 : 2;
+}
+
+/* fail_report -- turn a worker's M_FAIL into a test failure. */
+static void fail_report(const view_t *v, int st, long round, uint64_t seed, const char *who)
+{
+    char d[64];
+    if (v->fail_line)
+        cr_fail("round %ld (seed 0x%llx): %s failed at test line %d: %s (%d)", round,
+                (unsigned long long)seed, who, v->fail_line,
+                v->fail_rc >= 0 ? rvm_return(v->fail_rc) : "memory check failed", v->fail_rc);
+    else
+        cr_fail("round %ld (seed 0x%llx): %s ended unexpectedly: %s", round,
+                (unsigned long long)seed, who, proc_describe(st, d, sizeof d));
+}
+
+/*
+ * recover_and_check -- run a recoverer to completion, compare; returns the matched j or -1.
+ */
+static long recover_and_check(uint64_t seed, const unsigned char *start, const view_t *wv,
+                              long round, const char *what, long *recovery_us)
+{
+    view_t rv = {0};
+    long t0 = now_us();
+    child_t c = child_start(recoverer, NULL);
+    int st = child_finish(&c, &rv, 0);
+    *recovery_us = now_us() - t0;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || !rv.recovered) {
+        fail_report(&rv, st, round, seed, "recovery");
+        return -1;
+    }
+    /* recovery applies the log to the segment: the file itself holds the state now */
+    unsigned char *file = malloc(SEG_LEN);
+    cr_assert_eq(file_read(T.seg, file, SEG_LEN, 0), 0);
+    int same = memcmp(file, image, SEG_LEN) == 0;
+    free(file);
+    cr_expect(same, "round %ld (%s): segment file differs from the recovered mapped image",
+              round, what);
+    return check_recovered(seed, start, wv, round, what);
+}
+
+TestSuite(crash, .init = setup, .fini = teardown, .timeout = 300);
+
+Test(crash, torture_kill_worker_and_recovery)
+{
+    char d[64];
+    int st = proc_run(child_mklog, NULL);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "creating the log: %s",
+              proc_describe(st, d, sizeof d));
+
+    const long kills_wanted = 250 * test_scale();
+    const uint64_t base = cm_base_seed();
+    trng_t kg = {(uint64_t)now_us() ^ (uint64_t)getpid()}; /* kill timing: random */
+    unsigned char *start = calloc(1, SEG_LEN);
+    cr_assert_not_null(start);
+    long kills = 0, rec_kills = 0, rec_kills_mid = 0, completed = 0, commits_seen = 0;
+    long durable_total = 0, lost_noflush = 0, rec_us_avg = 500;
+    long round;
+
+    for (round = 0; kills < kills_wanted; round++) {
+        worker_arg_t wa = {cm_seed(base, round), 0, 0};
+        /* vary the configuration per round: optimisations and truncation threshold */
+        wa.flags = (round % 3 == 0) ? 0 : (round % 3 == 1) ? RVM_COALESCE_RANGES
+                                                           : RVM_ALL_OPTIMIZATIONS;
+        wa.truncate = (round % 4 == 0) ? 0 : (round % 4 == 1) ? 10 : (round % 4 == 2) ? 50 : 90;
+
+        view_t v = {0};
+        child_t c = child_start(worker, &wa);
+        /* kill after a random number of messages (0: during init or map) and a random delay */
+        long want_msgs = (long)trng_below(&kg, 4) == 0 ? 0 : 1 + (long)trng_below(&kg, 400);
+        msg_t m;
+        int rc = 1;
+        while (v.nmsg < want_msgs && !v.done && !v.fail_line &&
+               (rc = read_msg(c.rfd, &m, 30000)) == 1)
+            view_take(&v, &m);
+        cr_assert_neq(rc, -1, "round %ld: worker made no progress in 30 s (seed 0x%llx)",
+                      round, (unsigned long long)wa.seed);
+        if (!v.done && !v.fail_line)
+            sleep_us(rand_us(&kg, want_msgs == 0 ? 3000 : 1000));
+        st = child_finish(&c, &v, 1);
+        if (v.fail_line || (WIFEXITED(st) && WEXITSTATUS(st) != 0)) {
+            fail_report(&v, st, round, wa.seed, "worker");
+            break;
+        }
+        if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL)
+            kills++;
+        else
+            completed++;
+
+        /* sometimes kill recovery too, once or several times in a row */
+        int nrec_kill = trng_below(&kg, 4) == 0 ? 1 + (int)trng_below(&kg, 3) : 0;
+        for (int k = 0; k < nrec_kill; k++) {
+            view_t rv = {0};
+            child_t rc2 = child_start(recoverer, NULL);
+            /* wait until it is about to initialise, then kill within ~its usual duration */
+            while (!rv.nmsg && read_msg(rc2.rfd, &m, 30000) == 1)
+                view_take(&rv, &m);
+            sleep_us(rand_us(&kg, rec_us_avg + rec_us_avg / 4));
+            int rst = child_finish(&rc2, &rv, 1);
+            if (rv.fail_line) {
+                fail_report(&rv, rst, round, wa.seed, "recovery (to be killed)");
+                goto out;
+            }
+            rec_kills++;
+            if (!rv.recovered)
+                rec_kills_mid++;
+        }
+
+        long rus;
+        long j = recover_and_check(wa.seed, start, &v, round,
+                                   nrec_kill ? "after killed recoveries" : "worker killed",
+                                   &rus);
+        if (j < 0)
+            break;
+        rec_us_avg = (rec_us_avg * 7 + rus) / 8;
+        commits_seen += v.begun;
+        durable_total += v.durable;
+        lost_noflush += v.begun - j;
+        memcpy(start, image, SEG_LEN); /* next round starts from the recovered state */
+    }
+out:
+    cr_log_info("crash torture: %ld rounds, %ld worker kills (%ld ran to the end), %ld recovery "
+                "kills (%ld before recovery finished); %ld commits begun, %ld acknowledged "
+                "durable, %ld unflushed commits lost at crashes; recovery ~%ld us; base seed "
+                "0x%llx",
+                round, kills, completed, rec_kills, rec_kills_mid, commits_seen, durable_total,
+                lost_noflush, rec_us_avg, (unsigned long long)base);
+    fprintf(stderr,
+            "crash torture: %ld rounds, %ld worker kills, %ld recovery kills (%ld mid-recovery), "
+            "%ld commits begun, %ld durable, %ld unflushed lost\n",
+            round, kills, rec_kills, rec_kills_mid, commits_seen, durable_total, lost_noflush);
+    cr_expect_geq(kills, kills_wanted);
+    free(start);
+}
