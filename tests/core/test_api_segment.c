@@ -242,9 +242,11 @@ Test(api_segment, create_rejects_overlapping_definitions)
     /* too many regions for one header page */
     size_t max = (size_t)PS / sizeof(rvm_region_def_t) - 1;
     rvm_region_def_t *many = calloc(max + 1, sizeof *many);
-    for (size_t i = 0; i <= max; i++)
+    for (size_t i = 0; i <= max; i++) {
+        /* braces needed: the original's RVM_INIT_REGION expands to three statements */
         RVM_INIT_REGION(many[i], RVM_MK_OFFSET(0, 0), (rvm_length_t)PS,
                         (char *)(uintptr_t)0x100000000000ULL + i * (size_t)PS);
+    }
     cr_expect_neq(rvm_create_segment(T.seg, RVM_MK_OFFSET(0, 0), NULL, max + 1, many),
                   RVM_SUCCESS, "%zu regions cannot fit in the header page", max + 1);
     free(many);

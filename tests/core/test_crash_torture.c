@@ -305,7 +305,7 @@ static long check_recovered(uint64_t seed, const unsigned char *start, const vie
     size_t d = 0;
     while (d < SEG_LEN && image[d] == image_model[d])
         d++;
-    cr_fail("round %ld (%s, seed 0x%llx): recovered segment matches no state j with "
+    cr_expect_fail("round %ld (%s, seed 0x%llx): recovered segment matches no state j with "
             "durable %ld <= j <= begun %ld; first difference from state %ld at byte %zu "
             "(got 0x%02x, want 0x%02x)",
             round, what, (unsigned long long)seed, lo, hi, lo, d,
@@ -345,11 +345,11 @@ static void fail_report(const view_t *v, int st, long round, uint64_t seed, cons
 {
     char d[64];
     if (v->fail_line)
-        cr_fail("round %ld (seed 0x%llx): %s failed at test line %d: %s (%d)", round,
+        cr_expect_fail("round %ld (seed 0x%llx): %s failed at test line %d: %s (%d)", round,
                 (unsigned long long)seed, who, v->fail_line,
                 v->fail_rc >= 0 ? rvm_return(v->fail_rc) : "memory check failed", v->fail_rc);
     else
-        cr_fail("round %ld (seed 0x%llx): %s ended unexpectedly: %s", round,
+        cr_expect_fail("round %ld (seed 0x%llx): %s ended unexpectedly: %s", round,
                 (unsigned long long)seed, who, proc_describe(st, d, sizeof d));
 }
 
