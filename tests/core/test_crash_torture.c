@@ -22,7 +22,7 @@
 #include "crash_model.h"
 
 #define SEG_PAGES 16
-#define LOG_LEN (64 * 1024) /* the smallest record area: a round of a few hundred commits wraps it many times */
+#define LOG_LEN (64 * 1024) /* smallest record area: one round wraps it many times */
 #define MAX_TXNS 5000       /* per worker run; a run that gets there exits by itself */
 
 enum { M_READY = 1, M_BEGIN, M_DURABLE, M_FAIL, M_DONE, M_RECOVERING, M_RECOVERED };
