@@ -305,7 +305,8 @@ Test(api_init, query_lists_uncommitted_tids)
             q.tid_array[i].uname.tv_usec == a.uname.tv_usec)
             seen_a++;
     }
-    cr_expect_eq(seen_a, 1, "tid a appears once in tid_array by its uname");
+    cr_expect_eq(seen_a, 1, "tid a appears once in tid_array by its uname (seen %d times: "
+                            "unames of tids begun together are not unique)", seen_a);
     free(q.tid_array);
 
     /* only those touching a region */
@@ -328,4 +329,28 @@ Test(api_init, query_lists_uncommitted_tids)
     cr_assert_eq(rvm_query(&q, NULL), RVM_SUCCESS);
     cr_expect_eq(q.n_uncommit, 0);
     cr_expect_eq(rvm_terminate(), RVM_SUCCESS);
+}
+
+Test(api_init, tid_unames_are_unique)
+{
+    /* uname is the tid's "unique name (timestamp)": rvm_query results are matched by it, so
+     * tids begun within the same microsecond must still get distinct names (the original
+     * bumps the timestamp when it would repeat) */
+    cr_assert_eq(file_make(T.seg, 4096, 0), 0);
+    cr_assert_eq(rvmt_init_create(T.log, 64 * 1024, 0, 0), RVM_SUCCESS);
+    enum { N = 64 };
+    static rvm_tid_t t[N];
+    for (int i = 0; i < N; i++) {
+        rvm_init_tid(&t[i]);
+        cr_assert_eq(rvm_begin_transaction(&t[i], restore), RVM_SUCCESS);
+    }
+    int dups = 0;
+    for (int i = 0; i < N; i++)
+        for (int j = i + 1; j < N; j++)
+            if (t[i].uname.tv_sec == t[j].uname.tv_sec &&
+                t[i].uname.tv_usec == t[j].uname.tv_usec)
+                dups++;
+    cr_expect_eq(dups, 0, "%d pairs of the %d tids begun back to back share a uname", dups, N);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(rvm_abort_transaction(&t[i]), RVM_SUCCESS);
 }

@@ -51,6 +51,9 @@ static int child_create(void *arg)
         fprintf(stderr, "rvm_create_segment: %s\n", rvm_return(rc));
         return 3;
     }
+    /* apply the header to the file, so tests can damage it there */
+    if (rvm_truncate() != RVM_SUCCESS)
+        return 5;
     return rvm_terminate() == RVM_SUCCESS ? 0 : 4;
 }
 
@@ -250,4 +253,61 @@ Test(api_segment, create_rejects_overlapping_definitions)
     cr_expect_neq(rvm_create_segment(T.seg, RVM_MK_OFFSET(0, 0), NULL, max + 1, many),
                   RVM_SUCCESS, "%zu regions cannot fit in the header page", max + 1);
     free(many);
+}
+
+/* child_failed_load_keeps_callers_region -- a load that fails must undo only what it mapped:
+ * the caller's own region, sitting exactly where the segment's region 1 would go, survives. */
+static int child_failed_load_keeps_callers_region(void *arg)
+{
+    (void)arg;
+    if (rvmt_init(T.log, 0, 0) != RVM_SUCCESS)
+        return 60;
+    if (file_make(T.seg2, 4 * (size_t)PS, 0) != 0)
+        return 61;
+    /* the caller maps another segment at exactly region 1's address and length */
+    char *at = base + 8 * PS;
+    char *area = mmap(at, 2 * (size_t)PS, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (area != at)
+        return 62;
+    rvm_region_t mine;
+    rvmt_region(&mine, T.seg2, 0, 2 * (rvm_length_t)PS, area);
+    if (rvm_map(&mine, NULL) != RVM_SUCCESS)
+        return 63;
+    unsigned long n = 0;
+    rvm_region_def_t *defs = NULL;
+    rvm_return_t rc = rvm_load_segment(T.seg, RVM_MK_OFFSET(0, 0), NULL, &n, &defs);
+    if (rc != RVM_EVM_OVERLAP) {
+        fprintf(stderr, "load over the caller's region: %s\n", rvm_return(rc));
+        return 64;
+    }
+    /* region 0 (which the load did map) must be undone; the caller's region must not be */
+    if (msync(base, (size_t)PS, MS_ASYNC) == 0) {
+        fprintf(stderr, "failed load left region 0 mapped\n");
+        return 65;
+    }
+    if (msync(area, (size_t)PS, MS_ASYNC) != 0) {
+        fprintf(stderr, "failed load munmap'ed the caller's memory at %p\n", (void *)area);
+        return 66;
+    }
+    rvm_tid_t t;
+    rvm_init_tid(&t);
+    if (rvm_begin_transaction(&t, restore) != RVM_SUCCESS)
+        return 67;
+    rc = rvm_set_range(&t, area, 8);
+    if (rc != RVM_SUCCESS) {
+        fprintf(stderr, "failed load unmapped the caller's RVM region: set_range %s\n",
+                rvm_return(rc));
+        return 68;
+    }
+    rvm_abort_transaction(&t);
+    return 0;
+}
+
+Test(api_segment, failed_load_undoes_only_its_own_regions)
+{
+    char d[64];
+    create_segment();
+    int st = proc_run(child_failed_load_keeps_callers_region, NULL);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", proc_describe(st, d, sizeof d));
 }

@@ -181,7 +181,7 @@ static void torn_run(int big)
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "making the logs: %s",
               proc_describe(st, d, sizeof d));
     torn_t tt = {0};
-    size_t pre_len, base_len;
+    size_t pre_len = 0, base_len = 0;
     tt.pre = file_slurp(pre_path, &pre_len);
     tt.post = file_slurp(post_path, &tt.log_len);
     tt.base = file_slurp(base_path, &base_len);
