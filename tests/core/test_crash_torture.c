@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "crash_model.h"
+#include "sysio.h"
 
 #define SEG_PAGES 16
 #define LOG_LEN (64 * 1024) /* smallest record area: one round wraps it many times */
@@ -143,10 +144,49 @@ static int worker(void *arg)
 static unsigned char *image;       /* shared: the recovered mapped image */
 static unsigned char *image_model; /* parent: the replayed model */
 
-/* recoverer -- fresh process: initialise (recovery), map, copy the image out, terminate. */
+/* Kill-at-I/O for recoverers: SIGKILL ourselves at the kth write or sync through sysio, so
+ * recovery dies exactly between two of its I/O steps (timed kills mostly miss a short
+ * recovery). */
+static int io_kill_at, io_count;
+
+/* io_tick -- count one I/O call; die at the chosen one. */
+static void io_tick(void)
+{
+    if (++io_count == io_kill_at)
+        raise(SIGKILL);
+}
+
+/* k_pwrite -- sysio.pwrite that may die first. */
+static ssize_t k_pwrite(int fd, const void *b, size_t n, off_t off)
+{
+    io_tick();
+    return sysio_default.pwrite(fd, b, n, off);
+}
+
+/* k_fdatasync -- sysio.fdatasync that may die first. */
+static int k_fdatasync(int fd)
+{
+    io_tick();
+    return sysio_default.fdatasync(fd);
+}
+
+/* k_fsync -- sysio.fsync that may die first. */
+static int k_fsync(int fd)
+{
+    io_tick();
+    return sysio_default.fsync(fd);
+}
+
+/* recoverer -- fresh process: initialise (recovery), map, copy the image out, terminate.
+ * arg (int *, may be NULL): die at that I/O call of recovery (0: no). */
 static int recoverer(void *arg)
 {
-    (void)arg;
+    io_kill_at = arg ? *(int *)arg : 0;
+    if (io_kill_at) {
+        sysio.pwrite = k_pwrite;
+        sysio.fdatasync = k_fdatasync;
+        sysio.fsync = k_fsync;
+    }
     send(M_RECOVERING, 0, 0);
     CHECK(rvmt_init(T.log, 0, 0));
     send(M_RECOVERED, 0, 0);
@@ -392,7 +432,7 @@ Test(crash, torture_kill_worker_and_recovery)
     trng_t kg = {(uint64_t)now_us() ^ (uint64_t)getpid()}; /* kill timing: random */
     unsigned char *start = calloc(1, SEG_LEN);
     cr_assert_not_null(start);
-    long kills = 0, rec_kills = 0, rec_kills_mid = 0, completed = 0, commits_seen = 0;
+    long kills = 0, rec_kills = 0, rec_kills_mid = 0, rec_kills_io = 0, completed = 0, commits_seen = 0;
     long durable_total = 0, lost_noflush = 0, rec_us_avg = 500;
     long round;
 
@@ -430,12 +470,23 @@ Test(crash, torture_kill_worker_and_recovery)
         int nrec_kill = trng_below(&kg, 4) == 0 ? 1 + (int)trng_below(&kg, 3) : 0;
         for (int k = 0; k < nrec_kill; k++) {
             view_t rv = {0};
-            child_t rc2 = child_start(recoverer, NULL);
+            /* half the time: die at the kth write/sync of recovery; else a timed kill */
+            int at = trng_below(&kg, 2) ? 1 + (int)trng_below(&kg, 6) : 0;
+            child_t rc2 = child_start(recoverer, &at);
             /* wait until it is about to initialise, then kill within ~its usual duration */
             while (!rv.nmsg && read_msg(rc2.rfd, &m, 30000) == 1)
                 view_take(&rv, &m);
-            sleep_us(rand_us(&kg, rec_us_avg + rec_us_avg / 4));
-            int rst = child_finish(&rc2, &rv, 1);
+            if (!at)
+                sleep_us(rand_us(&kg, rec_us_avg + rec_us_avg / 4));
+            int rst = child_finish(&rc2, &rv, !at);
+            if (at && !(WIFSIGNALED(rst) && WTERMSIG(rst) == SIGKILL)) {
+                /* recovery made fewer than `at` I/O calls and finished: not a kill */
+                if (!WIFEXITED(rst) || WEXITSTATUS(rst) != 0) {
+                    fail_report(&rv, rst, round, wa.seed, "recovery (to be killed at I/O)");
+                    goto out;
+                }
+                continue;
+            }
             if (rv.fail_line) {
                 fail_report(&rv, rst, round, wa.seed, "recovery (to be killed)");
                 goto out;
@@ -443,6 +494,8 @@ Test(crash, torture_kill_worker_and_recovery)
             rec_kills++;
             if (!rv.recovered)
                 rec_kills_mid++;
+            if (at)
+                rec_kills_io++;
         }
 
         long rus;
@@ -465,9 +518,11 @@ out:
                 round, kills, completed, rec_kills, rec_kills_mid, commits_seen, durable_total,
                 lost_noflush, rec_us_avg, (unsigned long long)base);
     fprintf(stderr,
-            "crash torture: %ld rounds, %ld worker kills, %ld recovery kills (%ld mid-recovery), "
-            "%ld commits begun, %ld durable, %ld unflushed lost\n",
-            round, kills, rec_kills, rec_kills_mid, commits_seen, durable_total, lost_noflush);
+            "crash torture: %ld rounds, %ld worker kills, %ld recovery kills (%ld before "
+            "rvm_initialize returned, %ld of them at a chosen write/sync), %ld commits begun, "
+            "%ld durable, %ld unflushed lost\n",
+            round, kills, rec_kills, rec_kills_mid, rec_kills_io, commits_seen, durable_total,
+            lost_noflush);
     cr_expect_geq(kills, kills_wanted);
     free(start);
 }
