@@ -22,7 +22,7 @@ OUT=${FUZZ_BUILD_DIR:-build-fuzz}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 SRC_ROOT=$(pwd)
-core_srcs=$(ls core/*.c)
+core_srcs=$(grep -L "^int main" core/*.c)   # the library only, not tools with a main()
 flags=(-g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
        -fno-sanitize-recover=undefined -Icore/include -Icore -pthread)
 targets=${*:-$(ls tests/fuzz/fuzz_*.c | sed 's|.*/fuzz_||; s|\.c$||')}
