@@ -18,6 +18,7 @@ static long PS;
 static size_t SEG_LEN;
 static char *base;
 static volatile uint32_t *acked; /* shared with the parent: last durable value per thread */
+static volatile int *arg_ready;   /* shared: set once the worker has created its log */
 
 /* setup -- fresh directory, zeroed segment of one page per thread. */
 static void setup(void)
@@ -28,6 +29,8 @@ static void setup(void)
     cr_assert_eq(file_make(T.seg, SEG_LEN, 0), 0);
     acked = shared_alloc(NTHREADS * sizeof *acked);
     cr_assert_not_null((void *)acked);
+    arg_ready = shared_alloc(sizeof *arg_ready);
+    cr_assert_not_null((void *)arg_ready);
 }
 
 /* teardown -- remove the test directory. */
@@ -86,6 +89,8 @@ static int child_run(void *arg)
     int iters = *(int *)arg;
     if (rvmt_init_create(T.log, 256 * 1024, RVM_COALESCE_RANGES, 50) != RVM_SUCCESS)
         return 10;
+    if (arg_ready)
+        *arg_ready = 1; /* the log exists: kills from now on test commits, not creation */
     rvm_region_t r;
     rvmt_region(&r, T.seg, 0, 0, NULL);
     if (rvm_map(&r, NULL) != RVM_SUCCESS)
@@ -114,8 +119,12 @@ static unsigned char *image;
 static int child_recover(void *arg)
 {
     (void)arg;
-    if (rvmt_init(T.log, 0, 0) != RVM_SUCCESS)
+    rvm_return_t rc = rvmt_init(T.log, 0, 0);
+    if (rc != RVM_SUCCESS) {
+        fprintf(stderr, "threads: recovery: %s: %s\n", rvm_return(rc),
+                rvm_errmsg ? rvm_errmsg : "(no rvm_errmsg)");
         return 20;
+    }
     rvm_region_t r;
     rvmt_region(&r, T.seg, 0, 0, NULL);
     if (rvm_map(&r, NULL) != RVM_SUCCESS)
@@ -180,13 +189,19 @@ Test(threads, killed_while_threads_commit)
         tpaths_make(&T, "threads");
         cr_assert_eq(file_make(T.seg, SEG_LEN, 0), 0);
         memset((void *)acked, 0, NTHREADS * sizeof *acked);
+        *arg_ready = 0;
         int iters = 1000000; /* until killed */
         fflush(NULL);
         pid_t pid = fork();
         cr_assert_geq(pid, 0);
         if (pid == 0)
             _exit(child_run(&iters));
-        struct timespec ts = {0, (long)(5 + trng_below(&g, 60)) * 1000000L};
+        /* start the clock once the log exists (a kill during log creation is another test) */
+        for (int w = 0; w < 10000 && !*arg_ready; w++) {
+            struct timespec tick = {0, 1000000L};
+            nanosleep(&tick, NULL);
+        }
+        struct timespec ts = {0, (long)(1 + trng_below(&g, 60)) * 1000000L};
         nanosleep(&ts, NULL);
         kill(pid, SIGKILL);
         int wst;
