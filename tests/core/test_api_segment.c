@@ -20,10 +20,23 @@ static void setup(void)
 {
     tpaths_make(&T, "segment");
     PS = sysconf(_SC_PAGESIZE);
-    /* reserve then release: forked children inherit the same free hole */
-    base = mmap(NULL, (NPAGES + 64) * (size_t)PS, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    /* a fixed address far from heap, libraries and sanitizer arenas, so that it is still
+     * free in the forked children that load the segment; probe it, fall back to a hole */
+    static const uintptr_t candidates[] = {0x3e0000000000ULL, 0x2a0000000000ULL};
+    size_t len = (NPAGES + 64) * (size_t)PS;
+    base = NULL;
+    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0] && !base; i++) {
+        char *p = mmap((void *)candidates[i], len, PROT_NONE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+        if (p == (char *)candidates[i])
+            base = p;
+        else if (p != MAP_FAILED)
+            munmap(p, len);
+    }
+    if (!base)
+        base = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     cr_assert_neq(base, MAP_FAILED);
-    munmap(base, (NPAGES + 64) * (size_t)PS);
+    munmap(base, len);
     base += 32 * PS;
 }
 
