@@ -44,8 +44,6 @@ Test(api_stats, errors)
     cr_expect_eq(RVM_STATISTICS(&s), RVM_EINIT);
     cr_assert_eq(rvm_initialize(RVM_VERSION, NULL), RVM_SUCCESS);
     cr_expect_eq(RVM_STATISTICS(&s), RVM_ELOG, "no log yet");
-    rvm_region_t r;
-    (void)r;
     rvm_options_t o;
     rvmt_options(&o, T.log);
     rvm_offset_t len = RVM_MK_OFFSET(0, 64 * 1024);
@@ -246,4 +244,111 @@ Test(api_stats, coalesce_trans_keeps_abort_correct)
     char b[8];
     cr_assert_eq(file_read(T.seg, b, 8, 0), 0);
     cr_expect_eq(memcmp(b, "first\0\0\0", 8), 0);
+}
+
+/* many_commits -- n flush commits of 1 KiB each, cycling over the segment; 0 or the code. */
+static rvm_return_t many_commits(rvm_region_t *r, int n, int seed)
+{
+    char v[1024];
+    for (int i = 0; i < n; i++) {
+        rvm_tid_t t;
+        rvm_init_tid(&t);
+        rvm_return_t rc = rvm_begin_transaction(&t, no_restore);
+        memset(v, (char)(seed + i), sizeof v);
+        size_t off = (size_t)(i % 15) * 1024;
+        if (!rc)
+            rc = rvm_modify_bytes(&t, r->vmaddr + off, v, sizeof v);
+        if (!rc)
+            rc = rvm_end_transaction(&t, i % 4 ? no_flush : flush);
+        if (rc)
+            return rc;
+    }
+    return rvm_flush();
+}
+
+/* check_many -- the segment file after truncation holds the last value of each 1 KiB slot */
+static void check_many(int n, int seed)
+{
+    cr_assert_eq(rvm_truncate(), RVM_SUCCESS);
+    char b[1024];
+    for (int slot = 0; slot < 15 && slot < n; slot++) {
+        int last = slot + ((n - 1 - slot) / 15) * 15;
+        cr_assert_eq(file_read(T.seg, b, sizeof b, (off_t)slot * 1024), 0);
+        for (size_t i = 0; i < sizeof b; i++)
+            if (b[i] != (char)(seed + last))
+                cr_assert_fail("slot %d byte %zu: 0x%02x, want 0x%02x (commit %d)", slot, i,
+                               (unsigned char)b[i], (unsigned char)(seed + last), last);
+    }
+}
+
+Test(api_stats, log_wraps_with_threshold_truncation)
+{
+    /* 1000 commits of 1 KiB through a 64 KiB log: the log wraps ~15 times; the truncation
+     * thread (threshold 20%) must keep space free without any commit failing */
+    rvm_region_t r;
+    cr_assert_eq(rvmt_init_create(T.log, 64 * 1024, 0, 20), RVM_SUCCESS);
+    rvmt_region(&r, T.seg, 0, 0, NULL);
+    cr_assert_eq(rvm_map(&r, NULL), RVM_SUCCESS);
+    rvm_return_t rc = many_commits(&r, 1000, 7);
+    cr_assert_eq(rc, RVM_SUCCESS, "commit through a wrapping log: %s (%s)", rvm_return(rc),
+                 rvm_errmsg ? rvm_errmsg : "");
+    rvm_statistics_t s;
+    rvm_init_statistics(&s);
+    cr_assert_eq(RVM_STATISTICS(&s), RVM_SUCCESS);
+    cr_expect_gt(s.tot_async_truncation + s.tot_sync_truncation, 0,
+                 "no truncation counted although the log was filled ~15 times");
+    check_many(1000, 7);
+}
+
+Test(api_stats, log_wraps_without_truncation_thread)
+{
+    /* truncate = 0 stops the thread: a full log must then be truncated synchronously by the
+     * committer (the original's behaviour), never refused */
+    rvm_region_t r;
+    cr_assert_eq(rvmt_init_create(T.log, 64 * 1024, 0, 0), RVM_SUCCESS);
+    rvmt_region(&r, T.seg, 0, 0, NULL);
+    cr_assert_eq(rvm_map(&r, NULL), RVM_SUCCESS);
+    rvm_return_t rc = many_commits(&r, 1000, 11);
+    cr_assert_eq(rc, RVM_SUCCESS, "commit into a full log without the truncation thread: %s "
+                 "(%s)", rvm_return(rc), rvm_errmsg ? rvm_errmsg : "");
+    check_many(1000, 11);
+}
+
+Test(api_stats, coalesced_no_flush_queue_larger_than_log)
+{
+    /* RVM_COALESCE_TRANS: many no_flush commits to distinct bytes whose coalesced set is
+     * larger than the log: rvm_flush must still succeed (or report RVM_ETOO_BIG cleanly) and
+     * never lose acknowledged data */
+    rvm_region_t r;
+    cr_assert_eq(file_make(T.seg2, 64 * (size_t)PS, 0), 0);
+    cr_assert_eq(rvmt_init_create(T.log, 64 * 1024, RVM_ALL_OPTIMIZATIONS, 0), RVM_SUCCESS);
+    rvmt_region(&r, T.seg2, 0, 0, NULL);
+    cr_assert_eq(rvm_map(&r, NULL), RVM_SUCCESS);
+    rvm_return_t rc = RVM_SUCCESS;
+    int i;
+    for (i = 0; i < 48 && rc == RVM_SUCCESS; i++) {
+        rvm_tid_t t;
+        rvm_init_tid(&t);
+        rc = rvm_begin_transaction(&t, no_restore);
+        char v[2048];
+        memset(v, 'a' + i % 26, sizeof v);
+        if (!rc)
+            rc = rvm_modify_bytes(&t, r.vmaddr + (size_t)i * 4096, v, sizeof v);
+        if (!rc)
+            rc = rvm_end_transaction(&t, no_flush);
+    }
+    if (rc == RVM_SUCCESS)
+        rc = rvm_flush();
+    cr_expect(rc == RVM_SUCCESS || rc == RVM_ETOO_BIG,
+              "96 KiB of coalesced no_flush commits into a 64 KiB log: %s (%s)", rvm_return(rc),
+              rvm_errmsg ? rvm_errmsg : "");
+    fprintf(stderr, "coalesced no_flush queue of 96 KiB, 64 KiB log: rvm_flush -> %s\n",
+            rvm_return(rc));
+    if (rc == RVM_SUCCESS) {
+        cr_assert_eq(rvm_truncate(), RVM_SUCCESS);
+        char b[2048];
+        cr_assert_eq(file_read(T.seg2, b, sizeof b, 47 * 4096), 0);
+        cr_expect_eq(b[0], 'a' + 47 % 26);
+        cr_expect_eq(b[2047], 'a' + 47 % 26);
+    }
 }
