@@ -32,6 +32,14 @@ static unsigned char *buf;
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* cleanup -- remove the temporary log, segment and directory when the fuzzer exits. */
+static void cleanup(void)
+{
+    unlink(seg_path);
+    unlink(log_path);
+    rmdir(dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
@@ -44,6 +52,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
     snprintf(log_path, sizeof log_path, "%s/log", dir);
     snprintf(seg_path, sizeof seg_path, "%s/seg", dir);
+    atexit(cleanup);
     rvm_options_t o;
     rvm_init_options(&o);
     o.log_dev = log_path;
