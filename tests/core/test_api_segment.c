@@ -324,3 +324,18 @@ Test(api_segment, failed_load_undoes_only_its_own_regions)
     int st = proc_run(child_failed_load_keeps_callers_region, NULL);
     cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", proc_describe(st, d, sizeof d));
 }
+
+Test(api_segment, bad_arguments_are_eregion_def)
+{
+    cr_assert_eq(rvmt_init_create(T.log, 64 * 1024, 0, 0), RVM_SUCCESS);
+    unsigned long n = 0;
+    rvm_region_def_t *defs = NULL;
+    cr_expect_eq(rvm_load_segment(NULL, RVM_MK_OFFSET(0, 0), NULL, &n, &defs), RVM_EREGION_DEF);
+    cr_expect_eq(rvm_load_segment(T.seg, RVM_MK_OFFSET(0, 0), NULL, NULL, &defs),
+                 RVM_EREGION_DEF);
+    cr_expect_eq(rvm_load_segment(T.seg, RVM_MK_OFFSET(0, 0), NULL, &n, NULL), RVM_EREGION_DEF);
+    cr_expect_eq(rvm_create_segment(T.seg, RVM_MK_OFFSET(0, 0), NULL, 2, NULL),
+                 RVM_EREGION_DEF);
+    cr_expect_eq(rvm_release_segment(1, NULL), RVM_EREGION_DEF);
+    cr_expect_eq(rvm_release_segment(1, &defs), RVM_EREGION_DEF, "NULL array, 1 region");
+}
