@@ -66,10 +66,56 @@ static void send(uint32_t kind, uint32_t idx, int32_t rc)
         }                                                                                      \
     } while (0)
 
+/* Kill-at-I/O: SIGKILL ourselves at the kth write or sync through sysio (from whichever
+ * thread makes it, the truncation thread included), so a worker dies exactly between writing
+ * a record and syncing it, or between writing segments and moving the head, and recovery
+ * dies between two of its I/O steps (timed kills mostly miss a short recovery). */
+static int io_kill_at;
+static int io_count; /* atomic: the truncation thread does I/O too */
+
+/* io_tick -- count one I/O call; die at the chosen one. */
+static void io_tick(void)
+{
+    if (__atomic_add_fetch(&io_count, 1, __ATOMIC_SEQ_CST) == io_kill_at)
+        raise(SIGKILL);
+}
+
+/* k_pwrite -- sysio.pwrite that may die first. */
+static ssize_t k_pwrite(int fd, const void *b, size_t n, off_t off)
+{
+    io_tick();
+    return sysio_default.pwrite(fd, b, n, off);
+}
+
+/* k_fdatasync -- sysio.fdatasync that may die first. */
+static int k_fdatasync(int fd)
+{
+    io_tick();
+    return sysio_default.fdatasync(fd);
+}
+
+/* k_fsync -- sysio.fsync that may die first. */
+static int k_fsync(int fd)
+{
+    io_tick();
+    return sysio_default.fsync(fd);
+}
+
+/* io_kill_install -- die at the kth I/O call from now (k > 0). */
+static void io_kill_install(int k)
+{
+    io_kill_at = k;
+    io_count = 0;
+    sysio.pwrite = k_pwrite;
+    sysio.fdatasync = k_fdatasync;
+    sysio.fsync = k_fsync;
+}
+
 typedef struct {
     uint64_t seed;
     rvm_length_t flags;
     long truncate;
+    int io_kill_at; /* > 0: die at that write/sync after READY instead of a timed kill */
 } worker_arg_t;
 
 static cm_txn_t wtx; /* the worker's current transaction (large: not on the stack) */
@@ -91,6 +137,8 @@ static int worker(void *arg)
     VERIFY(shadow != NULL && scratch != NULL);
     memcpy(shadow, r.vmaddr, SEG_LEN);
     send(M_READY, 0, 0);
+    if (a->io_kill_at)
+        io_kill_install(a->io_kill_at);
     trng_t g = {a->seed};
     for (uint32_t i = 1; i <= MAX_TXNS; i++) {
         cm_gen(&g, SEG_LEN, &wtx);
@@ -144,49 +192,12 @@ static int worker(void *arg)
 static unsigned char *image;       /* shared: the recovered mapped image */
 static unsigned char *image_model; /* parent: the replayed model */
 
-/* Kill-at-I/O for recoverers: SIGKILL ourselves at the kth write or sync through sysio, so
- * recovery dies exactly between two of its I/O steps (timed kills mostly miss a short
- * recovery). */
-static int io_kill_at, io_count;
-
-/* io_tick -- count one I/O call; die at the chosen one. */
-static void io_tick(void)
-{
-    if (++io_count == io_kill_at)
-        raise(SIGKILL);
-}
-
-/* k_pwrite -- sysio.pwrite that may die first. */
-static ssize_t k_pwrite(int fd, const void *b, size_t n, off_t off)
-{
-    io_tick();
-    return sysio_default.pwrite(fd, b, n, off);
-}
-
-/* k_fdatasync -- sysio.fdatasync that may die first. */
-static int k_fdatasync(int fd)
-{
-    io_tick();
-    return sysio_default.fdatasync(fd);
-}
-
-/* k_fsync -- sysio.fsync that may die first. */
-static int k_fsync(int fd)
-{
-    io_tick();
-    return sysio_default.fsync(fd);
-}
-
 /* recoverer -- fresh process: initialise (recovery), map, copy the image out, terminate.
  * arg (int *, may be NULL): die at that I/O call of recovery (0: no). */
 static int recoverer(void *arg)
 {
-    io_kill_at = arg ? *(int *)arg : 0;
-    if (io_kill_at) {
-        sysio.pwrite = k_pwrite;
-        sysio.fdatasync = k_fdatasync;
-        sysio.fsync = k_fsync;
-    }
+    if (arg && *(int *)arg)
+        io_kill_install(*(int *)arg);
     send(M_RECOVERING, 0, 0);
     CHECK(rvmt_init(T.log, 0, 0));
     send(M_RECOVERED, 0, 0);
@@ -432,12 +443,15 @@ Test(crash, torture_kill_worker_and_recovery)
     trng_t kg = {(uint64_t)now_us() ^ (uint64_t)getpid()}; /* kill timing: random */
     unsigned char *start = calloc(1, SEG_LEN);
     cr_assert_not_null(start);
-    long kills = 0, rec_kills = 0, rec_kills_mid = 0, rec_kills_io = 0, completed = 0, commits_seen = 0;
+    long kills = 0, kills_io = 0, rec_kills = 0, rec_kills_mid = 0, rec_kills_io = 0, completed = 0, commits_seen = 0;
     long durable_total = 0, lost_noflush = 0, rec_us_avg = 500;
     long round;
 
     for (round = 0; kills < kills_wanted; round++) {
-        worker_arg_t wa = {cm_seed(base, round), 0, 0};
+        worker_arg_t wa = {cm_seed(base, round), 0, 0, 0};
+        /* a third of the rounds: die at a chosen write/sync instead of a timed SIGKILL */
+        if (trng_below(&kg, 3) == 0)
+            wa.io_kill_at = 1 + (int)trng_below(&kg, 400);
         /* vary the configuration per round: optimisations and truncation threshold */
         wa.flags = (round % 3 == 0) ? 0 : (round % 3 == 1) ? RVM_COALESCE_RANGES
                                                            : RVM_ALL_OPTIMIZATIONS;
@@ -447,6 +461,8 @@ Test(crash, torture_kill_worker_and_recovery)
         child_t c = child_start(worker, &wa);
         /* kill after a random number of messages (0: during init or map) and a random delay */
         long want_msgs = (long)trng_below(&kg, 4) == 0 ? 0 : 1 + (long)trng_below(&kg, 400);
+        if (wa.io_kill_at)
+            want_msgs = 0;
         msg_t m;
         int rc = 1;
         while (v.nmsg < want_msgs && !v.done && !v.fail_line &&
@@ -454,15 +470,18 @@ Test(crash, torture_kill_worker_and_recovery)
             view_take(&v, &m);
         cr_assert_neq(rc, -1, "round %ld: worker made no progress in 30 s (seed 0x%llx)",
                       round, (unsigned long long)wa.seed);
-        if (!v.done && !v.fail_line)
+        if (!v.done && !v.fail_line && !wa.io_kill_at)
             sleep_us(rand_us(&kg, want_msgs == 0 ? 3000 : 1000));
-        st = child_finish(&c, &v, 1);
+        st = child_finish(&c, &v, !wa.io_kill_at);
         if (v.fail_line || (WIFEXITED(st) && WEXITSTATUS(st) != 0)) {
             fail_report(&v, st, round, wa.seed, "worker");
             break;
         }
-        if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL)
+        if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) {
             kills++;
+            if (wa.io_kill_at)
+                kills_io++;
+        }
         else
             completed++;
 
@@ -518,11 +537,12 @@ out:
                 round, kills, completed, rec_kills, rec_kills_mid, commits_seen, durable_total,
                 lost_noflush, rec_us_avg, (unsigned long long)base);
     fprintf(stderr,
-            "crash torture: %ld rounds, %ld worker kills, %ld recovery kills (%ld before "
+            "crash torture: %ld rounds, %ld worker kills (%ld at a chosen write/sync), %ld "
+            "recovery kills (%ld before "
             "rvm_initialize returned, %ld of them at a chosen write/sync), %ld commits begun, "
             "%ld durable, %ld unflushed lost\n",
-            round, kills, rec_kills, rec_kills_mid, rec_kills_io, commits_seen, durable_total,
-            lost_noflush);
+            round, kills, kills_io, rec_kills, rec_kills_mid, rec_kills_io, commits_seen,
+            durable_total, lost_noflush);
     cr_expect_geq(kills, kills_wanted);
     free(start);
 }
