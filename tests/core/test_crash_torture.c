@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "crash_model.h"
+#include "powercut.h"
 #include "sysio.h"
 
 #define SEG_PAGES 16
@@ -116,6 +117,7 @@ typedef struct {
     rvm_length_t flags;
     long truncate;
     int io_kill_at; /* > 0: die at that write/sync after READY instead of a timed kill */
+    int powercut;   /* with io_kill_at: lose/tear unsynced writes first (powercut.h) */
 } worker_arg_t;
 
 static cm_txn_t wtx; /* the worker's current transaction (large: not on the stack) */
@@ -137,7 +139,9 @@ static int worker(void *arg)
     VERIFY(shadow != NULL && scratch != NULL);
     memcpy(shadow, r.vmaddr, SEG_LEN);
     send(M_READY, 0, 0);
-    if (a->io_kill_at)
+    if (a->io_kill_at && a->powercut)
+        powercut_install(a->io_kill_at, a->seed ^ 0x9c0ffeeULL);
+    else if (a->io_kill_at)
         io_kill_install(a->io_kill_at);
     trng_t g = {a->seed};
     for (uint32_t i = 1; i <= MAX_TXNS; i++) {
@@ -193,11 +197,15 @@ static unsigned char *image;       /* shared: the recovered mapped image */
 static unsigned char *image_model; /* parent: the replayed model */
 
 /* recoverer -- fresh process: initialise (recovery), map, copy the image out, terminate.
- * arg (int *, may be NULL): die at that I/O call of recovery (0: no). */
+ * arg (int *, may be NULL): die at that I/O call of recovery (0: no; < 0: power cut at the
+ * -arg'th call). */
 static int recoverer(void *arg)
 {
-    if (arg && *(int *)arg)
-        io_kill_install(*(int *)arg);
+    int at = arg ? *(int *)arg : 0;
+    if (at > 0)
+        io_kill_install(at);
+    else if (at < 0)
+        powercut_install(-at, (uint64_t)getpid());
     send(M_RECOVERING, 0, 0);
     CHECK(rvmt_init(T.log, 0, 0));
     send(M_RECOVERED, 0, 0);
@@ -443,15 +451,17 @@ Test(crash, torture_kill_worker_and_recovery)
     trng_t kg = {(uint64_t)now_us() ^ (uint64_t)getpid()}; /* kill timing: random */
     unsigned char *start = calloc(1, SEG_LEN);
     cr_assert_not_null(start);
-    long kills = 0, kills_io = 0, rec_kills = 0, rec_kills_mid = 0, rec_kills_io = 0, completed = 0, commits_seen = 0;
+    long kills = 0, kills_io = 0, kills_power = 0, rec_kills_power = 0, rec_kills = 0, rec_kills_mid = 0, rec_kills_io = 0, completed = 0, commits_seen = 0;
     long durable_total = 0, lost_noflush = 0, rec_us_avg = 500;
     long round;
 
     for (round = 0; kills < kills_wanted; round++) {
-        worker_arg_t wa = {cm_seed(base, round), 0, 0, 0};
+        worker_arg_t wa = {cm_seed(base, round), 0, 0, 0, 0};
         /* a third of the rounds: die at a chosen write/sync instead of a timed SIGKILL */
-        if (trng_below(&kg, 3) == 0)
+        if (trng_below(&kg, 3) == 0) {
             wa.io_kill_at = 1 + (int)trng_below(&kg, 400);
+            wa.powercut = (int)trng_below(&kg, 2);
+        }
         /* vary the configuration per round: optimisations and truncation threshold */
         wa.flags = (round % 3 == 0) ? 0 : (round % 3 == 1) ? RVM_COALESCE_RANGES
                                                            : RVM_ALL_OPTIMIZATIONS;
@@ -481,6 +491,8 @@ Test(crash, torture_kill_worker_and_recovery)
             kills++;
             if (wa.io_kill_at)
                 kills_io++;
+            if (wa.io_kill_at && wa.powercut)
+                kills_power++;
         }
         else
             completed++;
@@ -491,14 +503,16 @@ Test(crash, torture_kill_worker_and_recovery)
             view_t rv = {0};
             /* half the time: die at the kth write/sync of recovery; else a timed kill */
             int at = trng_below(&kg, 2) ? 1 + (int)trng_below(&kg, 6) : 0;
+            if (at && trng_below(&kg, 2))
+                at = -at; /* a power cut, not just a kill */
             child_t rc2 = child_start(recoverer, &at);
             /* wait until it is about to initialise, then kill within ~its usual duration */
             while (!rv.nmsg && read_msg(rc2.rfd, &m, 30000) == 1)
                 view_take(&rv, &m);
             if (!at)
                 sleep_us(rand_us(&kg, rec_us_avg + rec_us_avg / 4));
-            int rst = child_finish(&rc2, &rv, !at);
-            if (at && !(WIFSIGNALED(rst) && WTERMSIG(rst) == SIGKILL)) {
+            int rst = child_finish(&rc2, &rv, at == 0);
+            if (at != 0 && !(WIFSIGNALED(rst) && WTERMSIG(rst) == SIGKILL)) {
                 /* recovery made fewer than `at` I/O calls and finished: not a kill */
                 if (!WIFEXITED(rst) || WEXITSTATUS(rst) != 0) {
                     fail_report(&rv, rst, round, wa.seed, "recovery (to be killed at I/O)");
@@ -515,6 +529,8 @@ Test(crash, torture_kill_worker_and_recovery)
                 rec_kills_mid++;
             if (at)
                 rec_kills_io++;
+            if (at < 0)
+                rec_kills_power++;
         }
 
         long rus;
@@ -537,12 +553,12 @@ out:
                 round, kills, completed, rec_kills, rec_kills_mid, commits_seen, durable_total,
                 lost_noflush, rec_us_avg, (unsigned long long)base);
     fprintf(stderr,
-            "crash torture: %ld rounds, %ld worker kills (%ld at a chosen write/sync), %ld "
-            "recovery kills (%ld before "
-            "rvm_initialize returned, %ld of them at a chosen write/sync), %ld commits begun, "
-            "%ld durable, %ld unflushed lost\n",
-            round, kills, kills_io, rec_kills, rec_kills_mid, rec_kills_io, commits_seen,
-            durable_total, lost_noflush);
+            "crash torture: %ld rounds, %ld worker kills (%ld at a chosen write/sync, %ld of "
+            "them power cuts), %ld recovery kills (%ld before rvm_initialize returned, %ld at "
+            "a chosen write/sync, %ld power cuts), %ld commits begun, %ld durable, %ld "
+            "unflushed lost\n",
+            round, kills, kills_io, kills_power, rec_kills, rec_kills_mid, rec_kills_io,
+            rec_kills_power, commits_seen, durable_total, lost_noflush);
     cr_expect_geq(kills, kills_wanted);
     free(start);
 }
