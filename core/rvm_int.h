@@ -39,6 +39,9 @@ struct seg {
     int nmapped;         /* regions currently mapped */
     uint64_t last_seq;   /* highest seq of a record (queued or written) naming it */
     int dirty;           /* written by apply since its last fsync (trunc_mu) */
+    int open_err;        /* errno when a dictionary segment could not be opened (fd -1) */
+    struct shadow ***sdir; /* coalescing set pages of this segment: [page>>9][page&511] */
+    size_t sdir_len;       /* (log.mu) */
 };
 
 /* a mapped region */
@@ -71,6 +74,7 @@ struct txn {
     struct buf old;
     struct region *last_rg;
     uint64_t last_gen;
+    uint64_t elim, saved;   /* coalescing counts of the commit in progress */
     struct txn *next, *prev;
 };
 
@@ -84,15 +88,14 @@ struct shadow {
 
 /* the no_flush coalescing set (RVM_COALESCE_TRANS): not yet a record */
 struct cset {
-    struct shadow **tab; /* open addressing by key */
-    size_t tabcap;
     struct shadow **list; /* in insertion order; sorted when it becomes a record */
     size_t n, listcap;
     struct shadow **pool; /* recycled pages */
     size_t npool, poolcap;
     uint64_t ntxn;       /* transactions in the set */
-    uint64_t nbytes;     /* distinct bytes set */
+    uint64_t nbytes;     /* bytes set (upper bound of distinct bytes) */
     uint64_t nruns_est;  /* upper bound of ranges it will emit */
+    uint64_t nranges_in, nbytes_in; /* what went in (statistics) */
     struct range *out;   /* scratch for materialize */
     size_t outcap;
 };
@@ -102,7 +105,9 @@ struct log {
     int fd;
     char *path;
     uint64_t area_off, area_len;
-    uint64_t salt;
+    uint64_t salt;              /* of new records: the last epoch's */
+    struct log_epoch epochs[LOG_MAX_EPOCHS];  /* (status_mu for changes) */
+    uint32_t nepochs;
 
     pthread_mutex_t trunc_mu;   /* one apply pass at a time */
 
@@ -157,6 +162,12 @@ enum { RVM_ST_UNINIT = 0, RVM_ST_INIT = 1, RVM_ST_TERMINATED = 2 };
 
 extern struct rvm_state R __attribute__((visibility("hidden")));
 
+/* rvm_ready -- initialized and not terminated (read without R.mu by every call) */
+static inline int rvm_ready(void)
+{
+    return __atomic_load_n(&R.state, __ATOMIC_ACQUIRE) == RVM_ST_INIT;
+}
+
 #pragma GCC visibility push(hidden)
 
 /* crc32c.c */
@@ -175,6 +186,7 @@ uint64_t now_usec(void);
 
 /* log.c */
 rvm_return_t log_create(const char *path, uint64_t log_len, long mode);
+uint64_t log_new_salt(uint64_t old);
 rvm_return_t log_open(const char *path, struct log **out);
 void log_close(struct log *lg);
 rvm_return_t log_status_read(int fd, const char *path, struct log_status *st,
@@ -191,6 +203,7 @@ void log_kick_truncation(struct log *lg);
 rvm_return_t cset_add(struct log *lg, const struct range *r, size_t n);
 rvm_return_t cset_materialize(struct log *lg);
 void cset_free(struct cset *cs);
+void cset_seg_free(struct seg *s);
 
 /* apply.c (shared by recovery and truncation) */
 struct apply_res {
@@ -204,7 +217,9 @@ struct apply_res {
 struct logrd {
     int fd;
     const char *path;
-    uint64_t area_off, area_len, salt;
+    uint64_t area_off, area_len;
+    const struct log_epoch *epochs;
+    uint32_t nepochs;
     struct buf b;
     uint64_t win_off;     /* area offset of b.p[0] */
     size_t chunk;
@@ -215,9 +230,7 @@ int rec_check_payload(const struct log_rec_hdr *h, const char *payload);
 rvm_return_t apply_log(struct log *lg, uint64_t off, uint64_t seq, uint64_t max_seq,
                        uint64_t limit, struct apply_res *res);
 rvm_return_t apply_sync_segments(void);
-rvm_return_t recover_apply(int fd, const char *path, const struct log_status *st,
-                           const struct buf *dict, uint64_t chunk, int dry_run,
-                           struct apply_res *res);
+uint32_t rec_seed_for(const struct log_epoch *e, uint32_t n, uint64_t seq);
 
 /* trunc.c */
 rvm_return_t trunc_step(struct log *lg, uint64_t limit, int *progress);
@@ -231,13 +244,15 @@ rvm_return_t seg_get(const char *path, uint64_t dev_length, int create_ok, struc
 struct region *region_find(const char *addr, uint64_t len);
 struct region *region_find_overlap(const char *addr, uint64_t len);
 void seg_close_all(void);
+rvm_return_t seg_load_dict(const char *logpath, const struct buf *dict, uint32_t n);
 
 /* rvm.c */
 rvm_return_t rvm_opts_apply(rvm_options_t *o);
 
 /* txn.c */
 void txn_free_all(void);
-rvm_return_t txn_commit_ranges(struct range *r, size_t n, rvm_mode_t mode, uint32_t ntxn);
+rvm_return_t txn_commit_ranges(struct range *r, size_t n, rvm_mode_t mode, uint32_t ntxn,
+                               uint64_t elim, uint64_t saved);
 
 /* stats.c */
 void stats_hist(rvm_length_t *hist, int len, const rvm_length_t *dist, rvm_length_t v);

@@ -75,7 +75,8 @@ static int utl_open(struct utl *u, const char *path)
         return -1;
     }
     u->rd = (struct logrd){ .fd = u->fd, .path = path, .area_off = u->st.area_off,
-                            .area_len = u->st.area_len, .salt = u->st.salt,
+                            .area_len = u->st.area_len, .epochs = u->st.epochs,
+                            .nepochs = u->st.nepochs,
                             .chunk = 4u << 20 };
     return 0;
 }
@@ -158,9 +159,14 @@ static int cmd_status(const char *path, int verify)
            (unsigned long long)u.st.generation);
     printf("  head: offset %llu, seq %llu\n", (unsigned long long)u.st.head_off,
            (unsigned long long)u.st.head_seq);
+    printf("  salt epochs (one per recovery since the head last moved): %u, from seq",
+           u.st.nepochs);
+    for (uint32_t i = 0; i < u.st.nepochs; i++)
+        printf(" %llu", (unsigned long long)u.st.epochs[i].seq);
+    printf("\n");
     printf("  tail: offset %llu, next seq %llu\n", (unsigned long long)end,
            (unsigned long long)next);
-    printf("  %llu committed record(s) not yet applied, %llu bytes, fill %.1f%%\n",
+    printf("  %llu live record(s) (committed, not yet truncated), %llu bytes, fill %.1f%%\n",
            (unsigned long long)n, (unsigned long long)bytes,
            100.0 * (double)bytes / (double)u.st.area_len);
     printf("  %u segment(s) known:\n", u.st.nsegs);
@@ -183,17 +189,16 @@ static int cmd_status(const char *path, int verify)
                 printf("  status copy %d: %s (generation %llu)\n", s,
                        ok ? "valid" : (x.magic == 0 ? "never written" : "INVALID"),
                        (unsigned long long)x.generation);
-                if (!ok && x.magic != 0 && x.generation + 1 >= u.st.generation) {
-                    /* a damaged copy newer than the current one: a torn status write */
-                    printf("    (a torn status write; the other copy is in use)\n");
+                if (!ok && x.magic != 0) {
+                    /* e.g. a torn status write: the other copy is in use */
+                    printf("  PROBLEM: status copy %d is damaged (the other copy is in use; "
+                           "the next truncation rewrites it)\n", s);
+                    problems++;
                 }
             }
         }
         free(hdr);
         /* torn tail: does something with the next seq start at the end? */
-        const char *p;
-        int err = 0;
-        (void)err;
         struct log_rec_hdr h;
         if (u.st.area_len - end >= LOG_REC_HDR &&
             full_pread(u.fd, &h, sizeof(h), u.st.area_off + end) == 0 &&
@@ -203,7 +208,6 @@ static int cmd_status(const char *path, int verify)
                    (unsigned long long)end);
             problems++;
         }
-        (void)p;
         printf(problems ? "verify: %d problem(s) found\n" : "verify: OK\n", problems);
     }
     buf_free(&u.dict);
@@ -239,8 +243,14 @@ static int cmd_recover(const char *path)
                 rvm_errmsg);
         return 1;
     }
-    rvm_statistics_t st;
-    rvm_init_statistics(&st);
+    /* rvm_initialize applied the records; rvm_truncate syncs the segments and empties
+     * the log */
+    rc = rvm_truncate();
+    if (rc != RVM_SUCCESS) {
+        fprintf(stderr, "rvmutl: truncation of %s failed: %s: %s\n", path, rvm_return(rc),
+                rvm_errmsg);
+        return 1;
+    }
     rc = rvm_terminate();
     rvm_free_options(o);
     if (rc != RVM_SUCCESS) {

@@ -17,7 +17,7 @@ void stats_hist(rvm_length_t *hist, int len, const rvm_length_t *dist, rvm_lengt
 /* rvm_statistics -- copy the counters */
 rvm_return_t rvm_statistics(const char *version, rvm_statistics_t *statistics)
 {
-    if (R.state != RVM_ST_INIT)
+    if (!rvm_ready())
         return RVM_EINIT;
     if (version == NULL || strcmp(version, RVM_STATISTICS_VERSION) != 0)
         return RVM_ESTAT_VERSION_SKEW;
@@ -29,7 +29,7 @@ rvm_return_t rvm_statistics(const char *version, rvm_statistics_t *statistics)
     pthread_mutex_lock(&R.mu);
     pthread_mutex_lock(&R.log->mu);
     R.st.n_uncommit = (rvm_length_t)R.n_open;
-    R.st.n_wrap = R.log->used > 0 && R.log->head_off > R.log->tail_off;
+    R.st.n_wrap = R.log->used > 0 && R.log->head_off >= R.log->tail_off;
     R.st.log_dev_cur = R.log->used * 100 / R.log->area_len;
     *statistics = R.st;
     pthread_mutex_unlock(&R.log->mu);

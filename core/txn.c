@@ -25,7 +25,7 @@ static struct txn *txn_get(rvm_tid_t *tid)
 /* rvm_begin_transaction -- start a transaction in restore or no_restore mode */
 rvm_return_t rvm_begin_transaction(rvm_tid_t *tid, rvm_mode_t mode)
 {
-    if (R.state != RVM_ST_INIT)
+    if (!rvm_ready())
         return RVM_EINIT;
     if (tid == NULL || tid->struct_id != rvm_tid_id)
         return RVM_ETID;
@@ -33,6 +33,9 @@ rvm_return_t rvm_begin_transaction(rvm_tid_t *tid, rvm_mode_t mode)
         return err_set(RVM_ELOG, "rvm_begin_transaction: no log; set options->log_dev");
     if (mode != restore && mode != no_restore)
         return RVM_EMODE;
+    if (txn_get(tid) != NULL)
+        return err_set(RVM_ETID, "rvm_begin_transaction: this tid is already begun; end or "
+                       "abort it first");
     pthread_mutex_lock(&R.mu);
     struct txn *t = R.free_txns;
     if (t != NULL)
@@ -52,8 +55,21 @@ rvm_return_t rvm_begin_transaction(rvm_tid_t *tid, rvm_mode_t mode)
         R.open_txns->prev = t;
     R.open_txns = t;
     R.n_open++;
+    /* uname is the tid's unique name: a timestamp, bumped by a microsecond when it
+     * would repeat (tids begun in the same microsecond must still differ) */
+    static struct timeval last;
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    if (timercmp(&now, &last, <=)) {
+        now = last;
+        if (++now.tv_usec >= 1000000) {
+            now.tv_usec = 0;
+            now.tv_sec++;
+        }
+    }
+    last = now;
+    tid->uname = now;
     pthread_mutex_unlock(&R.mu);
-    gettimeofday(&tid->uname, NULL);
     tid->tid = t;
     return RVM_SUCCESS;
 }
@@ -97,7 +113,7 @@ static struct region *txn_region(struct txn *t, const char *addr, uint64_t len)
 /* rvm_set_range -- declare that [dest, dest+length) will be modified */
 rvm_return_t rvm_set_range(rvm_tid_t *tid, void *dest, rvm_length_t length)
 {
-    if (R.state != RVM_ST_INIT)
+    if (!rvm_ready())
         return RVM_EINIT;
     struct txn *t = txn_get(tid);
     if (t == NULL)
@@ -148,7 +164,7 @@ rvm_return_t rvm_modify_bytes(rvm_tid_t *tid, void *dest, const void *src,
 /* rvm_abort_transaction -- end without commit; restore mode puts old values back */
 rvm_return_t rvm_abort_transaction(rvm_tid_t *tid)
 {
-    if (R.state != RVM_ST_INIT)
+    if (!rvm_ready())
         return RVM_EINIT;
     struct txn *t = txn_get(tid);
     if (t == NULL)
@@ -229,10 +245,8 @@ static size_t txn_coalesce(struct txn *t, struct range **out, size_t *cap)
     }
     for (size_t i = 0; i < m; i++)
         r[i].src = r[i].rg->vmaddr + (r[i].off - r[i].rg->off);
-    R.st.n_range_elim += elim;
-    R.st.tot_range_elim += elim;
-    R.st.range_overlap = rvm_add_length_to_offset(&R.st.range_overlap, saved);
-    R.st.tot_range_overlap = rvm_add_length_to_offset(&R.st.tot_range_overlap, saved);
+    t->elim = elim;                 /* counted under lg->mu at commit */
+    t->saved = saved;
     return m;
 }
 
@@ -241,7 +255,8 @@ static size_t txn_coalesce(struct txn *t, struct range **out, size_t *cap)
  * flush -> queued records + this one are written and synced (group commit) before
  * return; no_flush -> queued (or folded into the coalescing set).
  */
-rvm_return_t txn_commit_ranges(struct range *r, size_t n, rvm_mode_t mode, uint32_t ntxn)
+rvm_return_t txn_commit_ranges(struct range *r, size_t n, rvm_mode_t mode, uint32_t ntxn,
+                               uint64_t elim, uint64_t saved)
 {
     struct log *lg = R.log;
     rvm_return_t rc = RVM_SUCCESS;
@@ -257,6 +272,10 @@ rvm_return_t txn_commit_ranges(struct range *r, size_t n, rvm_mode_t mode, uint3
                        "but log %s holds only %llu bytes; create a larger log", n,
                        (unsigned long long)size, lg->path, (unsigned long long)lg->area_len);
     }
+    R.st.n_range_elim += elim;
+    R.st.tot_range_elim += elim;
+    R.st.range_overlap = rvm_add_length_to_offset(&R.st.range_overlap, saved);
+    R.st.tot_range_overlap = rvm_add_length_to_offset(&R.st.tot_range_overlap, saved);
     static const rvm_length_t dist[] = { range_lengths_dist };
     for (size_t i = 0; i < n && i < 64; i++) {
         stats_hist(R.st.range_lengths, range_lengths_len, dist, r[i].len);
@@ -297,7 +316,7 @@ static __thread size_t tls_crcap;
 /* rvm_end_transaction -- commit in flush or no_flush mode */
 rvm_return_t rvm_end_transaction(rvm_tid_t *tid, rvm_mode_t mode)
 {
-    if (R.state != RVM_ST_INIT)
+    if (!rvm_ready())
         return RVM_EINIT;
     if (mode != flush && mode != no_flush)
         return RVM_EMODE;
@@ -306,7 +325,11 @@ rvm_return_t rvm_end_transaction(rvm_tid_t *tid, rvm_mode_t mode)
         return RVM_ETID;
     struct range *r = t->r;
     size_t n = t->n;
-    if (rvm_optimizations && n > 1) {
+    t->elim = t->saved = 0;
+    /* a no_flush commit into the coalescing set is merged there anyway: sorting and
+     * merging its ranges first would only cost time */
+    int into_set = mode == no_flush && (rvm_optimizations & RVM_COALESCE_TRANS);
+    if (rvm_optimizations && n > 1 && !into_set) {
         n = txn_coalesce(t, &tls_cr, &tls_crcap);
         if (n == (size_t)-1)
             return RVM_ENO_MEMORY;
@@ -316,7 +339,7 @@ rvm_return_t rvm_end_transaction(rvm_tid_t *tid, rvm_mode_t mode)
         txn_release(t);                      /* nothing to log: discarded */
         return RVM_SUCCESS;
     }
-    rvm_return_t rc = txn_commit_ranges(r, n, mode, 1);
+    rvm_return_t rc = txn_commit_ranges(r, n, mode, 1, t->elim, t->saved);
     if (rc != RVM_SUCCESS)
         return rc;                           /* the tid stays valid */
     txn_release(t);
@@ -326,7 +349,7 @@ rvm_return_t rvm_end_transaction(rvm_tid_t *tid, rvm_mode_t mode)
 /* txn_commit_vector -- see txn.h */
 rvm_return_t txn_commit_vector(const struct txn_vec *v, size_t n, rvm_mode_t mode)
 {
-    if (R.state != RVM_ST_INIT)
+    if (!rvm_ready())
         return RVM_EINIT;
     if (R.log == NULL)
         return RVM_ELOG;
@@ -348,7 +371,7 @@ rvm_return_t txn_commit_vector(const struct txn_vec *v, size_t n, rvm_mode_t mod
                                .len = v[i].len, .src = v[i].src, .oldpos = 0 };
     }
     pthread_mutex_unlock(&R.mu);
-    rvm_return_t rc = txn_commit_ranges(r, n, mode, 1);
+    rvm_return_t rc = txn_commit_ranges(r, n, mode, 1, 0, 0);
     free(r);
     return rc;
 }
