@@ -10,7 +10,7 @@
  *                   slot 1); with mode & 2 the harness repairs magic, version, RVM version
  *                   and the CRC of slot 0 so that the fuzzer gets past the checksum and
  *                   exercises the consistency checks and the segment dictionary.
- *   mode & 1 == 1   RECORDS: a valid status (fixed salt) and the payload as the record area
+ *   mode & 1 == 1   RECORDS: a valid status (one salt epoch) and the payload as the record area
  *                   from head 0; with mode & 2 the harness repairs each record it can walk
  *                   (magic, type, expected sequence number, CRC) so that the fuzzer reaches
  *                   the payload checks (ranges inside the record, lengths, segment ids).
@@ -52,6 +52,11 @@ static void seal_slot(char *slot, int keep_fields)
         st.salt = SALT;
         st.nsegs = 0;
         st.used = sizeof st;
+        st.nepochs = 1;
+        st.zero = 0;
+        memset(st.epochs, 0, sizeof st.epochs);
+        st.epochs[0].seq = 1;
+        st.epochs[0].salt = SALT;
     }
     if (st.used < sizeof st || st.used > LOG_SLOT_SIZE)
         st.used = sizeof st + (st.used % 512);
@@ -134,7 +139,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rd.path = "fuzz-log";
     rd.area_off = st.area_off;
     rd.area_len = st.area_len;
-    rd.salt = st.salt;
+    rd.epochs = st.epochs;
+    rd.nepochs = st.nepochs;
     rd.chunk = 16 * 1024;
     uint64_t pos = st.head_off, seq = st.head_seq;
     for (int i = 0; i < 10000; i++) {
