@@ -29,11 +29,12 @@ typedef struct {
 } cm_txn_t;
 
 /*
- * cm_gen -- the next transaction of the workload for a segment of seg_len bytes. Ranges may
+ * cm_gen -- the next transaction of the workload over seg_len bytes of memory made of two
+ * regions split at `split` (a range never crosses it: set_range needs one region). Ranges may
  * overlap (later ones win), cross page boundaries, and a few are large, so records span many
  * log blocks and the log (sized by the caller) wraps often.
  */
-static inline void cm_gen(trng_t *g, size_t seg_len, cm_txn_t *t)
+static inline void cm_gen(trng_t *g, size_t seg_len, size_t split, cm_txn_t *t)
 {
     t->begin_mode = trng_below(g, 2) ? restore : no_restore;
     t->end_mode = trng_below(g, 10) < 4 ? flush : no_flush;
@@ -60,6 +61,8 @@ static inline void cm_gen(trng_t *g, size_t seg_len, cm_txn_t *t)
         /* cluster half the ranges in the first 2 pages: overlaps within and across txns */
         size_t span = trng_below(g, 2) ? (seg_len < 8192 ? seg_len : 8192) : seg_len;
         size_t off = trng_below(g, span - len + 1);
+        if (off < split && off + len > split)
+            len = split - off;
         t->r[k].off = off;
         t->r[k].len = len;
         t->r[k].use_set_range = (int)trng_below(g, 2);

@@ -10,7 +10,9 @@
  * BEGIN i just before rvm_end_transaction of committed transaction i, DURABLE i when a flush
  * commit, rvm_flush or rvm_truncate covering transactions <= i returned. A message is written
  * before/after the call it describes, so the parent's view is conservative in both directions.
- * The parent replays the same seeded workload (crash_model.h) on a byte array.
+ * The parent replays the same seeded workload (crash_model.h) on a byte array. The memory is
+ * two regions of two segment files, so records name several segments and truncation syncs
+ * several files (a power cut can fall between them).
  *
  * Size: LRVM_TEST_SCALE x 250 worker kills (scale 50 gives 12 500). LRVM_TEST_SEED pins the
  * workload seeds (kill timing stays random; every failure message prints round and seed).
@@ -37,7 +39,8 @@ typedef struct {
 
 static tpaths_t T;
 static long PS;
-static size_t SEG_LEN;
+static size_t SEG_LEN;  /* both segments */
+static size_t HALF;     /* bytes of each of the two segments (T.seg, T.seg2) */
 static int wfd = -1; /* worker side of the pipe */
 
 /* send -- report to the parent; a short write cannot happen below PIPE_BUF. */
@@ -112,6 +115,36 @@ static void io_kill_install(int k)
     sysio.fsync = k_fsync;
 }
 
+/* map_both -- map the two segments, each whole, as two regions (in a worker). */
+static void map_both(rvm_region_t *r1, rvm_region_t *r2)
+{
+    rvmt_region(r1, T.seg, 0, 0, NULL);
+    CHECK(rvm_map(r1, NULL));
+    VERIFY(r1->length == HALF);
+    rvmt_region(r2, T.seg2, 0, 0, NULL);
+    CHECK(rvm_map(r2, NULL));
+    VERIFY(r2->length == HALF);
+}
+
+/* mem_at -- address of model offset off: the first HALF bytes are segment 1, then 2. */
+static char *mem_at(rvm_region_t *r1, rvm_region_t *r2, size_t off)
+{
+    return off < HALF ? r1->vmaddr + off : r2->vmaddr + (off - HALF);
+}
+
+/* mem_eq -- does mapped memory equal the model image img? */
+static int mem_eq(rvm_region_t *r1, rvm_region_t *r2, const unsigned char *img)
+{
+    return memcmp(r1->vmaddr, img, HALF) == 0 && memcmp(r2->vmaddr, img + HALF, HALF) == 0;
+}
+
+/* mem_get -- copy mapped memory into a model image. */
+static void mem_get(rvm_region_t *r1, rvm_region_t *r2, unsigned char *img)
+{
+    memcpy(img, r1->vmaddr, HALF);
+    memcpy(img + HALF, r2->vmaddr, HALF);
+}
+
 typedef struct {
     uint64_t seed;
     rvm_length_t flags;
@@ -130,14 +163,12 @@ static int worker(void *arg)
 {
     const worker_arg_t *a = arg;
     CHECK(rvmt_init(T.log, a->flags, a->truncate));
-    rvm_region_t r;
-    rvmt_region(&r, T.seg, 0, 0, NULL);
-    CHECK(rvm_map(&r, NULL));
-    VERIFY(r.length == SEG_LEN);
+    rvm_region_t r1, r2;
+    map_both(&r1, &r2);
     unsigned char *shadow = malloc(SEG_LEN); /* committed image, as the program knows it */
     unsigned char *scratch = malloc(SEG_LEN);
     VERIFY(shadow != NULL && scratch != NULL);
-    memcpy(shadow, r.vmaddr, SEG_LEN);
+    mem_get(&r1, &r2, shadow);
     send(M_READY, 0, 0);
     if (a->io_kill_at && a->powercut)
         powercut_install(a->io_kill_at, a->seed ^ 0x9c0ffeeULL);
@@ -145,13 +176,13 @@ static int worker(void *arg)
         io_kill_install(a->io_kill_at);
     trng_t g = {a->seed};
     for (uint32_t i = 1; i <= MAX_TXNS; i++) {
-        cm_gen(&g, SEG_LEN, &wtx);
+        cm_gen(&g, SEG_LEN, HALF, &wtx);
         rvm_tid_t t;
         rvm_init_tid(&t);
         CHECK(rvm_begin_transaction(&t, wtx.begin_mode));
         size_t used = 0;
         for (int k = 0; k < wtx.nranges; k++) {
-            char *dst = r.vmaddr + wtx.r[k].off;
+            char *dst = mem_at(&r1, &r2, wtx.r[k].off);
             if (wtx.r[k].use_set_range) {
                 CHECK(rvm_set_range(&t, dst, wtx.r[k].len));
                 memcpy(dst, wtx.data + used, wtx.r[k].len);
@@ -163,22 +194,23 @@ static int worker(void *arg)
         if (wtx.abort) {
             CHECK(rvm_abort_transaction(&t));
             if (wtx.begin_mode == restore) {
-                VERIFY(memcmp(r.vmaddr, shadow, SEG_LEN) == 0);
+                VERIFY(mem_eq(&r1, &r2, shadow));
             } else {
                 /* no_restore: memory keeps the new values; the program puts the old back
                  * itself (plain stores, outside any transaction). Those aborted bytes sat in
                  * mapped memory meanwhile and must never reach the segment. */
                 memcpy(scratch, shadow, SEG_LEN);
                 cm_apply(&wtx, scratch);
-                VERIFY(memcmp(r.vmaddr, scratch, SEG_LEN) == 0);
-                memcpy(r.vmaddr, shadow, SEG_LEN);
+                VERIFY(mem_eq(&r1, &r2, scratch));
+                memcpy(r1.vmaddr, shadow, HALF);
+                memcpy(r2.vmaddr, shadow + HALF, HALF);
             }
             continue;
         }
         send(M_BEGIN, i, 0);
         CHECK(rvm_end_transaction(&t, wtx.end_mode));
         cm_apply(&wtx, shadow);
-        VERIFY(memcmp(r.vmaddr, shadow, SEG_LEN) == 0);
+        VERIFY(mem_eq(&r1, &r2, shadow));
         if (wtx.end_mode == flush)
             send(M_DURABLE, i, 0);
         if (wtx.post == CM_POST_FLUSH) {
@@ -209,11 +241,9 @@ static int recoverer(void *arg)
     send(M_RECOVERING, 0, 0);
     CHECK(rvmt_init(T.log, 0, 0));
     send(M_RECOVERED, 0, 0);
-    rvm_region_t r;
-    rvmt_region(&r, T.seg, 0, 0, NULL);
-    CHECK(rvm_map(&r, NULL));
-    VERIFY(r.length == SEG_LEN);
-    memcpy(image, r.vmaddr, SEG_LEN);
+    rvm_region_t r1, r2;
+    map_both(&r1, &r2);
+    mem_get(&r1, &r2, image);
     CHECK(rvm_terminate());
     return 0;
 }
@@ -347,7 +377,7 @@ static long check_recovered(uint64_t seed, const unsigned char *start, const vie
     if (lo == 0 && memcmp(image, image_model, SEG_LEN) == 0)
         return 0;
     for (long j = 1; j <= hi; j++) {
-        cm_gen(&g, SEG_LEN, &ptx);
+        cm_gen(&g, SEG_LEN, HALF, &ptx);
         if (!ptx.abort)
             cm_apply(&ptx, image_model);
         if (j >= lo && memcmp(image, image_model, SEG_LEN) == 0)
@@ -357,7 +387,7 @@ static long check_recovered(uint64_t seed, const unsigned char *start, const vie
     memcpy(image_model, start, SEG_LEN);
     g = (trng_t){seed};
     for (long j = 1; j <= lo; j++) {
-        cm_gen(&g, SEG_LEN, &ptx);
+        cm_gen(&g, SEG_LEN, HALF, &ptx);
         if (!ptx.abort)
             cm_apply(&ptx, image_model);
     }
@@ -378,7 +408,9 @@ static void setup(void)
     tpaths_make(&T, "crash");
     PS = sysconf(_SC_PAGESIZE);
     SEG_LEN = SEG_PAGES * (size_t)PS;
-    cr_assert_eq(file_make(T.seg, SEG_LEN, 0), 0);
+    HALF = SEG_LEN / 2;
+    cr_assert_eq(file_make(T.seg, HALF, 0), 0);
+    cr_assert_eq(file_make(T.seg2, HALF, 0), 0);
     image = shared_alloc(SEG_LEN);
     image_model = malloc(SEG_LEN);
     cr_assert(image && image_model);
@@ -429,7 +461,8 @@ static long recover_and_check(uint64_t seed, const unsigned char *start, const v
     }
     /* recovery applies the log to the segment: the file itself holds the state now */
     unsigned char *file = malloc(SEG_LEN);
-    cr_assert_eq(file_read(T.seg, file, SEG_LEN, 0), 0);
+    cr_assert_eq(file_read(T.seg, file, HALF, 0), 0);
+    cr_assert_eq(file_read(T.seg2, file + HALF, HALF, 0), 0);
     int same = memcmp(file, image, SEG_LEN) == 0;
     free(file);
     cr_expect(same, "round %ld (%s): segment file differs from the recovered mapped image",
