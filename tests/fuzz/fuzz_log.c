@@ -95,6 +95,7 @@ static void seal_records(char *area)
     }
 }
 
+/* LLVMFuzzerTestOneInput -- build a log image from one input and read it as recovery would */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)

@@ -40,6 +40,7 @@ static void cleanup(void)
     rmdir(dir);
 }
 
+/* LLVMFuzzerInitialize -- once per fuzzing process: a temporary directory, a log, RVM up */
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
@@ -68,6 +69,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
+/* LLVMFuzzerTestOneInput -- one input as a segment header: load, and release if loaded */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     memset(buf, 0, (SEG_PAGES + 1) * page);

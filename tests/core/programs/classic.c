@@ -42,6 +42,7 @@ static int failures = 0;
 
 static char log_name[1024], seg_name[1024];
 
+/* make_segment_file -- a 10000-byte segment file of '.' (not a page multiple on purpose) */
 static void make_segment_file(void)
 {
     char buf[10000];
@@ -55,6 +56,7 @@ static void make_segment_file(void)
     close(fd);
 }
 
+/* setup -- create the log, map, commit/abort/no_flush, then die with a transaction open */
 static int setup(void)
 {
     rvm_options_t *options;
@@ -123,6 +125,7 @@ static int setup(void)
     return 3;
 }
 
+/* recover -- recover in a new process and check every documented result */
 static int recover(void)
 {
     rvm_options_t options;
@@ -149,6 +152,7 @@ static int recover(void)
     return 0;
 }
 
+/* main -- classic setup|recover DIR */
 int main(int argc, char **argv)
 {
     if (argc != 3) {
