@@ -48,7 +48,7 @@ static void teardown(void)
 
 TestSuite(api_segment, .init = setup, .fini = teardown, .timeout = 30);
 
-/* make_segment -- file big enough for a header page + 3 + 2 pages; create the segment in it. */
+/* child_create -- a file for a header page + 3 + 2 pages; create a 2-region segment in it. */
 static int child_create(void *arg)
 {
     (void)arg;
