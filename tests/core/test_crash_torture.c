@@ -499,6 +499,8 @@ Test(crash, torture_kill_worker_and_recovery)
         wa.flags = (round % 3 == 0) ? 0 : (round % 3 == 1) ? RVM_COALESCE_RANGES
                                                            : RVM_ALL_OPTIMIZATIONS;
         wa.truncate = (round % 4 == 0) ? 0 : (round % 4 == 1) ? 10 : (round % 4 == 2) ? 50 : 90;
+        if (round % 5 == 4)
+            wa.flags |= RVM_MAP_PRIVATE; /* regions mmap'ed MAP_PRIVATE from the segment */
 
         view_t v = {0};
         child_t c = child_start(worker, &wa);
