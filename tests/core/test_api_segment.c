@@ -339,3 +339,67 @@ Test(api_segment, bad_arguments_are_eregion_def)
     cr_expect_eq(rvm_release_segment(1, NULL), RVM_EREGION_DEF);
     cr_expect_eq(rvm_release_segment(1, &defs), RVM_EREGION_DEF, "NULL array, 1 region");
 }
+
+/* child_load_forged -- write a forged header (valid id and version, one region as given) over
+ * the segment's header page, then load: want RVM_ESEGMENT_HDR and nothing mapped. */
+typedef struct {
+    rvm_length_t off, len;
+    uintptr_t vmaddr;
+    rvm_return_t also_ok; /* a second acceptable code (0: only RVM_ESEGMENT_HDR) */
+} forged_t;
+
+static int child_load_forged(void *arg)
+{
+    const forged_t *f = arg;
+    unsigned char *hdr = calloc(1, (size_t)PS);
+    if (!hdr)
+        return 70;
+    int id = 1;
+    memcpy(hdr, &id, sizeof id);
+    strcpy((char *)hdr + 4, "RVM Segment Loader Release 0.1  15 Nov. 1990");
+    rvm_length_t n = 1;
+    memcpy(hdr + 136, &n, sizeof n); /* int + char[128], aligned to 8 */
+    rvm_region_def_t d;
+    d.offset = RVM_MK_OFFSET(0, f->off);
+    d.length = f->len;
+    d.vmaddr = (char *)f->vmaddr;
+    memcpy(hdr + 144, &d, sizeof d);
+    if (file_write(T.seg, hdr, (size_t)PS, 0) != 0)
+        return 71;
+    free(hdr);
+    if (rvmt_init(T.log, 0, 0) != RVM_SUCCESS)
+        return 72;
+    unsigned long nr = 0;
+    rvm_region_def_t *defs = NULL;
+    rvm_return_t rc = rvm_load_segment(T.seg, RVM_MK_OFFSET(0, 0), NULL, &nr, &defs);
+    if (rc != RVM_ESEGMENT_HDR && !(f->also_ok && rc == f->also_ok)) {
+        fprintf(stderr, "forged region {off %lu, len %lu, vmaddr %#lx}: %s, want "
+                "RVM_ESEGMENT_HDR\n", f->off, f->len, (unsigned long)f->vmaddr, rvm_return(rc));
+        if (rc == RVM_SUCCESS)
+            rvm_release_segment(nr, &defs);
+        return 73;
+    }
+    return 0;
+}
+
+Test(api_segment, forged_region_definitions_refused)
+{
+    /* found by fuzz_segment: a region with vmaddr NULL was loaded at a fresh address and could
+     * not be released. A header is data from a file: every field must be checked. */
+    char d[64];
+    create_segment(); /* 1 + 5 pages */
+    const forged_t cases[] = {
+        {(rvm_length_t)PS, (rvm_length_t)PS, 0, 0},                          /* no address */
+        {(rvm_length_t)PS, 0, (uintptr_t)base, 0},                            /* no length */
+        {(rvm_length_t)PS, 64 * (rvm_length_t)PS, (uintptr_t)base, 0},        /* past the end */
+        {100 * (rvm_length_t)PS, (rvm_length_t)PS, (uintptr_t)base, RVM_EOFFSET}, /* offset */
+        {(rvm_length_t)PS, (rvm_length_t)PS, (uintptr_t)base + 8, 0},         /* unaligned */
+        /* a length whose page round-up wraps to 0: not "overlaps memory in use" */
+        {(rvm_length_t)PS, ~(rvm_length_t)0 - 4095, (uintptr_t)base, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int st = proc_run(child_load_forged, (void *)&cases[i]);
+        cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "forged case %zu: %s", i,
+                  proc_describe(st, d, sizeof d));
+    }
+}
