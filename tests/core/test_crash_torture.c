@@ -21,6 +21,8 @@
 #include <poll.h>
 #include <time.h>
 
+#include <rvm/rvm_statistics.h>
+
 #include "crash_model.h"
 #include "powercut.h"
 #include "sysio.h"
@@ -138,6 +140,50 @@ static int mem_eq(rvm_region_t *r1, rvm_region_t *r2, const unsigned char *img)
     return memcmp(r1->vmaddr, img, HALF) == 0 && memcmp(r2->vmaddr, img + HALF, HALF) == 0;
 }
 
+/* mem_diff -- first offset where mapped memory differs from img (SEG_LEN if none). */
+static size_t mem_diff(rvm_region_t *r1, rvm_region_t *r2, const unsigned char *img)
+{
+    for (size_t i = 0; i < SEG_LEN; i++)
+        if ((unsigned char)*mem_at(r1, r2, i) != img[i])
+            return i;
+    return SEG_LEN;
+}
+
+static cm_txn_t wtx; /* the worker's current transaction (large: not on the stack) */
+
+/* mem_explain -- after a memory mismatch: was the byte in this transaction, and how many
+ * truncations ran in this process (diagnosis for the failure message). */
+static void mem_explain(size_t d, unsigned txn)
+{
+    int in = 0;
+    for (int k = 0; k < wtx.nranges; k++)
+        if (d >= wtx.r[k].off && d < wtx.r[k].off + wtx.r[k].len)
+            in = 1;
+    rvm_statistics_t st;
+    rvm_init_statistics(&st);
+    RVM_STATISTICS(&st);
+    fprintf(stderr, "worker: txn %u %s offset %zu; %s, %s; truncations: %lu rvm_truncate, %lu "
+            "sync, %lu async\n", txn, in ? "wrote" : "did not write", d,
+            wtx.abort ? "aborted" : "committed", wtx.end_mode == flush ? "flush" : "no_flush",
+            st.tot_rvm_truncate, st.tot_sync_truncation, st.tot_async_truncation);
+}
+
+/* VERIFY_MEM -- in a worker: memory equals img, else report the first differing offset and
+ * the transaction index (rc field: -(offset + 2); the index follows as a second message). */
+#define VERIFY_MEM(r1, r2, img, txn)                                                           \
+    do {                                                                                       \
+        if (!mem_eq((r1), (r2), (img))) {                                                      \
+            size_t d_ = mem_diff((r1), (r2), (img));                                           \
+            fprintf(stderr, "worker: txn %u: memory differs at model offset %zu (segment %d, " \
+                    "page %zu): 0x%02x, want 0x%02x\n", (unsigned)(txn), d_,                   \
+                    d_ < HALF ? 1 : 2, (d_ % HALF) / 4096,                                     \
+                    (unsigned char)*mem_at((r1), (r2), d_), (img)[d_]);                        \
+            mem_explain(d_, txn);                                                              \
+            send(M_FAIL, __LINE__, -1);                                                        \
+            _exit(4);                                                                          \
+        }                                                                                      \
+    } while (0)
+
 /* mem_get -- copy mapped memory into a model image. */
 static void mem_get(rvm_region_t *r1, rvm_region_t *r2, unsigned char *img)
 {
@@ -152,8 +198,6 @@ typedef struct {
     int io_kill_at; /* > 0: die at that write/sync after READY instead of a timed kill */
     int powercut;   /* with io_kill_at: lose/tear unsynced writes first (powercut.h) */
 } worker_arg_t;
-
-static cm_txn_t wtx; /* the worker's current transaction (large: not on the stack) */
 
 /*
  * worker -- initialise (recovering whatever the last run left), map the segment, then run
@@ -194,14 +238,14 @@ static int worker(void *arg)
         if (wtx.abort) {
             CHECK(rvm_abort_transaction(&t));
             if (wtx.begin_mode == restore) {
-                VERIFY(mem_eq(&r1, &r2, shadow));
+                VERIFY_MEM(&r1, &r2, shadow, i);
             } else {
                 /* no_restore: memory keeps the new values; the program puts the old back
                  * itself (plain stores, outside any transaction). Those aborted bytes sat in
                  * mapped memory meanwhile and must never reach the segment. */
                 memcpy(scratch, shadow, SEG_LEN);
                 cm_apply(&wtx, scratch);
-                VERIFY(mem_eq(&r1, &r2, scratch));
+                VERIFY_MEM(&r1, &r2, scratch, i);
                 memcpy(r1.vmaddr, shadow, HALF);
                 memcpy(r2.vmaddr, shadow + HALF, HALF);
             }
@@ -210,7 +254,7 @@ static int worker(void *arg)
         send(M_BEGIN, i, 0);
         CHECK(rvm_end_transaction(&t, wtx.end_mode));
         cm_apply(&wtx, shadow);
-        VERIFY(mem_eq(&r1, &r2, shadow));
+        VERIFY_MEM(&r1, &r2, shadow, i);
         if (wtx.end_mode == flush)
             send(M_DURABLE, i, 0);
         if (wtx.post == CM_POST_FLUSH) {
