@@ -44,14 +44,24 @@ static struct {
     int nth;   /* fail the nth call of op after arming (1-based) */
     int calls; /* calls of op seen while armed */
     int fired; /* 1 once the fault was injected; 2 for K_SHORT_ENOSPC after both steps */
+    ino_t only_ino; /* non-zero: count only calls on this file (e.g. the segment) */
 } F;
+
+/* f_counts -- is this call on a file the armed fault watches? */
+static int f_counts(int fd)
+{
+    if (!F.only_ino)
+        return 1;
+    struct stat st;
+    return sysio_default.fstat(fd, &st) == 0 && st.st_ino == F.only_ino;
+}
 
 /* f_pwrite -- sysio.pwrite replacement: inject the armed fault once, else pass through. */
 static ssize_t f_pwrite(int fd, const void *buf, size_t n, off_t off)
 {
-    if (!F.armed || F.op != OP_PWRITE)
+    if (!F.armed || F.op != OP_PWRITE || !f_counts(fd))
         return sysio_default.pwrite(fd, buf, n, off);
-    F.calls++;
+    __atomic_add_fetch(&F.calls, 1, __ATOMIC_SEQ_CST);
     if (F.kind == K_SHORT_ENOSPC && F.fired == 1) {
         F.fired = 2; /* the call after the short write: the disk is full */
         errno = ENOSPC;
@@ -81,9 +91,9 @@ static ssize_t f_pwrite(int fd, const void *buf, size_t n, off_t off)
 /* f_sync -- common body of the fdatasync/fsync replacements. */
 static int f_sync(int fd, int (*real)(int))
 {
-    if (!F.armed || F.op != OP_SYNC)
+    if (!F.armed || F.op != OP_SYNC || !f_counts(fd))
         return real(fd);
-    F.calls++;
+    __atomic_add_fetch(&F.calls, 1, __ATOMIC_SEQ_CST);
     if (F.calls != F.nth || F.fired)
         return real(fd);
     F.fired = 1;
@@ -439,4 +449,117 @@ Test(fault, during_truncation)
 Test(fault, during_recovery)
 {
     run_phase(PH_RECOVERY);
+}
+
+/* Results of the incremental-truncation scenario. */
+typedef struct {
+    int fired;
+    int n_ok;              /* commits acknowledged before the first refusal */
+    rvm_return_t rc_fail;  /* the first refused commit's code */
+    rvm_return_t rc_again; /* the commit after it */
+} daemon_res_t;
+
+static daemon_res_t *DR;
+
+/* slot_put -- commit value i (1 KiB of byte i) into slot i % 8 of page 1-2, flush. */
+static rvm_return_t slot_put(char *base, int i)
+{
+    rvm_tid_t t;
+    rvm_init_tid(&t);
+    char v[512];
+    memset(v, (char)(i & 0x7f) | 1, sizeof v);
+    rvm_return_t rc = rvm_begin_transaction(&t, restore);
+    if (!rc)
+        rc = rvm_modify_bytes(&t, base + 4096 + (size_t)(i % 8) * 1024, v, sizeof v);
+    if (!rc)
+        rc = rvm_end_transaction(&t, flush);
+    if (rc)
+        rvm_abort_transaction(&t);
+    return rc;
+}
+
+/* child_daemon -- commits keep the truncation thread busy; a fault on the segment file hits
+ * it (not a committer): the failure must surface as refused commits. */
+static int child_daemon(void *arg)
+{
+    const scen_t *s = arg;
+    fault_install();
+    rvm_region_t r;
+    if (rvmt_init_create(T.log, 64 * 1024, 0, 10) != RVM_SUCCESS)
+        return 1;
+    rvmt_region(&r, T.seg, 0, 0, NULL);
+    if (rvm_map(&r, NULL) != RVM_SUCCESS || commit(r.vmaddr, 'A', flush) != RVM_SUCCESS)
+        return 2;
+    struct stat st;
+    if (stat(T.seg, &st) != 0)
+        return 3;
+    F.only_ino = st.st_ino;
+    fault_arm(s->op, s->kind, s->nth);
+    for (int i = 1; i <= 3000; i++) {
+        rvm_return_t rc = slot_put(r.vmaddr, i);
+        if (rc) {
+            DR->rc_fail = rc;
+            DR->rc_again = slot_put(r.vmaddr, i + 1);
+            break;
+        }
+        DR->n_ok = i;
+    }
+    DR->fired = __atomic_load_n(&F.fired, __ATOMIC_SEQ_CST);
+    return 0;
+}
+
+Test(fault, during_incremental_truncation)
+{
+    /* the truncation thread (truncate = 10%) writes and syncs the segment; a fault there
+     * happens in no caller's call: later commits must be refused (RVM_EIO), and recovery
+     * must keep every acknowledged commit */
+    static const struct {
+        enum op op;
+        enum kind kind;
+    } kinds[] = {{OP_PWRITE, K_EIO}, {OP_PWRITE, K_ENOSPC}, {OP_SYNC, K_EIO}};
+    DR = shared_alloc(sizeof *DR);
+    cr_assert_not_null(DR);
+    char d[64];
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        tdir_remove(T.dir);
+        tpaths_make(&T, "fault");
+        cr_assert_eq(file_make(T.seg, SEG_LEN, 0), 0);
+        memset(DR, 0, sizeof *DR);
+        scen_t sc = {PH_TRUNCATE, kinds[k].op, kinds[k].kind, 1};
+        char what[96];
+        snprintf(what, sizeof what, "%s on segment %s", kind_name[kinds[k].kind],
+                 op_name[kinds[k].op]);
+        int st = proc_run(child_daemon, &sc);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: %s", what,
+                  proc_describe(st, d, sizeof d));
+        cr_expect(DR->fired, "%s: the truncation thread never wrote/synced the segment in "
+                  "3000 commits through a 64 KiB log", what);
+        if (!DR->fired)
+            continue;
+        cr_expect_eq(DR->rc_fail, RVM_EIO, "%s in the truncation thread: commits after it "
+                     "returned %s (acknowledged %d), want RVM_EIO", what,
+                     rvm_return(DR->rc_fail), DR->n_ok);
+        cr_expect_neq(DR->rc_again, RVM_SUCCESS, "%s: not sticky", what);
+        st = proc_run(child_recover, NULL);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: recovery: %s", what,
+                  proc_describe(st, d, sizeof d));
+        cr_expect(all_bytes(R->image, 0, 'A', 64), "%s: A lost", what);
+        /* each slot holds its last acknowledged value (or the refused one's, whole) */
+        for (int slot = 0; slot < 8; slot++) {
+            int last = 0;
+            for (int i = 1; i <= DR->n_ok; i++)
+                if (i % 8 == slot)
+                    last = i;
+            if (!last)
+                continue;
+            const unsigned char *p = R->image + 4096 + (size_t)slot * 1024;
+            int want = (last & 0x7f) | 1, refused = ((DR->n_ok + 1) & 0x7f) | 1;
+            int ok = all_bytes(p, 0, want, 512) ||
+                     ((DR->n_ok + 1) % 8 == slot && all_bytes(p, 0, refused, 512));
+            cr_expect(ok, "%s: slot %d lost acknowledged commit %d (byte 0x%02x)", what, slot,
+                      last, p[0]);
+        }
+        fprintf(stderr, "fault: truncation thread, %-36s -> %d commits acknowledged, then %s, "
+                "then %s\n", what, DR->n_ok, rvm_return(DR->rc_fail), rvm_return(DR->rc_again));
+    }
 }
