@@ -516,15 +516,18 @@ static long recover_and_check(uint64_t seed, const unsigned char *start, const v
 
 TestSuite(crash, .init = setup, .fini = teardown, .timeout = 300);
 
-Test(crash, torture_kill_worker_and_recovery)
+/*
+ * torture_run -- the experiment: kill workers (and recoveries) until kills_wanted workers
+ * died. map_private: every round maps with RVM_MAP_PRIVATE (else none does).
+ */
+static void torture_run(long kills_wanted, int map_private)
 {
     char d[64];
     int st = proc_run(child_mklog, NULL);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "creating the log: %s",
               proc_describe(st, d, sizeof d));
 
-    const long kills_wanted = 250 * test_scale();
-    const uint64_t base = cm_base_seed();
+    const uint64_t base = cm_base_seed() + (uint64_t)map_private;
     trng_t kg = {(uint64_t)now_us() ^ (uint64_t)getpid()}; /* kill timing: random */
     unsigned char *start = calloc(1, SEG_LEN);
     cr_assert_not_null(start);
@@ -543,7 +546,7 @@ Test(crash, torture_kill_worker_and_recovery)
         wa.flags = (round % 3 == 0) ? 0 : (round % 3 == 1) ? RVM_COALESCE_RANGES
                                                            : RVM_ALL_OPTIMIZATIONS;
         wa.truncate = (round % 4 == 0) ? 0 : (round % 4 == 1) ? 10 : (round % 4 == 2) ? 50 : 90;
-        if (round % 5 == 4)
+        if (map_private)
             wa.flags |= RVM_MAP_PRIVATE; /* regions mmap'ed MAP_PRIVATE from the segment */
 
         view_t v = {0};
@@ -640,4 +643,17 @@ out:
             rec_kills_power, commits_seen, durable_total, lost_noflush);
     cr_expect_geq(kills, kills_wanted);
     free(start);
+}
+
+Test(crash, torture_kill_worker_and_recovery)
+{
+    torture_run(250 * test_scale(), 0);
+}
+
+Test(crash, torture_map_private)
+{
+    /* the same with RVM_MAP_PRIVATE regions (the segment file mmap'ed under the program's
+     * memory while truncation writes it): fewer rounds, a separate test so that a failure
+     * here (KNOWN-FAILURES.md #4) does not hide the main torture's result */
+    torture_run(80 * test_scale(), 1);
 }
