@@ -9,6 +9,7 @@
  *
  * Every check prints what it expected, so a failure says exactly what differed.
  */
+#define _POSIX_C_SOURCE 200809L /* kill() under -std=c99 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

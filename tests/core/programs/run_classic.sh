@@ -16,6 +16,16 @@ cp "$INC"/rvm/rvm.h "$INC"/rvm/rvm_statistics.h "$INC"/rvm/rvm_segment.h "$work/
     -L"$LIB" -llrvm -lpthread -Wl,-rpath,"$LIB" \
     || { echo "run_classic: the LRVM program does not compile against our headers"; exit 1; }
 
+# the headers are clean for strict C99 and for C++ users (the original's biggest user is C++)
+"$CC" -std=c99 -pedantic -Wall -Wextra -Werror -I"$work/include" -fsyntax-only "$SRC" \
+    || { echo "run_classic: our headers warn under -std=c99 -pedantic -Wall -Wextra"; exit 1; }
+if command -v g++ >/dev/null 2>&1; then
+    g++ -x c++ -std=c++11 -Wall -Wextra -Werror -I"$work/include" -fsyntax-only "$SRC" \
+        || { echo "run_classic: our headers do not compile as C++"; exit 1; }
+else
+    echo "run_classic: g++ not installed: C++ header check NOT run"
+fi
+
 set +e
 "$work/classic" setup "$work" > "$work/setup.out" 2>&1
 rc=$?
