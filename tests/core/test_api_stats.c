@@ -352,3 +352,24 @@ Test(api_stats, coalesced_no_flush_queue_larger_than_log)
         cr_expect_eq(b[2047], 'a' + 47 % 26);
     }
 }
+
+Test(api_stats, truncation_thread_started_and_stopped_while_committing)
+{
+    /* rvm_set_options' truncate starts (1..100) and stops (0) the truncation thread; toggling
+     * it between commits through a wrapping log must neither fail a commit nor lose data */
+    rvm_region_t r;
+    cr_assert_eq(rvmt_init_create(T.log, 64 * 1024, 0, 0), RVM_SUCCESS);
+    rvmt_region(&r, T.seg, 0, 0, NULL);
+    cr_assert_eq(rvm_map(&r, NULL), RVM_SUCCESS);
+    for (int round = 0; round < 20; round++) {
+        rvm_options_t o;
+        rvm_init_options(&o);
+        o.truncate = round % 2 ? 0 : 5 + round * 4;
+        cr_assert_eq(rvm_set_options(&o), RVM_SUCCESS);
+        rvm_return_t rc = many_commits(&r, 60, round * 3);
+        cr_assert_eq(rc, RVM_SUCCESS, "round %d (truncate %ld): %s (%s)", round, o.truncate,
+                     rvm_return(rc), rvm_errmsg ? rvm_errmsg : "");
+    }
+    check_many(60, 19 * 3);
+    cr_expect_eq(rvm_terminate(), RVM_SUCCESS);
+}
