@@ -71,6 +71,9 @@ struct bench_res {
 	double x_secs, x_wbytes;    /* W3: truncation / checkpoint after the commit */
 };
 
+#define BENCH_LRVM_NAME "lrvm"
+#define BENCH_FLOOR_NAME "floor (4K pwrite+fdatasync)"
+
 /* bench_sys -- one system variant under test; a NULL workload entry = not meaningful. */
 typedef int (*bench_fn)(const struct bench_cfg *cfg, const char *dir, struct bench_res *res);
 struct bench_sys {

@@ -345,7 +345,7 @@ static int lrvm_w5(const struct bench_cfg *cfg, const char *dir, struct bench_re
 }
 
 const struct bench_sys bench_lrvm_sys = {
-	.name = "lrvm",
+	.name = BENCH_LRVM_NAME,
 	.is_peer = 0,
 	.wl = { lrvm_w1, lrvm_w2, lrvm_w3, lrvm_w4, lrvm_w5 },
 };

@@ -59,7 +59,7 @@ static int floor_w1(const struct bench_cfg *cfg, const char *dir, struct bench_r
 }
 
 const struct bench_sys bench_floor_sys = {
-	.name = "floor (4K pwrite+fdatasync)",
+	.name = BENCH_FLOOR_NAME,
 	.is_peer = 0,
 	.wl = { [WL_W1] = floor_w1 },
 	.note = { [WL_W2] = "a floor for durable commits only",

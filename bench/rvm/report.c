@@ -111,7 +111,7 @@ static double ratio(double lrvm, double ref, int higher_better)
 /* print_abs -- the absolute table, one row per system variant. */
 static void print_abs(const struct bench_row *rows, int n)
 {
-	const struct bench_row *fl = find(rows, n, bench_floor_sys.name);
+	const struct bench_row *fl = find(rows, n, BENCH_FLOOR_NAME);
 	double ftps = fl && row_ok(fl, WL_W1) ? metric_get(&fl->res[WL_W1], M_TPS) : 0;
 
 	printf("\n%-28s %9s %7s %7s %6s | %9s | %7s %7s %8s | %7s %8s | %8s %7s %6s\n", "system",
@@ -144,8 +144,8 @@ static void print_abs(const struct bench_row *rows, int n)
  * (">1" = lrvm better: rate ratio lrvm/ref, time and byte ratio ref/lrvm). */
 static void print_ratios(const struct bench_row *rows, int n)
 {
-	const struct bench_row *lr = find(rows, n, bench_lrvm_sys.name);
-	const struct bench_row *fl = find(rows, n, bench_floor_sys.name);
+	const struct bench_row *lr = find(rows, n, BENCH_LRVM_NAME);
+	const struct bench_row *fl = find(rows, n, BENCH_FLOOR_NAME);
 
 	printf("\nratios (>1 = lrvm better; rates lrvm/ref, times and bytes ref/lrvm; "
 	       "W5 vs the W1 floor)\n");
@@ -182,8 +182,8 @@ static void print_ratios(const struct bench_row *rows, int n)
 /* print_targets -- the issue's targets for lrvm as PASS/FAIL lines (output only). */
 static void print_targets(const struct bench_row *rows, int n)
 {
-	const struct bench_row *lr = find(rows, n, bench_lrvm_sys.name);
-	const struct bench_row *fl = find(rows, n, bench_floor_sys.name);
+	const struct bench_row *lr = find(rows, n, BENCH_LRVM_NAME);
+	const struct bench_row *fl = find(rows, n, BENCH_FLOOR_NAME);
 
 	printf("\ntargets (issue 3 item 9; printed, not asserted)\n");
 	if (!lr) {
@@ -255,14 +255,13 @@ static int write_csv(const struct bench_row *rows, int n, const char *path)
 int report_print(struct bench_row *rows, int nrows, const struct bench_cfg *cfg,
 		 const char *csv_path)
 {
+	(void)cfg;
 	print_abs(rows, nrows);
 	print_ratios(rows, nrows);
 	print_targets(rows, nrows);
-	for (int i = 0; i < nrows; i++)
-		for (int w = 0; w < WL_COUNT; w++)
-			if (rows[i].have[w] && rows[i].res[w].rc == ENOTSUP)
-				printf("note: %s %s: %s\n", rows[i].sys->name, wl_name[w],
-				       rows[i].res[w].msg);
+	printf("legend: '-' = not meaningful for that variant (e.g. W2 is run only by the "
+	       "non-durable variants); ERR = failed (see FAILED lines); trunc MB = bytes written by "
+	       "the truncation/checkpoint after W3 (0 for in-place systems)\n");
 	fflush(stdout);
 	return csv_path ? write_csv(rows, nrows, csv_path) : 0;
 }
