@@ -40,7 +40,9 @@
 #define BENCH_AREA_OFF (BENCH_TAIL_OFF + 4096u)
 #define BENCH_SEG_BYTES (BENCH_AREA_OFF + BENCH_W5_AREA_BYTES)
 
-enum bench_wl { WL_W1, WL_W2, WL_W3, WL_W4, WL_W5, WL_COUNT };
+/* WL_W4C is W4 again with the page cache of the crashed process's files dropped first
+ * (synced, then POSIX_FADV_DONTNEED): recovery reading from the device, as after a reboot. */
+enum bench_wl { WL_W1, WL_W2, WL_W3, WL_W4, WL_W5, WL_W4C, WL_COUNT };
 
 /* bench_cfg -- sizes of one run (defaults scaled by --smoke / LRVM_BENCH_SCALE). */
 struct bench_cfg {
@@ -52,6 +54,7 @@ struct bench_cfg {
 	long w5_txns;               /* W5 transactions */
 	int w4_txns;                /* W4 transactions before the kill */
 	uint64_t seed;              /* PRNG seed, same for every system */
+	int cold;                   /* W4: evict the files from the page cache before timing */
 };
 
 /*
@@ -79,7 +82,7 @@ typedef int (*bench_fn)(const struct bench_cfg *cfg, const char *dir, struct ben
 struct bench_sys {
 	const char *name;           /* row label, e.g. "sqlite-wal-full" */
 	int is_peer;                /* 1: counts for "best peer" */
-	bench_fn wl[WL_COUNT];
+	bench_fn wl[WL_COUNT];      /* WL_W4C entry unused: W4C runs wl[WL_W4] with cfg.cold */
 	const char *note[WL_COUNT]; /* why a workload is not meaningful (NULL entry) */
 };
 
@@ -100,6 +103,7 @@ int bench_fail(struct bench_res *res, int rc, const char *fmt, ...)
 int bench_prealloc(const char *path, size_t len, int fill_array, int sync_after);
 int bench_mkpath(char *buf, size_t len, const char *dir, const char *name);
 int bench_rmtree(const char *dir);
+int bench_evict(const char *dir);
 int bench_run_child(bench_fn fn, const struct bench_cfg *cfg, const char *dir,
 		    struct bench_res *res);
 int bench_kill_child(bench_fn fn, const struct bench_cfg *cfg, const char *dir,

@@ -209,6 +209,8 @@ static int lmdb_w4(const struct bench_cfg *cfg, const char *dir, struct bench_re
 
 	if ((err = bench_kill_child(lmdb_w4_writer, cfg, dir, res)) != 0)
 		return err;
+	if (cfg->cold && (err = bench_evict(dir)) != 0)
+		return bench_fail(res, err, "cannot evict the files under %s from the page cache", dir);
 	if (bench_mkpath(c.path, sizeof(c.path), dir, "lmdb.mdb") != 0)
 		return bench_fail(res, ENAMETOOLONG, "lmdb: path too long under %s", dir);
 	bench_io_read(&w0, &r0, &d0);

@@ -277,6 +277,8 @@ static int lrvm_w4(const struct bench_cfg *cfg, const char *dir, struct bench_re
 
 	if ((err = bench_kill_child(lrvm_w4_writer, cfg, dir, res)) != 0)
 		return err;
+	if (cfg->cold && (err = bench_evict(dir)) != 0)
+		return bench_fail(res, err, "cannot evict the files under %s from the page cache", dir);
 	if ((err = lrvm_paths(&c, dir, res)) != 0)
 		return err;
 	c.opts = rvm_malloc_options();

@@ -203,6 +203,8 @@ static int pmdk_w4(const struct bench_cfg *cfg, const char *dir, struct bench_re
 
 	if ((err = bench_kill_child(pmdk_w4_writer, cfg, dir, res)) != 0)
 		return err;
+	if (cfg->cold && (err = bench_evict(dir)) != 0)
+		return bench_fail(res, err, "cannot evict the files under %s from the page cache", dir);
 	bench_io_read(&w0, &r0, &d0);
 	t0 = bench_now();
 	if ((err = pmdk_open(&c, dir, 0, res)) != 0)

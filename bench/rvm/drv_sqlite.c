@@ -256,6 +256,8 @@ static int sql_w4(const struct bench_cfg *cfg, const char *dir, struct bench_res
 
 	if ((err = bench_kill_child(sql_w4_writer, cfg, dir, res)) != 0)
 		return err;
+	if (cfg->cold && (err = bench_evict(dir)) != 0)
+		return bench_fail(res, err, "cannot evict the files under %s from the page cache", dir);
 	if (bench_mkpath(c.path, sizeof(c.path), dir, "sqlite.db") != 0)
 		return bench_fail(res, ENAMETOOLONG, "sqlite: path too long under %s", dir);
 	bench_io_read(&w0, &r0, &d0);

@@ -27,7 +27,7 @@
 #define TMPFS_MAGIC_ 0x01021994
 #define RAMFS_MAGIC_ 0x858458f6
 
-static const char *const wl_label[WL_COUNT] = { "W1", "W2", "W3", "W4", "W5" };
+static const char *const wl_label[WL_COUNT] = { "W1", "W2", "W3", "W4", "W5", "W4c" };
 
 /* usage -- print the command line and the knobs. */
 static void usage(FILE *f)
@@ -83,12 +83,15 @@ static void run_one(const struct bench_sys *sys, enum bench_wl wl, const struct 
 		    int round, struct bench_res *res)
 {
 	char sub[PATH_MAX];
+	enum bench_wl fwl = wl == WL_W4C ? WL_W4 : wl;
+	struct bench_cfg c = *cfg;
 
 	memset(res, 0, sizeof(*res));
-	if (!sys->wl[wl]) {
+	c.cold = wl == WL_W4C;
+	if (!sys->wl[fwl]) {
 		res->rc = ENOTSUP;
 		snprintf(res->msg, sizeof(res->msg), "%s",
-			 sys->note[wl] ? sys->note[wl] : "not meaningful");
+			 sys->note[fwl] ? sys->note[fwl] : "not meaningful");
 		return;
 	}
 	snprintf(sub, sizeof(sub), "%s/run-%s-%d", cfg->dir, wl_label[wl], round);
@@ -96,7 +99,7 @@ static void run_one(const struct bench_sys *sys, enum bench_wl wl, const struct 
 	if (mkdir(sub, 0700) != 0) {
 		bench_fail(res, errno, "cannot create %s: %s", sub, strerror(errno));
 	} else {
-		bench_run_child(sys->wl[wl], cfg, sub, res);
+		bench_run_child(sys->wl[fwl], &c, sub, res);
 		bench_rmtree(sub);
 	}
 	if (res->rc != 0)

@@ -4,6 +4,7 @@
  */
 #include "bench.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -163,6 +164,36 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 int bench_rmtree(const char *dir)
 {
 	return nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : errno;
+}
+
+/*
+ * bench_evict -- make every file under dir cold: fsync it (the crashed writer may have left
+ * dirty pages, which DONTNEED would not drop), then POSIX_FADV_DONTNEED. Only these files
+ * leave the page cache; the other users of this machine are not disturbed (no drop_caches).
+ */
+int bench_evict(const char *dir)
+{
+	struct dirent *e;
+	DIR *d = opendir(dir);
+	int rc = 0;
+
+	if (!d)
+		return errno;
+	while ((e = readdir(d)) != NULL) {
+		char path[4096];
+		int fd;
+
+		if (e->d_name[0] == '.' || bench_mkpath(path, sizeof(path), dir, e->d_name) != 0)
+			continue;
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (fsync(fd) != 0 || posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) != 0)
+			rc = EIO;
+		close(fd);
+	}
+	closedir(d);
+	return rc;
 }
 
 /* read_full -- read exactly len bytes unless EOF/error; returns bytes read. */
