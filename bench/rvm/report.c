@@ -133,9 +133,9 @@ static void print_abs(const struct bench_row *rows, int n)
 		cell(c[5], 32, r, WL_W3, M_SECS, 1, "%.3f");
 		cell(c[6], 32, r, WL_W3, M_WB, 1e-6, "%.2f");
 		cell(c[7], 32, r, WL_W3, M_XWB, 1e-6, "%.2f");
-		cell(c[8], 32, r, WL_W4, M_SECS, 1e3, "%.2f");
+		cell(c[8], 32, r, WL_W4, M_SECS, 1e3, "%.3f");
 		cell(c[9], 32, r, WL_W4, M_RB, 1e-3, "%.0f");
-		cell(c[10], 32, r, WL_W4C, M_SECS, 1e3, "%.2f");
+		cell(c[10], 32, r, WL_W4C, M_SECS, 1e3, "%.3f");
 		cell(c[11], 32, r, WL_W4C, M_DRB, 1e-3, "%.0f");
 		cell(c[12], 32, r, WL_W5, M_TPS, 1, "%.0f");
 		cell(c[13], 32, r, WL_W5, M_P50, 1, "%.0f");
@@ -155,8 +155,8 @@ static void print_ratios(const struct bench_row *rows, int n)
 
 	printf("\nratios (>1 = lrvm better; rates lrvm/ref, times and bytes ref/lrvm; "
 	       "W5 vs the W1 floor)\n");
-	printf("%-4s %-28s %12s %12s %12s %-22s %9s\n", "wl", "metric", "lrvm", "floor",
-	       "best peer", "(which)", "xpeer");
+	printf("%-4s %-32s %10s %10s %7s %10s %-16s %8s\n", "wl", "metric", "lrvm", "floor",
+	       "xfloor", "best peer", "(which)", "xpeer");
 	for (size_t i = 0; i < sizeof(metrics) / sizeof(metrics[0]); i++) {
 		const struct metric *m = &metrics[i];
 		const struct bench_row *bp = best_peer(rows, n, m);
@@ -164,9 +164,9 @@ static void print_ratios(const struct bench_row *rows, int n)
 		double lv = lr && row_ok(lr, m->wl) ? metric_get(&lr->res[m->wl], m->what) : -1;
 		double fv = fl && row_ok(fl, fwl) ? metric_get(&fl->res[fwl], m->what) : -1;
 		double pv = bp ? metric_get(&bp->res[m->wl], m->what) : -1;
-		char ls[32] = "-", fs[32] = "-", ps[32] = "-", fr[16] = "", pr[16] = "-";
+		char ls[32] = "-", fs[32] = "-", ps[32] = "-", fr[16] = "-", pr[16] = "-";
 
-		if (m->what == M_XWB || m->what == M_DRB)
+		if (m->what == M_XWB || m->what == M_DRB || (m->wl == WL_W4C && m->what == M_RB))
 			continue;   /* context only: shown in the absolute table and the CSV */
 		if (lv >= 0)
 			snprintf(ls, sizeof(ls), "%.4g", lv);
@@ -177,10 +177,10 @@ static void print_ratios(const struct bench_row *rows, int n)
 		if (pv >= 0)
 			snprintf(ps, sizeof(ps), "%.4g", pv);
 		if (lv >= 0 && fv >= 0)
-			snprintf(fr, sizeof(fr), " (x%.2f)", ratio(lv, fv, m->higher_better));
+			snprintf(fr, sizeof(fr), "%.2f", ratio(lv, fv, m->higher_better));
 		if (lv >= 0 && pv >= 0 && ratio(lv, pv, m->higher_better) >= 0)
 			snprintf(pr, sizeof(pr), "%.2f", ratio(lv, pv, m->higher_better));
-		printf("%-4s %-28s %12s %12s%s %12s %-22s %9s\n", wl_name[m->wl], m->name, ls, fs,
+		printf("%-4s %-32s %10s %10s %7s %10s %-16s %8s\n", wl_name[m->wl], m->name, ls, fs,
 		       fr, ps, bp ? bp->sys->name : "-", pr);
 	}
 }
