@@ -72,6 +72,7 @@ struct bench_res {
 	double rbytes;              /* /proc/self/io rchar during the measured part (W4) */
 	double dev_rbytes;          /* /proc/self/io read_bytes during the measured part (W4) */
 	double x_secs, x_wbytes;    /* W3: truncation / checkpoint after the commit */
+	double wchar, syscw;        /* W1: bytes passed to write-family calls, and their count */
 };
 
 #define BENCH_LRVM_NAME "lrvm"
@@ -97,6 +98,8 @@ extern const struct bench_sys bench_pmdk_sys[1];
 double bench_now(void);
 uint64_t bench_rand(uint64_t *state);
 int bench_io_read(double *wbytes, double *rchar, double *dev_rbytes);
+void bench_io_mark(struct bench_res *res);
+void bench_io_delta(struct bench_res *res);
 int bench_pct(double *samples, long n, double *p50, double *p99);
 int bench_fail(struct bench_res *res, int rc, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -136,6 +136,7 @@ static int pmdk_w1(const struct bench_cfg *cfg, const char *dir, struct bench_re
 		return err;
 	if (!(lat = bench_lat_alloc(cfg->w1_txns)))
 		return bench_fail(res, ENOMEM, "pmdk: out of memory");
+	bench_io_mark(res);
 	t0 = bench_now();
 	for (long i = 0; i < cfg->w1_txns; i++) {
 		double s = bench_now();
@@ -145,6 +146,7 @@ static int pmdk_w1(const struct bench_cfg *cfg, const char *dir, struct bench_re
 		lat[i] = (bench_now() - s) * 1e6;
 	}
 	res->secs = bench_now() - t0;
+	bench_io_delta(res);
 	res->n = cfg->w1_txns;
 	bench_pct(lat, res->n, &res->p50_us, &res->p99_us);
 	free(lat);

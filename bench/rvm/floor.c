@@ -34,6 +34,7 @@ static int floor_w1(const struct bench_cfg *cfg, const char *dir, struct bench_r
 		close(fd);
 		return bench_fail(res, ENOMEM, "floor: out of memory");
 	}
+	bench_io_mark(res);
 	t0 = bench_now();
 	for (long i = 0; i < cfg->w1_txns; i++) {
 		double s = bench_now();
@@ -50,6 +51,7 @@ static int floor_w1(const struct bench_cfg *cfg, const char *dir, struct bench_r
 	}
 	if (rc == 0) {
 		res->secs = bench_now() - t0;
+		bench_io_delta(res);
 		res->n = cfg->w1_txns;
 		bench_pct(lat, res->n, &res->p50_us, &res->p99_us);
 	}

@@ -144,6 +144,8 @@ static void run_w1_rounds(struct bench_row *rows, int n, const struct bench_cfg 
 				continue;
 			acc->n += res.n;
 			acc->secs += res.secs;
+			acc->wchar += res.wchar;
+			acc->syscw += res.syscw;
 			p50[i][r] = res.p50_us;
 			p99[i][r] = res.p99_us;
 		}

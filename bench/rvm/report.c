@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-enum { M_TPS, M_P50, M_P99, M_SECS, M_WB, M_XWB, M_RB, M_DRB };
+enum { M_TPS, M_P50, M_P99, M_SECS, M_WB, M_XWB, M_RB, M_DRB, M_CALLS, M_WCHAR };
 
 /* metric -- one measured value of a workload result, and whether larger is better. */
 struct metric {
@@ -24,6 +24,8 @@ static const struct metric metrics[] = {
 	{ WL_W1, M_TPS, "txn_per_s", "txn/s", 1 },
 	{ WL_W1, M_P50, "p50", "us", 0 },
 	{ WL_W1, M_P99, "p99", "us", 0 },
+	{ WL_W1, M_CALLS, "write_calls_per_txn", "calls", 0 },
+	{ WL_W1, M_WCHAR, "write_call_bytes_per_txn", "B", 0 },
 	{ WL_W2, M_TPS, "txn_per_s", "txn/s", 1 },
 	{ WL_W3, M_SECS, "commit_time", "s", 0 },
 	{ WL_W3, M_WB, "commit_write_bytes", "B", 0 },
@@ -52,6 +54,8 @@ static double metric_get(const struct bench_res *r, int what)
 	case M_XWB: return r->x_wbytes;
 	case M_RB: return r->rbytes;
 	case M_DRB: return r->dev_rbytes;
+	case M_CALLS: return r->n ? r->syscw / (double)r->n : 0;
+	case M_WCHAR: return r->n ? r->wchar / (double)r->n : 0;
 	}
 	return 0;
 }
@@ -146,6 +150,19 @@ static void print_abs(const struct bench_row *rows, int n)
 	}
 }
 
+/* print_calls -- W1 system-call cost per commit: how many write-family calls and bytes a
+ * durable commit passes to the kernel (writes through mmap are not seen: LMDB writemap, PMDK). */
+static void print_calls(const struct bench_row *rows, int n)
+{
+	printf("\nW1 per commit, from /proc/self/io (write-family calls only; stores through "
+	       "mmap not seen):\n");
+	for (int i = 0; i < n; i++)
+		if (row_ok(&rows[i], WL_W1))
+			printf("  %-28s %6.2f write calls, %8.0f bytes\n", rows[i].sys->name,
+			       metric_get(&rows[i].res[WL_W1], M_CALLS),
+			       metric_get(&rows[i].res[WL_W1], M_WCHAR));
+}
+
 /* print_ratios -- per metric: lrvm, the floor, the best peer, and lrvm's ratio to both
  * (">1" = lrvm better: rate ratio lrvm/ref, time and byte ratio ref/lrvm). */
 static void print_ratios(const struct bench_row *rows, int n)
@@ -166,7 +183,8 @@ static void print_ratios(const struct bench_row *rows, int n)
 		double pv = bp ? metric_get(&bp->res[m->wl], m->what) : -1;
 		char ls[32] = "-", fs[32] = "-", ps[32] = "-", fr[16] = "-", pr[16] = "-";
 
-		if (m->what == M_XWB || m->what == M_DRB || (m->wl == WL_W4C && m->what == M_RB))
+		if (m->what == M_XWB || m->what == M_DRB || m->what == M_CALLS ||
+		    m->what == M_WCHAR || (m->wl == WL_W4C && m->what == M_RB))
 			continue;   /* context only: shown in the absolute table and the CSV */
 		if (lv >= 0)
 			snprintf(ls, sizeof(ls), "%.4g", lv);
@@ -267,6 +285,7 @@ int report_print(struct bench_row *rows, int nrows, const struct bench_cfg *cfg,
 {
 	(void)cfg;
 	print_abs(rows, nrows);
+	print_calls(rows, nrows);
 	print_ratios(rows, nrows);
 	print_targets(rows, nrows);
 	printf("legend: '-' = not meaningful for that variant (e.g. W2 is run only by the "

@@ -39,6 +39,9 @@ uint64_t bench_rand(uint64_t *state)
 	return x * 0x2545F4914F6CDD1DULL;
 }
 
+static int io_parse(double *wbytes, double *rchar, double *dev_rbytes, double *wchar,
+		    double *syscw);
+
 /*
  * bench_io_read -- this process's /proc/self/io counters.
  * write_bytes is charged when a page-cache page is first dirtied (or at submission for
@@ -49,6 +52,30 @@ uint64_t bench_rand(uint64_t *state)
  * read_bytes counts bytes actually fetched from the device. Any pointer may be NULL.
  */
 int bench_io_read(double *wbytes, double *rchar, double *dev_rbytes)
+{
+	return io_parse(wbytes, rchar, dev_rbytes, NULL, NULL);
+}
+
+/* bench_io_mark -- start counting write-family calls (syscw) and the bytes passed to them
+ * (wchar): what a durable commit costs in system calls, whatever reaches the device. */
+void bench_io_mark(struct bench_res *res)
+{
+	io_parse(NULL, NULL, NULL, &res->wchar, &res->syscw);
+}
+
+/* bench_io_delta -- turn the counters saved by bench_io_mark into the amounts since then. */
+void bench_io_delta(struct bench_res *res)
+{
+	double wc = res->wchar, sc = res->syscw;
+
+	io_parse(NULL, NULL, NULL, &wc, &sc);
+	res->wchar = wc - res->wchar;
+	res->syscw = sc - res->syscw;
+}
+
+/* io_parse -- read the named /proc/self/io counters (NULL = not wanted). */
+static int io_parse(double *wbytes, double *rchar, double *dev_rbytes, double *wchar,
+		    double *syscw)
 {
 	char buf[1024];
 	ssize_t got;
@@ -73,6 +100,10 @@ int bench_io_read(double *wbytes, double *rchar, double *dev_rbytes)
 			*rchar = (double)v;
 		if (dev_rbytes && strcmp(key, "read_bytes") == 0)
 			*dev_rbytes = (double)v;
+		if (wchar && strcmp(key, "wchar") == 0)
+			*wchar = (double)v;
+		if (syscw && strcmp(key, "syscw") == 0)
+			*syscw = (double)v;
 	}
 	return 0;
 }
