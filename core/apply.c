@@ -1,0 +1,390 @@
+/*
+ * apply.c -- read valid records from the log and write their new values into the
+ * segment files. Shared by recovery (rvm_initialize, `rvmutl recover`) and by both
+ * kinds of truncation, so there is one piece of code whose crash safety matters:
+ *
+ *   - it writes only records that are valid (magic, expected seq, salted CRC32C), and
+ *     truncation passes max_seq = the last DURABLE seq: segments receive committed
+ *     data only (no-steal);
+ *   - a record applied twice leaves the same bytes (new values, not deltas), so a
+ *     crash at any point of an apply pass is repaired by applying again from the head
+ *     the status block still names;
+ *   - callers fsync the segments (apply_sync_segments) BEFORE moving the head.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rvm_int.h"
+#include "sysio.h"
+
+/* logrd_get -- make area bytes [pos, pos+len) available; NULL on error (*err set) */
+static const char *logrd_get(struct logrd *rd, uint64_t pos, uint64_t len, int *err)
+{
+    if (pos >= rd->win_off && pos + len <= rd->win_off + rd->b.len)
+        return rd->b.p + (pos - rd->win_off);
+    uint64_t want = len > rd->chunk ? len : rd->chunk;
+    if (pos + want > rd->area_len)
+        want = rd->area_len - pos;
+    if (want < len) {
+        *err = -1;
+        return NULL;
+    }
+    rd->b.len = 0;
+    if (buf_reserve(&rd->b, (size_t)want) != 0) {
+        *err = ENOMEM;
+        return NULL;
+    }
+    int e = full_pread(rd->fd, rd->b.p, (size_t)want, rd->area_off + pos);
+    if (e) {
+        *err = e;
+        rd->b.len = 0;
+        return NULL;
+    }
+    rd->b.len = (size_t)want;
+    rd->win_off = pos;
+    return rd->b.p;
+}
+
+/* rec_check_payload -- do the ranges of a (checksummed) record lie inside it? 0 yes */
+int rec_check_payload(const struct log_rec_hdr *h, const char *payload)
+{
+    uint64_t room = h->len - LOG_REC_HDR;
+    if ((uint64_t)h->nranges * LOG_RANGE_HDR > room)
+        return -1;
+    uint64_t data = room - (uint64_t)h->nranges * LOG_RANGE_HDR, sum = 0;
+    for (uint32_t i = 0; i < h->nranges; i++) {
+        struct log_range_hdr r;
+        memcpy(&r, payload + (size_t)i * LOG_RANGE_HDR, sizeof(r));
+        sum += r.len;
+        if (r.seg == 0 || r.seg > SEG_MAX || sum > data || r.off + r.len < r.off)
+            return -1;
+    }
+    return 0;
+}
+
+/* logrd_try -- is there a valid record with this seq at pos? 1 yes, 0 no, <0 -errno */
+static int logrd_try(struct logrd *rd, uint64_t pos, uint64_t seq,
+                     const struct log_rec_hdr **hdr, const char **payload)
+{
+    int err = 0;
+    if (rd->area_len - pos < LOG_REC_HDR)
+        return 0;
+    const char *p = logrd_get(rd, pos, LOG_REC_HDR, &err);
+    if (p == NULL)
+        return err > 0 ? -err : 0;
+    struct log_rec_hdr h;
+    memcpy(&h, p, sizeof(h));
+    if (h.magic != LOG_REC_MAGIC || h.type != LOG_REC_TXN || h.seq != seq ||
+        h.len < LOG_REC_HDR || (h.len & 7) || pos + h.len > rd->area_len)
+        return 0;
+    p = logrd_get(rd, pos, h.len, &err);
+    if (p == NULL)
+        return err > 0 ? -err : 0;
+    struct log_rec_hdr z = h;
+    z.crc = 0;
+    uint32_t seed = (uint32_t)(rd->salt ^ (rd->salt >> 32));
+    uint32_t c = crc32c(seed, &z, sizeof(z));
+    c = crc32c(c, p + LOG_REC_HDR, h.len - LOG_REC_HDR);
+    if (c != h.crc)
+        return 0;
+    if (rec_check_payload((const struct log_rec_hdr *)p, p + LOG_REC_HDR) != 0)
+        return 0;
+    *hdr = (const struct log_rec_hdr *)p;
+    *payload = p + LOG_REC_HDR;
+    return 1;
+}
+
+/*
+ * logrd_next -- the record with sequence number seq, at *pos or (after a wrap) at 0.
+ * Returns 1 and updates *pos, 0 at the end of the valid chain, or -errno. The
+ * returned pointers stay valid until the next call.
+ */
+int logrd_next(struct logrd *rd, uint64_t *pos, uint64_t seq, const struct log_rec_hdr **hdr,
+               const char **payload)
+{
+    int r = logrd_try(rd, *pos, seq, hdr, payload);
+    if (r != 0 || *pos == 0)
+        return r;
+    r = logrd_try(rd, 0, seq, hdr, payload);
+    if (r == 1)
+        *pos = 0;
+    return r;
+}
+
+/* apply_group -- write ranges [i, j) of one record (same segment, ascending,
+ * close together) with one pread + patch + pwrite of their span */
+static int apply_group(struct seg *s, const char *rh, const char *const *data, uint32_t i,
+                       uint32_t j, struct buf *scratch)
+{
+    struct log_range_hdr a, b;
+    memcpy(&a, rh + (size_t)i * LOG_RANGE_HDR, sizeof(a));
+    memcpy(&b, rh + (size_t)(j - 1) * LOG_RANGE_HDR, sizeof(b));
+    uint64_t start = a.off, span = b.off + b.len - a.off;
+    scratch->len = 0;
+    if (buf_reserve(scratch, (size_t)span) != 0)
+        return ENOMEM;
+    int e = full_pread(s->fd, scratch->p, (size_t)span, start);
+    if (e < 0) {
+        /* span reaches past the end of the file: write range by range */
+        for (uint32_t k = i; k < j; k++) {
+            struct log_range_hdr r;
+            memcpy(&r, rh + (size_t)k * LOG_RANGE_HDR, sizeof(r));
+            if ((e = full_pwrite(s->fd, data[k - i], r.len, r.off)) != 0)
+                return e;
+        }
+        return 0;
+    }
+    if (e)
+        return e;
+    for (uint32_t k = i; k < j; k++) {
+        struct log_range_hdr r;
+        memcpy(&r, rh + (size_t)k * LOG_RANGE_HDR, sizeof(r));
+        memcpy(scratch->p + (r.off - start), data[k - i], r.len);
+    }
+    /* rewriting the gap bytes with the values just read is harmless: only apply
+     * passes (serialised by trunc_mu) write segment files */
+    return full_pwrite(s->fd, scratch->p, (size_t)span, start);
+}
+
+/* apply_record -- write one record's ranges to their segments */
+static rvm_return_t apply_record(struct seg *const *segs, uint32_t nsegs,
+                                 const struct log_rec_hdr *h, const char *payload,
+                                 struct buf *scratch, struct buf *ptrs, const char *logpath,
+                                 struct apply_res *res)
+{
+    const char *rh = payload;
+    const char *data = payload + (size_t)h->nranges * LOG_RANGE_HDR;
+    ptrs->len = 0;
+    if (buf_reserve(ptrs, (size_t)h->nranges * sizeof(char *) + 8) != 0)
+        return err_set(RVM_ENO_MEMORY, "out of memory applying log %s", logpath);
+    const char **dp = (const char **)ptrs->p;
+    for (uint32_t k = 0; k < h->nranges; k++) {
+        struct log_range_hdr r;
+        memcpy(&r, rh + (size_t)k * LOG_RANGE_HDR, sizeof(r));
+        dp[k] = data;
+        data += r.len;
+    }
+    uint32_t i = 0;
+    while (i < h->nranges) {
+        struct log_range_hdr r;
+        memcpy(&r, rh + (size_t)i * LOG_RANGE_HDR, sizeof(r));
+        if (r.seg > nsegs || segs[r.seg] == NULL)
+            return err_set(RVM_ELOG, "log %s: record %llu names segment id %u, which is not "
+                           "in the log's segment dictionary; the log is damaged",
+                           logpath, (unsigned long long)h->seq, r.seg);
+        struct seg *s = segs[r.seg];
+        uint32_t j = i + 1;
+        uint64_t end = r.off + r.len;
+        while (j < h->nranges) {
+            struct log_range_hdr n;
+            memcpy(&n, rh + (size_t)j * LOG_RANGE_HDR, sizeof(n));
+            if (n.seg != r.seg || n.off < end || n.off - end > 4096 ||
+                n.off + n.len - r.off > (1u << 20))
+                break;
+            end = n.off + n.len;
+            j++;
+        }
+        int e = j - i == 1 ? full_pwrite(s->fd, dp[i], r.len, r.off)
+                           : apply_group(s, rh, dp + i, i, j, scratch);
+        if (e)
+            return err_io(e < 0 ? EIO : e, "segment %s: writing committed data from log %s "
+                          "failed: %s; the log keeps the data (run recovery again once the "
+                          "problem is fixed)", s->path, logpath, strerror(e < 0 ? EIO : e));
+        s->dirty = 1;
+        res->nranges += j - i;
+        i = j;
+    }
+    res->bytes += h->len;
+    return RVM_SUCCESS;
+}
+
+/*
+ * apply_log_rd -- apply valid records from (off, seq) while seq <= max_seq and fewer
+ * than `limit` area bytes were consumed. Fills res with where the chain stopped.
+ */
+static rvm_return_t apply_log_rd(struct logrd *rd, struct seg *const *segs, uint32_t nsegs,
+                                 uint64_t off, uint64_t seq, uint64_t max_seq,
+                                 uint64_t limit, struct apply_res *res)
+{
+    struct buf scratch = { 0 }, ptrs = { 0 };
+    rvm_return_t rc = RVM_SUCCESS;
+    memset(res, 0, sizeof(*res));
+    uint64_t cur = off;
+    while (seq <= max_seq && res->consumed < limit) {
+        const struct log_rec_hdr *h;
+        const char *payload;
+        uint64_t p = cur;
+        int r = logrd_next(rd, &p, seq, &h, &payload);
+        if (r < 0) {
+            rc = err_set(RVM_EIO, "log %s: read failed: %s", rd->path, strerror(-r));
+            rvm_ioerrno = -r;
+            break;
+        }
+        if (r == 0)
+            break;
+        if (p != cur)
+            res->consumed += rd->area_len - cur; /* the wrap gap */
+        uint32_t len = h->len;
+        rc = apply_record(segs, nsegs, h, payload, &scratch, &ptrs, rd->path, res);
+        if (rc)
+            break;
+        res->consumed += len;
+        res->nrec++;
+        cur = p + len;
+        if (rd->area_len - cur < LOG_REC_HDR) {
+            res->consumed += rd->area_len - cur;
+            cur = 0;
+        }
+        seq++;
+    }
+    res->end_off = cur;
+    res->next_seq = seq;
+    buf_free(&scratch);
+    buf_free(&ptrs);
+    return rc;
+}
+
+/* apply_log -- apply records of the open log (truncation) */
+rvm_return_t apply_log(struct log *lg, uint64_t off, uint64_t seq, uint64_t max_seq,
+                       uint64_t limit, struct apply_res *res)
+{
+    struct logrd rd = { .fd = lg->fd, .path = lg->path, .area_off = lg->area_off,
+                        .area_len = lg->area_len, .salt = lg->salt,
+                        .chunk = R.recovery_buf_len > (4u << 20) ? R.recovery_buf_len
+                                                                  : (4u << 20) };
+    uint32_t nsegs = __atomic_load_n(&R.nsegs, __ATOMIC_ACQUIRE);
+    rvm_return_t rc = apply_log_rd(&rd, R.segs, nsegs, off, seq, max_seq, limit, res);
+    buf_free(&rd.b);
+    return rc;
+}
+
+/* apply_sync_table -- fsync every segment an apply pass wrote */
+static rvm_return_t apply_sync_table(struct seg *const *segs, uint32_t nsegs)
+{
+    for (uint32_t i = 1; i <= nsegs; i++) {
+        struct seg *s = segs[i];
+        if (s == NULL || !s->dirty)
+            continue;
+        if (sysio.fsync(s->fd) != 0)
+            return err_io(errno, "segment %s: fsync failed: %s; the log still holds the "
+                          "data (run recovery again once the problem is fixed)", s->path,
+                          strerror(errno));
+        s->dirty = 0;
+    }
+    return RVM_SUCCESS;
+}
+
+/* apply_sync_segments -- fsync the segments truncation wrote (caller holds trunc_mu) */
+rvm_return_t apply_sync_segments(void)
+{
+    return apply_sync_table(R.segs, __atomic_load_n(&R.nsegs, __ATOMIC_ACQUIRE));
+}
+
+/* apply_open_dict -- parse a status dictionary into a temporary segment table */
+static rvm_return_t apply_open_dict(const char *logpath, const struct buf *dict, uint32_t n,
+                                    struct seg **tab)
+{
+    size_t pos = 0;
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t id, plen;
+        if (pos + 8 > dict->len)
+            return err_set(RVM_ELOG, "log %s: segment dictionary is truncated", logpath);
+        memcpy(&id, dict->p + pos, 4);
+        memcpy(&plen, dict->p + pos + 4, 4);
+        if (id == 0 || id > SEG_MAX || plen == 0 || pos + 8 + plen > dict->len ||
+            dict->p[pos + 8 + plen - 1] != '\0' || tab[id] != NULL)
+            return err_set(RVM_ELOG, "log %s: segment dictionary entry %u is damaged",
+                           logpath, k);
+        const char *path = dict->p + pos + 8;
+        struct seg *s = calloc(1, sizeof(*s));
+        if (s == NULL || (s->path = strdup(path)) == NULL) {
+            free(s);
+            return err_set(RVM_ENO_MEMORY, "out of memory in recovery");
+        }
+        s->id = id;
+        s->fd = -1;
+        tab[id] = s;
+        pos += 8 + ((plen + 7u) & ~7u);
+    }
+    return RVM_SUCCESS;
+}
+
+/*
+ * recover_apply -- recovery proper on an open log file: apply every valid record
+ * from the durable head, fsync the segments, and report where the chain ended.
+ * The status is not touched here (log_open / rvmutl decide how to reset it).
+ */
+rvm_return_t recover_apply(int fd, const char *path, const struct log_status *st,
+                           const struct buf *dict, uint64_t chunk, int dry_run,
+                           struct apply_res *res)
+{
+    struct seg **tab = calloc(SEG_MAX + 1, sizeof(*tab));
+    if (tab == NULL)
+        return err_set(RVM_ENO_MEMORY, "out of memory in recovery");
+    rvm_return_t rc = apply_open_dict(path, dict, st->nsegs, tab);
+    /* open segments lazily would hide a missing one until a record needs it; open all
+     * the dictionary names: a missing segment is reported up front */
+    for (uint32_t i = 1; rc == RVM_SUCCESS && i <= SEG_MAX; i++) {
+        if (tab[i] == NULL)
+            continue;
+        tab[i]->fd = sysio.open(tab[i]->path, dry_run ? O_RDONLY : O_RDWR, 0);
+        if (tab[i]->fd < 0)
+            rc = err_set(RVM_EIO, "recovery of log %s: segment %s (id %u) cannot be opened: "
+                         "%s; restore the file (its committed updates are still in the log)",
+                         path, tab[i]->path, i, strerror(errno));
+    }
+    if (rc == RVM_SUCCESS) {
+        struct logrd rd = { .fd = fd, .path = path, .area_off = st->area_off,
+                            .area_len = st->area_len, .salt = st->salt,
+                            .chunk = chunk };
+        if (dry_run) {
+            /* verify only: walk the chain without writing */
+            memset(res, 0, sizeof(*res));
+            uint64_t cur = st->head_off, seq = st->head_seq;
+            for (;;) {
+                const struct log_rec_hdr *h;
+                const char *payload;
+                uint64_t p = cur;
+                int r = logrd_next(&rd, &p, seq, &h, &payload);
+                if (r < 0) {
+                    rc = err_set(RVM_EIO, "log %s: read failed: %s", path, strerror(-r));
+                    break;
+                }
+                if (r == 0)
+                    break;
+                if (p != cur)
+                    res->consumed += st->area_len - cur;
+                res->consumed += h->len;
+                res->bytes += h->len;
+                res->nranges += h->nranges;
+                res->nrec++;
+                cur = p + h->len;
+                if (st->area_len - cur < LOG_REC_HDR) {
+                    res->consumed += st->area_len - cur;
+                    cur = 0;
+                }
+                seq++;
+            }
+            res->end_off = cur;
+            res->next_seq = seq;
+        } else {
+            rc = apply_log_rd(&rd, tab, SEG_MAX, st->head_off, st->head_seq, UINT64_MAX,
+                              UINT64_MAX, res);
+            if (rc == RVM_SUCCESS)
+                rc = apply_sync_table(tab, SEG_MAX);
+        }
+        buf_free(&rd.b);
+    }
+    for (uint32_t i = 1; i <= SEG_MAX; i++) {
+        if (tab[i] == NULL)
+            continue;
+        if (tab[i]->fd >= 0)
+            sysio.close(tab[i]->fd);
+        free(tab[i]->path);
+        free(tab[i]);
+    }
+    free(tab);
+    return rc;
+}

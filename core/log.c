@@ -1,0 +1,598 @@
+/*
+ * log.c -- the redo log: creation, the status block, appending records, group commit.
+ *
+ * The format is specified in log_format.h. This file keeps the in-memory picture of
+ * the circular area: [head, tail) is live, `used` counts its bytes including wrap
+ * gaps, and `pend` holds formatted records (sequence numbers assigned) that no write
+ * has taken yet. Exactly one thread at a time (the "leader", writer_active) writes;
+ * committers whose records it covers wait on sync_cv and share its fdatasync.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "rvm_int.h"
+#include "sysio.h"
+
+/* rec_seed -- the 32-bit CRC seed of a log incarnation */
+static inline uint32_t rec_seed(uint64_t salt)
+{
+    return (uint32_t)(salt ^ (salt >> 32));
+}
+
+/* log_new_salt -- a random salt different from `old` */
+static uint64_t log_new_salt(uint64_t old)
+{
+    uint64_t s = 0;
+    if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != (ssize_t)sizeof(s))
+        s = now_usec() * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid();
+    if (rec_seed(s) == rec_seed(old))
+        s ^= 1;
+    return s;
+}
+
+/* log_sync_dir -- fsync the directory holding path, so a new file's name is durable */
+static int log_sync_dir(const char *path)
+{
+    char *dup = strdup(path);
+    if (dup == NULL)
+        return ENOMEM;
+    int fd = sysio.open(dirname(dup), O_RDONLY | O_DIRECTORY, 0);
+    free(dup);
+    if (fd < 0)
+        return errno;
+    int rc = sysio.fsync(fd) ? errno : 0;
+    sysio.close(fd);
+    return rc;
+}
+
+/* log_build_status -- format a status slot into buf; returns its used length or 0 */
+static uint32_t log_build_status(char *buf, uint64_t generation, uint64_t area_len,
+                                 uint64_t head_off, uint64_t head_seq, uint64_t salt,
+                                 struct seg *const *segs, uint32_t nsegs)
+{
+    struct log_status st;
+    memset(buf, 0, LOG_SLOT_SIZE);
+    memset(&st, 0, sizeof(st));
+    st.magic = LOG_STATUS_MAGIC;
+    st.version = LOG_FORMAT_VERSION;
+    st.generation = generation;
+    st.area_off = LOG_HDR_SIZE;
+    st.area_len = area_len;
+    st.head_off = head_off;
+    st.head_seq = head_seq;
+    st.salt = salt;
+    st.nsegs = nsegs;
+    strncpy(st.rvm_version, RVM_VERSION, sizeof(st.rvm_version) - 1);
+    size_t pos = sizeof(st);
+    for (uint32_t i = 1; i <= nsegs; i++) {
+        const struct seg *s = segs[i];
+        uint32_t id = s->id, plen = (uint32_t)strlen(s->path) + 1;
+        size_t need = 8 + ((plen + 7u) & ~7u);
+        if (pos + need > LOG_SLOT_SIZE)
+            return 0;
+        memcpy(buf + pos, &id, 4);
+        memcpy(buf + pos + 4, &plen, 4);
+        memcpy(buf + pos + 8, s->path, plen);
+        pos += need;
+    }
+    st.used = (uint32_t)pos;
+    memcpy(buf, &st, sizeof(st));
+    st.crc = crc32c(0, buf, pos);
+    memcpy(buf, &st, sizeof(st));
+    return (uint32_t)pos;
+}
+
+/* log_create -- create a zero-filled log file with a fresh status (rvm_create_log) */
+rvm_return_t log_create(const char *path, uint64_t log_len, long mode)
+{
+    uint64_t area = (log_len + 4095u) & ~(uint64_t)4095u;
+    if (area < LOG_MIN_AREA)
+        area = LOG_MIN_AREA;
+    int fd = sysio.open(path, O_RDWR | O_CREAT | O_EXCL, (mode_t)(mode ? mode : 0600));
+    if (fd < 0) {
+        if (errno == EEXIST)
+            return err_set(RVM_ELOG, "rvm_create_log: log file %s already exists; remove it "
+                           "first or use it as it is", path);
+        return err_set(RVM_EIO, "rvm_create_log: cannot create log file %s: %s", path,
+                       strerror(errno));
+    }
+    uint64_t size = LOG_HDR_SIZE + area;
+    int rc = 0;
+    const size_t chunk = 1u << 20;
+    char *z = calloc(1, chunk);
+    if (z == NULL) {
+        rc = ENOMEM;
+        goto fail;
+    }
+    /* preallocate, then really write zeros: in-place commits must not pay for
+     * unwritten-extent conversion (a journal commit per fdatasync) */
+    if (sysio.fallocate(fd, 0, 0, (off_t)size) != 0 && errno != EOPNOTSUPP) {
+        rc = errno;
+        goto fail;
+    }
+    for (uint64_t off = 0; off < size && rc == 0; off += chunk) {
+        size_t n = size - off < chunk ? (size_t)(size - off) : chunk;
+        rc = full_pwrite(fd, z, n, off);
+    }
+    if (rc)
+        goto fail;
+    struct seg *none[1] = { NULL };
+    char *slot = calloc(1, LOG_SLOT_SIZE);
+    if (slot == NULL) {
+        rc = ENOMEM;
+        goto fail;
+    }
+    uint32_t used = log_build_status(slot, 1, area, 0, 1, log_new_salt(0), none, 0);
+    rc = full_pwrite(fd, slot, used, 0);
+    free(slot);
+    if (rc == 0 && sysio.fsync(fd) != 0)
+        rc = errno;
+    if (rc == 0)
+        rc = log_sync_dir(path);
+fail:
+    free(z);
+    sysio.close(fd);
+    if (rc) {
+        unlink(path);
+        return err_set(RVM_EIO, "rvm_create_log: cannot write log file %s (%llu bytes): %s",
+                       path, (unsigned long long)size, strerror(rc));
+    }
+    return RVM_SUCCESS;
+}
+
+/* log_slot_check -- is this slot a valid status? 0 yes, else the RVM code it earns */
+static rvm_return_t log_slot_check(const char *slot)
+{
+    struct log_status st;
+    memcpy(&st, slot, sizeof(st));
+    if (st.magic != LOG_STATUS_MAGIC)
+        return RVM_ELOG;
+    if (st.version != LOG_FORMAT_VERSION)
+        return RVM_ELOG_VERSION_SKEW;
+    if (st.used < sizeof(st) || st.used > LOG_SLOT_SIZE)
+        return RVM_ELOG;
+    uint32_t crc = st.crc;
+    char tmp[sizeof(st)];
+    memcpy(tmp, slot, sizeof(st));
+    memset(tmp + offsetof(struct log_status, crc), 0, 4);
+    uint32_t c = crc32c(0, tmp, sizeof(st));
+    c = crc32c(c, slot + sizeof(st), st.used - sizeof(st));
+    if (c != crc)
+        return RVM_ELOG;
+    if (strncmp(st.rvm_version, RVM_VERSION, sizeof(st.rvm_version)) != 0)
+        return RVM_ELOG_VERSION_SKEW;
+    return RVM_SUCCESS;
+}
+
+/* log_status_read -- read both slots, return the valid one with the higher generation */
+rvm_return_t log_status_read(int fd, const char *path, struct log_status *st,
+                             struct buf *dict)
+{
+    char *hdr = malloc(LOG_HDR_SIZE);
+    if (hdr == NULL)
+        return err_set(RVM_ENO_MEMORY, "out of memory reading log %s", path);
+    int rc = full_pread(fd, hdr, LOG_HDR_SIZE, 0);
+    if (rc) {
+        free(hdr);
+        if (rc < 0)
+            return err_set(RVM_ELOG, "log %s is too short to be an lrvm log (%u-byte status "
+                           "area expected); create it with rvm_create_log or "
+                           "`rvmutl create-log`", path, LOG_HDR_SIZE);
+        return err_set(RVM_EIO, "cannot read status of log %s: %s", path, strerror(rc));
+    }
+    rvm_return_t c0 = log_slot_check(hdr), c1 = log_slot_check(hdr + LOG_SLOT_SIZE);
+    int pick = -1;
+    struct log_status s0, s1;
+    memcpy(&s0, hdr, sizeof(s0));
+    memcpy(&s1, hdr + LOG_SLOT_SIZE, sizeof(s1));
+    if (c0 == RVM_SUCCESS && c1 == RVM_SUCCESS)
+        pick = s1.generation > s0.generation ? 1 : 0;
+    else if (c0 == RVM_SUCCESS)
+        pick = 0;
+    else if (c1 == RVM_SUCCESS)
+        pick = 1;
+    if (pick < 0) {
+        free(hdr);
+        if (c0 == RVM_ELOG_VERSION_SKEW || c1 == RVM_ELOG_VERSION_SKEW)
+            return err_set(RVM_ELOG_VERSION_SKEW, "log %s was written by another lrvm log "
+                           "format or RVM version (this library: format %u, \"%s\"); recover "
+                           "it with the matching version, then recreate it", path,
+                           LOG_FORMAT_VERSION, RVM_VERSION);
+        return err_set(RVM_ELOG, "%s is not an lrvm log (no valid status block: bad magic "
+                       "or checksum in both copies); check the path, or create a log with "
+                       "rvm_create_log / `rvmutl create-log`", path);
+    }
+    *st = pick ? s1 : s0;
+    const char *slot = hdr + (size_t)pick * LOG_SLOT_SIZE;
+    struct stat sb;
+    if (sysio.fstat(fd, &sb) != 0 || st->area_off != LOG_HDR_SIZE ||
+        (uint64_t)sb.st_size < st->area_off + st->area_len || st->area_len < LOG_REC_HDR ||
+        st->head_off >= st->area_len || (st->head_off & 7)) {
+        free(hdr);
+        return err_set(RVM_ELOG, "log %s: status block is inconsistent with the file "
+                       "(area %llu+%llu, head %llu, file size %lld); the file was truncated or "
+                       "is damaged", path, (unsigned long long)st->area_off,
+                       (unsigned long long)st->area_len, (unsigned long long)st->head_off,
+                       (long long)sb.st_size);
+    }
+    if (dict != NULL) {
+        dict->len = 0;
+        size_t n = st->used - sizeof(*st);
+        if (buf_reserve(dict, n + 1) != 0) {
+            free(hdr);
+            return err_set(RVM_ENO_MEMORY, "out of memory reading log %s", path);
+        }
+        memcpy(dict->p, slot + sizeof(*st), n);
+        dict->len = n;
+    }
+    /* remember which slot is current in the generation's low bit parity: callers
+     * write the other one; encode the slot in st->used's spare top bit is not needed
+     * because log_open derives it from the generation comparison below */
+    st->crc = (uint32_t)pick;
+    free(hdr);
+    return RVM_SUCCESS;
+}
+
+/*
+ * log_status_write -- make (head_off, head_seq) and the current segment dictionary the
+ * durable status. Caller holds status_mu. Writes the slot NOT holding the current
+ * status, then fdatasync: a torn write here leaves the old slot valid, and the old
+ * head is still correct because the space it protects is reused only after this
+ * returns.
+ */
+rvm_return_t log_status_write(struct log *lg, uint64_t head_off, uint64_t head_seq)
+{
+    static __thread char *slot;
+    if (slot == NULL && (slot = malloc(LOG_SLOT_SIZE)) == NULL)
+        return err_set(RVM_ENO_MEMORY, "out of memory writing status of log %s", lg->path);
+    uint32_t nsegs = __atomic_load_n(&R.nsegs, __ATOMIC_ACQUIRE);
+    uint32_t used = log_build_status(slot, lg->generation + 1, lg->area_len, head_off,
+                                     head_seq, lg->salt, R.segs, nsegs);
+    if (used == 0)
+        return err_set(RVM_ETOO_BIG, "log %s: the segment dictionary (%u segments) does not "
+                       "fit in the %u-byte status block; use fewer or shorter segment paths",
+                       lg->path, nsegs, LOG_SLOT_SIZE);
+    int other = lg->cur_slot ^ 1;
+    int rc = full_pwrite(lg->fd, slot, used, (uint64_t)other * LOG_SLOT_SIZE);
+    if (rc)
+        return err_io(rc, "log %s: writing the status block failed: %s", lg->path,
+                      strerror(rc));
+    if (sysio.fdatasync(lg->fd) != 0)
+        return err_io(errno, "log %s: fdatasync of the status block failed: %s", lg->path,
+                      strerror(errno));
+    lg->cur_slot = other;
+    lg->generation++;
+    lg->st_head_off = head_off;
+    lg->st_head_seq = head_seq;
+    lg->st_nsegs = nsegs;
+    return RVM_SUCCESS;
+}
+
+/* log_add_segment -- make s part of the durable dictionary before any record names it */
+rvm_return_t log_add_segment(struct log *lg, struct seg *s)
+{
+    rvm_return_t rc = RVM_SUCCESS;
+    pthread_mutex_lock(&lg->status_mu);
+    if (s->id > lg->st_nsegs)
+        rc = log_status_write(lg, lg->st_head_off, lg->st_head_seq);
+    pthread_mutex_unlock(&lg->status_mu);
+    return rc;
+}
+
+/* log_open -- open an existing log, run recovery, leave it ready for appending */
+rvm_return_t log_open(const char *path, struct log **out)
+{
+    int fd = sysio.open(path, O_RDWR, 0);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return err_set(RVM_ELOG, "log %s does not exist; create it with rvm_create_log "
+                           "(or options->create_log_file) or `rvmutl create-log`", path);
+        return err_set(RVM_ELOG, "cannot open log %s: %s", path, strerror(errno));
+    }
+    struct log_status st;
+    rvm_return_t rc = log_status_read(fd, path, &st, NULL);
+    if (rc) {
+        sysio.close(fd);
+        return rc;
+    }
+    struct log *lg = calloc(1, sizeof(*lg));
+    if (lg == NULL || (lg->path = strdup(path)) == NULL) {
+        free(lg);
+        sysio.close(fd);
+        return err_set(RVM_ENO_MEMORY, "out of memory opening log %s", path);
+    }
+    lg->fd = fd;
+    lg->area_off = st.area_off;
+    lg->area_len = st.area_len;
+    lg->salt = st.salt;
+    lg->generation = st.generation;
+    lg->cur_slot = (int)st.crc;
+    lg->st_head_off = st.head_off;
+    lg->st_head_seq = st.head_seq;
+    pthread_mutex_init(&lg->trunc_mu, NULL);
+    pthread_mutex_init(&lg->status_mu, NULL);
+    pthread_mutex_init(&lg->mu, NULL);
+    pthread_cond_init(&lg->sync_cv, NULL);
+    pthread_cond_init(&lg->space_cv, NULL);
+    pthread_cond_init(&lg->trunc_cv, NULL);
+    rc = recover(lg);
+    if (rc) {
+        log_close(lg);
+        return rc;
+    }
+    *out = lg;
+    return RVM_SUCCESS;
+}
+
+/* log_close -- release a log (the daemon must be stopped and the queue flushed) */
+void log_close(struct log *lg)
+{
+    if (lg == NULL)
+        return;
+    sysio.close(lg->fd);
+    buf_free(&lg->pend);
+    buf_free(&lg->wbuf);
+    cset_free(&lg->cs);
+    pthread_mutex_destroy(&lg->trunc_mu);
+    pthread_mutex_destroy(&lg->status_mu);
+    pthread_mutex_destroy(&lg->mu);
+    pthread_cond_destroy(&lg->sync_cv);
+    pthread_cond_destroy(&lg->space_cv);
+    pthread_cond_destroy(&lg->trunc_cv);
+    free(lg->path);
+    free(lg);
+}
+
+/* log_record_size -- bytes of the record that would carry these ranges */
+uint64_t log_record_size(const struct range *r, size_t n)
+{
+    uint64_t sz = LOG_REC_HDR + (uint64_t)n * LOG_RANGE_HDR;
+    for (size_t i = 0; i < n; i++)
+        sz += r[i].len;
+    return (sz + 7u) & ~(uint64_t)7u;
+}
+
+/*
+ * log_enqueue -- format one record carrying ranges r[0..n) into pend, copying the new
+ * values from r[i].src now (the caller's memory may change right after). Caller holds
+ * lg->mu; the record gets the next sequence number, so records are written in the
+ * order they were enqueued.
+ */
+rvm_return_t log_enqueue(struct log *lg, const struct range *r, size_t n, uint32_t ntxn,
+                         uint64_t *seq)
+{
+    uint64_t size = log_record_size(r, n);
+    if (size > lg->area_len)
+        return err_set(RVM_ETOO_BIG, "transaction of %zu ranges needs a %llu-byte log record "
+                       "but log %s holds only %llu bytes; create a larger log", n,
+                       (unsigned long long)size, lg->path, (unsigned long long)lg->area_len);
+    if (buf_reserve(&lg->pend, size) != 0)
+        return err_set(RVM_ENO_MEMORY, "out of memory queueing a %llu-byte log record",
+                       (unsigned long long)size);
+    char *rec = lg->pend.p + lg->pend.len;
+    struct log_rec_hdr h = {
+        .magic = LOG_REC_MAGIC, .type = LOG_REC_TXN, .flags = 0, .len = (uint32_t)size,
+        .crc = 0, .seq = lg->next_seq, .nranges = (uint32_t)n, .ntxn = ntxn,
+    };
+    char *rh = rec + LOG_REC_HDR;
+    char *data = rh + n * LOG_RANGE_HDR;
+    for (size_t i = 0; i < n; i++) {
+        struct log_range_hdr x = { r[i].off, (uint32_t)r[i].len, r[i].seg->id };
+        memcpy(rh + i * LOG_RANGE_HDR, &x, LOG_RANGE_HDR);
+        memcpy(data, r[i].src, r[i].len);
+        data += r[i].len;
+        if (r[i].seg->last_seq < h.seq)
+            r[i].seg->last_seq = h.seq;
+    }
+    memset(data, 0, (size_t)(rec + size - data));
+    memcpy(rec, &h, sizeof(h));
+    h.crc = crc32c(rec_seed(lg->salt), rec, size);
+    memcpy(rec, &h, sizeof(h));
+    lg->pend.len += size;
+    *seq = lg->next_seq++;
+    return RVM_SUCCESS;
+}
+
+/* log_kick_truncation -- wake the daemon when the log is fuller than the threshold */
+void log_kick_truncation(struct log *lg)
+{
+    if (lg->trunc_running && lg->truncate_pct > 0 &&
+        lg->used * 100 >= (uint64_t)lg->truncate_pct * lg->area_len)
+        pthread_cond_signal(&lg->trunc_cv);
+}
+
+/*
+ * log_wait_space -- the leader cannot place its next record: make log space. Caller
+ * holds lg->mu and has made everything it wrote durable (truncation applies durable
+ * records only). With the daemon running we wait only until it frees some space;
+ * otherwise this thread truncates the oldest records itself.
+ */
+static rvm_return_t log_wait_space(struct log *lg)
+{
+    R.st.n_truncation_wait++;
+    R.st.tot_truncation_wait++;
+    if (lg->trunc_running) {
+        uint64_t before = lg->used;
+        lg->space_waiters++;
+        pthread_cond_signal(&lg->trunc_cv);
+        while (lg->used == before && !R.sticky && lg->trunc_running)
+            pthread_cond_wait(&lg->space_cv, &lg->mu);
+        lg->space_waiters--;
+        return R.sticky ? RVM_EIO : RVM_SUCCESS;
+    }
+    pthread_mutex_unlock(&lg->mu);
+    int progress = 0;
+    rvm_return_t rc = trunc_step(lg, lg->area_len / 4, &progress);
+    pthread_mutex_lock(&lg->mu);
+    R.st.tot_sync_truncation++;
+    if (rc == RVM_SUCCESS && !progress)
+        rc = err_set(RVM_EINTERNAL, "log %s: no space and nothing to truncate (used %llu of "
+                     "%llu)", lg->path, (unsigned long long)lg->used,
+                     (unsigned long long)lg->area_len);
+    return rc;
+}
+
+/* log_sync -- fdatasync the log; caller holds lg->mu (released during the sync) */
+static rvm_return_t log_sync(struct log *lg)
+{
+    uint64_t upto = lg->written_seq;
+    if (lg->durable_seq >= upto)
+        return RVM_SUCCESS;
+    pthread_mutex_unlock(&lg->mu);
+    uint64_t t0 = now_usec();
+    int rc = sysio.fdatasync(lg->fd) ? errno : 0;
+    uint64_t dt = now_usec() - t0;
+    pthread_mutex_lock(&lg->mu);
+    if (rc)
+        return err_io(rc, "log %s: fdatasync failed: %s; no later commit is accepted "
+                      "(restart the program: recovery keeps every acknowledged commit)",
+                      lg->path, strerror(rc));
+    lg->durable_seq = upto;
+    R.st.flush_time.tv_usec += (long)dt;
+    R.st.tot_flush_time.tv_usec += (long)dt;
+    R.st.flush_time.tv_sec += R.st.flush_time.tv_usec / 1000000;
+    R.st.flush_time.tv_usec %= 1000000;
+    R.st.tot_flush_time.tv_sec += R.st.tot_flush_time.tv_usec / 1000000;
+    R.st.tot_flush_time.tv_usec %= 1000000;
+    R.st.last_flush_time = (rvm_length_t)(dt / 1000);
+    static const rvm_length_t dist[] = { flush_times_dist };
+    stats_hist(R.st.flush_times, flush_times_len, dist, dt / 1000);
+    stats_hist(R.st.tot_flush_times, flush_times_len, dist, dt / 1000);
+    pthread_cond_broadcast(&lg->sync_cv);
+    return RVM_SUCCESS;
+}
+
+/*
+ * log_write_batch -- the leader writes wbuf (whole records, in seq order) into the
+ * area and syncs. Caller holds lg->mu; it is released around the I/O. Each
+ * contiguous run of records goes out in ONE pwrite; a record that would cross the
+ * area end starts a new run at offset 0.
+ */
+static rvm_return_t log_write_batch(struct log *lg)
+{
+    struct buf *w = &lg->wbuf;
+    size_t done = 0;
+    rvm_return_t rc = RVM_SUCCESS;
+    while (done < w->len) {
+        uint64_t tail = lg->tail_off, gap = 0, run = 0, pos;
+        uint32_t first_len;
+        memcpy(&first_len, w->p + done + offsetof(struct log_rec_hdr, len), 4);
+        pos = tail;
+        if (tail + first_len > lg->area_len) {
+            gap = lg->area_len - tail;
+            pos = 0;
+        }
+        uint64_t last_seq = 0;
+        while (done + run < w->len) {
+            struct log_rec_hdr h;
+            memcpy(&h, w->p + done + run, sizeof(h));
+            if (pos + run + h.len > lg->area_len ||
+                lg->used + gap + run + h.len > lg->area_len)
+                break;
+            run += h.len;
+            last_seq = h.seq;
+        }
+        if (run == 0) {
+            if ((rc = log_sync(lg)) != RVM_SUCCESS)
+                return rc;
+            if ((rc = log_wait_space(lg)) != RVM_SUCCESS)
+                return rc;
+            continue;
+        }
+        if (gap)
+            R.st.n_wrap = 1;
+        lg->used += gap + run;
+        lg->tail_off = pos + run;
+        if (lg->area_len - lg->tail_off < LOG_REC_HDR) {
+            /* readers jump to 0 from here: the sliver is dead space until head passes */
+            lg->used += lg->area_len - lg->tail_off;
+            lg->tail_off = 0;
+        }
+        /* zero-fill to the next 4 KiB file boundary, inside free space only, when this
+         * run ends the batch: the next append then finds its page cached */
+        uint64_t pad = 0;
+        if (done + run == w->len && lg->tail_off != 0 && lg->used < lg->area_len) {
+            uint64_t fend = lg->area_off + lg->tail_off;
+            uint64_t want = ((fend + 4095u) & ~(uint64_t)4095u) - fend;
+            uint64_t contig = lg->head_off > lg->tail_off ? lg->head_off - lg->tail_off
+                                                           : lg->area_len - lg->tail_off;
+            pad = want < contig ? want : contig;
+            memset(w->p + w->len, 0, (size_t)pad);
+        }
+        pthread_mutex_unlock(&lg->mu);
+        int e = full_pwrite(lg->fd, w->p + done, (size_t)(run + pad), lg->area_off + pos);
+        pthread_mutex_lock(&lg->mu);
+        if (e)
+            return err_io(e, "log %s: writing %llu bytes of records at offset %llu failed: "
+                          "%s; no later commit is accepted (restart the program: recovery "
+                          "keeps every acknowledged commit)", lg->path,
+                          (unsigned long long)run, (unsigned long long)(lg->area_off + pos),
+                          strerror(e));
+        lg->written_seq = last_seq;
+        done += run;
+        R.st.n_flush++;
+        R.st.tot_flush++;
+        R.st.log_written = rvm_add_length_to_offset(&R.st.log_written, run);
+        R.st.tot_log_written = rvm_add_length_to_offset(&R.st.tot_log_written, run);
+    }
+    w->len = 0;
+    rc = log_sync(lg);
+    log_kick_truncation(lg);
+    uint64_t fill = lg->used * 100 / lg->area_len;
+    R.st.log_dev_cur = fill;
+    if (fill > R.st.log_dev_max)
+        R.st.log_dev_max = fill;
+    return rc;
+}
+
+/*
+ * log_force -- return when every record up to seq is durable. Caller holds lg->mu.
+ * Group commit: if a leader is writing, wait for it (its sync may cover us); else
+ * become the leader and write everything queued so far, so concurrent committers
+ * share one fdatasync.
+ */
+rvm_return_t log_force(struct log *lg, uint64_t seq)
+{
+    while (lg->durable_seq < seq) {
+        if (__atomic_load_n(&R.sticky, __ATOMIC_ACQUIRE))
+            return err_set(RVM_EIO, "%s", rvm_errmsg[0] ? rvm_errmsg
+                           : "an earlier write or sync failed; no commit is accepted");
+        if (lg->writer_active) {
+            pthread_cond_wait(&lg->sync_cv, &lg->mu);
+            continue;
+        }
+        if (lg->written_seq >= seq) {   /* written by a leader that failed to sync */
+            rvm_return_t rc = log_sync(lg);
+            if (rc)
+                return rc;
+            continue;
+        }
+        if (lg->cs.n > 0) {
+            rvm_return_t rc = cset_materialize(lg);
+            if (rc)
+                return rc;
+        }
+        lg->writer_active = 1;
+        struct buf t = lg->wbuf;
+        lg->wbuf = lg->pend;
+        lg->pend = t;
+        lg->pend.len = 0;
+        rvm_return_t rc = RVM_SUCCESS;
+        if (buf_reserve(&lg->wbuf, 4096) != 0)
+            rc = err_set(RVM_ENO_MEMORY, "out of memory writing log %s", lg->path);
+        else
+            rc = log_write_batch(lg);
+        lg->n_queued_txn = 0;
+        lg->queued_bytes = 0;
+        lg->writer_active = 0;
+        pthread_cond_broadcast(&lg->sync_cv);
+        if (rc)
+            return rc;
+    }
+    return RVM_SUCCESS;
+}

@@ -1,0 +1,140 @@
+/*
+ * log_format.h -- the on-disk format of the lrvm redo log. Specification first.
+ *
+ * FILE LAYOUT (all integers little-endian, the native order of the only supported
+ * targets; offsets in bytes from the start of the file)
+ *
+ *   [0, 32 KiB)         status slot 0
+ *   [32 KiB, 64 KiB)    status slot 1
+ *   [64 KiB, size)      record area: a circular buffer of records, area_len bytes.
+ *
+ * rvm_create_log(log_len) makes a file of LOG_HDR_SIZE + log_len rounded up to 4 KiB,
+ * written with zeros (not just fallocated: writing into unwritten extents would make
+ * every in-place commit pay for an extent conversion and a journal commit).
+ *
+ * STATUS SLOT (struct log_status, then the segment dictionary)
+ *
+ *   0   u64 magic      LOG_STATUS_MAGIC ("LRVMLOG" + '\1')
+ *   8   u32 version    LOG_FORMAT_VERSION; another value -> RVM_ELOG_VERSION_SKEW
+ *   12  u32 used       bytes of this slot covered by crc (header + dictionary)
+ *   16  u64 generation incremented at every status write; the valid slot with the
+ *                      higher generation is current. Writes alternate between slots
+ *                      (ping-pong), so a torn status write leaves the other slot intact.
+ *   24  u64 area_off   LOG_HDR_SIZE
+ *   32  u64 area_len   size of the record area
+ *   40  u64 head_off   offset (within the area) of the oldest live record
+ *   48  u64 head_seq   its sequence number
+ *   56  u64 salt       random; seeds every record checksum of this log incarnation.
+ *                      Recovery picks a new salt, so records of an earlier incarnation
+ *                      can never be mistaken for live ones, even at the same offset
+ *                      with the same sequence number (cf. SQLite's WAL salts).
+ *   64  u32 nsegs      entries in the segment dictionary
+ *   68  u32 crc        CRC32C of bytes [0, used) with this field taken as zero
+ *   72  char rvm_version[128]  RVM_VERSION of the library that created the log
+ *   200 dictionary: nsegs x { u32 id; u32 path_len; path bytes (NUL included),
+ *                   zero padded to 8 }. A record names its segment by id.
+ *
+ *   A slot is valid iff magic, version, used <= LOG_SLOT_SIZE and crc all check.
+ *   No valid slot -> RVM_ELOG ("not an lrvm log, or both status copies damaged").
+ *   The status is written only (a) by truncation and recovery, after the segments
+ *   are synced, to move the head; (b) when a new segment joins the dictionary, before
+ *   any record naming it can be written. Never per commit.
+ *
+ * RECORD (8-byte aligned within the area; never split across the area end)
+ *
+ *   0   u32 magic      LOG_REC_MAGIC
+ *   4   u16 type       LOG_REC_TXN
+ *   6   u16 flags      0
+ *   8   u32 len        total bytes, header + payload + padding; multiple of 8
+ *   12  u32 crc        CRC32C seeded with salt, over the record with crc taken as zero
+ *   16  u64 seq        sequence number: exactly one more than the previous record's
+ *   24  u32 nranges    ranges in the payload
+ *   28  u32 ntxn       transactions this record commits (> 1 when no_flush commits
+ *                      were coalesced into it); all or none of them are applied
+ *   32  nranges x { u64 off; u32 len; u32 seg }   (16 bytes each: W3's 100 000
+ *                      4-byte ranges cost 2 MB), then the new values of the ranges,
+ *                      concatenated, then zeros up to a multiple of 8.
+ *
+ *   A record at area offset pos is VALID iff magic and type check, 32 <= len,
+ *   len % 8 == 0, pos + len <= area_len, seq == the expected next sequence number,
+ *   crc checks, and its ranges lie within its payload. A commit is durable when its
+ *   last byte is: the record is written in place with one pwrite, then one fdatasync.
+ *
+ * WRAP. A writer whose record does not fit in [tail, area_len) writes it at offset 0
+ *   (the gap is dead space until the head passes it). A reader at pos that finds no
+ *   valid record with the expected seq tries offset 0 once: the record with that seq
+ *   exists at most once in an incarnation, so a valid one at 0 is the successor; a
+ *   stale record there has a smaller seq or another salt. Also after a record that
+ *   leaves fewer than LOG_REC_HDR bytes before the area end, the next is at 0.
+ *   Writers zero-fill from the end of a write to the next 4 KiB file boundary (within
+ *   free space only) so that the next append finds its page cached instead of forcing
+ *   a read-modify-write of the block.
+ *
+ * WRITE BARRIERS (the order that makes every crash recoverable)
+ *   1. commit:      pwrite(records) ; fdatasync(log)  -> then the commit returns.
+ *   2. truncation:  pwrite(segments) ; fsync(each segment) ; pwrite(status, other slot) ;
+ *                   fdatasync(log) -> only then may writers reuse the freed space.
+ *   3. new segment: pwrite(status with dictionary) ; fdatasync(log) -> then records
+ *                   naming it may be written.
+ *   Segments receive only committed new values (no-steal), and applying a record
+ *   twice leaves the same bytes (idempotent redo): a crash anywhere in truncation or
+ *   recovery is repaired by running recovery again.
+ *
+ * RECOVERY
+ *   Read the current status slot; from (head_off, head_seq) read valid records in
+ *   order (large sequential reads) and write their ranges to the segment files named
+ *   by the dictionary; fsync each segment; then write a status with head = end of the
+ *   valid chain, head_seq = next seq and a NEW salt (the torn tail, if any, becomes
+ *   garbage of an old incarnation); fdatasync.
+ */
+#ifndef LRVM_CORE_LOG_FORMAT_H
+#define LRVM_CORE_LOG_FORMAT_H
+
+#include <stdint.h>
+
+#define LOG_SLOT_SIZE (32u * 1024u)
+#define LOG_HDR_SIZE (2u * LOG_SLOT_SIZE)
+#define LOG_STATUS_MAGIC 0x01474f4c4d56524cull /* "LRVMLOG\1" */
+#define LOG_FORMAT_VERSION 1u
+#define LOG_REC_MAGIC 0x5256524cu /* "LRVR" */
+#define LOG_REC_TXN 1u
+#define LOG_REC_HDR 32u
+#define LOG_RANGE_HDR 16u
+#define LOG_MIN_AREA (64u * 1024u)
+
+struct log_status {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t used;
+    uint64_t generation;
+    uint64_t area_off;
+    uint64_t area_len;
+    uint64_t head_off;
+    uint64_t head_seq;
+    uint64_t salt;
+    uint32_t nsegs;
+    uint32_t crc;
+    char rvm_version[128];
+};
+_Static_assert(sizeof(struct log_status) == 200, "status header layout is on disk");
+
+struct log_rec_hdr {
+    uint32_t magic;
+    uint16_t type;
+    uint16_t flags;
+    uint32_t len;
+    uint32_t crc;
+    uint64_t seq;
+    uint32_t nranges;
+    uint32_t ntxn;
+};
+_Static_assert(sizeof(struct log_rec_hdr) == LOG_REC_HDR, "record header layout is on disk");
+
+struct log_range_hdr {
+    uint64_t off;
+    uint32_t len;
+    uint32_t seg;
+};
+_Static_assert(sizeof(struct log_range_hdr) == LOG_RANGE_HDR, "range header layout is on disk");
+
+#endif /* LRVM_CORE_LOG_FORMAT_H */

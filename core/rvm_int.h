@@ -1,0 +1,248 @@
+/*
+ * rvm_int.h -- core internals shared across files, grouped by the file that defines
+ * them (the project's table of contents for core/).
+ *
+ * LOCK ORDER: R.mu -> log.trunc_mu -> log.status_mu -> log.mu. Never take a lock to
+ * the left while holding one to the right. The segment table is append-only with a
+ * fixed capacity, so truncation reads it without R.mu.
+ */
+#ifndef LRVM_CORE_RVM_INT_H
+#define LRVM_CORE_RVM_INT_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <rvm/rvm.h>
+#include <rvm/rvm_statistics.h>
+
+#include "log_format.h"
+
+#define SEG_MAX 1024          /* segments per log (ids 1..SEG_MAX) */
+#define SHADOW_PAGE 4096u     /* granule of the no_flush coalescing set */
+
+/* a growable byte buffer (reused: steady state does not malloc) */
+struct buf {
+    char *p;
+    size_t len, cap;
+};
+
+/* an open segment file; lives until rvm_terminate; id is its dictionary id */
+struct seg {
+    uint32_t id;
+    int fd;
+    char *path;          /* absolute path, as stored in the dictionary */
+    dev_t dev;
+    ino_t ino;
+    uint64_t size;       /* usable bytes: file size chopped to 512 */
+    int nmapped;         /* regions currently mapped */
+    uint64_t last_seq;   /* highest seq of a record (queued or written) naming it */
+    int dirty;           /* written by apply since its last fsync (trunc_mu) */
+};
+
+/* a mapped region */
+struct region {
+    struct seg *seg;
+    char *vmaddr;
+    uint64_t len;        /* mapped bytes */
+    uint64_t vmlen;      /* len rounded up to a page */
+    uint64_t off;        /* offset in the segment */
+    int allocated;       /* the VM was allocated by rvm_map (vmaddr was NULL) */
+    int priv;            /* mapped with mmap(MAP_PRIVATE) of the segment */
+};
+
+/* one range of a transaction or commit vector; src: where the new bytes are at commit */
+struct range {
+    struct region *rg;   /* NULL for ranges built from the coalescing set */
+    struct seg *seg;
+    uint64_t off;        /* segment offset */
+    uint64_t len;
+    const char *src;
+    uint64_t oldpos;     /* restore mode: offset of the old value in txn.old */
+};
+
+/* internal state of a begun transaction (pooled) */
+struct txn {
+    rvm_tid_t *pub;
+    int restore;
+    struct range *r;
+    size_t n, cap;
+    struct buf old;
+    struct region *last_rg;
+    uint64_t last_gen;
+    struct txn *next, *prev;
+};
+
+/* a page of the no_flush coalescing set: newest queued bytes + which bytes are set */
+struct shadow {
+    uint64_t key;        /* seg id << 40 | page number */
+    struct seg *seg;
+    uint64_t bits[SHADOW_PAGE / 64];
+    char data[SHADOW_PAGE];
+};
+
+/* the no_flush coalescing set (RVM_COALESCE_TRANS): not yet a record */
+struct cset {
+    struct shadow **tab; /* open addressing by key */
+    size_t tabcap;
+    struct shadow **list; /* in insertion order; sorted when it becomes a record */
+    size_t n, listcap;
+    struct shadow **pool; /* recycled pages */
+    size_t npool, poolcap;
+    uint64_t ntxn;       /* transactions in the set */
+    uint64_t nbytes;     /* distinct bytes set */
+    uint64_t nruns_est;  /* upper bound of ranges it will emit */
+    struct range *out;   /* scratch for materialize */
+    size_t outcap;
+};
+
+/* the open log */
+struct log {
+    int fd;
+    char *path;
+    uint64_t area_off, area_len;
+    uint64_t salt;
+
+    pthread_mutex_t trunc_mu;   /* one apply pass at a time */
+
+    pthread_mutex_t status_mu;  /* the durable status: generation, slot, head, dictionary */
+    uint64_t generation;
+    int cur_slot;
+    uint64_t st_head_off, st_head_seq;
+    uint32_t st_nsegs;          /* dictionary entries made durable */
+
+    pthread_mutex_t mu;         /* everything below */
+    pthread_cond_t sync_cv;     /* group commit: a sync finished */
+    pthread_cond_t space_cv;    /* truncation freed space */
+    pthread_cond_t trunc_cv;    /* wake the truncation thread */
+    uint64_t head_off, head_seq; /* oldest live record (== durable status head) */
+    uint64_t tail_off;          /* next write position */
+    uint64_t used;              /* live bytes incl. wrap gaps */
+    uint64_t next_seq;          /* next seq to assign */
+    uint64_t written_seq;       /* last seq written to the file */
+    uint64_t durable_seq;       /* last seq made durable (synced) */
+    struct buf pend;            /* formatted records, seqs assigned, not yet written */
+    struct buf wbuf;            /* the leader's batch (swapped with pend) */
+    struct cset cs;
+    int writer_active;
+    int space_waiters;
+    long truncate_pct;          /* 0: no daemon */
+    int trunc_running, trunc_stop;
+    pthread_t trunc_thread;
+    int n_queued_txn;           /* no_flush commits not yet written */
+    uint64_t queued_bytes;
+};
+
+/* process-wide state */
+struct rvm_state {
+    pthread_mutex_t mu;
+    int state;                  /* RVM_ST_* */
+    struct log *log;
+    struct seg *segs[SEG_MAX + 1]; /* by id; append-only */
+    uint32_t nsegs;
+    struct region **regions;    /* sorted by vmaddr */
+    size_t nregions, regcap;
+    uint64_t map_gen;           /* bumped by every unmap (atomic) */
+    struct txn *open_txns;
+    struct txn *free_txns;
+    long n_open;
+    long truncate;
+    rvm_length_t recovery_buf_len, flush_buf_len, max_read_len;
+    int sticky;                 /* a write or sync failed: refuse further writes */
+    rvm_statistics_t st;        /* counters: commit/log ones under log.mu, others under mu */
+};
+
+enum { RVM_ST_UNINIT = 0, RVM_ST_INIT = 1, RVM_ST_TERMINATED = 2 };
+
+extern struct rvm_state R __attribute__((visibility("hidden")));
+
+#pragma GCC visibility push(hidden)
+
+/* crc32c.c */
+uint32_t crc32c(uint32_t seed, const void *buf, size_t len);
+void crc32c_force_table(int on);
+
+/* util.c */
+int buf_reserve(struct buf *b, size_t more);
+void buf_free(struct buf *b);
+rvm_return_t err_set(rvm_return_t code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+rvm_return_t err_io(int e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int full_pwrite(int fd, const void *p, size_t n, uint64_t off);
+int full_pread(int fd, void *p, size_t n, uint64_t off);
+uint64_t now_usec(void);
+
+/* log.c */
+rvm_return_t log_create(const char *path, uint64_t log_len, long mode);
+rvm_return_t log_open(const char *path, struct log **out);
+void log_close(struct log *lg);
+rvm_return_t log_status_read(int fd, const char *path, struct log_status *st,
+                             struct buf *dict);
+rvm_return_t log_status_write(struct log *lg, uint64_t head_off, uint64_t head_seq);
+rvm_return_t log_add_segment(struct log *lg, struct seg *s);
+uint64_t log_record_size(const struct range *r, size_t n);
+rvm_return_t log_enqueue(struct log *lg, const struct range *r, size_t n, uint32_t ntxn,
+                         uint64_t *seq);
+rvm_return_t log_force(struct log *lg, uint64_t seq);
+void log_kick_truncation(struct log *lg);
+
+/* cset.c (no_flush coalescing) */
+rvm_return_t cset_add(struct log *lg, const struct range *r, size_t n);
+rvm_return_t cset_materialize(struct log *lg);
+void cset_free(struct cset *cs);
+
+/* apply.c (shared by recovery and truncation) */
+struct apply_res {
+    uint64_t end_off;     /* where the next record would be */
+    uint64_t next_seq;
+    uint64_t consumed;    /* area bytes freed, incl. wrap gaps */
+    uint64_t nrec;
+    uint64_t nranges;
+    uint64_t bytes;
+};
+struct logrd {
+    int fd;
+    const char *path;
+    uint64_t area_off, area_len, salt;
+    struct buf b;
+    uint64_t win_off;     /* area offset of b.p[0] */
+    size_t chunk;
+};
+int logrd_next(struct logrd *rd, uint64_t *pos, uint64_t seq, const struct log_rec_hdr **hdr,
+               const char **payload);
+int rec_check_payload(const struct log_rec_hdr *h, const char *payload);
+rvm_return_t apply_log(struct log *lg, uint64_t off, uint64_t seq, uint64_t max_seq,
+                       uint64_t limit, struct apply_res *res);
+rvm_return_t apply_sync_segments(void);
+rvm_return_t recover_apply(int fd, const char *path, const struct log_status *st,
+                           const struct buf *dict, uint64_t chunk, int dry_run,
+                           struct apply_res *res);
+
+/* trunc.c */
+rvm_return_t trunc_step(struct log *lg, uint64_t limit, int *progress);
+rvm_return_t trunc_all(struct log *lg);
+rvm_return_t trunc_start(struct log *lg, long pct);
+void trunc_stop(struct log *lg);
+rvm_return_t recover(struct log *lg);
+
+/* seg.c */
+rvm_return_t seg_get(const char *path, uint64_t dev_length, int create_ok, struct seg **out);
+struct region *region_find(const char *addr, uint64_t len);
+struct region *region_find_overlap(const char *addr, uint64_t len);
+void seg_close_all(void);
+
+/* rvm.c */
+rvm_return_t rvm_opts_apply(rvm_options_t *o);
+
+/* txn.c */
+void txn_free_all(void);
+rvm_return_t txn_commit_ranges(struct range *r, size_t n, rvm_mode_t mode, uint32_t ntxn);
+
+/* stats.c */
+void stats_hist(rvm_length_t *hist, int len, const rvm_length_t *dist, rvm_length_t v);
+void stats_fill_log(void);
+
+#pragma GCC visibility pop
+
+#endif /* LRVM_CORE_RVM_INT_H */

@@ -1,0 +1,326 @@
+/*
+ * seg.c -- segments (open data files, identified by device+inode, with a dictionary
+ * id) and regions (mapped parts of them): rvm_map and rvm_unmap.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "rvm_int.h"
+#include "sysio.h"
+
+
+static struct region **graveyard;   /* unmapped regions, freed at terminate: a tid may */
+static size_t ngrave, gravecap;     /* still cache a pointer (checked by map_gen) */
+
+/* seg_get -- the segment for path, opened on first use (caller holds R.mu) */
+rvm_return_t seg_get(const char *path, uint64_t dev_length, int create_ok, struct seg **out)
+{
+    (void)dev_length;
+    int fd = sysio.open(path, O_RDWR | (create_ok ? O_CREAT : 0), 0600);
+    if (fd < 0)
+        return err_set(RVM_EIO, "cannot open segment %s: %s", path, strerror(errno));
+    struct stat sb;
+    if (sysio.fstat(fd, &sb) != 0) {
+        int e = errno;
+        sysio.close(fd);
+        return err_set(RVM_EIO, "cannot stat segment %s: %s", path, strerror(e));
+    }
+    for (uint32_t i = 1; i <= R.nsegs; i++) {
+        struct seg *s = R.segs[i];
+        if (s->dev == sb.st_dev && s->ino == sb.st_ino) {
+            sysio.close(fd);
+            if (S_ISREG(sb.st_mode))
+                s->size = (uint64_t)sb.st_size & ~(uint64_t)511;
+            *out = s;
+            return RVM_SUCCESS;
+        }
+    }
+    if (R.nsegs >= SEG_MAX) {
+        sysio.close(fd);
+        return err_set(RVM_ETOO_BIG, "segment %s: at most %u segments per log", path, SEG_MAX);
+    }
+    struct seg *s = calloc(1, sizeof(*s));
+    char abs[PATH_MAX];
+    if (s == NULL || realpath(path, abs) == NULL || (s->path = strdup(abs)) == NULL) {
+        free(s);
+        sysio.close(fd);
+        return err_set(RVM_ENO_MEMORY, "segment %s: cannot resolve its path", path);
+    }
+    s->fd = fd;
+    s->dev = sb.st_dev;
+    s->ino = sb.st_ino;
+    /* files: usable size is the file size chopped to 512; devices need dev_length */
+    s->size = S_ISREG(sb.st_mode) ? ((uint64_t)sb.st_size & ~(uint64_t)511) : UINT64_MAX;
+    s->id = R.nsegs + 1;
+    R.segs[s->id] = s;
+    __atomic_store_n(&R.nsegs, s->id, __ATOMIC_RELEASE);
+    *out = s;
+    return RVM_SUCCESS;
+}
+
+/* region_find -- the region holding [addr, addr+len) entirely (caller holds R.mu) */
+struct region *region_find(const char *addr, uint64_t len)
+{
+    size_t lo = 0, hi = R.nregions;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        struct region *g = R.regions[mid];
+        if (addr < g->vmaddr)
+            hi = mid;
+        else if (addr >= g->vmaddr + g->len)
+            lo = mid + 1;
+        else
+            return (uint64_t)(addr - g->vmaddr) + len <= g->len ? g : NULL;
+    }
+    return NULL;
+}
+
+/* region_find_overlap -- any region whose VM overlaps [addr, addr+len) */
+struct region *region_find_overlap(const char *addr, uint64_t len)
+{
+    for (size_t i = 0; i < R.nregions; i++) {
+        struct region *g = R.regions[i];
+        if (addr < g->vmaddr + g->vmlen && g->vmaddr < addr + len)
+            return g;
+    }
+    return NULL;
+}
+
+/* seg_close_all -- close every segment and free regions (rvm_terminate) */
+void seg_close_all(void)
+{
+    for (uint32_t i = 1; i <= R.nsegs; i++) {
+        sysio.close(R.segs[i]->fd);
+        free(R.segs[i]->path);
+        free(R.segs[i]);
+        R.segs[i] = NULL;
+    }
+    R.nsegs = 0;
+    for (size_t i = 0; i < R.nregions; i++)
+        free(R.regions[i]);
+    free(R.regions);
+    R.regions = NULL;
+    R.nregions = R.regcap = 0;
+    for (size_t i = 0; i < ngrave; i++)
+        free(graveyard[i]);
+    free(graveyard);
+    graveyard = NULL;
+    ngrave = gravecap = 0;
+}
+
+/* map_vm_ok -- is [addr, addr+len) part of the address space? (mincore fails if not) */
+static int map_vm_ok(char *addr, uint64_t len)
+{
+    size_t pg = rvm_page_size();
+    unsigned char v[64];
+    for (uint64_t o = 0; o < len; o += 64 * pg) {
+        uint64_t n = len - o < 64 * pg ? len - o : 64 * pg;
+        if (mincore(addr + o, n, v) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+/* map_locked -- rvm_map body; R.mu held */
+static rvm_return_t map_locked(rvm_region_t *region)
+{
+    struct log *lg = R.log;
+    const char *dev = region->data_dev;
+    struct seg *s;
+    rvm_return_t rc = seg_get(dev, region->dev_length.low, 0, &s);
+    if (rc)
+        return rc;
+    if ((rc = log_add_segment(lg, s)) != RVM_SUCCESS)
+        return rc;
+    uint64_t devsize = s->size;
+    if (!RVM_OFFSET_EQL_ZERO(region->dev_length) && region->dev_length.high == 0 &&
+        region->dev_length.low < devsize)
+        devsize = region->dev_length.low & ~(uint64_t)511;
+    if (devsize == UINT64_MAX)
+        return err_set(RVM_ENOT_MAPPED, "segment %s is a device: give region->dev_length", dev);
+    if (region->offset.high != 0)
+        return err_set(RVM_EOFFSET, "segment %s: offset beyond the device", dev);
+    uint64_t pg = rvm_page_size();
+    uint64_t off = region->offset.low & ~(pg - 1);
+    if (off >= devsize)
+        return err_set(RVM_EOFFSET, "segment %s: offset %lu is beyond its usable size %llu",
+                       dev, region->offset.low, (unsigned long long)devsize);
+    uint64_t end = region->offset.low + region->length;
+    end = (end + pg - 1) & ~(pg - 1);
+    if (region->length == 0 || end > devsize || end < off)
+        end = devsize;
+    uint64_t len = end - off, vmlen = (len + pg - 1) & ~(pg - 1);
+    char *vm = region->vmaddr;
+    if (vm != NULL) {
+        if ((uintptr_t)vm & (pg - 1))
+            return err_set(RVM_ERANGE, "rvm_map: vmaddr %p is not page aligned", (void *)vm);
+        if (!map_vm_ok(vm, vmlen))
+            return err_set(RVM_ERANGE, "rvm_map: [%p, +%llu) is not allocated memory of this "
+                           "process; pass NULL to let rvm_map allocate", (void *)vm,
+                           (unsigned long long)vmlen);
+        if (region_find_overlap(vm, vmlen) != NULL)
+            return err_set(RVM_EVM_OVERLAP, "rvm_map: [%p, +%llu) overlaps a mapped region",
+                           (void *)vm, (unsigned long long)vmlen);
+    }
+    for (size_t i = 0; i < R.nregions; i++) {
+        struct region *g = R.regions[i];
+        if (g->seg == s && off < g->off + g->len && g->off < off + len)
+            return err_set(RVM_EOVERLAP, "rvm_map: bytes [%llu, %llu) of segment %s are "
+                           "already mapped", (unsigned long long)off,
+                           (unsigned long long)end, dev);
+    }
+    /* committed updates of this segment still in the log (from an earlier mapping)
+     * must reach the file before we read it */
+    pthread_mutex_lock(&lg->mu);
+    int pending = s->last_seq != 0 && s->last_seq >= lg->head_seq;
+    if (pending) {
+        if (lg->cs.n)
+            rc = cset_materialize(lg);
+        if (rc == RVM_SUCCESS)
+            rc = log_force(lg, lg->next_seq - 1);
+    }
+    pthread_mutex_unlock(&lg->mu);
+    if (rc == RVM_SUCCESS && pending)
+        rc = trunc_all(lg);
+    if (rc)
+        return rc;
+    int allocated = 0;
+    if (vm == NULL) {
+        vm = mmap(NULL, vmlen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (vm == MAP_FAILED)
+            return err_set(RVM_ENO_MEMORY, "rvm_map: cannot allocate %llu bytes of VM",
+                           (unsigned long long)vmlen);
+        allocated = 1;
+    }
+    int priv = rvm_map_private ? 1 : 0;
+    if (priv) {
+        void *p = sysio.mmap(vm, vmlen, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE, s->fd,
+                             (off_t)off);
+        if (p == MAP_FAILED) {
+            rc = err_set(RVM_EIO, "rvm_map: mmap(MAP_PRIVATE) of segment %s failed: %s", dev,
+                         strerror(errno));
+            goto fail;
+        }
+    } else if (!region->no_copy) {
+        int e = full_pread(s->fd, vm, len, off);
+        if (e > 0) {
+            rc = err_set(RVM_EIO, "rvm_map: reading segment %s failed: %s", dev, strerror(e));
+            goto fail;
+        }
+    }
+    struct region *g = calloc(1, sizeof(*g));
+    if (g == NULL || (R.nregions == R.regcap &&
+                      !(R.regions = realloc(R.regions,
+                                            (R.regcap = R.regcap ? R.regcap * 2 : 16) *
+                                                sizeof(*R.regions))))) {
+        free(g);
+        rc = err_set(RVM_ENO_MEMORY, "rvm_map: out of memory");
+        goto fail;
+    }
+    *g = (struct region){ .seg = s, .vmaddr = vm, .len = len, .vmlen = vmlen, .off = off,
+                          .allocated = allocated, .priv = priv };
+    size_t at = 0;
+    while (at < R.nregions && R.regions[at]->vmaddr < vm)
+        at++;
+    memmove(R.regions + at + 1, R.regions + at, (R.nregions - at) * sizeof(*R.regions));
+    R.regions[at] = g;
+    R.nregions++;
+    s->nmapped++;
+    region->vmaddr = vm;
+    region->length = len;
+    region->offset = RVM_MK_OFFSET(0, off);
+    return RVM_SUCCESS;
+fail:
+    if (allocated)
+        munmap(vm, vmlen);
+    return rc;
+}
+
+/* rvm_map -- map (part of) a segment into memory */
+rvm_return_t rvm_map(rvm_region_t *region, rvm_options_t *options)
+{
+    if (R.state != RVM_ST_INIT)
+        return RVM_EINIT;
+    if (region == NULL || region->struct_id != rvm_region_id)
+        return RVM_EREGION;
+    if (options != NULL) {
+        if (options->struct_id != rvm_options_id)
+            return RVM_EOPTIONS;
+        if (options->pager != NULL)
+            return err_set(RVM_EPAGER, "rvm_map: external pagers are not supported");
+        rvm_return_t rc = rvm_opts_apply(options);
+        if (rc)
+            return rc;
+    }
+    if (region->data_dev == NULL)
+        return err_set(RVM_EREGION, "rvm_map: region->data_dev is NULL");
+    if (strlen(region->data_dev) > MAXPATHLEN - 1)
+        return RVM_ENAME_TOO_LONG;
+    if (R.log == NULL)
+        return err_set(RVM_ELOG, "rvm_map: no log; set options->log_dev in rvm_initialize "
+                       "or rvm_set_options");
+    if (__atomic_load_n(&R.sticky, __ATOMIC_ACQUIRE))
+        return RVM_EIO;
+    rvm_region_t save = *region;
+    pthread_mutex_lock(&R.mu);
+    rvm_return_t rc = map_locked(region);
+    pthread_mutex_unlock(&R.mu);
+    if (rc)
+        *region = save;
+    return rc;
+}
+
+/* rvm_unmap -- forget a mapping; the memory stays (the caller owns it) */
+rvm_return_t rvm_unmap(rvm_region_t *region)
+{
+    if (R.state != RVM_ST_INIT)
+        return RVM_EINIT;
+    if (region == NULL || region->struct_id != rvm_region_id)
+        return RVM_EREGION;
+    pthread_mutex_lock(&R.mu);
+    rvm_return_t rc = RVM_SUCCESS;
+    size_t at = R.nregions;
+    for (size_t i = 0; i < R.nregions; i++)
+        if (R.regions[i]->vmaddr == region->vmaddr)
+            at = i;
+    if (at == R.nregions) {
+        rc = region_find(region->vmaddr, 1) ? RVM_ERANGE : RVM_ENOT_MAPPED;
+        goto out;
+    }
+    struct region *g = R.regions[at];
+    if (g->len != region->length) {
+        rc = err_set(RVM_ERANGE, "rvm_unmap: length %lu differs from the mapped %llu",
+                     region->length, (unsigned long long)g->len);
+        goto out;
+    }
+    for (struct txn *t = R.open_txns; t != NULL; t = t->next)
+        for (size_t k = 0; k < t->n; k++)
+            if (t->r[k].rg == g) {
+                rc = RVM_EUNCOMMIT;
+                goto out;
+            }
+    if (ngrave == gravecap) {
+        size_t cap = gravecap ? gravecap * 2 : 16;
+        struct region **p = realloc(graveyard, cap * sizeof(*p));
+        if (p == NULL) {
+            rc = RVM_ENO_MEMORY;
+            goto out;
+        }
+        graveyard = p;
+        gravecap = cap;
+    }
+    graveyard[ngrave++] = g;
+    memmove(R.regions + at, R.regions + at + 1, (R.nregions - at - 1) * sizeof(*R.regions));
+    R.nregions--;
+    g->seg->nmapped--;
+    __atomic_add_fetch(&R.map_gen, 1, __ATOMIC_RELEASE);
+out:
+    pthread_mutex_unlock(&R.mu);
+    return rc;
+}

@@ -1,0 +1,223 @@
+/*
+ * trunc.c -- truncation (epoch and incremental) and recovery.
+ *
+ * Incremental truncation: a background thread wakes when the log is fuller than the
+ * `truncate` threshold (or a committer waits for space) and applies the OLDEST
+ * durable records, a slice at a time, advancing the head after each slice while new
+ * commits keep appending at the tail. A committer that finds the log truly full waits
+ * only until the next slice frees space. Epoch truncation (rvm_truncate) applies
+ * everything. Both use trunc_step, and so does recovery's apply (apply.c).
+ *
+ * Crash safety of a step, in the order it happens:
+ *   1. pwrite new values into segments  -- crash: status still names the old head;
+ *      recovery re-applies these records (idempotent).
+ *   2. fsync each written segment       -- same.
+ *   3. write the status (other slot) with the new head, fdatasync -- crash during it:
+ *      the torn slot fails its CRC, the other slot names the old head: as above.
+ *   4. only now lower `used`, so writers may overwrite the freed records.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "rvm_int.h"
+#include "sysio.h"
+
+/* trunc_step -- apply up to `limit` bytes of the oldest durable records, move the head */
+rvm_return_t trunc_step(struct log *lg, uint64_t limit, int *progress)
+{
+    *progress = 0;
+    if (__atomic_load_n(&R.sticky, __ATOMIC_ACQUIRE))
+        return RVM_EIO;
+    pthread_mutex_lock(&lg->trunc_mu);
+    pthread_mutex_lock(&lg->mu);
+    uint64_t off = lg->head_off, seq = lg->head_seq, max = lg->durable_seq;
+    pthread_mutex_unlock(&lg->mu);
+    if (seq > max) {
+        pthread_mutex_unlock(&lg->trunc_mu);
+        return RVM_SUCCESS;
+    }
+    uint64_t t0 = now_usec();
+    struct apply_res res;
+    rvm_return_t rc = apply_log(lg, off, seq, max, limit, &res);
+    if (rc == RVM_SUCCESS && res.next_seq <= max && res.consumed < limit)
+        rc = err_io(EIO, "log %s: record %llu at area offset %llu is unreadable although it "
+                    "was made durable; the log file was damaged underneath lrvm",
+                    lg->path, (unsigned long long)res.next_seq,
+                    (unsigned long long)res.end_off);
+    if (rc == RVM_SUCCESS)
+        rc = apply_sync_segments();           /* barrier: segments before head */
+    if (rc == RVM_SUCCESS && res.nrec > 0) {
+        pthread_mutex_lock(&lg->status_mu);
+        rc = log_status_write(lg, res.end_off, res.next_seq);
+        pthread_mutex_unlock(&lg->status_mu);
+    }
+    if (rc == RVM_SUCCESS && res.nrec > 0) {
+        pthread_mutex_lock(&lg->mu);
+        lg->head_off = res.end_off;
+        lg->head_seq = res.next_seq;
+        lg->used -= res.consumed;
+        if (lg->used == 0)
+            R.st.n_wrap = 0;
+        else if (lg->head_off < lg->tail_off)
+            R.st.n_wrap = 0;
+        uint64_t dt = now_usec() - t0;
+        R.st.last_truncation_time = (rvm_length_t)(dt / 1000);
+        R.st.last_tree_apply_time = (rvm_length_t)(dt / 1000);
+        R.st.tot_truncation_time.tv_usec += (long)dt;
+        R.st.tot_truncation_time.tv_sec += R.st.tot_truncation_time.tv_usec / 1000000;
+        R.st.tot_truncation_time.tv_usec %= 1000000;
+        static const rvm_length_t dist[] = { truncation_times_dist };
+        stats_hist(R.st.tot_truncation_times, truncation_times_len, dist, dt / 1000000);
+        R.st.log_dev_cur = lg->used * 100 / lg->area_len;
+        pthread_cond_broadcast(&lg->space_cv);
+        pthread_mutex_unlock(&lg->mu);
+        *progress = 1;
+    }
+    pthread_mutex_unlock(&lg->trunc_mu);
+    if (rc != RVM_SUCCESS) {
+        pthread_mutex_lock(&lg->mu);
+        pthread_cond_broadcast(&lg->space_cv);
+        pthread_mutex_unlock(&lg->mu);
+    }
+    return rc;
+}
+
+/* trunc_all -- epoch truncation: apply every durable record */
+rvm_return_t trunc_all(struct log *lg)
+{
+    int progress = 1;
+    rvm_return_t rc = RVM_SUCCESS;
+    while (rc == RVM_SUCCESS && progress)
+        rc = trunc_step(lg, UINT64_MAX, &progress);
+    return rc;
+}
+
+/* trunc_main -- the incremental truncation thread */
+static void *trunc_main(void *arg)
+{
+    struct log *lg = arg;
+    pthread_mutex_lock(&lg->mu);
+    int active = 0;
+    while (!lg->trunc_stop) {
+        uint64_t thr = (uint64_t)lg->truncate_pct * lg->area_len;
+        int over = lg->used * 100 >= thr;
+        /* hysteresis: once started, go on until the fill is below half the threshold */
+        if (over)
+            active = 1;
+        else if (lg->used * 200 < thr)
+            active = 0;
+        if (!active && lg->space_waiters == 0) {
+            pthread_cond_wait(&lg->trunc_cv, &lg->mu);
+            continue;
+        }
+        pthread_mutex_unlock(&lg->mu);
+        int progress = 0;
+        uint64_t slice = lg->area_len / 8;
+        rvm_return_t rc = trunc_step(lg, slice < (1u << 16) ? (1u << 16) : slice, &progress);
+        pthread_mutex_lock(&lg->mu);
+        if (progress)
+            R.st.tot_async_truncation++;
+        pthread_cond_broadcast(&lg->space_cv);
+        if (rc != RVM_SUCCESS)
+            break;                  /* sticky error: committers see it and stop */
+        if (!progress) {
+            /* nothing durable to apply yet (a leader is between write and sync) */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 2000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&lg->trunc_cv, &lg->mu, &ts);
+            active = 0;
+        }
+    }
+    lg->trunc_running = 0;
+    pthread_cond_broadcast(&lg->space_cv);
+    pthread_mutex_unlock(&lg->mu);
+    return NULL;
+}
+
+/* trunc_start -- start (or retune) the daemon for threshold pct (1..100) */
+rvm_return_t trunc_start(struct log *lg, long pct)
+{
+    pthread_mutex_lock(&lg->mu);
+    lg->truncate_pct = pct;
+    if (lg->trunc_running) {
+        pthread_cond_signal(&lg->trunc_cv);
+        pthread_mutex_unlock(&lg->mu);
+        return RVM_SUCCESS;
+    }
+    lg->trunc_stop = 0;
+    lg->trunc_running = 1;
+    int e = pthread_create(&lg->trunc_thread, NULL, trunc_main, lg);
+    if (e)
+        lg->trunc_running = 0;
+    pthread_mutex_unlock(&lg->mu);
+    if (e)
+        return err_set(RVM_ETHREADS, "cannot start the truncation thread: %s", strerror(e));
+    return RVM_SUCCESS;
+}
+
+/* trunc_stop -- stop the daemon and wait for it */
+void trunc_stop(struct log *lg)
+{
+    pthread_mutex_lock(&lg->mu);
+    if (!lg->trunc_running && !lg->trunc_stop) {
+        lg->truncate_pct = 0;
+        pthread_mutex_unlock(&lg->mu);
+        return;
+    }
+    int joinable = !lg->trunc_stop;
+    lg->trunc_stop = 1;
+    lg->truncate_pct = 0;
+    pthread_cond_broadcast(&lg->trunc_cv);
+    pthread_mutex_unlock(&lg->mu);
+    if (joinable)
+        pthread_join(lg->trunc_thread, NULL);
+    pthread_mutex_lock(&lg->mu);
+    lg->trunc_stop = 0;
+    pthread_mutex_unlock(&lg->mu);
+}
+
+/*
+ * recover -- recovery of a just-opened log: apply every valid record from the durable
+ * head to the segments named by the status dictionary, fsync them, then write a fresh
+ * status: head = end of the valid chain, next seq, empty dictionary, NEW salt. A crash
+ * before that status write is durable leaves the old status: recovery runs again and
+ * re-applies the same records (idempotent). After it, leftovers of a torn tail carry
+ * the old salt and can never validate.
+ */
+rvm_return_t recover(struct log *lg)
+{
+    struct log_status st;
+    struct buf dict = { 0 };
+    rvm_return_t rc = log_status_read(lg->fd, lg->path, &st, &dict);
+    if (rc == RVM_SUCCESS) {
+        struct apply_res res;
+        uint64_t chunk = R.recovery_buf_len > (4u << 20) ? R.recovery_buf_len : (4u << 20);
+        rc = recover_apply(lg->fd, lg->path, &st, &dict, chunk, 0, &res);
+        if (rc == RVM_SUCCESS) {
+            uint64_t old = lg->salt;
+            lg->salt ^= now_usec() * 0x9E3779B97F4A7C15ull;
+            uint64_t rnd;
+            if (getentropy(&rnd, sizeof(rnd)) == 0)
+                lg->salt ^= rnd;
+            if ((uint32_t)(lg->salt ^ lg->salt >> 32) == (uint32_t)(old ^ old >> 32))
+                lg->salt ^= 1;
+            pthread_mutex_lock(&lg->status_mu);
+            rc = log_status_write(lg, res.end_off, res.next_seq);
+            pthread_mutex_unlock(&lg->status_mu);
+            lg->head_off = lg->tail_off = res.end_off;
+            lg->head_seq = lg->next_seq = res.next_seq;
+            lg->written_seq = lg->durable_seq = res.next_seq - 1;
+            lg->used = 0;
+            R.st.tot_recovery++;
+        }
+    }
+    buf_free(&dict);
+    return rc;
+}
