@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/utsname.h>
@@ -33,13 +34,14 @@ static const char *const wl_label[WL_COUNT] = { "W1", "W2", "W3", "W4", "W5", "W
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: rvm-bench [--smoke] [--dir DIR] [--csv FILE] [--only NAME[,NAME]] "
-		   "[--rounds N]\n"
+		   "[--wl W1,..] [--rounds N]\n"
 		   "  --smoke   few iterations: checks that everything runs (no timing value)\n"
 		   "  --dir     where data files go (default $LRVM_BENCH_DIR or /var/tmp); "
 		   "not tmpfs\n"
 		   "  --csv     write every measured value there (system,workload,metric,value,"
 		   "unit)\n"
 		   "  --only    run only these systems (floor,lrvm,lmdb,sqlite,pmdk; prefix match)\n"
+		   "  --wl      run only these workloads (W1,W2,W3,W4,W5,W4c)\n"
 		   "  env LRVM_BENCH_SCALE=N multiplies transaction counts (default 1)\n");
 }
 
@@ -53,6 +55,20 @@ static int wanted(const char *only, const char *name)
 	snprintf(buf, sizeof(buf), "%s", only);
 	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
 		if (strncmp(name, t, strlen(t)) == 0)
+			return 1;
+	return 0;
+}
+
+/* wl_wanted -- is workload wl in the --wl list (NULL = all)? Exact, case-insensitive names. */
+static int wl_wanted(const char *list, enum bench_wl wl)
+{
+	char buf[256], *save = NULL;
+
+	if (!list)
+		return 1;
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+		if (strcasecmp(t, wl_label[wl]) == 0)
 			return 1;
 	return 0;
 }
@@ -182,7 +198,7 @@ int main(int argc, char **argv)
 		.w1_txns = 1000, .rounds = 3, .w2_txns = 1000000, .w2_cap_s = 2.0,
 		.w5_txns = 1000, .w4_txns = BENCH_W4_TXNS, .seed = 0x9E3779B97F4A7C15ULL,
 	};
-	const char *base = getenv("LRVM_BENCH_DIR"), *csv = NULL, *only = NULL, *s;
+	const char *base = getenv("LRVM_BENCH_DIR"), *csv = NULL, *only = NULL, *wls = NULL, *s;
 	char dir[PATH_MAX];
 	int n = 0, nall = 0, failed = 0, smoke = 0;
 	long scale = 1;
@@ -196,6 +212,8 @@ int main(int argc, char **argv)
 			csv = argv[++i];
 		} else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
 			only = argv[++i];
+		} else if (strcmp(argv[i], "--wl") == 0 && i + 1 < argc) {
+			wls = argv[++i];
 		} else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
 			cfg.rounds = atoi(argv[++i]);
 		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -282,8 +300,11 @@ int main(int argc, char **argv)
 	print_context(&cfg);
 	fflush(stdout);
 
-	run_w1_rounds(rows, n, &cfg);
+	if (wl_wanted(wls, WL_W1))
+		run_w1_rounds(rows, n, &cfg);
 	for (int wl = WL_W2; wl < WL_COUNT; wl++) {
+		if (!wl_wanted(wls, (enum bench_wl)wl))
+			continue;
 		fprintf(stderr, "%s\n", wl_label[wl]);
 		for (int i = 0; i < n; i++) {
 			run_one(rows[i].sys, (enum bench_wl)wl, &cfg, 0, &rows[i].res[wl]);
