@@ -52,6 +52,7 @@ struct bench_cfg {
 	long w2_txns;               /* W2 transactions (upper bound) */
 	double w2_cap_s;            /* W2 time cap per system */
 	long w5_txns;               /* W5 transactions */
+	double dur_cap_s;           /* W1/W5: stop a system's round after this long (slow peers) */
 	int w4_txns;                /* W4 transactions before the kill */
 	uint64_t seed;              /* PRNG seed, same for every system */
 	int cold;                   /* W4: evict the files from the page cache before timing */

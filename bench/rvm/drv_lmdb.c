@@ -107,6 +107,7 @@ static int lmdb_w1(const struct bench_cfg *cfg, const char *dir, struct bench_re
 	struct lmdb_ctx c = { 0 };
 	uint64_t st = cfg->seed;
 	double *lat, t0;
+	long i;
 	int err;
 
 	if ((err = lmdb_open(&c, dir, flags, 1, res)) != 0)
@@ -115,7 +116,7 @@ static int lmdb_w1(const struct bench_cfg *cfg, const char *dir, struct bench_re
 		return bench_fail(res, ENOMEM, "lmdb: out of memory");
 	bench_io_mark(res);
 	t0 = bench_now();
-	for (long i = 0; i < cfg->w1_txns; i++) {
+	for (i = 0; i < cfg->w1_txns && bench_now() - t0 < cfg->dur_cap_s; i++) {
 		double s = bench_now();
 
 		LCHK(res, &c, lmdb_small_txn(&c, &st, i));
@@ -123,7 +124,7 @@ static int lmdb_w1(const struct bench_cfg *cfg, const char *dir, struct bench_re
 	}
 	res->secs = bench_now() - t0;
 	bench_io_delta(res);
-	res->n = cfg->w1_txns;
+	res->n = i;
 	bench_pct(lat, res->n, &res->p50_us, &res->p99_us);
 	free(lat);
 	mdb_env_close(c.env);
@@ -241,6 +242,7 @@ static int lmdb_w5(const struct bench_cfg *cfg, const char *dir, struct bench_re
 	uint64_t st = cfg->seed ^ 0x5555;
 	unsigned char rec[BENCH_W5_APPEND];
 	double *lat, t0;
+	long i;
 	int err;
 
 	if ((err = lmdb_open(&c, dir, flags, 1, res)) != 0)
@@ -248,7 +250,7 @@ static int lmdb_w5(const struct bench_cfg *cfg, const char *dir, struct bench_re
 	if (!(lat = bench_lat_alloc(cfg->w5_txns)))
 		return bench_fail(res, ENOMEM, "lmdb: out of memory");
 	t0 = bench_now();
-	for (long i = 0; i < cfg->w5_txns; i++) {
+	for (i = 0; i < cfg->w5_txns && bench_now() - t0 < cfg->dur_cap_s; i++) {
 		double s = bench_now();
 		uint32_t blk[3] = { bench_w5_random(&st), bench_w5_hot(&st), bench_w5_hot(&st) };
 		size_t tail = (size_t)i;
@@ -265,7 +267,7 @@ static int lmdb_w5(const struct bench_cfg *cfg, const char *dir, struct bench_re
 		lat[i] = (bench_now() - s) * 1e6;
 	}
 	res->secs = bench_now() - t0;
-	res->n = cfg->w5_txns;
+	res->n = i;
 	bench_pct(lat, res->n, &res->p50_us, &res->p99_us);
 	free(lat);
 	mdb_env_close(c.env);

@@ -125,6 +125,7 @@ static int lrvm_w1(const struct bench_cfg *cfg, const char *dir, struct bench_re
 	struct lrvm_ctx c = { 0 };
 	uint64_t st = cfg->seed;
 	double *lat, t0;
+	long i;
 	int err;
 
 	if ((err = lrvm_open(&c, dir, 1, res)) != 0)
@@ -133,7 +134,7 @@ static int lrvm_w1(const struct bench_cfg *cfg, const char *dir, struct bench_re
 		return bench_fail(res, ENOMEM, "lrvm: out of memory");
 	bench_io_mark(res);
 	t0 = bench_now();
-	for (long i = 0; i < cfg->w1_txns; i++) {
+	for (i = 0; i < cfg->w1_txns && bench_now() - t0 < cfg->dur_cap_s; i++) {
 		double s = bench_now();
 		rvm_return_t rc = lrvm_small_txn(&c, &st, i, flush);
 
@@ -143,7 +144,7 @@ static int lrvm_w1(const struct bench_cfg *cfg, const char *dir, struct bench_re
 	}
 	res->secs = bench_now() - t0;
 	bench_io_delta(res);
-	res->n = cfg->w1_txns;
+	res->n = i;
 	bench_pct(lat, res->n, &res->p50_us, &res->p99_us);
 	free(lat);
 	return 0;
@@ -309,6 +310,7 @@ static int lrvm_w5(const struct bench_cfg *cfg, const char *dir, struct bench_re
 	struct lrvm_ctx c = { 0 };
 	uint64_t st = cfg->seed ^ 0x5555;
 	double *lat, t0;
+	long i;
 	int err;
 
 	if ((err = lrvm_open(&c, dir, 1, res)) != 0)
@@ -316,7 +318,7 @@ static int lrvm_w5(const struct bench_cfg *cfg, const char *dir, struct bench_re
 	if (!(lat = bench_lat_alloc(cfg->w5_txns)))
 		return bench_fail(res, ENOMEM, "lrvm: out of memory");
 	t0 = bench_now();
-	for (long i = 0; i < cfg->w5_txns; i++) {
+	for (i = 0; i < cfg->w5_txns && bench_now() - t0 < cfg->dur_cap_s; i++) {
 		double s = bench_now();
 		uint32_t blk[3] = { bench_w5_random(&st), bench_w5_hot(&st), bench_w5_hot(&st) };
 		unsigned char *app;
@@ -342,7 +344,7 @@ static int lrvm_w5(const struct bench_cfg *cfg, const char *dir, struct bench_re
 		lat[i] = (bench_now() - s) * 1e6;
 	}
 	res->secs = bench_now() - t0;
-	res->n = cfg->w5_txns;
+	res->n = i;
 	bench_pct(lat, res->n, &res->p50_us, &res->p99_us);
 	free(lat);
 	return 0;

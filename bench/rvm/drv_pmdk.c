@@ -130,6 +130,7 @@ static int pmdk_w1(const struct bench_cfg *cfg, const char *dir, struct bench_re
 	struct pmdk_ctx c = { 0 };
 	uint64_t st = cfg->seed;
 	double *lat, t0;
+	long i;
 	int err;
 
 	if ((err = pmdk_open(&c, dir, 1, res)) != 0)
@@ -138,7 +139,7 @@ static int pmdk_w1(const struct bench_cfg *cfg, const char *dir, struct bench_re
 		return bench_fail(res, ENOMEM, "pmdk: out of memory");
 	bench_io_mark(res);
 	t0 = bench_now();
-	for (long i = 0; i < cfg->w1_txns; i++) {
+	for (i = 0; i < cfg->w1_txns && bench_now() - t0 < cfg->dur_cap_s; i++) {
 		double s = bench_now();
 
 		if ((err = pmdk_small_txn(&c, &st, i)) != 0)
@@ -147,7 +148,7 @@ static int pmdk_w1(const struct bench_cfg *cfg, const char *dir, struct bench_re
 	}
 	res->secs = bench_now() - t0;
 	bench_io_delta(res);
-	res->n = cfg->w1_txns;
+	res->n = i;
 	bench_pct(lat, res->n, &res->p50_us, &res->p99_us);
 	free(lat);
 	pmemobj_close(c.pop);
@@ -229,6 +230,7 @@ static int pmdk_w5(const struct bench_cfg *cfg, const char *dir, struct bench_re
 	struct pmdk_ctx c = { 0 };
 	uint64_t st = cfg->seed ^ 0x5555;
 	double *lat, t0;
+	long i;
 	int err;
 
 	if ((err = pmdk_open(&c, dir, 1, res)) != 0)
@@ -236,7 +238,7 @@ static int pmdk_w5(const struct bench_cfg *cfg, const char *dir, struct bench_re
 	if (!(lat = bench_lat_alloc(cfg->w5_txns)))
 		return bench_fail(res, ENOMEM, "pmdk: out of memory");
 	t0 = bench_now();
-	for (long i = 0; i < cfg->w5_txns; i++) {
+	for (i = 0; i < cfg->w5_txns && bench_now() - t0 < cfg->dur_cap_s; i++) {
 		double s = bench_now();
 		uint32_t blk[3] = { bench_w5_random(&st), bench_w5_hot(&st), bench_w5_hot(&st) };
 		unsigned char *app;
@@ -259,7 +261,7 @@ static int pmdk_w5(const struct bench_cfg *cfg, const char *dir, struct bench_re
 		lat[i] = (bench_now() - s) * 1e6;
 	}
 	res->secs = bench_now() - t0;
-	res->n = cfg->w5_txns;
+	res->n = i;
 	bench_pct(lat, res->n, &res->p50_us, &res->p99_us);
 	free(lat);
 	pmemobj_close(c.pop);

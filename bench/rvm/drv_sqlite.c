@@ -138,6 +138,7 @@ static int sql_w1(const struct bench_cfg *cfg, const char *dir, struct bench_res
 	struct sql_ctx c = { 0 };
 	uint64_t st = cfg->seed;
 	double *lat, t0;
+	long i;
 	int err;
 
 	if ((err = sql_open(&c, dir, sync, 1, res)) != 0)
@@ -146,7 +147,7 @@ static int sql_w1(const struct bench_cfg *cfg, const char *dir, struct bench_res
 		return bench_fail(res, ENOMEM, "sqlite: out of memory");
 	bench_io_mark(res);
 	t0 = bench_now();
-	for (long i = 0; i < cfg->w1_txns; i++) {
+	for (i = 0; i < cfg->w1_txns && bench_now() - t0 < cfg->dur_cap_s; i++) {
 		double s = bench_now();
 
 		if (sql_small_txn(&c, &st, i) != 0)
@@ -155,7 +156,7 @@ static int sql_w1(const struct bench_cfg *cfg, const char *dir, struct bench_res
 	}
 	res->secs = bench_now() - t0;
 	bench_io_delta(res);
-	res->n = cfg->w1_txns;
+	res->n = i;
 	bench_pct(lat, res->n, &res->p50_us, &res->p99_us);
 	free(lat);
 	sql_close(&c);
@@ -288,6 +289,7 @@ static int sql_w5(const struct bench_cfg *cfg, const char *dir, struct bench_res
 	uint64_t st = cfg->seed ^ 0x5555;
 	unsigned char rec[BENCH_W5_APPEND];
 	double *lat, t0;
+	long i;
 	int err;
 
 	if ((err = sql_open(&c, dir, sync, 1, res)) != 0)
@@ -295,7 +297,7 @@ static int sql_w5(const struct bench_cfg *cfg, const char *dir, struct bench_res
 	if (!(lat = bench_lat_alloc(cfg->w5_txns)))
 		return bench_fail(res, ENOMEM, "sqlite: out of memory");
 	t0 = bench_now();
-	for (long i = 0; i < cfg->w5_txns; i++) {
+	for (i = 0; i < cfg->w5_txns && bench_now() - t0 < cfg->dur_cap_s; i++) {
 		double s = bench_now();
 		uint32_t blk[3] = { bench_w5_random(&st), bench_w5_hot(&st), bench_w5_hot(&st) };
 		int rc = sql_step(c.begin);
@@ -310,7 +312,7 @@ static int sql_w5(const struct bench_cfg *cfg, const char *dir, struct bench_res
 		lat[i] = (bench_now() - s) * 1e6;
 	}
 	res->secs = bench_now() - t0;
-	res->n = cfg->w5_txns;
+	res->n = i;
 	bench_pct(lat, res->n, &res->p50_us, &res->p99_us);
 	free(lat);
 	sql_close(&c);

@@ -20,6 +20,7 @@ static int floor_w1(const struct bench_cfg *cfg, const char *dir, struct bench_r
 	const size_t len = BENCH_ARRAY_BYTES & ~(size_t)4095;
 	static char block[4096] __attribute__((aligned(4096)));
 	double *lat, t0;
+	long i;
 	int fd, rc;
 
 	if ((rc = bench_mkpath(path, sizeof(path), dir, "floor.dat")) != 0)
@@ -36,7 +37,7 @@ static int floor_w1(const struct bench_cfg *cfg, const char *dir, struct bench_r
 	}
 	bench_io_mark(res);
 	t0 = bench_now();
-	for (long i = 0; i < cfg->w1_txns; i++) {
+	for (i = 0; i < cfg->w1_txns && bench_now() - t0 < cfg->dur_cap_s; i++) {
 		double s = bench_now();
 		off_t off = (off_t)(((size_t)i * 4096) % len);
 
@@ -52,7 +53,7 @@ static int floor_w1(const struct bench_cfg *cfg, const char *dir, struct bench_r
 	if (rc == 0) {
 		res->secs = bench_now() - t0;
 		bench_io_delta(res);
-		res->n = cfg->w1_txns;
+		res->n = i;
 		bench_pct(lat, res->n, &res->p50_us, &res->p99_us);
 	}
 	free(lat);

@@ -14,6 +14,7 @@
 #include "bench.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,39 +139,83 @@ static double median(double *v, int k)
 	return k ? v[k / 2] : 0;
 }
 
-/* run_w1_rounds -- W1 (and the floor) in interleaved rounds; aggregate: total txns / total
- * time, and the median over rounds of each round's p50 and p99. */
-static void run_w1_rounds(struct bench_row *rows, int n, const struct bench_cfg *cfg)
+/* med_field -- median over rounds k of one double field of the results. */
+static double med_field(struct bench_res *rr, int k, size_t off)
 {
-	double p50[64][32], p99[64][32];
+	double v[64];
 
+	for (int r = 0; r < k; r++)
+		v[r] = *(double *)((char *)&rr[r] + off);
+	return median(v, k);
+}
+
+/*
+ * aggregate -- fold the rounds of one (system, workload) into one result. Rates (W1, W2, W5):
+ * total transactions over total time, call counts summed, p50/p99 the median of the rounds'.
+ * W3/W4: the median round of every time and byte count. A failure in any round wins.
+ */
+static void aggregate(struct bench_res *rr, int k, enum bench_wl wl, struct bench_res *out)
+{
+	*out = rr[0];
+	for (int r = 0; r < k; r++)
+		if (rr[r].rc != 0) {
+			*out = rr[r];
+			return;
+		}
+	if (wl == WL_W1 || wl == WL_W2 || wl == WL_W5) {
+		for (int r = 1; r < k; r++) {
+			out->n += rr[r].n;
+			out->secs += rr[r].secs;
+			out->wchar += rr[r].wchar;
+			out->syscw += rr[r].syscw;
+		}
+		out->p50_us = med_field(rr, k, offsetof(struct bench_res, p50_us));
+		out->p99_us = med_field(rr, k, offsetof(struct bench_res, p99_us));
+		return;
+	}
+	out->secs = med_field(rr, k, offsetof(struct bench_res, secs));
+	out->wbytes = med_field(rr, k, offsetof(struct bench_res, wbytes));
+	out->rbytes = med_field(rr, k, offsetof(struct bench_res, rbytes));
+	out->dev_rbytes = med_field(rr, k, offsetof(struct bench_res, dev_rbytes));
+	out->x_secs = med_field(rr, k, offsetof(struct bench_res, x_secs));
+	out->x_wbytes = med_field(rr, k, offsetof(struct bench_res, x_wbytes));
+}
+
+/*
+ * run_rounds -- every selected workload of every system, in cfg->rounds interleaved rounds
+ * (round r: W1 of the floor and all systems, W5 of all, W2, W3, W4, W4c), so that the noise
+ * of this shared machine falls on every system alike, and each round's floor is measured
+ * next to the commits it is compared with.
+ */
+static int run_rounds(struct bench_row *rows, int n, const struct bench_cfg *cfg,
+		      const char *wls)
+{
+	static const enum bench_wl order[WL_COUNT] = { WL_W1, WL_W5, WL_W2, WL_W3, WL_W4,
+						       WL_W4C };
+	struct bench_res (*rr)[WL_COUNT][64] = calloc((size_t)n, sizeof(*rr));
+
+	if (!rr)
+		return ENOMEM;
 	for (int r = 0; r < cfg->rounds; r++) {
-		fprintf(stderr, "W1 round %d/%d\n", r + 1, cfg->rounds);
-		for (int i = 0; i < n; i++) {
-			struct bench_res res, *acc = &rows[i].res[WL_W1];
+		fprintf(stderr, "round %d/%d\n", r + 1, cfg->rounds);
+		for (int o = 0; o < WL_COUNT; o++) {
+			enum bench_wl wl = order[o];
 
-			run_one(rows[i].sys, WL_W1, cfg, r, &res);
-			rows[i].have[WL_W1] = 1;
-			if (res.rc != 0) {
-				if (acc->rc == 0)
-					*acc = res;
+			if (!wl_wanted(wls, wl))
 				continue;
+			for (int i = 0; i < n; i++) {
+				run_one(rows[i].sys, wl, cfg, r, &rr[i][wl][r]);
+				rows[i].have[wl] = 1;
 			}
-			if (acc->rc != 0)
-				continue;
-			acc->n += res.n;
-			acc->secs += res.secs;
-			acc->wchar += res.wchar;
-			acc->syscw += res.syscw;
-			p50[i][r] = res.p50_us;
-			p99[i][r] = res.p99_us;
 		}
 	}
 	for (int i = 0; i < n; i++)
-		if (rows[i].res[WL_W1].rc == 0) {
-			rows[i].res[WL_W1].p50_us = median(p50[i], cfg->rounds);
-			rows[i].res[WL_W1].p99_us = median(p99[i], cfg->rounds);
-		}
+		for (int wl = 0; wl < WL_COUNT; wl++)
+			if (rows[i].have[wl])
+				aggregate(rr[i][wl], cfg->rounds, (enum bench_wl)wl,
+					  &rows[i].res[wl]);
+	free(rr);
+	return 0;
 }
 
 /* print_context -- the machine and the sizes, so a table is never read without them. */
@@ -184,10 +229,12 @@ static void print_context(const struct bench_cfg *cfg)
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", gmtime(&now));
 	printf("rvm-bench: %s, %s %s, %ld CPUs, data in %s\n", when, u.sysname, u.release,
 	       sysconf(_SC_NPROCESSORS_ONLN), cfg->dir);
-	printf("sizes: %u ints (%u B); W1 %ld txns x %d rounds; W2 up to %ld txns (cap %.1f s); "
-	       "W3 1 txn of %u updates; W4 %d txns then kill -9; W5 %ld txns\n",
-	       BENCH_NINTS, BENCH_ARRAY_BYTES, cfg->w1_txns, cfg->rounds, cfg->w2_txns,
-	       cfg->w2_cap_s, BENCH_NINTS / BENCH_W3_STRIDE, cfg->w4_txns, cfg->w5_txns);
+	printf("sizes: %u ints (%u B); %d rounds of: W1 %ld txns, W5 %ld txns (each capped at "
+	       "%.1f s), W2 up to %ld txns (cap %.1f s), W3 1 txn of %u updates, W4 %d txns then "
+	       "kill -9\n",
+	       BENCH_NINTS, BENCH_ARRAY_BYTES, cfg->rounds, cfg->w1_txns, cfg->w5_txns,
+	       cfg->dur_cap_s, cfg->w2_txns, cfg->w2_cap_s, BENCH_NINTS / BENCH_W3_STRIDE,
+	       cfg->w4_txns);
 }
 
 int main(int argc, char **argv)
@@ -197,6 +244,7 @@ int main(int argc, char **argv)
 	struct bench_cfg cfg = {
 		.w1_txns = 1000, .rounds = 3, .w2_txns = 1000000, .w2_cap_s = 2.0,
 		.w5_txns = 1000, .w4_txns = BENCH_W4_TXNS, .seed = 0x9E3779B97F4A7C15ULL,
+		.dur_cap_s = 4.0,
 	};
 	const char *base = getenv("LRVM_BENCH_DIR"), *csv = NULL, *only = NULL, *wls = NULL, *s;
 	char dir[PATH_MAX];
@@ -300,16 +348,9 @@ int main(int argc, char **argv)
 	print_context(&cfg);
 	fflush(stdout);
 
-	if (wl_wanted(wls, WL_W1))
-		run_w1_rounds(rows, n, &cfg);
-	for (int wl = WL_W2; wl < WL_COUNT; wl++) {
-		if (!wl_wanted(wls, (enum bench_wl)wl))
-			continue;
-		fprintf(stderr, "%s\n", wl_label[wl]);
-		for (int i = 0; i < n; i++) {
-			run_one(rows[i].sys, (enum bench_wl)wl, &cfg, 0, &rows[i].res[wl]);
-			rows[i].have[wl] = 1;
-		}
+	if (run_rounds(rows, n, &cfg, wls) != 0) {
+		fprintf(stderr, "rvm-bench: out of memory\n");
+		return 1;
 	}
 	rmdir(dir);
 
