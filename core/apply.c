@@ -44,6 +44,9 @@ static const char *logrd_get(struct logrd *rd, uint64_t pos, uint64_t len, int *
     }
     rd->b.len = (size_t)want;
     rd->win_off = pos;
+    /* start small (a short log costs little), double up to 4 MiB for long ones */
+    if (rd->chunk < (4u << 20))
+        rd->chunk *= 2;
     return rd->b.p;
 }
 
@@ -113,89 +116,227 @@ int logrd_next(struct logrd *rd, uint64_t *pos, uint64_t seq, const struct log_r
     return r;
 }
 
-/* apply_group -- write ranges [i, j) of one record (same segment, ascending,
- * close together) with one pread + patch + pwrite of their span */
-static int apply_group(struct seg *s, const char *rh, const char *const *data, uint32_t i,
-                       uint32_t j, struct buf *scratch)
+/*
+ * Batched apply. Records are not written one range at a time: a batch of records
+ * (up to APPLY_BATCH bytes of new values) is gathered, every range is cut at 1 MiB
+ * boundaries of its segment into "pieces", and the pieces are grouped by window
+ * (segment, offset >> 20) keeping log order inside each window. Windows are
+ * disjoint, so each can be written independently: a dense window with one pread +
+ * patch (pieces in log order: the later value wins) + one pwrite, a sparse one
+ * piece by piece. The segment passes through intermediate states that no
+ * sequential replay would produce, which is harmless: nothing reads the segment
+ * until the pass is complete and synced, and after a crash recovery replays the
+ * whole pass again from the head the status block still names.
+ */
+#define APPLY_BATCH (32u << 20)
+#define APPLY_WIN_SHIFT 20
+
+struct piece {
+    uint32_t win;
+    uint32_t len;
+    uint64_t off;
+    uint64_t data;        /* offset in batch.data */
+};
+
+struct win {
+    uint64_t key;         /* seg id << 44 | window number; 0 = empty slot */
+    struct seg *s;
+    uint64_t lo, hi;
+    uint32_t n, pos;
+};
+
+struct batch {
+    struct buf data;
+    struct piece *p;
+    size_t np, pcap;
+    struct win *w;        /* open addressing */
+    size_t wcap, nw;
+    uint32_t *wlist;      /* slot index of each used window, in first-use order */
+    uint32_t *order;
+    size_t ocap;
+    struct buf scratch;
+};
+
+/* batch_win -- the window of (seg, off), created if absent; index into b->w or -1 */
+static long batch_win(struct batch *b, struct seg *s, uint64_t off)
 {
-    struct log_range_hdr a, b;
-    memcpy(&a, rh + (size_t)i * LOG_RANGE_HDR, sizeof(a));
-    memcpy(&b, rh + (size_t)(j - 1) * LOG_RANGE_HDR, sizeof(b));
-    uint64_t start = a.off, span = b.off + b.len - a.off;
-    scratch->len = 0;
-    if (buf_reserve(scratch, (size_t)span) != 0)
-        return ENOMEM;
-    int e = full_pread(s->fd, scratch->p, (size_t)span, start);
-    if (e < 0) {
-        /* span reaches past the end of the file: write range by range */
-        for (uint32_t k = i; k < j; k++) {
-            struct log_range_hdr r;
-            memcpy(&r, rh + (size_t)k * LOG_RANGE_HDR, sizeof(r));
-            if ((e = full_pwrite(s->fd, data[k - i], r.len, r.off)) != 0)
-                return e;
+    uint64_t key = ((uint64_t)s->id << 44) | (off >> APPLY_WIN_SHIFT);
+    if ((b->nw + 1) * 2 > b->wcap) {
+        size_t cap = b->wcap ? b->wcap * 2 : 256;
+        struct win *w = calloc(cap, sizeof(*w));
+        uint32_t *l = realloc(b->wlist, cap * sizeof(*l));
+        if (w == NULL || l == NULL) {
+            free(w);
+            if (l)
+                b->wlist = l;
+            return -1;
         }
-        return 0;
+        b->wlist = l;
+        for (size_t i = 0; i < b->nw; i++) {
+            struct win *o = &b->w[b->wlist[i]];
+            size_t h = (size_t)(o->key * 0x9E3779B97F4A7C15ull >> 20) & (cap - 1);
+            while (w[h].key)
+                h = (h + 1) & (cap - 1);
+            w[h] = *o;
+            b->wlist[i] = (uint32_t)h;
+        }
+        free(b->w);
+        b->w = w;
+        b->wcap = cap;
     }
-    if (e)
-        return e;
-    for (uint32_t k = i; k < j; k++) {
-        struct log_range_hdr r;
-        memcpy(&r, rh + (size_t)k * LOG_RANGE_HDR, sizeof(r));
-        memcpy(scratch->p + (r.off - start), data[k - i], r.len);
+    size_t h = (size_t)(key * 0x9E3779B97F4A7C15ull >> 20) & (b->wcap - 1);
+    while (b->w[h].key && b->w[h].key != key)
+        h = (h + 1) & (b->wcap - 1);
+    if (!b->w[h].key) {
+        b->w[h] = (struct win){ .key = key, .s = s, .lo = UINT64_MAX, .hi = 0 };
+        b->wlist[b->nw++] = (uint32_t)h;
     }
-    /* rewriting the gap bytes with the values just read is harmless: only apply
-     * passes (serialised by trunc_mu) write segment files */
-    return full_pwrite(s->fd, scratch->p, (size_t)span, start);
+    return (long)h;
 }
 
-/* apply_record -- write one record's ranges to their segments */
+/* batch_add -- add one range (new values at data offset d) as pieces */
+static int batch_add(struct batch *b, struct seg *s, uint64_t off, uint64_t len, uint64_t d)
+{
+    while (len > 0) {
+        uint64_t wend = ((off >> APPLY_WIN_SHIFT) + 1) << APPLY_WIN_SHIFT;
+        uint64_t k = len < wend - off ? len : wend - off;
+        long wi = batch_win(b, s, off);
+        if (wi < 0)
+            return ENOMEM;
+        if (b->np == b->pcap) {
+            size_t cap = b->pcap ? b->pcap * 2 : 1024;
+            struct piece *p = realloc(b->p, cap * sizeof(*p));
+            if (p == NULL)
+                return ENOMEM;
+            b->p = p;
+            b->pcap = cap;
+        }
+        b->p[b->np++] = (struct piece){ .win = (uint32_t)wi, .len = (uint32_t)k, .off = off,
+                                        .data = d };
+        struct win *w = &b->w[wi];
+        w->n++;
+        if (off < w->lo)
+            w->lo = off;
+        if (off + k > w->hi)
+            w->hi = off + k;
+        off += k;
+        d += k;
+        len -= k;
+    }
+    return 0;
+}
+
+/* batch_flush -- write every window of the batch, then empty it */
+static rvm_return_t batch_flush(struct batch *b, const char *logpath)
+{
+    rvm_return_t rc = RVM_SUCCESS;
+    if (b->np == 0)
+        goto reset;
+    if (b->ocap < b->np) {
+        uint32_t *o = realloc(b->order, b->np * sizeof(*o));
+        if (o == NULL)
+            return err_set(RVM_ENO_MEMORY, "out of memory applying log %s", logpath);
+        b->order = o;
+        b->ocap = b->np;
+    }
+    /* counting sort of pieces by window, stable: log order kept inside a window */
+    uint32_t pos = 0;
+    for (size_t i = 0; i < b->nw; i++) {
+        struct win *w = &b->w[b->wlist[i]];
+        w->pos = pos;
+        pos += w->n;
+    }
+    for (size_t i = 0; i < b->np; i++)
+        b->order[b->w[b->p[i].win].pos++] = (uint32_t)i;
+    pos = 0;
+    for (size_t i = 0; i < b->nw && rc == RVM_SUCCESS; i++) {
+        struct win *w = &b->w[b->wlist[i]];
+        uint32_t *ord = b->order + pos;
+        pos += w->n;
+        struct seg *s = w->s;
+        uint64_t span = w->hi - w->lo;
+        int e = 0;
+        int dense = w->n > 1 && span <= (uint64_t)w->n * 1024;
+        if (dense) {
+            b->scratch.len = 0;
+            if (buf_reserve(&b->scratch, (size_t)span) != 0)
+                return err_set(RVM_ENO_MEMORY, "out of memory applying log %s", logpath);
+            e = full_pread(s->fd, b->scratch.p, (size_t)span, w->lo);
+            if (e < 0) {
+                dense = 0;          /* the span reaches past the end of the file */
+                e = 0;
+            }
+        }
+        if (dense && e == 0) {
+            for (uint32_t k = 0; k < w->n; k++) {
+                const struct piece *p = &b->p[ord[k]];
+                memcpy(b->scratch.p + (p->off - w->lo), b->data.p + p->data, p->len);
+            }
+            /* bytes between pieces are rewritten with the values just read: only
+             * apply passes (serialised by trunc_mu) write segment files */
+            e = full_pwrite(s->fd, b->scratch.p, (size_t)span, w->lo);
+        } else if (e == 0) {
+            for (uint32_t k = 0; k < w->n && e == 0; k++) {
+                const struct piece *p = &b->p[ord[k]];
+                e = full_pwrite(s->fd, b->data.p + p->data, p->len, p->off);
+            }
+        }
+        if (e)
+            rc = err_io(e < 0 ? EIO : e, "segment %s: writing committed data from log %s "
+                        "failed: %s; the log keeps the data (run recovery again once the "
+                        "problem is fixed)", s->path, logpath, strerror(e < 0 ? EIO : e));
+        s->dirty = 1;
+    }
+reset:
+    for (size_t i = 0; i < b->nw; i++)
+        b->w[b->wlist[i]].key = 0;
+    b->nw = 0;
+    b->np = 0;
+    b->data.len = 0;
+    return rc;
+}
+
+/* batch_free -- release a batch */
+static void batch_free(struct batch *b)
+{
+    buf_free(&b->data);
+    buf_free(&b->scratch);
+    free(b->p);
+    free(b->w);
+    free(b->wlist);
+    free(b->order);
+}
+
+/* apply_record -- add one record's ranges to the batch */
 static rvm_return_t apply_record(struct seg *const *segs, uint32_t nsegs,
                                  const struct log_rec_hdr *h, const char *payload,
-                                 struct buf *scratch, struct buf *ptrs, const char *logpath,
-                                 struct apply_res *res)
+                                 struct batch *b, const char *logpath, struct apply_res *res)
 {
     const char *rh = payload;
-    const char *data = payload + (size_t)h->nranges * LOG_RANGE_HDR;
-    ptrs->len = 0;
-    if (buf_reserve(ptrs, (size_t)h->nranges * sizeof(char *) + 8) != 0)
-        return err_set(RVM_ENO_MEMORY, "out of memory applying log %s", logpath);
-    const char **dp = (const char **)ptrs->p;
-    for (uint32_t k = 0; k < h->nranges; k++) {
-        struct log_range_hdr r;
-        memcpy(&r, rh + (size_t)k * LOG_RANGE_HDR, sizeof(r));
-        dp[k] = data;
-        data += r.len;
+    size_t hdrs = (size_t)h->nranges * LOG_RANGE_HDR;
+    size_t dlen = h->len - LOG_REC_HDR - hdrs;
+    if (b->data.len + dlen > APPLY_BATCH && b->np > 0) {
+        rvm_return_t rc = batch_flush(b, logpath);
+        if (rc)
+            return rc;
     }
-    uint32_t i = 0;
-    while (i < h->nranges) {
+    if (buf_reserve(&b->data, dlen) != 0)
+        return err_set(RVM_ENO_MEMORY, "out of memory applying log %s", logpath);
+    uint64_t d = b->data.len;
+    memcpy(b->data.p + d, payload + hdrs, dlen);
+    b->data.len += dlen;
+    for (uint32_t i = 0; i < h->nranges; i++) {
         struct log_range_hdr r;
         memcpy(&r, rh + (size_t)i * LOG_RANGE_HDR, sizeof(r));
         if (r.seg > nsegs || segs[r.seg] == NULL)
             return err_set(RVM_ELOG, "log %s: record %llu names segment id %u, which is not "
                            "in the log's segment dictionary; the log is damaged",
                            logpath, (unsigned long long)h->seq, r.seg);
-        struct seg *s = segs[r.seg];
-        uint32_t j = i + 1;
-        uint64_t end = r.off + r.len;
-        while (j < h->nranges) {
-            struct log_range_hdr n;
-            memcpy(&n, rh + (size_t)j * LOG_RANGE_HDR, sizeof(n));
-            if (n.seg != r.seg || n.off < end || n.off - end > 4096 ||
-                n.off + n.len - r.off > (1u << 20))
-                break;
-            end = n.off + n.len;
-            j++;
-        }
-        int e = j - i == 1 ? full_pwrite(s->fd, dp[i], r.len, r.off)
-                           : apply_group(s, rh, dp + i, i, j, scratch);
-        if (e)
-            return err_io(e < 0 ? EIO : e, "segment %s: writing committed data from log %s "
-                          "failed: %s; the log keeps the data (run recovery again once the "
-                          "problem is fixed)", s->path, logpath, strerror(e < 0 ? EIO : e));
-        s->dirty = 1;
-        res->nranges += j - i;
-        i = j;
+        if (batch_add(b, segs[r.seg], r.off, r.len, d) != 0)
+            return err_set(RVM_ENO_MEMORY, "out of memory applying log %s", logpath);
+        d += r.len;
     }
+    res->nranges += h->nranges;
     res->bytes += h->len;
     return RVM_SUCCESS;
 }
@@ -208,7 +349,8 @@ static rvm_return_t apply_log_rd(struct logrd *rd, struct seg *const *segs, uint
                                  uint64_t off, uint64_t seq, uint64_t max_seq,
                                  uint64_t limit, struct apply_res *res)
 {
-    struct buf scratch = { 0 }, ptrs = { 0 };
+    struct batch b;
+    memset(&b, 0, sizeof(b));
     rvm_return_t rc = RVM_SUCCESS;
     memset(res, 0, sizeof(*res));
     uint64_t cur = off;
@@ -227,7 +369,7 @@ static rvm_return_t apply_log_rd(struct logrd *rd, struct seg *const *segs, uint
         if (p != cur)
             res->consumed += rd->area_len - cur; /* the wrap gap */
         uint32_t len = h->len;
-        rc = apply_record(segs, nsegs, h, payload, &scratch, &ptrs, rd->path, res);
+        rc = apply_record(segs, nsegs, h, payload, &b, rd->path, res);
         if (rc)
             break;
         res->consumed += len;
@@ -239,10 +381,11 @@ static rvm_return_t apply_log_rd(struct logrd *rd, struct seg *const *segs, uint
         }
         seq++;
     }
+    if (rc == RVM_SUCCESS)
+        rc = batch_flush(&b, rd->path);
     res->end_off = cur;
     res->next_seq = seq;
-    buf_free(&scratch);
-    buf_free(&ptrs);
+    batch_free(&b);
     return rc;
 }
 
@@ -252,8 +395,7 @@ rvm_return_t apply_log(struct log *lg, uint64_t off, uint64_t seq, uint64_t max_
 {
     struct logrd rd = { .fd = lg->fd, .path = lg->path, .area_off = lg->area_off,
                         .area_len = lg->area_len, .salt = lg->salt,
-                        .chunk = R.recovery_buf_len > (4u << 20) ? R.recovery_buf_len
-                                                                  : (4u << 20) };
+                        .chunk = 256u << 10 };
     uint32_t nsegs = __atomic_load_n(&R.nsegs, __ATOMIC_ACQUIRE);
     rvm_return_t rc = apply_log_rd(&rd, R.segs, nsegs, off, seq, max_seq, limit, res);
     buf_free(&rd.b);

@@ -230,9 +230,8 @@ rvm_return_t log_status_read(int fd, const char *path, struct log_status *st,
         memcpy(dict->p, slot + sizeof(*st), n);
         dict->len = n;
     }
-    /* remember which slot is current in the generation's low bit parity: callers
-     * write the other one; encode the slot in st->used's spare top bit is not needed
-     * because log_open derives it from the generation comparison below */
+    /* the crc field of the returned copy is replaced by the index of the current slot
+     * (0 or 1): log_open needs it, so the next status write goes to the other slot */
     st->crc = (uint32_t)pick;
     free(hdr);
     return RVM_SUCCESS;
@@ -278,8 +277,15 @@ rvm_return_t log_add_segment(struct log *lg, struct seg *s)
 {
     rvm_return_t rc = RVM_SUCCESS;
     pthread_mutex_lock(&lg->status_mu);
-    if (s->id > lg->st_nsegs)
+    if (s->id > lg->st_nsegs) {
         rc = log_status_write(lg, lg->st_head_off, lg->st_head_seq);
+        if (rc == RVM_SUCCESS) {
+            pthread_mutex_lock(&lg->mu);
+            R.st.n_special++;
+            R.st.tot_special++;
+            pthread_mutex_unlock(&lg->mu);
+        }
+    }
     pthread_mutex_unlock(&lg->status_mu);
     return rc;
 }
@@ -289,10 +295,11 @@ rvm_return_t log_open(const char *path, struct log **out)
 {
     int fd = sysio.open(path, O_RDWR, 0);
     if (fd < 0) {
+        rvm_ioerrno = errno;
         if (errno == ENOENT)
-            return err_set(RVM_ELOG, "log %s does not exist; create it with rvm_create_log "
+            return err_set(RVM_EIO, "log %s does not exist; create it with rvm_create_log "
                            "(or options->create_log_file) or `rvmutl create-log`", path);
-        return err_set(RVM_ELOG, "cannot open log %s: %s", path, strerror(errno));
+        return err_set(RVM_EIO, "cannot open log %s: %s", path, strerror(errno));
     }
     struct log_status st;
     rvm_return_t rc = log_status_read(fd, path, &st, NULL);
@@ -505,10 +512,11 @@ static rvm_return_t log_write_batch(struct log *lg)
             continue;
         }
         if (gap)
-            R.st.n_wrap = 1;
+            R.st.tot_wrap++;
         lg->used += gap + run;
         lg->tail_off = pos + run;
         if (lg->area_len - lg->tail_off < LOG_REC_HDR) {
+            R.st.tot_wrap++;
             /* readers jump to 0 from here: the sliver is dead space until head passes */
             lg->used += lg->area_len - lg->tail_off;
             lg->tail_off = 0;

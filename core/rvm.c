@@ -104,9 +104,8 @@ rvm_return_t rvm_initialize(const char *version, rvm_options_t *opts)
     rvm_init_statistics(&R.st);
     if (opts != NULL) {
         if (opts->create_log_file && opts->log_dev != NULL) {
+            /* as the original: an existing log file makes this fail (RVM_ELOG) */
             rc = rvm_create_log(opts, &opts->create_log_size, opts->create_log_mode);
-            if (rc == RVM_ELOG && access(opts->log_dev, F_OK) == 0)
-                rc = RVM_SUCCESS;   /* exists already: use it */
         }
         if (rc == RVM_SUCCESS)
             rc = rvm_opts_apply(opts);

@@ -39,6 +39,8 @@ struct seg {
     int nmapped;         /* regions currently mapped */
     uint64_t last_seq;   /* highest seq of a record (queued or written) naming it */
     int dirty;           /* written by apply since its last fsync (trunc_mu) */
+    struct shadow ***sdir; /* coalescing set pages of this segment: [page>>9][page&511] */
+    size_t sdir_len;       /* (log.mu) */
 };
 
 /* a mapped region */
@@ -71,6 +73,7 @@ struct txn {
     struct buf old;
     struct region *last_rg;
     uint64_t last_gen;
+    uint64_t elim, saved;   /* coalescing counts of the commit in progress */
     struct txn *next, *prev;
 };
 
@@ -84,15 +87,14 @@ struct shadow {
 
 /* the no_flush coalescing set (RVM_COALESCE_TRANS): not yet a record */
 struct cset {
-    struct shadow **tab; /* open addressing by key */
-    size_t tabcap;
     struct shadow **list; /* in insertion order; sorted when it becomes a record */
     size_t n, listcap;
     struct shadow **pool; /* recycled pages */
     size_t npool, poolcap;
     uint64_t ntxn;       /* transactions in the set */
-    uint64_t nbytes;     /* distinct bytes set */
+    uint64_t nbytes;     /* bytes set (upper bound of distinct bytes) */
     uint64_t nruns_est;  /* upper bound of ranges it will emit */
+    uint64_t nranges_in, nbytes_in; /* what went in (statistics) */
     struct range *out;   /* scratch for materialize */
     size_t outcap;
 };
@@ -191,6 +193,7 @@ void log_kick_truncation(struct log *lg);
 rvm_return_t cset_add(struct log *lg, const struct range *r, size_t n);
 rvm_return_t cset_materialize(struct log *lg);
 void cset_free(struct cset *cs);
+void cset_seg_free(struct seg *s);
 
 /* apply.c (shared by recovery and truncation) */
 struct apply_res {
@@ -237,7 +240,8 @@ rvm_return_t rvm_opts_apply(rvm_options_t *o);
 
 /* txn.c */
 void txn_free_all(void);
-rvm_return_t txn_commit_ranges(struct range *r, size_t n, rvm_mode_t mode, uint32_t ntxn);
+rvm_return_t txn_commit_ranges(struct range *r, size_t n, rvm_mode_t mode, uint32_t ntxn,
+                               uint64_t elim, uint64_t saved);
 
 /* stats.c */
 void stats_hist(rvm_length_t *hist, int len, const rvm_length_t *dist, rvm_length_t v);

@@ -97,6 +97,7 @@ void seg_close_all(void)
 {
     for (uint32_t i = 1; i <= R.nsegs; i++) {
         sysio.close(R.segs[i]->fd);
+        cset_seg_free(R.segs[i]);
         free(R.segs[i]->path);
         free(R.segs[i]);
         R.segs[i] = NULL;
@@ -294,7 +295,8 @@ rvm_return_t rvm_unmap(rvm_region_t *region)
         goto out;
     }
     struct region *g = R.regions[at];
-    if (g->len != region->length) {
+    if (g->len != region->length &&
+        RVM_ROUND_LENGTH_UP_TO_PAGE_SIZE(region->length) != g->vmlen) {
         rc = err_set(RVM_ERANGE, "rvm_unmap: length %lu differs from the mapped %llu",
                      region->length, (unsigned long long)g->len);
         goto out;

@@ -29,7 +29,7 @@ rvm_return_t rvm_statistics(const char *version, rvm_statistics_t *statistics)
     pthread_mutex_lock(&R.mu);
     pthread_mutex_lock(&R.log->mu);
     R.st.n_uncommit = (rvm_length_t)R.n_open;
-    R.st.n_wrap = R.log->used > 0 && R.log->head_off > R.log->tail_off;
+    R.st.n_wrap = R.log->used > 0 && R.log->head_off >= R.log->tail_off;
     R.st.log_dev_cur = R.log->used * 100 / R.log->area_len;
     *statistics = R.st;
     pthread_mutex_unlock(&R.log->mu);

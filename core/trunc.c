@@ -58,10 +58,6 @@ rvm_return_t trunc_step(struct log *lg, uint64_t limit, int *progress)
         lg->head_off = res.end_off;
         lg->head_seq = res.next_seq;
         lg->used -= res.consumed;
-        if (lg->used == 0)
-            R.st.n_wrap = 0;
-        else if (lg->head_off < lg->tail_off)
-            R.st.n_wrap = 0;
         uint64_t dt = now_usec() - t0;
         R.st.last_truncation_time = (rvm_length_t)(dt / 1000);
         R.st.last_tree_apply_time = (rvm_length_t)(dt / 1000);
@@ -198,8 +194,7 @@ rvm_return_t recover(struct log *lg)
     rvm_return_t rc = log_status_read(lg->fd, lg->path, &st, &dict);
     if (rc == RVM_SUCCESS) {
         struct apply_res res;
-        uint64_t chunk = R.recovery_buf_len > (4u << 20) ? R.recovery_buf_len : (4u << 20);
-        rc = recover_apply(lg->fd, lg->path, &st, &dict, chunk, 0, &res);
+        rc = recover_apply(lg->fd, lg->path, &st, &dict, 64u << 10, 0, &res);
         if (rc == RVM_SUCCESS) {
             uint64_t old = lg->salt;
             lg->salt ^= now_usec() * 0x9E3779B97F4A7C15ull;

@@ -33,6 +33,9 @@ rvm_return_t rvm_begin_transaction(rvm_tid_t *tid, rvm_mode_t mode)
         return err_set(RVM_ELOG, "rvm_begin_transaction: no log; set options->log_dev");
     if (mode != restore && mode != no_restore)
         return RVM_EMODE;
+    if (txn_get(tid) != NULL)
+        return err_set(RVM_ETID, "rvm_begin_transaction: this tid is already begun; end or "
+                       "abort it first");
     pthread_mutex_lock(&R.mu);
     struct txn *t = R.free_txns;
     if (t != NULL)
@@ -200,8 +203,20 @@ static size_t txn_coalesce(struct txn *t, struct range **out, size_t *cap)
                   (r[i].seg == r[i - 1].seg && r[i].off < r[i - 1].off)))
             sorted = 0;
     }
-    if (!sorted)
+    if (!sorted && t->n <= 16) {
+        /* small transactions: insertion sort (qsort would malloc a merge buffer) */
+        for (size_t i = 1; i < t->n; i++) {
+            struct range x = r[i];
+            size_t j = i;
+            while (j > 0 && range_cmp(&r[j - 1], &x) > 0) {
+                r[j] = r[j - 1];
+                j--;
+            }
+            r[j] = x;
+        }
+    } else if (!sorted) {
         qsort(r, t->n, sizeof(*r), range_cmp);
+    }
     size_t m = 0;
     uint64_t saved = 0, elim = 0;
     for (size_t i = 0; i < t->n; i++) {
@@ -217,10 +232,8 @@ static size_t txn_coalesce(struct txn *t, struct range **out, size_t *cap)
     }
     for (size_t i = 0; i < m; i++)
         r[i].src = r[i].rg->vmaddr + (r[i].off - r[i].rg->off);
-    R.st.n_range_elim += elim;
-    R.st.tot_range_elim += elim;
-    R.st.range_overlap = rvm_add_length_to_offset(&R.st.range_overlap, saved);
-    R.st.tot_range_overlap = rvm_add_length_to_offset(&R.st.tot_range_overlap, saved);
+    t->elim = elim;                 /* counted under lg->mu at commit */
+    t->saved = saved;
     return m;
 }
 
@@ -229,7 +242,8 @@ static size_t txn_coalesce(struct txn *t, struct range **out, size_t *cap)
  * flush -> queued records + this one are written and synced (group commit) before
  * return; no_flush -> queued (or folded into the coalescing set).
  */
-rvm_return_t txn_commit_ranges(struct range *r, size_t n, rvm_mode_t mode, uint32_t ntxn)
+rvm_return_t txn_commit_ranges(struct range *r, size_t n, rvm_mode_t mode, uint32_t ntxn,
+                               uint64_t elim, uint64_t saved)
 {
     struct log *lg = R.log;
     rvm_return_t rc = RVM_SUCCESS;
@@ -245,6 +259,10 @@ rvm_return_t txn_commit_ranges(struct range *r, size_t n, rvm_mode_t mode, uint3
                        "but log %s holds only %llu bytes; create a larger log", n,
                        (unsigned long long)size, lg->path, (unsigned long long)lg->area_len);
     }
+    R.st.n_range_elim += elim;
+    R.st.tot_range_elim += elim;
+    R.st.range_overlap = rvm_add_length_to_offset(&R.st.range_overlap, saved);
+    R.st.tot_range_overlap = rvm_add_length_to_offset(&R.st.tot_range_overlap, saved);
     static const rvm_length_t dist[] = { range_lengths_dist };
     for (size_t i = 0; i < n && i < 64; i++) {
         stats_hist(R.st.range_lengths, range_lengths_len, dist, r[i].len);
@@ -294,6 +312,7 @@ rvm_return_t rvm_end_transaction(rvm_tid_t *tid, rvm_mode_t mode)
         return RVM_ETID;
     struct range *r = t->r;
     size_t n = t->n;
+    t->elim = t->saved = 0;
     if (rvm_optimizations && n > 1) {
         n = txn_coalesce(t, &tls_cr, &tls_crcap);
         if (n == (size_t)-1)
@@ -304,7 +323,7 @@ rvm_return_t rvm_end_transaction(rvm_tid_t *tid, rvm_mode_t mode)
         txn_release(t);                      /* nothing to log: discarded */
         return RVM_SUCCESS;
     }
-    rvm_return_t rc = txn_commit_ranges(r, n, mode, 1);
+    rvm_return_t rc = txn_commit_ranges(r, n, mode, 1, t->elim, t->saved);
     if (rc != RVM_SUCCESS)
         return rc;                           /* the tid stays valid */
     txn_release(t);
@@ -336,7 +355,7 @@ rvm_return_t txn_commit_vector(const struct txn_vec *v, size_t n, rvm_mode_t mod
                                .len = v[i].len, .src = v[i].src, .oldpos = 0 };
     }
     pthread_mutex_unlock(&R.mu);
-    rvm_return_t rc = txn_commit_ranges(r, n, mode, 1);
+    rvm_return_t rc = txn_commit_ranges(r, n, mode, 1, 0, 0);
     free(r);
     return rc;
 }

@@ -1,0 +1,208 @@
+/*
+ * loader.c -- the LRVM segment loader (rvm_segment.h): a header page listing the
+ * regions of a segment and their VM addresses; load maps them all.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include <rvm/rvm_segment.h>
+
+#include "rvm_int.h"
+
+#define LOADER_ID 1
+
+/* the on-disk header (first page of the segment) */
+struct loader_hdr {
+    int struct_id;
+    char version[128];
+    rvm_length_t nregions;
+    rvm_region_def_t regions[];
+};
+
+/* loader_max -- most regions a header page holds */
+static rvm_length_t loader_max(void)
+{
+    return RVM_SEGMENT_HDR_SIZE / sizeof(rvm_region_def_t) - 1;
+}
+
+/* loader_cmp -- order region defs by vmaddr */
+static int loader_cmp(const void *a, const void *b)
+{
+    const rvm_region_def_t *x = a, *y = b;
+    return x->vmaddr < y->vmaddr ? -1 : x->vmaddr > y->vmaddr;
+}
+
+/* loader_map_hdr -- map the header page of a segment at fresh VM */
+static rvm_return_t loader_map_hdr(char *dev, rvm_offset_t len, rvm_options_t *options,
+                                   rvm_region_t *r)
+{
+    rvm_init_region(r);
+    r->data_dev = dev;
+    r->dev_length = len;
+    r->offset = RVM_MK_OFFSET(0, 0);
+    r->length = RVM_SEGMENT_HDR_SIZE;
+    r->vmaddr = NULL;
+    return rvm_map(r, options);
+}
+
+/* loader_unmap_hdr -- unmap and release the header page */
+static void loader_unmap_hdr(rvm_region_t *r)
+{
+    char *vm = r->vmaddr;
+    rvm_length_t len = r->length;
+    if (rvm_unmap(r) == RVM_SUCCESS)
+        munmap(vm, RVM_ROUND_LENGTH_UP_TO_PAGE_SIZE(len));
+}
+
+/* rvm_create_segment -- write a segment header describing region_defs */
+rvm_return_t rvm_create_segment(char *DevName, rvm_offset_t DevLength, rvm_options_t *options,
+                                rvm_length_t nregions, rvm_region_def_t *region_defs)
+{
+    if (DevName == NULL || (nregions > 0 && region_defs == NULL))
+        return RVM_EREGION_DEF;
+    if (nregions > loader_max())
+        return err_set(RVM_ETOO_BIG, "rvm_create_segment %s: %lu regions, at most %lu fit in "
+                       "the header", DevName, nregions, loader_max());
+    qsort(region_defs, nregions, sizeof(*region_defs), loader_cmp);  /* as the original */
+    for (rvm_length_t i = 1; i < nregions; i++)
+        if (region_defs[i - 1].vmaddr + region_defs[i - 1].length > region_defs[i].vmaddr)
+            return err_set(RVM_ERANGE, "rvm_create_segment %s: regions %lu and %lu overlap in "
+                           "VM", DevName, i - 1, i);
+    rvm_region_t hdr;
+    rvm_return_t rc = loader_map_hdr(DevName, DevLength, options, &hdr);
+    if (rc)
+        return rc;
+    rvm_tid_t tid;
+    rvm_init_tid(&tid);
+    rc = rvm_begin_transaction(&tid, restore);
+    if (rc == RVM_SUCCESS)
+        rc = rvm_set_range(&tid, hdr.vmaddr, RVM_SEGMENT_HDR_SIZE);
+    if (rc == RVM_SUCCESS) {
+        struct loader_hdr *h = (struct loader_hdr *)hdr.vmaddr;
+        memset(h, 0, RVM_SEGMENT_HDR_SIZE);
+        h->struct_id = LOADER_ID;
+        strncpy(h->version, RVM_SEGMENT_VERSION, sizeof(h->version) - 1);
+        h->nregions = nregions;
+        rvm_offset_t off = RVM_MK_OFFSET(0, RVM_SEGMENT_HDR_SIZE);
+        for (rvm_length_t i = 0; i < nregions; i++) {
+            h->regions[i].offset = off;
+            h->regions[i].length = region_defs[i].length;
+            h->regions[i].vmaddr = region_defs[i].vmaddr;
+            off = rvm_add_length_to_offset(&off, region_defs[i].length);
+        }
+        rc = rvm_end_transaction(&tid, flush);
+        if (rc != RVM_SUCCESS)
+            rvm_abort_transaction(&tid);
+    }
+    loader_unmap_hdr(&hdr);
+    return rc;
+}
+
+/* rvm_load_segment -- map every region of a segment at its recorded address */
+rvm_return_t rvm_load_segment(char *DevName, rvm_offset_t DevLength, rvm_options_t *options,
+                              unsigned long *nregions, rvm_region_def_t *regions[])
+{
+    if (DevName == NULL || nregions == NULL || regions == NULL)
+        return RVM_EREGION_DEF;
+    rvm_region_t hdr;
+    rvm_return_t rc = loader_map_hdr(DevName, DevLength, options, &hdr);
+    if (rc)
+        return rc;
+    struct loader_hdr *h = (struct loader_hdr *)hdr.vmaddr;
+    rvm_region_def_t *defs = NULL;
+    rvm_length_t n = 0;
+    if (h->struct_id != LOADER_ID) {
+        rc = err_set(RVM_ESEGMENT_HDR, "segment %s has no segment-loader header (bad struct "
+                     "id %d); create it with rvm_create_segment", DevName, h->struct_id);
+        goto out;
+    }
+    if (strncmp(h->version, RVM_SEGMENT_VERSION, sizeof(h->version)) != 0) {
+        rc = err_set(RVM_EVERSION_SKEW, "segment %s: loader version \"%.127s\" is not \"%s\"",
+                     DevName, h->version, RVM_SEGMENT_VERSION);
+        goto out;
+    }
+    n = h->nregions;
+    if (n > loader_max()) {
+        rc = err_set(RVM_ESEGMENT_HDR, "segment %s: header claims %lu regions (at most %lu); "
+                     "the header is damaged", DevName, n, loader_max());
+        goto out;
+    }
+    defs = malloc((n ? n : 1) * sizeof(*defs));
+    if (defs == NULL) {
+        rc = RVM_ENO_MEMORY;
+        goto out;
+    }
+    memcpy(defs, h->regions, n * sizeof(*defs));
+    for (rvm_length_t i = 0; i < n; i++) {
+        rvm_length_t vmlen = RVM_ROUND_LENGTH_UP_TO_PAGE_SIZE(defs[i].length);
+        if ((uintptr_t)defs[i].vmaddr & (rvm_page_size() - 1)) {
+            rc = err_set(RVM_ESEGMENT_HDR, "segment %s: region %lu address %p is not page "
+                         "aligned; the header is damaged", DevName, i,
+                         (void *)defs[i].vmaddr);
+            break;
+        }
+        void *p = mmap(defs[i].vmaddr, vmlen, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+        if (p == MAP_FAILED || p != defs[i].vmaddr) {
+            if (p != MAP_FAILED)
+                munmap(p, vmlen);
+            rc = err_set(RVM_EVM_OVERLAP, "segment %s: region %lu at %p overlaps memory in "
+                         "use", DevName, i, (void *)defs[i].vmaddr);
+            break;
+        }
+        rvm_region_t r;
+        rvm_init_region(&r);
+        r.data_dev = DevName;
+        r.dev_length = DevLength;
+        r.offset = defs[i].offset;
+        r.length = defs[i].length;
+        r.vmaddr = defs[i].vmaddr;
+        rc = rvm_map(&r, NULL);
+        if (rc) {
+            munmap(defs[i].vmaddr, vmlen);
+            break;
+        }
+    }
+    if (rc) {
+        /* undo the regions already mapped */
+        for (rvm_length_t i = 0; i < n; i++) {
+            rvm_region_t r;
+            rvm_init_region(&r);
+            r.vmaddr = defs[i].vmaddr;
+            r.length = defs[i].length;
+            if (rvm_unmap(&r) == RVM_SUCCESS)
+                munmap(defs[i].vmaddr, RVM_ROUND_LENGTH_UP_TO_PAGE_SIZE(defs[i].length));
+        }
+        free(defs);
+        goto out;
+    }
+    *nregions = n;
+    *regions = defs;
+out:
+    loader_unmap_hdr(&hdr);
+    return rc;
+}
+
+/* rvm_release_segment -- unmap and release every region of a loaded segment */
+rvm_return_t rvm_release_segment(unsigned long nregions, rvm_region_def_t **regions)
+{
+    if (regions == NULL || (*regions == NULL && nregions > 0))
+        return RVM_EREGION_DEF;
+    rvm_return_t rc = RVM_SUCCESS;
+    for (unsigned long i = 0; i < nregions; i++) {
+        rvm_region_t r;
+        rvm_init_region(&r);
+        r.vmaddr = (*regions)[i].vmaddr;
+        r.length = (*regions)[i].length;
+        rvm_return_t e = rvm_unmap(&r);
+        if (e == RVM_SUCCESS)
+            munmap(r.vmaddr, RVM_ROUND_LENGTH_UP_TO_PAGE_SIZE(r.length));
+        else if (rc == RVM_SUCCESS)
+            rc = e;
+    }
+    free(*regions);
+    *regions = NULL;
+    return rc;
+}

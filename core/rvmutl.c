@@ -1,0 +1,300 @@
+/*
+ * rvmutl.c -- inspect and maintain an lrvm log: create-log, status, list, dump,
+ * verify, recover, truncate. Exit status 0 when all is well, 1 when a problem was
+ * found (verify) or a command failed, 2 on a usage error.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <rvm/rvm.h>
+
+#include "rvm_int.h"
+#include "sysio.h"
+
+/* usage -- print help */
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: rvmutl COMMAND LOG [ARGS]\n"
+            "  create-log LOG SIZE   create a log with SIZE bytes of record space (k/m/g ok)\n"
+            "  status LOG            head, tail, sequence numbers, fill, segments known\n"
+            "  list LOG              one line per valid record\n"
+            "  dump LOG [SEQ]        records with their ranges and first bytes of data\n"
+            "  verify LOG            check status copies, record checksums, segments;\n"
+            "                        exit 1 on any problem (including a torn tail)\n"
+            "  recover LOG           apply committed records to the segments, reset log\n"
+            "  truncate LOG          same as recover for a log no process has open\n"
+            "  --help                this text\n");
+}
+
+/* parse_size -- "64m" -> bytes */
+static int parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return -1;
+    switch (*end) {
+    case 'k': case 'K': v <<= 10; end++; break;
+    case 'm': case 'M': v <<= 20; end++; break;
+    case 'g': case 'G': v <<= 30; end++; break;
+    default: break;
+    }
+    if (*end != '\0')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+struct utl {
+    int fd;
+    const char *path;
+    struct log_status st;
+    struct buf dict;
+    struct logrd rd;
+};
+
+/* utl_open -- open a log read-only and read its status */
+static int utl_open(struct utl *u, const char *path)
+{
+    memset(u, 0, sizeof(*u));
+    u->path = path;
+    u->fd = sysio.open(path, O_RDONLY, 0);
+    if (u->fd < 0) {
+        fprintf(stderr, "rvmutl: cannot open log %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    if (log_status_read(u->fd, path, &u->st, &u->dict) != RVM_SUCCESS) {
+        fprintf(stderr, "rvmutl: %s\n", rvm_errmsg);
+        close(u->fd);
+        return -1;
+    }
+    u->rd = (struct logrd){ .fd = u->fd, .path = path, .area_off = u->st.area_off,
+                            .area_len = u->st.area_len, .salt = u->st.salt,
+                            .chunk = 4u << 20 };
+    return 0;
+}
+
+/* utl_dict_print -- list the segment dictionary; returns how many are missing */
+static int utl_dict_print(struct utl *u, int check)
+{
+    size_t pos = 0;
+    int missing = 0;
+    for (uint32_t k = 0; k < u->st.nsegs && pos + 8 <= u->dict.len; k++) {
+        uint32_t id, plen;
+        memcpy(&id, u->dict.p + pos, 4);
+        memcpy(&plen, u->dict.p + pos + 4, 4);
+        const char *p = u->dict.p + pos + 8;
+        int ok = access(p, R_OK | W_OK) == 0;
+        printf("  segment %u: %s%s\n", id, p, ok ? "" : "  (MISSING or not writable)");
+        if (check && !ok)
+            missing++;
+        pos += 8 + ((plen + 7u) & ~7u);
+    }
+    return missing;
+}
+
+/* utl_walk -- visit valid records from the head; returns the count; fills end/seq */
+static uint64_t utl_walk(struct utl *u, int verbose, int dump, uint64_t only,
+                         uint64_t *end_off, uint64_t *next_seq, uint64_t *bytes)
+{
+    uint64_t cur = u->st.head_off, seq = u->st.head_seq, n = 0;
+    *bytes = 0;
+    for (;;) {
+        const struct log_rec_hdr *h;
+        const char *pl;
+        uint64_t p = cur;
+        if (logrd_next(&u->rd, &p, seq, &h, &pl) != 1)
+            break;
+        if (p != cur)
+            *bytes += u->st.area_len - cur;
+        if (verbose && (only == 0 || only == seq))
+            printf("record %llu at %llu: %u bytes, %u ranges, %u transaction(s)\n",
+                   (unsigned long long)seq, (unsigned long long)p, h->len, h->nranges,
+                   h->ntxn);
+        if (dump && (only == 0 || only == seq)) {
+            const char *data = pl + (size_t)h->nranges * LOG_RANGE_HDR;
+            for (uint32_t i = 0; i < h->nranges; i++) {
+                struct log_range_hdr r;
+                memcpy(&r, pl + (size_t)i * LOG_RANGE_HDR, sizeof(r));
+                printf("  seg %u off %llu len %u:", r.seg, (unsigned long long)r.off, r.len);
+                for (uint32_t b = 0; b < r.len && b < 16; b++)
+                    printf(" %02x", (unsigned char)data[b]);
+                printf("%s\n", r.len > 16 ? " ..." : "");
+                data += r.len;
+            }
+        }
+        *bytes += h->len;
+        cur = p + h->len;
+        if (u->st.area_len - cur < LOG_REC_HDR) {
+            *bytes += u->st.area_len - cur;
+            cur = 0;
+        }
+        seq++;
+        n++;
+    }
+    *end_off = cur;
+    *next_seq = seq;
+    return n;
+}
+
+/* cmd_status -- print the status and a summary of the live records */
+static int cmd_status(const char *path, int verify)
+{
+    struct utl u;
+    if (utl_open(&u, path) != 0)
+        return 1;
+    uint64_t end, next, bytes;
+    uint64_t n = utl_walk(&u, 0, 0, 0, &end, &next, &bytes);
+    int problems = 0;
+    printf("log %s: format %u, %s\n", path, u.st.version, u.st.rvm_version);
+    printf("  record area: %llu bytes at file offset %llu; status generation %llu\n",
+           (unsigned long long)u.st.area_len, (unsigned long long)u.st.area_off,
+           (unsigned long long)u.st.generation);
+    printf("  head: offset %llu, seq %llu\n", (unsigned long long)u.st.head_off,
+           (unsigned long long)u.st.head_seq);
+    printf("  tail: offset %llu, next seq %llu\n", (unsigned long long)end,
+           (unsigned long long)next);
+    printf("  %llu committed record(s) not yet applied, %llu bytes, fill %.1f%%\n",
+           (unsigned long long)n, (unsigned long long)bytes,
+           100.0 * (double)bytes / (double)u.st.area_len);
+    printf("  %u segment(s) known:\n", u.st.nsegs);
+    problems += utl_dict_print(&u, verify);
+    if (verify) {
+        /* both status copies */
+        char *hdr = malloc(LOG_HDR_SIZE);
+        if (hdr && full_pread(u.fd, hdr, LOG_HDR_SIZE, 0) == 0) {
+            for (int s = 0; s < 2; s++) {
+                struct log_status x;
+                memcpy(&x, hdr + s * LOG_SLOT_SIZE, sizeof(x));
+                uint32_t c = x.crc;
+                char tmp[sizeof(x)];
+                memcpy(tmp, &x, sizeof(x));
+                memset(tmp + offsetof(struct log_status, crc), 0, 4);
+                int ok = x.magic == LOG_STATUS_MAGIC && x.used >= sizeof(x) &&
+                         x.used <= LOG_SLOT_SIZE &&
+                         crc32c(crc32c(0, tmp, sizeof(x)), hdr + s * LOG_SLOT_SIZE + sizeof(x),
+                                x.used - sizeof(x)) == c;
+                printf("  status copy %d: %s (generation %llu)\n", s,
+                       ok ? "valid" : (x.magic == 0 ? "never written" : "INVALID"),
+                       (unsigned long long)x.generation);
+                if (!ok && x.magic != 0 && x.generation + 1 >= u.st.generation) {
+                    /* a damaged copy newer than the current one: a torn status write */
+                    printf("    (a torn status write; the other copy is in use)\n");
+                }
+            }
+        }
+        free(hdr);
+        /* torn tail: does something with the next seq start at the end? */
+        const char *p;
+        int err = 0;
+        (void)err;
+        struct log_rec_hdr h;
+        if (u.st.area_len - end >= LOG_REC_HDR &&
+            full_pread(u.fd, &h, sizeof(h), u.st.area_off + end) == 0 &&
+            h.magic == LOG_REC_MAGIC && h.seq == next) {
+            printf("  PROBLEM: record %llu at offset %llu fails its checksum (torn tail of a "
+                   "crashed commit; recovery drops it)\n", (unsigned long long)next,
+                   (unsigned long long)end);
+            problems++;
+        }
+        (void)p;
+        printf(problems ? "verify: %d problem(s) found\n" : "verify: OK\n", problems);
+    }
+    buf_free(&u.dict);
+    buf_free(&u.rd.b);
+    close(u.fd);
+    return problems ? 1 : 0;
+}
+
+/* cmd_list -- list (and optionally dump) records */
+static int cmd_list(const char *path, int dump, uint64_t only)
+{
+    struct utl u;
+    if (utl_open(&u, path) != 0)
+        return 1;
+    uint64_t end, next, bytes;
+    uint64_t n = utl_walk(&u, 1, dump, only, &end, &next, &bytes);
+    printf("%llu record(s), %llu bytes\n", (unsigned long long)n, (unsigned long long)bytes);
+    buf_free(&u.dict);
+    buf_free(&u.rd.b);
+    close(u.fd);
+    return 0;
+}
+
+/* cmd_recover -- run recovery as rvm_initialize does */
+static int cmd_recover(const char *path)
+{
+    rvm_options_t *o = rvm_malloc_options();
+    o->log_dev = (char *)path;
+    o->truncate = 0;
+    rvm_return_t rc = RVM_INIT(o);
+    if (rc != RVM_SUCCESS) {
+        fprintf(stderr, "rvmutl: recovery of %s failed: %s: %s\n", path, rvm_return(rc),
+                rvm_errmsg);
+        return 1;
+    }
+    rvm_statistics_t st;
+    rvm_init_statistics(&st);
+    rc = rvm_terminate();
+    rvm_free_options(o);
+    if (rc != RVM_SUCCESS) {
+        fprintf(stderr, "rvmutl: %s: %s\n", rvm_return(rc), rvm_errmsg);
+        return 1;
+    }
+    printf("log %s recovered: committed records applied to their segments, log empty\n",
+           path);
+    return 0;
+}
+
+/* main -- dispatch */
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+                      !strcmp(argv[1], "help"))) {
+        usage(stdout);
+        return 0;
+    }
+    if (argc < 3) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1], *log = argv[2];
+    if (!strcmp(cmd, "create-log")) {
+        uint64_t size;
+        if (argc < 4 || parse_size(argv[3], &size) != 0) {
+            fprintf(stderr, "rvmutl: create-log needs a SIZE such as 64m\n");
+            return 2;
+        }
+        rvm_options_t *o = rvm_malloc_options();
+        o->log_dev = (char *)log;
+        rvm_offset_t len = RVM_MK_OFFSET(0, size);
+        rvm_return_t rc = rvm_create_log(o, &len, 0600);
+        rvm_free_options(o);
+        if (rc != RVM_SUCCESS) {
+            fprintf(stderr, "rvmutl: %s: %s\n", rvm_return(rc), rvm_errmsg);
+            return 1;
+        }
+        printf("created log %s with %llu bytes of record space\n", log,
+               (unsigned long long)size);
+        return 0;
+    }
+    if (!strcmp(cmd, "status"))
+        return cmd_status(log, 0);
+    if (!strcmp(cmd, "verify"))
+        return cmd_status(log, 1);
+    if (!strcmp(cmd, "list"))
+        return cmd_list(log, 0, 0);
+    if (!strcmp(cmd, "dump"))
+        return cmd_list(log, 1, argc > 3 ? strtoull(argv[3], NULL, 10) : 0);
+    if (!strcmp(cmd, "recover") || !strcmp(cmd, "truncate"))
+        return cmd_recover(log);
+    fprintf(stderr, "rvmutl: unknown command %s\n", cmd);
+    usage(stderr);
+    return 2;
+}
