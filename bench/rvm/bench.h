@@ -2,13 +2,15 @@
  * bench.h -- the core (LRVM) benchmark: shared types and helpers.
  *
  * One program, rvm-bench, runs five workloads (issue 3 item 9) on the same array of
- * 1 000 000 32-bit integers kept in a file, for lrvm, the raw-disk floor and the peers (LMDB, SQLite WAL,
- * PMDK libpmemobj), then prints absolute numbers, ratios and the issue's PASS/FAIL targets.
+ * 1 000 000 32-bit integers kept in a file, for lrvm, the raw-disk floor and the peers (LMDB,
+ * SQLite WAL, PMDK libpmemobj), then prints absolute numbers, ratios and the issue's PASS/FAIL
+ * targets.
  *
  *   W1  durable small transactions: 4 random aligned 8-byte updates, flush commit
  *   W2  the same with no_flush commits and one flush at the end
  *   W3  one transaction updating every 10th integer (100 000 separate 4-byte updates)
  *   W4  recovery after kill -9 of a process that committed 1 000 W1 transactions
+ *   W4c W4 with the crashed process's files evicted from the page cache first
  *   W5  the RVM benchmark shape: 3 x 128-byte block updates (1 random, 2 from a hot region)
  *       + one 64-byte append to an append-only area with a tail pointer, flush commit
  *

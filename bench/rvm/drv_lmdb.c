@@ -274,24 +274,30 @@ static int lmdb_w5(const struct bench_cfg *cfg, const char *dir, struct bench_re
 	return 0;
 }
 
+/* LMDB_VARIANT -- the five workload entry points of one flag set (unused ones are fine). */
 #define LMDB_VARIANT(tag, flags)                                                            \
-	__attribute__((unused)) static int lmdb_w1_##tag(const struct bench_cfg *g, const char *d, struct bench_res *r) \
+	__attribute__((unused)) static int lmdb_w1_##tag(const struct bench_cfg *g,         \
+							 const char *d, struct bench_res *r) \
 	{                                                                                   \
 		return lmdb_w1(g, d, r, flags);                                             \
 	}                                                                                   \
-	__attribute__((unused)) static int lmdb_w2_##tag(const struct bench_cfg *g, const char *d, struct bench_res *r) \
+	__attribute__((unused)) static int lmdb_w2_##tag(const struct bench_cfg *g,         \
+							 const char *d, struct bench_res *r) \
 	{                                                                                   \
 		return lmdb_w2(g, d, r, flags);                                             \
 	}                                                                                   \
-	__attribute__((unused)) static int lmdb_w3_##tag(const struct bench_cfg *g, const char *d, struct bench_res *r) \
+	__attribute__((unused)) static int lmdb_w3_##tag(const struct bench_cfg *g,         \
+							 const char *d, struct bench_res *r) \
 	{                                                                                   \
 		return lmdb_w3(g, d, r, flags);                                             \
 	}                                                                                   \
-	__attribute__((unused)) static int lmdb_w4_##tag(const struct bench_cfg *g, const char *d, struct bench_res *r) \
+	__attribute__((unused)) static int lmdb_w4_##tag(const struct bench_cfg *g,         \
+							 const char *d, struct bench_res *r) \
 	{                                                                                   \
 		return lmdb_w4(g, d, r, flags);                                             \
 	}                                                                                   \
-	__attribute__((unused)) static int lmdb_w5_##tag(const struct bench_cfg *g, const char *d, struct bench_res *r) \
+	__attribute__((unused)) static int lmdb_w5_##tag(const struct bench_cfg *g,         \
+							 const char *d, struct bench_res *r) \
 	{                                                                                   \
 		return lmdb_w5(g, d, r, flags);                                             \
 	}

@@ -85,7 +85,7 @@ static int pmdk_open(struct pmdk_ctx *c, const char *dir, int create, struct ben
 	return 0;
 }
 
-/* pmdk_tx -- begin a transaction. */
+/* pmdk_tx_begin -- begin a transaction (no jmp_buf: errors come back as return codes). */
 static int pmdk_tx_begin(struct pmdk_ctx *c)
 {
 	return pmemobj_tx_begin(c->pop, NULL, TX_PARAM_NONE);

@@ -319,6 +319,7 @@ static int sql_w5(const struct bench_cfg *cfg, const char *dir, struct bench_res
 	return 0;
 }
 
+/* SQL_VARIANT -- the five workload entry points of one synchronous setting. */
 #define SQL_VARIANT(tag, sync)                                                              \
 	__attribute__((unused)) static int sql_w1_##tag(const struct bench_cfg *g,          \
 							const char *d, struct bench_res *r) \
