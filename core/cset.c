@@ -10,6 +10,7 @@
  * are all present or all absent, which keeps the rule "no_flush commits are lost only
  * whole and only from the end". Caller holds lg->mu for every function here.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -152,8 +153,10 @@ rvm_return_t cset_add(struct log *lg, const struct range *r, size_t n)
             uint32_t in = (uint32_t)(off % SHADOW_PAGE);
             uint32_t k = (uint32_t)(left < SHADOW_PAGE - in ? left : SHADOW_PAGE - in);
             struct shadow *sh = cset_page(cs, r[i].seg, page);
-            if (sh == NULL)
-                return err_set(RVM_ENO_MEMORY, "out of memory queueing a no_flush commit");
+            if (sh == NULL)   /* part of this commit is in the set: refuse all later ones */
+                return err_io(ENOMEM, "out of memory queueing a no_flush commit; the set "
+                              "of queued commits holds part of it, so no later commit is "
+                              "accepted (restart: recovery keeps every flushed commit)");
             memcpy(sh->data + in, src, k);
             cset_setbits(sh->bits, in, in + k);
             off += k;

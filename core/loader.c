@@ -135,6 +135,7 @@ rvm_return_t rvm_load_segment(char *DevName, rvm_offset_t DevLength, rvm_options
         goto out;
     }
     memcpy(defs, h->regions, n * sizeof(*defs));
+    rvm_length_t done = 0;           /* regions this call mapped (undone on failure) */
     for (rvm_length_t i = 0; i < n; i++) {
         rvm_length_t vmlen = RVM_ROUND_LENGTH_UP_TO_PAGE_SIZE(defs[i].length);
         if ((uintptr_t)defs[i].vmaddr & (rvm_page_size() - 1)) {
@@ -164,10 +165,12 @@ rvm_return_t rvm_load_segment(char *DevName, rvm_offset_t DevLength, rvm_options
             munmap(defs[i].vmaddr, vmlen);
             break;
         }
+        done = i + 1;
     }
     if (rc) {
-        /* undo the regions already mapped */
-        for (rvm_length_t i = 0; i < n; i++) {
+        /* undo only the regions this call mapped: memory at the other addresses
+         * belongs to the caller */
+        for (rvm_length_t i = 0; i < done; i++) {
             rvm_region_t r;
             rvm_init_region(&r);
             r.vmaddr = defs[i].vmaddr;

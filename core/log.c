@@ -25,7 +25,7 @@ static inline uint32_t rec_seed(uint64_t salt)
 }
 
 /* log_new_salt -- a random salt different from `old` */
-static uint64_t log_new_salt(uint64_t old)
+uint64_t log_new_salt(uint64_t old)
 {
     uint64_t s = 0;
     if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != (ssize_t)sizeof(s))
@@ -52,7 +52,8 @@ static int log_sync_dir(const char *path)
 
 /* log_build_status -- format a status slot into buf; returns its used length or 0 */
 static uint32_t log_build_status(char *buf, uint64_t generation, uint64_t area_len,
-                                 uint64_t head_off, uint64_t head_seq, uint64_t salt,
+                                 uint64_t head_off, uint64_t head_seq,
+                                 const struct log_epoch *ep, uint32_t nep,
                                  struct seg *const *segs, uint32_t nsegs)
 {
     struct log_status st;
@@ -65,9 +66,11 @@ static uint32_t log_build_status(char *buf, uint64_t generation, uint64_t area_l
     st.area_len = area_len;
     st.head_off = head_off;
     st.head_seq = head_seq;
-    st.salt = salt;
+    st.salt = ep[nep - 1].salt;
     st.nsegs = nsegs;
     strncpy(st.rvm_version, RVM_VERSION, sizeof(st.rvm_version) - 1);
+    st.nepochs = nep;
+    memcpy(st.epochs, ep, nep * sizeof(*ep));
     size_t pos = sizeof(st);
     for (uint32_t i = 1; i <= nsegs; i++) {
         const struct seg *s = segs[i];
@@ -127,7 +130,8 @@ rvm_return_t log_create(const char *path, uint64_t log_len, long mode)
         rc = ENOMEM;
         goto fail;
     }
-    uint32_t used = log_build_status(slot, 1, area, 0, 1, log_new_salt(0), none, 0);
+    struct log_epoch ep = { 1, log_new_salt(0) };
+    uint32_t used = log_build_status(slot, 1, area, 0, 1, &ep, 1, none, 0);
     rc = full_pwrite(fd, slot, used, 0);
     free(slot);
     if (rc == 0 && sysio.fsync(fd) != 0)
@@ -154,7 +158,8 @@ static rvm_return_t log_slot_check(const char *slot)
         return RVM_ELOG;
     if (st.version != LOG_FORMAT_VERSION)
         return RVM_ELOG_VERSION_SKEW;
-    if (st.used < sizeof(st) || st.used > LOG_SLOT_SIZE)
+    if (st.used < sizeof(st) || st.used > LOG_SLOT_SIZE || st.nepochs == 0 ||
+        st.nepochs > LOG_MAX_EPOCHS)
         return RVM_ELOG;
     uint32_t crc = st.crc;
     char tmp[sizeof(st)];
@@ -250,8 +255,16 @@ rvm_return_t log_status_write(struct log *lg, uint64_t head_off, uint64_t head_s
     if (slot == NULL && (slot = malloc(LOG_SLOT_SIZE)) == NULL)
         return err_set(RVM_ENO_MEMORY, "out of memory writing status of log %s", lg->path);
     uint32_t nsegs = __atomic_load_n(&R.nsegs, __ATOMIC_ACQUIRE);
+    /* epochs wholly before the new head describe no live record any more */
+    uint32_t keep = 0;
+    while (keep + 1 < lg->nepochs && lg->epochs[keep + 1].seq <= head_seq)
+        keep++;
+    if (keep > 0) {
+        memmove(lg->epochs, lg->epochs + keep, (lg->nepochs - keep) * sizeof(*lg->epochs));
+        lg->nepochs -= keep;
+    }
     uint32_t used = log_build_status(slot, lg->generation + 1, lg->area_len, head_off,
-                                     head_seq, lg->salt, R.segs, nsegs);
+                                     head_seq, lg->epochs, lg->nepochs, R.segs, nsegs);
     if (used == 0)
         return err_set(RVM_ETOO_BIG, "log %s: the segment dictionary (%u segments) does not "
                        "fit in the %u-byte status block; use fewer or shorter segment paths",
@@ -316,7 +329,9 @@ rvm_return_t log_open(const char *path, struct log **out)
     lg->fd = fd;
     lg->area_off = st.area_off;
     lg->area_len = st.area_len;
-    lg->salt = st.salt;
+    lg->nepochs = st.nepochs;
+    memcpy(lg->epochs, st.epochs, sizeof(lg->epochs));
+    lg->salt = st.epochs[st.nepochs - 1].salt;
     lg->generation = st.generation;
     lg->cur_slot = (int)st.crc;
     lg->st_head_off = st.head_off;
@@ -423,6 +438,9 @@ static rvm_return_t log_wait_space(struct log *lg)
 {
     R.st.n_truncation_wait++;
     R.st.tot_truncation_wait++;
+    if (lg->used == 0)   /* cannot happen: records fit an empty log (checked at enqueue) */
+        return err_set(RVM_EINTERNAL, "log %s: a record does not fit the empty log",
+                       lg->path);
     if (lg->trunc_running) {
         uint64_t before = lg->used;
         lg->space_waiters++;
@@ -491,7 +509,13 @@ static rvm_return_t log_write_batch(struct log *lg)
         memcpy(&first_len, w->p + done + offsetof(struct log_rec_hdr, len), 4);
         pos = tail;
         if (tail + first_len > lg->area_len) {
-            gap = lg->area_len - tail;
+            if (lg->used == 0) {
+                /* empty log: start over at 0 without a dead gap (readers coming from
+                 * the durable head find the next record at 0 by the wrap rule) */
+                lg->head_off = lg->tail_off = tail = 0;
+            } else {
+                gap = lg->area_len - tail;
+            }
             pos = 0;
         }
         uint64_t last_seq = 0;
@@ -595,6 +619,13 @@ rvm_return_t log_force(struct log *lg, uint64_t seq)
             rc = err_set(RVM_ENO_MEMORY, "out of memory writing log %s", lg->path);
         else
             rc = log_write_batch(lg);
+        if (rc != RVM_SUCCESS && !__atomic_load_n(&R.sticky, __ATOMIC_ACQUIRE)) {
+            /* records of other committers were taken out of the queue and not written:
+             * no later sync may claim them durable, so every later commit is refused */
+            __atomic_store_n(&R.sticky, 1, __ATOMIC_RELEASE);
+        }
+        if (lg->wbuf.cap > (64u << 20))
+            buf_free(&lg->wbuf);   /* a huge no_flush queue does not stay allocated */
         lg->n_queued_txn = 0;
         lg->queued_bytes = 0;
         lg->writer_active = 0;

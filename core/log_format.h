@@ -24,14 +24,20 @@
  *   32  u64 area_len   size of the record area
  *   40  u64 head_off   offset (within the area) of the oldest live record
  *   48  u64 head_seq   its sequence number
- *   56  u64 salt       random; seeds every record checksum of this log incarnation.
- *                      Recovery picks a new salt, so records of an earlier incarnation
- *                      can never be mistaken for live ones, even at the same offset
- *                      with the same sequence number (cf. SQLite's WAL salts).
+ *   56  u64 salt       the salt of the newest epoch (= epochs[nepochs-1].salt)
  *   64  u32 nsegs      entries in the segment dictionary
  *   68  u32 crc        CRC32C of bytes [0, used) with this field taken as zero
  *   72  char rvm_version[128]  RVM_VERSION of the library that created the log
- *   200 dictionary: nsegs x { u32 id; u32 path_len; path bytes (NUL included),
+ *   200 u32 nepochs    1..LOG_MAX_EPOCHS; u32 zero
+ *   208 epochs[LOG_MAX_EPOCHS] of { u64 seq; u64 salt }: records with sequence numbers
+ *                      in [epochs[i].seq, epochs[i+1].seq) are checksummed with
+ *                      epochs[i].salt. Every recovery starts a new epoch at the first
+ *                      sequence number it did not find, with a fresh random salt, so a
+ *                      record left over from before a crash (a torn tail, or records
+ *                      after it) can never be mistaken for a new one, even at the same
+ *                      offset with the same sequence number (cf. SQLite's WAL salts).
+ *                      Epochs wholly before head_seq are dropped at each status write.
+ *   336 dictionary: nsegs x { u32 id; u32 path_len; path bytes (NUL included),
  *                   zero padded to 8 }. A record names its segment by id.
  *
  *   A slot is valid iff magic, version, used <= LOG_SLOT_SIZE and crc all check.
@@ -82,10 +88,16 @@
  *
  * RECOVERY
  *   Read the current status slot; from (head_off, head_seq) read valid records in
- *   order (large sequential reads) and write their ranges to the segment files named
- *   by the dictionary; fsync each segment; then write a status with head = end of the
- *   valid chain, head_seq = next seq and a NEW salt (the torn tail, if any, becomes
- *   garbage of an old incarnation); fdatasync.
+ *   order (large sequential reads, growing from 64 KiB to 4 MiB) and write their
+ *   ranges into the segment files named by the dictionary (into the page cache: no
+ *   fsync). Then write a status with the SAME head and a new epoch (next seq, fresh
+ *   salt); fdatasync. The log still holds every record recovery applied, so if the
+ *   machine loses the page cache, the next recovery applies them again; the next
+ *   truncation re-applies them, fsyncs the segments and only then moves the head
+ *   (barrier 2). Recovery is therefore one sequential read, the segment pwrites and
+ *   ONE small synchronous write. When the epoch table is full (a crash loop that never
+ *   truncated), recovery instead fsyncs the segments and resets the head to the end of
+ *   the chain with a single new epoch.
  */
 #ifndef LRVM_CORE_LOG_FORMAT_H
 #define LRVM_CORE_LOG_FORMAT_H
@@ -95,12 +107,13 @@
 #define LOG_SLOT_SIZE (32u * 1024u)
 #define LOG_HDR_SIZE (2u * LOG_SLOT_SIZE)
 #define LOG_STATUS_MAGIC 0x01474f4c4d56524cull /* "LRVMLOG\1" */
-#define LOG_FORMAT_VERSION 1u
+#define LOG_FORMAT_VERSION 2u
 #define LOG_REC_MAGIC 0x5256524cu /* "LRVR" */
 #define LOG_REC_TXN 1u
 #define LOG_REC_HDR 32u
 #define LOG_RANGE_HDR 16u
 #define LOG_MIN_AREA (64u * 1024u)
+#define LOG_MAX_EPOCHS 8u
 
 struct log_status {
     uint64_t magic;
@@ -115,8 +128,14 @@ struct log_status {
     uint32_t nsegs;
     uint32_t crc;
     char rvm_version[128];
+    uint32_t nepochs;
+    uint32_t zero;
+    struct log_epoch {
+        uint64_t seq;
+        uint64_t salt;
+    } epochs[LOG_MAX_EPOCHS];
 };
-_Static_assert(sizeof(struct log_status) == 200, "status header layout is on disk");
+_Static_assert(sizeof(struct log_status) == 336, "status header layout is on disk");
 
 struct log_rec_hdr {
     uint32_t magic;

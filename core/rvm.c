@@ -113,7 +113,7 @@ rvm_return_t rvm_initialize(const char *version, rvm_options_t *opts)
             rc = opts_open_log(opts);
     }
     if (rc == RVM_SUCCESS)
-        R.state = RVM_ST_INIT;
+        __atomic_store_n(&R.state, RVM_ST_INIT, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&R.mu);
     return rc;
 }
@@ -121,7 +121,7 @@ rvm_return_t rvm_initialize(const char *version, rvm_options_t *opts)
 /* rvm_set_options -- apply options after initialization (may open the log) */
 rvm_return_t rvm_set_options(rvm_options_t *options)
 {
-    if (R.state != RVM_ST_INIT)
+    if (!rvm_ready())
         return RVM_EINIT;
     rvm_return_t rc = opts_check(options);
     if (rc)
@@ -137,7 +137,7 @@ rvm_return_t rvm_set_options(rvm_options_t *options)
 /* rvm_flush -- make every queued no_flush commit durable */
 rvm_return_t rvm_flush(void)
 {
-    if (R.state != RVM_ST_INIT)
+    if (!rvm_ready())
         return RVM_EINIT;
     struct log *lg = R.log;
     if (lg == NULL)
@@ -161,7 +161,7 @@ rvm_return_t rvm_flush(void)
 /* rvm_truncate -- flush, then apply the whole log to the segments */
 rvm_return_t rvm_truncate(void)
 {
-    if (R.state != RVM_ST_INIT)
+    if (!rvm_ready())
         return RVM_EINIT;
     if (R.log == NULL)
         return RVM_ELOG;
@@ -179,7 +179,7 @@ rvm_return_t rvm_truncate(void)
 /* rvm_terminate -- flush the no_flush queue, stop the daemon, close everything */
 rvm_return_t rvm_terminate(void)
 {
-    if (R.state != RVM_ST_INIT)
+    if (!rvm_ready())
         return RVM_EINIT;
     pthread_mutex_lock(&R.mu);
     if (R.n_open > 0) {
@@ -198,7 +198,7 @@ rvm_return_t rvm_terminate(void)
     }
     seg_close_all();
     txn_free_all();
-    R.state = RVM_ST_TERMINATED;
+    __atomic_store_n(&R.state, RVM_ST_TERMINATED, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&R.mu);
     return rc;
 }
@@ -224,7 +224,7 @@ rvm_return_t rvm_create_log(rvm_options_t *rvm_options, rvm_offset_t *log_len, l
 /* rvm_query -- options in force and the uncommitted transactions (of a region) */
 rvm_return_t rvm_query(rvm_options_t *options, rvm_region_t *region)
 {
-    if (R.state != RVM_ST_INIT)
+    if (!rvm_ready())
         return RVM_EINIT;
     if (options == NULL || options->struct_id != rvm_options_id)
         return RVM_EOPTIONS;

@@ -39,6 +39,7 @@ struct seg {
     int nmapped;         /* regions currently mapped */
     uint64_t last_seq;   /* highest seq of a record (queued or written) naming it */
     int dirty;           /* written by apply since its last fsync (trunc_mu) */
+    int open_err;        /* errno when a dictionary segment could not be opened (fd -1) */
     struct shadow ***sdir; /* coalescing set pages of this segment: [page>>9][page&511] */
     size_t sdir_len;       /* (log.mu) */
 };
@@ -104,7 +105,9 @@ struct log {
     int fd;
     char *path;
     uint64_t area_off, area_len;
-    uint64_t salt;
+    uint64_t salt;              /* of new records: the last epoch's */
+    struct log_epoch epochs[LOG_MAX_EPOCHS];  /* (status_mu for changes) */
+    uint32_t nepochs;
 
     pthread_mutex_t trunc_mu;   /* one apply pass at a time */
 
@@ -159,6 +162,12 @@ enum { RVM_ST_UNINIT = 0, RVM_ST_INIT = 1, RVM_ST_TERMINATED = 2 };
 
 extern struct rvm_state R __attribute__((visibility("hidden")));
 
+/* rvm_ready -- initialized and not terminated (read without R.mu by every call) */
+static inline int rvm_ready(void)
+{
+    return __atomic_load_n(&R.state, __ATOMIC_ACQUIRE) == RVM_ST_INIT;
+}
+
 #pragma GCC visibility push(hidden)
 
 /* crc32c.c */
@@ -177,6 +186,7 @@ uint64_t now_usec(void);
 
 /* log.c */
 rvm_return_t log_create(const char *path, uint64_t log_len, long mode);
+uint64_t log_new_salt(uint64_t old);
 rvm_return_t log_open(const char *path, struct log **out);
 void log_close(struct log *lg);
 rvm_return_t log_status_read(int fd, const char *path, struct log_status *st,
@@ -207,7 +217,9 @@ struct apply_res {
 struct logrd {
     int fd;
     const char *path;
-    uint64_t area_off, area_len, salt;
+    uint64_t area_off, area_len;
+    const struct log_epoch *epochs;
+    uint32_t nepochs;
     struct buf b;
     uint64_t win_off;     /* area offset of b.p[0] */
     size_t chunk;
@@ -218,9 +230,7 @@ int rec_check_payload(const struct log_rec_hdr *h, const char *payload);
 rvm_return_t apply_log(struct log *lg, uint64_t off, uint64_t seq, uint64_t max_seq,
                        uint64_t limit, struct apply_res *res);
 rvm_return_t apply_sync_segments(void);
-rvm_return_t recover_apply(int fd, const char *path, const struct log_status *st,
-                           const struct buf *dict, uint64_t chunk, int dry_run,
-                           struct apply_res *res);
+uint32_t rec_seed_for(const struct log_epoch *e, uint32_t n, uint64_t seq);
 
 /* trunc.c */
 rvm_return_t trunc_step(struct log *lg, uint64_t limit, int *progress);
@@ -234,6 +244,7 @@ rvm_return_t seg_get(const char *path, uint64_t dev_length, int create_ok, struc
 struct region *region_find(const char *addr, uint64_t len);
 struct region *region_find_overlap(const char *addr, uint64_t len);
 void seg_close_all(void);
+rvm_return_t seg_load_dict(const char *logpath, const struct buf *dict, uint32_t n);
 
 /* rvm.c */
 rvm_return_t rvm_opts_apply(rvm_options_t *o);

@@ -75,7 +75,8 @@ static int utl_open(struct utl *u, const char *path)
         return -1;
     }
     u->rd = (struct logrd){ .fd = u->fd, .path = path, .area_off = u->st.area_off,
-                            .area_len = u->st.area_len, .salt = u->st.salt,
+                            .area_len = u->st.area_len, .epochs = u->st.epochs,
+                            .nepochs = u->st.nepochs,
                             .chunk = 4u << 20 };
     return 0;
 }
@@ -158,9 +159,14 @@ static int cmd_status(const char *path, int verify)
            (unsigned long long)u.st.generation);
     printf("  head: offset %llu, seq %llu\n", (unsigned long long)u.st.head_off,
            (unsigned long long)u.st.head_seq);
+    printf("  salt epochs (one per recovery since the head last moved): %u, from seq",
+           u.st.nepochs);
+    for (uint32_t i = 0; i < u.st.nepochs; i++)
+        printf(" %llu", (unsigned long long)u.st.epochs[i].seq);
+    printf("\n");
     printf("  tail: offset %llu, next seq %llu\n", (unsigned long long)end,
            (unsigned long long)next);
-    printf("  %llu committed record(s) not yet applied, %llu bytes, fill %.1f%%\n",
+    printf("  %llu live record(s) (committed, not yet truncated), %llu bytes, fill %.1f%%\n",
            (unsigned long long)n, (unsigned long long)bytes,
            100.0 * (double)bytes / (double)u.st.area_len);
     printf("  %u segment(s) known:\n", u.st.nsegs);
@@ -239,8 +245,14 @@ static int cmd_recover(const char *path)
                 rvm_errmsg);
         return 1;
     }
-    rvm_statistics_t st;
-    rvm_init_statistics(&st);
+    /* rvm_initialize applied the records; rvm_truncate syncs the segments and empties
+     * the log */
+    rc = rvm_truncate();
+    if (rc != RVM_SUCCESS) {
+        fprintf(stderr, "rvmutl: truncation of %s failed: %s: %s\n", path, rvm_return(rc),
+                rvm_errmsg);
+        return 1;
+    }
     rc = rvm_terminate();
     rvm_free_options(o);
     if (rc != RVM_SUCCESS) {

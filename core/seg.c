@@ -31,10 +31,24 @@ rvm_return_t seg_get(const char *path, uint64_t dev_length, int create_ok, struc
         sysio.close(fd);
         return err_set(RVM_EIO, "cannot stat segment %s: %s", path, strerror(e));
     }
+    char abs[PATH_MAX];
+    if (realpath(path, abs) == NULL) {
+        int e = errno;
+        sysio.close(fd);
+        return err_set(RVM_EIO, "segment %s: cannot resolve its path: %s", path, strerror(e));
+    }
     for (uint32_t i = 1; i <= R.nsegs; i++) {
         struct seg *s = R.segs[i];
-        if (s->dev == sb.st_dev && s->ino == sb.st_ino) {
-            sysio.close(fd);
+        if (s->fd < 0 && strcmp(s->path, abs) == 0) {
+            /* a dictionary segment that could not be opened at recovery is back */
+            s->fd = fd;
+            s->dev = sb.st_dev;
+            s->ino = sb.st_ino;
+            fd = -1;
+        }
+        if (s->fd >= 0 && s->dev == sb.st_dev && s->ino == sb.st_ino) {
+            if (fd >= 0)
+                sysio.close(fd);
             if (S_ISREG(sb.st_mode))
                 s->size = (uint64_t)sb.st_size & ~(uint64_t)511;
             *out = s;
@@ -46,8 +60,7 @@ rvm_return_t seg_get(const char *path, uint64_t dev_length, int create_ok, struc
         return err_set(RVM_ETOO_BIG, "segment %s: at most %u segments per log", path, SEG_MAX);
     }
     struct seg *s = calloc(1, sizeof(*s));
-    char abs[PATH_MAX];
-    if (s == NULL || realpath(path, abs) == NULL || (s->path = strdup(abs)) == NULL) {
+    if (s == NULL || (s->path = strdup(abs)) == NULL) {
         free(s);
         sysio.close(fd);
         return err_set(RVM_ENO_MEMORY, "segment %s: cannot resolve its path", path);
@@ -61,6 +74,47 @@ rvm_return_t seg_get(const char *path, uint64_t dev_length, int create_ok, struc
     R.segs[s->id] = s;
     __atomic_store_n(&R.nsegs, s->id, __ATOMIC_RELEASE);
     *out = s;
+    return RVM_SUCCESS;
+}
+
+/*
+ * seg_load_dict -- adopt the segment dictionary of a log being recovered: live records
+ * name segments by these ids, so they keep them. A file that cannot be opened is kept
+ * with fd -1: that is an error only if a record needs it.
+ */
+rvm_return_t seg_load_dict(const char *logpath, const struct buf *dict, uint32_t n)
+{
+    size_t pos = 0;
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t id, plen;
+        if (pos + 8 > dict->len)
+            return err_set(RVM_ELOG, "log %s: segment dictionary is truncated", logpath);
+        memcpy(&id, dict->p + pos, 4);
+        memcpy(&plen, dict->p + pos + 4, 4);
+        if (id != k + 1 || plen == 0 || pos + 8 + plen > dict->len ||
+            dict->p[pos + 8 + plen - 1] != '\0')
+            return err_set(RVM_ELOG, "log %s: segment dictionary entry %u is damaged",
+                           logpath, k);
+        struct seg *s = calloc(1, sizeof(*s));
+        if (s == NULL || (s->path = strdup(dict->p + pos + 8)) == NULL) {
+            free(s);
+            return err_set(RVM_ENO_MEMORY, "out of memory reading the log's dictionary");
+        }
+        s->id = id;
+        s->fd = sysio.open(s->path, O_RDWR, 0);
+        struct stat sb;
+        if (s->fd < 0) {
+            s->open_err = errno;
+        } else if (sysio.fstat(s->fd, &sb) == 0) {
+            s->dev = sb.st_dev;
+            s->ino = sb.st_ino;
+            s->size = S_ISREG(sb.st_mode) ? ((uint64_t)sb.st_size & ~(uint64_t)511)
+                                          : UINT64_MAX;
+        }
+        R.segs[id] = s;
+        __atomic_store_n(&R.nsegs, id, __ATOMIC_RELEASE);
+        pos += 8 + ((plen + 7u) & ~7u);
+    }
     return RVM_SUCCESS;
 }
 
@@ -96,7 +150,8 @@ struct region *region_find_overlap(const char *addr, uint64_t len)
 void seg_close_all(void)
 {
     for (uint32_t i = 1; i <= R.nsegs; i++) {
-        sysio.close(R.segs[i]->fd);
+        if (R.segs[i]->fd >= 0)
+            sysio.close(R.segs[i]->fd);
         cset_seg_free(R.segs[i]);
         free(R.segs[i]->path);
         free(R.segs[i]);
@@ -246,7 +301,7 @@ fail:
 /* rvm_map -- map (part of) a segment into memory */
 rvm_return_t rvm_map(rvm_region_t *region, rvm_options_t *options)
 {
-    if (R.state != RVM_ST_INIT)
+    if (!rvm_ready())
         return RVM_EINIT;
     if (region == NULL || region->struct_id != rvm_region_id)
         return RVM_EREGION;
@@ -280,7 +335,7 @@ rvm_return_t rvm_map(rvm_region_t *region, rvm_options_t *options)
 /* rvm_unmap -- forget a mapping; the memory stays (the caller owns it) */
 rvm_return_t rvm_unmap(rvm_region_t *region)
 {
-    if (R.state != RVM_ST_INIT)
+    if (!rvm_ready())
         return RVM_EINIT;
     if (region == NULL || region->struct_id != rvm_region_id)
         return RVM_EREGION;

@@ -17,7 +17,7 @@ void stats_hist(rvm_length_t *hist, int len, const rvm_length_t *dist, rvm_lengt
 /* rvm_statistics -- copy the counters */
 rvm_return_t rvm_statistics(const char *version, rvm_statistics_t *statistics)
 {
-    if (R.state != RVM_ST_INIT)
+    if (!rvm_ready())
         return RVM_EINIT;
     if (version == NULL || strcmp(version, RVM_STATISTICS_VERSION) != 0)
         return RVM_ESTAT_VERSION_SKEW;

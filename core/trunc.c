@@ -180,39 +180,63 @@ void trunc_stop(struct log *lg)
 }
 
 /*
- * recover -- recovery of a just-opened log: apply every valid record from the durable
- * head to the segments named by the status dictionary, fsync them, then write a fresh
- * status: head = end of the valid chain, next seq, empty dictionary, NEW salt. A crash
- * before that status write is durable leaves the old status: recovery runs again and
- * re-applies the same records (idempotent). After it, leftovers of a torn tail carry
- * the old salt and can never validate.
+ * recover -- recovery of a just-opened log (see RECOVERY in log_format.h).
+ *
+ * Apply every valid record from the durable head to the segments named by the status
+ * dictionary (into their page cache), then make the status name a new epoch starting
+ * at the first sequence number not found, with a fresh salt. The head does not move:
+ * the records stay in the log until a truncation has re-applied them and fsynced the
+ * segments, so losing the page cache loses nothing. A crash before the status write
+ * leaves the old status: recovery runs again and re-applies the same records
+ * (idempotent). Leftovers of a torn tail carry the old epoch's salt where the new one
+ * is expected, so they can never validate. When the epoch table is full (recovered
+ * over and over without a truncation), fall back to fsync + moving the head.
  */
 rvm_return_t recover(struct log *lg)
 {
     struct log_status st;
     struct buf dict = { 0 };
     rvm_return_t rc = log_status_read(lg->fd, lg->path, &st, &dict);
-    if (rc == RVM_SUCCESS) {
-        struct apply_res res;
-        rc = recover_apply(lg->fd, lg->path, &st, &dict, 64u << 10, 0, &res);
-        if (rc == RVM_SUCCESS) {
-            uint64_t old = lg->salt;
-            lg->salt ^= now_usec() * 0x9E3779B97F4A7C15ull;
-            uint64_t rnd;
-            if (getentropy(&rnd, sizeof(rnd)) == 0)
-                lg->salt ^= rnd;
-            if ((uint32_t)(lg->salt ^ lg->salt >> 32) == (uint32_t)(old ^ old >> 32))
-                lg->salt ^= 1;
-            pthread_mutex_lock(&lg->status_mu);
-            rc = log_status_write(lg, res.end_off, res.next_seq);
-            pthread_mutex_unlock(&lg->status_mu);
-            lg->head_off = lg->tail_off = res.end_off;
-            lg->head_seq = lg->next_seq = res.next_seq;
-            lg->written_seq = lg->durable_seq = res.next_seq - 1;
-            lg->used = 0;
-            R.st.tot_recovery++;
-        }
-    }
+    if (rc == RVM_SUCCESS)
+        rc = seg_load_dict(lg->path, &dict, st.nsegs);
     buf_free(&dict);
+    if (rc)
+        return rc;
+    struct apply_res res;
+    rc = apply_log(lg, st.head_off, st.head_seq, UINT64_MAX, UINT64_MAX, &res);
+    if (rc)
+        return rc;
+    /* an epoch that starts at next_seq holds no valid record (the chain ends there):
+     * the new epoch replaces it instead of taking another slot */
+    int reuse = lg->epochs[lg->nepochs - 1].seq == res.next_seq;
+    int full = res.nrec > 0 && !reuse && lg->nepochs >= LOG_MAX_EPOCHS;
+    if (full && (rc = apply_sync_segments()) != RVM_SUCCESS)   /* barrier before head */
+        return rc;
+    uint64_t salt = log_new_salt(lg->salt);
+    pthread_mutex_lock(&lg->status_mu);
+    if (res.nrec == 0 || full) {
+        /* nothing live (or all of it synced): one fresh epoch, head at the chain end */
+        lg->epochs[0] = (struct log_epoch){ res.next_seq, salt };
+        lg->nepochs = 1;
+        lg->salt = salt;
+        rc = log_status_write(lg, res.end_off, res.next_seq);
+        lg->head_off = res.end_off;
+        lg->head_seq = res.next_seq;
+        lg->used = 0;
+    } else {
+        if (!reuse)
+            lg->nepochs++;
+        lg->epochs[lg->nepochs - 1] = (struct log_epoch){ res.next_seq, salt };
+        lg->salt = salt;
+        rc = log_status_write(lg, st.head_off, st.head_seq);
+        lg->head_off = st.head_off;
+        lg->head_seq = st.head_seq;
+        lg->used = res.consumed;
+    }
+    pthread_mutex_unlock(&lg->status_mu);
+    lg->tail_off = res.end_off;
+    lg->next_seq = res.next_seq;
+    lg->written_seq = lg->durable_seq = res.next_seq - 1;
+    R.st.tot_recovery++;
     return rc;
 }

@@ -25,7 +25,7 @@ static struct txn *txn_get(rvm_tid_t *tid)
 /* rvm_begin_transaction -- start a transaction in restore or no_restore mode */
 rvm_return_t rvm_begin_transaction(rvm_tid_t *tid, rvm_mode_t mode)
 {
-    if (R.state != RVM_ST_INIT)
+    if (!rvm_ready())
         return RVM_EINIT;
     if (tid == NULL || tid->struct_id != rvm_tid_id)
         return RVM_ETID;
@@ -55,8 +55,21 @@ rvm_return_t rvm_begin_transaction(rvm_tid_t *tid, rvm_mode_t mode)
         R.open_txns->prev = t;
     R.open_txns = t;
     R.n_open++;
+    /* uname is the tid's unique name: a timestamp, bumped by a microsecond when it
+     * would repeat (tids begun in the same microsecond must still differ) */
+    static struct timeval last;
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    if (timercmp(&now, &last, <=)) {
+        now = last;
+        if (++now.tv_usec >= 1000000) {
+            now.tv_usec = 0;
+            now.tv_sec++;
+        }
+    }
+    last = now;
+    tid->uname = now;
     pthread_mutex_unlock(&R.mu);
-    gettimeofday(&tid->uname, NULL);
     tid->tid = t;
     return RVM_SUCCESS;
 }
@@ -100,7 +113,7 @@ static struct region *txn_region(struct txn *t, const char *addr, uint64_t len)
 /* rvm_set_range -- declare that [dest, dest+length) will be modified */
 rvm_return_t rvm_set_range(rvm_tid_t *tid, void *dest, rvm_length_t length)
 {
-    if (R.state != RVM_ST_INIT)
+    if (!rvm_ready())
         return RVM_EINIT;
     struct txn *t = txn_get(tid);
     if (t == NULL)
@@ -151,7 +164,7 @@ rvm_return_t rvm_modify_bytes(rvm_tid_t *tid, void *dest, const void *src,
 /* rvm_abort_transaction -- end without commit; restore mode puts old values back */
 rvm_return_t rvm_abort_transaction(rvm_tid_t *tid)
 {
-    if (R.state != RVM_ST_INIT)
+    if (!rvm_ready())
         return RVM_EINIT;
     struct txn *t = txn_get(tid);
     if (t == NULL)
@@ -303,7 +316,7 @@ static __thread size_t tls_crcap;
 /* rvm_end_transaction -- commit in flush or no_flush mode */
 rvm_return_t rvm_end_transaction(rvm_tid_t *tid, rvm_mode_t mode)
 {
-    if (R.state != RVM_ST_INIT)
+    if (!rvm_ready())
         return RVM_EINIT;
     if (mode != flush && mode != no_flush)
         return RVM_EMODE;
@@ -313,7 +326,10 @@ rvm_return_t rvm_end_transaction(rvm_tid_t *tid, rvm_mode_t mode)
     struct range *r = t->r;
     size_t n = t->n;
     t->elim = t->saved = 0;
-    if (rvm_optimizations && n > 1) {
+    /* a no_flush commit into the coalescing set is merged there anyway: sorting and
+     * merging its ranges first would only cost time */
+    int into_set = mode == no_flush && (rvm_optimizations & RVM_COALESCE_TRANS);
+    if (rvm_optimizations && n > 1 && !into_set) {
         n = txn_coalesce(t, &tls_cr, &tls_crcap);
         if (n == (size_t)-1)
             return RVM_ENO_MEMORY;
@@ -333,7 +349,7 @@ rvm_return_t rvm_end_transaction(rvm_tid_t *tid, rvm_mode_t mode)
 /* txn_commit_vector -- see txn.h */
 rvm_return_t txn_commit_vector(const struct txn_vec *v, size_t n, rvm_mode_t mode)
 {
-    if (R.state != RVM_ST_INIT)
+    if (!rvm_ready())
         return RVM_EINIT;
     if (R.log == NULL)
         return RVM_ELOG;

@@ -248,3 +248,39 @@ Test(smoke, layouts_and_names)
     cr_assert_str_eq(rvm_mode(no_flush), "no_flush");
     cr_assert_eq(rvm_initialize("bogus", NULL), RVM_EVERSION_SKEW);
 }
+
+static void run_big(void)
+{
+    rvm_region_t rg;
+    long *c = start(64 * 1024, 0, 0, &rg);
+    char *b = (char *)c;
+    for (int k = 1; k <= 40; k++) {
+        rvm_tid_t t;
+        rvm_init_tid(&t);
+        if (rvm_begin_transaction(&t, no_restore) || rvm_set_range(&t, b, 30000))
+            _exit(1);
+        memset(b, 'a' + k % 26, 30000);
+        if (rvm_end_transaction(&t, flush))
+            _exit(2);
+        if (k % 3 == 0 && rvm_truncate())
+            _exit(3);
+    }
+    /* a record larger than the whole log is refused, and the tid stays usable */
+    rvm_tid_t t;
+    rvm_init_tid(&t);
+    if (rvm_begin_transaction(&t, no_restore) || rvm_set_range(&t, b, 65536))
+        _exit(4);
+    if (rvm_end_transaction(&t, flush) != RVM_ETOO_BIG)
+        _exit(5);
+    if (rvm_abort_transaction(&t))
+        _exit(6);
+}
+
+Test(smoke, big_records_in_a_small_log, .init = setup, .fini = teardown)
+{
+    child(run_big);
+    rvm_region_t rg;
+    char *b = (char *)start(0, 0, 0, &rg);
+    for (int i = 0; i < 30000; i++)
+        cr_assert_eq(b[i], 'a' + 40 % 26, "byte %d", i);
+}

@@ -15,7 +15,9 @@
  * every later call that would write returns RVM_EIO. rvm_errmsg names the file and
  * the failed operation, rvm_ioerrno holds the errno. Restart the process: recovery
  * in rvm_initialize completes whatever was durable. The LRVM code table has no
- * "panic" code, so RVM_EIO is that code.
+ * "panic" code, so RVM_EIO is that code. The commit whose write or sync failed was not
+ * acknowledged: after recovery it is either wholly present or wholly absent (its
+ * record may have reached the disk before the sync failed), never partial.
  */
 #ifndef RVM_RVM_H
 #define RVM_RVM_H
