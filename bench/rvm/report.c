@@ -206,6 +206,16 @@ static void print_ratios(const struct bench_row *rows, int n)
 	}
 }
 
+/* not_measured -- the target line for a workload lrvm did not measure: skipped (--wl) or
+ * failed (its message is in the FAILED lines above). */
+static void not_measured(const struct bench_row *lr, enum bench_wl wl)
+{
+	if (!lr->have[wl])
+		printf("SKIP %s: not run (--wl)\n", wl_name[wl]);
+	else
+		printf("FAIL %s: not measured (%s)\n", wl_name[wl], lr->res[wl].msg);
+}
+
 /* print_targets -- the targets for lrvm as PASS/FAIL lines (output only). */
 static void print_targets(const struct bench_row *rows, int n)
 {
@@ -224,7 +234,7 @@ static void print_targets(const struct bench_row *rows, int n)
 		printf("%s W1 durable small txns >= 0.85x floor: %.2fx\n", r >= 0.85 ? "PASS" : "FAIL",
 		       r);
 	} else {
-		printf("FAIL W1: not measured\n");
+		not_measured(lr, WL_W1);
 	}
 	if (row_ok(lr, WL_W2)) {
 		double v = metric_get(&lr->res[WL_W2], M_TPS);
@@ -232,7 +242,7 @@ static void print_targets(const struct bench_row *rows, int n)
 		printf("%s W2 no_flush >= 1000000 txn/s: %.0f txn/s\n", v >= 1e6 ? "PASS" : "FAIL",
 		       v);
 	} else {
-		printf("FAIL W2: not measured\n");
+		not_measured(lr, WL_W2);
 	}
 	if (row_ok(lr, WL_W3)) {
 		double s = lr->res[WL_W3].secs, b = lr->res[WL_W3].wbytes;
@@ -241,7 +251,7 @@ static void print_targets(const struct bench_row *rows, int n)
 		printf("%s W3 one big txn <= 3 MB written (commit, truncation excluded): %.2f MB\n",
 		       b <= 3e6 ? "PASS" : "FAIL", b / 1e6);
 	} else {
-		printf("FAIL W3: not measured\n");
+		not_measured(lr, WL_W3);
 	}
 	if (row_ok(lr, WL_W4)) {
 		double s = lr->res[WL_W4].secs;
@@ -253,7 +263,7 @@ static void print_targets(const struct bench_row *rows, int n)
 			       "%.2f ms, %.0f KB read from the device\n",
 			       lr->res[WL_W4C].secs * 1e3, lr->res[WL_W4C].dev_rbytes / 1e3);
 	} else {
-		printf("FAIL W4: not measured\n");
+		not_measured(lr, WL_W4);
 	}
 }
 
