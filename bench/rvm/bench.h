@@ -58,6 +58,7 @@ struct bench_cfg {
 	int w4_txns;                /* W4 transactions before the kill */
 	uint64_t seed;              /* PRNG seed, same for every system */
 	int cold;                   /* W4: evict the files from the page cache before timing */
+	int smoke;                  /* --smoke: sizes too small to judge the targets */
 };
 
 /*

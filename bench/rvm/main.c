@@ -288,6 +288,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (smoke) {
+		cfg.smoke = 1;
 		cfg.w1_txns = 20;
 		cfg.rounds = 1;
 		cfg.w2_txns = 2000;
