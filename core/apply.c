@@ -96,7 +96,8 @@ static int logrd_try(struct logrd *rd, uint64_t pos, uint64_t seq,
         return err > 0 ? -err : 0;
     struct log_rec_hdr z = h;
     z.crc = 0;
-    uint32_t seed = rec_seed_for(rd->epochs, rd->nepochs, seq);
+    uint32_t seed = rd->epochs ? rec_seed_for(rd->epochs, rd->nepochs, seq)
+                               : (uint32_t)(rd->salt ^ (rd->salt >> 32));
     uint32_t c = crc32c(seed, &z, sizeof(z));
     c = crc32c(c, p + LOG_REC_HDR, h.len - LOG_REC_HDR);
     if (c != h.crc)

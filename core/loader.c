@@ -138,6 +138,11 @@ rvm_return_t rvm_load_segment(char *DevName, rvm_offset_t DevLength, rvm_options
     rvm_length_t done = 0;           /* regions this call mapped (undone on failure) */
     for (rvm_length_t i = 0; i < n; i++) {
         rvm_length_t vmlen = RVM_ROUND_LENGTH_UP_TO_PAGE_SIZE(defs[i].length);
+        if (defs[i].vmaddr == NULL || defs[i].length == 0) {
+            rc = err_set(RVM_ESEGMENT_HDR, "segment %s: region %lu has no address or no "
+                         "length; the header is damaged", DevName, i);
+            break;
+        }
         if ((uintptr_t)defs[i].vmaddr & (rvm_page_size() - 1)) {
             rc = err_set(RVM_ESEGMENT_HDR, "segment %s: region %lu address %p is not page "
                          "aligned; the header is damaged", DevName, i,
@@ -163,6 +168,15 @@ rvm_return_t rvm_load_segment(char *DevName, rvm_offset_t DevLength, rvm_options
         rc = rvm_map(&r, NULL);
         if (rc) {
             munmap(defs[i].vmaddr, vmlen);
+            break;
+        }
+        if (RVM_ROUND_LENGTH_UP_TO_PAGE_SIZE(r.length) != vmlen) {
+            /* rvm_map cut it at the end of the segment: the header does not fit it */
+            rvm_unmap(&r);
+            munmap(defs[i].vmaddr, vmlen);
+            rc = err_set(RVM_ESEGMENT_HDR, "segment %s: region %lu (offset %lu, length %lu) "
+                         "extends beyond the end of the segment; the header is damaged",
+                         DevName, i, defs[i].offset.low, defs[i].length);
             break;
         }
         done = i + 1;

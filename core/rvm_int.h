@@ -218,8 +218,9 @@ struct logrd {
     int fd;
     const char *path;
     uint64_t area_off, area_len;
-    const struct log_epoch *epochs;
+    const struct log_epoch *epochs; /* salt epochs of the status; NULL: one epoch, */
     uint32_t nepochs;
+    uint64_t salt;                  /* this salt (readers of a single incarnation) */
     struct buf b;
     uint64_t win_off;     /* area offset of b.p[0] */
     size_t chunk;

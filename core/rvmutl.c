@@ -189,17 +189,16 @@ static int cmd_status(const char *path, int verify)
                 printf("  status copy %d: %s (generation %llu)\n", s,
                        ok ? "valid" : (x.magic == 0 ? "never written" : "INVALID"),
                        (unsigned long long)x.generation);
-                if (!ok && x.magic != 0 && x.generation + 1 >= u.st.generation) {
-                    /* a damaged copy newer than the current one: a torn status write */
-                    printf("    (a torn status write; the other copy is in use)\n");
+                if (!ok && x.magic != 0) {
+                    /* e.g. a torn status write: the other copy is in use */
+                    printf("  PROBLEM: status copy %d is damaged (the other copy is in use; "
+                           "the next truncation rewrites it)\n", s);
+                    problems++;
                 }
             }
         }
         free(hdr);
         /* torn tail: does something with the next seq start at the end? */
-        const char *p;
-        int err = 0;
-        (void)err;
         struct log_rec_hdr h;
         if (u.st.area_len - end >= LOG_REC_HDR &&
             full_pread(u.fd, &h, sizeof(h), u.st.area_off + end) == 0 &&
@@ -209,7 +208,6 @@ static int cmd_status(const char *path, int verify)
                    (unsigned long long)end);
             problems++;
         }
-        (void)p;
         printf(problems ? "verify: %d problem(s) found\n" : "verify: OK\n", problems);
     }
     buf_free(&u.dict);

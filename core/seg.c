@@ -15,8 +15,8 @@
 #include "sysio.h"
 
 
-static struct region **graveyard;   /* unmapped regions, freed at terminate: a tid may */
-static size_t ngrave, gravecap;     /* still cache a pointer (checked by map_gen) */
+static struct region **graveyard;   /* regions unmapped while transactions were open: a */
+static size_t ngrave, gravecap;     /* tid may still cache them (freed when none is open) */
 
 /* seg_get -- the segment for path, opened on first use (caller holds R.mu) */
 rvm_return_t seg_get(const char *path, uint64_t dev_length, int create_ok, struct seg **out)
@@ -362,7 +362,7 @@ rvm_return_t rvm_unmap(rvm_region_t *region)
                 rc = RVM_EUNCOMMIT;
                 goto out;
             }
-    if (ngrave == gravecap) {
+    if (R.n_open > 0 && ngrave == gravecap) {
         size_t cap = gravecap ? gravecap * 2 : 16;
         struct region **p = realloc(graveyard, cap * sizeof(*p));
         if (p == NULL) {
@@ -372,11 +372,22 @@ rvm_return_t rvm_unmap(rvm_region_t *region)
         graveyard = p;
         gravecap = cap;
     }
-    graveyard[ngrave++] = g;
     memmove(R.regions + at, R.regions + at + 1, (R.nregions - at - 1) * sizeof(*R.regions));
     R.nregions--;
     g->seg->nmapped--;
     __atomic_add_fetch(&R.map_gen, 1, __ATOMIC_RELEASE);
+    if (R.n_open > 0) {
+        /* a begun transaction may be inside rvm_set_range with g in its region cache
+         * (checked against map_gen without R.mu): free g only when none is open */
+        graveyard[ngrave++] = g;
+    } else {
+        /* no transaction is begun and none can begin while we hold R.mu; pooled ones
+         * find their cached map_gen stale and never look at their cached pointer */
+        free(g);
+        for (size_t i = 0; i < ngrave; i++)
+            free(graveyard[i]);
+        ngrave = 0;
+    }
 out:
     pthread_mutex_unlock(&R.mu);
     return rc;
