@@ -242,8 +242,8 @@ int main(int argc, char **argv)
 	const struct bench_sys *all[16];
 	struct bench_row rows[16];
 	struct bench_cfg cfg = {
-		.w1_txns = 1000, .rounds = 3, .w2_txns = 1000000, .w2_cap_s = 2.0,
-		.w5_txns = 1000, .w4_txns = BENCH_W4_TXNS, .seed = 0x9E3779B97F4A7C15ULL,
+		.w1_txns = 600, .rounds = 5, .w2_txns = 1000000, .w2_cap_s = 2.0,
+		.w5_txns = 600, .w4_txns = BENCH_W4_TXNS, .seed = 0x9E3779B97F4A7C15ULL,
 		.dur_cap_s = 4.0,
 	};
 	const char *base = getenv("LRVM_BENCH_DIR"), *csv = NULL, *only = NULL, *wls = NULL, *s;
