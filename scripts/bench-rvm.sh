@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# bench-rvm.sh -- the core (LRVM) benchmark with its peers, in one run (issue 3 item 9).
+# Installs what is missing from Debian (the build's packages plus the peers: LMDB, SQLite,
+# PMDK), configures and builds ./build (scripts/setup.sh), runs rvm-bench, and writes
+#   bench/out/rvm.csv  every measured value (system,workload,metric,value,unit)
+#   bench/out/rvm.txt  the printed tables, ratios and PASS/FAIL target lines
+# Targets are reported, not enforced: the exit status is non-zero only if a measurement failed.
+#
+#   bash scripts/bench-rvm.sh                     # default size, a few minutes
+#   LRVM_BENCH_SCALE=4 bash scripts/bench-rvm.sh  # 4x the transactions
+#   LRVM_BENCH_DIR=/mnt/disk bash scripts/bench-rvm.sh --only floor,lrvm
+# Data files go to $LRVM_BENCH_DIR (default /var/tmp), never tmpfs; they are removed after.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD_DIR=${BUILD_DIR:-build}
+PEERS=(liblmdb-dev libsqlite3-dev libpmemobj-dev)
+peers_missing=0
+for p in "${PEERS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || peers_missing=1
+done
+EXTRA_PKGS="${EXTRA_PKGS:-} ${PEERS[*]}" bash scripts/setup.sh
+if [ "$peers_missing" = 1 ]; then
+  # The build was configured before the peers existed: let meson find them now.
+  meson setup --reconfigure "$BUILD_DIR" >/dev/null
+  meson compile -C "$BUILD_DIR"
+fi
+
+bin="$BUILD_DIR/bench/rvm/rvm-bench"
+if [ ! -x "$bin" ]; then
+  echo "bench-rvm.sh: $bin was not built (is the build configured with -Dbench=false?" \
+       "re-run: meson configure $BUILD_DIR -Dbench=true)" >&2
+  exit 1
+fi
+mkdir -p bench/out
+"$bin" --csv bench/out/rvm.csv "$@" | tee bench/out/rvm.txt
+echo "bench-rvm.sh: wrote bench/out/rvm.csv and bench/out/rvm.txt"
