@@ -149,13 +149,28 @@ rvm_return_t rvm_load_segment(char *DevName, rvm_offset_t DevLength, rvm_options
                          (void *)defs[i].vmaddr);
             break;
         }
+        /* The header is data from a file: a length whose page round-up wraps, or a region
+         * that would wrap the address space, is damage, not an overlap. */
+        if (vmlen < defs[i].length ||
+            (uintptr_t)defs[i].vmaddr + vmlen < (uintptr_t)defs[i].vmaddr) {
+            rc = err_set(RVM_ESEGMENT_HDR, "segment %s: region %lu (address %p, length %lu) "
+                         "wraps the address space; the header is damaged", DevName, i,
+                         (void *)defs[i].vmaddr, defs[i].length);
+            break;
+        }
         void *p = mmap(defs[i].vmaddr, vmlen, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
         if (p == MAP_FAILED || p != defs[i].vmaddr) {
+            int e = p == MAP_FAILED ? errno : EEXIST; /* old kernels ignore NOREPLACE: moved */
             if (p != MAP_FAILED)
                 munmap(p, vmlen);
-            rc = err_set(RVM_EVM_OVERLAP, "segment %s: region %lu at %p overlaps memory in "
-                         "use", DevName, i, (void *)defs[i].vmaddr);
+            if (e == EEXIST)
+                rc = err_set(RVM_EVM_OVERLAP, "segment %s: region %lu at %p overlaps memory "
+                             "in use", DevName, i, (void *)defs[i].vmaddr);
+            else
+                rc = err_set(RVM_ERANGE, "segment %s: region %lu at %p (length %lu) cannot be "
+                             "mapped: %s", DevName, i, (void *)defs[i].vmaddr, defs[i].length,
+                             strerror(e));
             break;
         }
         rvm_region_t r;

@@ -239,6 +239,18 @@ rvm_return_t recover(struct log *lg)
         lg->used = res.consumed;
     }
     pthread_mutex_unlock(&lg->status_mu);
+    /* The recovered records stay live in the log (the head did not move), and the next
+     * truncation re-applies them slice by slice: between two slices the file may show an
+     * older committed value again ('X' re-applied before the later 'Z'). A MAP_PRIVATE
+     * mapping sees the file's page cache directly, and a copy-in map taken between slices
+     * reads it, so rvm_map must first let a whole truncation pass these records. Marking
+     * the segments they wrote as having live records (last_seq) makes rvm_map's "pending"
+     * check do exactly that -- a cost paid at the first map after a crash, not at
+     * rvm_initialize, and only for segments the log actually names. */
+    if (res.nrec > 0 && !full)
+        for (uint32_t i = 1; i <= R.nsegs; i++)
+            if (R.segs[i] != NULL && R.segs[i]->dirty && R.segs[i]->last_seq < res.next_seq - 1)
+                R.segs[i]->last_seq = res.next_seq - 1;
     lg->tail_off = res.end_off;
     lg->next_seq = res.next_seq;
     lg->written_seq = lg->durable_seq = res.next_seq - 1;
