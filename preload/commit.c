@@ -16,6 +16,7 @@
 #include "shim.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
@@ -28,6 +29,9 @@ volatile uint64_t shim_commit_calls;
 static uint64_t commit_by_exit, commit_by_signal, commit_by_interval;
 static pthread_mutex_t commit_lock = PTHREAD_MUTEX_INITIALIZER;
 static sem_t commit_sem;
+/* LRVM_STATS goes to a private duplicate of stderr taken before main: programs such as
+ * coreutils close stderr in their own atexit handler, which runs before ours. */
+static int stats_fd = 2;
 
 /* shim_commit -- the single commit entry point.
  * TODO(issue 4 integration): heap_lock_all(shim_heap); rvm_commit() of the tracked heap
@@ -56,11 +60,11 @@ static void commit_at_exit(void)
     shim_commit("exit");
   if (shim_opts.stats && !shim_forked_child) {
     char a[24], b[24], c[24], d[24];
-    shim_say(2, "stats: commits ", shim_fmt_u64(a, shim_commit_calls), " (exit ",
+    shim_say(stats_fd, "stats: commits ", shim_fmt_u64(a, shim_commit_calls), " (exit ",
              shim_fmt_u64(b, commit_by_exit), ", signal ", shim_fmt_u64(c, commit_by_signal),
              ", interval ", shim_fmt_u64(d, commit_by_interval),
              "); persistence not yet wired (volatile heap)", NULL);
-    shim_heap_stats(2);
+    shim_heap_stats(stats_fd);
   }
 }
 
@@ -111,6 +115,11 @@ static void *commit_thread(void *arg)
 /* shim_commit_setup -- install the hooks; called from the constructor, before main */
 int shim_commit_setup(void)
 {
+  if (shim_opts.stats) {
+    int fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
+    if (fd >= 0)
+      stats_fd = fd;
+  }
   if (atexit(commit_at_exit) != 0) {
     shim_say(2, "cannot register the exit commit (atexit failed)", NULL);
     return ENOMEM;

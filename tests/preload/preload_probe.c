@@ -1,0 +1,187 @@
+/*
+ * preload_probe.c -- a small unmodified program (no lrvm calls) that the preload tests run with
+ * and without the shim. argv[1] picks what it does; it prints what it observed.
+ *   where        "shim" if malloc returns heap memory (default base), else "glibc"
+ *   main         prints "main reached" (invalid-option tests check it is NOT printed)
+ *   exec         execs itself with "where": shows whether the shim was inherited
+ *   personality  "aslr off" / "aslr on"
+ *   segv         its own SIGSEGV handler must see a fault on a PROT_NONE page
+ *   fork         8 threads malloc/free while main forks 40 times; children malloc and exit
+ *   stress       8 threads x N malloc/realloc/free with content checks
+ *   signal SIG   raises SIG, then sleeps 300 ms so a commit thread can run
+ *   status N     exits with status N
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/personality.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HEAP_BASE 0x200000000000ull
+#define HEAP_MAX (256ull << 30)
+
+static int scale(void)
+{
+  const char *s = getenv("LRVM_TEST_SCALE");
+  int v = s ? atoi(s) : 1;
+  return v > 0 ? v : 1;
+}
+
+static void where(void)
+{
+  void *p = malloc(64);
+  uintptr_t a = (uintptr_t)p;
+  puts(a >= HEAP_BASE && a < HEAP_BASE + HEAP_MAX ? "shim" : "glibc");
+  free(p);
+}
+
+static volatile sig_atomic_t faults;
+static char *guard;
+
+static void on_segv(int sig, siginfo_t *si, void *uc)
+{
+  (void)sig;
+  (void)uc;
+  if ((char *)si->si_addr >= guard && (char *)si->si_addr < guard + 4096) {
+    faults++;
+    mprotect(guard, 4096, PROT_READ | PROT_WRITE);
+  } else {
+    _exit(99);
+  }
+}
+
+static volatile int stop;
+
+static void *churn(void *arg)
+{
+  unsigned seed = (unsigned)(uintptr_t)arg;
+  while (!stop) {
+    void *v[16];
+    for (int i = 0; i < 16; i++)
+      v[i] = malloc((size_t)(rand_r(&seed) % 2000) + 1);
+    for (int i = 0; i < 16; i++)
+      free(v[i]);
+  }
+  return NULL;
+}
+
+static void *stress(void *arg)
+{
+  unsigned seed = (unsigned)(uintptr_t)arg;
+  enum { SLOTS = 512 };
+  unsigned char *slot[SLOTS] = {0};
+  size_t len[SLOTS] = {0};
+  long n = 40000L * scale();
+  for (long it = 0; it < n; it++) {
+    int i = rand_r(&seed) % SLOTS;
+    if (slot[i]) {
+      for (size_t k = 0; k < len[i]; k++)
+        if (slot[i][k] != (unsigned char)(i + k))
+          return (void *)1;  /* someone else's write landed in our block */
+      if (rand_r(&seed) % 4 == 0) {
+        size_t nl = (size_t)(rand_r(&seed) % 5000) + 1;
+        unsigned char *q = realloc(slot[i], nl);
+        if (!q)
+          return (void *)2;
+        for (size_t k = len[i]; k < nl; k++)
+          q[k] = (unsigned char)(i + k);
+        slot[i] = q;
+        len[i] = nl;
+        continue;
+      }
+      free(slot[i]);
+      slot[i] = NULL;
+    } else {
+      size_t nl = rand_r(&seed) % 8 == 0 ? (size_t)(rand_r(&seed) % 200000) + 1
+                                          : (size_t)(rand_r(&seed) % 300) + 1;
+      slot[i] = rand_r(&seed) % 2 ? malloc(nl) : calloc(1, nl);
+      if (!slot[i])
+        return (void *)3;
+      for (size_t k = 0; k < nl; k++)
+        slot[i][k] = (unsigned char)(i + k);
+      len[i] = nl;
+    }
+  }
+  for (int i = 0; i < SLOTS; i++)
+    free(slot[i]);
+  return NULL;
+}
+
+int main(int argc, char **argv)
+{
+  const char *m = argc > 1 ? argv[1] : "where";
+  if (!strcmp(m, "where")) {
+    where();
+  } else if (!strcmp(m, "main")) {
+    puts("main reached");
+  } else if (!strcmp(m, "exec")) {
+    fflush(stdout);
+    execl("/proc/self/exe", argv[0], "where", (char *)NULL);
+    perror("exec");
+    return 1;
+  } else if (!strcmp(m, "personality")) {
+    puts(personality(0xffffffff) & ADDR_NO_RANDOMIZE ? "aslr off" : "aslr on");
+  } else if (!strcmp(m, "segv")) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGSEGV, &sa, NULL);
+    guard = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *heap = malloc(100);   /* the heap works alongside the handler */
+    guard[10] = 1;
+    heap[0] = guard[10];
+    printf("faults %d value %d\n", (int)faults, heap[0]);
+    free(heap);
+  } else if (!strcmp(m, "fork")) {
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++)
+      pthread_create(&t[i], NULL, churn, (void *)(uintptr_t)(i + 1));
+    int ok = 0, n = 40 * scale();
+    for (int i = 0; i < n; i++) {
+      pid_t pid = fork();
+      if (pid == 0) {
+        void *p = malloc(1000), *q = malloc(100000);
+        free(p);
+        free(q);
+        _exit(7);
+      }
+      int st;
+      if (waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 7)
+        ok++;
+    }
+    stop = 1;
+    for (int i = 0; i < 8; i++)
+      pthread_join(t[i], NULL);
+    printf("forks ok %d of %d\n", ok, n);
+  } else if (!strcmp(m, "stress")) {
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++)
+      pthread_create(&t[i], NULL, stress, (void *)(uintptr_t)(i * 7919 + 1));
+    int bad = 0;
+    for (int i = 0; i < 8; i++) {
+      void *r;
+      pthread_join(t[i], &r);
+      bad += r != NULL;
+    }
+    printf("stress threads failed %d\n", bad);
+  } else if (!strcmp(m, "signal") && argc > 2) {
+    raise(atoi(argv[2]));
+    struct timespec ts = {0, 300 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    puts("signalled");
+  } else if (!strcmp(m, "status") && argc > 2) {
+    return atoi(argv[2]);
+  } else {
+    fprintf(stderr, "preload_probe: unknown mode %s\n", m);
+    return 64;
+  }
+  return 0;
+}
