@@ -10,8 +10,12 @@
  *   stress       8 threads x N malloc/realloc/free with content checks
  *   signal SIG   raises SIG, then sleeps 300 ms so a commit thread can run
  *   status N     exits with status N
+ *   api          the whole malloc family's contracts (alignment, overflow, errno kept on
+ *                success, usable sizes, __libc_* aliases); prints "api ok" or the failures
+ *   foreign      free()s pointers no malloc returned (static, stack+16): must survive
  */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -114,6 +118,81 @@ static void *stress(void *arg)
   return NULL;
 }
 
+#define CHECK(c) do { if (!(c)) { printf("FAIL %s:%d %s\n", __FILE__, __LINE__, #c); bad++; } } while (0)
+
+void *__libc_malloc(size_t n);
+void __libc_free(void *p);
+void *__libc_calloc(size_t nmemb, size_t size);
+void *__libc_realloc(void *p, size_t n);
+void *__libc_memalign(size_t align, size_t n);
+
+/* api -- contracts every malloc must keep, checked without and with the shim */
+static int api(void)
+{
+  int bad = 0;
+  errno = 1234;
+  void *p = malloc(0);
+  CHECK(p != NULL && errno == 1234);
+  free(p);
+  CHECK(errno == 1234);
+  p = calloc(10, 10);
+  CHECK(p && errno == 1234 && ((unsigned char *)p)[99] == 0);
+  p = realloc(p, 100000);
+  CHECK(p && errno == 1234 && ((unsigned char *)p)[99] == 0);
+  CHECK(malloc_usable_size(p) >= 100000);
+  free(p);
+  CHECK(malloc_usable_size(NULL) == 0);
+  volatile size_t half = SIZE_MAX / 2, huge = SIZE_MAX - 4096;  /* hidden from the compiler */
+  errno = 0;
+  CHECK(calloc(half, 3) == NULL && errno == ENOMEM);
+  errno = 0;
+  CHECK(reallocarray(NULL, half, 3) == NULL && errno == ENOMEM);
+  errno = 0;
+  CHECK(malloc(huge) == NULL && errno == ENOMEM);
+  for (size_t al = 8; al <= (1u << 22); al <<= 1) {
+    void *q = NULL;
+    CHECK(posix_memalign(&q, al, 100) == 0 && q && (uintptr_t)q % al == 0);
+    free(q);
+    q = aligned_alloc(al, al * 2);
+    CHECK(q && (uintptr_t)q % al == 0);
+    free(q);
+    q = memalign(al, 24);
+    CHECK(q && (uintptr_t)q % al == 0);
+    free(q);
+  }
+  void *q = (void *)1;
+  errno = 77;
+  CHECK(posix_memalign(&q, 24, 100) == EINVAL && q == (void *)1 && errno == 77);
+  q = valloc(10);
+  CHECK(q && (uintptr_t)q % 4096 == 0);
+  free(q);
+  q = pvalloc(10);
+  CHECK(q && (uintptr_t)q % 4096 == 0 && malloc_usable_size(q) >= 4096);
+  free(q);
+  q = __libc_malloc(50);
+  CHECK(q != NULL);
+  q = __libc_realloc(q, 5000);
+  CHECK(q != NULL);
+  __libc_free(q);
+  q = __libc_calloc(3, 7);
+  CHECK(q && ((char *)q)[20] == 0);
+  __libc_free(q);
+  q = __libc_memalign(256, 3);
+  CHECK(q && (uintptr_t)q % 256 == 0);
+  __libc_free(q);
+  char *r = realloc(NULL, 10);
+  strcpy(r, "abcdefghi");
+  r = realloc(r, 1 << 20);
+  CHECK(r && strcmp(r, "abcdefghi") == 0);
+  r = realloc(r, 5);
+  CHECK(r && memcmp(r, "abcde", 5) == 0);
+  free(r);
+  puts(bad ? "api FAILED" : "api ok");
+  return bad;
+}
+
+static char static_buf[64];
+
 int main(int argc, char **argv)
 {
   const char *m = argc > 1 ? argv[1] : "where";
@@ -177,6 +256,15 @@ int main(int argc, char **argv)
     struct timespec ts = {0, 300 * 1000 * 1000};
     nanosleep(&ts, NULL);
     puts("signalled");
+  } else if (!strcmp(m, "api")) {
+    return api() ? 1 : 0;
+  } else if (!strcmp(m, "foreign")) {
+    char stack_buf[64];
+    char *volatile launder = static_buf + 16;  /* the compiler rightly warns on a direct call */
+    free(launder);
+    launder = stack_buf + 16;
+    free(launder);
+    puts("survived");
   } else if (!strcmp(m, "status") && argc > 2) {
     return atoi(argv[2]);
   } else {

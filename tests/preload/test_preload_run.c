@@ -354,3 +354,20 @@ Test(preload_run, errors)
   cr_expect_eq(r.status, 0);
   cr_expect(strstr(r.out, "--heap-size") && strstr(r.out, "LRVM_HEAP_SIZE"), "%s", r.out);
 }
+
+Test(preload_probe, malloc_family_contracts)
+{
+  char *argv[] = {(char *)need("LRVM_TEST_PROBE"), "api", NULL};
+  struct result a = run(argv, NULL, 0, NULL, 30), b = run(argv, NULL, 1, NULL, 30);
+  cr_expect_str_eq(a.out, "api ok\n", "glibc itself: %s", a.out);
+  cr_expect_str_eq(b.out, "api ok\n", "with the shim: %s %s", b.out, b.err);
+  cr_expect_eq(b.status, 0);
+}
+
+Test(preload_probe, foreign_free_is_routed_not_fatal)
+{
+  struct result r = probe("foreign", NULL, NULL);
+  cr_expect_eq(r.status, 0, "%s", r.err);
+  cr_expect_str_eq(r.out, "survived\n");
+  cr_expect(strstr(r.err, "foreign frees 2") != NULL, "%s", r.err);
+}
