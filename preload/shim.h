@@ -9,6 +9,7 @@
  *              or (shim inactive) glibc
  *   heap.c     the heap behind malloc: reservation at a fixed base, backing, fork handlers
  *   commit.c   commit hooks (exit, signal, interval) funnelling into shim_commit()
+ *   sigchain.c sigaction/signal wrappers keeping vmprim's fault dispatcher first
  *   init.c     start-up order, activity decision (AT_SECURE), LD_PRELOAD inheritance
  */
 #ifndef LRVM_SHIM_H
@@ -126,5 +127,10 @@ int shim_commit(const char *why);
 /* shim_commit_setup -- install the hooks LRVM_COMMIT asks for; 0 or errno (message written). */
 int shim_commit_setup(void);
 extern volatile uint64_t shim_commit_calls;
+
+/* ---- sigchain.c -------------------------------------------------------------------------- */
+
+/* shim_sigchain_setup -- find the real sigaction and our text range; LRVM_BACKTRACE. */
+int shim_sigchain_setup(void);
 
 #endif

@@ -5,7 +5,9 @@
  *   main         prints "main reached" (invalid-option tests check it is NOT printed)
  *   exec         execs itself with "where": shows whether the shim was inherited
  *   personality  "aslr off" / "aslr on"
- *   segv         its own SIGSEGV handler must see a fault on a PROT_NONE page
+ *   segv         its own SIGSEGV handler must see a fault on a PROT_NONE page, and a query
+ *                of the SIGSEGV disposition must return that handler
+ *   crash        writes to address 16
  *   fork         8 threads malloc/free while main forks 40 times; children malloc and exit
  *   stress       8 threads x N malloc/realloc/free with content checks
  *   signal SIG   raises SIG, then sleeps 300 ms so a commit thread can run
@@ -213,12 +215,20 @@ int main(int argc, char **argv)
     sa.sa_sigaction = on_segv;
     sa.sa_flags = SA_SIGINFO;
     sigaction(SIGSEGV, &sa, NULL);
+    struct sigaction q;
+    sigaction(SIGSEGV, NULL, &q);   /* must report the program's own handler */
+    int own = (q.sa_flags & SA_SIGINFO) && q.sa_sigaction == on_segv;
     guard = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     char *heap = malloc(100);   /* the heap works alongside the handler */
     guard[10] = 1;
     heap[0] = guard[10];
-    printf("faults %d value %d\n", (int)faults, heap[0]);
+    printf("faults %d value %d query %s\n", (int)faults, heap[0], own ? "own" : "other");
     free(heap);
+  } else if (!strcmp(m, "crash")) {
+    fflush(stdout);
+    int *volatile bad = (int *)(uintptr_t)16;
+    *bad = 1;   /* a genuine crash: must still die of SIGSEGV */
+    puts("not reached");
   } else if (!strcmp(m, "fork")) {
     pthread_t t[8];
     for (int i = 0; i < 8; i++)

@@ -269,9 +269,31 @@ Test(preload_probe, at_secure_leaves_program_alone)
 
 Test(preload_probe, own_sigsegv_handler_gets_its_faults)
 {
-  struct result r = probe("segv", NULL, NULL);
+  char *argv[] = {(char *)need("LRVM_TEST_PROBE"), "segv", NULL};
+  struct result a = run(argv, NULL, 0, NULL, 30);
+  cr_expect_str_eq(a.out, "faults 1 value 1 query own\n", "without the shim: %s", a.err);
+  /* With the shim the handler is chained behind vmprim's dispatcher (LRVM_BACKTRACE=1 makes
+   * sure the dispatcher is installed before the program's sigaction). */
+  const char *bt[] = {"LRVM_BACKTRACE=1", NULL};
+  struct result r = probe("segv", NULL, NULL), b = probe("segv", NULL, bt);
   cr_expect_eq(r.status, 0, "%s", r.err);
-  cr_expect_str_eq(r.out, "faults 1 value 1\n");
+  cr_expect_str_eq(r.out, "faults 1 value 1 query own\n", "%s", r.err);
+  cr_expect_eq(b.status, 0, "%s", b.err);
+  cr_expect_str_eq(b.out, "faults 1 value 1 query own\n", "%s", b.err);
+}
+
+Test(preload_probe, genuine_crash_still_crashes)
+{
+  char *argv[] = {(char *)need("LRVM_TEST_PROBE"), "crash", NULL};
+  struct result a = run(argv, NULL, 0, NULL, 30);
+  cr_assert_eq(a.status, 128 + SIGSEGV, "without the shim: %d", a.status);
+  struct result r = probe("crash", NULL, NULL);
+  cr_expect_eq(r.status, 128 + SIGSEGV, "%s", r.err);
+  const char *bt[] = {"LRVM_BACKTRACE=1", NULL};
+  r = probe("crash", NULL, bt);
+  cr_expect_eq(r.status, 128 + SIGSEGV, "%s", r.err);
+  cr_expect(strstr(r.err, "vmprim: fatal SIGSEGV at 0x10") != NULL, "no crash report: %s", r.err);
+  cr_expect_str_eq(r.out, "");
 }
 
 Test(preload_probe, fork_in_threaded_program, .timeout = 120)
