@@ -245,13 +245,20 @@ Test(preload_probe, invalid_value_stops_before_main)
 
 Test(preload_probe, heap_base_taken_is_refused)
 {
-  /* The probe's own stack/libraries are not at a known place; the vsyscall-free top of the
-   * lower half is. Instead reserve clearly: base inside the executable's mapping under setarch -R
-   * semantics is unportable, so use a base whose range overlaps the stack (just below 128 TiB). */
-  const char *extra[] = {"LRVM_HEAP_BASE=0x7ffc00000000", "LRVM_HEAP_SIZE=32G", NULL};
-  struct result r = probe("main", NULL, extra);
+  /* lrvm-run turns ASLR off, so the (PIE) probe is loaded at 0x555555554000: a heap asked for
+   * at 0x555555400000 overlaps it and MAP_FIXED_NOREPLACE must refuse (EEXIST), not replace. */
+  char *argv[] = {(char *)need("LRVM_TEST_RUN"), "--heap-base=0x555555400000", "--heap-size=8M",
+                  (char *)need("LRVM_TEST_PROBE"), "main", NULL};
+  struct result r = run(argv, NULL, 0, NULL, 30);
   cr_expect_eq(r.status, 2, "%s", r.err);
   cr_expect_str_eq(r.out, "");
+  cr_expect(strstr(r.err, "cannot reserve the heap at LRVM_HEAP_BASE=0x555555400000 "
+                          "(LRVM_HEAP_SIZE=8M): File exists; something is already mapped there")
+            != NULL, "%s", r.err);
+  /* Beyond the user address space: refused with the other advice. */
+  const char *extra[] = {"LRVM_HEAP_BASE=0x7ffc00000000", "LRVM_HEAP_SIZE=32G", NULL};
+  r = probe("main", NULL, extra);
+  cr_expect_eq(r.status, 2, "%s", r.err);
   cr_expect(strstr(r.err, "cannot reserve the heap at LRVM_HEAP_BASE=0x7ffc00000000") != NULL,
             "%s", r.err);
 }
@@ -392,4 +399,15 @@ Test(preload_probe, foreign_free_is_routed_not_fatal)
   cr_expect_eq(r.status, 0, "%s", r.err);
   cr_expect_str_eq(r.out, "survived\n");
   cr_expect(strstr(r.err, "foreign frees 2") != NULL, "%s", r.err);
+}
+
+Test(preload_probe, segment_refused_until_persistence_is_wired)
+{
+  const char *extra[] = {"LRVM_SEGMENT=/tmp/lrvm-preload-never-created", NULL};
+  struct result r = probe("main", NULL, extra);
+  cr_expect_eq(r.status, 2, "%s", r.err);
+  cr_expect_str_eq(r.out, "");
+  cr_expect(strstr(r.err, "LRVM_SEGMENT=/tmp/lrvm-preload-never-created: persistence is not "
+                          "available") != NULL, "%s", r.err);
+  cr_expect(access("/tmp/lrvm-preload-never-created", F_OK) != 0, "a segment file was created");
 }
