@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "rvm_int.h"
+#include "track_hooks.h"
 
 struct rvm_state R = { .mu = PTHREAD_MUTEX_INITIALIZER, .truncate = TRUNCATE,
                        .recovery_buf_len = RECOVERY_BUF_LEN, .flush_buf_len = FLUSH_BUF_LEN,
@@ -181,6 +182,12 @@ rvm_return_t rvm_terminate(void)
 {
     if (!rvm_ready())
         return RVM_EINIT;
+    /* tracked regions: RVM_EUNCOMMIT if one has uncommitted changes, else all untracked */
+    if (track_on_terminate != NULL) {
+        rvm_return_t trc = track_on_terminate();
+        if (trc != RVM_SUCCESS)
+            return trc;
+    }
     pthread_mutex_lock(&R.mu);
     if (R.n_open > 0) {
         pthread_mutex_unlock(&R.mu);

@@ -13,6 +13,7 @@
 
 #include "rvm_int.h"
 #include "sysio.h"
+#include "track_hooks.h"
 
 
 static struct region **graveyard;   /* regions unmapped while transactions were open: a */
@@ -339,6 +340,13 @@ rvm_return_t rvm_unmap(rvm_region_t *region)
         return RVM_EINIT;
     if (region == NULL || region->struct_id != rvm_region_id)
         return RVM_EREGION;
+    /* a tracked region: refused if it has uncommitted changes, else untracked (before
+     * R.mu: tracking takes its own lock first and then core's, in rvm_commit) */
+    if (track_on_unmap != NULL) {
+        rvm_return_t trc = track_on_unmap(region->vmaddr, region->length);
+        if (trc != RVM_SUCCESS)
+            return trc;
+    }
     pthread_mutex_lock(&R.mu);
     rvm_return_t rc = RVM_SUCCESS;
     size_t at = R.nregions;

@@ -1,0 +1,252 @@
+/*
+ * track.h -- auto-tracked regions: page protection replaces set_range.
+ *
+ * WHAT. A tracked region is a mapped LRVM region whose writes need no set_range. vmprim's
+ * DIRTY tracker tells us which pages were written; rvm_commit() turns the changed bytes of
+ * those pages into new-value ranges of ONE transaction in the same redo log as explicit
+ * transactions. Recovery, truncation and rvmutl therefore see nothing special.
+ *
+ * COMMITTED IMAGE ("twin"). To find the changed bytes of a dirty page we need the page as
+ * of the last commit. Every tracked region owns a slot area of 2 x its size, reserved with
+ * MAP_NORESERVE (only touched slots cost memory): page i has two slots, A and B. Per page,
+ * one atomic byte says which slot holds the twin, whether a twin exists, and the page's
+ * commit state (see "Per-page states"). Slots are fixed per page, so no allocator runs in
+ * signal context; "swapping" twin and snapshot is flipping one bit.
+ *
+ *  - Hook backends (uffd-sigbus, mprotect): vmprim calls our first-write hook in the
+ *    faulting thread *before* the page becomes writable; the page then still holds its
+ *    content as of the last commit, which we copy into the twin slot (0.2 us against a
+ *    5 us fault). After the commit that logs the page, its twin is dropped (memory == the
+ *    committed image again), so twins cover one epoch's working set only.
+ *  - wp-async has no hook: the twin must exist before the write. rvm_track copies the
+ *    region into twin slots (up to the budget), and every commit turns the page's snapshot
+ *    into its twin. Beyond the budget, a page logged whole takes the twin of a page not
+ *    written in the last two commits (a CLOCK, i.e. approximate LRU), so the twins follow
+ *    the pages being written.
+ *  - Budget: at most `budget` bytes of twins per process (default TRACK_DEFAULT_BUDGET,
+ *    rvm_track_configure). A page that has no twin because the budget is spent is logged
+ *    WHOLE: new-value logging of a whole page is always correct, twins only make records
+ *    smaller. Beyond the twins, snapshot slots are touched only for the pages of a commit
+ *    in flight (transient, at most the dirty set). When more slot pages were copied into
+ *    than the budget + 1/4 since the last sweep, the following commits return the unused
+ *    ones to the kernel (MADV_DONTNEED; an incremental sweep, at most TRACK_TRIM_RUNS
+ *    madvise calls per commit), so resident slot memory stays near budget + the dirty set.
+ *
+ * ONE INSTANT. A commit contains every write that happened before one instant in any
+ * thread and none after (DESIGN.md section 2). We take the instant at a safepoint
+ * (track_safepoint.c): every other thread of the process is stopped in a signal handler,
+ * the dirty set is collected (vmprim re-arms = write-protects those pages in the same
+ * step), and then:
+ *  - hook backends: the threads are released at once. A collected page is PENDING: its
+ *    content at the instant is the live page, until some thread writes it; that write
+ *    faults (the page was re-armed), and the first-write hook copies the page into the
+ *    free slot *before* the write proceeds (Appel & Li's concurrent checkpoint) and
+ *    marks it SNAP. The committing thread meanwhile diffs each PENDING page live against
+ *    its twin and then tries PENDING -> CLEAN with a CAS; if the CAS fails, a hook got
+ *    there first and the live diff may be torn: it is thrown away and the page is diffed
+ *    from its snapshot instead. The pause is the time to stop, collect and mark.
+ *  - wp-async: there is no hook, so a write after release could not be caught: the dirty
+ *    pages are copied into their snapshot slots DURING the pause (0.2 us per page), and
+ *    diffed after release. The pause grows with the dirty set (and the first capture of a
+ *    page also pays the page fault of its snapshot slot); it is measured and reported
+ *    separately.
+ * The pause must not call malloc or anything that takes a libc lock: a parked thread may
+ * hold it. All memory the pause needs (page list, carry bitmaps) is allocated at
+ * rvm_track time.
+ *
+ * Per-page states (one _Atomic uint8_t; low two bits):
+ *   CLEAN    memory == committed image (hook backends: no twin needed)
+ *   DIRTY    written this epoch; the twin (if TF_TWIN) holds the committed image
+ *   PENDING  collected by the commit in flight; the live page is its content at the instant
+ *   SNAP     collected, then written: the non-twin slot holds its content at the instant
+ * Flags: TF_TWIN (a twin exists), TF_SLOTB (twin is slot B, else A; snapshot is the other).
+ * Transitions: hook CLEAN->DIRTY (copy to twin) and PENDING->SNAP (copy to other slot);
+ * commit (threads stopped) DIRTY->PENDING (hook) or any->SNAP after copying (wp-async);
+ * differ PENDING->CLEAN, SNAP->DIRTY (hook: snapshot becomes the twin) or SNAP->CLEAN
+ * (wp-async: snapshot becomes the twin). Only the hook and the differ race, and only on
+ * PENDING; every other transition has a single owner.
+ *
+ * DIFF. Changed bytes are found word by word (memcmp first: identical pages cost ~0.09 us);
+ * runs of changed bytes separated by fewer than `merge_gap` bytes (default 32) are merged,
+ * because every range costs a header in the log; runs that end at a page end and restart
+ * at the next page's start are joined.
+ *
+ * DURABILITY. The ranges go to the sink (core's commit-vector entry) as one transaction,
+ * flush or no_flush (rvm_commit_mode). Twins are advanced while diffing, i.e. before the
+ * record is durable: if the sink fails, the tracked state no longer matches the log, so the
+ * failure is sticky: every later commit returns the same error (as core's own I/O errors
+ * are); the process must restart and recover.
+ *
+ * EXPLICIT TRANSACTIONS on tracked memory: core calls track_note_commit() for each range an
+ * explicit transaction committed; we copy the committed bytes into the page's twin, so the
+ * next rvm_commit does not log them again. (A no_restore abort leaves uncommitted bytes in
+ * memory; a later rvm_commit logs them -- that is what no_restore means.)
+ *
+ * KERNEL WRITES (read(2) into tracked memory): with the hook backends the kernel's write
+ * fails with EFAULT unless track_prepare_write() (rvm_track_prepare_write) ran first; it
+ * calls the hook and opens the pages. It holds `kw` as a reader while inside vmprim (which
+ * then holds its tracker lock), so a capture (the writer) never stops a thread there. A
+ * commit between the prepare and the kernel write re-arms the pages; the kernel write then
+ * fails with EFAULT and the caller prepares again and retries (lrvm.h says so).
+ *
+ * THE HOOK AND THE SAFEPOINT: in a fault, vmprim marks the page written before it opens it,
+ * and a collect waits for the opening; a thread parked in between would deadlock the
+ * capture. The hook therefore blocks LRVM_TRACK_SIGNAL for the rest of the fault handler
+ * (the kernel restores the mask on return). See track_hook.
+ *
+ * FORK: a child's copy of tracked memory is plain memory (userfaultfd registrations are not
+ * inherited) and rvm_commit in the child fails: the tracker and the log are the parent's.
+ *
+ * Concurrency: `mu` serialises rvm_track/untrack/commit/note_commit; the hook takes no lock.
+ */
+#ifndef LRVM_CORE_TRACK_H
+#define LRVM_CORE_TRACK_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <lrvm/lrvm.h>
+#include <lrvm/vmprim.h>
+#include <rvm/rvm.h>
+
+#pragma GCC visibility push(hidden)
+
+#define TRACK_MAX_REGIONS 64                       /* vmprim: DIRTY_MAX_RANGES per tracker */
+#define TRACK_DEFAULT_BUDGET ((uint64_t)1 << 30)   /* bytes of twins per process */
+#define TRACK_DEFAULT_GAP 32                       /* merge runs closer than this */
+#define TRACK_TRIM_RUNS 256                        /* madvise calls per commit, at most */
+
+/* per-page state byte */
+enum { TS_CLEAN = 0, TS_DIRTY = 1, TS_PENDING = 2, TS_SNAP = 3, TS_MASK = 3 };
+#define TF_TWIN 4
+#define TF_SLOTB 8
+
+/* one range of a tracked commit: `len` new bytes at segment offset `off` of the region
+ * `cookie` (the rvm_region_t given to rvm_track) */
+struct track_range {
+    const rvm_region_t *cookie;
+    char *dest;              /* the memory these bytes are the new value of */
+    uint64_t off;
+    uint64_t len;
+    const char *src;
+};
+
+/* The sink commits n ranges as ONE transaction of the redo log; with flush it returns only
+ * when the record is durable. *logged: bytes the record takes in the log. Returns an
+ * rvm_return_t. Core's adapter is track_core.c; tests plug their own. */
+typedef rvm_return_t (*track_sink_fn)(void *arg, const struct track_range *r, size_t n,
+                                      int sync, uint64_t *logged);
+
+/* a tracked region */
+struct track_region {
+    rvm_region_t *pub;       /* the caller's descriptor (its fields are copied below) */
+    char *base;              /* page aligned */
+    uint64_t len;            /* bytes of the region (may end inside the last page) */
+    size_t npages;
+    uint64_t seg_off;        /* segment offset of base */
+    char *slots;             /* 2 * npages pages: A = [0, npages), B = [npages, 2 npages) */
+    _Atomic uint8_t *st;     /* per-page state byte */
+    _Atomic uint64_t *carry; /* pages collected and not yet committed (bitmap) */
+    uint32_t *seen;          /* T.ncaptures when the page was last captured (eviction) */
+    size_t nwords;
+};
+
+/* process-wide tracking state (T) */
+struct track_state {
+    pthread_mutex_t mu;
+    pthread_rwlock_t kw;         /* prepare_write (readers) vs a commit's capture (writer) */
+    int configured;
+    vmp_backend_t want_backend;
+    uint64_t budget_pages;
+    unsigned merge_gap;
+    vmp_dirty_t *dirty;          /* created with the first rvm_track */
+    pid_t pid;                   /* the process that created it (fork: children refused) */
+    vmp_backend_t backend;
+    int hook_backend;            /* the backend calls our first-write hook */
+    struct track_region *_Atomic regions[TRACK_MAX_REGIONS]; /* read by the hook */
+    size_t nregions_hw;          /* high-water index + 1 */
+    _Atomic uint64_t twin_pages; /* twins in existence (budget) */
+    _Atomic uint64_t hook_snaps; /* captured pages copied by a hook before a write (the
+                                  * concurrent-checkpoint path; tests look at it) */
+    int flush;                   /* rvm_commit_mode: 1 flush, 0 no_flush */
+    rvm_return_t sticky;         /* a sink failure: every later commit fails */
+    char sticky_msg[256];
+    track_sink_fn sink;          /* NULL: core (track_core_sink) */
+    void *sink_arg;
+    /* commit scratch, allocated outside the pause */
+    uint64_t *plist;             /* captured pages: region slot << 40 | page index */
+    _Atomic uint64_t slot_touches; /* slot pages copied into since the last trim (estimate
+                                    * of resident slot memory) */
+    int trim_active;             /* a sweep of unused slots is in progress (track_trim) */
+    size_t trim_k, trim_i;       /* its cursor: region slot, slot area (trim_b), page */
+    int trim_b;
+    uint64_t trim_kept;          /* slots found in use so far in this sweep */
+    uint32_t ncaptures;          /* commits that captured pages (the eviction clock's time) */
+    size_t clock_k, clock_i;     /* the eviction clock's hand (wp-async beyond the budget) */
+    size_t plist_cap;
+    rvm_track_statistics_t st;
+};
+
+extern struct track_state T;
+
+/* track.c */
+rvm_return_t track_configure(const rvm_track_options_t *o);
+rvm_return_t track_region_add(rvm_region_t *region);
+rvm_return_t track_region_remove(const rvm_region_t *region, int implicit);
+rvm_return_t track_commit(void);
+/* track_note_commit -- an explicit transaction committed [addr, addr+len): bring the twins
+ * of tracked pages in that range up to date. Core calls it after the record is queued. */
+void track_note_commit(const void *addr, uint64_t len);
+/* track_on_unmap -- core calls it before unmapping [addr, addr+len): RVM_EUNCOMMIT if a
+ * tracked region there has uncommitted changes, else untracks it and returns 0 */
+rvm_return_t track_on_unmap(const void *addr, uint64_t len);
+rvm_return_t track_prepare_write(void *addr, size_t len);
+/* track_on_terminate -- rvm_terminate: RVM_EUNCOMMIT if any tracked region has uncommitted
+ * changes, else untrack every region */
+rvm_return_t track_on_terminate(void);
+void track_set_sink(track_sink_fn fn, void *arg);
+/* track_reset -- untrack everything, destroy the tracker, forget configuration (tests) */
+void track_reset(void);
+/* track_errmsg -- message of the last failure of a track_* call */
+const char *track_errmsg(void);
+
+/* track_core.c */
+/* track_core_sink -- the default sink: core's txn_commit_vector */
+rvm_return_t track_core_sink(void *arg, const struct track_range *r, size_t n, int sync,
+                             uint64_t *logged);
+/* track_core_check_mapped -- is [addr, addr+len) inside one region mapped by rvm_map? */
+rvm_return_t track_core_check_mapped(const char *addr, uint64_t len);
+
+/* track_diff.c */
+/* one run of changed bytes within a page: [off, off+len) */
+struct track_run {
+    uint32_t off;
+    uint32_t len;
+};
+/* track_diff_page -- runs where cur differs from old over len bytes, merged across gaps
+ * smaller than gap; returns the number of runs (at most len/ (gap+1) + 1) */
+size_t track_diff_page(const char *cur, const char *old, size_t len, unsigned gap,
+                       struct track_run *runs);
+
+/* track_safepoint.c */
+struct track_safepoint_stats {
+    unsigned nthreads;    /* threads parked */
+    unsigned nrounds;     /* enumeration rounds */
+    unsigned nskipped;    /* threads skipped: they block LRVM_TRACK_SIGNAL */
+};
+/* track_safepoint_stop -- park every other thread of the process in a signal handler;
+ * returns 0 or an errno (ETIMEDOUT: a thread did not park, message via track_errmsg) */
+int track_safepoint_stop(struct track_safepoint_stats *ss);
+/* track_safepoint_release -- let the parked threads go */
+void track_safepoint_release(void);
+/* track_thread_ignore -- this thread never writes tracked memory (on) / withdraw (off) */
+void track_thread_ignore(int on);
+/* track_safepoint_message -- why the last stop failed */
+const char *track_safepoint_message(void);
+
+#pragma GCC visibility pop
+
+#endif /* LRVM_CORE_TRACK_H */

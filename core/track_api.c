@@ -1,0 +1,67 @@
+/*
+ * track_api.c -- the public calls of lrvm/lrvm.h: argument checks and error reporting
+ * around track.c.
+ */
+#include <string.h>
+
+#include "track.h"
+
+/* api_ret -- the result of a call (track.c has put its message in rvm_errmsg already) */
+static rvm_return_t api_ret(rvm_return_t rc)
+{
+    return rc;
+}
+
+/* rvm_track_configure -- see lrvm.h */
+RVM_API rvm_return_t rvm_track_configure(const rvm_track_options_t *opts)
+{
+    return api_ret(track_configure(opts));
+}
+
+/* rvm_track -- see lrvm.h */
+RVM_API rvm_return_t rvm_track(rvm_region_t *region)
+{
+    return api_ret(track_region_add(region));
+}
+
+/* rvm_untrack -- see lrvm.h */
+RVM_API rvm_return_t rvm_untrack(rvm_region_t *region)
+{
+    return api_ret(track_region_remove(region, 0));
+}
+
+/* rvm_commit -- see lrvm.h */
+RVM_API rvm_return_t rvm_commit(void)
+{
+    return api_ret(track_commit());
+}
+
+/* rvm_commit_mode -- see lrvm.h */
+RVM_API rvm_return_t rvm_commit_mode(rvm_mode_t mode)
+{
+    if (mode != flush && mode != no_flush)
+        return RVM_EMODE;
+    pthread_mutex_lock(&T.mu);
+    T.flush = mode == flush;
+    pthread_mutex_unlock(&T.mu);
+    return RVM_SUCCESS;
+}
+
+/* rvm_track_prepare_write -- see lrvm.h */
+RVM_API rvm_return_t rvm_track_prepare_write(void *addr, rvm_length_t len)
+{
+    return api_ret(track_prepare_write(addr, len));
+}
+
+/* rvm_track_statistics -- see lrvm.h */
+RVM_API rvm_return_t rvm_track_statistics(rvm_track_statistics_t *st)
+{
+    if (st == NULL)
+        return RVM_ESTATISTICS;
+    pthread_mutex_lock(&T.mu);
+    *st = T.st;
+    st->twin_pages = atomic_load(&T.twin_pages);
+    st->twin_budget_pages = T.budget_pages;
+    pthread_mutex_unlock(&T.mu);
+    return RVM_SUCCESS;
+}

@@ -1,0 +1,56 @@
+/*
+ * track_core.c -- tracking on top of core: the commit sink (core's txn_commit_vector, so a
+ * tracked commit is one transaction of the same redo log as explicit transactions) and the
+ * check that a region given to rvm_track is mapped by rvm_map.
+ */
+#include <stdlib.h>
+
+#include "log_format.h"
+#include "rvm_int.h"
+#include "track.h"
+#include "txn.h"
+
+static struct txn_vec *core_vec;
+static size_t core_veccap;
+
+/* track_core_sink -- commit n ranges as one transaction through core (T.mu held, so the
+ * vector buffer needs no lock of its own) */
+rvm_return_t track_core_sink(void *arg, const struct track_range *r, size_t n, int sync,
+                             uint64_t *logged)
+{
+    (void)arg;
+    if (n > core_veccap) {
+        size_t c = core_veccap ? core_veccap : 1024;
+        while (c < n)
+            c *= 2;
+        struct txn_vec *v = realloc(core_vec, c * sizeof(*v));
+        if (v == NULL)
+            return RVM_ENO_MEMORY;
+        core_vec = v;
+        core_veccap = c;
+    }
+    uint64_t size = LOG_REC_HDR + (uint64_t)n * LOG_RANGE_HDR;
+    for (size_t i = 0; i < n; i++) {
+        core_vec[i] = (struct txn_vec){.dest = r[i].dest, .src = r[i].src, .len = r[i].len};
+        size += r[i].len;
+    }
+    rvm_return_t rc = txn_commit_vector(core_vec, n, sync ? flush : no_flush);
+    *logged = (size + 7u) & ~(uint64_t)7u;     /* log_record_size() */
+    return rc;
+}
+
+/* track_core_check_mapped -- RVM_SUCCESS if [addr, addr+len) lies in one region mapped
+ * with copied (anonymous) memory; RVM_EREGION for a RVM_MAP_PRIVATE (file-backed) mapping,
+ * whose pages userfaultfd write-protection cannot track */
+rvm_return_t track_core_check_mapped(const char *addr, uint64_t len)
+{
+    if (R.state != RVM_ST_INIT)
+        return RVM_EINIT;
+    pthread_mutex_lock(&R.mu);
+    struct region *g = region_find(addr, len);
+    int priv = g != NULL && g->priv;
+    pthread_mutex_unlock(&R.mu);
+    if (g == NULL)
+        return RVM_ENOT_MAPPED;
+    return priv ? RVM_EREGION : RVM_SUCCESS;
+}
