@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <lrvm/lrvm.h>
+
 volatile uint64_t shim_commit_calls;
 static uint64_t commit_by_exit, commit_by_signal, commit_by_interval;
 static pthread_mutex_t commit_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -33,15 +35,14 @@ static sem_t commit_sem;
  * coreutils close stderr in their own atexit handler, which runs before ours. */
 static int stats_fd = 2;
 
-/* shim_commit -- the single commit entry point.
- * TODO(issue 4 integration): heap_lock_all(shim_heap); rvm_commit() of the tracked heap
- * region; heap_punch_collect; heap_unlock_all. Until then no state is made persistent, and the
- * return value says so (ENOSYS); callers count but never claim persistence. */
+/* shim_commit -- the single commit entry point: with LRVM_SEGMENT, a commit of the tracked heap
+ * (persist.c); without, there is nothing to commit to (ENOSYS), calls are only counted. */
 int shim_commit(const char *why)
 {
   if (shim_forked_child)
     return EPERM;
   pthread_mutex_lock(&commit_lock);
+  int rc = shim_persistent ? shim_persist_commit(strcmp(why, "exit") == 0) : ENOSYS;
   shim_commit_calls++;
   if (strcmp(why, "exit") == 0)
     commit_by_exit++;
@@ -50,7 +51,7 @@ int shim_commit(const char *why)
   else
     commit_by_interval++;
   pthread_mutex_unlock(&commit_lock);
-  return ENOSYS;
+  return rc;
 }
 
 /* commit_at_exit -- the exit hook; also prints LRVM_STATS */
@@ -63,7 +64,8 @@ static void commit_at_exit(void)
     shim_say(stats_fd, "stats: commits ", shim_fmt_u64(a, shim_commit_calls), " (exit ",
              shim_fmt_u64(b, commit_by_exit), ", signal ", shim_fmt_u64(c, commit_by_signal),
              ", interval ", shim_fmt_u64(d, commit_by_interval),
-             "); persistence not yet wired (volatile heap)", NULL);
+             shim_persistent ? "); segment " : "); volatile heap (no LRVM_SEGMENT)",
+             shim_persistent ? shim_opts.segment : "", NULL);
     shim_heap_stats(stats_fd);
   }
 }
@@ -84,6 +86,12 @@ static void on_sig(int sig)
 static void *commit_thread(void *arg)
 {
   (void)arg;
+  /* Take the tracker's safepoint signal: a thread blocking it costs a commit made elsewhere
+   * (the exit commit) a 50 ms wait before it is recognised as not writing. */
+  sigset_t ts;
+  sigemptyset(&ts);
+  sigaddset(&ts, LRVM_TRACK_SIGNAL);
+  pthread_sigmask(SIG_UNBLOCK, &ts, NULL);
   struct timespec next;
   clock_gettime(CLOCK_MONOTONIC, &next);
   uint64_t iv = shim_opts.commit_interval_ns;

@@ -4,8 +4,7 @@
  * The first malloc of the process (or our constructor, whichever comes first) initialises:
  *   1. AT_SECURE (setuid/setgid/capabilities) -> INACTIVE: glibc serves everything and no LRVM_*
  *      variable is even read (a user must not steer a privileged program's files).
- *   2. parse the options table (env.c); an invalid value stops the program (status 2), and so
- *      does LRVM_SEGMENT while persistence is not wired (a volatile heap must not pass for one).
+ *   2. parse the options table (env.c); an invalid value stops the program (status 2).
  *   3. reserve and create the heap (shimheap.c); failure stops the program (status 2).
  * Nested allocations during these steps (dlsym, strerror's buffer, ...) come from the bootstrap
  * arena. The constructor then, with malloc working: fork handlers, commit hooks, and removes
@@ -50,16 +49,8 @@ static int init_run(void)
       _exit(2);
     return SHIM_INACTIVE;
   }
-  if (shim_env_parse(envp, 2))
+  if (shim_env_parse(envp, 2) || shim_self_range())
     _exit(2);
-  if (shim_opts.segment) {
-    /* Refuse rather than run with a heap that silently does not persist: a user who names a
-     * segment is counting on it. Remove this once shim_commit() is wired to tracking. */
-    shim_say(2, "LRVM_SEGMENT=", shim_opts.segment, ": persistence is not available in this "
-             "build yet (the heap is volatile until auto-tracking is wired into the shim); "
-             "unset LRVM_SEGMENT to run with a volatile heap", NULL);
-    _exit(2);
-  }
   if (shim_heap_setup())
     _exit(2);
   return SHIM_ACTIVE;

@@ -8,6 +8,7 @@
  *   malloc.c   the exported malloc family, routing each call to the heap, the bootstrap arena
  *              or (shim inactive) glibc
  *   heap.c     the heap behind malloc: reservation at a fixed base, backing, fork handlers
+ *   persist.c  the heap as a tracked LRVM segment region; liblrvm's memory kept out of it
  *   commit.c   commit hooks (exit, signal, interval) funnelling into shim_commit()
  *   sigchain.c sigaction/signal wrappers keeping vmprim's fault dispatcher first
  *   init.c     start-up order, activity decision (AT_SECURE), LD_PRELOAD inheritance
@@ -128,9 +129,23 @@ int shim_commit(const char *why);
 int shim_commit_setup(void);
 extern volatile uint64_t shim_commit_calls;
 
+/* ---- persist.c --------------------------------------------------------------------------- */
+
+extern struct heap *shim_iheap;   /* volatile heap for liblrvm's own memory (persistent mode) */
+extern __thread int shim_in_core __attribute__((tls_model("initial-exec")));
+extern int shim_persistent;       /* the heap is an LRVM segment region, tracked */
+/* shim_persist_setup -- map LRVM_SEGMENT at base through LRVM, track it, open or create the
+ * heap in it; 0 or an error after a message. */
+int shim_persist_setup(void *base, size_t reserve);
+/* shim_persist_commit -- heap_lock_all + rvm_commit + unlock; final: the exit commit. */
+int shim_persist_commit(int final);
+
 /* ---- sigchain.c -------------------------------------------------------------------------- */
 
 /* shim_sigchain_setup -- find the real sigaction and our text range; LRVM_BACKTRACE. */
 int shim_sigchain_setup(void);
+/* shim_self_range -- compute [shim_self_lo, shim_self_hi), this library's code; 0 or ENOENT. */
+int shim_self_range(void);
+extern uintptr_t shim_self_lo, shim_self_hi;
 
 #endif

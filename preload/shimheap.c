@@ -6,14 +6,15 @@
  * MAP_FIXED would silently unmap whatever (a library, a thread stack) sits there; if the range
  * is taken we refuse with a message instead, before main.
  *
- * Backing, this stage: private anonymous memory (MAP_NORESERVE: the reservation costs nothing
- * until touched). It is VOLATILE: nothing is written to LRVM_SEGMENT until the tracking
- * integration (issue 4) maps the reservation through an LRVM segment region; shim_commit() is
- * the single place that will change. The shim's own bookkeeping never lives in the heap: the
- * heap's volatile state is mmap'ed by the heap itself, and the shim has no other allocations.
+ * Backing: without LRVM_SEGMENT, private anonymous memory (MAP_NORESERVE: the reservation
+ * costs nothing until touched), volatile. With LRVM_SEGMENT, persist.c maps the reservation
+ * through an LRVM segment region and tracks it; liblrvm's own memory then comes from a second,
+ * volatile heap (iheap_setup). The heap's volatile state is mmap'ed by the heap itself.
  */
 #include "shim.h"
 #include "heap.h"
+
+#define HEAP_CHUNK_ALIGN ((size_t)4 << 20)
 
 #include <errno.h>
 #include <pthread.h>
@@ -24,12 +25,20 @@
 struct heap *shim_heap;
 int shim_forked_child;
 
-/* struct anon -- the anonymous backing's state (static: it must not be in the heap) */
-static struct anon {
+/* report -- the heap's diagnostics, one write(2) each (we may be inside malloc) */
+static void report(void *arg, const char *msg)
+{
+  (void)arg;
+  shim_say(2, "heap: ", msg, NULL);
+}
+
+/* struct anon -- an anonymous backing's state (static: it must not be in the heap) */
+struct anon {
   char *base;
   size_t reserve;
   size_t size;
-} anon;
+};
+static struct anon anon, ianon;  /* the program's volatile heap; the internal heap */
 
 /* anon_grow -- the reservation is already mapped read-write; only record the new size */
 static int anon_grow(void *ctx, size_t new_size)
@@ -62,13 +71,48 @@ static struct heap_backing anon_backing = {
   .ctx = &anon,
   .flags = HEAP_BACKING_ZERO_ON_RELEASE,
 };
+static struct heap_backing ianon_backing = {
+  .grow = anon_grow,
+  .release = anon_release,
+  .reserve_space = NULL,
+  .size = anon_size,
+  .ctx = &ianon,
+  .flags = HEAP_BACKING_ZERO_ON_RELEASE,
+};
 
-/* report -- the heap's diagnostics, one write(2) each (we may be inside malloc) */
-static void report(void *arg, const char *msg)
+#define SHIM_IHEAP_RESERVE ((size_t)4 << 30)
+
+/* iheap_setup -- the volatile internal heap for liblrvm's memory, anywhere the kernel likes
+ * (4 MiB aligned, as heap_create requires; MAP_NORESERVE: costs only what is used) */
+static int iheap_setup(void)
 {
-  (void)arg;
-  shim_say(2, "heap: ", msg, NULL);
+  size_t len = SHIM_IHEAP_RESERVE + HEAP_CHUNK_ALIGN;
+  char *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (m == MAP_FAILED) {
+    int err = errno;
+    shim_say(2, "cannot reserve the shim's internal heap: ", strerror(err), NULL);
+    return err;
+  }
+  char *base = (char *)(((uintptr_t)m + HEAP_CHUNK_ALIGN - 1) & ~(uintptr_t)(HEAP_CHUNK_ALIGN - 1));
+  if (base > m)
+    munmap(m, (size_t)(base - m));
+  munmap(base + SHIM_IHEAP_RESERVE, (size_t)(m + len - (base + SHIM_IHEAP_RESERVE)));
+  ianon.base = base;
+  ianon.reserve = SHIM_IHEAP_RESERVE;
+  struct heap_opts o;
+  heap_opts_init(&o);
+  o.report = report;
+  struct heap *h;
+  int rc = heap_create(&h, base, SHIM_IHEAP_RESERVE, &ianon_backing, &o);
+  if (rc) {
+    shim_say(2, "cannot create the shim's internal heap: ", heap_strerror(rc), NULL);
+    return rc;
+  }
+  shim_iheap = h;
+  return 0;
 }
+
 
 /* shim_heap_setup -- reserve and create; the messages name the variable to change */
 int shim_heap_setup(void)
@@ -89,6 +133,12 @@ int shim_heap_setup(void)
                            : "; choose a smaller LRVM_HEAP_SIZE (or check ulimit -v)",
              NULL);
     return err;
+  }
+  if (shim_opts.segment) {
+    int rc = iheap_setup();
+    if (rc == 0)
+      rc = shim_persist_setup(base, size);
+    return rc;   /* on failure the caller exits: nothing to unwind */
   }
   anon.base = base;
   anon.reserve = size;

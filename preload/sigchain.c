@@ -29,7 +29,7 @@
 #define SHIM_EXPORT __attribute__((visibility("default")))
 
 static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
-static uintptr_t self_lo, self_hi;  /* this library's executable segment */
+uintptr_t shim_self_lo, shim_self_hi;  /* this library's executable segment */
 
 /* find_self -- dl_iterate_phdr callback: record the PT_LOAD|PF_X segment holding sigchain */
 static int find_self(struct dl_phdr_info *info, size_t size, void *arg)
@@ -42,12 +42,20 @@ static int find_self(struct dl_phdr_info *info, size_t size, void *arg)
       continue;
     uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
     if (me >= lo && me < hi) {
-      self_lo = lo;
-      self_hi = hi;
+      shim_self_lo = lo;
+      shim_self_hi = hi;
       return 1;
     }
   }
   return 0;
+}
+
+/* shim_self_range -- this library's text, once (dl_iterate_phdr does not allocate) */
+int shim_self_range(void)
+{
+  if (!shim_self_lo)
+    dl_iterate_phdr(find_self, (void *)(uintptr_t)shim_self_range);
+  return shim_self_lo ? 0 : ENOENT;
 }
 
 /* shim_sigchain_setup -- resolve the real sigaction and our text range; LRVM_BACKTRACE */
@@ -55,8 +63,7 @@ int shim_sigchain_setup(void)
 {
   real_sigaction = (int (*)(int, const struct sigaction *, struct sigaction *))dlsym(RTLD_NEXT,
                                                                                      "sigaction");
-  dl_iterate_phdr(find_self, (void *)(uintptr_t)shim_sigchain_setup);
-  if (!real_sigaction || !self_lo) {
+  if (!real_sigaction || shim_self_range()) {
     shim_say(2, "cannot find the C library's sigaction (dlsym RTLD_NEXT)", NULL);
     return ENOENT;
   }
@@ -83,7 +90,7 @@ static int chained(int sig, void *ret)
     return 0;
   if (__atomic_load_n(&shim_state, __ATOMIC_ACQUIRE) != SHIM_ACTIVE || !real_sigaction)
     return 0;
-  return !((uintptr_t)ret >= self_lo && (uintptr_t)ret < self_hi);
+  return !((uintptr_t)ret >= shim_self_lo && (uintptr_t)ret < shim_self_hi);
 }
 
 /* do_sigaction -- the body shared by sigaction and signal */

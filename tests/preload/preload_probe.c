@@ -14,6 +14,11 @@
  *   status N     exits with status N
  *   api          the whole malloc family's contracts (alignment, overflow, errno kept on
  *                success, usable sizes, __libc_* aliases); prints "api ok" or the failures
+ *   pwrite STR   mallocs a block, stores STR, prints its address (persistence tests)
+ *   pread ADDR   prints the string at ADDR and malloc_usable_size(ADDR)
+ *   pover ADDR STR [kill]  overwrites the string at ADDR; with "kill", dies of SIGKILL
+ *   pfork ADDR   a fork child overwrites ADDR and exits normally; the parent then dies of
+ *                SIGKILL (so only the child could have committed)
  *   foreign      free()s pointers no malloc returned (static, stack+16): must survive
  */
 #include <errno.h>
@@ -266,6 +271,27 @@ int main(int argc, char **argv)
     struct timespec ts = {0, 300 * 1000 * 1000};
     nanosleep(&ts, NULL);
     puts("signalled");
+  } else if (!strcmp(m, "pwrite") && argc > 2) {
+    char *p = malloc(64);
+    snprintf(p, 64, "%s", argv[2]);
+    printf("%p\n", (void *)p);
+  } else if (!strcmp(m, "pread") && argc > 2) {
+    char *p = (char *)(uintptr_t)strtoull(argv[2], NULL, 16);
+    printf("%s %zu\n", p, malloc_usable_size(p));
+  } else if (!strcmp(m, "pover") && argc > 3) {
+    char *p = (char *)(uintptr_t)strtoull(argv[2], NULL, 16);
+    snprintf(p, 64, "%s", argv[3]);
+    if (argc > 4)
+      raise(SIGKILL);
+  } else if (!strcmp(m, "pfork") && argc > 2) {
+    char *p = (char *)(uintptr_t)strtoull(argv[2], NULL, 16);
+    pid_t pid = fork();
+    if (pid == 0) {
+      snprintf(p, 64, "written by the child");
+      exit(0);   /* runs the exit hook: the child must not commit */
+    }
+    waitpid(pid, NULL, 0);
+    raise(SIGKILL);
   } else if (!strcmp(m, "api")) {
     return api() ? 1 : 0;
   } else if (!strcmp(m, "foreign")) {

@@ -401,13 +401,56 @@ Test(preload_probe, foreign_free_is_routed_not_fatal)
   cr_expect(strstr(r.err, "foreign frees 2") != NULL, "%s", r.err);
 }
 
-Test(preload_probe, segment_refused_until_persistence_is_wired)
+/* pers -- the probe under lrvm-run with LRVM_SEGMENT=dir/seg (small heap and log) */
+static struct result pers(const char *dir, char *a1, char *a2, char *a3, char *a4)
 {
-  const char *extra[] = {"LRVM_SEGMENT=/tmp/lrvm-preload-never-created", NULL};
+  char seg[128];
+  snprintf(seg, sizeof(seg), "LRVM_SEGMENT=%s/seg", dir);
+  const char *extra[] = {seg, "LRVM_HEAP_SIZE=64M", "LRVM_LOG_SIZE=4M", NULL};
+  char *argv[] = {(char *)need("LRVM_TEST_RUN"), (char *)need("LRVM_TEST_PROBE"), a1, a2, a3, a4,
+                  NULL};
+  return run(argv, extra, 0, NULL, 60);
+}
+
+Test(preload_persist, heap_survives_exit_and_kill, .timeout = 120)
+{
+  char dir[] = "/tmp/lrvm-preload-persist-XXXXXX";
+  cr_assert(mkdtemp(dir));
+  struct result r = pers(dir, "pwrite", "generation 1", NULL, NULL);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  char addr[64];
+  snprintf(addr, sizeof(addr), "%s", r.out);
+  addr[strcspn(addr, "\n")] = 0;
+  cr_assert(strncmp(addr, "0x2000", 6) == 0, "block not in the heap: %s", addr);
+  /* committed at exit: the next run sees the block, still allocated */
+  r = pers(dir, "pread", addr, NULL, NULL);
+  cr_assert_str_eq(r.out, "generation 1 64\n", "%s", r.err);
+  /* killed before any commit: the change is lost */
+  r = pers(dir, "pover", addr, "generation 2", "kill");
+  cr_assert_eq(r.status, 128 + SIGKILL);
+  r = pers(dir, "pread", addr, NULL, NULL);
+  cr_assert_str_eq(r.out, "generation 1 64\n", "%s", r.err);
+  /* a fork child's exit does not commit the parent's segment */
+  r = pers(dir, "pfork", addr, NULL, NULL);
+  cr_assert_eq(r.status, 128 + SIGKILL, "%s", r.err);
+  r = pers(dir, "pread", addr, NULL, NULL);
+  cr_assert_str_eq(r.out, "generation 1 64\n", "%s", r.err);
+  /* a normal exit commits */
+  r = pers(dir, "pover", addr, "generation 3", NULL);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  r = pers(dir, "pread", addr, NULL, NULL);
+  cr_assert_str_eq(r.out, "generation 3 64\n", "%s", r.err);
+  char cmd[256];
+  snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+  cr_expect_eq(system(cmd), 0);
+}
+
+Test(preload_persist, segment_errors_are_named)
+{
+  const char *extra[] = {"LRVM_SEGMENT=/nonexistent-dir/seg", NULL};
   struct result r = probe("main", NULL, extra);
   cr_expect_eq(r.status, 2, "%s", r.err);
   cr_expect_str_eq(r.out, "");
-  cr_expect(strstr(r.err, "LRVM_SEGMENT=/tmp/lrvm-preload-never-created: persistence is not "
-                          "available") != NULL, "%s", r.err);
-  cr_expect(access("/tmp/lrvm-preload-never-created", F_OK) != 0, "a segment file was created");
+  cr_expect(strstr(r.err, "/nonexistent-dir/seg.log") != NULL, "the log path is named: %s",
+            r.err);
 }
