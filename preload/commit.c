@@ -67,6 +67,8 @@ static void commit_at_exit(void)
              shim_persistent ? "); segment " : "); volatile heap (no LRVM_SEGMENT)",
              shim_persistent ? shim_opts.segment : "", NULL);
     shim_heap_stats(stats_fd);
+    if (shim_persistent)
+      shim_persist_stats(stats_fd);
   }
 }
 

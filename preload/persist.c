@@ -223,3 +223,20 @@ int shim_persist_commit(int final)
     say_rvm("commit failed; the segment keeps the previous commit", rc);
   return (int)rc;
 }
+
+/* shim_persist_stats -- the tracker's statistics (LRVM_STATS) */
+void shim_persist_stats(int fd)
+{
+  rvm_track_statistics_t st;
+  if (rvm_track_statistics(&st) != RVM_SUCCESS)
+    return;
+  char a[24], b[24], c[24], d[24], e[24], f[24], g[24];
+  uint64_t n = st.n_commits + st.n_empty_commits;
+  shim_say(fd, "stats: tracking ", st.backend, ": ", shim_fmt_u64(a, n), " commits, ",
+           shim_fmt_u64(b, st.bytes_logged >> 10), " KiB logged, pause max ",
+           shim_fmt_u64(c, st.max_pause_ns / 1000), " us avg ",
+           shim_fmt_u64(d, n ? st.total_pause_ns / n / 1000 : 0), " us, commit avg ",
+           shim_fmt_u64(e, n ? st.total_commit_ns / n / 1000 : 0), " us (durable avg ",
+           shim_fmt_u64(f, n ? st.total_durable_ns / n / 1000 : 0), " us), threads skipped ",
+           shim_fmt_u64(g, st.last_skipped), NULL);
+}

@@ -119,19 +119,26 @@ static struct result run(char *const argv[], const char *const extra[], int shim
   return r;
 }
 
-/* same_output -- run argv without and with the shim; stdout and status must be identical */
-static void same_output(char *const argv[], const char *in_path)
+/* same_output_env -- run argv without and with the shim (plus extra); stdout and status must
+ * be identical */
+static void same_output_env(char *const argv[], const char *in_path, const char *const extra[])
 {
   if (access(argv[0], X_OK) != 0)
     cr_skip_test("%s is not installed (scripts/setup.sh installs it)", argv[0]);
   struct result a = run(argv, NULL, 0, in_path, 120);
-  struct result b = run(argv, NULL, 1, in_path, 120);
+  struct result b = run(argv, extra, 1, in_path, 120);
   cr_assert_eq(a.status, 0, "%s without the shim: status %d: %s", argv[0], a.status, a.err);
   cr_assert_eq(b.status, a.status, "%s with the shim: status %d: %s", argv[0], b.status, b.err);
   cr_assert(strlen(a.out) > 0);
   cr_assert_str_eq(b.out, a.out, "%s: output differs with the shim", argv[0]);
   cr_assert(strstr(b.err, "lrvm: stats: heap reserve") != NULL,
             "%s: the shim did not serve the program (no statistics at exit): %s", argv[0], b.err);
+}
+
+/* same_output -- same_output_env with the volatile heap */
+static void same_output(char *const argv[], const char *in_path)
+{
+  same_output_env(argv, in_path, NULL);
 }
 
 /* gen_input -- a deterministic file of n lines "NUMBER wordK text" */
@@ -453,4 +460,40 @@ Test(preload_persist, segment_errors_are_named)
   cr_expect_str_eq(r.out, "");
   cr_expect(strstr(r.err, "/nonexistent-dir/seg.log") != NULL, "the log path is named: %s",
             r.err);
+}
+
+Test(preload_persist, unmodified_programs_with_a_segment, .timeout = 180)
+{
+  char dir[] = "/tmp/lrvm-preload-persist-XXXXXX";
+  cr_assert(mkdtemp(dir));
+  char seg[128];
+  snprintf(seg, sizeof(seg), "LRVM_SEGMENT=%s/seg", dir);
+  const char *extra[] = {seg, "LRVM_HEAP_SIZE=2G", "LRVM_COMMIT=exit,interval:100ms", NULL};
+  const char *in = gen_input(300000L * scale());
+  char *sort[] = {"/usr/bin/sort", "-k2,2", "-k1,1n", (char *)in, NULL};
+  same_output_env(sort, NULL, extra);
+  unlink(in);
+  char *cxx[] = {(char *)need("LRVM_TEST_CXX"), NULL};   /* reopens the same segment */
+  same_output_env(cxx, NULL, extra);
+  char cmd[256];
+  snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+  cr_expect_eq(system(cmd), 0);
+}
+
+Test(preload_persist, stress_8_threads_with_interval_commits, .timeout = 180)
+{
+  char dir[] = "/tmp/lrvm-preload-persist-XXXXXX";
+  cr_assert(mkdtemp(dir));
+  char seg[128];
+  snprintf(seg, sizeof(seg), "LRVM_SEGMENT=%s/seg", dir);
+  const char *extra[] = {seg, "LRVM_HEAP_SIZE=1G", "LRVM_COMMIT=exit,interval:50ms", NULL};
+  struct result r = probe("stress", NULL, extra);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  cr_assert_str_eq(r.out, "stress threads failed 0\n");
+  cr_assert(strstr(r.err, "; segment ") != NULL, "%s", r.err);
+  r = probe("fork", NULL, extra);   /* fork while 8 threads allocate and commits run */
+  cr_assert_eq(r.status, 0, "status %d (-1 = deadlock, killed): %s", r.status, r.err);
+  char cmd[256];
+  snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+  cr_expect_eq(system(cmd), 0);
 }
