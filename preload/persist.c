@@ -36,6 +36,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -114,6 +115,24 @@ int shim_persist_setup(void *base, size_t reserve)
     shim_say(2, "LRVM_LOG / LRVM_SEGMENT: path too long", NULL);
     return ENAMETOOLONG;
   }
+  segb.fd = open(seg, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  struct stat st;
+  if (segb.fd < 0 || fstat(segb.fd, &st) != 0) {
+    int err = errno;
+    shim_say(2, "cannot open LRVM_SEGMENT=", seg, ": ", strerror(err), NULL);
+    return err;
+  }
+  /* One writer per segment, locked before the log is opened (recovery writes the segment):
+   * two processes committing the same heap would overwrite each other. The lock lives as long as the descriptor (O_CLOEXEC: an exec'd program does
+   * not hold it; a fork child shares it but never commits). */
+  if (flock(segb.fd, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    shim_say(2, "LRVM_SEGMENT=", seg, err == EWOULDBLOCK
+                 ? " is in use by another process (one writer per segment); wait for it to exit"
+                   " or choose another LRVM_SEGMENT"
+                 : ": cannot lock it: ", err == EWOULDBLOCK ? "" : strerror(err), NULL);
+    return err;
+  }
   rvm_options_t o;
   rvm_init_options(&o);
   o.log_dev = log_path;
@@ -137,13 +156,6 @@ int shim_persist_setup(void *base, size_t reserve)
       say_rvm("LRVM_TRACK", rc);
       return EINVAL;
     }
-  }
-  segb.fd = open(seg, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  struct stat st;
-  if (segb.fd < 0 || fstat(segb.fd, &st) != 0) {
-    int err = errno;
-    shim_say(2, "cannot open LRVM_SEGMENT=", seg, ": ", strerror(err), NULL);
-    return err;
   }
   segb.reserve = reserve;
   if ((size_t)st.st_size > reserve) {

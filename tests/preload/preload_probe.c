@@ -19,6 +19,8 @@
  *   pover ADDR STR [kill]  overwrites the string at ADDR; with "kill", dies of SIGKILL
  *   pfork ADDR   a fork child overwrites ADDR and exits normally; the parent then dies of
  *                SIGKILL (so only the child could have committed)
+ *   torture ADDR EXPECT NEW kill|exit  checks the string at ADDR is EXPECT ("ok" or "bad X"),
+ *                stores NEW, then dies of SIGKILL or exits (committing)
  *   foreign      free()s pointers no malloc returned (static, stack+16): must survive
  */
 #include <errno.h>
@@ -282,6 +284,18 @@ int main(int argc, char **argv)
     char *p = (char *)(uintptr_t)strtoull(argv[2], NULL, 16);
     snprintf(p, 64, "%s", argv[3]);
     if (argc > 4)
+      raise(SIGKILL);
+  } else if (!strcmp(m, "torture") && argc > 5) {
+    char *p = (char *)(uintptr_t)strtoull(argv[2], NULL, 16);
+    if (strcmp(p, argv[3]) == 0)
+      puts("ok");
+    else
+      printf("bad %.60s\n", p);
+    fflush(stdout);
+    void *garbage = malloc(1000);   /* allocations that are lost or committed with the run */
+    memset(garbage, 0x5a, 1000);
+    snprintf(p, 64, "%s", argv[4]);
+    if (!strcmp(argv[5], "kill"))
       raise(SIGKILL);
   } else if (!strcmp(m, "pfork") && argc > 2) {
     char *p = (char *)(uintptr_t)strtoull(argv[2], NULL, 16);

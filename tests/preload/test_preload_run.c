@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -458,8 +459,78 @@ Test(preload_persist, segment_errors_are_named)
   struct result r = probe("main", NULL, extra);
   cr_expect_eq(r.status, 2, "%s", r.err);
   cr_expect_str_eq(r.out, "");
-  cr_expect(strstr(r.err, "/nonexistent-dir/seg.log") != NULL, "the log path is named: %s",
+  cr_expect(strstr(r.err, "cannot open LRVM_SEGMENT=/nonexistent-dir/seg: No such file") != NULL,
+            "%s", r.err);
+  /* a log in a missing directory is named too */
+  const char *log[] = {"LRVM_SEGMENT=/tmp/lrvm-preload-seg-log-test", "LRVM_LOG=/nonexistent-dir/l",
+                       NULL};
+  r = probe("main", NULL, log);
+  cr_expect_eq(r.status, 2, "%s", r.err);
+  cr_expect(strstr(r.err, "cannot open the log") && strstr(r.err, "/nonexistent-dir/l"), "%s",
             r.err);
+  unlink("/tmp/lrvm-preload-seg-log-test");
+}
+
+Test(preload_persist, one_writer_per_segment)
+{
+  char dir[] = "/tmp/lrvm-preload-persist-XXXXXX";
+  cr_assert(mkdtemp(dir));
+  char path[128], seg[160];
+  snprintf(path, sizeof(path), "%s/seg", dir);
+  snprintf(seg, sizeof(seg), "LRVM_SEGMENT=%s", path);
+  int fd = open(path, O_RDWR | O_CREAT, 0600);
+  cr_assert(fd >= 0);
+  cr_assert_eq(flock(fd, LOCK_EX), 0);   /* this process plays the running writer */
+  const char *extra[] = {seg, "LRVM_HEAP_SIZE=64M", "LRVM_LOG_SIZE=4M", NULL};
+  struct result r = probe("main", NULL, extra);
+  cr_expect_eq(r.status, 2, "%s", r.err);
+  cr_expect_str_eq(r.out, "");
+  cr_expect(strstr(r.err, "is in use by another process (one writer per segment)") != NULL, "%s",
+            r.err);
+  close(fd);
+  r = probe("main", NULL, extra);
+  cr_expect_eq(r.status, 0, "%s", r.err);
+  cr_expect_str_eq(r.out, "main reached\n");
+  char cmd[256];
+  snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+  cr_expect_eq(system(cmd), 0);
+}
+
+Test(preload_persist, kill_torture, .timeout = 180)
+{
+  /* 100 runs (x LRVM_TEST_SCALE) of an unmodified program, each killed with SIGKILL or
+   * exiting (the exit commit) at random; every run must see exactly the last committed value. */
+  char dir[] = "/tmp/lrvm-preload-persist-XXXXXX";
+  cr_assert(mkdtemp(dir));
+  struct result r = pers(dir, "pwrite", "v0", NULL, NULL);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  char addr[64];
+  snprintf(addr, sizeof(addr), "%s", r.out);
+  addr[strcspn(addr, "\n")] = 0;
+  char expect[32] = "v0";
+  unsigned seed = 20261126u;
+  int runs = 100 * scale(), kills = 0;
+  for (int i = 1; i <= runs; i++) {
+    char next[32];
+    snprintf(next, sizeof(next), "v%d", i);
+    int kill = rand_r(&seed) % 2;
+    char *argv[] = {(char *)need("LRVM_TEST_RUN"), (char *)need("LRVM_TEST_PROBE"), "torture", addr,
+                    expect, next, kill ? "kill" : "exit", NULL};
+    char seg[128];
+    snprintf(seg, sizeof(seg), "LRVM_SEGMENT=%s/seg", dir);
+    const char *extra[] = {seg, "LRVM_HEAP_SIZE=64M", "LRVM_LOG_SIZE=1M", NULL};
+    r = run(argv, extra, 0, NULL, 60);
+    cr_assert_str_eq(r.out, "ok\n", "run %d expected %s: %s %s", i, expect, r.out, r.err);
+    cr_assert_eq(r.status, kill ? 128 + SIGKILL : 0, "run %d: %s", i, r.err);
+    if (kill)
+      kills++;
+    else
+      snprintf(expect, sizeof(expect), "%s", next);
+  }
+  cr_expect(kills > runs / 4 && kills < runs * 3 / 4);
+  char cmd[256];
+  snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+  cr_expect_eq(system(cmd), 0);
 }
 
 Test(preload_persist, unmodified_programs_with_a_segment, .timeout = 180)
