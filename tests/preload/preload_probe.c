@@ -21,6 +21,8 @@
  *                SIGKILL (so only the child could have committed)
  *   torture ADDR EXPECT NEW kill|exit  checks the string at ADDR is EXPECT ("ok" or "bad X"),
  *                stores NEW, then dies of SIGKILL or exits (committing)
+ *   climb ADDR   prints the number at ADDR ("nK"), then with 4 threads churning malloc/free
+ *                stores K+1, K+2, ... at ADDR forever (killed by the test)
  *   foreign      free()s pointers no malloc returned (static, stack+16): must survive
  */
 #include <errno.h>
@@ -297,6 +299,20 @@ int main(int argc, char **argv)
     snprintf(p, 64, "%s", argv[4]);
     if (!strcmp(argv[5], "kill"))
       raise(SIGKILL);
+  } else if (!strcmp(m, "climb") && argc > 2) {
+    char *p = (char *)(uintptr_t)strtoull(argv[2], NULL, 16);
+    long k = strtol(p + 1, NULL, 10);
+    printf("n%ld\n", k);
+    fflush(stdout);
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+      pthread_create(&t[i], NULL, churn, (void *)(uintptr_t)(i + 1));
+    for (;;) {
+      char *tmp = malloc(64);   /* the new value goes through a fresh block, like real code */
+      snprintf(tmp, 64, "n%ld", ++k);
+      memcpy(p, tmp, 64);
+      free(tmp);
+    }
   } else if (!strcmp(m, "pfork") && argc > 2) {
     char *p = (char *)(uintptr_t)strtoull(argv[2], NULL, 16);
     pid_t pid = fork();
