@@ -158,10 +158,24 @@ int shim_heap_setup(void)
 
 /* fork handlers: no thread may be inside a multi-word heap update at the fork instant, or the
  * child would inherit a held lock and a half-made change (DESIGN.md §5.6). */
-static void fork_prepare(void) { heap_lock_all(shim_heap); }
-static void fork_parent(void) { heap_unlock_all(shim_heap); }
+/* Order: the program's heap, then the internal one -- the order a commit takes them in
+ * (heap_lock_all, then liblrvm allocating inside rvm_commit), so the two cannot deadlock. */
+static void fork_prepare(void)
+{
+  heap_lock_all(shim_heap);
+  if (shim_iheap)
+    heap_lock_all(shim_iheap);
+}
+static void fork_parent(void)
+{
+  if (shim_iheap)
+    heap_unlock_all(shim_iheap);
+  heap_unlock_all(shim_heap);
+}
 static void fork_child(void)
 {
+  if (shim_iheap)
+    heap_fork_child(shim_iheap);
   heap_fork_child(shim_heap);
   shim_forked_child = 1;   /* the child's heap is a private volatile copy: it never commits */
 }
