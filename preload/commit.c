@@ -31,6 +31,7 @@ volatile uint64_t shim_commit_calls;
 static uint64_t commit_by_exit, commit_by_signal, commit_by_interval;
 static pthread_mutex_t commit_lock = PTHREAD_MUTEX_INITIALIZER;
 static sem_t commit_sem;
+static volatile sig_atomic_t sig_pending;  /* set by the handler; taken (exchanged) by a commit */
 /* LRVM_STATS goes to a private duplicate of stderr taken before main: programs such as
  * coreutils close stderr in their own atexit handler, which runs before ours. */
 static int stats_fd = 2;
@@ -57,6 +58,10 @@ int shim_commit(const char *why)
 /* commit_at_exit -- the exit hook; also prints LRVM_STATS */
 static void commit_at_exit(void)
 {
+  /* A commit the signal asked for and the commit thread has not taken yet is made now: the
+   * request is not lost because the program exits first. */
+  if (!shim_forked_child && __atomic_exchange_n(&sig_pending, 0, __ATOMIC_ACQ_REL))
+    shim_commit("signal");
   if (shim_opts.commit & SHIM_COMMIT_EXIT)
     shim_commit("exit");
   if (shim_opts.stats && !shim_forked_child) {
@@ -72,7 +77,6 @@ static void commit_at_exit(void)
   }
 }
 
-static volatile sig_atomic_t sig_pending;  /* set by the handler, cleared by the thread */
 
 /* on_sig -- the commit signal's handler: mark and wake the commit thread (async-signal-safe) */
 static void on_sig(int sig)
@@ -112,8 +116,7 @@ static void *commit_thread(void *arg)
       while ((rc = sem_wait(&commit_sem)) != 0 && errno == EINTR)
         ;
     }
-    if (rc == 0 && sig_pending) {
-      sig_pending = 0;
+    if (rc == 0 && __atomic_exchange_n(&sig_pending, 0, __ATOMIC_ACQ_REL)) {
       shim_commit("signal");
     } else if (rc != 0) {
       shim_commit("interval");
