@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 # Build and test dependencies. Benchmark peers (LMDB, SQLite, PMDK) are listed separately so
 # that a user who only wants the library does not pull them in: bench scripts install them.
 PKGS=(meson ninja-build pkg-config gcc g++ libcriterion-dev libjemalloc-dev libunwind-dev
-      python3 util-linux)
+      python3 util-linux gawk sqlite3)  # gawk, sqlite3: programs the preload tests run under the shim
 PKGS+=(${EXTRA_PKGS:-})
 
 missing=()

@@ -1,0 +1,167 @@
+/*
+ * commit.c -- the commit hooks LRVM_COMMIT asks for, all funnelled into shim_commit().
+ *
+ *   exit      an atexit handler registered from the shim's constructor. atexit handlers run in
+ *             reverse order of registration and ours is registered before main (and before the
+ *             program's constructors), so it runs AFTER the program's own handlers and C++
+ *             static destructors: their last writes are in the commit. _exit() and a crash skip
+ *             it, which is the point: the restart then sees the previous commit.
+ *   signal    the handler only sem_post()s (async-signal-safe); a commit thread does the work,
+ *             since a commit takes locks the interrupted code may hold.
+ *   interval  the same thread, waking at the period.
+ * The commit thread exists only if signal or interval is asked for; it blocks all signals so
+ * that it never runs the program's handlers. In a fork child it does not exist (fork copies the
+ * calling thread only) and shim_commit refuses: the child must never write the parent's segment.
+ */
+#include "shim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lrvm/lrvm.h>
+
+volatile uint64_t shim_commit_calls;
+static uint64_t commit_by_exit, commit_by_signal, commit_by_interval;
+static pthread_mutex_t commit_lock = PTHREAD_MUTEX_INITIALIZER;
+static sem_t commit_sem;
+static volatile sig_atomic_t sig_pending;  /* set by the handler; taken (exchanged) by a commit */
+/* LRVM_STATS goes to a private duplicate of stderr taken before main: programs such as
+ * coreutils close stderr in their own atexit handler, which runs before ours. */
+static int stats_fd = 2;
+
+/* shim_commit -- the single commit entry point: with LRVM_SEGMENT, a commit of the tracked heap
+ * (persist.c); without, there is nothing to commit to (ENOSYS), calls are only counted. */
+int shim_commit(const char *why)
+{
+  if (shim_forked_child)
+    return EPERM;
+  pthread_mutex_lock(&commit_lock);
+  int rc = shim_persistent ? shim_persist_commit(strcmp(why, "exit") == 0) : ENOSYS;
+  shim_commit_calls++;
+  if (strcmp(why, "exit") == 0)
+    commit_by_exit++;
+  else if (strcmp(why, "signal") == 0)
+    commit_by_signal++;
+  else
+    commit_by_interval++;
+  pthread_mutex_unlock(&commit_lock);
+  return rc;
+}
+
+/* commit_at_exit -- the exit hook; also prints LRVM_STATS */
+static void commit_at_exit(void)
+{
+  /* A commit the signal asked for and the commit thread has not taken yet is made now: the
+   * request is not lost because the program exits first. */
+  if (!shim_forked_child && __atomic_exchange_n(&sig_pending, 0, __ATOMIC_ACQ_REL))
+    shim_commit("signal");
+  if (shim_opts.commit & SHIM_COMMIT_EXIT)
+    shim_commit("exit");
+  if (shim_opts.stats && !shim_forked_child) {
+    char a[24], b[24], c[24], d[24];
+    shim_say(stats_fd, "stats: commits ", shim_fmt_u64(a, shim_commit_calls), " (exit ",
+             shim_fmt_u64(b, commit_by_exit), ", signal ", shim_fmt_u64(c, commit_by_signal),
+             ", interval ", shim_fmt_u64(d, commit_by_interval),
+             shim_persistent ? "); segment " : "); volatile heap (no LRVM_SEGMENT)",
+             shim_persistent ? shim_opts.segment : "", NULL);
+    shim_heap_stats(stats_fd);
+    if (shim_persistent)
+      shim_persist_stats(stats_fd);
+  }
+}
+
+
+/* on_sig -- the commit signal's handler: mark and wake the commit thread (async-signal-safe) */
+static void on_sig(int sig)
+{
+  (void)sig;
+  int saved = errno;
+  sig_pending = 1;
+  sem_post(&commit_sem);
+  errno = saved;
+}
+
+/* commit_thread -- waits for the signal or the period, then commits */
+static void *commit_thread(void *arg)
+{
+  (void)arg;
+  /* Take the tracker's safepoint signal: a thread blocking it costs a commit made elsewhere
+   * (the exit commit) a 50 ms wait before it is recognised as not writing. */
+  sigset_t ts;
+  sigemptyset(&ts);
+  sigaddset(&ts, LRVM_TRACK_SIGNAL);
+  pthread_sigmask(SIG_UNBLOCK, &ts, NULL);
+  struct timespec next;
+  clock_gettime(CLOCK_MONOTONIC, &next);
+  uint64_t iv = shim_opts.commit_interval_ns;
+  for (;;) {
+    int rc;
+    if (shim_opts.commit & SHIM_COMMIT_INTERVAL) {
+      next.tv_sec += (time_t)(iv / 1000000000u);
+      next.tv_nsec += (long)(iv % 1000000000u);
+      if (next.tv_nsec >= 1000000000L) {
+        next.tv_sec++;
+        next.tv_nsec -= 1000000000L;
+      }
+      while ((rc = sem_clockwait(&commit_sem, CLOCK_MONOTONIC, &next)) != 0 && errno == EINTR)
+        ;
+    } else {
+      while ((rc = sem_wait(&commit_sem)) != 0 && errno == EINTR)
+        ;
+    }
+    if (rc == 0 && __atomic_exchange_n(&sig_pending, 0, __ATOMIC_ACQ_REL)) {
+      shim_commit("signal");
+    } else if (rc != 0) {
+      shim_commit("interval");
+    }
+  }
+  return NULL;
+}
+
+/* shim_commit_setup -- install the hooks; called from the constructor, before main */
+int shim_commit_setup(void)
+{
+  if (shim_opts.stats) {
+    int fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
+    if (fd >= 0)
+      stats_fd = fd;
+  }
+  if (atexit(commit_at_exit) != 0) {
+    shim_say(2, "cannot register the exit commit (atexit failed)", NULL);
+    return ENOMEM;
+  }
+  if (!(shim_opts.commit & (SHIM_COMMIT_SIGNAL | SHIM_COMMIT_INTERVAL)))
+    return 0;
+  sem_init(&commit_sem, 0, 0);
+  if (shim_opts.commit & SHIM_COMMIT_SIGNAL) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_sig;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(shim_opts.commit_signal, &sa, NULL) != 0) {
+      int err = errno;
+      shim_say(2, "LRVM_COMMIT: cannot install the commit signal handler: ", strerror(err), NULL);
+      return err;
+    }
+  }
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);   /* the thread inherits "everything blocked" */
+  pthread_t t;
+  int rc = pthread_create(&t, NULL, commit_thread, NULL);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc) {
+    shim_say(2, "LRVM_COMMIT: cannot start the commit thread: ", strerror(rc), NULL);
+    return rc;
+  }
+  pthread_detach(t);
+  return 0;
+}

@@ -1,0 +1,153 @@
+/*
+ * shim.h -- internals of liblrvm-preload.so, the LD_PRELOAD shim (issue 6). Nothing here is
+ * exported: the library's version script (liblrvm-preload.map) exports the malloc family only.
+ *
+ * Files, one concept each:
+ *   env.c      the options table: every LRVM_* variable, parsed once before main
+ *   boot.c     the bootstrap arena and the real (next) libc symbols
+ *   malloc.c   the exported malloc family, routing each call to the heap, the bootstrap arena
+ *              or (shim inactive) glibc
+ *   heap.c     the heap behind malloc: reservation at a fixed base, backing, fork handlers
+ *   persist.c  the heap as a tracked LRVM segment region; liblrvm's memory kept out of it
+ *   commit.c   commit hooks (exit, signal, interval) funnelling into shim_commit()
+ *   sigchain.c sigaction/signal wrappers keeping vmprim's fault dispatcher first
+ *   init.c     start-up order, activity decision (AT_SECURE), LD_PRELOAD inheritance
+ */
+#ifndef LRVM_SHIM_H
+#define LRVM_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- env.c ------------------------------------------------------------------------------- */
+
+enum shim_commit_hook {
+  SHIM_COMMIT_EXIT = 1u << 0,
+  SHIM_COMMIT_SIGNAL = 1u << 1,
+  SHIM_COMMIT_INTERVAL = 1u << 2,
+};
+
+/* struct shim_opts -- the parsed values of every LRVM_* variable (see the table in env.c). */
+struct shim_opts {
+  const char *segment;       /* LRVM_SEGMENT: data segment path, NULL = volatile heap */
+  const char *log;           /* LRVM_LOG: log path, NULL = "<segment>.log" */
+  size_t log_size;           /* LRVM_LOG_SIZE */
+  size_t heap_size;          /* LRVM_HEAP_SIZE: reservation */
+  uintptr_t heap_base;       /* LRVM_HEAP_BASE */
+  unsigned commit;           /* LRVM_COMMIT: SHIM_COMMIT_* */
+  int commit_signal;         /* signal number for SHIM_COMMIT_SIGNAL */
+  uint64_t commit_interval_ns; /* period for SHIM_COMMIT_INTERVAL */
+  int flush;                 /* LRVM_FLUSH: 1 = flush (fsync) at commit, 0 = no flush */
+  const char *track;         /* LRVM_TRACK: DIRTY backend name ("auto" default) */
+  int globals;               /* LRVM_GLOBALS */
+  int stats;                 /* LRVM_STATS */
+  int backtrace;             /* LRVM_BACKTRACE */
+  int inherit;               /* LRVM_INHERIT */
+};
+
+extern struct shim_opts shim_opts;
+
+/* shim_env_parse -- fill shim_opts from the environment (envp: NULL-terminated "NAME=value").
+ * Returns 0, or -1 after writing "lrvm: NAME=value: what is wrong; accepted: ..." to errfd. */
+int shim_env_parse(char *const *envp, int errfd);
+/* shim_env_help -- write the options table (name, default, accepted values, meaning) to fd;
+ * with as_options != 0 as lrvm-run's command-line options. */
+void shim_env_help(int fd, int as_options);
+/* shim_env_option -- the variable name for lrvm-run option `opt` ("segment" -> "LRVM_SEGMENT");
+ * NULL if unknown. *takes_value: 1 if the option needs a value. */
+const char *shim_env_option(const char *opt, int *takes_value);
+/* Parsers shared with tests. Return 0 or -1 (invalid). */
+int shim_parse_size(const char *s, size_t *out);
+int shim_parse_time_ns(const char *s, uint64_t *out);
+int shim_parse_commit(const char *s, unsigned *hooks, int *sig, uint64_t *interval_ns);
+
+/* shim_say -- write "lrvm: " + the NULL-terminated strings + "\n" to fd with one write(2):
+ * usable before libc's stdio is ready and from inside malloc (never allocates). */
+void shim_say(int fd, const char *s, ...) __attribute__((sentinel));
+/* shim_fmt_u64 / shim_fmt_hex -- format into buf (>= 24 bytes), return buf. */
+char *shim_fmt_u64(char *buf, uint64_t v);
+char *shim_fmt_hex(char *buf, uint64_t v);
+
+/* ---- boot.c ------------------------------------------------------------------------------ */
+
+#define SHIM_BOOT_ARENA (256u * 1024u)
+void *boot_alloc(size_t align, size_t n);
+int boot_owns(const void *p);
+size_t boot_usable_size(const void *p);
+
+/* The real allocator (glibc's, found with dlsym(RTLD_NEXT)) used when the shim is inactive. */
+struct boot_real {
+  void *(*malloc)(size_t);
+  void (*free)(void *);
+  void *(*calloc)(size_t, size_t);
+  void *(*realloc)(void *, size_t);
+  int (*posix_memalign)(void **, size_t, size_t);
+  size_t (*malloc_usable_size)(void *);
+};
+extern struct boot_real boot_real;
+/* boot_resolve_real -- look up glibc's allocator; 0 or ENOENT (message written). */
+int boot_resolve_real(void);
+
+/* ---- init.c ------------------------------------------------------------------------------ */
+
+enum shim_state {
+  SHIM_UNINIT = 0,   /* nothing decided: allocations come from the bootstrap arena */
+  SHIM_INITING = 1,  /* one thread is initialising; others wait, the initialiser uses boot */
+  SHIM_ACTIVE = 2,   /* the persistent heap serves allocations */
+  SHIM_INACTIVE = 3, /* AT_SECURE: everything goes to glibc */
+};
+extern volatile int shim_state;
+/* shim_ensure_init -- initialise once; returns the settled state, or SHIM_INITING when the
+ * caller is the initialising thread itself (re-entered from dlsym, getenv, ...). */
+int shim_ensure_init(void);
+/* shim_is_secure -- AT_SECURE (or the test hook _LRVM_TEST_AT_SECURE=1, which can only turn the
+ * shim off). */
+int shim_is_secure(char *const *envp);
+
+/* ---- heap.c ------------------------------------------------------------------------------ */
+
+struct heap;
+extern struct heap *shim_heap;
+/* shim_heap_setup -- reserve [base, base + size) with MAP_FIXED_NOREPLACE and create the heap;
+ * 0 or an errno / HEAP_E* code after a message naming the variable to change. */
+int shim_heap_setup(void);
+/* shim_heap_stats -- write the heap's statistics to fd (LRVM_STATS). */
+void shim_heap_stats(int fd);
+/* shim_heap_atfork -- install the fork handlers; 0 or errno. */
+int shim_heap_atfork(void);
+/* Pointers free()d that belong to no allocator of ours (foreign): counted, never freed. */
+extern volatile uint64_t shim_foreign_frees;
+extern int shim_forked_child;  /* set in a fork child: commits are disabled there */
+
+/* ---- commit.c ---------------------------------------------------------------------------- */
+
+/* shim_commit -- make the heap's current state the one a restart sees. The tracking
+ * integration (issue 4: rvm_track/rvm_commit) fills it; until then it returns ENOSYS and only
+ * counts calls, so the hooks are exercised but no persistence is claimed. */
+int shim_commit(const char *why);
+/* shim_commit_setup -- install the hooks LRVM_COMMIT asks for; 0 or errno (message written). */
+int shim_commit_setup(void);
+extern volatile uint64_t shim_commit_calls;
+
+/* ---- persist.c --------------------------------------------------------------------------- */
+
+extern struct heap *shim_iheap;   /* volatile heap for liblrvm's own memory (persistent mode) */
+extern __thread int shim_in_core __attribute__((tls_model("initial-exec")));
+extern int shim_persistent;       /* the heap is an LRVM segment region, tracked */
+/* shim_persist_setup -- map LRVM_SEGMENT at base through LRVM, track it, open or create the
+ * heap in it; 0 or an error after a message. */
+int shim_persist_setup(void *base, size_t reserve);
+/* shim_persist_commit -- heap_lock_all + rvm_commit + unlock; final: the exit commit. */
+int shim_persist_commit(int final);
+/* shim_persist_stats -- the tracker's statistics to fd. */
+void shim_persist_stats(int fd);
+
+/* ---- sigchain.c -------------------------------------------------------------------------- */
+
+/* shim_sigchain_setup -- find the real sigaction and our text range; LRVM_BACKTRACE. */
+int shim_sigchain_setup(void);
+/* shim_self_range -- compute [shim_self_lo, shim_self_hi), this library's code; 0 or ENOENT. */
+int shim_self_range(void);
+extern uintptr_t shim_self_lo, shim_self_hi;
+
+#endif
