@@ -219,10 +219,19 @@ Test(preload_programs, cxx_map_string, .timeout = 120)
 }
 
 /* probe -- run the probe with the shim and the extra environment */
-static struct result probe(const char *mode, const char *arg, const char *const extra[])
+/* probe_for -- run the probe program in a mode under the shim; killed (status -1) after
+ * timeout_s, which is how a deadlock shows. Limits are generous: on a loaded 2-core machine
+ * the fork-under-commits probe alone takes 15-25 s, and a slow run must not pass for a hang. */
+static struct result probe_for(const char *mode, const char *arg, const char *const extra[],
+                               int timeout_s)
 {
   char *argv[] = {(char *)need("LRVM_TEST_PROBE"), (char *)mode, (char *)arg, NULL};
-  return run(argv, extra, 1, NULL, 60);
+  return run(argv, extra, 1, NULL, timeout_s);
+}
+
+static struct result probe(const char *mode, const char *arg, const char *const extra[])
+{
+  return probe_for(mode, arg, extra, 60);
 }
 
 Test(preload_probe, shim_serves_malloc)
@@ -590,7 +599,7 @@ Test(preload_persist, unmodified_programs_with_a_segment, .timeout = 180)
   cr_expect_eq(system(cmd), 0);
 }
 
-Test(preload_persist, stress_8_threads_with_interval_commits, .timeout = 180)
+Test(preload_persist, stress_8_threads_with_interval_commits, .timeout = 300)
 {
   need_wp_async();
   char dir[] = "/tmp/lrvm-preload-persist-XXXXXX";
@@ -602,7 +611,7 @@ Test(preload_persist, stress_8_threads_with_interval_commits, .timeout = 180)
   cr_assert_eq(r.status, 0, "%s", r.err);
   cr_assert_str_eq(r.out, "stress threads failed 0\n");
   cr_assert(strstr(r.err, "; segment ") != NULL, "%s", r.err);
-  r = probe("fork", NULL, extra);   /* fork while 8 threads allocate and commits run */
+  r = probe_for("fork", NULL, extra, 200); /* fork while 8 threads allocate and commits run */
   cr_assert_eq(r.status, 0, "status %d (-1 = deadlock, killed): %s", r.status, r.err);
   char cmd[256];
   snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
