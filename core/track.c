@@ -430,6 +430,18 @@ static int track_region_changed(struct track_region *r)
     return 0;
 }
 
+
+/* track_region_drop -- stop tracking region slot k (T.mu held): disarm first (vmprim waits
+ * for running fault handlers, so none uses r afterwards), then return its twins' budget */
+static void track_region_drop(size_t k, struct track_region *r)
+{
+    vmp_dirty_disarm(T.dirty, r->base);
+    atomic_store(&T.regions[k], NULL);
+    for (size_t i = 0; i < r->npages; i++)
+        if (atomic_load(&r->st[i]) & TF_TWIN)
+            track_budget_give();
+    track_region_free(r);
+}
 /* track_region_remove -- stop tracking (rvm_untrack; implicit: from rvm_unmap) */
 rvm_return_t track_region_remove(const rvm_region_t *region, int implicit)
 {
@@ -455,13 +467,7 @@ rvm_return_t track_region_remove(const rvm_region_t *region, int implicit)
                          "committed: call rvm_commit first (the region stays tracked)", who,
                          (void *)region->vmaddr);
     }
-    /* disarm first: vmprim waits for running fault handlers, so none uses r afterwards */
-    vmp_dirty_disarm(T.dirty, r->base);
-    atomic_store(&T.regions[k], NULL);
-    for (size_t i = 0; i < r->npages; i++)
-        if (atomic_load(&r->st[i]) & TF_TWIN)
-            track_budget_give();
-    track_region_free(r);
+    track_region_drop(k, r);
     pthread_mutex_unlock(&T.mu);
     return RVM_SUCCESS;
 }
@@ -482,12 +488,7 @@ rvm_return_t track_on_terminate(void)
         struct track_region *r = atomic_load(&T.regions[k]);
         if (r == NULL)
             continue;
-        vmp_dirty_disarm(T.dirty, r->base);
-        atomic_store(&T.regions[k], NULL);
-        for (size_t i = 0; i < r->npages; i++)
-            if (atomic_load(&r->st[i]) & TF_TWIN)
-                track_budget_give();
-        track_region_free(r);
+        track_region_drop(k, r);
     }
     pthread_mutex_unlock(&T.mu);
     return RVM_SUCCESS;

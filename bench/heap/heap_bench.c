@@ -236,7 +236,8 @@ int main(int argc, char **argv)
          "mops_per_cpu=%.3f live_mb=%.1f rss_mb=%.1f hwm_mb=%.1f overhead=%.3f "
          "peak_overhead=%.3f footprint_overhead=%.3f usable_over_live=%.3f "
          "active_over_usable=%.3f purges=%.0f\n",
-         use_lrvm ? "lrvm" : (getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "jemalloc")
+         getenv("HEAP_BENCH_ALLOC") ? getenv("HEAP_BENCH_ALLOC") /* e.g. under the shim */
+         : use_lrvm ? "lrvm" : (getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "jemalloc")
                                   ? "jemalloc" : "glibc"),
          mix ? "mix" : "small", nthreads, ops_per_thread * nthreads, secs,
          (double)(ops_per_thread * nthreads) / secs / 1e6, cpu,
