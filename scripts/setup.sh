@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 # Build and test dependencies. Benchmark peers (LMDB, SQLite, PMDK) are listed separately so
 # that a user who only wants the library does not pull them in: bench scripts install them.
 PKGS=(meson ninja-build pkg-config gcc g++ libcriterion-dev libjemalloc-dev libunwind-dev
-      python3 util-linux gawk sqlite3)  # gawk, sqlite3: programs the preload tests run under the shim
+      python3 util-linux gawk sqlite3  # gawk, sqlite3: programs the preload tests run under the shim
+      clang libclang-rt-14-dev)        # libFuzzer for the fuzz suite (scripts/fuzz.sh)
 PKGS+=(${EXTRA_PKGS:-})
 
 missing=()
