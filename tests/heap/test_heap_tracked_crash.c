@@ -26,7 +26,7 @@
 
 #include "crash_model.h"
 
-#define TC_RESERVE ((size_t)64 << 20)   /* 4 MiB multiple; big enough for the model's blocks */
+#define TC_RESERVE ((size_t)256 << 20)  /* 4 MiB multiple: the model plus leaked huge blocks */
 #define TC_LOG_SIZE ((unsigned long)32 << 20)
 
 static char tc_dir[64], tc_seg[96], tc_log[96];
