@@ -9,6 +9,12 @@
  * number and model digest. The parent SIGKILLs it at a random moment; the next child is the
  * fresh process that recovers. The recovered heap must be the last acknowledged commit, or the
  * next one if the kill came between the commit and its report, with exactly that commit's model.
+ * The two-thread variant kills a child whose two threads allocate while a third commits (the
+ * program's own locks, then heap_lock_all, then rvm_commit, which stops the workers).
+ *
+ * Cost note: with wp-async, rvm_track copies a twin of every page of the region up front (no
+ * write hook to take it lazily), so each restart here copies the whole 256 MiB reserve; that,
+ * not the heap, is most of this backend's time.
  */
 #include <errno.h>
 #include <sched.h>
