@@ -1,6 +1,7 @@
 /*
- * test_heap_crash.c -- crash consistency with a STAND-IN FOR COMMITS (until auto-tracking
- * lands): a child process runs random malloc/free/realloc/writes on a heap and at random
+ * test_heap_crash.c -- crash consistency with a STAND-IN FOR COMMITS (the real commits are
+ * test_heap_tracked_crash.c; this one stays as the allocator's own test, independent of the
+ * tracker, and the model is shared through crash_model.h): a child process runs random malloc/free/realloc/writes on a heap and at random
  * "commit points" saves the whole heap image atomically (temp + fsync + rename), telling the
  * parent the commit number over a pipe. The parent SIGKILLs it at a random moment. The next
  * child maps the last image at the base address, opens the heap (which runs the checker),
