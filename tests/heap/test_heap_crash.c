@@ -1,13 +1,14 @@
 /*
  * test_heap_crash.c -- crash consistency with a STAND-IN FOR COMMITS (the real commits are
  * test_heap_tracked_crash.c; this one stays as the allocator's own test, independent of the
- * tracker, and the model is shared through crash_model.h): a child process runs random malloc/free/realloc/writes on a heap and at random
- * "commit points" saves the whole heap image atomically (temp + fsync + rename), telling the
- * parent the commit number over a pipe. The parent SIGKILLs it at a random moment. The next
- * child maps the last image at the base address, opens the heap (which runs the checker),
- * verifies that every block live at that commit holds its committed contents, reports, and
- * carries on from there. The program's model of live blocks lives inside the heap, reachable
- * from the header's root pointer, as a real program's data would.
+ * tracker, and the model is shared through crash_model.h): a child process runs random
+ * malloc/free/realloc/writes on a heap and at random "commit points" saves the whole heap
+ * image atomically (temp + fsync + rename), telling the parent the commit number over a pipe.
+ * The parent SIGKILLs it at a random moment. The next child maps the last image at the base
+ * address, opens the heap (which runs the checker), verifies that every block live at that
+ * commit holds its committed contents, reports, and carries on from there. The program's model
+ * of live blocks lives inside the heap, reachable from the header's root pointer, as a real
+ * program's data would.
  *
  * The multi-threaded variant has two threads allocating while a third takes commits under
  * heap_lock_all (plus the application's own lock for its model, as a real program needs for
