@@ -17,6 +17,7 @@
 
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 
 #include "heap_test.h"
@@ -227,6 +228,33 @@ static void c_op(struct heap *h, struct cslot *x, uint64_t *s, pthread_mutex_t *
 }
 
 /* ---- parent side ---------------------------------------------------------------------------- */
+
+/* ---- the two-thread child: shared by the snapshot and the tracked crash tests --------------- */
+
+/* cm_mt -- two allocating threads, each owning the slots of its parity under the program's own
+ * lock, and a committer that takes both locks (the program's consistency point) */
+struct cm_mt {
+  struct heap *h;
+  struct cmodel *m;
+  pthread_mutex_t app[2];      /* the program's own locks over its model (slot parity) */
+  _Atomic int commit_pending;  /* workers step aside so the committer is not starved */
+  uint64_t seed;
+};
+static struct cm_mt MT;
+
+/* cm_mt_worker -- thread idx (0 or 1) churns random slots of its parity forever */
+static void *cm_mt_worker(void *arg)
+{
+  int idx = (int)(intptr_t)arg;
+  uint64_t s = MT.seed * 7 + (uint64_t)idx + 1;
+  for (;;) {
+    size_t i = (rnd(&s) % (C_SLOTS / 2)) * 2 + (size_t)idx;
+    while (MT.commit_pending)
+      sched_yield();
+    c_op(MT.h, &MT.m->s[i], &s, &MT.app[idx]);
+  }
+  return NULL;
+}
 
 /* struct round -- what one child said: its verification (V, L), commits (C), failures (F, R) */
 struct round {

@@ -80,30 +80,6 @@ static void child_main(uint64_t seed)
 
 /* ---- multi-threaded child ------------------------------------------------------------------- */
 
-struct mt {
-  struct heap *h;
-  struct cmodel *m;
-  pthread_mutex_t app[2];
-  _Atomic int commit_pending;  /* workers step aside so the committer is not starved */
-  uint64_t seed;
-  int idx;
-};
-static struct mt MT;
-
-static void *mt_worker(void *arg)
-{
-  int idx = (int)(intptr_t)arg;
-  uint64_t s = MT.seed * 7 + (uint64_t)idx + 1;
-  for (;;) {
-    /* thread idx owns the slots of its parity */
-    size_t i = (rnd(&s) % (C_SLOTS / 2)) * 2 + (size_t)idx;
-    while (MT.commit_pending)
-      sched_yield();
-    c_op(MT.h, &MT.m->s[i], &s, &MT.app[idx]);
-  }
-  return NULL;
-}
-
 static void child_main_mt(uint64_t seed)
 {
   struct heap_file *f;
@@ -113,7 +89,7 @@ static void child_main_mt(uint64_t seed)
   pthread_mutex_init(&MT.app[1], NULL);
   pthread_t t[2];
   for (int i = 0; i < 2; i++)
-    pthread_create(&t[i], NULL, mt_worker, (void *)(intptr_t)i);
+    pthread_create(&t[i], NULL, cm_mt_worker, (void *)(intptr_t)i);
   uint64_t s = seed;
   for (;;) {
     usleep((useconds_t)(rnd(&s) % 2000));

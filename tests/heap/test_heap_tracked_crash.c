@@ -167,29 +167,6 @@ static void tc_child(const char *backend, uint64_t seed)
 
 /* ---- multi-threaded child: two allocating threads, commits from a third ------------------ */
 
-struct tc_mt {
-  struct heap *h;
-  struct cmodel *m;
-  pthread_mutex_t app[2];      /* the program's own locks over its model (slot parity) */
-  _Atomic int commit_pending;  /* workers step aside so the committer is not starved */
-  uint64_t seed;
-};
-static struct tc_mt MT;
-
-/* tc_worker -- thread idx owns the slots of its parity */
-static void *tc_worker(void *arg)
-{
-  int idx = (int)(intptr_t)arg;
-  uint64_t s = MT.seed * 7 + (uint64_t)idx + 1;
-  for (;;) {
-    size_t i = (rnd(&s) % (C_SLOTS / 2)) * 2 + (size_t)idx;
-    while (MT.commit_pending)
-      sched_yield();
-    c_op(MT.h, &MT.m->s[i], &s, &MT.app[idx]);
-  }
-  return NULL;
-}
-
 /* tc_child_mt -- the commit as a threaded program takes it: its own locks (its model must be
  * consistent), then heap_lock_all (the allocator's metadata), then rvm_commit, which stops the
  * workers for the instant; they may be anywhere else, e.g. filling a block not yet published */
@@ -201,7 +178,7 @@ static void tc_child_mt(const char *backend, uint64_t seed)
   pthread_mutex_init(&MT.app[1], NULL);
   pthread_t t[2];
   for (int i = 0; i < 2; i++)
-    CHILD_CHECK(pthread_create(&t[i], NULL, tc_worker, (void *)(intptr_t)i) == 0, "thread");
+    CHILD_CHECK(pthread_create(&t[i], NULL, cm_mt_worker, (void *)(intptr_t)i) == 0, "thread");
   uint64_t s = seed;
   for (;;) {
     usleep((useconds_t)(rnd(&s) % 2000));

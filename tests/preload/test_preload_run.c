@@ -234,6 +234,20 @@ static struct result probe(const char *mode, const char *arg, const char *const 
   return probe_for(mode, arg, extra, 60);
 }
 
+/* seg_env -- "LRVM_SEGMENT=<dir>/seg", the setting that puts a test's segment in its own dir */
+static void seg_env(char *seg, size_t n, const char *dir)
+{
+  cr_assert((size_t)snprintf(seg, n, "LRVM_SEGMENT=%s/seg", dir) < n);
+}
+
+/* dir_remove -- remove a test's temporary directory and everything in it */
+static void dir_remove(const char *dir)
+{
+  char cmd[256];
+  cr_assert((size_t)snprintf(cmd, sizeof(cmd), "rm -rf %s", dir) < sizeof(cmd));
+  cr_expect_eq(system(cmd), 0);
+}
+
 Test(preload_probe, shim_serves_malloc)
 {
   char *argv[] = {(char *)need("LRVM_TEST_PROBE"), "where", NULL};
@@ -425,7 +439,7 @@ static void need_wp_async(void)
   char dir[] = "/tmp/lrvm-preload-persist-XXXXXX";
   cr_assert(mkdtemp(dir));
   char seg[128], cmd[256];
-  snprintf(seg, sizeof(seg), "LRVM_SEGMENT=%s/seg", dir);
+  seg_env(seg, sizeof(seg), dir);
   const char *extra[] = {seg, "LRVM_HEAP_SIZE=64M", "LRVM_LOG_SIZE=1M", NULL};
   char *argv[] = {(char *)need("LRVM_TEST_PROBE"), "main", NULL};
   struct result r = run(argv, extra, 1, NULL, 60);
@@ -440,7 +454,7 @@ static void need_wp_async(void)
 static struct result pers(const char *dir, char *a1, char *a2, char *a3, char *a4)
 {
   char seg[128];
-  snprintf(seg, sizeof(seg), "LRVM_SEGMENT=%s/seg", dir);
+  seg_env(seg, sizeof(seg), dir);
   const char *extra[] = {seg, "LRVM_HEAP_SIZE=64M", "LRVM_LOG_SIZE=4M", NULL};
   char *argv[] = {(char *)need("LRVM_TEST_RUN"), (char *)need("LRVM_TEST_PROBE"), a1, a2, a3, a4,
                   NULL};
@@ -476,9 +490,7 @@ Test(preload_persist, heap_survives_exit_and_kill, .timeout = 120)
   cr_assert_eq(r.status, 0, "%s", r.err);
   r = pers(dir, "pread", addr, NULL, NULL);
   cr_assert_str_eq(r.out, "generation 3 64\n", "%s", r.err);
-  char cmd[256];
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-  cr_expect_eq(system(cmd), 0);
+  dir_remove(dir);
 }
 
 Test(preload_persist, segment_errors_are_named)
@@ -504,16 +516,14 @@ Test(preload_persist, backends_without_kernel_writes_are_refused)
   char dir[] = "/tmp/lrvm-preload-persist-XXXXXX";
   cr_assert(mkdtemp(dir));
   char seg[128];
-  snprintf(seg, sizeof(seg), "LRVM_SEGMENT=%s/seg", dir);
+  seg_env(seg, sizeof(seg), dir);
   const char *extra[] = {seg, "LRVM_HEAP_SIZE=64M", "LRVM_LOG_SIZE=4M", "LRVM_TRACK=mprotect", NULL};
   struct result r = probe("main", NULL, extra);
   cr_expect_eq(r.status, 2, "%s", r.err);
   cr_expect_str_eq(r.out, "");
   cr_expect(strstr(r.err, "LRVM_TRACK=mprotect: the DIRTY backend is mprotect; with it, system "
                           "calls that write into the heap") != NULL, "%s", r.err);
-  char cmd[256];
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-  cr_expect_eq(system(cmd), 0);
+  dir_remove(dir);
 }
 
 Test(preload_persist, one_writer_per_segment)
@@ -537,9 +547,7 @@ Test(preload_persist, one_writer_per_segment)
   r = probe("main", NULL, extra);
   cr_expect_eq(r.status, 0, "%s", r.err);
   cr_expect_str_eq(r.out, "main reached\n");
-  char cmd[256];
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-  cr_expect_eq(system(cmd), 0);
+  dir_remove(dir);
 }
 
 Test(preload_persist, kill_torture, .timeout = 180)
@@ -564,7 +572,7 @@ Test(preload_persist, kill_torture, .timeout = 180)
     char *argv[] = {(char *)need("LRVM_TEST_RUN"), (char *)need("LRVM_TEST_PROBE"), "torture", addr,
                     expect, next, kill ? "kill" : "exit", NULL};
     char seg[128];
-    snprintf(seg, sizeof(seg), "LRVM_SEGMENT=%s/seg", dir);
+    seg_env(seg, sizeof(seg), dir);
     const char *extra[] = {seg, "LRVM_HEAP_SIZE=64M", "LRVM_LOG_SIZE=1M", NULL};
     r = run(argv, extra, 0, NULL, 60);
     cr_assert_str_eq(r.out, "ok\n", "run %d expected %s: %s %s", i, expect, r.out, r.err);
@@ -575,9 +583,7 @@ Test(preload_persist, kill_torture, .timeout = 180)
       snprintf(expect, sizeof(expect), "%s", next);
   }
   cr_expect(kills > runs / 4 && kills < runs * 3 / 4);
-  char cmd[256];
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-  cr_expect_eq(system(cmd), 0);
+  dir_remove(dir);
 }
 
 Test(preload_persist, unmodified_programs_with_a_segment, .timeout = 180)
@@ -586,7 +592,7 @@ Test(preload_persist, unmodified_programs_with_a_segment, .timeout = 180)
   char dir[] = "/tmp/lrvm-preload-persist-XXXXXX";
   cr_assert(mkdtemp(dir));
   char seg[128];
-  snprintf(seg, sizeof(seg), "LRVM_SEGMENT=%s/seg", dir);
+  seg_env(seg, sizeof(seg), dir);
   const char *extra[] = {seg, "LRVM_HEAP_SIZE=2G", "LRVM_COMMIT=exit,interval:100ms", NULL};
   const char *in = gen_input(300000L * scale());
   char *sort[] = {"/usr/bin/sort", "-k2,2", "-k1,1n", (char *)in, NULL};
@@ -594,9 +600,7 @@ Test(preload_persist, unmodified_programs_with_a_segment, .timeout = 180)
   unlink(in);
   char *cxx[] = {(char *)need("LRVM_TEST_CXX"), NULL};   /* reopens the same segment */
   same_output_env(cxx, NULL, extra);
-  char cmd[256];
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-  cr_expect_eq(system(cmd), 0);
+  dir_remove(dir);
 }
 
 Test(preload_persist, stress_8_threads_with_interval_commits, .timeout = 300)
@@ -605,15 +609,13 @@ Test(preload_persist, stress_8_threads_with_interval_commits, .timeout = 300)
   char dir[] = "/tmp/lrvm-preload-persist-XXXXXX";
   cr_assert(mkdtemp(dir));
   char seg[128];
-  snprintf(seg, sizeof(seg), "LRVM_SEGMENT=%s/seg", dir);
+  seg_env(seg, sizeof(seg), dir);
   const char *extra[] = {seg, "LRVM_HEAP_SIZE=1G", "LRVM_COMMIT=exit,interval:50ms", NULL};
   struct result r = probe("stress", NULL, extra);
   cr_assert_eq(r.status, 0, "%s", r.err);
   cr_assert_str_eq(r.out, "stress threads failed 0\n");
   cr_assert(strstr(r.err, "; segment ") != NULL, "%s", r.err);
-  char cmd[256];
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-  cr_expect_eq(system(cmd), 0);
+  dir_remove(dir);
 }
 
 /* Fork while 8 threads allocate and 50 ms interval commits run. DISABLED (reported by Criterion
@@ -628,13 +630,11 @@ Test(preload_persist, fork_during_interval_commits, .timeout = 300, .disabled = 
   char dir[] = "/tmp/lrvm-preload-persist-XXXXXX";
   cr_assert(mkdtemp(dir));
   char seg[128];
-  snprintf(seg, sizeof(seg), "LRVM_SEGMENT=%s/seg", dir);
+  seg_env(seg, sizeof(seg), dir);
   const char *extra[] = {seg, "LRVM_HEAP_SIZE=1G", "LRVM_COMMIT=exit,interval:50ms", NULL};
   struct result r = probe_for("fork", NULL, extra, 200);
   cr_assert_eq(r.status, 0, "status %d (-1 = deadlock, killed): %s", r.status, r.err);
-  char cmd[256];
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-  cr_expect_eq(system(cmd), 0);
+  dir_remove(dir);
 }
 
 /* spawn_kill -- run argv (environment as run() builds it, without the shim's stats) until it
@@ -701,7 +701,7 @@ Test(preload_persist, kill_during_interval_commits, .timeout = 180)
   snprintf(addr, sizeof(addr), "%s", r.out);
   addr[strcspn(addr, "\n")] = 0;
   char seg[128];
-  snprintf(seg, sizeof(seg), "LRVM_SEGMENT=%s/seg", dir);
+  seg_env(seg, sizeof(seg), dir);
   const char *extra[] = {seg, "LRVM_HEAP_SIZE=64M", "LRVM_LOG_SIZE=2M",
                          "LRVM_COMMIT=exit,interval:10ms", NULL};
   unsigned seed = 777;
@@ -722,7 +722,5 @@ Test(preload_persist, kill_during_interval_commits, .timeout = 180)
   struct result fin = pers(dir, "pread", addr, NULL, NULL);
   cr_assert_eq(fin.status, 0, "%s", fin.err);
   cr_expect(advanced > 0, "no interval commit was ever seen");
-  char cmd[256];
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-  cr_expect_eq(system(cmd), 0);
+  dir_remove(dir);
 }
