@@ -30,6 +30,7 @@
 #include "shim.h"
 #include "heap.h"
 #include "heap_format.h"
+#include "track.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -225,7 +226,7 @@ int shim_persist_setup(void *base, size_t reserve)
                       : "", NULL);
     return hrc;
   }
-  if (!existing && (rc = rvm_commit()) != RVM_SUCCESS) {
+  if (!existing && (rc = track_commit()) != RVM_SUCCESS) {
     say_rvm("cannot commit the new heap", rc);
     return EIO;
   }
@@ -240,7 +241,8 @@ int shim_persist_commit(int final)
   if (final && !shim_opts.flush)
     rvm_commit_mode(flush);   /* the exit commit makes the earlier no_flush ones durable too */
   heap_lock_all(shim_heap);
-  rvm_return_t rc = rvm_commit();
+  /* track_commit, not rvm_commit: that is overridden to come back here (aware.c) */
+  rvm_return_t rc = track_commit();
   heap_unlock_all(shim_heap);
   shim_in_core = 0;
   if (rc != RVM_SUCCESS)

@@ -11,6 +11,7 @@
  *   persist.c  the heap as a tracked LRVM segment region; liblrvm's memory kept out of it
  *   commit.c   commit hooks (exit, signal, interval) funnelling into shim_commit()
  *   sigchain.c sigaction/signal wrappers keeping vmprim's fault dispatcher first
+ *   aware.c    rvm_commit / rvm_root_set / rvm_root_get for aware programs (exported)
  *   init.c     start-up order, activity decision (AT_SECURE), LD_PRELOAD inheritance
  */
 #ifndef LRVM_SHIM_H
@@ -149,5 +150,11 @@ int shim_sigchain_setup(void);
 /* shim_self_range -- compute [shim_self_lo, shim_self_hi), this library's code; 0 or ENOENT. */
 int shim_self_range(void);
 extern uintptr_t shim_self_lo, shim_self_hi;
+
+/* ---- aware.c ----------------------------------------------------------------------------- */
+
+/* shim_aware_setup -- roots in the persistent heap, rvm_commit -> shim_commit("explicit");
+ * 0 or an errno after a message. */
+int shim_aware_setup(void);
 
 #endif
