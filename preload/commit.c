@@ -43,6 +43,7 @@ int shim_commit(const char *why)
   if (shim_forked_child)
     return EPERM;
   pthread_mutex_lock(&commit_lock);
+  shim_forkgate_wait();   /* a fork in progress goes first (forkgate.c) */
   int rc = shim_persistent ? shim_persist_commit(strcmp(why, "exit") == 0) : ENOSYS;
   shim_commit_calls++;
   if (strcmp(why, "exit") == 0)
@@ -107,6 +108,14 @@ static void *commit_thread(void *arg)
   for (;;) {
     int rc;
     if (shim_opts.commit & SHIM_COMMIT_INTERVAL) {
+      /* Behind schedule (the last commit outlasted the period: a loaded machine, a big
+       * dirty set)? Skip the missed periods: the next commit comes one period after now.
+       * Catching up back to back would leave the program almost no time between pauses and
+       * the commit thread holding the heap locks almost always (forkgate.c). */
+      struct timespec now;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      if (next.tv_sec < now.tv_sec || (next.tv_sec == now.tv_sec && next.tv_nsec < now.tv_nsec))
+        next = now;
       next.tv_sec += (time_t)(iv / 1000000000u);
       next.tv_nsec += (long)(iv % 1000000000u);
       if (next.tv_nsec >= 1000000000L) {

@@ -329,3 +329,18 @@ Test(aware, fork_children_never_commit, .timeout = 240)
   env_done(&e);
 }
 
+Test(aware, fork_child_outliving_its_parent_does_not_hold_the_segment)
+{
+  /* one writer per segment is a lock on the segment file; a fork child (which never
+   * commits) must not keep it after its parent exited, or the next run is refused */
+  struct env e;
+  env_new(&e, 1, NULL);
+  struct result r = probe(&e, "orphan", "3000", NULL, NULL);
+  skip_without_wp_async(&r);
+  cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+  r = probe(&e, "get", "x", NULL, NULL);   /* the child still sleeps */
+  cr_assert_eq(r.status, 0, "the segment is still locked by the parent's fork child: %s", r.err);
+  cr_assert_str_eq(r.out, "(none)\n", "%s", r.err);
+  sleep(3);   /* let the child go before the directory is removed */
+  env_done(&e);
+}
