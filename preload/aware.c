@@ -7,6 +7,9 @@
  * (liblrvm-preload.map), so, preloaded, they interpose liblrvm.so's (an unversioned
  * definition in a preloaded object satisfies the program's rvm_commit@LRVM_1.0 reference).
  * The program then reaches the instance that tracks the heap, not liblrvm.so's idle one.
+ * rvm_errmsg is exported too, so the program reads this instance's messages. Only these
+ * calls (and pure ones such as rvm_return) are meant for a program under the shim: any other
+ * rvm_* call reaches liblrvm.so's separate instance (a second LRVM in the process).
  *
  *   rvm_commit   core's public rvm_commit calls the override installed here, which goes
  *                through shim_commit("explicit"): the same commit lock, fork-child refusal,

@@ -63,6 +63,7 @@ static void api(void)
     EXPECT(rvm_root_set(nm, &x) == RVM_SUCCESS);
   }
   EXPECT(rvm_root_set("one-too-many", &x) == RVM_ETOO_BIG);
+  EXPECT(strstr(rvm_errmsg, "delete one") != NULL);   /* the message of the instance called */
   EXPECT(rvm_root_set("r0", NULL) == RVM_SUCCESS);
   EXPECT(rvm_root_set("one-too-many", &y) == RVM_SUCCESS && rvm_root_get("one-too-many") == &y);
   /* leave the table empty */
