@@ -43,7 +43,7 @@ int shim_commit(const char *why)
   if (shim_forked_child)
     return EPERM;
   pthread_mutex_lock(&commit_lock);
-  shim_forkgate_wait();   /* a fork in progress goes first (forkgate.c) */
+  shim_forkgate_wait();   /* forks already under way go first (forkgate.c) */
   int rc = shim_persistent ? shim_persist_commit(strcmp(why, "exit") == 0) : ENOSYS;
   shim_commit_calls++;
   if (strcmp(why, "exit") == 0)
