@@ -28,7 +28,7 @@
 #include <lrvm/lrvm.h>
 
 volatile uint64_t shim_commit_calls;
-static uint64_t commit_by_exit, commit_by_signal, commit_by_interval;
+static uint64_t commit_by_exit, commit_by_signal, commit_by_interval, commit_by_explicit;
 static pthread_mutex_t commit_lock = PTHREAD_MUTEX_INITIALIZER;
 static sem_t commit_sem;
 static volatile sig_atomic_t sig_pending;  /* set by the handler; taken (exchanged) by a commit */
@@ -43,12 +43,15 @@ int shim_commit(const char *why)
   if (shim_forked_child)
     return EPERM;
   pthread_mutex_lock(&commit_lock);
+  shim_forkgate_wait();   /* forks already under way go first (forkgate.c) */
   int rc = shim_persistent ? shim_persist_commit(strcmp(why, "exit") == 0) : ENOSYS;
   shim_commit_calls++;
   if (strcmp(why, "exit") == 0)
     commit_by_exit++;
   else if (strcmp(why, "signal") == 0)
     commit_by_signal++;
+  else if (strcmp(why, "explicit") == 0)
+    commit_by_explicit++;   /* an aware program's rvm_commit (aware.c) */
   else
     commit_by_interval++;
   pthread_mutex_unlock(&commit_lock);
@@ -65,10 +68,11 @@ static void commit_at_exit(void)
   if (shim_opts.commit & SHIM_COMMIT_EXIT)
     shim_commit("exit");
   if (shim_opts.stats && !shim_forked_child) {
-    char a[24], b[24], c[24], d[24];
+    char a[24], b[24], c[24], d[24], x[24];
     shim_say(stats_fd, "stats: commits ", shim_fmt_u64(a, shim_commit_calls), " (exit ",
              shim_fmt_u64(b, commit_by_exit), ", signal ", shim_fmt_u64(c, commit_by_signal),
              ", interval ", shim_fmt_u64(d, commit_by_interval),
+             ", explicit ", shim_fmt_u64(x, commit_by_explicit),
              shim_persistent ? "); segment " : "); volatile heap (no LRVM_SEGMENT)",
              shim_persistent ? shim_opts.segment : "", NULL);
     shim_heap_stats(stats_fd);
@@ -104,6 +108,14 @@ static void *commit_thread(void *arg)
   for (;;) {
     int rc;
     if (shim_opts.commit & SHIM_COMMIT_INTERVAL) {
+      /* Behind schedule (the last commit outlasted the period: a loaded machine, a big
+       * dirty set)? Skip the missed periods: the next commit comes one period after now.
+       * Catching up back to back would leave the program almost no time between pauses and
+       * the commit thread holding the heap locks almost always (forkgate.c). */
+      struct timespec now;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      if (next.tv_sec < now.tv_sec || (next.tv_sec == now.tv_sec && next.tv_nsec < now.tv_nsec))
+        next = now;
       next.tv_sec += (time_t)(iv / 1000000000u);
       next.tv_nsec += (long)(iv % 1000000000u);
       if (next.tv_nsec >= 1000000000L) {

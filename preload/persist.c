@@ -30,6 +30,7 @@
 #include "shim.h"
 #include "heap.h"
 #include "heap_format.h"
+#include "track.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -65,6 +66,10 @@ static int seg_grow(void *ctx, size_t new_size)
   struct segb *b = ctx;
   if (new_size > b->reserve)
     return ENOMEM;
+  if (b->fd < 0) {          /* fork child: private memory only, the file is the parent's */
+    b->size = new_size;
+    return 0;
+  }
   int rc = posix_fallocate(b->fd, 0, (off_t)new_size);
   if (rc)
     return rc;
@@ -225,7 +230,7 @@ int shim_persist_setup(void *base, size_t reserve)
                       : "", NULL);
     return hrc;
   }
-  if (!existing && (rc = rvm_commit()) != RVM_SUCCESS) {
+  if (!existing && (rc = track_commit()) != RVM_SUCCESS) {
     say_rvm("cannot commit the new heap", rc);
     return EIO;
   }
@@ -240,12 +245,25 @@ int shim_persist_commit(int final)
   if (final && !shim_opts.flush)
     rvm_commit_mode(flush);   /* the exit commit makes the earlier no_flush ones durable too */
   heap_lock_all(shim_heap);
-  rvm_return_t rc = rvm_commit();
+  /* track_commit, not rvm_commit: that is overridden to come back here (aware.c) */
+  rvm_return_t rc = track_commit();
   heap_unlock_all(shim_heap);
   shim_in_core = 0;
   if (rc != RVM_SUCCESS)
     say_rvm("commit failed; the segment keeps the previous commit", rc);
   return (int)rc;
+}
+
+/* shim_persist_fork_child -- a fork child lets go of the segment: its heap is a private copy
+ * that never commits, so it needs no file blocks, and its duplicate of the descriptor would
+ * keep the one-writer lock (flock: held while any duplicate is open) after the parent exits,
+ * refusing the next run for as long as the child lives. */
+void shim_persist_fork_child(void)
+{
+  if (segb.fd >= 0) {
+    close(segb.fd);
+    segb.fd = -1;
+  }
 }
 
 /* shim_persist_stats -- the tracker's statistics (LRVM_STATS) */

@@ -11,6 +11,8 @@
  *   persist.c  the heap as a tracked LRVM segment region; liblrvm's memory kept out of it
  *   commit.c   commit hooks (exit, signal, interval) funnelling into shim_commit()
  *   sigchain.c sigaction/signal wrappers keeping vmprim's fault dispatcher first
+ *   forkgate.c fork() waits for at most one commit (no starvation by back-to-back commits)
+ *   aware.c    rvm_commit / rvm_root_set / rvm_root_get for aware programs (exported)
  *   init.c     start-up order, activity decision (AT_SECURE), LD_PRELOAD inheritance
  */
 #ifndef LRVM_SHIM_H
@@ -139,6 +141,8 @@ extern int shim_persistent;       /* the heap is an LRVM segment region, tracked
 int shim_persist_setup(void *base, size_t reserve);
 /* shim_persist_commit -- heap_lock_all + rvm_commit + unlock; final: the exit commit. */
 int shim_persist_commit(int final);
+/* shim_persist_fork_child -- in a fork child: close the segment (releases its lock). */
+void shim_persist_fork_child(void);
 /* shim_persist_stats -- the tracker's statistics to fd. */
 void shim_persist_stats(int fd);
 
@@ -149,5 +153,19 @@ int shim_sigchain_setup(void);
 /* shim_self_range -- compute [shim_self_lo, shim_self_hi), this library's code; 0 or ENOENT. */
 int shim_self_range(void);
 extern uintptr_t shim_self_lo, shim_self_hi;
+
+/* ---- forkgate.c -------------------------------------------------------------------------- */
+
+/* fork handlers' first/last steps and the commit side of the gate (see forkgate.c) */
+void shim_forkgate_prepare(void);
+void shim_forkgate_parent(void);
+void shim_forkgate_child(void);
+void shim_forkgate_wait(void);
+
+/* ---- aware.c ----------------------------------------------------------------------------- */
+
+/* shim_aware_setup -- roots in the persistent heap, rvm_commit -> shim_commit("explicit");
+ * 0 or an errno after a message. */
+int shim_aware_setup(void);
 
 #endif
