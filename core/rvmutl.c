@@ -1,6 +1,6 @@
 /*
  * rvmutl.c -- inspect and maintain an lrvm log: create-log, status, list, dump,
- * verify, recover, truncate. Exit status 0 when all is well, 1 when a problem was
+ * verify, recover, truncate; and show a process-image segment (image_format.h): image. Exit status 0 when all is well, 1 when a problem was
  * found (verify) or a command failed, 2 on a usage error.
  */
 #include <errno.h>
@@ -10,8 +10,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <time.h>
+
 #include <rvm/rvm.h>
 
+#include "heap_format.h"
+#include "image_format.h"
 #include "rvm_int.h"
 #include "sysio.h"
 
@@ -28,6 +32,9 @@ static void usage(FILE *f)
             "                        exit 1 on any problem (including a torn tail)\n"
             "  recover LOG           apply committed records to the segments, reset log\n"
             "  truncate LOG          same as recover for a log no process has open\n"
+            "  image SEGMENT [LOG]   a program's segment (LD_PRELOAD shim): binary, build-id,\n"
+            "                        load base, globals, heap, commits; LOG defaults to\n"
+            "                        SEGMENT.log (reads the files only)\n"
             "  --help                this text\n");
 }
 
@@ -262,6 +269,118 @@ static int cmd_recover(const char *path)
     return 0;
 }
 
+/* utl_time -- "YYYY-MM-DD HH:MM:SS UTC" of ns since the epoch */
+static const char *utl_time(char *buf, size_t n, uint64_t ns)
+{
+    time_t t = (time_t)(ns / 1000000000u);
+    struct tm tm;
+    if (ns == 0 || !gmtime_r(&t, &tm) || !strftime(buf, n, "%Y-%m-%d %H:%M:%S UTC", &tm))
+        snprintf(buf, n, "never");
+    return buf;
+}
+
+/* cmd_image -- show a process-image segment from its file (and its log's pending records) */
+static int cmd_image(const char *seg, const char *logp)
+{
+    int fd = sysio.open(seg, O_RDONLY, 0);
+    if (fd < 0) {
+        fprintf(stderr, "rvmutl: cannot open segment %s: %s\n", seg, strerror(errno));
+        return 1;
+    }
+    static struct image_header h;
+    memset(&h, 0, sizeof(h));
+    ssize_t r = pread(fd, &h, sizeof(h), 0);
+    if (r < 8) {
+        fprintf(stderr, "rvmutl: %s: too short for a segment header (%zd bytes)\n", seg, r);
+        close(fd);
+        return 1;
+    }
+    if (memcmp(h.magic, HEAP_MAGIC, 8) == 0) {
+        printf("segment %s: a heap in the layout before segment format 1 (no header); lrvm "
+               "no longer opens it\n", seg);
+        close(fd);
+        return 1;
+    }
+    if (memcmp(h.magic, IMG_MAGIC, 8) != 0) {
+        int zero = 1;
+        for (size_t i = 0; i < sizeof(h) && zero; i++)
+            zero = ((const char *)&h)[i] == 0;
+        printf("segment %s: %s\n", seg, zero ? "no header in the file yet (a new segment; its "
+               "creating commit may still be in the log)" : "not an lrvm process-image segment");
+        close(fd);
+        if (!zero)
+            return 1;
+    } else if (h.version != IMG_FORMAT_VERSION) {
+        printf("segment %s: segment format version %u (this rvmutl reads %u)\n", seg,
+               h.version, IMG_FORMAT_VERSION);
+        close(fd);
+        return 1;
+    } else {
+        char id[2 * IMG_BUILD_ID_MAX + 1], t1[40], t2[40];
+        for (uint32_t i = 0; i < h.id_len && i < IMG_BUILD_ID_MAX; i++)
+            sprintf(id + 2 * i, "%02x", h.build_id[i]);
+        id[2 * (h.id_len < IMG_BUILD_ID_MAX ? h.id_len : IMG_BUILD_ID_MAX)] = 0;
+        h.exe_path[IMG_PATH_MAX - 1] = 0;
+        struct heap_header hh;
+        int heap_ok = pread(fd, &hh, sizeof(hh), (off_t)h.heap_off) == (ssize_t)sizeof(hh) &&
+                      memcmp(hh.magic, HEAP_MAGIC, 8) == 0;
+        printf("segment %s: process image, format %u\n", seg, h.version);
+        printf("  binary:      %s\n", h.exe_path[0] ? h.exe_path : "(unknown)");
+        printf("  build-id:    %s%s\n", h.id_len ? id : "(none)",
+               h.id_kind == IMG_ID_CRC32C ? " (crc32c of the file: it had no build-id)" : "");
+        printf("  load base:   0x%llx\n", (unsigned long long)h.load_base);
+        printf("  created:     %s\n", utl_time(t1, sizeof(t1), h.created_ns));
+        if (h.flags & IMG_F_GLOBALS)
+            printf("  globals:     [0x%llx, 0x%llx) %llu bytes at segment offset %llu, %s\n",
+                   (unsigned long long)h.globals_vaddr,
+                   (unsigned long long)(h.globals_vaddr + h.globals_len),
+                   (unsigned long long)h.globals_len, (unsigned long long)h.globals_off,
+                   (h.flags & IMG_F_GLOBALS_VALID) ? "committed"
+                                                   : "not committed yet (restored fresh)");
+        else
+            printf("  globals:     not kept (heap-only segment, LRVM_GLOBALS=0); any build of "
+                   "the program may open it\n");
+        printf("  heap:        base 0x%llx, reservation %llu MiB, at segment offset %llu\n",
+               (unsigned long long)h.heap_base, (unsigned long long)(h.heap_reserve >> 20),
+               (unsigned long long)h.heap_off);
+        if (heap_ok)
+            printf("  heap in use: %llu MiB backed (%llu chunks of 4 MiB)\n",
+                   (unsigned long long)(hh.size >> 20), (unsigned long long)hh.nchunks);
+        else
+            printf("  heap in use: no heap header at offset %llu (damaged, or only in the "
+                   "log)\n", (unsigned long long)h.heap_off);
+        printf("  commits:     %llu; last %s by pid %llu\n",
+               (unsigned long long)h.commit_count, utl_time(t2, sizeof(t2), h.last_commit_ns),
+               (unsigned long long)h.last_commit_pid);
+        close(fd);
+    }
+    char deflog[4096];
+    if (!logp) {
+        snprintf(deflog, sizeof(deflog), "%s.log", seg);
+        logp = deflog;
+    }
+    if (access(logp, F_OK) != 0) {
+        printf("  log %s: absent\n", logp);
+        return 0;
+    }
+    struct utl u;
+    if (utl_open(&u, logp) != 0)
+        return 1;
+    uint64_t end, next, bytes;
+    uint64_t n = utl_walk(&u, 0, 0, 0, &end, &next, &bytes);
+    if (n)
+        printf("  log %s: %llu committed record(s) not yet applied to the segment: the "
+               "values above may be older than the last commit (`rvmutl recover %s` applies "
+               "them; so does the next start of the program)\n", logp, (unsigned long long)n,
+               logp);
+    else
+        printf("  log %s: empty (the segment file holds the last commit)\n", logp);
+    buf_free(&u.dict);
+    buf_free(&u.rd.b);
+    close(u.fd);
+    return 0;
+}
+
 /* main -- dispatch */
 int main(int argc, char **argv)
 {
@@ -302,6 +421,8 @@ int main(int argc, char **argv)
         return cmd_list(log, 0, 0);
     if (!strcmp(cmd, "dump"))
         return cmd_list(log, 1, argc > 3 ? strtoull(argv[3], NULL, 10) : 0);
+    if (!strcmp(cmd, "image"))
+        return cmd_image(log, argc > 3 ? argv[3] : NULL);
     if (!strcmp(cmd, "recover") || !strcmp(cmd, "truncate"))
         return cmd_recover(log);
     fprintf(stderr, "rvmutl: unknown command %s\n", cmd);
