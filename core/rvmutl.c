@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
 #include <time.h>
 
 #include <rvm/rvm.h>
@@ -279,7 +280,57 @@ static const char *utl_time(char *buf, size_t n, uint64_t ns)
     return buf;
 }
 
-/* cmd_image -- show a process-image segment from its file (and its log's pending records) */
+/* utl_seg_id -- the log's id of segment path seg (same file), or -1 */
+static int64_t utl_seg_id(struct utl *u, const char *seg)
+{
+    struct stat want, st;
+    if (stat(seg, &want) != 0)
+        return -1;
+    size_t pos = 0;
+    for (uint32_t k = 0; k < u->st.nsegs && pos + 8 <= u->dict.len; k++) {
+        uint32_t id, plen;
+        memcpy(&id, u->dict.p + pos, 4);
+        memcpy(&plen, u->dict.p + pos + 4, 4);
+        const char *p = u->dict.p + pos + 8;
+        if (stat(p, &st) == 0 && st.st_dev == want.st_dev && st.st_ino == want.st_ino)
+            return id;
+        pos += 8 + ((plen + 7u) & ~7u);
+    }
+    return -1;
+}
+
+/* utl_overlay -- apply, in log order, the live records' bytes for [off, off + len) of segment
+ * id onto buf: buf then shows what recovery would leave there. Returns the records counted. */
+static uint64_t utl_overlay(struct utl *u, int64_t id, uint64_t off, void *buf, size_t len)
+{
+    uint64_t cur = u->st.head_off, seq = u->st.head_seq, n = 0;
+    for (;;) {
+        const struct log_rec_hdr *h;
+        const char *pl;
+        uint64_t p = cur;
+        if (logrd_next(&u->rd, &p, seq, &h, &pl) != 1)
+            break;
+        const char *data = pl + (size_t)h->nranges * LOG_RANGE_HDR;
+        for (uint32_t i = 0; i < h->nranges; i++) {
+            struct log_range_hdr r;
+            memcpy(&r, pl + (size_t)i * LOG_RANGE_HDR, sizeof(r));
+            uint64_t lo = r.off > off ? r.off : off;
+            uint64_t hi = r.off + r.len < off + len ? r.off + r.len : off + len;
+            if ((int64_t)r.seg == id && lo < hi)
+                memcpy((char *)buf + (lo - off), data + (lo - r.off), hi - lo);
+            data += r.len;
+        }
+        cur = p + h->len;
+        if (u->st.area_len - cur < LOG_REC_HDR)
+            cur = 0;
+        seq++;
+        n++;
+    }
+    return n;
+}
+
+/* cmd_image -- show a process-image segment as its last commit left it: the segment file's
+ * header and heap header, with the log's records not yet applied overlaid (read-only) */
 static int cmd_image(const char *seg, const char *logp)
 {
     int fd = sysio.open(seg, O_RDONLY, 0);
@@ -287,46 +338,61 @@ static int cmd_image(const char *seg, const char *logp)
         fprintf(stderr, "rvmutl: cannot open segment %s: %s\n", seg, strerror(errno));
         return 1;
     }
+    char deflog[4096];
+    if (!logp) {
+        snprintf(deflog, sizeof(deflog), "%s.log", seg);
+        logp = deflog;
+    }
+    struct utl u;
+    int have_log = access(logp, F_OK) == 0;
+    if (have_log && utl_open(&u, logp) != 0) {
+        close(fd);
+        return 1;
+    }
+    int64_t id = have_log ? utl_seg_id(&u, seg) : -1;
+    uint64_t pending = 0;
     static struct image_header h;
     memset(&h, 0, sizeof(h));
     ssize_t r = pread(fd, &h, sizeof(h), 0);
-    if (r < 8) {
-        fprintf(stderr, "rvmutl: %s: too short for a segment header (%zd bytes)\n", seg, r);
+    if (r < 0) {
+        fprintf(stderr, "rvmutl: cannot read segment %s: %s\n", seg, strerror(errno));
         close(fd);
         return 1;
     }
+    if (id >= 0)
+        pending = utl_overlay(&u, id, 0, &h, sizeof(h));
+    int rc = 0;
     if (memcmp(h.magic, HEAP_MAGIC, 8) == 0) {
         printf("segment %s: a heap in the layout before segment format 1 (no header); lrvm "
                "no longer opens it\n", seg);
-        close(fd);
-        return 1;
-    }
-    if (memcmp(h.magic, IMG_MAGIC, 8) != 0) {
+        rc = 1;
+    } else if (memcmp(h.magic, IMG_MAGIC, 8) != 0) {
         int zero = 1;
         for (size_t i = 0; i < sizeof(h) && zero; i++)
             zero = ((const char *)&h)[i] == 0;
-        printf("segment %s: %s\n", seg, zero ? "no header in the file yet (a new segment; its "
-               "creating commit may still be in the log)" : "not an lrvm process-image segment");
-        close(fd);
-        if (!zero)
-            return 1;
+        printf("segment %s: %s\n", seg, zero ? "no header (a new segment, never committed)"
+                                             : "not an lrvm process-image segment");
+        rc = zero ? 0 : 1;
     } else if (h.version != IMG_FORMAT_VERSION) {
         printf("segment %s: segment format version %u (this rvmutl reads %u)\n", seg,
                h.version, IMG_FORMAT_VERSION);
-        close(fd);
-        return 1;
+        rc = 1;
     } else {
-        char id[2 * IMG_BUILD_ID_MAX + 1], t1[40], t2[40];
+        char idh[2 * IMG_BUILD_ID_MAX + 1], t1[40], t2[40];
+        idh[0] = 0;
         for (uint32_t i = 0; i < h.id_len && i < IMG_BUILD_ID_MAX; i++)
-            sprintf(id + 2 * i, "%02x", h.build_id[i]);
-        id[2 * (h.id_len < IMG_BUILD_ID_MAX ? h.id_len : IMG_BUILD_ID_MAX)] = 0;
+            sprintf(idh + 2 * i, "%02x", h.build_id[i]);
         h.exe_path[IMG_PATH_MAX - 1] = 0;
         struct heap_header hh;
-        int heap_ok = pread(fd, &hh, sizeof(hh), (off_t)h.heap_off) == (ssize_t)sizeof(hh) &&
-                      memcmp(hh.magic, HEAP_MAGIC, 8) == 0;
+        memset(&hh, 0, sizeof(hh));
+        if (pread(fd, &hh, sizeof(hh), (off_t)h.heap_off) < 0)
+            memset(&hh, 0, sizeof(hh));
+        if (id >= 0)
+            utl_overlay(&u, id, h.heap_off, &hh, sizeof(hh));
+        int heap_ok = memcmp(hh.magic, HEAP_MAGIC, 8) == 0;
         printf("segment %s: process image, format %u\n", seg, h.version);
         printf("  binary:      %s\n", h.exe_path[0] ? h.exe_path : "(unknown)");
-        printf("  build-id:    %s%s\n", h.id_len ? id : "(none)",
+        printf("  build-id:    %s%s\n", h.id_len ? idh : "(none)",
                h.id_kind == IMG_ID_CRC32C ? " (crc32c of the file: it had no build-id)" : "");
         printf("  load base:   0x%llx\n", (unsigned long long)h.load_base);
         printf("  created:     %s\n", utl_time(t1, sizeof(t1), h.created_ns));
@@ -347,38 +413,29 @@ static int cmd_image(const char *seg, const char *logp)
             printf("  heap in use: %llu MiB backed (%llu chunks of 4 MiB)\n",
                    (unsigned long long)(hh.size >> 20), (unsigned long long)hh.nchunks);
         else
-            printf("  heap in use: no heap header at offset %llu (damaged, or only in the "
-                   "log)\n", (unsigned long long)h.heap_off);
+            printf("  heap in use: no heap header at offset %llu (a damaged segment)\n",
+                   (unsigned long long)h.heap_off);
         printf("  commits:     %llu; last %s by pid %llu\n",
                (unsigned long long)h.commit_count, utl_time(t2, sizeof(t2), h.last_commit_ns),
                (unsigned long long)h.last_commit_pid);
-        close(fd);
     }
-    char deflog[4096];
-    if (!logp) {
-        snprintf(deflog, sizeof(deflog), "%s.log", seg);
-        logp = deflog;
-    }
-    if (access(logp, F_OK) != 0) {
+    close(fd);
+    if (!have_log) {
         printf("  log %s: absent\n", logp);
-        return 0;
+        return rc;
     }
-    struct utl u;
-    if (utl_open(&u, logp) != 0)
-        return 1;
-    uint64_t end, next, bytes;
-    uint64_t n = utl_walk(&u, 0, 0, 0, &end, &next, &bytes);
-    if (n)
-        printf("  log %s: %llu committed record(s) not yet applied to the segment: the "
-               "values above may be older than the last commit (`rvmutl recover %s` applies "
-               "them; so does the next start of the program)\n", logp, (unsigned long long)n,
-               logp);
+    if (pending)
+        printf("  log %s: %llu committed record(s) not yet applied to the segment file; shown "
+               "above with them (as recovery will apply them: `rvmutl recover %s`, or the "
+               "program's next start)\n", logp, (unsigned long long)pending, logp);
     else
-        printf("  log %s: empty (the segment file holds the last commit)\n", logp);
+        printf("  log %s: %s\n", logp, id >= 0 || u.st.nsegs == 0
+               ? "no records pending (the segment file holds the last commit)"
+               : "does not know this segment (another log? give it as LOG)");
     buf_free(&u.dict);
     buf_free(&u.rd.b);
     close(u.fd);
-    return 0;
+    return rc;
 }
 
 /* main -- dispatch */
