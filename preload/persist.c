@@ -311,8 +311,9 @@ int shim_persist_commit(int final)
     shim_globals_unlock();
     shim_in_core = 0;
     if (final)
-      shim_say(2, "exit before main: nothing committed (the globals were not restored yet)",
-               NULL);
+      shim_say(2, "nothing committed: the globals were not restored yet (the program exited "
+               "before main, or was not started through glibc's __libc_start_main: then run it "
+               "with LRVM_GLOBALS=0)", NULL);
     return 0;
   }
   if (final && !shim_opts.flush)

@@ -468,7 +468,7 @@ Test(preload_globals, kill_torture_global_rooted_structure, .timeout = 240)
     int ofd = tmpfd(), efd = tmpfd();
     pid_t pid = start(argv, extra, 1, ofd, efd);
     if (!clean) {
-      sleep_ms(40 + rand_r(&seed) % 260);  /* from during start-up to mid-run */
+      sleep_ms(rand_r(&seed) % 300);  /* from start-up (re-exec, recovery) to mid-run */
       kill(pid, SIGKILL);
     }
     struct result r = finish(pid, ofd, efd, 60);
