@@ -7,6 +7,7 @@
  *                             a static local; prints them, optind (must always read 1 before
  *                             getopt: it is libc's, copy-relocated, never restored), HOME (environ
  *                             is libc's too) and the address of a global (the load base)
+ *   GLOBALS_PROG_CTOR_EXIT=1  exits from a constructor (before main) after changing counter
  *   globals_prog torture N    the kill-torture child: checks the structure it finds, prints
  *                             "start G", then makes N steps (N = 0: forever), printing each
  *                             generation it publishes; exits 0 after N steps
@@ -62,6 +63,16 @@ static int bump(void)
 {
   static int calls = 10;
   return ++calls;
+}
+
+/* early -- with GLOBALS_PROG_CTOR_EXIT set, change a global and exit from a constructor,
+ * before main: nothing of this run may be committed */
+__attribute__((constructor)) static void early(void)
+{
+  if (getenv("GLOBALS_PROG_CTOR_EXIT")) {
+    counter += 500;
+    exit(0);
+  }
 }
 
 static int count_mode(int argc, char **argv)

@@ -374,6 +374,44 @@ Test(preload_globals, old_layout_and_unknown_version_are_refused)
   segdir_remove(&d);
 }
 
+Test(preload_globals, nothing_is_committed_before_main)
+{
+  struct segdir d;
+  segdir_make(&d);
+  struct result r = count(&d, NULL);
+  need_wp_async(&r);
+  cr_assert_eq(field(r.out, "counter"), 1001, "%s", r.out);
+  r = count(&d, "GLOBALS_PROG_CTOR_EXIT=1");
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  cr_assert_str_eq(r.out, "");
+  cr_assert(strstr(r.err, "nothing committed: the globals were not restored yet"), "%s", r.err);
+  r = count(&d, NULL);
+  cr_assert_eq(field(r.out, "counter"), 1002, "the constructor's change was committed: %s",
+               r.out);
+  cr_assert_eq(field(r.out, "len"), 2, "%s", r.out);
+  segdir_remove(&d);
+}
+
+Test(preload_globals, heap_base_and_size_must_match_the_header)
+{
+  struct segdir d;
+  segdir_make(&d);
+  struct result r = count(&d, NULL);
+  need_wp_async(&r);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  uint64_t s0 = file_sum(d.seg);
+  char *argv[] = {(char *)need("LRVM_TEST_GPROG"), "count", NULL};
+  const char *extra[] = {d.segvar, "LRVM_HEAP_SIZE=128M", "LRVM_LOG_SIZE=4M", NULL};
+  r = run(argv, extra, 1);
+  cr_assert_eq(r.status, 2, "%s", r.out);
+  char want[256];
+  snprintf(want, sizeof(want), "LRVM_SEGMENT=%s was created with LRVM_HEAP_BASE=0x200000000000 "
+           "LRVM_HEAP_SIZE=64M: run with these values", d.seg);
+  cr_assert(strstr(r.err, want), "%s", r.err);
+  cr_assert_eq(file_sum(d.seg), s0, "the refusal changed the segment");
+  segdir_remove(&d);
+}
+
 Test(preload_globals, rvmutl_shows_the_segment)
 {
   struct segdir d;
