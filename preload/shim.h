@@ -143,7 +143,9 @@ extern int shim_persistent;       /* the heap is an LRVM segment region, tracked
 /* shim_persist_setup -- map LRVM_SEGMENT at base through LRVM, track it, open or create the
  * heap in it; 0 or an error after a message. */
 int shim_persist_setup(void *base, size_t reserve);
-/* shim_persist_commit -- heap_lock_all + rvm_commit + unlock; final: the exit commit. */
+/* shim_persist_commit -- heap_lock_all + rvm_commit + unlock; final: the exit commit. Every
+ * commit of the shim's segment must come through here (or shim_commit): it skips commits while
+ * the globals are not yet restored and stamps the header (count, time, pid) into the commit. */
 int shim_persist_commit(int final);
 /* shim_persist_stats -- the tracker's statistics to fd. */
 void shim_persist_stats(int fd);
