@@ -132,6 +132,52 @@ static int read_header(struct image_header *h, const char *seg)
   return shim_image_check(h, seg);
 }
 
+/* log_create_atomic -- create the log under a temporary name and rename it into place: a
+ * process killed while the log is being written (zero-filling LRVM_LOG_SIZE takes a while)
+ * leaves no half-made file at the log's path, which the next start would refuse as "not an
+ * lrvm log". A stale temporary file from such a kill is removed first. */
+static rvm_return_t log_create_atomic(rvm_options_t *o)
+{
+  char tmp[PATH_MAX + 16];
+  int n = snprintf(tmp, sizeof(tmp), "%s.creating", log_path);
+  if (n < 0 || (size_t)n >= sizeof(tmp)) {
+    shim_say(2, "LRVM_LOG / LRVM_SEGMENT: path too long", NULL);
+    return RVM_ENAME_TOO_LONG;
+  }
+  unlink(tmp);
+  o->log_dev = tmp;
+  rvm_offset_t len = RVM_MK_OFFSET(0, shim_opts.log_size);
+  rvm_return_t rc = rvm_create_log(o, &len, 0600);
+  o->log_dev = log_path;
+  if (rc != RVM_SUCCESS) {
+    say_rvm("cannot create the log (LRVM_LOG or <LRVM_SEGMENT>.log)", rc);
+    return rc;
+  }
+  if (rename(tmp, log_path) != 0) {
+    int err = errno;
+    unlink(tmp);
+    shim_say(2, "cannot create the log ", log_path, ": rename: ", strerror(err), NULL);
+    return RVM_EIO;
+  }
+  /* the new name must be durable before the first commit is acknowledged into the file */
+  char dir[PATH_MAX];
+  snprintf(dir, sizeof(dir), "%s", log_path);
+  char *slash = strrchr(dir, '/');
+  if (slash)
+    *(slash == dir ? slash + 1 : slash) = 0;
+  int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int bad = dfd < 0 || fsync(dfd) != 0;
+  int err = errno;
+  if (dfd >= 0)
+    close(dfd);
+  if (bad) {
+    shim_say(2, "cannot create the log ", log_path, ": fsync of its directory: ", strerror(err),
+             NULL);
+    return RVM_EIO;
+  }
+  return RVM_SUCCESS;
+}
+
 /* map_region -- rvm_map one part of the segment; 0 or EIO after a message */
 static int map_region(rvm_region_t *r, const char *seg, uint64_t off, size_t len, void *at,
                       int no_copy, const char *what)
@@ -191,12 +237,10 @@ int shim_persist_setup(void *base, size_t reserve)
   rvm_options_t o;
   rvm_init_options(&o);
   o.log_dev = log_path;
-  if (access(log_path, F_OK) != 0) {
-    o.create_log_file = rvm_true;
-    o.create_log_size = RVM_MK_OFFSET(0, shim_opts.log_size);
-    o.create_log_mode = 0600;
-  }
-  rvm_return_t rc = rvm_initialize(RVM_VERSION, &o);
+  rvm_return_t rc;
+  if (access(log_path, F_OK) != 0 && (rc = log_create_atomic(&o)) != RVM_SUCCESS)
+    return EIO;
+  rc = rvm_initialize(RVM_VERSION, &o);
   if (rc != RVM_SUCCESS) {
     say_rvm("cannot open the log (LRVM_LOG or <LRVM_SEGMENT>.log)", rc);
     return EIO;

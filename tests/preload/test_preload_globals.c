@@ -506,7 +506,8 @@ Test(preload_globals, kill_torture_global_rooted_structure, .timeout = 240)
     int ofd = tmpfd(), efd = tmpfd();
     pid_t pid = start(argv, extra, 1, ofd, efd);
     if (!clean) {
-      sleep_ms(rand_r(&seed) % 300);  /* from start-up (re-exec, recovery) to mid-run */
+      /* a third during start-up (re-exec, log creation, recovery), the rest mid-run */
+      sleep_ms(rand_r(&seed) % 3 == 0 ? rand_r(&seed) % 60 : 80 + rand_r(&seed) % 320);
       kill(pid, SIGKILL);
     }
     struct result r = finish(pid, ofd, efd, 60);
