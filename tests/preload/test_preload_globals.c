@@ -506,8 +506,17 @@ Test(preload_globals, kill_torture_global_rooted_structure, .timeout = 240)
     int ofd = tmpfd(), efd = tmpfd();
     pid_t pid = start(argv, extra, 1, ofd, efd);
     if (!clean) {
-      /* a third during start-up (re-exec, log creation, recovery), the rest mid-run */
-      sleep_ms(rand_r(&seed) % 3 == 0 ? rand_r(&seed) % 60 : 80 + rand_r(&seed) % 320);
+      /* a third during start-up (re-exec, log creation, recovery), the rest mid-run: 0-200 ms
+       * after the child said "start" (waiting for it keeps the mix the same on a loaded
+       * machine) */
+      if (rand_r(&seed) % 3 == 0) {
+        sleep_ms(rand_r(&seed) % 60);
+      } else {
+        char buf[16];
+        for (int w = 0; w < 1000 && pread(ofd, buf, 6, 0) < 6; w++)
+          sleep_ms(10);
+        sleep_ms(rand_r(&seed) % 200);
+      }
       kill(pid, SIGKILL);
     }
     struct result r = finish(pid, ofd, efd, 60);
