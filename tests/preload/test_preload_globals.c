@@ -412,6 +412,66 @@ Test(preload_globals, heap_base_and_size_must_match_the_header)
   segdir_remove(&d);
 }
 
+/* image_of -- `rvmutl image seg` */
+static struct result image_of(const char *seg)
+{
+  char *argv[] = {(char *)need("LRVM_TEST_RVMUTL"), "image", (char *)seg, NULL};
+  return run(argv, NULL, 0);
+}
+
+/* count_prog -- one `prog count` run with LD_PRELOAD directly */
+static struct result count_prog(struct segdir *d, const char *prog)
+{
+  char *argv[] = {(char *)prog, "count", NULL};
+  const char *extra[] = {d->segvar, "LRVM_HEAP_SIZE=64M", "LRVM_LOG_SIZE=4M", NULL};
+  return run(argv, extra, 1);
+}
+
+Test(preload_globals, non_pie_executable)
+{
+  struct segdir d;
+  segdir_make(&d);
+  for (int i = 1; i <= 2; i++) {
+    struct result r = count_prog(&d, need("LRVM_TEST_GPROG_NOPIE"));
+    need_wp_async(&r);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_eq(field(r.out, "counter"), 1000 + i, "%s", r.out);
+    cr_assert_eq(field(r.out, "len"), i, "%s", r.out);
+  }
+  struct result r = image_of(d.seg);
+  cr_assert(strstr(r.out, "  load base:   0x0\n"), "%s", r.out);
+  segdir_remove(&d);
+}
+
+Test(preload_globals, executable_without_build_id)
+{
+  /* identified by the crc32c of its file: a copy runs on, a changed copy is refused */
+  struct segdir d;
+  segdir_make(&d);
+  char exe[160], cmd[400];
+  snprintf(exe, sizeof(exe), "%s/prog", d.dir);
+  snprintf(cmd, sizeof(cmd), "cp %s %s", need("LRVM_TEST_GPROG_NOID"), exe);
+  cr_assert_eq(system(cmd), 0);
+  struct result r = count_prog(&d, exe);
+  need_wp_async(&r);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  r = count_prog(&d, exe);
+  cr_assert_eq(field(r.out, "counter"), 1002, "%s", r.out);
+  r = image_of(d.seg);
+  cr_assert(strstr(r.out, " (crc32c of the file: it had no build-id)\n"), "%s", r.out);
+  uint64_t s0 = file_sum(d.seg);
+  FILE *f = fopen(exe, "ab");   /* one more byte: another file */
+  cr_assert(f);
+  fputc(0, f);
+  fclose(f);
+  r = count_prog(&d, exe);
+  cr_assert_eq(r.status, 2, "%s", r.out);
+  cr_assert(strstr(r.err, "(build-id crc32c of the file ") &&
+            strstr(r.err, "its globals cannot be restored into another program"), "%s", r.err);
+  cr_assert_eq(file_sum(d.seg), s0, "the refusal changed the segment");
+  segdir_remove(&d);
+}
+
 Test(preload_globals, rvmutl_shows_the_segment)
 {
   struct segdir d;
