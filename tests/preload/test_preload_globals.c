@@ -544,7 +544,8 @@ static long last_gen(const char *out, const char *what)
 Test(preload_globals, kill_torture_global_rooted_structure, .timeout = 240)
 {
   /* An unmodified program whose structure is rooted in a .bss pointer, run >= 100 times
-   * (x LRVM_TEST_SCALE) with LD_PRELOAD directly, interval commits every 5 ms, and killed with
+   * (x LRVM_TEST_SCALE) with LD_PRELOAD directly, interval commits every 5 ms (odd runs) or
+   * commits on SIGUSR1 sent by this parent 1-4 times (even runs), and killed with
    * SIGKILL at a random moment (every tenth run instead exits after 40 steps: its exit commit is
    * known durable). Each restart must find a valid structure (the program checks every node and
    * exits 3 otherwise) whose generation:
@@ -555,14 +556,16 @@ Test(preload_globals, kill_torture_global_rooted_structure, .timeout = 240)
   struct segdir d;
   segdir_make(&d);
   unsigned seed = 61126u;
-  int runs = 100 * scale(), killed = 0, advanced = 0;
+  int runs = 100 * scale(), killed = 0, advanced = 0, signals = 0;
   long prev_start = -1, prev_reached = 0, durable = 0;
   int prev_exited = 1;
   for (int i = 0; i < runs; i++) {
     int clean = i % 10 == 9;
     char *argv[] = {(char *)need("LRVM_TEST_GPROG"), "torture", clean ? "40" : "0", NULL};
+    int by_signal = i % 2 == 0;   /* half the runs commit on SIGUSR1 instead of a timer */
     const char *extra[] = {d.segvar, "LRVM_HEAP_SIZE=64M", "LRVM_LOG_SIZE=8M",
-                           "LRVM_COMMIT=exit,interval:5ms", NULL};
+                           by_signal ? "LRVM_COMMIT=exit,signal:USR1"
+                                     : "LRVM_COMMIT=exit,interval:5ms", NULL};
     int ofd = tmpfd(), efd = tmpfd();
     pid_t pid = start(argv, extra, 1, ofd, efd);
     if (!clean) {
@@ -575,7 +578,17 @@ Test(preload_globals, kill_torture_global_rooted_structure, .timeout = 240)
         char buf[16];
         for (int w = 0; w < 1000 && pread(ofd, buf, 6, 0) < 6; w++)
           sleep_ms(10);
-        sleep_ms(rand_r(&seed) % 200);
+        if (by_signal) {
+          /* the handler is installed before main: safe once "start" is out */
+          for (int k = 1 + rand_r(&seed) % 4; k > 0; k--) {
+            sleep_ms(5 + rand_r(&seed) % 35);
+            kill(pid, SIGUSR1);
+            signals++;
+          }
+          sleep_ms(rand_r(&seed) % 40);
+        } else {
+          sleep_ms(rand_r(&seed) % 200);
+        }
       }
       kill(pid, SIGKILL);
     }
@@ -612,7 +625,7 @@ Test(preload_globals, kill_torture_global_rooted_structure, .timeout = 240)
     free(r.out);
     free(r.err);
   }
-  cr_log_info("kill torture: %d runs, %d killed, %d restarts after a kill advanced", runs,
-              killed, advanced);
+  cr_log_info("kill torture: %d runs, %d killed, %d restarts after a kill advanced, %d commit "
+              "signals sent", runs, killed, advanced, signals);
   segdir_remove(&d);
 }
