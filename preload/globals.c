@@ -99,6 +99,56 @@ static void overlay(unsigned char *dst, const unsigned char *src, size_t len)
   }
 }
 
+/* page_zero -- the 4 KiB page at p is all zero (reading an untouched .bss page maps the shared
+ * zero page: it costs no memory) */
+static int page_zero(const unsigned char *p)
+{
+  const uint64_t *w = (const void *)p;
+  for (size_t i = 0; i < 4096 / sizeof(*w); i++)
+    if (w[i])
+      return 0;
+  return 1;
+}
+
+/* copy_pages -- dst := src page by page, writing only pages that differ. With dst_zero (dst is
+ * fresh anonymous memory) a zero source page is skipped without reading dst. Why: a large,
+ * mostly untouched .bss (static char buf[1 << 28]) must not become resident through our copies
+ * nor dirty for the tracker. */
+static void copy_pages(unsigned char *dst, const unsigned char *src, size_t len, int dst_zero)
+{
+  for (size_t p = 0; p < len; p += 4096) {
+    if (dst_zero ? page_zero(src + p) : memcmp(dst + p, src + p, 4096) == 0)
+      continue;
+    memcpy(dst + p, src + p, 4096);
+  }
+}
+
+/* read_sparse -- len bytes of fd at off into b (fresh, zero memory), reading only the file's
+ * data extents (SEEK_DATA/SEEK_HOLE): holes of a large .bss area stay untouched in b.
+ * 0 or an errno. */
+static int read_sparse(int fd, unsigned char *b, size_t len, off_t off)
+{
+  off_t end = off + (off_t)len, at = off;
+  while (at < end) {
+    off_t d = lseek(fd, at, SEEK_DATA);
+    if (d < 0)
+      return errno == ENXIO ? 0 : errno;   /* ENXIO: only a hole after at */
+    if (d >= end)
+      return 0;
+    off_t h = lseek(fd, d, SEEK_HOLE);
+    if (h < 0 || h > end)
+      h = end;
+    for (off_t p = d; p < h;) {
+      ssize_t r = pread(fd, b + (p - off), (size_t)(h - p), p);
+      if (r <= 0)
+        return r < 0 ? errno : EIO;
+      p += r;
+    }
+    at = h;
+  }
+  return 0;
+}
+
 /* say_rvm -- a failed rvm_* call */
 static void say_rvm(const char *what, rvm_return_t rc)
 {
@@ -119,19 +169,17 @@ int shim_globals_map(const char *seg, uint64_t off, int valid)
     return err;
   }
   unsigned char *b = live + len;
-  memcpy(live, g, len);
+  copy_pages(live, g, len, 1);
   if (valid) {
     /* the file is current: recovery and rvm_map's truncation applied the log before we got
      * here (persist.c maps the header region first) */
     int fd = open(seg, O_RDONLY | O_CLOEXEC);
-    ssize_t r = fd >= 0 ? pread(fd, b, len, (off_t)off) : -1;
-    int err = errno;
+    int err = fd < 0 ? errno : read_sparse(fd, b, len, (off_t)off);
     if (fd >= 0)
       close(fd);
-    if (r != (ssize_t)len) {
-      shim_say(2, "cannot read the globals from LRVM_SEGMENT=", seg, ": ",
-               r < 0 ? strerror(err) : "file too short", NULL);
-      return r < 0 ? err : EIO;
+    if (err) {
+      shim_say(2, "cannot read the globals from LRVM_SEGMENT=", seg, ": ", strerror(err), NULL);
+      return err;
     }
   }
   copy_excluded(b, live);
@@ -143,7 +191,7 @@ int shim_globals_map(const char *seg, uint64_t off, int valid)
     shim_say(2, "LRVM_GLOBALS: cannot remap the globals: ", strerror(err), NULL);
     return err;
   }
-  memcpy(g, b, len);   /* nothing but memcpy between the mmap and here: see the file comment */
+  copy_pages(g, b, len, 1);   /* only memory copies between the mmap and here: see above */
   rvm_init_region(&gregion);
   gregion.data_dev = (char *)seg;
   gregion.offset = RVM_MK_OFFSET(0, off);
@@ -153,7 +201,7 @@ int shim_globals_map(const char *seg, uint64_t off, int valid)
   rvm_return_t rc = rvm_map(&gregion, NULL);
   if (rc == RVM_SUCCESS)
     rc = rvm_track(&gregion);
-  memcpy(g, live, len);  /* fresh globals until main_hook (step 3) */
+  copy_pages(g, live, len, 0);  /* fresh globals until main_hook (step 3) */
   if (rc != RVM_SUCCESS) {
     say_rvm("cannot map the globals from LRVM_SEGMENT (LRVM_GLOBALS=0 runs without them)", rc);
     return EIO;
