@@ -11,8 +11,10 @@
  * the persistent heap when the restore overwrites the pointer (one block per run per such global).
  *
  * HOW (at start-up, single-threaded, before any commit):
- *   1. B := the committed globals, read from the segment; B's excluded bytes (exe.c: copy-
- *      relocated libc objects, GOT words ...) := the live ones.
+ *   1. B := the segment's globals area (the committed globals, or zeros before the first
+ *      commit that carried them); B's excluded bytes (exe.c: copy-relocated libc objects, GOT
+ *      words ...) := the live ones. Copies skip zero pages and file holes (copy_pages,
+ *      read_sparse): a large untouched .bss must not become resident through them.
  *   2. replace the globals' pages by anonymous memory (mmap MAP_FIXED: rvm_track needs private
  *      anonymous memory, the executable's .data is a private FILE mapping), fill it with B,
  *      rvm_map the globals area there (no_copy) and rvm_track it: the tracker's committed image
@@ -170,24 +172,24 @@ int shim_globals_map(const char *seg, uint64_t off, int valid)
   }
   unsigned char *b = live + len;
   copy_pages(live, g, len, 1);
-  if (valid) {
-    /* the file is current: recovery and rvm_map's truncation applied the log before we got
-     * here (persist.c maps the header region first) */
-    int fd = open(seg, O_RDONLY | O_CLOEXEC);
-    int err = fd < 0 ? errno : read_sparse(fd, b, len, (off_t)off);
-    if (fd >= 0)
-      close(fd);
-    if (err) {
-      shim_say(2, "cannot read the globals from LRVM_SEGMENT=", seg, ": ", strerror(err), NULL);
-      return err;
-    }
+  /* B is read even when it holds no committed globals (valid == 0; then it is zeros): the
+   * tracker's committed image must be the file's content in every case. The file is current:
+   * recovery and rvm_map's truncation applied the log before we got here. */
+  int fd = open(seg, O_RDONLY | O_CLOEXEC);
+  int err = fd < 0 ? errno : read_sparse(fd, b, len, (off_t)off);
+  if (fd >= 0)
+    close(fd);
+  if (err) {
+    shim_say(2, "cannot read the globals from LRVM_SEGMENT=", seg, ": ", strerror(err), NULL);
+    return err;
   }
   copy_excluded(b, live);
   if (mmap(g, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) !=
       g) {
-    /* MAP_FIXED failing leaves the old mapping in place (the kernel unmaps only on success of
-     * the new one), so the program's globals are intact: a refusal is still clean */
-    int err = errno;
+    /* the caller stops the program (status 2) right after this message: a failed MAP_FIXED
+     * may already have unmapped the old pages, so nothing of the program may run any more;
+     * the segment is untouched */
+    err = errno;
     shim_say(2, "LRVM_GLOBALS: cannot remap the globals: ", strerror(err), NULL);
     return err;
   }
