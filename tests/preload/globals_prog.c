@@ -28,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+extern char **environ;
+
 struct node {
   uint64_t gen;
   uint64_t val;
@@ -89,9 +91,12 @@ static int count_mode(int argc, char **argv)
   long sum = 0;
   for (struct node *p = list; p; p = p->next, len++)
     sum += (long)p->gen;
+  int nenv = 0;
+  for (char **e = environ; *e; e++)   /* environ: libc's, copy-relocated into our .bss */
+    nenv++;
   const char *home = getenv("GLOBALS_PROG_MARK");
-  printf("counter %d len %d sum %ld static %d optind %d mark %s addr %p\n", counter, len, sum,
-         bump(), opt_before, home ? home : "(unset)", (void *)&counter);
+  printf("counter %d len %d sum %ld static %d optind %d mark %s env %d addr %p\n", counter, len,
+         sum, bump(), opt_before, home ? home : "(unset)", nenv, (void *)&counter);
   fprintf(stderr, "stderr works\n");
   return 0;
 }

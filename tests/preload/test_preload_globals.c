@@ -208,6 +208,7 @@ Test(preload_globals, c_globals_survive_restarts)
      * the environment work */
     cr_assert_eq(field(r.out, "optind"), 1, "%s", r.out);
     cr_assert(strstr(r.out, "mark present"), "%s", r.out);
+    cr_assert(field(r.out, "env") >= 4, "%s", r.out);
     cr_assert(strstr(r.err, "stderr works"), "%s", r.err);
     /* re-executed without randomisation: the same address on every run */
     char a[64];
