@@ -150,7 +150,9 @@ static rvm_return_t log_create_atomic(rvm_options_t *o)
   rvm_return_t rc = rvm_create_log(o, &len, 0600);
   o->log_dev = log_path;
   if (rc != RVM_SUCCESS) {
-    say_rvm("cannot create the log (LRVM_LOG or <LRVM_SEGMENT>.log)", rc);
+    shim_say(2, "cannot open the log (LRVM_LOG or <LRVM_SEGMENT>.log) ", log_path,
+             ": it does not exist and creating it failed: ", rvm_return(rc), " (",
+             rvm_errmsg ? rvm_errmsg : "", ")", NULL);
     return rc;
   }
   if (rename(tmp, log_path) != 0) {
