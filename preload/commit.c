@@ -35,6 +35,8 @@ static volatile sig_atomic_t sig_pending;  /* set by the handler; taken (exchang
 /* LRVM_STATS goes to a private duplicate of stderr taken before main: programs such as
  * coreutils close stderr in their own atexit handler, which runs before ours. */
 static int stats_fd = 2;
+static int exit_done;               /* the exit commit was made (or skipped): once only */
+static int commits_closed;          /* after the exit commit: no more commits */
 
 /* shim_commit -- the single commit entry point: with LRVM_SEGMENT, a commit of the tracked heap
  * (persist.c); without, there is nothing to commit to (ENOSYS), calls are only counted. */
@@ -43,6 +45,10 @@ int shim_commit(const char *why)
   if (shim_forked_child)
     return EPERM;
   pthread_mutex_lock(&commit_lock);
+  if (__atomic_load_n(&commits_closed, __ATOMIC_ACQUIRE)) {
+    pthread_mutex_unlock(&commit_lock);
+    return 0;
+  }
   shim_forkgate_wait();   /* forks already under way go first (forkgate.c) */
   int rc = shim_persistent ? shim_persist_commit(strcmp(why, "exit") == 0) : ENOSYS;
   shim_commit_calls++;
@@ -58,15 +64,33 @@ int shim_commit(const char *why)
   return rc;
 }
 
-/* commit_at_exit -- the exit hook; also prints LRVM_STATS */
-static void commit_at_exit(void)
+/* exit_commit -- the exit commit, once: from commit_before_dtors when the globals are kept
+ * (globals.c says why it must precede the static destructors), else from commit_at_exit */
+static void exit_commit(void)
 {
+  if (__atomic_exchange_n(&exit_done, 1, __ATOMIC_ACQ_REL))
+    return;
   /* A commit the signal asked for and the commit thread has not taken yet is made now: the
    * request is not lost because the program exits first. */
   if (!shim_forked_child && __atomic_exchange_n(&sig_pending, 0, __ATOMIC_ACQ_REL))
     shim_commit("signal");
   if (shim_opts.commit & SHIM_COMMIT_EXIT)
     shim_commit("exit");
+  /* nothing after the exit commit is committed: the destructors that follow may free what the
+   * committed globals point to */
+  __atomic_store_n(&commits_closed, 1, __ATOMIC_RELEASE);
+}
+
+/* shim_commit_before_dtors -- see shim.h */
+int shim_commit_before_dtors(void)
+{
+  return atexit(exit_commit) ? ENOMEM : 0;
+}
+
+/* commit_at_exit -- the exit hook; also prints LRVM_STATS */
+static void commit_at_exit(void)
+{
+  exit_commit();
   if (shim_opts.stats && !shim_forked_child) {
     char a[24], b[24], c[24], d[24], x[24];
     shim_say(stats_fd, "stats: commits ", shim_fmt_u64(a, shim_commit_calls), " (exit ",

@@ -14,12 +14,18 @@
  *   forkgate.c fork() waits for at most one commit (no starvation by back-to-back commits)
  *   aware.c    rvm_commit / rvm_root_set / rvm_root_get for aware programs (exported)
  *   init.c     start-up order, activity decision (AT_SECURE), LD_PRELOAD inheritance
+ *   exe.c      the main executable: load base, build-id, globals range and excluded bytes
+ *   reexec.c   re-executing once with address-space randomisation off (LRVM_GLOBALS)
+ *   image.c    the segment's header (core/image_format.h): checks, creation, commit stamp
+ *   globals.c  the executable's globals as a tracked region; restored before main
  */
 #ifndef LRVM_SHIM_H
 #define LRVM_SHIM_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "image_format.h"
 
 /* ---- env.c ------------------------------------------------------------------------------- */
 
@@ -139,7 +145,9 @@ extern int shim_persistent;       /* the heap is an LRVM segment region, tracked
 /* shim_persist_setup -- map LRVM_SEGMENT at base through LRVM, track it, open or create the
  * heap in it; 0 or an error after a message. */
 int shim_persist_setup(void *base, size_t reserve);
-/* shim_persist_commit -- heap_lock_all + rvm_commit + unlock; final: the exit commit. */
+/* shim_persist_commit -- heap_lock_all + rvm_commit + unlock; final: the exit commit. Every
+ * commit of the shim's segment must come through here (or shim_commit): it skips commits while
+ * the globals are not yet restored and stamps the header (count, time, pid) into the commit. */
 int shim_persist_commit(int final);
 /* shim_persist_fork_child -- in a fork child: close the segment (releases its lock). */
 void shim_persist_fork_child(void);
@@ -167,5 +175,58 @@ void shim_forkgate_wait(void);
 /* shim_aware_setup -- roots in the persistent heap, rvm_commit -> shim_commit("explicit");
  * 0 or an errno after a message. */
 int shim_aware_setup(void);
+/* ---- exe.c ------------------------------------------------------------------------------- */
+
+struct shim_range {
+  uintptr_t lo, hi;
+};
+/* struct shim_exe -- the main executable as the globals need it (exe.c's comment) */
+struct shim_exe {
+  char path[IMG_PATH_MAX];
+  uintptr_t load_base;
+  uint32_t id_kind, id_len;        /* IMG_ID_* */
+  uint8_t build_id[IMG_BUILD_ID_MAX];
+  uintptr_t g_lo, g_hi;            /* globals, page aligned; g_lo == g_hi: none */
+  struct shim_range *excl;         /* excluded bytes in [g_lo, g_hi), sorted, merged */
+  size_t nexcl, cap;
+};
+extern struct shim_exe shim_exe;
+/* shim_exe_probe -- fill shim_exe; 0 or an errno after a message */
+int shim_exe_probe(void);
+
+/* ---- reexec.c ---------------------------------------------------------------------------- */
+
+/* shim_reexec_norandom -- if randomisation is on, turn it off and execve /proc/self/exe with
+ * the same arguments and environment (does not return); returns 0 when nothing was done. */
+int shim_reexec_norandom(void);
+
+/* ---- image.c ----------------------------------------------------------------------------- */
+
+/* shim_image_check -- judge a header page read from LRVM_SEGMENT against this process and the
+ * options: 0 = usable, 1 = no header yet (a new segment), or an errno after a refusal message
+ * naming the file and what to do. */
+int shim_image_check(const struct image_header *h, const char *seg);
+/* shim_image_create -- fill a new (tracked, zeroed) header; heap_off/globals from layout */
+void shim_image_create(struct image_header *h, uint64_t globals_len, uint64_t heap_off);
+/* shim_image_stamp -- the header's commit fields, written just before a commit */
+void shim_image_stamp(struct image_header *h, int globals_in_commit);
+
+/* ---- globals.c --------------------------------------------------------------------------- */
+
+/* shim_globals_map -- map the globals area of the segment (offset off) over the executable's
+ * globals and track it; valid: the area holds committed globals to restore before main.
+ * 0 or an error after a message. */
+int shim_globals_map(const char *seg, uint64_t off, int valid);
+/* shim_globals_pending -- 1 while the globals are tracked but not yet restored (before main):
+ * no commit may happen then (it would commit half-constructed globals) */
+int shim_globals_pending(void);
+/* shim_globals_tracked -- 1 if the globals are part of the commits */
+int shim_globals_tracked(void);
+/* shim_globals_lock / unlock -- a commit holds this around its pending check and rvm_commit */
+void shim_globals_lock(void);
+void shim_globals_unlock(void);
+/* shim_commit_before_dtors -- register the exit commit to run before the executable's static
+ * destructors (commit.c); called from globals.c's main hook */
+int shim_commit_before_dtors(void);
 
 #endif

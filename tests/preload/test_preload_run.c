@@ -594,7 +594,9 @@ Test(preload_persist, unmodified_programs_with_a_segment, .timeout = 180)
   cr_assert(mkdtemp(dir));
   char seg[128];
   seg_env(seg, sizeof(seg), dir);
-  const char *extra[] = {seg, "LRVM_HEAP_SIZE=2G", "LRVM_COMMIT=exit,interval:100ms", NULL};
+  /* heap-only (LRVM_GLOBALS=0): only such a segment may be reopened by another program */
+  const char *extra[] = {seg, "LRVM_HEAP_SIZE=2G", "LRVM_COMMIT=exit,interval:100ms",
+                         "LRVM_GLOBALS=0", NULL};
   const char *in = gen_input(300000L * scale());
   char *sort[] = {"/usr/bin/sort", "-k2,2", "-k1,1n", (char *)in, NULL};
   same_output_env(sort, NULL, extra);
