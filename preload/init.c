@@ -125,6 +125,8 @@ __attribute__((constructor(101))) static void shim_ctor(void)
     return;  /* INACTIVE: AT_SECURE, nothing else to do (ld.so ignores LD_PRELOAD anyway) */
   if (shim_sigchain_setup() || shim_heap_atfork() || shim_commit_setup())
     _exit(2);
+  if (shim_persistent)
+    shim_libc_probe();   /* libc's FILE, stdio buffers, DIR: volatile (libcobj.c) */
   if (!shim_opts.inherit)
     preload_drop_self();
 }

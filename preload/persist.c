@@ -201,17 +201,13 @@ int shim_persist_setup(void *base, size_t reserve)
     say_rvm("cannot track the heap (LRVM_TRACK)", rc);
     return EIO;
   }
-  /* Only wp-async lets the kernel write into tracked memory (DESIGN.md §5.3). With the other
-   * backends read(2), recv(2), fread ... into a heap buffer fail with EFAULT unless the shim
-   * calls rvm_track_prepare_write first, and it does not wrap those calls yet: refuse rather
-   * than let the program fail later with "Bad address". */
+  /* Only wp-async lets the kernel write into tracked memory (DESIGN.md §5.3). With the
+   * fault backends, kwrite.c prepares heap buffers before read, recv, stat ... (and libcobj.c
+   * keeps libc's own stdio buffers and DIR streams out of the heap). */
   rvm_track_statistics_t ts;
   if (rvm_track_statistics(&ts) == RVM_SUCCESS && strcmp(ts.backend, "wp-async") != 0) {
-    shim_say(2, "LRVM_TRACK=", shim_opts.track, ": the DIRTY backend is ", ts.backend,
-             "; with it, system calls that write into the heap (read, recv, fread ...) fail with"
-             " EFAULT, and the shim does not wrap them yet. Use LRVM_TRACK=auto or wp-async "
-             "(needs Linux 6.7+ userfaultfd WP_ASYNC and PAGEMAP_SCAN)", NULL);
-    return ENOTSUP;
+    shim_kw_lo = (uintptr_t)base;
+    shim_kw_hi = (uintptr_t)base + reserve;
   }
   struct heap_opts ho;
   heap_opts_init(&ho);

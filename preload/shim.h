@@ -12,6 +12,9 @@
  *   commit.c   commit hooks (exit, signal, interval) funnelling into shim_commit()
  *   sigchain.c sigaction/signal wrappers keeping vmprim's fault dispatcher first
  *   init.c     start-up order, activity decision (AT_SECURE), LD_PRELOAD inheritance
+ *   kwrite.c   wrappers of read, recv, stat ... so the kernel can write into a tracked heap
+ *   libcobj.c  libc's own FILE / stdio buffer / DIR allocations routed to the internal heap
+ *   mutexwait.c LRVM_MUTEX_WAIT: signal and interval commits at an instant with no mutex held
  */
 #ifndef LRVM_SHIM_H
 #define LRVM_SHIM_H
@@ -149,5 +152,23 @@ int shim_sigchain_setup(void);
 /* shim_self_range -- compute [shim_self_lo, shim_self_hi), this library's code; 0 or ENOENT. */
 int shim_self_range(void);
 extern uintptr_t shim_self_lo, shim_self_hi;
+
+/* ---- kwrite.c ---------------------------------------------------------------------------- */
+
+/* The tracked heap's range when the DIRTY backend faults on first writes (uffd-sigbus,
+ * mprotect) and system calls must be prepared; both 0 otherwise (wp-async, volatile heap). */
+extern uintptr_t shim_kw_lo, shim_kw_hi;
+
+/* ---- libcobj.c --------------------------------------------------------------------------- */
+
+extern uintptr_t shim_libc_lo, shim_libc_len;   /* libc's text */
+extern __thread int shim_libc_probing __attribute__((tls_model("initial-exec")));
+/* shim_libc_note -- record a libc malloc call site while probing */
+void shim_libc_note(void *ra);
+/* shim_libc_volatile -- ra is a learnt call site of libc's volatile objects */
+int shim_libc_volatile(void *ra);
+/* shim_libc_probe -- learn the call sites (persistent heap active, before main); returns how
+ * many were learnt */
+int shim_libc_probe(void);
 
 #endif
