@@ -43,7 +43,9 @@ int shim_commit(const char *why)
   if (shim_forked_child)
     return EPERM;
   pthread_mutex_lock(&commit_lock);
-  int rc = shim_persistent ? shim_persist_commit(strcmp(why, "exit") == 0) : ENOSYS;
+  int rc = !shim_persistent ? ENOSYS
+           : shim_opts.mutex_wait_ns && strcmp(why, "exit") != 0 ? shim_mutex_commit()
+                                                                 : shim_persist_commit(strcmp(why, "exit") == 0);
   shim_commit_calls++;
   if (strcmp(why, "exit") == 0)
     commit_by_exit++;
@@ -74,6 +76,7 @@ static void commit_at_exit(void)
     shim_heap_stats(stats_fd);
     if (shim_persistent)
       shim_persist_stats(stats_fd);
+    shim_mutex_stats(stats_fd);
   }
 }
 
@@ -154,6 +157,12 @@ int shim_commit_setup(void)
   }
   sigset_t all, old;
   sigfillset(&all);
+  /* ... but the fault signals: with the uffd-sigbus and mprotect backends a first write to a
+   * heap page from this thread (libc writes the thread's own DTV, which ld.so calloc'ed in
+   * the heap) is a SIGBUS/SIGSEGV that must reach vmprim's handler; blocked, the kernel
+   * would kill the process instead. */
+  sigdelset(&all, SIGSEGV);
+  sigdelset(&all, SIGBUS);
   pthread_sigmask(SIG_SETMASK, &all, &old);   /* the thread inherits "everything blocked" */
   pthread_t t;
   int rc = pthread_create(&t, NULL, commit_thread, NULL);

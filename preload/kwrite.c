@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/select.h>
@@ -744,6 +745,60 @@ KW_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
     int e = errno;
     memcpy(val, tmp, l < *len ? l : *len);
     *len = l;
+    errno = e;
+  }
+  return r;
+}
+
+/* ---- sigaltstack: the kernel writes signal frames there ----------------------------------- */
+
+/* A program may malloc its alternate signal stack (gawk does, for libsigsegv). The kernel
+ * pushes every signal frame there -- including the frame of the first-write fault that
+ * would record the page -- so a write-protected page makes the delivery itself fail and the
+ * kernel kills the process (SIGSEGV, SI_KERNEL). Preparing is not enough (the next commit
+ * re-arms the page). The thread gets a private stack of the same size instead, mapped
+ * outside the heap; queries report the program's own stack, so the substitution is
+ * invisible except to code that inspects the frame addresses. A signal stack's content is
+ * transient by nature: nothing to persist. The substitute of a thread that exits is not
+ * unmapped (one per thread that set a heap stack; documented). */
+SLOT(sigaltstack);
+static __thread void *alt_sub __attribute__((tls_model("initial-exec")));
+static __thread size_t alt_sub_size __attribute__((tls_model("initial-exec")));
+static __thread stack_t alt_user __attribute__((tls_model("initial-exec")));
+
+KW_EXPORT int sigaltstack(const stack_t *ss, stack_t *old)
+{
+  stack_t o, *op = old ? &o : NULL;   /* bounced: old may be in the heap too */
+  void *prev_sub = alt_sub;
+  stack_t prev_user = alt_user;
+  int r;
+  if (ss == NULL || (ss->ss_flags & SS_DISABLE) || !kw_hit(ss->ss_sp, ss->ss_size)) {
+    r = REAL(sigaltstack)(ss, op);
+  } else {
+    if (alt_sub == NULL || alt_sub_size < ss->ss_size) {
+      /* a new one: the old substitute may be in use right now (we may run in a handler) */
+      void *m = mmap(NULL, ss->ss_size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+      if (m == MAP_FAILED) {
+        errno = ENOMEM;
+        return -1;
+      }
+      alt_sub = m;
+      alt_sub_size = ss->ss_size;
+    }
+    stack_t sub = *ss;
+    sub.ss_sp = alt_sub;
+    r = REAL(sigaltstack)(&sub, op);
+    if (r == 0)
+      alt_user = *ss;
+  }
+  if (op && r == 0) {
+    if (prev_sub && o.ss_sp == prev_sub) {   /* show the program its own stack */
+      o.ss_sp = prev_user.ss_sp;
+      o.ss_size = prev_user.ss_size;
+    }
+    int e = errno;
+    *old = o;
     errno = e;
   }
   return r;

@@ -239,7 +239,7 @@ int shim_persist_commit(int final)
   rvm_return_t rc = rvm_commit();
   heap_unlock_all(shim_heap);
   shim_in_core = 0;
-  if (rc != RVM_SUCCESS)
+  if (rc != RVM_SUCCESS && !shim_mutex_declined)   /* declined: mutexwait.c retries */
     say_rvm("commit failed; the segment keeps the previous commit", rc);
   return (int)rc;
 }

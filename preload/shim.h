@@ -46,6 +46,7 @@ struct shim_opts {
   int stats;                 /* LRVM_STATS */
   int backtrace;             /* LRVM_BACKTRACE */
   int inherit;               /* LRVM_INHERIT */
+  uint64_t mutex_wait_ns;    /* LRVM_MUTEX_WAIT: 0 = off */
 };
 
 extern struct shim_opts shim_opts;
@@ -170,5 +171,18 @@ int shim_libc_volatile(void *ra);
 /* shim_libc_probe -- learn the call sites (persistent heap active, before main); returns how
  * many were learnt */
 int shim_libc_probe(void);
+
+/* ---- mutexwait.c ------------------------------------------------------------------------- */
+
+/* shim_mutex_setup -- LRVM_MUTEX_WAIT: count the program's held mutexes from now on and
+ * install the instant check; 0 or errno (message written) */
+int shim_mutex_setup(void);
+/* shim_mutex_commit -- a signal or interval commit at an instant with no mutex held, waiting
+ * at most LRVM_MUTEX_WAIT (then committing anyway: counted); 0 or an rvm_return_t */
+int shim_mutex_commit(void);
+/* set while a commit is declined by the instant check: its failure is a retry, not an error */
+extern __thread int shim_mutex_declined __attribute__((tls_model("initial-exec")));
+/* shim_mutex_stats -- the LRVM_STATS line of the mode */
+void shim_mutex_stats(int fd);
 
 #endif
