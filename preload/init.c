@@ -123,6 +123,7 @@ __attribute__((constructor(101))) static void shim_ctor(void)
   int s = shim_ensure_init();
   if (s != SHIM_ACTIVE)
     return;  /* INACTIVE: AT_SECURE, nothing else to do (ld.so ignores LD_PRELOAD anyway) */
+  shim_kwrite_setup();
   if (shim_sigchain_setup() || shim_heap_atfork() || shim_commit_setup() || shim_mutex_setup())
     _exit(2);
   if (shim_persistent)

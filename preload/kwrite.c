@@ -803,3 +803,88 @@ KW_EXPORT int sigaltstack(const stack_t *ss, stack_t *old)
   }
   return r;
 }
+
+/* ---- start-up ------------------------------------------------------------------------------ */
+
+/* kw_try -- resolve one real function now if libc has it (a missing one aborts only if it is
+ * ever called: kw_real) */
+static void kw_try(void **slot, const char *name)
+{
+  if (__atomic_load_n(slot, __ATOMIC_ACQUIRE) == NULL)
+    __atomic_store_n(slot, dlsym(RTLD_NEXT, name), __ATOMIC_RELEASE);
+}
+
+/* shim_kwrite_setup -- resolve every real function before main: the first call of a wrapper
+ * may come from a signal handler (read, write ... are async-signal-safe), where dlsym, which
+ * allocates and takes ld.so's lock, must not run */
+void shim_kwrite_setup(void)
+{
+#define R(fn) kw_try(&kw_slot_##fn, #fn)
+  R(read);
+  R(pread);
+  R(pread64);
+  R(readv);
+  R(preadv);
+  R(preadv64);
+  R(preadv2);
+  R(preadv64v2);
+  R(recv);
+  R(getdents64);
+  R(__read_chk);
+  R(__pread_chk);
+  R(__pread64_chk);
+  R(__recv_chk);
+  R(poll);
+  R(ppoll);
+  R(__poll_chk);
+  R(epoll_wait);
+  R(epoll_pwait);
+  R(getrandom);
+  R(readlink);
+  R(readlinkat);
+  R(__readlink_chk);
+  R(getcwd);
+  R(__getcwd_chk);
+  R(fread);
+  R(fread_unlocked);
+  R(__fread_chk);
+  R(__fread_unlocked_chk);
+  R(stat);
+  R(lstat);
+  R(fstat);
+  R(fstatat);
+  R(stat64);
+  R(lstat64);
+  R(fstat64);
+  R(fstatat64);
+  R(statx);
+  R(__xstat);
+  R(__lxstat);
+  R(__fxstat);
+  R(__fxstatat);
+  R(statfs);
+  R(fstatfs);
+  R(uname);
+  R(getrlimit);
+  R(getrusage);
+  R(pipe);
+  R(pipe2);
+  R(socketpair);
+  R(wait);
+  R(waitpid);
+  R(wait4);
+  R(waitid);
+  R(select);
+  R(pselect);
+  R(accept);
+  R(accept4);
+  R(getsockname);
+  R(getpeername);
+  R(recvfrom);
+  R(__recvfrom_chk);
+  R(recvmsg);
+  R(recvmmsg);
+  R(getsockopt);
+  R(sigaltstack);
+#undef R
+}

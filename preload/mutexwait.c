@@ -292,6 +292,16 @@ static int instant_check(void *arg)
 /* shim_mutex_setup -- see shim.h */
 int shim_mutex_setup(void)
 {
+  /* resolve now (not on first use, which may be in a signal handler or with ld.so's lock) */
+  void **slots_[] = {&slot_pthread_mutex_timedlock, &slot_pthread_mutex_clocklock,
+                     &slot_pthread_cond_wait, &slot_pthread_cond_timedwait,
+                     &slot_pthread_cond_clockwait};
+  static const char *const names[] = {"pthread_mutex_timedlock", "pthread_mutex_clocklock",
+                                      "pthread_cond_wait", "pthread_cond_timedwait",
+                                      "pthread_cond_clockwait"};
+  for (int i = 0; i < 5; i++)
+    if (*slots_[i] == NULL)
+      *slots_[i] = dlsym(RTLD_NEXT, names[i]);
   if (shim_opts.mutex_wait_ns == 0)
     return 0;
   if (!(shim_opts.commit & (SHIM_COMMIT_SIGNAL | SHIM_COMMIT_INTERVAL)))

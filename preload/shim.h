@@ -159,6 +159,8 @@ extern uintptr_t shim_self_lo, shim_self_hi;
 /* The tracked heap's range when the DIRTY backend faults on first writes (uffd-sigbus,
  * mprotect) and system calls must be prepared; both 0 otherwise (wp-async, volatile heap). */
 extern uintptr_t shim_kw_lo, shim_kw_hi;
+/* shim_kwrite_setup -- resolve the real functions before main (see kwrite.c) */
+void shim_kwrite_setup(void);
 
 /* ---- libcobj.c --------------------------------------------------------------------------- */
 

@@ -312,10 +312,10 @@ Test(preload_kwrite, mutex_wait_keeps_invariants, .timeout = 300)
                judged);
   /* the same without the mode: the torture can see violations (it can fail) */
   broken = torture("0", runs, &judged, "wp-async");
-  cr_log_warn("LRVM_MUTEX_WAIT=0: %d of %d restarts saw a half-made update (expected > 0 "
-              "usually; not asserted)", broken, judged);
-  if (broken == 0)
-    cr_log_warn("LRVM_MUTEX_WAIT=0 saw no violation this time: the torture is weak here");
+  /* stderr, not cr_log_warn (a warning makes Criterion exit 1): shown in meson's test log */
+  fprintf(stderr, "LRVM_MUTEX_WAIT=0: %d of %d restarts saw a half-made update (expected > 0 "
+          "usually; not asserted)%s\n", broken, judged,
+          broken ? "" : " -- the torture was weak this time");
 }
 
 Test(preload_kwrite, mutex_wait_option_and_stats, .timeout = 120)
