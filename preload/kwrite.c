@@ -542,10 +542,20 @@ static void land_set(fd_set *s, const fd_set *used)
   if (used != s)
     memcpy(s, used, sizeof(*s));
 }
+/* sets_prep -- select's sets when n > FD_SETSIZE (programs may allocate bigger sets): the
+ * kernel writes (n + 63) / 64 longs of each; too big to bounce, so prepared */
+static int sets_prep(int n, fd_set *r, fd_set *w, fd_set *x)
+{
+  size_t len = ((size_t)n + 63) / 64 * 8;
+  return kw_prep(r, r ? len : 0) | kw_prep(w, w ? len : 0) | kw_prep(x, x ? len : 0);
+}
 KW_EXPORT int select(int n, fd_set *r, fd_set *w, fd_set *x, struct timeval *tv)
 {
   if (shim_kw_hi == 0)
     return REAL(select)(n, r, w, x, tv);
+  if (n > FD_SETSIZE)
+    return KW_RETRY(sets_prep(n, r, w, x) | kw_prep(tv, tv ? sizeof(*tv) : 0),
+                    REAL(select)(n, r, w, x, tv));
   fd_set rt, wt, xt;
   struct timeval tt;
   fd_set *rp = bounce_set(r, &rt), *wp = bounce_set(w, &wt), *xp = bounce_set(x, &xt);
@@ -567,6 +577,8 @@ KW_EXPORT int pselect(int n, fd_set *r, fd_set *w, fd_set *x, const struct times
 {
   if (shim_kw_hi == 0)
     return REAL(pselect)(n, r, w, x, ts, m);
+  if (n > FD_SETSIZE)
+    return KW_RETRY(sets_prep(n, r, w, x), REAL(pselect)(n, r, w, x, ts, m));
   fd_set rt, wt, xt;
   fd_set *rp = bounce_set(r, &rt), *wp = bounce_set(w, &wt), *xp = bounce_set(x, &xt);
   int rc = REAL(pselect)(n, rp, wp, xp, ts, m);

@@ -15,6 +15,7 @@
  *   kwrite.c   wrappers of read, recv, stat ... so the kernel can write into a tracked heap
  *   libcobj.c  libc's own FILE / stdio buffer / DIR allocations routed to the internal heap
  *   mutexwait.c LRVM_MUTEX_WAIT: signal and interval commits at an instant with no mutex held
+ *   faultmask.c sigprocmask/pthread_sigmask never block SIGSEGV/SIGBUS (fault backends)
  */
 #ifndef LRVM_SHIM_H
 #define LRVM_SHIM_H

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -66,6 +67,19 @@ static char *slurp(const char *path, size_t *len)
   close(fd);
   *len = n;
   return b;
+}
+
+/* blocked_writer -- a helper thread that blocks every signal (as GLib's workers do) and then
+ * writes fresh heap pages: with the fault backends the first write of each is a fault */
+static void *blocked_writer(void *arg)
+{
+  (void)arg;
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, NULL);
+  char *p = malloc(1 << 20);
+  memset(p, 7, 1 << 20);
+  return p;
 }
 
 static int do_io(const char *file, const char *dir)
@@ -274,6 +288,11 @@ static int do_io(const char *file, const char *dir)
   check("sigaltstack", sigaltstack(alt, NULL) == 0 && sigaction(SIGUSR2, &sa2, NULL) == 0 &&
                        raise(SIGUSR2) == 0 && on_alt == 1 && sigaltstack(NULL, &q) == 0 &&
                        q.ss_sp == alt->ss_sp && q.ss_size == 65536, "");
+  pthread_t bt;
+  void *bw = NULL;
+  check("thread-blocking-all-signals", pthread_create(&bt, NULL, blocked_writer, NULL) == 0 &&
+                                       pthread_join(bt, &bw) == 0 && bw &&
+                                       ((char *)bw)[12345] == 7, "");
   printf("done %d failures\n", fails);
   return fails ? 1 : 0;
 }
