@@ -238,6 +238,11 @@ int shim_persist_commit(int final)
   heap_lock_all(shim_heap);
   rvm_return_t rc = rvm_commit();
   heap_unlock_all(shim_heap);
+  /* An exit commit that finds nothing changed writes no record, so its flush mode alone
+   * would leave the earlier no_flush commits queued -- and lost at exit (seen: a whole run's
+   * commits gone after a clean exit with LRVM_FLUSH=0). Flush them explicitly. */
+  if (final && !shim_opts.flush && rc == RVM_SUCCESS)
+    rc = rvm_flush();
   shim_in_core = 0;
   if (rc != RVM_SUCCESS && !shim_mutex_declined)   /* declined: mutexwait.c retries */
     say_rvm("commit failed; the segment keeps the previous commit", rc);

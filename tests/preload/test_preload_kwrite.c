@@ -341,3 +341,34 @@ Test(preload_kwrite, mutex_wait_option_and_stats, .timeout = 120)
             "%s", r.err);
   dir_remove(dir);
 }
+
+/* With LRVM_FLUSH=0 the exit commit must make every earlier no_flush commit durable, even
+ * when it finds nothing new to log itself (then it writes no record; persist.c flushes). */
+Test(preload_kwrite, exit_after_no_flush_commits_is_durable, .timeout = 120)
+{
+  char dir[64], prev[64] = "";
+  tdir(dir);
+  struct cfg c;
+  cfg_init(&c, dir, "wp-async", "LRVM_COMMIT=exit,interval:10ms");
+  c.extra[5] = "LRVM_FLUSH=0";
+  char *init[] = {(char *)need("LRVM_TEST_MUTEXPROBE"), "init", NULL};
+  struct result r = run(init, c.extra, 1, NULL);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  char addr[64] = "";
+  sscanf(r.out, "%63s", addr);
+  for (int i = 0; i < 5; i++) {
+    char *argv[] = {(char *)need("LRVM_TEST_MUTEXPROBE"), "run", addr, "400", NULL};
+    r = run(argv, c.extra, 1, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    unsigned long long sx, sy, ex, ey;
+    cr_assert(sscanf(r.out, "state %llu %llu ok\nend %llu %llu", &sx, &sy, &ex, &ey) == 4,
+              "%s", r.out);
+    char now[64];
+    snprintf(now, sizeof(now), "%llu", sx);
+    if (i > 0)
+      cr_expect_str_eq(now, prev, "run %d started from %s, the previous run ended at %s", i,
+                       now, prev);
+    snprintf(prev, sizeof(prev), "%llu", ex);
+  }
+  dir_remove(dir);
+}
