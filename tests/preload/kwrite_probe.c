@@ -28,6 +28,12 @@
 #include <unistd.h>
 
 static int fails;
+
+/* in_heap -- p lies in the shim's heap at its default base (LRVM_HEAP_BASE unset) */
+static int in_heap(const void *p)
+{
+  return (uintptr_t)p >= 0x200000000000ull && (uintptr_t)p < 0x200000000000ull + (256ull << 30);
+}
 static volatile int on_alt;
 
 /* on_usr2 -- records that the handler ran on the alternate stack (SS_ONSTACK) */
@@ -288,6 +294,17 @@ static int do_io(const char *file, const char *dir)
   check("sigaltstack", sigaltstack(alt, NULL) == 0 && sigaction(SIGUSR2, &sa2, NULL) == 0 &&
                        raise(SIGUSR2) == 0 && on_alt == 1 && sigaltstack(NULL, &q) == 0 &&
                        q.ss_sp == alt->ss_sp && q.ss_size == 65536, "");
+  /* libc's own objects go to the shim's volatile internal heap, what escapes to the program
+   * stays in the persistent heap (default base) */
+  FILE *g = fopen(file, "r");
+  char *gl = NULL;
+  size_t gcap = 0;
+  DIR *gd = opendir(dir);
+  char *dup = strdup("escapes");
+  check("libc-objects-routed", g && gd && getline(&gl, &gcap, g) > 0 && !in_heap(g) &&
+                               !in_heap(gd) && in_heap(gl) && in_heap(dup), "");
+  fclose(g);
+  closedir(gd);
   pthread_t bt;
   void *bw = NULL;
   check("thread-blocking-all-signals", pthread_create(&bt, NULL, blocked_writer, NULL) == 0 &&
