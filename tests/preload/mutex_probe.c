@@ -26,6 +26,7 @@ struct pair {
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static struct pair *pr;
+static int busy;   /* "busy": no naps, short gaps: the mutex is almost always held */
 
 /* worker -- bursts of 50 critical sections, then 2 ms asleep: instants with no mutex held
  * are common (all asleep), and so are instants inside a half-made update (in a burst) */
@@ -38,7 +39,7 @@ static void *worker(void *arg)
       pr->x++;
       for (volatile int i = 0; i < 2000; i++)
         ;
-      if ((rand_r(&seed) & 15) == 0)
+      if ((rand_r(&seed) & 255) == 0)   /* rarely: a commit holds the heap locks throughout */
         free(malloc(64 + (rand_r(&seed) & 4095)));
       pr->y++;
       if ((rand_r(&seed) & 63) == 0) {
@@ -53,7 +54,12 @@ static void *worker(void *arg)
       }
       pthread_cond_signal(&cv);
       pthread_mutex_unlock(&mu);
+      if (busy)
+        for (volatile int i = 0; i < 500; i++)
+          ;
     }
+    if (busy)
+      continue;
     struct timespec nap = {0, 2000000L};
     nanosleep(&nap, NULL);
   }
@@ -68,8 +74,9 @@ int main(int argc, char **argv)
     printf("%p\n", (void *)pr);
     return 0;
   }
-  if (argc < 3 || strcmp(argv[1], "run") != 0) {
-    fprintf(stderr, "usage: mutex_probe init | run ADDR\n");
+  busy = argc >= 3 && strcmp(argv[1], "busy") == 0;
+  if (argc < 3 || (strcmp(argv[1], "run") != 0 && !busy)) {
+    fprintf(stderr, "usage: mutex_probe init | run ADDR [MS] | busy ADDR [MS]\n");
     return 2;
   }
   pr = (struct pair *)(uintptr_t)strtoull(argv[2], NULL, 16);
@@ -81,7 +88,8 @@ int main(int argc, char **argv)
     pthread_create(&t[i], NULL, worker, (void *)(uintptr_t)(i + 1));
   if (argc >= 4) {
     struct timespec ts = {atoi(argv[3]) / 1000, (atoi(argv[3]) % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
+    while (nanosleep(&ts, &ts) != 0)   /* commits interrupt it (EINTR): sleep the rest */
+      ;
     pthread_mutex_lock(&mu);   /* exit with the invariant intact (x == y) */
     printf("end %llu %llu\n", (unsigned long long)pr->x, (unsigned long long)pr->y);
     exit(0);

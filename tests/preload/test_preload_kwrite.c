@@ -254,7 +254,8 @@ Test(preload_kwrite, programs_every_backend, .timeout = 300)
 /* torture -- `runs` runs of mutex_probe under interval commits every 10 ms, each SIGKILLed
  * 0.3-1 s after it printed its state; returns how many restarts saw the invariant broken (runs killed before
  * they printed their state are not counted; *judged counts the others) */
-static int torture(const char *mode, int runs, int *judged, const char *backend)
+static int torture(const char *mode, int runs, int *judged, const char *backend,
+                   const char *how)
 {
   char dir[64], wait[64];
   tdir(dir);
@@ -268,7 +269,7 @@ static int torture(const char *mode, int runs, int *judged, const char *backend)
   char addr[64] = "";
   sscanf(r.out, "%63s", addr);
   cr_assert(strncmp(addr, "0x2000", 6) == 0, "%s", r.out);
-  char *argv[] = {(char *)need("LRVM_TEST_MUTEXPROBE"), "run", addr, NULL};
+  char *argv[] = {(char *)need("LRVM_TEST_MUTEXPROBE"), (char *)how, addr, NULL};
   unsigned seed = 12345;
   int broken = 0;
   *judged = 0;
@@ -303,19 +304,21 @@ static int torture(const char *mode, int runs, int *judged, const char *backend)
 Test(preload_kwrite, mutex_wait_keeps_invariants, .timeout = 300)
 {
   int runs = 10 * scale(), judged;
-  int broken = torture("200ms", runs, &judged, "wp-async");
+  int broken = torture("200ms", runs, &judged, "wp-async", "run");
   cr_expect(judged >= runs - 2, "only %d of %d runs printed their state", judged, runs);
   cr_expect_eq(broken, 0, "LRVM_MUTEX_WAIT=200ms: %d of %d restarts saw a half-made update",
                broken, judged);
-  broken = torture("200ms", runs / 2, &judged, "mprotect");
+  broken = torture("200ms", runs / 2, &judged, "mprotect", "run");
   cr_expect_eq(broken, 0, "LRVM_MUTEX_WAIT=200ms (mprotect): %d of %d restarts broken", broken,
                judged);
-  /* the same without the mode: the torture can see violations (it can fail) */
-  broken = torture("0", runs, &judged, "wp-async");
+  /* Without the mode the torture does see half-made updates (it can fail): shown with the
+   * busy variant, where nearly every instant is inside one. (The default variant's commits
+   * land between bursts on this machine: mode-off violations there are rare.) Logged, not
+   * asserted: likely, not certain. */
+  broken = torture("0", runs, &judged, "wp-async", "busy");
   /* stderr, not cr_log_warn (a warning makes Criterion exit 1): shown in meson's test log */
-  fprintf(stderr, "LRVM_MUTEX_WAIT=0: %d of %d restarts saw a half-made update (expected > 0 "
-          "usually; not asserted)%s\n", broken, judged,
-          broken ? "" : " -- the torture was weak this time");
+  fprintf(stderr, "LRVM_MUTEX_WAIT=0 (busy variant): %d of %d restarts saw a half-made "
+          "update%s\n", broken, judged, broken ? "" : " -- the torture was weak this time");
 }
 
 Test(preload_kwrite, mutex_wait_option_and_stats, .timeout = 120)
