@@ -471,13 +471,13 @@ Test(track, child_of_fork_cannot_commit)
  * instant captures nothing and fails the commit; the next accepted one logs everything */
 struct ic_state {
     int calls, decline, moved;
-    volatile int *spin;   /* the helper thread's progress counter: still at the instant */
+    volatile unsigned *spin;   /* the helper thread's progress counter: still at the instant */
 };
 
 static int ic_check(void *arg)
 {
     struct ic_state *s = arg;
-    int a = *s->spin;
+    unsigned a = *s->spin;
     for (volatile int i = 0; i < 200000; i++)
         ;
     s->moved |= *s->spin != a;
@@ -485,10 +485,12 @@ static int ic_check(void *arg)
     return s->calls <= s->decline;
 }
 
+static volatile int ic_stop;
+
 static void *ic_spinner(void *arg)
 {
-    volatile int *n = arg;
-    while (*n >= 0)
+    volatile unsigned *n = arg;
+    while (!ic_stop)
         (*n)++;
     return NULL;
 }
@@ -498,7 +500,8 @@ Test(track, instant_check_declines_and_accepts)
     FOR_EACH_BACKEND(b) {
         struct fx f;
         fx_setup(&f, b, 4 * vmp_page_size(), 0);
-        volatile int spin = 0;
+        volatile unsigned spin = 0;
+        ic_stop = 0;
         pthread_t t;
         cr_assert_eq(pthread_create(&t, NULL, ic_spinner, (void *)&spin), 0);
         struct ic_state s = {.decline = 2, .spin = &spin};
@@ -517,7 +520,7 @@ Test(track, instant_check_declines_and_accepts)
         cr_expect_eq(f.image[7], 3, "%s: the write before the declined instants is lost",
                      vmp_backend_name(b));
         track_safepoint_set_check(NULL, NULL);
-        spin = -1000000000;   /* stop the spinner */
+        ic_stop = 1;
         pthread_join(t, NULL);
         cr_expect_eq(rvm_commit(), RVM_SUCCESS);
         cr_expect_eq(s.calls, 3, "the check ran after it was removed");
