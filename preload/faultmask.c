@@ -48,11 +48,13 @@ static int fm_mask(int how, const sigset_t *set, sigset_t *old, int fault)
   return err;
 }
 
+/* pthread_sigmask -- libc's pthread_sigmask, never blocking SIGSEGV/SIGBUS with a fault backend */
 FM_EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
 {
   return fm_mask(how, set, old, 1);
 }
 
+/* sigprocmask -- libc's sigprocmask, never blocking SIGSEGV/SIGBUS with a fault backend */
 FM_EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old)
 {
   int err = fm_mask(how, set, old, 1);

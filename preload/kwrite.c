@@ -175,93 +175,115 @@ KW_EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
   return KW_RETRY(kw_prep(buf, n), REAL(read)(fd, buf, n));
 }
+/* __read_chk -- libc's __read_chk; a heap output range is handled as this section says */
 KW_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 {
   return KW_RETRY(kw_prep(buf, n), REAL(__read_chk)(fd, buf, n, buflen));
 }
+/* pread -- libc's pread; a heap output range is handled as this section says */
 KW_EXPORT ssize_t pread(int fd, void *buf, size_t n, off_t off)
 {
   return KW_RETRY(kw_prep(buf, n), REAL(pread)(fd, buf, n, off));
 }
+/* pread64 -- libc's pread64; a heap output range is handled as this section says */
 KW_EXPORT ssize_t pread64(int fd, void *buf, size_t n, off64_t off)
 {
   return KW_RETRY(kw_prep(buf, n), REAL(pread64)(fd, buf, n, off));
 }
+/* __pread_chk -- libc's __pread_chk; a heap output range is handled as this section says */
 KW_EXPORT ssize_t __pread_chk(int fd, void *buf, size_t n, off_t off, size_t buflen)
 {
   return KW_RETRY(kw_prep(buf, n), REAL(__pread_chk)(fd, buf, n, off, buflen));
 }
+/* __pread64_chk -- libc's __pread64_chk; a heap output range is handled as this section says */
 KW_EXPORT ssize_t __pread64_chk(int fd, void *buf, size_t n, off64_t off, size_t buflen)
 {
   return KW_RETRY(kw_prep(buf, n), REAL(__pread64_chk)(fd, buf, n, off, buflen));
 }
+/* readv -- libc's readv; a heap output range is handled as this section says */
 KW_EXPORT ssize_t readv(int fd, const struct iovec *iov, int n)
 {
   return KW_RETRY(kw_prep_iov(iov, n), REAL(readv)(fd, iov, n));
 }
+/* preadv -- libc's preadv; a heap output range is handled as this section says */
 KW_EXPORT ssize_t preadv(int fd, const struct iovec *iov, int n, off_t off)
 {
   return KW_RETRY(kw_prep_iov(iov, n), REAL(preadv)(fd, iov, n, off));
 }
+/* preadv64 -- libc's preadv64; a heap output range is handled as this section says */
 KW_EXPORT ssize_t preadv64(int fd, const struct iovec *iov, int n, off64_t off)
 {
   return KW_RETRY(kw_prep_iov(iov, n), REAL(preadv64)(fd, iov, n, off));
 }
+/* preadv2 -- libc's preadv2; a heap output range is handled as this section says */
 KW_EXPORT ssize_t preadv2(int fd, const struct iovec *iov, int n, off_t off, int flags)
 {
   return KW_RETRY(kw_prep_iov(iov, n), REAL(preadv2)(fd, iov, n, off, flags));
 }
+/* preadv64v2 -- libc's preadv64v2; a heap output range is handled as this section says */
 KW_EXPORT ssize_t preadv64v2(int fd, const struct iovec *iov, int n, off64_t off, int flags)
 {
   return KW_RETRY(kw_prep_iov(iov, n), REAL(preadv64v2)(fd, iov, n, off, flags));
 }
+/* recv -- libc's recv; a heap output range is handled as this section says */
 KW_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
   return KW_RETRY(kw_prep(buf, n), REAL(recv)(fd, buf, n, flags));
 }
+/* __recv_chk -- libc's __recv_chk; a heap output range is handled as this section says */
 KW_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 {
   return KW_RETRY(kw_prep(buf, n), REAL(__recv_chk)(fd, buf, n, buflen, flags));
 }
+/* getdents64 -- libc's getdents64; a heap output range is handled as this section says */
 KW_EXPORT ssize_t getdents64(int fd, void *buf, size_t n)
 {
   return KW_RETRY(kw_prep(buf, n), REAL(getdents64)(fd, buf, n));
 }
+/* poll -- libc's poll; a heap output range is handled as this section says */
 KW_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
   return KW_RETRY(kw_prep(fds, n * sizeof(*fds)), REAL(poll)(fds, n, timeout));
 }
+/* __poll_chk -- libc's __poll_chk; a heap output range is handled as this section says */
 KW_EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen)
 {
   return KW_RETRY(kw_prep(fds, n * sizeof(*fds)), REAL(__poll_chk)(fds, n, timeout, fdslen));
 }
+/* ppoll -- libc's ppoll; a heap output range is handled as this section says */
 KW_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *m)
 {
   return KW_RETRY(kw_prep(fds, n * sizeof(*fds)), REAL(ppoll)(fds, n, ts, m));
 }
+/* epoll_wait -- libc's epoll_wait; a heap output range is handled as this section says */
 KW_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
 {
   return KW_RETRY(kw_prep(ev, max > 0 ? (size_t)max * sizeof(*ev) : 0),
                   REAL(epoll_wait)(epfd, ev, max, timeout));
 }
+/* epoll_pwait -- libc's epoll_pwait; a heap output range is handled as this section says */
 KW_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout,
                           const sigset_t *m)
 {
   return KW_RETRY(kw_prep(ev, max > 0 ? (size_t)max * sizeof(*ev) : 0),
                   REAL(epoll_pwait)(epfd, ev, max, timeout, m));
 }
+/* getrandom -- libc's getrandom; a heap output range is handled as this section says */
 KW_EXPORT ssize_t getrandom(void *buf, size_t n, unsigned flags)
 {
   return KW_RETRY(kw_prep(buf, n), REAL(getrandom)(buf, n, flags));
 }
+/* readlink -- libc's readlink; a heap output range is handled as this section says */
 KW_EXPORT ssize_t readlink(const char *path, char *buf, size_t n)
 {
   return KW_RETRY(kw_prep(buf, n), REAL(readlink)(path, buf, n));
 }
+/* __readlink_chk -- libc's __readlink_chk; a heap output range is handled as this section says */
 KW_EXPORT ssize_t __readlink_chk(const char *path, char *buf, size_t n, size_t buflen)
 {
   return KW_RETRY(kw_prep(buf, n), REAL(__readlink_chk)(path, buf, n, buflen));
 }
+/* readlinkat -- libc's readlinkat; a heap output range is handled as this section says */
 KW_EXPORT ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t n)
 {
   return KW_RETRY(kw_prep(buf, n), REAL(readlinkat)(dirfd, path, buf, n));
@@ -300,10 +322,12 @@ static char *do_getcwd(char *buf, size_t size, char *(*real)(char *, size_t))
   memcpy(r, tmp, len);
   return r;
 }
+/* getcwd -- libc's getcwd; a heap output range is handled as this section says */
 KW_EXPORT char *getcwd(char *buf, size_t size)
 {
   return do_getcwd(buf, size, REAL(getcwd));
 }
+/* __getcwd_chk -- libc's __getcwd_chk; a heap output range is handled as this section says */
 KW_EXPORT char *__getcwd_chk(char *buf, size_t size, size_t buflen)
 {
   if (buflen < size)
@@ -330,14 +354,17 @@ static size_t do_fread(void *p, size_t size, size_t n, FILE *f,
   return size ? got / size : 0;
 }
 SLOT(fread); SLOT(fread_unlocked); SLOT(__fread_chk); SLOT(__fread_unlocked_chk);
+/* fread -- libc's fread; a heap output range is handled as this section says */
 KW_EXPORT size_t fread(void *p, size_t size, size_t n, FILE *f)
 {
   return do_fread(p, size, n, f, REAL(fread));
 }
+/* fread_unlocked -- libc's fread_unlocked; a heap output range is handled as this section says */
 KW_EXPORT size_t fread_unlocked(void *p, size_t size, size_t n, FILE *f)
 {
   return do_fread(p, size, n, f, REAL(fread_unlocked));
 }
+/* __fread_chk -- libc's __fread_chk; a heap output range is handled as this section says */
 KW_EXPORT size_t __fread_chk(void *p, size_t plen, size_t size, size_t n, FILE *f)
 {
   size_t bytes;
@@ -345,6 +372,7 @@ KW_EXPORT size_t __fread_chk(void *p, size_t plen, size_t size, size_t n, FILE *
     return REAL(__fread_chk)(p, plen, size, n, f);   /* libc reports the overflow */
   return do_fread(p, size, n, f, REAL(fread));
 }
+/* __fread_unlocked_chk -- libc's __fread_unlocked_chk; a heap output range is handled as this section says */
 KW_EXPORT size_t __fread_unlocked_chk(void *p, size_t plen, size_t size, size_t n, FILE *f)
 {
   size_t bytes;
@@ -381,83 +409,104 @@ SLOT(__fxstatat); SLOT(statfs); SLOT(fstatfs); SLOT(uname); SLOT(getrlimit); SLO
 SLOT(pipe); SLOT(pipe2); SLOT(socketpair);
 
 #define C_STAT(o) REAL(stat)(path, o)
+/* stat -- libc's stat; a heap output range is handled as this section says */
 KW_EXPORT int stat(const char *path, struct stat *st) { return BOUNCE(struct stat, st, C_STAT); }
 #define C_LSTAT(o) REAL(lstat)(path, o)
+/* lstat -- libc's lstat; a heap output range is handled as this section says */
 KW_EXPORT int lstat(const char *path, struct stat *st) { return BOUNCE(struct stat, st, C_LSTAT); }
 #define C_FSTAT(o) REAL(fstat)(fd, o)
+/* fstat -- libc's fstat; a heap output range is handled as this section says */
 KW_EXPORT int fstat(int fd, struct stat *st) { return BOUNCE(struct stat, st, C_FSTAT); }
 #define C_FSTATAT(o) REAL(fstatat)(dirfd, path, o, flags)
+/* fstatat -- libc's fstatat; a heap output range is handled as this section says */
 KW_EXPORT int fstatat(int dirfd, const char *path, struct stat *st, int flags)
 {
   return BOUNCE(struct stat, st, C_FSTATAT);
 }
 #define C_STAT64(o) REAL(stat64)(path, o)
+/* stat64 -- libc's stat64; a heap output range is handled as this section says */
 KW_EXPORT int stat64(const char *path, struct stat64 *st)
 {
   return BOUNCE(struct stat64, st, C_STAT64);
 }
 #define C_LSTAT64(o) REAL(lstat64)(path, o)
+/* lstat64 -- libc's lstat64; a heap output range is handled as this section says */
 KW_EXPORT int lstat64(const char *path, struct stat64 *st)
 {
   return BOUNCE(struct stat64, st, C_LSTAT64);
 }
 #define C_FSTAT64(o) REAL(fstat64)(fd, o)
+/* fstat64 -- libc's fstat64; a heap output range is handled as this section says */
 KW_EXPORT int fstat64(int fd, struct stat64 *st) { return BOUNCE(struct stat64, st, C_FSTAT64); }
 #define C_FSTATAT64(o) REAL(fstatat64)(dirfd, path, o, flags)
+/* fstatat64 -- libc's fstatat64; a heap output range is handled as this section says */
 KW_EXPORT int fstatat64(int dirfd, const char *path, struct stat64 *st, int flags)
 {
   return BOUNCE(struct stat64, st, C_FSTATAT64);
 }
 #define C_STATX(o) REAL(statx)(dirfd, path, flags, mask, o)
+/* statx -- libc's statx; a heap output range is handled as this section says */
 KW_EXPORT int statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *st)
 {
   return BOUNCE(struct statx, st, C_STATX);
 }
 #define C_XSTAT(o) REAL(__xstat)(ver, path, o)
+/* __xstat -- libc's __xstat; a heap output range is handled as this section says */
 KW_EXPORT int __xstat(int ver, const char *path, struct stat *st)
 {
   return BOUNCE(struct stat, st, C_XSTAT);
 }
 #define C_LXSTAT(o) REAL(__lxstat)(ver, path, o)
+/* __lxstat -- libc's __lxstat; a heap output range is handled as this section says */
 KW_EXPORT int __lxstat(int ver, const char *path, struct stat *st)
 {
   return BOUNCE(struct stat, st, C_LXSTAT);
 }
 #define C_FXSTAT(o) REAL(__fxstat)(ver, fd, o)
+/* __fxstat -- libc's __fxstat; a heap output range is handled as this section says */
 KW_EXPORT int __fxstat(int ver, int fd, struct stat *st)
 {
   return BOUNCE(struct stat, st, C_FXSTAT);
 }
 #define C_FXSTATAT(o) REAL(__fxstatat)(ver, dirfd, path, o, flags)
+/* __fxstatat -- libc's __fxstatat; a heap output range is handled as this section says */
 KW_EXPORT int __fxstatat(int ver, int dirfd, const char *path, struct stat *st, int flags)
 {
   return BOUNCE(struct stat, st, C_FXSTATAT);
 }
 #define C_STATFS(o) REAL(statfs)(path, o)
+/* statfs -- libc's statfs; a heap output range is handled as this section says */
 KW_EXPORT int statfs(const char *path, struct statfs *st)
 {
   return BOUNCE(struct statfs, st, C_STATFS);
 }
 #define C_FSTATFS(o) REAL(fstatfs)(fd, o)
+/* fstatfs -- libc's fstatfs; a heap output range is handled as this section says */
 KW_EXPORT int fstatfs(int fd, struct statfs *st) { return BOUNCE(struct statfs, st, C_FSTATFS); }
 #define C_UNAME(o) REAL(uname)(o)
+/* uname -- libc's uname; a heap output range is handled as this section says */
 KW_EXPORT int uname(struct utsname *u) { return BOUNCE(struct utsname, u, C_UNAME); }
 #define C_GETRLIMIT(o) REAL(getrlimit)(res, o)
+/* getrlimit -- libc's getrlimit; a heap output range is handled as this section says */
 KW_EXPORT int getrlimit(__rlimit_resource_t res, struct rlimit *rl)
 {
   return BOUNCE(struct rlimit, rl, C_GETRLIMIT);
 }
 #define C_GETRUSAGE(o) REAL(getrusage)(who, o)
+/* getrusage -- libc's getrusage; a heap output range is handled as this section says */
 KW_EXPORT int getrusage(__rusage_who_t who, struct rusage *ru)
 {
   return BOUNCE(struct rusage, ru, C_GETRUSAGE);
 }
 typedef int kw_fd2[2];
 #define C_PIPE(o) REAL(pipe)(*(o))
+/* pipe -- libc's pipe; a heap output range is handled as this section says */
 KW_EXPORT int pipe(int fds[2]) { return BOUNCE(kw_fd2, (kw_fd2 *)fds, C_PIPE); }
 #define C_PIPE2(o) REAL(pipe2)(*(o), flags)
+/* pipe2 -- libc's pipe2; a heap output range is handled as this section says */
 KW_EXPORT int pipe2(int fds[2], int flags) { return BOUNCE(kw_fd2, (kw_fd2 *)fds, C_PIPE2); }
 #define C_SOCKETPAIR(o) REAL(socketpair)(dom, type, proto, *(o))
+/* socketpair -- libc's socketpair; a heap output range is handled as this section says */
 KW_EXPORT int socketpair(int dom, int type, int proto, int fds[2])
 {
   return BOUNCE(kw_fd2, (kw_fd2 *)fds, C_SOCKETPAIR);
@@ -480,6 +529,7 @@ static void land_int(int *p, const int *used, pid_t r)
     errno = e;
   }
 }
+/* wait -- libc's wait; a heap output range is handled as this section says */
 KW_EXPORT pid_t wait(int *status)
 {
   int t = 0, *s = bounce_int(status, &t);
@@ -487,6 +537,7 @@ KW_EXPORT pid_t wait(int *status)
   land_int(status, s, r);
   return r;
 }
+/* waitpid -- libc's waitpid; a heap output range is handled as this section says */
 KW_EXPORT pid_t waitpid(pid_t pid, int *status, int opt)
 {
   int t = 0, *s = bounce_int(status, &t);
@@ -494,6 +545,7 @@ KW_EXPORT pid_t waitpid(pid_t pid, int *status, int opt)
   land_int(status, s, r);
   return r;
 }
+/* wait4 -- libc's wait4; a heap output range is handled as this section says */
 KW_EXPORT pid_t wait4(pid_t pid, int *status, int opt, struct rusage *ru)
 {
   int t = 0, *s = bounce_int(status, &t);
@@ -507,10 +559,12 @@ KW_EXPORT pid_t wait4(pid_t pid, int *status, int opt, struct rusage *ru)
   }
   return r;
 }
+/* wait3 -- libc's wait3; a heap output range is handled as this section says */
 KW_EXPORT pid_t wait3(int *status, int opt, struct rusage *ru)
 {
   return wait4(-1, status, opt, ru);
 }
+/* waitid -- libc's waitid; a heap output range is handled as this section says */
 KW_EXPORT int waitid(idtype_t type, id_t id, siginfo_t *info, int opt)
 {
   if (!kw_hit(info, sizeof(*info)))
@@ -549,6 +603,7 @@ static int sets_prep(int n, fd_set *r, fd_set *w, fd_set *x)
   size_t len = ((size_t)n + 63) / 64 * 8;
   return kw_prep(r, r ? len : 0) | kw_prep(w, w ? len : 0) | kw_prep(x, x ? len : 0);
 }
+/* select -- libc's select; a heap output range is handled as this section says */
 KW_EXPORT int select(int n, fd_set *r, fd_set *w, fd_set *x, struct timeval *tv)
 {
   if (shim_kw_hi == 0)
@@ -572,6 +627,7 @@ KW_EXPORT int select(int n, fd_set *r, fd_set *w, fd_set *x, struct timeval *tv)
   errno = e;
   return rc;
 }
+/* pselect -- libc's pselect; a heap output range is handled as this section says */
 KW_EXPORT int pselect(int n, fd_set *r, fd_set *w, fd_set *x, const struct timespec *ts,
                       const sigset_t *m)
 {
@@ -632,6 +688,7 @@ static void kw_addr_out(struct kw_addr *k, int ok)
 #define KA(k) ((k).bounced ? (struct sockaddr *)&(k).a : (k).ua)
 #define KL(k) ((k).bounced ? &(k).len : (k).ulenp)
 
+/* accept -- libc's accept; a heap output range is handled as this section says */
 KW_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
   struct kw_addr k;
@@ -640,6 +697,7 @@ KW_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
   kw_addr_out(&k, r >= 0);
   return r;
 }
+/* accept4 -- libc's accept4; a heap output range is handled as this section says */
 KW_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
   struct kw_addr k;
@@ -648,6 +706,7 @@ KW_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
   kw_addr_out(&k, r >= 0);
   return r;
 }
+/* getsockname -- libc's getsockname; a heap output range is handled as this section says */
 KW_EXPORT int getsockname(int fd, struct sockaddr *addr, socklen_t *len)
 {
   struct kw_addr k;
@@ -656,6 +715,7 @@ KW_EXPORT int getsockname(int fd, struct sockaddr *addr, socklen_t *len)
   kw_addr_out(&k, r == 0);
   return r;
 }
+/* getpeername -- libc's getpeername; a heap output range is handled as this section says */
 KW_EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len)
 {
   struct kw_addr k;
@@ -675,6 +735,7 @@ KW_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockad
   kw_addr_out(&k, r >= 0);
   return r;
 }
+/* __recvfrom_chk -- libc's __recvfrom_chk; a heap output range is handled as this section says */
 KW_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
                                  struct sockaddr *addr, socklen_t *len)
 {
@@ -778,6 +839,7 @@ static __thread void *alt_sub __attribute__((tls_model("initial-exec")));
 static __thread size_t alt_sub_size __attribute__((tls_model("initial-exec")));
 static __thread stack_t alt_user __attribute__((tls_model("initial-exec")));
 
+/* sigaltstack -- libc's sigaltstack; a heap output range is handled as this section says */
 KW_EXPORT int sigaltstack(const stack_t *ss, stack_t *old)
 {
   stack_t o, *op = old ? &o : NULL;   /* bounced: old may be in the heap too */

@@ -107,6 +107,7 @@ static void *slot_pthread_mutex_timedlock, *slot_pthread_mutex_clocklock,
 
 /* ---- the exports -------------------------------------------------------------------------- */
 
+/* pthread_mutex_lock -- libc's pthread_mutex_lock, counting the program's held mutexes (LRVM_MUTEX_WAIT) */
 MW_EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
 {
   if (!mw_on)
@@ -118,6 +119,7 @@ MW_EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
   return rc;
 }
 
+/* pthread_mutex_trylock -- libc's pthread_mutex_trylock, counting the program's held mutexes (LRVM_MUTEX_WAIT) */
 MW_EXPORT int pthread_mutex_trylock(pthread_mutex_t *m)
 {
   if (!mw_on)
@@ -129,6 +131,7 @@ MW_EXPORT int pthread_mutex_trylock(pthread_mutex_t *m)
   return rc;
 }
 
+/* pthread_mutex_timedlock -- libc's pthread_mutex_timedlock, counting the program's held mutexes (LRVM_MUTEX_WAIT) */
 MW_EXPORT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *t)
 {
   if (!mw_on)
@@ -140,6 +143,7 @@ MW_EXPORT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec 
   return rc;
 }
 
+/* pthread_mutex_clocklock -- libc's pthread_mutex_clocklock, counting the program's held mutexes (LRVM_MUTEX_WAIT) */
 MW_EXPORT int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t c, const struct timespec *t)
 {
   if (!mw_on)
@@ -151,6 +155,7 @@ MW_EXPORT int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t c, const str
   return rc;
 }
 
+/* pthread_mutex_unlock -- libc's pthread_mutex_unlock, counting the program's held mutexes (LRVM_MUTEX_WAIT) */
 MW_EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
 {
   if (!mw_on)
@@ -193,6 +198,7 @@ static void cond_leave(int s)
   __atomic_store_n(&slots[s], NULL, __ATOMIC_SEQ_CST);
 }
 
+/* pthread_cond_wait -- libc's pthread_cond_wait, counting the program's held mutexes (LRVM_MUTEX_WAIT) */
 MW_EXPORT int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
 {
   if (!mw_on)
@@ -203,6 +209,7 @@ MW_EXPORT int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
   return rc;
 }
 
+/* pthread_cond_timedwait -- libc's pthread_cond_timedwait, counting the program's held mutexes (LRVM_MUTEX_WAIT) */
 MW_EXPORT int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m,
                                      const struct timespec *t)
 {
@@ -214,6 +221,7 @@ MW_EXPORT int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m,
   return rc;
 }
 
+/* pthread_cond_clockwait -- libc's pthread_cond_clockwait, counting the program's held mutexes (LRVM_MUTEX_WAIT) */
 MW_EXPORT int pthread_cond_clockwait(pthread_cond_t *c, pthread_mutex_t *m, clockid_t k,
                                      const struct timespec *t)
 {
