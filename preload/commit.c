@@ -50,7 +50,12 @@ int shim_commit(const char *why)
     return 0;
   }
   shim_forkgate_wait();   /* forks already under way go first (forkgate.c) */
-  int rc = shim_persistent ? shim_persist_commit(strcmp(why, "exit") == 0) : ENOSYS;
+  /* LRVM_MUTEX_WAIT applies to the commits the program did not ask for at a point of its own
+   * choosing: signal and interval. Exit and explicit (aware.c) commits take their instant. */
+  int waits = shim_opts.mutex_wait_ns &&
+              (strcmp(why, "signal") == 0 || strcmp(why, "interval") == 0);
+  int rc = !shim_persistent ? ENOSYS
+           : waits ? shim_mutex_commit() : shim_persist_commit(strcmp(why, "exit") == 0);
   shim_commit_calls++;
   if (strcmp(why, "exit") == 0)
     commit_by_exit++;
@@ -102,6 +107,7 @@ static void commit_at_exit(void)
     shim_heap_stats(stats_fd);
     if (shim_persistent)
       shim_persist_stats(stats_fd);
+    shim_mutex_stats(stats_fd);
   }
 }
 
@@ -190,6 +196,12 @@ int shim_commit_setup(void)
   }
   sigset_t all, old;
   sigfillset(&all);
+  /* ... but the fault signals: with the uffd-sigbus and mprotect backends a first write to a
+   * heap page from this thread (libc writes the thread's own DTV, which ld.so calloc'ed in
+   * the heap) is a SIGBUS/SIGSEGV that must reach vmprim's handler; blocked, the kernel
+   * would kill the process instead. */
+  sigdelset(&all, SIGSEGV);
+  sigdelset(&all, SIGBUS);
   pthread_sigmask(SIG_SETMASK, &all, &old);   /* the thread inherits "everything blocked" */
   pthread_t t;
   int rc = pthread_create(&t, NULL, commit_thread, NULL);

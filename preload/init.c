@@ -126,9 +126,12 @@ __attribute__((constructor(101))) static void shim_ctor(void)
   int s = shim_ensure_init();
   if (s != SHIM_ACTIVE)
     return;  /* INACTIVE: AT_SECURE, nothing else to do (ld.so ignores LD_PRELOAD anyway) */
+  shim_kwrite_setup();
   if (shim_sigchain_setup() || shim_heap_atfork() || shim_commit_setup() ||
-      shim_aware_setup())
+      shim_aware_setup() || shim_mutex_setup())
     _exit(2);
+  if (shim_persistent)
+    shim_libc_probe();   /* libc's FILE, stdio buffers, DIR: volatile (libcobj.c) */
   if (!shim_opts.inherit)
     preload_drop_self();
 }

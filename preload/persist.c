@@ -312,17 +312,13 @@ int shim_persist_setup(void *base, size_t reserve)
     say_rvm("cannot track the heap (LRVM_TRACK)", rc);
     return EIO;
   }
-  /* Only wp-async lets the kernel write into tracked memory (DESIGN.md §5.3). With the other
-   * backends read(2), recv(2), fread ... into a heap buffer fail with EFAULT unless the shim
-   * calls rvm_track_prepare_write first, and it does not wrap those calls yet: refuse rather
-   * than let the program fail later with "Bad address". */
+  /* Only wp-async lets the kernel write into tracked memory (DESIGN.md §5.3). With the
+   * fault backends, kwrite.c prepares heap buffers before read, recv, stat ... (and libcobj.c
+   * keeps libc's own stdio buffers and DIR streams out of the heap). */
   rvm_track_statistics_t ts;
   if (rvm_track_statistics(&ts) == RVM_SUCCESS && strcmp(ts.backend, "wp-async") != 0) {
-    shim_say(2, "LRVM_TRACK=", shim_opts.track, ": the DIRTY backend is ", ts.backend,
-             "; with it, system calls that write into the heap (read, recv, fread ...) fail with"
-             " EFAULT, and the shim does not wrap them yet. Use LRVM_TRACK=auto or wp-async "
-             "(needs Linux 6.7+ userfaultfd WP_ASYNC and PAGEMAP_SCAN)", NULL);
-    return ENOTSUP;
+    shim_kw_lo = (uintptr_t)base;
+    shim_kw_hi = (uintptr_t)base + reserve;
   }
   struct heap_opts ho;
   heap_opts_init(&ho);
@@ -375,9 +371,14 @@ int shim_persist_commit(int final)
   /* track_commit, not rvm_commit: that is overridden to come back here (aware.c) */
   rvm_return_t rc = track_commit();
   heap_unlock_all(shim_heap);
+  /* An exit commit that finds nothing changed writes no record, so its flush mode alone
+   * would leave the earlier no_flush commits queued -- and lost at exit (seen: a whole run's
+   * commits gone after a clean exit with LRVM_FLUSH=0). Flush them explicitly. */
+  if (final && !shim_opts.flush && rc == RVM_SUCCESS)
+    rc = rvm_flush();
   shim_globals_unlock();
   shim_in_core = 0;
-  if (rc != RVM_SUCCESS)
+  if (rc != RVM_SUCCESS && !shim_mutex_declined)   /* declined: mutexwait.c retries */
     say_rvm("commit failed; the segment keeps the previous commit", rc);
   return (int)rc;
 }

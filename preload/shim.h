@@ -14,10 +14,17 @@
  *   forkgate.c fork() waits for at most one commit (no starvation by back-to-back commits)
  *   aware.c    rvm_commit / rvm_root_set / rvm_root_get for aware programs (exported)
  *   init.c     start-up order, activity decision (AT_SECURE), LD_PRELOAD inheritance
+<<<<<<< HEAD
  *   exe.c      the main executable: load base, build-id, globals range and excluded bytes
  *   reexec.c   re-executing once with address-space randomisation off (LRVM_GLOBALS)
  *   image.c    the segment's header (core/image_format.h): checks, creation, commit stamp
  *   globals.c  the executable's globals as a tracked region; restored before main
+=======
+ *   kwrite.c   wrappers of read, recv, stat ... so the kernel can write into a tracked heap
+ *   libcobj.c  libc's own FILE / stdio buffer / DIR allocations routed to the internal heap
+ *   mutexwait.c LRVM_MUTEX_WAIT: signal and interval commits at an instant with no mutex held
+ *   faultmask.c sigprocmask/pthread_sigmask never block SIGSEGV/SIGBUS (fault backends)
+>>>>>>> compat
  */
 #ifndef LRVM_SHIM_H
 #define LRVM_SHIM_H
@@ -51,6 +58,7 @@ struct shim_opts {
   int stats;                 /* LRVM_STATS */
   int backtrace;             /* LRVM_BACKTRACE */
   int inherit;               /* LRVM_INHERIT */
+  uint64_t mutex_wait_ns;    /* LRVM_MUTEX_WAIT: 0 = off */
 };
 
 extern struct shim_opts shim_opts;
@@ -162,6 +170,7 @@ int shim_sigchain_setup(void);
 int shim_self_range(void);
 extern uintptr_t shim_self_lo, shim_self_hi;
 
+<<<<<<< HEAD
 /* ---- forkgate.c -------------------------------------------------------------------------- */
 
 /* fork handlers' first/last steps and the commit side of the gate (see forkgate.c) */
@@ -228,5 +237,39 @@ void shim_globals_unlock(void);
 /* shim_commit_before_dtors -- register the exit commit to run before the executable's static
  * destructors (commit.c); called from globals.c's main hook */
 int shim_commit_before_dtors(void);
+=======
+/* ---- kwrite.c ---------------------------------------------------------------------------- */
+
+/* The tracked heap's range when the DIRTY backend faults on first writes (uffd-sigbus,
+ * mprotect) and system calls must be prepared; both 0 otherwise (wp-async, volatile heap). */
+extern uintptr_t shim_kw_lo, shim_kw_hi;
+/* shim_kwrite_setup -- resolve the real functions before main (see kwrite.c) */
+void shim_kwrite_setup(void);
+
+/* ---- libcobj.c --------------------------------------------------------------------------- */
+
+extern uintptr_t shim_libc_lo, shim_libc_len;   /* libc's text */
+extern __thread int shim_libc_probing __attribute__((tls_model("initial-exec")));
+/* shim_libc_note -- record a libc malloc call site while probing */
+void shim_libc_note(void *ra);
+/* shim_libc_volatile -- ra is a learnt call site of libc's volatile objects */
+int shim_libc_volatile(void *ra);
+/* shim_libc_probe -- learn the call sites (persistent heap active, before main); returns how
+ * many were learnt */
+int shim_libc_probe(void);
+
+/* ---- mutexwait.c ------------------------------------------------------------------------- */
+
+/* shim_mutex_setup -- LRVM_MUTEX_WAIT: count the program's held mutexes from now on and
+ * install the instant check; 0 or errno (message written) */
+int shim_mutex_setup(void);
+/* shim_mutex_commit -- a signal or interval commit at an instant with no mutex held, waiting
+ * at most LRVM_MUTEX_WAIT (then committing anyway: counted); 0 or an rvm_return_t */
+int shim_mutex_commit(void);
+/* set while a commit is declined by the instant check: its failure is a retry, not an error */
+extern __thread int shim_mutex_declined __attribute__((tls_model("initial-exec")));
+/* shim_mutex_stats -- the LRVM_STATS line of the mode */
+void shim_mutex_stats(int fd);
+>>>>>>> compat
 
 #endif

@@ -512,20 +512,8 @@ Test(preload_persist, segment_errors_are_named)
   unlink("/tmp/lrvm-preload-seg-log-test");
 }
 
-Test(preload_persist, backends_without_kernel_writes_are_refused)
-{
-  char dir[] = "/tmp/lrvm-preload-persist-XXXXXX";
-  cr_assert(mkdtemp(dir));
-  char seg[128];
-  seg_env(seg, sizeof(seg), dir);
-  const char *extra[] = {seg, "LRVM_HEAP_SIZE=64M", "LRVM_LOG_SIZE=4M", "LRVM_TRACK=mprotect", NULL};
-  struct result r = probe("main", NULL, extra);
-  cr_expect_eq(r.status, 2, "%s", r.err);
-  cr_expect_str_eq(r.out, "");
-  cr_expect(strstr(r.err, "LRVM_TRACK=mprotect: the DIRTY backend is mprotect; with it, system "
-                          "calls that write into the heap") != NULL, "%s", r.err);
-  dir_remove(dir);
-}
+/* The uffd-sigbus and mprotect backends are no longer refused: test_preload_kwrite.c runs
+ * programs with kernel writes into the heap under each of them. */
 
 Test(preload_persist, one_writer_per_segment)
 {
