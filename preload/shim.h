@@ -14,17 +14,14 @@
  *   forkgate.c fork() waits for at most one commit (no starvation by back-to-back commits)
  *   aware.c    rvm_commit / rvm_root_set / rvm_root_get for aware programs (exported)
  *   init.c     start-up order, activity decision (AT_SECURE), LD_PRELOAD inheritance
-<<<<<<< HEAD
  *   exe.c      the main executable: load base, build-id, globals range and excluded bytes
  *   reexec.c   re-executing once with address-space randomisation off (LRVM_GLOBALS)
  *   image.c    the segment's header (core/image_format.h): checks, creation, commit stamp
  *   globals.c  the executable's globals as a tracked region; restored before main
-=======
  *   kwrite.c   wrappers of read, recv, stat ... so the kernel can write into a tracked heap
  *   libcobj.c  libc's own FILE / stdio buffer / DIR allocations routed to the internal heap
  *   mutexwait.c LRVM_MUTEX_WAIT: signal and interval commits at an instant with no mutex held
  *   faultmask.c sigprocmask/pthread_sigmask never block SIGSEGV/SIGBUS (fault backends)
->>>>>>> compat
  */
 #ifndef LRVM_SHIM_H
 #define LRVM_SHIM_H
@@ -170,7 +167,6 @@ int shim_sigchain_setup(void);
 int shim_self_range(void);
 extern uintptr_t shim_self_lo, shim_self_hi;
 
-<<<<<<< HEAD
 /* ---- forkgate.c -------------------------------------------------------------------------- */
 
 /* fork handlers' first/last steps and the commit side of the gate (see forkgate.c) */
@@ -237,7 +233,6 @@ void shim_globals_unlock(void);
 /* shim_commit_before_dtors -- register the exit commit to run before the executable's static
  * destructors (commit.c); called from globals.c's main hook */
 int shim_commit_before_dtors(void);
-=======
 /* ---- kwrite.c ---------------------------------------------------------------------------- */
 
 /* The tracked heap's range when the DIRTY backend faults on first writes (uffd-sigbus,
@@ -270,6 +265,5 @@ int shim_mutex_commit(void);
 extern __thread int shim_mutex_declined __attribute__((tls_model("initial-exec")));
 /* shim_mutex_stats -- the LRVM_STATS line of the mode */
 void shim_mutex_stats(int fd);
->>>>>>> compat
 
 #endif
