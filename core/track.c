@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "rvm_int.h"
+#include "sysio.h"
 #include "track.h"
 
 struct track_state T = {
@@ -270,17 +271,15 @@ rvm_return_t track_region_add(rvm_region_t *region)
                          (void *)region->vmaddr, (unsigned long)region->length);
     if (region->offset.high != 0)
         return track_err(RVM_EOFFSET, "rvm_track: region offset does not fit in 64 bits");
+    int priv = 0;
     if (T.sink == NULL) {   /* committing through core: the region must be rvm_map'ed */
-        rvm_return_t m = track_core_check_mapped(region->vmaddr, region->length);
+        rvm_return_t m = track_core_check_mapped(region->vmaddr, region->length, &priv);
         if (m != RVM_SUCCESS)
             return track_err(m, "rvm_track: region at %p (%lu bytes): %s",
                              (void *)region->vmaddr, (unsigned long)region->length,
                              m == RVM_EINIT ? "not mapped: call rvm_initialize and rvm_map "
                                               "first"
-                             : m == RVM_EREGION ? "mapped with RVM_MAP_PRIVATE (a file "
-                                                  "mapping); tracking needs rvm_map's copied "
-                                                  "memory: map it without that flag"
-                                                : "not mapped: map it with rvm_map first");
+                                            : "not mapped: map it with rvm_map first");
     }
     pthread_mutex_lock(&T.mu);
     track_defaults();
@@ -335,9 +334,27 @@ rvm_return_t track_region_add(rvm_region_t *region)
         snprintf(T.st.backend, sizeof(T.st.backend), "%s", vmp_backend_name(T.backend));
     }
 
+    if (priv && T.hook_backend) {
+        pthread_mutex_unlock(&T.mu);
+        return track_err(RVM_EREGION, "rvm_track: region at %p is mapped with RVM_MAP_PRIVATE "
+                         "(a file mapping), which only the wp-async backend can track (this "
+                         "process uses %s): map it without that flag", (void *)region->vmaddr,
+                         vmp_backend_name(T.backend));
+    }
+    int file_fd = -1;
+    if (!T.hook_backend && T.sink == NULL) {
+        /* lazy twins (track.h, "LAZY TWINS"): settles the segment first */
+        rvm_return_t m = track_core_file_image(region->vmaddr, region->length, &file_fd);
+        if (m != RVM_SUCCESS) {
+            pthread_mutex_unlock(&T.mu);
+            return track_err(m, "rvm_track: cannot bring segment of region %p up to date "
+                             "before tracking: %s", (void *)region->vmaddr, rvm_errmsg);
+        }
+    }
     struct track_region *r = calloc(1, sizeof(*r));
     if (r == NULL)
         goto nomem;
+    r->file_fd = file_fd;
     r->pub = region;
     r->base = region->vmaddr;
     r->len = region->length;
@@ -362,8 +379,12 @@ rvm_return_t track_region_add(rvm_region_t *region)
     /* 4 KiB pages for the slots: a transparent huge page would make the first copy into a
      * slot zero 2 MiB (in a fault handler, or in the pause), and slots are used sparsely */
     madvise(r->slots, 2 * npages * ps, MADV_NOHUGEPAGE);
-    if (!T.hook_backend) {
-        /* wp-async: no hook, so the twins must exist before the first write */
+    if (!T.hook_backend && file_fd >= 0) {
+        /* wp-async, memory made from the segment: every page starts lazy */
+        memset((void *)r->st, TF_FILE, npages);
+    } else if (!T.hook_backend) {
+        /* wp-async on no_copy memory: no hook, so the twins must exist before the first
+         * write */
         for (size_t i = 0; i < npages; i++) {
             if (track_budget_take() != 0)
                 break;
@@ -394,6 +415,8 @@ nomem:
                      "region (needs 2 x its size of reserved virtual memory)", npages);
 }
 
+static const char *track_file_image(struct track_region *r, size_t i);
+
 /* track_collect_cb -- vmprim run callback: remember collected pages in the carry bitmaps */
 static void track_collect_cb(void *start, size_t npages, void *arg)
 {
@@ -421,10 +444,9 @@ static int track_region_changed(struct track_region *r)
         int carried = (atomic_load(&r->carry[i / 64]) >> (i % 64)) & 1;
         if (!carried && (s & TS_MASK) == TS_CLEAN)
             continue;
-        if (!(s & TF_TWIN))
-            return 1;
-        if (memcmp(r->base + i * ps, track_slot(r, i, (s & TF_SLOTB) != 0),
-                   track_page_len(r, i)) != 0)
+        const char *twin = (s & TF_TWIN) ? track_slot(r, i, (s & TF_SLOTB) != 0)
+                           : (s & TF_FILE) ? track_file_image(r, i) : NULL;
+        if (twin == NULL || memcmp(r->base + i * ps, twin, track_page_len(r, i)) != 0)
             return 1;
     }
     return 0;
@@ -614,6 +636,37 @@ static uint8_t track_keep_snapshot(uint8_t s)
     return (uint8_t)(s & TF_SLOTB);
 }
 
+/* scratch page for pre-images read from the segment (T.mu held by every user) */
+static char *file_page;
+
+/* track_file_image -- the committed image of TF_FILE page i of r, read from the segment into
+ * a scratch page (valid until the next call); NULL if it cannot be read: the caller then
+ * logs the page whole, which is always correct. Beyond the file's end the image is zeros
+ * (the file grows only by preallocation, never by a commit). */
+static const char *track_file_image(struct track_region *r, size_t i)
+{
+    size_t ps = track_ps(), plen = track_page_len(r, i), got = 0;
+    if (file_page == NULL && (file_page = malloc(ps)) == NULL)
+        goto fail;
+    off_t at = (off_t)(r->seg_off + (uint64_t)i * ps);
+    while (got < plen) {
+        ssize_t n = sysio.pread(r->file_fd, file_page + got, plen - got, at + (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            goto fail;
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    memset(file_page + got, 0, ps - got);
+    T.file_reads++;
+    return file_page;
+fail:
+    T.file_read_errors++;
+    return NULL;
+}
+
 /* track_diff_all -- diff every captured page (threads running again); 0 or -1 (ENOMEM) */
 static int track_diff_all(size_t np)
 {
@@ -654,6 +707,8 @@ static int track_diff_all(size_t np)
             continue;
         int b = (s & TF_SLOTB) != 0;
         const char *twin = (s & TF_TWIN) ? track_slot(r, i, b) : NULL;
+        if (twin == NULL && (s & TF_FILE))
+            twin = track_file_image(r, i);
         if (track_emit_page(r, i, track_slot(r, i, !b), twin) != 0)
             return -1;
         uint8_t flags = track_keep_snapshot(s);
@@ -906,6 +961,26 @@ void track_note_commit(const void *addr, uint64_t len)
             uintptr_t pend = (uintptr_t)r->base + (i + 1) * ps;
             uintptr_t e = hi < pend ? hi : pend;
             uint8_t s = atomic_load(&r->st[i]);
+            if ((s & TF_FILE) && !(s & TF_TWIN)) {
+                /* Lazy page: the file stops being its committed image now (this record
+                 * reaches the file only at truncation). Its image is the file's page with
+                 * the committed bytes laid over it, below: make that the twin, or forget
+                 * the image (logged whole when written) if no twin can be had. */
+                uint8_t ns = (uint8_t)(s & ~TF_FILE);
+                if (track_budget_take() == 0) {
+                    const char *img = track_file_image(r, i);
+                    if (img != NULL) {
+                        memcpy(track_slot(r, i, (s & TF_SLOTB) != 0), img,
+                               track_page_len(r, i));
+                        atomic_fetch_add(&T.slot_touches, 1);
+                        ns |= TF_TWIN;
+                    } else {
+                        track_budget_give();
+                    }
+                }
+                atomic_store(&r->st[i], ns);
+                s = ns;
+            }
             /* the committed bytes are the current memory: copy them into the twin */
             if (s & TF_TWIN)
                 memcpy(track_slot(r, i, (s & TF_SLOTB) != 0) + (lo - (uintptr_t)r->base - i * ps),
