@@ -260,6 +260,12 @@ static int track_plist_grow(size_t need)
 /* track_region_add -- start tracking region (rvm_track) */
 rvm_return_t track_region_add(rvm_region_t *region)
 {
+    return track_region_add_sparse(region, UINT64_MAX);
+}
+
+/* track_region_add_sparse -- see track.h */
+rvm_return_t track_region_add_sparse(rvm_region_t *region, uint64_t wp_len)
+{
     size_t ps = track_ps();
     if (region == NULL || region->struct_id != rvm_region_id)
         return track_err(RVM_EREGION, "rvm_track: not a region descriptor (initialise it "
@@ -395,7 +401,8 @@ rvm_return_t track_region_add(rvm_region_t *region)
     }
     /* publish before arming: a fault after arming must find the region */
     atomic_store(&T.regions[slot], r);
-    int e = vmp_dirty_arm(T.dirty, r->base, npages * ps);
+    int e = vmp_dirty_arm_sparse(T.dirty, r->base, npages * ps,
+                                 wp_len < npages * ps ? (size_t)wp_len : npages * ps);
     if (e != 0) {
         atomic_store(&T.regions[slot], NULL);
         for (size_t i = 0; i < npages; i++)

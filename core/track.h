@@ -222,6 +222,12 @@ extern struct track_state T;
 /* track.c */
 rvm_return_t track_configure(const rvm_track_options_t *o);
 rvm_return_t track_region_add(rvm_region_t *region);
+/* track_region_add_sparse -- rvm_track for a region of private memory of which only the
+ * first wp_len bytes can hold populated pages (the shim's heap reservation, just mapped:
+ * wp_len = the heap in use). wp-async then write-protects only that part (see
+ * vmp_dirty_arm_sparse: 67 ms and 32 MiB of page tables saved at a 16 GiB reservation, and
+ * ~20 ms off every commit's pause). */
+rvm_return_t track_region_add_sparse(rvm_region_t *region, uint64_t wp_len);
 rvm_return_t track_region_remove(const rvm_region_t *region, int implicit);
 rvm_return_t track_commit(void);
 /* track_note_commit -- an explicit transaction committed [addr, addr+len): bring the twins
