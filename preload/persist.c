@@ -7,9 +7,9 @@
  * Start-up (from init.c, single-threaded, before main):
  *   1. rvm_initialize with the log: recovery applies every committed record to the segment.
  *   2. The segment file is extended (sparse, ftruncate) to the reservation, and the region
- *      [0, reserve) is rvm_map'ed at the heap base with no_copy: rvm_map would otherwise read
- *      the whole reservation (16 GiB by default). Instead we read only the heap's backed size
- *      (from its header) ourselves: restart cost is proportional to the heap in use.
+ *      [0, reserve) is rvm_map'ed at the heap base: with wp-async a MAP_PRIVATE mapping of
+ *      the file (nothing is read at start-up), else anonymous memory into which the heap's
+ *      backed size (from its header) is read (persist_load_image).
  *   3. rvm_track(region); only then heap_open / heap_create, so the heap's own writes are
  *      tracked; a new heap is committed at once (an empty heap is a valid restart point).
  * Commit (shim_commit): heap_lock_all, rvm_commit, heap_unlock_all. The lock is taken before
@@ -30,6 +30,7 @@
 #include "shim.h"
 #include "heap.h"
 #include "heap_format.h"
+#include "track.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +43,7 @@
 #include <unistd.h>
 
 #include <lrvm/lrvm.h>
+#include <lrvm/vmprim.h>
 #include <rvm/rvm.h>
 
 __thread int shim_in_core __attribute__((tls_model("initial-exec")));
@@ -103,6 +105,62 @@ static void report(void *arg, const char *msg)
 {
   (void)arg;
   shim_say(2, "heap: ", msg, NULL);
+}
+
+/*
+ * persist_load_image -- map the segment's heap image at base as the LRVM region; *existing:
+ * the segment holds a heap (its header's magic). "Map, don't read": restart cost must not
+ * grow with the heap (issue 6 item 10: <= 0.2 s for a 1 GiB heap).
+ *  - wp-async (the backend the shim runs with; see below): the reservation is mapped
+ *    MAP_PRIVATE from the segment file (RVM_MAP_PRIVATE). A page is read from the page cache
+ *    only when the program touches it, and a write makes it a private (anonymous) copy, so
+ *    the file receives nothing but what truncation writes: committed records (no-steal).
+ *    Pages never written in this process show the file, and truncation only writes pages
+ *    some commit of this process wrote, which are private copies by then: the program never
+ *    sees the file change under it. wp-async tracks such a mapping (Linux 6.7+ registers any
+ *    memory type for WP-only async mode), and core takes a page's committed image from the
+ *    file lazily at its first commit (core/track.h, LAZY TWINS), so tracking costs nothing
+ *    up front either.
+ *  - the fault backends (uffd-sigbus, mprotect) need anonymous memory: the region is mapped
+ *    with no_copy and the heap in use (its header says how much) is read into it. Restart
+ *    then costs a read of the heap in use (~0.5 s per GiB here).
+ */
+static int persist_load_image(const char *seg, void *base, size_t reserve, int *existing)
+{
+  struct heap_header hdr;
+  *existing = pread(segb.fd, &hdr, sizeof(hdr), 0) == (ssize_t)sizeof(hdr) &&
+              memcmp(hdr.magic, HEAP_MAGIC, 8) == 0;
+  size_t sz = *existing ? (hdr.size <= reserve ? (size_t)hdr.size : reserve) : 0;
+  char why[256];
+  int map_file = (strcmp(shim_opts.track, "auto") == 0 || strcmp(shim_opts.track, "wp-async") == 0)
+                 && vmp_backend_probe(VMP_BACKEND_WP_ASYNC, why, sizeof(why)) == 0;
+  rvm_init_region(&region);
+  region.data_dev = (char *)seg;
+  region.offset = RVM_MK_OFFSET(0, 0);
+  region.length = reserve;
+  region.vmaddr = base;
+  region.no_copy = rvm_true;   /* without map_file: rvm_map would read the whole reservation */
+  rvm_bool_t was = rvm_map_private;
+  rvm_map_private = map_file ? rvm_true : rvm_false;
+  rvm_return_t rc = rvm_map(&region, NULL);
+  rvm_map_private = was;
+  if (rc != RVM_SUCCESS) {
+    say_rvm("cannot map LRVM_SEGMENT", rc);
+    return EIO;
+  }
+  if (*existing && !map_file) {
+    for (size_t done = 0; done < sz;) {
+      ssize_t r = pread(segb.fd, (char *)base + done, sz - done, (off_t)done);
+      if (r <= 0) {
+        int err = r < 0 ? errno : EIO;
+        shim_say(2, "cannot read LRVM_SEGMENT=", seg, ": ", strerror(err), NULL);
+        return err;
+      }
+      done += (size_t)r;
+    }
+  }
+  segb.size = sz;
+  return 0;
 }
 
 /* shim_persist_setup -- steps 1-3 of the file comment; the heap is reserved at base already */
@@ -170,34 +228,13 @@ int shim_persist_setup(void *base, size_t reserve)
     shim_say(2, "cannot extend LRVM_SEGMENT=", seg, ": ", strerror(err), NULL);
     return err;
   }
-  rvm_init_region(&region);
-  region.data_dev = (char *)seg;
-  region.offset = RVM_MK_OFFSET(0, 0);
-  region.length = reserve;
-  region.vmaddr = base;
-  region.no_copy = rvm_true;
-  if ((rc = rvm_map(&region, NULL)) != RVM_SUCCESS) {
-    say_rvm("cannot map LRVM_SEGMENT", rc);
-    return EIO;
-  }
-  /* Read the heap in use (its header says how much), not the whole reservation. */
-  struct heap_header hdr;
-  int existing = pread(segb.fd, &hdr, sizeof(hdr), 0) == (ssize_t)sizeof(hdr) &&
-                 memcmp(hdr.magic, HEAP_MAGIC, 8) == 0;
-  if (existing) {
-    size_t sz = hdr.size <= reserve ? (size_t)hdr.size : reserve;
-    for (size_t done = 0; done < sz;) {
-      ssize_t r = pread(segb.fd, (char *)base + done, sz - done, (off_t)done);
-      if (r <= 0) {
-        int err = r < 0 ? errno : EIO;
-        shim_say(2, "cannot read LRVM_SEGMENT=", seg, ": ", strerror(err), NULL);
-        return err;
-      }
-      done += (size_t)r;
-    }
-    segb.size = sz;
-  }
-  if ((rc = rvm_track(&region)) != RVM_SUCCESS) {
+  int existing = 0;
+  int e = persist_load_image(seg, base, reserve, &existing);
+  if (e)
+    return e;
+  /* only the heap in use can hold pages: the rest of the reservation was never touched */
+  rc = track_region_add_sparse(&region, segb.size > 0 ? segb.size : (uint64_t)1 << HEAP_CHUNK_SHIFT);
+  if (rc != RVM_SUCCESS) {
     say_rvm("cannot track the heap (LRVM_TRACK)", rc);
     return EIO;
   }
