@@ -534,26 +534,35 @@ rvm_return_t track_on_unmap(const void *addr, uint64_t len)
     return rc == RVM_EREGION ? RVM_SUCCESS : rc;    /* not tracked: nothing to do */
 }
 
+/* track_buf_grow -- make *p (mmap'ed, *cap bytes) hold at least need bytes. mmap/mremap,
+ * not realloc: a final commit builds its record while the other threads are parked, and a
+ * parked thread may hold a libc lock malloc needs; system calls take none. 0 or -1. */
+static int track_buf_grow(void **p, size_t *cap, size_t need, size_t first)
+{
+    size_t c = *cap ? *cap : first;
+    while (c < need)
+        c *= 2;
+    void *q = *cap ? mremap(*p, *cap, c, MREMAP_MAYMOVE)
+                   : mmap(NULL, c, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (q == MAP_FAILED)
+        return -1;
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
 /* track_out_reserve -- room for `bytes` more data and one more range */
 static int track_out_reserve(size_t bytes)
 {
-    if (out_len + bytes > out_cap) {
-        size_t c = out_cap ? out_cap : 1 << 16;
-        while (c < out_len + bytes)
-            c *= 2;
-        char *p = realloc(out_data, c);
-        if (p == NULL)
-            return -1;
-        out_data = p;
-        out_cap = c;
-    }
+    if (out_len + bytes > out_cap &&
+        track_buf_grow((void **)&out_data, &out_cap, out_len + bytes, 1 << 16) != 0)
+        return -1;
     if (out_n + 1 > out_rcap) {
-        size_t c = out_rcap ? out_rcap * 2 : 1024;
-        struct track_range *p = realloc(out_r, c * sizeof(*p));
-        if (p == NULL)
+        size_t bytes_r = out_rcap * sizeof(*out_r);
+        if (track_buf_grow((void **)&out_r, &bytes_r, (out_n + 1) * sizeof(*out_r),
+                           1024 * sizeof(*out_r)) != 0)
             return -1;
-        out_r = p;
-        out_rcap = c;
+        out_rcap = bytes_r / sizeof(*out_r);
     }
     return 0;
 }
@@ -727,6 +736,27 @@ static int track_diff_all(size_t np)
     return 0;
 }
 
+/* track_diff_live -- a final commit (wp-async, threads still parked): diff every captured
+ * page as it is in memory, without a snapshot, and leave it with no committed image (a later
+ * write, if any, logs it whole). No allocation but mmap (track_out_reserve). 0 or -1. */
+static int track_diff_live(size_t np)
+{
+    size_t ps = track_ps();
+    for (size_t q = 0; q < np; q++) {
+        struct track_region *r = atomic_load(&T.regions[T.plist[q] >> 40]);
+        size_t i = (size_t)(T.plist[q] & (((uint64_t)1 << 40) - 1));
+        uint8_t s = atomic_load(&r->st[i]);
+        const char *twin = (s & TF_TWIN) ? track_slot(r, i, (s & TF_SLOTB) != 0)
+                           : (s & TF_FILE) ? track_file_image(r, i) : NULL;
+        if (track_emit_page(r, i, r->base + i * ps, twin) != 0)
+            return -1;
+        if (s & TF_TWIN)
+            track_budget_give();
+        atomic_store(&r->st[i], (uint8_t)(TS_CLEAN | (s & TF_SLOTB)));
+    }
+    return 0;
+}
+
 /* track_slot_in_use -- does slot b of page i hold a twin or a snapshot in flight? */
 static int track_slot_in_use(const struct track_region *r, size_t i, int b)
 {
@@ -800,8 +830,10 @@ static void track_trim(void)
     }
 }
 
-/* track_capture -- at the safepoint: collect the dirty set and mark it (no allocation) */
-static int track_capture(size_t *np_out)
+/* track_capture -- at the safepoint: collect the dirty set and mark it (no allocation);
+ * live: a final wp-async commit that diffs the pages before releasing the threads, so
+ * they are not copied */
+static int track_capture(size_t *np_out, int live)
 {
     size_t ps = track_ps();
     int e = vmp_dirty_collect_runs(T.dirty, track_collect_cb, NULL);
@@ -825,6 +857,8 @@ static int track_capture(size_t *np_out)
                     if ((s & TS_MASK) != TS_DIRTY)
                         continue;
                     atomic_store(&r->st[i], (uint8_t)(TS_PENDING | (s & ~TS_MASK)));
+                } else if (live) {
+                    /* diffed before the release (track_diff_live): state unchanged */
                 } else {
                     /* no hook: copy the page now, while nobody can write it */
                     int b = (s & TF_SLOTB) != 0;
@@ -843,6 +877,12 @@ static int track_capture(size_t *np_out)
 
 /* track_commit -- rvm_commit (see track.h) */
 rvm_return_t track_commit(void)
+{
+    return track_commit_mode(0);
+}
+
+/* track_commit_mode -- rvm_commit; final: see track.h (track_commit_final) */
+rvm_return_t track_commit_mode(int final)
 {
     pthread_mutex_lock(&T.mu);
     uint64_t t0 = track_now_ns();
@@ -868,6 +908,15 @@ rvm_return_t track_commit(void)
         rc = track_err(RVM_ENO_MEMORY, "rvm_commit: out of memory");
         goto out;
     }
+    int live = final && !T.hook_backend;
+    if (live && file_page == NULL && (file_page = malloc(track_ps())) == NULL) {
+        rc = track_err(RVM_ENO_MEMORY, "rvm_commit: out of memory");
+        goto out;
+    }
+    if (live) {
+        out_len = 0;
+        out_n = 0;
+    }
     struct track_safepoint_stats ss = {0, 0, 0};
     size_t np = 0;
     pthread_rwlock_wrlock(&T.kw);
@@ -878,7 +927,10 @@ rvm_return_t track_commit(void)
         goto out;
     }
     uint64_t t_stop = track_now_ns();
-    e = track_capture(&np);
+    e = track_capture(&np, live);
+    int diff_failed = 0;
+    if (e == 0 && live)
+        diff_failed = track_diff_live(np) != 0;
     uint64_t t_capt = track_now_ns();
     track_safepoint_release();
     if (e == 0 && T.hook_backend)
@@ -901,11 +953,14 @@ rvm_return_t track_commit(void)
     if (t_pause > T.st.max_pause_ns)
         T.st.max_pause_ns = t_pause;
 
-    if (!T.hook_backend)
+    if (!T.hook_backend && !live)
         track_trim();
-    out_len = 0;
-    out_n = 0;
-    if (track_diff_all(np) != 0) {
+    if (!live) {
+        out_len = 0;
+        out_n = 0;
+        diff_failed = track_diff_all(np) != 0;
+    }
+    if (diff_failed) {
         /* twins were already advanced for part of the pages: the tracked state no longer
          * matches the log, so this is sticky */
         T.sticky = RVM_ENO_MEMORY;
@@ -940,7 +995,7 @@ rvm_return_t track_commit(void)
     T.st.n_commits++;
 done:
     if (out_cap > ((size_t)64 << 20)) {     /* do not keep a huge record buffer around */
-        free(out_data);
+        munmap(out_data, out_cap);
         out_data = NULL;
         out_cap = 0;
     }

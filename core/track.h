@@ -230,6 +230,14 @@ rvm_return_t track_region_add(rvm_region_t *region);
 rvm_return_t track_region_add_sparse(rvm_region_t *region, uint64_t wp_len);
 rvm_return_t track_region_remove(const rvm_region_t *region, int implicit);
 rvm_return_t track_commit(void);
+/* track_commit_final -- rvm_commit for the last commit of a process (the shim's exit
+ * commit): with wp-async the dirty pages are diffed in place while the other threads are
+ * still parked, instead of being copied into snapshot slots that would become twins nobody
+ * uses: an exit commit of a 1 GiB dirty heap then costs no extra 1 GiB of memory (the
+ * record's copy of the changed bytes remains). The pause is the whole diff. Pages are left
+ * without a committed image, so a later commit is still correct (it logs them whole). */
+rvm_return_t track_commit_mode(int final);
+#define track_commit_final() track_commit_mode(1)
 /* track_note_commit -- an explicit transaction committed [addr, addr+len): bring the twins
  * of tracked pages in that range up to date. Core calls it after the record is queued. */
 void track_note_commit(const void *addr, uint64_t len);

@@ -36,6 +36,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
@@ -51,6 +52,7 @@ int shim_persistent;
 struct heap *shim_iheap;
 
 static rvm_region_t region;
+static int image_mapped;     /* the region is a MAP_PRIVATE mapping of the segment */
 static char log_path[PATH_MAX];
 
 /* struct segb -- the segment backing: the file's blocks are reserved as the heap grows */
@@ -132,8 +134,12 @@ static int persist_load_image(const char *seg, void *base, size_t reserve, int *
               memcmp(hdr.magic, HEAP_MAGIC, 8) == 0;
   size_t sz = *existing ? (hdr.size <= reserve ? (size_t)hdr.size : reserve) : 0;
   char why[256];
+  /* LRVM_TEST_READ_IMAGE=1 (benchmarks only: bench/shim) takes the read path with wp-async,
+   * to measure mapping against reading in one run */
+  const char *rd = getenv("LRVM_TEST_READ_IMAGE");
   int map_file = (strcmp(shim_opts.track, "auto") == 0 || strcmp(shim_opts.track, "wp-async") == 0)
-                 && vmp_backend_probe(VMP_BACKEND_WP_ASYNC, why, sizeof(why)) == 0;
+                 && vmp_backend_probe(VMP_BACKEND_WP_ASYNC, why, sizeof(why)) == 0 &&
+                 !(rd != NULL && strcmp(rd, "1") == 0);
   rvm_init_region(&region);
   region.data_dev = (char *)seg;
   region.offset = RVM_MK_OFFSET(0, 0);
@@ -148,6 +154,7 @@ static int persist_load_image(const char *seg, void *base, size_t reserve, int *
     say_rvm("cannot map LRVM_SEGMENT", rc);
     return EIO;
   }
+  image_mapped = map_file;
   if (*existing && !map_file) {
     for (size_t done = 0; done < sz;) {
       ssize_t r = pread(segb.fd, (char *)base + done, sz - done, (off_t)done);
@@ -161,6 +168,35 @@ static int persist_load_image(const char *seg, void *base, size_t reserve, int *
   }
   segb.size = sz;
   return 0;
+}
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23   /* Linux 5.14 */
+#endif
+
+/*
+ * shim_persist_fork_child -- in a fork child (heap.c's handler): detach the heap from the
+ * segment file. With a MAP_PRIVATE image, a page neither process wrote before the fork is
+ * still the file's page in the child; the parent's truncation later writes committed data
+ * into the file, and the child would see it change under it (fork promises a snapshot). So
+ * every page of the heap in use is made the child's own copy now (MADV_POPULATE_WRITE: one
+ * call, ~0.2-0.3 s per GiB never written by the parent; a fork+exec child pays it too), and
+ * the rest of the reservation becomes fresh anonymous memory (the child's heap may grow into
+ * it and expects zeros there, whatever the parent commits).
+ */
+void shim_persist_fork_child(void)
+{
+  if (!image_mapped)
+    return;
+  char *base = region.vmaddr;
+  size_t used = segb.size, reserve = segb.reserve;
+  if (used > 0 && madvise(base, used, MADV_POPULATE_WRITE) != 0)
+    shim_say(2, "fork child: cannot copy the heap (", strerror(errno), "); its pages not "
+             "written before the fork may show the parent's later commits", NULL);
+  if (reserve > used &&
+      mmap(base + used, reserve - used, PROT_READ | PROT_WRITE,
+           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0) == MAP_FAILED)
+    shim_say(2, "fork child: cannot detach the heap reservation: ", strerror(errno), NULL);
 }
 
 /* shim_persist_setup -- steps 1-3 of the file comment; the heap is reserved at base already */
@@ -277,7 +313,8 @@ int shim_persist_commit(int final)
   if (final && !shim_opts.flush)
     rvm_commit_mode(flush);   /* the exit commit makes the earlier no_flush ones durable too */
   heap_lock_all(shim_heap);
-  rvm_return_t rc = rvm_commit();
+  /* the exit commit is the last: no snapshots or twins for a next commit (track.h) */
+  rvm_return_t rc = final ? track_commit_final() : rvm_commit();
   heap_unlock_all(shim_heap);
   shim_in_core = 0;
   if (rc != RVM_SUCCESS)

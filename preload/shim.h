@@ -139,6 +139,8 @@ extern int shim_persistent;       /* the heap is an LRVM segment region, tracked
 int shim_persist_setup(void *base, size_t reserve);
 /* shim_persist_commit -- heap_lock_all + rvm_commit + unlock; final: the exit commit. */
 int shim_persist_commit(int final);
+/* shim_persist_fork_child -- in a fork child: make the heap independent of the segment file */
+void shim_persist_fork_child(void);
 /* shim_persist_stats -- the tracker's statistics to fd. */
 void shim_persist_stats(int fd);
 

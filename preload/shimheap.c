@@ -177,6 +177,8 @@ static void fork_child(void)
   if (shim_iheap)
     heap_fork_child(shim_iheap);
   heap_fork_child(shim_heap);
+  if (shim_persistent)
+    shim_persist_fork_child();
   shim_forked_child = 1;   /* the child's heap is a private volatile copy: it never commits */
 }
 

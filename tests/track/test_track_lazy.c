@@ -262,3 +262,56 @@ Test(track_lazy, map_private_needs_wp_async)
     in_child(refused, 0, "refusal");
     rmfiles();
 }
+
+/* final -- after run1: a final commit diffs in place (no snapshot, no twin), logging exactly
+ * the changed bytes against each page's image (twin, file or zeros); a commit after it is
+ * still correct (the pages, now without an image, are logged whole) */
+static int final(int priv)
+{
+    rvm_region_t rg;
+    int e = start(&rg, priv, 1);
+    if (e)
+        return 10 + e;
+    char *m = rg.vmaddr;
+    size_t ps = vmp_page_size();
+    m[12 * ps] = 't';                       /* gets a twin from this normal commit */
+    if (rvm_commit() != RVM_SUCCESS || logged() != 1 || atomic_load(&T.twin_pages) != 1)
+        return 20;
+    uint64_t touches = atomic_load(&T.slot_touches);
+    m[12 * ps + 1] = 'u';                   /* diffed against its twin */
+    m[3 * ps + 7] = 'F';                    /* against the file page ('A's) */
+    m[20 * ps + 9] = 'z';                   /* against zeros (a hole) */
+    if (track_commit_final() != RVM_SUCCESS)
+        return 21;
+    if (logged() != 4)
+        return 22;
+    if (atomic_load(&T.twin_pages) != 0 || atomic_load(&T.slot_touches) != touches)
+        return 23;  /* a final commit made snapshots or kept twins */
+    m[20 * ps + 10] = 'y';                  /* no image any more: logged whole, still right */
+    if (rvm_commit() != RVM_SUCCESS || logged() != 4 + ps)
+        return 24;
+    return 0;
+}
+
+Test(track_lazy, final_commit_diffs_in_place)
+{
+    if (!tt_backend_ok(VMP_BACKEND_WP_ASYNC))
+        cr_skip_test("wp-async is not available here");
+    size_t ps = vmp_page_size();
+    for (int priv = 0; priv < 2; priv++) {
+        files();
+        in_child(run1, priv, "run 1");
+        in_child(final, priv, priv ? "final (MAP_PRIVATE)" : "final (copied)");
+        in_child(recover, 0, "recovery");
+        char *seg = malloc(SEG_PAGES * ps);
+        int fd = open(segp, O_RDONLY);
+        cr_assert(fd >= 0 && pread(fd, seg, SEG_PAGES * ps, 0) == (ssize_t)(SEG_PAGES * ps));
+        close(fd);
+        cr_assert(seg[12 * ps] == 't' && seg[12 * ps + 1] == 'u');
+        cr_assert(seg[3 * ps + 6] == 'A' && seg[3 * ps + 7] == 'F' && seg[3 * ps + 8] == 'A');
+        cr_assert(seg[20 * ps + 9] == 'z' && seg[20 * ps + 10] == 'y' && seg[20 * ps] == 0);
+        cr_assert_eq(seg[7 * ps], 'Q');
+        free(seg);
+        rmfiles();
+    }
+}
