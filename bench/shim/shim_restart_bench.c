@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +42,7 @@ static uint64_t now_ns(void)
 
 struct run {
     uint64_t to_main, total;   /* ns */
+    long maxrss_kib;           /* peak RSS of the program */
     char out[4096], err[4096]; /* the program's stdout, stderr (truncated) */
 };
 
@@ -79,8 +81,10 @@ static int run_prog(struct run *r, char *const env[], const char *a1, const char
         _exit(127);
     }
     int st;
-    waitpid(pid, &st, 0);
+    struct rusage ru;
+    wait4(pid, &st, 0, &ru);
     r->total = now_ns() - t0;
+    r->maxrss_kib = ru.ru_maxrss;
     slurp(outp, r->out, sizeof(r->out));
     slurp(errp, r->err, sizeof(r->err));
     const char *m = strstr(r->out, "main_ns=");
@@ -160,11 +164,15 @@ static int restart_size(size_t mib)
     size_t log_mib = mib + mib / 4 + 64;
     snprintf(arg, sizeof(arg), "%zu", mib);
     uint64_t first[2] = {0, 0}, tm[3][REPS], tt[3][REPS], touch = 0;
+    long rss[3] = {0, 0, 0};   /* peak RSS of the fill run (its exit commit included) */
     const char *modes[3] = {"shim", "read", "none"};
     for (int m = 0; m < 2; m++) {   /* a fresh heap per configuration */
         clean();
         env_for(env, bufs, modes[m], log_mib, NULL);
-        if (run_prog(&r, env, "fill", arg) != 0 || run_prog(&r, env, "start", NULL) != 0)
+        if (run_prog(&r, env, "fill", arg) != 0)
+            return -1;
+        rss[m] = r.maxrss_kib;
+        if (run_prog(&r, env, "start", NULL) != 0)
             return -1;
         first[m] = r.to_main;
         for (int k = 0; k < REPS; k++) {
@@ -181,6 +189,9 @@ static int restart_size(size_t mib)
         }
     }
     env_for(env, bufs, "none", 0, NULL);
+    if (run_prog(&r, env, "fill", arg) != 0)
+        return -1;
+    rss[2] = r.maxrss_kib;
     for (int k = 0; k < REPS; k++) {
         if (run_prog(&r, env, "start", NULL) != 0)
             return -1;
@@ -190,36 +201,43 @@ static int restart_size(size_t mib)
     uint64_t m0 = median(tm[0], REPS), m1 = median(tm[1], REPS), m2 = median(tm[2], REPS);
     uint64_t t0 = median(tt[0], REPS), t1 = median(tt[1], REPS), t2 = median(tt[2], REPS);
     printf("| %5zu MiB | %7.1f | %7.1f | %7.1f | %7.1f | %7.1f | %5.2fx | %7.1f | %7.1f | %7.1f |"
-           " %7.1f |\n",
+           " %7.1f | %ld / %ld / %ld (%.2fx) |\n",
            mib, m0 / 1e6, t0 / 1e6, m1 / 1e6, t1 / 1e6, m2 / 1e6, (double)m1 / (double)m0,
-           first[0] / 1e6, first[1] / 1e6, touch / 1e6, t2 / 1e6);
+           first[0] / 1e6, first[1] / 1e6, touch / 1e6, t2 / 1e6, rss[0] >> 10, rss[1] >> 10,
+           rss[2] >> 10, (double)rss[0] / (double)(rss[2] ? rss[2] : 1));
     fflush(stdout);
     clean();
     return 0;
 }
 
-/* pause_row -- the signal commit with 64 MiB dirty; 0 or -1 */
+/* pause_row -- two signal commits with mib MiB dirty (fresh pages, then the same pages
+ * written again); 0 or -1 */
 static int pause_row(size_t mib)
 {
     char bufs[8][600], *env[10], arg[32];
     struct run r;
     snprintf(arg, sizeof(arg), "%zu", mib);
-    long gap[REPS], pmax[REPS], cavg[REPS];
+    long gap0[REPS], gap1[REPS], pmax[REPS], cavg[REPS];
     for (int k = 0; k < REPS; k++) {
         clean();
-        env_for(env, bufs, "shim", mib * 2 + 64, "LRVM_COMMIT=signal:USR1");
+        env_for(env, bufs, "shim", mib * 3 + 64, "LRVM_COMMIT=signal:USR1");
         if (run_prog(&r, env, "pause", arg) != 0)
             return -1;
-        const char *g = strstr(r.out, "max_gap_ns=");
-        gap[k] = g ? strtol(g + 11, NULL, 10) / 1000 : -1;
+        const char *g = strstr(r.out, "max_gap_ns_0=");
+        gap0[k] = g ? strtol(g + 13, NULL, 10) / 1000 : -1;
+        g = strstr(r.out, "max_gap_ns_1=");
+        gap1[k] = g ? strtol(g + 13, NULL, 10) / 1000 : -1;
         pmax[k] = stat_us(r.err, "pause max ");
         cavg[k] = stat_us(r.err, "commit avg ");
     }
-    qsort(gap, REPS, sizeof(long), (int (*)(const void *, const void *))cmp_u64);
-    qsort(pmax, REPS, sizeof(long), (int (*)(const void *, const void *))cmp_u64);
-    qsort(cavg, REPS, sizeof(long), (int (*)(const void *, const void *))cmp_u64);
-    printf("| %zu MiB dirty | %.2f | %.2f | %.2f | %.2f .. %.2f |\n", mib, gap[REPS / 2] / 1e3,
-           pmax[REPS / 2] / 1e3, cavg[REPS / 2] / 1e3, gap[0] / 1e3, gap[REPS - 1] / 1e3);
+    int (*cmp)(const void *, const void *) = (int (*)(const void *, const void *))cmp_u64;
+    qsort(gap0, REPS, sizeof(long), cmp);
+    qsort(gap1, REPS, sizeof(long), cmp);
+    qsort(pmax, REPS, sizeof(long), cmp);
+    qsort(cavg, REPS, sizeof(long), cmp);
+    printf("| %zu MiB dirty | %.2f (%.2f .. %.2f) | %.2f (%.2f .. %.2f) | %.2f | %.2f |\n", mib,
+           gap0[REPS / 2] / 1e3, gap0[0] / 1e3, gap0[REPS - 1] / 1e3, gap1[REPS / 2] / 1e3,
+           gap1[0] / 1e3, gap1[REPS - 1] / 1e3, pmax[REPS / 2] / 1e3, cavg[REPS / 2] / 1e3);
     clean();
     return 0;
 }
@@ -249,15 +267,17 @@ int main(int argc, char **argv)
            "after a mapped restart. glibc: no shim.\n\n", REPS);
     printf("| heap | mapped: to main | mapped: whole run | read: to main | read: whole run |"
            " glibc: to main | read/mapped | first restart, mapped | first restart, read |"
-           " touch all, mapped | glibc: whole run |\n");
-    printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+           " touch all, mapped | glibc: whole run | fill's peak RSS MiB: mapped / read / glibc"
+           " (mapped/glibc) |\n");
+    printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (size_t i = 0; i < ns; i++)
         if (restart_size(sizes[i]) != 0)
             return 1;
     printf("\nSignal commit (LRVM_COMMIT=signal:USR1) of a fresh heap, median of %d runs, ms.\n"
            "seen by the program: its longest gap between two clock readings; tracker: "
-           "LRVM_STATS.\n\n", REPS);
-    printf("| dirty | pause seen by the program | tracker pause | whole commit | seen, min .. max |\n");
+           "LRVM_STATS (max and average over the run's two commits).\n\n", REPS);
+    printf("| dirty | 1st commit (fresh pages): pause seen, median (min .. max) | 2nd commit "
+           "(same pages again): pause seen | tracker: max pause | tracker: avg commit |\n");
     printf("|---|---|---|---|---|\n");
     if (pause_row(64) != 0)
         return 1;
