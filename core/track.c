@@ -875,6 +875,59 @@ static int track_capture(size_t *np_out, int live)
     return 0;
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23   /* Linux 5.14 */
+#endif
+
+/* the slot run being pre-faulted (track_prefault_cb) */
+struct prefault {
+    char *lo, *hi;
+};
+
+/* track_prefault_flush -- populate the pending slot run */
+static void track_prefault_flush(struct prefault *pf)
+{
+    if (pf->hi > pf->lo)
+        madvise(pf->lo, (size_t)(pf->hi - pf->lo), MADV_POPULATE_WRITE);
+    pf->lo = pf->hi = NULL;
+}
+
+/* track_prefault_cb -- vmprim peek callback: the snapshot slots of these written pages */
+static void track_prefault_cb(void *start, size_t npages, void *arg)
+{
+    struct prefault *pf = arg;
+    size_t ps = track_ps();
+    for (size_t j = 0; j < npages; j++) {
+        uintptr_t p = (uintptr_t)start + j * ps;
+        struct track_region *r = track_find(p);
+        if (r == NULL)
+            continue;
+        size_t i = (p - (uintptr_t)r->base) / ps;
+        char *slot = track_slot(r, i, !(atomic_load(&r->st[i]) & TF_SLOTB));
+        if (slot != pf->hi) {
+            track_prefault_flush(pf);
+            pf->lo = slot;
+        }
+        pf->hi = slot + ps;
+    }
+}
+
+/*
+ * track_prefault -- wp-async, before the stop: the capture copies every dirty page into its
+ * snapshot slot inside the pause, and a slot page never used before costs a page fault there
+ * (~4 us, 20x the copy: 64 MiB dirty paused the program ~70 ms). So the pages written so far
+ * are previewed (vmp_dirty_peek_runs: no re-arming) and their snapshot slots populated now,
+ * while the threads run. Pages written between this and the stop fault in the pause as
+ * before; pages previewed but not captured (impossible: a written page stays written until
+ * the collect) would only cost memory the trim gives back.
+ */
+static void track_prefault(void)
+{
+    struct prefault pf = {NULL, NULL};
+    if (vmp_dirty_peek_runs(T.dirty, track_prefault_cb, &pf) == 0)
+        track_prefault_flush(&pf);
+}
+
 /* track_commit -- rvm_commit (see track.h) */
 rvm_return_t track_commit(void)
 {
@@ -917,6 +970,9 @@ rvm_return_t track_commit_mode(int final)
         out_len = 0;
         out_n = 0;
     }
+    if (!T.hook_backend && !live)
+        track_prefault();
+    uint64_t t_halt = track_now_ns();   /* the pause starts here (the prefault is not in it) */
     struct track_safepoint_stats ss = {0, 0, 0};
     size_t np = 0;
     pthread_rwlock_wrlock(&T.kw);
@@ -935,10 +991,10 @@ rvm_return_t track_commit_mode(int final)
     track_safepoint_release();
     if (e == 0 && T.hook_backend)
         track_trim();
-    T.st.last_stop_ns = t_stop - t0;
+    T.st.last_stop_ns = t_stop - t_halt;
     T.st.last_capture_ns = t_capt - t_stop;
     pthread_rwlock_unlock(&T.kw);
-    uint64_t t_pause = track_now_ns() - t0;
+    uint64_t t_pause = track_now_ns() - t_halt;
     if (e != 0) {
         rc = track_err(RVM_EINTERNAL, "rvm_commit: collecting dirty pages failed: %s (%s)",
                        strerror(e), vmp_dirty_errmsg(T.dirty));

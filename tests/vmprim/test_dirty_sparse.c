@@ -101,3 +101,42 @@ Test(dirty_sparse, private_file_mapping)
     munmap(m, LEN);
     close(fd);
 }
+
+/* peek_cb -- count the pages a peek reports */
+static void peek_cb(void *start, size_t npages, void *arg)
+{
+    (void)start;
+    *(size_t *)arg += npages;
+}
+
+/* vmp_dirty_peek_runs previews the next collect without re-arming: the pages it reports are
+ * reported again by the collect, and a second peek after the collect reports nothing */
+Test(dirty_sparse, peek_does_not_rearm)
+{
+    char why[256];
+    if (vmp_backend_probe(VMP_BACKEND_WP_ASYNC, why, sizeof(why)) != 0)
+        cr_skip_test("wp-async not available: %s", why);
+    size_t ps = vmp_page_size(), idx[64];
+    char *m = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    cr_assert_neq(m, MAP_FAILED);
+    vmp_dirty_opts_t o = {.backend = VMP_BACKEND_WP_ASYNC};
+    vmp_dirty_t *t;
+    cr_assert_eq(vmp_dirty_create(&o, &t), 0);
+    cr_assert_eq(vmp_dirty_arm_sparse(t, m, LEN, WP_LEN), 0, "%s", vmp_dirty_errmsg(t));
+    m[5 * ps] = 1;
+    m[(40u << 20) + 7] = 1;
+    size_t seen = 0;
+    cr_assert_eq(vmp_dirty_peek_runs(t, peek_cb, &seen), 0);
+    cr_assert_eq(seen, 2, "peek saw %zu pages", seen);
+    seen = 0;
+    cr_assert_eq(vmp_dirty_peek_runs(t, peek_cb, &seen), 0);
+    cr_assert_eq(seen, 2, "a second peek saw %zu pages: the first re-armed", seen);
+    size_t n = collect(t, m, idx, 64);
+    cr_assert(n == 2 && has(idx, n, 5) && has(idx, n, (40u << 20) / ps), "collect saw %zu", n);
+    seen = 0;
+    cr_assert_eq(vmp_dirty_peek_runs(t, peek_cb, &seen), 0);
+    cr_assert_eq(seen, 0);
+    vmp_dirty_destroy(t);
+    munmap(m, LEN);
+}

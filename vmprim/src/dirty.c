@@ -381,6 +381,22 @@ VMP_API int vmp_dirty_collect_runs(vmp_dirty_t *t, vmp_run_fn fn, void *arg)
     return rc;
 }
 
+/* vmp_dirty_peek_runs -- the written pages, without re-arming (WP_ASYNC only) */
+VMP_API int vmp_dirty_peek_runs(vmp_dirty_t *t, vmp_run_fn fn, void *arg)
+{
+    if (t == NULL || fn == NULL)
+        return EINVAL;
+    if (t->backend != VMP_BACKEND_WP_ASYNC)
+        return ENOTSUP;
+    pthread_mutex_lock(&t->lock);
+    t->errmsg[0] = '\0';
+    int rc = 0;
+    for (size_t i = 0; i < t->nranges && rc == 0; i++)
+        rc = wpasync_peek(t, t->ranges[i], fn, arg);
+    pthread_mutex_unlock(&t->lock);
+    return rc;
+}
+
 /* vmp_dirty_prepare_write -- open and record [addr, addr+len) before a kernel write */
 VMP_API int vmp_dirty_prepare_write(vmp_dirty_t *t, void *addr, size_t len)
 {

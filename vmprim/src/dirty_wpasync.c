@@ -65,11 +65,11 @@ struct pm_scan_arg {
 /* wpasync_scan -- one PAGEMAP_SCAN: report-and-protect written pages of [start,end).
  * Returns the number of regions or -errno. */
 static long wpasync_scan(int pagemap_fd, uintptr_t start, uintptr_t end, struct page_region *vec,
-                         size_t vec_len, uint64_t max_pages, int sparse)
+                         size_t vec_len, uint64_t max_pages, int sparse, int protect)
 {
     struct pm_scan_arg arg = {
         .size = sizeof(arg),
-        .flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+        .flags = (protect ? PM_SCAN_WP_MATCHING : 0) | PM_SCAN_CHECK_WPASYNC,
         .start = start,
         .end = end,
         .vec = (uintptr_t)vec,
@@ -108,7 +108,7 @@ int wpasync_probe(int uffd, char *why, size_t whylen)
         goto out;
     }
     p[ps] = 1;      /* resolved by the kernel (async); must be reported, page 0 must not */
-    long n = wpasync_scan(pm, (uintptr_t)p, (uintptr_t)p + 2 * ps, vec, 4, 0, 0);
+    long n = wpasync_scan(pm, (uintptr_t)p, (uintptr_t)p + 2 * ps, vec, 4, 0, 0, 1);
     if (n < 0) {
         rc = (int)-n;
         snprintf(why, whylen, "wp-async: PAGEMAP_SCAN on /proc/self/pagemap: %s (needs Linux 6.7+)",
@@ -172,7 +172,7 @@ int wpasync_collect(struct vmp_dirty *t, struct dirty_range *r, uintptr_t *addr,
     while (*addr < end && *room > 0) {
         uint64_t budget = *room == SIZE_MAX ? 0 : (uint64_t)*room;
         long n = wpasync_scan(t->pagemap_fd, *addr, end, vec, t->scan_vec_len, budget,
-                              r->sparse);
+                              r->sparse, 1);
         if (n < 0)
             return dirty_set_err(t, (int)-n, "wp-async: PAGEMAP_SCAN(%p..%p): %s",
                                  (void *)*addr, (void *)end, strerror((int)-n));
@@ -190,6 +190,27 @@ int wpasync_collect(struct vmp_dirty *t, struct dirty_range *r, uintptr_t *addr,
             break;
         }
         *addr = (uintptr_t)vec[n - 1].end;
+    }
+    return 0;
+}
+
+/* wpasync_peek -- report the written pages of r to fn WITHOUT re-arming them (a PAGEMAP_SCAN
+ * without PM_SCAN_WP_MATCHING): a preview of what the next collect will report */
+int wpasync_peek(struct vmp_dirty *t, struct dirty_range *r, vmp_run_fn fn, void *arg)
+{
+    struct page_region *vec = t->scan_vec;
+    uintptr_t addr = r->start, end = r->start + r->len;
+    unsigned sh = page_shift();
+    while (addr < end) {
+        long n = wpasync_scan(t->pagemap_fd, addr, end, vec, t->scan_vec_len, 0, r->sparse, 0);
+        if (n < 0)
+            return dirty_set_err(t, (int)-n, "wp-async: PAGEMAP_SCAN(%p..%p): %s",
+                                 (void *)addr, (void *)end, strerror((int)-n));
+        for (long i = 0; i < n; i++)
+            fn((void *)(uintptr_t)vec[i].start, (size_t)((vec[i].end - vec[i].start) >> sh), arg);
+        if ((size_t)n < t->scan_vec_len)
+            break;      /* the kernel walked to the end (walk_end is not trusted) */
+        addr = (uintptr_t)vec[n - 1].end;
     }
     return 0;
 }

@@ -107,6 +107,7 @@ int fault_prepare(struct vmp_dirty *t, struct dirty_range *r, uintptr_t a, uintp
 
 /* ---- dirty_wpasync.c: backend WP_ASYNC ---- */
 int wpasync_arm(struct vmp_dirty *t, struct dirty_range *r, size_t wp_len);
+int wpasync_peek(struct vmp_dirty *t, struct dirty_range *r, vmp_run_fn fn, void *arg);
 int wpasync_disarm(struct vmp_dirty *t, struct dirty_range *r);
 /* wpasync_collect -- scan [*addr, range end) re-arming written pages; like fault_collect */
 int wpasync_collect(struct vmp_dirty *t, struct dirty_range *r, uintptr_t *addr, size_t *room,

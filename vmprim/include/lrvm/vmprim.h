@@ -316,6 +316,12 @@ typedef void (*vmp_run_fn)(void *start, size_t npages, void *arg);
  *  @return 0 or an errno (message in vmp_dirty_errmsg). */
 VMP_API int vmp_dirty_collect_runs(vmp_dirty_t *t, vmp_run_fn fn, void *arg);
 
+/** vmp_dirty_peek_runs -- report the pages written since the last collect WITHOUT re-arming
+ *  them: a preview of the next collect (which may report more: writes go on). WP_ASYNC only
+ *  (one PAGEMAP_SCAN without write-protecting); lets a caller prepare for a collect it must
+ *  keep short. @return 0; ENOTSUP for the fault backends; errno of the kernel call. */
+VMP_API int vmp_dirty_peek_runs(vmp_dirty_t *t, vmp_run_fn fn, void *arg);
+
 /**
  * vmp_dirty_prepare_write -- before a kernel write (read(2), recv, ...) into tracked memory:
  * make the pages of [addr, addr+len) writable and record them as written (calling the
