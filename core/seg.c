@@ -281,8 +281,11 @@ static rvm_return_t map_locked(rvm_region_t *region)
     }
     int priv = rvm_map_private ? 1 : 0;
     if (priv) {
-        void *p = sysio.mmap(vm, vmlen, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE, s->fd,
-                             (off_t)off);
+        /* MAP_NORESERVE: a writable private mapping is otherwise charged in full against the
+         * overcommit limit, and a large sparse segment (the shim's 64 GiB heap reservation)
+         * is refused; only the pages written become private copies */
+        void *p = sysio.mmap(vm, vmlen, PROT_READ | PROT_WRITE,
+                             MAP_FIXED | MAP_PRIVATE | MAP_NORESERVE, s->fd, (off_t)off);
         if (p == MAP_FAILED) {
             rc = err_set(RVM_EIO, "rvm_map: mmap(MAP_PRIVATE) of segment %s failed: %s", dev,
                          strerror(errno));
