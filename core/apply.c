@@ -142,7 +142,7 @@ int logrd_next(struct logrd *rd, uint64_t *pos, uint64_t seq, const struct log_r
 #define APPLY_WIN_SHIFT 20
 
 struct piece {
-    uint32_t win;
+    uint32_t win;         /* its window: an index into batch.wlist */
     uint32_t len;
     uint64_t off;
     uint64_t data;        /* offset in batch.data */
@@ -153,6 +153,8 @@ struct win {
     struct seg *s;
     uint64_t lo, hi;
     uint32_t n, pos;
+    uint32_t idx;         /* its index in wlist: pieces name windows by it, because a
+                           * rehash moves windows to other slots */
 };
 
 struct batch {
@@ -198,7 +200,8 @@ static long batch_win(struct batch *b, struct seg *s, uint64_t off)
     while (b->w[h].key && b->w[h].key != key)
         h = (h + 1) & (b->wcap - 1);
     if (!b->w[h].key) {
-        b->w[h] = (struct win){ .key = key, .s = s, .lo = UINT64_MAX, .hi = 0 };
+        b->w[h] = (struct win){ .key = key, .s = s, .lo = UINT64_MAX, .hi = 0,
+                                .idx = (uint32_t)b->nw };
         b->wlist[b->nw++] = (uint32_t)h;
     }
     return (long)h;
@@ -221,9 +224,9 @@ static int batch_add(struct batch *b, struct seg *s, uint64_t off, uint64_t len,
             b->p = p;
             b->pcap = cap;
         }
-        b->p[b->np++] = (struct piece){ .win = (uint32_t)wi, .len = (uint32_t)k, .off = off,
-                                        .data = d };
         struct win *w = &b->w[wi];
+        b->p[b->np++] = (struct piece){ .win = w->idx, .len = (uint32_t)k, .off = off,
+                                        .data = d };
         w->n++;
         if (off < w->lo)
             w->lo = off;
@@ -257,7 +260,7 @@ static rvm_return_t batch_flush(struct batch *b, const char *logpath)
         pos += w->n;
     }
     for (size_t i = 0; i < b->np; i++)
-        b->order[b->w[b->p[i].win].pos++] = (uint32_t)i;
+        b->order[b->w[b->wlist[b->p[i].win]].pos++] = (uint32_t)i;
     pos = 0;
     for (size_t i = 0; i < b->nw && rc == RVM_SUCCESS; i++) {
         struct win *w = &b->w[b->wlist[i]];

@@ -53,6 +53,7 @@ struct region {
     uint64_t off;        /* offset in the segment */
     int allocated;       /* the VM was allocated by rvm_map (vmaddr was NULL) */
     int priv;            /* mapped with mmap(MAP_PRIVATE) of the segment */
+    int copied;          /* memory was made from the file (copy or priv, not no_copy) */
 };
 
 /* one range of a transaction or commit vector; src: where the new bytes are at commit */
@@ -244,6 +245,7 @@ rvm_return_t recover(struct log *lg);
 rvm_return_t seg_get(const char *path, uint64_t dev_length, int create_ok, struct seg **out);
 struct region *region_find(const char *addr, uint64_t len);
 struct region *region_find_overlap(const char *addr, uint64_t len);
+rvm_return_t seg_file_image(const char *addr, uint64_t len, int *fd);
 void seg_close_all(void);
 rvm_return_t seg_load_dict(const char *logpath, const struct buf *dict, uint32_t n);
 

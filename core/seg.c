@@ -119,6 +119,26 @@ rvm_return_t seg_load_dict(const char *logpath, const struct buf *dict, uint32_t
     return RVM_SUCCESS;
 }
 
+static rvm_return_t seg_settle(struct log *lg, struct seg *s);
+
+/* seg_file_image -- for rvm_track's lazy committed images (track.c): if [addr, addr+len)
+ * lies in one region whose memory was made from the segment by rvm_map (copied or
+ * RVM_MAP_PRIVATE, not no_copy), settle the segment (seg_settle) and return its descriptor
+ * in *fd: from now on the file holds the committed image of every byte of the region that no
+ * later commit names. Else *fd = -1. R.mu must NOT be held. */
+rvm_return_t seg_file_image(const char *addr, uint64_t len, int *fd)
+{
+    *fd = -1;
+    pthread_mutex_lock(&R.mu);
+    struct region *g = region_find(addr, len);
+    rvm_return_t rc = RVM_SUCCESS;
+    if (g != NULL && g->copied && R.log != NULL && g->seg->fd >= 0 &&
+        (rc = seg_settle(R.log, g->seg)) == RVM_SUCCESS)
+        *fd = g->seg->fd;
+    pthread_mutex_unlock(&R.mu);
+    return rc;
+}
+
 /* region_find -- the region holding [addr, addr+len) entirely (caller holds R.mu) */
 struct region *region_find(const char *addr, uint64_t len)
 {
@@ -171,17 +191,32 @@ void seg_close_all(void)
     ngrave = gravecap = 0;
 }
 
-/* map_vm_ok -- is [addr, addr+len) part of the address space? (mincore fails if not) */
+/* map_vm_ok -- is [addr, addr+len) part of the address space? One msync(MS_ASYNC) answers
+ * for the whole range: it fails with ENOMEM if any page of it is unmapped, and MS_ASYNC does
+ * nothing else (Linux >= 2.6.19 writes nothing back for it). The former loop of mincore calls
+ * (one per 256 KiB) cost 1.67 s for the shim's 16 GiB reservation. */
 static int map_vm_ok(char *addr, uint64_t len)
 {
-    size_t pg = rvm_page_size();
-    unsigned char v[64];
-    for (uint64_t o = 0; o < len; o += 64 * pg) {
-        uint64_t n = len - o < 64 * pg ? len - o : 64 * pg;
-        if (mincore(addr + o, n, v) != 0)
-            return 0;
+    return msync(addr, (size_t)len, MS_ASYNC) == 0;
+}
+
+/* seg_settle -- make the segment file hold every committed update of s: records still in
+ * the log (or in the coalescing set) are forced and truncated. R.mu held. */
+static rvm_return_t seg_settle(struct log *lg, struct seg *s)
+{
+    rvm_return_t rc = RVM_SUCCESS;
+    pthread_mutex_lock(&lg->mu);
+    int pending = s->last_seq != 0 && s->last_seq >= lg->head_seq;
+    if (pending) {
+        if (lg->cs.n)
+            rc = cset_materialize(lg);
+        if (rc == RVM_SUCCESS)
+            rc = log_force(lg, lg->next_seq - 1);
     }
-    return 1;
+    pthread_mutex_unlock(&lg->mu);
+    if (rc == RVM_SUCCESS && pending)
+        rc = trunc_all(lg);
+    return rc;
 }
 
 /* map_locked -- rvm_map body; R.mu held */
@@ -234,18 +269,7 @@ static rvm_return_t map_locked(rvm_region_t *region)
     }
     /* committed updates of this segment still in the log (from an earlier mapping)
      * must reach the file before we read it */
-    pthread_mutex_lock(&lg->mu);
-    int pending = s->last_seq != 0 && s->last_seq >= lg->head_seq;
-    if (pending) {
-        if (lg->cs.n)
-            rc = cset_materialize(lg);
-        if (rc == RVM_SUCCESS)
-            rc = log_force(lg, lg->next_seq - 1);
-    }
-    pthread_mutex_unlock(&lg->mu);
-    if (rc == RVM_SUCCESS && pending)
-        rc = trunc_all(lg);
-    if (rc)
+    if ((rc = seg_settle(lg, s)) != RVM_SUCCESS)
         return rc;
     int allocated = 0;
     if (vm == NULL) {
@@ -257,8 +281,11 @@ static rvm_return_t map_locked(rvm_region_t *region)
     }
     int priv = rvm_map_private ? 1 : 0;
     if (priv) {
-        void *p = sysio.mmap(vm, vmlen, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE, s->fd,
-                             (off_t)off);
+        /* MAP_NORESERVE: a writable private mapping is otherwise charged in full against the
+         * overcommit limit, and a large sparse segment (the shim's 64 GiB heap reservation)
+         * is refused; only the pages written become private copies */
+        void *p = sysio.mmap(vm, vmlen, PROT_READ | PROT_WRITE,
+                             MAP_FIXED | MAP_PRIVATE | MAP_NORESERVE, s->fd, (off_t)off);
         if (p == MAP_FAILED) {
             rc = err_set(RVM_EIO, "rvm_map: mmap(MAP_PRIVATE) of segment %s failed: %s", dev,
                          strerror(errno));
@@ -281,7 +308,8 @@ static rvm_return_t map_locked(rvm_region_t *region)
         goto fail;
     }
     *g = (struct region){ .seg = s, .vmaddr = vm, .len = len, .vmlen = vmlen, .off = off,
-                          .allocated = allocated, .priv = priv };
+                          .allocated = allocated, .priv = priv,
+                          .copied = priv || !region->no_copy };
     size_t at = 0;
     while (at < R.nregions && R.regions[at]->vmaddr < vm)
         at++;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "rvm_int.h"
+#include "sysio.h"
 #include "track.h"
 
 struct track_state T = {
@@ -259,6 +260,12 @@ static int track_plist_grow(size_t need)
 /* track_region_add -- start tracking region (rvm_track) */
 rvm_return_t track_region_add(rvm_region_t *region)
 {
+    return track_region_add_sparse(region, UINT64_MAX);
+}
+
+/* track_region_add_sparse -- see track.h */
+rvm_return_t track_region_add_sparse(rvm_region_t *region, uint64_t wp_len)
+{
     size_t ps = track_ps();
     if (region == NULL || region->struct_id != rvm_region_id)
         return track_err(RVM_EREGION, "rvm_track: not a region descriptor (initialise it "
@@ -270,17 +277,15 @@ rvm_return_t track_region_add(rvm_region_t *region)
                          (void *)region->vmaddr, (unsigned long)region->length);
     if (region->offset.high != 0)
         return track_err(RVM_EOFFSET, "rvm_track: region offset does not fit in 64 bits");
+    int priv = 0;
     if (T.sink == NULL) {   /* committing through core: the region must be rvm_map'ed */
-        rvm_return_t m = track_core_check_mapped(region->vmaddr, region->length);
+        rvm_return_t m = track_core_check_mapped(region->vmaddr, region->length, &priv);
         if (m != RVM_SUCCESS)
             return track_err(m, "rvm_track: region at %p (%lu bytes): %s",
                              (void *)region->vmaddr, (unsigned long)region->length,
                              m == RVM_EINIT ? "not mapped: call rvm_initialize and rvm_map "
                                               "first"
-                             : m == RVM_EREGION ? "mapped with RVM_MAP_PRIVATE (a file "
-                                                  "mapping); tracking needs rvm_map's copied "
-                                                  "memory: map it without that flag"
-                                                : "not mapped: map it with rvm_map first");
+                                            : "not mapped: map it with rvm_map first");
     }
     pthread_mutex_lock(&T.mu);
     track_defaults();
@@ -335,9 +340,27 @@ rvm_return_t track_region_add(rvm_region_t *region)
         snprintf(T.st.backend, sizeof(T.st.backend), "%s", vmp_backend_name(T.backend));
     }
 
+    if (priv && T.hook_backend) {
+        pthread_mutex_unlock(&T.mu);
+        return track_err(RVM_EREGION, "rvm_track: region at %p is mapped with RVM_MAP_PRIVATE "
+                         "(a file mapping), which only the wp-async backend can track (this "
+                         "process uses %s): map it without that flag", (void *)region->vmaddr,
+                         vmp_backend_name(T.backend));
+    }
+    int file_fd = -1;
+    if (!T.hook_backend && T.sink == NULL) {
+        /* lazy twins (track.h, "LAZY TWINS"): settles the segment first */
+        rvm_return_t m = track_core_file_image(region->vmaddr, region->length, &file_fd);
+        if (m != RVM_SUCCESS) {
+            pthread_mutex_unlock(&T.mu);
+            return track_err(m, "rvm_track: cannot bring segment of region %p up to date "
+                             "before tracking: %s", (void *)region->vmaddr, rvm_errmsg);
+        }
+    }
     struct track_region *r = calloc(1, sizeof(*r));
     if (r == NULL)
         goto nomem;
+    r->file_fd = file_fd;
     r->pub = region;
     r->base = region->vmaddr;
     r->len = region->length;
@@ -362,8 +385,12 @@ rvm_return_t track_region_add(rvm_region_t *region)
     /* 4 KiB pages for the slots: a transparent huge page would make the first copy into a
      * slot zero 2 MiB (in a fault handler, or in the pause), and slots are used sparsely */
     madvise(r->slots, 2 * npages * ps, MADV_NOHUGEPAGE);
-    if (!T.hook_backend) {
-        /* wp-async: no hook, so the twins must exist before the first write */
+    if (!T.hook_backend && file_fd >= 0) {
+        /* wp-async, memory made from the segment: every page starts lazy */
+        memset((void *)r->st, TF_FILE, npages);
+    } else if (!T.hook_backend) {
+        /* wp-async on no_copy memory: no hook, so the twins must exist before the first
+         * write */
         for (size_t i = 0; i < npages; i++) {
             if (track_budget_take() != 0)
                 break;
@@ -374,7 +401,8 @@ rvm_return_t track_region_add(rvm_region_t *region)
     }
     /* publish before arming: a fault after arming must find the region */
     atomic_store(&T.regions[slot], r);
-    int e = vmp_dirty_arm(T.dirty, r->base, npages * ps);
+    int e = vmp_dirty_arm_sparse(T.dirty, r->base, npages * ps,
+                                 wp_len < npages * ps ? (size_t)wp_len : npages * ps);
     if (e != 0) {
         atomic_store(&T.regions[slot], NULL);
         for (size_t i = 0; i < npages; i++)
@@ -393,6 +421,8 @@ nomem:
     return track_err(RVM_ENO_MEMORY, "rvm_track: out of memory for the state of a %zu-page "
                      "region (needs 2 x its size of reserved virtual memory)", npages);
 }
+
+static const char *track_file_image(struct track_region *r, size_t i);
 
 /* track_collect_cb -- vmprim run callback: remember collected pages in the carry bitmaps */
 static void track_collect_cb(void *start, size_t npages, void *arg)
@@ -421,10 +451,9 @@ static int track_region_changed(struct track_region *r)
         int carried = (atomic_load(&r->carry[i / 64]) >> (i % 64)) & 1;
         if (!carried && (s & TS_MASK) == TS_CLEAN)
             continue;
-        if (!(s & TF_TWIN))
-            return 1;
-        if (memcmp(r->base + i * ps, track_slot(r, i, (s & TF_SLOTB) != 0),
-                   track_page_len(r, i)) != 0)
+        const char *twin = (s & TF_TWIN) ? track_slot(r, i, (s & TF_SLOTB) != 0)
+                           : (s & TF_FILE) ? track_file_image(r, i) : NULL;
+        if (twin == NULL || memcmp(r->base + i * ps, twin, track_page_len(r, i)) != 0)
             return 1;
     }
     return 0;
@@ -505,26 +534,35 @@ rvm_return_t track_on_unmap(const void *addr, uint64_t len)
     return rc == RVM_EREGION ? RVM_SUCCESS : rc;    /* not tracked: nothing to do */
 }
 
+/* track_buf_grow -- make *p (mmap'ed, *cap bytes) hold at least need bytes. mmap/mremap,
+ * not realloc: a final commit builds its record while the other threads are parked, and a
+ * parked thread may hold a libc lock malloc needs; system calls take none. 0 or -1. */
+static int track_buf_grow(void **p, size_t *cap, size_t need, size_t first)
+{
+    size_t c = *cap ? *cap : first;
+    while (c < need)
+        c *= 2;
+    void *q = *cap ? mremap(*p, *cap, c, MREMAP_MAYMOVE)
+                   : mmap(NULL, c, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (q == MAP_FAILED)
+        return -1;
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
 /* track_out_reserve -- room for `bytes` more data and one more range */
 static int track_out_reserve(size_t bytes)
 {
-    if (out_len + bytes > out_cap) {
-        size_t c = out_cap ? out_cap : 1 << 16;
-        while (c < out_len + bytes)
-            c *= 2;
-        char *p = realloc(out_data, c);
-        if (p == NULL)
-            return -1;
-        out_data = p;
-        out_cap = c;
-    }
+    if (out_len + bytes > out_cap &&
+        track_buf_grow((void **)&out_data, &out_cap, out_len + bytes, 1 << 16) != 0)
+        return -1;
     if (out_n + 1 > out_rcap) {
-        size_t c = out_rcap ? out_rcap * 2 : 1024;
-        struct track_range *p = realloc(out_r, c * sizeof(*p));
-        if (p == NULL)
+        size_t bytes_r = out_rcap * sizeof(*out_r);
+        if (track_buf_grow((void **)&out_r, &bytes_r, (out_n + 1) * sizeof(*out_r),
+                           1024 * sizeof(*out_r)) != 0)
             return -1;
-        out_r = p;
-        out_rcap = c;
+        out_rcap = bytes_r / sizeof(*out_r);
     }
     return 0;
 }
@@ -614,6 +652,37 @@ static uint8_t track_keep_snapshot(uint8_t s)
     return (uint8_t)(s & TF_SLOTB);
 }
 
+/* scratch page for pre-images read from the segment (T.mu held by every user) */
+static char *file_page;
+
+/* track_file_image -- the committed image of TF_FILE page i of r, read from the segment into
+ * a scratch page (valid until the next call); NULL if it cannot be read: the caller then
+ * logs the page whole, which is always correct. Beyond the file's end the image is zeros
+ * (the file grows only by preallocation, never by a commit). */
+static const char *track_file_image(struct track_region *r, size_t i)
+{
+    size_t ps = track_ps(), plen = track_page_len(r, i), got = 0;
+    if (file_page == NULL && (file_page = malloc(ps)) == NULL)
+        goto fail;
+    off_t at = (off_t)(r->seg_off + (uint64_t)i * ps);
+    while (got < plen) {
+        ssize_t n = sysio.pread(r->file_fd, file_page + got, plen - got, at + (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            goto fail;
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    memset(file_page + got, 0, ps - got);
+    T.file_reads++;
+    return file_page;
+fail:
+    T.file_read_errors++;
+    return NULL;
+}
+
 /* track_diff_all -- diff every captured page (threads running again); 0 or -1 (ENOMEM) */
 static int track_diff_all(size_t np)
 {
@@ -654,6 +723,8 @@ static int track_diff_all(size_t np)
             continue;
         int b = (s & TF_SLOTB) != 0;
         const char *twin = (s & TF_TWIN) ? track_slot(r, i, b) : NULL;
+        if (twin == NULL && (s & TF_FILE))
+            twin = track_file_image(r, i);
         if (track_emit_page(r, i, track_slot(r, i, !b), twin) != 0)
             return -1;
         uint8_t flags = track_keep_snapshot(s);
@@ -661,6 +732,27 @@ static int track_diff_all(size_t np)
         if (!T.hook_backend && !(flags & TF_TWIN))
             ns = TS_CLEAN;
         atomic_store(&r->st[i], ns);
+    }
+    return 0;
+}
+
+/* track_diff_live -- a final commit (wp-async, threads still parked): diff every captured
+ * page as it is in memory, without a snapshot, and leave it with no committed image (a later
+ * write, if any, logs it whole). No allocation but mmap (track_out_reserve). 0 or -1. */
+static int track_diff_live(size_t np)
+{
+    size_t ps = track_ps();
+    for (size_t q = 0; q < np; q++) {
+        struct track_region *r = atomic_load(&T.regions[T.plist[q] >> 40]);
+        size_t i = (size_t)(T.plist[q] & (((uint64_t)1 << 40) - 1));
+        uint8_t s = atomic_load(&r->st[i]);
+        const char *twin = (s & TF_TWIN) ? track_slot(r, i, (s & TF_SLOTB) != 0)
+                           : (s & TF_FILE) ? track_file_image(r, i) : NULL;
+        if (track_emit_page(r, i, r->base + i * ps, twin) != 0)
+            return -1;
+        if (s & TF_TWIN)
+            track_budget_give();
+        atomic_store(&r->st[i], (uint8_t)(TS_CLEAN | (s & TF_SLOTB)));
     }
     return 0;
 }
@@ -738,8 +830,10 @@ static void track_trim(void)
     }
 }
 
-/* track_capture -- at the safepoint: collect the dirty set and mark it (no allocation) */
-static int track_capture(size_t *np_out)
+/* track_capture -- at the safepoint: collect the dirty set and mark it (no allocation);
+ * live: a final wp-async commit that diffs the pages before releasing the threads, so
+ * they are not copied */
+static int track_capture(size_t *np_out, int live)
 {
     size_t ps = track_ps();
     int e = vmp_dirty_collect_runs(T.dirty, track_collect_cb, NULL);
@@ -763,6 +857,8 @@ static int track_capture(size_t *np_out)
                     if ((s & TS_MASK) != TS_DIRTY)
                         continue;
                     atomic_store(&r->st[i], (uint8_t)(TS_PENDING | (s & ~TS_MASK)));
+                } else if (live) {
+                    /* diffed before the release (track_diff_live): state unchanged */
                 } else {
                     /* no hook: copy the page now, while nobody can write it */
                     int b = (s & TF_SLOTB) != 0;
@@ -779,8 +875,67 @@ static int track_capture(size_t *np_out)
     return 0;
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23   /* Linux 5.14 */
+#endif
+
+/* the slot run being pre-faulted (track_prefault_cb) */
+struct prefault {
+    char *lo, *hi;
+};
+
+/* track_prefault_flush -- populate the pending slot run */
+static void track_prefault_flush(struct prefault *pf)
+{
+    if (pf->hi > pf->lo)
+        madvise(pf->lo, (size_t)(pf->hi - pf->lo), MADV_POPULATE_WRITE);
+    pf->lo = pf->hi = NULL;
+}
+
+/* track_prefault_cb -- vmprim peek callback: the snapshot slots of these written pages */
+static void track_prefault_cb(void *start, size_t npages, void *arg)
+{
+    struct prefault *pf = arg;
+    size_t ps = track_ps();
+    for (size_t j = 0; j < npages; j++) {
+        uintptr_t p = (uintptr_t)start + j * ps;
+        struct track_region *r = track_find(p);
+        if (r == NULL)
+            continue;
+        size_t i = (p - (uintptr_t)r->base) / ps;
+        char *slot = track_slot(r, i, !(atomic_load(&r->st[i]) & TF_SLOTB));
+        if (slot != pf->hi) {
+            track_prefault_flush(pf);
+            pf->lo = slot;
+        }
+        pf->hi = slot + ps;
+    }
+}
+
+/*
+ * track_prefault -- wp-async, before the stop: the capture copies every dirty page into its
+ * snapshot slot inside the pause, and a slot page never used before costs a page fault there
+ * (~4 us, 20x the copy: 64 MiB dirty paused the program ~70 ms). So the pages written so far
+ * are previewed (vmp_dirty_peek_runs: no re-arming) and their snapshot slots populated now,
+ * while the threads run. Pages written between this and the stop fault in the pause as
+ * before; pages previewed but not captured (impossible: a written page stays written until
+ * the collect) would only cost memory the trim gives back.
+ */
+static void track_prefault(void)
+{
+    struct prefault pf = {NULL, NULL};
+    if (vmp_dirty_peek_runs(T.dirty, track_prefault_cb, &pf) == 0)
+        track_prefault_flush(&pf);
+}
+
 /* track_commit -- rvm_commit (see track.h) */
 rvm_return_t track_commit(void)
+{
+    return track_commit_mode(0);
+}
+
+/* track_commit_mode -- rvm_commit; final: see track.h (track_commit_final) */
+rvm_return_t track_commit_mode(int final)
 {
     pthread_mutex_lock(&T.mu);
     uint64_t t0 = track_now_ns();
@@ -806,6 +961,18 @@ rvm_return_t track_commit(void)
         rc = track_err(RVM_ENO_MEMORY, "rvm_commit: out of memory");
         goto out;
     }
+    int live = final && !T.hook_backend;
+    if (live && file_page == NULL && (file_page = malloc(track_ps())) == NULL) {
+        rc = track_err(RVM_ENO_MEMORY, "rvm_commit: out of memory");
+        goto out;
+    }
+    if (live) {
+        out_len = 0;
+        out_n = 0;
+    }
+    if (!T.hook_backend && !live)
+        track_prefault();
+    uint64_t t_halt = track_now_ns();   /* the pause starts here (the prefault is not in it) */
     struct track_safepoint_stats ss = {0, 0, 0};
     size_t np = 0;
     pthread_rwlock_wrlock(&T.kw);
@@ -816,15 +983,18 @@ rvm_return_t track_commit(void)
         goto out;
     }
     uint64_t t_stop = track_now_ns();
-    e = track_capture(&np);
+    e = track_capture(&np, live);
+    int diff_failed = 0;
+    if (e == 0 && live)
+        diff_failed = track_diff_live(np) != 0;
     uint64_t t_capt = track_now_ns();
     track_safepoint_release();
     if (e == 0 && T.hook_backend)
         track_trim();
-    T.st.last_stop_ns = t_stop - t0;
+    T.st.last_stop_ns = t_stop - t_halt;
     T.st.last_capture_ns = t_capt - t_stop;
     pthread_rwlock_unlock(&T.kw);
-    uint64_t t_pause = track_now_ns() - t0;
+    uint64_t t_pause = track_now_ns() - t_halt;
     if (e != 0) {
         rc = track_err(RVM_EINTERNAL, "rvm_commit: collecting dirty pages failed: %s (%s)",
                        strerror(e), vmp_dirty_errmsg(T.dirty));
@@ -839,11 +1009,14 @@ rvm_return_t track_commit(void)
     if (t_pause > T.st.max_pause_ns)
         T.st.max_pause_ns = t_pause;
 
-    if (!T.hook_backend)
+    if (!T.hook_backend && !live)
         track_trim();
-    out_len = 0;
-    out_n = 0;
-    if (track_diff_all(np) != 0) {
+    if (!live) {
+        out_len = 0;
+        out_n = 0;
+        diff_failed = track_diff_all(np) != 0;
+    }
+    if (diff_failed) {
         /* twins were already advanced for part of the pages: the tracked state no longer
          * matches the log, so this is sticky */
         T.sticky = RVM_ENO_MEMORY;
@@ -878,7 +1051,7 @@ rvm_return_t track_commit(void)
     T.st.n_commits++;
 done:
     if (out_cap > ((size_t)64 << 20)) {     /* do not keep a huge record buffer around */
-        free(out_data);
+        munmap(out_data, out_cap);
         out_data = NULL;
         out_cap = 0;
     }
@@ -906,6 +1079,26 @@ void track_note_commit(const void *addr, uint64_t len)
             uintptr_t pend = (uintptr_t)r->base + (i + 1) * ps;
             uintptr_t e = hi < pend ? hi : pend;
             uint8_t s = atomic_load(&r->st[i]);
+            if ((s & TF_FILE) && !(s & TF_TWIN)) {
+                /* Lazy page: the file stops being its committed image now (this record
+                 * reaches the file only at truncation). Its image is the file's page with
+                 * the committed bytes laid over it, below: make that the twin, or forget
+                 * the image (logged whole when written) if no twin can be had. */
+                uint8_t ns = (uint8_t)(s & ~TF_FILE);
+                if (track_budget_take() == 0) {
+                    const char *img = track_file_image(r, i);
+                    if (img != NULL) {
+                        memcpy(track_slot(r, i, (s & TF_SLOTB) != 0), img,
+                               track_page_len(r, i));
+                        atomic_fetch_add(&T.slot_touches, 1);
+                        ns |= TF_TWIN;
+                    } else {
+                        track_budget_give();
+                    }
+                }
+                atomic_store(&r->st[i], ns);
+                s = ns;
+            }
             /* the committed bytes are the current memory: copy them into the twin */
             if (s & TF_TWIN)
                 memcpy(track_slot(r, i, (s & TF_SLOTB) != 0) + (lo - (uintptr_t)r->base - i * ps),

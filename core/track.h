@@ -18,11 +18,34 @@
  *    content as of the last commit, which we copy into the twin slot (0.2 us against a
  *    5 us fault). After the commit that logs the page, its twin is dropped (memory == the
  *    committed image again), so twins cover one epoch's working set only.
- *  - wp-async has no hook: the twin must exist before the write. rvm_track copies the
- *    region into twin slots (up to the budget), and every commit turns the page's snapshot
+ *  - wp-async has no hook: the twin must exist before the write. rvm_track copies a
+ *    no_copy region into twin slots (up to the budget; other regions use LAZY TWINS below),
+ *    and every commit turns the page's snapshot
  *    into its twin. Beyond the budget, a page logged whole takes the twin of a page not
  *    written in the last two commits (a CLOCK, i.e. approximate LRU), so the twins follow
  *    the pages being written.
+ *  - LAZY TWINS (wp-async, region memory made from the segment by rvm_map: copied or
+ *    RVM_MAP_PRIVATE, not no_copy). Copying the whole region up front cost 0.32 s per
+ *    restart of a 1 GiB heap and doubled its memory, so instead every page starts TF_FILE:
+ *    "no twin; the committed image is the segment file's page". The claim holds from
+ *    rvm_track until the page's first collect or first explicit commit, because:
+ *      (1) rvm_track settles the segment first (seg_file_image: forces and truncates every
+ *          record naming it), so the file then holds every committed byte: recovery and
+ *          the first rvm_map of a recovered segment truncate too, and rvm_map copied (or
+ *          maps) exactly that file, so memory == file at rvm_map;
+ *      (2) no-steal: only truncation writes the segment, and only committed records;
+ *      (3) a record naming a TF_FILE page is made only (a) by a tracked commit that
+ *          collected the page, which clears TF_FILE in the same commit (the snapshot becomes
+ *          the twin, or the page is logged whole from then on), or (b) by an explicit
+ *          transaction, whose commit reaches track_note_commit, which turns the page's image
+ *          into a twin (the file's page + the committed bytes) before it can be collected
+ *          (both hold T.mu). So no record ever applies to the file page of a TF_FILE page.
+ *    At its first commit a TF_FILE page is diffed against its file page (pread into one
+ *    scratch page, ~1 us from the page cache; a hole reads as zeros without I/O), and only
+ *    then does it take a twin from the budget. A write made between rvm_map and rvm_track
+ *    without a transaction is not committed: with lazy twins it is logged by the first
+ *    commit that finds the page written again (with eager twins it was never logged).
+ *    Untouched pages cost nothing: restart maps, it does not read.
  *  - Budget: at most `budget` bytes of twins per process (default TRACK_DEFAULT_BUDGET,
  *    rvm_track_configure). A page that has no twin because the budget is spent is logged
  *    WHOLE: new-value logging of a whole page is always correct, twins only make records
@@ -123,6 +146,7 @@
 enum { TS_CLEAN = 0, TS_DIRTY = 1, TS_PENDING = 2, TS_SNAP = 3, TS_MASK = 3 };
 #define TF_TWIN 4
 #define TF_SLOTB 8
+#define TF_FILE 16    /* wp-async, no twin yet: the committed image is the segment file's */
 
 /* one range of a tracked commit: `len` new bytes at segment offset `off` of the region
  * `cookie` (the rvm_region_t given to rvm_track) */
@@ -147,6 +171,7 @@ struct track_region {
     uint64_t len;            /* bytes of the region (may end inside the last page) */
     size_t npages;
     uint64_t seg_off;        /* segment offset of base */
+    int file_fd;             /* the segment (lazy twins, TF_FILE pages), or -1 */
     char *slots;             /* 2 * npages pages: A = [0, npages), B = [npages, 2 npages) */
     _Atomic uint8_t *st;     /* per-page state byte */
     _Atomic uint64_t *carry; /* pages collected and not yet committed (bitmap) */
@@ -171,6 +196,8 @@ struct track_state {
     _Atomic uint64_t twin_pages; /* twins in existence (budget) */
     _Atomic uint64_t hook_snaps; /* captured pages copied by a hook before a write (the
                                   * concurrent-checkpoint path; tests look at it) */
+    uint64_t file_reads;         /* TF_FILE pre-images read from the segment (tests) */
+    uint64_t file_read_errors;   /* ... that failed: those pages were logged whole */
     int flush;                   /* rvm_commit_mode: 1 flush, 0 no_flush */
     rvm_return_t sticky;         /* a sink failure: every later commit fails */
     char sticky_msg[256];
@@ -195,8 +222,22 @@ extern struct track_state T;
 /* track.c */
 rvm_return_t track_configure(const rvm_track_options_t *o);
 rvm_return_t track_region_add(rvm_region_t *region);
+/* track_region_add_sparse -- rvm_track for a region of private memory of which only the
+ * first wp_len bytes can hold populated pages (the shim's heap reservation, just mapped:
+ * wp_len = the heap in use). wp-async then write-protects only that part (see
+ * vmp_dirty_arm_sparse: 67 ms and 32 MiB of page tables saved at a 16 GiB reservation, and
+ * ~20 ms off every commit's pause). */
+rvm_return_t track_region_add_sparse(rvm_region_t *region, uint64_t wp_len);
 rvm_return_t track_region_remove(const rvm_region_t *region, int implicit);
 rvm_return_t track_commit(void);
+/* track_commit_final -- rvm_commit for the last commit of a process (the shim's exit
+ * commit): with wp-async the dirty pages are diffed in place while the other threads are
+ * still parked, instead of being copied into snapshot slots that would become twins nobody
+ * uses: an exit commit of a 1 GiB dirty heap then costs no extra 1 GiB of memory (the
+ * record's copy of the changed bytes remains). The pause is the whole diff. Pages are left
+ * without a committed image, so a later commit is still correct (it logs them whole). */
+rvm_return_t track_commit_mode(int final);
+#define track_commit_final() track_commit_mode(1)
 /* track_note_commit -- an explicit transaction committed [addr, addr+len): bring the twins
  * of tracked pages in that range up to date. Core calls it after the record is queued. */
 void track_note_commit(const void *addr, uint64_t len);
@@ -217,8 +258,12 @@ const char *track_errmsg(void);
 /* track_core_sink -- the default sink: core's txn_commit_vector */
 rvm_return_t track_core_sink(void *arg, const struct track_range *r, size_t n, int sync,
                              uint64_t *logged);
-/* track_core_check_mapped -- is [addr, addr+len) inside one region mapped by rvm_map? */
-rvm_return_t track_core_check_mapped(const char *addr, uint64_t len);
+/* track_core_check_mapped -- is [addr, addr+len) inside one region mapped by rvm_map?
+ * *priv: 1 if it is a RVM_MAP_PRIVATE (file) mapping */
+rvm_return_t track_core_check_mapped(const char *addr, uint64_t len, int *priv);
+/* track_core_file_image -- the segment descriptor whose file holds the committed image of
+ * the region's pages (lazy twins), or -1 (see seg_file_image); an rvm_return_t */
+rvm_return_t track_core_file_image(const char *addr, uint64_t len, int *fd);
 
 /* track_diff.c */
 /* one run of changed bytes within a page: [off, off+len) */

@@ -39,18 +39,24 @@ rvm_return_t track_core_sink(void *arg, const struct track_range *r, size_t n, i
     return rc;
 }
 
-/* track_core_check_mapped -- RVM_SUCCESS if [addr, addr+len) lies in one region mapped
- * with copied (anonymous) memory; RVM_EREGION for a RVM_MAP_PRIVATE (file-backed) mapping,
- * whose pages userfaultfd write-protection cannot track */
-rvm_return_t track_core_check_mapped(const char *addr, uint64_t len)
+/* track_core_check_mapped -- RVM_SUCCESS if [addr, addr+len) lies in one region mapped by
+ * rvm_map; *priv tells whether it is a RVM_MAP_PRIVATE (file-backed) mapping, which only
+ * wp-async can track (Linux 6.7+ registers any memory type for WP-only async mode; the
+ * fault backends need anonymous memory) */
+rvm_return_t track_core_check_mapped(const char *addr, uint64_t len, int *priv)
 {
+    *priv = 0;
     if (R.state != RVM_ST_INIT)
         return RVM_EINIT;
     pthread_mutex_lock(&R.mu);
     struct region *g = region_find(addr, len);
-    int priv = g != NULL && g->priv;
+    *priv = g != NULL && g->priv;
     pthread_mutex_unlock(&R.mu);
-    if (g == NULL)
-        return RVM_ENOT_MAPPED;
-    return priv ? RVM_EREGION : RVM_SUCCESS;
+    return g == NULL ? RVM_ENOT_MAPPED : RVM_SUCCESS;
+}
+
+/* track_core_file_image -- see track.h */
+rvm_return_t track_core_file_image(const char *addr, uint64_t len, int *fd)
+{
+    return seg_file_image(addr, len, fd);
 }

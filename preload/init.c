@@ -68,7 +68,11 @@ int shim_ensure_init(void)
     if (s >= SHIM_ACTIVE)
       return s;
     if (s == SHIM_INITING) {
-      if (init_thread)
+      /* Once the internal heap exists, another thread is served from it as the initialiser
+       * is: such a thread is liblrvm's own (rvm_initialize starts the log's truncation
+       * thread, which allocates), and the initialiser may be waiting for it (rvm_map waits
+       * for truncation): spinning here would deadlock (a restart after a 1 GiB commit did). */
+      if (init_thread || shim_iheap != NULL)
         return SHIM_INITING;
       sched_yield();
       continue;

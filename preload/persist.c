@@ -14,13 +14,15 @@
  *   1. rvm_initialize with the log: recovery applies every committed record to the segment.
  *      A header that existed only in the log is judged now.
  *   2. The segment file is extended (sparse, ftruncate) to heap_off + reservation; the header
- *      page is mapped (read), the heap region [heap_off, + reserve) is rvm_map'ed at the heap
- *      base with no_copy: rvm_map would otherwise read the whole reservation (16 GiB by
- *      default). Instead we read only the heap's backed size (from its header) ourselves:
- *      restart cost is proportional to the heap in use.
- *   3. rvm_track(both); only then heap_open / heap_create and the new header's fields, so their
- *      writes are tracked; a new segment is committed at once (an empty heap is a valid restart
- *      point).
+ *      page is mapped (read); the heap region [heap_off, + reserve) is rvm_map'ed at the heap
+ *      base: with wp-async a MAP_PRIVATE mapping of the file (nothing is read at start-up),
+ *      else anonymous memory into which the heap's backed size (from its header) is read
+ *      (persist_load_image). Restart cost does not grow with the heap (wp-async) or grows
+ *      with the heap in use only (fault backends), never with the reservation.
+ *   3. the header page and the heap are tracked (the heap sparsely: only the part in use can
+ *      hold pages); only then heap_open / heap_create and the new header's fields, so their
+ *      writes are tracked; a new segment is committed at once (an empty heap is a valid
+ *      restart point).
  *   4. the globals (globals.c): mapped and tracked now, restored just before main.
  * Commit (shim_commit): the globals' restore lock (no commit before they are restored), the
  * header's commit stamp, heap_lock_all, rvm_commit, unlock. The heap lock is taken before
@@ -47,6 +49,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
@@ -54,6 +57,7 @@
 #include <unistd.h>
 
 #include <lrvm/lrvm.h>
+#include <lrvm/vmprim.h>
 #include <rvm/rvm.h>
 
 __thread int shim_in_core __attribute__((tls_model("initial-exec")));
@@ -63,6 +67,7 @@ struct heap *shim_iheap;
 static rvm_region_t region;     /* the heap */
 static rvm_region_t hregion;    /* the header page */
 static struct image_header *img;
+static int image_mapped;        /* the heap region is a MAP_PRIVATE mapping of the segment */
 static char log_path[PATH_MAX];
 
 /* struct segb -- the segment backing: the file's blocks are reserved as the heap grows */
@@ -203,6 +208,105 @@ static int map_region(rvm_region_t *r, const char *seg, uint64_t off, size_t len
   return 0;
 }
 
+/*
+ * persist_load_image -- map the segment's heap image (at heap_off) at base as the LRVM region;
+ * existing: the segment has a header, so its heap (if its magic is there) is loaded. "Map, don't read": restart cost must not
+ * grow with the heap (issue 6 item 10: <= 0.2 s for a 1 GiB heap).
+ *  - wp-async (the backend the shim runs with; see below): the reservation is mapped
+ *    MAP_PRIVATE from the segment file (RVM_MAP_PRIVATE). A page is read from the page cache
+ *    only when the program touches it, and a write makes it a private (anonymous) copy, so
+ *    the file receives nothing but what truncation writes: committed records (no-steal).
+ *    Pages never written in this process show the file, and truncation only writes pages
+ *    some commit of this process wrote, which are private copies by then: the program never
+ *    sees the file change under it. wp-async tracks such a mapping (Linux 6.7+ registers any
+ *    memory type for WP-only async mode), and core takes a page's committed image from the
+ *    file lazily at its first commit (core/track.h, LAZY TWINS), so tracking costs nothing
+ *    up front either.
+ *  - the fault backends (uffd-sigbus, mprotect) need anonymous memory: the region is mapped
+ *    with no_copy and the heap in use (its header says how much) is read into it. Restart
+ *    then costs a read of the heap in use (~0.5 s per GiB here).
+ */
+static int persist_load_image(const char *seg, void *base, size_t reserve, uint64_t heap_off,
+                              int existing)
+{
+  struct heap_header hdr;
+  int heap_there = existing &&
+                   pread(segb.fd, &hdr, sizeof(hdr), (off_t)heap_off) == (ssize_t)sizeof(hdr) &&
+                   memcmp(hdr.magic, HEAP_MAGIC, 8) == 0;
+  size_t sz = heap_there ? (hdr.size <= reserve ? (size_t)hdr.size : reserve) : 0;
+  char why[256];
+  /* LRVM_TEST_READ_IMAGE=1 (benchmarks only: bench/shim) takes the read path with wp-async,
+   * to measure mapping against reading in one run */
+  const char *rd = getenv("LRVM_TEST_READ_IMAGE");
+  int map_file = (strcmp(shim_opts.track, "auto") == 0 || strcmp(shim_opts.track, "wp-async") == 0)
+                 && vmp_backend_probe(VMP_BACKEND_WP_ASYNC, why, sizeof(why)) == 0 &&
+                 !(rd != NULL && strcmp(rd, "1") == 0);
+  rvm_init_region(&region);
+  region.data_dev = (char *)seg;
+  region.offset = RVM_MK_OFFSET(0, heap_off);
+  region.length = reserve;
+  region.vmaddr = base;
+  region.no_copy = rvm_true;   /* without map_file: rvm_map would read the whole reservation */
+  rvm_bool_t was = rvm_map_private;
+  rvm_map_private = map_file ? rvm_true : rvm_false;
+  rvm_return_t rc = rvm_map(&region, NULL);
+  rvm_map_private = was;
+  if (rc != RVM_SUCCESS) {
+    say_rvm("cannot map LRVM_SEGMENT", rc);
+    return EIO;
+  }
+  image_mapped = map_file;
+  if (sz && !map_file) {
+    for (size_t done = 0; done < sz;) {
+      ssize_t r = pread(segb.fd, (char *)base + done, sz - done, (off_t)(heap_off + done));
+      if (r <= 0) {
+        int err = r < 0 ? errno : EIO;
+        shim_say(2, "cannot read LRVM_SEGMENT=", seg, ": ", strerror(err), NULL);
+        return err;
+      }
+      done += (size_t)r;
+    }
+  }
+  segb.size = sz;
+  return 0;
+}
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23   /* Linux 5.14 */
+#endif
+
+/*
+ * shim_persist_fork_child -- in a fork child (heap.c's handler): detach the heap from the
+ * segment file. With a MAP_PRIVATE image, a page neither process wrote before the fork is
+ * still the file's page in the child; the parent's truncation later writes committed data
+ * into the file, and the child would see it change under it (fork promises a snapshot). So
+ * every page of the heap in use is made the child's own copy now (MADV_POPULATE_WRITE: one
+ * call, ~0.2-0.3 s per GiB never written by the parent; a fork+exec child pays it too), and
+ * the rest of the reservation becomes fresh anonymous memory (the child's heap may grow into
+ * it and expects zeros there, whatever the parent commits).
+ */
+void shim_persist_fork_child(void)
+{
+  /* Its duplicate of the descriptor would keep the one-writer lock (flock: held while any
+   * duplicate is open) after the parent exits, refusing the next run for as long as the
+   * child lives; its heap never commits, so it needs no file blocks either. */
+  if (segb.fd >= 0) {
+    close(segb.fd);
+    segb.fd = -1;
+  }
+  if (!image_mapped)
+    return;
+  char *base = region.vmaddr;
+  size_t used = segb.size, reserve = segb.reserve;
+  if (used > 0 && madvise(base, used, MADV_POPULATE_WRITE) != 0)
+    shim_say(2, "fork child: cannot copy the heap (", strerror(errno), "); its pages not "
+             "written before the fork may show the parent's later commits", NULL);
+  if (reserve > used &&
+      mmap(base + used, reserve - used, PROT_READ | PROT_WRITE,
+           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0) == MAP_FAILED)
+    shim_say(2, "fork child: cannot detach the heap reservation: ", strerror(errno), NULL);
+}
+
 /* shim_persist_setup -- steps 0-4 of the file comment; the heap is reserved at base already */
 int shim_persist_setup(void *base, size_t reserve)
 {
@@ -289,26 +393,14 @@ int shim_persist_setup(void *base, size_t reserve)
   if (mrc)
     return mrc;
   img = (struct image_header *)hregion.vmaddr;
-  if ((mrc = map_region(&region, seg, heap_off, reserve, base, 1, "cannot map LRVM_SEGMENT")))
+  if ((mrc = persist_load_image(seg, base, reserve, heap_off, existing)))
     return mrc;
-  /* Read the heap in use (its header says how much), not the whole reservation. */
-  struct heap_header hdr;
-  int heap_there = pread(segb.fd, &hdr, sizeof(hdr), (off_t)heap_off) == (ssize_t)sizeof(hdr) &&
-                   memcmp(hdr.magic, HEAP_MAGIC, 8) == 0;
-  if (existing && heap_there) {
-    size_t sz = hdr.size <= reserve ? (size_t)hdr.size : reserve;
-    for (size_t done = 0; done < sz;) {
-      ssize_t r = pread(segb.fd, (char *)base + done, sz - done, (off_t)(heap_off + done));
-      if (r <= 0) {
-        int err = r < 0 ? errno : EIO;
-        shim_say(2, "cannot read LRVM_SEGMENT=", seg, ": ", strerror(err), NULL);
-        return err;
-      }
-      done += (size_t)r;
-    }
-    segb.size = sz;
-  }
-  if ((rc = rvm_track(&region)) != RVM_SUCCESS || (rc = rvm_track(&hregion)) != RVM_SUCCESS) {
+  /* only the heap in use can hold pages: the rest of the reservation was never touched */
+  rc = track_region_add_sparse(&region, segb.size > 0 ? segb.size
+                                                       : (uint64_t)1 << HEAP_CHUNK_SHIFT);
+  if (rc == RVM_SUCCESS)
+    rc = rvm_track(&hregion);
+  if (rc != RVM_SUCCESS) {
     say_rvm("cannot track the heap (LRVM_TRACK)", rc);
     return EIO;
   }
@@ -368,8 +460,9 @@ int shim_persist_commit(int final)
     rvm_commit_mode(flush);   /* the exit commit makes the earlier no_flush ones durable too */
   heap_lock_all(shim_heap);
   shim_image_stamp(img, shim_globals_tracked());
-  /* track_commit, not rvm_commit: that is overridden to come back here (aware.c) */
-  rvm_return_t rc = track_commit();
+  /* track_commit, not rvm_commit: that is overridden to come back here (aware.c). The exit
+   * commit is the last: no snapshots or twins for a next commit (track.h) */
+  rvm_return_t rc = final ? track_commit_final() : track_commit();
   heap_unlock_all(shim_heap);
   /* An exit commit that finds nothing changed writes no record, so its flush mode alone
    * would leave the earlier no_flush commits queued -- and lost at exit (seen: a whole run's
@@ -381,18 +474,6 @@ int shim_persist_commit(int final)
   if (rc != RVM_SUCCESS && !shim_mutex_declined)   /* declined: mutexwait.c retries */
     say_rvm("commit failed; the segment keeps the previous commit", rc);
   return (int)rc;
-}
-
-/* shim_persist_fork_child -- a fork child lets go of the segment: its heap is a private copy
- * that never commits, so it needs no file blocks, and its duplicate of the descriptor would
- * keep the one-writer lock (flock: held while any duplicate is open) after the parent exits,
- * refusing the next run for as long as the child lives. */
-void shim_persist_fork_child(void)
-{
-  if (segb.fd >= 0) {
-    close(segb.fd);
-    segb.fd = -1;
-  }
 }
 
 /* shim_persist_stats -- the tracker's statistics (LRVM_STATS) */

@@ -154,7 +154,8 @@ int shim_persist_setup(void *base, size_t reserve);
  * commit of the shim's segment must come through here (or shim_commit): it skips commits while
  * the globals are not yet restored and stamps the header (count, time, pid) into the commit. */
 int shim_persist_commit(int final);
-/* shim_persist_fork_child -- in a fork child: close the segment (releases its lock). */
+/* shim_persist_fork_child -- in a fork child: make the heap independent of the segment file
+ * and close the segment (releases its lock). */
 void shim_persist_fork_child(void);
 /* shim_persist_stats -- the tracker's statistics to fd. */
 void shim_persist_stats(int fd);

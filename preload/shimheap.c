@@ -80,7 +80,9 @@ static struct heap_backing ianon_backing = {
   .flags = HEAP_BACKING_ZERO_ON_RELEASE,
 };
 
-#define SHIM_IHEAP_RESERVE ((size_t)4 << 30)
+/* liblrvm's memory: recovery of a 1 GiB commit holds the record (and its copy) in memory;
+ * MAP_NORESERVE, so the reserve costs only address space */
+#define SHIM_IHEAP_RESERVE ((size_t)64 << 30)
 
 /* iheap_setup -- the volatile internal heap for liblrvm's memory, anywhere the kernel likes
  * (4 MiB aligned, as heap_create requires; MAP_NORESERVE: costs only what is used) */

@@ -19,6 +19,9 @@
  *   pover ADDR STR [kill]  overwrites the string at ADDR; with "kill", dies of SIGKILL
  *   pfork ADDR   a fork child overwrites ADDR and exits normally; the parent then dies of
  *                SIGKILL (so only the child could have committed)
+ *   pforkmap ADDR  the parent reads ADDR (never writes its page) and forks; the child prints
+ *                whether that page is its own ("private") or still the segment file's page
+ *                ("file"/"absent"), from /proc/self/pagemap
  *   torture ADDR EXPECT NEW kill|exit  checks the string at ADDR is EXPECT ("ok" or "bad X"),
  *                stores NEW, then dies of SIGKILL or exits (committing)
  *   climb ADDR   prints the number at ADDR ("nK"), then with 4 threads churning malloc/free
@@ -26,6 +29,7 @@
  *   foreign      free()s pointers no malloc returned (static, stack+16): must survive
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -282,6 +286,21 @@ int main(int argc, char **argv)
   } else if (!strcmp(m, "pread") && argc > 2) {
     char *p = (char *)(uintptr_t)strtoull(argv[2], NULL, 16);
     printf("%s %zu\n", p, malloc_usable_size(p));
+  } else if (!strcmp(m, "pforkmap") && argc > 2) {
+    volatile char *p = (char *)(uintptr_t)strtoull(argv[2], NULL, 16);
+    char c = p[0];   /* the parent reads the page, it never writes it */
+    (void)c;
+    pid_t pid = fork();
+    if (pid == 0) {
+      uint64_t e = 0;
+      int fd = open("/proc/self/pagemap", O_RDONLY);
+      if (fd < 0 || pread(fd, &e, 8, (off_t)((uintptr_t)p / 4096 * 8)) != 8)
+        _exit(3);
+      printf("%s\n", !((e >> 63) & 1) ? "absent" : ((e >> 61) & 1) ? "file" : "private");
+      fflush(stdout);
+      _exit(0);
+    }
+    waitpid(pid, NULL, 0);
   } else if (!strcmp(m, "pover") && argc > 3) {
     char *p = (char *)(uintptr_t)strtoull(argv[2], NULL, 16);
     snprintf(p, 64, "%s", argv[3]);

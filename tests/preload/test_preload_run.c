@@ -494,6 +494,25 @@ Test(preload_persist, heap_survives_exit_and_kill, .timeout = 120)
   dir_remove(dir);
 }
 
+/* A fork child must not share the segment file's pages with the parent (MAP_PRIVATE image):
+ * the parent's later truncations would show through them (persist.c,
+ * shim_persist_fork_child). A page the parent only read is the child's own after fork. */
+Test(preload_persist, fork_child_owns_its_heap_pages, .timeout = 120)
+{
+  need_wp_async();
+  char dir[] = "/tmp/lrvm-preload-persist-XXXXXX";
+  cr_assert(mkdtemp(dir));
+  struct result r = pers(dir, "pwrite", "generation 1", NULL, NULL);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  char addr[64];
+  snprintf(addr, sizeof(addr), "%s", r.out);
+  addr[strcspn(addr, "\n")] = 0;
+  r = pers(dir, "pforkmap", addr, NULL, NULL);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  cr_assert_str_eq(r.out, "private\n", "the child's heap page is %s", r.out);
+  dir_remove(dir);
+}
+
 Test(preload_persist, segment_errors_are_named)
 {
   const char *extra[] = {"LRVM_SEGMENT=/nonexistent-dir/seg", NULL};

@@ -349,6 +349,11 @@ Test(track_core, map_private_region_is_refused)
         rvm_region_t rg;
         if (start(NULL) != RVM_SUCCESS)
             _exit(9);
+        /* a hook backend refuses a file-backed private mapping (wp-async tracks it:
+         * test_track_lazy.c) */
+        rvm_track_options_t to = {.backend = "mprotect"};
+        if (rvm_track_configure(&to) != RVM_SUCCESS)
+            _exit(13);
         rvm_map_private = rvm_true;     /* file-backed private mapping */
         rvm_init_region(&rg);
         rg.data_dev = segp;

@@ -228,6 +228,13 @@ VMP_API const char *vmp_dirty_errmsg(const vmp_dirty_t *t)
 /* vmp_dirty_arm -- start tracking [addr, addr+len) */
 VMP_API int vmp_dirty_arm(vmp_dirty_t *t, void *addr, size_t len)
 {
+    return vmp_dirty_arm_sparse(t, addr, len, len);
+}
+
+/* vmp_dirty_arm_sparse -- vmp_dirty_arm; with WP_ASYNC only [addr, addr+wp_len) is
+ * write-protected (see vmprim.h) */
+VMP_API int vmp_dirty_arm_sparse(vmp_dirty_t *t, void *addr, size_t len, size_t wp_len)
+{
     size_t ps = vmp_page_size();
     uintptr_t a = (uintptr_t)addr;
     if (t == NULL)
@@ -261,7 +268,10 @@ VMP_API int vmp_dirty_arm(vmp_dirty_t *t, void *addr, size_t len)
     r->npages = len / ps;
     r->trap_id = -1;
     r->owner = t;
-    rc = t->backend == VMP_BACKEND_WP_ASYNC ? wpasync_arm(t, r) : fault_arm(t, r);
+    if (wp_len > len)
+        wp_len = len;
+    wp_len = (wp_len + ps - 1) & ~(ps - 1);
+    rc = t->backend == VMP_BACKEND_WP_ASYNC ? wpasync_arm(t, r, wp_len) : fault_arm(t, r);
     if (rc != 0) {
         free(r);
         goto out;
@@ -367,6 +377,22 @@ VMP_API int vmp_dirty_collect_runs(vmp_dirty_t *t, vmp_run_fn fn, void *arg)
     pthread_mutex_lock(&t->lock);
     t->errmsg[0] = '\0';
     int rc = dirty_collect_locked(t, SIZE_MAX, fn, arg, &more);
+    pthread_mutex_unlock(&t->lock);
+    return rc;
+}
+
+/* vmp_dirty_peek_runs -- the written pages, without re-arming (WP_ASYNC only) */
+VMP_API int vmp_dirty_peek_runs(vmp_dirty_t *t, vmp_run_fn fn, void *arg)
+{
+    if (t == NULL || fn == NULL)
+        return EINVAL;
+    if (t->backend != VMP_BACKEND_WP_ASYNC)
+        return ENOTSUP;
+    pthread_mutex_lock(&t->lock);
+    t->errmsg[0] = '\0';
+    int rc = 0;
+    for (size_t i = 0; i < t->nranges && rc == 0; i++)
+        rc = wpasync_peek(t, t->ranges[i], fn, arg);
     pthread_mutex_unlock(&t->lock);
     return rc;
 }

@@ -34,6 +34,8 @@
 /* PAGEMAP_SCAN uapi (linux/fs.h, 6.7+); Debian 12's headers are 6.1. */
 #ifndef PAGEMAP_SCAN
 #define PAGE_IS_WRITTEN (1 << 1)
+#define PAGE_IS_PRESENT (1 << 3)
+#define PAGE_IS_SWAPPED (1 << 4)
 struct page_region {
     uint64_t start;
     uint64_t end;
@@ -63,11 +65,11 @@ struct pm_scan_arg {
 /* wpasync_scan -- one PAGEMAP_SCAN: report-and-protect written pages of [start,end).
  * Returns the number of regions or -errno. */
 static long wpasync_scan(int pagemap_fd, uintptr_t start, uintptr_t end, struct page_region *vec,
-                         size_t vec_len, uint64_t max_pages)
+                         size_t vec_len, uint64_t max_pages, int sparse, int protect)
 {
     struct pm_scan_arg arg = {
         .size = sizeof(arg),
-        .flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+        .flags = (protect ? PM_SCAN_WP_MATCHING : 0) | PM_SCAN_CHECK_WPASYNC,
         .start = start,
         .end = end,
         .vec = (uintptr_t)vec,
@@ -75,6 +77,10 @@ static long wpasync_scan(int pagemap_fd, uintptr_t start, uintptr_t end, struct 
         .max_pages = max_pages,
         .category_mask = PAGE_IS_WRITTEN,
         .return_mask = PAGE_IS_WRITTEN,
+        /* sparse ranges (wpasync_arm): a hole has no uffd-wp marker and would count as
+         * written; only a page that exists can have been written (private memory: a written
+         * page is anonymous and stays present or in swap until the caller discards it) */
+        .category_anyof_mask = sparse ? PAGE_IS_PRESENT | PAGE_IS_SWAPPED : 0,
     };
     long n = ioctl(pagemap_fd, PAGEMAP_SCAN, &arg);
     return n < 0 ? -errno : n;
@@ -102,7 +108,7 @@ int wpasync_probe(int uffd, char *why, size_t whylen)
         goto out;
     }
     p[ps] = 1;      /* resolved by the kernel (async); must be reported, page 0 must not */
-    long n = wpasync_scan(pm, (uintptr_t)p, (uintptr_t)p + 2 * ps, vec, 4, 0);
+    long n = wpasync_scan(pm, (uintptr_t)p, (uintptr_t)p + 2 * ps, vec, 4, 0, 0, 1);
     if (n < 0) {
         rc = (int)-n;
         snprintf(why, whylen, "wp-async: PAGEMAP_SCAN on /proc/self/pagemap: %s (needs Linux 6.7+)",
@@ -118,19 +124,30 @@ out:
     return rc;
 }
 
-/* wpasync_arm -- register [start,len) async-wp and protect it (all pages clean now) */
-int wpasync_arm(struct vmp_dirty *t, struct dirty_range *r)
+/* wpasync_arm -- register [start,len) async-wp and protect its first wp_len bytes (all
+ * pages clean now). Beyond wp_len the caller promises that no page is populated: a
+ * never-populated page (pte_none, no uffd-wp marker) that is then written gets a present,
+ * writable pte without the uffd-wp bit, which PAGEMAP_SCAN reports as written like any
+ * other; one that is only read gets such a pte too and is over-reported once (the scan
+ * protects it). Protecting an unpopulated range instead installs markers, allocating page
+ * tables for all of it: 67 ms and 32 MiB for the shim's 16 GiB reservation, and every
+ * collect then walks those tables (~20 ms). A hole left unprotected would be reported as
+ * written by PAGEMAP_SCAN, so the collects of a sparse range only look at pages that
+ * exist (wpasync_scan); that is sound for PRIVATE memory only, where a written page never
+ * becomes a hole again unless the caller discards it (vmprim.h). */
+int wpasync_arm(struct vmp_dirty *t, struct dirty_range *r, size_t wp_len)
 {
+    r->sparse = wp_len < r->len;
     int rc = uffd_register_wp(t->uffd, (void *)r->start, r->len);
     if (rc != 0)
         return dirty_set_err(t, rc, "wp-async: UFFDIO_REGISTER(%p, %zu): %s (memory must be "
                              "private anonymous or shared memfd/shmem, mapped read-write)",
                              (void *)r->start, r->len, strerror(rc));
-    rc = uffd_wp(t->uffd, (void *)r->start, r->len, 1);
+    rc = wp_len ? uffd_wp(t->uffd, (void *)r->start, wp_len, 1) : 0;
     if (rc != 0) {
         uffd_unregister(t->uffd, (void *)r->start, r->len);
         return dirty_set_err(t, rc, "wp-async: UFFDIO_WRITEPROTECT(%p, %zu): %s",
-                             (void *)r->start, r->len, strerror(rc));
+                             (void *)r->start, wp_len, strerror(rc));
     }
     return 0;
 }
@@ -154,7 +171,8 @@ int wpasync_collect(struct vmp_dirty *t, struct dirty_range *r, uintptr_t *addr,
     unsigned sh = page_shift();
     while (*addr < end && *room > 0) {
         uint64_t budget = *room == SIZE_MAX ? 0 : (uint64_t)*room;
-        long n = wpasync_scan(t->pagemap_fd, *addr, end, vec, t->scan_vec_len, budget);
+        long n = wpasync_scan(t->pagemap_fd, *addr, end, vec, t->scan_vec_len, budget,
+                              r->sparse, 1);
         if (n < 0)
             return dirty_set_err(t, (int)-n, "wp-async: PAGEMAP_SCAN(%p..%p): %s",
                                  (void *)*addr, (void *)end, strerror((int)-n));
@@ -172,6 +190,27 @@ int wpasync_collect(struct vmp_dirty *t, struct dirty_range *r, uintptr_t *addr,
             break;
         }
         *addr = (uintptr_t)vec[n - 1].end;
+    }
+    return 0;
+}
+
+/* wpasync_peek -- report the written pages of r to fn WITHOUT re-arming them (a PAGEMAP_SCAN
+ * without PM_SCAN_WP_MATCHING): a preview of what the next collect will report */
+int wpasync_peek(struct vmp_dirty *t, struct dirty_range *r, vmp_run_fn fn, void *arg)
+{
+    struct page_region *vec = t->scan_vec;
+    uintptr_t addr = r->start, end = r->start + r->len;
+    unsigned sh = page_shift();
+    while (addr < end) {
+        long n = wpasync_scan(t->pagemap_fd, addr, end, vec, t->scan_vec_len, 0, r->sparse, 0);
+        if (n < 0)
+            return dirty_set_err(t, (int)-n, "wp-async: PAGEMAP_SCAN(%p..%p): %s",
+                                 (void *)addr, (void *)end, strerror((int)-n));
+        for (long i = 0; i < n; i++)
+            fn((void *)(uintptr_t)vec[i].start, (size_t)((vec[i].end - vec[i].start) >> sh), arg);
+        if ((size_t)n < t->scan_vec_len)
+            break;      /* the kernel walked to the end (walk_end is not trusted) */
+        addr = (uintptr_t)vec[n - 1].end;
     }
     return 0;
 }

@@ -62,6 +62,7 @@ struct dirty_range {
     size_t len;
     size_t npages;
     int trap_id;                 /* dispatcher slot (fault backends), -1 otherwise */
+    int sparse;                  /* wp-async armed sparsely (vmp_dirty_arm_sparse) */
     _Atomic uint64_t *written;   /* fault backends: page must be reported (set before open) */
     _Atomic uint64_t *claimed;   /* fault backends: a thread took this epoch's opening */
     _Atomic uint64_t *ready;     /* fault backends: the opening is complete (page writable) */
@@ -105,7 +106,8 @@ int fault_collect(struct vmp_dirty *t, struct dirty_range *r, size_t *word, size
 int fault_prepare(struct vmp_dirty *t, struct dirty_range *r, uintptr_t a, uintptr_t b);
 
 /* ---- dirty_wpasync.c: backend WP_ASYNC ---- */
-int wpasync_arm(struct vmp_dirty *t, struct dirty_range *r);
+int wpasync_arm(struct vmp_dirty *t, struct dirty_range *r, size_t wp_len);
+int wpasync_peek(struct vmp_dirty *t, struct dirty_range *r, vmp_run_fn fn, void *arg);
 int wpasync_disarm(struct vmp_dirty *t, struct dirty_range *r);
 /* wpasync_collect -- scan [*addr, range end) re-arming written pages; like fault_collect */
 int wpasync_collect(struct vmp_dirty *t, struct dirty_range *r, uintptr_t *addr, size_t *room,

@@ -92,9 +92,14 @@ RVM_API rvm_return_t rvm_track_configure(const rvm_track_options_t *opts);
 
 /**
  * rvm_track -- from now on, writes to this mapped region need no set_range. The region's
- * memory must be private anonymous memory as rvm_map makes it (vmaddr page aligned; not
- * RVM_MAP_PRIVATE). Its content at this call is taken as committed: changes made before
- * without set_range are not part of any later commit unless written again. No other thread
+ * memory must be as rvm_map makes it (vmaddr page aligned); a RVM_MAP_PRIVATE mapping only
+ * with the wp-async backend (the others refuse it: RVM_EREGION). Changes made before this
+ * call without set_range are not committed; they are part of a later commit only if their
+ * page is written again (with wp-async they are then logged; with the other backends, and
+ * for no_copy regions, the region's content at this call is taken as committed). With
+ * wp-async, a region whose memory rvm_map made from the segment (not no_copy) gets its
+ * committed images lazily from the segment file: tracking a large region costs no copy and
+ * no memory; rvm_track first writes the segment's pending log records to it. No other thread
  * may write the region during this call. Memory: the tracker reserves 2 x the region's size
  * of virtual memory (MAP_NORESERVE) for committed images and commit snapshots; only pages
  * that are used become resident: twins are bounded by the budget, snapshots by the pages

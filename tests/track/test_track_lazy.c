@@ -1,0 +1,317 @@
+/*
+ * test_track_lazy.c -- lazy committed images (track.h, "LAZY TWINS"): with wp-async, a page
+ * of a region rvm_map made from the segment has no twin until its first commit, which diffs
+ * it against the segment file. Each test commits in one process, dies without rvm_terminate
+ * (as a SIGKILL would), recovers in a fresh one and compares the segment with what must be
+ * there. A wrong pre-image shows either as too many bytes logged (an image older than the
+ * file) or as a lost change (an image newer than the file).
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "track_test.h"
+
+#define SEG_PAGES 32
+
+static char dir[64], logp[128], segp[128];
+
+/* files -- a fresh directory with an empty segment of SEG_PAGES pages */
+static void files(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/lrvm-track-lazy-XXXXXX");
+    cr_assert_neq(mkdtemp(dir), NULL);
+    snprintf(logp, sizeof(logp), "%s/log", dir);
+    snprintf(segp, sizeof(segp), "%s/seg", dir);
+    int fd = open(segp, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    cr_assert(fd >= 0 && ftruncate(fd, (off_t)(SEG_PAGES * vmp_page_size())) == 0);
+    close(fd);
+}
+
+/* rmfiles -- remove what files() made */
+static void rmfiles(void)
+{
+    unlink(logp);
+    unlink(segp);
+    rmdir(dir);
+}
+
+/* start -- rvm_initialize (recovery) with the log (created if absent); map the segment
+ * (private: RVM_MAP_PRIVATE, else copied) and, unless rg is NULL, track it with wp-async */
+static int start(rvm_region_t *rg, int private_map, int track)
+{
+    rvm_options_t o;
+    rvm_init_options(&o);
+    o.log_dev = logp;
+    if (access(logp, F_OK) != 0) {
+        rvm_offset_t len = RVM_MK_OFFSET(0, 4 << 20);
+        if (rvm_create_log(&o, &len, 0600) != RVM_SUCCESS)
+            return 1;
+    }
+    if (RVM_INIT(&o) != RVM_SUCCESS)
+        return 2;
+    if (rg == NULL)
+        return 0;
+    rvm_track_options_t to = {.backend = "wp-async"};
+    if (rvm_track_configure(&to) != RVM_SUCCESS)
+        return 3;
+    rvm_map_private = private_map ? rvm_true : rvm_false;
+    rvm_init_region(rg);
+    rg->data_dev = segp;
+    rvm_return_t rc = rvm_map(rg, NULL);
+    rvm_map_private = rvm_false;
+    if (rc != RVM_SUCCESS)
+        return 4;
+    if (track && rvm_track(rg) != RVM_SUCCESS)
+        return 5;
+    return 0;
+}
+
+/* in_child -- run fn(arg) in a child that exits with its result without rvm_terminate;
+ * assert it returned 0 */
+static void in_child(int (*fn)(int), int arg, const char *what)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        track_set_sink(NULL, NULL);
+        _exit(fn(arg));
+    }
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: failed at step %d", what,
+              WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+}
+
+/* recover -- a fresh process recovers and truncates, so the file is the committed state */
+static int recover(int unused)
+{
+    (void)unused;
+    if (start(NULL, 0, 0) != 0 || rvm_truncate() != RVM_SUCCESS ||
+        rvm_terminate() != RVM_SUCCESS)
+        return 1;
+    return 0;
+}
+
+/* logged -- bytes_logged so far */
+static uint64_t logged(void)
+{
+    rvm_track_statistics_t st;
+    rvm_track_statistics(&st);
+    return st.bytes_logged;
+}
+
+/* run1 -- commit 100 'A's on page 3 and a 'Q' on page 7 */
+static int run1(int priv)
+{
+    rvm_region_t rg;
+    int e = start(&rg, priv, 1);
+    if (e)
+        return 10 + e;
+    char *m = rg.vmaddr;
+    size_t ps = vmp_page_size();
+    memset(m + 3 * ps, 'A', 100);
+    m[7 * ps] = 'Q';
+    if (rvm_commit() != RVM_SUCCESS || logged() != 101)
+        return 20;
+    return 0;
+}
+
+/* run2 -- a later run: nothing is copied at rvm_track; changing one byte of the committed
+ * page logs that byte only (its image is the file's page, not zeros), a byte of a never
+ * written page logs one byte (a hole reads as zeros) */
+static int run2(int priv)
+{
+    rvm_region_t rg;
+    int e = start(&rg, priv, 1);
+    if (e)
+        return 10 + e;
+    if (atomic_load(&T.twin_pages) != 0)
+        return 20;  /* an eager copy */
+    char *m = rg.vmaddr;
+    size_t ps = vmp_page_size();
+    if (m[3 * ps + 99] != 'A' || m[7 * ps] != 'Q')
+        return 21;
+    m[3 * ps + 50] = 'B';
+    m[10 * ps + 5] = 'z';
+    if (rvm_commit() != RVM_SUCCESS)
+        return 22;
+    if (logged() != 2)
+        return 23;  /* the diff was taken against the wrong image */
+    if (T.file_reads != 2 || atomic_load(&T.twin_pages) != 2)
+        return 24;
+    /* the snapshots became twins: the next change of page 3 diffs against memory */
+    m[3 * ps + 51] = 'C';
+    if (rvm_commit() != RVM_SUCCESS || logged() != 3 || T.file_reads != 2)
+        return 25;
+    return 0;
+}
+
+/* check2 -- the recovered segment holds run1 + run2 */
+static void check2(void)
+{
+    size_t ps = vmp_page_size();
+    char *seg = malloc(SEG_PAGES * ps);
+    int fd = open(segp, O_RDONLY);
+    cr_assert(fd >= 0 && pread(fd, seg, SEG_PAGES * ps, 0) == (ssize_t)(SEG_PAGES * ps));
+    close(fd);
+    for (int k = 0; k < 100; k++)
+        cr_assert_eq(seg[3 * ps + k], k == 50 ? 'B' : k == 51 ? 'C' : 'A', "byte %d", k);
+    cr_assert_eq(seg[3 * ps + 100], 0);
+    cr_assert_eq(seg[7 * ps], 'Q');
+    cr_assert_eq(seg[10 * ps + 5], 'z');
+    free(seg);
+}
+
+Test(track_lazy, preimage_is_the_committed_file_page)
+{
+    if (!tt_backend_ok(VMP_BACKEND_WP_ASYNC))
+        cr_skip_test("wp-async is not available here");
+    for (int priv = 0; priv < 2; priv++) {
+        files();
+        in_child(run1, priv, priv ? "run 1 (MAP_PRIVATE)" : "run 1 (copied)");
+        in_child(run2, priv, priv ? "run 2 (MAP_PRIVATE)" : "run 2 (copied)");
+        in_child(recover, 0, "recovery");
+        check2();
+        rmfiles();
+    }
+}
+
+/* explicit -- set_range transactions meet lazy pages: one committed before rvm_track (the
+ * log holds it, the file not yet: rvm_track must truncate it first), one after (its page's
+ * image must include the committed bytes). Then plain stores put the pages back to their
+ * old bytes and rvm_commit must log that: the recovered segment shows zeros. */
+static int explicit(int priv)
+{
+    rvm_region_t rg;
+    int e = start(&rg, priv, 0);
+    if (e)
+        return 10 + e;
+    char *m = rg.vmaddr;
+    size_t ps = vmp_page_size();
+    rvm_tid_t t;
+    rvm_init_tid(&t);
+    if (rvm_begin_transaction(&t, restore) != RVM_SUCCESS ||
+        rvm_set_range(&t, m + 5 * ps, 8) != RVM_SUCCESS)
+        return 20;
+    memcpy(m + 5 * ps, "explicit", 8);
+    if (rvm_end_transaction(&t, flush) != RVM_SUCCESS)
+        return 21;
+    if (rvm_track(&rg) != RVM_SUCCESS)
+        return 22;
+    if (rvm_begin_transaction(&t, restore) != RVM_SUCCESS ||
+        rvm_set_range(&t, m + 6 * ps + 8, 4) != RVM_SUCCESS)
+        return 23;
+    memcpy(m + 6 * ps + 8, "txn6", 4);
+    if (rvm_end_transaction(&t, flush) != RVM_SUCCESS)
+        return 24;
+    memset(m + 5 * ps, 0, 8);
+    memset(m + 6 * ps + 8, 0, 4);
+    if (rvm_commit() != RVM_SUCCESS)
+        return 25;
+    if (logged() != 12)
+        return 26;
+    return 0;
+}
+
+Test(track_lazy, explicit_transactions_update_the_image)
+{
+    if (!tt_backend_ok(VMP_BACKEND_WP_ASYNC))
+        cr_skip_test("wp-async is not available here");
+    size_t ps = vmp_page_size();
+    for (int priv = 0; priv < 2; priv++) {
+        files();
+        in_child(explicit, priv, priv ? "explicit (MAP_PRIVATE)" : "explicit (copied)");
+        in_child(recover, 0, "recovery");
+        char buf[16];
+        int fd = open(segp, O_RDONLY);
+        cr_assert(fd >= 0 && pread(fd, buf, 8, (off_t)(5 * ps)) == 8);
+        cr_assert(memcmp(buf, "\0\0\0\0\0\0\0\0", 8) == 0, "page 5: the revert was lost");
+        cr_assert(pread(fd, buf, 4, (off_t)(6 * ps + 8)) == 4);
+        cr_assert(memcmp(buf, "\0\0\0\0", 4) == 0, "page 6: the revert was lost");
+        close(fd);
+        rmfiles();
+    }
+}
+
+/* refused -- a hook backend cannot track a RVM_MAP_PRIVATE mapping: a clear refusal */
+static int refused(int unused)
+{
+    (void)unused;
+    if (start(NULL, 0, 0) != 0)
+        return 10;
+    rvm_track_options_t to = {.backend = "mprotect"};
+    if (rvm_track_configure(&to) != RVM_SUCCESS)
+        return 11;
+    rvm_map_private = rvm_true;
+    rvm_region_t rg;
+    rvm_init_region(&rg);
+    rg.data_dev = segp;
+    if (rvm_map(&rg, NULL) != RVM_SUCCESS)
+        return 12;
+    if (rvm_track(&rg) != RVM_EREGION || strstr(rvm_errmsg, "RVM_MAP_PRIVATE") == NULL ||
+        strstr(rvm_errmsg, "wp-async") == NULL)
+        return 13;
+    return 0;
+}
+
+Test(track_lazy, map_private_needs_wp_async)
+{
+    files();
+    in_child(refused, 0, "refusal");
+    rmfiles();
+}
+
+/* final -- after run1: a final commit diffs in place (no snapshot, no twin), logging exactly
+ * the changed bytes against each page's image (twin, file or zeros); a commit after it is
+ * still correct (the pages, now without an image, are logged whole) */
+static int final(int priv)
+{
+    rvm_region_t rg;
+    int e = start(&rg, priv, 1);
+    if (e)
+        return 10 + e;
+    char *m = rg.vmaddr;
+    size_t ps = vmp_page_size();
+    m[12 * ps] = 't';                       /* gets a twin from this normal commit */
+    if (rvm_commit() != RVM_SUCCESS || logged() != 1 || atomic_load(&T.twin_pages) != 1)
+        return 20;
+    uint64_t touches = atomic_load(&T.slot_touches);
+    m[12 * ps + 1] = 'u';                   /* diffed against its twin */
+    m[3 * ps + 7] = 'F';                    /* against the file page ('A's) */
+    m[20 * ps + 9] = 'z';                   /* against zeros (a hole) */
+    if (track_commit_final() != RVM_SUCCESS)
+        return 21;
+    if (logged() != 4)
+        return 22;
+    if (atomic_load(&T.twin_pages) != 0 || atomic_load(&T.slot_touches) != touches)
+        return 23;  /* a final commit made snapshots or kept twins */
+    m[20 * ps + 10] = 'y';                  /* no image any more: logged whole, still right */
+    if (rvm_commit() != RVM_SUCCESS || logged() != 4 + ps)
+        return 24;
+    return 0;
+}
+
+Test(track_lazy, final_commit_diffs_in_place)
+{
+    if (!tt_backend_ok(VMP_BACKEND_WP_ASYNC))
+        cr_skip_test("wp-async is not available here");
+    size_t ps = vmp_page_size();
+    for (int priv = 0; priv < 2; priv++) {
+        files();
+        in_child(run1, priv, "run 1");
+        in_child(final, priv, priv ? "final (MAP_PRIVATE)" : "final (copied)");
+        in_child(recover, 0, "recovery");
+        char *seg = malloc(SEG_PAGES * ps);
+        int fd = open(segp, O_RDONLY);
+        cr_assert(fd >= 0 && pread(fd, seg, SEG_PAGES * ps, 0) == (ssize_t)(SEG_PAGES * ps));
+        close(fd);
+        cr_assert(seg[12 * ps] == 't' && seg[12 * ps + 1] == 'u');
+        cr_assert(seg[3 * ps + 6] == 'A' && seg[3 * ps + 7] == 'F' && seg[3 * ps + 8] == 'A');
+        cr_assert(seg[20 * ps + 9] == 'z' && seg[20 * ps + 10] == 'y' && seg[20 * ps] == 0);
+        cr_assert_eq(seg[7 * ps], 'Q');
+        free(seg);
+        rmfiles();
+    }
+}
