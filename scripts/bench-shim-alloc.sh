@@ -6,20 +6,28 @@
 #   jemalloc LD_PRELOAD=libjemalloc.so.2
 #   shim-vol LD_PRELOAD=liblrvm-preload.so, no LRVM_SEGMENT: the heap allocator on volatile memory
 #   shim-per the same with LRVM_SEGMENT (fresh segment per run) and LRVM_COMMIT=exit: the heap is an
-#            auto-tracked LRVM segment, committed once at exit (the commit is inside the time)
+#            auto-tracked LRVM segment, committed once at exit (the commit is inside the time).
+#            The exit commit is ONE log record of every byte that changed, so the log must hold
+#            the heap in use: each run gets a fresh LOG_SIZE log (default 512M), created by
+#            rvmutl before the timed run (creating it writes zeros: ~2.5 s per GiB here; a real
+#            user creates it once, not per run). With the shim's default (64M) a program whose
+#            heap grows past ~60 MB fails its exit commit (RVM_ETOO_BIG).
 #
 # Every measurement is one child of build/bench/shim-alloc/measure (fork, exec, wait4): wall
 # time, user+sys CPU and ru_maxrss of that child only. Rounds are interleaved (round r runs every
 # program under every allocator), so a burst of load from the other users of this machine falls
 # on one measurement, not on one allocator. Reported: per program and allocator the median over
 # rounds; ratios are the median of per-round ratios to glibc. Every run's stdout must be the same
-# under all four allocators (checked: a difference is reported as MISMATCH and exits 1).
+# under all four allocators (checked: a difference is reported as MISMATCH and exits 1), and a
+# run whose stderr carries an "lrvm:" line other than statistics (a failed commit, a refusal) is
+# reported as FAILED: its time would measure a commit that did not happen.
 # Targets (shim-per vs glibc): time <= 1.5x, peak RSS <= 1.3x. Printed, not asserted.
 #
 # Knobs (environment): ROUNDS (3), SCALE (1: work per program; 0.1 for a quick look),
 #   ONLY (space-separated program names), CONFIGS (default "glibc jemalloc shim-vol shim-per"),
 #   BUILD_DIR (build), LRVM_BENCH_DIR (/var/tmp: segments and inputs; not tmpfs),
-#   OUT (bench/out/shim-alloc.txt; raw lines), SUMMARY_ONLY=1 (re-summarise OUT).
+#   OUT (bench/out/shim-alloc.txt; raw lines), SUMMARY_ONLY=1 (re-summarise OUT),
+#   SHIM (the liblrvm-preload.so to measure; default the one in BUILD_DIR), LOG_SIZE (512M).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
@@ -45,6 +53,8 @@ summarise() {
       if (!(c in co)) { co[c] = ++nc; cn[nc] = c }
       if (r > maxr) maxr = r
       if (f["status"] != "0") bad[p, c] = f["status"]
+      if (f["lrvm_err"] != "" && f["lrvm_err"] != "0") bad[p, c] = "lrvm error (see err= lines)"
+      if (f["logged_kib"] != "") { nl[p, c]++; lg[p, c, nl[p, c]] = f["logged_kib"]; pz[p, c, nl[p, c]] = f["commit_us"] }
       if (f["out"] != "") { if ((p, r) in ref && ref[p, r] != f["out"]) mism[p, c] = 1; if (!((p, r) in ref)) ref[p, r] = f["out"] }
     }
     END {
@@ -63,7 +73,9 @@ summarise() {
           note = ((p, c) in bad) ? " FAILED status=" bad[p, c] : (((p, c) in mism) ? " MISMATCH (output differs from glibc)" : "")
           if (note != "") fails++
           printf "%-15s %-9s %9.3f %9.3f %10d | %8.2f %8.2f %8.2f%s\n", p, c, med(w, n), med(u, n), med(m, n), xw, xu, xm, note
-          if (c == "shim-per") { tw[p] = xw; tm[p] = xm }
+          if (c == "shim-per") { tw[p] = xw; tm[p] = xm
+            if (nl[p, c]) { delete q; for (j = 1; j <= nl[p, c]; j++) q[j] = lg[p, c, j]; lgk[p] = med(q, nl[p, c])
+              delete q; for (j = 1; j <= nl[p, c]; j++) q[j] = pz[p, c, j]; cus[p] = med(q, nl[p, c]) } }
           if (c == "shim-vol") { vw[p] = xw; vm[p] = xm }
         }
       }
@@ -72,7 +84,7 @@ summarise() {
       for (i = 1; i <= np; i++) {
         p = pn[i]
         if (!(p in tw)) continue
-        printf "%s %-15s time %.2fx (<= 1.5x)  %s peak RSS %.2fx (<= 1.3x)   [shim-vol: %.2fx, %.2fx]\n", (tw[p] <= 1.5 && tm[p] <= 1.3) ? "PASS" : "FAIL", p, tw[p], tw[p] <= 1.5 ? "ok  " : "MISS", tm[p], vw[p], vm[p]
+        printf "%s %-15s time %5.2fx (<= 1.5x) %s  peak RSS %6.2fx (<= 1.3x) %s  [shim-vol %.2fx, %.2fx; %d KiB logged, commits %.0f ms]\n", (tw[p] <= 1.5 && tm[p] <= 1.3 && !((p, "shim-per") in bad)) ? "PASS" : "FAIL", p, tw[p], tw[p] <= 1.5 ? "ok  " : "MISS", tm[p], tm[p] <= 1.3 ? "ok  " : "MISS", vw[p], vm[p], lgk[p], cus[p] / 1000
       }
       exit fails ? 1 : 0
     }' "$OUT"
@@ -85,10 +97,12 @@ fi
 
 [ -f "$BUILD_DIR/build.ninja" ] || meson setup "$BUILD_DIR" >/dev/null
 ninja -C "$BUILD_DIR" -j2 bench/shim-alloc/allocbench bench/shim-alloc/measure \
-  preload/liblrvm-preload.so >/dev/null
+  preload/liblrvm-preload.so core/rvmutl >/dev/null
 AB=$BUILD_DIR/bench/shim-alloc/allocbench
 MEASURE=$BUILD_DIR/bench/shim-alloc/measure
-SHIM=$(cd "$BUILD_DIR" && pwd)/preload/liblrvm-preload.so
+SHIM=${SHIM:-$(cd "$BUILD_DIR" && pwd)/preload/liblrvm-preload.so}
+RVMUTL=$BUILD_DIR/core/rvmutl
+LOG_SIZE=${LOG_SIZE:-512M}
 if [ ! -f "$JE" ]; then
   echo "bench-shim-alloc: $JE not found: apt-get install libjemalloc2 (or set JEMALLOC_SO)" >&2
   exit 1
@@ -144,7 +158,9 @@ run_prog() {
     jemalloc) envs=(-e "LD_PRELOAD=$JE") ;;
     shim-vol) envs=(-e "LD_PRELOAD=$SHIM") ;;
     shim-per) rm -rf "$WORK/seg"; mkdir "$WORK/seg"
-              envs=(-e "LD_PRELOAD=$SHIM" -e "LRVM_SEGMENT=$WORK/seg/heap" -e "LRVM_COMMIT=exit") ;;
+              "$RVMUTL" create-log "$WORK/seg/heap.log" "$LOG_SIZE" >/dev/null
+              envs=(-e "LD_PRELOAD=$SHIM" -e "LRVM_SEGMENT=$WORK/seg/heap" -e "LRVM_COMMIT=exit"
+                    -e LRVM_STATS=1) ;;
     *) echo "bench-shim-alloc: unknown config $c (CONFIGS: glibc jemalloc shim-vol shim-per)" >&2
        exit 1 ;;
   esac
@@ -157,9 +173,16 @@ run_prog() {
     sqlite3) in=$WORK/sq.sql; cmd=(sqlite3 :memory:) ;;
     *) echo "bench-shim-alloc: unknown program $p (ONLY: $PROGRAMS)" >&2; exit 1 ;;
   esac
-  local res
-  res=$("$MEASURE" -i "$in" -o "$WORK/out" "${envs[@]}" -- "${cmd[@]}") || true
-  echo "run prog=$p config=$c round=$r $res out=$(md5sum < "$WORK/out" | cut -c1-12)" >> "$OUT"
+  local res extra nerr
+  res=$("$MEASURE" -i "$in" -o "$WORK/out" "${envs[@]}" -- "${cmd[@]}" 2>"$WORK/err") || true
+  # LRVM_STATS: "tracking wp-async: N commits, K KiB logged, ... commit avg U us": N x U is the
+  # time in commits (the exit commit, plus the new empty heap's first commit)
+  extra=$(sed -n 's/.*: \([0-9]*\) commits, \([0-9]*\) KiB logged.*commit avg \([0-9]*\) us.*/\1 \2 \3/p' \
+    "$WORK/err" | awk '{ printf "logged_kib=%d commit_us=%d", $2, $1 * $3 }')
+  nerr=$(grep -c '^lrvm: ' "$WORK/err" | tr -d '\n' || true)
+  nerr=$((nerr - $(grep -c '^lrvm: stats:' "$WORK/err" || true)))
+  echo "run prog=$p config=$c round=$r $res out=$(md5sum < "$WORK/out" | cut -c1-12) lrvm_err=$nerr $extra" >> "$OUT"
+  grep '^lrvm: ' "$WORK/err" | grep -v '^lrvm: stats:' | sed "s/^/err prog=$p config=$c round=$r: /" >> "$OUT" || true
   [ "$c" = shim-per ] && rm -rf "$WORK/seg"
   return 0
 }
@@ -167,7 +190,7 @@ run_prog() {
 mkdir -p "$(dirname "$OUT")"
 {
   echo "# $(date -u '+%F %H:%M UTC') $(uname -r) $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "# rounds=$ROUNDS scale=$SCALE programs: $ONLY; configs: $CONFIGS; shim at $(git rev-parse --short HEAD)"
+  echo "# rounds=$ROUNDS scale=$SCALE programs: $ONLY; configs: $CONFIGS; shim at $(git rev-parse --short HEAD): $SHIM; log $LOG_SIZE"
 } | tee "$OUT"
 for r in $(seq "$ROUNDS"); do
   for p in $ONLY; do
