@@ -10,8 +10,7 @@
  *      [0, reserve) is rvm_map'ed at the heap base with no_copy: rvm_map would otherwise read
  *      the whole reservation (16 GiB by default). Instead we read only the heap's backed size
  *      (from its header) ourselves: restart cost is proportional to the heap in use.
- *   3. rvm_track the part in use (in pieces that follow the heap's growth, see
- *      persist_track_to); only then heap_open / heap_create, so the heap's own writes are
+ *   3. rvm_track(region); only then heap_open / heap_create, so the heap's own writes are
  *      tracked; a new heap is committed at once (an empty heap is a valid restart point).
  * Commit (shim_commit): heap_lock_all, rvm_commit, heap_unlock_all. The lock is taken before
  * rvm_commit stops the other threads (heap.h's contract), so the image holds no half-made
@@ -52,8 +51,6 @@ struct heap *shim_iheap;
 static rvm_region_t region;
 static char log_path[PATH_MAX];
 
-static void say_rvm(const char *what, rvm_return_t rc);
-
 /* struct segb -- the segment backing: the file's blocks are reserved as the heap grows */
 static struct segb {
   int fd;
@@ -61,59 +58,8 @@ static struct segb {
   size_t reserve;
 } segb = {.fd = -1};
 
-/*
- * Tracking follows the heap's growth. Tracking the whole reservation (16 GiB by default) costs
- * in proportion to the reservation, not to the heap: arming userfaultfd write protection of
- * unpopulated memory fills page tables for all of it (~0.3 s and 32 MiB of page tables for
- * 16 GiB, before main), every commit scans all of it (PAGEMAP_SCAN), and the tracker's
- * per-page state and wp-async's initial twins cover all of it. So the region is tracked in
- * pieces: [0, tracked_end) covers the heap's backed size, and seg_grow tracks a new piece,
- * at least as large as everything tracked so far (geometric: 16 MiB, 16, 32, 64 ... 8 GiB is
- * 11 pieces for 16 GiB), before the heap uses the new memory. The heap writes only below its
- * backed size, and grow runs before any such write, so every heap write is tracked. One
- * rvm_commit covers every piece in one transaction (core's tracker commits all regions).
- */
-#define PERSIST_PIECE_MIN ((size_t)16 << 20)
-#define PERSIST_PIECES 24
-static rvm_region_t pieces[PERSIST_PIECES];
-static size_t npieces, tracked_end;
-
-/* persist_track_to -- track [tracked_end, max(end, 2 * tracked_end, 16 MiB)), capped at the
- * reservation; 0 or ENOMEM after a message (the caller's malloc then fails with ENOMEM) */
-static int persist_track_to(size_t end)
-{
-  if (end <= tracked_end)
-    return 0;
-  size_t want = end > 2 * tracked_end ? end : 2 * tracked_end;
-  if (want < PERSIST_PIECE_MIN)
-    want = PERSIST_PIECE_MIN;
-  want = (want + PERSIST_PIECE_MIN - 1) & ~(PERSIST_PIECE_MIN - 1);
-  if (want > segb.reserve)
-    want = segb.reserve;
-  if (npieces == PERSIST_PIECES) {
-    shim_say(2, "cannot track more heap memory: too many tracked pieces (internal limit)", NULL);
-    return ENOMEM;
-  }
-  rvm_region_t *pc = &pieces[npieces];
-  *pc = region;
-  pc->vmaddr = (char *)region.vmaddr + tracked_end;
-  pc->offset = RVM_MK_OFFSET(0, tracked_end);
-  pc->length = want - tracked_end;
-  int was_in_core = shim_in_core;
-  shim_in_core = 1;   /* liblrvm's allocations (via libc too) go to the volatile heap */
-  rvm_return_t rc = rvm_track(pc);
-  shim_in_core = was_in_core;
-  if (rc != RVM_SUCCESS) {
-    say_rvm("cannot track the heap's new memory (LRVM_TRACK)", rc);
-    return ENOMEM;
-  }
-  npieces++;
-  tracked_end = want;
-  return 0;
-}
-
 /* seg_grow -- reserve file space for [0, new_size): a full disk is ENOSPC now, not SIGBUS or
- * a failed truncation later; then make sure the new memory is tracked */
+ * a failed truncation later */
 static int seg_grow(void *ctx, size_t new_size)
 {
   struct segb *b = ctx;
@@ -121,8 +67,6 @@ static int seg_grow(void *ctx, size_t new_size)
     return ENOMEM;
   int rc = posix_fallocate(b->fd, 0, (off_t)new_size);
   if (rc)
-    return rc;
-  if ((rc = persist_track_to(new_size)) != 0)
     return rc;
   b->size = new_size;
   return 0;
@@ -253,8 +197,10 @@ int shim_persist_setup(void *base, size_t reserve)
     }
     segb.size = sz;
   }
-  if (persist_track_to(segb.size ? segb.size : PERSIST_PIECE_MIN) != 0)
+  if ((rc = rvm_track(&region)) != RVM_SUCCESS) {
+    say_rvm("cannot track the heap (LRVM_TRACK)", rc);
     return EIO;
+  }
   /* Only wp-async lets the kernel write into tracked memory (DESIGN.md §5.3). With the other
    * backends read(2), recv(2), fread ... into a heap buffer fail with EFAULT unless the shim
    * calls rvm_track_prepare_write first, and it does not wrap those calls yet: refuse rather

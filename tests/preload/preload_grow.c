@@ -1,6 +1,6 @@
 /*
- * preload_grow.c -- an unmodified program (malloc/free only) whose heap grows far past the
- * shim's first tracked piece (persist.c tracks the heap in geometric pieces as it grows), used by
+ * preload_grow.c -- an unmodified program (malloc/free only) whose heap grows far past its
+ * size at start-up, used by
  * test_preload_grow.c. It finds its data again through an address printed by the first run.
  *
  *   preload_grow build MIB        allocate ~MIB MiB in blocks of 1 KiB..1 MiB (sizes cycle), fill
