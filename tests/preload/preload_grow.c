@@ -10,6 +10,9 @@
  *                                 blocks) and is still allocated; print "ok N" or the first error
  *   preload_grow bump ADDR GEN [kill]  rewrite the odd blocks with generation GEN, then exit
  *                                 normally, or SIGKILL itself (no commit) with "kill"
+ *   preload_grow thin ADDR        free the even blocks (their table entries become size 0), then
+ *                                 allocate and fill as much again in new blocks of other sizes
+ *                                 (reusing the freed, released memory), free those too; exit
  * Exit status: 0, 1 on a check failure (message on stdout), 2 on usage errors.
  */
 #include <malloc.h>
@@ -68,6 +71,39 @@ int main(int argc, char **argv)
     printf("%p\n", (void *)t);
     return 0;
   }
+  if (argc >= 3 && strcmp(argv[1], "thin") == 0) {
+    struct table *t = (struct table *)(uintptr_t)strtoull(argv[2], NULL, 0);
+    if (t->magic != MAGIC) {
+      printf("table at %p lost\n", (void *)t);
+      return 1;
+    }
+    size_t freed = 0;
+    for (size_t i = 0; i < t->n; i += 2) {
+      freed += t->size[i];
+      free(t->blk[i]);
+      t->blk[i] = NULL;
+      t->size[i] = 0;
+    }
+    unsigned char *tmp[4096];
+    size_t m = 0;
+    for (size_t got = 0; got < freed && m < 4096; m++) {
+      size_t n = 5000 + (m % 7) * 77777;
+      tmp[m] = malloc(n);
+      if (tmp[m] == NULL)
+        return 1;
+      fill(tmp[m], n, m, 9);
+      got += n;
+    }
+    /* read back what was written: stores into blocks that are freed unread may be removed by
+     * the compiler, and this run must really write into the reused memory */
+    unsigned sum = 0;
+    for (size_t i = 0; i < m; i++) {
+      sum += tmp[i][4999];
+      free(tmp[i]);
+    }
+    printf("thin %zu %u\n", m, sum);
+    return 0;
+  }
   if (argc >= 4 && (strcmp(argv[1], "check") == 0 || strcmp(argv[1], "bump") == 0)) {
     struct table *t = (struct table *)(uintptr_t)strtoull(argv[2], NULL, 0);
     unsigned gen = (unsigned)atoi(argv[3]);
@@ -83,6 +119,8 @@ int main(int argc, char **argv)
       return 0;
     }
     for (size_t i = 0; i < t->n; i++) {
+      if (t->size[i] == 0)
+        continue;   /* freed by "thin" */
       unsigned g = i % 2 ? gen : 1;
       size_t k = same(t->blk[i], t->size[i], i, g);
       if (k != t->size[i]) {
@@ -98,6 +136,6 @@ int main(int argc, char **argv)
     printf("ok %zu\n", t->n);
     return 0;
   }
-  fprintf(stderr, "usage: preload_grow build MIB | check ADDR GEN | bump ADDR GEN [kill]\n");
+  fprintf(stderr, "usage: preload_grow build MIB | check ADDR GEN | bump ADDR GEN [kill] | thin ADDR\n");
   return 2;
 }

@@ -5,6 +5,8 @@
  * tracker arms at start (the whole reservation, or only the heap in use and growth after it),
  * every page the heap grows into must be tracked: this test fails if growth escapes tracking
  * (the restarted heap then finds stale metadata: checked by heap_open and by the data).
+ * Then half of the data is freed and the freed memory churned: live blocks stay intact although
+ * the shim releases free memory (MADV_DONTNEED) and purges it before the exit commit.
  *
  * Env (from meson): LRVM_TEST_SHIM (liblrvm-preload.so), LRVM_TEST_GROW (preload_grow).
  * LRVM_TEST_SCALE multiplies the data size (default 1: 72 MiB, twice; at most 3).
@@ -132,6 +134,18 @@ Test(preload_grow, heap_grows_through_tracked_pieces, .timeout = 240)
   cr_assert_eq(r.status, 0, "check second table: %s%s", r.out, r.err);
   r = grow_run(dir, "check", addr, "3", NULL);
   cr_assert_eq(r.status, 0, "first table after the second build: %s%s", r.out, r.err);
+
+  /* free half of the first table and churn through the freed memory: released free memory
+   * (MADV_DONTNEED; the exit commit purges first) must not disturb the live blocks */
+  r = grow_run(dir, "thin", addr, NULL, NULL);
+  cr_assert_eq(r.status, 0, "thin: %s%s", r.out, r.err);
+  cr_assert(strstr(r.err, "commit failed") == NULL, "%s", r.err);
+  const char *lg = strstr(r.err, " commits, ");
+  cr_log_info("thin run: %.40s", lg ? lg : "(no statistics)");
+  r = grow_run(dir, "check", addr, "3", NULL);
+  cr_assert_eq(r.status, 0, "first table after thin: %s%s", r.out, r.err);
+  r = grow_run(dir, "check", addr2, "1", NULL);
+  cr_assert_eq(r.status, 0, "second table after thin: %s%s", r.out, r.err);
 
   char cmd[128];
   snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
