@@ -1,6 +1,6 @@
 /*
  * rvmutl.c -- inspect and maintain an lrvm log: create-log, status, list, dump,
- * verify, recover, truncate. Exit status 0 when all is well, 1 when a problem was
+ * verify, recover, truncate; and show a process-image segment (image_format.h): image. Exit status 0 when all is well, 1 when a problem was
  * found (verify) or a command failed, 2 on a usage error.
  */
 #include <errno.h>
@@ -10,8 +10,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+#include <time.h>
+
 #include <rvm/rvm.h>
 
+#include "heap_format.h"
+#include "image_format.h"
 #include "rvm_int.h"
 #include "sysio.h"
 
@@ -28,6 +33,9 @@ static void usage(FILE *f)
             "                        exit 1 on any problem (including a torn tail)\n"
             "  recover LOG           apply committed records to the segments, reset log\n"
             "  truncate LOG          same as recover for a log no process has open\n"
+            "  image SEGMENT [LOG]   a program's segment (LD_PRELOAD shim): binary, build-id,\n"
+            "                        load base, globals, heap, commits; LOG defaults to\n"
+            "                        SEGMENT.log (reads the files only)\n"
             "  --help                this text\n");
 }
 
@@ -262,6 +270,174 @@ static int cmd_recover(const char *path)
     return 0;
 }
 
+/* utl_time -- "YYYY-MM-DD HH:MM:SS UTC" of ns since the epoch */
+static const char *utl_time(char *buf, size_t n, uint64_t ns)
+{
+    time_t t = (time_t)(ns / 1000000000u);
+    struct tm tm;
+    if (ns == 0 || !gmtime_r(&t, &tm) || !strftime(buf, n, "%Y-%m-%d %H:%M:%S UTC", &tm))
+        snprintf(buf, n, "never");
+    return buf;
+}
+
+/* utl_seg_id -- the log's id of segment path seg (same file), or -1 */
+static int64_t utl_seg_id(struct utl *u, const char *seg)
+{
+    struct stat want, st;
+    if (stat(seg, &want) != 0)
+        return -1;
+    size_t pos = 0;
+    for (uint32_t k = 0; k < u->st.nsegs && pos + 8 <= u->dict.len; k++) {
+        uint32_t id, plen;
+        memcpy(&id, u->dict.p + pos, 4);
+        memcpy(&plen, u->dict.p + pos + 4, 4);
+        const char *p = u->dict.p + pos + 8;
+        if (stat(p, &st) == 0 && st.st_dev == want.st_dev && st.st_ino == want.st_ino)
+            return id;
+        pos += 8 + ((plen + 7u) & ~7u);
+    }
+    return -1;
+}
+
+/* utl_overlay -- apply, in log order, the live records' bytes for [off, off + len) of segment
+ * id onto buf: buf then shows what recovery would leave there. Returns the records counted. */
+static uint64_t utl_overlay(struct utl *u, int64_t id, uint64_t off, void *buf, size_t len)
+{
+    uint64_t cur = u->st.head_off, seq = u->st.head_seq, n = 0;
+    for (;;) {
+        const struct log_rec_hdr *h;
+        const char *pl;
+        uint64_t p = cur;
+        if (logrd_next(&u->rd, &p, seq, &h, &pl) != 1)
+            break;
+        const char *data = pl + (size_t)h->nranges * LOG_RANGE_HDR;
+        for (uint32_t i = 0; i < h->nranges; i++) {
+            struct log_range_hdr r;
+            memcpy(&r, pl + (size_t)i * LOG_RANGE_HDR, sizeof(r));
+            uint64_t lo = r.off > off ? r.off : off;
+            uint64_t hi = r.off + r.len < off + len ? r.off + r.len : off + len;
+            if ((int64_t)r.seg == id && lo < hi)
+                memcpy((char *)buf + (lo - off), data + (lo - r.off), hi - lo);
+            data += r.len;
+        }
+        cur = p + h->len;
+        if (u->st.area_len - cur < LOG_REC_HDR)
+            cur = 0;
+        seq++;
+        n++;
+    }
+    return n;
+}
+
+/* cmd_image -- show a process-image segment as its last commit left it: the segment file's
+ * header and heap header, with the log's records not yet applied overlaid (read-only) */
+static int cmd_image(const char *seg, const char *logp)
+{
+    int fd = sysio.open(seg, O_RDONLY, 0);
+    if (fd < 0) {
+        fprintf(stderr, "rvmutl: cannot open segment %s: %s\n", seg, strerror(errno));
+        return 1;
+    }
+    char deflog[4096];
+    if (!logp) {
+        snprintf(deflog, sizeof(deflog), "%s.log", seg);
+        logp = deflog;
+    }
+    struct utl u;
+    int have_log = access(logp, F_OK) == 0;
+    if (have_log && utl_open(&u, logp) != 0) {
+        close(fd);
+        return 1;
+    }
+    int64_t id = have_log ? utl_seg_id(&u, seg) : -1;
+    uint64_t pending = 0;
+    static struct image_header h;
+    memset(&h, 0, sizeof(h));
+    ssize_t r = pread(fd, &h, sizeof(h), 0);
+    if (r < 0) {
+        fprintf(stderr, "rvmutl: cannot read segment %s: %s\n", seg, strerror(errno));
+        close(fd);
+        return 1;
+    }
+    if (id >= 0)
+        pending = utl_overlay(&u, id, 0, &h, sizeof(h));
+    int rc = 0;
+    if (memcmp(h.magic, HEAP_MAGIC, 8) == 0) {
+        printf("segment %s: a heap in the layout before segment format 1 (no header); lrvm "
+               "no longer opens it\n", seg);
+        rc = 1;
+    } else if (memcmp(h.magic, IMG_MAGIC, 8) != 0) {
+        int zero = 1;
+        for (size_t i = 0; i < sizeof(h) && zero; i++)
+            zero = ((const char *)&h)[i] == 0;
+        printf("segment %s: %s\n", seg, zero ? "no header (a new segment, never committed)"
+                                             : "not an lrvm process-image segment");
+        rc = zero ? 0 : 1;
+    } else if (h.version != IMG_FORMAT_VERSION) {
+        printf("segment %s: segment format version %u (this rvmutl reads %u)\n", seg,
+               h.version, IMG_FORMAT_VERSION);
+        rc = 1;
+    } else {
+        char idh[2 * IMG_BUILD_ID_MAX + 1], t1[40], t2[40];
+        idh[0] = 0;
+        for (uint32_t i = 0; i < h.id_len && i < IMG_BUILD_ID_MAX; i++)
+            sprintf(idh + 2 * i, "%02x", h.build_id[i]);
+        h.exe_path[IMG_PATH_MAX - 1] = 0;
+        struct heap_header hh;
+        memset(&hh, 0, sizeof(hh));
+        if (pread(fd, &hh, sizeof(hh), (off_t)h.heap_off) < 0)
+            memset(&hh, 0, sizeof(hh));
+        if (id >= 0)
+            utl_overlay(&u, id, h.heap_off, &hh, sizeof(hh));
+        int heap_ok = memcmp(hh.magic, HEAP_MAGIC, 8) == 0;
+        printf("segment %s: process image, format %u\n", seg, h.version);
+        printf("  binary:      %s\n", h.exe_path[0] ? h.exe_path : "(unknown)");
+        printf("  build-id:    %s%s\n", h.id_len ? idh : "(none)",
+               h.id_kind == IMG_ID_CRC32C ? " (crc32c of the file: it had no build-id)" : "");
+        printf("  load base:   0x%llx\n", (unsigned long long)h.load_base);
+        printf("  created:     %s\n", utl_time(t1, sizeof(t1), h.created_ns));
+        if (h.flags & IMG_F_GLOBALS)
+            printf("  globals:     [0x%llx, 0x%llx) %llu bytes at segment offset %llu, %s\n",
+                   (unsigned long long)h.globals_vaddr,
+                   (unsigned long long)(h.globals_vaddr + h.globals_len),
+                   (unsigned long long)h.globals_len, (unsigned long long)h.globals_off,
+                   (h.flags & IMG_F_GLOBALS_VALID) ? "committed"
+                                                   : "not committed yet (restored fresh)");
+        else
+            printf("  globals:     not kept (heap-only segment, LRVM_GLOBALS=0); any build of "
+                   "the program may open it\n");
+        printf("  heap:        base 0x%llx, reservation %llu MiB, at segment offset %llu\n",
+               (unsigned long long)h.heap_base, (unsigned long long)(h.heap_reserve >> 20),
+               (unsigned long long)h.heap_off);
+        if (heap_ok)
+            printf("  heap in use: %llu MiB backed (%llu chunks of 4 MiB)\n",
+                   (unsigned long long)(hh.size >> 20), (unsigned long long)hh.nchunks);
+        else
+            printf("  heap in use: no heap header at offset %llu (a damaged segment)\n",
+                   (unsigned long long)h.heap_off);
+        printf("  commits:     %llu; last %s by pid %llu\n",
+               (unsigned long long)h.commit_count, utl_time(t2, sizeof(t2), h.last_commit_ns),
+               (unsigned long long)h.last_commit_pid);
+    }
+    close(fd);
+    if (!have_log) {
+        printf("  log %s: absent\n", logp);
+        return rc;
+    }
+    if (pending)
+        printf("  log %s: %llu committed record(s) not yet applied to the segment file; shown "
+               "above with them (as recovery will apply them: `rvmutl recover %s`, or the "
+               "program's next start)\n", logp, (unsigned long long)pending, logp);
+    else
+        printf("  log %s: %s\n", logp, id >= 0 || u.st.nsegs == 0
+               ? "no records pending (the segment file holds the last commit)"
+               : "does not know this segment (another log? give it as LOG)");
+    buf_free(&u.dict);
+    buf_free(&u.rd.b);
+    close(u.fd);
+    return rc;
+}
+
 /* main -- dispatch */
 int main(int argc, char **argv)
 {
@@ -302,6 +478,8 @@ int main(int argc, char **argv)
         return cmd_list(log, 0, 0);
     if (!strcmp(cmd, "dump"))
         return cmd_list(log, 1, argc > 3 ? strtoull(argv[3], NULL, 10) : 0);
+    if (!strcmp(cmd, "image"))
+        return cmd_image(log, argc > 3 ? argv[3] : NULL);
     if (!strcmp(cmd, "recover") || !strcmp(cmd, "truncate"))
         return cmd_recover(log);
     fprintf(stderr, "rvmutl: unknown command %s\n", cmd);

@@ -244,6 +244,9 @@ int track_safepoint_stop(struct track_safepoint_stats *ss);
 void track_safepoint_release(void);
 /* track_thread_ignore -- this thread never writes tracked memory (on) / withdraw (off) */
 void track_thread_ignore(int on);
+/* track_safepoint_set_check -- a check run at each instant; nonzero declines it (the stop
+ * then fails with EAGAIN after releasing the threads) */
+void track_safepoint_set_check(int (*fn)(void *arg), void *arg);
 /* track_safepoint_message -- why the last stop failed */
 const char *track_safepoint_message(void);
 

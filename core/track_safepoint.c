@@ -76,6 +76,8 @@ static pid_t sp_sent[TRACK_SP_MAX_THREADS]; /* tid signalled; 0 gone; -tid skipp
 static unsigned sp_nsent;
 static pid_t sp_blocking[TRACK_SP_MAX_BLOCKING]; /* threads seen blocking our signal */
 static char sp_msg[256];
+static int (*sp_check)(void *);           /* the instant check (track_safepoint_set_check) */
+static void *sp_check_arg;
 
 /* sp_futex -- futex(2) on a 32-bit atomic word */
 static long sp_futex(_Atomic unsigned *w, int op, unsigned val)
@@ -357,7 +359,27 @@ int track_safepoint_stop(struct track_safepoint_stats *ss)
     }
     ss->nthreads = parked;
     ss->nskipped = skipped;
+    /* Everybody is parked: this is the instant. A client may need a property of the whole
+     * program to hold at it (no pthread mutex held: preload's LRVM_MUTEX_WAIT), which can only
+     * be judged now, not before the stop. If it declines, let the threads go: nothing has
+     * been captured, and the caller may retry later. */
+    int (*check)(void *) = sp_check;
+    if (check != NULL && check(sp_check_arg) != 0) {
+        snprintf(sp_msg, sizeof(sp_msg), "the instant check declined this instant");
+        track_safepoint_release();
+        return EAGAIN;
+    }
     return 0;
+}
+
+/* track_safepoint_set_check -- fn (NULL: none) runs in the stopping thread at every instant,
+ * with all other threads parked; a nonzero result declines the instant: the threads are
+ * released and track_safepoint_stop fails with EAGAIN. fn must not allocate or take locks
+ * the parked threads may hold. */
+void track_safepoint_set_check(int (*fn)(void *arg), void *arg)
+{
+    sp_check_arg = arg;
+    sp_check = fn;
 }
 
 /* track_safepoint_release -- wake every parked thread of the current stop */

@@ -28,13 +28,15 @@
 #include <lrvm/lrvm.h>
 
 volatile uint64_t shim_commit_calls;
-static uint64_t commit_by_exit, commit_by_signal, commit_by_interval;
+static uint64_t commit_by_exit, commit_by_signal, commit_by_interval, commit_by_explicit;
 static pthread_mutex_t commit_lock = PTHREAD_MUTEX_INITIALIZER;
 static sem_t commit_sem;
 static volatile sig_atomic_t sig_pending;  /* set by the handler; taken (exchanged) by a commit */
 /* LRVM_STATS goes to a private duplicate of stderr taken before main: programs such as
  * coreutils close stderr in their own atexit handler, which runs before ours. */
 static int stats_fd = 2;
+static int exit_done;               /* the exit commit was made (or skipped): once only */
+static int commits_closed;          /* after the exit commit: no more commits */
 
 /* shim_commit -- the single commit entry point: with LRVM_SEGMENT, a commit of the tracked heap
  * (persist.c); without, there is nothing to commit to (ENOSYS), calls are only counted. */
@@ -43,37 +45,69 @@ int shim_commit(const char *why)
   if (shim_forked_child)
     return EPERM;
   pthread_mutex_lock(&commit_lock);
-  int rc = shim_persistent ? shim_persist_commit(strcmp(why, "exit") == 0) : ENOSYS;
+  if (__atomic_load_n(&commits_closed, __ATOMIC_ACQUIRE)) {
+    pthread_mutex_unlock(&commit_lock);
+    return 0;
+  }
+  shim_forkgate_wait();   /* forks already under way go first (forkgate.c) */
+  /* LRVM_MUTEX_WAIT applies to the commits the program did not ask for at a point of its own
+   * choosing: signal and interval. Exit and explicit (aware.c) commits take their instant. */
+  int waits = shim_opts.mutex_wait_ns &&
+              (strcmp(why, "signal") == 0 || strcmp(why, "interval") == 0);
+  int rc = !shim_persistent ? ENOSYS
+           : waits ? shim_mutex_commit() : shim_persist_commit(strcmp(why, "exit") == 0);
   shim_commit_calls++;
   if (strcmp(why, "exit") == 0)
     commit_by_exit++;
   else if (strcmp(why, "signal") == 0)
     commit_by_signal++;
+  else if (strcmp(why, "explicit") == 0)
+    commit_by_explicit++;   /* an aware program's rvm_commit (aware.c) */
   else
     commit_by_interval++;
   pthread_mutex_unlock(&commit_lock);
   return rc;
 }
 
-/* commit_at_exit -- the exit hook; also prints LRVM_STATS */
-static void commit_at_exit(void)
+/* exit_commit -- the exit commit, once: from commit_before_dtors when the globals are kept
+ * (globals.c says why it must precede the static destructors), else from commit_at_exit */
+static void exit_commit(void)
 {
+  if (__atomic_exchange_n(&exit_done, 1, __ATOMIC_ACQ_REL))
+    return;
   /* A commit the signal asked for and the commit thread has not taken yet is made now: the
    * request is not lost because the program exits first. */
   if (!shim_forked_child && __atomic_exchange_n(&sig_pending, 0, __ATOMIC_ACQ_REL))
     shim_commit("signal");
   if (shim_opts.commit & SHIM_COMMIT_EXIT)
     shim_commit("exit");
+  /* nothing after the exit commit is committed: the destructors that follow may free what the
+   * committed globals point to */
+  __atomic_store_n(&commits_closed, 1, __ATOMIC_RELEASE);
+}
+
+/* shim_commit_before_dtors -- see shim.h */
+int shim_commit_before_dtors(void)
+{
+  return atexit(exit_commit) ? ENOMEM : 0;
+}
+
+/* commit_at_exit -- the exit hook; also prints LRVM_STATS */
+static void commit_at_exit(void)
+{
+  exit_commit();
   if (shim_opts.stats && !shim_forked_child) {
-    char a[24], b[24], c[24], d[24];
+    char a[24], b[24], c[24], d[24], x[24];
     shim_say(stats_fd, "stats: commits ", shim_fmt_u64(a, shim_commit_calls), " (exit ",
              shim_fmt_u64(b, commit_by_exit), ", signal ", shim_fmt_u64(c, commit_by_signal),
              ", interval ", shim_fmt_u64(d, commit_by_interval),
+             ", explicit ", shim_fmt_u64(x, commit_by_explicit),
              shim_persistent ? "); segment " : "); volatile heap (no LRVM_SEGMENT)",
              shim_persistent ? shim_opts.segment : "", NULL);
     shim_heap_stats(stats_fd);
     if (shim_persistent)
       shim_persist_stats(stats_fd);
+    shim_mutex_stats(stats_fd);
   }
 }
 
@@ -104,6 +138,14 @@ static void *commit_thread(void *arg)
   for (;;) {
     int rc;
     if (shim_opts.commit & SHIM_COMMIT_INTERVAL) {
+      /* Behind schedule (the last commit outlasted the period: a loaded machine, a big
+       * dirty set)? Skip the missed periods: the next commit comes one period after now.
+       * Catching up back to back would leave the program almost no time between pauses and
+       * the commit thread holding the heap locks almost always (forkgate.c). */
+      struct timespec now;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      if (next.tv_sec < now.tv_sec || (next.tv_sec == now.tv_sec && next.tv_nsec < now.tv_nsec))
+        next = now;
       next.tv_sec += (time_t)(iv / 1000000000u);
       next.tv_nsec += (long)(iv % 1000000000u);
       if (next.tv_nsec >= 1000000000L) {
@@ -154,6 +196,12 @@ int shim_commit_setup(void)
   }
   sigset_t all, old;
   sigfillset(&all);
+  /* ... but the fault signals: with the uffd-sigbus and mprotect backends a first write to a
+   * heap page from this thread (libc writes the thread's own DTV, which ld.so calloc'ed in
+   * the heap) is a SIGBUS/SIGSEGV that must reach vmprim's handler; blocked, the kernel
+   * would kill the process instead. */
+  sigdelset(&all, SIGSEGV);
+  sigdelset(&all, SIGBUS);
   pthread_sigmask(SIG_SETMASK, &all, &old);   /* the thread inherits "everything blocked" */
   pthread_t t;
   int rc = pthread_create(&t, NULL, commit_thread, NULL);

@@ -23,7 +23,7 @@
 
 struct shim_opts shim_opts;
 
-enum opt_kind { OK_PATH, OK_SIZE, OK_ADDR, OK_BOOL, OK_COMMIT, OK_TRACK };
+enum opt_kind { OK_PATH, OK_SIZE, OK_ADDR, OK_BOOL, OK_COMMIT, OK_TRACK, OK_TIME };
 
 /* struct opt -- one row of the table. */
 struct opt {
@@ -50,6 +50,9 @@ static const struct opt opts[] = {
    "comma list of: exit, signal[:SIG] (SIG = USR1, USR2, HUP, ... or a number; default USR1),"
    " interval:TIME (TIME with ms or s, e.g. 500ms), none",
    "when the heap is committed"},
+  {"LRVM_MUTEX_WAIT", OK_TIME, "0", "0 (off) or a time with ms or s (e.g. 20ms)",
+   "signal and interval commits wait at most this long for an instant at which no thread"
+   " holds a pthread mutex (the program's consistency points), then commit anyway"},
   {"LRVM_FLUSH", OK_BOOL, "1", "1/yes/on/true or 0/no/off/false",
    "flush (fsync) the log at each commit; 0 trades durability of the last commits for speed"},
   {"LRVM_TRACK", OK_TRACK, "auto", "auto, wp-async, uffd-sigbus, mprotect",
@@ -330,6 +333,10 @@ static int opt_apply(const struct opt *o, const char *v)
     return 0;
   case OK_COMMIT:
     return shim_parse_commit(v, &so->commit, &so->commit_signal, &so->commit_interval_ns);
+  case OK_TIME:   /* LRVM_MUTEX_WAIT: 0 = off */
+    if (strcmp(v, "0") == 0)
+      return so->mutex_wait_ns = 0, 0;
+    return shim_parse_time_ns(v, &so->mutex_wait_ns);
   case OK_TRACK:
     if (strcmp(v, "auto") && strcmp(v, "wp-async") && strcmp(v, "uffd-sigbus") &&
         strcmp(v, "mprotect"))

@@ -5,7 +5,8 @@
  *   1. AT_SECURE (setuid/setgid/capabilities) -> INACTIVE: glibc serves everything and no LRVM_*
  *      variable is even read (a user must not steer a privileged program's files).
  *   2. parse the options table (env.c); an invalid value stops the program (status 2).
- *   3. reserve and create the heap (shimheap.c); failure stops the program (status 2).
+ *   3. with LRVM_SEGMENT and LRVM_GLOBALS: re-exec once with randomisation off (reexec.c).
+ *   4. reserve and create the heap (shimheap.c); failure stops the program (status 2).
  * Nested allocations during these steps (dlsym, strerror's buffer, ...) come from the bootstrap
  * arena. The constructor then, with malloc working: fork handlers, commit hooks, and removes
  * the shim from LD_PRELOAD so that exec'd programs do not inherit it (unless LRVM_INHERIT).
@@ -38,7 +39,7 @@ int shim_is_secure(char *const *envp)
   return 0;
 }
 
-/* init_run -- steps 1-3 above; returns the state to settle in */
+/* init_run -- steps 1-4 above; returns the state to settle in */
 static int init_run(void)
 {
   char **envp = environ;
@@ -51,6 +52,8 @@ static int init_run(void)
   }
   if (shim_env_parse(envp, 2) || shim_self_range())
     _exit(2);
+  if (shim_opts.segment && shim_opts.globals)
+    shim_reexec_norandom();  /* before the segment is opened or locked (reexec.c) */
   if (shim_heap_setup())
     _exit(2);
   return SHIM_ACTIVE;
@@ -123,8 +126,12 @@ __attribute__((constructor(101))) static void shim_ctor(void)
   int s = shim_ensure_init();
   if (s != SHIM_ACTIVE)
     return;  /* INACTIVE: AT_SECURE, nothing else to do (ld.so ignores LD_PRELOAD anyway) */
-  if (shim_sigchain_setup() || shim_heap_atfork() || shim_commit_setup())
+  shim_kwrite_setup();
+  if (shim_sigchain_setup() || shim_heap_atfork() || shim_commit_setup() ||
+      shim_aware_setup() || shim_mutex_setup())
     _exit(2);
+  if (shim_persistent)
+    shim_libc_probe();   /* libc's FILE, stdio buffers, DIR: volatile (libcobj.c) */
   if (!shim_opts.inherit)
     preload_drop_self();
 }

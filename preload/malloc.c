@@ -38,12 +38,22 @@ volatile uint64_t shim_foreign_frees;
 
 /* owner -- the heap that serves a call made from return address ra: the volatile internal
  * heap for liblrvm's own allocations (its code lies in this library; or the thread is inside an
- * rvm_* call made by the shim), else the program's heap. See persist.c. */
+ * rvm_* call made by the shim) and for libc's volatile objects (libcobj.c), else the
+ * program's heap. See persist.c. */
 static inline struct heap *owner(void *ra)
 {
-  if (__builtin_expect(shim_iheap != NULL, 0) &&
-      (shim_in_core || ((uintptr_t)ra >= shim_self_lo && (uintptr_t)ra < shim_self_hi)))
-    return shim_iheap;
+  if (__builtin_expect(shim_iheap != NULL, 0)) {
+    if (shim_in_core || ((uintptr_t)ra >= shim_self_lo && (uintptr_t)ra < shim_self_hi))
+      return shim_iheap;
+    /* libc's own FILE, stdio buffer and DIR allocations (libcobj.c): one range test for
+     * the program's calls */
+    if (__builtin_expect((uintptr_t)ra - shim_libc_lo < shim_libc_len, 0)) {
+      if (__builtin_expect(shim_libc_probing, 0))
+        shim_libc_note(ra);
+      if (shim_libc_volatile(ra))
+        return shim_iheap;
+    }
+  }
   return shim_heap;
 }
 

@@ -11,13 +11,25 @@
  *   persist.c  the heap as a tracked LRVM segment region; liblrvm's memory kept out of it
  *   commit.c   commit hooks (exit, signal, interval) funnelling into shim_commit()
  *   sigchain.c sigaction/signal wrappers keeping vmprim's fault dispatcher first
+ *   forkgate.c fork() waits for at most one commit (no starvation by back-to-back commits)
+ *   aware.c    rvm_commit / rvm_root_set / rvm_root_get for aware programs (exported)
  *   init.c     start-up order, activity decision (AT_SECURE), LD_PRELOAD inheritance
+ *   exe.c      the main executable: load base, build-id, globals range and excluded bytes
+ *   reexec.c   re-executing once with address-space randomisation off (LRVM_GLOBALS)
+ *   image.c    the segment's header (core/image_format.h): checks, creation, commit stamp
+ *   globals.c  the executable's globals as a tracked region; restored before main
+ *   kwrite.c   wrappers of read, recv, stat ... so the kernel can write into a tracked heap
+ *   libcobj.c  libc's own FILE / stdio buffer / DIR allocations routed to the internal heap
+ *   mutexwait.c LRVM_MUTEX_WAIT: signal and interval commits at an instant with no mutex held
+ *   faultmask.c sigprocmask/pthread_sigmask never block SIGSEGV/SIGBUS (fault backends)
  */
 #ifndef LRVM_SHIM_H
 #define LRVM_SHIM_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "image_format.h"
 
 /* ---- env.c ------------------------------------------------------------------------------- */
 
@@ -43,6 +55,7 @@ struct shim_opts {
   int stats;                 /* LRVM_STATS */
   int backtrace;             /* LRVM_BACKTRACE */
   int inherit;               /* LRVM_INHERIT */
+  uint64_t mutex_wait_ns;    /* LRVM_MUTEX_WAIT: 0 = off */
 };
 
 extern struct shim_opts shim_opts;
@@ -137,8 +150,12 @@ extern int shim_persistent;       /* the heap is an LRVM segment region, tracked
 /* shim_persist_setup -- map LRVM_SEGMENT at base through LRVM, track it, open or create the
  * heap in it; 0 or an error after a message. */
 int shim_persist_setup(void *base, size_t reserve);
-/* shim_persist_commit -- heap_lock_all + rvm_commit + unlock; final: the exit commit. */
+/* shim_persist_commit -- heap_lock_all + rvm_commit + unlock; final: the exit commit. Every
+ * commit of the shim's segment must come through here (or shim_commit): it skips commits while
+ * the globals are not yet restored and stamps the header (count, time, pid) into the commit. */
 int shim_persist_commit(int final);
+/* shim_persist_fork_child -- in a fork child: close the segment (releases its lock). */
+void shim_persist_fork_child(void);
 /* shim_persist_stats -- the tracker's statistics to fd. */
 void shim_persist_stats(int fd);
 
@@ -149,5 +166,104 @@ int shim_sigchain_setup(void);
 /* shim_self_range -- compute [shim_self_lo, shim_self_hi), this library's code; 0 or ENOENT. */
 int shim_self_range(void);
 extern uintptr_t shim_self_lo, shim_self_hi;
+
+/* ---- forkgate.c -------------------------------------------------------------------------- */
+
+/* fork handlers' first/last steps and the commit side of the gate (see forkgate.c) */
+void shim_forkgate_prepare(void);
+void shim_forkgate_parent(void);
+void shim_forkgate_child(void);
+void shim_forkgate_wait(void);
+
+/* ---- aware.c ----------------------------------------------------------------------------- */
+
+/* shim_aware_setup -- roots in the persistent heap, rvm_commit -> shim_commit("explicit");
+ * 0 or an errno after a message. */
+int shim_aware_setup(void);
+/* ---- exe.c ------------------------------------------------------------------------------- */
+
+struct shim_range {
+  uintptr_t lo, hi;
+};
+/* struct shim_exe -- the main executable as the globals need it (exe.c's comment) */
+struct shim_exe {
+  char path[IMG_PATH_MAX];
+  uintptr_t load_base;
+  uint32_t id_kind, id_len;        /* IMG_ID_* */
+  uint8_t build_id[IMG_BUILD_ID_MAX];
+  uintptr_t g_lo, g_hi;            /* globals, page aligned; g_lo == g_hi: none */
+  struct shim_range *excl;         /* excluded bytes in [g_lo, g_hi), sorted, merged */
+  size_t nexcl, cap;
+};
+extern struct shim_exe shim_exe;
+/* shim_exe_probe -- fill shim_exe; 0 or an errno after a message */
+int shim_exe_probe(void);
+
+/* ---- reexec.c ---------------------------------------------------------------------------- */
+
+/* shim_reexec_norandom -- if randomisation is on, turn it off and execve /proc/self/exe with
+ * the same arguments and environment (does not return); returns 0 when nothing was done. */
+int shim_reexec_norandom(void);
+
+/* ---- image.c ----------------------------------------------------------------------------- */
+
+/* shim_image_check -- judge a header page read from LRVM_SEGMENT against this process and the
+ * options: 0 = usable, 1 = no header yet (a new segment), or an errno after a refusal message
+ * naming the file and what to do. */
+int shim_image_check(const struct image_header *h, const char *seg);
+/* shim_image_create -- fill a new (tracked, zeroed) header; heap_off/globals from layout */
+void shim_image_create(struct image_header *h, uint64_t globals_len, uint64_t heap_off);
+/* shim_image_stamp -- the header's commit fields, written just before a commit */
+void shim_image_stamp(struct image_header *h, int globals_in_commit);
+
+/* ---- globals.c --------------------------------------------------------------------------- */
+
+/* shim_globals_map -- map the globals area of the segment (offset off) over the executable's
+ * globals and track it; valid: the area holds committed globals to restore before main.
+ * 0 or an error after a message. */
+int shim_globals_map(const char *seg, uint64_t off, int valid);
+/* shim_globals_pending -- 1 while the globals are tracked but not yet restored (before main):
+ * no commit may happen then (it would commit half-constructed globals) */
+int shim_globals_pending(void);
+/* shim_globals_tracked -- 1 if the globals are part of the commits */
+int shim_globals_tracked(void);
+/* shim_globals_lock / unlock -- a commit holds this around its pending check and rvm_commit */
+void shim_globals_lock(void);
+void shim_globals_unlock(void);
+/* shim_commit_before_dtors -- register the exit commit to run before the executable's static
+ * destructors (commit.c); called from globals.c's main hook */
+int shim_commit_before_dtors(void);
+/* ---- kwrite.c ---------------------------------------------------------------------------- */
+
+/* The tracked heap's range when the DIRTY backend faults on first writes (uffd-sigbus,
+ * mprotect) and system calls must be prepared; both 0 otherwise (wp-async, volatile heap). */
+extern uintptr_t shim_kw_lo, shim_kw_hi;
+/* shim_kwrite_setup -- resolve the real functions before main (see kwrite.c) */
+void shim_kwrite_setup(void);
+
+/* ---- libcobj.c --------------------------------------------------------------------------- */
+
+extern uintptr_t shim_libc_lo, shim_libc_len;   /* libc's text */
+extern __thread int shim_libc_probing __attribute__((tls_model("initial-exec")));
+/* shim_libc_note -- record a libc malloc call site while probing */
+void shim_libc_note(void *ra);
+/* shim_libc_volatile -- ra is a learnt call site of libc's volatile objects */
+int shim_libc_volatile(void *ra);
+/* shim_libc_probe -- learn the call sites (persistent heap active, before main); returns how
+ * many were learnt */
+int shim_libc_probe(void);
+
+/* ---- mutexwait.c ------------------------------------------------------------------------- */
+
+/* shim_mutex_setup -- LRVM_MUTEX_WAIT: count the program's held mutexes from now on and
+ * install the instant check; 0 or errno (message written) */
+int shim_mutex_setup(void);
+/* shim_mutex_commit -- a signal or interval commit at an instant with no mutex held, waiting
+ * at most LRVM_MUTEX_WAIT (then committing anyway: counted); 0 or an rvm_return_t */
+int shim_mutex_commit(void);
+/* set while a commit is declined by the instant check: its failure is a retry, not an error */
+extern __thread int shim_mutex_declined __attribute__((tls_model("initial-exec")));
+/* shim_mutex_stats -- the LRVM_STATS line of the mode */
+void shim_mutex_stats(int fd);
 
 #endif

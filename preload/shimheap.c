@@ -162,6 +162,7 @@ int shim_heap_setup(void)
  * (heap_lock_all, then liblrvm allocating inside rvm_commit), so the two cannot deadlock. */
 static void fork_prepare(void)
 {
+  shim_forkgate_prepare();   /* commits stop queueing for the heap locks (forkgate.c) */
   heap_lock_all(shim_heap);
   if (shim_iheap)
     heap_lock_all(shim_iheap);
@@ -171,12 +172,15 @@ static void fork_parent(void)
   if (shim_iheap)
     heap_unlock_all(shim_iheap);
   heap_unlock_all(shim_heap);
+  shim_forkgate_parent();
 }
 static void fork_child(void)
 {
   if (shim_iheap)
     heap_fork_child(shim_iheap);
   heap_fork_child(shim_heap);
+  shim_forkgate_child();
+  shim_persist_fork_child();
   shim_forked_child = 1;   /* the child's heap is a private volatile copy: it never commits */
 }
 

@@ -147,3 +147,23 @@ Test(preload_env, option_names_mirror_variables)
   cr_expect_null(shim_env_option("heap_size", &tv));
   cr_expect_null(shim_env_option("bogus", &tv));
 }
+
+Test(preload_env, mutex_wait)
+{
+  char *off[] = {"PATH=/bin", NULL};
+  char err[1024];
+  cr_assert_eq(parse_env(off, err, sizeof(err)), 0, "%s", err);
+  cr_expect_eq(shim_opts.mutex_wait_ns, 0);   /* default: off */
+  char *on[] = {"LRVM_MUTEX_WAIT=20ms", NULL};
+  cr_assert_eq(parse_env(on, err, sizeof(err)), 0, "%s", err);
+  cr_expect_eq(shim_opts.mutex_wait_ns, 20000000ull);
+  char *zero[] = {"LRVM_MUTEX_WAIT=0", NULL};
+  cr_assert_eq(parse_env(zero, err, sizeof(err)), 0, "%s", err);
+  cr_expect_eq(shim_opts.mutex_wait_ns, 0);
+  char *bad[] = {"LRVM_MUTEX_WAIT=20", NULL};
+  cr_assert_neq(parse_env(bad, err, sizeof(err)), 0);
+  cr_expect(strstr(err, "LRVM_MUTEX_WAIT=20: invalid value; accepted: 0 (off) or a time with "
+                        "ms or s") != NULL, "%s", err);
+  int tv;
+  cr_expect_str_eq(shim_env_option("mutex-wait", &tv), "LRVM_MUTEX_WAIT");
+}

@@ -466,3 +466,64 @@ Test(track, child_of_fork_cannot_commit)
         fx_teardown(&f);
     }
 }
+
+/* the instant check (track_safepoint_set_check, used by preload's LRVM_MUTEX_WAIT): a declined
+ * instant captures nothing and fails the commit; the next accepted one logs everything */
+struct ic_state {
+    int calls, decline, moved;
+    volatile unsigned *spin;   /* the helper thread's progress counter: still at the instant */
+};
+
+static int ic_check(void *arg)
+{
+    struct ic_state *s = arg;
+    unsigned a = *s->spin;
+    for (volatile int i = 0; i < 200000; i++)
+        ;
+    s->moved |= *s->spin != a;
+    s->calls++;
+    return s->calls <= s->decline;
+}
+
+static volatile int ic_stop;
+
+static void *ic_spinner(void *arg)
+{
+    volatile unsigned *n = arg;
+    while (!ic_stop)
+        (*n)++;
+    return NULL;
+}
+
+Test(track, instant_check_declines_and_accepts)
+{
+    FOR_EACH_BACKEND(b) {
+        struct fx f;
+        fx_setup(&f, b, 4 * vmp_page_size(), 0);
+        volatile unsigned spin = 0;
+        ic_stop = 0;
+        pthread_t t;
+        cr_assert_eq(pthread_create(&t, NULL, ic_spinner, (void *)&spin), 0);
+        struct ic_state s = {.decline = 2, .spin = &spin};
+        track_safepoint_set_check(ic_check, &s);
+        f.t.mem[7] = 3;
+        cr_expect_eq(rvm_commit(), RVM_EINTERNAL, "%s", vmp_backend_name(b));
+        cr_expect(strstr(track_errmsg(), "declined") != NULL, "%s", track_errmsg());
+        cr_expect_eq(f.log.nrec, 0, "%s: a declined instant logged something",
+                     vmp_backend_name(b));
+        cr_expect_eq(rvm_commit(), RVM_EINTERNAL);
+        cr_expect_eq(rvm_commit(), RVM_SUCCESS, "%s: %s", vmp_backend_name(b), track_errmsg());
+        cr_expect_eq(s.calls, 3);
+        cr_expect_eq(s.moved, 0, "%s: the other thread ran during the check",
+                     vmp_backend_name(b));
+        cr_expect_eq(f.log.nrec, 1, "%s", vmp_backend_name(b));
+        cr_expect_eq(f.image[7], 3, "%s: the write before the declined instants is lost",
+                     vmp_backend_name(b));
+        track_safepoint_set_check(NULL, NULL);
+        ic_stop = 1;
+        pthread_join(t, NULL);
+        cr_expect_eq(rvm_commit(), RVM_SUCCESS);
+        cr_expect_eq(s.calls, 3, "the check ran after it was removed");
+        fx_teardown(&f);
+    }
+}

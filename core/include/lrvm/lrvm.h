@@ -117,8 +117,21 @@ RVM_API rvm_return_t rvm_untrack(rvm_region_t *region);
 /**
  * rvm_commit -- atomically commit every change to every tracked region since the previous
  * commit, as one transaction; flush mode (default) returns when it is durable.
+ *
+ * Aware programs (the program's own consistency points): a program linked with -llrvm may
+ * call rvm_commit() whether or not it runs under liblrvm-preload.so.
+ *  - Under the shim with LRVM_SEGMENT, the shim's rvm_commit interposes liblrvm's and commits
+ *    the persistent heap (and whatever else the shim tracks) exactly like the shim's own
+ *    exit/signal/interval commits: same lock, same instant semantics. Counted as "explicit"
+ *    in LRVM_STATS. The LRVM_COMMIT hooks stay as configured (LRVM_COMMIT=none leaves the
+ *    program's calls as the only commit points).
+ *  - Under the shim without LRVM_SEGMENT (volatile heap), and without the shim when the
+ *    program tracks nothing itself: nothing to commit, RVM_SUCCESS. Such a program runs,
+ *    without persistence, and need not test the result for this case.
+ *  - In a child of fork() of a shim process: RVM_EINTERNAL (the child's heap is a private,
+ *    volatile copy; it never writes the parent's log or segment).
  * @return RVM_SUCCESS; RVM_EIO (the log write failed; sticky); RVM_EINTERNAL (a thread did
- *         not stop for the instant, or the DIRTY tracker failed: rvm_errmsg).
+ *         not stop for the instant, or the DIRTY tracker failed, or a fork child: rvm_errmsg).
  */
 RVM_API rvm_return_t rvm_commit(void);
 
@@ -134,6 +147,36 @@ RVM_API rvm_return_t rvm_commit_mode(rvm_mode_t mode);
  * @return RVM_SUCCESS; RVM_EINTERNAL (rvm_errmsg).
  */
 RVM_API rvm_return_t rvm_track_prepare_write(void *addr, rvm_length_t len);
+
+/** Named roots: the longest name (bytes, without the NUL) and the number of names. */
+#define RVM_ROOT_NAME_MAX 47
+#define RVM_ROOTS_MAX 64
+
+/**
+ * rvm_root_set -- bind name to ptr, or delete name (ptr NULL; deleting an unknown name is
+ * RVM_SUCCESS). A restarted program finds its data with rvm_root_get instead of a global.
+ *
+ * Under liblrvm-preload.so with LRVM_SEGMENT the table lives in the persistent heap and is
+ * committed with everything else: after a crash or kill, rvm_root_get sees the bindings of
+ * the last commit, never a later or half-made one (a binding set but not committed is gone).
+ * ptr should point into the persistent heap (memory from malloc under the shim) or be a
+ * value that means something to the next run; the pointer is stored, not what it points to.
+ * Otherwise (no shim, or a volatile heap) the table is process-local: the calls work, nothing
+ * persists. The table is created in the heap on the first rvm_root_set (one 4 KiB block; a
+ * crash before the commit that first follows it leaks that block once).
+ * Thread safety: any thread; calls are serialised. In a fork child the table is the child's
+ * private copy.
+ * @return RVM_SUCCESS; RVM_ENAME_TOO_LONG (name NULL, empty or longer than
+ *         RVM_ROOT_NAME_MAX bytes); RVM_ETOO_BIG (RVM_ROOTS_MAX names are bound already:
+ *         delete one); RVM_ENO_MEMORY (the heap cannot hold the table). rvm_errmsg says why.
+ */
+RVM_API rvm_return_t rvm_root_set(const char *name, void *ptr);
+
+/**
+ * rvm_root_get -- the pointer bound to name, or NULL (never set, deleted, not committed
+ * before a crash, or name invalid). Thread safety: as rvm_root_set.
+ */
+RVM_API void *rvm_root_get(const char *name);
 
 /** rvm_track_statistics -- copy the tracking statistics. @return RVM_SUCCESS;
  *  RVM_ESTATISTICS for NULL. */

@@ -1,0 +1,100 @@
+/*
+ * image_format.h -- a segment holding a process image: the layout of the data segment that
+ * keeps one program's persistent heap and, optionally, its executable's global variables.
+ * Format version 1.
+ *
+ * WHO USES IT. Whoever maps a program's heap and globals from one segment (the LD_PRELOAD shim
+ * does; an aware program could), and rvmutl, which shows such a segment without running the
+ * program. Core knows only this layout; how the globals are found in a running process and when
+ * they are restored is the user's business.
+ *
+ * LAYOUT (offsets in the segment file; all parts page aligned):
+ *
+ *   [0, 4096)                          header page: struct image_header, zero padded
+ *   [globals_off, + globals_len)       the executable's writable data (.data/.bss after RELRO),
+ *                                      byte for byte as it lies at globals_vaddr; absent
+ *                                      (globals_len == 0) in a heap-only segment
+ *   [heap_off, + heap_reserve)         the heap (heap_format.h), mapped at heap_base
+ *
+ * heap_off = round_up(4096 + globals_len, 4096). The file is extended (sparse) to
+ * heap_off + heap_reserve; the heap backs what it uses with posix_fallocate.
+ *
+ * ATOMICITY. Each part is its own LRVM region of the segment and all three are tracked, so one
+ * rvm_commit commits header, globals and heap together: a restart sees the globals and the heap
+ * of the same instant (a pointer in a global always points into the heap it was committed with).
+ * The mutable header fields (commit_count, last_commit_*, flags) are written just before each
+ * commit and are part of it.
+ *
+ * IMMUTABLE FIELDS are written once, in the commit that creates the segment: magic .. exe_path.
+ * A reader refuses (never "repairs"):
+ *   - a file whose first 8 bytes are the heap's magic "LRVMHEAP": the layout before version 1
+ *     (offset 0 = heap base); there is no upgrade path, the user must start a new segment;
+ *   - magic "LRVMIMG1" with a version it does not know;
+ *   - globals present and a different build-id than the running executable's (a different
+ *     program or a rebuilt one: its globals are laid out differently, restoring them would
+ *     corrupt it);
+ *   - globals present and a different load base (pointers into the executable would be wrong).
+ * A heap-only segment (IMG_F_GLOBALS clear) records build-id and base for display only: another
+ * build of the program may open it (the named-roots use case: an aware program finds its data
+ * by name, not by the addresses of its globals, so a rebuild must not lock it out).
+ *
+ * BUILD-ID. The NT_GNU_BUILD_ID note of the executable (IMG_ID_GNU, id_len bytes). A binary
+ * without one gets IMG_ID_CRC32C: the 4-byte crc32c of /proc/self/exe's whole contents, which
+ * changes whenever a single byte of the file does (a relink, strip, or patch) -- stricter than a
+ * build-id, never looser.
+ *
+ * GLOBALS COMMITTED. IMG_F_GLOBALS_VALID is set in the first commit that contains the globals.
+ * Until then the globals area holds nothing meaningful (a crash between creation and that commit)
+ * and a restart must keep the program's fresh globals.
+ */
+#ifndef LRVM_IMAGE_FORMAT_H
+#define LRVM_IMAGE_FORMAT_H
+
+#include <stdint.h>
+
+#define IMG_MAGIC "LRVMIMG1"
+#define IMG_FORMAT_VERSION 1u
+#define IMG_HEADER_SIZE 4096u          /* the header page */
+#define IMG_BUILD_ID_MAX 64u
+#define IMG_PATH_MAX 1024u
+
+enum img_id_kind {
+  IMG_ID_NONE = 0,     /* not recorded */
+  IMG_ID_GNU = 1,      /* NT_GNU_BUILD_ID note */
+  IMG_ID_CRC32C = 2,   /* fallback: crc32c of the executable file's contents (4 bytes) */
+};
+
+enum img_flags {
+  IMG_F_GLOBALS = 1u << 0,        /* the segment carries the executable's globals */
+  IMG_F_GLOBALS_VALID = 1u << 1,  /* ... and a commit has put them there */
+};
+
+/* struct image_header -- page 0 of the segment; native little-endian x86-64 layout. */
+struct image_header {
+  char magic[8];               /* IMG_MAGIC */
+  uint32_t version;            /* IMG_FORMAT_VERSION */
+  uint32_t header_size;        /* sizeof(struct image_header) */
+  /* immutable, set at creation */
+  uint64_t heap_base;          /* address the heap is mapped at */
+  uint64_t heap_reserve;       /* bytes reserved for the heap */
+  uint64_t heap_off;           /* segment offset of the heap */
+  uint64_t globals_off;        /* segment offset of the globals area (IMG_HEADER_SIZE) */
+  uint64_t globals_len;        /* bytes of globals (page multiple); 0 = heap-only */
+  uint64_t globals_vaddr;      /* run-time address of the globals area */
+  uint64_t load_base;          /* the executable's load base (0 for a non-PIE executable) */
+  uint64_t created_ns;         /* CLOCK_REALTIME at creation */
+  uint32_t id_kind;            /* enum img_id_kind */
+  uint32_t id_len;             /* bytes of build_id used */
+  uint8_t build_id[IMG_BUILD_ID_MAX];
+  char exe_path[IMG_PATH_MAX]; /* the executable, for messages and rvmutl (NUL terminated) */
+  /* mutable, written just before each commit and committed with it */
+  uint32_t flags;              /* enum img_flags */
+  uint32_t pad;
+  uint64_t commit_count;       /* commits made through this layout */
+  uint64_t last_commit_ns;     /* CLOCK_REALTIME of the last commit */
+  uint64_t last_commit_pid;    /* process that made it */
+};
+
+_Static_assert(sizeof(struct image_header) <= IMG_HEADER_SIZE, "header exceeds its page");
+
+#endif
