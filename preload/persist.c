@@ -36,9 +36,17 @@
  * this library's code (return address) or from a thread inside an rvm_* call (shim_in_core,
  * which catches libc functions such as strdup called by liblrvm).
  *
- * Release of freed heap memory is a no-op for now (memory is not returned to the kernel while
- * the heap is persistent; MADV_DONTNEED on a private file mapping would bring back old file
- * bytes, and hole punching needs heap_punch_collect after a durable commit: next session).
+ * Release of freed heap memory (seg_release): MADV_DONTNEED, so free memory leaves the
+ * process's RSS; the segment file is not touched (hole punching needs heap_punch_collect after a
+ * durable commit: not done). Afterwards the range reads as zeros (anonymous mapping) or as the
+ * file's bytes (a MAP_PRIVATE mapping of the segment), which may be older than the last commit
+ * until truncation. Either is safe because the range is FREE: the heap keeps no metadata in
+ * data pages (page records live in the chunk header, which is rewritten before a chunk is
+ * reused), malloc'ed memory has no defined content, calloc zeroes (seg_backing does not claim
+ * HEAP_BACKING_ZERO_ON_RELEASE), and the tracker logs whatever a later write leaves in the
+ * page against its committed image, so the committed image always equals memory.
+ * The exit commit purges first (heap_purge): freed memory is then not logged at all (its pages
+ * are no longer written, or read as zeros = the fresh heap's committed bytes).
  */
 #include "shim.h"
 #include "heap.h"
@@ -96,13 +104,11 @@ static int seg_grow(void *ctx, size_t new_size)
   return 0;
 }
 
-/* seg_release -- keep the memory (see the file comment) */
+/* seg_release -- drop the memory of a free range (see the file comment); errno on failure */
 static int seg_release(void *ctx, size_t off, size_t len)
 {
   (void)ctx;
-  (void)off;
-  (void)len;
-  return 0;
+  return madvise((char *)region.vmaddr + off, len, MADV_DONTNEED) == 0 ? 0 : errno;
 }
 
 static size_t seg_size(void *ctx)
@@ -458,6 +464,8 @@ int shim_persist_commit(int final)
   }
   if (final && !shim_opts.flush)
     rvm_commit_mode(flush);   /* the exit commit makes the earlier no_flush ones durable too */
+  if (final)
+    heap_purge(shim_heap);    /* freed memory is not worth logging (see seg_release) */
   heap_lock_all(shim_heap);
   shim_image_stamp(img, shim_globals_tracked());
   /* track_commit, not rvm_commit: that is overridden to come back here (aware.c). The exit
