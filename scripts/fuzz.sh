@@ -35,10 +35,15 @@ for t in $targets; do
     "$CLANG" "${flags[@]}" $core_srcs "$src" -o "$OUT/fuzz_$t"
     mkdir -p "$OUT/corpus-$t"
     echo "fuzz.sh: running $t for ${SECONDS_EACH}s"
-    if ! (cd "$OUT" && "./fuzz_$t" -max_total_time="$SECONDS_EACH" -max_len=140000 \
+    log="$OUT/fuzz-$t.log"   # the whole run; on failure its report is printed, not just a tail
+    if (cd "$OUT" && "./fuzz_$t" -max_total_time="$SECONDS_EACH" -max_len=140000 \
             -timeout=10 -rss_limit_mb=1024 -print_final_stats=1 \
-            "corpus-$t" "$SRC_ROOT/tests/fuzz/corpus/$t" 2>&1 | tail -25); then
-        echo "fuzz.sh: target $t FAILED (see $OUT/crash-* / leak-* / timeout-*)"
+            "corpus-$t" "$SRC_ROOT/tests/fuzz/corpus/$t" >"$log" 2>&1); then
+        tail -8 "$log"
+    else
+        # the sanitizer's or libFuzzer's report: from its first line to the end
+        awk '/ERROR: |runtime error|==[0-9]+==|deadly signal/ {p=1} p' "$log" | head -80
+        echo "fuzz.sh: target $t FAILED (full output $log; input $OUT/crash-* / leak-* / timeout-*)"
         status=1
     fi
 done
