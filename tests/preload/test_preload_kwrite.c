@@ -166,7 +166,7 @@ static void gen_input(const char *path, long lines)
 
 /* the settings of one backend's persistent runs */
 struct cfg {
-  char seg[128], track[64];
+  char seg[256], track[64];
   const char *extra[8];
 };
 static void cfg_init(struct cfg *c, const char *dir, const char *backend, const char *more)
@@ -221,8 +221,16 @@ static void same(char *const argv[], const struct cfg *c, const char *in_path, c
 {
   if (access(argv[0], X_OK) != 0)
     cr_skip_test("%s is not installed (scripts/setup.sh installs it)", argv[0]);
+  /* each program its own segment: a segment keeps one executable's globals, and another
+   * program is refused (README "Globals") */
+  struct cfg own = *c;
+  const char *base = strrchr(argv[0], '/');
+  cr_assert((size_t)snprintf(own.seg, sizeof(own.seg), "%.120s-%.64s", c->seg,
+                             base ? base + 1 : argv[0]) < sizeof(own.seg));
+  own.extra[0] = own.seg;
+  own.extra[1] = own.track;
   struct result a = run(argv, NULL, 0, in_path);
-  struct result b = run(argv, c->extra, 1, in_path);
+  struct result b = run(argv, own.extra, 1, in_path);
   cr_assert_eq(a.status, 0, "%s without the shim: %d %s", argv[0], a.status, a.err);
   cr_expect_eq(b.status, a.status, "%s (%s) with the shim: %d %s", argv[0], what, b.status,
                b.err);
