@@ -479,8 +479,19 @@ int shim_persist_commit(int final)
     rc = rvm_flush();
   shim_globals_unlock();
   shim_in_core = 0;
-  if (rc != RVM_SUCCESS && !shim_mutex_declined)   /* declined: mutexwait.c retries */
+  if (rc == RVM_ETOO_BIG) {
+    /* One commit is one log record: the changes since the previous commit must fit in the
+     * log. Nothing committed is lost; this commit's changes are, if no later one fits. */
+    char a[24];
+    shim_say(2, "commit failed: the changes since the last commit do not fit in the log ",
+             log_path, " (", shim_fmt_u64(a, shim_opts.log_size >> 20), " MiB when created; ",
+             rvm_errmsg ? rvm_errmsg : "", "). The segment keeps the previous commit. Commit "
+             "more often (LRVM_COMMIT=exit,interval:TIME), or give the log more room: after the "
+             "program ends, `rvmutl recover ", log_path, "`, delete the log, and run with a "
+             "larger LRVM_LOG_SIZE", NULL);
+  } else if (rc != RVM_SUCCESS && !shim_mutex_declined) {  /* declined: mutexwait.c retries */
     say_rvm("commit failed; the segment keeps the previous commit", rc);
+  }
   return (int)rc;
 }
 
