@@ -38,6 +38,7 @@
  */
 #include "shim.h"
 #include "track.h"
+#include "lockset.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -110,59 +111,88 @@ static void *slot_pthread_mutex_timedlock, *slot_pthread_mutex_clocklock,
 /* pthread_mutex_lock -- libc's pthread_mutex_lock, counting the program's held mutexes (LRVM_MUTEX_WAIT) */
 MW_EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
 {
-  if (!mw_on)
-    return mw_real_lock(m);
+  ls_add(m, 0);   /* listed before acquiring (lockset.c) */
+  if (!mw_on) {
+    int rc = mw_real_lock(m);
+    if (rc)
+      ls_del(m, 0);
+    return rc;
+  }
   count();
   int rc = mw_real_lock(m);
-  if (rc)
+  if (rc) {
     uncount();
+    ls_del(m, 0);
+  }
   return rc;
 }
 
 /* pthread_mutex_trylock -- libc's pthread_mutex_trylock, counting the program's held mutexes (LRVM_MUTEX_WAIT) */
 MW_EXPORT int pthread_mutex_trylock(pthread_mutex_t *m)
 {
-  if (!mw_on)
-    return mw_real_trylock(m);
+  ls_add(m, 0);   /* listed before acquiring (lockset.c) */
+  if (!mw_on) {
+    int rc = mw_real_trylock(m);
+    if (rc)
+      ls_del(m, 0);
+    return rc;
+  }
   count();
   int rc = mw_real_trylock(m);
-  if (rc)
+  if (rc) {
     uncount();
+    ls_del(m, 0);
+  }
   return rc;
 }
 
 /* pthread_mutex_timedlock -- libc's pthread_mutex_timedlock, counting the program's held mutexes (LRVM_MUTEX_WAIT) */
 MW_EXPORT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *t)
 {
-  if (!mw_on)
-    return REAL(pthread_mutex_timedlock)(m, t);
+  ls_add(m, 0);   /* listed before acquiring (lockset.c) */
+  if (!mw_on) {
+    int rc = REAL(pthread_mutex_timedlock)(m, t);
+    if (rc)
+      ls_del(m, 0);
+    return rc;
+  }
   count();
   int rc = REAL(pthread_mutex_timedlock)(m, t);
-  if (rc)
+  if (rc) {
     uncount();
+    ls_del(m, 0);
+  }
   return rc;
 }
 
 /* pthread_mutex_clocklock -- libc's pthread_mutex_clocklock, counting the program's held mutexes (LRVM_MUTEX_WAIT) */
 MW_EXPORT int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t c, const struct timespec *t)
 {
-  if (!mw_on)
-    return REAL(pthread_mutex_clocklock)(m, c, t);
+  ls_add(m, 0);   /* listed before acquiring (lockset.c) */
+  if (!mw_on) {
+    int rc = REAL(pthread_mutex_clocklock)(m, c, t);
+    if (rc)
+      ls_del(m, 0);
+    return rc;
+  }
   count();
   int rc = REAL(pthread_mutex_clocklock)(m, c, t);
-  if (rc)
+  if (rc) {
     uncount();
+    ls_del(m, 0);
+  }
   return rc;
 }
 
 /* pthread_mutex_unlock -- libc's pthread_mutex_unlock, counting the program's held mutexes (LRVM_MUTEX_WAIT) */
 MW_EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
 {
-  if (!mw_on)
-    return mw_real_unlock(m);
-  int rc = mw_real_unlock(m);   /* uncount only after: a counted thread may not hold it */
-  if (rc == 0)
-    uncount();
+  int rc = mw_real_unlock(m);   /* uncount and unlist only after: superset at every instant */
+  if (rc == 0) {
+    if (mw_on)
+      uncount();
+    ls_del(m, 0);
+  }
   return rc;
 }
 
@@ -201,11 +231,13 @@ static void cond_leave(int s)
 /* pthread_cond_wait -- libc's pthread_cond_wait, counting the program's held mutexes (LRVM_MUTEX_WAIT) */
 MW_EXPORT int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
 {
-  if (!mw_on)
-    return REAL(pthread_cond_wait)(c, m);
-  int s = cond_enter(m);
+  ls_add(c, LS_COND);   /* the cond and its mutex stay listed throughout the wait */
+  ls_add(m, 0);
+  int s = mw_on ? cond_enter(m) : -1;
   int rc = REAL(pthread_cond_wait)(c, m);
   cond_leave(s);
+  ls_del(m, 0);
+  ls_del(c, LS_COND);
   return rc;
 }
 
@@ -213,11 +245,13 @@ MW_EXPORT int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
 MW_EXPORT int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m,
                                      const struct timespec *t)
 {
-  if (!mw_on)
-    return REAL(pthread_cond_timedwait)(c, m, t);
-  int s = cond_enter(m);
+  ls_add(c, LS_COND);   /* the cond and its mutex stay listed throughout the wait */
+  ls_add(m, 0);
+  int s = mw_on ? cond_enter(m) : -1;
   int rc = REAL(pthread_cond_timedwait)(c, m, t);
   cond_leave(s);
+  ls_del(m, 0);
+  ls_del(c, LS_COND);
   return rc;
 }
 
@@ -225,11 +259,13 @@ MW_EXPORT int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m,
 MW_EXPORT int pthread_cond_clockwait(pthread_cond_t *c, pthread_mutex_t *m, clockid_t k,
                                      const struct timespec *t)
 {
-  if (!mw_on)
-    return REAL(pthread_cond_clockwait)(c, m, k, t);
-  int s = cond_enter(m);
+  ls_add(c, LS_COND);   /* the cond and its mutex stay listed throughout the wait */
+  ls_add(m, 0);
+  int s = mw_on ? cond_enter(m) : -1;
   int rc = REAL(pthread_cond_clockwait)(c, m, k, t);
   cond_leave(s);
+  ls_del(m, 0);
+  ls_del(c, LS_COND);
   return rc;
 }
 
