@@ -182,8 +182,13 @@ void shim_locks_setup(struct image_header *img, const char *seg, int existing,
     cap_unrecorded = rows[0].owner;
     for (unsigned r = 1; r < IMG_LOCK_ROWS; r++)
       for (int i = 0; i < IMG_LOCK_ROW_ENTRIES; i++)
-        if (rows[r].ent[i])
-          cap[ncap++] = rows[r].ent[i];
+        if (rows[r].ent[i]) {
+          size_t k = 0;   /* once each: a cond wait lists its mutex a second time */
+          while (k < ncap && cap[k] != rows[r].ent[i])
+            k++;
+          if (k == ncap)
+            cap[ncap++] = rows[r].ent[i];
+        }
     if (cap_unrecorded) {
       char a[24];
       shim_say(2, "LRVM_SEGMENT=", seg, ": at its last commit ", shim_fmt_u64(a, cap_unrecorded),
