@@ -22,9 +22,10 @@ _Static_assert(sizeof(struct ls_row) == IMG_LOCK_ROW_SIZE, "row is one cache lin
 
 extern struct ls_row *ls_rows;          /* NULL: not persistent, nothing recorded */
 extern uintptr_t ls_lo[2], ls_hi[2];    /* tracked ranges: globals, heap reservation */
-extern __thread int ls_row_of __attribute__((tls_model("initial-exec")));   /* row + 1 */
+extern __thread int ls_row_of __attribute__((tls_model("initial-exec")));   /* row, 0: none */
 extern __thread int ls_n __attribute__((tls_model("initial-exec")));        /* entries held */
 extern __thread int ls_missed __attribute__((tls_model("initial-exec")));   /* unrecorded */
+extern __thread int ls_hint __attribute__((tls_model("initial-exec")));     /* last row, 0: none */
 
 /* ls_add_slow / ls_del_slow -- claim a row / unrecorded bookkeeping (lockset.c) */
 int ls_add_slow(uint64_t e);
@@ -43,8 +44,22 @@ static inline void ls_add(const void *p, unsigned tag)
   if (!ls_rows || !ls_tracked((uintptr_t)p))
     return;
   uint64_t e = (uintptr_t)p | tag;
+  if (!ls_row_of && ls_hint) {
+    /* the outermost lock: claim the row this thread had last (its cache line is likely still
+     * ours, so the CAS is cheap) */
+    uint64_t free_ = 0;
+    struct ls_row *r = &ls_rows[ls_hint];
+    if (__atomic_compare_exchange_n(&r->owner, &free_, 1, 0, __ATOMIC_ACQUIRE,
+                                    __ATOMIC_RELAXED)) {
+      __atomic_store_n(&r->ent[0], e, __ATOMIC_RELAXED);
+      ls_row_of = ls_hint;
+      ls_n = 1;
+      __atomic_signal_fence(__ATOMIC_SEQ_CST);
+      return;
+    }
+  }
   if (ls_row_of) {
-    struct ls_row *r = &ls_rows[ls_row_of - 1];
+    struct ls_row *r = &ls_rows[ls_row_of];
     for (int i = 0; i < IMG_LOCK_ROW_ENTRIES; i++)
       if (r->ent[i] == 0) {
         __atomic_store_n(&r->ent[i], e, __ATOMIC_RELAXED);
@@ -66,7 +81,7 @@ static inline void ls_del(const void *p, unsigned tag)
   uint64_t e = (uintptr_t)p | tag;
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   if (ls_row_of) {
-    struct ls_row *r = &ls_rows[ls_row_of - 1];
+    struct ls_row *r = &ls_rows[ls_row_of];
     for (int i = 0; i < IMG_LOCK_ROW_ENTRIES; i++)
       if (r->ent[i] == e) {
         __atomic_store_n(&r->ent[i], 0, __ATOMIC_RELAXED);
