@@ -46,12 +46,14 @@
  * glibc 2.36's layouts (<bits/struct_mutex.h>, <bits/thread-shared-types.h>) via the public
  * unions' __data fields. An entry is a superset member, so the object may be free already:
  * a mutex whose lock word is 0 is left untouched, as is anything whose kind word is not a
- * valid mutex kind (guards the narrow race below).
+ * valid mutex kind or whose lock word is not a held one (1 or 2 for a plain mutex: guards the
+ * narrow race below).
  *
  * LIMITS. (1) Between a thread's real unlock and its unlisting, another thread may legally lock,
  * unlock, destroy and free the mutex, and a commit in that window lists memory that is no
- * longer a mutex; the restore touches it only if its lock word is nonzero and its kind word a
- * valid kind. (2) A normal mutex unlocked by a thread other than its locker (undefined in POSIX,
+ * longer a mutex; the restore touches it only if its kind word is a valid kind and its lock
+ * word a held one -- unlikely for other data, not impossible (a heap block freed in that window
+ * could have its first 40 bytes zeroed at the restart). (2) A normal mutex unlocked by a thread other than its locker (undefined in POSIX,
  * tolerated by glibc) stays listed in the locker's row until the row fills. (3) Semaphores,
  * rwlocks, barriers and spinlocks are not covered.
  */
@@ -73,6 +75,7 @@ __thread int ls_hint __attribute__((tls_model("initial-exec")));
 #define FUTEX_OWNER_DIED_ 0x40000000
 #define MUTEX_KINDS 0x3f3            /* type 0-3, robust 16, PI 32, PP 64, pshared 128, elision */
 #define MUTEX_PP 64
+#define MUTEX_PI 32
 #define MUTEX_ROBUST 16
 #define PP_CEILING_MASK 0xfff80000u
 
@@ -132,11 +135,16 @@ static int release_mutex(pthread_mutex_t *m)
 {
   int kind = m->__data.__kind;
   unsigned lock = (unsigned)m->__data.__lock;
-  if (lock == 0 || (kind & ~MUTEX_KINDS) != 0)
-    return 0;   /* free already (a superset member), or not a mutex any more */
-  if ((kind & MUTEX_PP) && (lock & ~PP_CEILING_MASK) == 0)
-    return 0;   /* a priority-protected mutex whose word holds only its ceiling: free */
+  if ((kind & ~MUTEX_KINDS) != 0)
+    return 0;   /* not a mutex any more (LIMITS (1)) */
   unsigned keep = (kind & MUTEX_PP) ? lock & PP_CEILING_MASK : 0;
+  unsigned word = lock & ~keep;
+  if (word == 0)
+    return 0;   /* free already (a superset member) */
+  /* a plain lock word is 1 (locked) or 2 (locked, waiters); robust and PI words hold the
+   * owner's thread id: anything else is not a held mutex (LIMITS (1)) */
+  if (!(kind & (MUTEX_ROBUST | MUTEX_PI)) && word != 1 && word != 2)
+    return 0;
   memset(m, 0, sizeof(*m));
   m->__data.__kind = kind;
   m->__data.__lock = (int)((kind & MUTEX_ROBUST) ? keep | FUTEX_OWNER_DIED_ : keep);

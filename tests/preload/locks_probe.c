@@ -161,6 +161,7 @@ int main(int argc, char **argv)
   check();
   pthread_t h, w;
   waiting = 0;
+  held = 0;   /* globals come back too: these flags hold the last run's values */
   pthread_create(&h, NULL, holder, NULL);
   pthread_create(&w, NULL, forever_waiter, NULL);
   while (!held || !waiting)
