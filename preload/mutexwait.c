@@ -1,6 +1,7 @@
 /*
- * mutexwait.c -- LRVM_MUTEX_WAIT: signal and interval commits at the program's consistency
- * points, as NVthreads inferred them: an instant at which no thread holds a pthread mutex.
+ * mutexwait.c -- the program's pthread mutex/cond exports. LRVM_MUTEX_WAIT: signal and interval
+ * commits at the program's consistency points, as NVthreads inferred them: an instant at which
+ * no thread holds a pthread mutex.
  *
  * An unmodified multi-threaded program keeps its invariants under its mutexes: between
  * lock and unlock a data structure may be half-updated. A commit taken at an arbitrary
@@ -8,6 +9,10 @@
  * invariant. With LRVM_MUTEX_WAIT=TIME, signal and interval commits (never the exit commit:
  * at exit the program has finished with its data) wait, at most TIME, for an instant with no
  * mutex held; past the bound they commit anyway, and LRVM_STATS counts those "forced" commits.
+ *
+ * The same exports also keep the held-lock table (lockset.c, always in persistent mode, with
+ * or without LRVM_MUTEX_WAIT): an object in tracked memory is listed before it is acquired
+ * and unlisted after it is released, so that locks held at a commit come back released.
  *
  * Counting. The program's pthread_mutex_lock / trylock / timedlock / clocklock / unlock and
  * pthread_cond_wait / timedwait / clockwait go through our exports. `held` counts mutexes
