@@ -52,10 +52,12 @@
  * LIMITS. (1) Between a thread's real unlock and its unlisting, another thread may legally lock,
  * unlock, destroy and free the mutex, and a commit in that window lists memory that is no
  * longer a mutex; the restore touches it only if its kind word is a valid kind and its lock
- * word a held one -- unlikely for other data, not impossible (a heap block freed in that window
- * could have its first 40 bytes zeroed at the restart). (2) A normal mutex unlocked by a thread other than its locker (undefined in POSIX,
- * tolerated by glibc) stays listed in the locker's row until the row fills. (3) Semaphores,
- * rwlocks, barriers and spinlocks are not covered.
+ * word a held one -- unlikely for other data, not impossible (a heap block freed in that
+ * window could have its first 40 bytes zeroed at the restart). (2) A plain mutex unlocked by
+ * a thread other than its locker (undefined in POSIX, tolerated by glibc) stays listed in the
+ * locker's row until the locker exits (a thread-exit key destructor frees the row of an exiting
+ * or cancelled thread). (3) Semaphores, rwlocks, barriers, spinlocks and C11 mtx_* (reached
+ * inside libc, not through our exports) are not covered.
  */
 #include "shim.h"
 #include "lockset.h"
@@ -85,6 +87,10 @@ static uint64_t cap_unrecorded;
 static uint64_t n_mutex, n_cond, n_free;             /* released at start / listed but free */
 static uint64_t n_overflow;                          /* holds not listed in this run */
 
+static pthread_key_t exit_key;   /* its destructor frees an exiting thread's row */
+static int exit_key_ok;
+static __thread int exit_key_set __attribute__((tls_model("initial-exec")));
+
 /* unrecorded -- row 0's word: holds not listed at this instant */
 static inline uint64_t *unrecorded(void)
 {
@@ -108,6 +114,10 @@ int ls_add_slow(uint64_t e)
         ls_hint = idx;
         ls_n = 1;
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        if (!exit_key_set && exit_key_ok) {
+          exit_key_set = 1;   /* once per thread: the fast path never comes here again */
+          pthread_setspecific(exit_key, &exit_key_set);
+        }
         return 0;
       }
     }
@@ -126,6 +136,27 @@ void ls_del_slow(uint64_t e)
   if (ls_missed > 0) {
     ls_missed--;
     __atomic_fetch_sub(unrecorded(), 1, __ATOMIC_SEQ_CST);
+  }
+}
+
+/* thread_gone -- a thread exits (or is cancelled, e.g. inside a cond wait, so that its
+ * unlisting never ran) while it still owns a row: free it, or the row is lost to the table for
+ * the rest of the run. What it still holds stays held in this run too (a plain mutex held by
+ * an exited thread is held for ever; a robust one is marked owner-died by the kernel). */
+static void thread_gone(void *v)
+{
+  (void)v;
+  if (ls_row_of) {
+    struct ls_row *r = &ls_rows[ls_row_of];
+    for (int i = 0; i < IMG_LOCK_ROW_ENTRIES; i++)
+      __atomic_store_n(&r->ent[i], 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&r->owner, 0, __ATOMIC_RELEASE);
+    ls_row_of = 0;
+    ls_n = 0;
+  }
+  if (ls_missed) {
+    __atomic_fetch_sub(unrecorded(), (uint64_t)ls_missed, __ATOMIC_SEQ_CST);
+    ls_missed = 0;
   }
 }
 
@@ -215,6 +246,8 @@ void shim_locks_setup(struct image_header *img, const char *seg, int existing,
   release_in(heap_lo, heap_used);
   /* _LRVM_TEST_NO_LOCKSET=1: restore as above but list nothing in this run -- for the cost
    * benchmark only (bench/preload/locks_bench.sh); a commit then may capture held locks */
+  if (!exit_key_ok)
+    exit_key_ok = pthread_key_create(&exit_key, thread_gone) == 0;
   const char *off = getenv("_LRVM_TEST_NO_LOCKSET");
   if (!(off && strcmp(off, "1") == 0))
     ls_rows = rows;

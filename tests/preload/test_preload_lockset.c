@@ -265,3 +265,22 @@ Test(preload_lockset, cond_with_waiters_comes_back_fresh)
   cr_expect_eq(pthread_cond_timedwait(c, m, &ts), ETIMEDOUT);
   pthread_mutex_unlock(m);
 }
+
+static void *exits_holding(void *arg)
+{
+  for (int i = 0; i < IMG_LOCK_ROW_ENTRIES + 1; i++)
+    ls_add((char *)arg + 64 * i, 0);   /* 7 listed, 1 counted */
+  return NULL;                         /* exits (or is cancelled) without unlisting */
+}
+
+Test(preload_lockset, exiting_thread_frees_its_row)
+{
+  start(0);
+  pthread_t t;
+  pthread_create(&t, NULL, exits_holding, area);
+  pthread_join(t, NULL);
+  for (unsigned r = 1; r < IMG_LOCK_ROWS; r++)
+    cr_expect_eq(rows()[r].owner, 0, "row %u still owned", r);
+  cr_expect_eq(listed((uintptr_t)area), 0);
+  cr_expect_eq(rows()[0].owner, 0, "its unlisted hold is no longer counted");
+}
