@@ -216,6 +216,16 @@ Test(preload_kwrite, probe_every_backend, .timeout = 240)
   }
 }
 
+/* seg_remove -- remove dir's segment and log (the next run starts a new one) */
+static void seg_remove(const char *dir)
+{
+  char p[128];
+  snprintf(p, sizeof(p), "%s/seg", dir);
+  unlink(p);
+  snprintf(p, sizeof(p), "%s/seg.log", dir);
+  unlink(p);
+}
+
 /* same -- argv's stdout and status with the shim (cfg) equal those without */
 static void same(char *const argv[], const struct cfg *c, const char *in_path, const char *what)
 {
@@ -240,11 +250,15 @@ Test(preload_kwrite, programs_every_backend, .timeout = 300)
     gen_input(in, 100000L * scale());
     struct cfg c;
     cfg_init(&c, dir, backends[b], "LRVM_COMMIT=exit,interval:50ms");
+    /* one segment per program: with the globals in it (LRVM_GLOBALS, on by default) a
+     * segment belongs to the program that made it, another is refused */
     char *sort[] = {"/usr/bin/sort", "-k2,2", "-k1,1n", in, NULL};
     same(sort, &c, NULL, backends[b]);
+    seg_remove(dir);
     char *awk[] = {"/usr/bin/gawk", "{ n[$2]++; s += $1 } END { for (k in n) c++; "
                    "print c, s, NR }", in, NULL};
     same(awk, &c, NULL, backends[b]);
+    seg_remove(dir);
     char *kw_stdin[] = {(char *)need("LRVM_TEST_KWPROBE"), "stdin", NULL};
     same(kw_stdin, &c, in, backends[b]);   /* fgets + getline on stdin */
     dir_remove(dir);
