@@ -43,6 +43,17 @@
  * changes whenever a single byte of the file does (a relink, strip, or patch) -- stricter than a
  * build-id, never looser.
  *
+ * HELD-LOCK TABLE. Bytes [IMG_LOCK_OFF, 4096) of the header page (mutable, committed with every
+ * commit): the pthread mutexes and condition variables in the globals or the heap that some
+ * thread possibly held or waited on at the commit instant (a superset: listed before acquiring,
+ * unlisted after releasing). 32 rows of 64 bytes: row 0 is the table's own (word 0: holds that
+ * were not listed because the table was full at that instant; the rest zero), rows 1..31 belong
+ * to one thread each while it holds something: word 0 nonzero = in use, words 1..7 = object
+ * addresses, low bit set for a condition variable, 0 = empty. The objects listed are put back in
+ * their released state when the image is restored (threads do not come back; see
+ * preload/lockset.c). All zero = nothing held: a segment written before the table existed
+ * reads as an empty table, so the format version is unchanged.
+ *
  * GLOBALS COMMITTED. IMG_F_GLOBALS_VALID is set in the first commit that contains the globals.
  * Until then the globals area holds nothing meaningful (a crash between creation and that commit)
  * and a restart must keep the program's fresh globals.
@@ -95,6 +106,13 @@ struct image_header {
   uint64_t last_commit_pid;    /* process that made it */
 };
 
-_Static_assert(sizeof(struct image_header) <= IMG_HEADER_SIZE, "header exceeds its page");
+#define IMG_LOCK_OFF 2048u            /* the held-lock table in the header page */
+#define IMG_LOCK_ROW_SIZE 64u
+#define IMG_LOCK_ROWS 32u              /* row 0: the table's own word(s) */
+#define IMG_LOCK_ROW_ENTRIES 7         /* objects per thread row */
+
+_Static_assert(sizeof(struct image_header) <= IMG_LOCK_OFF, "header overlaps the lock table");
+_Static_assert(IMG_LOCK_OFF + IMG_LOCK_ROWS * IMG_LOCK_ROW_SIZE <= IMG_HEADER_SIZE,
+               "lock table exceeds the header page");
 
 #endif

@@ -108,6 +108,7 @@ static void commit_at_exit(void)
     if (shim_persistent)
       shim_persist_stats(stats_fd);
     shim_mutex_stats(stats_fd);
+    shim_locks_stats(stats_fd);
   }
 }
 

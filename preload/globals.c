@@ -223,8 +223,10 @@ static void globals_restore(void)
   const struct shim_exe *e = &shim_exe;
   size_t len = e->g_hi - e->g_lo;
   pthread_mutex_lock(&restore_mu);
-  if (restore_valid)
+  if (restore_valid) {
     overlay((unsigned char *)e->g_lo, saved_b, len);
+    shim_locks_restore_globals(e->g_lo, e->g_hi);   /* held at the commit: released */
+  }
   __atomic_store_n(&pending, 0, __ATOMIC_RELEASE);
   pthread_mutex_unlock(&restore_mu);
   munmap(saved_b, len);

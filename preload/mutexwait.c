@@ -1,6 +1,7 @@
 /*
- * mutexwait.c -- LRVM_MUTEX_WAIT: signal and interval commits at the program's consistency
- * points, as NVthreads inferred them: an instant at which no thread holds a pthread mutex.
+ * mutexwait.c -- the program's pthread mutex/cond exports. LRVM_MUTEX_WAIT: signal and interval
+ * commits at the program's consistency points, as NVthreads inferred them: an instant at which
+ * no thread holds a pthread mutex.
  *
  * An unmodified multi-threaded program keeps its invariants under its mutexes: between
  * lock and unlock a data structure may be half-updated. A commit taken at an arbitrary
@@ -8,6 +9,10 @@
  * invariant. With LRVM_MUTEX_WAIT=TIME, signal and interval commits (never the exit commit:
  * at exit the program has finished with its data) wait, at most TIME, for an instant with no
  * mutex held; past the bound they commit anyway, and LRVM_STATS counts those "forced" commits.
+ *
+ * The same exports also keep the held-lock table (lockset.c, always in persistent mode, with
+ * or without LRVM_MUTEX_WAIT): an object in tracked memory is listed before it is acquired
+ * and unlisted after it is released, so that locks held at a commit come back released.
  *
  * Counting. The program's pthread_mutex_lock / trylock / timedlock / clocklock / unlock and
  * pthread_cond_wait / timedwait / clockwait go through our exports. `held` counts mutexes
@@ -38,6 +43,7 @@
  */
 #include "shim.h"
 #include "track.h"
+#include "lockset.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -110,59 +116,88 @@ static void *slot_pthread_mutex_timedlock, *slot_pthread_mutex_clocklock,
 /* pthread_mutex_lock -- libc's pthread_mutex_lock, counting the program's held mutexes (LRVM_MUTEX_WAIT) */
 MW_EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
 {
-  if (!mw_on)
-    return mw_real_lock(m);
+  ls_add(m, 0);   /* listed before acquiring (lockset.c) */
+  if (!mw_on) {
+    int rc = mw_real_lock(m);
+    if (rc)
+      ls_del(m, 0);
+    return rc;
+  }
   count();
   int rc = mw_real_lock(m);
-  if (rc)
+  if (rc) {
     uncount();
+    ls_del(m, 0);
+  }
   return rc;
 }
 
 /* pthread_mutex_trylock -- libc's pthread_mutex_trylock, counting the program's held mutexes (LRVM_MUTEX_WAIT) */
 MW_EXPORT int pthread_mutex_trylock(pthread_mutex_t *m)
 {
-  if (!mw_on)
-    return mw_real_trylock(m);
+  ls_add(m, 0);   /* listed before acquiring (lockset.c) */
+  if (!mw_on) {
+    int rc = mw_real_trylock(m);
+    if (rc)
+      ls_del(m, 0);
+    return rc;
+  }
   count();
   int rc = mw_real_trylock(m);
-  if (rc)
+  if (rc) {
     uncount();
+    ls_del(m, 0);
+  }
   return rc;
 }
 
 /* pthread_mutex_timedlock -- libc's pthread_mutex_timedlock, counting the program's held mutexes (LRVM_MUTEX_WAIT) */
 MW_EXPORT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *t)
 {
-  if (!mw_on)
-    return REAL(pthread_mutex_timedlock)(m, t);
+  ls_add(m, 0);   /* listed before acquiring (lockset.c) */
+  if (!mw_on) {
+    int rc = REAL(pthread_mutex_timedlock)(m, t);
+    if (rc)
+      ls_del(m, 0);
+    return rc;
+  }
   count();
   int rc = REAL(pthread_mutex_timedlock)(m, t);
-  if (rc)
+  if (rc) {
     uncount();
+    ls_del(m, 0);
+  }
   return rc;
 }
 
 /* pthread_mutex_clocklock -- libc's pthread_mutex_clocklock, counting the program's held mutexes (LRVM_MUTEX_WAIT) */
 MW_EXPORT int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t c, const struct timespec *t)
 {
-  if (!mw_on)
-    return REAL(pthread_mutex_clocklock)(m, c, t);
+  ls_add(m, 0);   /* listed before acquiring (lockset.c) */
+  if (!mw_on) {
+    int rc = REAL(pthread_mutex_clocklock)(m, c, t);
+    if (rc)
+      ls_del(m, 0);
+    return rc;
+  }
   count();
   int rc = REAL(pthread_mutex_clocklock)(m, c, t);
-  if (rc)
+  if (rc) {
     uncount();
+    ls_del(m, 0);
+  }
   return rc;
 }
 
 /* pthread_mutex_unlock -- libc's pthread_mutex_unlock, counting the program's held mutexes (LRVM_MUTEX_WAIT) */
 MW_EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
 {
-  if (!mw_on)
-    return mw_real_unlock(m);
-  int rc = mw_real_unlock(m);   /* uncount only after: a counted thread may not hold it */
-  if (rc == 0)
-    uncount();
+  int rc = mw_real_unlock(m);   /* uncount and unlist only after: superset at every instant */
+  if (rc == 0) {
+    if (mw_on)
+      uncount();
+    ls_del(m, 0);
+  }
   return rc;
 }
 
@@ -201,11 +236,13 @@ static void cond_leave(int s)
 /* pthread_cond_wait -- libc's pthread_cond_wait, counting the program's held mutexes (LRVM_MUTEX_WAIT) */
 MW_EXPORT int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
 {
-  if (!mw_on)
-    return REAL(pthread_cond_wait)(c, m);
-  int s = cond_enter(m);
+  ls_add(c, LS_COND);   /* the cond and its mutex stay listed throughout the wait */
+  ls_add(m, 0);
+  int s = mw_on ? cond_enter(m) : -1;
   int rc = REAL(pthread_cond_wait)(c, m);
   cond_leave(s);
+  ls_del(m, 0);
+  ls_del(c, LS_COND);
   return rc;
 }
 
@@ -213,11 +250,13 @@ MW_EXPORT int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
 MW_EXPORT int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m,
                                      const struct timespec *t)
 {
-  if (!mw_on)
-    return REAL(pthread_cond_timedwait)(c, m, t);
-  int s = cond_enter(m);
+  ls_add(c, LS_COND);   /* the cond and its mutex stay listed throughout the wait */
+  ls_add(m, 0);
+  int s = mw_on ? cond_enter(m) : -1;
   int rc = REAL(pthread_cond_timedwait)(c, m, t);
   cond_leave(s);
+  ls_del(m, 0);
+  ls_del(c, LS_COND);
   return rc;
 }
 
@@ -225,11 +264,13 @@ MW_EXPORT int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m,
 MW_EXPORT int pthread_cond_clockwait(pthread_cond_t *c, pthread_mutex_t *m, clockid_t k,
                                      const struct timespec *t)
 {
-  if (!mw_on)
-    return REAL(pthread_cond_clockwait)(c, m, k, t);
-  int s = cond_enter(m);
+  ls_add(c, LS_COND);   /* the cond and its mutex stay listed throughout the wait */
+  ls_add(m, 0);
+  int s = mw_on ? cond_enter(m) : -1;
   int rc = REAL(pthread_cond_clockwait)(c, m, k, t);
   cond_leave(s);
+  ls_del(m, 0);
+  ls_del(c, LS_COND);
   return rc;
 }
 

@@ -440,9 +440,15 @@ int shim_persist_setup(void *base, size_t reserve)
       return EIO;
     }
   }
+  /* locks held at the last commit come back released (lockset.c): the heap's now, the
+   * globals' when globals.c restores them */
+  shim_locks_setup(img, seg, existing, (uintptr_t)base, (uintptr_t)base + segb.size);
   if (glen && (mrc = shim_globals_map(seg, IMG_HEADER_SIZE,
                                       (img->flags & IMG_F_GLOBALS_VALID) != 0)))
     return mrc;
+  int gl = shim_globals_tracked();
+  shim_locks_ranges(gl ? shim_exe.g_lo : 0, gl ? shim_exe.g_hi : 0, (uintptr_t)base,
+                    (uintptr_t)base + reserve);
   shim_persistent = 1;
   return 0;
 }

@@ -22,6 +22,7 @@
  *   libcobj.c  libc's own FILE / stdio buffer / DIR allocations routed to the internal heap
  *   mutexwait.c LRVM_MUTEX_WAIT: signal and interval commits at an instant with no mutex held
  *   faultmask.c sigprocmask/pthread_sigmask never block SIGSEGV/SIGBUS (fault backends)
+ *   lockset.c  the held-lock table: mutexes/conds held at a commit come back released
  */
 #ifndef LRVM_SHIM_H
 #define LRVM_SHIM_H
@@ -266,5 +267,19 @@ int shim_mutex_commit(void);
 extern __thread int shim_mutex_declined __attribute__((tls_model("initial-exec")));
 /* shim_mutex_stats -- the LRVM_STATS line of the mode */
 void shim_mutex_stats(int fd);
+
+/* ---- lockset.c --------------------------------------------------------------------------- */
+
+/* shim_locks_setup -- (start-up, the header page mapped and tracked, the heap open) copy the
+ * committed held-lock table, empty the live one, release the listed objects in the heap's
+ * [heap_lo, heap_used); from now on the program's locks in the tracked ranges are listed. */
+void shim_locks_setup(struct image_header *img, const char *seg, int existing,
+                      uintptr_t heap_lo, uintptr_t heap_used);
+/* shim_locks_ranges -- the tracked ranges whose objects are listed (globals may be empty) */
+void shim_locks_ranges(uintptr_t g_lo, uintptr_t g_hi, uintptr_t h_lo, uintptr_t h_hi);
+/* shim_locks_restore_globals -- release the listed objects in the just-restored globals */
+void shim_locks_restore_globals(uintptr_t lo, uintptr_t hi);
+/* shim_locks_stats -- the LRVM_STATS line */
+void shim_locks_stats(int fd);
 
 #endif
