@@ -173,7 +173,8 @@ struct track_region {
     uint64_t seg_off;        /* segment offset of base */
     int file_fd;             /* the segment (lazy twins, TF_FILE pages), or -1 */
     char *slots;             /* 2 * npages pages: A = [0, npages), B = [npages, 2 npages) */
-    _Atomic uint8_t *st;     /* per-page state byte */
+    _Atomic uint8_t *st;     /* per-page state byte (access: track_st_load/store/cas) */
+    uint8_t st_xor;          /* TF_FILE in a lazy-twin region: that bit is stored inverted */
     _Atomic uint64_t *carry; /* pages collected and not yet committed (bitmap) */
     uint32_t *seen;          /* T.ncaptures when the page was last captured (eviction) */
     size_t nwords;
