@@ -991,12 +991,15 @@ rvm_return_t track_commit_mode(int final)
         T.st.n_empty_commits++;
         goto out;
     }
-    track_sink_fn sink = T.sink != NULL ? T.sink : track_core_sink;
     if (run_buf == NULL && (run_buf = malloc((track_ps() / 2 + 2) * sizeof(*run_buf))) == NULL) {
         rc = track_err(RVM_ENO_MEMORY, "rvm_commit: out of memory");
         goto out;
     }
     int live = final && !T.hook_backend;
+    /* a final commit streams its record from out_data to the log (no second copy in core:
+     * log_stream.c); the threads are released by then, and out_data is ours */
+    track_sink_fn sink = T.sink != NULL ? T.sink : final ? track_core_sink_stream
+                                                         : track_core_sink;
     if (live && file_page == NULL && (file_page = malloc(track_ps())) == NULL) {
         rc = track_err(RVM_ENO_MEMORY, "rvm_commit: out of memory");
         goto out;

@@ -259,6 +259,10 @@ const char *track_errmsg(void);
 /* track_core_sink -- the default sink: core's txn_commit_vector */
 rvm_return_t track_core_sink(void *arg, const struct track_range *r, size_t n, int sync,
                              uint64_t *logged);
+/* track_core_sink_stream -- the sink of a final commit: same record, written to the log
+ * from r[i].src in bounded pieces instead of copied into core's queue (txn_commit_stream) */
+rvm_return_t track_core_sink_stream(void *arg, const struct track_range *r, size_t n,
+                                    int sync, uint64_t *logged);
 /* track_core_check_mapped -- is [addr, addr+len) inside one region mapped by rvm_map?
  * *priv: 1 if it is a RVM_MAP_PRIVATE (file) mapping */
 rvm_return_t track_core_check_mapped(const char *addr, uint64_t len, int *priv);
