@@ -29,6 +29,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "log_format.h"
 #include "rvm_int.h"
@@ -80,10 +81,36 @@ static int stream_put(struct stream_out *o, const void *p, size_t n)
     return o->err;
 }
 
+/* stream_grow -- make the mmap'ed array *p of *cap bytes hold need bytes; 0 or -1. mmap, not
+ * malloc: txn_commit_stream may run while the other threads are parked (see
+ * txn_stream_ready), and a parked thread may hold malloc's lock. */
+static int stream_grow(void **p, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? 2 * *cap : 4096;
+    while (c < need)
+        c *= 2;
+    void *q = *cap ? mremap(*p, *cap, c, MREMAP_MAYMOVE)
+                   : mmap(NULL, c, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (q == MAP_FAILED)
+        return -1;
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
+/* stream_free -- release an array of stream_grow */
+static void stream_free(void *p, size_t cap)
+{
+    if (cap)
+        munmap(p, cap);
+}
+
 /* stream_resolve -- find the mapped region of every entry (R.mu taken here); runs of
  * consecutive entries in one region are recorded once. *size: the record's bytes. */
 static rvm_return_t stream_resolve(txn_vec_fn get, void *arg, size_t n, struct stream_run **runs,
-                                   size_t *nruns, uint64_t *size)
+                                   size_t *runs_cap, size_t *nruns, uint64_t *size)
 {
     size_t cap = 0, k = 0;
     struct stream_run *rv = NULL;
@@ -102,24 +129,19 @@ static rvm_return_t stream_resolve(txn_vec_fn get, void *arg, size_t n, struct s
             rc = RVM_ENOT_MAPPED;
             break;
         }
-        if (k == cap) {
-            size_t c = cap ? 2 * cap : 16;
-            struct stream_run *q = realloc(rv, c * sizeof(*q));
-            if (q == NULL) {
-                rc = RVM_ENO_MEMORY;
-                break;
-            }
-            rv = q;
-            cap = c;
+        if (stream_grow((void **)&rv, &cap, (k + 1) * sizeof(*rv)) != 0) {
+            rc = RVM_ENO_MEMORY;
+            break;
         }
         rv[k++] = (struct stream_run){ i, last };
     }
     pthread_mutex_unlock(&R.mu);
     if (rc != RVM_SUCCESS) {
-        free(rv);
+        stream_free(rv, cap);
         return rc;
     }
     *runs = rv;
+    *runs_cap = cap;
     *nruns = k;
     *size = (sz + 7u) & ~(uint64_t)7u;
     return RVM_SUCCESS;
@@ -169,16 +191,18 @@ rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n)
     if (n == 0)
         return RVM_SUCCESS;
     struct stream_run *runs = NULL;
-    size_t nruns = 0;
+    size_t nruns = 0, runs_cap = 0;
     uint64_t size = 0;
-    rvm_return_t rc = stream_resolve(get, arg, n, &runs, &nruns, &size);
+    rvm_return_t rc = stream_resolve(get, arg, n, &runs, &runs_cap, &nruns, &size);
     if (rc != RVM_SUCCESS)
         return rc == RVM_ENOT_MAPPED
                    ? err_set(rc, "commit: a range of the record is not in a mapped region")
                    : rc;
-    struct stream_out o = { .lg = lg, .buf = malloc(LOG_STREAM_CHUNK) };
-    if (o.buf == NULL) {
-        free(runs);
+    struct stream_out o = { .lg = lg };
+    o.buf = mmap(NULL, LOG_STREAM_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                 -1, 0);
+    if (o.buf == MAP_FAILED) {
+        stream_free(runs, runs_cap);
         return RVM_ENO_MEMORY;
     }
     pthread_mutex_lock(&lg->mu);
@@ -287,7 +311,43 @@ rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n)
     pthread_cond_broadcast(&lg->sync_cv);
 unlock:
     pthread_mutex_unlock(&lg->mu);
-    free(o.buf);
-    free(runs);
+    munmap(o.buf, LOG_STREAM_CHUNK);
+    stream_free(runs, runs_cap);
     return rc;
+}
+
+/*
+ * txn_stream_ready -- may txn_commit_stream run now, while every other thread of the
+ * process is parked (the tracker's zero-copy final commit)? It must then never wait for a
+ * parked thread. It waits only for: R.mu and lg->mu (held briefly by whoever holds them), a
+ * log writer in progress (writer_active), queued records it would have to write first (no
+ * wait, but cset_materialize allocates), and log space, which the truncation daemon frees
+ * (it takes trunc_mu and status_mu). A thread parked while holding one of those locks, or
+ * while being the writer, would hold it until the release: deadlock. So: every lock must
+ * be free now (trylock; parked threads cannot take one later, and the only threads still
+ * running -- the truncation daemon, threads skipped by the safepoint -- release what they
+ * take), no writer, nothing queued, the daemon running (so a full log is emptied by it,
+ * not by us with allocations), and no sticky error. Any doubt: 0, and the caller takes
+ * the copying path after releasing the threads. Allocation: txn_commit_stream uses mmap
+ * only; err_set's lock is checked free too.
+ */
+int txn_stream_ready(void)
+{
+    struct log *lg = R.log;
+    if (!rvm_ready() || lg == NULL || __atomic_load_n(&R.sticky, __ATOMIC_ACQUIRE) ||
+        !err_lock_free())
+        return 0;
+    pthread_mutex_t *locks[4] = { &R.mu, &lg->trunc_mu, &lg->status_mu, &lg->mu };
+    int ok = 1, held = 0;
+    for (; held < 4; held++)
+        if (pthread_mutex_trylock(locks[held]) != 0) {
+            ok = 0;
+            break;
+        }
+    if (ok)
+        ok = !lg->writer_active && lg->pend.len == 0 && lg->cs.n == 0 && lg->trunc_running &&
+             lg->durable_seq + 1 == lg->next_seq;
+    while (held > 0)
+        pthread_mutex_unlock(locks[--held]);
+    return ok;
 }

@@ -181,6 +181,7 @@ void buf_free(struct buf *b);
 rvm_return_t err_set(rvm_return_t code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 rvm_return_t err_io(int e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int err_lock_free(void);
 int full_pwrite(int fd, const void *p, size_t n, uint64_t off);
 int full_pread(int fd, void *p, size_t n, uint64_t off);
 uint64_t now_usec(void);

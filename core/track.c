@@ -29,6 +29,9 @@ static size_t out_len, out_cap;
 static struct track_range *out_r;
 static size_t out_n, out_rcap;
 static struct track_run *run_buf;
+/* zero-copy emission (a final commit written while the threads are parked): ranges point at
+ * the tracked memory itself, out_data is not used */
+static int emit_zc;
 
 /* track_err -- record a message for rvm_errmsg and return code */
 static rvm_return_t track_err(rvm_return_t code, const char *fmt, ...)
@@ -608,6 +611,18 @@ static int track_out_reserve(size_t bytes)
  * the record is complete (out_data may move). */
 static int track_emit(struct track_region *r, uint64_t off, const char *src, size_t n)
 {
+    if (emit_zc) {
+        if (track_out_reserve(0) != 0)
+            return -1;
+        struct track_range *l = out_n > 0 ? &out_r[out_n - 1] : NULL;
+        if (l != NULL && l->cookie == r->pub && l->off + l->len == off && l->src + l->len == src) {
+            l->len += n;
+            return 0;
+        }
+        out_r[out_n++] = (struct track_range){.cookie = r->pub, .dest = r->base + (off - r->seg_off),
+                                              .off = off, .len = n, .src = src};
+        return 0;
+    }
     if (track_out_reserve(n) != 0)
         return -1;
     if (out_n > 0) {
@@ -1022,9 +1037,30 @@ rvm_return_t track_commit_mode(int final)
     }
     uint64_t t_stop = track_now_ns();
     e = track_capture(&np, live);
-    int diff_failed = 0;
-    if (e == 0 && live)
+    int diff_failed = 0, zc = 0;
+    rvm_return_t zc_rc = RVM_SUCCESS;
+    uint64_t zc_logged = 0, zc_ns = 0;
+    if (e == 0 && live) {
+        /* ZERO-COPY FINAL COMMIT. If core can write a record now without waiting for any
+         * parked thread (track_core_stream_ready: its locks are free, no log writer, nothing
+         * queued, the truncation daemon runs), the ranges point at the tracked memory
+         * itself and the record is written from there before the threads are released:
+         * nobody can change those bytes meanwhile (the parked threads execute nothing;
+         * the truncation daemon writes segment files, never tracked memory; threads the
+         * safepoint skipped are assumed not to write tracked memory, as for every commit).
+         * The exit commit then holds no copy of the changed bytes at all; the price is a
+         * pause as long as the write (it is the process's last commit). Otherwise the
+         * changed bytes are copied into out_data and written after the release. */
+        zc = T.sink == NULL && track_core_stream_ready();
+        emit_zc = zc;
         diff_failed = track_diff_live(np) != 0;
+        emit_zc = 0;
+        if (zc && !diff_failed && out_n > 0) {
+            uint64_t ts = track_now_ns();
+            zc_rc = track_core_sink_stream(NULL, out_r, out_n, 1, &zc_logged);
+            zc_ns = track_now_ns() - ts;
+        }
+    }
     uint64_t t_capt = track_now_ns();
     track_safepoint_release();
     if (e == 0 && T.hook_backend)
@@ -1069,13 +1105,20 @@ rvm_return_t track_commit_mode(int final)
         goto done;
     }
     for (size_t k = 0; k < out_n; k++) {
-        out_r[k].src = out_data + (uintptr_t)out_r[k].src;
+        if (!zc)   /* zero-copy ranges point at the memory already */
+            out_r[k].src = out_data + (uintptr_t)out_r[k].src;
         T.st.bytes_logged += out_r[k].len;
     }
     T.st.ranges_logged += out_n;
-    uint64_t t_sink = track_now_ns(), logged = 0;
-    rc = sink(T.sink_arg, out_r, out_n, T.flush, &logged);
-    T.st.last_durable_ns = track_now_ns() - t_sink;
+    uint64_t t_sink = track_now_ns(), logged = zc_logged;
+    if (zc) {
+        rc = zc_rc;
+        T.st.last_durable_ns = zc_ns;
+        T.zero_copy_commits++;
+    } else {
+        rc = sink(T.sink_arg, out_r, out_n, T.flush, &logged);
+        T.st.last_durable_ns = track_now_ns() - t_sink;
+    }
     T.st.total_durable_ns += T.st.last_durable_ns;
     if (rc != RVM_SUCCESS) {
         T.sticky = rc;
@@ -1092,6 +1135,11 @@ done:
         munmap(out_data, out_cap);
         out_data = NULL;
         out_cap = 0;
+    }
+    if (out_rcap * sizeof(*out_r) > ((size_t)64 << 20)) {   /* nor a huge range list */
+        munmap(out_r, out_rcap * sizeof(*out_r));
+        out_r = NULL;
+        out_rcap = 0;
     }
     T.st.last_commit_ns = track_now_ns() - t0;
     T.st.total_commit_ns += T.st.last_commit_ns;

@@ -199,6 +199,7 @@ struct track_state {
                                   * concurrent-checkpoint path; tests look at it) */
     uint64_t file_reads;         /* TF_FILE pre-images read from the segment (tests) */
     uint64_t file_read_errors;   /* ... that failed: those pages were logged whole */
+    uint64_t zero_copy_commits;  /* final commits written from the memory while parked */
     int flush;                   /* rvm_commit_mode: 1 flush, 0 no_flush */
     rvm_return_t sticky;         /* a sink failure: every later commit fails */
     char sticky_msg[256];
@@ -263,6 +264,9 @@ rvm_return_t track_core_sink(void *arg, const struct track_range *r, size_t n, i
  * from r[i].src in bounded pieces instead of copied into core's queue (txn_commit_stream) */
 rvm_return_t track_core_sink_stream(void *arg, const struct track_range *r, size_t n,
                                     int sync, uint64_t *logged);
+/* track_core_stream_ready -- 1 if track_core_sink_stream can run with the other threads
+ * parked (no core lock or log writer a parked thread could be holding: txn_stream_ready) */
+int track_core_stream_ready(void);
 /* track_core_check_mapped -- is [addr, addr+len) inside one region mapped by rvm_map?
  * *priv: 1 if it is a RVM_MAP_PRIVATE (file) mapping */
 rvm_return_t track_core_check_mapped(const char *addr, uint64_t len, int *priv);

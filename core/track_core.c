@@ -62,6 +62,12 @@ rvm_return_t track_core_sink_stream(void *arg, const struct track_range *r, size
     return txn_commit_stream(track_core_entry, (void *)r, n);
 }
 
+/* track_core_stream_ready -- see track.h */
+int track_core_stream_ready(void)
+{
+    return txn_stream_ready();
+}
+
 /* track_core_check_mapped -- RVM_SUCCESS if [addr, addr+len) lies in one region mapped by
  * rvm_map; *priv tells whether it is a RVM_MAP_PRIVATE (file-backed) mapping, which only
  * wp-async can track (Linux 6.7+ registers any memory type for WP-only async mode; the

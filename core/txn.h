@@ -42,5 +42,9 @@ rvm_return_t txn_commit_vector(const struct txn_vec *v, size_t n, rvm_mode_t mod
 typedef void (*txn_vec_fn)(void *arg, size_t i, struct txn_vec *v);
 __attribute__((visibility("hidden")))
 rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n);
+/* txn_stream_ready -- 1 if txn_commit_stream can run now with every other thread parked
+ * without waiting for one of them (log_stream.c says what is checked), else 0 */
+__attribute__((visibility("hidden")))
+int txn_stream_ready(void);
 
 #endif /* LRVM_CORE_TXN_H */

@@ -155,17 +155,37 @@ static int phase1(int unused)
     return rvm_commit() == RVM_SUCCESS ? 0 : 20;
 }
 
-/* phase2_kill -- final commit of the whole rewritten region, then SIGKILL at once */
-static int phase2_kill(int unused)
+/* phase2_kill -- final commit of the whole rewritten region, then SIGKILL at once.
+ * copy: hold a log lock, so the commit cannot be written while parked (txn_stream_ready)
+ * and takes the copying path; else it must be zero-copy */
+static int phase2_kill(int how)
 {
-    (void)unused;
+    int copy = how & 1, wrap = how & 2;
+    uint64_t t1 = 0, rec1 = 0;
     rvm_region_t rg;
     int e = start(&rg);
     if (e)
         return 10 + e;
-    fill(rg.vmaddr, 2);
+    char *m = rg.vmaddr;
+    if (wrap) {
+        /* first half by an ordinary commit: the final record then starts behind it and
+         * does not fit before the log's end (asserted below) */
+        for (size_t i = 0; i < seg_len / 2; i++)
+            m[i] = pat(2, i);
+        if (rvm_commit() != RVM_SUCCESS)
+            return 19;
+        t1 = R.log->tail_off;
+        rec1 = T.st.record_bytes;
+    }
+    fill(m, 2);
+    if (copy)
+        pthread_mutex_lock(&R.log->status_mu);
     if (track_commit_final() != RVM_SUCCESS)
         return 20;
+    if (T.zero_copy_commits != (copy ? 0u : 1u))
+        return 22;
+    if (wrap && R.log->tail_off == t1 + (T.st.record_bytes - rec1))
+        return 23;  /* the record did not have to go back to the area's start */
     kill(getpid(), SIGKILL);
     return 21;
 }
@@ -174,13 +194,14 @@ Test(track_stream, final_commit_recovered_after_kill)
 {
     if (!tt_backend_ok(VMP_BACKEND_WP_ASYNC))
         cr_skip_test("wp-async is not available here");
-    /* a roomy log, and one the final record (~SEG_MB + range headers) must wrap in behind a
-     * truncation of phase 1's record */
-    size_t logs[2] = {(size_t)4 * SEG_MB << 20, (size_t)(SEG_MB + SEG_MB / 2 + 2) << 20};
-    for (int k = 0; k < 2; k++) {
+    /* a roomy log; a 3.5 MiB one, where the final record (~1.8 MiB at scale 1) follows
+     * an ordinary one (~1.8 MiB) and must wrap or wait for truncation; the roomy log with
+     * the copying path */
+    size_t logs[3] = {(size_t)4 * SEG_MB << 20, (size_t)7 << 19, (size_t)4 * SEG_MB << 20};
+    for (int k = 0; k < 3; k++) {
         files(logs[k]);
         in_child(phase1, 0, 0, "phase 1");
-        in_child(phase2_kill, 0, 1, "final commit");
+        in_child(phase2_kill, k == 2 ? 1 : k == 1 ? 2 : 0, 1, "final commit");
         in_child(recover_run, 0, 0, "recovery");
         check(2);
         rmfiles();
