@@ -326,8 +326,10 @@ unlock:
  * while being the writer, would hold it until the release: deadlock. So: every lock must
  * be free now (trylock; parked threads cannot take one later, and the only threads still
  * running -- the truncation daemon, threads skipped by the safepoint -- release what they
- * take), no writer, nothing queued, the daemon running (so a full log is emptied by it,
- * not by us with allocations), and no sticky error. Any doubt: 0, and the caller takes
+ * take), no writer, nothing queued, the daemon running, and no sticky error. The caller
+ * also checks, once it knows the record's size, that it fits without waiting for log space
+ * (txn_stream_fits): waiting would depend on the daemon, which might need a lock (malloc's)
+ * that a parked thread holds. Any doubt: 0, and the caller takes
  * the copying path after releasing the threads. Allocation: txn_commit_stream uses mmap
  * only; err_set's lock is checked free too.
  */
@@ -349,5 +351,25 @@ int txn_stream_ready(void)
              lg->durable_seq + 1 == lg->next_seq;
     while (held > 0)
         pthread_mutex_unlock(locks[--held]);
+    return ok;
+}
+
+/* txn_stream_fits -- would a record of `size` bytes be placed now without waiting for log
+ * space? (the zero-copy final commit asks, with the other threads parked: only the
+ * truncation daemon then changes the log's fill, and only by emptying it) */
+int txn_stream_fits(uint64_t size)
+{
+    struct log *lg = R.log;
+    if (lg == NULL || pthread_mutex_trylock(&lg->mu) != 0)
+        return 0;
+    uint64_t tail = lg->tail_off, gap = 0, p = tail;
+    if (tail + size > lg->area_len && lg->used != 0) {
+        gap = lg->area_len - tail;
+        p = 0;
+    } else if (tail + size > lg->area_len) {
+        p = 0;
+    }
+    int ok = p + size <= lg->area_len && lg->used + gap + size <= lg->area_len;
+    pthread_mutex_unlock(&lg->mu);
     return ok;
 }

@@ -646,6 +646,24 @@ static int track_emit(struct track_region *r, uint64_t off, const char *src, siz
     return 0;
 }
 
+/* track_out_materialize -- turn zero-copy ranges (src: the memory) into ordinary ones (src:
+ * an offset into out_data, the bytes copied there); mmap only, so it may run in the pause */
+static int track_out_materialize(void)
+{
+    size_t total = 0;
+    for (size_t k = 0; k < out_n; k++)
+        total += out_r[k].len;
+    out_len = 0;
+    if (total > out_cap && track_buf_grow((void **)&out_data, &out_cap, total, 1 << 16) != 0)
+        return -1;
+    for (size_t k = 0; k < out_n; k++) {
+        memcpy(out_data + out_len, out_r[k].src, out_r[k].len);
+        out_r[k].src = (const char *)(uintptr_t)out_len;
+        out_len += out_r[k].len;
+    }
+    return 0;
+}
+
 /* track_emit_page -- emit the changes of page i (content cur, committed image old or NULL
  * for "log it whole") */
 static int track_emit_page(struct track_region *r, size_t i, const char *cur, const char *old)
@@ -1055,6 +1073,12 @@ rvm_return_t track_commit_mode(int final)
         emit_zc = zc;
         diff_failed = track_diff_live(np) != 0;
         emit_zc = 0;
+        if (zc && !diff_failed && out_n > 0 && !track_core_stream_fits(out_r, out_n)) {
+            /* the log would have to be truncated first: copy (mmap only) and write after
+             * the release, as without zero-copy */
+            diff_failed = track_out_materialize() != 0;
+            zc = 0;
+        }
         if (zc && !diff_failed && out_n > 0) {
             uint64_t ts = track_now_ns();
             zc_rc = track_core_sink_stream(NULL, out_r, out_n, 1, &zc_logged);

@@ -267,6 +267,9 @@ rvm_return_t track_core_sink_stream(void *arg, const struct track_range *r, size
 /* track_core_stream_ready -- 1 if track_core_sink_stream can run with the other threads
  * parked (no core lock or log writer a parked thread could be holding: txn_stream_ready) */
 int track_core_stream_ready(void);
+/* track_core_stream_fits -- 1 if the record of these ranges fits in the log without waiting
+ * for truncation (txn_stream_fits) */
+int track_core_stream_fits(const struct track_range *r, size_t n);
 /* track_core_check_mapped -- is [addr, addr+len) inside one region mapped by rvm_map?
  * *priv: 1 if it is a RVM_MAP_PRIVATE (file) mapping */
 rvm_return_t track_core_check_mapped(const char *addr, uint64_t len, int *priv);

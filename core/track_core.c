@@ -68,6 +68,15 @@ int track_core_stream_ready(void)
     return txn_stream_ready();
 }
 
+/* track_core_stream_fits -- see track.h */
+int track_core_stream_fits(const struct track_range *r, size_t n)
+{
+    uint64_t size = LOG_REC_HDR + (uint64_t)n * LOG_RANGE_HDR;
+    for (size_t i = 0; i < n; i++)
+        size += r[i].len;
+    return txn_stream_fits((size + 7u) & ~(uint64_t)7u);
+}
+
 /* track_core_check_mapped -- RVM_SUCCESS if [addr, addr+len) lies in one region mapped by
  * rvm_map; *priv tells whether it is a RVM_MAP_PRIVATE (file-backed) mapping, which only
  * wp-async can track (Linux 6.7+ registers any memory type for WP-only async mode; the

@@ -17,6 +17,7 @@
 #define LRVM_CORE_TXN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <rvm/rvm.h>
 
@@ -46,5 +47,9 @@ rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n);
  * without waiting for one of them (log_stream.c says what is checked), else 0 */
 __attribute__((visibility("hidden")))
 int txn_stream_ready(void);
+/* txn_stream_fits -- 1 if a record of size bytes can be placed in the log now, without
+ * waiting for truncation to free space */
+__attribute__((visibility("hidden")))
+int txn_stream_fits(uint64_t size);
 
 #endif /* LRVM_CORE_TXN_H */
