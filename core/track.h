@@ -235,9 +235,12 @@ rvm_return_t track_commit(void);
 /* track_commit_final -- rvm_commit for the last commit of a process (the shim's exit
  * commit): with wp-async the dirty pages are diffed in place while the other threads are
  * still parked, instead of being copied into snapshot slots that would become twins nobody
- * uses: an exit commit of a 1 GiB dirty heap then costs no extra 1 GiB of memory (the
- * record's copy of the changed bytes remains). The pause is the whole diff. Pages are left
- * without a committed image, so a later commit is still correct (it logs them whole). */
+ * uses. The record is streamed to the log (txn_commit_stream: no copy in core), and when
+ * core can write it without waiting for any parked thread (txn_stream_ready/_fits) it is
+ * written from the tracked memory itself before the release (ZERO-COPY FINAL COMMIT in
+ * track.c): an exit commit of a whole dirty heap then holds no copy of it. The pause is the
+ * whole diff (and then the write). Pages are left without a committed image, so a later
+ * commit is still correct (it logs them whole). Always durable (flush). */
 rvm_return_t track_commit_mode(int final);
 #define track_commit_final() track_commit_mode(1)
 /* track_note_commit -- an explicit transaction committed [addr, addr+len): bring the twins
