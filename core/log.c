@@ -434,7 +434,7 @@ void log_kick_truncation(struct log *lg)
  * records only). With the daemon running we wait only until it frees some space;
  * otherwise this thread truncates the oldest records itself.
  */
-static rvm_return_t log_wait_space(struct log *lg)
+rvm_return_t log_wait_space(struct log *lg)
 {
     R.st.n_truncation_wait++;
     R.st.tot_truncation_wait++;
@@ -463,7 +463,7 @@ static rvm_return_t log_wait_space(struct log *lg)
 }
 
 /* log_sync -- fdatasync the log; caller holds lg->mu (released during the sync) */
-static rvm_return_t log_sync(struct log *lg)
+rvm_return_t log_sync(struct log *lg)
 {
     uint64_t upto = lg->written_seq;
     if (lg->durable_seq >= upto)

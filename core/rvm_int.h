@@ -181,6 +181,7 @@ void buf_free(struct buf *b);
 rvm_return_t err_set(rvm_return_t code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 rvm_return_t err_io(int e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int err_lock_free(void);
 int full_pwrite(int fd, const void *p, size_t n, uint64_t off);
 int full_pread(int fd, void *p, size_t n, uint64_t off);
 uint64_t now_usec(void);
@@ -199,6 +200,10 @@ rvm_return_t log_enqueue(struct log *lg, const struct range *r, size_t n, uint32
                          uint64_t *seq);
 rvm_return_t log_force(struct log *lg, uint64_t seq);
 void log_kick_truncation(struct log *lg);
+/* log_wait_space -- the writer cannot place its next record: make room (lg->mu held) */
+rvm_return_t log_wait_space(struct log *lg);
+/* log_sync -- fdatasync what was written; lg->mu held (released during the sync) */
+rvm_return_t log_sync(struct log *lg);
 
 /* cset.c (no_flush coalescing) */
 rvm_return_t cset_add(struct log *lg, const struct range *r, size_t n);

@@ -29,6 +29,9 @@ static size_t out_len, out_cap;
 static struct track_range *out_r;
 static size_t out_n, out_rcap;
 static struct track_run *run_buf;
+/* zero-copy emission (a final commit written while the threads are parked): ranges point at
+ * the tracked memory itself, out_data is not used */
+static int emit_zc;
 
 /* track_err -- record a message for rvm_errmsg and return code */
 static rvm_return_t track_err(rvm_return_t code, const char *fmt, ...)
@@ -75,6 +78,39 @@ static size_t track_page_len(const struct track_region *r, size_t i)
     uint64_t start = (uint64_t)i * track_ps();
     uint64_t left = r->len - start;
     return left < track_ps() ? (size_t)left : track_ps();
+}
+
+/*
+ * Per-page state accessors. In a lazy-twin region (file_fd >= 0 with wp-async) the TF_FILE
+ * bit is stored inverted (st_xor == TF_FILE), so that "TF_FILE, clean, no twin" -- the state
+ * of every page at rvm_track -- is the all-zero byte: the state array comes zeroed from
+ * calloc (mmap'ed pages for large regions) and pages of it that are never touched are never
+ * resident. Every access goes through these three functions; the logic above and below
+ * sees the logical state only.
+ */
+
+/* track_st_load -- logical state of page i */
+static inline uint8_t track_st_load(const struct track_region *r, size_t i)
+{
+    return (uint8_t)(atomic_load(&r->st[i]) ^ r->st_xor);
+}
+
+/* track_st_store -- set the logical state of page i */
+static inline void track_st_store(struct track_region *r, size_t i, uint8_t v)
+{
+    atomic_store(&r->st[i], (uint8_t)(v ^ r->st_xor));
+}
+
+/* track_st_cas -- compare-and-swap of the logical state (acq_rel; *expect updated on
+ * failure, as atomic_compare_exchange_strong does) */
+static inline int track_st_cas(struct track_region *r, size_t i, uint8_t *expect, uint8_t v)
+{
+    uint8_t e = (uint8_t)(*expect ^ r->st_xor);
+    if (atomic_compare_exchange_strong_explicit(&r->st[i], &e, (uint8_t)(v ^ r->st_xor),
+                                                memory_order_acq_rel, memory_order_acquire))
+        return 1;
+    *expect = (uint8_t)(e ^ r->st_xor);
+    return 0;
 }
 
 /* track_budget_take -- reserve one twin page under the budget; 0 or -1 (async-signal-safe) */
@@ -135,7 +171,7 @@ static void track_hook(void *page, void *arg)
     if (r == NULL)
         return;
     size_t i = (size_t)((char *)page - r->base) / track_ps();
-    uint8_t s = atomic_load(&r->st[i]);
+    uint8_t s = track_st_load(r, i);
     for (;;) {
         unsigned state = s & TS_MASK;
         int b = (s & TF_SLOTB) != 0;
@@ -147,7 +183,7 @@ static void track_hook(void *page, void *arg)
                 atomic_fetch_add(&T.slot_touches, 1);
                 ns |= TF_TWIN;
             }
-            if (atomic_compare_exchange_strong(&r->st[i], &s, ns))
+            if (track_st_cas(r, i, &s, ns))
                 break;
             if (ns & TF_TWIN)
                 track_budget_give();
@@ -159,7 +195,7 @@ static void track_hook(void *page, void *arg)
             memcpy(track_slot(r, i, !b), page, track_ps());
             atomic_fetch_add(&T.slot_touches, 1);
             uint8_t ns = (uint8_t)(TS_SNAP | (s & (TF_TWIN | TF_SLOTB)));
-            if (atomic_compare_exchange_strong(&r->st[i], &s, ns)) {
+            if (track_st_cas(r, i, &s, ns)) {
                 atomic_fetch_add(&T.hook_snaps, 1);
                 break;
             }
@@ -386,8 +422,11 @@ rvm_return_t track_region_add_sparse(rvm_region_t *region, uint64_t wp_len)
      * slot zero 2 MiB (in a fault handler, or in the pause), and slots are used sparsely */
     madvise(r->slots, 2 * npages * ps, MADV_NOHUGEPAGE);
     if (!T.hook_backend && file_fd >= 0) {
-        /* wp-async, memory made from the segment: every page starts lazy */
-        memset((void *)r->st, TF_FILE, npages);
+        /* wp-async, memory made from the segment: every page starts lazy. TF_FILE is
+         * stored inverted in such a region (track_st_load), so the all-zero array calloc
+         * returned already says TF_FILE everywhere: a memset here touched one byte per
+         * page, 4 MiB for the shim's 16 GiB heap reservation, in every process. */
+        r->st_xor = TF_FILE;
     } else if (!T.hook_backend) {
         /* wp-async on no_copy memory: no hook, so the twins must exist before the first
          * write */
@@ -396,7 +435,7 @@ rvm_return_t track_region_add_sparse(rvm_region_t *region, uint64_t wp_len)
                 break;
             memcpy(track_slot(r, i, 0), r->base + i * ps, track_page_len(r, i));
             atomic_fetch_add(&T.slot_touches, 1);
-            atomic_store(&r->st[i], TF_TWIN);
+            track_st_store(r, i, TF_TWIN);
         }
     }
     /* publish before arming: a fault after arming must find the region */
@@ -406,7 +445,7 @@ rvm_return_t track_region_add_sparse(rvm_region_t *region, uint64_t wp_len)
     if (e != 0) {
         atomic_store(&T.regions[slot], NULL);
         for (size_t i = 0; i < npages; i++)
-            if (atomic_load(&r->st[i]) & TF_TWIN)
+            if (track_st_load(r, i) & TF_TWIN)
                 track_budget_give();
         rc = track_err(e == EINVAL ? RVM_EOVERLAP : RVM_EINTERNAL, "rvm_track: cannot arm "
                        "region at %p (%zu pages) with backend %s: %s (%s)", (void *)r->base,
@@ -447,7 +486,7 @@ static int track_region_changed(struct track_region *r)
     if (vmp_dirty_collect_runs(T.dirty, track_collect_cb, NULL) != 0)
         return 1;   /* cannot tell: say changed */
     for (size_t i = 0; i < r->npages; i++) {
-        uint8_t s = atomic_load(&r->st[i]);
+        uint8_t s = track_st_load(r, i);
         int carried = (atomic_load(&r->carry[i / 64]) >> (i % 64)) & 1;
         if (!carried && (s & TS_MASK) == TS_CLEAN)
             continue;
@@ -467,7 +506,7 @@ static void track_region_drop(size_t k, struct track_region *r)
     vmp_dirty_disarm(T.dirty, r->base);
     atomic_store(&T.regions[k], NULL);
     for (size_t i = 0; i < r->npages; i++)
-        if (atomic_load(&r->st[i]) & TF_TWIN)
+        if (track_st_load(r, i) & TF_TWIN)
             track_budget_give();
     track_region_free(r);
 }
@@ -572,6 +611,18 @@ static int track_out_reserve(size_t bytes)
  * the record is complete (out_data may move). */
 static int track_emit(struct track_region *r, uint64_t off, const char *src, size_t n)
 {
+    if (emit_zc) {
+        if (track_out_reserve(0) != 0)
+            return -1;
+        struct track_range *l = out_n > 0 ? &out_r[out_n - 1] : NULL;
+        if (l != NULL && l->cookie == r->pub && l->off + l->len == off && l->src + l->len == src) {
+            l->len += n;
+            return 0;
+        }
+        out_r[out_n++] = (struct track_range){.cookie = r->pub, .dest = r->base + (off - r->seg_off),
+                                              .off = off, .len = n, .src = src};
+        return 0;
+    }
     if (track_out_reserve(n) != 0)
         return -1;
     if (out_n > 0) {
@@ -592,6 +643,24 @@ static int track_emit(struct track_region *r, uint64_t off, const char *src, siz
     out_n++;
     memcpy(out_data + out_len, src, n);
     out_len += n;
+    return 0;
+}
+
+/* track_out_materialize -- turn zero-copy ranges (src: the memory) into ordinary ones (src:
+ * an offset into out_data, the bytes copied there); mmap only, so it may run in the pause */
+static int track_out_materialize(void)
+{
+    size_t total = 0;
+    for (size_t k = 0; k < out_n; k++)
+        total += out_r[k].len;
+    out_len = 0;
+    if (total > out_cap && track_buf_grow((void **)&out_data, &out_cap, total, 1 << 16) != 0)
+        return -1;
+    for (size_t k = 0; k < out_n; k++) {
+        memcpy(out_data + out_len, out_r[k].src, out_r[k].len);
+        out_r[k].src = (const char *)(uintptr_t)out_len;
+        out_len += out_r[k].len;
+    }
     return 0;
 }
 
@@ -631,9 +700,9 @@ static int track_evict_one(void)
             continue;
         }
         size_t i = T.clock_i++;
-        uint8_t s = atomic_load(&r->st[i]);
+        uint8_t s = track_st_load(r, i);
         if ((s & TF_TWIN) && (s & TS_MASK) == TS_CLEAN && r->seen[i] + 2 <= T.ncaptures) {
-            atomic_store(&r->st[i], (uint8_t)(s & ~TF_TWIN));
+            track_st_store(r, i, (uint8_t)(s & ~TF_TWIN));
             return 0;   /* its budget unit passes to the caller */
         }
     }
@@ -691,7 +760,7 @@ static int track_diff_all(size_t np)
         struct track_region *r = atomic_load(&T.regions[T.plist[q] >> 40]);
         size_t i = (size_t)(T.plist[q] & (((uint64_t)1 << 40) - 1));
         char *live = r->base + i * ps;
-        uint8_t s = atomic_load(&r->st[i]);
+        uint8_t s = track_st_load(r, i);
         if ((s & TS_MASK) == TS_PENDING) {
             size_t mark_len = out_len, mark_n = out_n;
             struct track_range saved;
@@ -704,8 +773,7 @@ static int track_diff_all(size_t np)
              * the page and let a write through first, the CAS fails and what we read may be
              * torn: undo it and use the snapshot. */
             uint8_t ns = (uint8_t)(TS_CLEAN | (s & TF_SLOTB));
-            if (atomic_compare_exchange_strong_explicit(&r->st[i], &s, ns, memory_order_acq_rel,
-                                                        memory_order_acquire)) {
+            if (track_st_cas(r, i, &s, ns)) {
                 if (twin != NULL)
                     track_budget_give();
                 continue;
@@ -731,7 +799,7 @@ static int track_diff_all(size_t np)
         uint8_t ns = (uint8_t)((T.hook_backend ? TS_DIRTY : TS_CLEAN) | flags);
         if (!T.hook_backend && !(flags & TF_TWIN))
             ns = TS_CLEAN;
-        atomic_store(&r->st[i], ns);
+        track_st_store(r, i, ns);
     }
     return 0;
 }
@@ -745,14 +813,14 @@ static int track_diff_live(size_t np)
     for (size_t q = 0; q < np; q++) {
         struct track_region *r = atomic_load(&T.regions[T.plist[q] >> 40]);
         size_t i = (size_t)(T.plist[q] & (((uint64_t)1 << 40) - 1));
-        uint8_t s = atomic_load(&r->st[i]);
+        uint8_t s = track_st_load(r, i);
         const char *twin = (s & TF_TWIN) ? track_slot(r, i, (s & TF_SLOTB) != 0)
                            : (s & TF_FILE) ? track_file_image(r, i) : NULL;
         if (track_emit_page(r, i, r->base + i * ps, twin) != 0)
             return -1;
         if (s & TF_TWIN)
             track_budget_give();
-        atomic_store(&r->st[i], (uint8_t)(TS_CLEAN | (s & TF_SLOTB)));
+        track_st_store(r, i, (uint8_t)(TS_CLEAN | (s & TF_SLOTB)));
     }
     return 0;
 }
@@ -760,7 +828,7 @@ static int track_diff_live(size_t np)
 /* track_slot_in_use -- does slot b of page i hold a twin or a snapshot in flight? */
 static int track_slot_in_use(const struct track_region *r, size_t i, int b)
 {
-    uint8_t s = atomic_load(&r->st[i]);
+    uint8_t s = track_st_load(r, i);
     int tb = (s & TF_SLOTB) != 0;
     if ((s & TF_TWIN) && b == tb)
         return 1;
@@ -850,13 +918,13 @@ static int track_capture(size_t *np_out, int live)
             while (bits != 0) {
                 size_t i = w * 64 + (size_t)__builtin_ctzll(bits);
                 bits &= bits - 1;
-                uint8_t s = atomic_load(&r->st[i]);
+                uint8_t s = track_st_load(r, i);
                 if (T.hook_backend) {
                     /* a collected page had its hook run (DIRTY); anything else cannot
                      * hold a change */
                     if ((s & TS_MASK) != TS_DIRTY)
                         continue;
-                    atomic_store(&r->st[i], (uint8_t)(TS_PENDING | (s & ~TS_MASK)));
+                    track_st_store(r, i, (uint8_t)(TS_PENDING | (s & ~TS_MASK)));
                 } else if (live) {
                     /* diffed before the release (track_diff_live): state unchanged */
                 } else {
@@ -864,7 +932,7 @@ static int track_capture(size_t *np_out, int live)
                     int b = (s & TF_SLOTB) != 0;
                     memcpy(track_slot(r, i, !b), r->base + i * ps, track_page_len(r, i));
                     atomic_fetch_add(&T.slot_touches, 1);
-                    atomic_store(&r->st[i], (uint8_t)(TS_SNAP | (s & ~TS_MASK)));
+                    track_st_store(r, i, (uint8_t)(TS_SNAP | (s & ~TS_MASK)));
                 }
                 r->seen[i] = T.ncaptures;
                 T.plist[np++] = ((uint64_t)k << 40) | i;
@@ -903,7 +971,7 @@ static void track_prefault_cb(void *start, size_t npages, void *arg)
         if (r == NULL)
             continue;
         size_t i = (p - (uintptr_t)r->base) / ps;
-        char *slot = track_slot(r, i, !(atomic_load(&r->st[i]) & TF_SLOTB));
+        char *slot = track_slot(r, i, !(track_st_load(r, i) & TF_SLOTB));
         if (slot != pf->hi) {
             track_prefault_flush(pf);
             pf->lo = slot;
@@ -956,12 +1024,15 @@ rvm_return_t track_commit_mode(int final)
         T.st.n_empty_commits++;
         goto out;
     }
-    track_sink_fn sink = T.sink != NULL ? T.sink : track_core_sink;
     if (run_buf == NULL && (run_buf = malloc((track_ps() / 2 + 2) * sizeof(*run_buf))) == NULL) {
         rc = track_err(RVM_ENO_MEMORY, "rvm_commit: out of memory");
         goto out;
     }
     int live = final && !T.hook_backend;
+    /* a final commit streams its record from out_data to the log (no second copy in core:
+     * log_stream.c); the threads are released by then, and out_data is ours */
+    track_sink_fn sink = T.sink != NULL ? T.sink : final ? track_core_sink_stream
+                                                         : track_core_sink;
     if (live && file_page == NULL && (file_page = malloc(track_ps())) == NULL) {
         rc = track_err(RVM_ENO_MEMORY, "rvm_commit: out of memory");
         goto out;
@@ -984,9 +1055,36 @@ rvm_return_t track_commit_mode(int final)
     }
     uint64_t t_stop = track_now_ns();
     e = track_capture(&np, live);
-    int diff_failed = 0;
-    if (e == 0 && live)
+    int diff_failed = 0, zc = 0;
+    rvm_return_t zc_rc = RVM_SUCCESS;
+    uint64_t zc_logged = 0, zc_ns = 0;
+    if (e == 0 && live) {
+        /* ZERO-COPY FINAL COMMIT. If core can write a record now without waiting for any
+         * parked thread (track_core_stream_ready: its locks are free, no log writer, nothing
+         * queued, the truncation daemon runs), the ranges point at the tracked memory
+         * itself and the record is written from there before the threads are released:
+         * nobody can change those bytes meanwhile (the parked threads execute nothing;
+         * the truncation daemon writes segment files, never tracked memory; threads the
+         * safepoint skipped are assumed not to write tracked memory, as for every commit).
+         * The exit commit then holds no copy of the changed bytes at all; the price is a
+         * pause as long as the write (it is the process's last commit). Otherwise the
+         * changed bytes are copied into out_data and written after the release. */
+        zc = T.sink == NULL && track_core_stream_ready();
+        emit_zc = zc;
         diff_failed = track_diff_live(np) != 0;
+        emit_zc = 0;
+        if (zc && !diff_failed && out_n > 0 && !track_core_stream_fits(out_r, out_n)) {
+            /* the log would have to be truncated first: copy (mmap only) and write after
+             * the release, as without zero-copy */
+            diff_failed = track_out_materialize() != 0;
+            zc = 0;
+        }
+        if (zc && !diff_failed && out_n > 0) {
+            uint64_t ts = track_now_ns();
+            zc_rc = track_core_sink_stream(NULL, out_r, out_n, 1, &zc_logged);
+            zc_ns = track_now_ns() - ts;
+        }
+    }
     uint64_t t_capt = track_now_ns();
     track_safepoint_release();
     if (e == 0 && T.hook_backend)
@@ -1031,13 +1129,20 @@ rvm_return_t track_commit_mode(int final)
         goto done;
     }
     for (size_t k = 0; k < out_n; k++) {
-        out_r[k].src = out_data + (uintptr_t)out_r[k].src;
+        if (!zc)   /* zero-copy ranges point at the memory already */
+            out_r[k].src = out_data + (uintptr_t)out_r[k].src;
         T.st.bytes_logged += out_r[k].len;
     }
     T.st.ranges_logged += out_n;
-    uint64_t t_sink = track_now_ns(), logged = 0;
-    rc = sink(T.sink_arg, out_r, out_n, T.flush, &logged);
-    T.st.last_durable_ns = track_now_ns() - t_sink;
+    uint64_t t_sink = track_now_ns(), logged = zc_logged;
+    if (zc) {
+        rc = zc_rc;
+        T.st.last_durable_ns = zc_ns;
+        T.zero_copy_commits++;
+    } else {
+        rc = sink(T.sink_arg, out_r, out_n, T.flush, &logged);
+        T.st.last_durable_ns = track_now_ns() - t_sink;
+    }
     T.st.total_durable_ns += T.st.last_durable_ns;
     if (rc != RVM_SUCCESS) {
         T.sticky = rc;
@@ -1054,6 +1159,11 @@ done:
         munmap(out_data, out_cap);
         out_data = NULL;
         out_cap = 0;
+    }
+    if (out_rcap * sizeof(*out_r) > ((size_t)64 << 20)) {   /* nor a huge range list */
+        munmap(out_r, out_rcap * sizeof(*out_r));
+        out_r = NULL;
+        out_rcap = 0;
     }
     T.st.last_commit_ns = track_now_ns() - t0;
     T.st.total_commit_ns += T.st.last_commit_ns;
@@ -1078,7 +1188,7 @@ void track_note_commit(const void *addr, uint64_t len)
             size_t i = (lo - (uintptr_t)r->base) / ps;
             uintptr_t pend = (uintptr_t)r->base + (i + 1) * ps;
             uintptr_t e = hi < pend ? hi : pend;
-            uint8_t s = atomic_load(&r->st[i]);
+            uint8_t s = track_st_load(r, i);
             if ((s & TF_FILE) && !(s & TF_TWIN)) {
                 /* Lazy page: the file stops being its committed image now (this record
                  * reaches the file only at truncation). Its image is the file's page with
@@ -1096,7 +1206,7 @@ void track_note_commit(const void *addr, uint64_t len)
                         track_budget_give();
                     }
                 }
-                atomic_store(&r->st[i], ns);
+                track_st_store(r, i, ns);
                 s = ns;
             }
             /* the committed bytes are the current memory: copy them into the twin */

@@ -173,7 +173,8 @@ struct track_region {
     uint64_t seg_off;        /* segment offset of base */
     int file_fd;             /* the segment (lazy twins, TF_FILE pages), or -1 */
     char *slots;             /* 2 * npages pages: A = [0, npages), B = [npages, 2 npages) */
-    _Atomic uint8_t *st;     /* per-page state byte */
+    _Atomic uint8_t *st;     /* per-page state byte (access: track_st_load/store/cas) */
+    uint8_t st_xor;          /* TF_FILE in a lazy-twin region: that bit is stored inverted */
     _Atomic uint64_t *carry; /* pages collected and not yet committed (bitmap) */
     uint32_t *seen;          /* T.ncaptures when the page was last captured (eviction) */
     size_t nwords;
@@ -198,6 +199,7 @@ struct track_state {
                                   * concurrent-checkpoint path; tests look at it) */
     uint64_t file_reads;         /* TF_FILE pre-images read from the segment (tests) */
     uint64_t file_read_errors;   /* ... that failed: those pages were logged whole */
+    uint64_t zero_copy_commits;  /* final commits written from the memory while parked */
     int flush;                   /* rvm_commit_mode: 1 flush, 0 no_flush */
     rvm_return_t sticky;         /* a sink failure: every later commit fails */
     char sticky_msg[256];
@@ -233,9 +235,12 @@ rvm_return_t track_commit(void);
 /* track_commit_final -- rvm_commit for the last commit of a process (the shim's exit
  * commit): with wp-async the dirty pages are diffed in place while the other threads are
  * still parked, instead of being copied into snapshot slots that would become twins nobody
- * uses: an exit commit of a 1 GiB dirty heap then costs no extra 1 GiB of memory (the
- * record's copy of the changed bytes remains). The pause is the whole diff. Pages are left
- * without a committed image, so a later commit is still correct (it logs them whole). */
+ * uses. The record is streamed to the log (txn_commit_stream: no copy in core), and when
+ * core can write it without waiting for any parked thread (txn_stream_ready/_fits) it is
+ * written from the tracked memory itself before the release (ZERO-COPY FINAL COMMIT in
+ * track.c): an exit commit of a whole dirty heap then holds no copy of it. The pause is the
+ * whole diff (and then the write). Pages are left without a committed image, so a later
+ * commit is still correct (it logs them whole). Always durable (flush). */
 rvm_return_t track_commit_mode(int final);
 #define track_commit_final() track_commit_mode(1)
 /* track_note_commit -- an explicit transaction committed [addr, addr+len): bring the twins
@@ -258,6 +263,16 @@ const char *track_errmsg(void);
 /* track_core_sink -- the default sink: core's txn_commit_vector */
 rvm_return_t track_core_sink(void *arg, const struct track_range *r, size_t n, int sync,
                              uint64_t *logged);
+/* track_core_sink_stream -- the sink of a final commit: same record, written to the log
+ * from r[i].src in bounded pieces instead of copied into core's queue (txn_commit_stream) */
+rvm_return_t track_core_sink_stream(void *arg, const struct track_range *r, size_t n,
+                                    int sync, uint64_t *logged);
+/* track_core_stream_ready -- 1 if track_core_sink_stream can run with the other threads
+ * parked (no core lock or log writer a parked thread could be holding: txn_stream_ready) */
+int track_core_stream_ready(void);
+/* track_core_stream_fits -- 1 if the record of these ranges fits in the log without waiting
+ * for truncation (txn_stream_fits) */
+int track_core_stream_fits(const struct track_range *r, size_t n);
 /* track_core_check_mapped -- is [addr, addr+len) inside one region mapped by rvm_map?
  * *priv: 1 if it is a RVM_MAP_PRIVATE (file) mapping */
 rvm_return_t track_core_check_mapped(const char *addr, uint64_t len, int *priv);

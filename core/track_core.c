@@ -39,6 +39,44 @@ rvm_return_t track_core_sink(void *arg, const struct track_range *r, size_t n, i
     return rc;
 }
 
+/* track_core_entry -- txn_commit_stream's view of range i of a track_range array */
+static void track_core_entry(void *arg, size_t i, struct txn_vec *v)
+{
+    const struct track_range *r = arg;
+    *v = (struct txn_vec){.dest = r[i].dest, .src = r[i].src, .len = r[i].len};
+}
+
+/* track_core_sink_stream -- the sink of a final commit: the record goes to the log
+ * straight from the tracker's buffer (txn_commit_stream), without core's range array and
+ * copy into its queue, so the exit commit holds the changed bytes once. Always durable
+ * (flush), whatever sync asks: it is the process's last commit. */
+rvm_return_t track_core_sink_stream(void *arg, const struct track_range *r, size_t n,
+                                    int sync, uint64_t *logged)
+{
+    (void)arg;
+    (void)sync;
+    uint64_t size = LOG_REC_HDR + (uint64_t)n * LOG_RANGE_HDR;
+    for (size_t i = 0; i < n; i++)
+        size += r[i].len;
+    *logged = (size + 7u) & ~(uint64_t)7u;
+    return txn_commit_stream(track_core_entry, (void *)r, n);
+}
+
+/* track_core_stream_ready -- see track.h */
+int track_core_stream_ready(void)
+{
+    return txn_stream_ready();
+}
+
+/* track_core_stream_fits -- see track.h */
+int track_core_stream_fits(const struct track_range *r, size_t n)
+{
+    uint64_t size = LOG_REC_HDR + (uint64_t)n * LOG_RANGE_HDR;
+    for (size_t i = 0; i < n; i++)
+        size += r[i].len;
+    return txn_stream_fits((size + 7u) & ~(uint64_t)7u);
+}
+
 /* track_core_check_mapped -- RVM_SUCCESS if [addr, addr+len) lies in one region mapped by
  * rvm_map; *priv tells whether it is a RVM_MAP_PRIVATE (file-backed) mapping, which only
  * wp-async can track (Linux 6.7+ registers any memory type for WP-only async mode; the

@@ -17,6 +17,7 @@
 #define LRVM_CORE_TXN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <rvm/rvm.h>
 
@@ -28,5 +29,27 @@ struct txn_vec {
 
 __attribute__((visibility("hidden")))
 rvm_return_t txn_commit_vector(const struct txn_vec *v, size_t n, rvm_mode_t mode);
+
+/*
+ * txn_commit_stream(get, arg, n) commits n entries as ONE transaction, like
+ * txn_commit_vector in flush mode (durable on return), but writes the log record straight
+ * from each entry's src through a bounded staging buffer instead of copying the new bytes
+ * into the log's queue first (log_stream.c): core's memory stays O(1 MiB + regions) for
+ * a record of any size. get(arg, i, &v) returns entry i; it is called up to three times
+ * per entry and must return the same entry each time, and the bytes at src must not change
+ * until the call returns. Same record format, same recovery. Returns what
+ * txn_commit_vector returns; an I/O failure is sticky.
+ */
+typedef void (*txn_vec_fn)(void *arg, size_t i, struct txn_vec *v);
+__attribute__((visibility("hidden")))
+rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n);
+/* txn_stream_ready -- 1 if txn_commit_stream can run now with every other thread parked
+ * without waiting for one of them (log_stream.c says what is checked), else 0 */
+__attribute__((visibility("hidden")))
+int txn_stream_ready(void);
+/* txn_stream_fits -- 1 if a record of size bytes can be placed in the log now, without
+ * waiting for truncation to free space */
+__attribute__((visibility("hidden")))
+int txn_stream_fits(uint64_t size);
 
 #endif /* LRVM_CORE_TXN_H */

@@ -53,6 +53,16 @@ static void err_vset(const char *fmt, va_list ap)
     pthread_mutex_unlock(&err_mu);
 }
 
+/* err_lock_free -- is the message lock free now? (txn_stream_ready: a thread parked while
+ * formatting a message would block our own err_set) */
+int err_lock_free(void)
+{
+    if (pthread_mutex_trylock(&err_mu) != 0)
+        return 0;
+    pthread_mutex_unlock(&err_mu);
+    return 1;
+}
+
 /* err_set -- set rvm_errmsg and return code (a user error: not sticky) */
 rvm_return_t err_set(rvm_return_t code, const char *fmt, ...)
 {

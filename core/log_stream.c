@@ -1,0 +1,375 @@
+/*
+ * log_stream.c -- one big transaction written to the log straight from the caller's memory.
+ *
+ * WHY. txn_commit_vector copies every new byte into the log's pending buffer (log_enqueue)
+ * and takes a `struct range` per entry, so a commit of N MB holds the caller's copy, the
+ * caller's range list, core's range array and core's copy at once: ~3x the changed bytes
+ * (the shim's exit commit of gawk: 73 MB logged, ~280 MB of buffers). txn_commit_stream
+ * writes the SAME record (log_format.h, unchanged: one record = one transaction, recovery
+ * unchanged) from the caller's memory through a bounded staging buffer: core holds
+ * LOG_STREAM_CHUNK bytes, whatever the record's size.
+ *
+ * HOW. The record is laid out as usual: header, every range header, every range's data,
+ * zero padding to 8. We (1) materialise the coalescing set and force everything queued, so
+ * this record's sequence number follows every acknowledged commit and the log's queue is
+ * empty; (2) become the log's writer (writer_active: other committers queue behind us and
+ * their leader writes after our record); (3) reserve the record's place in the circular
+ * area by the rules of log_write_batch (wrap to 0 with a dead gap, wait for truncation to
+ * free space); (4) with lg->mu released, write the record in chunks, computing its CRC as
+ * the chunks go, the header first with crc 0 and then rewritten with the real CRC; (5)
+ * fdatasync. The caller's memory must not change until we return (the tracker holds T.mu,
+ * its buffer is its own).
+ *
+ * CRASH SAFETY. Until the fdatasync the record is not acknowledged. A crash (or a failed
+ * write) at any point leaves a record whose CRC does not match its bytes -- the CRC covers
+ * the whole record and is stored last -- or leaves old bytes of the area, so recovery stops
+ * at the previous record, exactly as for a torn pwrite of log_write_batch: the previous
+ * commit is intact, this one is absent. A failed write or sync is sticky (err_io), because
+ * the tail was advanced over the failed record and nothing may be appended after a hole.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "log_format.h"
+#include "rvm_int.h"
+#include "txn.h"
+
+#define LOG_STREAM_CHUNK ((size_t)1 << 20)   /* staging buffer: bounded memory per record */
+
+/* one run of entries lying in the same mapped region (resolved before writing) */
+struct stream_run {
+    size_t first;            /* index of the run's first entry */
+    struct region *rg;
+};
+
+/* the writer's state while a record goes out */
+struct stream_out {
+    struct log *lg;
+    char *buf;
+    size_t len;              /* staged bytes */
+    uint64_t at;             /* file offset of buf[0] */
+    uint32_t crc;
+    int err;                 /* errno of the first failed write */
+};
+
+/* stream_flush -- write the staged bytes (CRC first); 0 or an errno */
+static int stream_flush(struct stream_out *o)
+{
+    if (o->len == 0 || o->err)
+        return o->err;
+    o->crc = crc32c(o->crc, o->buf, o->len);
+    o->err = full_pwrite(o->lg->fd, o->buf, o->len, o->at);
+    o->at += o->len;
+    o->len = 0;
+    return o->err;
+}
+
+/* stream_put -- append n bytes to the record */
+static int stream_put(struct stream_out *o, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n > 0 && !o->err) {
+        size_t k = LOG_STREAM_CHUNK - o->len < n ? LOG_STREAM_CHUNK - o->len : n;
+        memcpy(o->buf + o->len, c, k);
+        o->len += k;
+        c += k;
+        n -= k;
+        if (o->len == LOG_STREAM_CHUNK)
+            stream_flush(o);
+    }
+    return o->err;
+}
+
+/* stream_grow -- make the mmap'ed array *p of *cap bytes hold need bytes; 0 or -1. mmap, not
+ * malloc: txn_commit_stream may run while the other threads are parked (see
+ * txn_stream_ready), and a parked thread may hold malloc's lock. */
+static int stream_grow(void **p, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? 2 * *cap : 4096;
+    while (c < need)
+        c *= 2;
+    void *q = *cap ? mremap(*p, *cap, c, MREMAP_MAYMOVE)
+                   : mmap(NULL, c, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (q == MAP_FAILED)
+        return -1;
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
+/* stream_free -- release an array of stream_grow */
+static void stream_free(void *p, size_t cap)
+{
+    if (cap)
+        munmap(p, cap);
+}
+
+/* stream_resolve -- find the mapped region of every entry (R.mu taken here); runs of
+ * consecutive entries in one region are recorded once. *size: the record's bytes. */
+static rvm_return_t stream_resolve(txn_vec_fn get, void *arg, size_t n, struct stream_run **runs,
+                                   size_t *runs_cap, size_t *nruns, uint64_t *size)
+{
+    size_t cap = 0, k = 0;
+    struct stream_run *rv = NULL;
+    uint64_t sz = LOG_REC_HDR + (uint64_t)n * LOG_RANGE_HDR;
+    struct region *last = NULL;
+    rvm_return_t rc = RVM_SUCCESS;
+    pthread_mutex_lock(&R.mu);
+    for (size_t i = 0; i < n; i++) {
+        struct txn_vec v;
+        get(arg, i, &v);
+        sz += v.len;
+        const char *d = v.dest;
+        if (last != NULL && d >= last->vmaddr && d + v.len <= last->vmaddr + last->len)
+            continue;
+        if ((last = region_find(d, v.len)) == NULL) {
+            rc = RVM_ENOT_MAPPED;
+            break;
+        }
+        if (stream_grow((void **)&rv, &cap, (k + 1) * sizeof(*rv)) != 0) {
+            rc = RVM_ENO_MEMORY;
+            break;
+        }
+        rv[k++] = (struct stream_run){ i, last };
+    }
+    pthread_mutex_unlock(&R.mu);
+    if (rc != RVM_SUCCESS) {
+        stream_free(rv, cap);
+        return rc;
+    }
+    *runs = rv;
+    *runs_cap = cap;
+    *nruns = k;
+    *size = (sz + 7u) & ~(uint64_t)7u;
+    return RVM_SUCCESS;
+}
+
+/* stream_place -- reserve `size` bytes for the next record in the area (lg->mu held,
+ * writer_active set by us, everything earlier durable); *pos: its area offset */
+static rvm_return_t stream_place(struct log *lg, uint64_t size, uint64_t *pos)
+{
+    for (;;) {
+        uint64_t tail = lg->tail_off, gap = 0, p = tail;
+        if (tail + size > lg->area_len) {
+            if (lg->used == 0) {
+                lg->head_off = lg->tail_off = tail = 0;   /* as log_write_batch */
+            } else {
+                gap = lg->area_len - tail;
+            }
+            p = 0;
+        }
+        if (p + size <= lg->area_len && lg->used + gap + size <= lg->area_len) {
+            if (gap)
+                R.st.tot_wrap++;
+            lg->used += gap + size;
+            lg->tail_off = p + size;
+            if (lg->area_len - lg->tail_off < LOG_REC_HDR) {
+                R.st.tot_wrap++;
+                lg->used += lg->area_len - lg->tail_off;
+                lg->tail_off = 0;
+            }
+            *pos = p;
+            return RVM_SUCCESS;
+        }
+        rvm_return_t rc = log_wait_space(lg);
+        if (rc != RVM_SUCCESS)
+            return rc;
+    }
+}
+
+/* txn_commit_stream -- see txn.h */
+rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n)
+{
+    if (!rvm_ready())
+        return RVM_EINIT;
+    struct log *lg = R.log;
+    if (lg == NULL)
+        return RVM_ELOG;
+    if (n == 0)
+        return RVM_SUCCESS;
+    struct stream_run *runs = NULL;
+    size_t nruns = 0, runs_cap = 0;
+    uint64_t size = 0;
+    rvm_return_t rc = stream_resolve(get, arg, n, &runs, &runs_cap, &nruns, &size);
+    if (rc != RVM_SUCCESS)
+        return rc == RVM_ENOT_MAPPED
+                   ? err_set(rc, "commit: a range of the record is not in a mapped region")
+                   : rc;
+    struct stream_out o = { .lg = lg };
+    o.buf = mmap(NULL, LOG_STREAM_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                 -1, 0);
+    if (o.buf == MAP_FAILED) {
+        stream_free(runs, runs_cap);
+        return RVM_ENO_MEMORY;
+    }
+    pthread_mutex_lock(&lg->mu);
+    if (size > lg->area_len || size > UINT32_MAX) {
+        rc = err_set(RVM_ETOO_BIG, "transaction of %zu ranges needs a %llu-byte log record "
+                     "but log %s holds only %llu bytes (and a record at most 4 GiB); create a "
+                     "larger log", n, (unsigned long long)size, lg->path,
+                     (unsigned long long)lg->area_len);
+        goto unlock;
+    }
+    /* (1) every earlier commit goes first: coalesced no_flush ones too, or a later seq of
+     * theirs would overwrite our newer bytes at recovery */
+    for (;;) {
+        if (__atomic_load_n(&R.sticky, __ATOMIC_ACQUIRE)) {
+            rc = RVM_EIO;
+            goto unlock;
+        }
+        if (lg->writer_active) {          /* a leader is writing: its records go first */
+            pthread_cond_wait(&lg->sync_cv, &lg->mu);
+            continue;
+        }
+        if (lg->cs.n > 0 && (rc = cset_materialize(lg)) != RVM_SUCCESS)
+            goto unlock;
+        if (lg->durable_seq + 1 < lg->next_seq) {    /* queued records: write them first */
+            if ((rc = log_force(lg, lg->next_seq - 1)) != RVM_SUCCESS)
+                goto unlock;
+            continue;   /* log_force may return while a later leader writes: look again */
+        }
+        break;
+    }
+    /* (2) no writer, nothing queued, lg->mu held: we are the writer until the record is
+     * durable (committers arriving meanwhile queue and wait for writer_active to clear) */
+    lg->writer_active = 1;
+    uint64_t pos = 0;
+    if ((rc = stream_place(lg, size, &pos)) != RVM_SUCCESS) {
+        lg->writer_active = 0;
+        pthread_cond_broadcast(&lg->sync_cv);
+        goto unlock;
+    }
+    uint64_t seq = lg->next_seq++;
+    for (size_t k = 0; k < nruns; k++)
+        if (runs[k].rg->seg->last_seq < seq)
+            runs[k].rg->seg->last_seq = seq;
+    struct log_rec_hdr h = {
+        .magic = LOG_REC_MAGIC, .type = LOG_REC_TXN, .flags = 0, .len = (uint32_t)size,
+        .crc = 0, .seq = seq, .nranges = (uint32_t)n, .ntxn = 1,
+    };
+    uint64_t salt = lg->salt;
+    pthread_mutex_unlock(&lg->mu);
+
+    /* (4) the record, in chunks; the CRC runs over the bytes as written (crc field 0) */
+    o.at = lg->area_off + pos;
+    o.crc = (uint32_t)(salt ^ (salt >> 32));      /* rec_seed (log.c) */
+    stream_put(&o, &h, sizeof(h));
+    size_t k = 0;
+    for (size_t i = 0; i < n && !o.err; i++) {
+        struct txn_vec v;
+        get(arg, i, &v);
+        while (k + 1 < nruns && runs[k + 1].first <= i)
+            k++;
+        struct region *g = runs[k].rg;
+        struct log_range_hdr x = { g->off + (uint64_t)((char *)v.dest - g->vmaddr),
+                                   (uint32_t)v.len, g->seg->id };
+        stream_put(&o, &x, sizeof(x));
+    }
+    uint64_t data = 0;
+    for (size_t i = 0; i < n && !o.err; i++) {
+        struct txn_vec v;
+        get(arg, i, &v);
+        stream_put(&o, v.src, v.len);
+        data += v.len;
+    }
+    static const char zeros[8];
+    uint64_t body = LOG_REC_HDR + (uint64_t)n * LOG_RANGE_HDR + data;
+    stream_put(&o, zeros, (size_t)(size - body));
+    stream_flush(&o);
+    if (!o.err) {
+        /* the header goes last with the real CRC: a crash before this leaves crc 0 */
+        h.crc = o.crc;
+        o.err = full_pwrite(lg->fd, &h, sizeof(h), lg->area_off + pos);
+    }
+
+    pthread_mutex_lock(&lg->mu);
+    if (o.err) {
+        rc = err_io(o.err, "log %s: writing a %llu-byte record at offset %llu failed: %s; no "
+                    "later commit is accepted (restart the program: recovery keeps every "
+                    "acknowledged commit)", lg->path, (unsigned long long)size,
+                    (unsigned long long)(lg->area_off + pos), strerror(o.err));
+    } else {
+        lg->written_seq = seq;
+        R.st.n_flush++;
+        R.st.tot_flush++;
+        R.st.log_written = rvm_add_length_to_offset(&R.st.log_written, size);
+        R.st.tot_log_written = rvm_add_length_to_offset(&R.st.tot_log_written, size);
+        /* (5) durable, then acknowledged */
+        rc = log_sync(lg);
+        if (rc == RVM_SUCCESS) {
+            R.st.n_flush_commit++;
+            R.st.tot_flush_commit++;
+            R.st.n_no_flush = 0;
+            R.st.no_flush_length = RVM_MK_OFFSET(0, 0);
+        }
+        log_kick_truncation(lg);
+    }
+    lg->writer_active = 0;
+    pthread_cond_broadcast(&lg->sync_cv);
+unlock:
+    pthread_mutex_unlock(&lg->mu);
+    munmap(o.buf, LOG_STREAM_CHUNK);
+    stream_free(runs, runs_cap);
+    return rc;
+}
+
+/*
+ * txn_stream_ready -- may txn_commit_stream run now, while every other thread of the
+ * process is parked (the tracker's zero-copy final commit)? It must then never wait for a
+ * parked thread. It waits only for: R.mu and lg->mu (held briefly by whoever holds them), a
+ * log writer in progress (writer_active), queued records it would have to write first (no
+ * wait, but cset_materialize allocates), and log space, which the truncation daemon frees
+ * (it takes trunc_mu and status_mu). A thread parked while holding one of those locks, or
+ * while being the writer, would hold it until the release: deadlock. So: every lock must
+ * be free now (trylock; parked threads cannot take one later, and the only threads still
+ * running -- the truncation daemon, threads skipped by the safepoint -- release what they
+ * take), no writer, nothing queued, the daemon running, and no sticky error. The caller
+ * also checks, once it knows the record's size, that it fits without waiting for log space
+ * (txn_stream_fits): waiting would depend on the daemon, which might need a lock (malloc's)
+ * that a parked thread holds. Any doubt: 0, and the caller takes
+ * the copying path after releasing the threads. Allocation: txn_commit_stream uses mmap
+ * only; err_set's lock is checked free too.
+ */
+int txn_stream_ready(void)
+{
+    struct log *lg = R.log;
+    if (!rvm_ready() || lg == NULL || __atomic_load_n(&R.sticky, __ATOMIC_ACQUIRE) ||
+        !err_lock_free())
+        return 0;
+    pthread_mutex_t *locks[4] = { &R.mu, &lg->trunc_mu, &lg->status_mu, &lg->mu };
+    int ok = 1, held = 0;
+    for (; held < 4; held++)
+        if (pthread_mutex_trylock(locks[held]) != 0) {
+            ok = 0;
+            break;
+        }
+    if (ok)
+        ok = !lg->writer_active && lg->pend.len == 0 && lg->cs.n == 0 && lg->trunc_running &&
+             lg->durable_seq + 1 == lg->next_seq;
+    while (held > 0)
+        pthread_mutex_unlock(locks[--held]);
+    return ok;
+}
+
+/* txn_stream_fits -- would a record of `size` bytes be placed now without waiting for log
+ * space? (the zero-copy final commit asks, with the other threads parked: only the
+ * truncation daemon then changes the log's fill, and only by emptying it) */
+int txn_stream_fits(uint64_t size)
+{
+    struct log *lg = R.log;
+    if (lg == NULL || pthread_mutex_trylock(&lg->mu) != 0)
+        return 0;
+    uint64_t tail = lg->tail_off, gap = 0, p = tail;
+    if (tail + size > lg->area_len && lg->used != 0) {
+        gap = lg->area_len - tail;
+        p = 0;
+    } else if (tail + size > lg->area_len) {
+        p = 0;
+    }
+    int ok = p + size <= lg->area_len && lg->used + gap + size <= lg->area_len;
+    pthread_mutex_unlock(&lg->mu);
+    return ok;
+}
