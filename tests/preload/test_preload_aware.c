@@ -23,47 +23,13 @@
 #include "heap_format.h"
 #include "image_format.h"
 
-extern char **environ;
-
-struct result {
-  int status;   /* exit status, 128 + signal if killed, -1 if timed out */
-  char *out;
-  char *err;
-};
-
-static const char *need(const char *var)
-{
-  const char *v = getenv(var);
-  cr_assert(v && *v, "%s not set: run through meson test", var);
-  return v;
-}
+#include "child.h"
 
 static int scale(void)
 {
   const char *s = getenv("LRVM_TEST_SCALE");
   int v = s ? atoi(s) : 1;
   return v > 0 ? v : 1;
-}
-
-/* slurp -- the whole of fd from offset 0, then close it */
-static char *slurp(int fd)
-{
-  struct stat st;
-  fstat(fd, &st);
-  char *b = malloc((size_t)st.st_size + 1);
-  ssize_t n = pread(fd, b, (size_t)st.st_size, 0);
-  b[n > 0 ? n : 0] = 0;
-  close(fd);
-  return b;
-}
-
-static int tmpfd(void)
-{
-  char p[] = "/tmp/lrvm-aware-XXXXXX";
-  int fd = mkstemp(p);
-  cr_assert(fd >= 0);
-  unlink(p);
-  return fd;
 }
 
 /* struct env -- where a test runs: its directory; shim: 0 without the shim, 1 under it with
@@ -74,76 +40,40 @@ struct env {
   const char *commit;   /* LRVM_COMMIT value, NULL = default (exit) */
 };
 
-/* run -- argv under env e (the environment minus LD_PRELOAD and LRVM_*, plus the shim's
- * settings); killed after timeout_s (status -1) */
+/* run -- argv under env e (the environment of child.h plus the shim's settings); killed after
+ * timeout_s (status -1) */
 static struct result run(const struct env *e, char *const argv[], int timeout_s)
 {
-  size_t n = 0;
-  for (char **v = environ; *v; v++)
-    n++;
-  const char **env = calloc(n + 8, sizeof(*env));
+  char seg[160], com[80];
+  const char *extra[8];
   size_t k = 0;
-  for (char **v = environ; *v; v++)
-    if (strncmp(*v, "LD_PRELOAD=", 11) && (strncmp(*v, "LRVM_", 5) || !strncmp(*v, "LRVM_TEST_", 10)))
-      env[k++] = *v;
-  char pre[4200], seg[160], com[80];
   if (e->shim) {
-    snprintf(pre, sizeof(pre), "LD_PRELOAD=%s", need("LRVM_TEST_SHIM"));
     snprintf(seg, sizeof(seg), "LRVM_SEGMENT=%s/seg", e->dir);
-    env[k++] = pre;
     if (e->shim == 1)
-      env[k++] = seg;
-    env[k++] = "LRVM_STATS=1";
-    env[k++] = "LRVM_HEAP_SIZE=256M";
-    env[k++] = "LRVM_LOG_SIZE=8M";
+      extra[k++] = seg;
+    extra[k++] = "LRVM_STATS=1";
+    extra[k++] = "LRVM_HEAP_SIZE=256M";
+    extra[k++] = "LRVM_LOG_SIZE=8M";
     if (e->commit) {
       snprintf(com, sizeof(com), "LRVM_COMMIT=%s", e->commit);
-      env[k++] = com;
+      extra[k++] = com;
     }
   }
-  env[k] = NULL;
-  int ofd = tmpfd(), efd = tmpfd();
-  pid_t pid = fork();
-  cr_assert(pid >= 0);
-  if (pid == 0) {
-    int in = open("/dev/null", O_RDONLY);
-    dup2(in, 0);
-    dup2(ofd, 1);
-    dup2(efd, 2);
-    execve(argv[0], argv, (char *const *)env);
-    _exit(127);
-  }
-  struct result r = {.status = -1};
-  int st;
-  for (int waited = 0; waited < timeout_s * 100; waited++) {
-    if (waitpid(pid, &st, WNOHANG) == pid) {
-      r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-      break;
-    }
-    struct timespec ts = {0, 10 * 1000 * 1000};
-    nanosleep(&ts, NULL);
-  }
-  if (r.status == -1) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
-  }
-  r.out = slurp(ofd);
-  r.err = slurp(efd);
-  free(env);
-  return r;
+  extra[k] = NULL;
+  return child_run(argv, extra, e->shim ? CHILD_SHIM : 0, NULL, timeout_s * 1000L);
 }
 
 /* todo / probe -- run examples/todo or aware_probe with up to 3 arguments */
 static struct result todo(const struct env *e, const char *a, const char *b, const char *c)
 {
-  char *argv[] = {(char *)need("LRVM_TEST_TODO"), (char *)a, (char *)b, (char *)c, NULL};
+  char *argv[] = {(char *)child_need("LRVM_TEST_TODO"), (char *)a, (char *)b, (char *)c, NULL};
   return run(e, argv, 60);
 }
 
 static struct result probe(const struct env *e, const char *a, const char *b, const char *c,
                            const char *d)
 {
-  char *argv[] = {(char *)need("LRVM_TEST_AWARE"), (char *)a, (char *)b, (char *)c,
+  char *argv[] = {(char *)child_need("LRVM_TEST_AWARE"), (char *)a, (char *)b, (char *)c,
                   (char *)d, NULL};
   return run(e, argv, 120);
 }
@@ -151,17 +81,14 @@ static struct result probe(const struct env *e, const char *a, const char *b, co
 /* env_new / env_done -- a fresh directory for a test's segment */
 static void env_new(struct env *e, int shim, const char *commit)
 {
-  snprintf(e->dir, sizeof(e->dir), "/tmp/lrvm-aware-XXXXXX");
-  cr_assert(mkdtemp(e->dir));
+  child_tdir(e->dir, sizeof(e->dir), "aware");
   e->shim = shim;
   e->commit = commit;
 }
 
 static void env_done(const struct env *e)
 {
-  char cmd[128];
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", e->dir);
-  cr_expect_eq(system(cmd), 0);
+  child_dir_remove(e->dir);
 }
 
 /* skip_without_wp_async -- the shim refuses persistence without wp-async tracking */
@@ -177,7 +104,7 @@ static void skip_without_wp_async(const struct result *r)
 static uint64_t heap_root_of(const struct env *e)
 {
   char cmd[512];
-  snprintf(cmd, sizeof(cmd), "%s recover %s/seg.log >/dev/null", need("LRVM_TEST_RVMUTL"),
+  snprintf(cmd, sizeof(cmd), "%s recover %s/seg.log >/dev/null", child_need("LRVM_TEST_RVMUTL"),
            e->dir);
   cr_assert_eq(system(cmd), 0, "%s failed", cmd);
   char path[128];
@@ -295,7 +222,7 @@ Test(aware, program_without_the_api_is_unaffected)
   /* preload_probe never calls lrvm: its data persists as before and no table is made */
   struct env e;
   env_new(&e, 1, NULL);
-  char *w[] = {(char *)need("LRVM_TEST_PROBE"), "pwrite", "plain program", NULL};
+  char *w[] = {(char *)child_need("LRVM_TEST_PROBE"), "pwrite", "plain program", NULL};
   struct result r = run(&e, w, 60);
   skip_without_wp_async(&r);
   cr_assert_eq(r.status, 0, "%s", r.err);
@@ -303,7 +230,7 @@ Test(aware, program_without_the_api_is_unaffected)
   char addr[64];
   snprintf(addr, sizeof(addr), "%s", r.out);
   addr[strcspn(addr, "\n")] = 0;
-  char *g[] = {(char *)need("LRVM_TEST_PROBE"), "pread", addr, NULL};
+  char *g[] = {(char *)child_need("LRVM_TEST_PROBE"), "pread", addr, NULL};
   r = run(&e, g, 60);
   cr_assert_str_eq(r.out, "plain program 64\n", "%s", r.err);
   cr_assert_eq(heap_root_of(&e), 0, "a program that never calls rvm_root_set gets no table");

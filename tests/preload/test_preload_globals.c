@@ -18,13 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
-
-struct result {
-  int status;   /* exit status, 128 + signal if killed, -1 if timed out */
-  char *out;
-  char *err;
-};
+#include "child.h"
 
 static int scale(void)
 {
@@ -33,100 +27,11 @@ static int scale(void)
   return v > 0 ? v : 1;
 }
 
-static const char *need(const char *var)
-{
-  const char *v = getenv(var);
-  cr_assert(v && *v, "%s not set: run through meson test", var);
-  return v;
-}
-
-/* slurp -- the whole of fd from offset 0 */
-static char *slurp(int fd)
-{
-  struct stat st;
-  fstat(fd, &st);
-  char *b = malloc((size_t)st.st_size + 1);
-  ssize_t n = pread(fd, b, (size_t)st.st_size, 0);
-  b[n > 0 ? n : 0] = 0;
-  close(fd);
-  return b;
-}
-
-static int tmpfd(void)
-{
-  char p[] = "/tmp/lrvm-globals-out-XXXXXX";
-  int fd = mkstemp(p);
-  cr_assert(fd >= 0);
-  unlink(p);
-  return fd;
-}
-
-static void sleep_ms(long ms)
-{
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
-/* start -- fork/exec argv with the environment minus LD_PRELOAD and LRVM_* (but LRVM_TEST_*),
- * plus extra (NULL-terminated "NAME=value"), plus LD_PRELOAD of the shim if preload */
-static pid_t start(char *const argv[], const char *const extra[], int preload, int ofd, int efd)
-{
-  size_t n = 0;
-  for (char **e = environ; *e; e++)
-    n++;
-  const char **env = calloc(n + 32, sizeof(*env));
-  size_t k = 0;
-  for (char **e = environ; *e; e++)
-    if (strncmp(*e, "LD_PRELOAD=", 11) && (strncmp(*e, "LRVM_", 5) || !strncmp(*e, "LRVM_TEST_", 10)))
-      env[k++] = *e;
-  char pre[4200];
-  if (preload) {
-    snprintf(pre, sizeof(pre), "LD_PRELOAD=%s", need("LRVM_TEST_SHIM"));
-    env[k++] = pre;
-  }
-  for (size_t i = 0; extra && extra[i]; i++)
-    env[k++] = extra[i];
-  env[k] = NULL;
-  pid_t pid = fork();
-  cr_assert(pid >= 0);
-  if (pid == 0) {
-    int in = open("/dev/null", O_RDONLY);
-    dup2(in, 0);
-    dup2(ofd, 1);
-    dup2(efd, 2);
-    execve(argv[0], argv, (char *const *)env);
-    dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
-    _exit(127);
-  }
-  free(env);
-  return pid;
-}
-
-/* finish -- wait for pid (killing it after timeout_s), collect its output */
-static struct result finish(pid_t pid, int ofd, int efd, int timeout_s)
-{
-  struct result r = {.status = -1};
-  int st;
-  for (int waited = 0; waited < timeout_s * 100; waited++) {
-    if (waitpid(pid, &st, WNOHANG) == pid) {
-      r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-      break;
-    }
-    sleep_ms(10);
-  }
-  if (r.status == -1) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
-  }
-  r.out = slurp(ofd);
-  r.err = slurp(efd);
-  return r;
-}
-
+/* run -- argv (see child.h for its environment) plus extra and, if preload, the shim; killed
+ * after 60 s (status -1) */
 static struct result run(char *const argv[], const char *const extra[], int preload)
 {
-  int ofd = tmpfd(), efd = tmpfd();
-  return finish(start(argv, extra, preload, ofd, efd), ofd, efd, 60);
+  return child_run(argv, extra, preload ? CHILD_SHIM : 0, NULL, 60000);
 }
 
 /* struct segdir -- a temporary directory holding "seg" and its log */
@@ -169,7 +74,7 @@ static uint64_t file_sum(const char *path)
 /* count -- one run of `globals_prog count -x` with LD_PRELOAD directly */
 static struct result count(struct segdir *d, const char *more)
 {
-  char *argv[] = {(char *)need("LRVM_TEST_GPROG"), "count", "-x", NULL};
+  char *argv[] = {(char *)child_need("LRVM_TEST_GPROG"), "count", "-x", NULL};
   const char *extra[] = {d->segvar, "LRVM_HEAP_SIZE=64M", "LRVM_LOG_SIZE=4M",
                          "GLOBALS_PROG_MARK=present", more, NULL};
   return run(argv, extra, 1);
@@ -228,7 +133,8 @@ Test(preload_globals, lrvm_run_and_direct_preload_share_the_base)
   struct result r = count(&d, NULL);
   need_wp_async(&r);
   cr_assert_eq(r.status, 0, "%s", r.err);
-  char *argv[] = {(char *)need("LRVM_TEST_RUN"), (char *)need("LRVM_TEST_GPROG"), "count", NULL};
+  char *argv[] = {(char *)child_need("LRVM_TEST_RUN"), (char *)child_need("LRVM_TEST_GPROG"),
+                  "count", NULL};
   const char *extra[] = {d.segvar, "LRVM_HEAP_SIZE=64M", "LRVM_LOG_SIZE=4M", NULL};
   struct result r2 = run(argv, extra, 0);
   cr_assert_eq(r2.status, 0, "%s", r2.err);
@@ -309,7 +215,7 @@ Test(preload_globals, another_program_is_refused_and_nothing_changes)
   cr_assert_str_eq(r.out, "");
   char want[512];
   snprintf(want, sizeof(want), "lrvm: LRVM_SEGMENT=%s was written by %s (build-id ", d.seg,
-           need("LRVM_TEST_GPROG"));
+           child_need("LRVM_TEST_GPROG"));
   cr_assert(strstr(r.err, want), "%s", r.err);
   snprintf(want, sizeof(want), "this program is %s (build-id ", cxx);
   cr_assert(strstr(r.err, want) && strstr(r.err, "Use another LRVM_SEGMENT"), "%s", r.err);
@@ -411,7 +317,7 @@ Test(preload_globals, heap_base_and_size_must_match_the_header)
   need_wp_async(&r);
   cr_assert_eq(r.status, 0, "%s", r.err);
   uint64_t s0 = file_sum(d.seg);
-  char *argv[] = {(char *)need("LRVM_TEST_GPROG"), "count", NULL};
+  char *argv[] = {(char *)child_need("LRVM_TEST_GPROG"), "count", NULL};
   const char *extra[] = {d.segvar, "LRVM_HEAP_SIZE=128M", "LRVM_LOG_SIZE=4M", NULL};
   r = run(argv, extra, 1);
   cr_assert_eq(r.status, 2, "%s", r.out);
@@ -426,7 +332,7 @@ Test(preload_globals, heap_base_and_size_must_match_the_header)
 /* image_of -- `rvmutl image seg` */
 static struct result image_of(const char *seg)
 {
-  char *argv[] = {(char *)need("LRVM_TEST_RVMUTL"), "image", (char *)seg, NULL};
+  char *argv[] = {(char *)child_need("LRVM_TEST_RVMUTL"), "image", (char *)seg, NULL};
   return run(argv, NULL, 0);
 }
 
@@ -443,7 +349,7 @@ Test(preload_globals, non_pie_executable)
   struct segdir d;
   segdir_make(&d);
   for (int i = 1; i <= 2; i++) {
-    struct result r = count_prog(&d, need("LRVM_TEST_GPROG_NOPIE"));
+    struct result r = count_prog(&d, child_need("LRVM_TEST_GPROG_NOPIE"));
     need_wp_async(&r);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_eq(field(r.out, "counter"), 1000 + i, "%s", r.out);
@@ -461,7 +367,7 @@ Test(preload_globals, executable_without_build_id)
   segdir_make(&d);
   char exe[160], cmd[400];
   snprintf(exe, sizeof(exe), "%s/prog", d.dir);
-  snprintf(cmd, sizeof(cmd), "cp %s %s", need("LRVM_TEST_GPROG_NOID"), exe);
+  snprintf(cmd, sizeof(cmd), "cp %s %s", child_need("LRVM_TEST_GPROG_NOID"), exe);
   cr_assert_eq(system(cmd), 0);
   struct result r = count_prog(&d, exe);
   need_wp_async(&r);
@@ -492,11 +398,11 @@ Test(preload_globals, rvmutl_shows_the_segment)
     need_wp_async(&r);
     cr_assert_eq(r.status, 0, "%s", r.err);
   }
-  char *argv[] = {(char *)need("LRVM_TEST_RVMUTL"), "image", d.seg, NULL};
+  char *argv[] = {(char *)child_need("LRVM_TEST_RVMUTL"), "image", d.seg, NULL};
   struct result r = run(argv, NULL, 0);
   cr_assert_eq(r.status, 0, "%s", r.err);
   char want[512];
-  snprintf(want, sizeof(want), "  binary:      %s\n", need("LRVM_TEST_GPROG"));
+  snprintf(want, sizeof(want), "  binary:      %s\n", child_need("LRVM_TEST_GPROG"));
   cr_assert(strstr(r.out, want), "%s", r.out);
   cr_assert(strstr(r.out, "  build-id:    ") && !strstr(r.out, "build-id:    (none)"), "%s",
             r.out);
@@ -510,7 +416,7 @@ Test(preload_globals, rvmutl_shows_the_segment)
   snprintf(log, sizeof(log), "%s.log", d.seg);
   int pending = strstr(r.out, "not yet applied to the segment file; shown above with them") != NULL;
   /* after recovery the file alone says the same */
-  char *rec[] = {(char *)need("LRVM_TEST_RVMUTL"), "recover", log, NULL};
+  char *rec[] = {(char *)child_need("LRVM_TEST_RVMUTL"), "recover", log, NULL};
   r = run(rec, NULL, 0);
   cr_assert_eq(r.status, 0, "%s %s", r.out, r.err);
   r = run(argv, NULL, 0);
@@ -523,12 +429,12 @@ Test(preload_globals, rvmutl_shows_the_segment)
   segdir_make(&d2);
   r = count(&d2, "LRVM_GLOBALS=0");
   cr_assert_eq(r.status, 0, "%s", r.err);
-  char *argv2[] = {(char *)need("LRVM_TEST_RVMUTL"), "image", d2.seg, NULL};
+  char *argv2[] = {(char *)child_need("LRVM_TEST_RVMUTL"), "image", d2.seg, NULL};
   r = run(argv2, NULL, 0);
   cr_assert(strstr(r.out, "globals:     not kept (heap-only segment, LRVM_GLOBALS=0)"), "%s",
             r.out);
-  char *argv3[] = {(char *)need("LRVM_TEST_RVMUTL"), "image", (char *)need("LRVM_TEST_GPROG"),
-                   NULL};
+  char *argv3[] = {(char *)child_need("LRVM_TEST_RVMUTL"), "image",
+                   (char *)child_need("LRVM_TEST_GPROG"), NULL};
   r = run(argv3, NULL, 0);
   cr_assert_eq(r.status, 1, "%s", r.out);
   cr_assert(strstr(r.out, "not an lrvm process-image segment"), "%s", r.out);
@@ -572,38 +478,37 @@ Test(preload_globals, kill_torture_global_rooted_structure, .timeout = 240)
   int prev_exited = 1;
   for (int i = 0; i < runs; i++) {
     int clean = i % 10 == 9;
-    char *argv[] = {(char *)need("LRVM_TEST_GPROG"), "torture", clean ? "40" : "0", NULL};
+    char *argv[] = {(char *)child_need("LRVM_TEST_GPROG"), "torture", clean ? "40" : "0", NULL};
     int by_signal = i % 2 == 0;   /* half the runs commit on SIGUSR1 instead of a timer */
     const char *extra[] = {d.segvar, "LRVM_HEAP_SIZE=64M", "LRVM_LOG_SIZE=8M",
                            by_signal ? "LRVM_COMMIT=exit,signal:USR1"
                                      : "LRVM_COMMIT=exit,interval:5ms", NULL};
-    int ofd = tmpfd(), efd = tmpfd();
-    pid_t pid = start(argv, extra, 1, ofd, efd);
+    struct child c = child_start(argv, extra, CHILD_SHIM, NULL);
     if (!clean) {
       /* a third during start-up (re-exec, log creation, recovery), the rest mid-run: 0-200 ms
        * after the child said "start" (waiting for it keeps the mix the same on a loaded
        * machine) */
       if (rand_r(&seed) % 3 == 0) {
-        sleep_ms(rand_r(&seed) % 60);
+        child_nap_ms(rand_r(&seed) % 60);
       } else {
         char buf[16];
-        for (int w = 0; w < 1000 && pread(ofd, buf, 6, 0) < 6; w++)
-          sleep_ms(10);
+        for (int w = 0; w < 1000 && pread(c.ofd, buf, 6, 0) < 6; w++)
+          child_nap_ms(10);
         if (by_signal) {
           /* the handler is installed before main: safe once "start" is out */
           for (int k = 1 + rand_r(&seed) % 4; k > 0; k--) {
-            sleep_ms(5 + rand_r(&seed) % 35);
-            kill(pid, SIGUSR1);
+            child_nap_ms(5 + rand_r(&seed) % 35);
+            kill(c.pid, SIGUSR1);
             signals++;
           }
-          sleep_ms(rand_r(&seed) % 40);
+          child_nap_ms(rand_r(&seed) % 40);
         } else {
-          sleep_ms(rand_r(&seed) % 200);
+          child_nap_ms(rand_r(&seed) % 200);
         }
       }
-      kill(pid, SIGKILL);
+      kill(c.pid, SIGKILL);
     }
-    struct result r = finish(pid, ofd, efd, 60);
+    struct result r = child_finish(c, 60000);
     need_wp_async(&r);
     cr_assert(!strstr(r.out, "CORRUPT"), "run %d: %s\n%s", i, r.out, r.err);
     long st = last_gen(r.out, "start"), at = last_gen(r.out, "at");

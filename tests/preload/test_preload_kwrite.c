@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
+#include "child.h"
 
 static const char *const backends[] = {"wp-async", "uffd-sigbus", "mprotect"};
 
@@ -33,122 +33,13 @@ static int scale(void)
   return v > 0 ? v : 1;
 }
 
-static const char *need(const char *var)
-{
-  const char *v = getenv(var);
-  cr_assert(v && *v, "%s not set: run through meson test", var);
-  return v;
-}
-
-/* slurp -- the whole of fd from offset 0, closed */
-static char *slurp(int fd)
-{
-  struct stat st;
-  fstat(fd, &st);
-  char *b = malloc((size_t)st.st_size + 1);
-  ssize_t n = pread(fd, b, (size_t)st.st_size, 0);
-  b[n > 0 ? n : 0] = 0;
-  close(fd);
-  return b;
-}
-
-static int tmpfd(void)
-{
-  char p[] = "/tmp/lrvm-kwrite-XXXXXX";
-  int fd = mkstemp(p);
-  cr_assert(fd >= 0);
-  unlink(p);
-  return fd;
-}
-
-struct proc {
-  pid_t pid;
-  int ofd, efd;
-};
-
-/* start -- argv with the environment minus LD_PRELOAD/LRVM_* (but LRVM_TEST_*), plus extra;
- * with shim, LD_PRELOAD and LRVM_STATS=1. stdin from in_path (or /dev/null). */
-static struct proc start(char *const argv[], const char *const extra[], int shim,
-                         const char *in_path)
-{
-  size_t n = 0;
-  for (char **e = environ; *e; e++)
-    n++;
-  const char **env = calloc(n + 32, sizeof(*env));
-  size_t k = 0;
-  for (char **e = environ; *e; e++)
-    if (strncmp(*e, "LD_PRELOAD=", 11) && (strncmp(*e, "LRVM_", 5) || !strncmp(*e, "LRVM_TEST_", 10)))
-      env[k++] = *e;
-  char pre[4200];
-  if (shim) {
-    snprintf(pre, sizeof(pre), "LD_PRELOAD=%s", need("LRVM_TEST_SHIM"));
-    env[k++] = pre;
-    env[k++] = "LRVM_STATS=1";
-    for (size_t i = 0; extra && extra[i]; i++)
-      env[k++] = extra[i];
-  }
-  env[k] = NULL;
-  struct proc p = {.ofd = tmpfd(), .efd = tmpfd()};
-  p.pid = fork();
-  cr_assert(p.pid >= 0);
-  if (p.pid == 0) {
-    int in = open(in_path ? in_path : "/dev/null", O_RDONLY);
-    dup2(in, 0);
-    dup2(p.ofd, 1);
-    dup2(p.efd, 2);
-    execve(argv[0], argv, (char *const *)env);
-    dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
-    _exit(127);
-  }
-  free(env);
-  return p;
-}
-
-struct result {
-  int status;   /* exit status, 128 + signal if killed, -1 if timed out */
-  char *out, *err;
-};
-
-/* finish -- wait for p (kill it after timeout_ms: status -1), collect its output */
-static struct result finish(struct proc p, int timeout_ms)
-{
-  struct result r = {.status = -1};
-  int st;
-  for (int waited = 0; waited < timeout_ms; waited++) {
-    if (waitpid(p.pid, &st, WNOHANG) == p.pid) {
-      r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-      break;
-    }
-    struct timespec ts = {0, 1000 * 1000};
-    nanosleep(&ts, NULL);
-  }
-  if (r.status == -1) {
-    kill(p.pid, SIGKILL);
-    waitpid(p.pid, &st, 0);
-  }
-  r.out = slurp(p.ofd);
-  r.err = slurp(p.efd);
-  return r;
-}
-
+/* run -- argv (see child.h for its environment); with shim, the shim, LRVM_STATS=1 and extra
+ * (without it extra is not used); stdin from in_path; killed after 120 s (status -1) */
 static struct result run(char *const argv[], const char *const extra[], int shim,
                          const char *in_path)
 {
-  return finish(start(argv, extra, shim, in_path), 120000);
-}
-
-/* tdir -- a fresh temporary directory (dir: at least 40 bytes) */
-static void tdir(char *dir)
-{
-  strcpy(dir, "/tmp/lrvm-kwrite-dir-XXXXXX");
-  cr_assert(mkdtemp(dir));
-}
-
-static void dir_remove(const char *dir)
-{
-  char cmd[256];
-  cr_assert((size_t)snprintf(cmd, sizeof(cmd), "rm -rf %s", dir) < sizeof(cmd));
-  cr_expect_eq(system(cmd), 0);
+  return child_run(argv, shim ? extra : NULL, shim ? CHILD_SHIM | CHILD_STATS : 0, in_path,
+                   120000);
 }
 
 /* gen_input -- a deterministic file of n lines "NUMBER wordK text I" */
@@ -190,14 +81,14 @@ Test(preload_kwrite, probe_every_backend, .timeout = 240)
 {
   for (size_t b = 0; b < 3; b++) {
     char dir[64], in[128], scratch[128];
-    tdir(dir);
+    child_tdir(dir, sizeof(dir), "kwrite");
     snprintf(in, sizeof(in), "%s/input", dir);
     snprintf(scratch, sizeof(scratch), "%s/scratch", dir);
     mkdir(scratch, 0700);
     gen_input(in, 20000);
     struct cfg c;
     cfg_init(&c, dir, backends[b], NULL);
-    char *io[] = {(char *)need("LRVM_TEST_KWPROBE"), "io", in, scratch, NULL};
+    char *io[] = {(char *)child_need("LRVM_TEST_KWPROBE"), "io", in, scratch, NULL};
     struct result r = run(io, c.extra, 1, NULL);
     cr_expect_eq(r.status, 0, "%s: status %d\n%s\n%s", backends[b], r.status, r.out, r.err);
     cr_expect(strstr(r.out, "done 0 failures") && !strstr(r.out, "FAIL"), "%s:\n%s\n%s",
@@ -208,11 +99,11 @@ Test(preload_kwrite, probe_every_backend, .timeout = 240)
     cr_expect(strncmp(addr, "0x2000", 6) == 0, "%s: the block is not in the heap: %s",
               backends[b], addr);
     /* the bytes read(2) put into the heap were committed at exit */
-    char *chk[] = {(char *)need("LRVM_TEST_KWPROBE"), "check", addr, in, NULL};
+    char *chk[] = {(char *)child_need("LRVM_TEST_KWPROBE"), "check", addr, in, NULL};
     r = run(chk, c.extra, 1, NULL);
     cr_expect_eq(r.status, 0, "%s: %s %s", backends[b], r.out, r.err);
     cr_expect(strstr(r.out, "persisted ok") != NULL, "%s: %s %s", backends[b], r.out, r.err);
-    dir_remove(dir);
+    child_dir_remove(dir);
   }
 }
 
@@ -243,7 +134,7 @@ Test(preload_kwrite, programs_every_backend, .timeout = 300)
 {
   for (size_t b = 0; b < 3; b++) {
     char dir[64], in[128];
-    tdir(dir);
+    child_tdir(dir, sizeof(dir), "kwrite");
     snprintf(in, sizeof(in), "%s/input", dir);
     gen_input(in, 100000L * scale());
     struct cfg c;
@@ -253,9 +144,9 @@ Test(preload_kwrite, programs_every_backend, .timeout = 300)
     char *awk[] = {"/usr/bin/gawk", "{ n[$2]++; s += $1 } END { for (k in n) c++; "
                    "print c, s, NR }", in, NULL};
     same(awk, &c, NULL, backends[b]);
-    char *kw_stdin[] = {(char *)need("LRVM_TEST_KWPROBE"), "stdin", NULL};
+    char *kw_stdin[] = {(char *)child_need("LRVM_TEST_KWPROBE"), "stdin", NULL};
     same(kw_stdin, &c, in, backends[b]);   /* fgets + getline on stdin */
-    dir_remove(dir);
+    child_dir_remove(dir);
   }
 }
 
@@ -266,23 +157,23 @@ static int torture(const char *mode, int runs, int *judged, const char *backend,
                    const char *how)
 {
   char dir[64], wait[64];
-  tdir(dir);
+  child_tdir(dir, sizeof(dir), "kwrite");
   struct cfg c;
   snprintf(wait, sizeof(wait), "LRVM_MUTEX_WAIT=%s", mode);
   cfg_init(&c, dir, backend, "LRVM_COMMIT=interval:10ms");
   c.extra[5] = wait;
-  char *init[] = {(char *)need("LRVM_TEST_MUTEXPROBE"), "init", NULL};
+  char *init[] = {(char *)child_need("LRVM_TEST_MUTEXPROBE"), "init", NULL};
   struct result r = run(init, c.extra, 1, NULL);
   cr_assert_eq(r.status, 0, "%s", r.err);
   char addr[64] = "";
   sscanf(r.out, "%63s", addr);
   cr_assert(strncmp(addr, "0x2000", 6) == 0, "%s", r.out);
-  char *argv[] = {(char *)need("LRVM_TEST_MUTEXPROBE"), (char *)how, addr, NULL};
+  char *argv[] = {(char *)child_need("LRVM_TEST_MUTEXPROBE"), (char *)how, addr, NULL};
   unsigned seed = 12345;
   int broken = 0;
   *judged = 0;
   for (int i = 0; i < runs; i++) {
-    struct proc p = start(argv, c.extra, 1, NULL);
+    struct child p = child_start(argv, c.extra, CHILD_SHIM | CHILD_STATS, NULL);
     /* restart time varies (recovery replays the log): kill at a random moment AFTER the
      * program has judged and repaired the pair */
     struct stat st;
@@ -294,7 +185,7 @@ static int torture(const char *mode, int runs, int *judged, const char *backend,
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
     kill(p.pid, SIGKILL);
-    r = finish(p, 10000);
+    r = child_finish(p, 10000);
     cr_expect_eq(r.status, 128 + SIGKILL, "run %d: %s", i, r.err);
     if (strncmp(r.out, "state ", 6) != 0)
       continue;
@@ -305,7 +196,7 @@ static int torture(const char *mode, int runs, int *judged, const char *backend,
         cr_log_error("run %d (%s): %s", i, backend, r.out);
     }
   }
-  dir_remove(dir);
+  child_dir_remove(dir);
   return broken;
 }
 
@@ -332,14 +223,14 @@ Test(preload_kwrite, mutex_wait_keeps_invariants, .timeout = 300)
 Test(preload_kwrite, mutex_wait_option_and_stats, .timeout = 120)
 {
   char dir[64], in[128], scratch[128];
-  tdir(dir);
+  child_tdir(dir, sizeof(dir), "kwrite");
   snprintf(in, sizeof(in), "%s/input", dir);
   snprintf(scratch, sizeof(scratch), "%s/scratch", dir);
   mkdir(scratch, 0700);
   gen_input(in, 20000);
   struct cfg c;
   cfg_init(&c, dir, "mprotect", "LRVM_MUTEX_WAIT=5");
-  char *io[] = {(char *)need("LRVM_TEST_KWPROBE"), "io", in, scratch, NULL};
+  char *io[] = {(char *)child_need("LRVM_TEST_KWPROBE"), "io", in, scratch, NULL};
   struct result r = run(io, c.extra, 1, NULL);
   cr_expect_eq(r.status, 2, "%s", r.err);
   cr_expect(strstr(r.err, "LRVM_MUTEX_WAIT=5: invalid value; accepted: 0 (off) or a time") !=
@@ -350,7 +241,7 @@ Test(preload_kwrite, mutex_wait_option_and_stats, .timeout = 120)
   cr_expect_eq(r.status, 0, "%s %s", r.out, r.err);
   cr_expect(strstr(r.err, "stats: mutex wait: ") && strstr(r.err, " forced (LRVM_MUTEX_WAIT"),
             "%s", r.err);
-  dir_remove(dir);
+  child_dir_remove(dir);
 }
 
 /* With LRVM_FLUSH=0 the exit commit must make every earlier no_flush commit durable, even
@@ -358,17 +249,17 @@ Test(preload_kwrite, mutex_wait_option_and_stats, .timeout = 120)
 Test(preload_kwrite, exit_after_no_flush_commits_is_durable, .timeout = 120)
 {
   char dir[64], prev[64] = "";
-  tdir(dir);
+  child_tdir(dir, sizeof(dir), "kwrite");
   struct cfg c;
   cfg_init(&c, dir, "wp-async", "LRVM_COMMIT=exit,interval:10ms");
   c.extra[5] = "LRVM_FLUSH=0";
-  char *init[] = {(char *)need("LRVM_TEST_MUTEXPROBE"), "init", NULL};
+  char *init[] = {(char *)child_need("LRVM_TEST_MUTEXPROBE"), "init", NULL};
   struct result r = run(init, c.extra, 1, NULL);
   cr_assert_eq(r.status, 0, "%s", r.err);
   char addr[64] = "";
   sscanf(r.out, "%63s", addr);
   for (int i = 0; i < 5; i++) {
-    char *argv[] = {(char *)need("LRVM_TEST_MUTEXPROBE"), "run", addr, "400", NULL};
+    char *argv[] = {(char *)child_need("LRVM_TEST_MUTEXPROBE"), "run", addr, "400", NULL};
     r = run(argv, c.extra, 1, NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     unsigned long long sx, sy, ex, ey;
@@ -381,5 +272,5 @@ Test(preload_kwrite, exit_after_no_flush_commits_is_durable, .timeout = 120)
                        now, prev);
     snprintf(prev, sizeof(prev), "%llu", ex);
   }
-  dir_remove(dir);
+  child_dir_remove(dir);
 }

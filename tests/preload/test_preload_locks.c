@@ -22,133 +22,25 @@
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
+#include "child.h"
 
 #define HANG_MS 15000   /* a run of locks_probe takes well under a second */
 
 static const char *const backends[] = {"wp-async", "uffd-sigbus", "mprotect"};
 
-static const char *need(const char *var)
+/* start -- locks_probe MODE under the shim (the environment of child.h plus the segment's
+ * settings) */
+static struct child start(const char *mode, const char *dir, const char *backend,
+                          const char *commit)
 {
-  const char *v = getenv(var);
-  cr_assert(v && *v, "%s not set: run through meson test", var);
-  return v;
-}
-
-/* slurp -- the whole of fd from offset 0 (fd stays open) */
-static char *slurp(int fd)
-{
-  struct stat st;
-  fstat(fd, &st);
-  char *b = malloc((size_t)st.st_size + 1);
-  ssize_t n = pread(fd, b, (size_t)st.st_size, 0);
-  b[n > 0 ? n : 0] = 0;
-  return b;
-}
-
-static int tmpfd(void)
-{
-  char p[] = "/tmp/lrvm-locks-XXXXXX";
-  int fd = mkstemp(p);
-  cr_assert(fd >= 0);
-  unlink(p);
-  return fd;
-}
-
-struct proc {
-  pid_t pid;
-  int ofd, efd;
-};
-
-struct result {
-  int status;   /* exit status, 128 + signal if killed, -1 if it hung (killed after HANG_MS) */
-  char *out, *err;
-};
-
-/* start -- locks_probe MODE under the shim: the environment minus LD_PRELOAD/LRVM_* (but
- * LRVM_TEST_*), plus the segment's settings */
-static struct proc start(const char *mode, const char *dir, const char *backend,
-                         const char *commit)
-{
-  size_t n = 0;
-  for (char **e = environ; *e; e++)
-    n++;
-  const char **env = calloc(n + 16, sizeof(*env));
-  size_t k = 0;
-  for (char **e = environ; *e; e++)
-    if (strncmp(*e, "LD_PRELOAD=", 11) && (strncmp(*e, "LRVM_", 5) || !strncmp(*e, "LRVM_TEST_", 10)))
-      env[k++] = *e;
-  char pre[4200], seg[128], track[64], com[64];
-  snprintf(pre, sizeof(pre), "LD_PRELOAD=%s", need("LRVM_TEST_SHIM"));
+  char seg[128], track[64], com[64];
   snprintf(seg, sizeof(seg), "LRVM_SEGMENT=%s/seg", dir);
   snprintf(track, sizeof(track), "LRVM_TRACK=%s", backend);
   snprintf(com, sizeof(com), "LRVM_COMMIT=%s", commit);
-  env[k++] = pre;
-  env[k++] = seg;
-  env[k++] = track;
-  env[k++] = com;
-  env[k++] = "LRVM_GLOBALS=1";
-  env[k++] = "LRVM_STATS=1";
-  env[k++] = "LRVM_HEAP_SIZE=256M";
-  env[k++] = "LRVM_LOG_SIZE=16M";
-  env[k] = NULL;
-  struct proc p = {.ofd = tmpfd(), .efd = tmpfd()};
-  char *argv[] = {(char *)need("LRVM_TEST_LOCKSPROBE"), (char *)mode, NULL};
-  p.pid = fork();
-  cr_assert(p.pid >= 0);
-  if (p.pid == 0) {
-    int in = open("/dev/null", O_RDONLY);
-    dup2(in, 0);
-    dup2(p.ofd, 1);
-    dup2(p.efd, 2);
-    execve(argv[0], argv, (char *const *)env);
-    dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
-    _exit(127);
-  }
-  free(env);
-  return p;
-}
-
-static void nap_ms(int ms)
-{
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
-/* finish -- wait for p (kill it after timeout_ms: status -1), collect its output */
-static struct result finish(struct proc p, int timeout_ms)
-{
-  struct result r = {.status = -1};
-  int st;
-  for (int waited = 0; waited < timeout_ms; waited++) {
-    if (waitpid(p.pid, &st, WNOHANG) == p.pid) {
-      r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-      break;
-    }
-    nap_ms(1);
-  }
-  if (r.status == -1) {
-    kill(p.pid, SIGKILL);
-    waitpid(p.pid, &st, 0);
-  }
-  r.out = slurp(p.ofd);
-  r.err = slurp(p.efd);
-  close(p.ofd);
-  close(p.efd);
-  return r;
-}
-
-static void tdir(char *dir)
-{
-  strcpy(dir, "/tmp/lrvm-locks-dir-XXXXXX");
-  cr_assert(mkdtemp(dir));
-}
-
-static void dir_remove(const char *dir)
-{
-  char cmd[256];
-  cr_assert((size_t)snprintf(cmd, sizeof(cmd), "rm -rf %s", dir) < sizeof(cmd));
-  cr_expect_eq(system(cmd), 0);
+  const char *extra[] = {seg, track, com, "LRVM_GLOBALS=1", "LRVM_STATS=1",
+                         "LRVM_HEAP_SIZE=256M", "LRVM_LOG_SIZE=16M", NULL};
+  char *argv[] = {(char *)child_need("LRVM_TEST_LOCKSPROBE"), (char *)mode, NULL};
+  return child_start(argv, extra, CHILD_SHIM, NULL);
 }
 
 /* expect_restored -- run n (1-based) started from the image the previous run's holder left:
@@ -180,16 +72,16 @@ Test(preload_locks, held_at_exit_commit, .timeout = 150)
 {
   for (size_t b = 0; b < 3; b++) {
     char dir[64];
-    tdir(dir);
+    child_tdir(dir, sizeof(dir), "locks");
     for (int n = 1; n <= 3; n++) {
-      struct result r = finish(start("exit", dir, backends[b], "exit"), HANG_MS);
+      struct result r = child_finish(start("exit", dir, backends[b], "exit"), HANG_MS);
       expect_restored(&r, n, backends[b]);
       cr_expect_eq(r.status, 0, "%s: run %d: status %d\n%s", backends[b], n, r.status, r.err);
       cr_expect(strstr(r.out, "ready ") != NULL, "%s", r.out);
       free(r.out);
       free(r.err);
     }
-    dir_remove(dir);
+    child_dir_remove(dir);
   }
 }
 
@@ -202,7 +94,7 @@ static int log_has(const char *dir, const char *s)
   int fd = open(p, O_RDONLY);
   if (fd < 0)
     return 0;
-  char *b = slurp(fd);   /* NUL-terminated copy; memmem for the binary parts */
+  char *b = child_slurp(fd);   /* NUL-terminated copy; memmem for the binary parts */
   struct stat st;
   fstat(fd, &st);
   close(fd);
@@ -215,27 +107,27 @@ Test(preload_locks, held_at_interval_commit_then_sigkill, .timeout = 150)
 {
   for (size_t b = 0; b < 3; b++) {
     char dir[64];
-    tdir(dir);
+    child_tdir(dir, sizeof(dir), "locks");
     for (int n = 1; n <= 3; n++) {
-      struct proc p = start("hold", dir, backends[b], "interval:20ms");
+      struct child p = start("hold", dir, backends[b], "interval:20ms");
       /* wait until it holds the locks, then until a commit record holding its marker (set
        * last, under the locks, in the instant the commit captures) is in the log */
       int ms = 0, committed = 0;
       char *out = NULL, marker[64] = "";
       for (; ms < HANG_MS; ms++) {
         free(out);
-        out = slurp(p.ofd);
+        out = child_slurp(p.ofd);
         char *rd = strstr(out, "ready ");
         if ((rd && sscanf(rd, "ready %63s", marker) == 1) || strstr(out, "FAIL"))
           break;
-        nap_ms(1);
+        child_nap_ms(1);
       }
       for (; *marker && ms < HANG_MS && !committed; ms += 5) {
         committed = log_has(dir, marker);
-        nap_ms(5);
+        child_nap_ms(5);
       }
       kill(p.pid, SIGKILL);
-      struct result r = finish(p, HANG_MS);
+      struct result r = child_finish(p, HANG_MS);
       expect_restored(&r, n, backends[b]);
       cr_expect(strstr(r.out, "ready ") != NULL, "%s: run %d never held its locks:\n%s\n%s",
                 backends[b], n, r.out, r.err);
@@ -246,10 +138,10 @@ Test(preload_locks, held_at_interval_commit_then_sigkill, .timeout = 150)
       free(r.err);
     }
     /* and a clean run afterwards */
-    struct result r = finish(start("exit", dir, backends[b], "exit"), HANG_MS);
+    struct result r = child_finish(start("exit", dir, backends[b], "exit"), HANG_MS);
     expect_restored(&r, 4, backends[b]);
     free(r.out);
     free(r.err);
-    dir_remove(dir);
+    child_dir_remove(dir);
   }
 }

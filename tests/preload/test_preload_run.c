@@ -21,13 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
-
-struct result {
-  int status;   /* exit status, 128 + signal if killed, -1 if timed out */
-  char *out;
-  char *err;
-};
+#include "child.h"
 
 static int scale(void)
 {
@@ -36,88 +30,13 @@ static int scale(void)
   return v > 0 ? v : 1;
 }
 
-static const char *need(const char *var)
-{
-  const char *v = getenv(var);
-  cr_assert(v && *v, "%s not set: run through meson test", var);
-  return v;
-}
-
-/* slurp -- the whole of fd from offset 0 */
-static char *slurp(int fd)
-{
-  struct stat st;
-  fstat(fd, &st);
-  char *b = malloc((size_t)st.st_size + 1);
-  ssize_t n = pread(fd, b, (size_t)st.st_size, 0);
-  b[n > 0 ? n : 0] = 0;
-  close(fd);
-  return b;
-}
-
-static int tmpfd(void)
-{
-  char p[] = "/tmp/lrvm-preload-XXXXXX";
-  int fd = mkstemp(p);
-  cr_assert(fd >= 0);
-  unlink(p);
-  return fd;
-}
-
-/* run -- argv with the environment minus LD_PRELOAD and LRVM_* (but LRVM_TEST_*), plus extra
- * ("NAME=value", NULL-terminated) and, if shim, LD_PRELOAD + LRVM_STATS=1. stdin from in_path. */
+/* run -- argv (see child.h for its environment) plus extra and, if shim, the shim with
+ * LRVM_STATS=1; stdin from in_path; killed after timeout_s (status -1) */
 static struct result run(char *const argv[], const char *const extra[], int shim,
                          const char *in_path, int timeout_s)
 {
-  const char *so = need("LRVM_TEST_SHIM");
-  size_t n = 0;
-  for (char **e = environ; *e; e++)
-    n++;
-  const char **env = calloc(n + 32, sizeof(*env));
-  size_t k = 0;
-  for (char **e = environ; *e; e++)
-    if (strncmp(*e, "LD_PRELOAD=", 11) && (strncmp(*e, "LRVM_", 5) || !strncmp(*e, "LRVM_TEST_", 10)))
-      env[k++] = *e;
-  char pre[4200];
-  if (shim) {
-    snprintf(pre, sizeof(pre), "LD_PRELOAD=%s", so);
-    env[k++] = pre;
-    env[k++] = "LRVM_STATS=1";
-  }
-  for (size_t i = 0; extra && extra[i]; i++)
-    env[k++] = extra[i];
-  env[k] = NULL;
-  int ofd = tmpfd(), efd = tmpfd();
-  pid_t pid = fork();
-  cr_assert(pid >= 0);
-  if (pid == 0) {
-    int in = open(in_path ? in_path : "/dev/null", O_RDONLY);
-    dup2(in, 0);
-    dup2(ofd, 1);
-    dup2(efd, 2);
-    execve(argv[0], argv, (char *const *)env);
-    dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
-    _exit(127);
-  }
-  struct result r = {.status = -1};
-  int st;
-  for (int waited = 0; waited < timeout_s * 100; waited++) {
-    pid_t w = waitpid(pid, &st, WNOHANG);
-    if (w == pid) {
-      r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-      break;
-    }
-    struct timespec ts = {0, 10 * 1000 * 1000};
-    nanosleep(&ts, NULL);
-  }
-  if (r.status == -1) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
-  }
-  r.out = slurp(ofd);
-  r.err = slurp(efd);
-  free(env);
-  return r;
+  return child_run(argv, extra, shim ? CHILD_SHIM | CHILD_STATS : 0, in_path,
+                   timeout_s * 1000L);
 }
 
 /* same_output_env -- run argv without and with the shim (plus extra); stdout and status must
@@ -214,7 +133,7 @@ Test(preload_programs, sqlite3_memory, .timeout = 120)
 
 Test(preload_programs, cxx_map_string, .timeout = 120)
 {
-  char *argv[] = {(char *)need("LRVM_TEST_CXX"), NULL};
+  char *argv[] = {(char *)child_need("LRVM_TEST_CXX"), NULL};
   same_output(argv, NULL);
 }
 
@@ -225,7 +144,7 @@ Test(preload_programs, cxx_map_string, .timeout = 120)
 static struct result probe_for(const char *mode, const char *arg, const char *const extra[],
                                int timeout_s)
 {
-  char *argv[] = {(char *)need("LRVM_TEST_PROBE"), (char *)mode, (char *)arg, NULL};
+  char *argv[] = {(char *)child_need("LRVM_TEST_PROBE"), (char *)mode, (char *)arg, NULL};
   return run(argv, extra, 1, NULL, timeout_s);
 }
 
@@ -240,17 +159,9 @@ static void seg_env(char *seg, size_t n, const char *dir)
   cr_assert((size_t)snprintf(seg, n, "LRVM_SEGMENT=%s/seg", dir) < n);
 }
 
-/* dir_remove -- remove a test's temporary directory and everything in it */
-static void dir_remove(const char *dir)
-{
-  char cmd[256];
-  cr_assert((size_t)snprintf(cmd, sizeof(cmd), "rm -rf %s", dir) < sizeof(cmd));
-  cr_expect_eq(system(cmd), 0);
-}
-
 Test(preload_probe, shim_serves_malloc)
 {
-  char *argv[] = {(char *)need("LRVM_TEST_PROBE"), "where", NULL};
+  char *argv[] = {(char *)child_need("LRVM_TEST_PROBE"), "where", NULL};
   struct result a = run(argv, NULL, 0, NULL, 30), b = run(argv, NULL, 1, NULL, 30);
   cr_expect_str_eq(a.out, "glibc\n");
   cr_expect_str_eq(b.out, "shim\n", "%s", b.err);
@@ -278,8 +189,8 @@ Test(preload_probe, heap_base_taken_is_refused)
 {
   /* lrvm-run turns ASLR off, so the (PIE) probe is loaded at 0x555555554000: a heap asked for
    * at 0x555555400000 overlaps it and MAP_FIXED_NOREPLACE must refuse (EEXIST), not replace. */
-  char *argv[] = {(char *)need("LRVM_TEST_RUN"), "--heap-base=0x555555400000", "--heap-size=8M",
-                  (char *)need("LRVM_TEST_PROBE"), "main", NULL};
+  char *argv[] = {(char *)child_need("LRVM_TEST_RUN"), "--heap-base=0x555555400000",
+                  "--heap-size=8M", (char *)child_need("LRVM_TEST_PROBE"), "main", NULL};
   struct result r = run(argv, NULL, 0, NULL, 30);
   cr_expect_eq(r.status, 2, "%s", r.err);
   cr_expect_str_eq(r.out, "");
@@ -307,7 +218,7 @@ Test(preload_probe, at_secure_leaves_program_alone)
 
 Test(preload_probe, own_sigsegv_handler_gets_its_faults)
 {
-  char *argv[] = {(char *)need("LRVM_TEST_PROBE"), "segv", NULL};
+  char *argv[] = {(char *)child_need("LRVM_TEST_PROBE"), "segv", NULL};
   struct result a = run(argv, NULL, 0, NULL, 30);
   cr_expect_str_eq(a.out, "faults 1 value 1 query own\n", "without the shim: %s", a.err);
   /* With the shim the handler is chained behind vmprim's dispatcher (LRVM_BACKTRACE=1 makes
@@ -322,7 +233,7 @@ Test(preload_probe, own_sigsegv_handler_gets_its_faults)
 
 Test(preload_probe, genuine_crash_still_crashes)
 {
-  char *argv[] = {(char *)need("LRVM_TEST_PROBE"), "crash", NULL};
+  char *argv[] = {(char *)child_need("LRVM_TEST_PROBE"), "crash", NULL};
   struct result a = run(argv, NULL, 0, NULL, 30);
   cr_assert_eq(a.status, 128 + SIGSEGV, "without the shim: %d", a.status);
   struct result r = probe("crash", NULL, NULL);
@@ -374,7 +285,7 @@ Test(preload_probe, commit_hooks_fire)
 /* lrvm-run */
 static struct result lrvm_run(char *const args[], int nargs)
 {
-  char *argv[16] = {(char *)need("LRVM_TEST_RUN")};
+  char *argv[16] = {(char *)child_need("LRVM_TEST_RUN")};
   for (int i = 0; i < nargs; i++)
     argv[1 + i] = args[i];
   argv[1 + nargs] = NULL;
@@ -383,7 +294,7 @@ static struct result lrvm_run(char *const args[], int nargs)
 
 Test(preload_run, status_aslr_and_shim)
 {
-  char *probe_path = (char *)need("LRVM_TEST_PROBE");
+  char *probe_path = (char *)child_need("LRVM_TEST_PROBE");
   char *a1[] = {"--", probe_path, "status", "42"};
   cr_expect_eq(lrvm_run(a1, 4).status, 42);
   char *a2[] = {"--stats", "1", probe_path, "personality"};
@@ -397,7 +308,7 @@ Test(preload_run, status_aslr_and_shim)
 
 Test(preload_run, errors)
 {
-  char *probe_path = (char *)need("LRVM_TEST_PROBE");
+  char *probe_path = (char *)child_need("LRVM_TEST_PROBE");
   char *a1[] = {"--bogus", "1", probe_path};
   struct result r = lrvm_run(a1, 3);
   cr_expect_eq(r.status, 125);
@@ -418,7 +329,7 @@ Test(preload_run, errors)
 
 Test(preload_probe, malloc_family_contracts)
 {
-  char *argv[] = {(char *)need("LRVM_TEST_PROBE"), "api", NULL};
+  char *argv[] = {(char *)child_need("LRVM_TEST_PROBE"), "api", NULL};
   struct result a = run(argv, NULL, 0, NULL, 30), b = run(argv, NULL, 1, NULL, 30);
   cr_expect_str_eq(a.out, "api ok\n", "glibc itself: %s", a.out);
   cr_expect_str_eq(b.out, "api ok\n", "with the shim: %s %s", b.out, b.err);
@@ -442,7 +353,7 @@ static void need_wp_async(void)
   char seg[128], cmd[256];
   seg_env(seg, sizeof(seg), dir);
   const char *extra[] = {seg, "LRVM_HEAP_SIZE=64M", "LRVM_LOG_SIZE=1M", NULL};
-  char *argv[] = {(char *)need("LRVM_TEST_PROBE"), "main", NULL};
+  char *argv[] = {(char *)child_need("LRVM_TEST_PROBE"), "main", NULL};
   struct result r = run(argv, extra, 1, NULL, 60);
   snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
   if (system(cmd) != 0)
@@ -457,8 +368,8 @@ static struct result pers(const char *dir, char *a1, char *a2, char *a3, char *a
   char seg[128];
   seg_env(seg, sizeof(seg), dir);
   const char *extra[] = {seg, "LRVM_HEAP_SIZE=64M", "LRVM_LOG_SIZE=4M", NULL};
-  char *argv[] = {(char *)need("LRVM_TEST_RUN"), (char *)need("LRVM_TEST_PROBE"), a1, a2, a3, a4,
-                  NULL};
+  char *argv[] = {(char *)child_need("LRVM_TEST_RUN"), (char *)child_need("LRVM_TEST_PROBE"),
+                  a1, a2, a3, a4, NULL};
   return run(argv, extra, 0, NULL, 60);
 }
 
@@ -491,7 +402,7 @@ Test(preload_persist, heap_survives_exit_and_kill, .timeout = 120)
   cr_assert_eq(r.status, 0, "%s", r.err);
   r = pers(dir, "pread", addr, NULL, NULL);
   cr_assert_str_eq(r.out, "generation 3 64\n", "%s", r.err);
-  dir_remove(dir);
+  child_dir_remove(dir);
 }
 
 /* A fork child must not share the segment file's pages with the parent (MAP_PRIVATE image):
@@ -510,7 +421,7 @@ Test(preload_persist, fork_child_owns_its_heap_pages, .timeout = 120)
   r = pers(dir, "pforkmap", addr, NULL, NULL);
   cr_assert_eq(r.status, 0, "%s", r.err);
   cr_assert_str_eq(r.out, "private\n", "the child's heap page is %s", r.out);
-  dir_remove(dir);
+  child_dir_remove(dir);
 }
 
 Test(preload_persist, segment_errors_are_named)
@@ -555,7 +466,7 @@ Test(preload_persist, one_writer_per_segment)
   r = probe("main", NULL, extra);
   cr_expect_eq(r.status, 0, "%s", r.err);
   cr_expect_str_eq(r.out, "main reached\n");
-  dir_remove(dir);
+  child_dir_remove(dir);
 }
 
 Test(preload_persist, kill_torture, .timeout = 180)
@@ -577,8 +488,8 @@ Test(preload_persist, kill_torture, .timeout = 180)
     char next[32];
     snprintf(next, sizeof(next), "v%d", i);
     int kill = rand_r(&seed) % 2;
-    char *argv[] = {(char *)need("LRVM_TEST_RUN"), (char *)need("LRVM_TEST_PROBE"), "torture", addr,
-                    expect, next, kill ? "kill" : "exit", NULL};
+    char *argv[] = {(char *)child_need("LRVM_TEST_RUN"), (char *)child_need("LRVM_TEST_PROBE"),
+                    "torture", addr, expect, next, kill ? "kill" : "exit", NULL};
     char seg[128];
     seg_env(seg, sizeof(seg), dir);
     const char *extra[] = {seg, "LRVM_HEAP_SIZE=64M", "LRVM_LOG_SIZE=1M", NULL};
@@ -591,7 +502,7 @@ Test(preload_persist, kill_torture, .timeout = 180)
       snprintf(expect, sizeof(expect), "%s", next);
   }
   cr_expect(kills > runs / 4 && kills < runs * 3 / 4);
-  dir_remove(dir);
+  child_dir_remove(dir);
 }
 
 Test(preload_persist, unmodified_programs_with_a_segment, .timeout = 180)
@@ -608,9 +519,9 @@ Test(preload_persist, unmodified_programs_with_a_segment, .timeout = 180)
   char *sort[] = {"/usr/bin/sort", "-k2,2", "-k1,1n", (char *)in, NULL};
   same_output_env(sort, NULL, extra);
   unlink(in);
-  char *cxx[] = {(char *)need("LRVM_TEST_CXX"), NULL};   /* reopens the same segment */
+  char *cxx[] = {(char *)child_need("LRVM_TEST_CXX"), NULL};   /* reopens the same segment */
   same_output_env(cxx, NULL, extra);
-  dir_remove(dir);
+  child_dir_remove(dir);
 }
 
 Test(preload_persist, stress_8_threads_with_interval_commits, .timeout = 300)
@@ -625,7 +536,7 @@ Test(preload_persist, stress_8_threads_with_interval_commits, .timeout = 300)
   cr_assert_eq(r.status, 0, "%s", r.err);
   cr_assert_str_eq(r.out, "stress threads failed 0\n");
   cr_assert(strstr(r.err, "; segment ") != NULL, "%s", r.err);
-  dir_remove(dir);
+  child_dir_remove(dir);
 }
 
 /* Fork while 8 threads allocate and 50 ms interval commits run: no deadlock, no starvation.
@@ -645,7 +556,7 @@ Test(preload_persist, fork_during_interval_commits, .timeout = 300)
   char want[64];
   snprintf(want, sizeof(want), "forks ok %d of %d\n", 40 * scale(), 40 * scale());
   cr_assert_str_eq(r.out, want, "%s", r.err);
-  dir_remove(dir);
+  child_dir_remove(dir);
 }
 
 /* spawn_kill -- run argv (environment as run() builds it, without the shim's stats) until it
@@ -654,47 +565,29 @@ Test(preload_persist, fork_during_interval_commits, .timeout = 300)
 static void spawn_kill(char *const argv[], const char *const extra[], int delay_ms, char *line,
                        size_t linesz)
 {
-  size_t n = 0;
-  for (char **e = environ; *e; e++)
-    n++;
-  const char **env = calloc(n + 8, sizeof(*env));
-  size_t k = 0;
-  for (char **e = environ; *e; e++)
-    if (strncmp(*e, "LD_PRELOAD=", 11) && (strncmp(*e, "LRVM_", 5) || !strncmp(*e, "LRVM_TEST_", 10)))
-      env[k++] = *e;
-  for (size_t i = 0; extra[i]; i++)
-    env[k++] = extra[i];
-  env[k] = NULL;
-  int ofd = tmpfd();
-  pid_t pid = fork();
-  cr_assert(pid >= 0);
-  if (pid == 0) {
-    dup2(ofd, 1);
-    execve(argv[0], argv, (char *const *)env);
-    _exit(127);
-  }
+  struct child c = child_start(argv, extra, 0, NULL);
+  int exited = 0;
   struct stat st0;
   for (int waited = 0; waited < 3000; waited++) {   /* at most 30 s for start-up */
-    if (fstat(ofd, &st0) == 0 && st0.st_size > 0)
+    if (fstat(c.ofd, &st0) == 0 && st0.st_size > 0)
       break;
-    if (waitpid(pid, NULL, WNOHANG) == pid) {
-      pid = -1;   /* it exited (refused?): nothing to kill */
+    if (waitpid(c.pid, NULL, WNOHANG) == c.pid) {
+      exited = 1;   /* it exited (refused?): nothing to kill */
       break;
     }
-    struct timespec w = {0, 10 * 1000 * 1000};
-    nanosleep(&w, NULL);
+    child_nap_ms(10);
   }
-  struct timespec ts = {delay_ms / 1000, (long)(delay_ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-  if (pid > 0)
-    kill(pid, SIGKILL);
-  if (pid > 0)
-    waitpid(pid, NULL, 0);
-  char *out = slurp(ofd);
+  child_nap_ms(delay_ms);
+  if (!exited) {
+    kill(c.pid, SIGKILL);
+    waitpid(c.pid, NULL, 0);
+  }
+  char *out = child_slurp(c.ofd);
+  close(c.ofd);
+  close(c.efd);
   snprintf(line, linesz, "%s", out);
   line[strcspn(line, "\n")] = 0;
   free(out);
-  free(env);
 }
 
 Test(preload_persist, kill_during_interval_commits, .timeout = 180)
@@ -719,8 +612,8 @@ Test(preload_persist, kill_during_interval_commits, .timeout = 180)
   long last = 0, advanced = 0;
   int runs = 30 * scale();
   for (int i = 0; i < runs; i++) {
-    char *argv[] = {(char *)need("LRVM_TEST_RUN"), (char *)need("LRVM_TEST_PROBE"), "climb", addr,
-                    NULL};
+    char *argv[] = {(char *)child_need("LRVM_TEST_RUN"), (char *)child_need("LRVM_TEST_PROBE"),
+                    "climb", addr, NULL};
     char line[128];
     spawn_kill(argv, extra, 5 + (int)(rand_r(&seed) % 100), line, sizeof(line));
     cr_assert(line[0] == 'n', "run %d did not start (heap refused after a kill?): '%s'", i, line);
@@ -733,5 +626,5 @@ Test(preload_persist, kill_during_interval_commits, .timeout = 180)
   struct result fin = pers(dir, "pread", addr, NULL, NULL);
   cr_assert_eq(fin.status, 0, "%s", fin.err);
   cr_expect(advanced > 0, "no interval commit was ever seen");
-  dir_remove(dir);
+  child_dir_remove(dir);
 }
