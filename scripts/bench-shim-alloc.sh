@@ -10,8 +10,8 @@
 #            The exit commit is ONE log record of every byte that changed, so the log must hold
 #            the heap in use: each run gets a fresh LOG_SIZE log (default 512M), created by
 #            rvmutl before the timed run (creating it writes zeros: ~2.5 s per GiB here; a real
-#            user creates it once, not per run). With the shim's default (64M) a program whose
-#            heap grows past ~60 MB fails its exit commit (RVM_ETOO_BIG).
+#            user creates it once, not per run). The shim's default LRVM_LOG_SIZE (256M) would
+#            also do for every program here (gawk's exit commit is the largest: 71 MiB).
 #
 # Every measurement is one child of build/bench/shim-alloc/measure (fork, exec, wait4): wall
 # time, user+sys CPU and ru_maxrss of that child only. Rounds are interleaved (round r runs every
