@@ -81,26 +81,7 @@ static int stream_put(struct stream_out *o, const void *p, size_t n)
     return o->err;
 }
 
-/* stream_grow -- make the mmap'ed array *p of *cap bytes hold need bytes; 0 or -1. mmap, not
- * malloc: txn_commit_stream may run while the other threads are parked (see
- * txn_stream_ready), and a parked thread may hold malloc's lock. */
-static int stream_grow(void **p, size_t *cap, size_t need)
-{
-    if (need <= *cap)
-        return 0;
-    size_t c = *cap ? 2 * *cap : 4096;
-    while (c < need)
-        c *= 2;
-    void *q = *cap ? mremap(*p, *cap, c, MREMAP_MAYMOVE)
-                   : mmap(NULL, c, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (q == MAP_FAILED)
-        return -1;
-    *p = q;
-    *cap = c;
-    return 0;
-}
-
-/* stream_free -- release an array of stream_grow */
+/* stream_free -- release an array of mmap_buf_grow */
 static void stream_free(void *p, size_t cap)
 {
     if (cap)
@@ -129,7 +110,7 @@ static rvm_return_t stream_resolve(txn_vec_fn get, void *arg, size_t n, struct s
             rc = RVM_ENOT_MAPPED;
             break;
         }
-        if (stream_grow((void **)&rv, &cap, (k + 1) * sizeof(*rv)) != 0) {
+        if (mmap_buf_grow((void **)&rv, &cap, (k + 1) * sizeof(*rv), 4096) != 0) {
             rc = RVM_ENO_MEMORY;
             break;
         }

@@ -185,6 +185,7 @@ int err_lock_free(void);
 int full_pwrite(int fd, const void *p, size_t n, uint64_t off);
 int full_pread(int fd, void *p, size_t n, uint64_t off);
 uint64_t now_usec(void);
+int mmap_buf_grow(void **p, size_t *cap, size_t need, size_t first);
 
 /* log.c */
 rvm_return_t log_create(const char *path, uint64_t log_len, long mode);

@@ -573,32 +573,15 @@ rvm_return_t track_on_unmap(const void *addr, uint64_t len)
     return rc == RVM_EREGION ? RVM_SUCCESS : rc;    /* not tracked: nothing to do */
 }
 
-/* track_buf_grow -- make *p (mmap'ed, *cap bytes) hold at least need bytes. mmap/mremap,
- * not realloc: a final commit builds its record while the other threads are parked, and a
- * parked thread may hold a libc lock malloc needs; system calls take none. 0 or -1. */
-static int track_buf_grow(void **p, size_t *cap, size_t need, size_t first)
-{
-    size_t c = *cap ? *cap : first;
-    while (c < need)
-        c *= 2;
-    void *q = *cap ? mremap(*p, *cap, c, MREMAP_MAYMOVE)
-                   : mmap(NULL, c, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (q == MAP_FAILED)
-        return -1;
-    *p = q;
-    *cap = c;
-    return 0;
-}
-
 /* track_out_reserve -- room for `bytes` more data and one more range */
 static int track_out_reserve(size_t bytes)
 {
     if (out_len + bytes > out_cap &&
-        track_buf_grow((void **)&out_data, &out_cap, out_len + bytes, 1 << 16) != 0)
+        mmap_buf_grow((void **)&out_data, &out_cap, out_len + bytes, 1 << 16) != 0)
         return -1;
     if (out_n + 1 > out_rcap) {
         size_t bytes_r = out_rcap * sizeof(*out_r);
-        if (track_buf_grow((void **)&out_r, &bytes_r, (out_n + 1) * sizeof(*out_r),
+        if (mmap_buf_grow((void **)&out_r, &bytes_r, (out_n + 1) * sizeof(*out_r),
                            1024 * sizeof(*out_r)) != 0)
             return -1;
         out_rcap = bytes_r / sizeof(*out_r);
@@ -654,7 +637,7 @@ static int track_out_materialize(void)
     for (size_t k = 0; k < out_n; k++)
         total += out_r[k].len;
     out_len = 0;
-    if (total > out_cap && track_buf_grow((void **)&out_data, &out_cap, total, 1 << 16) != 0)
+    if (total > out_cap && mmap_buf_grow((void **)&out_data, &out_cap, total, 1 << 16) != 0)
         return -1;
     for (size_t k = 0; k < out_n; k++) {
         memcpy(out_data + out_len, out_r[k].src, out_r[k].len);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "rvm_int.h"
@@ -138,4 +139,25 @@ uint64_t now_usec(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* mmap_buf_grow -- make *p (mmap'ed, *cap bytes; *cap == 0: none yet) hold at least need
+ * bytes, starting at `first` bytes and doubling. mmap/mremap, not realloc: the final commit
+ * (track.c) and the streamed log record (log_stream.c) grow buffers while the other threads
+ * are parked, and a parked thread may hold a libc lock malloc needs; system calls take none.
+ * 0 or -1 (the old buffer stays valid). */
+int mmap_buf_grow(void **p, size_t *cap, size_t need, size_t first)
+{
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : first;
+    while (c < need)
+        c *= 2;
+    void *q = *cap ? mremap(*p, *cap, c, MREMAP_MAYMOVE)
+                   : mmap(NULL, c, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (q == MAP_FAILED)
+        return -1;
+    *p = q;
+    *cap = c;
+    return 0;
 }
