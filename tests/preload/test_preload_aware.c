@@ -91,13 +91,6 @@ static void env_done(const struct env *e)
   child_dir_remove(e->dir);
 }
 
-/* skip_without_wp_async -- the shim refuses persistence without wp-async tracking */
-static void skip_without_wp_async(const struct result *r)
-{
-  if (strstr(r->err, "the DIRTY backend is"))
-    cr_skip_test("no wp-async tracking on this kernel: %s", r->err);
-}
-
 /* heap_root_of -- the heap header's root pointer in <dir>/seg (the roots' table, or 0).
  * The segment file holds committed data once the log was applied to it: `rvmutl recover`
  * does that first. The heap starts at the image header's heap_off (core/image_format.h). */
@@ -136,7 +129,6 @@ Test(aware, api_under_shim)
   struct env e;
   env_new(&e, 1, NULL);
   struct result r = probe(&e, "api", NULL, NULL, NULL);
-  skip_without_wp_async(&r);
   cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
   cr_assert_str_eq(r.out, "api ok\n");
   /* the program's rvm_commit reached the shim (interposition), and the table is in the heap */
@@ -171,7 +163,6 @@ Test(aware, todo_persists_by_its_own_commits)
   struct env e;
   env_new(&e, 1, "none");
   struct result r = todo(&e, "add", "milk", "bread");
-  skip_without_wp_async(&r);
   cr_assert_eq(r.status, 0, "%s", r.err);
   cr_assert_str_eq(r.out, "1. [ ] milk\n2. [ ] bread\n(2 open of 2; 2 added ever)\n");
   cr_assert(strstr(r.err, "(exit 0, signal 0, interval 0, explicit 3)") != NULL, "%s", r.err);
@@ -195,7 +186,6 @@ Test(aware, root_survives_kill_after_commit_uncommitted_is_gone)
   struct env e;
   env_new(&e, 1, NULL);
   struct result r = probe(&e, "set", "k", "value one", "commit-kill");
-  skip_without_wp_async(&r);
   cr_assert_eq(r.status, 128 + SIGKILL, "%s%s", r.out, r.err);
   cr_assert_str_eq(r.out, "committed\n", "%s", r.err);
   r = probe(&e, "get", "k", NULL, NULL);
@@ -224,7 +214,6 @@ Test(aware, program_without_the_api_is_unaffected)
   env_new(&e, 1, NULL);
   char *w[] = {(char *)child_need("LRVM_TEST_PROBE"), "pwrite", "plain program", NULL};
   struct result r = run(&e, w, 60);
-  skip_without_wp_async(&r);
   cr_assert_eq(r.status, 0, "%s", r.err);
   cr_assert(strstr(r.err, "(exit 1, signal 0, interval 0, explicit 0)") != NULL, "%s", r.err);
   char addr[64];
@@ -246,7 +235,6 @@ Test(aware, fork_children_never_commit, .timeout = 240)
   char n[16];
   snprintf(n, sizeof(n), "%d", 20 * scale());
   struct result r = probe(&e, "set", "child", "parent's", "commit-exit");
-  skip_without_wp_async(&r);
   cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
   r = probe(&e, "forks", n, NULL, NULL);
   cr_assert_eq(r.status, 128 + SIGKILL, "status %d (-1: hung, killed): %s%s", r.status, r.out,
@@ -268,7 +256,6 @@ Test(aware, fork_child_outliving_its_parent_does_not_hold_the_segment)
   struct env e;
   env_new(&e, 1, NULL);
   struct result r = probe(&e, "orphan", "3000", NULL, NULL);
-  skip_without_wp_async(&r);
   cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
   r = probe(&e, "get", "x", NULL, NULL);   /* the child still sleeps */
   cr_assert_eq(r.status, 0, "the segment is still locked by the parent's fork child: %s", r.err);

@@ -88,13 +88,6 @@ static long field(const char *s, const char *name)
   return strtol(p + strlen(name) + 1, NULL, 0);
 }
 
-/* need_wp_async -- the shim refuses the other backends with a segment (persist.c) */
-static void need_wp_async(struct result *r)
-{
-  if (strstr(r->err, "the DIRTY backend is"))
-    cr_skip_test("no wp-async DIRTY backend on this kernel: %s", r->err);
-}
-
 Test(preload_globals, c_globals_survive_restarts)
 {
   struct segdir d;
@@ -102,7 +95,6 @@ Test(preload_globals, c_globals_survive_restarts)
   char addr[64] = "";
   for (int i = 1; i <= 4; i++) {
     struct result r = count(&d, NULL);
-    need_wp_async(&r);
     cr_assert_eq(r.status, 0, "run %d: %s", i, r.err);
     /* .data counter, .bss list root and static local continue; the list's heap blocks too */
     cr_assert_eq(field(r.out, "counter"), 1000 + i, "%s", r.out);
@@ -131,7 +123,6 @@ Test(preload_globals, lrvm_run_and_direct_preload_share_the_base)
   struct segdir d;
   segdir_make(&d);
   struct result r = count(&d, NULL);
-  need_wp_async(&r);
   cr_assert_eq(r.status, 0, "%s", r.err);
   char *argv[] = {(char *)child_need("LRVM_TEST_RUN"), (char *)child_need("LRVM_TEST_GPROG"),
                   "count", NULL};
@@ -154,7 +145,6 @@ Test(preload_globals, cxx_global_map_survives)
     char *argv[] = {(char *)cxx, NULL};
     const char *extra[] = {d.segvar, "LRVM_HEAP_SIZE=64M", "LRVM_LOG_SIZE=4M", NULL};
     struct result r = run(argv, extra, 1);
-    need_wp_async(&r);
     cr_assert_eq(r.status, 0, "run %d: %s %s", i, r.out, r.err);
     char want[64];
     snprintf(want, sizeof(want), "entries %d intact yes\n", i);
@@ -169,7 +159,6 @@ Test(preload_globals, globals_off_keeps_them_fresh)
   segdir_make(&d);
   for (int i = 1; i <= 2; i++) {
     struct result r = count(&d, "LRVM_GLOBALS=0");
-    need_wp_async(&r);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_eq(field(r.out, "counter"), 1001, "%s", r.out);
     cr_assert_eq(field(r.out, "len"), 1, "%s", r.out);
@@ -203,7 +192,6 @@ Test(preload_globals, another_program_is_refused_and_nothing_changes)
   struct segdir d;
   segdir_make(&d);
   struct result r = count(&d, NULL);
-  need_wp_async(&r);
   cr_assert_eq(r.status, 0, "%s", r.err);
   char log[160];
   snprintf(log, sizeof(log), "%s.log", d.seg);
@@ -235,7 +223,6 @@ Test(preload_globals, another_load_base_is_refused_and_nothing_changes)
   /* the test hook plays a kernel that refuses the personality (seccomp): the program runs at
    * a random base, recorded at creation; the next run lands elsewhere */
   struct result r = count(&d, "LRVM_TEST_NO_PERSONALITY=1");
-  need_wp_async(&r);
   cr_assert_eq(r.status, 0, "%s", r.err);
   char log[160];
   snprintf(log, sizeof(log), "%s.log", d.seg);
@@ -296,7 +283,6 @@ Test(preload_globals, nothing_is_committed_before_main)
   struct segdir d;
   segdir_make(&d);
   struct result r = count(&d, NULL);
-  need_wp_async(&r);
   cr_assert_eq(field(r.out, "counter"), 1001, "%s", r.out);
   r = count(&d, "GLOBALS_PROG_CTOR_EXIT=1");
   cr_assert_eq(r.status, 0, "%s", r.err);
@@ -314,7 +300,6 @@ Test(preload_globals, heap_base_and_size_must_match_the_header)
   struct segdir d;
   segdir_make(&d);
   struct result r = count(&d, NULL);
-  need_wp_async(&r);
   cr_assert_eq(r.status, 0, "%s", r.err);
   uint64_t s0 = file_sum(d.seg);
   char *argv[] = {(char *)child_need("LRVM_TEST_GPROG"), "count", NULL};
@@ -350,7 +335,6 @@ Test(preload_globals, non_pie_executable)
   segdir_make(&d);
   for (int i = 1; i <= 2; i++) {
     struct result r = count_prog(&d, child_need("LRVM_TEST_GPROG_NOPIE"));
-    need_wp_async(&r);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_eq(field(r.out, "counter"), 1000 + i, "%s", r.out);
     cr_assert_eq(field(r.out, "len"), i, "%s", r.out);
@@ -370,7 +354,6 @@ Test(preload_globals, executable_without_build_id)
   snprintf(cmd, sizeof(cmd), "cp %s %s", child_need("LRVM_TEST_GPROG_NOID"), exe);
   cr_assert_eq(system(cmd), 0);
   struct result r = count_prog(&d, exe);
-  need_wp_async(&r);
   cr_assert_eq(r.status, 0, "%s", r.err);
   r = count_prog(&d, exe);
   cr_assert_eq(field(r.out, "counter"), 1002, "%s", r.out);
@@ -395,7 +378,6 @@ Test(preload_globals, rvmutl_shows_the_segment)
   segdir_make(&d);
   for (int i = 0; i < 2; i++) {
     struct result r = count(&d, NULL);
-    need_wp_async(&r);
     cr_assert_eq(r.status, 0, "%s", r.err);
   }
   char *argv[] = {(char *)child_need("LRVM_TEST_RVMUTL"), "image", d.seg, NULL};
@@ -509,7 +491,6 @@ Test(preload_globals, kill_torture_global_rooted_structure, .timeout = 240)
       kill(c.pid, SIGKILL);
     }
     struct result r = child_finish(c, 60000);
-    need_wp_async(&r);
     cr_assert(!strstr(r.out, "CORRUPT"), "run %d: %s\n%s", i, r.out, r.err);
     long st = last_gen(r.out, "start"), at = last_gen(r.out, "at");
     if (clean) {

@@ -96,8 +96,6 @@ Test(preload_grow, heap_grows_through_tracked_pieces, .timeout = 240)
   snprintf(mib, sizeof(mib), "%d", 72 * (scale < 3 ? scale : 3));
 
   struct res r = grow_run(dir, "build", mib, NULL, NULL);
-  if (strstr(r.err, "the DIRTY backend is"))
-    cr_skip_test("no wp-async DIRTY backend on this kernel: %s", r.err);
   cr_assert_eq(r.status, 0, "build: %s%s", r.out, r.err);
   cr_assert(strstr(r.err, "commit failed") == NULL, "%s", r.err);
   cr_assert_geq(backed_mib(r.err), 64, "the heap did not grow past the first pieces: %s", r.err);

@@ -344,24 +344,6 @@ Test(preload_probe, foreign_free_is_routed_not_fatal)
   cr_expect(strstr(r.err, "foreign frees 2") != NULL, "%s", r.err);
 }
 
-/* need_wp_async -- skip a persistence test on a kernel without wp-async tracking (the shim
- * refuses the other backends: see persist.c) */
-static void need_wp_async(void)
-{
-  char dir[] = "/tmp/lrvm-preload-persist-XXXXXX";
-  cr_assert(mkdtemp(dir));
-  char seg[128], cmd[256];
-  seg_env(seg, sizeof(seg), dir);
-  const char *extra[] = {seg, "LRVM_HEAP_SIZE=64M", "LRVM_LOG_SIZE=1M", NULL};
-  char *argv[] = {(char *)child_need("LRVM_TEST_PROBE"), "main", NULL};
-  struct result r = run(argv, extra, 1, NULL, 60);
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-  if (system(cmd) != 0)
-    cr_log_warn("could not remove %s", dir);
-  if (strstr(r.err, "the DIRTY backend is"))
-    cr_skip_test("no wp-async DIRTY backend on this kernel: %s", r.err);
-}
-
 /* pers -- the probe under lrvm-run with LRVM_SEGMENT=dir/seg (small heap and log) */
 static struct result pers(const char *dir, char *a1, char *a2, char *a3, char *a4)
 {
@@ -375,7 +357,6 @@ static struct result pers(const char *dir, char *a1, char *a2, char *a3, char *a
 
 Test(preload_persist, heap_survives_exit_and_kill, .timeout = 120)
 {
-  need_wp_async();
   char dir[] = "/tmp/lrvm-preload-persist-XXXXXX";
   cr_assert(mkdtemp(dir));
   struct result r = pers(dir, "pwrite", "generation 1", NULL, NULL);
@@ -410,7 +391,6 @@ Test(preload_persist, heap_survives_exit_and_kill, .timeout = 120)
  * shim_persist_fork_child). A page the parent only read is the child's own after fork. */
 Test(preload_persist, fork_child_owns_its_heap_pages, .timeout = 120)
 {
-  need_wp_async();
   char dir[] = "/tmp/lrvm-preload-persist-XXXXXX";
   cr_assert(mkdtemp(dir));
   struct result r = pers(dir, "pwrite", "generation 1", NULL, NULL);
@@ -447,7 +427,6 @@ Test(preload_persist, segment_errors_are_named)
 
 Test(preload_persist, one_writer_per_segment)
 {
-  need_wp_async();
   char dir[] = "/tmp/lrvm-preload-persist-XXXXXX";
   cr_assert(mkdtemp(dir));
   char path[128], seg[160];
@@ -471,7 +450,6 @@ Test(preload_persist, one_writer_per_segment)
 
 Test(preload_persist, kill_torture, .timeout = 180)
 {
-  need_wp_async();
   /* 100 runs (x LRVM_TEST_SCALE) of an unmodified program, each killed with SIGKILL or
    * exiting (the exit commit) at random; every run must see exactly the last committed value. */
   char dir[] = "/tmp/lrvm-preload-persist-XXXXXX";
@@ -507,7 +485,6 @@ Test(preload_persist, kill_torture, .timeout = 180)
 
 Test(preload_persist, unmodified_programs_with_a_segment, .timeout = 180)
 {
-  need_wp_async();
   char dir[] = "/tmp/lrvm-preload-persist-XXXXXX";
   cr_assert(mkdtemp(dir));
   char seg[128];
@@ -526,7 +503,6 @@ Test(preload_persist, unmodified_programs_with_a_segment, .timeout = 180)
 
 Test(preload_persist, stress_8_threads_with_interval_commits, .timeout = 300)
 {
-  need_wp_async();
   char dir[] = "/tmp/lrvm-preload-persist-XXXXXX";
   cr_assert(mkdtemp(dir));
   char seg[128];
@@ -545,7 +521,6 @@ Test(preload_persist, stress_8_threads_with_interval_commits, .timeout = 300)
  * analysis); now a fork waits for at most one commit. A hang shows as status -1 (killed). */
 Test(preload_persist, fork_during_interval_commits, .timeout = 300)
 {
-  need_wp_async();
   char dir[] = "/tmp/lrvm-preload-persist-XXXXXX";
   cr_assert(mkdtemp(dir));
   char seg[128];
@@ -592,7 +567,6 @@ static void spawn_kill(char *const argv[], const char *const extra[], int delay_
 
 Test(preload_persist, kill_during_interval_commits, .timeout = 180)
 {
-  need_wp_async();
   /* A program that keeps changing its data while 4 threads allocate, with 10 ms interval
    * commits, killed 5-105 ms into main, 30 times (x LRVM_TEST_SCALE): every restart must open the
    * heap (its metadata is checked at open) and see a committed value, never an older one than
