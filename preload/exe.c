@@ -41,7 +41,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* core/crc32c.c (linked in statically; rvm_int.h is not included for one prototype) */
+/* core/base/crc32c.c (linked in statically; rvm_int.h is not included for one prototype) */
 uint32_t crc32c(uint32_t seed, const void *buf, size_t len);
 
 #define PAGE ((uintptr_t)4096)

@@ -1,5 +1,5 @@
 /*
- * image.c -- the segment's header page (core/image_format.h) as the shim uses it: is this
+ * image.c -- the segment's header page (core/image/image_format.h) as the shim uses it: is this
  * segment ours to open, the header of a new one, and the commit stamp.
  *
  * Why the checks run on the header read from the FILE, before the log is opened: a refusal must

@@ -10,7 +10,7 @@
  * condition variable with waiters comes back with waiter references and group state of dead
  * threads: glibc's signal/broadcast may wait for them forever.
  *
- * THE TABLE (core/image_format.h, "held-lock table"): in the segment's header page, so every
+ * THE TABLE (core/image/image_format.h, "held-lock table"): in the segment's header page, so every
  * commit captures it at the same instant as the objects. The program's lock, trylock,
  * timedlock, clocklock, unlock and cond_*wait go through our exports (mutexwait.c); for an
  * object in tracked memory (globals range or heap reservation -- objects on stacks or in

@@ -2,7 +2,7 @@
  * persist.c -- the heap made persistent: an LRVM segment region, auto-tracked, committed.
  *
  * Layout: the segment file (LRVM_SEGMENT) is a process image in the format of
- * core/image_format.h: a header page, the executable's globals (globals.c; absent with
+ * core/image/image_format.h: a header page, the executable's globals (globals.c; absent with
  * LRVM_GLOBALS=0), then the heap. Three regions of one segment, all tracked: one rvm_commit
  * commits them together. Its log is LRVM_LOG (default "<segment>.log", created with
  * LRVM_LOG_SIZE).
@@ -226,7 +226,7 @@ static int map_region(rvm_region_t *r, const char *seg, uint64_t off, size_t len
  *    some commit of this process wrote, which are private copies by then: the program never
  *    sees the file change under it. wp-async tracks such a mapping (Linux 6.7+ registers any
  *    memory type for WP-only async mode), and core takes a page's committed image from the
- *    file lazily at its first commit (core/track.h, LAZY TWINS), so tracking costs nothing
+ *    file lazily at its first commit (core/track/track.h, LAZY TWINS), so tracking costs nothing
  *    up front either.
  *  - the fault backends (uffd-sigbus, mprotect) need anonymous memory: the region is mapped
  *    with no_copy and the heap in use (its header says how much) is read into it. Restart

@@ -16,7 +16,7 @@
  *   init.c     start-up order, activity decision (AT_SECURE), LD_PRELOAD inheritance
  *   exe.c      the main executable: load base, build-id, globals range and excluded bytes
  *   reexec.c   re-executing once with address-space randomisation off (LRVM_GLOBALS)
- *   image.c    the segment's header (core/image_format.h): checks, creation, commit stamp
+ *   image.c    the segment's header (core/image/image_format.h): checks, creation, commit stamp
  *   globals.c  the executable's globals as a tracked region; restored before main
  *   kwrite.c   wrappers of read, recv, stat ... so the kernel can write into a tracked heap
  *   libcobj.c  libc's own FILE / stdio buffer / DIR allocations routed to the internal heap

@@ -1,5 +1,5 @@
 /*
- * test_fault_inject.c -- I/O faults through the sysio seam (core/sysio.h) during commit,
+ * test_fault_inject.c -- I/O faults through the sysio seam (core/base/sysio.h) during commit,
  * rvm_flush, truncation and recovery: EIO and ENOSPC from pwrite, a short pwrite (alone, and
  * followed by ENOSPC), EIO and ENOSPC from fdatasync/fsync.
  *

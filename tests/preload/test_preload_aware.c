@@ -93,7 +93,7 @@ static void env_done(const struct env *e)
 
 /* heap_root_of -- the heap header's root pointer in <dir>/seg (the roots' table, or 0).
  * The segment file holds committed data once the log was applied to it: `rvmutl recover`
- * does that first. The heap starts at the image header's heap_off (core/image_format.h). */
+ * does that first. The heap starts at the image header's heap_off (core/image/image_format.h). */
 static uint64_t heap_root_of(const struct env *e)
 {
   char cmd[512];

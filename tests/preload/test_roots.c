@@ -1,5 +1,5 @@
 /*
- * test_roots.c -- core's named roots (core/roots.c) without the shim: the process-local table,
+ * test_roots.c -- core's named roots (core/image/roots.c) without the shim: the process-local table,
  * and a table bound to a heap surviving a save/reopen of the heap image at the same base.
  * Links the static liblrvm (internals: roots.h, heap.h); no LD_PRELOAD, so it also runs in
  * the sanitizer build. Suite 'preload' (the roots serve aware programs under the shim).

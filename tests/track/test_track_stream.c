@@ -1,5 +1,5 @@
 /*
- * test_track_stream.c -- the final commit's streamed record (core/log_stream.c): a final
+ * test_track_stream.c -- the final commit's streamed record (core/engine/log_stream.c): a final
  * commit of a large dirty region, written to the log in 1 MiB pieces from the tracker's
  * buffer, is recovered byte-exact after the process is killed right after it returned (also
  * when the record has to wrap around the log's end behind a truncation); and a streamed
