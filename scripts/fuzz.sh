@@ -22,9 +22,9 @@ OUT=${FUZZ_BUILD_DIR:-build-fuzz}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 SRC_ROOT=$(pwd)
-core_srcs="$(grep -L "^int main" core/*.c) vmprim/src/*.c"   # the libraries only (core needs vmprim), no tools
+core_srcs="$(grep -L "^int main" core/*/*.c) vmprim/src/*.c"   # the libraries only (core needs vmprim), no tools
 flags=(-g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
-       -fno-sanitize-recover=undefined -Icore/include -Icore -Ivmprim/include -Ivmprim/src -pthread)
+       -fno-sanitize-recover=undefined -Icore/include -Icore/base -Icore/engine -Icore/track -Icore/heap -Icore/image -Ivmprim/include -Ivmprim/src -pthread)
 targets=${*:-$(ls tests/fuzz/fuzz_*.c | sed 's|.*/fuzz_||; s|\.c$||')}
 status=0
 for t in $targets; do
