@@ -3,6 +3,7 @@
  * regions of a segment and their VM addresses; load maps them all.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -21,10 +22,12 @@ struct loader_hdr {
     rvm_region_def_t regions[];
 };
 
-/* loader_max -- most regions a header page holds */
+/* loader_max -- most regions a header page holds: the definitions follow the fixed fields
+ * and must end inside the page (the page is all that is mapped while the header is read). */
 static rvm_length_t loader_max(void)
 {
-    return RVM_SEGMENT_HDR_SIZE / sizeof(rvm_region_def_t) - 1;
+    return (RVM_SEGMENT_HDR_SIZE - offsetof(struct loader_hdr, regions)) /
+           sizeof(rvm_region_def_t);
 }
 
 /* loader_cmp -- order region defs by vmaddr */

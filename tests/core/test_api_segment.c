@@ -403,3 +403,38 @@ Test(api_segment, forged_region_definitions_refused)
                   proc_describe(st, d, sizeof d));
     }
 }
+
+/* child_create_n -- create a segment of *arg one-page regions; exit with the return code. */
+static int child_create_n(void *arg)
+{
+    rvm_length_t n = *(rvm_length_t *)arg;
+    unlink(T.log); /* each call starts from a fresh pair */
+    unlink(T.seg);
+    if (file_make(T.seg, (1 + n) * (size_t)PS, 0) != 0)
+        return 100;
+    if (rvmt_init_create(T.log, 256 * 1024, 0, 0) != RVM_SUCCESS)
+        return 101;
+    rvm_region_def_t *defs = calloc(n, sizeof *defs);
+    if (defs == NULL)
+        return 102;
+    for (rvm_length_t i = 0; i < n; i++) {
+        RVM_INIT_REGION(defs[i], RVM_MK_OFFSET(0, 0), (rvm_length_t)PS, base + i * PS);
+    }
+    return rvm_create_segment(T.seg, RVM_MK_OFFSET(0, 0), NULL, n, defs);
+}
+
+Test(api_segment, region_definitions_must_fit_the_header_page)
+{
+    /* found by fuzz_segment: the limit ignored the fixed fields before the definitions, so
+     * up to four definitions more than fit were accepted, written past the header page at
+     * create and read past it at load. 4096-byte page: 144 bytes of fixed fields, then
+     * 32-byte definitions: 123 fit. */
+    char d[64];
+    rvm_length_t fit = (rvm_length_t)(PS - 144) / 32, over = fit + 1;
+    int st = proc_run(child_create_n, &fit);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == RVM_SUCCESS, "%lu regions: %s", fit,
+              proc_describe(st, d, sizeof d));
+    st = proc_run(child_create_n, &over);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == RVM_ETOO_BIG, "%lu regions: %s (want "
+              "RVM_ETOO_BIG = %d)", over, proc_describe(st, d, sizeof d), RVM_ETOO_BIG);
+}
