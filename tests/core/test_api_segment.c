@@ -417,9 +417,8 @@ static int child_create_n(void *arg)
     rvm_region_def_t *defs = calloc(n, sizeof *defs);
     if (defs == NULL)
         return 102;
-    for (rvm_length_t i = 0; i < n; i++) {
+    for (rvm_length_t i = 0; i < n; i++)
         RVM_INIT_REGION(defs[i], RVM_MK_OFFSET(0, 0), (rvm_length_t)PS, base + i * PS);
-    }
     return rvm_create_segment(T.seg, RVM_MK_OFFSET(0, 0), NULL, n, defs);
 }
 

@@ -28,8 +28,11 @@ typedef struct {
     char *vmaddr;          /* mapping address for region */
 } rvm_region_def_t;
 
+/* One expression statement (the original's three statements put only the first under a
+ * `for` or `if`); the trailing semicolon is kept so code written for the original, which may
+ * omit its own, still compiles. */
 #define RVM_INIT_REGION(region, off, len, addr) \
-    (region).length = (len); (region).vmaddr = (addr); (region).offset = (off);
+    ((region).length = (len), (region).vmaddr = (addr), (region).offset = (off));
 
 #define RVM_ESEGMENT_HDR 2000 /* bad segment header */
 
