@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "rvm_int.h"
-#include "track_hooks.h"
+#include "observer.h"
 
 struct rvm_state R = { .mu = PTHREAD_MUTEX_INITIALIZER, .truncate = TRUNCATE,
                        .recovery_buf_len = RECOVERY_BUF_LEN, .flush_buf_len = FLUSH_BUF_LEN,
@@ -183,8 +183,9 @@ rvm_return_t rvm_terminate(void)
     if (!rvm_ready())
         return RVM_EINIT;
     /* tracked regions: RVM_EUNCOMMIT if one has uncommitted changes, else all untracked */
-    if (track_on_terminate != NULL) {
-        rvm_return_t trc = track_on_terminate();
+    const struct engine_observer *obs = engine_observer();
+    if (obs != NULL) {
+        rvm_return_t trc = obs->before_terminate();
         if (trc != RVM_SUCCESS)
             return trc;
     }

@@ -13,7 +13,7 @@
 
 #include "rvm_int.h"
 #include "sysio.h"
-#include "track_hooks.h"
+#include "observer.h"
 
 
 static struct region **graveyard;   /* regions unmapped while transactions were open: a */
@@ -370,8 +370,9 @@ rvm_return_t rvm_unmap(rvm_region_t *region)
         return RVM_EREGION;
     /* a tracked region: refused if it has uncommitted changes, else untracked (before
      * R.mu: tracking takes its own lock first and then core's, in rvm_commit) */
-    if (track_on_unmap != NULL) {
-        rvm_return_t trc = track_on_unmap(region->vmaddr, region->length);
+    const struct engine_observer *obs = engine_observer();
+    if (obs != NULL) {
+        rvm_return_t trc = obs->before_unmap(region->vmaddr, region->length);
         if (trc != RVM_SUCCESS)
             return trc;
     }

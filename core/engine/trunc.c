@@ -23,7 +23,7 @@
 
 #include "rvm_int.h"
 #include "sysio.h"
-#include "track_hooks.h"
+#include "observer.h"
 
 /* trunc_step -- apply up to `limit` bytes of the oldest durable records, move the head */
 rvm_return_t trunc_step(struct log *lg, uint64_t limit, int *progress)
@@ -95,8 +95,7 @@ rvm_return_t trunc_all(struct log *lg)
 static void *trunc_main(void *arg)
 {
     struct log *lg = arg;
-    if (track_thread_ignore != NULL)
-        track_thread_ignore(1);     /* never writes tracked memory: commits need not stop it */
+    engine_thread_enter();          /* never writes application memory: safepoints skip it */
     pthread_mutex_lock(&lg->mu);
     int active = 0;
     while (!lg->trunc_stop) {
@@ -137,8 +136,7 @@ static void *trunc_main(void *arg)
     lg->trunc_running = 0;
     pthread_cond_broadcast(&lg->space_cv);
     pthread_mutex_unlock(&lg->mu);
-    if (track_thread_ignore != NULL)
-        track_thread_ignore(0);     /* our tid may be reused after we exit */
+    engine_thread_exit();           /* our tid may be reused after we exit */
     return NULL;
 }
 

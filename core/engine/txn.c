@@ -12,7 +12,7 @@
 
 #include "rvm_int.h"
 #include "txn.h"
-#include "track_hooks.h"
+#include "observer.h"
 
 /* txn_get -- the internal state of a begun tid, or NULL */
 static struct txn *txn_get(rvm_tid_t *tid)
@@ -343,9 +343,10 @@ rvm_return_t rvm_end_transaction(rvm_tid_t *tid, rvm_mode_t mode)
     rvm_return_t rc = txn_commit_ranges(r, n, mode, 1, t->elim, t->saved);
     if (rc != RVM_SUCCESS)
         return rc;                           /* the tid stays valid */
-    if (track_note_commit != NULL)          /* tracked regions: not logged twice */
+    const struct engine_observer *obs = engine_observer();
+    if (obs != NULL)                        /* tracked regions: not logged twice */
         for (size_t i = 0; i < n; i++)
-            track_note_commit(r[i].rg->vmaddr + (r[i].off - r[i].rg->off), r[i].len);
+            obs->committed_range(r[i].rg->vmaddr + (r[i].off - r[i].rg->off), r[i].len);
     txn_release(t);
     return RVM_SUCCESS;
 }

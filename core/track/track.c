@@ -13,6 +13,7 @@
 
 #include "rvm_int.h"
 #include "sysio.h"
+#include "observer.h"
 #include "track.h"
 
 struct track_state T = {
@@ -293,6 +294,14 @@ static int track_plist_grow(size_t need)
     return 0;
 }
 
+/* The engine events tracking acts on (observer.h). Registered with the first tracked
+ * region: before it, every one of them would be a no-op. */
+static const struct engine_observer track_observer = {
+    .committed_range = track_note_commit,
+    .before_unmap = track_on_unmap,
+    .before_terminate = track_on_terminate,
+};
+
 /* track_region_add -- start tracking region (rvm_track) */
 rvm_return_t track_region_add(rvm_region_t *region)
 {
@@ -302,6 +311,7 @@ rvm_return_t track_region_add(rvm_region_t *region)
 /* track_region_add_sparse -- see track.h */
 rvm_return_t track_region_add_sparse(rvm_region_t *region, uint64_t wp_len)
 {
+    engine_observe(&track_observer);
     size_t ps = track_ps();
     if (region == NULL || region->struct_id != rvm_region_id)
         return track_err(RVM_EREGION, "rvm_track: not a region descriptor (initialise it "

@@ -302,8 +302,6 @@ struct track_safepoint_stats {
 int track_safepoint_stop(struct track_safepoint_stats *ss);
 /* track_safepoint_release -- let the parked threads go */
 void track_safepoint_release(void);
-/* track_thread_ignore -- this thread never writes tracked memory (on) / withdraw (off) */
-void track_thread_ignore(int on);
 /* track_safepoint_set_check -- a check run at each instant; nonzero declines it (the stop
  * then fails with EAGAIN after releasing the threads) */
 void track_safepoint_set_check(int (*fn)(void *arg), void *arg);

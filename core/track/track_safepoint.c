@@ -19,8 +19,8 @@
  *    again after every round of signals and stop when a round finds no new thread. A
  *    clone() in progress when its parent was signalled completes before the parent handles
  *    the signal, so the child is listed in the next round.
- *  - Threads that declared they never write tracked memory (track_thread_ignore: core's
- *    truncation thread) are not stopped.
+ *  - The engine's own threads (truncation; engine_own_thread) never write tracked memory
+ *    and are not stopped.
  *  - Threads that exit meanwhile never park: we probe missing threads with tgkill(.., 0);
  *    ESRCH means gone (an exiting thread writes nothing).
  *  - Threads that block LRVM_TRACK_SIGNAL (signal-handling threads in sigwait, library
@@ -55,6 +55,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "observer.h"
 #include "track.h"
 
 #define TRACK_SP_MAX_THREADS 4096
@@ -69,8 +70,6 @@ static _Atomic unsigned sp_release_seq;   /* == sp_stop_seq when no stop is in p
 static _Atomic unsigned sp_nparked;       /* registrations (this stop) */
 static _Atomic unsigned sp_inside;        /* threads inside the handler */
 static _Atomic unsigned sp_arrivals;      /* futex word: bumped by each registration */
-static _Atomic pid_t sp_ignored[TRACK_SP_MAX_BLOCKING]; /* threads that never write tracked
-                                                          * memory (track_thread_ignore) */
 static _Atomic uint64_t sp_parked[TRACK_SP_MAX_THREADS];   /* g << 32 | tid */
 static pid_t sp_sent[TRACK_SP_MAX_THREADS]; /* tid signalled; 0 gone; -tid skipped */
 static unsigned sp_nsent;
@@ -188,28 +187,6 @@ static void sp_blocking_set(pid_t tid, int on)
     }
 }
 
-/* track_thread_ignore -- the calling thread declares (on != 0) that it never writes tracked
- * memory, so commits need not stop it (core's truncation thread); on == 0 withdraws it,
- * and must be called before the thread exits (its tid may be reused) */
-void track_thread_ignore(int on)
-{
-    pid_t self = (pid_t)syscall(SYS_gettid);
-    for (int i = 0; i < TRACK_SP_MAX_BLOCKING; i++) {
-        pid_t expect = on ? 0 : self;
-        if (atomic_compare_exchange_strong(&sp_ignored[i], &expect, on ? self : 0))
-            return;
-    }
-}
-
-/* sp_is_ignored -- did tid declare it never writes tracked memory? */
-static int sp_is_ignored(pid_t tid)
-{
-    for (int i = 0; i < TRACK_SP_MAX_BLOCKING; i++)
-        if (atomic_load(&sp_ignored[i]) == tid)
-            return 1;
-    return 0;
-}
-
 /* sp_known -- was tid already handled in this stop? */
 static int sp_known(pid_t tid)
 {
@@ -255,7 +232,7 @@ static int sp_signal_new(pid_t pid, pid_t self)
             if (d->d_name[0] < '0' || d->d_name[0] > '9')
                 continue;
             pid_t tid = (pid_t)strtol(d->d_name, NULL, 10);
-            if (tid == self || sp_known(tid) || sp_is_ignored(tid))
+            if (tid == self || sp_known(tid) || engine_own_thread(tid))
                 continue;
             if (sp_nsent == TRACK_SP_MAX_THREADS) {
                 close(fd);
