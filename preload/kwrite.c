@@ -3,8 +3,8 @@
  *
  * With LRVM_TRACK=uffd-sigbus or mprotect, a heap page is write-protected until its first
  * write of the epoch, and the first write is noticed by a fault in the writing thread. A
- * KERNEL write (read(2) into a heap buffer) takes no such fault: it fails with EFAULT
- * (DESIGN.md section 5.3). With wp-async the kernel records it itself and none of this runs.
+ * KERNEL write (read(2) into a heap buffer) takes no such fault: it fails with EFAULT.
+ * With wp-async the kernel records it itself and none of this runs.
  *
  * So the shim wraps the libc entry points through which a program has the kernel write into
  * its memory. Each wrapper first tests whether an output range meets the tracked heap (two

@@ -7,7 +7,7 @@
  * glob, nftw ...). Then it has the kernel write into the buffers from inside libc (read(2)
  * into the stdio buffer, getdents64 into the DIR), where no wrapper of ours can see the call:
  * with a fault-based DIRTY backend those writes would fail with EFAULT. These objects are also
- * volatile by nature: a FILE* or DIR* is meaningless after a restart (DESIGN.md section 2),
+ * volatile by nature: a FILE* or DIR* is meaningless after a restart,
  * so committing them would only cost log space.
  *
  * How they are recognised: by the return address of the malloc call, which for each of them

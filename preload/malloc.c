@@ -6,7 +6,7 @@
  *   ACTIVE    the persistent heap (heap_*); free/realloc of a bootstrap block is handled here,
  *             a pointer that belongs to no allocator of ours is counted and left alone (it may
  *             come from ld.so's private allocator or a library's own pool: freeing it anywhere
- *             would be the crash DESIGN.md §5.5 forbids).
+ *             would be a crash inside free).
  *   INACTIVE  glibc's allocator (AT_SECURE: the shim must not act).
  *   INITING   the bootstrap arena, for the initialising thread's own nested calls.
  * errno: unchanged on success, as the C library guarantees for its own allocator in practice and

@@ -217,7 +217,7 @@ static int map_region(rvm_region_t *r, const char *seg, uint64_t off, size_t len
 /*
  * persist_load_image -- map the segment's heap image (at heap_off) at base as the LRVM region;
  * existing: the segment has a header, so its heap (if its magic is there) is loaded. "Map, don't read": restart cost must not
- * grow with the heap (issue 6 item 10: <= 0.2 s for a 1 GiB heap).
+ * grow with the heap (<= 0.2 s for a 1 GiB heap).
  *  - wp-async (the backend the shim runs with; see below): the reservation is mapped
  *    MAP_PRIVATE from the segment file (RVM_MAP_PRIVATE). A page is read from the page cache
  *    only when the program touches it, and a write makes it a private (anonymous) copy, so
@@ -410,7 +410,7 @@ int shim_persist_setup(void *base, size_t reserve)
     say_rvm("cannot track the heap (LRVM_TRACK)", rc);
     return EIO;
   }
-  /* Only wp-async lets the kernel write into tracked memory (DESIGN.md §5.3). With the
+  /* Only wp-async lets the kernel write into tracked memory. With the
    * fault backends, kwrite.c prepares heap buffers before read, recv, stat ... (and libcobj.c
    * keeps libc's own stdio buffers and DIR streams out of the heap). */
   rvm_track_statistics_t ts;

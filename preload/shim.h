@@ -1,5 +1,5 @@
 /*
- * shim.h -- internals of liblrvm-preload.so, the LD_PRELOAD shim (issue 6). Nothing here is
+ * shim.h -- internals of liblrvm-preload.so, the LD_PRELOAD shim. Nothing here is
  * exported: the library's version script (liblrvm-preload.map) exports the malloc family only.
  *
  * Files, one concept each:
@@ -136,7 +136,7 @@ extern int shim_forked_child;  /* set in a fork child: commits are disabled ther
 /* ---- commit.c ---------------------------------------------------------------------------- */
 
 /* shim_commit -- make the heap's current state the one a restart sees. The tracking
- * integration (issue 4: rvm_track/rvm_commit) fills it; until then it returns ENOSYS and only
+ * integration (rvm_track/rvm_commit) fills it; until then it returns ENOSYS and only
  * counts calls, so the hooks are exercised but no persistence is claimed. */
 int shim_commit(const char *why);
 /* shim_commit_setup -- install the hooks LRVM_COMMIT asks for; 0 or errno (message written). */

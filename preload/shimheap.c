@@ -159,7 +159,7 @@ int shim_heap_setup(void)
 }
 
 /* fork handlers: no thread may be inside a multi-word heap update at the fork instant, or the
- * child would inherit a held lock and a half-made change (DESIGN.md §5.6). */
+ * child would inherit a held lock and a half-made change. */
 /* Order: the program's heap, then the internal one -- the order a commit takes them in
  * (heap_lock_all, then liblrvm allocating inside rvm_commit), so the two cannot deadlock. */
 static void fork_prepare(void)

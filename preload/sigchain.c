@@ -1,6 +1,5 @@
 /*
- * sigchain.c -- sigaction()/signal() wrappers that keep vmprim's fault dispatcher first
- * (DESIGN.md §5.4).
+ * sigchain.c -- sigaction()/signal() wrappers that keep vmprim's fault dispatcher first.
  *
  * Programs install their own SIGSEGV/SIGBUS handlers (JVMs, Go, sanitizers, this test suite).
  * If such a call reached the kernel it would replace vmprim's dispatcher and page-protection

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench-rvm.sh -- the core (LRVM) benchmark with its peers, in one run (issue 3 item 9).
+# bench-rvm.sh -- the core (LRVM) benchmark with its peers, in one run.
 # Installs what is missing from Debian (the build's packages plus the peers: LMDB, SQLite,
 # PMDK), configures and builds ./build (scripts/setup.sh), runs rvm-bench, and writes
 #   bench/out/rvm.csv  every measured value (system,workload,metric,value,unit)

@@ -1,5 +1,5 @@
 /*
- * heap_bench.c -- one driver for the allocator comparison (issue 5 item 4): the lrvm heap
+ * heap_bench.c -- one driver for the allocator comparison: the lrvm heap
  * (untracked, file-backed) or the process's malloc (glibc, or jemalloc via LD_PRELOAD), run in
  * separate processes by scripts/bench-heap.sh.
  *

@@ -1,7 +1,7 @@
 /*
  * bench.h -- the core (LRVM) benchmark: shared types and helpers.
  *
- * One program, rvm-bench, runs five workloads (issue 3 item 9) on the same array of
+ * One program, rvm-bench, runs five workloads on the same array of
  * 1 000 000 32-bit integers kept in a file, for lrvm, the raw-disk floor and the peers (LMDB,
  * SQLite WAL, PMDK libpmemobj), then prints absolute numbers, ratios and the issue's PASS/FAIL
  * targets.

@@ -1,6 +1,6 @@
 /*
  * drv_lrvm.c -- the five workloads on lrvm, written only against the public LRVM interface
- * (<rvm/rvm.h>, /work/shared/LRVM-API.md), the way an LRVM program would be written.
+ * (<rvm/rvm.h>), the way an LRVM program would be written.
  *
  * Setup per measurement: a segment file (array + W5 tail page + W5 append area, written and
  * synced first), a fresh log created by rvm_initialize (create_log_file), the whole segment

@@ -222,7 +222,7 @@ static void print_targets(const struct bench_row *rows, int n, const struct benc
 	const struct bench_row *lr = find(rows, n, BENCH_LRVM_NAME);
 	const struct bench_row *fl = find(rows, n, BENCH_FLOOR_NAME);
 
-	printf("\ntargets (issue 3 item 9; printed, not asserted)\n");
+	printf("\ntargets (printed, not asserted)\n");
 	if (cfg->smoke) {
 		printf("SKIP all targets: --smoke sizes are too small to judge them\n");
 		return;

@@ -1,7 +1,7 @@
 /*
  * allocbench.c -- classic allocator benchmarks as ONE ordinary program: it calls malloc/free and
- * nothing of lrvm, so under LD_PRELOAD it is an "unmodified program" for the shim (issue 6
- * item 10). scripts/bench-shim-alloc.sh runs it under glibc, jemalloc and the shim.
+ * nothing of lrvm, so under LD_PRELOAD it is an "unmodified program" for the shim.
+ * scripts/bench-shim-alloc.sh runs it under glibc, jemalloc and the shim.
  *
  * Usage: allocbench WORKLOAD [SCALE]   (SCALE: a positive number, default 1; work grows with it)
  *

@@ -1,5 +1,5 @@
 /*
- * track_bench.c -- benchmarks of auto-tracked regions (issue 4 item 5), one child process
+ * track_bench.c -- benchmarks of auto-tracked regions, one child process
  * per DIRTY backend, all in one run so the ratios compare like with like:
  *  (a) log bytes of one commit of sparse updates (one 8-byte write in each of 1 000 pages)
  *      against logging those pages whole (target: >= 50x fewer);

@@ -56,7 +56,7 @@
  *    madvise calls per commit), so resident slot memory stays near budget + the dirty set.
  *
  * ONE INSTANT. A commit contains every write that happened before one instant in any
- * thread and none after (DESIGN.md section 2). We take the instant at a safepoint
+ * thread and none after. We take the instant at a safepoint
  * (track_safepoint.c): every other thread of the process is stopped in a signal handler,
  * the dirty set is collected (vmprim re-arms = write-protects those pages in the same
  * step), and then:

@@ -1,7 +1,7 @@
 /*
  * track_diff.c -- find the changed bytes of a page against its committed image.
  *
- * Cost model (DESIGN.md section 3): memcmp of identical 4 KiB pages ~0.09 us (glibc's AVX2
+ * Cost model: memcmp of identical 4 KiB pages ~0.09 us (glibc's AVX2
  * path), so it is the fast path. Otherwise we walk 8-byte words; runs of changed bytes are
  * trimmed to byte precision at both ends (a changed word may change only one byte) and runs
  * separated by fewer than `gap` unchanged bytes are merged, because each range costs a

@@ -1,6 +1,6 @@
 /*
  * test_api_init.c -- rvm_initialize, rvm_terminate, rvm_create_log, rvm_set_options and
- * rvm_query (LRVM-API.md §1.7): version skew, record validation by struct_id, the "no log yet"
+ * rvm_query: version skew, record validation by struct_id, the "no log yet"
  * state, one log per process, restart refused after terminate. Criterion runs each test in its
  * own process, which is what makes "init after terminate" testable at all.
  */

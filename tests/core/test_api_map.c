@@ -1,5 +1,5 @@
 /*
- * test_api_map.c -- rvm_map and rvm_unmap (LRVM-API.md §1.7): whole-file maps chopped to 512,
+ * test_api_map.c -- rvm_map and rvm_unmap: whole-file maps chopped to 512,
  * page rounding of offset and end, chosen or given addresses, no_copy, RVM_MAP_PRIVATE, and
  * every error a program can provoke (EREGION, ENAME_TOO_LONG, EPAGER, EOFFSET, ERANGE,
  * EVM_OVERLAP, EOVERLAP, ENOT_MAPPED, EUNCOMMIT), with the region record left untouched on error.

@@ -1,8 +1,8 @@
 /*
  * test_api_records.c -- the parts of <rvm/rvm.h> and <rvm/rvm_statistics.h> a program sees
  * without a log: struct layouts and sizes, enum and return-code numbers, print names, option
- * constants, record allocators/initialisers/copiers, offset arithmetic and page macros
- * (LRVM-API.md §1.1-§1.6, §2). Binary compatibility with programs built against the original
+ * constants, record allocators/initialisers/copiers, offset arithmetic and page macros.
+ * Binary compatibility with programs built against the original
  * rests on these numbers, so each is pinned exactly.
  */
 #include <criterion/criterion.h>

@@ -1,5 +1,5 @@
 /*
- * test_api_segment.c -- the segment loader <rvm/rvm_segment.h> (LRVM-API.md §3):
+ * test_api_segment.c -- the segment loader <rvm/rvm_segment.h>:
  * rvm_create_segment, rvm_load_segment, rvm_release_segment; regions come back at their
  * recorded addresses with their committed data in a fresh process; a foreign header is
  * RVM_ESEGMENT_HDR, a foreign loader version RVM_EVERSION_SKEW, overlapping definitions
@@ -197,7 +197,7 @@ Test(api_segment, loader_version_skew)
     const char *v = "RVM Segment Loader";
     unsigned char *p = memmem(hdr, (size_t)PS, v, strlen(v));
     cr_assert_not_null(p, "segment header holds no loader version string "
-                          "(LRVM-API.md §3: \"RVM Segment Loader Release 0.1  15 Nov. 1990\")");
+                          "(\"RVM Segment Loader Release 0.1  15 Nov. 1990\")");
     p[strlen(v) + 1] ^= 0x20; /* "Release" -> "release" */
     cr_assert_eq(file_write(T.seg, hdr, (size_t)PS, 0), 0);
     free(hdr);

@@ -1,5 +1,5 @@
 /*
- * test_api_stats.c -- <rvm/rvm_statistics.h> (LRVM-API.md §2): rvm_statistics validation and
+ * test_api_stats.c -- <rvm/rvm_statistics.h>: rvm_statistics validation and
  * version skew, the transaction counters, rvm_print_statistics, and the coalescing
  * optimisations seen through the statistics (RVM_COALESCE_RANGES: overlapping set_range calls
  * in one transaction cost one range; RVM_COALESCE_TRANS: N no_flush commits of the same bytes

@@ -1,5 +1,5 @@
 /*
- * test_api_txn.c -- transactions (LRVM-API.md §1.7): begin/set_range/modify_bytes/abort/end,
+ * test_api_txn.c -- transactions: begin/set_range/modify_bytes/abort/end,
  * restore vs no_restore abort, flush vs no_flush plus rvm_flush, truncation into the segment
  * file, and what survives a process that dies without rvm_terminate (recovery runs in a fresh
  * process, as it would after a crash).

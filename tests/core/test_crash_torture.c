@@ -1,7 +1,7 @@
 /*
  * test_crash_torture.c -- SIGKILL a process running random transactions at random moments,
  * recover in a fresh process, and check the segment holds exactly the state after some
- * transaction j with  last-acknowledged-durable <= j <= last-commit-begun  (DESIGN.md §2:
+ * transaction j with  last-acknowledged-durable <= j <= last-commit-begun  (the contract:
  * a prefix of the commits; no_flush commits lost only whole and only from the end; aborted
  * and uncommitted data never). Also SIGKILL recovery itself, repeatedly, and check the next
  * recovery still yields such a state (recovery is idempotent).

@@ -3,7 +3,7 @@
  * rvm_flush, truncation and recovery: EIO and ENOSPC from pwrite, a short pwrite (alone, and
  * followed by ENOSPC), EIO and ENOSPC from fdatasync/fsync.
  *
- * What must hold (DESIGN.md §2 "bad input ... nothing committed is lost", issue 3 item 6):
+ * What must hold (bad input must never lose what was committed):
  *  - the call under the fault returns RVM_EIO (a lone short write may instead be completed by
  *    the library, in which case the call succeeds and its data must be durable);
  *  - the failure is sticky: a later commit in the same process is refused, even though the

@@ -1,5 +1,5 @@
 /*
- * test_threads.c -- transactions from several threads at once (issue 3 items 5 and 6):
+ * test_threads.c -- transactions from several threads at once:
  * concurrent transactions on disjoint ranges, flush commits that may share one fdatasync
  * (group commit), no_flush commits mixed in, and a SIGKILL in the middle: after recovery every
  * commit a thread had seen acknowledged durable is present, and each thread's slot holds one

@@ -1,6 +1,6 @@
 /*
- * test_torn_tail.c -- the last log record torn or corrupted at every byte (DESIGN.md §2,
- * issue 3 item 2: "torn or stale tails detected and dropped").
+ * test_torn_tail.c -- the last log record torn or corrupted at every byte: torn or stale
+ * tails are detected and dropped.
  *
  * Format-agnostic: a child commits N-1 transactions and snapshots the log file (pre), then
  * commits transaction N and snapshots it again (post). The bytes that differ are what commit

@@ -1,6 +1,6 @@
 /*
  * fuzz_segment.c -- libFuzzer target: the segment loader's header reader over arbitrary
- * bytes, through the public rvm_load_segment (LRVM-API.md §3).
+ * bytes, through the public rvm_load_segment.
  *
  * RVM is initialised once per fuzzing process (LLVMFuzzerInitialize) with a fresh log in a
  * temporary directory. Each input becomes the header page of a segment file followed by

@@ -1,6 +1,5 @@
 /*
- * fulldisk_probe.c -- an unmodified program that allocates until malloc fails (DESIGN.md §5.8:
- * a sparse segment on a full disk must not end in SIGBUS). Its blocks are rooted in globals.
+ * fulldisk_probe.c -- an unmodified program that allocates until malloc fails (a sparse segment on a full disk must not end in SIGBUS). Its blocks are rooted in globals.
  *   fulldisk_probe fill    check what an earlier run committed, then malloc 256 KiB blocks
  *                          until malloc returns NULL, mark each, print "filled N errno E"
  *   fulldisk_probe check   check what an earlier run committed, print "verified N"

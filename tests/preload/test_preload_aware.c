@@ -1,5 +1,5 @@
 /*
- * test_preload_aware.c -- aware programs (issue 6 items 3-5): rvm_commit and the named roots
+ * test_preload_aware.c -- aware programs: rvm_commit and the named roots
  * (lrvm/lrvm.h) called by programs linked with liblrvm.so, run without and under
  * liblrvm-preload.so (suite 'preload').
  *

@@ -1,5 +1,5 @@
 /*
- * test_preload_fulldisk.c -- DESIGN.md §5.8: sparse files + a full disk must not be SIGBUS.
+ * test_preload_fulldisk.c -- sparse files + a full disk must not be SIGBUS.
  *
  * The shim backs the heap with posix_fallocate as it grows (persist.c seg_grow), so a full
  * file system makes malloc return NULL (ENOMEM) instead of killing the program at its first

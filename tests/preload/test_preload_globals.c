@@ -1,6 +1,6 @@
 /*
- * test_preload_globals.c -- the executable's globals in the segment (issue 6 items 4, 7, 9;
- * suite 'preload'): globals_prog.c and globals_cxx.cpp run under liblrvm-preload.so, mostly with
+ * test_preload_globals.c -- the executable's globals in the segment (suite
+ * 'preload'): globals_prog.c and globals_cxx.cpp run under liblrvm-preload.so, mostly with
  * LD_PRELOAD directly (the shim re-executes them once with randomisation off), some under
  * lrvm-run. Paths come from meson: LRVM_TEST_SHIM, LRVM_TEST_GPROG, LRVM_TEST_GCXX,
  * LRVM_TEST_RUN, LRVM_TEST_RVMUTL.

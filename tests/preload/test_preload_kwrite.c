@@ -1,5 +1,5 @@
 /*
- * test_preload_kwrite.c -- issue 6 items 6 and 3 (suite 'preload'):
+ * test_preload_kwrite.c -- kernel writes and mutex-safe commits (suite 'preload'):
  *   - kernel writes into the persistent heap work with EVERY DIRTY backend (kwrite.c,
  *     libcobj.c): kwrite_probe read()s, recv()s, fread()s, readv()s, stat()s, readdir()s ...
  *     into heap buffers; the data persists; gawk and sort give the output they give without

@@ -16,7 +16,7 @@
  * PM_SCAN_CHECK_WPASYNC flag makes the kernel refuse ranges that are not async-wp registered
  * instead of silently reporting them.
  *
- * The walk_end quirk (DESIGN.md section 3): past 512 returned regions walk_end is not reliable.
+ * The walk_end quirk: past 512 returned regions walk_end is not reliable.
  * We never use it: a scan is complete when the output vector came back with room left and
  * the page budget was not used up; otherwise we resume at the end of the last region
  * returned (every page before it was scanned; re-scanning clean pages is harmless).

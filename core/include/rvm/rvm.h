@@ -3,7 +3,7 @@
  *
  * Programs written for the original LRVM compile unchanged against this header:
  * names, types, struct layouts, enum values, return-code numbers, option flags,
- * version strings and macros are those of the original (see LRVM-API.md).
+ * version strings and macros are those of the original (the original LRVM distribution's).
  *
  * Threading: every call may be made from any thread. A transaction (rvm_tid_t)
  * belongs to one thread at a time. LRVM provides no concurrency control for

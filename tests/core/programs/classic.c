@@ -1,5 +1,5 @@
 /*
- * classic.c -- an LRVM program written only against the original interface (LRVM-API.md),
+ * classic.c -- an LRVM program written only against the original interface (LRVM 1.3),
  * in the style of the original test programs: no lrvm-specific header, no internals.
  * The test (run_classic.sh) compiles it with a plain `cc -I<include dir>` and runs:
  *
