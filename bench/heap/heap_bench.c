@@ -24,7 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "heap.h"
+#include "heap_file.h"
 
 static struct heap *H;
 static int use_lrvm, mix;

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "heap_file.h"
 #include "heap_int.h"
 
 struct heap_file {

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "heap_file.h"
 #include "heap_int.h"
 
 #define T_BASE ((void *)0x5e0000000000ull)

@@ -12,7 +12,7 @@
 
 #include <lrvm/lrvm.h>
 
-#include "heap.h"
+#include "heap_file.h"
 #include "roots.h"
 
 #define R_BASE ((void *)0x5d0000000000ull)
