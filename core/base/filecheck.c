@@ -107,6 +107,8 @@ static int follow_links(const char *path, const char *what, char *out, size_t ou
     int nlinks = 0;
     for (;;) {
         int lfd = open(cur, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (lfd < 0 && errno == ENOENT && nlinks > 0)
+            break;   /* a dangling link: cur is the file it names (O_CREAT may make it) */
         if (lfd < 0)
             return errno;
         struct stat ls;

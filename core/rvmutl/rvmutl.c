@@ -81,8 +81,9 @@ static int utl_open(struct utl *u, const char *path)
     char why[1024];
     u->fd = filecheck_open(path, O_RDONLY, 0, "log", why, sizeof(why));
     if (u->fd < 0) {
-        fprintf(stderr, "rvmutl: %s\n", why[0] ? why : strerror(errno));
-        if (!why[0])
+        if (why[0])
+            fprintf(stderr, "rvmutl: %s\n", why);
+        else
             fprintf(stderr, "rvmutl: cannot open log %s: %s\n", path, strerror(errno));
         return -1;
     }
