@@ -340,8 +340,9 @@ static int segment_open(const char *seg, rvm_options_t *o)
     rvm_return_t rc = rvm_initialize(RVM_VERSION, o);
     if (rc != RVM_SUCCESS) {
       shim_say(2, "LRVM_SEGMENT=", seg, " does not exist, and its log ", log_path,
-               " cannot be recovered without it (", rvm_errmsg ? rvm_errmsg : rvm_return(rc),
-               "); restore the segment, or move both files away to start afresh", NULL);
+               " could not be recovered without it (", rvm_errmsg ? rvm_errmsg : rvm_return(rc),
+               "); if the log holds commits for it, restore the segment; to start afresh, "
+               "move both files away", NULL);
       return EIO;
     }
   }

@@ -84,7 +84,8 @@ Test(preload_trust, missing_segment_with_pending_log)
   cr_expect_eq(r.status, 2, "%s", r.err);
   cr_expect_str_eq(r.out, "", "main must not run");
   cr_expect(strstr(r.err, "does not exist, and its log") && strstr(r.err, seg) &&
-            strstr(r.err, log) && strstr(r.err, "restore the segment"), "%s", r.err);
+            strstr(r.err, log) && strstr(r.err, "has committed updates in the log") &&
+            strstr(r.err, "restore the segment"), "%s", r.err);
   cr_expect(access(seg, F_OK) != 0 && errno == ENOENT, "a segment file was created");
   /* a restored segment takes its record back (recovery applies it, then the shim judges the
    * file: not an image, since this one was made by a plain LRVM program) */
