@@ -65,6 +65,9 @@ static const struct opt opts[] = {
    "print a backtrace on stderr when the program crashes"},
   {"LRVM_INHERIT", OK_BOOL, "0", "1/yes/on/true or 0/no/off/false",
    "programs started by exec keep the shim (default: LD_PRELOAD loses it)"},
+  {"LRVM_SHARED_GROUP", OK_BOOL, "0", "1/yes/on/true or 0/no/off/false",
+   "also accept a segment and log of another user of your group, and group-writable ones"
+   " (default: only your own files, writable by you alone; see docs/trust-model.md)"},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -328,6 +331,8 @@ static int opt_apply(const struct opt *o, const char *v)
       so->stats = b;
     else if (strcmp(n, "LRVM_BACKTRACE") == 0)
       so->backtrace = b;
+    else if (strcmp(n, "LRVM_SHARED_GROUP") == 0)
+      so->shared_group = b;
     else
       so->inherit = b;
     return 0;

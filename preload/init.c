@@ -48,6 +48,12 @@ static int init_run(void)
   if (shim_is_secure(envp)) {
     if (boot_resolve_real())
       _exit(2);
+    /* silence here was the bug: the user learned that nothing persisted only when the
+     * state was gone. A fixed text; no LRVM_* variable is read to compose it. */
+    shim_say(2, "persistence is OFF for this program: it runs in secure mode (AT_SECURE: "
+             "set-user-ID, set-group-ID or file capabilities), where the shim stays inactive "
+             "so that no user can steer a privileged program's files; it runs with ordinary "
+             "memory and nothing of it is kept", NULL);
     return SHIM_INACTIVE;
   }
   if (shim_env_parse(envp, 2) || shim_self_range())

@@ -19,7 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/personality.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -66,6 +69,54 @@ static int find_shim(char *out, size_t outsz)
 }
 
 /* main -- parse options into the environment, validate, exec */
+/* program_path -- the file execvp would run for prog (PATH search as execvp does it); 0 or -1 */
+static int program_path(const char *prog, char *out, size_t outsz)
+{
+  if (strchr(prog, '/'))
+    return snprintf(out, outsz, "%s", prog) < (int)outsz ? 0 : -1;
+  const char *path = getenv("PATH");
+  if (!path || !*path)
+    path = "/bin:/usr/bin";
+  for (const char *p = path; *p;) {
+    size_t len = strcspn(p, ":");
+    int n = snprintf(out, outsz, "%.*s%s%s", (int)len, p, len ? "/" : "", prog);
+    if (n > 0 && (size_t)n < outsz && access(out, X_OK) == 0)
+      return 0;
+    p += len + (p[len] == ':');
+  }
+  return -1;
+}
+
+/*
+ * say_if_secure -- the kernel starts a set-user-ID or set-group-ID program (or one with file
+ * capabilities) that raises privileges in secure mode (AT_SECURE): the dynamic loader then
+ * ignores LD_PRELOAD, and the shim would stay inactive even if loaded (a user must not steer
+ * a privileged program's files). The program runs, but persists nothing: say so, since
+ * otherwise the user learns it only when the state is gone. The same when lrvm-run itself
+ * runs in secure mode (then so does everything it starts).
+ */
+static void say_if_secure(const char *prog)
+{
+  const char *why = NULL;
+  char path[PATH_MAX];
+  struct stat st;
+  if (getauxval(AT_SECURE))
+    why = "lrvm-run itself runs in secure mode (AT_SECURE)";
+  else if (program_path(prog, path, sizeof(path)) == 0 && stat(path, &st) == 0) {
+    if ((st.st_mode & S_ISUID) && st.st_uid != getuid())
+      why = "it is set-user-ID";
+    else if ((st.st_mode & S_ISGID) && (st.st_mode & S_IXGRP) && st.st_gid != getgid())
+      why = "it is set-group-ID";
+    else if (getuid() != 0 && getxattr(path, "security.capability", NULL, 0) > 0)
+      why = "it has file capabilities";
+  }
+  if (why)
+    fprintf(stderr, "lrvm-run: persistence is OFF for %s: %s, so the kernel runs it in secure "
+                    "mode (AT_SECURE), where the lrvm shim stays inactive; it will run with "
+                    "ordinary memory and nothing of it will be kept. Run a copy without the "
+                    "set-ID bits or capabilities to persist it.\n", prog, why);
+}
+
 int main(int argc, char **argv)
 {
   int i = 1;
@@ -129,6 +180,7 @@ int main(int argc, char **argv)
   if (pers == -1 || personality((unsigned long)pers | ADDR_NO_RANDOMIZE) == -1)
     fprintf(stderr, "lrvm-run: warning: cannot turn address-space randomisation off (%s); "
                     "the heap still has a fixed base\n", strerror(errno));
+  say_if_secure(argv[i]);
   execvp(argv[i], argv + i);
   int err = errno;
   fprintf(stderr, "lrvm-run: cannot run %s: %s\n", argv[i], strerror(err));

@@ -49,6 +49,8 @@
  * are no longer written, or read as zeros = the fresh heap's committed bytes).
  */
 #include "shim.h"
+#include "filecheck.h"
+#include "loglock.h"
 #include "heap.h"
 #include "heap_format.h"
 #include "track.h"
@@ -313,6 +315,46 @@ void shim_persist_fork_child(void)
     shim_say(2, "fork child: cannot detach the heap reservation: ", strerror(errno), NULL);
 }
 
+/*
+ * segment_open -- open LRVM_SEGMENT under the ownership rules (filecheck.h) into segb.fd,
+ * creating it only when that loses nothing. A missing segment whose log exists is the
+ * dangerous case: the log may hold commits for it (the file was deleted or not restored
+ * with its log). Creating an empty file first would let recovery write those records into
+ * it, leaving a file with some pages of the heap and no header ("not an lrvm segment" at
+ * the next step, and the records gone from the log). So the log is opened (and recovered)
+ * first, with the segment absent: a record for it is then an error naming both files, and
+ * nothing is created or changed. Returns 0, or an errno value after a message (EPERM, EIO:
+ * message given here; others: the caller names the file).
+ */
+static int segment_open(const char *seg, rvm_options_t *o)
+{
+  char why[1024];
+  segb.fd = filecheck_open(seg, O_RDWR, 0, "segment", why, sizeof(why));
+  if (segb.fd < 0 && why[0]) {
+    shim_say(2, "LRVM_SEGMENT: ", why, NULL);
+    return EPERM;
+  }
+  if (segb.fd >= 0 || errno != ENOENT)
+    return segb.fd >= 0 ? 0 : errno;
+  if (access(log_path, F_OK) == 0) {
+    rvm_return_t rc = rvm_initialize(RVM_VERSION, o);
+    if (rc != RVM_SUCCESS) {
+      shim_say(2, "LRVM_SEGMENT=", seg, " does not exist, and its log ", log_path,
+               " could not be recovered without it (", rvm_errmsg ? rvm_errmsg : rvm_return(rc),
+               "); if the log holds commits for it, restore the segment; to start afresh, "
+               "move both files away", NULL);
+      return EIO;
+    }
+  }
+  /* O_EXCL: a file that appears meanwhile is not ours to adopt unchecked */
+  segb.fd = filecheck_open(seg, O_RDWR | O_CREAT | O_EXCL, 0600, "segment", why, sizeof(why));
+  if (segb.fd < 0 && why[0]) {
+    shim_say(2, "LRVM_SEGMENT: ", why, NULL);
+    return EPERM;
+  }
+  return segb.fd >= 0 ? 0 : errno;
+}
+
 /* shim_persist_setup -- steps 0-4 of the file comment; the heap is reserved at base already */
 int shim_persist_setup(void *base, size_t reserve)
 {
@@ -328,22 +370,34 @@ int shim_persist_setup(void *base, size_t reserve)
   int prc = shim_exe_probe();
   if (prc && shim_opts.globals)
     return prc;
-  segb.fd = open(seg, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  rvm_options_t o;
+  rvm_init_options(&o);
+  o.log_dev = log_path;
+  if (shim_opts.shared_group)
+    o.flags |= RVM_SHARED_GROUP;
+  filecheck_shared_group = shim_opts.shared_group;
+  int oerr = segment_open(seg, &o);
   struct stat st;
-  if (segb.fd < 0 || fstat(segb.fd, &st) != 0) {
-    int err = errno;
-    shim_say(2, "cannot open LRVM_SEGMENT=", seg, ": ", strerror(err), NULL);
-    return err;
+  if (oerr == 0 && fstat(segb.fd, &st) != 0)
+    oerr = errno;
+  if (oerr) {
+    if (oerr != EPERM && oerr != EIO)
+      shim_say(2, "cannot open LRVM_SEGMENT=", seg, ": ", strerror(oerr), NULL);
+    return oerr;
   }
   /* One writer per segment, locked before the log is opened (recovery writes the segment):
    * two processes committing the same heap would overwrite each other. The lock lives as long as the descriptor (O_CLOEXEC: an exec'd program does
    * not hold it; a fork child shares it but never commits). */
   if (flock(segb.fd, LOCK_EX | LOCK_NB) != 0) {
     int err = errno;
+    char pid[24];
+    pid_t holder = err == EWOULDBLOCK ? loglock_holder(segb.fd) : 0;
     shim_say(2, "LRVM_SEGMENT=", seg, err == EWOULDBLOCK
-                 ? " is in use by another process (one writer per segment); wait for it to exit"
-                   " or choose another LRVM_SEGMENT"
-                 : ": cannot lock it: ", err == EWOULDBLOCK ? "" : strerror(err), NULL);
+                 ? " is in use by " : ": cannot lock it: ",
+             err != EWOULDBLOCK ? strerror(err) : holder > 0 ? "pid " : "another process",
+             holder > 0 ? shim_fmt_u64(pid, (uint64_t)holder) : "",
+             err == EWOULDBLOCK ? " (one writer per segment); wait for it to exit or choose "
+                                  "another LRVM_SEGMENT" : "", NULL);
     return err;
   }
   /* step 0: judge the header before the log is touched */
@@ -351,9 +405,6 @@ int shim_persist_setup(void *base, size_t reserve)
   int chk = read_header(&fh, seg);
   if (chk > 1)
     return chk;
-  rvm_options_t o;
-  rvm_init_options(&o);
-  o.log_dev = log_path;
   rvm_return_t rc;
   if (access(log_path, F_OK) != 0 && (rc = log_create_atomic(&o)) != RVM_SUCCESS)
     return EIO;

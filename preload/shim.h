@@ -56,6 +56,7 @@ struct shim_opts {
   int stats;                 /* LRVM_STATS */
   int backtrace;             /* LRVM_BACKTRACE */
   int inherit;               /* LRVM_INHERIT */
+  int shared_group;          /* LRVM_SHARED_GROUP: trust files of the process's groups */
   uint64_t mutex_wait_ns;    /* LRVM_MUTEX_WAIT: 0 = off */
 };
 

@@ -350,7 +350,9 @@ static rvm_return_t apply_record(struct seg *const *segs, uint32_t nsegs,
         if (segs[r.seg]->fd < 0)
             return err_set(RVM_EIO, "log %s: segment %s (id %u) has committed updates in the "
                            "log but cannot be opened: %s; restore the file and start again",
-                           logpath, segs[r.seg]->path, r.seg, strerror(segs[r.seg]->open_err));
+                           logpath, segs[r.seg]->path, r.seg,
+                           segs[r.seg]->open_why ? segs[r.seg]->open_why
+                                                 : strerror(segs[r.seg]->open_err));
         if (batch_add(b, segs[r.seg], r.off, r.len, d) != 0)
             return err_set(RVM_ENO_MEMORY, "out of memory applying log %s", logpath);
         d += r.len;

@@ -15,6 +15,8 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "filecheck.h"
+#include "loglock.h"
 #include "rvm_int.h"
 #include "sysio.h"
 
@@ -306,13 +308,22 @@ rvm_return_t log_add_segment(struct log *lg, struct seg *s)
 /* log_open -- open an existing log, run recovery, leave it ready for appending */
 rvm_return_t log_open(const char *path, struct log **out)
 {
-    int fd = sysio.open(path, O_RDWR, 0);
+    /* the ownership rules and the lock come before the first byte is read: a log of
+     * another user, or one a running program is writing, never reaches recovery */
+    char why[1024];
+    int fd = filecheck_open(path, O_RDWR, 0, "log", why, sizeof(why));
     if (fd < 0) {
         rvm_ioerrno = errno;
         if (errno == ENOENT)
             return err_set(RVM_EIO, "log %s does not exist; create it with rvm_create_log "
                            "(or options->create_log_file) or `rvmutl create-log`", path);
+        if (why[0])
+            return err_set(RVM_ELOG, "%s", why);
         return err_set(RVM_EIO, "cannot open log %s: %s", path, strerror(errno));
+    }
+    if ((rvm_ioerrno = loglock_take(fd, path, 1, why, sizeof(why))) != 0) {
+        sysio.close(fd);
+        return err_set(RVM_ELOG, "%s", why);
     }
     struct log_status st;
     rvm_return_t rc = log_status_read(fd, path, &st, NULL);
@@ -356,6 +367,7 @@ void log_close(struct log *lg)
 {
     if (lg == NULL)
         return;
+    loglock_forget(lg->fd);
     sysio.close(lg->fd);
     buf_free(&lg->pend);
     buf_free(&lg->wbuf);

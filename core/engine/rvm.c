@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "filecheck.h"
 #include "rvm_int.h"
 #include "observer.h"
 
@@ -61,6 +62,7 @@ rvm_return_t rvm_opts_apply(rvm_options_t *o)
         opt |= RVM_COALESCE_RANGES;
     rvm_optimizations = opt;
     rvm_map_private = (o->flags & RVM_MAP_PRIVATE) ? rvm_true : rvm_false;
+    filecheck_shared_group = (o->flags & RVM_SHARED_GROUP) != 0;
     if (o->max_read_len < 512)
         o->max_read_len = MAX_READ_LEN;
     o->max_read_len &= ~(rvm_length_t)511;
@@ -254,7 +256,8 @@ rvm_return_t rvm_query(rvm_options_t *options, rvm_region_t *region)
     options->recovery_buf_len = R.recovery_buf_len;
     options->flush_buf_len = R.flush_buf_len;
     options->max_read_len = R.max_read_len;
-    options->flags = rvm_optimizations | (rvm_map_private ? RVM_MAP_PRIVATE : 0);
+    options->flags = rvm_optimizations | (rvm_map_private ? RVM_MAP_PRIVATE : 0) |
+                     (filecheck_shared_group ? RVM_SHARED_GROUP : 0);
     options->log_empty = rvm_true;
     if (R.log != NULL) {
         pthread_mutex_lock(&R.log->mu);

@@ -40,6 +40,7 @@ struct seg {
     uint64_t last_seq;   /* highest seq of a record (queued or written) naming it */
     int dirty;           /* written by apply since its last fsync (trunc_mu) */
     int open_err;        /* errno when a dictionary segment could not be opened (fd -1) */
+    char *open_why;      /* ... and why, when the ownership rules refused it (or NULL) */
     struct shadow ***sdir; /* coalescing set pages of this segment: [page>>9][page&511] */
     size_t sdir_len;       /* (log.mu) */
 };

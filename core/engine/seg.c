@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "filecheck.h"
 #include "rvm_int.h"
 #include "sysio.h"
 #include "observer.h"
@@ -23,7 +24,11 @@ static size_t ngrave, gravecap;     /* tid may still cache them (freed when none
 rvm_return_t seg_get(const char *path, uint64_t dev_length, int create_ok, struct seg **out)
 {
     (void)dev_length;
-    int fd = sysio.open(path, O_RDWR | (create_ok ? O_CREAT : 0), 0600);
+    char why[1024];
+    int fd = filecheck_open(path, O_RDWR | (create_ok ? O_CREAT : 0), 0600, "segment", why,
+                            sizeof(why));
+    if (fd < 0 && why[0])
+        return err_set(RVM_EIO, "%s", why);
     if (fd < 0)
         return err_set(RVM_EIO, "cannot open segment %s: %s", path, strerror(errno));
     struct stat sb;
@@ -102,10 +107,14 @@ rvm_return_t seg_load_dict(const char *logpath, const struct buf *dict, uint32_t
             return err_set(RVM_ENO_MEMORY, "out of memory reading the log's dictionary");
         }
         s->id = id;
-        s->fd = sysio.open(s->path, O_RDWR, 0);
+        /* the same rules as for a segment the program names itself: a path in the log is
+         * never followed into a file the process's user could not have handed over */
+        char why[1024];
+        s->fd = filecheck_open(s->path, O_RDWR, 0, "segment", why, sizeof(why));
         struct stat sb;
         if (s->fd < 0) {
             s->open_err = errno;
+            s->open_why = why[0] ? strdup(why) : NULL;
         } else if (sysio.fstat(s->fd, &sb) == 0) {
             s->dev = sb.st_dev;
             s->ino = sb.st_ino;
@@ -175,6 +184,7 @@ void seg_close_all(void)
             sysio.close(R.segs[i]->fd);
         cset_seg_free(R.segs[i]);
         free(R.segs[i]->path);
+        free(R.segs[i]->open_why);
         free(R.segs[i]);
         R.segs[i] = NULL;
     }

@@ -15,7 +15,9 @@
 
 #include <rvm/rvm.h>
 
+#include "filecheck.h"
 #include "heap_format.h"
+#include "loglock.h"
 #include "image_format.h"
 #include "rvm_int.h"
 #include "sysio.h"
@@ -36,7 +38,11 @@ static void usage(FILE *f)
             "  image SEGMENT [LOG]   a program's segment (LD_PRELOAD shim): binary, build-id,\n"
             "                        load base, globals, heap, commits; LOG defaults to\n"
             "                        SEGMENT.log (reads the files only)\n"
-            "  --help                this text\n");
+            "  --help                this text\n"
+            "Logs and segments must belong to you and be writable by nobody else\n"
+            "(LRVM_SHARED_GROUP=1 also accepts your groups' files). recover and truncate\n"
+            "lock the log exclusively, the other commands share the lock: each is refused\n"
+            "with \"in use by pid N\" while a program has the log open.\n");
 }
 
 /* parse_size -- "64m" -> bytes */
@@ -72,9 +78,21 @@ static int utl_open(struct utl *u, const char *path)
 {
     memset(u, 0, sizeof(*u));
     u->path = path;
-    u->fd = sysio.open(path, O_RDONLY, 0);
+    char why[1024];
+    u->fd = filecheck_open(path, O_RDONLY, 0, "log", why, sizeof(why));
     if (u->fd < 0) {
-        fprintf(stderr, "rvmutl: cannot open log %s: %s\n", path, strerror(errno));
+        if (why[0])
+            fprintf(stderr, "rvmutl: %s\n", why);
+        else
+            fprintf(stderr, "rvmutl: cannot open log %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    /* read-only commands share the lock: they see a log no program is changing (a live
+     * writer appends and reclaims records under a reader, which would then report damage
+     * that is not there), and a program cannot start on it while they read */
+    if (loglock_take(u->fd, path, 0, why, sizeof(why)) != 0) {
+        fprintf(stderr, "rvmutl: %s\n", why);
+        close(u->fd);
         return -1;
     }
     if (log_status_read(u->fd, path, &u->st, &u->dict) != RVM_SUCCESS) {
@@ -245,6 +263,7 @@ static int cmd_recover(const char *path)
     rvm_options_t *o = rvm_malloc_options();
     o->log_dev = (char *)path;
     o->truncate = 0;
+    o->flags |= filecheck_shared_group ? RVM_SHARED_GROUP : 0;
     rvm_return_t rc = RVM_INIT(o);
     if (rc != RVM_SUCCESS) {
         fprintf(stderr, "rvmutl: recovery of %s failed: %s: %s\n", path, rvm_return(rc),
@@ -333,9 +352,13 @@ static uint64_t utl_overlay(struct utl *u, int64_t id, uint64_t off, void *buf, 
  * header and heap header, with the log's records not yet applied overlaid (read-only) */
 static int cmd_image(const char *seg, const char *logp)
 {
-    int fd = sysio.open(seg, O_RDONLY, 0);
+    char why[1024];
+    int fd = filecheck_open(seg, O_RDONLY, 0, "segment", why, sizeof(why));
     if (fd < 0) {
-        fprintf(stderr, "rvmutl: cannot open segment %s: %s\n", seg, strerror(errno));
+        if (why[0])
+            fprintf(stderr, "rvmutl: %s\n", why);
+        else
+            fprintf(stderr, "rvmutl: cannot open segment %s: %s\n", seg, strerror(errno));
         return 1;
     }
     char deflog[4096];
@@ -451,6 +474,13 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1], *log = argv[2];
+    const char *sg = getenv("LRVM_SHARED_GROUP");
+    if (sg != NULL && strcmp(sg, "0") != 0 && strcmp(sg, "1") != 0) {
+        fprintf(stderr, "rvmutl: LRVM_SHARED_GROUP=%s: use 1 (accept files of your groups) "
+                "or 0\n", sg);
+        return 2;
+    }
+    filecheck_shared_group = sg != NULL && strcmp(sg, "1") == 0;
     if (!strcmp(cmd, "create-log")) {
         uint64_t size;
         if (argc < 4 || parse_size(argv[3], &size) != 0) {

@@ -158,6 +158,9 @@ typedef struct {
 #define RVM_COALESCE_TRANS 2            /* coalesce no_flush commits (implies ranges) */
 #define RVM_ALL_OPTIMIZATIONS (RVM_COALESCE_RANGES | RVM_COALESCE_TRANS)
 #define RVM_MAP_PRIVATE 8               /* use a private mapping (mmap) of the segment */
+#define RVM_SHARED_GROUP 16             /* trust logs and segments of the process's groups, */
+                                        /* group-writable ones too (lrvm extension; see the */
+                                        /* trust model: any group member can then steer them) */
 
 /* offset, length and page macros; operand macros take their arguments' addresses */
 #define RVM_MK_OFFSET(x, y) rvm_mk_offset((rvm_length_t)(x), (rvm_length_t)(y))
