@@ -233,3 +233,77 @@ Test(damaged, every_record_position)
     }
     free(post);
 }
+
+/* to_format2 -- rewrite a valid status slot of log bytes `log` as format 2 wrote it: no
+ * identities, absolute paths; and remove the end marker (format 2 had none) */
+static void to_format2(unsigned char *log, size_t slot, uint64_t marker_at)
+{
+    struct log_status st;
+    memcpy(&st, log + slot, sizeof(st));
+    if (st.magic != LOG_STATUS_MAGIC)
+        return;
+    cr_assert_eq(st.version, LOG_FORMAT_VERSION);
+    unsigned char *d = log + slot + sizeof(st), out[4096];
+    size_t in = 0, o = 0;
+    for (uint32_t k = 0; k < st.nsegs; k++) {
+        uint32_t id, plen;
+        memcpy(&id, d + in, 4);
+        memcpy(&plen, d + in + 4, 4);
+        char path[600];
+        const char *stored = (const char *)d + in + 8 + LOG_SEG_ID_LEN;
+        snprintf(path, sizeof path, "%s%s%s", stored[0] == '/' ? "" : T.dir,
+                 stored[0] == '/' ? "" : "/", stored);
+        uint32_t nlen = (uint32_t)strlen(path) + 1;
+        memcpy(out + o, &id, 4);
+        memcpy(out + o + 4, &nlen, 4);
+        memset(out + o + 8, 0, (nlen + 7u) & ~7u);
+        memcpy(out + o + 8, path, nlen);
+        o += 8 + ((nlen + 7u) & ~7u);
+        in += 8 + LOG_SEG_ID_LEN + ((plen + 7u) & ~7u);
+    }
+    memset(d, 0, LOG_SLOT_SIZE - sizeof(st));
+    memcpy(d, out, o);
+    st.version = LOG_FORMAT_VERSION_V2;
+    st.used = (uint32_t)(sizeof(st) + o);
+    st.crc = 0;
+    memcpy(log + slot, &st, sizeof(st));
+    st.crc = crc32c(0, log + slot, st.used);
+    memcpy(log + slot, &st, sizeof(st));
+    memset(log + marker_at, 0, LOG_REC_HDR);
+}
+
+Test(damaged, format2_log_is_still_recovered)
+{
+    char d[64];
+    int st = proc_run(child_make, NULL);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "making the log: %s",
+              proc_describe(st, d, sizeof d));
+    uint64_t off[N_TXNS], seq[N_TXNS];
+    uint32_t len[N_TXNS];
+    record_offsets(off, len, seq);
+    size_t log_len;
+    unsigned char *log = file_slurp(post_path, &log_len);
+    cr_assert_not_null(log);
+    to_format2(log, 0, off[N_TXNS - 1] + len[N_TXNS - 1]);
+    to_format2(log, LOG_SLOT_SIZE, off[N_TXNS - 1] + len[N_TXNS - 1]);
+    cr_assert_eq(file_spit(T.log, log, log_len), 0);
+    int vst;
+    char *v = rvmutl("status", &vst);
+    cr_assert(strstr(v, "format 2") != NULL, "the rewritten log must read as format 2:\n%s", v);
+    free(v);
+    st = proc_run(child_recover, NULL);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "recovery child: %s",
+              proc_describe(st, d, sizeof d));
+    cr_expect_eq(*rec_rc, RVM_SUCCESS, "a format 2 log must recover: %s", rec_msg);
+    unsigned char *expect = malloc(SEG_LEN);
+    state_after(N_TXNS, expect);
+    cr_expect(memcmp(image, expect, SEG_LEN) == 0, "format 2 log: every commit recovered");
+    /* opening it made it format 3, with the path stored relative to the log */
+    v = rvmutl("verify", &vst);
+    cr_expect(strstr(v, "format 3") != NULL && strstr(v, "stored relative to the log") != NULL,
+              "after one open the log is format 3:\n%s", v);
+    cr_expect_eq(vst, 0, "%s", v);
+    free(v);
+    free(expect);
+    free(log);
+}
