@@ -123,8 +123,9 @@
  *     after the damage for good, and it prints what it dropped.
  *   The scan costs one read of the free space, and only when a marker is missing; a
  *   process that is killed leaves its markers in the page cache, so only power loss,
- *   damage and a last write without room for a marker pay it. Version 2 logs have no
- *   markers and are always scanned at their first open.
+ *   damage and a last write without room for a marker pay it. Version 2 records carry
+ *   no frontier (flags 0): recovery of a version 2 log does not scan, and damage to a
+ *   record written before the upgrade is proven only by a later version 3 record.
  *
  * WRAP. A writer whose record does not fit in [tail, area_len) writes it at offset 0
  *   (the gap is dead space until the head passes it). A reader at pos that finds no

@@ -208,6 +208,8 @@ void trunc_stop(struct log *lg)
 static rvm_return_t recover_check_end(struct log *lg, const struct log_status *st,
                                       const struct apply_res *res)
 {
+    if (st->version < LOG_FORMAT_VERSION)
+        return RVM_SUCCESS;   /* format 2: no markers, no frontiers, nothing to prove */
     struct log_epoch ep[LOG_MAX_EPOCHS];
     memcpy(ep, lg->epochs, sizeof(ep));
     struct logrd rd = { .fd = lg->fd, .path = lg->path, .area_off = lg->area_off,
