@@ -538,6 +538,31 @@ rvm_return_t log_sync(struct log *lg)
 }
 
 /*
+ * log_fill_after -- the bytes appended to wbuf after the last record of a batch: zeros to
+ * the next 4 KiB file boundary, inside free space only, so that the next append finds its
+ * page cached; they start with the end marker for the next seq (log_format.h, END MARKER),
+ * which tells recovery that the chain really ends here. With too little room before the
+ * boundary the fill goes one page further, so the marker fits whenever free space allows.
+ * Returns the fill's length. Caller holds lg->mu; wbuf has room (log_force reserves it).
+ */
+static uint64_t log_fill_after(struct log *lg, struct buf *w, uint64_t last_seq)
+{
+    if (lg->tail_off == 0 || lg->used >= lg->area_len)
+        return 0;
+    uint64_t fend = lg->area_off + lg->tail_off;
+    uint64_t want = ((fend + 4095u) & ~(uint64_t)4095u) - fend;
+    if (want < LOG_REC_HDR)
+        want += 4096;
+    uint64_t contig = lg->head_off > lg->tail_off ? lg->head_off - lg->tail_off
+                                                   : lg->area_len - lg->tail_off;
+    uint64_t pad = want < contig ? want : contig;
+    memset(w->p + w->len, 0, (size_t)pad);
+    if (pad >= LOG_REC_HDR)
+        log_end_marker(w->p + w->len, last_seq + 1, lg->salt);
+    return pad;
+}
+
+/*
  * log_write_batch -- the leader writes wbuf (whole records, in seq order) into the
  * area and syncs. Caller holds lg->mu; it is released around the I/O. Each
  * contiguous run of records goes out in ONE pwrite; a record that would cross the
@@ -592,24 +617,7 @@ static rvm_return_t log_write_batch(struct log *lg)
             lg->used += lg->area_len - lg->tail_off;
             lg->tail_off = 0;
         }
-        /* zero-fill to the next 4 KiB file boundary, inside free space only, when this
-         * run ends the batch: the next append then finds its page cached. The fill
-         * starts with the end marker for the next seq (log_format.h, END MARKER): it
-         * tells recovery that the chain really ends here. Too little room before the
-         * boundary: fill one page further, so the marker always fits when space does. */
-        uint64_t pad = 0;
-        if (done + run == w->len && lg->tail_off != 0 && lg->used < lg->area_len) {
-            uint64_t fend = lg->area_off + lg->tail_off;
-            uint64_t want = ((fend + 4095u) & ~(uint64_t)4095u) - fend;
-            if (want < LOG_REC_HDR)
-                want += 4096;
-            uint64_t contig = lg->head_off > lg->tail_off ? lg->head_off - lg->tail_off
-                                                           : lg->area_len - lg->tail_off;
-            pad = want < contig ? want : contig;
-            memset(w->p + w->len, 0, (size_t)pad);
-            if (pad >= LOG_REC_HDR)
-                log_end_marker(w->p + w->len, last_seq + 1, lg->salt);
-        }
+        uint64_t pad = done + run == w->len ? log_fill_after(lg, w, last_seq) : 0;
         pthread_mutex_unlock(&lg->mu);
         int e = full_pwrite(lg->fd, w->p + done, (size_t)(run + pad), lg->area_off + pos);
         pthread_mutex_lock(&lg->mu);

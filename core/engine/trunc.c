@@ -229,6 +229,28 @@ static rvm_return_t recover_check_end(struct log *lg, const struct log_status *s
     return RVM_SUCCESS;
 }
 
+/*
+ * recover_mark_end -- an end marker under the new epoch's salt where the next record will
+ * go, so that the next recovery reads a clean end even if nothing is written meanwhile.
+ * It lands in free space (between the chain's end and the head the status will name) and
+ * becomes durable with the status write that follows; lost, it only costs the next
+ * recovery one scan of the free space.
+ */
+static rvm_return_t recover_mark_end(struct log *lg, const struct apply_res *res, uint64_t head,
+                                     uint64_t salt)
+{
+    uint64_t room = (head > res->end_off ? head : lg->area_len) - res->end_off;
+    if (res->consumed >= lg->area_len || room < LOG_REC_HDR)
+        return RVM_SUCCESS;
+    char m[LOG_REC_HDR];
+    log_end_marker(m, res->next_seq, salt);
+    int e = full_pwrite(lg->fd, m, sizeof(m), lg->area_off + res->end_off);
+    if (e)
+        return err_io(e, "log %s: writing at offset %llu failed: %s", lg->path,
+                      (unsigned long long)(lg->area_off + res->end_off), strerror(e));
+    return RVM_SUCCESS;
+}
+
 rvm_return_t recover(struct log *lg)
 {
     struct log_status st;
@@ -252,21 +274,9 @@ rvm_return_t recover(struct log *lg)
     if (full && (rc = apply_sync_segments()) != RVM_SUCCESS)   /* barrier before head */
         return rc;
     uint64_t salt = log_new_salt(lg->salt);
-    /* An end marker under the new salt where the next record will go, so that the next
-     * recovery reads a clean end even if no record is written meanwhile. It lands in free
-     * space and becomes durable with the status write below; lost, it only costs the next
-     * recovery a scan of the free space. */
-    uint64_t room = (st.head_off > res.end_off && res.nrec > 0 && !full ? st.head_off
-                                                                       : lg->area_len) -
-                    res.end_off;
-    if (res.consumed < lg->area_len && room >= LOG_REC_HDR) {
-        char m[LOG_REC_HDR];
-        log_end_marker(m, res.next_seq, salt);
-        int e = full_pwrite(lg->fd, m, sizeof(m), lg->area_off + res.end_off);
-        if (e)
-            return err_io(e, "log %s: writing at offset %llu failed: %s", lg->path,
-                          (unsigned long long)(lg->area_off + res.end_off), strerror(e));
-    }
+    uint64_t head = res.nrec > 0 && !full ? st.head_off : res.end_off;
+    if ((rc = recover_mark_end(lg, &res, head, salt)) != RVM_SUCCESS)
+        return rc;
     pthread_mutex_lock(&lg->status_mu);
     if (res.nrec == 0 || full) {
         /* nothing live (or all of it synced): one fresh epoch, head at the chain end */
