@@ -572,6 +572,12 @@ static int cmd_image(const char *seg, const char *logp)
     }
     close(fd);
     if (!have_log) {
+        if (h.log_pending) {
+            printf("  log %s: MISSING, but the segment says its log holds commits the file "
+                   "may lack: restore the log, or accept the file as it is with `rvmutl "
+                   "forget-log %s`\n", logp, seg);
+            return 1;
+        }
         printf("  log %s: absent\n", logp);
         return rc;
     }
