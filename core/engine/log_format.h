@@ -55,12 +55,14 @@
  *     page (the process-image segments of image_format.h); the engine reads it from the
  *     file when the segment joins the log and again before each status write while the
  *     entry is still all zeros (a new image segment's header reaches the file only at the
- *     first truncation). Recovery and rvm_map refuse a file whose identity differs from a
- *     non-zero dictionary identity (or that carries none where one is expected): a log is
- *     never applied to a segment of another identity. A plain data file mapped with rvm_map
- *     has no header, and the engine does not invent one: its bytes are the application's
- *     (file offsets are part of the LRVM API). Its identity is recorded as zeros and its
- *     protection is the relative path alone. We chose not to keep that identity in an
+ *     first truncation). Recovery never writes a record into a file whose identity differs
+ *     from a non-zero dictionary identity (or that carries none where one is expected): it
+ *     fails with RVM_ELOG naming the file and the identity expected, and writes nothing
+ *     there. (If no live record names that entry, recovery succeeds, and a later rvm_map of
+ *     the path gives the entry to the new file and its identity.) A plain data file mapped
+ *     with rvm_map has no header, and the engine does not invent one: its bytes are the
+ *     application's (file offsets are part of the LRVM API). Its identity is recorded as
+ *     zeros and its protection is the relative path alone. We chose not to keep that identity in an
  *     extended attribute or a sidecar file: cp without -a, tar without --xattrs, rsync
  *     without -X and many filesystems drop attributes silently, and a sidecar is separated
  *     by the same tools, so the check would vanish in exactly the copies it is meant for.
