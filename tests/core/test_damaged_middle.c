@@ -307,3 +307,72 @@ Test(damaged, format2_log_is_still_recovered)
     free(expect);
     free(log);
 }
+
+/* child_make_group -- commits 1..2 flushed one by one, then 3..N as no_flush commits that
+ * rvm_flush writes in ONE write: a crash before that write's fdatasync may keep any subset
+ * of records 3..N, so none of them proves another acknowledged */
+static int child_make_group(void *arg)
+{
+    (void)arg;
+    if (rvmt_init_create(T.log, 1024 * 1024, 0, 0) != RVM_SUCCESS)
+        return 10;
+    rvm_region_t r;
+    rvmt_region(&r, T.seg, 0, 0, NULL);
+    if (rvm_map(&r, NULL) != RVM_SUCCESS)
+        return 11;
+    for (int j = 1; j <= N_TXNS; j++) {
+        rvm_tid_t t;
+        rvm_init_tid(&t);
+        if (rvm_begin_transaction(&t, restore) != RVM_SUCCESS)
+            return 12;
+        txn_apply(j, (unsigned char *)r.vmaddr, &t);
+        if (rvm_end_transaction(&t, j <= 2 ? flush : no_flush) != RVM_SUCCESS)
+            return 13;
+    }
+    if (rvm_flush() != RVM_SUCCESS)
+        return 14;
+    size_t n;
+    unsigned char *b = file_slurp(T.log, &n);
+    return b && file_spit(post_path, b, n) == 0 ? 0 : 15;
+}
+
+Test(damaged, torn_group_write_is_a_tail_not_damage)
+{
+    char d[64];
+    int st = proc_run(child_make_group, NULL);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "making the log: %s",
+              proc_describe(st, d, sizeof d));
+    uint64_t off[N_TXNS], seq[N_TXNS];
+    uint32_t len[N_TXNS];
+    record_offsets(off, len, seq);
+    size_t log_len;
+    unsigned char *post = file_slurp(post_path, &log_len), *expect = malloc(SEG_LEN);
+    cr_assert_not_null(post);
+    /* record 3 torn, 4..N of the same write intact: an unacknowledged group, dropped */
+    unsigned char *buf = malloc(log_len), *zero = calloc(1, SEG_LEN);
+    memcpy(buf, post, log_len);
+    buf[off[2] + len[2] / 2] ^= 0x5a;
+    cr_assert_eq(file_spit(T.log, buf, log_len), 0);
+    cr_assert_eq(file_spit(T.seg, zero, SEG_LEN), 0);
+    st = proc_run(child_recover, NULL);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "recovery child: %s",
+              proc_describe(st, d, sizeof d));
+    cr_expect_eq(*rec_rc, RVM_SUCCESS, "a torn group write must not be called damage: %s",
+                 rec_msg);
+    state_after(2, expect);
+    cr_expect(memcmp(image, expect, SEG_LEN) == 0, "torn group: state after commit 2");
+    /* record 2 damaged: record 3 was formatted after 2 was durable, which proves it */
+    memcpy(buf, post, log_len);
+    buf[off[1] + len[1] / 2] ^= 0x5a;
+    cr_assert_eq(file_spit(T.log, buf, log_len), 0);
+    cr_assert_eq(file_spit(T.seg, zero, SEG_LEN), 0);
+    st = proc_run(child_recover, NULL);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "recovery child: %s",
+              proc_describe(st, d, sizeof d));
+    cr_expect_eq(*rec_rc, RVM_ELOG, "record 2 was acknowledged: recovery must refuse, got %s",
+                 rvm_return(*rec_rc));
+    free(buf);
+    free(zero);
+    free(expect);
+    free(post);
+}
