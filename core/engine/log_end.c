@@ -158,9 +158,10 @@ rvm_return_t log_end_error(const char *logpath, const struct log_end *e)
     return err_set(RVM_ELOG, "log %s: record %llu (record-area offset %llu) is damaged, but "
                    "later committed records exist (records %llu..%llu, the first at offset "
                    "%llu): this is not a torn tail, and recovering would silently drop "
-                   "acknowledged commits, so recovery stops and leaves the log as it is. Keep a copy "
-                   "of the log; `rvmutl verify %s` shows the damage, and `rvmutl salvage %s` "
-                   "recovers the records before it, dropping records %llu..%llu",
+                   "acknowledged commits, so recovery stops and leaves the log as it is. Keep "
+                   "a copy of the log; `rvmutl verify %s` shows the damage, and "
+                   "`rvmutl salvage %s` recovers the records before it, dropping records "
+                   "%llu..%llu",
                    logpath, (unsigned long long)e->seq, (unsigned long long)e->off,
                    (unsigned long long)e->later_seq, (unsigned long long)e->last_seq,
                    (unsigned long long)e->later_off, logpath, logpath,
