@@ -11,7 +11,9 @@
 #include "heap_format.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,7 +51,10 @@ static int all_zero(const void *p, size_t n)
 int shim_image_check(const struct image_header *h, const char *seg)
 {
   char a[160], b[160], c[24], d[24];
-  if (all_zero(h, sizeof(*h)))
+  /* log_pending is written straight into the file before the creating commit reaches the log
+   * (image_format.h): a header of zeros but for it is still a segment not created yet */
+  if (all_zero(h, offsetof(struct image_header, log_pending)) &&
+      all_zero(&h->pad2, sizeof(h->pad2)))
     return 1;
   if (memcmp(h->magic, HEAP_MAGIC, 8) == 0) {
     shim_say(2, "LRVM_SEGMENT=", seg, " holds a heap in the layout of lrvm before segment "
@@ -63,7 +68,8 @@ int shim_image_check(const struct image_header *h, const char *seg)
              "recognise", NULL);
     return EPROTO;
   }
-  if (h->version != IMG_FORMAT_VERSION || h->header_size != sizeof(*h)) {
+  int v1 = h->version == IMG_FORMAT_VERSION_V1 && h->header_size == IMG_HEADER_V1_SIZE;
+  if (!v1 && (h->version != IMG_FORMAT_VERSION || h->header_size != sizeof(*h))) {
     shim_say(2, "LRVM_SEGMENT=", seg, " has segment format version ", shim_fmt_u64(c, h->version),
              "; this lrvm reads version ", shim_fmt_u64(d, IMG_FORMAT_VERSION),
              ": open it with the lrvm that wrote it, or choose another LRVM_SEGMENT", NULL);
@@ -128,6 +134,18 @@ static uint64_t now_ns(void)
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* new_seg_id -- a random identity (image_format.h, IDENTITY); never all zeros */
+static void new_seg_id(uint8_t id[16])
+{
+  if (getrandom(id, 16, 0) != 16) {
+    uint64_t t = now_ns() ^ ((uint64_t)getpid() << 32);
+    memcpy(id, &t, 8);
+    t *= 0x9E3779B97F4A7C15ull;
+    memcpy(id + 8, &t, 8);
+  }
+  id[0] |= 1;
+}
+
 /* shim_image_create -- the immutable fields; the header page is tracked, so these writes are
  * part of the creating commit */
 void shim_image_create(struct image_header *h, uint64_t globals_len, uint64_t heap_off)
@@ -149,11 +167,19 @@ void shim_image_create(struct image_header *h, uint64_t globals_len, uint64_t he
   memcpy(h->build_id, e->build_id, sizeof(h->build_id));
   memcpy(h->exe_path, e->path, sizeof(h->exe_path));
   h->flags = globals_len ? IMG_F_GLOBALS : 0;
+  new_seg_id(h->seg_id);
 }
 
 /* shim_image_stamp -- count the commit about to be made; it carries these writes */
 void shim_image_stamp(struct image_header *h, int globals_in_commit)
 {
+  if (h->version == IMG_FORMAT_VERSION_V1) {
+    /* a version 1 segment becomes version 2 in this commit: it gets its identity */
+    h->version = IMG_FORMAT_VERSION;
+    h->header_size = sizeof(*h);
+    new_seg_id(h->seg_id);
+  }
+  h->log_pending = 1;   /* already in the file (persist.c); kept so no commit clears it */
   h->commit_count++;
   h->last_commit_ns = now_ns();
   h->last_commit_pid = (uint64_t)getpid();

@@ -355,6 +355,25 @@ static int segment_open(const char *seg, rvm_options_t *o)
   return segb.fd >= 0 ? 0 : errno;
 }
 
+/* mark_log_pending -- before anything of this run can reach the log, the segment file says
+ * that its log holds commits (image_format.h, LOG PENDING): pwrite + fdatasync of one field,
+ * before the header is mapped so the mapped copy has it too. If it was set already (the usual
+ * case after the first run) nothing is written. */
+static int mark_log_pending(const char *seg)
+{
+  uint32_t v = 0;
+  off_t at = (off_t)offsetof(struct image_header, log_pending);
+  if (pread(segb.fd, &v, sizeof(v), at) == (ssize_t)sizeof(v) && v != 0)
+    return 0;
+  v = 1;
+  if (pwrite(segb.fd, &v, sizeof(v), at) != (ssize_t)sizeof(v) || fdatasync(segb.fd) != 0) {
+    int err = errno;
+    shim_say(2, "cannot write the header of LRVM_SEGMENT=", seg, ": ", strerror(err), NULL);
+    return err ? err : EIO;
+  }
+  return 0;
+}
+
 /* shim_persist_setup -- steps 0-4 of the file comment; the heap is reserved at base already */
 int shim_persist_setup(void *base, size_t reserve)
 {
@@ -406,8 +425,19 @@ int shim_persist_setup(void *base, size_t reserve)
   if (chk > 1)
     return chk;
   rvm_return_t rc;
-  if (access(log_path, F_OK) != 0 && (rc = log_create_atomic(&o)) != RVM_SUCCESS)
-    return EIO;
+  if (access(log_path, F_OK) != 0) {
+    if (fh.log_pending) {
+      /* the file alone is not the last committed state: recreating the log would lose the
+       * commits it held, silently (image_format.h, LOG PENDING) */
+      shim_say(2, "LRVM_SEGMENT=", seg, " has commits in its log, but the log ", log_path,
+               " is missing: restore the log (a copy of the segment needs the copy of its log "
+               "made with it), or, to accept the segment as the file has it and lose what the "
+               "log held, run `rvmutl forget-log ", seg, "`", NULL);
+      return ENOENT;
+    }
+    if ((rc = log_create_atomic(&o)) != RVM_SUCCESS)
+      return EIO;
+  }
   rc = rvm_initialize(RVM_VERSION, &o);
   if (rc != RVM_SUCCESS) {
     say_rvm("cannot open the log (LRVM_LOG or <LRVM_SEGMENT>.log)", rc);
@@ -427,6 +457,7 @@ int shim_persist_setup(void *base, size_t reserve)
       return EINVAL;
     }
   }
+  int mrc_pending;
   uint64_t glen = existing ? fh.globals_len
                            : (shim_opts.globals ? shim_exe.g_hi - shim_exe.g_lo : 0);
   uint64_t heap_off = existing ? fh.heap_off : IMG_HEADER_SIZE + glen;
@@ -445,6 +476,8 @@ int shim_persist_setup(void *base, size_t reserve)
     shim_say(2, "cannot extend LRVM_SEGMENT=", seg, ": ", strerror(err), NULL);
     return err;
   }
+  if ((mrc_pending = mark_log_pending(seg)) != 0)
+    return mrc_pending;
   int mrc = map_region(&hregion, seg, 0, IMG_HEADER_SIZE, NULL, 0,
                        "cannot map the header of LRVM_SEGMENT");
   if (mrc)

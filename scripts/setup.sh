@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 # that a user who only wants the library does not pull them in: bench scripts install them.
 PKGS=(meson ninja-build pkg-config gcc g++ libcriterion-dev libjemalloc-dev libunwind-dev
       python3 util-linux gawk sqlite3  # gawk, sqlite3: programs the preload tests run under the shim
+      rsync                            # tests that copy a segment with its log
       clang libclang-rt-14-dev)        # libFuzzer for the fuzz suite (scripts/fuzz.sh)
 PKGS+=(${EXTRA_PKGS:-})
 

@@ -77,8 +77,8 @@ uint32_t rec_seed_for(const struct log_epoch *e, uint32_t n, uint64_t seq)
 }
 
 /* logrd_try -- is there a valid record with this seq at pos? 1 yes, 0 no, <0 -errno */
-static int logrd_try(struct logrd *rd, uint64_t pos, uint64_t seq,
-                     const struct log_rec_hdr **hdr, const char **payload)
+int logrd_try(struct logrd *rd, uint64_t pos, uint64_t seq, const struct log_rec_hdr **hdr,
+              const char **payload)
 {
     int err = 0;
     if (rd->area_len - pos < LOG_REC_HDR)
@@ -347,6 +347,17 @@ static rvm_return_t apply_record(struct seg *const *segs, uint32_t nsegs,
             return err_set(RVM_ELOG, "log %s: record %llu names segment id %u, which is not "
                            "in the log's segment dictionary; the log is damaged",
                            logpath, (unsigned long long)h->seq, r.seg);
+        if (segs[r.seg]->fd < 0 && segs[r.seg]->ident_bad) {
+            char want[2 * LOG_SEG_ID_LEN + 1];
+            seg_ident_hex(segs[r.seg]->ident, want);
+            return err_set(RVM_ELOG, "log %s: record %llu updates segment %s (id %u), but the "
+                           "file at that path is not that segment: the log expects identity "
+                           "%s and the file carries another one, or none. The log is never "
+                           "applied to another segment; put the segment this log belongs to "
+                           "back at that path (a copied pair must be copied together, log "
+                           "and segment in one directory)", logpath,
+                           (unsigned long long)h->seq, segs[r.seg]->path, r.seg, want);
+        }
         if (segs[r.seg]->fd < 0)
             return err_set(RVM_EIO, "log %s: segment %s (id %u) has committed updates in the "
                            "log but cannot be opened: %s; restore the file and start again",

@@ -52,11 +52,13 @@ static int log_sync_dir(const char *path)
     return rc;
 }
 
-/* log_build_status -- format a status slot into buf; returns its used length or 0 */
+/* log_build_status -- format a status slot into buf; returns its used length or 0. Each
+ * dictionary entry holds the segment's identity and its path as dict_path_store gives it
+ * (relative to logdir when the segment is under it). */
 static uint32_t log_build_status(char *buf, uint64_t generation, uint64_t area_len,
                                  uint64_t head_off, uint64_t head_seq,
                                  const struct log_epoch *ep, uint32_t nep,
-                                 struct seg *const *segs, uint32_t nsegs)
+                                 struct seg *const *segs, uint32_t nsegs, const char *logdir)
 {
     struct log_status st;
     memset(buf, 0, LOG_SLOT_SIZE);
@@ -76,13 +78,15 @@ static uint32_t log_build_status(char *buf, uint64_t generation, uint64_t area_l
     size_t pos = sizeof(st);
     for (uint32_t i = 1; i <= nsegs; i++) {
         const struct seg *s = segs[i];
-        uint32_t id = s->id, plen = (uint32_t)strlen(s->path) + 1;
-        size_t need = 8 + ((plen + 7u) & ~7u);
+        const char *path = dict_path_store(logdir, s->path);
+        uint32_t id = s->id, plen = (uint32_t)strlen(path) + 1;
+        size_t need = 8 + LOG_SEG_ID_LEN + ((plen + 7u) & ~7u);
         if (pos + need > LOG_SLOT_SIZE)
             return 0;
         memcpy(buf + pos, &id, 4);
         memcpy(buf + pos + 4, &plen, 4);
-        memcpy(buf + pos + 8, s->path, plen);
+        memcpy(buf + pos + 8, s->ident, LOG_SEG_ID_LEN);
+        memcpy(buf + pos + 8 + LOG_SEG_ID_LEN, path, plen);
         pos += need;
     }
     st.used = (uint32_t)pos;
@@ -133,7 +137,7 @@ rvm_return_t log_create(const char *path, uint64_t log_len, long mode)
         goto fail;
     }
     struct log_epoch ep = { 1, log_new_salt(0) };
-    uint32_t used = log_build_status(slot, 1, area, 0, 1, &ep, 1, none, 0);
+    uint32_t used = log_build_status(slot, 1, area, 0, 1, &ep, 1, none, 0, NULL);
     rc = full_pwrite(fd, slot, used, 0);
     free(slot);
     if (rc == 0 && sysio.fsync(fd) != 0)
@@ -158,7 +162,7 @@ static rvm_return_t log_slot_check(const char *slot)
     memcpy(&st, slot, sizeof(st));
     if (st.magic != LOG_STATUS_MAGIC)
         return RVM_ELOG;
-    if (st.version != LOG_FORMAT_VERSION)
+    if (st.version != LOG_FORMAT_VERSION && st.version != LOG_FORMAT_VERSION_V2)
         return RVM_ELOG_VERSION_SKEW;
     if (st.used < sizeof(st) || st.used > LOG_SLOT_SIZE || st.nepochs == 0 ||
         st.nepochs > LOG_MAX_EPOCHS)
@@ -265,8 +269,16 @@ rvm_return_t log_status_write(struct log *lg, uint64_t head_off, uint64_t head_s
         memmove(lg->epochs, lg->epochs + keep, (lg->nepochs - keep) * sizeof(*lg->epochs));
         lg->nepochs -= keep;
     }
+    /* a segment that had no identity when it joined may carry one now: a new image
+     * segment's header reaches its file at the first truncation or recovery */
+    for (uint32_t i = 1; i <= nsegs; i++) {
+        struct seg *s = R.segs[i];
+        if (s != NULL && s->fd >= 0 && !seg_ident_known(s->ident))
+            seg_ident_read(s->fd, s->ident);
+    }
     uint32_t used = log_build_status(slot, lg->generation + 1, lg->area_len, head_off,
-                                     head_seq, lg->epochs, lg->nepochs, R.segs, nsegs);
+                                     head_seq, lg->epochs, lg->nepochs, R.segs, nsegs,
+                                     lg->dir);
     if (used == 0)
         return err_set(RVM_ETOO_BIG, "log %s: the segment dictionary (%u segments) does not "
                        "fit in the %u-byte status block; use fewer or shorter segment paths",
@@ -338,6 +350,13 @@ rvm_return_t log_open(const char *path, struct log **out)
         return err_set(RVM_ENO_MEMORY, "out of memory opening log %s", path);
     }
     lg->fd = fd;
+    if ((lg->dir = log_dir_of(path)) == NULL) {
+        int e = errno;
+        sysio.close(fd);
+        free(lg->path);
+        free(lg);
+        return err_set(RVM_EIO, "log %s: cannot resolve its directory: %s", path, strerror(e));
+    }
     lg->area_off = st.area_off;
     lg->area_len = st.area_len;
     lg->nepochs = st.nepochs;
@@ -379,6 +398,7 @@ void log_close(struct log *lg)
     pthread_cond_destroy(&lg->space_cv);
     pthread_cond_destroy(&lg->trunc_cv);
     free(lg->path);
+    free(lg->dir);
     free(lg);
 }
 
@@ -409,9 +429,12 @@ rvm_return_t log_enqueue(struct log *lg, const struct range *r, size_t n, uint32
         return err_set(RVM_ENO_MEMORY, "out of memory queueing a %llu-byte log record",
                        (unsigned long long)size);
     char *rec = lg->pend.p + lg->pend.len;
+    /* the durable frontier (log_format.h): what is durable now stays durable */
+    uint64_t front = lg->next_seq - lg->durable_seq;
     struct log_rec_hdr h = {
-        .magic = LOG_REC_MAGIC, .type = LOG_REC_TXN, .flags = 0, .len = (uint32_t)size,
-        .crc = 0, .seq = lg->next_seq, .nranges = (uint32_t)n, .ntxn = ntxn,
+        .magic = LOG_REC_MAGIC, .type = LOG_REC_TXN, .flags = front <= 0xffff ? front : 0,
+        .len = (uint32_t)size, .crc = 0, .seq = lg->next_seq, .nranges = (uint32_t)n,
+        .ntxn = ntxn,
     };
     char *rh = rec + LOG_REC_HDR;
     char *data = rh + n * LOG_RANGE_HDR;
@@ -474,6 +497,28 @@ rvm_return_t log_wait_space(struct log *lg)
     return rc;
 }
 
+/*
+ * log_erase_marker -- the writer is about to place a record elsewhere than at the tail
+ * (a wrap to offset 0): zero the end marker a previous write may have left at the tail.
+ * Otherwise that marker would still say "the chain ends here" while its successor sits
+ * at 0, and damage to the successor would read as a clean end. The zeros land in dead
+ * space (the wrap gap) and become durable with the record's own fdatasync; a crash
+ * before that sync loses only the unacknowledged record. Caller holds lg->mu.
+ */
+rvm_return_t log_erase_marker(struct log *lg, uint64_t tail)
+{
+    if (lg->area_len - tail < LOG_REC_HDR)
+        return RVM_SUCCESS;     /* no marker fits there */
+    static const char zero[LOG_REC_HDR];
+    int e = full_pwrite(lg->fd, zero, sizeof(zero), lg->area_off + tail);
+    if (e)
+        return err_io(e, "log %s: writing at offset %llu failed: %s; no later commit is "
+                      "accepted (restart the program: recovery keeps every acknowledged "
+                      "commit)", lg->path, (unsigned long long)(lg->area_off + tail),
+                      strerror(e));
+    return RVM_SUCCESS;
+}
+
 /* log_sync -- fdatasync the log; caller holds lg->mu (released during the sync) */
 rvm_return_t log_sync(struct log *lg)
 {
@@ -505,6 +550,31 @@ rvm_return_t log_sync(struct log *lg)
 }
 
 /*
+ * log_fill_after -- the bytes appended to wbuf after the last record of a batch: zeros to
+ * the next 4 KiB file boundary, inside free space only, so that the next append finds its
+ * page cached; they start with the end marker for the next seq (log_format.h, END MARKER),
+ * which tells recovery that the chain really ends here. With too little room before the
+ * boundary the fill goes one page further, so the marker fits whenever free space allows.
+ * Returns the fill's length. Caller holds lg->mu; wbuf has room (log_force reserves it).
+ */
+static uint64_t log_fill_after(struct log *lg, struct buf *w, uint64_t last_seq)
+{
+    if (lg->tail_off == 0 || lg->used >= lg->area_len)
+        return 0;
+    uint64_t fend = lg->area_off + lg->tail_off;
+    uint64_t want = ((fend + 4095u) & ~(uint64_t)4095u) - fend;
+    if (want < LOG_REC_HDR)
+        want += 4096;
+    uint64_t contig = lg->head_off > lg->tail_off ? lg->head_off - lg->tail_off
+                                                   : lg->area_len - lg->tail_off;
+    uint64_t pad = want < contig ? want : contig;
+    memset(w->p + w->len, 0, (size_t)pad);
+    if (pad >= LOG_REC_HDR)
+        log_end_marker(w->p + w->len, last_seq + 1, lg->salt);
+    return pad;
+}
+
+/*
  * log_write_batch -- the leader writes wbuf (whole records, in seq order) into the
  * area and syncs. Caller holds lg->mu; it is released around the I/O. Each
  * contiguous run of records goes out in ONE pwrite; a record that would cross the
@@ -521,6 +591,8 @@ static rvm_return_t log_write_batch(struct log *lg)
         memcpy(&first_len, w->p + done + offsetof(struct log_rec_hdr, len), 4);
         pos = tail;
         if (tail + first_len > lg->area_len) {
+            if ((rc = log_erase_marker(lg, tail)) != RVM_SUCCESS)
+                return rc;
             if (lg->used == 0) {
                 /* empty log: start over at 0 without a dead gap (readers coming from
                  * the durable head find the next record at 0 by the wrap rule) */
@@ -557,17 +629,7 @@ static rvm_return_t log_write_batch(struct log *lg)
             lg->used += lg->area_len - lg->tail_off;
             lg->tail_off = 0;
         }
-        /* zero-fill to the next 4 KiB file boundary, inside free space only, when this
-         * run ends the batch: the next append then finds its page cached */
-        uint64_t pad = 0;
-        if (done + run == w->len && lg->tail_off != 0 && lg->used < lg->area_len) {
-            uint64_t fend = lg->area_off + lg->tail_off;
-            uint64_t want = ((fend + 4095u) & ~(uint64_t)4095u) - fend;
-            uint64_t contig = lg->head_off > lg->tail_off ? lg->head_off - lg->tail_off
-                                                           : lg->area_len - lg->tail_off;
-            pad = want < contig ? want : contig;
-            memset(w->p + w->len, 0, (size_t)pad);
-        }
+        uint64_t pad = done + run == w->len ? log_fill_after(lg, w, last_seq) : 0;
         pthread_mutex_unlock(&lg->mu);
         int e = full_pwrite(lg->fd, w->p + done, (size_t)(run + pad), lg->area_off + pos);
         pthread_mutex_lock(&lg->mu);
@@ -627,7 +689,7 @@ rvm_return_t log_force(struct log *lg, uint64_t seq)
         lg->pend = t;
         lg->pend.len = 0;
         rvm_return_t rc = RVM_SUCCESS;
-        if (buf_reserve(&lg->wbuf, 4096) != 0)
+        if (buf_reserve(&lg->wbuf, 8192) != 0)   /* the zero fill and end marker */
             rc = err_set(RVM_ENO_MEMORY, "out of memory writing log %s", lg->path);
         else
             rc = log_write_batch(lg);

@@ -37,8 +37,37 @@
  *                      after it) can never be mistaken for a new one, even at the same
  *                      offset with the same sequence number (cf. SQLite's WAL salts).
  *                      Epochs wholly before head_seq are dropped at each status write.
- *   336 dictionary: nsegs x { u32 id; u32 path_len; path bytes (NUL included),
- *                   zero padded to 8 }. A record names its segment by id.
+ *   336 dictionary: nsegs x { u32 id; u32 path_len; u8 identity[16]; path bytes (NUL
+ *                   included), zero padded to 8 }. A record names its segment by id.
+ *                   (Version 2 entries have no identity field: { id; path_len; path }.)
+ *
+ * SEGMENT IDENTITY AND PATHS (version 3)
+ *   A log belongs to its segments, not to the places they happened to be when the log was
+ *   written. Two things make a copy of a segment with its log (cp -a, cp --sparse, rsync,
+ *   tar) an independent pair, and a moved pair still work:
+ *   - PATHS RELATIVE TO THE LOG. A dictionary path that does not start with '/' is relative
+ *     to the directory holding the log file (as the log is opened, symlinks resolved). A
+ *     segment in that directory or below it is always stored that way, so the copy's log
+ *     names the copy's segment. A segment elsewhere is stored with its absolute path: such
+ *     a pair cannot be copied as a unit, and docs say so.
+ *   - IDENTITY. identity is the segment's random 128-bit id, or all zeros when the segment
+ *     has none that the engine can read. A segment carries its identity in its own header
+ *     page (the process-image segments of image_format.h); the engine reads it from the
+ *     file when the segment joins the log and again before each status write while the
+ *     entry is still all zeros (a new image segment's header reaches the file only at the
+ *     first truncation). Recovery never writes a record into a file whose identity differs
+ *     from a non-zero dictionary identity (or that carries none where one is expected): it
+ *     fails with RVM_ELOG naming the file and the identity expected, and writes nothing
+ *     there. (If no live record names that entry, recovery succeeds, and a later rvm_map of
+ *     the path gives the entry to the new file and its identity.) A plain data file mapped
+ *     with rvm_map has no header, and the engine does not invent one: its bytes are the
+ *     application's (file offsets are part of the LRVM API). Its identity is recorded as
+ *     zeros and its protection is the relative path alone. We chose not to keep that identity in an
+ *     extended attribute or a sidecar file: cp without -a, tar without --xattrs, rsync
+ *     without -X and many filesystems drop attributes silently, and a sidecar is separated
+ *     by the same tools, so the check would vanish in exactly the copies it is meant for.
+ *   Version 2 logs are read (absolute paths, no identities) and become version 3 at the
+ *   first status write, which recovery makes at every open: opening is the migration.
  *
  *   A slot is valid iff magic, version, used <= LOG_SLOT_SIZE and crc all check.
  *   No valid slot -> RVM_ELOG ("not an lrvm log, or both status copies damaged").
@@ -49,8 +78,10 @@
  * RECORD (8-byte aligned within the area; never split across the area end)
  *
  *   0   u32 magic      LOG_REC_MAGIC
- *   4   u16 type       LOG_REC_TXN
- *   6   u16 flags      0
+ *   4   u16 type       LOG_REC_TXN (an end marker: LOG_REC_END, below)
+ *   6   u16 flags      version 3: the DURABLE FRONTIER d: when the record was formatted,
+ *                      every record up to seq - d was durable (fdatasync'd); 0 = no claim
+ *                      (the distance did not fit, and every version 2 record)
  *   8   u32 len        total bytes, header + payload + padding; multiple of 8
  *   12  u32 crc        CRC32C seeded with salt, over the record with crc taken as zero
  *   16  u64 seq        sequence number: exactly one more than the previous record's
@@ -65,6 +96,38 @@
  *   len % 8 == 0, pos + len <= area_len, seq == the expected next sequence number,
  *   crc checks, and its ranges lie within its payload. A commit is durable when its
  *   last byte is: the record is written in place with one pwrite, then one fdatasync.
+ *
+ * END MARKER AND DAMAGE (version 3). A record that does not validate ends the chain. That
+ *   is right for a torn tail (the last write of a crash, never acknowledged) and wrong for
+ *   a record damaged later (a bad sector, a stray write): every acknowledged commit after
+ *   it would be dropped in silence. So the end of the chain must be told apart:
+ *   - After the last record of each write the writer puts an END MARKER: a 32-byte record
+ *     header with type LOG_REC_END, len 32, nranges 0, ntxn 0, seq = the NEXT sequence
+ *     number, crc seeded like a record of that seq. It goes into the zero padding the
+ *     write carries anyway (no extra I/O, same fdatasync), in free space, and is
+ *     overwritten by the next record. A writer that places a record elsewhere than the
+ *     current tail (a wrap to offset 0) first zeroes the marker at the old tail, in the
+ *     same fdatasync as the record, so a marker never survives its successor's move.
+ *   - Each record carries its durable frontier (flags, above). Records of ONE write may
+ *     reach the disk in any order when the machine dies before the fdatasync, so a valid
+ *     record after an invalid one proves nothing by itself; a valid record whose frontier
+ *     covers seq k proves that k had been made durable -- acknowledged -- before it.
+ *   - Reading stops at pos expecting seq k. If a valid end marker for k is at pos, this
+ *     is where the last write ended: a clean end. Otherwise (no room for a marker, a torn
+ *     write, a streamed record, or damage) the reader scans the free space -- from pos to
+ *     the area end, then from 0 to the head -- for a valid record with seq > k checked
+ *     with the salt of that seq's epoch and a frontier covering k. None: a TORN TAIL (or
+ *     an end without a marker; or a torn group write whose later records survived), dropped
+ *     as before. One: record k is DAMAGED IN THE MIDDLE of acknowledged
+ *     commits; recovery fails with RVM_ELOG naming seq k, its offset, and the later
+ *     record found, and leaves the log as it was. `rvmutl salvage` recovers the valid
+ *     prefix deliberately: the new epoch then starts at k, which invalidates the records
+ *     after the damage for good, and it prints what it dropped.
+ *   The scan costs one read of the free space, and only when a marker is missing; a
+ *   process that is killed leaves its markers in the page cache, so only power loss,
+ *   damage and a last write without room for a marker pay it. Version 2 records carry
+ *   no frontier (flags 0): recovery of a version 2 log does not scan, and damage to a
+ *   record written before the upgrade is proven only by a later version 3 record.
  *
  * WRAP. A writer whose record does not fit in [tail, area_len) writes it at offset 0
  *   (the gap is dead space until the head passes it). A reader at pos that finds no
@@ -107,13 +170,16 @@
 #define LOG_SLOT_SIZE (32u * 1024u)
 #define LOG_HDR_SIZE (2u * LOG_SLOT_SIZE)
 #define LOG_STATUS_MAGIC 0x01474f4c4d56524cull /* "LRVMLOG\1" */
-#define LOG_FORMAT_VERSION 2u
+#define LOG_FORMAT_VERSION 3u
+#define LOG_FORMAT_VERSION_V2 2u   /* still read: no identities, absolute paths, no markers */
 #define LOG_REC_MAGIC 0x5256524cu /* "LRVR" */
 #define LOG_REC_TXN 1u
+#define LOG_REC_END 2u           /* end marker: not a record, never applied */
 #define LOG_REC_HDR 32u
 #define LOG_RANGE_HDR 16u
 #define LOG_MIN_AREA (64u * 1024u)
 #define LOG_MAX_EPOCHS 8u
+#define LOG_SEG_ID_LEN 16u        /* segment identity bytes in a dictionary entry */
 
 struct log_status {
     uint64_t magic;

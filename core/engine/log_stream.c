@@ -135,6 +135,9 @@ static rvm_return_t stream_place(struct log *lg, uint64_t size, uint64_t *pos)
     for (;;) {
         uint64_t tail = lg->tail_off, gap = 0, p = tail;
         if (tail + size > lg->area_len) {
+            rvm_return_t erc = log_erase_marker(lg, tail);   /* as log_write_batch */
+            if (erc != RVM_SUCCESS)
+                return erc;
             if (lg->used == 0) {
                 lg->head_off = lg->tail_off = tail = 0;   /* as log_write_batch */
             } else {
@@ -224,11 +227,18 @@ rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n)
         goto unlock;
     }
     uint64_t seq = lg->next_seq++;
+    /* the end marker for seq + 1 goes right after the record, if free space allows */
+    uint64_t mark = UINT64_MAX;
+    if (lg->tail_off != 0 && lg->used < lg->area_len &&
+        (lg->head_off > lg->tail_off ? lg->head_off : lg->area_len) - lg->tail_off >=
+            LOG_REC_HDR)
+        mark = lg->tail_off;
     for (size_t k = 0; k < nruns; k++)
         if (runs[k].rg->seg->last_seq < seq)
             runs[k].rg->seg->last_seq = seq;
+    /* durable frontier 1: every earlier record was forced durable in step (1) */
     struct log_rec_hdr h = {
-        .magic = LOG_REC_MAGIC, .type = LOG_REC_TXN, .flags = 0, .len = (uint32_t)size,
+        .magic = LOG_REC_MAGIC, .type = LOG_REC_TXN, .flags = 1, .len = (uint32_t)size,
         .crc = 0, .seq = seq, .nranges = (uint32_t)n, .ntxn = 1,
     };
     uint64_t salt = lg->salt;
@@ -264,6 +274,11 @@ rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n)
         /* the header goes last with the real CRC: a crash before this leaves crc 0 */
         h.crc = o.crc;
         o.err = full_pwrite(lg->fd, &h, sizeof(h), lg->area_off + pos);
+    }
+    if (!o.err && mark != UINT64_MAX) {
+        char m[LOG_REC_HDR];
+        log_end_marker(m, seq + 1, salt);
+        o.err = full_pwrite(lg->fd, m, sizeof(m), lg->area_off + mark);
     }
 
     pthread_mutex_lock(&lg->mu);

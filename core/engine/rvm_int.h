@@ -28,6 +28,19 @@ struct buf {
     size_t len, cap;
 };
 
+/* where the chain of valid records ends, and why (log_end.c) */
+enum log_end_kind {
+    LOG_END_MARKER = 0,   /* an end marker for the expected seq: the last write ended here */
+    LOG_END_UNMARKED,     /* no marker and no later record: a torn tail, or no room for one */
+    LOG_END_DAMAGED,      /* a later valid record exists: the record here is damaged */
+};
+struct log_end {
+    int kind;                   /* enum log_end_kind */
+    uint64_t off, seq;          /* where the chain stopped: area offset, expected seq */
+    uint64_t later_off, later_seq; /* DAMAGED: the first later valid record found */
+    uint64_t last_seq;          /* DAMAGED: the last seq of the valid run starting there */
+};
+
 /* an open segment file; lives until rvm_terminate; id is its dictionary id */
 struct seg {
     uint32_t id;
@@ -41,6 +54,8 @@ struct seg {
     int dirty;           /* written by apply since its last fsync (trunc_mu) */
     int open_err;        /* errno when a dictionary segment could not be opened (fd -1) */
     char *open_why;      /* ... and why, when the ownership rules refused it (or NULL) */
+    int ident_bad;       /* the file there carries another identity than the log's (fd -1) */
+    uint8_t ident[LOG_SEG_ID_LEN]; /* its identity (identity.c); all zero = none known */
     struct shadow ***sdir; /* coalescing set pages of this segment: [page>>9][page&511] */
     size_t sdir_len;       /* (log.mu) */
 };
@@ -106,6 +121,7 @@ struct cset {
 struct log {
     int fd;
     char *path;
+    char *dir;                  /* its directory, absolute: relative dictionary paths start here */
     uint64_t area_off, area_len;
     uint64_t salt;              /* of new records: the last epoch's */
     struct log_epoch epochs[LOG_MAX_EPOCHS];  /* (status_mu for changes) */
@@ -157,6 +173,8 @@ struct rvm_state {
     long truncate;
     rvm_length_t recovery_buf_len, flush_buf_len, max_read_len;
     int sticky;                 /* a write or sync failed: refuse further writes */
+    int salvage;                /* recovery keeps the valid prefix of a damaged log (rvmutl) */
+    struct log_end salvaged;    /* what the last salvaging recovery dropped (kind DAMAGED) */
     rvm_statistics_t st;        /* counters: commit/log ones under log.mu, others under mu */
 };
 
@@ -204,6 +222,7 @@ rvm_return_t log_force(struct log *lg, uint64_t seq);
 void log_kick_truncation(struct log *lg);
 /* log_wait_space -- the writer cannot place its next record: make room (lg->mu held) */
 rvm_return_t log_wait_space(struct log *lg);
+rvm_return_t log_erase_marker(struct log *lg, uint64_t tail);
 /* log_sync -- fdatasync what was written; lg->mu held (released during the sync) */
 rvm_return_t log_sync(struct log *lg);
 
@@ -235,6 +254,8 @@ struct logrd {
 };
 int logrd_next(struct logrd *rd, uint64_t *pos, uint64_t seq, const struct log_rec_hdr **hdr,
                const char **payload);
+int logrd_try(struct logrd *rd, uint64_t pos, uint64_t seq, const struct log_rec_hdr **hdr,
+              const char **payload);
 int rec_check_payload(const struct log_rec_hdr *h, const char *payload);
 rvm_return_t apply_log(struct log *lg, uint64_t off, uint64_t seq, uint64_t max_seq,
                        uint64_t limit, struct apply_res *res);
@@ -248,13 +269,28 @@ rvm_return_t trunc_start(struct log *lg, long pct);
 void trunc_stop(struct log *lg);
 rvm_return_t recover(struct log *lg);
 
+/* log_end.c */
+int log_end_find(struct logrd *rd, uint64_t end_off, uint64_t seq, uint64_t head_off,
+                 struct log_end *out);
+void log_end_marker(char *p, uint64_t seq, uint64_t salt);
+rvm_return_t log_end_error(const char *logpath, const struct log_end *e);
+
+/* identity.c */
+int seg_ident_read(int fd, uint8_t id[LOG_SEG_ID_LEN]);
+int seg_ident_known(const uint8_t id[LOG_SEG_ID_LEN]);
+void seg_ident_hex(const uint8_t id[LOG_SEG_ID_LEN], char out[2 * LOG_SEG_ID_LEN + 1]);
+const char *dict_path_store(const char *logdir, const char *abs);
+char *dict_path_resolve(const char *logdir, const char *stored);
+char *log_dir_of(const char *logpath);
+
 /* seg.c */
 rvm_return_t seg_get(const char *path, uint64_t dev_length, int create_ok, struct seg **out);
 struct region *region_find(const char *addr, uint64_t len);
 struct region *region_find_overlap(const char *addr, uint64_t len);
 rvm_return_t seg_file_image(const char *addr, uint64_t len, int *fd);
 void seg_close_all(void);
-rvm_return_t seg_load_dict(const char *logpath, const struct buf *dict, uint32_t n);
+rvm_return_t seg_load_dict(const struct log *lg, const struct buf *dict, uint32_t n,
+                           uint32_t version);
 
 /* rvm.c */
 rvm_return_t rvm_opts_apply(rvm_options_t *o);

@@ -46,7 +46,13 @@ rvm_return_t seg_get(const char *path, uint64_t dev_length, int create_ok, struc
     for (uint32_t i = 1; i <= R.nsegs; i++) {
         struct seg *s = R.segs[i];
         if (s->fd < 0 && strcmp(s->path, abs) == 0) {
-            /* a dictionary segment that could not be opened at recovery is back */
+            /* a dictionary segment that could not be opened at recovery is back. If the
+             * file there carried another identity, recovery succeeded, so no live record
+             * names the old one: the log now belongs to this file and its identity */
+            if (s->ident_bad) {
+                seg_ident_read(fd, s->ident);
+                s->ident_bad = 0;
+            }
             s->fd = fd;
             s->dev = sb.st_dev;
             s->ino = sb.st_ino;
@@ -74,6 +80,7 @@ rvm_return_t seg_get(const char *path, uint64_t dev_length, int create_ok, struc
     s->fd = fd;
     s->dev = sb.st_dev;
     s->ino = sb.st_ino;
+    seg_ident_read(fd, s->ident);   /* none yet is fine: log_status_write looks again */
     /* files: usable size is the file size chopped to 512; devices need dev_length */
     s->size = S_ISREG(sb.st_mode) ? ((uint64_t)sb.st_size & ~(uint64_t)511) : UINT64_MAX;
     s->id = R.nsegs + 1;
@@ -83,47 +90,69 @@ rvm_return_t seg_get(const char *path, uint64_t dev_length, int create_ok, struc
     return RVM_SUCCESS;
 }
 
+/* seg_open_checked -- open a dictionary segment and check that it carries the identity the
+ * log recorded for it. A file that cannot be opened, or carries another identity (or none
+ * where the log knows one), is kept with fd -1: that is an error only if a record needs it
+ * (apply_record says which), and the file is never written. */
+static void seg_open_checked(struct seg *s)
+{
+    /* the same rules as for a segment the program names itself: a path in the log is
+     * never followed into a file the process's user could not have handed over */
+    char why[1024];
+    s->fd = filecheck_open(s->path, O_RDWR, 0, "segment", why, sizeof(why));
+    if (s->fd < 0) {
+        s->open_err = errno;
+        s->open_why = why[0] ? strdup(why) : NULL;
+        return;
+    }
+    struct stat sb;
+    if (sysio.fstat(s->fd, &sb) == 0) {
+        s->dev = sb.st_dev;
+        s->ino = sb.st_ino;
+        s->size = S_ISREG(sb.st_mode) ? ((uint64_t)sb.st_size & ~(uint64_t)511) : UINT64_MAX;
+    }
+    uint8_t have[LOG_SEG_ID_LEN];
+    if (seg_ident_known(s->ident) &&
+        (!seg_ident_read(s->fd, have) || memcmp(have, s->ident, LOG_SEG_ID_LEN) != 0)) {
+        sysio.close(s->fd);
+        s->fd = -1;
+        s->ident_bad = 1;
+    }
+}
+
 /*
  * seg_load_dict -- adopt the segment dictionary of a log being recovered: live records
- * name segments by these ids, so they keep them. A file that cannot be opened is kept
- * with fd -1: that is an error only if a record needs it.
+ * name segments by these ids, so they keep them. Version 3 entries carry the segment's
+ * identity and a path that may be relative to the log's directory; version 2 entries have
+ * an absolute path and no identity (log_format.h).
  */
-rvm_return_t seg_load_dict(const char *logpath, const struct buf *dict, uint32_t n)
+rvm_return_t seg_load_dict(const struct log *lg, const struct buf *dict, uint32_t n,
+                           uint32_t version)
 {
-    size_t pos = 0;
+    size_t pos = 0, idlen = version >= LOG_FORMAT_VERSION ? LOG_SEG_ID_LEN : 0;
     for (uint32_t k = 0; k < n; k++) {
         uint32_t id, plen;
-        if (pos + 8 > dict->len)
-            return err_set(RVM_ELOG, "log %s: segment dictionary is truncated", logpath);
+        if (pos + 8 + idlen > dict->len)
+            return err_set(RVM_ELOG, "log %s: segment dictionary is truncated", lg->path);
         memcpy(&id, dict->p + pos, 4);
         memcpy(&plen, dict->p + pos + 4, 4);
-        if (id != k + 1 || plen == 0 || pos + 8 + plen > dict->len ||
-            dict->p[pos + 8 + plen - 1] != '\0')
+        const char *path = dict->p + pos + 8 + idlen;
+        if (id != k + 1 || plen == 0 || pos + 8 + idlen + plen > dict->len ||
+            path[plen - 1] != '\0')
             return err_set(RVM_ELOG, "log %s: segment dictionary entry %u is damaged",
-                           logpath, k);
+                           lg->path, k);
         struct seg *s = calloc(1, sizeof(*s));
-        if (s == NULL || (s->path = strdup(dict->p + pos + 8)) == NULL) {
+        if (s == NULL || (s->path = dict_path_resolve(lg->dir, path)) == NULL) {
             free(s);
             return err_set(RVM_ENO_MEMORY, "out of memory reading the log's dictionary");
         }
         s->id = id;
-        /* the same rules as for a segment the program names itself: a path in the log is
-         * never followed into a file the process's user could not have handed over */
-        char why[1024];
-        s->fd = filecheck_open(s->path, O_RDWR, 0, "segment", why, sizeof(why));
-        struct stat sb;
-        if (s->fd < 0) {
-            s->open_err = errno;
-            s->open_why = why[0] ? strdup(why) : NULL;
-        } else if (sysio.fstat(s->fd, &sb) == 0) {
-            s->dev = sb.st_dev;
-            s->ino = sb.st_ino;
-            s->size = S_ISREG(sb.st_mode) ? ((uint64_t)sb.st_size & ~(uint64_t)511)
-                                          : UINT64_MAX;
-        }
+        if (idlen)
+            memcpy(s->ident, dict->p + pos + 8, LOG_SEG_ID_LEN);
+        seg_open_checked(s);
         R.segs[id] = s;
         __atomic_store_n(&R.nsegs, id, __ATOMIC_RELEASE);
-        pos += 8 + ((plen + 7u) & ~7u);
+        pos += 8 + idlen + ((plen + 7u) & ~7u);
     }
     return RVM_SUCCESS;
 }

@@ -195,19 +195,75 @@ void trunc_stop(struct log *lg)
  * is expected, so they can never validate. When the epoch table is full (recovered
  * over and over without a truncation), fall back to fsync + moving the head.
  */
+/*
+ * recover_check_end -- is the end of the chain an honest one (log_end.c)? A record
+ * damaged in the middle of acknowledged commits fails recovery, unless the caller asked
+ * to salvage (rvmutl salvage): then the prefix is recovered as usual -- the new epoch
+ * starting at the damaged seq invalidates the records after it for good -- and what was
+ * dropped is kept in R.salvaged for the caller to print. The prefix already applied is
+ * committed data, so applying it before refusing is harmless.
+ */
+static rvm_return_t recover_check_end(struct log *lg, const struct log_status *st,
+                                      const struct apply_res *res)
+{
+    if (st->version < LOG_FORMAT_VERSION)
+        return RVM_SUCCESS;   /* format 2: no markers, no frontiers, nothing to prove */
+    struct log_epoch ep[LOG_MAX_EPOCHS];
+    memcpy(ep, lg->epochs, sizeof(ep));
+    struct logrd rd = { .fd = lg->fd, .path = lg->path, .area_off = lg->area_off,
+                        .area_len = lg->area_len, .epochs = ep, .nepochs = lg->nepochs,
+                        .chunk = 64u << 10 };
+    struct log_end e;
+    int r = log_end_find(&rd, res->end_off, res->next_seq, st->head_off, &e);
+    buf_free(&rd.b);
+    if (r < 0)
+        return err_io(-r, "log %s: read failed while checking the end of the log: %s",
+                      lg->path, strerror(-r));
+    if (e.kind != LOG_END_DAMAGED)
+        return RVM_SUCCESS;
+    if (!R.salvage)
+        return log_end_error(lg->path, &e);
+    R.salvaged = e;
+    return RVM_SUCCESS;
+}
+
+/*
+ * recover_mark_end -- an end marker under the new epoch's salt where the next record will
+ * go, so that the next recovery reads a clean end even if nothing is written meanwhile.
+ * It lands in free space (between the chain's end and the head the status will name) and
+ * becomes durable with the status write that follows; lost, it only costs the next
+ * recovery one scan of the free space.
+ */
+static rvm_return_t recover_mark_end(struct log *lg, const struct apply_res *res, uint64_t head,
+                                     uint64_t salt)
+{
+    uint64_t room = (head > res->end_off ? head : lg->area_len) - res->end_off;
+    if (res->consumed >= lg->area_len || room < LOG_REC_HDR)
+        return RVM_SUCCESS;
+    char m[LOG_REC_HDR];
+    log_end_marker(m, res->next_seq, salt);
+    int e = full_pwrite(lg->fd, m, sizeof(m), lg->area_off + res->end_off);
+    if (e)
+        return err_io(e, "log %s: writing at offset %llu failed: %s", lg->path,
+                      (unsigned long long)(lg->area_off + res->end_off), strerror(e));
+    return RVM_SUCCESS;
+}
+
 rvm_return_t recover(struct log *lg)
 {
     struct log_status st;
     struct buf dict = { 0 };
     rvm_return_t rc = log_status_read(lg->fd, lg->path, &st, &dict);
     if (rc == RVM_SUCCESS)
-        rc = seg_load_dict(lg->path, &dict, st.nsegs);
+        rc = seg_load_dict(lg, &dict, st.nsegs, st.version);
     buf_free(&dict);
     if (rc)
         return rc;
     struct apply_res res;
     rc = apply_log(lg, st.head_off, st.head_seq, UINT64_MAX, UINT64_MAX, &res);
     if (rc)
+        return rc;
+    if ((rc = recover_check_end(lg, &st, &res)) != RVM_SUCCESS)
         return rc;
     /* an epoch that starts at next_seq holds no valid record (the chain ends there):
      * the new epoch replaces it instead of taking another slot */
@@ -216,6 +272,9 @@ rvm_return_t recover(struct log *lg)
     if (full && (rc = apply_sync_segments()) != RVM_SUCCESS)   /* barrier before head */
         return rc;
     uint64_t salt = log_new_salt(lg->salt);
+    uint64_t head = res.nrec > 0 && !full ? st.head_off : res.end_off;
+    if ((rc = recover_mark_end(lg, &res, head, salt)) != RVM_SUCCESS)
+        return rc;
     pthread_mutex_lock(&lg->status_mu);
     if (res.nrec == 0 || full) {
         /* nothing live (or all of it synced): one fresh epoch, head at the chain end */

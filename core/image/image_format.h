@@ -1,7 +1,7 @@
 /*
  * image_format.h -- a segment holding a process image: the layout of the data segment that
  * keeps one program's persistent heap and, optionally, its executable's global variables.
- * Format version 1.
+ * Format version 2 (version 1 is read, and becomes version 2 at its next commit).
  *
  * WHO USES IT. Whoever maps a program's heap and globals from one segment (the LD_PRELOAD shim
  * does; an aware program could), and rvmutl, which shows such a segment without running the
@@ -54,6 +54,24 @@
  * preload/lockset.c). All zero = nothing held: a segment written before the table existed
  * reads as an empty table, so the format version is unchanged.
  *
+ * IDENTITY (version 2). seg_id is a random 128-bit id drawn when the segment is created (or at
+ * the first commit of a version 1 segment, which that commit turns into version 2) and never
+ * changed. The log's dictionary records it (log_format.h), and recovery refuses to apply the
+ * log to a file that carries another identity, or none once the log knows one. A byte copy of
+ * the segment keeps the id: a copy of the segment WITH its log is the same segment at another
+ * place, and its log names it by a path relative to the log, so the copy recovers into itself.
+ *
+ * LOG PENDING (version 2). log_pending != 0 says "commits of this segment may be in its log and
+ * not yet in this file": without the log, the file is not the last committed state. Unlike
+ * every other mutable field, it is written straight into the file (pwrite + fdatasync) by the
+ * program that commits, BEFORE its first record can reach the log, and it is also set in the
+ * header in memory, so every committed header carries it and no truncation can clear it. Only
+ * a tool that has applied the whole log to the file and emptied the log (`rvmutl recover` /
+ * `truncate`), or a user who accepts the loss (`rvmutl forget-log`), clears it, again with a
+ * direct write. A crash between those steps leaves it set, which errs on the safe side. A
+ * header that is all zeros except log_pending is a segment whose creating commit is only in
+ * its log. A missing log next to a segment with log_pending set is refused, not recreated.
+ *
  * GLOBALS COMMITTED. IMG_F_GLOBALS_VALID is set in the first commit that contains the globals.
  * Until then the globals area holds nothing meaningful (a crash between creation and that commit)
  * and a restart must keep the program's fresh globals.
@@ -64,7 +82,8 @@
 #include <stdint.h>
 
 #define IMG_MAGIC "LRVMIMG1"
-#define IMG_FORMAT_VERSION 1u
+#define IMG_FORMAT_VERSION 2u
+#define IMG_FORMAT_VERSION_V1 1u      /* still read: no seg_id, no log_pending */
 #define IMG_HEADER_SIZE 4096u          /* the header page */
 #define IMG_BUILD_ID_MAX 64u
 #define IMG_PATH_MAX 1024u
@@ -104,13 +123,20 @@ struct image_header {
   uint64_t commit_count;       /* commits made through this layout */
   uint64_t last_commit_ns;     /* CLOCK_REALTIME of the last commit */
   uint64_t last_commit_pid;    /* process that made it */
+  /* version 2 */
+  uint8_t seg_id[16];          /* identity: immutable once set (see IDENTITY) */
+  uint32_t log_pending;        /* see LOG PENDING: written directly, not by commits alone */
+  uint32_t pad2;
 };
+#define IMG_HEADER_V1_SIZE 1208u   /* header_size of version 1: the fields before seg_id */
 
 #define IMG_LOCK_OFF 2048u            /* the held-lock table in the header page */
 #define IMG_LOCK_ROW_SIZE 64u
 #define IMG_LOCK_ROWS 32u              /* row 0: the table's own word(s) */
 #define IMG_LOCK_ROW_ENTRIES 7         /* objects per thread row */
 
+_Static_assert(__builtin_offsetof(struct image_header, seg_id) == IMG_HEADER_V1_SIZE,
+               "version 1 headers end where seg_id starts");
 _Static_assert(sizeof(struct image_header) <= IMG_LOCK_OFF, "header overlaps the lock table");
 _Static_assert(IMG_LOCK_OFF + IMG_LOCK_ROWS * IMG_LOCK_ROW_SIZE <= IMG_HEADER_SIZE,
                "lock table exceeds the header page");

@@ -35,6 +35,10 @@ static void usage(FILE *f)
             "                        exit 1 on any problem (including a torn tail)\n"
             "  recover LOG           apply committed records to the segments, reset log\n"
             "  truncate LOG          same as recover for a log no process has open\n"
+            "  salvage LOG           recover a log with a damaged record in the middle:\n"
+            "                        keep the records before it, say which were dropped\n"
+            "  forget-log SEGMENT    accept a process-image segment whose log is lost, as\n"
+            "                        its file holds it (what only the log held is gone)\n"
             "  image SEGMENT [LOG]   a program's segment (LD_PRELOAD shim): binary, build-id,\n"
             "                        load base, globals, heap, commits; LOG defaults to\n"
             "                        SEGMENT.log (reads the files only)\n"
@@ -68,6 +72,7 @@ static int parse_size(const char *s, uint64_t *out)
 struct utl {
     int fd;
     const char *path;
+    char *dir;            /* the log's directory: relative dictionary paths start there */
     struct log_status st;
     struct buf dict;
     struct logrd rd;
@@ -100,6 +105,7 @@ static int utl_open(struct utl *u, const char *path)
         close(u->fd);
         return -1;
     }
+    u->dir = log_dir_of(path);
     u->rd = (struct logrd){ .fd = u->fd, .path = path, .area_off = u->st.area_off,
                             .area_len = u->st.area_len, .epochs = u->st.epochs,
                             .nepochs = u->st.nepochs,
@@ -107,23 +113,65 @@ static int utl_open(struct utl *u, const char *path)
     return 0;
 }
 
-/* utl_dict_print -- list the segment dictionary; returns how many are missing */
+/* one dictionary entry as rvmutl shows it */
+struct utl_seg {
+    uint32_t id;
+    uint8_t ident[LOG_SEG_ID_LEN];   /* all zero: none recorded */
+    const char *stored;              /* as the log stores it (maybe relative) */
+    char *path;                      /* resolved against the log's directory (malloc'd) */
+};
+
+/* utl_dict_next -- the entry at *pos of the dictionary (both formats); 0, or -1 at its end */
+static int utl_dict_next(struct utl *u, size_t *pos, uint32_t k, struct utl_seg *e)
+{
+    size_t idlen = u->st.version >= LOG_FORMAT_VERSION ? LOG_SEG_ID_LEN : 0;
+    if (k >= u->st.nsegs || *pos + 8 + idlen > u->dict.len)
+        return -1;
+    uint32_t plen;
+    memcpy(&e->id, u->dict.p + *pos, 4);
+    memcpy(&plen, u->dict.p + *pos + 4, 4);
+    memset(e->ident, 0, sizeof(e->ident));
+    memcpy(e->ident, u->dict.p + *pos + 8, idlen);
+    e->stored = u->dict.p + *pos + 8 + idlen;
+    if (plen == 0 || *pos + 8 + idlen + plen > u->dict.len || e->stored[plen - 1] != 0)
+        return -1;
+    e->path = dict_path_resolve(u->dir, e->stored);
+    *pos += 8 + idlen + ((plen + 7u) & ~7u);
+    return e->path ? 0 : -1;
+}
+
+/* utl_dict_print -- list the segment dictionary; returns how many have a problem (missing,
+ * not writable, or carrying another identity than the log recorded) */
 static int utl_dict_print(struct utl *u, int check)
 {
     size_t pos = 0;
-    int missing = 0;
-    for (uint32_t k = 0; k < u->st.nsegs && pos + 8 <= u->dict.len; k++) {
-        uint32_t id, plen;
-        memcpy(&id, u->dict.p + pos, 4);
-        memcpy(&plen, u->dict.p + pos + 4, 4);
-        const char *p = u->dict.p + pos + 8;
-        int ok = access(p, R_OK | W_OK) == 0;
-        printf("  segment %u: %s%s\n", id, p, ok ? "" : "  (MISSING or not writable)");
-        if (check && !ok)
-            missing++;
-        pos += 8 + ((plen + 7u) & ~7u);
+    int problems = 0;
+    struct utl_seg e;
+    for (uint32_t k = 0; utl_dict_next(u, &pos, k, &e) == 0; k++) {
+        int ok = access(e.path, R_OK | W_OK) == 0;
+        char want[2 * LOG_SEG_ID_LEN + 1], have[2 * LOG_SEG_ID_LEN + 1];
+        uint8_t fid[LOG_SEG_ID_LEN];
+        int fd = ok ? sysio.open(e.path, O_RDONLY, 0) : -1;
+        int carries = fd >= 0 && seg_ident_read(fd, fid);
+        if (fd >= 0)
+            close(fd);
+        seg_ident_hex(e.ident, want);
+        seg_ident_hex(fid, have);
+        int other = ok && seg_ident_known(e.ident) &&
+                    (!carries || memcmp(fid, e.ident, LOG_SEG_ID_LEN) != 0);
+        printf("  segment %u: %s%s%s, identity %s%s\n", e.id, e.path,
+               e.stored[0] == '/' ? "" : " (stored relative to the log)",
+               ok ? "" : "  (MISSING or not writable)",
+               seg_ident_known(e.ident) ? want : "none recorded",
+               other ? (carries ? "  (the file there carries ANOTHER identity)"
+                                : "  (the file there carries NO identity)")
+                     : "");
+        (void)have;
+        if (check && (!ok || other))
+            problems++;
+        free(e.path);
     }
-    return missing;
+    return problems;
 }
 
 /* utl_walk -- visit valid records from the head; returns the count; fills end/seq */
@@ -168,6 +216,50 @@ static uint64_t utl_walk(struct utl *u, int verbose, int dump, uint64_t only,
     *end_off = cur;
     *next_seq = seq;
     return n;
+}
+
+/* utl_verify_end -- tell a torn tail from a record damaged in the middle of the log
+ * (log_end.c); returns the problems found (0 or 1) */
+static int utl_verify_end(struct utl *u, uint64_t end, uint64_t next)
+{
+    struct log_end e;
+    int r = log_end_find(&u->rd, end, next, u->st.head_off, &e);
+    if (r < 0) {
+        printf("  PROBLEM: reading the log failed: %s\n", strerror(-r));
+        return 1;
+    }
+    if (e.kind == LOG_END_DAMAGED) {
+        printf("  PROBLEM: DAMAGED RECORD in the middle of the log: record %llu at offset %llu "
+               "is invalid, but records %llu..%llu after it are valid (the first at offset "
+               "%llu). These are acknowledged commits: recovery refuses this log rather than "
+               "drop them. `rvmutl salvage %s` recovers the records before %llu and drops "
+               "records %llu..%llu\n", (unsigned long long)e.seq, (unsigned long long)e.off,
+               (unsigned long long)e.later_seq, (unsigned long long)e.last_seq,
+               (unsigned long long)e.later_off, u->path, (unsigned long long)e.seq,
+               (unsigned long long)e.seq, (unsigned long long)e.last_seq);
+        return 1;
+    }
+    if (e.kind != LOG_END_UNMARKED)
+        return 0;
+    struct log_rec_hdr h;
+    if (u->st.area_len - end >= LOG_REC_HDR &&
+        full_pread(u->fd, &h, sizeof(h), u->st.area_off + end) == 0 &&
+        h.magic == LOG_REC_MAGIC && h.type == LOG_REC_TXN && h.seq == next) {
+        printf("  PROBLEM: record %llu at offset %llu fails its checksum and no later record "
+               "exists: the TORN TAIL of a crashed commit, which was never acknowledged "
+               "(recovery drops it)\n", (unsigned long long)next, (unsigned long long)end);
+        return 1;
+    }
+    /* a version 3 writer leaves an end marker wherever there is room for one */
+    uint64_t room = (u->st.head_off > end ? u->st.head_off : u->st.area_len) - end;
+    if (u->st.version >= LOG_FORMAT_VERSION && end != 0 && room >= LOG_REC_HDR) {
+        printf("  PROBLEM: no end marker where the records end (offset %llu, next seq %llu) "
+               "and no later record: the TORN TAIL of a write that did not complete, never "
+               "acknowledged (recovery drops it)\n", (unsigned long long)end,
+               (unsigned long long)next);
+        return 1;
+    }
+    return 0;
 }
 
 /* cmd_status -- print the status and a summary of the live records */
@@ -224,20 +316,12 @@ static int cmd_status(const char *path, int verify)
             }
         }
         free(hdr);
-        /* torn tail: does something with the next seq start at the end? */
-        struct log_rec_hdr h;
-        if (u.st.area_len - end >= LOG_REC_HDR &&
-            full_pread(u.fd, &h, sizeof(h), u.st.area_off + end) == 0 &&
-            h.magic == LOG_REC_MAGIC && h.seq == next) {
-            printf("  PROBLEM: record %llu at offset %llu fails its checksum (torn tail of a "
-                   "crashed commit; recovery drops it)\n", (unsigned long long)next,
-                   (unsigned long long)end);
-            problems++;
-        }
+        problems += utl_verify_end(&u, end, next);
         printf(problems ? "verify: %d problem(s) found\n" : "verify: OK\n", problems);
     }
     buf_free(&u.dict);
     buf_free(&u.rd.b);
+    free(u.dir);
     close(u.fd);
     return problems ? 1 : 0;
 }
@@ -257,13 +341,45 @@ static int cmd_list(const char *path, int dump, uint64_t only)
     return 0;
 }
 
-/* cmd_recover -- run recovery as rvm_initialize does */
-static int cmd_recover(const char *path)
+/* image_set_log_pending -- write the LOG PENDING field of a process-image segment straight
+ * into its file (image_format.h) and sync it; 1 written, 0 not an image segment, -1 error */
+static int image_set_log_pending(int fd, uint32_t v)
+{
+    struct image_header h;
+    if (full_pread(fd, &h, sizeof(h), 0) != 0 || memcmp(h.magic, IMG_MAGIC, 8) != 0)
+        return 0;
+    if (full_pwrite(fd, &v, sizeof(v), offsetof(struct image_header, log_pending)) != 0 ||
+        sysio.fsync(fd) != 0)
+        return -1;
+    return 1;
+}
+
+/* recover_clear_pending -- the log is empty and every segment synced (rvm_truncate): the
+ * process-image segments it names now hold their last commit by themselves */
+static int recover_clear_pending(void)
+{
+    int bad = 0;
+    for (uint32_t i = 1; i <= R.nsegs; i++) {
+        struct seg *s = R.segs[i];
+        if (s != NULL && s->fd >= 0 && image_set_log_pending(s->fd, 0) < 0) {
+            fprintf(stderr, "rvmutl: segment %s: cannot clear its log-pending mark: %s\n",
+                    s->path, strerror(errno));
+            bad = 1;
+        }
+    }
+    return bad;
+}
+
+/* cmd_recover -- run recovery as rvm_initialize does; salvage: also when a record in the
+ * middle of the log is damaged, keeping the valid records before it (log_end.c) */
+static int cmd_recover(const char *path, int salvage)
 {
     rvm_options_t *o = rvm_malloc_options();
     o->log_dev = (char *)path;
     o->truncate = 0;
     o->flags |= filecheck_shared_group ? RVM_SHARED_GROUP : 0;
+    R.salvage = salvage;
+    memset(&R.salvaged, 0, sizeof(R.salvaged));
     rvm_return_t rc = RVM_INIT(o);
     if (rc != RVM_SUCCESS) {
         fprintf(stderr, "rvmutl: recovery of %s failed: %s: %s\n", path, rvm_return(rc),
@@ -278,14 +394,46 @@ static int cmd_recover(const char *path)
                 rvm_errmsg);
         return 1;
     }
+    int bad = recover_clear_pending();
     rc = rvm_terminate();
     rvm_free_options(o);
     if (rc != RVM_SUCCESS) {
         fprintf(stderr, "rvmutl: %s: %s\n", rvm_return(rc), rvm_errmsg);
         return 1;
     }
+    if (R.salvaged.kind == LOG_END_DAMAGED)
+        printf("log %s salvaged: records before %llu applied; DROPPED records %llu..%llu "
+               "(record %llu at offset %llu was damaged; the later ones started at offset "
+               "%llu)\n", path, (unsigned long long)R.salvaged.seq,
+               (unsigned long long)R.salvaged.seq, (unsigned long long)R.salvaged.last_seq,
+               (unsigned long long)R.salvaged.seq, (unsigned long long)R.salvaged.off,
+               (unsigned long long)R.salvaged.later_off);
+    else if (salvage)
+        printf("log %s: no damaged record found; nothing dropped\n", path);
     printf("log %s recovered: committed records applied to their segments, log empty\n",
            path);
+    return bad;
+}
+
+/* cmd_forget_log -- accept a process-image segment as its file has it, without its log */
+static int cmd_forget_log(const char *seg)
+{
+    int fd = sysio.open(seg, O_RDWR, 0);
+    if (fd < 0) {
+        fprintf(stderr, "rvmutl: cannot open segment %s: %s\n", seg, strerror(errno));
+        return 1;
+    }
+    int r = image_set_log_pending(fd, 0);
+    int e = errno;
+    close(fd);
+    if (r <= 0) {
+        fprintf(stderr, r == 0 ? "rvmutl: %s is not a process-image segment (no \"" IMG_MAGIC
+                                 "\" header)\n"
+                               : "rvmutl: cannot write segment %s: %s\n", seg, strerror(e));
+        return 1;
+    }
+    printf("segment %s: accepted as its file holds it; commits that only its log held are "
+           "lost. The next run starts a new log.\n", seg);
     return 0;
 }
 
@@ -306,14 +454,13 @@ static int64_t utl_seg_id(struct utl *u, const char *seg)
     if (stat(seg, &want) != 0)
         return -1;
     size_t pos = 0;
-    for (uint32_t k = 0; k < u->st.nsegs && pos + 8 <= u->dict.len; k++) {
-        uint32_t id, plen;
-        memcpy(&id, u->dict.p + pos, 4);
-        memcpy(&plen, u->dict.p + pos + 4, 4);
-        const char *p = u->dict.p + pos + 8;
-        if (stat(p, &st) == 0 && st.st_dev == want.st_dev && st.st_ino == want.st_ino)
-            return id;
-        pos += 8 + ((plen + 7u) & ~7u);
+    struct utl_seg e;
+    for (uint32_t k = 0; utl_dict_next(u, &pos, k, &e) == 0; k++) {
+        int same = stat(e.path, &st) == 0 && st.st_dev == want.st_dev &&
+                   st.st_ino == want.st_ino;
+        free(e.path);
+        if (same)
+            return e.id;
     }
     return -1;
 }
@@ -396,7 +543,7 @@ static int cmd_image(const char *seg, const char *logp)
         printf("segment %s: %s\n", seg, zero ? "no header (a new segment, never committed)"
                                              : "not an lrvm process-image segment");
         rc = zero ? 0 : 1;
-    } else if (h.version != IMG_FORMAT_VERSION) {
+    } else if (h.version != IMG_FORMAT_VERSION && h.version != IMG_FORMAT_VERSION_V1) {
         printf("segment %s: segment format version %u (this rvmutl reads %u)\n", seg,
                h.version, IMG_FORMAT_VERSION);
         rc = 1;
@@ -438,12 +585,22 @@ static int cmd_image(const char *seg, const char *logp)
         else
             printf("  heap in use: no heap header at offset %llu (a damaged segment)\n",
                    (unsigned long long)h.heap_off);
+        char sid[2 * LOG_SEG_ID_LEN + 1];
+        seg_ident_hex(h.seg_id, sid);
+        printf("  identity:    %s\n", h.version >= IMG_FORMAT_VERSION
+                                          ? sid : "none yet (format 1: given at the next commit)");
         printf("  commits:     %llu; last %s by pid %llu\n",
                (unsigned long long)h.commit_count, utl_time(t2, sizeof(t2), h.last_commit_ns),
                (unsigned long long)h.last_commit_pid);
     }
     close(fd);
     if (!have_log) {
+        if (h.log_pending) {
+            printf("  log %s: MISSING, but the segment says its log holds commits the file "
+                   "may lack: restore the log, or accept the file as it is with `rvmutl "
+                   "forget-log %s`\n", logp, seg);
+            return 1;
+        }
         printf("  log %s: absent\n", logp);
         return rc;
     }
@@ -511,7 +668,11 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "image"))
         return cmd_image(log, argc > 3 ? argv[3] : NULL);
     if (!strcmp(cmd, "recover") || !strcmp(cmd, "truncate"))
-        return cmd_recover(log);
+        return cmd_recover(log, 0);
+    if (!strcmp(cmd, "salvage"))
+        return cmd_recover(log, 1);
+    if (!strcmp(cmd, "forget-log"))
+        return cmd_forget_log(log);
     fprintf(stderr, "rvmutl: unknown command %s\n", cmd);
     usage(stderr);
     return 2;

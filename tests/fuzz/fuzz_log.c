@@ -169,6 +169,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             pos = 0;
         seq++;
     }
+    /* where the chain ended: the end-marker check and the scan of the free space for a later
+     * record (log_end.c) read the same untrusted bytes */
+    struct log_end e;
+    if (log_end_find(&rd, pos, seq, st.head_off, &e) == 0 && e.kind == LOG_END_DAMAGED &&
+        (e.later_seq <= seq || e.later_off + LOG_REC_HDR > rd.area_len))
+        abort(); /* a "later record" that is not later, or not inside the area */
     buf_free(&rd.b);
     return 0;
 }
