@@ -1,0 +1,128 @@
+/*
+ * test_preload_commit.c -- what a commit of an unmodified program guarantees, on every DIRTY
+ * backend (the user's side of it is docs/commits.md):
+ *   instant        a commit is one instant across threads, heap pages and globals, in a first
+ *                  run and in restarted runs
+ *   no_hang        periodic commits while the program keeps creating and ending threads never
+ *                  deadlock (a thread's exit flushes its heap cache while a commit holds the heap)
+ *   no_flush_exit  LRVM_FLUSH=0: explicit commits survive a clean exit, also without an exit
+ *                  commit (LRVM_COMMIT=none)
+ *   own_sigusr1    a program's own handler of the commit signal keeps the signal commit working
+ *                  and is called too
+ *   exit_failure   an exit commit that fails makes the process exit non-zero and say so
+ * Programs: tests/preload/commit_probe.c and examples/todo.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "child.h"
+
+static const char *const backends[] = {"wp-async", "uffd-sigbus", "mprotect"};
+
+/* scale -- LRVM_TEST_SCALE (default 1): multiplies the trials of the tortures */
+static int scale(void)
+{
+  const char *s = getenv("LRVM_TEST_SCALE");
+  int v = s ? atoi(s) : 1;
+  return v > 0 ? v : 1;
+}
+
+/* the settings of one backend's persistent runs */
+struct cfg {
+  char seg[256], track[64];
+  const char *extra[10];
+};
+
+/* cfg_init -- segment in dir, backend, small heap and log, up to three more settings */
+static void cfg_init(struct cfg *c, const char *dir, const char *backend, const char *m1,
+                     const char *m2, const char *m3)
+{
+  memset(c, 0, sizeof(*c));
+  snprintf(c->seg, sizeof(c->seg), "LRVM_SEGMENT=%s/seg", dir);
+  snprintf(c->track, sizeof(c->track), "LRVM_TRACK=%s", backend);
+  const char *e[] = {c->seg, c->track, "LRVM_HEAP_SIZE=256M", m1, m2, m3};
+  size_t k = 0;
+  for (size_t i = 0; i < sizeof(e) / sizeof(e[0]); i++)
+    if (e[i] != NULL)
+      c->extra[k++] = e[i];
+  c->extra[k] = NULL;
+}
+
+/* wipe -- remove the segment and its log of dir (a fresh start) */
+static void wipe(const char *dir)
+{
+  char p[300];
+  snprintf(p, sizeof(p), "%s/seg", dir);
+  unlink(p);
+  snprintf(p, sizeof(p), "%s/seg.log", dir);
+  unlink(p);
+}
+
+/* free_result -- release a result's buffers */
+static void free_result(struct result *r)
+{
+  free(r->out);
+  free(r->err);
+}
+
+/* A writer thread keeps a >= c >= b >= d >= a - 1 (a, b heap words on two pages; c, d
+ * globals) at every instant while main commits every 2 ms; each run checks the commit it
+ * starts from. Runs restart on one segment, so every run but the first is a restarted one. */
+Test(preload_commit, instant, .timeout = 240)
+{
+  const char *probe = child_need("LRVM_TEST_COMMITPROBE");
+  char dir[128];
+  child_tdir(dir, sizeof(dir), "commit-instant");
+  int runs = 6 * scale(), torn = 0;
+  for (size_t b = 0; b < 3; b++) {
+    struct cfg c;
+    cfg_init(&c, dir, backends[b], "LRVM_COMMIT=none", "LRVM_LOG_SIZE=16M", NULL);
+    wipe(dir);
+    for (int k = 0; k < runs; k++) {
+      char *argv[] = {(char *)probe, "instant", "40", NULL};
+      struct result r = child_run(argv, c.extra, CHILD_SHIM, NULL, 60000);
+      cr_expect_eq(r.status, 0, "%s run %d: status %d\n%s\n%s", backends[b], k, r.status,
+                   r.out, r.err);
+      if (strstr(r.out, " ok\n") == NULL) {
+        torn++;
+        cr_expect(0, "%s run %d started from a commit that is not one instant: %s%s",
+                  backends[b], k, r.out, r.err);
+      }
+      free_result(&r);
+    }
+  }
+  cr_expect_eq(torn, 0);
+  child_dir_remove(dir);
+}
+
+/* Threads made and joined all the time (their exits flush heap caches) under 5 ms interval
+ * commits: every run must end, and end well. Short runs: each run's first commits are the
+ * likeliest to meet an exiting thread on a lock, and so is the first commit of each thread
+ * that calls rvm_commit. */
+Test(preload_commit, no_hang, .timeout = 300)
+{
+  const char *probe = child_need("LRVM_TEST_COMMITPROBE");
+  char dir[128];
+  child_tdir(dir, sizeof(dir), "commit-hang");
+  int runs = 6 * scale();
+  for (size_t b = 0; b < 3; b++) {
+    struct cfg c;
+    cfg_init(&c, dir, backends[b], "LRVM_COMMIT=exit,interval:5ms", "LRVM_LOG_SIZE=16M",
+             NULL);
+    int hung = 0;
+    for (int k = 0; k < runs; k++) {
+      char *argv[] = {(char *)probe, "threads", "150", NULL};
+      struct result r = child_run(argv, c.extra, CHILD_SHIM, NULL, 5000);
+      if (r.status == -1)
+        hung++;
+      else
+        cr_expect_eq(r.status, 0, "%s run %d: status %d\n%s\n%s", backends[b], k, r.status,
+                     r.out, r.err);
+      free_result(&r);
+    }
+    cr_expect_eq(hung, 0, "%s: %d of %d runs hung (killed after 5 s)", backends[b], hung, runs);
+  }
+  child_dir_remove(dir);
+}
