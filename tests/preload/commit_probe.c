@@ -12,7 +12,8 @@
  *   threads MS   for MS milliseconds: create 8 threads that malloc, write and free, join them,
  *                again; one thread of each 8 also calls rvm_commit. Prints "threads N" (threads made) and exits 0.
  *   sigusr1      installs its own SIGUSR1 handler, sets a heap counter to 41, raises SIGUSR1,
- *                sets the counter to 42, sleeps 200 ms, then _exit(0). Prints "start V" (the
+ *                waits for the commit (the log's mtime, at most 5 s), sets the counter to 42,
+ *                then _exit(0). Prints "start V" (the
  *                counter it started from, 0 if none) and "handler N" (its handler's calls).
  *   big MB       writes MB MiB of heap with a new byte pattern and returns from main.
  */
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -160,8 +162,21 @@ static int run_sigusr1(void)
   if (sigaction(SIGUSR1, &sa, NULL) != 0)
     return 1;
   *counter = 41;
+  const char *seg = getenv("LRVM_SEGMENT");
+  char logp[4096];
+  snprintf(logp, sizeof(logp), "%s.log", seg ? seg : "");
+  struct stat before, now;
+  int have = stat(logp, &before) == 0;
   raise(SIGUSR1);
-  nap_us(200000);   /* the commit the signal asked for is made meanwhile */
+  /* The commit the signal asked for is made by the shim's commit thread: wait until the log
+   * was written (at most 5 s, on a loaded machine), and a little longer for its sync. */
+  for (int k = 0; have && k < 500; k++) {
+    nap_us(10000);
+    if (stat(logp, &now) == 0 && (now.st_mtim.tv_sec != before.st_mtim.tv_sec ||
+                                  now.st_mtim.tv_nsec != before.st_mtim.tv_nsec))
+      break;
+  }
+  nap_us(200000);
   *counter = 42;
   printf("handler %d\n", handled);
   fflush(stdout);

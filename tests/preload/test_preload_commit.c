@@ -126,3 +126,86 @@ Test(preload_commit, no_hang, .timeout = 300)
   }
   child_dir_remove(dir);
 }
+
+/* todo_run -- examples/todo with args under the shim, LRVM_FLUSH=0, LRVM_COMMIT=none */
+static struct result todo_run(const char *dir, const char *backend, char *const args[])
+{
+  struct cfg c;
+  cfg_init(&c, dir, backend, "LRVM_COMMIT=none", "LRVM_FLUSH=0", "LRVM_LOG_SIZE=4M");
+  char *argv[8] = {(char *)child_need("LRVM_TEST_TODO")};
+  for (int i = 0; args[i] != NULL && i < 6; i++)
+    argv[i + 1] = args[i];
+  return child_run(argv, c.extra, CHILD_SHIM, NULL, 60000);
+}
+
+/* no_flush commits may be lost by a crash, never by a clean exit: the program's explicit
+ * commits are durable once it has returned from main, also without an exit commit */
+Test(preload_commit, no_flush_exit, .timeout = 120)
+{
+  char dir[128];
+  child_tdir(dir, sizeof(dir), "commit-noflush");
+  for (size_t b = 0; b < 3; b++) {
+    wipe(dir);
+    char *add[] = {"add", "milk", "bread", NULL};
+    struct result r = todo_run(dir, backends[b], add);
+    cr_expect_eq(r.status, 0, "%s: add: %d\n%s\n%s", backends[b], r.status, r.out, r.err);
+    free_result(&r);
+    char *list[] = {"list", NULL};
+    r = todo_run(dir, backends[b], list);
+    cr_expect_eq(r.status, 0, "%s: list: %d\n%s\n%s", backends[b], r.status, r.out, r.err);
+    cr_expect(strstr(r.out, "milk") && strstr(r.out, "bread"),
+              "%s: the explicit commits of the first run were lost at its clean exit:\n%s\n%s",
+              backends[b], r.out, r.err);
+    free_result(&r);
+  }
+  child_dir_remove(dir);
+}
+
+/* The program installs its own SIGUSR1 handler and raises SIGUSR1 with a heap counter at 41,
+ * then sets it to 42 and leaves with _exit (no exit commit): the next run must start from 41
+ * (the signal's commit was made) and the program's handler must have run. */
+Test(preload_commit, own_sigusr1, .timeout = 120)
+{
+  const char *probe = child_need("LRVM_TEST_COMMITPROBE");
+  char dir[128];
+  child_tdir(dir, sizeof(dir), "commit-usr1");
+  for (size_t b = 0; b < 3; b++) {
+    struct cfg c;
+    cfg_init(&c, dir, backends[b], "LRVM_COMMIT=signal", "LRVM_LOG_SIZE=4M", NULL);
+    wipe(dir);
+    char *argv[] = {(char *)probe, "sigusr1", NULL};
+    struct result r = child_run(argv, c.extra, CHILD_SHIM, NULL, 60000);
+    cr_expect_eq(r.status, 0, "%s: status %d\n%s\n%s", backends[b], r.status, r.out, r.err);
+    cr_expect(strstr(r.out, "handler 1\n") != NULL, "%s: the program's handler did not run "
+              "once:\n%s\n%s", backends[b], r.out, r.err);
+    free_result(&r);
+    r = child_run(argv, c.extra, CHILD_SHIM, NULL, 60000);
+    cr_expect(strstr(r.out, "start 41\n") != NULL, "%s: the signal commit was not made (the "
+              "program's own SIGUSR1 handler replaced it?):\n%s\n%s", backends[b], r.out, r.err);
+    free_result(&r);
+  }
+  child_dir_remove(dir);
+}
+
+/* An exit commit that cannot be made (8 MiB of changes, a 1 MiB log) must not look like
+ * success: the status is non-zero and stderr says that the run's changes were lost. */
+Test(preload_commit, exit_failure, .timeout = 120)
+{
+  const char *probe = child_need("LRVM_TEST_COMMITPROBE");
+  char dir[128];
+  child_tdir(dir, sizeof(dir), "commit-exitfail");
+  for (size_t b = 0; b < 3; b++) {
+    struct cfg c;
+    cfg_init(&c, dir, backends[b], "LRVM_COMMIT=exit", "LRVM_LOG_SIZE=1M", NULL);
+    wipe(dir);
+    char *argv[] = {(char *)probe, "big", "8", NULL};
+    struct result r = child_run(argv, c.extra, CHILD_SHIM, NULL, 60000);
+    cr_expect(strstr(r.out, "wrote 8 MiB") != NULL, "%s: %s\n%s", backends[b], r.out, r.err);
+    cr_expect_neq(r.status, 0, "%s: the exit commit failed but the process exited 0:\n%s",
+                  backends[b], r.err);
+    cr_expect(strstr(r.err, "not committed") != NULL, "%s: stderr does not say what was "
+              "lost:\n%s", backends[b], r.err);
+    free_result(&r);
+  }
+  child_dir_remove(dir);
+}
