@@ -106,17 +106,23 @@ static void exit_commit(void)
 {
   if (__atomic_exchange_n(&exit_done, 1, __ATOMIC_ACQ_REL))
     return;
+  if (shim_forked_child) {
+    /* never commits; and commit_lock may be held for good here: fork copied it from a
+     * parent's thread that was committing */
+    __atomic_store_n(&commits_closed, 1, __ATOMIC_RELEASE);
+    return;
+  }
   /* a commit in flight (the commit thread's) ends first: what it commits is not cut off */
   pthread_mutex_lock(&commit_lock);
   pthread_mutex_unlock(&commit_lock);
   /* A commit the signal asked for and the commit thread has not taken yet is made now: the
    * request is not lost because the program exits first. */
-  if (!shim_forked_child && __atomic_exchange_n(&sig_pending, 0, __ATOMIC_ACQ_REL))
+  if (__atomic_exchange_n(&sig_pending, 0, __ATOMIC_ACQ_REL))
     shim_commit("signal");
   int rc = 0;
   if (shim_opts.commit & SHIM_COMMIT_EXIT)
     rc = shim_commit("exit");   /* flushes the earlier no_flush commits too (persist.c) */
-  else if (!shim_forked_child)
+  else
     rc = exit_flush();
   if (rc != 0 && rc != ENOSYS)
     exit_failed = 1;
@@ -137,11 +143,11 @@ int shim_commit_before_dtors(void)
 static void exit_failed_end(int status)
 {
   char st[24], was[24];
-  int code = status != 0 ? status : 1;
+  int code = (status & 0xff) != 0 ? status & 0xff : 1;   /* what the parent would see */
   shim_say(2, "this run's changes since its last successful commit were not committed to "
            "LRVM_SEGMENT=", shim_opts.segment ? shim_opts.segment : "", " (the next run starts "
            "from that commit); exit status ", shim_fmt_u64(st, (uint64_t)(unsigned)code),
-           " instead of ", shim_fmt_u64(was, (uint64_t)(unsigned)status), NULL);
+           " instead of ", shim_fmt_u64(was, (uint64_t)(unsigned)(status & 0xff)), NULL);
   fflush(NULL);
   _exit(code);
 }
@@ -204,8 +210,15 @@ int shim_commit_sigaction(int sig, const struct sigaction *act, struct sigaction
       shim_forked_child)
     return 0;
   pthread_mutex_lock(&app_mu);
-  if (old != NULL)
+  if (old != NULL) {
     *old = app_act;
+    void *had = (app_act.sa_flags & SA_SIGINFO) ? (void *)app_act.sa_sigaction
+                                                : (void *)app_act.sa_handler;
+    if (app_fn == NULL && had != (void *)SIG_DFL && had != (void *)SIG_IGN) {
+      old->sa_handler = SIG_DFL;    /* SA_RESETHAND reset it at its first call */
+      old->sa_flags &= ~(SA_SIGINFO | SA_RESETHAND);
+    }
+  }
   if (act != NULL) {
     app_fn = NULL;   /* no half-updated action is ever called */
     app_act = *act;
@@ -271,7 +284,7 @@ int shim_commit_setup(void)
   }
   app_act.sa_handler = SIG_DFL;
   if (on_exit(commit_at_exit, NULL) != 0) {
-    shim_say(2, "cannot register the exit commit (atexit failed)", NULL);
+    shim_say(2, "cannot register the exit commit (on_exit failed)", NULL);
     return ENOMEM;
   }
   if (!(shim_opts.commit & (SHIM_COMMIT_SIGNAL | SHIM_COMMIT_INTERVAL)))
