@@ -9,6 +9,8 @@
  *                calls rvm_commit every 2 ms, N times, then _exit(0) with the writer still
  *                running. Every instant has a >= c >= b >= d >= a - 1, so a commit that is one
  *                instant restores such a state. Prints "start A B C D ok|torn".
+ *   instant-quiet N   the same without rvm_commit calls: the shim's interval commits are
+ *                the ones the next run checks.
  *   threads MS   for MS milliseconds: create 8 threads that malloc, write and free, join them,
  *                again; one thread of each 8 also calls rvm_commit. Prints "threads N" (threads made) and exits 0.
  *   sigusr1      installs its own SIGUSR1 handler, sets a heap counter to 41, raises SIGUSR1,
@@ -67,8 +69,9 @@ static void *writer(void *arg)
   return NULL;
 }
 
-/* run_instant -- mode "instant" (see the file comment) */
-static int run_instant(int n)
+/* run_instant -- mode "instant" (see the file comment); explicit 0: no rvm_commit calls, the
+ * shim's own commits (LRVM_COMMIT=interval) are the ones checked */
+static int run_instant(int n, int explicit)
 {
   if (pa == NULL) {   /* first run: nothing restored */
     char *blk = calloc(1, 3 * 4096);
@@ -91,7 +94,7 @@ static int run_instant(int n)
     return 1;
   for (int k = 0; k < n; k++) {
     nap_us(2000);
-    if (explicit_commit() != 0) {
+    if (explicit && explicit_commit() != 0) {
       printf("rvm_commit failed\n");
       fflush(stdout);
       _exit(1);
@@ -200,13 +203,15 @@ int main(int argc, char **argv)
 {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc == 3 && strcmp(argv[1], "instant") == 0)
-    return run_instant(atoi(argv[2]));
+    return run_instant(atoi(argv[2]), 1);
+  if (argc == 3 && strcmp(argv[1], "instant-quiet") == 0)
+    return run_instant(atoi(argv[2]), 0);
   if (argc == 3 && strcmp(argv[1], "threads") == 0)
     return run_threads(atol(argv[2]));
   if (argc == 2 && strcmp(argv[1], "sigusr1") == 0)
     return run_sigusr1();
   if (argc == 3 && strcmp(argv[1], "big") == 0)
     return run_big(atol(argv[2]));
-  fprintf(stderr, "usage: commit_probe instant N | threads MS | sigusr1 | big MB\n");
+  fprintf(stderr, "usage: commit_probe instant|instant-quiet N | threads MS | sigusr1 | big MB\n");
   return 2;
 }

@@ -67,31 +67,44 @@ static void free_result(struct result *r)
   free(r->err);
 }
 
-/* A writer thread keeps a >= c >= b >= d >= a - 1 (a, b heap words on two pages; c, d
- * globals) at every instant while main commits every 2 ms; each run checks the commit it
- * starts from. Runs restart on one segment, so every run but the first is a restarted one. */
-Test(preload_commit, instant, .timeout = 240)
+/* instant_runs -- `runs` runs of commit_probe MODE 40 on one fresh segment with commits
+ * `commit`; each run judges the commit it starts from. Returns the number of torn starts. */
+static int instant_runs(const char *dir, const char *backend, const char *mode,
+                        const char *commit, int runs)
 {
   const char *probe = child_need("LRVM_TEST_COMMITPROBE");
+  struct cfg c;
+  cfg_init(&c, dir, backend, commit, "LRVM_LOG_SIZE=16M", NULL);
+  wipe(dir);
+  int torn = 0;
+  for (int k = 0; k < runs; k++) {
+    char *argv[] = {(char *)probe, (char *)mode, "40", NULL};
+    struct result r = child_run(argv, c.extra, CHILD_SHIM, NULL, 60000);
+    cr_expect_eq(r.status, 0, "%s %s run %d: status %d\n%s\n%s", backend, mode, k, r.status,
+                 r.out, r.err);
+    if (strstr(r.out, " ok\n") == NULL) {
+      torn++;
+      cr_expect(0, "%s %s run %d started from a commit that is not one instant: %s%s",
+                backend, mode, k, r.out, r.err);
+    }
+    free_result(&r);
+  }
+  return torn;
+}
+
+/* A writer thread keeps a >= c >= b >= d >= a - 1 (a, b heap words on two pages; c, d
+ * globals) at every instant while main commits every 2 ms (explicit rvm_commit), or while the
+ * shim commits every 3 ms (interval); each run checks the commit it starts from. Runs restart
+ * on one segment, so every run but the first is a restarted one. */
+Test(preload_commit, instant, .timeout = 240)
+{
   char dir[128];
   child_tdir(dir, sizeof(dir), "commit-instant");
-  int runs = 6 * scale(), torn = 0;
+  int torn = 0;
   for (size_t b = 0; b < 3; b++) {
-    struct cfg c;
-    cfg_init(&c, dir, backends[b], "LRVM_COMMIT=none", "LRVM_LOG_SIZE=16M", NULL);
-    wipe(dir);
-    for (int k = 0; k < runs; k++) {
-      char *argv[] = {(char *)probe, "instant", "40", NULL};
-      struct result r = child_run(argv, c.extra, CHILD_SHIM, NULL, 60000);
-      cr_expect_eq(r.status, 0, "%s run %d: status %d\n%s\n%s", backends[b], k, r.status,
-                   r.out, r.err);
-      if (strstr(r.out, " ok\n") == NULL) {
-        torn++;
-        cr_expect(0, "%s run %d started from a commit that is not one instant: %s%s",
-                  backends[b], k, r.out, r.err);
-      }
-      free_result(&r);
-    }
+    torn += instant_runs(dir, backends[b], "instant", "LRVM_COMMIT=none", 6 * scale());
+    torn += instant_runs(dir, backends[b], "instant-quiet", "LRVM_COMMIT=interval:3ms",
+                         3 * scale());
   }
   cr_expect_eq(torn, 0);
   child_dir_remove(dir);
