@@ -7,11 +7,22 @@
  *             static destructors: their last writes are in the commit. _exit() and a crash skip
  *             it, which is the point: the restart then sees the previous commit.
  *   signal    the handler only sem_post()s (async-signal-safe); a commit thread does the work,
- *             since a commit takes locks the interrupted code may hold.
+ *             since a commit takes locks the interrupted code may hold. A handler the program
+ *             installs for the same signal does not replace ours: sigchain.c hands the call to
+ *             shim_commit_sigaction, which records it, and ours calls it after asking for the
+ *             commit (the program's signal keeps doing what the program wants, and commits).
  *   interval  the same thread, waking at the period.
  * The commit thread exists only if signal or interval is asked for; it blocks all signals so
  * that it never runs the program's handlers. In a fork child it does not exist (fork copies the
  * calling thread only) and shim_commit refuses: the child must never write the parent's segment.
+ *
+ * A CLEAN EXIT (exit() or a return from main) never loses a commit the program was told had
+ * succeeded: with LRVM_FLUSH=0 the queued no_flush commits are flushed at exit even when no exit
+ * commit is asked for (LRVM_COMMIT=none). _exit() and _Exit() skip the exit handlers on
+ * purpose; they are treated like a crash (queued no_flush commits are lost), which keeps them
+ * async-signal-safe. If the exit commit or that flush fails, the process must not look
+ * successful: the last exit handler (registered first, with on_exit to learn the status)
+ * says what was lost and ends the process with a non-zero status.
  */
 #include "shim.h"
 
@@ -20,6 +31,7 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -37,6 +49,13 @@ static volatile sig_atomic_t sig_pending;  /* set by the handler; taken (exchang
 static int stats_fd = 2;
 static int exit_done;               /* the exit commit was made (or skipped): once only */
 static int commits_closed;          /* after the exit commit: no more commits */
+static int exit_failed;             /* the exit commit or the exit flush failed */
+/* the program's own action for the commit signal (shim_commit_sigaction); SIG_DFL until it
+ * installs one. Written under app_mu, read by on_sig: the handler pointer is read once,
+ * atomically, so a handler never runs with a half-written pointer. */
+static pthread_mutex_t app_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct sigaction app_act;
+static void *volatile app_fn;       /* app_act's handler as on_sig calls it */
 
 /* shim_commit -- the single commit entry point: with LRVM_SEGMENT, a commit of the tracked heap
  * (persist.c); without, there is nothing to commit to (ENOSYS), calls are only counted. */
@@ -69,18 +88,44 @@ int shim_commit(const char *why)
   return rc;
 }
 
+/* exit_flush -- a clean exit without an exit commit: make the queued no_flush commits durable
+ * (the commit lock keeps the commit thread out meanwhile); 0 or an rvm_return_t */
+static int exit_flush(void)
+{
+  if (!shim_persistent || shim_opts.flush)
+    return 0;
+  pthread_mutex_lock(&commit_lock);
+  int rc = __atomic_load_n(&commits_closed, __ATOMIC_ACQUIRE) ? 0 : shim_persist_flush();
+  pthread_mutex_unlock(&commit_lock);
+  return rc;
+}
+
 /* exit_commit -- the exit commit, once: from commit_before_dtors when the globals are kept
  * (globals.c says why it must precede the static destructors), else from commit_at_exit */
 static void exit_commit(void)
 {
   if (__atomic_exchange_n(&exit_done, 1, __ATOMIC_ACQ_REL))
     return;
+  if (shim_forked_child) {
+    /* never commits; and commit_lock may be held for good here: fork copied it from a
+     * parent's thread that was committing */
+    __atomic_store_n(&commits_closed, 1, __ATOMIC_RELEASE);
+    return;
+  }
+  /* a commit in flight (the commit thread's) ends first: what it commits is not cut off */
+  pthread_mutex_lock(&commit_lock);
+  pthread_mutex_unlock(&commit_lock);
   /* A commit the signal asked for and the commit thread has not taken yet is made now: the
    * request is not lost because the program exits first. */
-  if (!shim_forked_child && __atomic_exchange_n(&sig_pending, 0, __ATOMIC_ACQ_REL))
+  if (__atomic_exchange_n(&sig_pending, 0, __ATOMIC_ACQ_REL))
     shim_commit("signal");
+  int rc = 0;
   if (shim_opts.commit & SHIM_COMMIT_EXIT)
-    shim_commit("exit");
+    rc = shim_commit("exit");   /* flushes the earlier no_flush commits too (persist.c) */
+  else
+    rc = exit_flush();
+  if (rc != 0 && rc != ENOSYS)
+    exit_failed = 1;
   /* nothing after the exit commit is committed: the destructors that follow may free what the
    * committed globals point to */
   __atomic_store_n(&commits_closed, 1, __ATOMIC_RELEASE);
@@ -92,9 +137,26 @@ int shim_commit_before_dtors(void)
   return atexit(exit_commit) ? ENOMEM : 0;
 }
 
-/* commit_at_exit -- the exit hook; also prints LRVM_STATS */
-static void commit_at_exit(void)
+/* exit_failed_end -- the exit commit failed: say what is lost and end with a non-zero status
+ * (the program's own, if it gave one). This is the last exit handler, so only stdio's final
+ * flush is left to do, which _exit would skip: it is done here. */
+static void exit_failed_end(int status)
 {
+  char st[24], was[24];
+  int code = (status & 0xff) != 0 ? status & 0xff : 1;   /* what the parent would see */
+  shim_say(2, "this run's changes since its last successful commit were not committed to "
+           "LRVM_SEGMENT=", shim_opts.segment ? shim_opts.segment : "", " (the next run starts "
+           "from that commit); exit status ", shim_fmt_u64(st, (uint64_t)(unsigned)code),
+           " instead of ", shim_fmt_u64(was, (uint64_t)(unsigned)(status & 0xff)), NULL);
+  fflush(NULL);
+  _exit(code);
+}
+
+/* commit_at_exit -- the exit hook (on_exit: it learns the exit status); also prints
+ * LRVM_STATS, and ends a run whose exit commit failed with a non-zero status */
+static void commit_at_exit(int status, void *arg)
+{
+  (void)arg;
   exit_commit();
   if (shim_opts.stats && !shim_forked_child) {
     char a[24], b[24], c[24], d[24], x[24];
@@ -110,17 +172,61 @@ static void commit_at_exit(void)
     shim_mutex_stats(stats_fd);
     shim_locks_stats(stats_fd);
   }
+  if (exit_failed && !shim_forked_child)
+    exit_failed_end(status);
 }
 
 
-/* on_sig -- the commit signal's handler: mark and wake the commit thread (async-signal-safe) */
-static void on_sig(int sig)
+/* on_sig -- the commit signal's handler: mark and wake the commit thread (async-signal-safe),
+ * then run the program's own handler for the signal, if it installed one, as the kernel would
+ * have: with its mask added, SA_SIGINFO or not, SA_RESETHAND honoured. Its default action
+ * (SIG_DFL: terminate) is what LRVM_COMMIT=signal replaces; SIG_IGN just commits. */
+static void on_sig(int sig, siginfo_t *si, void *uc)
 {
-  (void)sig;
   int saved = errno;
   sig_pending = 1;
   sem_post(&commit_sem);
   errno = saved;
+  void *fn = app_fn;
+  if (fn == NULL)
+    return;
+  int flags = app_act.sa_flags;
+  sigset_t old;
+  pthread_sigmask(SIG_BLOCK, &app_act.sa_mask, &old);
+  if (flags & SA_RESETHAND)
+    app_fn = NULL;
+  if (flags & SA_SIGINFO)
+    ((void (*)(int, siginfo_t *, void *))fn)(sig, si, uc);
+  else
+    ((void (*)(int))fn)(sig);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  errno = saved;
+}
+
+/* shim_commit_sigaction -- see shim.h */
+int shim_commit_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+  if (!(shim_opts.commit & SHIM_COMMIT_SIGNAL) || sig != shim_opts.commit_signal ||
+      shim_forked_child)
+    return 0;
+  pthread_mutex_lock(&app_mu);
+  if (old != NULL) {
+    *old = app_act;
+    void *had = (app_act.sa_flags & SA_SIGINFO) ? (void *)app_act.sa_sigaction
+                                                : (void *)app_act.sa_handler;
+    if (app_fn == NULL && had != (void *)SIG_DFL && had != (void *)SIG_IGN) {
+      old->sa_handler = SIG_DFL;    /* SA_RESETHAND reset it at its first call */
+      old->sa_flags &= ~(SA_SIGINFO | SA_RESETHAND);
+    }
+  }
+  if (act != NULL) {
+    app_fn = NULL;   /* no half-updated action is ever called */
+    app_act = *act;
+    void *fn = (act->sa_flags & SA_SIGINFO) ? (void *)act->sa_sigaction : (void *)act->sa_handler;
+    app_fn = (fn == (void *)SIG_DFL || fn == (void *)SIG_IGN) ? NULL : fn;
+  }
+  pthread_mutex_unlock(&app_mu);
+  return 1;
 }
 
 /* commit_thread -- waits for the signal or the period, then commits */
@@ -176,8 +282,9 @@ int shim_commit_setup(void)
     if (fd >= 0)
       stats_fd = fd;
   }
-  if (atexit(commit_at_exit) != 0) {
-    shim_say(2, "cannot register the exit commit (atexit failed)", NULL);
+  app_act.sa_handler = SIG_DFL;
+  if (on_exit(commit_at_exit, NULL) != 0) {
+    shim_say(2, "cannot register the exit commit (on_exit failed)", NULL);
     return ENOMEM;
   }
   if (!(shim_opts.commit & (SHIM_COMMIT_SIGNAL | SHIM_COMMIT_INTERVAL)))
@@ -186,8 +293,8 @@ int shim_commit_setup(void)
   if (shim_opts.commit & SHIM_COMMIT_SIGNAL) {
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_sig;
-    sa.sa_flags = SA_RESTART;
+    sa.sa_sigaction = on_sig;
+    sa.sa_flags = SA_RESTART | SA_SIGINFO;
     sigemptyset(&sa.sa_mask);
     if (sigaction(shim_opts.commit_signal, &sa, NULL) != 0) {
       int err = errno;

@@ -585,6 +585,19 @@ int shim_persist_commit(int final)
   return (int)rc;
 }
 
+/* shim_persist_flush -- see shim.h. The records are in the log's queue in this process only:
+ * written and synced now, they survive; a crash before this loses them, whole and from the end
+ * (what no_flush allows). */
+int shim_persist_flush(void)
+{
+  shim_in_core = 1;
+  rvm_return_t rc = rvm_flush();
+  shim_in_core = 0;
+  if (rc != RVM_SUCCESS)
+    say_rvm("flushing the commits of LRVM_FLUSH=0 at exit failed", rc);
+  return (int)rc;
+}
+
 /* shim_persist_stats -- the tracker's statistics (LRVM_STATS) */
 void shim_persist_stats(int fd)
 {

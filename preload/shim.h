@@ -142,6 +142,11 @@ extern int shim_forked_child;  /* set in a fork child: commits are disabled ther
 int shim_commit(const char *why);
 /* shim_commit_setup -- install the hooks LRVM_COMMIT asks for; 0 or errno (message written). */
 int shim_commit_setup(void);
+struct sigaction;
+/* shim_commit_sigaction -- the program's sigaction() for the commit signal (sigchain.c): record
+ * act as the program's action, which our handler calls after asking for the commit, and give
+ * the previous one in old; returns 1 if taken so, 0 if sig is not the commit signal. */
+int shim_commit_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 extern volatile uint64_t shim_commit_calls;
 
 /* ---- persist.c --------------------------------------------------------------------------- */
@@ -156,6 +161,9 @@ int shim_persist_setup(void *base, size_t reserve);
  * commit of the shim's segment must come through here (or shim_commit): it skips commits while
  * the globals are not yet restored and stamps the header (count, time, pid) into the commit. */
 int shim_persist_commit(int final);
+/* shim_persist_flush -- make the queued no_flush commits durable (a clean exit without an exit
+ * commit); 0 or an rvm_return_t after a message */
+int shim_persist_flush(void);
 /* shim_persist_fork_child -- in a fork child: make the heap independent of the segment file
  * and close the segment (releases its lock). */
 void shim_persist_fork_child(void);

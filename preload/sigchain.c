@@ -8,6 +8,8 @@
  * the disposition for faults outside vmprim's ranges, and vmprim forwards those exactly as the
  * kernel would have (mask, SA_SIGINFO, SA_RESETHAND; SIG_DFL still dies with the signal).
  * A query (act == NULL) returns the program's own previous handler, not the dispatcher.
+ * The same holds for the commit signal of LRVM_COMMIT=signal (commit.c): the program's handler
+ * is recorded and called from ours, so installing it does not silently end the signal commits.
  *
  * Calls made by vmprim itself (it is linked into this library: installing the dispatcher,
  * restoring SIG_DFL before re-raising a genuine crash) must reach the kernel, or the wrapper
@@ -92,9 +94,20 @@ static int chained(int sig, void *ret)
   return !((uintptr_t)ret >= shim_self_lo && (uintptr_t)ret < shim_self_hi);
 }
 
+/* commit_signal -- this call is the program's, about LRVM_COMMIT's signal (commit.c keeps our
+ * handler installed and calls the program's from it) */
+static int commit_signal(int sig, void *ret)
+{
+  if (__atomic_load_n(&shim_state, __ATOMIC_ACQUIRE) != SHIM_ACTIVE || !real_sigaction)
+    return 0;
+  return !((uintptr_t)ret >= shim_self_lo && (uintptr_t)ret < shim_self_hi);
+}
+
 /* do_sigaction -- the body shared by sigaction and signal */
 static int do_sigaction(int sig, const struct sigaction *act, struct sigaction *old, void *ret)
 {
+  if (commit_signal(sig, ret) && shim_commit_sigaction(sig, act, old))
+    return 0;
   if (chained(sig, ret)) {
     int rc = vmp_trap_set_chain(sig, act, old);
     if (rc) {

@@ -81,6 +81,13 @@ static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 #define REG_MAX 64
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct heap *reg[REG_MAX];
+/* The end of a thread-exit flush (reg_idle, with reg_lock). A flush waits for arena and heap
+ * locks; reg_lock must not be held meanwhile: a commit holds every lock of a persistent heap
+ * (heap_lock_all) and may allocate from another heap, which can need reg_lock
+ * (tcache_get_slow). Holding it across the flush deadlocked such a commit against any thread
+ * exiting at that moment. Instead each heap counts the flushes in flight (exit_flushes, under
+ * reg_lock), and a heap leaving the registry waits for its own. */
+static pthread_cond_t reg_idle = PTHREAD_COND_INITIALIZER;
 
 /* block_bitword -- the allocation bit word and mask of a cached block */
 static inline uint64_t *block_bitword(const struct heap_tentry *e, uint64_t *mask)
@@ -160,23 +167,39 @@ static void tcache_destroy(struct heap *h, struct heap_tcache *tc)
   munmap(tc, tc->mapsize);
 }
 
-/* tls_destructor -- thread exit: return this thread's cached blocks to every open heap */
+/* tls_destructor -- thread exit: return this thread's cached blocks to every open heap. The
+ * open heaps are looked up under reg_lock, the caches are flushed without it (see reg_idle):
+ * each heap stays open meanwhile because heap_registry_remove waits for its exit_flushes. */
 static void tls_destructor(void *arg)
 {
   (void)arg;
+  struct heap *hs[TLS_SLOTS];
+  struct heap_tcache *tcs[TLS_SLOTS];
+  int n = 0;
   pthread_mutex_lock(&reg_lock);
   for (int i = 0; i < TLS_SLOTS; i++) {
     if (!tls_slots[i].id)
       continue;
     for (int r = 0; r < REG_MAX; r++) {
       struct heap *h = reg[r];
-      if (h && h->id == tls_slots[i].id)
-        tcache_destroy(h, tls_slots[i].tc);
+      if (h && h->id == tls_slots[i].id) {
+        h->exit_flushes++;
+        hs[n] = h;
+        tcs[n++] = tls_slots[i].tc;
+        break;
+      }
     }
     tls_slots[i].id = 0;
   }
   tls_last_id = 0;
   pthread_mutex_unlock(&reg_lock);
+  for (int i = 0; i < n; i++) {
+    tcache_destroy(hs[i], tcs[i]);
+    pthread_mutex_lock(&reg_lock);
+    if (--hs[i]->exit_flushes == 0)
+      pthread_cond_broadcast(&reg_idle);
+    pthread_mutex_unlock(&reg_lock);
+  }
 }
 
 /* tls_key_create -- the key whose destructor flushes caches at thread exit */
@@ -743,6 +766,9 @@ void heap_registry_remove(struct heap *h)
   for (int r = 0; r < REG_MAX; r++)
     if (reg[r] == h)
       reg[r] = NULL;
+  /* an exiting thread may be flushing its cache of h right now: h must outlive that */
+  while (h->exit_flushes > 0)
+    pthread_cond_wait(&reg_idle, &reg_lock);
   pthread_mutex_unlock(&reg_lock);
 }
 
@@ -750,4 +776,8 @@ void heap_registry_remove(struct heap *h)
 void heap_registry_fork_child(void)
 {
   pthread_mutex_init(&reg_lock, NULL);
+  pthread_cond_init(&reg_idle, NULL);
+  for (int r = 0; r < REG_MAX; r++)   /* the flushing threads do not exist in the child */
+    if (reg[r])
+      reg[r]->exit_flushes = 0;
 }

@@ -69,6 +69,8 @@ struct heap_tcache {
 
 struct heap {
   uint64_t id;                      /* unique per open in this process (tcache binding) */
+  unsigned exit_flushes;            /* exiting threads flushing their cache of this heap now
+                                     * (heap_alloc.c: tls_destructor; under its registry lock) */
   char *base;
   size_t reserve;
   struct heap_backing b;
