@@ -458,6 +458,10 @@ int shim_persist_setup(void *base, size_t reserve)
                                       (img->flags & IMG_F_GLOBALS_VALID) != 0)))
     return mrc;
   int gl = shim_globals_tracked();
+  if (gl && shim_kw_hi != 0) {   /* a fault backend: the kernel must not write them blindly */
+    shim_kw_glo = shim_exe.g_lo;
+    shim_kw_ghi = shim_exe.g_hi;
+  }
   shim_locks_ranges(gl ? shim_exe.g_lo : 0, gl ? shim_exe.g_hi : 0, (uintptr_t)base,
                     (uintptr_t)base + reserve);
   shim_persistent = 1;

@@ -245,6 +245,8 @@ int shim_commit_before_dtors(void);
 /* The tracked heap's range when the DIRTY backend faults on first writes (uffd-sigbus,
  * mprotect) and system calls must be prepared; both 0 otherwise (wp-async, volatile heap). */
 extern uintptr_t shim_kw_lo, shim_kw_hi;
+/* ... and the tracked globals' range under the same condition (both 0 without globals) */
+extern uintptr_t shim_kw_glo, shim_kw_ghi;
 /* shim_kwrite_setup -- resolve the real functions before main (see kwrite.c) */
 void shim_kwrite_setup(void);
 
@@ -297,6 +299,8 @@ int shim_restore_setup(void);
 uint32_t shim_restore_judge(struct image_header *h);
 /* shim_restore_clear -- h's verdict := restorable */
 void shim_restore_clear(struct image_header *h);
+/* shim_restore_stats -- the LRVM_STATS line of the scans */
+void shim_restore_stats(int fd);
 /* shim_restore_refuse -- 0, or EPERM after a refusal naming the global and what to do */
 int shim_restore_refuse(const struct image_header *h, const char *seg);
 
