@@ -109,6 +109,7 @@ static void commit_at_exit(void)
       shim_persist_stats(stats_fd);
     shim_mutex_stats(stats_fd);
     shim_locks_stats(stats_fd);
+    shim_restore_stats(stats_fd);
   }
 }
 

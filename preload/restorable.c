@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAPS_BUF (1u << 20)           /* /proc/self/maps text, at most */
@@ -63,6 +64,8 @@ static struct work *work;
 static uintptr_t *seen;
 static uintptr_t main_tp;     /* the main thread's thread pointer (TLS) */
 static char self_path[IMG_TARGET_MAX];  /* this library's file */
+
+static uint64_t n_scans, scan_ns_total, scan_ns_max, heap_bytes_total;  /* LRVM_STATS */
 
 /* struct finding -- the first bad value of a scan */
 struct finding {
@@ -350,7 +353,37 @@ static void record(struct image_header *h, const struct finding *f)
 
 /* shim_restore_judge -- scan and record the verdict in h (see the file comment). The heap is
  * locked by the caller. Returns the kind found (IMG_RK_RESTORABLE: none). */
+static uint32_t judge(struct image_header *h);
+
 uint32_t shim_restore_judge(struct image_header *h)
+{
+  struct timespec a, b;
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  uint32_t kind = judge(h);
+  clock_gettime(CLOCK_MONOTONIC, &b);
+  uint64_t ns = (uint64_t)(b.tv_sec - a.tv_sec) * 1000000000u + (uint64_t)b.tv_nsec -
+                (uint64_t)a.tv_nsec;
+  n_scans++;
+  scan_ns_total += ns;
+  if (ns > scan_ns_max)
+    scan_ns_max = ns;
+  return kind;
+}
+
+/* shim_restore_stats -- the LRVM_STATS line */
+void shim_restore_stats(int fd)
+{
+  if (!n_scans)
+    return;
+  char a[24], b[24], c[24], d[24];
+  shim_say(fd, "stats: restorability scans ", shim_fmt_u64(a, n_scans), ", avg ",
+           shim_fmt_u64(b, scan_ns_total / n_scans / 1000), " us, max ",
+           shim_fmt_u64(c, scan_ns_max / 1000), " us, heap walked ",
+           shim_fmt_u64(d, heap_bytes_total >> 10), " KiB in all", NULL);
+}
+
+/* judge -- the scan and the header's verdict */
+static uint32_t judge(struct image_header *h)
 {
   if (!maps || load_maps() != 0) {
     /* no scratch or no /proc: say nothing rather than refuse every restart for it */
@@ -363,7 +396,9 @@ uint32_t shim_restore_judge(struct image_header *h)
   sc.heap_hi = shim_opts.heap_base + shim_opts.heap_size;
   sc.budget = SCAN_BUDGET;
   memset(seen, 0, SEEN_SLOTS * sizeof(uintptr_t));
-  if (scan_globals(&sc)) {
+  int bad = scan_globals(&sc);
+  heap_bytes_total += SCAN_BUDGET - sc.budget;
+  if (bad) {
     record(h, &sc.f);
     return sc.f.kind;
   }

@@ -97,6 +97,10 @@ tree() {
      xargs -0 sha256sum)
 }
 
+# Known failures (tests/preload/KNOWN-FAILURES.md): run and reported, never counted as passes;
+# one that starts passing is reported so the entry can go.
+KNOWN=" zstd:uffd-sigbus zstd:mprotect "
+
 fail=0 ran=0
 for p in $PROGS; do
   case $p in
@@ -125,6 +129,15 @@ for p in $PROGS; do
     ENVV=(LRVM_SEGMENT="$d/seg" LRVM_LOG_SIZE=64M LRVM_TRACK="$be"
           LRVM_GLOBALS="${MATRIX_GLOBALS:-1}")
     ran=$((ran + 1))
+    if [[ $KNOWN == *" $p:$be "* ]]; then
+      one "$p" "$d" "$RUN"; r1=$?
+      if [ "$r1" = "$b1" ]; then
+        echo "NOTE $p $be: a known failure ran fine this time (status $r1): see KNOWN-FAILURES.md"
+      else
+        echo "KNOWN-FAILURE $p $be: status $r1 (tests/preload/KNOWN-FAILURES.md), not counted"
+      fi
+      continue
+    fi
     one "$p" "$d" "$RUN"; r1=$?
     if [ "$r1" != "$b1" ]; then
       echo "FAIL $p $be: first run exited $r1 (without the shim: $b1)"; sed 's/^/  | /' "$d.err" | head -5
