@@ -41,7 +41,8 @@
 
 #define MAPS_BUF (1u << 20)           /* /proc/self/maps text, at most */
 #define MAX_MAPS 8192u                /* mappings kept (a process rarely has more) */
-#define SCAN_BUDGET ((size_t)8 << 20) /* heap bytes walked per commit, at most */
+#define SCAN_BUDGET ((size_t)1 << 20) /* heap bytes walked per commit, at most (measured:
+                                       * ~6 ns per word of random data, ~12 ns of pointers) */
 #define WORK_MAX 65536u               /* pending heap blocks */
 #define SEEN_SLOTS (1u << 17)         /* visited blocks (open addressing) */
 #define LOWEST_ADDR 0x10000u          /* below: small integers, never a mapping */
@@ -63,6 +64,7 @@ static size_t nmaps;
 static struct work *work;
 static uintptr_t *seen;
 static uintptr_t main_tp;     /* the main thread's thread pointer (TLS) */
+static unsigned char *resident;  /* mincore vector of the globals, one byte per page */
 static char self_path[IMG_TARGET_MAX];  /* this library's file */
 
 static uint64_t n_scans, scan_ns_total, scan_ns_max, heap_bytes_total;  /* LRVM_STATS */
@@ -79,8 +81,9 @@ struct finding {
 int shim_restore_setup(void)
 {
   main_tp = (uintptr_t)pthread_self();
+  size_t gpages = (shim_exe.g_hi - shim_exe.g_lo) / 4096;
   size_t bytes = MAPS_BUF + MAX_MAPS * sizeof(struct map_ent) + WORK_MAX * sizeof(struct work) +
-                 SEEN_SLOTS * sizeof(uintptr_t);
+                 SEEN_SLOTS * sizeof(uintptr_t) + gpages;
   /* MAP_NORESERVE, untouched until a commit: costs address space only */
   char *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                  -1, 0);
@@ -90,6 +93,7 @@ int shim_restore_setup(void)
   maps = (struct map_ent *)(m + MAPS_BUF);
   work = (struct work *)(maps + MAX_MAPS);
   seen = (uintptr_t *)(work + WORK_MAX);
+  resident = (unsigned char *)(seen + SEEN_SLOTS);
   return 0;
 }
 
@@ -279,12 +283,29 @@ static int judge_word(struct scan *sc, uintptr_t v, uintptr_t at, uintptr_t orig
   return 1;
 }
 
+/* small_words -- every word of the 4 KiB page-aligned p is below LOWEST_ADDR (a zero page: a
+ * large untouched .bss is mostly that). One OR-reduction the compiler vectorises: ~30x faster
+ * than judging 512 words (a 256 MiB .bss: 0.2-0.5 s per commit before). */
+static int small_words(const uintptr_t *p)
+{
+  uintptr_t acc = 0;
+  for (size_t i = 0; i < 4096 / sizeof(*p); i++)
+    acc |= p[i];
+  return acc < LOWEST_ADDR;
+}
+
 /* scan_words -- judge the aligned words of [lo, hi) */
 static int scan_words(struct scan *sc, uintptr_t lo, uintptr_t hi, int is_global)
 {
-  for (uintptr_t a = (lo + 7) & ~(uintptr_t)7; a + 8 <= hi; a += 8)
+  for (uintptr_t a = (lo + 7) & ~(uintptr_t)7; a + 8 <= hi;) {
+    if ((a & 4095) == 0 && a + 4096 <= hi && small_words((const uintptr_t *)a)) {
+      a += 4096;
+      continue;
+    }
     if (judge_word(sc, *(const uintptr_t *)a, a, is_global ? a : sc->f.origin))
       return 1;
+    a += 8;
+  }
   return 0;
 }
 
@@ -304,14 +325,34 @@ static int scan_heap(struct scan *sc)
   return 0;
 }
 
+/* scan_resident -- scan_words over the pages of [lo, hi) that are resident. A page of the
+ * globals' anonymous mapping that was never touched is not, and reads as zeros: reading it
+ * would only fault the zero page in (65 536 faults for a 256 MiB .bss: ~0.1-0.2 s per commit).
+ * A page swapped out is skipped too: a value there is missed (the crash note is the net). */
+static int scan_resident(struct scan *sc, uintptr_t lo, uintptr_t hi)
+{
+  const struct shim_exe *e = &shim_exe;
+  while (lo < hi) {
+    uintptr_t page_end = (lo | 4095) + 1, end = page_end < hi ? page_end : hi;
+    if (resident[(lo - e->g_lo) / 4096] & 1) {
+      if (scan_words(sc, lo, end, 1))
+        return 1;
+    }
+    lo = end;
+  }
+  return 0;
+}
+
 /* scan_globals -- the globals minus the excluded bytes, then the heap they reach */
 static int scan_globals(struct scan *sc)
 {
   const struct shim_exe *e = &shim_exe;
+  if (mincore((void *)e->g_lo, e->g_hi - e->g_lo, resident) != 0)
+    memset(resident, 1, (e->g_hi - e->g_lo) / 4096);   /* unknown: scan everything */
   uintptr_t at = e->g_lo;
   for (size_t i = 0; i <= e->nexcl; i++) {
     uintptr_t end = i < e->nexcl ? e->excl[i].lo : e->g_hi;
-    if (at < end && scan_words(sc, at, end, 1))
+    if (at < end && scan_resident(sc, at, end))
       return 1;
     if (i < e->nexcl)
       at = e->excl[i].hi;
@@ -331,6 +372,10 @@ void shim_restore_clear(struct image_header *h)
 /* record -- the finding into the header (which the coming commit carries) */
 static void record(struct image_header *h, const struct finding *f)
 {
+  /* the same value in the same place as at the last commit (an interval commit of a program
+   * that is not restorable): the verdict stands, no symbol lookup */
+  if (h->restore_kind == f->kind && h->restore_addr == f->at && h->restore_value == f->value)
+    return;
   /* write only what changes: an unchanged verdict must not dirty the header page's bytes */
   struct image_header v;
   memcpy(&v, h, sizeof(v));

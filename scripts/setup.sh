@@ -11,6 +11,9 @@ cd "$(dirname "$0")/.."
 # that a user who only wants the library does not pull them in: bench scripts install them.
 PKGS=(meson ninja-build pkg-config gcc g++ libcriterion-dev libjemalloc-dev libunwind-dev
       python3 util-linux gawk sqlite3  # gawk, sqlite3: programs the preload tests run under the shim
+      # the restore compatibility matrix (tests/preload/restore_matrix.sh): the programs it
+      # restarts under the shim (perl, bash, tar, coreutils are always there)
+      nodejs ruby lua5.4 tcl vim bc jq git less xz-utils zstd
       clang libclang-rt-14-dev)        # libFuzzer for the fuzz suite (scripts/fuzz.sh)
 PKGS+=(${EXTRA_PKGS:-})
 
