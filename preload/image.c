@@ -67,7 +67,7 @@ int shim_image_check(const struct image_header *h, const char *seg)
   int v1 = h->version == IMG_FORMAT_VERSION_V1 && h->header_size == IMG_HEADER_SIZE_V1;
   if (!v1 && !v2) {
     shim_say(2, "LRVM_SEGMENT=", seg, " has segment format version ", shim_fmt_u64(c, h->version),
-             "; this lrvm reads version ", shim_fmt_u64(d, IMG_FORMAT_VERSION),
+             "; this lrvm reads versions 1 to ", shim_fmt_u64(d, IMG_FORMAT_VERSION),
              ": open it with the lrvm that wrote it, or choose another LRVM_SEGMENT", NULL);
     return EPROTO;
   }

@@ -489,7 +489,7 @@ int shim_persist_commit(int final)
     heap_purge(shim_heap);    /* freed memory is not worth logging (see seg_release) */
   heap_lock_all(shim_heap);
   if (shim_globals_tracked())
-    shim_restore_judge(img);   /* written into the header: part of this commit */
+    shim_restore_judge(img, final);   /* written into the header: part of this commit */
   shim_image_stamp(img, shim_globals_tracked());
   /* track_commit, not rvm_commit: that is overridden to come back here (aware.c). The exit
    * commit is the last: no snapshots or twins for a next commit (track.h) */

@@ -39,7 +39,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAPS_BUF (1u << 20)           /* /proc/self/maps text, at most */
+/* /proc/self/maps text, at most: with LRVM_TRACK=mprotect every dirty heap page can be a
+ * mapping of its own (~65 000 lines, ~6 MiB); reserved, not touched beyond what is read */
+#define MAPS_BUF (16u << 20)
 #define MAX_MAPS 8192u                /* mappings kept (a process rarely has more) */
 #define SCAN_BUDGET ((size_t)1 << 20) /* heap bytes walked per commit, at most (measured:
                                        * ~6 ns per word of random data, ~12 ns of pointers) */
@@ -196,7 +198,10 @@ static int load_maps(void)
     if (!self_path[0] && m->lo <= shim_self_lo && shim_self_lo < m->hi && *s)
       snprintf(self_path, sizeof(self_path), "%s", s);
     m->kind = kind_of(m, s, writable, nmaps ? &maps[nmaps - 1] : NULL);
-    nmaps++;
+    /* the heap's mappings are judged by the heap itself (judge_word), never looked up here:
+     * not kept, so that the split mappings of the mprotect backend cannot crowd out the rest */
+    if (!(m->lo >= shim_opts.heap_base && m->hi <= shim_opts.heap_base + shim_opts.heap_size))
+      nmaps++;
     if (!eol)
       break;
     s = eol + 1;
@@ -247,8 +252,31 @@ static int std_stream(uintptr_t v)
   return 0;
 }
 
+/* listed_lock -- at lies inside a mutex or condition variable of the held-lock table: its
+ * internal words (a robust mutex's list links point into its owner's thread descriptor) are
+ * put back in the released state when the image is restored, never used as they are */
+static int listed_lock(const struct image_header *img, uintptr_t at)
+{
+  const uint64_t *t = (const uint64_t *)((const char *)img + IMG_LOCK_OFF);
+  const size_t words = IMG_LOCK_ROW_SIZE / sizeof(uint64_t);
+  for (size_t r = 1; r < IMG_LOCK_ROWS; r++) {
+    const uint64_t *row = t + r * words;
+    if (!row[0])
+      continue;
+    for (size_t i = 1; i <= IMG_LOCK_ROW_ENTRIES; i++) {
+      uintptr_t o = (uintptr_t)(row[i] & ~(uint64_t)1);
+      size_t n = (row[i] & 1) ? sizeof(pthread_cond_t) : sizeof(pthread_mutex_t);
+      if (o && at >= o && at < o + n)
+        return 1;
+    }
+  }
+  return 0;
+}
+
 /* struct scan -- one commit's walk */
 struct scan {
+  const struct image_header *img;  /* its held-lock table (lockset.c) */
+  int final;                 /* the exit commit: dangling heap pointers count */
   uintptr_t heap_lo, heap_hi;
   size_t nwork, budget;
   struct finding f;
@@ -266,7 +294,12 @@ static int judge_word(struct scan *sc, uintptr_t v, uintptr_t at, uintptr_t orig
     int state = heap_block_state(shim_heap, (void *)v);
     if (state == HEAP_BS_START && sc->nwork < WORK_MAX && seen_add(v))
       work[sc->nwork++] = (struct work){v, origin};
-    if (state != HEAP_BS_FREE)
+    /* A pointer to free memory counts at the exit commit only: there it is how the program
+     * ends (git leaves one), while a signal or interval commit may catch `free(p); p = q;`
+     * between its two steps, or a block taken from a thread cache just before its bit is
+     * set (malloc's fast path takes no heap lock): a refusal for that instant would outlive
+     * it. A real dangling pointer there is left to the crash note. */
+    if (state != HEAP_BS_FREE || !sc->final)
       return 0;          /* live (interior pointers are not followed), or past the heap */
     kind = IMG_RK_FREED;
   } else if (std_stream(v)) {
@@ -277,7 +310,7 @@ static int judge_word(struct scan *sc, uintptr_t v, uintptr_t at, uintptr_t orig
     return 0;          /* unmapped: an integer, or a dangling pointer nobody may follow */
   else
     kind = m->kind;
-  if (kind == IMG_RK_RESTORABLE)
+  if (kind == IMG_RK_RESTORABLE || listed_lock(sc->img, at))
     return 0;
   sc->f = (struct finding){kind, at, v, origin, m};
   return 1;
@@ -398,13 +431,13 @@ static void record(struct image_header *h, const struct finding *f)
 
 /* shim_restore_judge -- scan and record the verdict in h (see the file comment). The heap is
  * locked by the caller. Returns the kind found (IMG_RK_RESTORABLE: none). */
-static uint32_t judge(struct image_header *h);
+static uint32_t judge(struct image_header *h, int final);
 
-uint32_t shim_restore_judge(struct image_header *h)
+uint32_t shim_restore_judge(struct image_header *h, int final)
 {
   struct timespec a, b;
   clock_gettime(CLOCK_MONOTONIC, &a);
-  uint32_t kind = judge(h);
+  uint32_t kind = judge(h, final);
   clock_gettime(CLOCK_MONOTONIC, &b);
   uint64_t ns = (uint64_t)(b.tv_sec - a.tv_sec) * 1000000000u + (uint64_t)b.tv_nsec -
                 (uint64_t)a.tv_nsec;
@@ -428,7 +461,7 @@ void shim_restore_stats(int fd)
 }
 
 /* judge -- the scan and the header's verdict */
-static uint32_t judge(struct image_header *h)
+static uint32_t judge(struct image_header *h, int final)
 {
   if (!maps || load_maps() != 0) {
     /* no scratch or no /proc: say nothing rather than refuse every restart for it */
@@ -437,6 +470,8 @@ static uint32_t judge(struct image_header *h)
     return IMG_RK_RESTORABLE;
   }
   struct scan sc = {0};
+  sc.img = h;
+  sc.final = final;
   sc.heap_lo = shim_opts.heap_base;
   sc.heap_hi = shim_opts.heap_base + shim_opts.heap_size;
   sc.budget = SCAN_BUDGET;

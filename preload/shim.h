@@ -294,9 +294,9 @@ void shim_locks_stats(int fd);
 /* shim_restore_setup -- before main, on the main thread; 0 or ENOMEM */
 int shim_restore_setup(void);
 /* shim_restore_judge -- scan the globals (and the heap they reach) and record the verdict in h
- * before a commit that carries the globals; the heap is locked by the caller. Returns the
- * enum img_restore_kind found. */
-uint32_t shim_restore_judge(struct image_header *h);
+ * before a commit that carries the globals (final: the exit commit); the heap is locked by the
+ * caller. Returns the enum img_restore_kind found. */
+uint32_t shim_restore_judge(struct image_header *h, int final);
 /* shim_restore_clear -- h's verdict := restorable */
 void shim_restore_clear(struct image_header *h);
 /* shim_restore_stats -- the LRVM_STATS line of the scans */

@@ -66,12 +66,15 @@
  * into memory that does not come back at a restart: anonymous mappings outside the segment (an
  * interpreter's own arenas, thread stacks, thread-local storage), the main stack, the program
  * break, file mappings, shared libraries' writable data, the writer's own volatile memory --
- * and for heap blocks that were freed (a dangling pointer: the next run would use memory the
- * heap may hand out again, or that reads as zeros). Pointers to libc's standard streams
- * (stdin, stdout, stderr: objects in libc's data that every process has at the same address)
- * are restorable. restore_kind (enum img_restore_kind) says what the first such value points into, 0 if the scan
- * found none; restore_sym / restore_sym_off name the global holding it (or, for a heap word,
- * the global the path started from), from the executable's symbol table ("" if the address is
+ * and, at a writer's last commit (its exit), for heap blocks that were freed (a dangling
+ * pointer: the next run would use memory the heap may hand out again, or that reads as zeros;
+ * an earlier commit may catch a pointer between a free and its reassignment). Words of the
+ * mutexes and condition variables in the held-lock table are not judged (they are released
+ * at restore). Pointers to libc's standard streams (stdin, stdout, stderr: objects in libc's
+ * data that every process has at the same address) are restorable. restore_kind (enum
+ * img_restore_kind) says what the first such value points into, 0 if the scan found none;
+ * restore_sym / restore_sym_off name the global holding it (or, for a heap word, the global
+ * the path started from), from the executable's symbol table ("" if the address is
  * in no symbol), restore_addr is where the value lies, restore_value the value,
  * restore_target the mapping's name as the kernel shows it. A reader restoring the globals of
  * a commit with restore_kind != 0 must refuse before the program runs, with that reason; a

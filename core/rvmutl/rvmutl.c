@@ -348,7 +348,8 @@ static void image_verdict(struct image_header *h)
         printf("  restorable:  yes (no committed global points at memory that does not come "
                "back)\n");
     else
-        printf("  restorable:  no: %s%s+0x%llx holds 0x%llx (at 0x%llx), which points into %s%s%s%s\n",
+        printf("  restorable:  no: %s%s+0x%llx holds 0x%llx (at 0x%llx), which points "
+               "into %s%s%s%s\n",
                h->restore_sym[0] ? "the global " : "the global at ",
                h->restore_sym[0] ? h->restore_sym : "",
                (unsigned long long)h->restore_sym_off, (unsigned long long)h->restore_value,
