@@ -48,7 +48,8 @@
  * 256 KiB walk 0.9-1.6 ms (~2%) */
 #define SCAN_BUDGET ((size_t)256 << 10)
 #define WORK_MAX 65536u               /* pending heap blocks */
-#define SEEN_SLOTS (1u << 17)         /* visited blocks (open addressing) */
+#define SEEN_SLOTS (1u << 15)         /* visited blocks (open addressing): the budget walks at
+                                       * most 16 Ki blocks of 16 bytes */
 #define LOWEST_ADDR 0x10000u          /* below: small integers, never a mapping */
 #define USER_TOP ((uint64_t)1 << 47)
 
