@@ -171,6 +171,7 @@ static void commit_at_exit(int status, void *arg)
       shim_persist_stats(stats_fd);
     shim_mutex_stats(stats_fd);
     shim_locks_stats(stats_fd);
+    shim_restore_stats(stats_fd);
   }
   if (exit_failed && !shim_forked_child)
     exit_failed_end(status);

@@ -226,6 +226,7 @@ static void globals_restore(void)
   if (restore_valid) {
     overlay((unsigned char *)e->g_lo, saved_b, len);
     shim_locks_restore_globals(e->g_lo, e->g_hi);   /* held at the commit: released */
+    shim_crash_arm(shim_persist_header());          /* a crash before our first commit */
   }
   __atomic_store_n(&pending, 0, __ATOMIC_RELEASE);
   pthread_mutex_unlock(&restore_mu);

@@ -68,10 +68,11 @@ int shim_image_check(const struct image_header *h, const char *seg)
              "recognise", NULL);
     return EPROTO;
   }
-  int v1 = h->version == IMG_FORMAT_VERSION_V1 && h->header_size == IMG_HEADER_V1_SIZE;
-  if (!v1 && (h->version != IMG_FORMAT_VERSION || h->header_size != sizeof(*h))) {
+  int v2 = h->version == IMG_FORMAT_VERSION && h->header_size == sizeof(*h);
+  int v1 = h->version == IMG_FORMAT_VERSION_V1 && h->header_size == IMG_HEADER_SIZE_V1;
+  if (!v1 && !v2) {
     shim_say(2, "LRVM_SEGMENT=", seg, " has segment format version ", shim_fmt_u64(c, h->version),
-             "; this lrvm reads version ", shim_fmt_u64(d, IMG_FORMAT_VERSION),
+             "; this lrvm reads versions 1 to ", shim_fmt_u64(d, IMG_FORMAT_VERSION),
              ": open it with the lrvm that wrote it, or choose another LRVM_SEGMENT", NULL);
     return EPROTO;
   }
@@ -84,17 +85,16 @@ int shim_image_check(const struct image_header *h, const char *seg)
     return EINVAL;
   }
   int has_globals = (h->flags & IMG_F_GLOBALS) != 0;
-  if (has_globals != (shim_opts.globals != 0)) {
-    shim_say(2, "LRVM_SEGMENT=", seg, has_globals
-                 ? " holds the program's globals: run with LRVM_GLOBALS=1 (the default), or "
-                   "choose another LRVM_SEGMENT for a heap-only run"
-                 : " holds a heap only (created with LRVM_GLOBALS=0): run with LRVM_GLOBALS=0, "
-                   "or choose another LRVM_SEGMENT to keep the globals too",
-             NULL);
+  if (!has_globals && shim_opts.globals) {
+    shim_say(2, "LRVM_SEGMENT=", seg, " holds a heap only (created with LRVM_GLOBALS=0): run "
+             "with LRVM_GLOBALS=0, or choose another LRVM_SEGMENT to keep the globals too", NULL);
     return EINVAL;
   }
-  if (!has_globals)
-    return 0;  /* heap-only: another build may open it (image_format.h) */
+  /* heap-only, whether the segment has globals or not (LRVM_GLOBALS=0 on a segment with
+   * globals keeps its heap and leaves its globals area alone): another build may open it
+   * (image_format.h) */
+  if (!shim_opts.globals)
+    return 0;
   const struct shim_exe *e = &shim_exe;
   char path[IMG_PATH_MAX];
   memcpy(path, h->exe_path, sizeof(path));
@@ -170,10 +170,12 @@ void shim_image_create(struct image_header *h, uint64_t globals_len, uint64_t he
   new_seg_id(h->seg_id);
 }
 
-/* shim_image_stamp -- count the commit about to be made; it carries these writes */
+/* shim_image_stamp -- count the commit about to be made; it carries these writes. A version-1
+ * header is upgraded in the same commit (image_format.h, VERSIONS). A commit without the
+ * globals voids them (GLOBALS COMMITTED) and their verdict. */
 void shim_image_stamp(struct image_header *h, int globals_in_commit)
 {
-  if (h->version == IMG_FORMAT_VERSION_V1) {
+  if (h->version != IMG_FORMAT_VERSION) {
     /* a version 1 segment becomes version 2 in this commit: it gets its identity */
     h->version = IMG_FORMAT_VERSION;
     h->header_size = sizeof(*h);
@@ -183,6 +185,10 @@ void shim_image_stamp(struct image_header *h, int globals_in_commit)
   h->commit_count++;
   h->last_commit_ns = now_ns();
   h->last_commit_pid = (uint64_t)getpid();
-  if (globals_in_commit)
+  if (globals_in_commit) {
     h->flags |= IMG_F_GLOBALS_VALID;
+  } else if (h->flags & IMG_F_GLOBALS_VALID) {
+    h->flags &= ~(uint32_t)IMG_F_GLOBALS_VALID;
+    shim_restore_clear(h);
+  }
 }

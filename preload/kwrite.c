@@ -63,6 +63,7 @@
 #define KW_EXPORT __attribute__((visibility("default")))
 
 uintptr_t shim_kw_lo, shim_kw_hi;
+uintptr_t shim_kw_glo, shim_kw_ghi;
 
 /* Prototypes glibc declares only under _FORTIFY_SOURCE, or only for old binaries. */
 KW_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen);
@@ -103,26 +104,37 @@ static void *kw_real(void **slot, const char *name)
 #define REAL(fn) ((__typeof__(&fn))kw_real(&kw_slot_##fn, #fn))
 #define SLOT(fn) static void *kw_slot_##fn
 
-/* kw_hit -- [p, p+len) meets the tracked heap (false whenever no fault backend is in use) */
+/* kw_hit -- [p, p+len) meets the tracked heap or the tracked globals (false whenever no fault
+ * backend is in use). The globals count too: a program's static buffer (xz reads its input
+ * into one in .bss) is as write-protected as the heap. */
 static inline int kw_hit_a(uintptr_t a, size_t len)
 {
-  return a < shim_kw_hi && a + len > shim_kw_lo && len != 0;
+  return len != 0 && ((a < shim_kw_hi && a + len > shim_kw_lo) ||
+                      (a < shim_kw_ghi && a + len > shim_kw_glo));
 }
 
-/* kw_prep -- open and record the heap part of [p, p+len) before the kernel writes there;
- * returns 1 if some of it is heap (then an EFAULT is worth a retry), else 0 */
+/* kw_prep_range -- prepare [a, b) clipped to [lo, hi); RVM_SUCCESS if nothing to do */
+static rvm_return_t kw_prep_range(uintptr_t a, uintptr_t b, uintptr_t lo, uintptr_t hi)
+{
+  if (a < lo)
+    a = lo;
+  if (b > hi)
+    b = hi;
+  return a < b ? rvm_track_prepare_write((void *)a, b - a) : RVM_SUCCESS;
+}
+
+/* kw_prep -- open and record the tracked part of [p, p+len) before the kernel writes there;
+ * returns 1 if some of it is tracked (then an EFAULT is worth a retry), else 0 */
 static int kw_prep_a(uintptr_t a, size_t len)
 {
   if (!kw_hit_a(a, len))
     return 0;
   uintptr_t b = a + len;
-  if (a < shim_kw_lo)
-    a = shim_kw_lo;
-  if (b > shim_kw_hi)
-    b = shim_kw_hi;
   int saved = errno, in = shim_in_core;
   shim_in_core = 1;   /* liblrvm's allocations (if any) go to the internal heap */
-  rvm_return_t rc = rvm_track_prepare_write((void *)a, b - a);
+  rvm_return_t rc = kw_prep_range(a, b, shim_kw_lo, shim_kw_hi);
+  if (rc == RVM_SUCCESS)
+    rc = kw_prep_range(a, b, shim_kw_glo, shim_kw_ghi);
   shim_in_core = in;
   if (rc != RVM_SUCCESS) {
     static int said;

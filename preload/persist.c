@@ -443,9 +443,17 @@ int shim_persist_setup(void *base, size_t reserve)
     say_rvm("cannot open the log (LRVM_LOG or <LRVM_SEGMENT>.log)", rc);
     return EIO;
   }
-  if (chk == 1 && (chk = read_header(&fh, seg)) > 1)
-    return chk;  /* the header was only in the log: recovery wrote it */
+  /* Read again after recovery: the file's header is older than the log's when the last run
+   * did not truncate (a crash, a kill), and the verdict that counts is the last commit's. */
+  if ((chk = read_header(&fh, seg)) > 1)
+    return chk;
   int existing = chk == 0;
+  /* Restoring globals the last commit judged unrestorable, or that made the last restored run
+   * crash, is refused here: before main, nothing of the program has run, and recovery only
+   * applied committed records (restorable.c, crashnote.c). */
+  if (existing && shim_opts.globals && (fh.flags & IMG_F_GLOBALS_VALID) &&
+      (shim_restore_refuse(&fh, seg) || shim_crash_refuse(&fh, seg)))
+    return EPERM;
   if (!shim_opts.flush)
     rvm_commit_mode(no_flush);
   if (strcmp(shim_opts.track, "auto") != 0) {
@@ -527,10 +535,17 @@ int shim_persist_setup(void *base, size_t reserve)
   /* locks held at the last commit come back released (lockset.c): the heap's now, the
    * globals' when globals.c restores them */
   shim_locks_setup(img, seg, existing, (uintptr_t)base, (uintptr_t)base + segb.size);
-  if (glen && (mrc = shim_globals_map(seg, IMG_HEADER_SIZE,
+  if (glen && shim_opts.globals && shim_restore_setup() != 0)
+    shim_say(2, "LRVM_GLOBALS: no memory for the restorability scan; commits record no "
+             "verdict", NULL);
+  if (glen && shim_opts.globals && (mrc = shim_globals_map(seg, IMG_HEADER_SIZE,
                                       (img->flags & IMG_F_GLOBALS_VALID) != 0)))
     return mrc;
   int gl = shim_globals_tracked();
+  if (gl && shim_kw_hi != 0) {   /* a fault backend: the kernel must not write them blindly */
+    shim_kw_glo = shim_exe.g_lo;
+    shim_kw_ghi = shim_exe.g_hi;
+  }
   shim_locks_ranges(gl ? shim_exe.g_lo : 0, gl ? shim_exe.g_hi : 0, (uintptr_t)base,
                     (uintptr_t)base + reserve);
   shim_persistent = 1;
@@ -557,6 +572,8 @@ int shim_persist_commit(int final)
   if (final)
     heap_purge(shim_heap);    /* freed memory is not worth logging (see seg_release) */
   heap_lock_all(shim_heap);
+  if (shim_globals_tracked())
+    shim_restore_judge(img, final);   /* written into the header: part of this commit */
   shim_image_stamp(img, shim_globals_tracked());
   /* track_commit, not rvm_commit: that is overridden to come back here (aware.c). The exit
    * commit is the last: no snapshots or twins for a next commit (track.h) */
@@ -569,6 +586,8 @@ int shim_persist_commit(int final)
     rc = rvm_flush();
   shim_globals_unlock();
   shim_in_core = 0;
+  if (rc == RVM_SUCCESS)
+    shim_crash_disarm();       /* the state is this run's own now */
   if (rc == RVM_ETOO_BIG) {
     /* One commit is one log record: the changes since the previous commit must fit in the
      * log. Nothing committed is lost; this commit's changes are, if no later one fits. */
@@ -596,6 +615,22 @@ int shim_persist_flush(void)
   if (rc != RVM_SUCCESS)
     say_rvm("flushing the commits of LRVM_FLUSH=0 at exit failed", rc);
   return (int)rc;
+}
+
+/* shim_persist_header -- see shim.h */
+struct image_header *shim_persist_header(void)
+{
+  return img;
+}
+
+/* shim_persist_write_note -- see shim.h; the only write to the segment outside the log
+ * (image_format.h, CRASH NOTE, says why it is safe) */
+int shim_persist_write_note(const void *p, size_t len, uint64_t off)
+{
+  if (segb.fd < 0)
+    return EBADF;
+  ssize_t w = pwrite(segb.fd, p, len, (off_t)off);
+  return w == (ssize_t)len ? 0 : EIO;
 }
 
 /* shim_persist_stats -- the tracker's statistics (LRVM_STATS) */

@@ -23,6 +23,11 @@
  *   mutexwait.c LRVM_MUTEX_WAIT: signal and interval commits at an instant with no mutex held
  *   faultmask.c sigprocmask/pthread_sigmask never block SIGSEGV/SIGBUS (fault backends)
  *   lockset.c  the held-lock table: mutexes/conds held at a commit come back released
+ *   restorable.c the restorability verdict: committed globals pointing at memory that does not
+ *              come back are recorded at commit and refused at start
+ *   exesym.c   the executable's symbol holding an address (for messages)
+ *   crashnote.c a restored run's fatal signal before its first commit, noted in the segment
+ *              and refused at the next start
  */
 #ifndef LRVM_SHIM_H
 #define LRVM_SHIM_H
@@ -249,6 +254,8 @@ int shim_commit_before_dtors(void);
 /* The tracked heap's range when the DIRTY backend faults on first writes (uffd-sigbus,
  * mprotect) and system calls must be prepared; both 0 otherwise (wp-async, volatile heap). */
 extern uintptr_t shim_kw_lo, shim_kw_hi;
+/* ... and the tracked globals' range under the same condition (both 0 without globals) */
+extern uintptr_t shim_kw_glo, shim_kw_ghi;
 /* shim_kwrite_setup -- resolve the real functions before main (see kwrite.c) */
 void shim_kwrite_setup(void);
 
@@ -290,5 +297,43 @@ void shim_locks_ranges(uintptr_t g_lo, uintptr_t g_hi, uintptr_t h_lo, uintptr_t
 void shim_locks_restore_globals(uintptr_t lo, uintptr_t hi);
 /* shim_locks_stats -- the LRVM_STATS line */
 void shim_locks_stats(int fd);
+
+/* ---- restorable.c ------------------------------------------------------------------------ */
+
+/* shim_restore_setup -- before main, on the main thread; 0 or ENOMEM */
+int shim_restore_setup(void);
+/* shim_restore_judge -- scan the globals (and the heap they reach) and record the verdict in h
+ * before a commit that carries the globals (final: the exit commit); the heap is locked by the
+ * caller. Returns the enum img_restore_kind found. */
+uint32_t shim_restore_judge(struct image_header *h, int final);
+/* shim_restore_clear -- h's verdict := restorable */
+void shim_restore_clear(struct image_header *h);
+/* shim_restore_stats -- the LRVM_STATS line of the scans */
+void shim_restore_stats(int fd);
+/* shim_restore_refuse -- 0, or EPERM after a refusal naming the global and what to do */
+int shim_restore_refuse(const struct image_header *h, const char *seg);
+
+/* ---- exesym.c ---------------------------------------------------------------------------- */
+
+/* shim_exe_symbol -- the executable's symbol holding addr into buf ("" if none); *off = addr
+ * minus the symbol's start (addr itself if none) */
+void shim_exe_symbol(uintptr_t addr, char *buf, size_t len, uint64_t *off);
+
+/* ---- crashnote.c ------------------------------------------------------------------------- */
+
+/* shim_crash_arm -- the globals of an existing commit were just restored (main_hook): from now
+ * until this process's first commit, a fatal signal is noted in the segment (needs the header
+ * as restored) */
+void shim_crash_arm(const struct image_header *h);
+/* shim_crash_disarm -- this process committed: its state is its own from now on */
+void shim_crash_disarm(void);
+/* shim_crash_refuse -- the header h just recovered: 0, or EPERM after printing a valid crash
+ * note with the advice */
+int shim_crash_refuse(const struct image_header *h, const char *seg);
+/* shim_persist_write_note -- persist.c: write [p, p + len) at header offset off of the segment
+ * file (pwrite, async-signal-safe); 0 or an errno */
+int shim_persist_write_note(const void *p, size_t len, uint64_t off);
+/* shim_persist_header -- persist.c: the mapped header page (NULL before setup) */
+struct image_header *shim_persist_header(void);
 
 #endif

@@ -12,6 +12,9 @@ cd "$(dirname "$0")/.."
 PKGS=(meson ninja-build pkg-config gcc g++ libcriterion-dev libjemalloc-dev libunwind-dev
       python3 util-linux gawk sqlite3  # gawk, sqlite3: programs the preload tests run under the shim
       rsync                            # tests that copy a segment with its log
+      # the restore compatibility matrix (tests/preload/restore_matrix.sh): the programs it
+      # restarts under the shim (perl, bash, tar, coreutils are always there)
+      nodejs ruby lua5.4 tcl vim bc jq git less xz-utils zstd
       clang libclang-rt-14-dev)        # libFuzzer for the fuzz suite (scripts/fuzz.sh)
 PKGS+=(${EXTRA_PKGS:-})
 

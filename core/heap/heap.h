@@ -124,6 +124,11 @@ void *heap_memalign(struct heap *h, size_t align, size_t n);
  * block start: outside the heap, inside a block, already free. The heap is left untouched. */
 int heap_free(struct heap *h, void *p);
 size_t heap_usable_size(struct heap *h, const void *p);
+/* heap_block_state -- what p points at: the start of a live block, the inside of one, free
+ * memory (a freed block, free pages), or nothing of the heap's in use (no lock taken: hold
+ * heap_lock_all for a stable answer). A conservative pointer scan's question. */
+enum { HEAP_BS_OUTSIDE = 0, HEAP_BS_FREE, HEAP_BS_START, HEAP_BS_INTERIOR };
+int heap_block_state(struct heap *h, const void *p);
 /* heap_owns -- 1 if p lies inside this heap's reserve (a free() router's question). */
 int heap_owns(const struct heap *h, const void *p);
 

@@ -368,13 +368,19 @@ struct block_info {
   size_t ci;           /* chunk index */
   uint64_t bit;        /* BK_SMALL: granule index in the chunk (its allocation bit) */
   size_t size;         /* usable size */
+  int bad;             /* BK_BAD: BAD_OUTSIDE, BAD_FREE or BAD_INTERIOR */
+  int small_interior;  /* BK_BAD inside a small block: cls and bit are that block's */
 };
+
+enum { BAD_OUTSIDE = 0, BAD_FREE, BAD_INTERIOR };
 
 /* block_lookup -- classify p without changing anything (allocation bit not checked) */
 static int block_lookup(const struct heap *h, const void *p, struct block_info *bi)
 {
   size_t off = (size_t)((const char *)p - h->base);
   bi->kind = BK_BAD;
+  bi->bad = BAD_OUTSIDE;
+  bi->small_interior = 0;
   if ((const char *)p < h->base || off >= h->hdr->size) {
     bi->why = "pointer is outside the heap";
     return BK_BAD;
@@ -387,6 +393,7 @@ static int block_lookup(const struct heap *h, const void *p, struct block_info *
     return bi->kind = BK_HUGE;
   }
   if (ck != CK_NORMAL) {
+    bi->bad = ck == CK_HUGE || ck == CK_HUGE_TAIL ? BAD_INTERIOR : BAD_FREE;
     bi->why = ck == CK_HUGE || ck == CK_HUGE_TAIL ? "pointer is inside a huge block"
                                                   : "pointer is in free or metadata space";
     return BK_BAD;
@@ -407,6 +414,7 @@ static int block_lookup(const struct heap *h, const void *p, struct block_info *
   size_t rel = off - ((size_t)head << HEAP_PAGE_SHIFT) - (ci << HEAP_CHUNK_SHIFT);
   if (hd->kind == PD_LARGE) {
     if (rel != 0) {
+      bi->bad = BAD_INTERIOR;
       bi->why = "pointer is inside a large block, not at its start";
       return BK_BAD;
     }
@@ -417,7 +425,12 @@ static int block_lookup(const struct heap *h, const void *p, struct block_info *
     goto notblock;
   const struct heap_class *c = &heap_classes[hd->cls];
   uint64_t idx = (rel * c->recip) >> 40;
+  bi->cls = hd->cls;
+  bi->bit = (off & (HEAP_CHUNK - 1)) / HEAP_GRANULE;
   if (idx * c->size != rel || idx >= c->nblocks) {
+    bi->bad = idx >= c->nblocks ? BAD_FREE : BAD_INTERIOR;   /* past the last block: slack */
+    bi->small_interior = idx < c->nblocks;
+    bi->bit -= (rel - idx * c->size) / HEAP_GRANULE;   /* the block holding p */
     bi->why = "pointer is not the start of a block";
     return BK_BAD;
   }
@@ -426,6 +439,7 @@ static int block_lookup(const struct heap *h, const void *p, struct block_info *
   bi->size = c->size;
   return bi->kind = BK_SMALL;
 notblock:
+  bi->bad = BAD_FREE;
   bi->why = "pointer is not in an allocated block";
   return BK_BAD;
 }
@@ -660,6 +674,28 @@ size_t heap_usable_size(struct heap *h, const void *p)
   if (!p || block_lookup(h, p, &bi) == BK_BAD)
     return 0;
   return bi.size;
+}
+
+/* heap_block_state -- see heap.h. Small blocks: the allocation bit of the block holding p;
+ * large and huge blocks: found only while allocated, so a pointer into free pages or free
+ * chunks is free memory. Takes no lock: a reader that needs a stable answer holds
+ * heap_lock_all. */
+int heap_block_state(struct heap *h, const void *p)
+{
+  struct block_info bi;
+  int k = block_lookup(h, p, &bi);
+  if (k == BK_BAD && bi.bad == BAD_OUTSIDE)
+    return HEAP_BS_OUTSIDE;
+  if (k == BK_BAD && bi.bad == BAD_FREE)
+    return HEAP_BS_FREE;
+  int start = k != BK_BAD;
+  if (k == BK_SMALL || bi.small_interior) {
+    uint64_t mask;
+    struct heap_tentry e = {(void *)p, bi.bit};
+    if (!(*block_bitword(&e, &mask) & mask))
+      return HEAP_BS_FREE;
+  }
+  return start ? HEAP_BS_START : HEAP_BS_INTERIOR;
 }
 
 /* heap_realloc -- resize in place when the class (small), the following free pages (large)

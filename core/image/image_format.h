@@ -74,7 +74,48 @@
  *
  * GLOBALS COMMITTED. IMG_F_GLOBALS_VALID is set in the first commit that contains the globals.
  * Until then the globals area holds nothing meaningful (a crash between creation and that commit)
- * and a restart must keep the program's fresh globals.
+ * and a restart must keep the program's fresh globals. A commit that does not contain them (the
+ * segment opened heap-only, LRVM_GLOBALS=0) clears it again: the globals area then holds an
+ * older instant than the heap, and restoring it later would pair old globals with a newer heap.
+ *
+ * RESTORABILITY VERDICT (version 2; mutable, committed with every commit). Restored globals are
+ * only useful if what they point to comes back too. Before each commit the writer scans the
+ * globals it commits (and, within a budget, the heap blocks they reach) for values that point
+ * into memory that does not come back at a restart: anonymous mappings outside the segment (an
+ * interpreter's own arenas, thread stacks, thread-local storage), the main stack, the program
+ * break, file mappings, shared libraries' writable data, the writer's own volatile memory --
+ * and, at a writer's last commit (its exit), for heap blocks that were freed (a dangling
+ * pointer: the next run would use memory the heap may hand out again, or that reads as zeros;
+ * an earlier commit may catch a pointer between a free and its reassignment). Words of the
+ * mutexes and condition variables in the held-lock table are not judged (they are released
+ * at restore). Pointers to libc's standard streams (stdin, stdout, stderr: objects in libc's
+ * data that every process has at the same address) are restorable. restore_kind (enum
+ * img_restore_kind) says what the first such value points into, 0 if the scan found none;
+ * restore_sym / restore_sym_off name the global holding it (or, for a heap word, the global
+ * the path started from), from the executable's symbol table ("" if the address is
+ * in no symbol), restore_addr is where the value lies, restore_value the value,
+ * restore_target the mapping's name as the kernel shows it. A reader restoring the globals of
+ * a commit with restore_kind != 0 must refuse before the program runs, with that reason; a
+ * heap-only open ignores the verdict (the commit it makes clears it with IMG_F_GLOBALS_VALID).
+ * The verdict is heuristic in one direction only: an integer that happens to equal such an
+ * address is reported (a refusal, never damage); a pointer the scan cannot see (hidden, or in a
+ * heap block beyond the budget) is not, and CRASH NOTE below covers what follows.
+ *
+ * CRASH NOTE (version 2). A run that restored committed state and then dies of a fatal signal
+ * before its own first commit writes crash_* into the header page of the FILE directly (one
+ * pwrite, outside the log; the only write to a segment that is not a committed record). Why
+ * that is safe: the note is advisory and self-validating (crash_magic, and crash_commit_count
+ * must equal commit_count, so any later commit makes an old note void without touching it);
+ * the run made no commit, so the log holds nothing for the header page that truncation could
+ * write later (recovery at its start had applied everything). A torn note fails its magic or
+ * its crc and is ignored. A reader that finds a valid note refuses to restore the same state
+ * again and prints it (signal, fault address, faulting function).
+ *
+ * VERSIONS. 1: no identity, no log-pending mark, no verdict and no crash note (header_size
+ * IMG_HEADER_SIZE_V1); those bytes are zero in a version-1 header, which reads as "no identity
+ * yet, restorable, no crash". A writer that commits to a
+ * version-1 segment upgrades it in that commit (version and header_size), so an older reader
+ * refuses it rather than ignore a verdict.
  */
 #ifndef LRVM_IMAGE_FORMAT_H
 #define LRVM_IMAGE_FORMAT_H
@@ -93,6 +134,24 @@ enum img_id_kind {
   IMG_ID_GNU = 1,      /* NT_GNU_BUILD_ID note */
   IMG_ID_CRC32C = 2,   /* fallback: crc32c of the executable file's contents (4 bytes) */
 };
+
+/* what a value in the committed globals points into that will not come back at a restart */
+enum img_restore_kind {
+  IMG_RK_RESTORABLE = 0,  /* nothing found */
+  IMG_RK_ANON = 1,        /* an anonymous mapping outside the segment */
+  IMG_RK_STACK = 2,       /* the main thread's stack */
+  IMG_RK_TLS = 3,         /* the main thread's thread-local storage */
+  IMG_RK_BRK = 4,         /* the program break ([heap]) */
+  IMG_RK_FILE = 5,        /* a file mapping */
+  IMG_RK_LIBDATA = 6,     /* a shared library's writable data */
+  IMG_RK_INTERNAL = 7,    /* lrvm's own volatile memory */
+  IMG_RK_KERNEL = 8,      /* memory the kernel maps ([vdso], [vvar] ...) */
+  IMG_RK_FREED = 9,       /* a heap block that was freed (a dangling pointer) */
+};
+
+#define IMG_CRASH_MAGIC 0x48534152u  /* "RASH" */
+#define IMG_SYM_MAX 96u
+#define IMG_TARGET_MAX 128u
 
 enum img_flags {
   IMG_F_GLOBALS = 1u << 0,        /* the segment carries the executable's globals */
@@ -127,15 +186,35 @@ struct image_header {
   uint8_t seg_id[16];          /* identity: immutable once set (see IDENTITY) */
   uint32_t log_pending;        /* see LOG PENDING: written directly, not by commits alone */
   uint32_t pad2;
+  /* the restorability verdict of this commit (mutable, committed) */
+  uint32_t restore_kind;       /* enum img_restore_kind */
+  uint32_t restore_pad;
+  uint64_t restore_addr;       /* where the value lies (a global, or a heap word) */
+  uint64_t restore_value;      /* the value */
+  uint64_t restore_sym_off;    /* restore_addr - the symbol's address */
+  char restore_sym[IMG_SYM_MAX];      /* the global (NUL terminated; "" = no symbol) */
+  char restore_target[IMG_TARGET_MAX]; /* the mapping, as /proc/self/maps names it */
+  /* version 2: the crash note (written outside the log, see CRASH NOTE) */
+  uint32_t crash_magic;        /* IMG_CRASH_MAGIC when set */
+  uint32_t crash_signal;
+  uint64_t crash_commit_count; /* commit_count of the state that was restored */
+  uint64_t crash_pid;
+  uint64_t crash_addr;         /* si_addr */
+  uint64_t crash_pc;
+  char crash_sym[IMG_SYM_MAX]; /* "function+0xoff" of the faulting frame, "" if unknown */
+  uint32_t crash_crc;          /* crc32c of crash_magic .. crash_sym */
+  uint32_t crash_pad;
 };
-#define IMG_HEADER_V1_SIZE 1208u   /* header_size of version 1: the fields before seg_id */
+
+/* bytes of a version-1 header: everything before seg_id */
+#define IMG_HEADER_SIZE_V1 1208u
 
 #define IMG_LOCK_OFF 2048u            /* the held-lock table in the header page */
 #define IMG_LOCK_ROW_SIZE 64u
 #define IMG_LOCK_ROWS 32u              /* row 0: the table's own word(s) */
 #define IMG_LOCK_ROW_ENTRIES 7         /* objects per thread row */
 
-_Static_assert(__builtin_offsetof(struct image_header, seg_id) == IMG_HEADER_V1_SIZE,
+_Static_assert(__builtin_offsetof(struct image_header, seg_id) == IMG_HEADER_SIZE_V1,
                "version 1 headers end where seg_id starts");
 _Static_assert(sizeof(struct image_header) <= IMG_LOCK_OFF, "header overlaps the lock table");
 _Static_assert(IMG_LOCK_OFF + IMG_LOCK_ROWS * IMG_LOCK_ROW_SIZE <= IMG_HEADER_SIZE,

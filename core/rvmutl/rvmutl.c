@@ -497,6 +497,40 @@ static uint64_t utl_overlay(struct utl *u, int64_t id, uint64_t off, void *buf, 
 
 /* cmd_image -- show a process-image segment as its last commit left it: the segment file's
  * header and heap header, with the log's records not yet applied overlaid (read-only) */
+
+/* image_verdict -- the restorability verdict of the last commit and a crash note (format 2) */
+static void image_verdict(struct image_header *h)
+{
+    static const char *const kinds[] = {
+        "restorable", "an anonymous mapping", "the stack", "thread-local storage",
+        "the program break", "a file mapping", "a shared library's writable data",
+        "lrvm's volatile memory", "kernel-mapped memory", "a freed heap block"};
+    h->restore_sym[IMG_SYM_MAX - 1] = 0;
+    h->restore_target[IMG_TARGET_MAX - 1] = 0;
+    h->crash_sym[IMG_SYM_MAX - 1] = 0;
+    if (!(h->flags & IMG_F_GLOBALS_VALID))
+        ;
+    else if (h->restore_kind == 0)
+        printf("  restorable:  yes (no committed global points at memory that does not come "
+               "back)\n");
+    else
+        printf("  restorable:  no: %s%s+0x%llx holds 0x%llx (at 0x%llx), which points "
+               "into %s%s%s%s\n",
+               h->restore_sym[0] ? "the global " : "the global at ",
+               h->restore_sym[0] ? h->restore_sym : "",
+               (unsigned long long)h->restore_sym_off, (unsigned long long)h->restore_value,
+               (unsigned long long)h->restore_addr,
+               h->restore_kind < sizeof(kinds) / sizeof(kinds[0]) ? kinds[h->restore_kind]
+                                                                  : "unknown memory",
+               h->restore_target[0] ? " (" : "", h->restore_target,
+               h->restore_target[0] ? ")" : "");
+    if (h->crash_magic == IMG_CRASH_MAGIC && h->crash_commit_count == h->commit_count)
+        printf("  crash note:  pid %llu died of signal %u at 0x%llx%s%s, restoring this "
+               "commit; starts with its globals are refused\n",
+               (unsigned long long)h->crash_pid, h->crash_signal,
+               (unsigned long long)h->crash_pc, h->crash_sym[0] ? " in " : "", h->crash_sym);
+}
+
 static int cmd_image(const char *seg, const char *logp)
 {
     char why[1024];
@@ -592,6 +626,8 @@ static int cmd_image(const char *seg, const char *logp)
         printf("  commits:     %llu; last %s by pid %llu\n",
                (unsigned long long)h.commit_count, utl_time(t2, sizeof(t2), h.last_commit_ns),
                (unsigned long long)h.last_commit_pid);
+        if (h.version >= IMG_FORMAT_VERSION)
+            image_verdict(&h);
     }
     close(fd);
     if (!have_log) {

@@ -266,7 +266,7 @@ Test(preload_globals, old_layout_and_unknown_version_are_refused)
   close(fd);
   r = count(&d, NULL);
   cr_assert_eq(r.status, 2, "%s", r.out);
-  cr_assert(strstr(r.err, "has segment format version 99; this lrvm reads version 2"), "%s",
+  cr_assert(strstr(r.err, "has segment format version 99; this lrvm reads versions 1 to 2"), "%s",
             r.err);
   /* something else entirely */
   fd = open(d.seg, O_RDWR | O_TRUNC, 0600);
