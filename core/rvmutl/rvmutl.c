@@ -18,6 +18,7 @@
 #include "heap_format.h"
 #include "image_format.h"
 #include "rvm_int.h"
+#include "rvmutl_rds.h"
 #include "sysio.h"
 
 /* usage -- print help */
@@ -36,6 +37,10 @@ static void usage(FILE *f)
             "  image SEGMENT [LOG]   a program's segment (LD_PRELOAD shim): binary, build-id,\n"
             "                        load base, globals, heap, commits; LOG defaults to\n"
             "                        SEGMENT.log (reads the files only)\n"
+            "  rds-check SEGMENT     check the RDS heap in a segment file (rdsinit/RDS):\n"
+            "                        every block and free list; exit 1 and the first damaged\n"
+            "                        block's address if it is damaged (reads the file only;\n"
+            "                        `recover` the log first to include pending commits)\n"
             "  --help                this text\n");
 }
 
@@ -480,6 +485,8 @@ int main(int argc, char **argv)
         return cmd_list(log, 1, argc > 3 ? strtoull(argv[3], NULL, 10) : 0);
     if (!strcmp(cmd, "image"))
         return cmd_image(log, argc > 3 ? argv[3] : NULL);
+    if (!strcmp(cmd, "rds-check"))
+        return cmd_rds_check(log);
     if (!strcmp(cmd, "recover") || !strcmp(cmd, "truncate"))
         return cmd_recover(log);
     fprintf(stderr, "rvmutl: unknown command %s\n", cmd);

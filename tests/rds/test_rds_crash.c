@@ -1,0 +1,3 @@
+/* placeholder replaced below */
+#include "rds_test.h"
+Test(rds_crash, placeholder) {}
