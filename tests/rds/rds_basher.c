@@ -226,7 +226,7 @@ static void one_txn(void)
     }
 }
 
-static void start(const char *log, const char *seg)
+static void start_rvm(const char *log)
 {
     rvm_options_t *o = rvm_malloc_options();
     o->log_dev = (char *)log;
@@ -234,6 +234,10 @@ static void start(const char *log, const char *seg)
     if (rc != RVM_SUCCESS)
         die(1, "rvm_initialize", rc);
     rvm_free_options(o);
+}
+
+static void load(const char *seg)
+{
     char *statics;
     int err;
     if (rds_load_heap((char *)seg, RVM_MK_OFFSET(0, 0), &statics, &err) != 0)
@@ -257,8 +261,7 @@ static int cmd_init(const char *log, const char *seg)
                  STATIC_LEN, HEAP_LEN, 64, 64, &err);
     if (err != SUCCESS)
         die(1, "rds_zap_heap", err);
-    rvm_terminate();
-    start(log, seg);
+    load(seg);
     rvm_tid_t t;
     rvm_init_tid(&t);
     rvm_begin_transaction(&t, restore);
@@ -271,7 +274,8 @@ static int cmd_init(const char *log, const char *seg)
 
 static int cmd_run(const char *log, const char *seg, uint64_t seed, uint64_t txns)
 {
-    start(log, seg);
+    start_rvm(log);
+    load(seg);
     if (M->magic != MAGIC)
         die(3, "static area has no basher model", -1);
     finish_pending(flush);
