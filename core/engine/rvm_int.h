@@ -265,6 +265,9 @@ rvm_return_t txn_commit_ranges(struct range *r, size_t n, rvm_mode_t mode, uint3
 
 /* stats.c */
 void stats_hist(rvm_length_t *hist, int len, const rvm_length_t *dist, rvm_length_t v);
+/* stats_end_epoch -- a truncation applied records: add the epoch's n_* counters to the
+ * tot_* totals and start a new epoch (caller holds the log's lock) */
+void stats_end_epoch(rvm_statistics_t *s);
 void stats_fill_log(void);
 
 #pragma GCC visibility pop
