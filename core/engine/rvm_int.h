@@ -186,6 +186,7 @@ int full_pwrite(int fd, const void *p, size_t n, uint64_t off);
 int full_pread(int fd, void *p, size_t n, uint64_t off);
 uint64_t now_usec(void);
 int mmap_buf_grow(void **p, size_t *cap, size_t need, size_t first);
+int thread_spawn(pthread_t *t, void *(*fn)(void *), void *arg, const char *name);
 
 /* log.c */
 rvm_return_t log_create(const char *path, uint64_t log_len, long mode);

@@ -155,7 +155,7 @@ rvm_return_t trunc_start(struct log *lg, long pct)
     }
     lg->trunc_stop = 0;
     lg->trunc_running = 1;
-    int e = pthread_create(&lg->trunc_thread, NULL, trunc_main, lg);
+    int e = thread_spawn(&lg->trunc_thread, trunc_main, lg, "lrvm-truncate");
     if (e)
         lg->trunc_running = 0;
     pthread_mutex_unlock(&lg->mu);
