@@ -18,6 +18,7 @@
 #include "heap_format.h"
 #include "image_format.h"
 #include "rvm_int.h"
+#include "rvmutl.h"
 #include "rvmutl_rds.h"
 #include "sysio.h"
 
@@ -26,6 +27,9 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: rvmutl COMMAND LOG [ARGS]\n"
+            "       rvmutl [LOG] < commands   the original rvmutl's command language on\n"
+            "                                 standard input (init_log LOG SIZE, open_log LOG,\n"
+            "                                 status, recover, quit, ...: `rvmutl` then help)\n"
             "  create-log LOG SIZE   create a log with SIZE bytes of record space (k/m/g ok)\n"
             "  status LOG            head, tail, sequence numbers, fill, segments known\n"
             "  list LOG              one line per valid record\n"
@@ -45,7 +49,7 @@ static void usage(FILE *f)
 }
 
 /* parse_size -- "64m" -> bytes */
-static int parse_size(const char *s, uint64_t *out)
+int parse_size(const char *s, uint64_t *out)
 {
     char *end;
     errno = 0;
@@ -158,7 +162,7 @@ static uint64_t utl_walk(struct utl *u, int verbose, int dump, uint64_t only,
 }
 
 /* cmd_status -- print the status and a summary of the live records */
-static int cmd_status(const char *path, int verify)
+int cmd_status(const char *path, int verify)
 {
     struct utl u;
     if (utl_open(&u, path) != 0)
@@ -245,7 +249,7 @@ static int cmd_list(const char *path, int dump, uint64_t only)
 }
 
 /* cmd_recover -- run recovery as rvm_initialize does */
-static int cmd_recover(const char *path)
+int cmd_recover(const char *path)
 {
     rvm_options_t *o = rvm_malloc_options();
     o->log_dev = (char *)path;
@@ -443,9 +447,29 @@ static int cmd_image(const char *seg, const char *logp)
     return rc;
 }
 
+/* cmd_create_log -- a new log with size bytes of record space */
+int cmd_create_log(const char *log, uint64_t size)
+{
+    rvm_options_t *o = rvm_malloc_options();
+    o->log_dev = (char *)log;
+    rvm_offset_t len = RVM_MK_OFFSET(0, size);
+    rvm_return_t rc = rvm_create_log(o, &len, 0600);
+    rvm_free_options(o);
+    if (rc != RVM_SUCCESS) {
+        fprintf(stderr, "rvmutl: %s: %s\n", rvm_return(rc), rvm_errmsg);
+        return 1;
+    }
+    printf("created log %s with %llu bytes of record space\n", log, (unsigned long long)size);
+    return 0;
+}
+
 /* main -- dispatch */
 int main(int argc, char **argv)
 {
+    /* the original's forms: `rvmutl` and `rvmutl LOG`, then commands on standard input
+     * (today's commands all take a LOG or SEGMENT argument, so one word is a log name) */
+    if (argc == 1 || (argc == 2 && argv[1][0] != '-' && strcmp(argv[1], "help") != 0))
+        return utl_command_language(argc == 2 ? argv[1] : NULL, stdin);
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
                       !strcmp(argv[1], "help"))) {
         usage(stdout);
@@ -462,18 +486,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "rvmutl: create-log needs a SIZE such as 64m\n");
             return 2;
         }
-        rvm_options_t *o = rvm_malloc_options();
-        o->log_dev = (char *)log;
-        rvm_offset_t len = RVM_MK_OFFSET(0, size);
-        rvm_return_t rc = rvm_create_log(o, &len, 0600);
-        rvm_free_options(o);
-        if (rc != RVM_SUCCESS) {
-            fprintf(stderr, "rvmutl: %s: %s\n", rvm_return(rc), rvm_errmsg);
-            return 1;
-        }
-        printf("created log %s with %llu bytes of record space\n", log,
-               (unsigned long long)size);
-        return 0;
+        return cmd_create_log(log, size);
     }
     if (!strcmp(cmd, "status"))
         return cmd_status(log, 0);

@@ -120,3 +120,25 @@ Test(rds_tools, rds_check_names_the_damaged_block)
     cr_assert_eq(sh("'%s' rds-check '%s' 2>&1", tool("RVMUTL"), E.log), 1, "%s", out);
     cr_assert_not_null(strstr(out, "not a segment-loader segment"), "%s", out);
 }
+
+Test(rds_tools, rvmutl_command_language_as_setup_scripts_use_it)
+{
+    /* the log setup of a server written for the original: `i LOG SIZE` then quit */
+    cr_assert_eq(sh("printf 'i %s/log2 2M\\nq\\n' | '%s' 2>&1", E.dir, tool("RVMUTL")), 0,
+                 "%s", out);
+    cr_assert_eq(sh("'%s' status '%s/log2' 2>&1", tool("RVMUTL"), E.dir), 0, "%s", out);
+    cr_assert_eq(sh("'%s' -f '%s/log2' '%s' 0x44000 0x5e0000000000 0x40000 0x2000 100 64",
+                    tool("RDSINIT"), E.dir, E.seg), 0, "%s", out);
+    /* `rvmutl LOG` then commands, abbreviated, with a comment */
+    cr_assert_eq(sh("printf '# check and recover\\nstatus\\nrec\\nrds_check %s\\nquit\\n' | "
+                    "'%s' '%s/log2' 2>&1", E.seg, tool("RVMUTL"), E.dir), 0, "%s", out);
+    cr_assert_not_null(strstr(out, "recovered"), "%s", out);
+    cr_assert_not_null(strstr(out, "consistent"), "%s", out);
+    /* a command that fails, or that lrvm does not have, says so and fails the run */
+    cr_assert_eq(sh("printf 'open_log %s/nolog\\nq\\n' | '%s' 2>&1", E.dir, tool("RVMUTL")), 1,
+                 "%s", out);
+    cr_assert_not_null(strstr(out, "? open_log: cannot open"), "%s", out);
+    cr_assert_eq(sh("printf 'peek 0\\nq\\n' | '%s' '%s/log2' 2>&1", tool("RVMUTL"), E.dir), 1,
+                 "%s", out);
+    cr_assert_not_null(strstr(out, "rvmutl dump"), "%s", out);
+}
