@@ -4,6 +4,7 @@
  * restart), coalescing, statistics and tracing, and clear errors on bad calls and damaged
  * heaps. The heap checker runs after every test that changes the heap.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -341,4 +342,53 @@ Test(rds, load_refuses_a_segment_that_is_not_rds)
     cr_assert_not_null(strstr(rds_errmsg, "rdsinit"), "%s", rds_errmsg);
     /* and it did not stay mapped: the real heap loads at its address again */
     cr_assert_eq(rds_load_heap(E.seg, RVM_MK_OFFSET(0, 0), &st, &err), 0, "%s", rds_errmsg);
+}
+
+/* pthreads: four threads allocate, write and free in their own and in caller transactions
+ * at once; the heap stays consistent and every block keeps its owner's bytes */
+static void *thread_work(void *arg)
+{
+    long id = (long)arg;
+    char *mine[32] = { 0 };
+    for (int i = 0; i < 400; i++) {
+        int k = i % 32, err;
+        if (mine[k] != NULL) {
+            for (int j = 0; j < 48; j++)
+                if (mine[k][j] != (char)id)
+                    return (void *)1;
+            if (rds_free(mine[k], NULL, &err) != 0)
+                return (void *)2;
+            mine[k] = NULL;
+            continue;
+        }
+        rvm_tid_t t;
+        rvm_init_tid(&t);
+        rvm_begin_transaction(&t, restore);
+        char *p = rds_malloc(48 + (i % 7) * 50, i % 2 ? &t : NULL, &err);
+        if (p == NULL)
+            return (void *)3;
+        rvm_set_range(&t, p, 48);
+        memset(p, (int)id, 48);
+        rvm_end_transaction(&t, no_flush);
+        mine[k] = p;
+    }
+    for (int k = 0; k < 32; k++) {
+        int err;
+        if (mine[k] != NULL && rds_free(mine[k], NULL, &err) != 0)
+            return (void *)4;
+    }
+    return NULL;
+}
+
+Test(rds, threads_share_the_heap)
+{
+    pthread_t th[4];
+    for (long i = 0; i < 4; i++)
+        cr_assert_eq(pthread_create(&th[i], NULL, thread_work, (void *)(i + 1)), 0);
+    for (int i = 0; i < 4; i++) {
+        void *rc;
+        pthread_join(th[i], &rc);
+        cr_assert_null(rc, "thread %d failed at step %ld: %s", i, (long)rc, rds_errmsg);
+    }
+    cr_assert_eq(heap_ok().nalloc, 0);
 }
