@@ -6,6 +6,7 @@
  */
 #include <pthread.h>
 #include <signal.h>
+#include <ucontext.h>
 #include <sys/wait.h>
 
 #include "rds_test.h"
@@ -390,5 +391,43 @@ Test(rds, threads_share_the_heap)
         pthread_join(th[i], &rc);
         cr_assert_null(rc, "thread %d failed at step %ld: %s", i, (long)rc, rds_errmsg);
     }
+    cr_assert_eq(heap_ok().nalloc, 0);
+}
+
+/* user-level threads (the original's LWP flavour): two coroutines on their own stacks, one
+ * kernel thread, switching (swapcontext) while each has a transaction open */
+static ucontext_t uc_main, uc_co[2];
+static int co_fail;
+
+static void coroutine(int id)
+{
+    int other = 1 - id, err;
+    for (int i = 0; i < 50 && !co_fail; i++) {
+        rvm_tid_t t;                            /* on this coroutine's stack */
+        rvm_init_tid(&t);
+        rvm_begin_transaction(&t, restore);
+        char *p = rds_malloc(32 + i, &t, &err);
+        swapcontext(&uc_co[id], &uc_co[other]);   /* the other runs with our tid open */
+        if (p == NULL || rds_free(p, &t, &err) != 0)
+            co_fail = 1;
+        if (rvm_end_transaction(&t, no_flush) != RVM_SUCCESS)
+            co_fail = 1;
+        swapcontext(&uc_co[id], &uc_co[other]);
+    }
+    swapcontext(&uc_co[id], &uc_main);
+}
+
+Test(rds, user_level_threads_switch_stacks_inside_transactions)
+{
+    static char stacks[2][256 * 1024];
+    for (int i = 0; i < 2; i++) {
+        getcontext(&uc_co[i]);
+        uc_co[i].uc_stack.ss_sp = stacks[i];
+        uc_co[i].uc_stack.ss_size = sizeof(stacks[i]);
+        uc_co[i].uc_link = &uc_main;
+        makecontext(&uc_co[i], (void (*)(void))coroutine, 1, i);
+    }
+    swapcontext(&uc_main, &uc_co[0]);
+    cr_assert_eq(co_fail, 0, "%s", rds_errmsg);
     cr_assert_eq(heap_ok().nalloc, 0);
 }
