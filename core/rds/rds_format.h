@@ -55,6 +55,7 @@
 #define LRVM_RDS_FORMAT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <rvm/rds.h>
 
@@ -112,6 +113,25 @@ _Static_assert(sizeof(rds_stats_t) == 52, "RDS stats layout");
 static inline unsigned long rds_hdr_len(unsigned long nlists)
 {
     return sizeof(rds_heap_hdr_t) + nlists * sizeof(rds_list_t);
+}
+
+/* rds_geometry -- first block and blocks_end (see BLOCKS) of a heap of `length` bytes at
+ * address `base` whose header says chunk and nlists; 0, or -1 if not even one chunk fits */
+static inline int rds_geometry(uintptr_t base, unsigned long length, unsigned long chunk,
+                               unsigned long nlists, uintptr_t *first, uintptr_t *end)
+{
+    unsigned long hdr = rds_hdr_len(nlists);
+    if (chunk == 0 || nlists == 0 || nlists > length || length <= hdr)
+        return -1;
+    uintptr_t f = (base + hdr + chunk - 1) / chunk * chunk;
+    unsigned long n = (length - hdr) / chunk;
+    if (n > 0 && f + n * chunk > base + length)
+        n--;                         /* the original asserted here; we keep it inside */
+    if (n == 0)
+        return -1;
+    *first = f;
+    *end = f + n * chunk;
+    return 0;
 }
 
 #endif /* LRVM_RDS_FORMAT_H */

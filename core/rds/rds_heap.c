@@ -39,23 +39,6 @@ int rds_rvm_fail(int *err, rvm_return_t rc, const char *what)
                     rvm_errmsg ? rvm_errmsg : "");
 }
 
-int rds_geometry(uintptr_t base, unsigned long length, unsigned long chunk,
-                 unsigned long nlists, uintptr_t *first, uintptr_t *end)
-{
-    unsigned long hdr = rds_hdr_len(nlists);
-    if (chunk == 0 || nlists == 0 || nlists > length || length <= hdr)
-        return -1;
-    uintptr_t f = (base + hdr + chunk - 1) / chunk * chunk;
-    unsigned long n = (length - hdr) / chunk;
-    if (n > 0 && f + n * chunk > base + length)
-        n--;                         /* the original asserted here; we keep it inside */
-    if (n == 0)
-        return -1;
-    *first = f;
-    *end = f + n * chunk;
-    return 0;
-}
-
 /* check_params -- chunk size and list count a heap can be built with */
 static int check_params(unsigned long chunk, unsigned long nlists, int *err)
 {

@@ -36,11 +36,6 @@ struct rds_heap {
 extern struct rds_heap rds_h;
 extern pthread_mutex_t rds_lock;
 
-/* rds_geometry -- first block and blocks_end of a heap of `length` bytes at `base` whose
- * header says chunk and nlists; 0, or -1 if they do not fit */
-int rds_geometry(uintptr_t base, unsigned long length, unsigned long chunk,
-                 unsigned long nlists, uintptr_t *first, uintptr_t *end);
-
 /* rds_fail -- set rds_errmsg, store code in *err, return -1 */
 int rds_fail(int *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* rds_rvm_fail -- an RVM call failed: *err = rc, message names what RDS was doing */
