@@ -10,10 +10,10 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/lrvm-classic-rds-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
 meson install -C "$BUILD" --destdir "$work/root" --no-rebuild --quiet >/dev/null
-prefix=$(meson introspect "$BUILD" --buildoptions |
-         python3 -c 'import json,sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"]=="prefix"))')
-libdir=$(meson introspect "$BUILD" --buildoptions |
-         python3 -c 'import json,sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"]=="libdir"))')
+read -r prefix libdir < <(meson introspect "$BUILD" --buildoptions | python3 -c '
+import json, sys
+o = {x["name"]: x["value"] for x in json.load(sys.stdin)}
+print(o["prefix"], o["libdir"])')
 root="$work/root$prefix"
 LIB="$root/$libdir"
 for n in rvm seg rds rvmlwp seglwp rdslwp rvmpt segpt rdspt; do
