@@ -23,6 +23,9 @@ RVM_API extern rds_block_t *RecoverableHeapHighAddress;
 RVM_API extern rvm_region_def_t *RegionDefs;
 RVM_API extern unsigned long NRegionDefs;
 RVM_API extern rvm_bool_t rds_testsw;
+/* exported by the original without a prototype in rds.h: trace the stats / the free lists */
+RVM_API void rds_trace_dump_stats(void);
+RVM_API void rds_trace_dump_free_lists(void);
 
 #pragma GCC visibility push(hidden)
 

@@ -82,9 +82,13 @@ int rds_trace_off(void)
     return 0;
 }
 
-/* dump_lists -- one trace line per list (and per block on the top list) */
-static void dump_lists(void)
+/* rds_trace_dump_free_lists -- one trace line per list (and per block on the top list);
+ * exported by the original without a prototype in rds.h (caller holds rds_lock or knows no
+ * other thread uses the heap) */
+void rds_trace_dump_free_lists(void)
 {
+    if (HDR == NULL)
+        return;
     unsigned long limit = (unsigned long)(rds_h.end - rds_h.first) / rds_h.chunk;
     RDS_LOG("rdstrace: start dump_free_lists\n");
     for (unsigned long i = 1; i <= HDR->nlists; i++) {
@@ -110,12 +114,25 @@ int rds_trace_dump_heap(void)
     if (HDR == NULL)
         return EHEAP_INIT;
     pthread_mutex_lock(&rds_lock);
-    rds_stats_t s = HDR->stats;
     RDS_LOG("rdstrace: start heap_dump\n");
     RDS_LOG("rdstrace: version_string %s\n", HDR->version);
     RDS_LOG("rdstrace: heaplength %lu\n", HDR->heaplength);
     RDS_LOG("rdstrace: chunk_size %lu\n", HDR->chunk_size);
     RDS_LOG("rdstrace: nlists %lu\n", HDR->nlists);
+    rds_trace_dump_stats();
+    RDS_LOG("rdstrace: maxlist %lu\n", HDR->maxlist);
+    rds_trace_dump_free_lists();
+    RDS_LOG("rdstrace: stop heap_dump\n");
+    pthread_mutex_unlock(&rds_lock);
+    return 0;
+}
+
+/* rds_trace_dump_stats -- the statistics to the trace (exported as by the original) */
+void rds_trace_dump_stats(void)
+{
+    if (HDR == NULL)
+        return;
+    rds_stats_t s = HDR->stats;
     RDS_LOG("rdstrace: start dump_stats\n");
     RDS_LOG("rdstrace: Free_bytes \t %x\nrdstrace: Alloced_bytes\t %x\n", s.freebytes,
             s.mallocbytes);
@@ -127,11 +144,6 @@ int rds_trace_dump_heap(void)
     RDS_LOG("rdstrace: Coalesces \t %u\nrdstrace: Merges \t %u\nrdstrace: Not_Merged \t %u\n",
             s.coalesce, s.merged, s.unmerged);
     RDS_LOG("rdstrace: Large_List %u\nrdstrace: stop dump_stats\n", s.large_list);
-    RDS_LOG("rdstrace: maxlist %lu\n", HDR->maxlist);
-    dump_lists();
-    RDS_LOG("rdstrace: stop heap_dump\n");
-    pthread_mutex_unlock(&rds_lock);
-    return 0;
 }
 
 int rds_check_heap(FILE *report, int *err)
