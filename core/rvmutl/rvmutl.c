@@ -41,10 +41,10 @@ static void usage(FILE *f)
             "  image SEGMENT [LOG]   a program's segment (LD_PRELOAD shim): binary, build-id,\n"
             "                        load base, globals, heap, commits; LOG defaults to\n"
             "                        SEGMENT.log (reads the files only)\n"
-            "  rds-check SEGMENT     check the RDS heap in a segment file (rdsinit/RDS):\n"
+            "  rds-check SEGMENT [LOG]  check the RDS heap in a segment file (rdsinit/RDS):\n"
             "                        every block and free list; exit 1 and the first damaged\n"
-            "                        block's address if it is damaged (reads the file only;\n"
-            "                        `recover` the log first to include pending commits)\n"
+            "                        block's address if it is damaged; with LOG, the records\n"
+            "                        not yet applied are laid over it (reads the files only)\n"
             "  --help                this text\n");
 }
 
@@ -338,6 +338,25 @@ static uint64_t utl_overlay(struct utl *u, int64_t id, uint64_t off, void *buf, 
     return n;
 }
 
+/* utl_overlay_file -- open log logp read-only and overlay its live records for segment seg
+ * on [off, off + len) into buf (see utl_overlay); *nrec = records read. 0, or -1 (message on
+ * stderr) if the log cannot be read; a log that does not know seg overlays nothing. */
+int utl_overlay_file(const char *logp, const char *seg, uint64_t off, void *buf, size_t len,
+                     uint64_t *nrec)
+{
+    struct utl u;
+    *nrec = 0;
+    if (utl_open(&u, logp) != 0)
+        return -1;
+    int64_t id = utl_seg_id(&u, seg);
+    if (id >= 0)
+        *nrec = utl_overlay(&u, id, off, buf, len);
+    buf_free(&u.dict);
+    buf_free(&u.rd.b);
+    close(u.fd);
+    return 0;
+}
+
 /* cmd_image -- show a process-image segment as its last commit left it: the segment file's
  * header and heap header, with the log's records not yet applied overlaid (read-only) */
 static int cmd_image(const char *seg, const char *logp)
@@ -499,7 +518,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "image"))
         return cmd_image(log, argc > 3 ? argv[3] : NULL);
     if (!strcmp(cmd, "rds-check"))
-        return cmd_rds_check(log);
+        return cmd_rds_check(log, argc > 3 ? argv[3] : NULL);
     if (!strcmp(cmd, "recover") || !strcmp(cmd, "truncate"))
         return cmd_recover(log);
     fprintf(stderr, "rvmutl: unknown command %s\n", cmd);

@@ -13,6 +13,8 @@ int parse_size(const char *s, uint64_t *out);
 int cmd_create_log(const char *log, uint64_t size);
 int cmd_status(const char *path, int verify);
 int cmd_recover(const char *path);
+int utl_overlay_file(const char *logp, const char *seg, uint64_t off, void *buf, size_t len,
+                     uint64_t *nrec);
 
 /* utl_command_language -- open log (if not NULL), then run commands read from in until
  * quit or end of input; exit status 0 if every command succeeded, else 1 */

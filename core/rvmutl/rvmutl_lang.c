@@ -122,13 +122,12 @@ static int do_sizeof(struct session *s, char *args)
 
 static int do_rds_check(struct session *s, char *args)
 {
-    (void)s;
     char *seg = next_word(&args);
     if (seg == NULL) {
         printf("? rds_check SEGMENT: which segment?\n");
         return 1;
     }
-    return cmd_rds_check(seg);
+    return cmd_rds_check(seg, s->log[0] ? s->log : NULL);
 }
 
 static int do_accept(struct session *s, char *args)

@@ -1,9 +1,9 @@
 /*
- * rvmutl_rds.c -- `rvmutl rds-check SEGMENT`: check the RDS heap in a segment file without
- * mapping it (reads the file only), and report the first damaged block with its address.
- *
- * It checks the file as it is: records committed to a log but not yet applied are not seen,
- * so run `rvmutl recover LOG` (or let the program start once) first.
+ * rvmutl_rds.c -- `rvmutl rds-check SEGMENT [LOG]`: check the RDS heap in a segment file
+ * without mapping it (reads the files only), and report the first damaged block with its
+ * address. Without LOG it checks the file as it is; with LOG, the records committed to that
+ * log but not yet applied are laid over the bytes first, so the heap checked is the one
+ * recovery would leave.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +15,7 @@
 #include <rvm/rvm_segment.h>
 
 #include "rds_int.h"
+#include "rvmutl.h"
 #include "rvmutl_rds.h"
 
 /* the segment loader's header (rvm_segment.h) as it lies in the file */
@@ -44,14 +45,32 @@ static int read_all(int fd, void *p, size_t n, off_t off)
     return 0;
 }
 
+/* overlay -- lay logp's pending records for seg over [off, off + len) of buf (if logp) */
+static int overlay(const char *logp, const char *seg, uint64_t off, void *buf, size_t len)
+{
+    uint64_t n;
+    if (logp == NULL)
+        return 0;
+    if (utl_overlay_file(logp, seg, off, buf, len, &n) != 0)
+        return -1;
+    if (n > 0 && off == 0)
+        printf("%s: %llu record(s) of log %s not yet applied: laid over the file\n", seg,
+               (unsigned long long)n, logp);
+    return 0;
+}
+
 /* load_heap_region -- read region 0 of an RDS segment; NULL with a message on stderr */
-static char *load_heap_region(int fd, const char *seg, rvm_region_def_t *def)
+static char *load_heap_region(int fd, const char *seg, const char *logp, rvm_region_def_t *def)
 {
     size_t hsz = RVM_SEGMENT_HDR_SIZE;
     struct seg_hdr *h = malloc(hsz);
     if (h == NULL || read_all(fd, h, hsz, 0) != 0) {
         fprintf(stderr, "rvmutl: %s: cannot read the segment header: %s\n", seg,
                 h ? strerror(errno) : "out of memory");
+        free(h);
+        return NULL;
+    }
+    if (overlay(logp, seg, 0, h, hsz) != 0) {
         free(h);
         return NULL;
     }
@@ -81,10 +100,14 @@ static char *load_heap_region(int fd, const char *seg, rvm_region_def_t *def)
         free(img);
         return NULL;
     }
+    if (overlay(logp, seg, def->offset.low, img, def->length) != 0) {
+        free(img);
+        return NULL;
+    }
     return img;
 }
 
-int cmd_rds_check(const char *seg)
+int cmd_rds_check(const char *seg, const char *logp)
 {
     int fd = open(seg, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -92,7 +115,7 @@ int cmd_rds_check(const char *seg)
         return 1;
     }
     rvm_region_def_t def;
-    char *img = load_heap_region(fd, seg, &def);
+    char *img = load_heap_region(fd, seg, logp, &def);
     close(fd);
     if (img == NULL)
         return 1;

@@ -142,3 +142,21 @@ Test(rds_tools, rvmutl_command_language_as_setup_scripts_use_it)
                  "%s", out);
     cr_assert_not_null(strstr(out, "rvmutl dump"), "%s", out);
 }
+
+Test(rds_tools, rds_check_with_the_log_sees_commits_not_yet_applied)
+{
+    const char *b = tool("RDS_BASHER");
+    char log3[320], seg3[320];
+    snprintf(log3, sizeof(log3), "%s/blog", E.dir);
+    snprintf(seg3, sizeof(seg3), "%s/bseg", E.dir);
+    cr_assert_eq(sh("'%s' init '%s' '%s' 2>&1", b, log3, seg3), 0, "%s", out);
+    /* commits, then SIGKILL: the records are in the log, not yet in the segment file */
+    cr_assert_eq(sh("('%s' run '%s' '%s' 7 0 >/dev/null & p=$!; sleep 0.5; kill -9 $p; "
+                    "wait $p) 2>&1; true", b, log3, seg3), 0, "%s", out);
+    cr_assert_eq(sh("'%s' rds-check '%s'", tool("RVMUTL"), seg3), 0, "%s", out);
+    cr_assert_not_null(strstr(out, " 0 allocated"), "the file alone has no allocation: %s",
+                       out);
+    cr_assert_eq(sh("'%s' rds-check '%s' '%s'", tool("RVMUTL"), seg3, log3), 0, "%s", out);
+    cr_assert_not_null(strstr(out, "not yet applied: laid over the file"), "%s", out);
+    cr_assert_null(strstr(out, " 0 allocated"), "with the log the allocations show: %s", out);
+}
