@@ -486,8 +486,13 @@ int cmd_create_log(const char *log, uint64_t size)
 int main(int argc, char **argv)
 {
     /* the original's forms: `rvmutl` and `rvmutl LOG`, then commands on standard input
-     * (today's commands all take a LOG or SEGMENT argument, so one word is a log name) */
-    if (argc == 1 || (argc == 2 && argv[1][0] != '-' && strcmp(argv[1], "help") != 0))
+     * (today's commands all take a LOG or SEGMENT argument, so one other word is a log) */
+    static const char *const forms[] = { "create-log", "status", "list", "dump", "verify",
+                                         "recover", "truncate", "image", "rds-check", "help" };
+    int is_form = 0;
+    for (size_t i = 0; argc == 2 && i < sizeof(forms) / sizeof(forms[0]); i++)
+        is_form |= !strcmp(argv[1], forms[i]);
+    if (argc == 1 || (argc == 2 && argv[1][0] != '-' && !is_form))
         return utl_command_language(argc == 2 ? argv[1] : NULL, stdin);
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
                       !strcmp(argv[1], "help"))) {
