@@ -3,6 +3,7 @@
  * and the sticky-error rule.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,31 @@ int rvm_ioerrno;
 rvm_bool_t rvm_no_yield;
 rvm_bool_t rvm_map_private;
 rvm_length_t rvm_optimizations;
+
+/*
+ * thread_spawn -- start one of lrvm's own threads with every asynchronous signal blocked.
+ * Why: a process-directed signal (kill(getpid(), ...), a timer, a user-level thread
+ * package's preemption tick) goes to any thread that does not block it. Delivered to our
+ * thread it would run application code there -- on a thread the application does not know,
+ * possibly while it holds a log lock (Coda's LWP threads package switched stacks in such a
+ * handler: restarts then hung in the log or crashed). The thread inherits the mask set
+ * here; the caller's own mask is restored before we return. Synchronous signals (faults)
+ * stay deliverable: blocking them would only turn a fault into a silent kill.
+ */
+int thread_spawn(pthread_t *t, void *(*fn)(void *), void *arg, const char *name)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    static const int sync_sigs[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS };
+    for (size_t i = 0; i < sizeof(sync_sigs) / sizeof(sync_sigs[0]); i++)
+        sigdelset(&all, sync_sigs[i]);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int e = pthread_create(t, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e == 0 && name != NULL)
+        pthread_setname_np(*t, name);     /* shows in ps -L, gdb and /proc/.../comm */
+    return e;
+}
 
 /* buf_reserve -- make room for `more` bytes after len (amortised doubling) */
 int buf_reserve(struct buf *b, size_t more)

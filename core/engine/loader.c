@@ -14,6 +14,26 @@
 
 #define LOADER_ID 1
 
+/* Set by every successful rvm_load_segment, as the original's loader does (programs and
+ * RDS users read them): the lowest region address, and the bytes from there to the end of
+ * the highest region. */
+RVM_API char *rds_startaddr;
+RVM_API rvm_length_t rds_rvmsize;
+
+/* loader_note_extent -- set rds_startaddr/rds_rvmsize from the loaded regions */
+static void loader_note_extent(const rvm_region_def_t *defs, rvm_length_t n)
+{
+    char *lo = NULL, *hi = NULL;
+    for (rvm_length_t i = 0; i < n; i++) {
+        if (lo == NULL || defs[i].vmaddr < lo)
+            lo = defs[i].vmaddr;
+        if (hi == NULL || defs[i].vmaddr + defs[i].length > hi)
+            hi = defs[i].vmaddr + defs[i].length;
+    }
+    rds_startaddr = lo;
+    rds_rvmsize = (rvm_length_t)(hi - lo);
+}
+
 /* the on-disk header (first page of the segment) */
 struct loader_hdr {
     int struct_id;
@@ -215,6 +235,7 @@ rvm_return_t rvm_load_segment(char *DevName, rvm_offset_t DevLength, rvm_options
     }
     *nregions = n;
     *regions = defs;
+    loader_note_extent(defs, n);
 out:
     loader_unmap_hdr(&hdr);
     return rc;

@@ -309,7 +309,6 @@ rvm_return_t log_add_segment(struct log *lg, struct seg *s)
         if (rc == RVM_SUCCESS) {
             pthread_mutex_lock(&lg->mu);
             R.st.n_special++;
-            R.st.tot_special++;
             pthread_mutex_unlock(&lg->mu);
         }
     }
@@ -472,7 +471,6 @@ void log_kick_truncation(struct log *lg)
 rvm_return_t log_wait_space(struct log *lg)
 {
     R.st.n_truncation_wait++;
-    R.st.tot_truncation_wait++;
     if (lg->used == 0)   /* cannot happen: records fit an empty log (checked at enqueue) */
         return err_set(RVM_EINTERNAL, "log %s: a record does not fit the empty log",
                        lg->path);
@@ -536,15 +534,11 @@ rvm_return_t log_sync(struct log *lg)
                       lg->path, strerror(rc));
     lg->durable_seq = upto;
     R.st.flush_time.tv_usec += (long)dt;
-    R.st.tot_flush_time.tv_usec += (long)dt;
     R.st.flush_time.tv_sec += R.st.flush_time.tv_usec / 1000000;
     R.st.flush_time.tv_usec %= 1000000;
-    R.st.tot_flush_time.tv_sec += R.st.tot_flush_time.tv_usec / 1000000;
-    R.st.tot_flush_time.tv_usec %= 1000000;
     R.st.last_flush_time = (rvm_length_t)(dt / 1000);
     static const rvm_length_t dist[] = { flush_times_dist };
     stats_hist(R.st.flush_times, flush_times_len, dist, dt / 1000);
-    stats_hist(R.st.tot_flush_times, flush_times_len, dist, dt / 1000);
     pthread_cond_broadcast(&lg->sync_cv);
     return RVM_SUCCESS;
 }
@@ -642,9 +636,7 @@ static rvm_return_t log_write_batch(struct log *lg)
         lg->written_seq = last_seq;
         done += run;
         R.st.n_flush++;
-        R.st.tot_flush++;
         R.st.log_written = rvm_add_length_to_offset(&R.st.log_written, run);
-        R.st.tot_log_written = rvm_add_length_to_offset(&R.st.tot_log_written, run);
     }
     w->len = 0;
     rc = log_sync(lg);

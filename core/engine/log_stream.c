@@ -290,14 +290,11 @@ rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n)
     } else {
         lg->written_seq = seq;
         R.st.n_flush++;
-        R.st.tot_flush++;
         R.st.log_written = rvm_add_length_to_offset(&R.st.log_written, size);
-        R.st.tot_log_written = rvm_add_length_to_offset(&R.st.tot_log_written, size);
         /* (5) durable, then acknowledged */
         rc = log_sync(lg);
         if (rc == RVM_SUCCESS) {
             R.st.n_flush_commit++;
-            R.st.tot_flush_commit++;
             R.st.n_no_flush = 0;
             R.st.no_flush_length = RVM_MK_OFFSET(0, 0);
         }

@@ -153,7 +153,6 @@ rvm_return_t rvm_flush(void)
         rc = log_force(lg, lg->next_seq - 1);
     if (rc == RVM_SUCCESS) {
         R.st.n_rvm_flush++;
-        R.st.tot_rvm_flush++;
         R.st.n_no_flush = 0;
         R.st.no_flush_length = RVM_MK_OFFSET(0, 0);
     }

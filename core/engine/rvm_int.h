@@ -205,6 +205,7 @@ int full_pwrite(int fd, const void *p, size_t n, uint64_t off);
 int full_pread(int fd, void *p, size_t n, uint64_t off);
 uint64_t now_usec(void);
 int mmap_buf_grow(void **p, size_t *cap, size_t need, size_t first);
+int thread_spawn(pthread_t *t, void *(*fn)(void *), void *arg, const char *name);
 
 /* log.c */
 rvm_return_t log_create(const char *path, uint64_t log_len, long mode);
@@ -302,6 +303,9 @@ rvm_return_t txn_commit_ranges(struct range *r, size_t n, rvm_mode_t mode, uint3
 
 /* stats.c */
 void stats_hist(rvm_length_t *hist, int len, const rvm_length_t *dist, rvm_length_t v);
+/* stats_end_epoch -- a truncation applied records: add the epoch's n_* counters to the
+ * tot_* totals and start a new epoch (caller holds the log's lock) */
+void stats_end_epoch(rvm_statistics_t *s);
 void stats_fill_log(void);
 
 #pragma GCC visibility pop

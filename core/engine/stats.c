@@ -14,6 +14,59 @@ void stats_hist(rvm_length_t *hist, int len, const rvm_length_t *dist, rvm_lengt
     hist[i]++;
 }
 
+/* add_off -- a += b for offsets */
+static void add_off(rvm_offset_t *a, rvm_offset_t b)
+{
+    *a = rvm_add_offsets(a, &b);
+}
+
+/* add_hist -- tot[i] += n[i], n[i] = 0 */
+static void add_hist(rvm_length_t *tot, rvm_length_t *n, int len)
+{
+    for (int i = 0; i < len; i++) {
+        tot[i] += n[i];
+        n[i] = 0;
+    }
+}
+
+#define EPOCH(field) (s->tot_##field += s->n_##field, s->n_##field = 0)
+
+/*
+ * stats_end_epoch -- the original's statistics semantics: an n_* counter counts the
+ * current epoch (since the last truncation) and truncation moves it into its tot_* total,
+ * so n_x + tot_x is the count since the log was opened and neither is counted twice.
+ */
+void stats_end_epoch(rvm_statistics_t *s)
+{
+    EPOCH(abort);
+    EPOCH(flush_commit);
+    EPOCH(no_flush_commit);
+    EPOCH(split);
+    EPOCH(flush);
+    EPOCH(rvm_flush);
+    EPOCH(special);
+    EPOCH(truncation_wait);
+    EPOCH(range_elim);
+    EPOCH(trans_elim);
+    EPOCH(trans_coalesced);
+    add_off(&s->tot_log_written, s->log_written);
+    add_off(&s->tot_range_overlap, s->range_overlap);
+    add_off(&s->tot_trans_overlap, s->trans_overlap);
+    s->log_written = s->range_overlap = s->trans_overlap = RVM_MK_OFFSET(0, 0);
+    s->tot_flush_time.tv_sec += s->flush_time.tv_sec;
+    s->tot_flush_time.tv_usec += s->flush_time.tv_usec;
+    s->tot_flush_time.tv_sec += s->tot_flush_time.tv_usec / 1000000;
+    s->tot_flush_time.tv_usec %= 1000000;
+    s->flush_time.tv_sec = 0;
+    s->flush_time.tv_usec = 0;
+    add_hist(s->tot_flush_times, s->flush_times, flush_times_len);
+    add_hist(s->tot_range_lengths, s->range_lengths, range_lengths_len);
+    add_hist(s->tot_range_elims, s->range_elims, range_elims_len);
+    add_hist(s->tot_trans_elims, s->trans_elims, trans_elims_len);
+    add_hist(s->tot_range_overlaps, s->range_overlaps, range_overlaps_len);
+    add_hist(s->tot_trans_overlaps, s->trans_overlaps, range_overlaps_len);
+}
+
 /* rvm_statistics -- copy the counters */
 rvm_return_t rvm_statistics(const char *version, rvm_statistics_t *statistics)
 {

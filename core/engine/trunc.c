@@ -68,6 +68,7 @@ rvm_return_t trunc_step(struct log *lg, uint64_t limit, int *progress)
         static const rvm_length_t dist[] = { truncation_times_dist };
         stats_hist(R.st.tot_truncation_times, truncation_times_len, dist, dt / 1000000);
         R.st.log_dev_cur = lg->used * 100 / lg->area_len;
+        stats_end_epoch(&R.st);
         pthread_cond_broadcast(&lg->space_cv);
         pthread_mutex_unlock(&lg->mu);
         *progress = 1;
@@ -152,7 +153,7 @@ rvm_return_t trunc_start(struct log *lg, long pct)
     }
     lg->trunc_stop = 0;
     lg->trunc_running = 1;
-    int e = pthread_create(&lg->trunc_thread, NULL, trunc_main, lg);
+    int e = thread_spawn(&lg->trunc_thread, trunc_main, lg, "lrvm-truncate");
     if (e)
         lg->trunc_running = 0;
     pthread_mutex_unlock(&lg->mu);

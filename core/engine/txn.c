@@ -174,10 +174,11 @@ rvm_return_t rvm_abort_transaction(rvm_tid_t *tid)
         for (size_t i = t->n; i-- > 0;)    /* reverse order: the oldest value wins */
             memcpy((char *)t->r[i].src, t->old.p + t->r[i].oldpos, t->r[i].len);
     txn_release(t);
-    pthread_mutex_lock(&R.mu);
+    /* counters are guarded by the log's lock, which truncation holds when it ends an epoch */
+    pthread_mutex_t *mu = R.log != NULL ? &R.log->mu : &R.mu;
+    pthread_mutex_lock(mu);
     R.st.n_abort++;
-    R.st.tot_abort++;
-    pthread_mutex_unlock(&R.mu);
+    pthread_mutex_unlock(mu);
     return RVM_SUCCESS;
 }
 
@@ -274,13 +275,10 @@ rvm_return_t txn_commit_ranges(struct range *r, size_t n, rvm_mode_t mode, uint3
                        (unsigned long long)size, lg->path, (unsigned long long)lg->area_len);
     }
     R.st.n_range_elim += elim;
-    R.st.tot_range_elim += elim;
     R.st.range_overlap = rvm_add_length_to_offset(&R.st.range_overlap, saved);
-    R.st.tot_range_overlap = rvm_add_length_to_offset(&R.st.tot_range_overlap, saved);
     static const rvm_length_t dist[] = { range_lengths_dist };
     for (size_t i = 0; i < n && i < 64; i++) {
         stats_hist(R.st.range_lengths, range_lengths_len, dist, r[i].len);
-        stats_hist(R.st.tot_range_lengths, range_lengths_len, dist, r[i].len);
     }
     uint64_t seq = 0;
     if (mode == no_flush && (rvm_optimizations & RVM_COALESCE_TRANS) && n > 0) {
@@ -293,7 +291,6 @@ rvm_return_t txn_commit_ranges(struct range *r, size_t n, rvm_mode_t mode, uint3
     }
     if (rc == RVM_SUCCESS && mode == no_flush) {
         R.st.n_no_flush_commit++;
-        R.st.tot_no_flush_commit++;
         R.st.n_no_flush++;
         lg->n_queued_txn++;
         lg->queued_bytes += size;
@@ -302,7 +299,6 @@ rvm_return_t txn_commit_ranges(struct range *r, size_t n, rvm_mode_t mode, uint3
         rc = log_force(lg, lg->next_seq - 1);
         if (rc == RVM_SUCCESS) {
             R.st.n_flush_commit++;
-            R.st.tot_flush_commit++;
             R.st.n_no_flush = 0;
             R.st.no_flush_length = RVM_MK_OFFSET(0, 0);
         }

@@ -20,6 +20,8 @@
 #include "loglock.h"
 #include "image_format.h"
 #include "rvm_int.h"
+#include "rvmutl.h"
+#include "rvmutl_rds.h"
 #include "sysio.h"
 
 /* usage -- print help */
@@ -27,6 +29,9 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: rvmutl COMMAND LOG [ARGS]\n"
+            "       rvmutl [LOG] < commands   the original rvmutl's command language on\n"
+            "                                 standard input (init_log LOG SIZE, open_log LOG,\n"
+            "                                 status, recover, quit, ...: `rvmutl` then help)\n"
             "  create-log LOG SIZE   create a log with SIZE bytes of record space (k/m/g ok)\n"
             "  status LOG            head, tail, sequence numbers, fill, segments known\n"
             "  list LOG              one line per valid record\n"
@@ -42,6 +47,10 @@ static void usage(FILE *f)
             "  image SEGMENT [LOG]   a program's segment (LD_PRELOAD shim): binary, build-id,\n"
             "                        load base, globals, heap, commits; LOG defaults to\n"
             "                        SEGMENT.log (reads the files only)\n"
+            "  rds-check SEGMENT [LOG]  check the RDS heap in a segment file (rdsinit/RDS):\n"
+            "                        every block and free list; exit 1 and the first damaged\n"
+            "                        block's address if it is damaged; with LOG, the records\n"
+            "                        not yet applied are laid over it (reads the files only)\n"
             "  --help                this text\n"
             "Logs and segments must belong to you and be writable by nobody else\n"
             "(LRVM_SHARED_GROUP=1 also accepts your groups' files). recover and truncate\n"
@@ -50,7 +59,7 @@ static void usage(FILE *f)
 }
 
 /* parse_size -- "64m" -> bytes */
-static int parse_size(const char *s, uint64_t *out)
+int parse_size(const char *s, uint64_t *out)
 {
     char *end;
     errno = 0;
@@ -263,7 +272,7 @@ static int utl_verify_end(struct utl *u, uint64_t end, uint64_t next)
 }
 
 /* cmd_status -- print the status and a summary of the live records */
-static int cmd_status(const char *path, int verify)
+int cmd_status(const char *path, int verify)
 {
     struct utl u;
     if (utl_open(&u, path) != 0)
@@ -372,7 +381,7 @@ static int recover_clear_pending(void)
 
 /* cmd_recover -- run recovery as rvm_initialize does; salvage: also when a record in the
  * middle of the log is damaged, keeping the valid records before it (log_end.c) */
-static int cmd_recover(const char *path, int salvage)
+int cmd_recover(const char *path, int salvage)
 {
     rvm_options_t *o = rvm_malloc_options();
     o->log_dev = (char *)path;
@@ -493,6 +502,25 @@ static uint64_t utl_overlay(struct utl *u, int64_t id, uint64_t off, void *buf, 
         n++;
     }
     return n;
+}
+
+/* utl_overlay_file -- open log logp read-only and overlay its live records for segment seg
+ * on [off, off + len) into buf (see utl_overlay); *nrec = records read. 0, or -1 (message on
+ * stderr) if the log cannot be read; a log that does not know seg overlays nothing. */
+int utl_overlay_file(const char *logp, const char *seg, uint64_t off, void *buf, size_t len,
+                     uint64_t *nrec)
+{
+    struct utl u;
+    *nrec = 0;
+    if (utl_open(&u, logp) != 0)
+        return -1;
+    int64_t id = utl_seg_id(&u, seg);
+    if (id >= 0)
+        *nrec = utl_overlay(&u, id, off, buf, len);
+    buf_free(&u.dict);
+    buf_free(&u.rd.b);
+    close(u.fd);
+    return 0;
 }
 
 /* cmd_image -- show a process-image segment as its last commit left it: the segment file's
@@ -654,9 +682,34 @@ static int cmd_image(const char *seg, const char *logp)
     return rc;
 }
 
+/* cmd_create_log -- a new log with size bytes of record space */
+int cmd_create_log(const char *log, uint64_t size)
+{
+    rvm_options_t *o = rvm_malloc_options();
+    o->log_dev = (char *)log;
+    rvm_offset_t len = RVM_MK_OFFSET(0, size);
+    rvm_return_t rc = rvm_create_log(o, &len, 0600);
+    rvm_free_options(o);
+    if (rc != RVM_SUCCESS) {
+        fprintf(stderr, "rvmutl: %s: %s\n", rvm_return(rc), rvm_errmsg);
+        return 1;
+    }
+    printf("created log %s with %llu bytes of record space\n", log, (unsigned long long)size);
+    return 0;
+}
+
 /* main -- dispatch */
 int main(int argc, char **argv)
 {
+    /* the original's forms: `rvmutl` and `rvmutl LOG`, then commands on standard input
+     * (today's commands all take a LOG or SEGMENT argument, so one other word is a log) */
+    static const char *const forms[] = { "create-log", "status", "list", "dump", "verify",
+                                         "recover", "truncate", "image", "rds-check", "help" };
+    int is_form = 0;
+    for (size_t i = 0; argc == 2 && i < sizeof(forms) / sizeof(forms[0]); i++)
+        is_form |= !strcmp(argv[1], forms[i]);
+    if (argc == 1 || (argc == 2 && argv[1][0] != '-' && !is_form))
+        return utl_command_language(argc == 2 ? argv[1] : NULL, stdin);
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
                       !strcmp(argv[1], "help"))) {
         usage(stdout);
@@ -680,18 +733,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "rvmutl: create-log needs a SIZE such as 64m\n");
             return 2;
         }
-        rvm_options_t *o = rvm_malloc_options();
-        o->log_dev = (char *)log;
-        rvm_offset_t len = RVM_MK_OFFSET(0, size);
-        rvm_return_t rc = rvm_create_log(o, &len, 0600);
-        rvm_free_options(o);
-        if (rc != RVM_SUCCESS) {
-            fprintf(stderr, "rvmutl: %s: %s\n", rvm_return(rc), rvm_errmsg);
-            return 1;
-        }
-        printf("created log %s with %llu bytes of record space\n", log,
-               (unsigned long long)size);
-        return 0;
+        return cmd_create_log(log, size);
     }
     if (!strcmp(cmd, "status"))
         return cmd_status(log, 0);
@@ -703,6 +745,8 @@ int main(int argc, char **argv)
         return cmd_list(log, 1, argc > 3 ? strtoull(argv[3], NULL, 10) : 0);
     if (!strcmp(cmd, "image"))
         return cmd_image(log, argc > 3 ? argv[3] : NULL);
+    if (!strcmp(cmd, "rds-check"))
+        return cmd_rds_check(log, argc > 3 ? argv[3] : NULL);
     if (!strcmp(cmd, "recover") || !strcmp(cmd, "truncate"))
         return cmd_recover(log, 0);
     if (!strcmp(cmd, "salvage"))

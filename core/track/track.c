@@ -24,6 +24,10 @@ struct track_state T = {
 
 static char track_msg[512];
 
+
+/* regions published in T.regions (track_note_commit's fast path: none tracked) */
+static atomic_int track_published;
+
 /* commit output, reused across commits (grown outside the pause only) */
 static char *out_data;
 static size_t out_len, out_cap;
@@ -450,10 +454,12 @@ rvm_return_t track_region_add_sparse(rvm_region_t *region, uint64_t wp_len)
     }
     /* publish before arming: a fault after arming must find the region */
     atomic_store(&T.regions[slot], r);
+    atomic_fetch_add(&track_published, 1);
     int e = vmp_dirty_arm_sparse(T.dirty, r->base, npages * ps,
                                  wp_len < npages * ps ? (size_t)wp_len : npages * ps);
     if (e != 0) {
         atomic_store(&T.regions[slot], NULL);
+        atomic_fetch_sub(&track_published, 1);
         for (size_t i = 0; i < npages; i++)
             if (track_st_load(r, i) & TF_TWIN)
                 track_budget_give();
@@ -515,6 +521,7 @@ static void track_region_drop(size_t k, struct track_region *r)
 {
     vmp_dirty_disarm(T.dirty, r->base);
     atomic_store(&T.regions[k], NULL);
+    atomic_fetch_sub(&track_published, 1);
     for (size_t i = 0; i < r->npages; i++)
         if (track_st_load(r, i) & TF_TWIN)
             track_budget_give();
@@ -1169,8 +1176,20 @@ out:
 void track_note_commit(const void *addr, uint64_t len)
 {
     size_t ps = track_ps();
-    pthread_mutex_lock(&T.mu);
     uintptr_t a = (uintptr_t)addr, b = a + len;
+    /* Fast path: most explicit ranges (RDS's heap, set_range programs) touch no tracked
+     * region; do not take T.mu for each of them. A region tracked after this check was
+     * tracked after the commit, and track() takes its image from memory then. */
+    int touches = 0;
+    if (atomic_load(&track_published) == 0)
+        return;
+    for (size_t k = 0; k < TRACK_MAX_REGIONS && !touches; k++) {
+        struct track_region *r = atomic_load(&T.regions[k]);
+        touches = r != NULL && a < (uintptr_t)r->base + r->len && (uintptr_t)r->base < b;
+    }
+    if (!touches)
+        return;
+    pthread_mutex_lock(&T.mu);
     for (size_t k = 0; k < TRACK_MAX_REGIONS; k++) {
         struct track_region *r = atomic_load(&T.regions[k]);
         if (r == NULL)
