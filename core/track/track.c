@@ -176,9 +176,11 @@ static void track_hook(void *page, void *arg)
         unsigned state = s & TS_MASK;
         int b = (s & TF_SLOTB) != 0;
         if (state == TS_CLEAN) {
-            /* memory == committed image: it becomes the twin (if the budget allows) */
+            /* memory == committed image: it becomes the twin (if the budget allows) --
+             * unless the page was released (TF_LOST): then memory is not the committed
+             * image, and the page is logged whole */
             uint8_t ns = (uint8_t)(TS_DIRTY | (s & TF_SLOTB));
-            if (track_budget_take() == 0) {
+            if (!(s & TF_LOST) && track_budget_take() == 0) {
                 memcpy(track_slot(r, i, b), page, track_ps());
                 atomic_fetch_add(&T.slot_touches, 1);
                 ns |= TF_TWIN;
@@ -1214,6 +1216,64 @@ rvm_return_t track_prepare_write(void *addr, size_t len)
     pthread_rwlock_unlock(&T.kw);
     if (e != 0)
         return track_err(RVM_EINTERNAL, "rvm_track_prepare_write(%p, %zu): %s (%s)", addr, len,
+                         strerror(e), vmp_dirty_errmsg(T.dirty));
+    return RVM_SUCCESS;
+}
+
+/* track_release_region -- mark the CLEAN twinless pages of [lo, hi) of r TF_LOST (hook
+ * backends; T.mu held, so no commit is in flight and pages are CLEAN or DIRTY) */
+static void track_release_region(struct track_region *r, uintptr_t lo, uintptr_t hi)
+{
+    size_t ps = track_ps();
+    for (size_t i = (lo - (uintptr_t)r->base) / ps; i < (hi - (uintptr_t)r->base) / ps; i++) {
+        uint8_t s = track_st_load(r, i);
+        /* CAS: a fault in another thread may take the page CLEAN -> DIRTY meanwhile (a
+         * write into free memory: then it keeps what it did, a twin of released memory
+         * is no worse than the write itself) */
+        while ((s & TS_MASK) == TS_CLEAN && !(s & (TF_TWIN | TF_LOST)) &&
+               !track_st_cas(r, i, &s, (uint8_t)(s | TF_LOST)))
+            ;
+    }
+}
+
+/* track_release -- give whole pages of [addr, addr+len) back to the kernel (RELEASED MEMORY
+ * in track.h); memory outside tracked regions is released too */
+rvm_return_t track_release(void *addr, size_t len)
+{
+    size_t ps = track_ps();
+    uintptr_t a = ((uintptr_t)addr + ps - 1) & ~(uintptr_t)(ps - 1);
+    uintptr_t b = ((uintptr_t)addr + len) & ~(uintptr_t)(ps - 1);
+    if (len == 0 || b <= a)
+        return RVM_SUCCESS;
+    pthread_mutex_lock(&T.mu);
+    if (T.dirty == NULL || T.pid != getpid()) {
+        /* nothing tracked here (or a fork child's plain copy) */
+        pthread_mutex_unlock(&T.mu);
+        return madvise((void *)a, b - a, MADV_DONTNEED) == 0
+                   ? RVM_SUCCESS
+                   : track_err(RVM_EINTERNAL, "rvm_track_release(%p, %zu): madvise: %s", addr,
+                               len, strerror(errno));
+    }
+    if (T.hook_backend)
+        for (size_t k = 0; k < TRACK_MAX_REGIONS; k++) {
+            struct track_region *r = atomic_load(&T.regions[k]);
+            if (r == NULL)
+                continue;
+            uintptr_t lo = a > (uintptr_t)r->base ? a : (uintptr_t)r->base;
+            uintptr_t rend = (uintptr_t)r->base + r->npages * ps;
+            uintptr_t hi = b < rend ? b : rend;
+            /* a partial last page of the region is left alone: its tail is not ours */
+            if (hi == rend && r->len % ps)
+                hi -= ps;
+            if (lo < hi)
+                track_release_region(r, lo, hi);
+        }
+    int e = vmp_dirty_release(T.dirty, (void *)a, b - a);
+    pthread_mutex_unlock(&T.mu);
+    if (e == EOPNOTSUPP)
+        return RVM_SUCCESS;   /* kept resident, still tracked: nothing changed */
+    if (e != 0)
+        return track_err(RVM_EINTERNAL, "rvm_track_release(%p, %zu): %s (%s)", addr, len,
                          strerror(e), vmp_dirty_errmsg(T.dirty));
     return RVM_SUCCESS;
 }
