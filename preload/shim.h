@@ -243,6 +243,13 @@ extern uintptr_t shim_kw_lo, shim_kw_hi;
 /* shim_kwrite_setup -- resolve the real functions before main (see kwrite.c) */
 void shim_kwrite_setup(void);
 
+/* ---- faultmask.c ------------------------------------------------------------------------- */
+
+struct sigaction;
+/* shim_faultmask_sa_mask -- act, or tmp = act without SIGSEGV/SIGBUS in sa_mask (fault backends) */
+const struct sigaction *shim_faultmask_sa_mask(const struct sigaction *act,
+                                               struct sigaction *tmp);
+
 /* ---- libcobj.c --------------------------------------------------------------------------- */
 
 extern uintptr_t shim_libc_lo, shim_libc_len;   /* libc's text */

@@ -1,0 +1,401 @@
+/*
+ * limits_probe.c -- one case per entry of docs/limits.md: an unmodified program has the
+ * kernel (or a thread that blocks signals) write into heap memory whose pages were just
+ * write-protected again by a commit; run by test_preload_limits.c under each DIRTY backend.
+ *   limits_probe CASE    runs CASE; prints "CASE ok" or "CASE FAIL: why"; status 0 or 1
+ *   limits_probe list    prints every case name
+ * Each case first commits (rvm_commit, the shim's, when preloaded) so that the heap pages it
+ * uses are protected again with a fault backend: their next write is a first write.
+ */
+#include <aio.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <mqueue.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/msg.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/sendfile.h>
+#include <sys/syscall.h>
+#include <sys/sysinfo.h>
+#include <sys/time.h>
+#include <sys/timerfd.h>
+#include <sys/times.h>
+#include <sys/utsname.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+int rvm_commit(void) __attribute__((weak));
+
+/* fresh -- n bytes of heap, written, then committed: protected again (fault backends) */
+static void *fresh(size_t n)
+{
+  char *p = malloc(n);
+  if (p == NULL)
+    exit(3);
+  memset(p, 0x5a, n);
+  if (rvm_commit && rvm_commit() != 0) {
+    printf("rvm_commit failed\n");
+    exit(3);
+  }
+  return p;
+}
+
+/* tmpfile_with -- an unlinked temporary file holding s */
+static int tmpfile_with(const char *s)
+{
+  char path[] = "/tmp/lrvm-limits-XXXXXX";
+  int fd = mkstemp(path);
+  if (fd < 0)
+    return -1;
+  unlink(path);
+  if (write(fd, s, strlen(s)) != (ssize_t)strlen(s))
+    return -1;
+  lseek(fd, 0, SEEK_SET);
+  return fd;
+}
+
+/* ---- kernel writes ---- */
+
+static int c_sysinfo(void) { struct sysinfo *p = fresh(sizeof(*p)); return sysinfo(p) == 0 && p->uptime > 0; }
+static int c_times(void) { struct tms *p = fresh(sizeof(*p)); return times(p) != (clock_t)-1; }
+static int c_getresuid(void)
+{
+  uid_t *p = fresh(3 * sizeof(uid_t));
+  return getresuid(p, p + 1, p + 2) == 0 && p[0] == getuid();
+}
+static int c_getresgid(void)
+{
+  gid_t *p = fresh(3 * sizeof(gid_t));
+  return getresgid(p, p + 1, p + 2) == 0 && p[0] == getgid();
+}
+static int c_prctl_name(void)
+{
+  char *p = fresh(16);
+  return prctl(PR_SET_NAME, "probe-name") == 0 && prctl(PR_GET_NAME, p) == 0 &&
+         strcmp(p, "probe-name") == 0;
+}
+static int c_sigprocmask_old(void)
+{
+  sigset_t *p = fresh(sizeof(*p));
+  return sigprocmask(SIG_BLOCK, NULL, p) == 0;
+}
+static int c_pthread_sigmask_old(void)
+{
+  sigset_t *p = fresh(sizeof(*p));
+  return pthread_sigmask(SIG_BLOCK, NULL, p) == 0;
+}
+static int c_getcpu(void)
+{
+  unsigned *p = fresh(2 * sizeof(unsigned));
+  return getcpu(p, p + 1) == 0 && p[0] < 4096;
+}
+static int c_setvbuf_fread(void)
+{
+  int fd = tmpfile_with("hello stdio buffer\n");
+  FILE *f = fdopen(fd, "r");
+  char *buf = fresh(8192), *out = fresh(64);
+  if (f == NULL || setvbuf(f, buf, _IOFBF, 8192) != 0)
+    return 0;
+  return fgets(out, 64, f) && strcmp(out, "hello stdio buffer\n") == 0;
+}
+static int c_clock_gettime_cpu(void)
+{
+  struct timespec *p = fresh(sizeof(*p));
+  return clock_gettime(CLOCK_PROCESS_CPUTIME_ID, p) == 0;
+}
+static int c_getitimer(void) { struct itimerval *p = fresh(sizeof(*p)); return getitimer(ITIMER_REAL, p) == 0; }
+static int c_setitimer_old(void)
+{
+  struct itimerval z = {{0, 0}, {0, 0}}, *p = fresh(sizeof(*p));
+  return setitimer(ITIMER_REAL, &z, p) == 0;
+}
+static int c_timerfd_gettime(void)
+{
+  int fd = timerfd_create(CLOCK_MONOTONIC, 0);
+  struct itimerspec *p = fresh(sizeof(*p));
+  return fd >= 0 && timerfd_gettime(fd, p) == 0;
+}
+static int c_sigpending(void) { sigset_t *p = fresh(sizeof(*p)); return sigpending(p) == 0; }
+static int c_sigtimedwait(void)
+{
+  sigset_t s;
+  sigemptyset(&s);
+  sigaddset(&s, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &s, NULL);
+  raise(SIGUSR1);
+  siginfo_t *p = fresh(sizeof(*p));
+  struct timespec ts = {1, 0};
+  return sigtimedwait(&s, p, &ts) == SIGUSR1 && p->si_signo == SIGUSR1;
+}
+static int c_sched_getaffinity(void)
+{
+  cpu_set_t *p = fresh(sizeof(*p));
+  return sched_getaffinity(0, sizeof(*p), p) == 0 && CPU_COUNT(p) > 0;
+}
+static int c_sched_getparam(void) { struct sched_param *p = fresh(sizeof(*p)); return sched_getparam(0, p) == 0; }
+static int c_getgroups(void) { gid_t *p = fresh(256 * sizeof(gid_t)); return getgroups(256, p) >= 0; }
+static int c_prlimit(void)
+{
+  struct rlimit *p = fresh(sizeof(*p));
+  return prlimit(0, RLIMIT_NOFILE, NULL, p) == 0 && p->rlim_cur > 0;
+}
+static int c_fcntl_getlk(void)
+{
+  int fd = tmpfile_with("x");
+  struct flock *p = fresh(sizeof(*p));
+  memset(p, 0, sizeof(*p));
+  p->l_type = F_WRLCK;
+  p->l_whence = SEEK_SET;
+  return fd >= 0 && fcntl(fd, F_GETLK, p) == 0 && p->l_type == F_UNLCK;
+}
+static int c_ioctl_fionread(void)
+{
+  int fds[2];
+  int *p = fresh(sizeof(int));
+  return pipe(fds) == 0 && write(fds[1], "abc", 3) == 3 && ioctl(fds[0], FIONREAD, p) == 0 &&
+         *p == 3;
+}
+static int c_sendfile_offset(void)
+{
+  int in = tmpfile_with("0123456789"), out = open("/dev/null", O_WRONLY);
+  off_t *p = fresh(sizeof(*p));
+  *p = 2;
+  return sendfile(out, in, p, 4) == 4 && *p == 6;
+}
+static int c_copy_file_range_offset(void)
+{
+  int in = tmpfile_with("0123456789"), out = tmpfile_with("");
+  loff_t *p = fresh(sizeof(*p));
+  *p = 3;
+  return copy_file_range(in, p, out, NULL, 4, 0) == 4 && *p == 7;
+}
+static int c_msgrcv(void)
+{
+  int q = msgget(IPC_PRIVATE, 0600);
+  struct { long type; char text[32]; } m = {1, "message"}, *p = fresh(sizeof(m));
+  int ok = q >= 0 && msgsnd(q, &m, sizeof(m.text), 0) == 0 &&
+           msgrcv(q, p, sizeof(p->text), 0, IPC_NOWAIT) == (ssize_t)sizeof(m.text) &&
+           strcmp(p->text, "message") == 0;
+  if (q >= 0)
+    msgctl(q, IPC_RMID, NULL);
+  return ok;
+}
+static int c_mq_receive(void)
+{
+  char name[64];
+  snprintf(name, sizeof(name), "/lrvm-limits-%d", (int)getpid());
+  struct mq_attr a = {.mq_maxmsg = 4, .mq_msgsize = 64};
+  mqd_t q = mq_open(name, O_RDWR | O_CREAT | O_EXCL, 0600, &a);
+  if (q == (mqd_t)-1)
+    return errno == ENOSYS || errno == EACCES;   /* no mqueue here: nothing to test */
+  mq_unlink(name);
+  char *p = fresh(64);
+  unsigned *prio = fresh(sizeof(unsigned));
+  return mq_send(q, "queued", 7, 5) == 0 && mq_receive(q, p, 64, prio) == 7 &&
+         strcmp(p, "queued") == 0 && *prio == 5;
+}
+static int c_eventfd_read(void)
+{
+  int fd = eventfd(41, 0);
+  eventfd_t *p = fresh(sizeof(*p));
+  return fd >= 0 && eventfd_read(fd, p) == 0 && *p == 41;
+}
+static int c_getentropy(void) { char *p = fresh(64); return getentropy(p, 64) == 0; }
+static int c_pthread_getname(void)
+{
+  char *p = fresh(32);
+  return pthread_setname_np(pthread_self(), "nm-probe") == 0 &&
+         pthread_getname_np(pthread_self(), p, 32) == 0 && strcmp(p, "nm-probe") == 0;
+}
+static int c_ttyname_r(void)
+{
+  int fd = open("/dev/ptmx", O_RDWR | O_NOCTTY);
+  char *p = fresh(256);
+  if (fd < 0)
+    return 1;   /* no pseudo-terminals here */
+  int e = ttyname_r(fd, p, 256);
+  return e == 0 ? strncmp(p, "/dev/", 5) == 0 : e != EFAULT;
+}
+static int c_getxattr(void)
+{
+  char *p = fresh(256);
+  ssize_t r = getxattr("/tmp", "user.lrvm-none", p, 256);
+  ssize_t l = listxattr("/tmp", p, 256);
+  return (r >= 0 || errno != EFAULT) && (l >= 0 || errno != EFAULT);
+}
+static int c_mincore(void)
+{
+  unsigned char *p = fresh(16);
+  void *m = mmap(NULL, 4 * 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return m != MAP_FAILED && mincore(m, 4 * 4096, p) == 0;
+}
+static int c_syscall_read(void)
+{
+  int fd = tmpfile_with("raw syscall read");
+  char *p = fresh(64);
+  return syscall(SYS_read, fd, p, 63) == 16 && memcmp(p, "raw syscall read", 16) == 0;
+}
+
+/* ---- threads and handlers that block signals ---- */
+
+static char *volatile target;
+static volatile int handler_ok;
+
+static void fill_handler(int sig)
+{
+  (void)sig;
+  target[100] = 1;      /* a first write, with every signal blocked by sa_mask */
+  handler_ok = 1;
+}
+static int c_handler_blocks_all(void)
+{
+  target = fresh(4096);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = fill_handler;
+  sigfillset(&sa.sa_mask);
+  return sigaction(SIGUSR2, &sa, NULL) == 0 && raise(SIGUSR2) == 0 && handler_ok &&
+         target[100] == 1;
+}
+
+static void *blocked_thread(void *arg)
+{
+  (void)arg;
+  target[200] = 2;
+  return (void *)1;
+}
+static int c_attr_sigmask_all(void)
+{
+  target = fresh(4096);
+  pthread_attr_t at;
+  sigset_t all;
+  sigfillset(&all);
+  pthread_t t;
+  void *r = NULL;
+  return pthread_attr_init(&at) == 0 && pthread_attr_setsigmask_np(&at, &all) == 0 &&
+         pthread_create(&t, &at, blocked_thread, NULL) == 0 && pthread_join(t, &r) == 0 &&
+         r && target[200] == 2;
+}
+
+static volatile int timer_fired;
+static void on_timer(union sigval v)
+{
+  char *p = malloc(100000);       /* the heap from glibc's timer thread */
+  memset(p, 3, 100000);
+  ((char *)v.sival_ptr)[300] = 3;
+  free(p);
+  timer_fired = 1;
+}
+static int c_timer_sigev_thread(void)
+{
+  target = fresh(4096);
+  struct sigevent ev;
+  memset(&ev, 0, sizeof(ev));
+  ev.sigev_notify = SIGEV_THREAD;
+  ev.sigev_notify_function = on_timer;
+  ev.sigev_value.sival_ptr = target;
+  timer_t *t = fresh(sizeof(timer_t));
+  struct itimerspec its = {{0, 0}, {0, 20 * 1000 * 1000}};
+  if (timer_create(CLOCK_MONOTONIC, &ev, t) != 0 || timer_settime(*t, 0, &its, NULL) != 0)
+    return 0;
+  for (int i = 0; i < 300 && !timer_fired; i++)
+    usleep(10000);
+  struct itimerspec *left = fresh(sizeof(*left));
+  int ok = timer_fired && target[300] == 3 && timer_gettime(*t, left) == 0 &&
+           left->it_value.tv_sec == 0 && left->it_value.tv_nsec == 0;
+  return timer_delete(*t) == 0 && ok;
+}
+
+static volatile int aio_notified;
+static void on_aio(union sigval v)
+{
+  ((char *)v.sival_ptr)[400] = 4;
+  aio_notified = 1;
+}
+static int c_aio_read(void)
+{
+  int fd = tmpfile_with("asynchronous input into the heap");
+  target = fresh(4096);
+  struct aiocb *cb = fresh(sizeof(*cb));
+  char *buf = fresh(64);
+  memset(cb, 0, sizeof(*cb));
+  cb->aio_fildes = fd;
+  cb->aio_buf = buf;
+  cb->aio_nbytes = 63;
+  cb->aio_sigevent.sigev_notify = SIGEV_THREAD;
+  cb->aio_sigevent.sigev_notify_function = on_aio;
+  cb->aio_sigevent.sigev_value.sival_ptr = target;
+  if (aio_read(cb) != 0)
+    return 0;
+  const struct aiocb *list[1] = {cb};
+  while (aio_error(cb) == EINPROGRESS)
+    aio_suspend(list, 1, NULL);
+  for (int i = 0; i < 300 && !aio_notified; i++)
+    usleep(10000);
+  return aio_error(cb) == 0 && aio_return(cb) == 32 &&
+         memcmp(buf, "asynchronous input into the heap", 32) == 0 && aio_notified &&
+         target[400] == 4;
+}
+
+/* the detected limit: a raw system call the shim cannot know writes into the heap */
+static int c_syscall_uname(void)
+{
+  struct utsname *p = fresh(sizeof(*p));
+  long r = syscall(SYS_uname, p);
+  printf("syscall-uname: %s\n", r == 0 ? "worked" : strerror(errno));
+  return 1;
+}
+
+static const struct { const char *name; int (*fn)(void); } cases[] = {
+  {"sysinfo", c_sysinfo}, {"times", c_times}, {"getresuid", c_getresuid},
+  {"getresgid", c_getresgid}, {"prctl-get-name", c_prctl_name},
+  {"sigprocmask-old", c_sigprocmask_old}, {"pthread-sigmask-old", c_pthread_sigmask_old},
+  {"getcpu", c_getcpu}, {"setvbuf-fread", c_setvbuf_fread},
+  {"clock-gettime-cpu", c_clock_gettime_cpu}, {"getitimer", c_getitimer},
+  {"setitimer-old", c_setitimer_old}, {"timerfd-gettime", c_timerfd_gettime},
+  {"sigpending", c_sigpending}, {"sigtimedwait", c_sigtimedwait},
+  {"sched-getaffinity", c_sched_getaffinity}, {"sched-getparam", c_sched_getparam},
+  {"getgroups", c_getgroups}, {"prlimit", c_prlimit}, {"fcntl-getlk", c_fcntl_getlk},
+  {"ioctl-fionread", c_ioctl_fionread}, {"sendfile-offset", c_sendfile_offset},
+  {"copy-file-range-offset", c_copy_file_range_offset}, {"msgrcv", c_msgrcv},
+  {"mq-receive", c_mq_receive}, {"eventfd-read", c_eventfd_read},
+  {"getentropy", c_getentropy}, {"pthread-getname", c_pthread_getname},
+  {"ttyname-r", c_ttyname_r}, {"getxattr", c_getxattr}, {"mincore", c_mincore},
+  {"syscall-read", c_syscall_read}, {"handler-blocks-all", c_handler_blocks_all},
+  {"attr-sigmask-all", c_attr_sigmask_all}, {"timer-sigev-thread", c_timer_sigev_thread},
+  {"aio-read", c_aio_read}, {"syscall-uname", c_syscall_uname},
+};
+
+int main(int argc, char **argv)
+{
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  size_t n = sizeof(cases) / sizeof(*cases);
+  if (argc == 2 && strcmp(argv[1], "list") == 0) {
+    for (size_t i = 0; i < n; i++)
+      printf("%s\n", cases[i].name);
+    return 0;
+  }
+  for (size_t i = 0; argc == 2 && i < n; i++)
+    if (strcmp(argv[1], cases[i].name) == 0) {
+      errno = 0;
+      int ok = cases[i].fn();
+      if (ok)
+        printf("%s ok\n", cases[i].name);
+      else
+        printf("%s FAIL (errno %s)\n", cases[i].name, strerror(errno));
+      return ok ? 0 : 1;
+    }
+  fprintf(stderr, "usage: limits_probe CASE | list\n");
+  return 2;
+}
