@@ -25,6 +25,8 @@
  *    glibc's aio_error, aio_return, aio_suspend and aio_cancel read the aiocb's result fields
  *    and work unchanged (nothing is in progress). Completing a request before returning is
  *    allowed by POSIX; the cost is that the caller waits for its I/O.
+ *  - getaddrinfo_a (glibc's helper threads likewise) resolves each request at once.
+ *  - mq_notify with SIGEV_THREAD is refused with a message (its glibc helper likewise).
  * With wp-async (or no tracking) every call goes straight to glibc.
  */
 #undef _FILE_OFFSET_BITS   /* define libc's symbols by their own names (see kwrite.c) */
@@ -33,6 +35,8 @@
 #include <aio.h>
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <mqueue.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -389,12 +393,50 @@ KW_EXPORT int lio_listio64(int mode, struct aiocb64 *const list[restrict], int n
                     : REAL(lio_listio64)(mode, list, n, ev);
 }
 
+/* ---- getaddrinfo_a: done at once; mq_notify with a thread: refused ------------------------ */
+
+SLOT(getaddrinfo_a); SLOT(mq_notify);
+
+/* getaddrinfo_a -- libc's (its helper threads block every signal); with a fault backend each
+ * request is resolved at once with getaddrinfo, then notified like lio_listio's list.
+ * gai_error, gai_suspend and gai_cancel read the requests' result field and work unchanged. */
+KW_EXPORT int getaddrinfo_a(int mode, struct gaicb *list[restrict], int n,
+                            struct sigevent *restrict ev)
+{
+  if (!shim_kw_hi)
+    return REAL(getaddrinfo_a)(mode, list, n, ev);
+  if ((mode != GAI_WAIT && mode != GAI_NOWAIT) || n < 0)
+    return EAI_SYSTEM;
+  for (int i = 0; i < n; i++)
+    if (list[i] != NULL)
+      list[i]->__return = getaddrinfo(list[i]->ar_name, list[i]->ar_service,
+                                      list[i]->ar_request, &list[i]->ar_result);
+  if (mode == GAI_NOWAIT && ev != NULL)
+    notify(ev);
+  return 0;
+}
+
+/* mq_notify -- libc's. A SIGEV_THREAD notification is served by a glibc helper thread that
+ * blocks every signal and would die at its first heap write with a fault backend: refused
+ * there, with a message naming the call (SIGEV_SIGNAL and SIGEV_NONE work). */
+KW_EXPORT int mq_notify(mqd_t q, const struct sigevent *ev)
+{
+  if (shim_kw_hi && ev != NULL && ev->sigev_notify == SIGEV_THREAD) {
+    shim_say(2, "mq_notify(SIGEV_THREAD) is not supported with LRVM_TRACK=uffd-sigbus or "
+             "mprotect (glibc's notification thread blocks every signal and cannot write the "
+             "heap): it fails with ENOSYS. Use LRVM_TRACK=wp-async, or SIGEV_SIGNAL", NULL);
+    errno = ENOSYS;
+    return -1;
+  }
+  return REAL(mq_notify)(q, ev);
+}
+
 /* shim_helpers_setup -- resolve the real functions before main (see shim_kwrite_setup) */
 void shim_helpers_setup(void)
 {
 #define T(fn) kw_try(&kw_slot_##fn, #fn)
   T(timer_create); T(timer_settime); T(timer_gettime); T(timer_getoverrun); T(timer_delete);
   T(aio_read); T(aio_write); T(aio_fsync); T(lio_listio); T(aio_read64); T(aio_write64);
-  T(aio_fsync64); T(lio_listio64);
+  T(aio_fsync64); T(lio_listio64); T(getaddrinfo_a); T(mq_notify);
 #undef T
 }

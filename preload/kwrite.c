@@ -915,4 +915,5 @@ void shim_kwrite_setup(void)
 #undef R
   shim_kwinfo_setup();
   shim_helpers_setup();
+  shim_stacks_setup();
 }

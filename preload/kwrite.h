@@ -24,6 +24,8 @@ void kw_try(void **slot, const char *name);
  * functions (called by shim_kwrite_setup) */
 void shim_kwinfo_setup(void);
 void shim_helpers_setup(void);
+/* shim_stacks_setup -- resolve stacks.c's real functions (called by shim_kwrite_setup) */
+void shim_stacks_setup(void);
 
 #define REAL(fn) ((__typeof__(&fn))kw_real(&kw_slot_##fn, #fn))
 #define SLOT(fn) static void *kw_slot_##fn

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <mqueue.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -33,6 +34,7 @@
 #include <sys/utsname.h>
 #include <sys/xattr.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 int rvm_commit(void) __attribute__((weak));
@@ -348,6 +350,83 @@ static int c_aio_read(void)
          target[400] == 4;
 }
 
+static volatile int co_ran;
+static ucontext_t uc_main, uc_co;
+static void coroutine(int a, int b)
+{
+  target[500] = (char)(a + b);   /* on a stack carved out of the heap */
+  co_ran = 1;
+}
+static int c_makecontext_heap_stack(void)
+{
+  target = fresh(4096);
+  char *stack = fresh(65536);
+  if (getcontext(&uc_co) != 0)
+    return 0;
+  uc_co.uc_stack.ss_sp = stack;
+  uc_co.uc_stack.ss_size = 65536;
+  uc_co.uc_link = &uc_main;
+  makecontext(&uc_co, (void (*)(void))coroutine, 2, 2, 3);
+  if (rvm_commit)
+    rvm_commit();
+  return swapcontext(&uc_main, &uc_co) == 0 && co_ran && target[500] == 5;
+}
+static int c_attr_setstack_heap(void)
+{
+  target = fresh(4096);
+  size_t n = 1 << 20;
+  char *stack = fresh(n);
+  pthread_attr_t at;
+  pthread_t t;
+  void *r = NULL;
+  return pthread_attr_init(&at) == 0 && pthread_attr_setstack(&at, stack, n) == 0 &&
+         pthread_create(&t, &at, blocked_thread, NULL) == 0 && pthread_join(t, &r) == 0 &&
+         r && target[200] == 2;
+}
+
+static int c_getaddrinfo_a(void)
+{
+  struct gaicb *g = fresh(sizeof(*g));
+  memset(g, 0, sizeof(*g));
+  g->ar_name = "localhost";
+  struct gaicb *list[1] = {g};
+  if (getaddrinfo_a(GAI_WAIT, list, 1, NULL) != 0)
+    return 0;
+  return gai_error(g) == 0 && g->ar_result != NULL;
+}
+
+static volatile int mq_fired;
+static void on_mq(union sigval v)
+{
+  (void)v;
+  mq_fired = 1;
+}
+/* with a fault backend: refused with ENOSYS and a message; with wp-async: works */
+static int c_mq_notify_thread(void)
+{
+  char name[64];
+  snprintf(name, sizeof(name), "/lrvm-limits-n%d", (int)getpid());
+  struct mq_attr a = {.mq_maxmsg = 4, .mq_msgsize = 64};
+  mqd_t q = mq_open(name, O_RDWR | O_CREAT | O_EXCL, 0600, &a);
+  if (q == (mqd_t)-1)
+    return errno == ENOSYS || errno == EACCES;
+  mq_unlink(name);
+  struct sigevent ev;
+  memset(&ev, 0, sizeof(ev));
+  ev.sigev_notify = SIGEV_THREAD;
+  ev.sigev_notify_function = on_mq;
+  const char *tr = getenv("LRVM_TRACK");
+  int fault = tr && strcmp(tr, "wp-async") != 0;
+  int r = mq_notify(q, &ev);
+  if (fault)
+    return r == -1 && errno == ENOSYS;
+  if (r != 0 || mq_send(q, "x", 1, 0) != 0)
+    return 0;
+  for (int i = 0; i < 300 && !mq_fired; i++)
+    usleep(10000);
+  return mq_fired;
+}
+
 /* the detected limit: a raw system call the shim cannot know writes into the heap */
 static int c_syscall_uname(void)
 {
@@ -375,6 +454,9 @@ static const struct { const char *name; int (*fn)(void); } cases[] = {
   {"syscall-read", c_syscall_read}, {"handler-blocks-all", c_handler_blocks_all},
   {"attr-sigmask-all", c_attr_sigmask_all}, {"timer-sigev-thread", c_timer_sigev_thread},
   {"aio-read", c_aio_read}, {"syscall-uname", c_syscall_uname},
+  {"makecontext-heap-stack", c_makecontext_heap_stack},
+  {"attr-setstack-heap", c_attr_setstack_heap}, {"getaddrinfo-a", c_getaddrinfo_a},
+  {"mq-notify-thread", c_mq_notify_thread},
 };
 
 int main(int argc, char **argv)
