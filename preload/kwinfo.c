@@ -10,7 +10,8 @@
  *            outputs that are also inputs (sendfile's offset, adjtimex's struct) are copied
  *            in first.
  *   prepare  outputs of a size known only at run time where a retry loses nothing:
- *            sched_getaffinity, getgroups, getxattr/listxattr, mincore, ioctl.
+ *            sched_getaffinity, getgroups, getxattr/listxattr, mincore, ioctl, semctl's
+ *            GETALL, process_vm_readv, vmsplice.
  * syscall(2) cannot know every system call's layout: read, pread64, getrandom and getdents64
  * are prepared; for any other number a failure with EFAULT while an argument points into
  * the heap is reported once on stderr, naming the system call number (a program would
@@ -32,6 +33,9 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/msg.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
+#include <sys/uio.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/sendfile.h>
@@ -495,6 +499,88 @@ KW_EXPORT ssize_t mq_timedreceive(mqd_t q, char *restrict buf, size_t n, unsigne
   return mq_bounce(q, buf, n, prio, ts, 1);
 }
 
+/* ---- System V IPC status and message-queue attributes ---------------------------------------- */
+
+SLOT(msgctl); SLOT(shmctl); SLOT(semctl); SLOT(mq_getattr); SLOT(mq_setattr);
+
+/* ipc_out_size -- bytes msgctl/shmctl write through buf for cmd (0: they only read it);
+ * stat/stat_any/info: that family's MSG_/SHM_ command numbers (they overlap across families) */
+static size_t ipc_out_size(int cmd, size_t ds, int stat, int stat_any, int info)
+{
+  if (cmd == IPC_STAT || cmd == stat || cmd == stat_any)
+    return ds;
+  if (cmd == IPC_INFO || cmd == info)
+    return sizeof(struct shminfo) > sizeof(struct msginfo) ? sizeof(struct shminfo)
+                                                           : sizeof(struct msginfo);
+  return 0;
+}
+
+/* msgctl -- libc's msgctl; the status queries' output is bounced */
+KW_EXPORT int msgctl(int id, int cmd, struct msqid_ds *buf)
+{
+  size_t n = ipc_out_size(cmd, sizeof(struct msqid_ds), MSG_STAT, MSG_STAT_ANY, MSG_INFO);
+  if (n == 0 || !kw_hit(buf, n))
+    return REAL(msgctl)(id, cmd, buf);
+  union { struct msqid_ds d; struct msginfo i; } tmp;
+  int r = REAL(msgctl)(id, cmd, &tmp.d);
+  if (r >= 0)
+    memcpy(buf, &tmp, cmd == IPC_INFO || cmd == MSG_INFO ? sizeof(tmp.i) : sizeof(tmp.d));
+  return r;
+}
+
+/* shmctl -- libc's shmctl; the status queries' output is bounced */
+KW_EXPORT int shmctl(int id, int cmd, struct shmid_ds *buf)
+{
+  size_t n = ipc_out_size(cmd, sizeof(struct shmid_ds), SHM_STAT, SHM_STAT_ANY, SHM_INFO);
+  if (n == 0 || !kw_hit(buf, n))
+    return REAL(shmctl)(id, cmd, buf);
+  union { struct shmid_ds d; struct shminfo i; struct shm_info s; } tmp;
+  int r = REAL(shmctl)(id, cmd, &tmp.d);
+  if (r >= 0)
+    memcpy(buf, &tmp, cmd == IPC_INFO ? sizeof(tmp.i) : cmd == SHM_INFO ? sizeof(tmp.s)
+                                                                       : sizeof(tmp.d));
+  return r;
+}
+
+/* semctl -- libc's semctl (variadic: union semun). IPC_STAT/SEM_STAT(_ANY) and the info
+ * queries are bounced; GETALL's array is prepared for the set's size (asked first). */
+KW_EXPORT int semctl(int id, int num, int cmd, ...)
+{
+  va_list ap;
+  va_start(ap, cmd);
+  void *arg = va_arg(ap, void *);   /* union semun is passed as one word */
+  va_end(ap);
+  if (shim_kw_hi == 0)
+    return REAL(semctl)(id, num, cmd, arg);
+  if (cmd == GETALL) {
+    struct semid_ds ds;
+    if (REAL(semctl)(id, 0, IPC_STAT, &ds) == 0)
+      return KW_RETRY(kw_prep(arg, ds.sem_nsems * sizeof(unsigned short)),
+                      REAL(semctl)(id, num, cmd, arg));
+    return REAL(semctl)(id, num, cmd, arg);
+  }
+  size_t n = cmd == IPC_STAT || cmd == SEM_STAT || cmd == SEM_STAT_ANY ? sizeof(struct semid_ds)
+             : cmd == IPC_INFO || cmd == SEM_INFO                       ? sizeof(struct seminfo)
+                                                                        : 0;
+  if (n == 0 || !kw_hit(arg, n))
+    return REAL(semctl)(id, num, cmd, arg);
+  union { struct semid_ds d; struct seminfo i; } tmp;
+  int r = REAL(semctl)(id, num, cmd, &tmp);
+  if (r >= 0)
+    memcpy(arg, &tmp, n);
+  return r;
+}
+
+#define C_MQ_GETATTR(o) REAL(mq_getattr)(q, o)
+/* mq_getattr -- libc's mq_getattr; the attributes are bounced */
+KW_EXPORT int mq_getattr(mqd_t q, struct mq_attr *a) { return BOUNCE(struct mq_attr, a, C_MQ_GETATTR); }
+#define C_MQ_SETATTR(o) REAL(mq_setattr)(q, nv, o)
+/* mq_setattr -- libc's mq_setattr; the old attributes are bounced */
+KW_EXPORT int mq_setattr(mqd_t q, const struct mq_attr *restrict nv, struct mq_attr *restrict old)
+{
+  return old ? BOUNCE(struct mq_attr, old, C_MQ_SETATTR) : REAL(mq_setattr)(q, nv, old);
+}
+
 /* ---- prepare: outputs sized at run time ------------------------------------------------------ */
 
 SLOT(sched_getaffinity); SLOT(pthread_getaffinity_np); SLOT(getgroups); SLOT(getxattr);
@@ -559,6 +645,53 @@ KW_EXPORT int mincore(void *addr, size_t len, unsigned char *vec)
   size_t ps = (size_t)sysconf(_SC_PAGESIZE);
   size_t n = (len + ((uintptr_t)addr & (ps - 1)) + ps - 1) / ps;
   return KW_RETRY(kw_prep(vec, n), REAL(mincore)(addr, len, vec));
+}
+
+SLOT(process_vm_readv); SLOT(vmsplice); SLOT(capget);
+
+/* process_vm_readv -- libc's; the local buffers are prepared (a retry reads them again) */
+KW_EXPORT ssize_t process_vm_readv(pid_t pid, const struct iovec *local, unsigned long nl,
+                                   const struct iovec *remote, unsigned long nr,
+                                   unsigned long flags)
+{
+  int hit = 0;
+  for (unsigned long i = 0; local && i < nl; i++)
+    hit |= kw_prep(local[i].iov_base, local[i].iov_len);
+  ssize_t r = REAL(process_vm_readv)(pid, local, nl, remote, nr, flags);
+  if (r < 0 && errno == EFAULT && hit) {
+    for (unsigned long i = 0; i < nl; i++)
+      kw_prep(local[i].iov_base, local[i].iov_len);
+    r = REAL(process_vm_readv)(pid, local, nl, remote, nr, flags);
+  }
+  return r;
+}
+
+/* vmsplice -- libc's; the buffers are prepared (from a pipe into memory they are written) */
+KW_EXPORT ssize_t vmsplice(int fd, const struct iovec *iov, size_t n, unsigned flags)
+{
+  for (size_t i = 0; iov && i < n; i++)
+    kw_prep(iov[i].iov_base, iov[i].iov_len);
+  return REAL(vmsplice)(fd, iov, n, flags);
+}
+
+/* capget -- libc's capget; the header (in and out) and the data (two structs at most) are
+ * bounced. Declared here: glibc has no header for it. */
+struct kw_cap_header { uint32_t version; int pid; };
+struct kw_cap_data { uint32_t effective, permitted, inheritable; };
+KW_EXPORT int capget(struct kw_cap_header *h, struct kw_cap_data *d);
+KW_EXPORT int capget(struct kw_cap_header *h, struct kw_cap_data *d)
+{
+  if (!kw_hit(h, sizeof(*h)) && !kw_hit(d, 2 * sizeof(*d)))
+    return REAL(capget)(h, d);
+  struct kw_cap_header th = *h;
+  struct kw_cap_data td[2];
+  int r = REAL(capget)(&th, d ? td : NULL);
+  int e = errno;
+  *h = th;
+  if (r == 0 && d)
+    memcpy(d, td, th.version == 0x19980330 ? sizeof(td[0]) : sizeof(td));
+  errno = e;
+  return r;
 }
 
 /* ioctl -- libc's ioctl. Its argument's layout depends on the request: a heap argument is
@@ -674,6 +807,7 @@ void shim_kwinfo_setup(void)
   T(mq_receive); T(mq_timedreceive); T(sched_getaffinity); T(pthread_getaffinity_np);
   T(getgroups); T(getxattr); T(lgetxattr); T(fgetxattr); T(listxattr); T(llistxattr);
   T(flistxattr); T(mincore); T(ioctl); T(fcntl); T(fcntl64); T(syscall); T(prlimit64);
-  T(getrlimit64); T(statfs64); T(fstatfs64);
+  T(getrlimit64); T(statfs64); T(fstatfs64); T(msgctl); T(shmctl); T(semctl); T(mq_getattr);
+  T(mq_setattr); T(process_vm_readv); T(vmsplice); T(capget);
 #undef T
 }

@@ -23,6 +23,8 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/msg.h>
+#include <sys/sem.h>
+#include <sys/uio.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/sendfile.h>
@@ -249,6 +251,47 @@ static int c_syscall_read(void)
   return syscall(SYS_read, fd, p, 63) == 16 && memcmp(p, "raw syscall read", 16) == 0;
 }
 
+static int c_msgctl_stat(void)
+{
+  int q = msgget(IPC_PRIVATE, 0600);
+  struct msqid_ds *p = fresh(sizeof(*p));
+  int ok = q >= 0 && msgctl(q, IPC_STAT, p) == 0 && (p->msg_perm.mode & 0777) == 0600;
+  if (q >= 0)
+    msgctl(q, IPC_RMID, NULL);
+  return ok;
+}
+static int c_semctl_getall(void)
+{
+  int id = semget(IPC_PRIVATE, 3, 0600);
+  unsigned short *p = fresh(3 * sizeof(unsigned short));
+  struct semid_ds *ds = fresh(sizeof(*ds));
+  int ok = id >= 0 && semctl(id, 0, GETALL, p) == 0 && p[0] == 0 && p[2] == 0 &&
+           semctl(id, 0, IPC_STAT, ds) == 0 && ds->sem_nsems == 3;
+  if (id >= 0)
+    semctl(id, 0, IPC_RMID);
+  return ok;
+}
+static int c_mq_getattr(void)
+{
+  char name[64];
+  snprintf(name, sizeof(name), "/lrvm-limits-a%d", (int)getpid());
+  struct mq_attr a = {.mq_maxmsg = 4, .mq_msgsize = 64};
+  mqd_t q = mq_open(name, O_RDWR | O_CREAT | O_EXCL, 0600, &a);
+  if (q == (mqd_t)-1)
+    return errno == ENOSYS || errno == EACCES;
+  mq_unlink(name);
+  struct mq_attr *p = fresh(sizeof(*p));
+  return mq_getattr(q, p) == 0 && p->mq_msgsize == 64;
+}
+static int c_process_vm_readv(void)
+{
+  static const char src[] = "copied from a process";
+  char *p = fresh(64);
+  struct iovec l = {p, sizeof(src)}, r = {(void *)src, sizeof(src)};
+  return process_vm_readv(getpid(), &l, 1, &r, 1, 0) == (ssize_t)sizeof(src) &&
+         strcmp(p, src) == 0;
+}
+
 /* ---- threads and handlers that block signals ---- */
 
 static char *volatile target;
@@ -456,7 +499,9 @@ static const struct { const char *name; int (*fn)(void); } cases[] = {
   {"aio-read", c_aio_read}, {"syscall-uname", c_syscall_uname},
   {"makecontext-heap-stack", c_makecontext_heap_stack},
   {"attr-setstack-heap", c_attr_setstack_heap}, {"getaddrinfo-a", c_getaddrinfo_a},
-  {"mq-notify-thread", c_mq_notify_thread},
+  {"mq-notify-thread", c_mq_notify_thread}, {"msgctl-stat", c_msgctl_stat},
+  {"semctl-getall", c_semctl_getall}, {"mq-getattr", c_mq_getattr},
+  {"process-vm-readv", c_process_vm_readv},
 };
 
 int main(int argc, char **argv)
