@@ -694,6 +694,32 @@ KW_EXPORT int capget(struct kw_cap_header *h, struct kw_cap_data *d)
   return r;
 }
 
+/* kw_raw -- the system call nr with six arguments, as libc's syscall() makes it, without
+ * libc: the library's own ioctl and syscall calls come through the two wrappers below (they
+ * are exported, and the library's references bind to them), some from fault and safepoint
+ * handlers, possibly before shim_kwrite_setup has resolved libc's functions -- dlsym must
+ * not run there. Other architectures use libc's syscall(), resolved at start-up. */
+static long kw_raw(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
+{
+#if defined(__x86_64__)
+  long ret;
+  register long r10 __asm__("r10") = a4;
+  register long r8 __asm__("r8") = a5;
+  register long r9 __asm__("r9") = a6;
+  __asm__ volatile("syscall"
+                   : "=a"(ret)
+                   : "a"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8), "r"(r9)
+                   : "rcx", "r11", "memory");
+  if (ret < 0 && ret > -4096) {
+    errno = (int)-ret;
+    return -1;
+  }
+  return ret;
+#else
+  return REAL(syscall)(nr, a1, a2, a3, a4, a5, a6);
+#endif
+}
+
 /* ioctl -- libc's ioctl. Its argument's layout depends on the request: a heap argument is
  * prepared for the size the request encodes, or for 256 bytes (old requests such as
  * TIOCGWINSZ or FIONREAD encode none; their structs are smaller). */
@@ -704,7 +730,7 @@ KW_EXPORT int ioctl(int fd, unsigned long req, ...)
   void *arg = va_arg(ap, void *);
   va_end(ap);
   size_t n = _IOC_SIZE(req) ? _IOC_SIZE(req) : 256;
-  return KW_RETRY(kw_prep(arg, n), REAL(ioctl)(fd, req, arg));
+  return (int)KW_RETRY(kw_prep(arg, n), kw_raw(SYS_ioctl, fd, (long)req, (long)arg, 0, 0, 0));
 }
 
 /* fcntl_common -- fcntl/fcntl64: the lock queries' struct flock and F_GETOWN_EX's output
@@ -765,16 +791,16 @@ KW_EXPORT long syscall(long nr, ...)
     a[i] = va_arg(ap, long);
   va_end(ap);
   if (shim_kw_hi == 0)
-    return REAL(syscall)(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+    return kw_raw(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
   int hit = 0;
   if (nr == SYS_read || nr == SYS_pread64 || nr == SYS_getdents64)
     hit = kw_prep(a[1], (size_t)a[2]);
   else if (nr == SYS_getrandom)
     hit = kw_prep(a[0], (size_t)a[1]);
-  long r = REAL(syscall)(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+  long r = kw_raw(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
   if (r == -1 && errno == EFAULT && hit) {
     kw_prep(nr == SYS_getrandom ? a[0] : a[1], (size_t)(nr == SYS_getrandom ? a[1] : a[2]));
-    r = REAL(syscall)(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+    r = kw_raw(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
   }
   if (r == -1 && errno == EFAULT && !hit) {
     int into_heap = 0;
