@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "heap.h"
+#include <lrvm/lrvm.h>
 
 /* ---- notifications (timers and aio) ---------------------------------------------------------- */
 
@@ -141,6 +142,16 @@ static struct stimer *timer_slot(timer_t t)
 static void *timer_dispatch(void *arg)
 {
   (void)arg;
+  /* Like glibc's helper, take no signal meant for the program -- except the two fault
+   * signals (its heap writes must be recorded) and the commit's safepoint signal (it writes
+   * the heap, so a commit must be able to stop it). Callback threads inherit this mask, as
+   * glibc's do. */
+  sigset_t m;
+  sigfillset(&m);
+  sigdelset(&m, SIGSEGV);
+  sigdelset(&m, SIGBUS);
+  sigdelset(&m, LRVM_TRACK_SIGNAL);
+  pthread_sigmask(SIG_SETMASK, &m, NULL);
   for (;;) {
     struct epoll_event ev[16];
     int n = epoll_wait(timers_epoll, ev, 16, -1);
