@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -49,12 +50,20 @@ static int fm_mask(int how, const sigset_t *set, sigset_t *old, int fault)
    * backend protects would fail with EFAULT (a user-space store is recorded instead). */
   sigset_t prev;
   int saved = errno;
-  long r = syscall(SYS_rt_sigprocmask, how, set, old ? &prev : NULL, _NSIG / 8);
+  long r = shim_raw_syscall(SYS_rt_sigprocmask, how, (long)set, (long)(old ? &prev : NULL),
+                            _NSIG / 8, 0, 0);
   int err = r == 0 ? 0 : errno;
   if (r == 0 && old != NULL)
-    *old = prev;
+    memcpy(old, &prev, _NSIG / 8);   /* what the kernel wrote; the rest stays as it was */
   errno = saved;
   return err;
+}
+
+/* shim_fault_sigmask -- the program's own rt_sigprocmask through syscall(2) (kwinfo.c):
+ * filtered like sigprocmask; 0 or an errno */
+int shim_fault_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+  return fm_mask(how, set, old, 1);
 }
 
 /* fm_filter -- set without SIGSEGV and SIGBUS while a fault backend is in use */

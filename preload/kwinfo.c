@@ -694,12 +694,12 @@ KW_EXPORT int capget(struct kw_cap_header *h, struct kw_cap_data *d)
   return r;
 }
 
-/* kw_raw -- the system call nr with six arguments, as libc's syscall() makes it, without
+/* shim_raw_syscall -- the system call nr with six arguments, as libc's syscall() makes it, without
  * libc: the library's own ioctl and syscall calls come through the two wrappers below (they
  * are exported, and the library's references bind to them), some from fault and safepoint
  * handlers, possibly before shim_kwrite_setup has resolved libc's functions -- dlsym must
  * not run there. Other architectures use libc's syscall(), resolved at start-up. */
-static long kw_raw(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
+long shim_raw_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
 {
 #if defined(__x86_64__)
   long ret;
@@ -730,7 +730,7 @@ KW_EXPORT int ioctl(int fd, unsigned long req, ...)
   void *arg = va_arg(ap, void *);
   va_end(ap);
   size_t n = _IOC_SIZE(req) ? _IOC_SIZE(req) : 256;
-  return (int)KW_RETRY(kw_prep(arg, n), kw_raw(SYS_ioctl, fd, (long)req, (long)arg, 0, 0, 0));
+  return (int)KW_RETRY(kw_prep(arg, n), shim_raw_syscall(SYS_ioctl, fd, (long)req, (long)arg, 0, 0, 0));
 }
 
 /* fcntl_common -- fcntl/fcntl64: the lock queries' struct flock and F_GETOWN_EX's output
@@ -779,7 +779,8 @@ KW_EXPORT int fcntl64(int fd, int cmd, ...)
 
 SLOT(syscall);
 
-/* syscall -- libc's syscall. The four common reads into a buffer are prepared; any other
+/* syscall -- libc's syscall. rt_sigprocmask is filtered as sigprocmask is (faultmask.c); the
+ * four common reads into a buffer are prepared; any other
  * system call that fails with EFAULT while an argument points into the heap is reported once
  * (the kernel cannot write write-protected heap pages with this backend), naming it. */
 KW_EXPORT long syscall(long nr, ...)
@@ -791,16 +792,25 @@ KW_EXPORT long syscall(long nr, ...)
     a[i] = va_arg(ap, long);
   va_end(ap);
   if (shim_kw_hi == 0)
-    return kw_raw(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+    return shim_raw_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+  if (nr == SYS_rt_sigprocmask && a[3] == _NSIG / 8) {
+    /* a mask set this way must not block the fault signals either (faultmask.c) */
+    int err = shim_fault_sigmask((int)a[0], (const sigset_t *)a[1], (sigset_t *)a[2]);
+    if (err) {
+      errno = err;
+      return -1;
+    }
+    return 0;
+  }
   int hit = 0;
   if (nr == SYS_read || nr == SYS_pread64 || nr == SYS_getdents64)
     hit = kw_prep(a[1], (size_t)a[2]);
   else if (nr == SYS_getrandom)
     hit = kw_prep(a[0], (size_t)a[1]);
-  long r = kw_raw(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+  long r = shim_raw_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
   if (r == -1 && errno == EFAULT && hit) {
     kw_prep(nr == SYS_getrandom ? a[0] : a[1], (size_t)(nr == SYS_getrandom ? a[1] : a[2]));
-    r = kw_raw(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+    r = shim_raw_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
   }
   if (r == -1 && errno == EFAULT && !hit) {
     int into_heap = 0;

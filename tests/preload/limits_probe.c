@@ -333,6 +333,28 @@ static int c_attr_sigmask_all(void)
          r && target[200] == 2;
 }
 
+/* a thread that blocks every signal with the raw system call, through syscall(2), old set in
+ * the heap, then writes the heap */
+static void *raw_mask_thread(void *arg)
+{
+  (void)arg;
+  sigset_t all;
+  sigfillset(&all);
+  sigset_t *old = fresh(sizeof(sigset_t));
+  if (syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, old, 8) != 0)
+    return NULL;
+  target[600] = 6;
+  return (void *)1;
+}
+static int c_syscall_sigprocmask(void)
+{
+  target = fresh(4096);
+  pthread_t t;
+  void *r = NULL;
+  return pthread_create(&t, NULL, raw_mask_thread, NULL) == 0 && pthread_join(t, &r) == 0 &&
+         r && target[600] == 6;
+}
+
 static volatile int timer_fired;
 static void on_timer(union sigval v)
 {
@@ -501,7 +523,7 @@ static const struct { const char *name; int (*fn)(void); } cases[] = {
   {"attr-setstack-heap", c_attr_setstack_heap}, {"getaddrinfo-a", c_getaddrinfo_a},
   {"mq-notify-thread", c_mq_notify_thread}, {"msgctl-stat", c_msgctl_stat},
   {"semctl-getall", c_semctl_getall}, {"mq-getattr", c_mq_getattr},
-  {"process-vm-readv", c_process_vm_readv},
+  {"process-vm-readv", c_process_vm_readv}, {"syscall-sigprocmask", c_syscall_sigprocmask},
 };
 
 int main(int argc, char **argv)
