@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -981,6 +982,46 @@ static void track_prefault(void)
         track_prefault_flush(&pf);
 }
 
+/* the kernel's robust-list layout (linux/futex.h) */
+struct track_robust_entry {
+    struct track_robust_entry *next;
+};
+struct track_robust_head {
+    struct track_robust_entry list;
+    long futex_offset;
+    struct track_robust_entry *pending;
+};
+
+/* track_robust_open_word -- open the page of a lock word if it is tracked (ROBUST MUTEXES) */
+static void track_robust_open_word(uintptr_t entry, long off)
+{
+    uintptr_t w = (entry & ~(uintptr_t)1) + (uintptr_t)off;
+    if (entry == 0 || track_find(w) == NULL)
+        return;
+    track_in_prepare = 1;      /* not in a fault handler: the hook leaves the mask alone */
+    vmp_dirty_prepare_write(T.dirty, (void *)w, sizeof(uint32_t));
+    track_in_prepare = 0;
+}
+
+/* track_robust_thread -- the robust list of a parked thread (or this one): open its lock
+ * words' pages. The list lives in the thread's descriptor and its mutexes; both are only
+ * read, and cannot change: the thread is parked. At most 4096 entries (the kernel's own
+ * limit is 2048). */
+static void track_robust_thread(pid_t tid, void *arg)
+{
+    (void)arg;
+    struct track_robust_head *h = NULL;
+    size_t len = 0;
+    if (syscall(SYS_get_robust_list, tid, &h, &len) != 0 || h == NULL || len != sizeof(*h))
+        return;
+    struct track_robust_entry *e = h->list.next;
+    for (unsigned n = 0; e != NULL && e != &h->list && n < 4096; n++) {
+        track_robust_open_word((uintptr_t)e, h->futex_offset);
+        e = (struct track_robust_entry *)((uintptr_t)e->next & ~(uintptr_t)1);
+    }
+    track_robust_open_word((uintptr_t)h->pending, h->futex_offset);
+}
+
 /* track_commit -- rvm_commit (see track.h) */
 rvm_return_t track_commit(void)
 {
@@ -1040,6 +1081,8 @@ rvm_return_t track_commit_mode(int final)
     }
     uint64_t t_stop = track_now_ns();
     e = track_capture(&np, live);
+    if (e == 0 && T.hook_backend)
+        track_safepoint_each(track_robust_thread, NULL);   /* ROBUST MUTEXES (track.h) */
     int diff_failed = 0, zc = 0;
     rvm_return_t zc_rc = RVM_SUCCESS;
     uint64_t zc_logged = 0, zc_ns = 0;

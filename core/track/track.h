@@ -127,6 +127,15 @@
  * a twin or the TF_FILE claim for every page (file mapping: a released TF_FILE page reads
  * the file, which is its committed image), so it needs no mark.
  *
+ * ROBUST MUTEXES (hook backends). The kernel writes the lock word of a robust mutex when its
+ * owner exits (FUTEX_OWNER_DIED, then it wakes a waiter). That is a kernel write: into a page
+ * a commit protected again, it fails, and the waiters sleep forever (seen: the next
+ * pthread_mutex_lock hung instead of returning EOWNERDEAD). So each commit, while the
+ * threads are parked and after the collect, opens again the pages of the lock words on every
+ * parked thread's robust list (get_robust_list: the list the kernel walks at exit), as a
+ * prepare_write would: those pages stay writable, and the hook has kept their content at the
+ * instant. A mutex locked after the commit has its page opened by the locking store itself.
+ *
  * THE HOOK AND THE SAFEPOINT: in a fault, vmprim marks the page written before it opens it,
  * and a collect waits for the opening; a thread parked in between would deadlock the
  * capture. The hook therefore blocks LRVM_TRACK_SIGNAL for the rest of the fault handler
@@ -320,6 +329,8 @@ struct track_safepoint_stats {
 /* track_safepoint_stop -- park every other thread of the process in a signal handler;
  * returns 0 or an errno (ETIMEDOUT: a thread did not park, message via track_errmsg) */
 int track_safepoint_stop(struct track_safepoint_stats *ss);
+/* track_safepoint_each -- fn(tid, arg) for each parked thread and the stopping thread */
+void track_safepoint_each(void (*fn)(pid_t tid, void *arg), void *arg);
 /* track_safepoint_release -- let the parked threads go */
 void track_safepoint_release(void);
 /* track_thread_ignore -- this thread never writes tracked memory (on) / withdraw (off) */

@@ -355,6 +355,41 @@ static int c_syscall_sigprocmask(void)
          r && target[600] == 6;
 }
 
+/* a robust mutex in the heap whose owner exits holding it, after a commit made by the owner
+ * (self) or by another thread (main): the next lock must say EOWNERDEAD, not hang */
+static pthread_mutex_t *robust;
+static volatile int robust_locked, robust_go;
+static void *robust_owner(void *arg)
+{
+  pthread_mutex_lock(robust);
+  if (arg != NULL && rvm_commit)
+    rvm_commit();
+  robust_locked = 1;
+  while (!robust_go)
+    usleep(1000);
+  return NULL;   /* exits holding it */
+}
+static int robust_case(int self_commits)
+{
+  alarm(10);   /* a hang is the failure */
+  robust = fresh(4096);
+  pthread_mutexattr_t at;
+  pthread_t t;
+  if (pthread_mutexattr_init(&at) || pthread_mutexattr_setrobust(&at, PTHREAD_MUTEX_ROBUST) ||
+      pthread_mutex_init(robust, &at) || rvm_commit == NULL || rvm_commit() != 0 ||
+      pthread_create(&t, NULL, robust_owner, self_commits ? (void *)1 : NULL))
+    return 0;
+  while (!robust_locked)
+    usleep(1000);
+  if (!self_commits && rvm_commit() != 0)
+    return 0;
+  robust_go = 1;
+  pthread_join(t, NULL);
+  return pthread_mutex_lock(robust) == EOWNERDEAD;
+}
+static int c_robust_owner_commits(void) { return robust_case(1); }
+static int c_robust_other_commits(void) { return robust_case(0); }
+
 static volatile int timer_fired;
 static void on_timer(union sigval v)
 {
@@ -524,6 +559,8 @@ static const struct { const char *name; int (*fn)(void); } cases[] = {
   {"mq-notify-thread", c_mq_notify_thread}, {"msgctl-stat", c_msgctl_stat},
   {"semctl-getall", c_semctl_getall}, {"mq-getattr", c_mq_getattr},
   {"process-vm-readv", c_process_vm_readv}, {"syscall-sigprocmask", c_syscall_sigprocmask},
+  {"robust-owner-commits", c_robust_owner_commits},
+  {"robust-other-commits", c_robust_other_commits},
 };
 
 int main(int argc, char **argv)
