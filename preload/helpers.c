@@ -73,17 +73,17 @@ static int notify_spawn(void (*fn)(union sigval), union sigval val, pthread_attr
     return ENOMEM;
   s->fn = fn;
   s->val = val;
+  /* the program's attributes are not changed (they may be shared): its stack size is
+   * taken over into attributes of our own, which are detached */
   pthread_attr_t own;
-  pthread_attr_t *at = user;
-  if (at == NULL) {
-    pthread_attr_init(&own);
-    at = &own;
-  }
-  pthread_attr_setdetachstate(at, PTHREAD_CREATE_DETACHED);
+  size_t ss;
+  pthread_attr_init(&own);
+  if (user != NULL && pthread_attr_getstacksize(user, &ss) == 0)
+    pthread_attr_setstacksize(&own, ss);
+  pthread_attr_setdetachstate(&own, PTHREAD_CREATE_DETACHED);
   pthread_t th;
-  int rc = pthread_create(&th, at, notify_thread, s);
-  if (at == &own)
-    pthread_attr_destroy(&own);
+  int rc = pthread_create(&th, &own, notify_thread, s);
+  pthread_attr_destroy(&own);
   if (rc != 0)
     free(s);
   return rc;
