@@ -10,8 +10,10 @@
  * fault backend is in use (shim_kw_hi != 0), the program's sigprocmask and pthread_sigmask
  * never block SIGSEGV or SIGBUS: they are removed from SIG_BLOCK and SIG_SETMASK sets. A
  * program that blocks them on purpose and relies on it (rare: a fault while blocked is fatal
- * anyway) sees them unblocked; sigaction's sa_mask (signals blocked while a handler runs) is
- * not changed here (sigchain.c owns sigaction).
+ * anyway) sees them unblocked. The same holds for the two other places a mask comes from:
+ * pthread_attr_setsigmask_np (the new thread installs it inside libc) and a handler's
+ * sa_mask (sigaction, in sigchain.c, filters it with shim_faultmask_sa_mask). The old set
+ * is returned through the stack (a kernel write into the heap fails with these backends).
  *
  * The library's own calls (vmprim, liblrvm, commit.c) keep their exact meaning: they are
  * bound at link time with -Wl,--wrap (as in mutexwait.c) to the unfiltered version. Both are
@@ -20,8 +22,11 @@
  */
 #include "shim.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -41,11 +46,68 @@ static int fm_mask(int how, const sigset_t *set, sigset_t *old, int fault)
       tmp.__val[0] &= ~((1ul << (SIGSEGV - 1)) | (1ul << (SIGBUS - 1)));
     set = &tmp;
   }
+  /* The old set goes through the stack: the kernel's copy into a heap page that the fault
+   * backend protects would fail with EFAULT (a user-space store is recorded instead). */
+  sigset_t prev;
   int saved = errno;
-  long r = syscall(SYS_rt_sigprocmask, how, set, old, _NSIG / 8);
+  long r = shim_raw_syscall(SYS_rt_sigprocmask, how, (long)set, (long)(old ? &prev : NULL),
+                            _NSIG / 8, 0, 0);
   int err = r == 0 ? 0 : errno;
+  if (r == 0 && old != NULL)
+    memcpy(old, &prev, _NSIG / 8);   /* what the kernel wrote; the rest stays as it was */
   errno = saved;
   return err;
+}
+
+/* shim_fault_sigmask -- the program's own rt_sigprocmask through syscall(2) (kwinfo.c):
+ * filtered like sigprocmask; 0 or an errno */
+int shim_fault_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+  return fm_mask(how, set, old, 1);
+}
+
+/* fm_filter -- set without SIGSEGV and SIGBUS while a fault backend is in use */
+static const sigset_t *fm_filter(const sigset_t *set, sigset_t *tmp)
+{
+  if (set == NULL || shim_kw_hi == 0)
+    return set;
+  *tmp = *set;
+  sigdelset(tmp, SIGSEGV);
+  sigdelset(tmp, SIGBUS);
+  return tmp;
+}
+
+typedef int (*attr_setsigmask_fn)(pthread_attr_t *, const sigset_t *);
+static attr_setsigmask_fn real_attr_setsigmask;
+
+/* pthread_attr_setsigmask_np -- libc's; the mask a new thread starts with never blocks
+ * SIGSEGV or SIGBUS with a fault backend (the thread sets it inside libc, unseen here) */
+FM_EXPORT int pthread_attr_setsigmask_np(pthread_attr_t *attr, const sigset_t *set)
+{
+  attr_setsigmask_fn f = __atomic_load_n(&real_attr_setsigmask, __ATOMIC_ACQUIRE);
+  if (f == NULL) {
+    f = (attr_setsigmask_fn)dlsym(RTLD_NEXT, "pthread_attr_setsigmask_np");
+    if (f == NULL)
+      return ENOSYS;
+    __atomic_store_n(&real_attr_setsigmask, f, __ATOMIC_RELEASE);
+  }
+  sigset_t tmp;
+  return f(attr, fm_filter(set, &tmp));
+}
+
+/* shim_faultmask_sa_mask -- a handler's sa_mask without SIGSEGV and SIGBUS while a fault
+ * backend is in use (sigchain.c): a handler that writes the heap while they are blocked
+ * would be killed by its first write of the epoch. Returns act or tmp. */
+const struct sigaction *shim_faultmask_sa_mask(const struct sigaction *act,
+                                               struct sigaction *tmp)
+{
+  if (act == NULL || shim_kw_hi == 0 ||
+      (!sigismember(&act->sa_mask, SIGSEGV) && !sigismember(&act->sa_mask, SIGBUS)))
+    return act;
+  *tmp = *act;
+  sigdelset(&tmp->sa_mask, SIGSEGV);
+  sigdelset(&tmp->sa_mask, SIGBUS);
+  return tmp;
 }
 
 /* pthread_sigmask -- libc's pthread_sigmask, never blocking SIGSEGV/SIGBUS with a fault backend */

@@ -56,11 +56,10 @@
 #include <unistd.h>
 
 #include "heap.h"
+#include "kwrite.h"
 #include <lrvm/lrvm.h>
 
 #undef fread_unlocked   /* a macro in bits/stdio.h when optimising */
-
-#define KW_EXPORT __attribute__((visibility("default")))
 
 uintptr_t shim_kw_lo, shim_kw_hi;
 uintptr_t shim_kw_glo, shim_kw_ghi;
@@ -82,11 +81,11 @@ KW_EXPORT int __lxstat(int ver, const char *path, struct stat *st);
 KW_EXPORT int __fxstat(int ver, int fd, struct stat *st);
 KW_EXPORT int __fxstatat(int ver, int dirfd, const char *path, struct stat *st, int flags);
 
-/* ---- the machinery ----------------------------------------------------------------------- */
+/* ---- the machinery (declared in kwrite.h) ------------------------------------------------ */
 
 /* kw_real -- the next definition of name (glibc's), cached in *slot. A libc without it is a
  * broken installation: say which symbol and stop, rather than call through NULL. */
-static void *kw_real(void **slot, const char *name)
+void *kw_real(void **slot, const char *name)
 {
   void *f = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
   if (__builtin_expect(f == NULL, 0)) {
@@ -101,18 +100,6 @@ static void *kw_real(void **slot, const char *name)
   return f;
 }
 
-#define REAL(fn) ((__typeof__(&fn))kw_real(&kw_slot_##fn, #fn))
-#define SLOT(fn) static void *kw_slot_##fn
-
-/* kw_hit -- [p, p+len) meets the tracked heap or the tracked globals (false whenever no fault
- * backend is in use). The globals count too: a program's static buffer (xz reads its input
- * into one in .bss) is as write-protected as the heap. */
-static inline int kw_hit_a(uintptr_t a, size_t len)
-{
-  return len != 0 && ((a < shim_kw_hi && a + len > shim_kw_lo) ||
-                      (a < shim_kw_ghi && a + len > shim_kw_glo));
-}
-
 /* kw_prep_range -- prepare [a, b) clipped to [lo, hi); RVM_SUCCESS if nothing to do */
 static rvm_return_t kw_prep_range(uintptr_t a, uintptr_t b, uintptr_t lo, uintptr_t hi)
 {
@@ -123,9 +110,9 @@ static rvm_return_t kw_prep_range(uintptr_t a, uintptr_t b, uintptr_t lo, uintpt
   return a < b ? rvm_track_prepare_write((void *)a, b - a) : RVM_SUCCESS;
 }
 
-/* kw_prep -- open and record the tracked part of [p, p+len) before the kernel writes there;
+/* kw_prep_a -- open and record the tracked part of [p, p+len) before the kernel writes there;
  * returns 1 if some of it is tracked (then an EFAULT is worth a retry), else 0 */
-static int kw_prep_a(uintptr_t a, size_t len)
+int kw_prep_a(uintptr_t a, size_t len)
 {
   if (!kw_hit_a(a, len))
     return 0;
@@ -147,11 +134,6 @@ static int kw_prep_a(uintptr_t a, size_t len)
   return 1;
 }
 
-/* Addresses, not pointers: glibc declares read's buffer write-only, and gcc would take a
- * const pointer argument for a read of uninitialised memory. */
-#define kw_hit(p, len) kw_hit_a((uintptr_t)(p), (len))
-#define kw_prep(p, len) kw_prep_a((uintptr_t)(p), (len))
-
 /* kw_prep_iov -- kw_prep on each buffer of an iovec array (the array itself is only read) */
 static int kw_prep_iov(const struct iovec *iov, int n)
 {
@@ -160,19 +142,6 @@ static int kw_prep_iov(const struct iovec *iov, int n)
     hit |= kw_prep(iov[i].iov_base, iov[i].iov_len);
   return hit;
 }
-
-/* KW_RETRY -- evaluate call; if it failed with EFAULT and prep touched the heap, prepare
- * again (prep re-evaluated) and call once more */
-#define KW_RETRY(prep, call)                                                               \
-  ({                                                                                       \
-    int hit_ = (prep);                                                                     \
-    __typeof__(call) r_ = (call);                                                          \
-    if (r_ < 0 && errno == EFAULT && hit_) {                                               \
-      (void)(prep);                                                                        \
-      r_ = (call);                                                                         \
-    }                                                                                      \
-    r_;                                                                                    \
-  })
 
 /* ---- prepare: read, pread, readv, recv, getdents, poll, epoll ---------------------------- */
 
@@ -394,26 +363,6 @@ KW_EXPORT size_t __fread_unlocked_chk(void *p, size_t plen, size_t size, size_t 
 }
 
 /* ---- bounce: small outputs and outputs whose loss would lose data ------------------------ */
-
-/* BOUNCE -- call with *out redirected to a stack copy when out is in the heap, then copy the
- * result into the heap (a user-space store, recorded by the fault handler). The copy is
- * made only on success: on failure the kernel leaves *out unspecified anyway. */
-#define BOUNCE(type, out, call_with)                                                       \
-  ({                                                                                       \
-    __typeof__(call_with(out)) r_;                                                         \
-    if (kw_hit((out), sizeof(type))) {                                                     \
-      type tmp_;                                                                           \
-      r_ = call_with(&tmp_);                                                               \
-      if (r_ >= 0) {                                                                       \
-        int e_ = errno;                                                                    \
-        memcpy((out), &tmp_, sizeof(type));                                                \
-        errno = e_;                                                                        \
-      }                                                                                    \
-    } else {                                                                               \
-      r_ = call_with(out);                                                                 \
-    }                                                                                      \
-    r_;                                                                                    \
-  })
 
 SLOT(stat); SLOT(lstat); SLOT(fstat); SLOT(fstatat); SLOT(stat64); SLOT(lstat64);
 SLOT(fstat64); SLOT(fstatat64); SLOT(statx); SLOT(__xstat); SLOT(__lxstat); SLOT(__fxstat);
@@ -894,7 +843,7 @@ KW_EXPORT int sigaltstack(const stack_t *ss, stack_t *old)
 
 /* kw_try -- resolve one real function now if libc has it (a missing one aborts only if it is
  * ever called: kw_real) */
-static void kw_try(void **slot, const char *name)
+void kw_try(void **slot, const char *name)
 {
   if (__atomic_load_n(slot, __ATOMIC_ACQUIRE) == NULL)
     __atomic_store_n(slot, dlsym(RTLD_NEXT, name), __ATOMIC_RELEASE);
@@ -973,4 +922,7 @@ void shim_kwrite_setup(void)
   R(getsockopt);
   R(sigaltstack);
 #undef R
+  shim_kwinfo_setup();
+  shim_helpers_setup();
+  shim_stacks_setup();
 }

@@ -29,11 +29,15 @@
 #include "shim.h"
 
 #include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <link.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "heap.h"
 
 #define LIBC_SITES 8
 
@@ -113,4 +117,55 @@ int shim_libc_probe(void)
     closedir(d);
   shim_libc_probing = 0;
   return (int)nsites;
+}
+
+/* ---- stdio buffers the program supplies (setvbuf, setbuf, setbuffer) ------------------------ */
+
+/*
+ * A program may give a stream its own buffer, e.g. setvbuf(f, malloc(n), _IOFBF, n). libc
+ * then reads into it with read(2) from inside libc, unseen by kwrite.c: with a fault backend
+ * that read fails with EFAULT and fread/fgets report an error or end of file. Such a buffer
+ * in the heap is replaced by one of the same size from the internal heap (a FILE's buffer
+ * means nothing after a restart, and no program may look inside it while it is in use). The
+ * replacement is never freed: libc does not free a buffer it was given, and the program's
+ * own free() of its block frees its block.
+ */
+typedef int (*setvbuf_fn)(FILE *, char *, int, size_t);
+static setvbuf_fn real_setvbuf;
+
+/* stdio_buf -- buf, or an internal-heap replacement of n bytes if buf is in the tracked heap */
+static char *stdio_buf(char *buf, size_t n)
+{
+  uintptr_t a = (uintptr_t)buf;
+  if (buf == NULL || n == 0 || !(a < shim_kw_hi && a + n > shim_kw_lo) || shim_iheap == NULL)
+    return buf;
+  char *v = heap_malloc(shim_iheap, n);
+  return v ? v : buf;
+}
+
+/* setvbuf -- libc's setvbuf, with a heap buffer replaced (see above) */
+__attribute__((visibility("default"))) int setvbuf(FILE *f, char *buf, int mode, size_t n)
+{
+  setvbuf_fn real = __atomic_load_n(&real_setvbuf, __ATOMIC_ACQUIRE);
+  if (real == NULL) {
+    real = (setvbuf_fn)dlsym(RTLD_NEXT, "setvbuf");
+    if (real == NULL) {
+      errno = ENOSYS;
+      return -1;
+    }
+    __atomic_store_n(&real_setvbuf, real, __ATOMIC_RELEASE);
+  }
+  return real(f, mode == _IONBF ? buf : stdio_buf(buf, n), mode, n);
+}
+
+/* setbuf -- libc's setbuf is setvbuf with BUFSIZ bytes */
+__attribute__((visibility("default"))) void setbuf(FILE *f, char *buf)
+{
+  setvbuf(f, buf, buf ? _IOFBF : _IONBF, BUFSIZ);
+}
+
+/* setbuffer -- libc's setbuffer is setvbuf with n bytes */
+__attribute__((visibility("default"))) void setbuffer(FILE *f, char *buf, size_t n)
+{
+  setvbuf(f, buf, buf ? _IOFBF : _IONBF, n);
 }

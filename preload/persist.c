@@ -110,7 +110,9 @@ static int seg_grow(void *ctx, size_t new_size)
 static int seg_release(void *ctx, size_t off, size_t len)
 {
   (void)ctx;
-  return madvise((char *)region.vmaddr + off, len, MADV_DONTNEED) == 0 ? 0 : errno;
+  /* through the tracker, not madvise: the pages stay tracked and their next commit is
+   * diffed against the committed image, not against the zeros the release leaves */
+  return rvm_track_release((char *)region.vmaddr + off, len) == RVM_SUCCESS ? 0 : EIO;
 }
 
 static size_t seg_size(void *ctx)

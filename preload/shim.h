@@ -32,6 +32,7 @@
 #ifndef LRVM_SHIM_H
 #define LRVM_SHIM_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -258,6 +259,18 @@ extern uintptr_t shim_kw_lo, shim_kw_hi;
 extern uintptr_t shim_kw_glo, shim_kw_ghi;
 /* shim_kwrite_setup -- resolve the real functions before main (see kwrite.c) */
 void shim_kwrite_setup(void);
+
+/* ---- faultmask.c ------------------------------------------------------------------------- */
+
+struct sigaction;
+/* shim_fault_sigmask -- rt_sigprocmask for the program's syscall(2), filtered as sigprocmask
+ * (SIGSEGV/SIGBUS never blocked with a fault backend, old set through the stack); 0 or errno */
+int shim_fault_sigmask(int how, const sigset_t *set, sigset_t *old);
+/* shim_raw_syscall -- a system call made without libc (kwinfo.c); -1 and errno on failure */
+long shim_raw_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6);
+/* shim_faultmask_sa_mask -- act, or tmp = act without SIGSEGV/SIGBUS in sa_mask (fault backends) */
+const struct sigaction *shim_faultmask_sa_mask(const struct sigaction *act,
+                                               struct sigaction *tmp);
 
 /* ---- libcobj.c --------------------------------------------------------------------------- */
 

@@ -125,7 +125,8 @@ static int do_sigaction(int sig, const struct sigaction *act, struct sigaction *
       return -1;
     }
   }
-  return real_sigaction(sig, act, old);
+  struct sigaction tmp;
+  return real_sigaction(sig, shim_faultmask_sa_mask(act, &tmp), old);
 }
 
 /* sigaction -- see the file comment */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -181,9 +182,11 @@ static void track_hook(void *page, void *arg)
         unsigned state = s & TS_MASK;
         int b = (s & TF_SLOTB) != 0;
         if (state == TS_CLEAN) {
-            /* memory == committed image: it becomes the twin (if the budget allows) */
+            /* memory == committed image: it becomes the twin (if the budget allows) --
+             * unless the page was released (TF_LOST): then memory is not the committed
+             * image, and the page is logged whole */
             uint8_t ns = (uint8_t)(TS_DIRTY | (s & TF_SLOTB));
-            if (track_budget_take() == 0) {
+            if (!(s & TF_LOST) && track_budget_take() == 0) {
                 memcpy(track_slot(r, i, b), page, track_ps());
                 atomic_fetch_add(&T.slot_touches, 1);
                 ns |= TF_TWIN;
@@ -996,6 +999,46 @@ static void track_prefault(void)
         track_prefault_flush(&pf);
 }
 
+/* the kernel's robust-list layout (linux/futex.h) */
+struct track_robust_entry {
+    struct track_robust_entry *next;
+};
+struct track_robust_head {
+    struct track_robust_entry list;
+    long futex_offset;
+    struct track_robust_entry *pending;
+};
+
+/* track_robust_open_word -- open the page of a lock word if it is tracked (ROBUST MUTEXES) */
+static void track_robust_open_word(uintptr_t entry, long off)
+{
+    uintptr_t w = (entry & ~(uintptr_t)1) + (uintptr_t)off;
+    if (entry == 0 || track_find(w) == NULL)
+        return;
+    track_in_prepare = 1;      /* not in a fault handler: the hook leaves the mask alone */
+    vmp_dirty_prepare_write(T.dirty, (void *)w, sizeof(uint32_t));
+    track_in_prepare = 0;
+}
+
+/* track_robust_thread -- the robust list of a parked thread (or this one): open its lock
+ * words' pages. The list lives in the thread's descriptor and its mutexes; both are only
+ * read, and cannot change: the thread is parked. At most 4096 entries (the kernel's own
+ * limit is 2048). */
+static void track_robust_thread(pid_t tid, void *arg)
+{
+    (void)arg;
+    struct track_robust_head *h = NULL;
+    size_t len = 0;
+    if (syscall(SYS_get_robust_list, tid, &h, &len) != 0 || h == NULL || len != sizeof(*h))
+        return;
+    struct track_robust_entry *e = h->list.next;
+    for (unsigned n = 0; e != NULL && e != &h->list && n < 4096; n++) {
+        track_robust_open_word((uintptr_t)e, h->futex_offset);
+        e = (struct track_robust_entry *)((uintptr_t)e->next & ~(uintptr_t)1);
+    }
+    track_robust_open_word((uintptr_t)h->pending, h->futex_offset);
+}
+
 /* track_commit -- rvm_commit (see track.h) */
 rvm_return_t track_commit(void)
 {
@@ -1055,6 +1098,8 @@ rvm_return_t track_commit_mode(int final)
     }
     uint64_t t_stop = track_now_ns();
     e = track_capture(&np, live);
+    if (e == 0 && T.hook_backend)
+        track_safepoint_each(track_robust_thread, NULL);   /* ROBUST MUTEXES (track.h) */
     int diff_failed = 0, zc = 0;
     rvm_return_t zc_rc = RVM_SUCCESS;
     uint64_t zc_logged = 0, zc_ns = 0;
@@ -1243,6 +1288,64 @@ rvm_return_t track_prepare_write(void *addr, size_t len)
     pthread_rwlock_unlock(&T.kw);
     if (e != 0)
         return track_err(RVM_EINTERNAL, "rvm_track_prepare_write(%p, %zu): %s (%s)", addr, len,
+                         strerror(e), vmp_dirty_errmsg(T.dirty));
+    return RVM_SUCCESS;
+}
+
+/* track_release_region -- mark the CLEAN twinless pages of [lo, hi) of r TF_LOST (hook
+ * backends; T.mu held, so no commit is in flight and pages are CLEAN or DIRTY) */
+static void track_release_region(struct track_region *r, uintptr_t lo, uintptr_t hi)
+{
+    size_t ps = track_ps();
+    for (size_t i = (lo - (uintptr_t)r->base) / ps; i < (hi - (uintptr_t)r->base) / ps; i++) {
+        uint8_t s = track_st_load(r, i);
+        /* CAS: a fault in another thread may take the page CLEAN -> DIRTY meanwhile (a
+         * write into free memory: then it keeps what it did, a twin of released memory
+         * is no worse than the write itself) */
+        while ((s & TS_MASK) == TS_CLEAN && !(s & (TF_TWIN | TF_LOST)) &&
+               !track_st_cas(r, i, &s, (uint8_t)(s | TF_LOST)))
+            ;
+    }
+}
+
+/* track_release -- give whole pages of [addr, addr+len) back to the kernel (RELEASED MEMORY
+ * in track.h); memory outside tracked regions is released too */
+rvm_return_t track_release(void *addr, size_t len)
+{
+    size_t ps = track_ps();
+    uintptr_t a = ((uintptr_t)addr + ps - 1) & ~(uintptr_t)(ps - 1);
+    uintptr_t b = ((uintptr_t)addr + len) & ~(uintptr_t)(ps - 1);
+    if (len == 0 || b <= a)
+        return RVM_SUCCESS;
+    pthread_mutex_lock(&T.mu);
+    if (T.dirty == NULL || T.pid != getpid()) {
+        /* nothing tracked here (or a fork child's plain copy) */
+        pthread_mutex_unlock(&T.mu);
+        return madvise((void *)a, b - a, MADV_DONTNEED) == 0
+                   ? RVM_SUCCESS
+                   : track_err(RVM_EINTERNAL, "rvm_track_release(%p, %zu): madvise: %s", addr,
+                               len, strerror(errno));
+    }
+    if (T.hook_backend)
+        for (size_t k = 0; k < TRACK_MAX_REGIONS; k++) {
+            struct track_region *r = atomic_load(&T.regions[k]);
+            if (r == NULL)
+                continue;
+            uintptr_t lo = a > (uintptr_t)r->base ? a : (uintptr_t)r->base;
+            uintptr_t rend = (uintptr_t)r->base + r->npages * ps;
+            uintptr_t hi = b < rend ? b : rend;
+            /* a partial last page of the region is left alone: its tail is not ours */
+            if (hi == rend && r->len % ps)
+                hi -= ps;
+            if (lo < hi)
+                track_release_region(r, lo, hi);
+        }
+    int e = vmp_dirty_release(T.dirty, (void *)a, b - a);
+    pthread_mutex_unlock(&T.mu);
+    if (e == EOPNOTSUPP)
+        return RVM_SUCCESS;   /* kept resident, still tracked: nothing changed */
+    if (e != 0)
+        return track_err(RVM_EINTERNAL, "rvm_track_release(%p, %zu): %s (%s)", addr, len,
                          strerror(e), vmp_dirty_errmsg(T.dirty));
     return RVM_SUCCESS;
 }

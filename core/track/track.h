@@ -112,6 +112,30 @@
  * commit between the prepare and the kernel write re-arms the pages; the kernel write then
  * fails with EFAULT and the caller prepares again and retries (lrvm.h says so).
  *
+ * RELEASED MEMORY (rvm_track_release; the shim's heap gives freed pages back this way). A
+ * released page reads as zeros (anonymous memory) or as the segment file's bytes (a private
+ * file mapping, which may be older than the last commit until truncation): memory no longer
+ * equals the committed image, and the hook backends relied on exactly that equality for a
+ * CLEAN page -- its first write copied memory into the twin. A later write of zeros (calloc)
+ * then diffed as "no change", and a restart brought back the old bytes. And with
+ * uffd-sigbus the release also dropped the write protection, so later writes went unseen
+ * (vmp_dirty_release protects the pages again). So a CLEAN page without a twin that is
+ * released is marked TF_LOST: its next first write takes no twin, and the commit logs it
+ * whole (always correct). A page that is never written again is not logged at all: it is
+ * free memory, whose content the heap never relies on (calloc writes its zeros). A page with
+ * a twin keeps it (the twin is the committed image, whatever memory holds). wp-async keeps
+ * a twin or the TF_FILE claim for every page (file mapping: a released TF_FILE page reads
+ * the file, which is its committed image), so it needs no mark.
+ *
+ * ROBUST MUTEXES (hook backends). The kernel writes the lock word of a robust mutex when its
+ * owner exits (FUTEX_OWNER_DIED, then it wakes a waiter). That is a kernel write: into a page
+ * a commit protected again, it fails, and the waiters sleep forever (seen: the next
+ * pthread_mutex_lock hung instead of returning EOWNERDEAD). So each commit, while the
+ * threads are parked and after the collect, opens again the pages of the lock words on every
+ * parked thread's robust list (get_robust_list: the list the kernel walks at exit), as a
+ * prepare_write would: those pages stay writable, and the hook has kept their content at the
+ * instant. A mutex locked after the commit has its page opened by the locking store itself.
+ *
  * THE HOOK AND THE SAFEPOINT: in a fault, vmprim marks the page written before it opens it,
  * and a collect waits for the opening; a thread parked in between would deadlock the
  * capture. The hook therefore blocks LRVM_TRACK_SIGNAL for the rest of the fault handler
@@ -147,6 +171,8 @@ enum { TS_CLEAN = 0, TS_DIRTY = 1, TS_PENDING = 2, TS_SNAP = 3, TS_MASK = 3 };
 #define TF_TWIN 4
 #define TF_SLOTB 8
 #define TF_FILE 16    /* wp-async, no twin yet: the committed image is the segment file's */
+#define TF_LOST 32    /* hook backends, CLEAN: memory was released (track_release) and no
+                       * longer holds the committed image: log the page whole when written */
 
 /* one range of a tracked commit: `len` new bytes at segment offset `off` of the region
  * `cookie` (the rvm_region_t given to rvm_track) */
@@ -250,6 +276,9 @@ void track_note_commit(const void *addr, uint64_t len);
  * tracked region there has uncommitted changes, else untracks it and returns 0 */
 rvm_return_t track_on_unmap(const void *addr, uint64_t len);
 rvm_return_t track_prepare_write(void *addr, size_t len);
+/* track_release -- give tracked memory back to the kernel, keeping it tracked (RELEASED
+ * MEMORY above) */
+rvm_return_t track_release(void *addr, size_t len);
 /* track_on_terminate -- rvm_terminate: RVM_EUNCOMMIT if any tracked region has uncommitted
  * changes, else untrack every region */
 rvm_return_t track_on_terminate(void);
@@ -300,6 +329,8 @@ struct track_safepoint_stats {
 /* track_safepoint_stop -- park every other thread of the process in a signal handler;
  * returns 0 or an errno (ETIMEDOUT: a thread did not park, message via track_errmsg) */
 int track_safepoint_stop(struct track_safepoint_stats *ss);
+/* track_safepoint_each -- fn(tid, arg) for each parked thread and the stopping thread */
+void track_safepoint_each(void (*fn)(pid_t tid, void *arg), void *arg);
 /* track_safepoint_release -- let the parked threads go */
 void track_safepoint_release(void);
 /* track_safepoint_set_check -- a check run at each instant; nonzero declines it (the stop

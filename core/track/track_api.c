@@ -65,6 +65,12 @@ RVM_API rvm_return_t rvm_track_prepare_write(void *addr, rvm_length_t len)
     return api_ret(track_prepare_write(addr, len));
 }
 
+/* rvm_track_release -- see lrvm.h */
+RVM_API rvm_return_t rvm_track_release(void *addr, rvm_length_t len)
+{
+    return api_ret(track_release(addr, len));
+}
+
 /* rvm_track_statistics -- see lrvm.h */
 RVM_API rvm_return_t rvm_track_statistics(rvm_track_statistics_t *st)
 {

@@ -359,6 +359,16 @@ void track_safepoint_set_check(int (*fn)(void *arg), void *arg)
     sp_check = fn;
 }
 
+/* track_safepoint_each -- fn(tid, arg) for every thread parked by the current stop and for
+ * the stopping thread itself (between a successful stop and its release) */
+void track_safepoint_each(void (*fn)(pid_t tid, void *arg), void *arg)
+{
+    for (unsigned i = 0; i < sp_nsent; i++)
+        if (sp_sent[i] > 0)
+            fn(sp_sent[i], arg);
+    fn((pid_t)syscall(SYS_gettid), arg);
+}
+
 /* track_safepoint_release -- wake every parked thread of the current stop */
 void track_safepoint_release(void)
 {

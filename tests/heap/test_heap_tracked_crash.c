@@ -58,14 +58,13 @@ static int seg_grow(void *ctx, size_t new_size)
   return 0;
 }
 
-/* seg_release -- keep freed memory: MADV_DONTNEED on the region would lose tracked bytes the
- * last commit may still need (see preload/persist.c) */
+/* seg_release -- give freed memory back through the tracker, as the shim does: the pages
+ * stay tracked and are diffed against the committed image when reused (a plain madvise
+ * would break that with the fault backends) */
 static int seg_release(void *ctx, size_t off, size_t len)
 {
   (void)ctx;
-  (void)off;
-  (void)len;
-  return 0;
+  return rvm_track_release((char *)T_BASE + off, len) == RVM_SUCCESS ? 0 : EIO;
 }
 
 /* seg_size -- bytes backed */

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "vmprim_int.h"
@@ -415,6 +416,54 @@ VMP_API int vmp_dirty_prepare_write(vmp_dirty_t *t, void *addr, size_t len)
         uintptr_t hi = b < r->start + r->len ? b : r->start + r->len;
         if (lo < hi)
             rc = fault_prepare(t, r, lo, hi);
+    }
+    pthread_mutex_unlock(&t->lock);
+    return rc;
+}
+
+/* vmp_dirty_release -- release whole pages of tracked memory, keeping them tracked */
+VMP_API int vmp_dirty_release(vmp_dirty_t *t, void *addr, size_t len)
+{
+    size_t ps = vmp_page_size();
+    uintptr_t a = (uintptr_t)addr, b = a + len;
+    if (t == NULL || (a & (ps - 1)) != 0 || (len & (ps - 1)) != 0 || b < a)
+        return EINVAL;
+    if (len == 0)
+        return 0;
+    int rc = 0;
+    pthread_mutex_lock(&t->lock);
+    t->errmsg[0] = '\0';
+    /* Untracked parts first, then each armed range's part by its backend (wp-async needs
+     * nothing more than the madvise: it keeps its write protection in the empty page-table
+     * entry of a file mapping, and an anonymous page written after the release is reported
+     * as written because it comes back without the protection bit). */
+    uintptr_t at = a;
+    while (at < b && rc == 0) {
+        struct dirty_range *r = NULL;
+        uintptr_t next = b;
+        for (size_t i = 0; i < t->nranges; i++) {
+            struct dirty_range *q = t->ranges[i];
+            if (at >= q->start && at < q->start + q->len)
+                r = q;
+            else if (q->start > at && q->start < next)
+                next = q->start;
+        }
+        if (r == NULL) {
+            if (madvise((void *)at, next - at, MADV_DONTNEED) != 0)
+                rc = dirty_set_err(t, errno, "madvise(%p, %zu, MADV_DONTNEED): %s", (void *)at,
+                                   next - at, strerror(errno));
+            at = next;
+            continue;
+        }
+        uintptr_t end = b < r->start + r->len ? b : r->start + r->len;
+        if (t->backend == VMP_BACKEND_WP_ASYNC) {
+            if (madvise((void *)at, end - at, MADV_DONTNEED) != 0)
+                rc = dirty_set_err(t, errno, "madvise(%p, %zu, MADV_DONTNEED): %s", (void *)at,
+                                   end - at, strerror(errno));
+        } else {
+            rc = fault_release(t, r, at, end);
+        }
+        at = end;
     }
     pthread_mutex_unlock(&t->lock);
     return rc;

@@ -367,3 +367,48 @@ int fault_prepare(struct vmp_dirty *t, struct dirty_range *r, uintptr_t a, uintp
     }
     return 0;
 }
+
+/*
+ * fault_release -- give pages [a, b) of r back to the kernel (MADV_DONTNEED), keeping them
+ * tracked.
+ * MPROTECT: the protection belongs to the mapping, not to the page, and survives the
+ * release: a protected released page still faults on its next write.
+ * UFFD_SIGBUS: the write-protect bit lives in the page-table entry, which releasing an
+ * anonymous page removes. The next write would then get a fresh writable page without any
+ * fault -- a write nobody records, lost from every later commit. So every page that is not
+ * open this epoch (claimed bit clear) is protected again: with WP_UNPOPULATED the kernel
+ * keeps a marker in the empty entry, and the next write faults as before. An open page
+ * (claimed) already has its written bit set: it stays writable, and the next collect reports
+ * it and protects it then. The caller holds t->lock, so no collect or prepare changes the
+ * bits meanwhile; no fault handler runs on these pages either (free memory is not written).
+ */
+int fault_release(struct vmp_dirty *t, struct dirty_range *r, uintptr_t a, uintptr_t b)
+{
+    if (t->backend == VMP_BACKEND_UFFD_SIGBUS &&
+        (uffd_caps_get()->features & UFFD_FEATURE_WP_UNPOPULATED) == 0)
+        return dirty_set_err(t, EOPNOTSUPP, "uffd-sigbus: released pages cannot be protected "
+                             "again on this kernel (no UFFD_FEATURE_WP_UNPOPULATED): kept");
+    if (madvise((void *)a, b - a, MADV_DONTNEED) != 0)
+        return dirty_set_err(t, errno, "madvise(%p, %zu, MADV_DONTNEED): %s", (void *)a, b - a,
+                             strerror(errno));
+    if (t->backend == VMP_BACKEND_MPROTECT)
+        return 0;
+    unsigned sh = page_shift();
+    size_t i = (a - r->start) >> sh, iend = (b - r->start) >> sh;
+    while (i < iend) {
+        if (atomic_load(&r->claimed[i >> 6]) & ((uint64_t)1 << (i & 63))) {
+            i++;
+            continue;
+        }
+        size_t j = i + 1;
+        while (j < iend && !(atomic_load(&r->claimed[j >> 6]) & ((uint64_t)1 << (j & 63))))
+            j++;
+        int rc = uffd_wp(t->uffd, (void *)(r->start + (i << sh)), (j - i) << sh, 1);
+        if (rc != 0)
+            return dirty_set_err(t, rc, "uffd-sigbus: cannot protect %zu released pages at %p "
+                                 "again: %s", j - i, (void *)(r->start + (i << sh)),
+                                 strerror(rc));
+        i = j;
+    }
+    return 0;
+}

@@ -104,6 +104,8 @@ int fault_disarm(struct vmp_dirty *t, struct dirty_range *r);
 int fault_collect(struct vmp_dirty *t, struct dirty_range *r, size_t *word, size_t *room,
                   vmp_run_fn fn, void *arg);
 int fault_prepare(struct vmp_dirty *t, struct dirty_range *r, uintptr_t a, uintptr_t b);
+/* fault_release -- MADV_DONTNEED pages [a, b) of r and keep them tracked; 0 or errno */
+int fault_release(struct vmp_dirty *t, struct dirty_range *r, uintptr_t a, uintptr_t b);
 
 /* ---- dirty_wpasync.c: backend WP_ASYNC ---- */
 int wpasync_arm(struct vmp_dirty *t, struct dirty_range *r, size_t wp_len);

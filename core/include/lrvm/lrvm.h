@@ -153,6 +153,20 @@ RVM_API rvm_return_t rvm_commit_mode(rvm_mode_t mode);
  */
 RVM_API rvm_return_t rvm_track_prepare_write(void *addr, rvm_length_t len);
 
+/**
+ * rvm_track_release -- give the whole pages inside [addr, addr+len) back to the kernel
+ * (MADV_DONTNEED) and keep them tracked: use it instead of madvise on tracked memory you no
+ * longer need (an allocator's free pages). Afterwards they read as zeros (anonymous memory)
+ * or as the segment's bytes (a private mapping of it); nothing is logged for the release
+ * itself, and the next commit after a page is written again logs that page whole. A page never
+ * written again keeps its last committed bytes in the segment. A plain madvise on tracked
+ * memory breaks tracking with uffd-sigbus and mprotect (later writes are lost or diffed
+ * against the wrong image): do not do that. Nobody may write the range during the call.
+ * @return RVM_SUCCESS (also when the backend has to keep the memory resident);
+ *         RVM_EINTERNAL (rvm_errmsg).
+ */
+RVM_API rvm_return_t rvm_track_release(void *addr, rvm_length_t len);
+
 /** Named roots: the longest name (bytes, without the NUL) and the number of names. */
 #define RVM_ROOT_NAME_MAX 47
 #define RVM_ROOTS_MAX 64

@@ -335,6 +335,26 @@ VMP_API int vmp_dirty_peek_runs(vmp_dirty_t *t, vmp_run_fn fn, void *arg);
  */
 VMP_API int vmp_dirty_prepare_write(vmp_dirty_t *t, void *addr, size_t len);
 
+/**
+ * vmp_dirty_release -- give the memory of the whole pages inside [addr, addr+len) back to the
+ * kernel (MADV_DONTNEED) and keep them tracked. Afterwards they read as zeros (anonymous
+ * memory) or as the file's bytes (a private file mapping), and the next write to each is
+ * reported as usual: with UFFD_SIGBUS the release drops the kernel's write protection of
+ * anonymous pages, so this call protects them again (a plain madvise would let every later
+ * write through unseen). The first-write hook of a released page sees the released content,
+ * not the page as of the last collect: a caller that diffs against that pre-image must know
+ * which pages it released. Pages written since the last collect stay reported by the next
+ * one. Pages outside every armed range are released untracked. Nobody may write the range
+ * while this runs (it is free memory).
+ * With UFFD_SIGBUS on a kernel without UFFD_FEATURE_WP_UNPOPULATED (before Linux 6.4) the
+ * released pages could not be protected again without populating them: nothing is released
+ * and the call returns EOPNOTSUPP (the memory stays resident and tracked).
+ * @return 0; EINVAL (unaligned range); EOPNOTSUPP (above); errno of madvise or of
+ *         UFFDIO_WRITEPROTECT (the range may then be released but unprotected: the caller
+ *         must treat its pages as written).
+ */
+VMP_API int vmp_dirty_release(vmp_dirty_t *t, void *addr, size_t len);
+
 #ifdef __cplusplus
 }
 #endif
