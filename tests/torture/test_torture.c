@@ -22,7 +22,7 @@ static const struct setting {
   {"signal,interval:10ms", "1", "1"},
 };
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
-#define RUNS "6"
+#define RUNS "4"
 
 static unsigned scale(void)
 {

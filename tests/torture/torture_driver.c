@@ -146,7 +146,7 @@ struct run_plan {
 static struct run_plan run_plan(const struct session *s, unsigned i)
 {
   uint64_t r = tm_rand(s->seed, 1000 + i, 0), pct = r % 100;
-  struct run_plan p = {.ops = 100 + (r >> 8) % 1500};
+  struct run_plan p = {.ops = 50 + (r >> 8) % 700};
   if (i > s->runs)
     p.end = "verify";
   else if (pct < 10)

@@ -25,7 +25,7 @@
 #define TM_SLOTS 48     /* heap blocks the script juggles */
 #define TM_EXTS 8       /* extents a slot's contents may have before it is rewritten whole */
 #define TM_GROUPS 4     /* counter groups, one writer thread each at a time */
-#define TM_LIVE_CAP (24u << 20)   /* bytes live in all slots together, at most */
+#define TM_LIVE_CAP (12u << 20)   /* bytes live in all slots together, at most */
 
 /* tm_mix -- splitmix64's finaliser: a good 64-bit hash of x */
 static inline uint64_t tm_mix(uint64_t x)
@@ -116,9 +116,9 @@ static inline uint64_t tm_size(const struct tm_model *m, uint64_t n, uint64_t k,
   if (pct < 60)
     sz = 1 + v % 2048;
   else if (pct < 85)
-    sz = 2048 + v % (62u << 10);
+    sz = 2048 + v % (30u << 10);
   else
-    sz = (128u << 10) + v % (2u << 20);
+    sz = (64u << 10) + v % (1u << 20);
   if (m->live - old + sz > TM_LIVE_CAP)
     sz = 1 + v % 512;
   return sz;

@@ -42,7 +42,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,8 +178,6 @@ static void *worker_main(void *arg)
       memset(p, (int)it, n);
       free(p);
     }
-    if (it % 256 == 255)
-      sched_yield();
   }
   return NULL;
 }
