@@ -234,6 +234,17 @@ static int ready(const struct session *s, unsigned i)
   return n == (ssize_t)sizeof(w) && w[2] == i;
 }
 
+/* dump_stacks -- a hung run's threads' stacks into run-I.stacks, if gdb is there (a hang is
+ * rare and timing-dependent: the stacks are the evidence) */
+static void dump_stacks(const struct session *s, unsigned i, pid_t pid)
+{
+  char cmd[1400];
+  snprintf(cmd, sizeof(cmd), "command -v gdb >/dev/null && timeout 120 gdb -p %d -batch -ex "
+           "'thread apply all bt' > '%s/run-%u.stacks' 2>&1", (int)pid, s->dir, i);
+  if (system(cmd) != 0)
+    fprintf(stderr, "torture_driver: no stacks of the hung run (gdb missing or failed)\n");
+}
+
 /* run_wait -- wait for run i (pid), killing it at the plan's time, sending SIGUSR1 commits
  * after it is ready when the session asks for them; the exit status, 128 + signal, or -1
  * for a hang (killed at the time limit) */
@@ -253,6 +264,7 @@ static int run_wait(const struct args *a, const struct session *s, unsigned i,
       killed = 1;
     }
     if (t >= a->timeout_ms) {
+      dump_stacks(s, i, pid);
       kill(pid, SIGKILL);
       waitpid(pid, &st, 0);
       return -1;
@@ -276,6 +288,19 @@ static void print_file(const char *path)
     return;
   while (fgets(line, sizeof(line), f))
     fprintf(stderr, "    | %s", line);
+  fclose(f);
+}
+
+/* print_stacks -- the frames of a gdb backtrace file (thread headers and #N lines) */
+static void print_stacks(const char *path)
+{
+  FILE *f = fopen(path, "r");
+  char line[2048];
+  if (!f)
+    return;
+  while (fgets(line, sizeof(line), f))
+    if (line[0] == '#' || !strncmp(line, "Thread ", 7))
+      fprintf(stderr, "    | %s", line);
   fclose(f);
 }
 
@@ -329,6 +354,11 @@ static int session_run(const struct args *a, struct session *s)
               "LRVM_COMMIT=%s, aware %d): %s; status %d\n", (unsigned long long)s->seed, i,
               s->runs + 1, p.end, s->backend, s->flush, s->commit, s->aware, bad, status);
       print_file(out);
+      if (status == -1) {
+        snprintf(out, sizeof(out), "%s/run-%u.stacks", s->dir, i);
+        fprintf(stderr, "  stacks of the hung run (%s):\n", out);
+        print_stacks(out);
+      }
       reproducer(a, s);
       free(env);
       return 1;

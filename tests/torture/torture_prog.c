@@ -147,6 +147,8 @@ static void ack_open(void)
     die(EXIT_USAGE, "%s: %zd bytes, not an acknowledgement file", V->o.ack_path, n);
 }
 
+static void *xmalloc(size_t n);
+
 /* ---- counter groups and their writer threads ---------------------------------------------- */
 
 /* group_ctr -- counter k (0..5) of group g, alternating globals and heap pages */
@@ -155,30 +157,53 @@ static volatile uint64_t *group_ctr(int g, int k)
   return k % 2 == 0 ? &gctr[g][k / 2][0] : &G.hctr[g][(k / 2) * PAGE_WORDS];
 }
 
+/* count_turn -- one turn of group g's writer: every counter once, in order, then the op seen.
+ * Each counter is incremented from its own value (not all set from the first one): a store
+ * lost in memory, not only in a commit, then stays visible instead of being healed by the
+ * next turn. */
+static void count_turn(int g)
+{
+  for (int k = 0; k < 6; k++)
+    (*group_ctr(g, k))++;
+  G.hctr[g][SEEN_OP_WORD] = G.cur_op;
+}
+
+/* worker_main -- a group's writer. The resident one is a tight loop (as many writes as
+ * possible around each commit instant). The others also fill their heap cache (a batch of
+ * blocks held through the loop, freed at the end, so that the thread's exit flushes a full
+ * cache while commits run) and churn single blocks; in aware mode one in eight commits itself
+ * before it exits (a thread's first commit, racing with its siblings' exits; not
+ * acknowledged: the program's main thread may be inside an operation). */
 static void *worker_main(void *arg)
 {
   struct worker *w = arg;
   int g = (int)w->group;
-  uint64_t x = w->iters;
+  if (g == RESIDENT) {
+    while (!w->stop)
+      count_turn(g);
+    return NULL;
+  }
+  uint64_t x = tm_mix(w->iters);
+  char *held[64];
+  unsigned nheld = 16 + (unsigned)(x % 48);
+  for (unsigned k = 0; k < nheld; k++) {
+    size_t n = 16 + (x = tm_mix(x)) % 2000;
+    held[k] = xmalloc(n);
+    memset(held[k], (int)k, n);
+  }
   for (uint64_t it = 0; w->iters ? it < w->iters : !w->stop; it++) {
-    /* each counter incremented from its own value (not all set from the first one): a store
-     * lost in memory, not only in a commit, then stays visible instead of being healed by
-     * the next turn */
-    for (int k = 0; k < 6; k++)
-      (*group_ctr(g, k))++;
-    G.hctr[g][SEEN_OP_WORD] = G.cur_op;
-    if (g == RESIDENT)
-      continue;   /* a tight loop: as many writes as possible around each commit instant */
-    if (it % 64 == 0) {   /* heap traffic from this thread: its caches die with it */
-      x = tm_mix(x);
-      size_t n = 1 + x % 3000;
-      char *p = malloc(n);
-      if (!p)
-        die(EXIT_USAGE, "thread malloc(%zu) failed", n);
+    count_turn(g);
+    if (it % 64 == 0) {
+      size_t n = 1 + (x = tm_mix(x)) % 3000;
+      char *p = xmalloc(n);
       memset(p, (int)it, n);
       free(p);
     }
   }
+  for (unsigned k = 0; k < nheld; k++)
+    free(held[k]);
+  if (V->o.aware && x % 8 == 0 && V->commit_fn() != 0)
+    die(EXIT_COMMIT, "rvm_commit in group %d's thread failed", g);
   return NULL;
 }
 
