@@ -121,14 +121,17 @@ static void session_plan(const struct args *a, uint64_t seed, struct session *s)
   s->flush = pick01(a->flush, tm_rand(seed, 0, 2));
   const struct profile *p = &profiles[tm_rand(seed, 0, 3) % NPROFILES];
   int ms[] = {1, 2, 5, 10, 20};
+  int aware_given = a->aware && strcmp(a->aware, "random");
   if (a->commit && strcmp(a->commit, "random")) {
     snprintf(s->commit, sizeof(s->commit), "%s", a->commit);
-    s->aware = pick01(a->aware, tm_rand(seed, 0, 4));
+    p = NULL;
   } else {
     snprintf(s->commit, sizeof(s->commit), p->commit, ms[tm_rand(seed, 0, 5) % 5]);
-    s->aware = p->aware >= 0 && !(a->aware && strcmp(a->aware, "random"))
-                   ? p->aware : pick01(a->aware, tm_rand(seed, 0, 4));
   }
+  if (!aware_given && p && p->aware >= 0)
+    s->aware = p->aware;
+  else
+    s->aware = pick01(a->aware, tm_rand(seed, 0, 4));
   if (!strcmp(s->commit, "none"))
     s->aware = 1;   /* else nothing would ever be committed */
   s->signal = strstr(s->commit, "signal") != NULL;
