@@ -385,6 +385,20 @@ static void init_fresh(void)
   G.magic = MAGIC;
 }
 
+/* finish_turns -- complete each group's turn that the commit cut in the middle. Threads do not
+ * come back after a restart: a new writer starts its turn at counter 0, so on a state such as
+ * (n+1, n+1, n, n, n, n) it would make (n+2, n+1, n, ...), which is a true instant of this run
+ * but breaks the invariant the next run checks. A program that resumes must re-establish its
+ * invariants itself; this one finishes the interrupted turn, as its dead writer would have. */
+static void finish_turns(void)
+{
+  for (int g = 0; g < TM_GROUPS; g++) {
+    uint64_t first = *group_ctr(g, 0);
+    for (int k = 1; k < 6; k++)
+      *group_ctr(g, k) = first;
+  }
+}
+
 /* check_found -- the state found must be one commit's: bounds, slots, counters. A run that
  * died inside operation C = done_op + 1 left C's slot half changed: it is rebuilt as the model
  * after done_op says (the half-changed block is leaked: its table entry may be stale), and C
@@ -415,6 +429,7 @@ static void check_found(void)
     if (i != skip)
       check_slot(i);
   check_groups(c);
+  finish_turns();
   if (skip >= 0) {
     const struct tm_slot *s = &V->model.s[skip];
     G.p[skip] = NULL;
