@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench-shim-alloc.sh -- allocation-heavy UNMODIFIED programs under four allocators, side by side
-# in one run (issue 6 item 10): time and peak RSS, ratios vs glibc.
+# in one run: time and peak RSS, ratios vs glibc.
 #
 #   glibc    the program as it is
 #   jemalloc LD_PRELOAD=libjemalloc.so.2
