@@ -32,18 +32,22 @@ common="set terminal pngcairo size 900,520 font 'sans,11'; set output '$png';
 case $kind in
 durable)
   # W1 rows: "system",W1,txn_per_s,value,unit -> system <tab> value, lrvm and the floor first
-  awk -F, '$2 == "W1" && $3 == "txn_per_s" { gsub(/"/, "", $1); print $1 "\t" $4 }' "$csv" |
+  # colour: 1 lrvm, 2 the floor, 3 the peers
+  awk -F, '$2 == "W1" && $3 == "txn_per_s" { gsub(/"/, "", $1)
+           c = $1 == "lrvm" ? 1 : ($1 ~ /^floor/ ? 2 : 3); print $1 "\t" $4 "\t" c }' "$csv" |
     sort -t$'\t' -k2,2nr >"$dat"
   [ -s "$dat" ] || { echo "bench-plot.sh: no W1 txn_per_s rows in $csv" >&2; exit 1; }
   gnuplot <<EOF
 $common
-set title "Durable small transactions (W1: 4 x 8-byte updates, flush commit)\n{/*0.8 $label}"
+set title "Durable small transactions (W1: 4 x 8-byte updates, flush commit)\nred: lrvm; grey: the disk floor, one 4 KiB pwrite + fdatasync; blue: peers\n{/*0.8 $label}"
 set ylabel "transactions per second (more is better)"
 set style fill solid 0.8 border -1
 set boxwidth 0.6
 set yrange [0:*]
 set xtics rotate by -20
-plot '$dat' using 0:2:xtic(1) with boxes lc rgb '#4a7ab5' notitle, \
+set datafile separator "\t"
+set linetype 11 lc rgb '#c0392b'; set linetype 12 lc rgb '#7f8c8d'; set linetype 13 lc rgb '#4a7ab5'
+plot '$dat' using 0:2:(\$3 + 10):xtic(1) with boxes lc variable notitle, \
      '' using 0:2:(sprintf("%.0f", \$2)) with labels offset 0,0.7 notitle
 EOF
   ;;
