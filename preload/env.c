@@ -432,3 +432,56 @@ const char *shim_env_option(const char *opt, int *takes_value)
   }
   return NULL;
 }
+
+/* man_text -- s as roff text: backslashes and hyphens escaped, and a leading '.' or '\''
+ * neutralised so that a table entry can never turn into a roff request */
+static void man_text(int fd, const char *s)
+{
+  if (*s == '.' || *s == '\'')
+    dprintf(fd, "\\&");
+  for (; *s; s++) {
+    if (*s == '\\')
+      dprintf(fd, "\\e");
+    else if (*s == '-')
+      dprintf(fd, "\\-");
+    else
+      dprintf(fd, "%c", *s);
+  }
+}
+
+/* shim_env_man -- the table as roff (.TP paragraphs), for the man pages generated at build
+ * time: as lrvm-run's options for lrvm-run(1), as variables for lrvm(7). The same rows as
+ * shim_env_help, so --help and the man pages cannot disagree. */
+void shim_env_man(int fd, int as_options)
+{
+  for (size_t i = 0; i < NOPTS; i++) {
+    const struct opt *o = &opts[i];
+    dprintf(fd, ".TP\n");
+    if (as_options) {
+      dprintf(fd, ".BI \\-\\-");
+      for (const char *p = o->name + 5; *p; p++) {
+        if (*p == '_')
+          dprintf(fd, "\\-");
+        else
+          dprintf(fd, "%c", (char)(*p - 'A' + 'a'));
+      }
+      dprintf(fd, " \" VALUE\"\n");
+    } else {
+      dprintf(fd, ".B ");
+      man_text(fd, o->name);
+      dprintf(fd, "\n");
+    }
+    man_text(fd, o->meaning);
+    dprintf(fd, ".\n.br\n");
+    if (as_options) {
+      dprintf(fd, "Sets ");
+      man_text(fd, o->name);
+      dprintf(fd, ". ");
+    }
+    dprintf(fd, "Default: ");
+    man_text(fd, *o->dflt ? o->dflt : "unset");
+    dprintf(fd, "; accepted: ");
+    man_text(fd, o->accepted);
+    dprintf(fd, ".\n");
+  }
+}

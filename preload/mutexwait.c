@@ -61,16 +61,25 @@
 int mw_real_lock(pthread_mutex_t *m);
 int mw_real_trylock(pthread_mutex_t *m);
 int mw_real_unlock(pthread_mutex_t *m);
-__asm__(".symver mw_real_lock, __pthread_mutex_lock@GLIBC_2.2.5");
-__asm__(".symver mw_real_trylock, __pthread_mutex_trylock@GLIBC_2.2.5");
-__asm__(".symver mw_real_unlock, __pthread_mutex_unlock@GLIBC_2.2.5");
+/* The version is glibc's base version for the architecture (GLIBC_2.2.5 on x86_64, GLIBC_2.17
+ * on aarch64, ...): meson finds it by linking a probe (preload/meson.build) and fails the
+ * configure step, naming the symbol, when no candidate links. */
+#ifndef LRVM_GLIBC_PTHREAD_VERSION
+#error "LRVM_GLIBC_PTHREAD_VERSION is set by preload/meson.build"
+#endif
+#define MW_SYMVER(local, name) __asm__(".symver " #local ", " #name "@" LRVM_GLIBC_PTHREAD_VERSION)
+MW_SYMVER(mw_real_lock, __pthread_mutex_lock);
+MW_SYMVER(mw_real_trylock, __pthread_mutex_trylock);
+MW_SYMVER(mw_real_unlock, __pthread_mutex_unlock);
 
 MW_EXPORT int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t c, const struct timespec *t);
 
 static int mw_on;                           /* LRVM_MUTEX_WAIT > 0: count */
-static _Atomic long held;                   /* program mutexes held or being acquired */
+/* `held` and `slots` are plain objects accessed only through the __atomic builtins (clang
+ * refuses _Atomic-qualified objects there; gcc accepts both) */
+static long held;                           /* program mutexes held or being acquired */
 static __thread long mine __attribute__((tls_model("initial-exec")));  /* this thread's part */
-static pthread_mutex_t *_Atomic slots[MW_SLOTS];  /* mutexes of uncounted condition waiters */
+static pthread_mutex_t *slots[MW_SLOTS];  /* mutexes of uncounted condition waiters */
 __thread int shim_mutex_declined __attribute__((tls_model("initial-exec")));
 static __thread int waiting __attribute__((tls_model("initial-exec")));  /* a waiting commit */
 static uint64_t deadline_ns;

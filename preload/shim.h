@@ -74,6 +74,9 @@ int shim_env_parse(char *const *envp, int errfd);
 /* shim_env_help -- write the options table (name, default, accepted values, meaning) to fd;
  * with as_options != 0 as lrvm-run's command-line options. */
 void shim_env_help(int fd, int as_options);
+/* shim_env_man -- the same table as roff paragraphs for the generated man pages; as lrvm-run's
+ * options (as_options != 0, lrvm-run(1)) or as environment variables (lrvm(7)). */
+void shim_env_man(int fd, int as_options);
 /* shim_env_option -- the variable name for lrvm-run option `opt` ("segment" -> "LRVM_SEGMENT");
  * NULL if unknown. *takes_value: 1 if the option needs a value. */
 const char *shim_env_option(const char *opt, int *takes_value);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# bench-heap.sh -- the persistent heap against glibc malloc and jemalloc, side by side in one
-# run. Each configuration runs in separate processes of one driver
+# bench-heap.sh -- the persistent heap against glibc malloc and jemalloc, side by side in one run.
+# Each configuration runs in separate processes of one driver
 # (build/bench/heap/heap_bench), allocators interleaved, REPS times; medians are compared. Prints ratios and PASS/FAIL lines for the
 # targets (throughput >= 0.5x jemalloc, overhead <= 1.3x live bytes); it is not a test.
 #

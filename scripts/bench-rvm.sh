@@ -4,6 +4,8 @@
 # PMDK), configures and builds ./build (scripts/setup.sh), runs rvm-bench, and writes
 #   bench/out/rvm.csv  every measured value (system,workload,metric,value,unit)
 #   bench/out/rvm.txt  the printed tables, ratios and PASS/FAIL target lines
+#   bench/out/durable.png  durable transactions/s of lrvm, the disk floor and the peers,
+#                      drawn from rvm.csv by scripts/bench-plot.sh (gnuplot)
 # Targets are reported, not enforced: the exit status is non-zero only if a measurement failed.
 #
 #   bash scripts/bench-rvm.sh                     # default size, a few minutes
@@ -19,7 +21,7 @@ peers_missing=0
 for p in "${PEERS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || peers_missing=1
 done
-EXTRA_PKGS="${EXTRA_PKGS:-} ${PEERS[*]}" bash scripts/setup.sh
+EXTRA_PKGS="${EXTRA_PKGS:-} ${PEERS[*]} gnuplot-nox" bash scripts/setup.sh
 if [ "$peers_missing" = 1 ]; then
   # The build was configured before the peers existed: let meson find them now.
   meson setup --reconfigure "$BUILD_DIR" >/dev/null
@@ -35,3 +37,5 @@ fi
 mkdir -p bench/out
 "$bin" --csv bench/out/rvm.csv "$@" | tee bench/out/rvm.txt
 echo "bench-rvm.sh: wrote bench/out/rvm.csv and bench/out/rvm.txt"
+LABEL="$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)" \
+  bash scripts/bench-plot.sh durable bench/out/rvm.csv bench/out/durable.png

@@ -3,6 +3,8 @@
 # build into ./build. Idempotent: a second run installs nothing and rebuilds incrementally.
 #
 #   bash scripts/setup.sh                 # build ./build
+#   bash scripts/setup.sh deps            # only install the missing packages
+#   bash scripts/setup.sh build           # only configure and build
 #   BUILD_DIR=build-asan MESON_ARGS="-Db_sanitize=address,undefined" bash scripts/setup.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,11 +20,14 @@ PKGS=(meson ninja-build pkg-config gcc g++ libcriterion-dev libjemalloc-dev libu
       clang libclang-rt-14-dev)        # libFuzzer for the fuzz suite (scripts/fuzz.sh)
 PKGS+=(${EXTRA_PKGS:-})
 
+STEP=${1:-all}
+case $STEP in all|deps|build) ;; *) echo "setup.sh: unknown step '$STEP' (all, deps, build)" >&2; exit 2;; esac
+
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-if [ "${#missing[@]}" -gt 0 ]; then
+if [ "$STEP" != build ] && [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "setup.sh: missing Debian packages: ${missing[*]}" >&2
     echo "setup.sh: run as root (or: sudo apt-get install ${missing[*]})" >&2
@@ -34,6 +39,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+[ "$STEP" = deps ] && exit 0
 BUILD_DIR=${BUILD_DIR:-build}
 if [ ! -f "$BUILD_DIR/build.ninja" ]; then
   # shellcheck disable=SC2086

@@ -95,7 +95,8 @@ static int check_dir(const char *dir)
 	return 0;
 }
 
-/* run_one -- run workload wl of sys in a fresh subdirectory; print a progress line. */
+/* run_one -- run workload wl of sys in a fresh subdirectory; print a progress line on a
+ * terminal, a failure always. */
 static void run_one(const struct bench_sys *sys, enum bench_wl wl, const struct bench_cfg *cfg,
 		    int round, struct bench_res *res)
 {
@@ -121,7 +122,7 @@ static void run_one(const struct bench_sys *sys, enum bench_wl wl, const struct 
 	}
 	if (res->rc != 0)
 		fprintf(stderr, "  %s %-28s FAILED: %s\n", wl_label[wl], sys->name, res->msg);
-	else
+	else if (isatty(STDERR_FILENO))  /* progress for a person watching; logs stay clean */
 		fprintf(stderr, "  %s %-28s n=%-7ld %.3f s\n", wl_label[wl], sys->name, res->n,
 			res->secs);
 }

@@ -3,7 +3,11 @@
  * its heap size, and the pause of a signal commit, measured side by side in one run
  * (scripts/bench-shim-restart.sh builds and runs it; results in bench/README.md).
  *
- *   shim-restart-bench SHIM.so SHIM-PROG DIR [MIB ...]      (default sizes 64 256 1024)
+ *   shim-restart-bench [--csv FILE] [--pause MIB,...] SHIM.so SHIM-PROG DIR [MIB ...]
+ *                      (default heap sizes 64 256 1024, pause sizes 64)
+ *
+ * --csv writes every value of the printed tables as section,mib,metric,value,unit (the file
+ * scripts/bench-shim-restart.sh plots).
  *
  * For each heap size: `shim-prog fill MIB` under the shim (commits MIB MiB at exit), then one
  * restart that applies that commit's log records to the segment (recovery: "first restart"),
@@ -13,7 +17,7 @@
  * memory instead of mapped (LRVM_TEST_READ_IMAGE=1: the path the fault backends use, and the
  * shim's only path before), and the program runs without the shim (glibc malloc): ratios are
  * against both. `touch` reads every page of the heap after a mapped restart (what mapping
- * defers is paid on use). The pause: `shim-prog pause 64` dirties 64 MiB and sends itself
+ * defers is paid on use). The pause: `shim-prog pause MIB` dirties MIB MiB and sends itself
  * SIGUSR1 (LRVM_COMMIT=signal:USR1); the program's longest gap between two clock readings is
  * the pause it saw; LRVM_STATS gives the tracker's own pause and commit times.
  */
@@ -31,6 +35,15 @@
 #define REPS 5
 
 static const char *shim, *prog, *dir;
+static FILE *csv;   /* --csv: every value printed, one per line; NULL: none */
+
+/* csv_put -- one value, as section,mib,metric,value,unit */
+static void csv_put(const char *section, size_t mib, const char *metric, double value,
+                    const char *unit)
+{
+    if (csv)
+        fprintf(csv, "%s,%zu,%s,%.3f,%s\n", section, mib, metric, value, unit);
+}
 
 /* now_ns -- CLOCK_MONOTONIC */
 static uint64_t now_ns(void)
@@ -206,6 +219,18 @@ static int restart_size(size_t mib)
            first[0] / 1e6, first[1] / 1e6, touch / 1e6, t2 / 1e6, rss[0] >> 10, rss[1] >> 10,
            rss[2] >> 10, (double)rss[0] / (double)(rss[2] ? rss[2] : 1));
     fflush(stdout);
+    csv_put("restart", mib, "mapped_to_main", m0 / 1e6, "ms");
+    csv_put("restart", mib, "mapped_whole_run", t0 / 1e6, "ms");
+    csv_put("restart", mib, "read_to_main", m1 / 1e6, "ms");
+    csv_put("restart", mib, "read_whole_run", t1 / 1e6, "ms");
+    csv_put("restart", mib, "glibc_to_main", m2 / 1e6, "ms");
+    csv_put("restart", mib, "glibc_whole_run", t2 / 1e6, "ms");
+    csv_put("restart", mib, "first_restart_mapped", first[0] / 1e6, "ms");
+    csv_put("restart", mib, "first_restart_read", first[1] / 1e6, "ms");
+    csv_put("restart", mib, "touch_all_mapped", touch / 1e6, "ms");
+    csv_put("restart", mib, "fill_peak_rss_mapped", (double)(rss[0] >> 10), "MiB");
+    csv_put("restart", mib, "fill_peak_rss_read", (double)(rss[1] >> 10), "MiB");
+    csv_put("restart", mib, "fill_peak_rss_glibc", (double)(rss[2] >> 10), "MiB");
     clean();
     return 0;
 }
@@ -238,21 +263,53 @@ static int pause_row(size_t mib)
     printf("| %zu MiB dirty | %.2f (%.2f .. %.2f) | %.2f (%.2f .. %.2f) | %.2f | %.2f |\n", mib,
            gap0[REPS / 2] / 1e3, gap0[0] / 1e3, gap0[REPS - 1] / 1e3, gap1[REPS / 2] / 1e3,
            gap1[0] / 1e3, gap1[REPS - 1] / 1e3, pmax[REPS / 2] / 1e3, cavg[REPS / 2] / 1e3);
+    fflush(stdout);
+    csv_put("pause", mib, "first_commit_pause_median", gap0[REPS / 2] / 1e3, "ms");
+    csv_put("pause", mib, "first_commit_pause_min", gap0[0] / 1e3, "ms");
+    csv_put("pause", mib, "first_commit_pause_max", gap0[REPS - 1] / 1e3, "ms");
+    csv_put("pause", mib, "second_commit_pause_median", gap1[REPS / 2] / 1e3, "ms");
+    csv_put("pause", mib, "tracker_pause_max", pmax[REPS / 2] / 1e3, "ms");
+    csv_put("pause", mib, "tracker_commit_avg", cavg[REPS / 2] / 1e3, "ms");
     clean();
     return 0;
 }
 
 int main(int argc, char **argv)
 {
-    if (argc < 4) {
-        fprintf(stderr, "usage: shim-restart-bench SHIM.so SHIM-PROG DIR [MIB ...]\n");
+    size_t pauses[16] = {64}, np = 1;
+    int a = 1;
+    for (; a + 1 < argc && strncmp(argv[a], "--", 2) == 0; a += 2) {
+        if (strcmp(argv[a], "--csv") == 0) {
+            if (!(csv = fopen(argv[a + 1], "w"))) {
+                fprintf(stderr, "shim-restart-bench: cannot write %s: %s\n", argv[a + 1],
+                        strerror(errno));
+                return 1;
+            }
+            fprintf(csv, "section,mib,metric,value,unit\n");
+        } else if (strcmp(argv[a], "--pause") == 0) {
+            np = 0;
+            for (char *p = argv[a + 1], *end; *p && np < 16; p = end + (*end == ',')) {
+                pauses[np++] = strtoul(p, &end, 10);
+                if (end == p || pauses[np - 1] == 0 || (*end && *end != ',')) {
+                    fprintf(stderr, "shim-restart-bench: --pause %s: expected sizes in MiB "
+                                    "separated by commas (e.g. 16,64,256)\n", argv[a + 1]);
+                    return 2;
+                }
+            }
+        } else {
+            break;
+        }
+    }
+    if (argc - a < 3) {
+        fprintf(stderr, "usage: shim-restart-bench [--csv FILE] [--pause MIB,...] SHIM.so "
+                        "SHIM-PROG DIR [MIB ...]\n");
         return 2;
     }
-    shim = argv[1];
-    prog = argv[2];
-    dir = argv[3];
+    shim = argv[a];
+    prog = argv[a + 1];
+    dir = argv[a + 2];
     size_t sizes[16], ns = 0;
-    for (int i = 4; i < argc && ns < 16; i++)
+    for (int i = a + 3; i < argc && ns < 16; i++)
         sizes[ns++] = strtoul(argv[i], NULL, 10);
     if (ns == 0) {
         sizes[0] = 64;
@@ -279,7 +336,8 @@ int main(int argc, char **argv)
     printf("| dirty | 1st commit (fresh pages): pause seen, median (min .. max) | 2nd commit "
            "(same pages again): pause seen | tracker: max pause | tracker: avg commit |\n");
     printf("|---|---|---|---|---|\n");
-    if (pause_row(64) != 0)
-        return 1;
-    return 0;
+    for (size_t i = 0; i < np; i++)
+        if (pause_row(pauses[i]) != 0)
+            return 1;
+    return csv && fclose(csv) != 0 ? 1 : 0;
 }

@@ -3,7 +3,7 @@
  *
  * Programs written for the original LRVM compile unchanged against this header:
  * names, types, struct layouts, enum values, return-code numbers, option flags,
- * version strings and macros are those of the original (the original LRVM distribution's).
+ * version strings and macros are those of the original LRVM release 1.29.
  *
  * Threading: every call may be made from any thread. A transaction (rvm_tid_t)
  * belongs to one thread at a time. LRVM provides no concurrency control for
@@ -229,8 +229,40 @@ RVM_API rvm_region_t *rvm_copy_region(rvm_region_t *region);
 RVM_API void rvm_free_region(rvm_region_t *region);
 
 /*
- * Main interface. Each returns RVM_SUCCESS or one of the codes above; the codes each
- * call can return are those listed in LRVM-API.md §1.7.
+ * Main interface. Each returns RVM_SUCCESS or one of the codes above. Besides the codes
+ * listed per call below, any call that writes the log or a segment can return RVM_EIO (see
+ * "Sticky errors" at the top; rvm_errmsg names the file), any call can return RVM_ENO_MEMORY
+ * when memory runs out, and all but rvm_initialize return RVM_EINIT before a successful
+ * rvm_initialize.
+ *
+ * rvm_initialize   RVM_EVERSION_SKEW (version is not RVM_VERSION), RVM_EOPTIONS,
+ *                  RVM_ENAME_TOO_LONG, RVM_ELOG (log unreadable, damaged or not a log),
+ *                  RVM_ELOG_VERSION_SKEW, RVM_ESTAT_VERSION_SKEW, RVM_EINIT (called again
+ *                  after rvm_terminate: a restart is not allowed). A second call while
+ *                  initialised succeeds and does nothing. Without options->log_dev it
+ *                  succeeds with no log; mapping and transactions then return RVM_ELOG
+ *                  until rvm_set_options names one (one log per process).
+ * rvm_terminate    RVM_EUNCOMMIT (a transaction is still open).
+ * rvm_create_log   RVM_EOPTIONS (options NULL or no log_dev), RVM_ETOO_BIG (size too
+ *                  large), RVM_ELOG (the file exists or the log is already open).
+ * rvm_map          RVM_EREGION, RVM_ENAME_TOO_LONG, RVM_ELOG (no log), RVM_EPAGER
+ *                  (options->pager set), RVM_ENOT_MAPPED, RVM_EOFFSET (offset beyond the
+ *                  segment), RVM_ERANGE (vmaddr not page aligned or not in the address
+ *                  space), RVM_EVM_OVERLAP (memory already mapped to a region),
+ *                  RVM_EOVERLAP (segment bytes already mapped). On error the region
+ *                  record is left as it was passed in.
+ * rvm_unmap        RVM_ENOT_MAPPED, RVM_EUNCOMMIT (an open transaction touches the region),
+ *                  RVM_ERANGE (vmaddr/length are not exactly those of a mapped region).
+ * rvm_set_options  RVM_EOPTIONS.
+ * rvm_query        RVM_EOPTIONS, RVM_ENOT_MAPPED (region given and not mapped).
+ * rvm_begin_transaction  RVM_ETID, RVM_ELOG (no log), RVM_EMODE (not restore or
+ *                  no_restore), RVM_ENO_MEMORY.
+ * rvm_set_range, rvm_modify_bytes  RVM_ETID (not begun or already ended),
+ *                  RVM_ENOT_MAPPED (the range is not inside one mapped region).
+ * rvm_abort_transaction  RVM_ETID.
+ * rvm_end_transaction    RVM_EMODE (not flush or no_flush), RVM_ETID, RVM_ETOO_BIG (the
+ *                  record would not fit in the log); on error the transaction stays open.
+ * rvm_flush, rvm_truncate  RVM_ELOG (no log).
  *
  * rvm_initialize   -- check version, apply options; with options->log_dev, open the log
  *                     and run recovery (apply every committed record to the segments).
