@@ -161,8 +161,8 @@ static uint32_t kind_of(const struct map_ent *m, const char *name, int writable,
     return IMG_RK_BRK;
   if (name[0] == '[')
     return IMG_RK_KERNEL;
-  if (strcmp(name, self_path) == 0)
-    return IMG_RK_INTERNAL;
+  if (strcmp(name, self_path) == 0)   /* lrvm's code and constants come back like a library's */
+    return writable ? IMG_RK_INTERNAL : IMG_RK_RESTORABLE;
   if (strcmp(name, e->path) == 0)
     return IMG_RK_RESTORABLE;                   /* the executable: same base, same file */
   if (m->lo <= main_tp && main_tp < m->hi)

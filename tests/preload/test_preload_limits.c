@@ -11,10 +11,16 @@
 
 static const char *const backends[] = {"wp-async", "uffd-sigbus", "mprotect"};
 
-/* probe -- limits_probe ARG under the shim with backend b and segment dir/seg */
+/* probe -- limits_probe ARG under the shim with backend b and a fresh segment dir/seg: the
+ * cases are independent first runs (a case such as the coroutine stacks leaves globals that
+ * rightly cannot be restored, and the next case would be refused before main) */
 static struct result probe(const char *dir, const char *backend, const char *arg)
 {
   char seg[256], track[64];
+  snprintf(seg, sizeof(seg), "%s/seg", dir);
+  unlink(seg);
+  snprintf(seg, sizeof(seg), "%s/seg.log", dir);
+  unlink(seg);
   snprintf(seg, sizeof(seg), "LRVM_SEGMENT=%s/seg", dir);
   snprintf(track, sizeof(track), "LRVM_TRACK=%s", backend);
   const char *extra[] = {seg, track, "LRVM_HEAP_SIZE=256M", "LRVM_LOG_SIZE=8M", NULL};

@@ -98,10 +98,16 @@ struct vol {
     int running;
     volatile int stop;             /* set by group_join for a thread that runs until joined */
     uint64_t iters, group;
+    struct vol *vol;               /* the run's volatile state, for the thread's own V */
   } w[TM_GROUPS];
   uint8_t expect[1 << 16];         /* expected bytes, one chunk of a block at a time */
 };
-static struct vol *V;
+/* The run's volatile state lives in a private mapping made anew by every run. Its address is
+ * kept in thread-local storage, not in a global: the shim commits the globals, and a global
+ * pointing into memory that does not come back at a restart makes the shim refuse the restart
+ * (it cannot know that main sets the pointer again). Worker threads copy it from their
+ * struct worker. */
+static __thread struct vol *V;
 
 /* ---- messages ---------------------------------------------------------------------------- */
 
@@ -177,6 +183,7 @@ static void count_turn(int g)
 static void *worker_main(void *arg)
 {
   struct worker *w = arg;
+  V = w->vol;
   int g = (int)w->group;
   if (g == RESIDENT) {
     while (!w->stop)
@@ -223,6 +230,7 @@ static void group_spawn(int g, uint64_t iters)
   V->w[g].iters = iters;
   V->w[g].stop = 0;
   V->w[g].group = (uint64_t)g;
+  V->w[g].vol = V;
   int e = pthread_create(&V->w[g].t, NULL, worker_main, &V->w[g]);
   if (e)
     die(EXIT_USAGE, "pthread_create: %s", strerror(e));
