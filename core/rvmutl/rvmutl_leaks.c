@@ -31,6 +31,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -429,6 +430,31 @@ static int set_log_pending(struct leaks *L)
   return 0;
 }
 
+/*
+ * Crash test hook. LRVM_TEST_LEAKS_KILL_WRITE=N makes the Nth write that core issues during
+ * the reclaim commit write only the first half of its bytes and then SIGKILL this process:
+ * a torn log record (or torn end marker or status block) at a chosen point, which the tests
+ * use to check that recovery then applies all of the frees or none. Unset in normal use.
+ */
+static long kill_write_at, kill_writes;
+
+static ssize_t kill_pwrite(int fd, const void *buf, size_t count, off_t offset)
+{
+  if (++kill_writes == kill_write_at) {
+    ssize_t w = sysio_default.pwrite(fd, buf, count / 2, offset);
+    (void)w;
+    raise(SIGKILL);
+  }
+  return sysio_default.pwrite(fd, buf, count, offset);
+}
+
+static void kill_hook_arm(void)
+{
+  const char *v = getenv("LRVM_TEST_LEAKS_KILL_WRITE");
+  if (v != NULL && (kill_write_at = strtol(v, NULL, 10)) > 0)
+    sysio.pwrite = kill_pwrite;
+}
+
 /* reclaim -- free the n blocks of lost and commit them as one record (file comment) */
 static int reclaim(struct leaks *L, const struct blk *lost, size_t n, size_t bytes)
 {
@@ -443,6 +469,7 @@ static int reclaim(struct leaks *L, const struct blk *lost, size_t n, size_t byt
     }
   /* the blocks now sit in this thread's cache, FREE in the persistent bits (heap.h): the
    * commit captures them as free whatever the cache does afterwards */
+  kill_hook_arm();
   rvm_return_t rc = rvm_commit();
   if (rc != RVM_SUCCESS) {
     say("commit to log %s failed: %s: %s; nothing was freed", L->logp, rvm_return(rc),
