@@ -4,7 +4,7 @@
  * nothing it can still reach; --reclaim frees it in one commit, keeps the heap's live bytes
  * bounded over 50 runs and leaves a program that still works; a SIGKILL during --reclaim
  * leaves all of the frees or none; a segment in use is refused with the pid. Paths from
- * meson: LRVM_TEST_SHIM, LRVM_TEST_LPROG, LRVM_TEST_RVMUTL.
+ * meson: LRVM_TEST_SHIM, LRVM_TEST_LPROG, LRVM_TEST_RVMUTL, LRVM_TEST_TODO.
  */
 #include <criterion/criterion.h>
 #include <stdint.h>
@@ -130,6 +130,46 @@ Test(leaks, report_and_reclaim_over_50_runs)
   cr_expect_leq(max_live, f0.live_bytes + 51 * (32 + 512), "live bytes grew to %zu",
                 max_live);
   prog(&s, "keep", 51);
+  child_dir_remove(s.dir);
+}
+
+/* a heap-only segment: the named roots are the roots. examples/todo keeps its list under a
+ * named root, so nothing of it is unreachable; leak_prog keeps its list in a global that is
+ * not kept, so each run's node and payload (32 + 512 bytes) are unreachable with its leaks */
+Test(leaks, heap_only_segment_named_roots)
+{
+  struct seg s;
+  seg_make(&s, "leaks-roots");
+  const char *extra[] = {s.segvar, "LRVM_GLOBALS=0", "LRVM_HEAP_SIZE=64M", NULL};
+  char *add[] = {(char *)child_need("LRVM_TEST_TODO"), "add", "milk", "bread", NULL};
+  char *rm[] = {(char *)child_need("LRVM_TEST_TODO"), "rm", "1", NULL};
+  for (int i = 0; i < 2; i++) {
+    struct result r = child_run(i ? rm : add, extra, CHILD_SHIM, NULL, 60000);
+    cr_assert_eq(r.status, 0, "todo: %s%s", r.out, r.err);
+    free(r.out);
+    free(r.err);
+  }
+  struct found f = report(&s);
+  cr_expect_gt(f.live, 0);
+  cr_expect_eq(f.lost, 0, "%zu blocks of the to-do list reported unreachable", f.lost);
+  child_dir_remove(s.dir);
+
+  seg_make(&s, "leaks-noglobals");
+  const char *extra2[] = {s.segvar, "LRVM_GLOBALS=0", "LRVM_HEAP_SIZE=64M", NULL};
+  char *leak[] = {(char *)child_need("LRVM_TEST_LPROG"), "leak", NULL};
+  for (int i = 0; i < 2; i++) {
+    struct result r = child_run(leak, extra2, CHILD_SHIM, NULL, 60000);
+    cr_assert_eq(r.status, 0, "leak_prog: %s%s", r.out, r.err);
+    cr_assert_str_eq(r.out, "ok 0\n");
+    free(r.out);
+    free(r.err);
+  }
+  struct result r = utl(&s, NULL, NULL, NULL);
+  cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+  cr_expect(strstr(r.out, "unreachable: 10 blocks, 265376 bytes") &&
+            strstr(r.out, "no globals (heap-only segment)"), "%s", r.out);
+  free(r.out);
+  free(r.err);
   child_dir_remove(s.dir);
 }
 
