@@ -129,6 +129,12 @@ size_t heap_usable_size(struct heap *h, const void *p);
  * heap_lock_all for a stable answer). A conservative pointer scan's question. */
 enum { HEAP_BS_OUTSIDE = 0, HEAP_BS_FREE, HEAP_BS_START, HEAP_BS_INTERIOR };
 int heap_block_state(struct heap *h, const void *p);
+/* heap_walk -- call fn(arg, block, usable_size) for every live block, in address order; a
+ * nonzero return from fn stops the walk and is returned. Blocks in thread caches are free
+ * (heap.h's contract), so they are not visited. Call on a quiescent heap (heap_check's rule).
+ * HEAP_ECORRUPT if the metadata cannot be walked (heap_check says where). */
+typedef int (*heap_walk_fn)(void *arg, void *block, size_t size);
+int heap_walk(struct heap *h, heap_walk_fn fn, void *arg);
 /* heap_owns -- 1 if p lies inside this heap's reserve (a free() router's question). */
 int heap_owns(const struct heap *h, const void *p);
 

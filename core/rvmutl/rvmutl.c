@@ -47,6 +47,12 @@ static void usage(FILE *f)
             "  image SEGMENT [LOG]   a program's segment (LD_PRELOAD shim): binary, build-id,\n"
             "                        load base, globals, heap, commits; LOG defaults to\n"
             "                        SEGMENT.log (reads the files only)\n"
+            "  leaks SEGMENT [LOG] [--all] [--reclaim [--yes]]\n"
+            "                        heap blocks of a program's segment that no root (its\n"
+            "                        committed globals, named roots) reaches: count, bytes,\n"
+            "                        the largest (--all: every one); report only (reads the\n"
+            "                        files). --reclaim frees them in one commit after asking\n"
+            "                        (--yes: without asking)\n"
             "  rds-check SEGMENT [LOG]  check the RDS heap in a segment file (rdsinit/RDS):\n"
             "                        every block and free list; exit 1 and the first damaged\n"
             "                        block's address if it is damaged; with LOG, the records\n"
@@ -704,7 +710,8 @@ int main(int argc, char **argv)
     /* the original's forms: `rvmutl` and `rvmutl LOG`, then commands on standard input
      * (today's commands all take a LOG or SEGMENT argument, so one other word is a log) */
     static const char *const forms[] = { "create-log", "status", "list", "dump", "verify",
-                                         "recover", "truncate", "image", "rds-check", "help" };
+                                         "recover", "truncate", "image", "rds-check", "leaks",
+                                         "help" };
     int is_form = 0;
     for (size_t i = 0; argc == 2 && i < sizeof(forms) / sizeof(forms[0]); i++)
         is_form |= !strcmp(argv[1], forms[i]);
@@ -745,6 +752,8 @@ int main(int argc, char **argv)
         return cmd_list(log, 1, argc > 3 ? strtoull(argv[3], NULL, 10) : 0);
     if (!strcmp(cmd, "image"))
         return cmd_image(log, argc > 3 ? argv[3] : NULL);
+    if (!strcmp(cmd, "leaks"))
+        return cmd_leaks(argc - 2, argv + 2);
     if (!strcmp(cmd, "rds-check"))
         return cmd_rds_check(log, argc > 3 ? argv[3] : NULL);
     if (!strcmp(cmd, "recover") || !strcmp(cmd, "truncate"))

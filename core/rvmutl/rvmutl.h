@@ -16,6 +16,10 @@ int cmd_recover(const char *path, int salvage);
 int utl_overlay_file(const char *logp, const char *seg, uint64_t off, void *buf, size_t len,
                      uint64_t *nrec);
 
+/* cmd_leaks -- `rvmutl leaks SEGMENT [LOG] [--all] [--reclaim [--yes]]` (rvmutl_leaks.c);
+ * argv: the arguments after "leaks" */
+int cmd_leaks(int argc, char **argv);
+
 /* utl_command_language -- open log (if not NULL), then run commands read from in until
  * quit or end of input; exit status 0 if every command succeeded, else 1 */
 int utl_command_language(const char *log, FILE *in);
