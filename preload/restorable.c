@@ -302,7 +302,12 @@ static int judge_word(struct scan *sc, uintptr_t v, uintptr_t at, uintptr_t orig
      * between its two steps, or a block taken from a thread cache just before its bit is
      * set (malloc's fast path takes no heap lock): a refusal for that instant would outlive
      * it. A real dangling pointer there is left to the crash note. */
-    if (state != HEAP_BS_FREE || !sc->final)
+    /* Only a GLOBAL holding such a pointer counts: a word found by the walk through heap
+     * blocks may be stale bytes in the slack between what the program asked for and the
+     * block's size class (an old pointer left by the block's previous owner), which is no
+     * dangling pointer of the program's. */
+    int in_heap = at >= sc->heap_lo && at < sc->heap_hi;
+    if (state != HEAP_BS_FREE || !sc->final || in_heap)
       return 0;          /* live (interior pointers are not followed), or past the heap */
     kind = IMG_RK_FREED;
   } else if (std_stream(v)) {

@@ -84,9 +84,10 @@
  * into memory that does not come back at a restart: anonymous mappings outside the segment (an
  * interpreter's own arenas, thread stacks, thread-local storage), the main stack, the program
  * break, file mappings, shared libraries' writable data, the writer's own volatile memory --
- * and, at a writer's last commit (its exit), for heap blocks that were freed (a dangling
- * pointer: the next run would use memory the heap may hand out again, or that reads as zeros;
- * an earlier commit may catch a pointer between a free and its reassignment). Words of the
+ * and, at a writer's last commit (its exit), for globals holding heap blocks that were freed
+ * (a dangling pointer: the next run would use memory the heap may hand out again, or that
+ * reads as zeros; an earlier commit may catch a pointer between a free and its reassignment;
+ * a word inside a heap block may be stale slack, so only globals count). Words of the
  * mutexes and condition variables in the held-lock table are not judged (they are released
  * at restore). Pointers to libc's standard streams (stdin, stdout, stderr: objects in libc's
  * data that every process has at the same address) are restorable. restore_kind (enum
