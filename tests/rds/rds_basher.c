@@ -230,6 +230,11 @@ static void start_rvm(const char *log)
 {
     rvm_options_t *o = rvm_malloc_options();
     o->log_dev = (char *)log;
+    /* RDS_BASHER_TRUNCATE=PCT: the truncation threshold (a test that needs records to stay
+     * in the log sets 100: nothing is applied before the log is full) */
+    const char *tr = getenv("RDS_BASHER_TRUNCATE");
+    if (tr != NULL)
+        o->truncate = (rvm_length_t)strtoul(tr, NULL, 10);
     rvm_return_t rc = RVM_INIT(o);
     if (rc != RVM_SUCCESS)
         die(1, "rvm_initialize", rc);

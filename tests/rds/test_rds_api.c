@@ -420,7 +420,8 @@ static void coroutine(int id)
 Test(rds, user_level_threads_switch_stacks_inside_transactions)
 {
     static char stacks[2][256 * 1024];
-    for (int i = 0; i < 2; i++) {
+    /* volatile: getcontext returns twice as far as the compiler knows (-Wclobbered) */
+    for (volatile int i = 0; i < 2; i++) {
         getcontext(&uc_co[i]);
         uc_co[i].uc_stack.ss_sp = stacks[i];
         uc_co[i].uc_stack.ss_size = sizeof(stacks[i]);
