@@ -4,7 +4,7 @@
 # every dirty-tracking backend, side by side in one run; ratios against the program alone.
 #
 # Part A (the issue-12 shape): HEAP_MIB of nodes, FRACTION of them mutated every PERIOD_MS, for
-#   SECONDS, with no tool, then for each backend in BACKENDS and each interval in INTERVALS under
+#   RUN_SECONDS, with no tool, then for each backend in BACKENDS and each interval in INTERVALS under
 #   `lrvm-run --commit exit,interval:T` with LRVM_STATS=1. After every shim run: the log backlog
 #   (`rvmutl status`: committed records not yet applied to the segment) and the time to main of
 #   a restart that finds the heap again and verifies every node (`cont-bench --restart-only`).
@@ -27,7 +27,7 @@
 # in place, dd). Output: the terminal, bench/out/cont.txt and one CSV row per run in
 # bench/out/cont.csv. Timings are printed, never asserted.
 #
-# Knobs (environment): HEAP_MIB (256), FRACTION (0.001), PERIOD_MS (100), SECONDS (20),
+# Knobs (environment): HEAP_MIB (256), FRACTION (0.001), PERIOD_MS (100), RUN_SECONDS (20),
 #   BACKENDS ("wp-async uffd-sigbus mprotect"), INTERVALS ("1s 100ms 10ms"), KILL_INTERVALS
 #   ("100ms"), SMALL_MIB (100), SMALL_COUNT (16), SMALL_SECONDS (10), PARTS ("A B"),
 #   LOG_SIZE (1G; the shim's LRVM_LOG_SIZE), BUILD_DIR (build), BENCH_DIR (a fresh directory
@@ -45,7 +45,7 @@ for f in "$PROG" "$MEASURE" "$RUN" "$RVMUTL"; do
   [ -x "$f" ] || { echo "bench-cont: $f is missing: build with scripts/setup.sh" >&2; exit 1; }
 done
 HEAP_MIB=${HEAP_MIB:-256} FRACTION=${FRACTION:-0.001} PERIOD_MS=${PERIOD_MS:-100}
-SECONDS_A=${SECONDS:-20} BACKENDS=${BACKENDS:-wp-async uffd-sigbus mprotect}
+SECONDS_A=${RUN_SECONDS:-20} BACKENDS=${BACKENDS:-wp-async uffd-sigbus mprotect}
 INTERVALS=${INTERVALS:-1s 100ms 10ms} KILL_INTERVALS=${KILL_INTERVALS:-100ms}
 SMALL_MIB=${SMALL_MIB:-100} SMALL_COUNT=${SMALL_COUNT:-16} SMALL_SECONDS=${SMALL_SECONDS:-10}
 PARTS=${PARTS:-A B} LOG_SIZE=${LOG_SIZE:-1G}
@@ -65,7 +65,7 @@ die() { echo "bench-cont: FAILED: $*" >&2; echo "FAILED: $*" >>"$TXT"; exit 1; }
 # field NAME FILE -- the value of NAME=VALUE in the first line of FILE that has it
 field() { grep -o "\(^\|[ ,]\)$1=[^ ,]*" "$2" | head -1 | sed 's/^[ ,]//; s/^[^=]*=//'; }
 ns() { date +%s%N; }
-iv_s() { case $1 in *ms) echo "${1%ms} / 1000" | bc -l ;; *s) echo "${1%s}" ;; esac; }
+iv_s() { case $1 in *ms) awk -v v="${1%ms}" 'BEGIN { print v / 1000 }' ;; *s) echo "${1%s}" ;; esac; }
 
 # fsync_floor -- 4 KiB writes with O_DSYNC in place in a preallocated, once-written file:
 # "N/s, U us each"
