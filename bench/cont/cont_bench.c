@@ -5,7 +5,8 @@
  *
  * The heap: N nodes of 120-240 bytes (a 24-byte header and a random payload size), each in a
  * chained hash table (bucket array, singly linked chains) and in an index array. Both arrays
- * hang off globals, so under the shim a restarted run finds the whole structure through its own global pointers.
+ * hang off globals, so under the shim a restarted run finds the whole structure through its
+ * own global pointers.
  *
  * The mutation: every PERIOD, one batch touches FRACTION of the nodes, chosen at random: 90 % are
  * rewritten in place (new payload), 10 % are replaced by a node of another size (malloc, copy
