@@ -1,0 +1,152 @@
+/*
+ * sigchain_probe.c -- a program that installs its own SIGSEGV and SIGBUS handler through one
+ * of the C library's many entry points, then writes heap memory, then faults on purpose.
+ *
+ *   sigchain_probe HOW
+ *
+ * HOW names the entry point: sigaction, signal, sysv_signal (what `signal` becomes when a
+ * program is compiled in strict ISO/POSIX mode, e.g. -std=c99: zstd does this), bsd_signal,
+ * ssignal, sigset, __sigaction, syscall (syscall(SYS_rt_sigaction, ...) through the C library)
+ * or raw (the rt_sigaction system call issued directly, as Go's runtime does).
+ *
+ * Under the shim with a fault backend the heap writes are first writes to protected pages. They
+ * must be taken by the shim as such and never reach the program's handler: if they do, the
+ * handler says so and exits 4. Then a store into a PROT_NONE page of the probe's own is a
+ * genuine fault that must reach the handler, which exits 3. So: exit 3 and "writes done" on
+ * stdout is right; exit 4, or death by the signal, is the bug.
+ * The probe calls rvm_commit (found with dlsym, as any program may) between two rounds of
+ * writes, so that the second round is made of first writes of a new commit epoch too.
+ */
+#include <dlfcn.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+typedef void (*handler_fn)(int);
+
+#ifndef SA_RESTORER
+#define SA_RESTORER 0x04000000   /* the kernel's flag; <signal.h> does not define it */
+#endif
+
+/* The library's names, declared here by assembler name: some are deprecated or hidden by the
+ * feature-test macros in <signal.h>, and this probe must call exactly these symbols. */
+extern handler_fn probe_sysv_signal(int, handler_fn) __asm__("__sysv_signal");
+extern handler_fn probe_bsd_signal(int, handler_fn) __asm__("bsd_signal");
+extern handler_fn probe_ssignal(int, handler_fn) __asm__("ssignal");
+extern handler_fn probe_sigset(int, handler_fn) __asm__("sigset");
+extern int probe___sigaction(int, const struct sigaction *, struct sigaction *)
+    __asm__("__sigaction");
+
+static volatile sig_atomic_t armed;   /* set just before the deliberate fault */
+
+/* on_fault -- the program's handler: a fault it did not ask for is the bug */
+static void on_fault(int sig)
+{
+  const char *m = armed ? "handler: the deliberate fault\n"
+                        : "handler: called for a heap write (the shim lost the fault)\n";
+  if (write(1, m, strlen(m)) < 0)
+    _exit(5);
+  _exit(armed ? 3 : (sig == SIGSEGV || sig == SIGBUS) ? 4 : 5);
+}
+
+/* kernel_sigaction -- the rt_sigaction system call's own struct (not libc's) */
+struct kernel_sigaction {
+  handler_fn handler;
+  unsigned long flags;
+  void (*restorer)(void);
+  uint64_t mask;
+};
+
+/* raw_rt_sigaction -- rt_sigaction without the C library */
+static long raw_rt_sigaction(int sig, const struct kernel_sigaction *act)
+{
+  long ret;
+  register long r10 __asm__("r10") = 8;
+  __asm__ volatile("syscall"
+                   : "=a"(ret)
+                   : "a"((long)SYS_rt_sigaction), "D"((long)sig), "S"(act), "d"(0L), "r"(r10)
+                   : "rcx", "r11", "memory");
+  return ret;
+}
+
+/* install -- on_fault for sig, the way HOW says; 0 or -1 */
+static int install(const char *how, int sig)
+{
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_fault;
+  sigemptyset(&sa.sa_mask);
+  if (strcmp(how, "sigaction") == 0)
+    return sigaction(sig, &sa, NULL);
+  if (strcmp(how, "__sigaction") == 0)
+    return probe___sigaction(sig, &sa, NULL);
+  if (strcmp(how, "signal") == 0)
+    return signal(sig, on_fault) == SIG_ERR ? -1 : 0;
+  if (strcmp(how, "sysv_signal") == 0)
+    return probe_sysv_signal(sig, on_fault) == SIG_ERR ? -1 : 0;
+  if (strcmp(how, "bsd_signal") == 0)
+    return probe_bsd_signal(sig, on_fault) == SIG_ERR ? -1 : 0;
+  if (strcmp(how, "ssignal") == 0)
+    return probe_ssignal(sig, on_fault) == SIG_ERR ? -1 : 0;
+  if (strcmp(how, "sigset") == 0)
+    return probe_sigset(sig, on_fault) == SIG_ERR ? -1 : 0;
+  /* The kernel's struct. x86-64 cannot deliver a signal without a restorer (the code the
+   * handler returns to): take the C library's, which a query of a handler it installed shows. */
+  struct sigaction cur;
+  memset(&cur, 0, sizeof(cur));
+  cur.sa_handler = on_fault;
+  if (sigaction(SIGUSR2, &cur, NULL) != 0 || sigaction(SIGUSR2, NULL, &cur) != 0)
+    return -1;
+  struct kernel_sigaction k = {on_fault, SA_RESTORER, cur.sa_restorer, 0};
+  if (strcmp(how, "syscall") == 0)
+    return (int)syscall(SYS_rt_sigaction, sig, &k, NULL, 8);
+  if (strcmp(how, "raw") == 0)
+    return raw_rt_sigaction(sig, &k) == 0 ? 0 : -1;
+  fprintf(stderr, "sigchain_probe: unknown way '%s'\n", how);
+  exit(2);
+}
+
+/* touch -- one store into every page of buf */
+static void touch(volatile char *buf, size_t len, char v)
+{
+  for (size_t i = 0; i < len; i += 4096)
+    buf[i] = v;
+}
+
+int main(int argc, char **argv)
+{
+  if (argc != 2) {
+    fprintf(stderr, "usage: sigchain_probe HOW\n");
+    return 2;
+  }
+  if (install(argv[1], SIGSEGV) != 0 || install(argv[1], SIGBUS) != 0) {
+    perror("sigchain_probe: install");
+    return 2;
+  }
+  size_t len = 4u << 20;
+  char *buf = malloc(len);
+  if (!buf)
+    return 2;
+  touch(buf, len, 1);
+  int (*commit)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "rvm_commit");
+  if (commit && commit() != 0) {
+    fprintf(stderr, "sigchain_probe: rvm_commit failed\n");
+    return 2;
+  }
+  touch(buf, len, 2);
+  printf("writes done\n");
+  fflush(stdout);
+
+  char *trap = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (trap == MAP_FAILED)
+    return 2;
+  armed = 1;
+  *(volatile char *)trap = 1;
+  printf("the deliberate fault did not reach the handler\n");
+  return 6;
+}
