@@ -8,6 +8,8 @@
  * the disposition for faults outside vmprim's ranges, and vmprim forwards those exactly as the
  * kernel would have (mask, SA_SIGINFO, SA_RESETHAND; SIG_DFL still dies with the signal).
  * A query (act == NULL) returns the program's own previous handler, not the dispatcher.
+ * The C library has more entry points that install a handler without calling its exported
+ * sigaction (signal's aliases, __sysv_signal, sigset, ...): sigentry.c routes them here too.
  * The same holds for the commit signal of LRVM_COMMIT=signal (commit.c): the program's handler
  * is recorded and called from ours, so installing it does not silently end the signal commits.
  *
@@ -103,8 +105,9 @@ static int commit_signal(int sig, void *ret)
   return !((uintptr_t)ret >= shim_self_lo && (uintptr_t)ret < shim_self_hi);
 }
 
-/* do_sigaction -- the body shared by sigaction and signal */
-static int do_sigaction(int sig, const struct sigaction *act, struct sigaction *old, void *ret)
+/* shim_sigaction_from -- the body shared by every entry point that installs a handler
+ * (sigaction, signal, and sigentry.c's); ret is the address the program's call returns to */
+int shim_sigaction_from(int sig, const struct sigaction *act, struct sigaction *old, void *ret)
 {
   if (commit_signal(sig, ret) && shim_commit_sigaction(sig, act, old))
     return 0;
@@ -132,7 +135,7 @@ static int do_sigaction(int sig, const struct sigaction *act, struct sigaction *
 /* sigaction -- see the file comment */
 SHIM_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
-  return do_sigaction(sig, act, old, __builtin_return_address(0));
+  return shim_sigaction_from(sig, act, old, __builtin_return_address(0));
 }
 
 /* signal -- glibc's BSD semantics (SA_RESTART, handler stays installed) over sigaction */
@@ -149,7 +152,7 @@ SHIM_EXPORT __sighandler_t signal(int sig, __sighandler_t handler)
     errno = EINVAL;
     return SIG_ERR;
   }
-  if (do_sigaction(sig, &sa, &old, __builtin_return_address(0)) != 0)
+  if (shim_sigaction_from(sig, &sa, &old, __builtin_return_address(0)) != 0)
     return SIG_ERR;
   return old.sa_handler;
 }
