@@ -2,7 +2,7 @@
  * sigchain_probe.c -- a program that installs its own SIGSEGV and SIGBUS handler through one
  * of the C library's many entry points, then writes heap memory, then faults on purpose.
  *
- *   sigchain_probe HOW
+ *   sigchain_probe HOW [alloc]
  *
  * HOW names the entry point: sigaction, signal, sysv_signal (what `signal` becomes when a
  * program is compiled in strict ISO/POSIX mode, e.g. -std=c99: zstd does this), bsd_signal,
@@ -13,7 +13,8 @@
  * must be taken by the shim as such and never reach the program's handler: if they do, the
  * handler says so and exits 4. Then a store into a PROT_NONE page of the probe's own is a
  * genuine fault that must reach the handler, which exits 3. So: exit 3 and "writes done" on
- * stdout is right; exit 4, or death by the signal, is the bug.
+ * stdout is right; exit 4, or death by the signal, is the bug. With "alloc", the handler of the
+ * deliberate fault also allocates and writes 1 MiB of heap (as zstd's does) before exiting.
  * The probe calls rvm_commit (found with dlsym, as any program may) between two rounds of
  * writes, so that the second round is made of first writes of a new commit epoch too.
  */
@@ -43,6 +44,14 @@ extern int probe___sigaction(int, const struct sigaction *, struct sigaction *)
     __asm__("__sigaction");
 
 static volatile sig_atomic_t armed;   /* set just before the deliberate fault */
+static int alloc_in_handler;          /* second argument "alloc" */
+
+/* touch -- one store into every page of buf */
+static void touch(volatile char *buf, size_t len, char v)
+{
+  for (size_t i = 0; i < len; i += 4096)
+    buf[i] = v;
+}
 
 /* on_fault -- the program's handler: a fault it did not ask for is the bug */
 static void on_fault(int sig)
@@ -51,6 +60,18 @@ static void on_fault(int sig)
                         : "handler: called for a heap write (the shim lost the fault)\n";
   if (write(1, m, strlen(m)) < 0)
     _exit(5);
+  if (armed && alloc_in_handler) {
+    /* What zstd's handler does (backtrace_symbols allocates): heap first writes from inside
+     * the handler of a genuine fault must be taken by the shim as well. Not async-signal-safe
+     * in general; fine here, the fault is not inside malloc. */
+    size_t n = 1u << 20;
+    char *p = malloc(n);
+    if (p == NULL)
+      _exit(5);
+    touch(p, n, 7);
+    if (write(1, "handler: heap written\n", 22) < 0)
+      _exit(5);
+  }
   _exit(armed ? 3 : (sig == SIGSEGV || sig == SIGBUS) ? 4 : 5);
 }
 
@@ -111,19 +132,13 @@ static int install(const char *how, int sig)
   exit(2);
 }
 
-/* touch -- one store into every page of buf */
-static void touch(volatile char *buf, size_t len, char v)
-{
-  for (size_t i = 0; i < len; i += 4096)
-    buf[i] = v;
-}
-
 int main(int argc, char **argv)
 {
-  if (argc != 2) {
-    fprintf(stderr, "usage: sigchain_probe HOW\n");
+  if (argc < 2 || argc > 3 || (argc == 3 && strcmp(argv[2], "alloc") != 0)) {
+    fprintf(stderr, "usage: sigchain_probe HOW [alloc]\n");
     return 2;
   }
+  alloc_in_handler = argc == 3;
   if (install(argv[1], SIGSEGV) != 0 || install(argv[1], SIGBUS) != 0) {
     perror("sigchain_probe: install");
     return 2;

@@ -207,8 +207,22 @@ static void trap_forward(int sig, siginfo_t *si, void *uctx)
          * here; a concurrent vmp_trap_set_chain may race, which sigaction itself allows. */
         trap_chain_write(idx, &dfl);
     }
-    /* Run the application's handler under the mask it asked for. */
-    pthread_sigmask(SIG_BLOCK, &a.sa_mask, &old);
+    /* Run the application's handler under the mask it asked for, except that SIGSEGV and
+     * SIGBUS stay deliverable: the handler may write a tracked page for the first time in
+     * this epoch (zstd's allocates, in backtrace_symbols), and that fault must reach this
+     * dispatcher, or the kernel kills the process for faulting with the signal blocked. The
+     * kernel itself blocked `sig` on entry to this dispatcher, hence the explicit unblock.
+     * The price: a handler that itself faults outside every range is entered again instead
+     * of killing the process at once, until it returns, exits, or runs out of stack (then the
+     * kernel kills the process with SIGSEGV, as it would have done first). */
+    sigset_t mask = a.sa_mask, faults;
+    sigemptyset(&faults);
+    sigaddset(&faults, SIGSEGV);
+    sigaddset(&faults, SIGBUS);
+    sigdelset(&mask, SIGSEGV);
+    sigdelset(&mask, SIGBUS);
+    pthread_sigmask(SIG_BLOCK, &mask, &old);
+    pthread_sigmask(SIG_UNBLOCK, &faults, NULL);
     if (a.sa_flags & SA_SIGINFO)
         a.sa_sigaction(sig, si, uctx);
     else
