@@ -8,6 +8,10 @@
  * program is compiled in strict ISO/POSIX mode, e.g. -std=c99: zstd does this), bsd_signal,
  * ssignal, sigset, __sigaction, syscall (syscall(SYS_rt_sigaction, ...) through the C library)
  * or raw (the rt_sigaction system call issued directly, as Go's runtime does).
+ * The signal mask is the other way to keep a fault from the dispatcher: with HOW sighold,
+ * sigblock or sigsetmask the probe installs its handler with sigaction and then tries to block
+ * SIGSEGV and SIGBUS that way before the second round of writes; with sigsuspend the second
+ * round is made by a SIGALRM handler that runs inside sigsuspend(every signal but SIGALRM).
  *
  * Under the shim with a fault backend the heap writes are first writes to protected pages. They
  * must be taken by the shim as such and never reach the program's handler: if they do, the
@@ -42,6 +46,57 @@ extern handler_fn probe_ssignal(int, handler_fn) __asm__("ssignal");
 extern handler_fn probe_sigset(int, handler_fn) __asm__("sigset");
 extern int probe___sigaction(int, const struct sigaction *, struct sigaction *)
     __asm__("__sigaction");
+extern int probe_sighold(int) __asm__("sighold");
+extern int probe_sigblock(int) __asm__("sigblock");
+extern int probe_sigsetmask(int) __asm__("sigsetmask");
+
+static char *alarm_buf;               /* written by on_alarm */
+static size_t alarm_len;
+
+/* on_alarm -- a handler that writes the heap, run inside sigsuspend */
+static void on_alarm(int sig)
+{
+  (void)sig;
+  for (size_t i = 0; i < alarm_len; i += 4096)
+    alarm_buf[i] = 9;
+}
+
+/* block_faults -- the masks side: HOW blocks SIGSEGV and SIGBUS through an entry point that
+ * must not be able to, with a fault backend (the heap writes that follow would kill the
+ * process); 0 for the ways that install a handler, -1 on error */
+static int block_faults(const char *how)
+{
+  int bits = (1 << (SIGSEGV - 1)) | (1 << (SIGBUS - 1));
+  if (strcmp(how, "sighold") == 0)
+    return probe_sighold(SIGSEGV) | probe_sighold(SIGBUS);
+  if (strcmp(how, "sigblock") == 0)
+    return probe_sigblock(bits) == -1 ? -1 : 0;
+  if (strcmp(how, "sigsetmask") == 0)
+    return probe_sigsetmask(bits) == -1 ? -1 : 0;
+  return 0;
+}
+
+/* suspend_and_write -- HOW "sigsuspend": a SIGALRM handler writes `len` bytes of heap while
+ * sigsuspend waits with every other signal blocked (a common idiom) */
+static int suspend_and_write(char *buf, size_t len)
+{
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_alarm;
+  sigemptyset(&sa.sa_mask);
+  sigset_t alrm, wait;
+  sigemptyset(&alrm);
+  sigaddset(&alrm, SIGALRM);
+  if (sigaction(SIGALRM, &sa, NULL) != 0 || sigprocmask(SIG_BLOCK, &alrm, NULL) != 0)
+    return -1;
+  alarm_buf = buf;
+  alarm_len = len;
+  raise(SIGALRM);   /* pending until sigsuspend lets it in */
+  sigfillset(&wait);
+  sigdelset(&wait, SIGALRM);
+  sigsuspend(&wait);
+  return 0;
+}
 
 static volatile sig_atomic_t armed;   /* set just before the deliberate fault */
 static int alloc_in_handler;          /* second argument "alloc" */
@@ -102,7 +157,9 @@ static int install(const char *how, int sig)
   memset(&sa, 0, sizeof(sa));
   sa.sa_handler = on_fault;
   sigemptyset(&sa.sa_mask);
-  if (strcmp(how, "sigaction") == 0)
+  if (strcmp(how, "sigaction") == 0 || strcmp(how, "sighold") == 0 ||
+      strcmp(how, "sigblock") == 0 || strcmp(how, "sigsetmask") == 0 ||
+      strcmp(how, "sigsuspend") == 0)
     return sigaction(sig, &sa, NULL);
   if (strcmp(how, "__sigaction") == 0)
     return probe___sigaction(sig, &sa, NULL);
@@ -153,9 +210,25 @@ int main(int argc, char **argv)
     fprintf(stderr, "sigchain_probe: rvm_commit failed\n");
     return 2;
   }
-  touch(buf, len, 2);
+  if (block_faults(argv[1]) != 0) {
+    perror("sigchain_probe: block");
+    return 2;
+  }
+  if (strcmp(argv[1], "sigsuspend") == 0) {
+    if (suspend_and_write(buf, len) != 0) {
+      perror("sigchain_probe: sigsuspend");
+      return 2;
+    }
+  } else
+    touch(buf, len, 2);
   printf("writes done\n");
   fflush(stdout);
+  /* A genuine fault while blocked is fatal: let the deliberate one reach the handler. */
+  sigset_t faults;
+  sigemptyset(&faults);
+  sigaddset(&faults, SIGSEGV);
+  sigaddset(&faults, SIGBUS);
+  sigprocmask(SIG_UNBLOCK, &faults, NULL);
 
   char *trap = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (trap == MAP_FAILED)

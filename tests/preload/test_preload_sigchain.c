@@ -63,3 +63,10 @@ Test(preload_sigchain, handler_writes_heap_sysv_signal, .timeout = 120)
 {
   probe_with("sysv_signal", "alloc");
 }
+
+/* The signal mask: entry points of the C library that block signals with an internal call
+ * (sighold, sigblock, sigsetmask) and sigsuspend's temporary mask, under which a handler runs */
+Test(preload_sigchain, sighold_cannot_block_faults, .timeout = 120) { probe("sighold"); }
+Test(preload_sigchain, sigblock_cannot_block_faults, .timeout = 120) { probe("sigblock"); }
+Test(preload_sigchain, sigsetmask_cannot_block_faults, .timeout = 120) { probe("sigsetmask"); }
+Test(preload_sigchain, handler_inside_sigsuspend, .timeout = 120) { probe("sigsuspend"); }
