@@ -187,6 +187,9 @@ int shim_sigchain_setup(void);
 /* shim_sigaction_from -- sigaction() as the program called it from return address ret: a
  * SIGSEGV/SIGBUS handler is chained behind vmprim's dispatcher. 0, or -1 and errno. */
 int shim_sigaction_from(int sig, const struct sigaction *act, struct sigaction *old, void *ret);
+/* shim_sigchain_reclaim -- put vmprim's dispatcher back if a direct system call replaced it,
+ * saying so once (sigchain.c; called at each commit with a fault backend) */
+void shim_sigchain_reclaim(void);
 /* shim_sigchain_kernel -- the program's syscall(SYS_rt_sigaction, sig, kact, kold, 8) for
  * SIGSEGV/SIGBUS, with the kernel's struct layout (sigentry.c); 0, or -1 and errno */
 long shim_sigchain_kernel(int sig, const void *kact, void *kold, void *ret);

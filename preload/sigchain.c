@@ -156,3 +156,23 @@ SHIM_EXPORT __sighandler_t signal(int sig, __sighandler_t handler)
     return SIG_ERR;
   return old.sa_handler;
 }
+
+/* shim_sigchain_reclaim -- at each commit with a fault backend: if the program replaced
+ * vmprim's dispatcher past every wrapper (a direct rt_sigaction system call, as Go's runtime
+ * makes), take it back with the program's handler chained behind it, and say so once. Until
+ * then the program's first heap writes went to its own handler; nothing was lost (a write
+ * that never got through was never made), but the program may well have died of it. */
+void shim_sigchain_reclaim(void)
+{
+  static int said;
+  int sigs[2] = {SIGSEGV, SIGBUS};
+  for (int i = 0; i < 2; i++) {
+    if (vmp_trap_reclaim(sigs[i]) != EAGAIN || __atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
+      continue;
+    shim_say(2, "the program replaced lrvm's ", sigs[i] == SIGSEGV ? "SIGSEGV" : "SIGBUS",
+             " handler without sigaction, signal or syscall() (a direct rt_sigaction system "
+             "call): until now its first writes to heap pages went to its own handler; lrvm's "
+             "handler is back, with the program's behind it. If this program fails under "
+             "lrvm, run it with LRVM_TRACK=wp-async", NULL);
+  }
+}

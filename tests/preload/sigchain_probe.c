@@ -7,7 +7,9 @@
  * HOW names the entry point: sigaction, signal, sysv_signal (what `signal` becomes when a
  * program is compiled in strict ISO/POSIX mode, e.g. -std=c99: zstd does this), bsd_signal,
  * ssignal, sigset, __sigaction, syscall (syscall(SYS_rt_sigaction, ...) through the C library)
- * or raw (the rt_sigaction system call issued directly, as Go's runtime does).
+ * or raw (the rt_sigaction system call issued directly, as Go's runtime does: no wrapper can
+ * see it, so the probe makes it after its first round of writes and before the rvm_commit,
+ * where the shim must notice it and take its dispatcher back).
  * The signal mask is the other way to keep a fault from the dispatcher: with HOW sighold,
  * sigblock or sigsetmask the probe installs its handler with sigaction and then tries to block
  * SIGSEGV and SIGBUS that way before the second round of writes; with sigsuspend the second
@@ -196,7 +198,8 @@ int main(int argc, char **argv)
     return 2;
   }
   alloc_in_handler = argc == 3;
-  if (install(argv[1], SIGSEGV) != 0 || install(argv[1], SIGBUS) != 0) {
+  int raw = strcmp(argv[1], "raw") == 0;
+  if (!raw && (install(argv[1], SIGSEGV) != 0 || install(argv[1], SIGBUS) != 0)) {
     perror("sigchain_probe: install");
     return 2;
   }
@@ -205,6 +208,12 @@ int main(int argc, char **argv)
   if (!buf)
     return 2;
   touch(buf, len, 1);
+  /* "raw": the handler is installed past every wrapper now, between writes of one epoch and
+   * the commit that must take the dispatcher back before the next epoch's first writes */
+  if (raw && (install(argv[1], SIGSEGV) != 0 || install(argv[1], SIGBUS) != 0)) {
+    perror("sigchain_probe: install");
+    return 2;
+  }
   int (*commit)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "rvm_commit");
   if (commit && commit() != 0) {
     fprintf(stderr, "sigchain_probe: rvm_commit failed\n");

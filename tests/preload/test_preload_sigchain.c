@@ -34,6 +34,9 @@ static void probe_with(const char *how, const char *alloc)
               "%s, handler installed with %s: status %d (want 3: heap writes handled by the "
               "shim, then the deliberate fault reaches the program's handler)\n%s%s",
               backends[b], how, r.status, r.out, r.err);
+    if (strcmp(how, "raw") == 0 && strcmp(backends[b], "wp-async") != 0)
+      cr_expect(strstr(r.err, "direct rt_sigaction system call") != NULL,
+                "%s: no message about the replaced handler\n%s", backends[b], r.err);
     if (alloc)
       cr_expect(strstr(r.out, "handler: heap written") != NULL,
                 "%s, %s: the handler's own heap writes did not complete\n%s%s", backends[b],
@@ -70,3 +73,10 @@ Test(preload_sigchain, sighold_cannot_block_faults, .timeout = 120) { probe("sig
 Test(preload_sigchain, sigblock_cannot_block_faults, .timeout = 120) { probe("sigblock"); }
 Test(preload_sigchain, sigsetmask_cannot_block_faults, .timeout = 120) { probe("sigsetmask"); }
 Test(preload_sigchain, handler_inside_sigsuspend, .timeout = 120) { probe("sigsuspend"); }
+
+/* A direct rt_sigaction system call cannot be intercepted: the next commit takes the
+ * dispatcher back (with the program's handler behind it) and says so. */
+Test(preload_sigchain, raw_system_call_reclaimed_at_commit, .timeout = 120)
+{
+  probe("raw");
+}

@@ -360,6 +360,32 @@ VMP_API int vmp_trap_set_chain(int sig, const struct sigaction *act, struct siga
     return rc;
 }
 
+/* vmp_trap_reclaim -- put the dispatcher back if something replaced it in the kernel without
+ * going through vmp_trap_set_chain (a direct rt_sigaction system call): the handler found
+ * there becomes the chained one, so the program's own faults still reach it. */
+VMP_API int vmp_trap_reclaim(int sig)
+{
+    int idx = trap_sig_index(sig);
+    if (idx < 0)
+        return EINVAL;
+    pthread_mutex_lock(&trap_lock);
+    int rc = 0;
+    struct sigaction cur, sa;
+    if (trap_installed && sigaction(sig, NULL, &cur) == 0 &&
+        !((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == trap_dispatch)) {
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_sigaction = trap_dispatch;
+        sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        /* Chain first: from the moment the dispatcher is back, a foreign fault must find the
+         * program's handler behind it, not the one that was there before the replacement. */
+        trap_chain_write(idx, &cur);
+        rc = sigaction(sig, &sa, NULL) == 0 ? EAGAIN : errno;
+    }
+    pthread_mutex_unlock(&trap_lock);
+    return rc;
+}
+
 /* vmp_trap_set_backtrace -- print a backtrace before dying of a genuine crash */
 VMP_API int vmp_trap_set_backtrace(int on)
 {
