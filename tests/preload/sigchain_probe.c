@@ -20,11 +20,14 @@
  * handler says so and exits 4. Then a store into a PROT_NONE page of the probe's own is a
  * genuine fault that must reach the handler, which exits 3. So: exit 3 and "writes done" on
  * stdout is right; exit 4, or death by the signal, is the bug. With "alloc", the handler of the
- * deliberate fault also allocates and writes 1 MiB of heap (as zstd's does) before exiting.
+ * deliberate fault also allocates and writes 1 MiB of heap (as zstd's does) before exiting;
+ * with "refault" it faults itself (the process must die of SIGSEGV after a bounded number of
+ * entries); with "longjmp" it leaves by siglongjmp, 100 times, and the probe exits 3.
  * The probe calls rvm_commit (found with dlsym, as any program may) between two rounds of
  * writes, so that the second round is made of first writes of a new commit epoch too.
  */
 #include <dlfcn.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -101,7 +104,9 @@ static int suspend_and_write(char *buf, size_t len)
 }
 
 static volatile sig_atomic_t armed;   /* set just before the deliberate fault */
-static int alloc_in_handler;          /* second argument "alloc" */
+static const char *then = "";         /* second argument: what the handler does then */
+static sigjmp_buf escape;             /* for "longjmp" */
+static char *volatile trap_page;      /* PROT_NONE: the deliberate fault */
 
 /* touch -- one store into every page of buf */
 static void touch(volatile char *buf, size_t len, char v)
@@ -117,7 +122,11 @@ static void on_fault(int sig)
                         : "handler: called for a heap write (the shim lost the fault)\n";
   if (write(1, m, strlen(m)) < 0)
     _exit(5);
-  if (armed && alloc_in_handler) {
+  if (armed && strcmp(then, "refault") == 0)
+    *(volatile char *)trap_page = 1;   /* a crash inside the handler: must end the process */
+  if (armed && strcmp(then, "longjmp") == 0)
+    siglongjmp(escape, 1);
+  if (armed && strcmp(then, "alloc") == 0) {
     /* What zstd's handler does (backtrace_symbols allocates): heap first writes from inside
      * the handler of a genuine fault must be taken by the shim as well. Not async-signal-safe
      * in general; fine here, the fault is not inside malloc. */
@@ -193,11 +202,12 @@ static int install(const char *how, int sig)
 
 int main(int argc, char **argv)
 {
-  if (argc < 2 || argc > 3 || (argc == 3 && strcmp(argv[2], "alloc") != 0)) {
-    fprintf(stderr, "usage: sigchain_probe HOW [alloc]\n");
+  if (argc < 2 || argc > 3) {
+    fprintf(stderr, "usage: sigchain_probe HOW [alloc|refault|longjmp]\n");
     return 2;
   }
-  alloc_in_handler = argc == 3;
+  if (argc == 3)
+    then = argv[2];
   int raw = strcmp(argv[1], "raw") == 0;
   if (!raw && (install(argv[1], SIGSEGV) != 0 || install(argv[1], SIGBUS) != 0)) {
     perror("sigchain_probe: install");
@@ -242,7 +252,17 @@ int main(int argc, char **argv)
   char *trap = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (trap == MAP_FAILED)
     return 2;
+  trap_page = trap;
   armed = 1;
+  if (strcmp(then, "longjmp") == 0) {
+    /* 100 genuine faults, each left by siglongjmp: none is nested in another */
+    static volatile int escapes;
+    sigsetjmp(escape, 1);
+    if (escapes++ < 100)
+      *(volatile char *)trap = 1;
+    printf("escaped %d faults\n", escapes - 1);
+    return 3;
+  }
   *(volatile char *)trap = 1;
   printf("the deliberate fault did not reach the handler\n");
   return 6;

@@ -18,8 +18,8 @@
 
 static const char *const backends[] = {"uffd-sigbus", "mprotect", "wp-async"};
 
-/* probe -- sigchain_probe HOW [alloc] under every backend: exit 3 after "writes done" */
-static void probe_with(const char *how, const char *alloc)
+/* probe_with -- sigchain_probe HOW [THEN] under every backend: exit 3 after "writes done" */
+static void probe_with(const char *how, const char *then)
 {
   for (size_t b = 0; b < sizeof(backends) / sizeof(*backends); b++) {
     char dir[64], seg[256], track[64];
@@ -27,17 +27,20 @@ static void probe_with(const char *how, const char *alloc)
     snprintf(seg, sizeof(seg), "LRVM_SEGMENT=%s/seg", dir);
     snprintf(track, sizeof(track), "LRVM_TRACK=%s", backends[b]);
     const char *extra[] = {seg, track, "LRVM_GLOBALS=0", "LRVM_LOG_SIZE=32M", NULL};
-    char *argv[] = {(char *)child_need("LRVM_TEST_SIGPROBE"), (char *)how, (char *)alloc,
+    char *argv[] = {(char *)child_need("LRVM_TEST_SIGPROBE"), (char *)how, (char *)then,
                     NULL};
     struct result r = child_run(argv, extra, CHILD_SHIM | CHILD_STATS, NULL, 60000);
     cr_expect(strstr(r.out, "writes done") != NULL && r.status == 3,
               "%s, handler installed with %s: status %d (want 3: heap writes handled by the "
               "shim, then the deliberate fault reaches the program's handler)\n%s%s",
               backends[b], how, r.status, r.out, r.err);
+    if (then != NULL && strcmp(then, "longjmp") == 0)
+      cr_expect(strstr(r.out, "escaped 100 faults") != NULL,
+                "%s: not every fault reached the handler\n%.300s", backends[b], r.err);
     if (strcmp(how, "raw") == 0 && strcmp(backends[b], "wp-async") != 0)
       cr_expect(strstr(r.err, "direct rt_sigaction system call") != NULL,
                 "%s: no message about the replaced handler\n%s", backends[b], r.err);
-    if (alloc)
+    if (then != NULL && strcmp(then, "alloc") == 0)
       cr_expect(strstr(r.out, "handler: heap written") != NULL,
                 "%s, %s: the handler's own heap writes did not complete\n%s%s", backends[b],
                 how, r.out, r.err);
@@ -79,4 +82,34 @@ Test(preload_sigchain, handler_inside_sigsuspend, .timeout = 120) { probe("sigsu
 Test(preload_sigchain, raw_system_call_reclaimed_at_commit, .timeout = 120)
 {
   probe("raw");
+}
+
+/* A handler that crashes itself: the process dies of SIGSEGV after a bounded number of entries
+ * (the kernel would kill it at the first; lrvm allows a few, as its handler cannot keep the
+ * fault signals blocked), not after recursing through the whole stack */
+Test(preload_sigchain, handler_that_crashes_dies, .timeout = 120)
+{
+  for (size_t b = 0; b < sizeof(backends) / sizeof(*backends); b++) {
+    char dir[64], seg[256], track[64];
+    child_tdir(dir, sizeof(dir), "sigchain");
+    snprintf(seg, sizeof(seg), "LRVM_SEGMENT=%s/seg", dir);
+    snprintf(track, sizeof(track), "LRVM_TRACK=%s", backends[b]);
+    const char *extra[] = {seg, track, "LRVM_GLOBALS=0", "LRVM_LOG_SIZE=32M", NULL};
+    char *argv[] = {(char *)child_need("LRVM_TEST_SIGPROBE"), "sigaction", "refault", NULL};
+    struct result r = child_run(argv, extra, CHILD_SHIM | CHILD_STATS, NULL, 60000);
+    int entries = 0;
+    for (const char *p = r.out; (p = strstr(p, "handler:")) != NULL; p++)
+      entries++;
+    cr_expect(r.status == 128 + SIGSEGV && entries >= 1 && entries <= 16,
+              "%s: status %d after %d entries of the handler (want death by SIGSEGV after "
+              "1 to 16)\n%.300s", backends[b], r.status, entries, r.err);
+    child_dir_remove(dir);
+  }
+}
+
+/* A handler that leaves by siglongjmp, 100 times: each fault reaches it (none is taken for a
+ * crash nested in the previous handler, which the bound above must not count) */
+Test(preload_sigchain, handler_left_by_siglongjmp, .timeout = 120)
+{
+  probe_with("sigaction", "longjmp");
 }

@@ -178,6 +178,30 @@ static void trap_die(int sig, siginfo_t *si)
     raise(sig);
 }
 
+/* Per thread: how many forwarded handlers are running in it, and the frame of trap_forward
+ * for the outermost. Handlers run with the fault signals deliverable (see trap_forward), so
+ * a handler that faults itself re-enters; the kernel would have killed the process at the
+ * first such fault (signal blocked), we do at the TRAP_FWD_MAX-th instead of recursing until
+ * the stack runs out (which may take long with an unlimited stack). A handler may leave by
+ * siglongjmp and never decrement the count: a later fault whose frame is not below the
+ * recorded one is not nested in it (nested ones run deeper on the same stack), so the count
+ * starts again. initial-exec TLS: read in a signal handler, where lazy TLS could allocate. */
+#define TRAP_FWD_MAX 16
+static __thread int trap_fwd_depth __attribute__((tls_model("initial-exec")));
+static __thread uintptr_t trap_fwd_frame __attribute__((tls_model("initial-exec")));
+
+/* trap_fwd_enter -- count a forwarded handler in this thread; 0, or -1 if too deeply nested */
+static int trap_fwd_enter(uintptr_t frame)
+{
+    if (trap_fwd_depth > 0 && frame >= trap_fwd_frame)
+        trap_fwd_depth = 0;     /* the handlers counted were left by siglongjmp */
+    if (trap_fwd_depth >= TRAP_FWD_MAX)
+        return -1;
+    if (trap_fwd_depth++ == 0)
+        trap_fwd_frame = frame;
+    return 0;
+}
+
 /* trap_forward -- pass a fault that is not ours to the chained disposition */
 static void trap_forward(int sig, siginfo_t *si, void *uctx)
 {
@@ -213,8 +237,11 @@ static void trap_forward(int sig, siginfo_t *si, void *uctx)
      * dispatcher, or the kernel kills the process for faulting with the signal blocked. The
      * kernel itself blocked `sig` on entry to this dispatcher, hence the explicit unblock.
      * The price: a handler that itself faults outside every range is entered again instead
-     * of killing the process at once, until it returns, exits, or runs out of stack (then the
-     * kernel kills the process with SIGSEGV, as it would have done first). */
+     * of killing the process at once, up to TRAP_FWD_MAX times. */
+    if (trap_fwd_enter((uintptr_t)__builtin_frame_address(0)) != 0) {
+        trap_die(sig, si);
+        return;
+    }
     sigset_t mask = a.sa_mask, faults;
     sigemptyset(&faults);
     sigaddset(&faults, SIGSEGV);
@@ -227,6 +254,7 @@ static void trap_forward(int sig, siginfo_t *si, void *uctx)
         a.sa_sigaction(sig, si, uctx);
     else
         a.sa_handler(sig);
+    trap_fwd_depth--;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
