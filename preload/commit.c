@@ -69,6 +69,8 @@ int shim_commit(const char *why)
     return 0;
   }
   shim_forkgate_wait();   /* forks already under way go first (forkgate.c) */
+  if (shim_kw_hi != 0)
+    shim_sigchain_reclaim();   /* a fault backend needs its dispatcher (sigchain.c) */
   /* LRVM_MUTEX_WAIT applies to the commits the program did not ask for at a point of its own
    * choosing: signal and interval. Exit and explicit (aware.c) commits take their instant. */
   int waits = shim_opts.mutex_wait_ns &&

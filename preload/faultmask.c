@@ -12,7 +12,10 @@
  * program that blocks them on purpose and relies on it (rare: a fault while blocked is fatal
  * anyway) sees them unblocked. The same holds for the two other places a mask comes from:
  * pthread_attr_setsigmask_np (the new thread installs it inside libc) and a handler's
- * sa_mask (sigaction, in sigchain.c, filters it with shim_faultmask_sa_mask). The old set
+ * sa_mask (sigaction, in sigchain.c, filters it with shim_faultmask_sa_mask). So are the C
+ * library's other mask entry points (sighold, sigblock, sigsetmask: glibc implements them
+ * with an internal call no wrapper sees) and sigsuspend's temporary mask, under which the
+ * handler that ends the wait runs. The old set
  * is returned through the stack (a kernel write into the heap fails with these backends).
  *
  * The library's own calls (vmprim, liblrvm, commit.c) keep their exact meaning: they are
@@ -125,6 +128,80 @@ FM_EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old)
     return -1;
   }
   return 0;
+}
+
+/* The C library's other ways to change the mask call its internal sigprocmask, which the
+ * wrappers above cannot see: each is defined here with glibc's semantics over fm_mask. */
+
+/* fm_errno -- 0 or -1 with errno = err */
+static int fm_errno(int err)
+{
+  if (err) {
+    errno = err;
+    return -1;
+  }
+  return 0;
+}
+
+/* sighold -- System V: block sig */
+FM_EXPORT int sighold(int sig)
+{
+  sigset_t set;
+  sigemptyset(&set);
+  if (sigaddset(&set, sig) != 0)
+    return -1;
+  return fm_errno(fm_mask(SIG_BLOCK, &set, NULL, 1));
+}
+
+/* fm_bsd_mask -- 4.2BSD's int masks (bit n-1 is signal n, signals 1..32): apply how, return
+ * the previous mask in the same form, or -1 */
+static int fm_bsd_mask(int how, int mask)
+{
+  sigset_t set, old;
+  sigemptyset(&set);
+  for (int sig = 1; sig <= 32; sig++)
+    if (mask & (int)(1u << (sig - 1)))
+      sigaddset(&set, sig);
+  if (fm_errno(fm_mask(how, &set, &old, 1)) != 0)
+    return -1;
+  unsigned prev = 0;
+  for (int sig = 1; sig <= 32; sig++)
+    if (sigismember(&old, sig) == 1)
+      prev |= 1u << (sig - 1);
+  return (int)prev;
+}
+
+/* sigblock -- 4.2BSD: add mask to the blocked signals */
+FM_EXPORT int sigblock(int mask)
+{
+  return fm_bsd_mask(SIG_BLOCK, mask);
+}
+
+/* sigsetmask -- 4.2BSD: set the blocked signals to mask */
+FM_EXPORT int sigsetmask(int mask)
+{
+  return fm_bsd_mask(SIG_SETMASK, mask);
+}
+
+typedef int (*sigsuspend_fn)(const sigset_t *);
+static sigsuspend_fn real_sigsuspend;
+
+/* sigsuspend -- libc's (a cancellation point, hence not the raw system call), with a mask
+ * that never blocks SIGSEGV/SIGBUS: the handler that ends the wait runs under it, and
+ * "everything but the awaited signal" is the common idiom */
+FM_EXPORT int sigsuspend(const sigset_t *set)
+{
+  sigsuspend_fn f = __atomic_load_n(&real_sigsuspend, __ATOMIC_ACQUIRE);
+  if (f == NULL) {
+    f = (sigsuspend_fn)dlsym(RTLD_NEXT, "sigsuspend");
+    if (f == NULL) {
+      errno = ENOSYS;
+      return -1;
+    }
+    __atomic_store_n(&real_sigsuspend, f, __ATOMIC_RELEASE);
+  }
+  sigset_t tmp;
+  return f(fm_filter(set, &tmp));
 }
 
 /* this library's own calls (-Wl,--wrap): unchanged meaning */

@@ -791,6 +791,10 @@ KW_EXPORT long syscall(long nr, ...)
   for (int i = 0; i < 6; i++)
     a[i] = va_arg(ap, long);
   va_end(ap);
+  if (nr == SYS_rt_sigaction && (a[0] == SIGSEGV || a[0] == SIGBUS) && a[3] == 8)
+    /* a fault handler installed this way is chained behind vmprim's dispatcher (sigentry.c) */
+    return shim_sigchain_kernel((int)a[0], (const void *)a[1], (void *)a[2],
+                                __builtin_return_address(0));
   if (shim_kw_hi == 0)
     return shim_raw_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
   if (nr == SYS_rt_sigprocmask && a[3] == _NSIG / 8) {

@@ -11,6 +11,7 @@
  *   persist.c  the heap as a tracked LRVM segment region; liblrvm's memory kept out of it
  *   commit.c   commit hooks (exit, signal, interval) funnelling into shim_commit()
  *   sigchain.c sigaction/signal wrappers keeping vmprim's fault dispatcher first
+ *   sigentry.c the C library's other handler-installing entry points, routed to sigchain.c
  *   forkgate.c fork() waits for at most one commit (no starvation by back-to-back commits)
  *   aware.c    rvm_commit / rvm_root_set / rvm_root_get for aware programs (exported)
  *   init.c     start-up order, activity decision (AT_SECURE), LD_PRELOAD inheritance
@@ -183,6 +184,15 @@ void shim_persist_stats(int fd);
 
 /* shim_sigchain_setup -- find the real sigaction and our text range; LRVM_BACKTRACE. */
 int shim_sigchain_setup(void);
+/* shim_sigaction_from -- sigaction() as the program called it from return address ret: a
+ * SIGSEGV/SIGBUS handler is chained behind vmprim's dispatcher. 0, or -1 and errno. */
+int shim_sigaction_from(int sig, const struct sigaction *act, struct sigaction *old, void *ret);
+/* shim_sigchain_reclaim -- put vmprim's dispatcher back if a direct system call replaced it,
+ * saying so once (sigchain.c; called at each commit with a fault backend) */
+void shim_sigchain_reclaim(void);
+/* shim_sigchain_kernel -- the program's syscall(SYS_rt_sigaction, sig, kact, kold, 8) for
+ * SIGSEGV/SIGBUS, with the kernel's struct layout (sigentry.c); 0, or -1 and errno */
+long shim_sigchain_kernel(int sig, const void *kact, void *kold, void *ret);
 /* shim_self_range -- compute [shim_self_lo, shim_self_hi), this library's code; 0 or ENOENT. */
 int shim_self_range(void);
 extern uintptr_t shim_self_lo, shim_self_hi;

@@ -8,6 +8,8 @@
  * the disposition for faults outside vmprim's ranges, and vmprim forwards those exactly as the
  * kernel would have (mask, SA_SIGINFO, SA_RESETHAND; SIG_DFL still dies with the signal).
  * A query (act == NULL) returns the program's own previous handler, not the dispatcher.
+ * The C library has more entry points that install a handler without calling its exported
+ * sigaction (signal's aliases, __sysv_signal, sigset, ...): sigentry.c routes them here too.
  * The same holds for the commit signal of LRVM_COMMIT=signal (commit.c): the program's handler
  * is recorded and called from ours, so installing it does not silently end the signal commits.
  *
@@ -103,8 +105,9 @@ static int commit_signal(int sig, void *ret)
   return !((uintptr_t)ret >= shim_self_lo && (uintptr_t)ret < shim_self_hi);
 }
 
-/* do_sigaction -- the body shared by sigaction and signal */
-static int do_sigaction(int sig, const struct sigaction *act, struct sigaction *old, void *ret)
+/* shim_sigaction_from -- the body shared by every entry point that installs a handler
+ * (sigaction, signal, and sigentry.c's); ret is the address the program's call returns to */
+int shim_sigaction_from(int sig, const struct sigaction *act, struct sigaction *old, void *ret)
 {
   if (commit_signal(sig, ret) && shim_commit_sigaction(sig, act, old))
     return 0;
@@ -132,7 +135,7 @@ static int do_sigaction(int sig, const struct sigaction *act, struct sigaction *
 /* sigaction -- see the file comment */
 SHIM_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
-  return do_sigaction(sig, act, old, __builtin_return_address(0));
+  return shim_sigaction_from(sig, act, old, __builtin_return_address(0));
 }
 
 /* signal -- glibc's BSD semantics (SA_RESTART, handler stays installed) over sigaction */
@@ -149,7 +152,27 @@ SHIM_EXPORT __sighandler_t signal(int sig, __sighandler_t handler)
     errno = EINVAL;
     return SIG_ERR;
   }
-  if (do_sigaction(sig, &sa, &old, __builtin_return_address(0)) != 0)
+  if (shim_sigaction_from(sig, &sa, &old, __builtin_return_address(0)) != 0)
     return SIG_ERR;
   return old.sa_handler;
+}
+
+/* shim_sigchain_reclaim -- at each commit with a fault backend: if the program replaced
+ * vmprim's dispatcher past every wrapper (a direct rt_sigaction system call, as Go's runtime
+ * makes), take it back with the program's handler chained behind it, and say so once. Until
+ * then the program's first heap writes went to its own handler; nothing was lost (a write
+ * that never got through was never made), but the program may well have died of it. */
+void shim_sigchain_reclaim(void)
+{
+  static int said;
+  int sigs[2] = {SIGSEGV, SIGBUS};
+  for (int i = 0; i < 2; i++) {
+    if (vmp_trap_reclaim(sigs[i]) != EAGAIN || __atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
+      continue;
+    shim_say(2, "the program replaced lrvm's ", sigs[i] == SIGSEGV ? "SIGSEGV" : "SIGBUS",
+             " handler without sigaction, signal or syscall() (a direct rt_sigaction system "
+             "call): until now its first writes to heap pages went to its own handler; lrvm's "
+             "handler is back, with the program's behind it. If this program fails under "
+             "lrvm, run it with LRVM_TRACK=wp-async", NULL);
+  }
 }

@@ -178,6 +178,30 @@ static void trap_die(int sig, siginfo_t *si)
     raise(sig);
 }
 
+/* Per thread: how many forwarded handlers are running in it, and the frame of trap_forward
+ * for the outermost. Handlers run with the fault signals deliverable (see trap_forward), so
+ * a handler that faults itself re-enters; the kernel would have killed the process at the
+ * first such fault (signal blocked), we do at the TRAP_FWD_MAX-th instead of recursing until
+ * the stack runs out (which may take long with an unlimited stack). A handler may leave by
+ * siglongjmp and never decrement the count: a later fault whose frame is not below the
+ * recorded one is not nested in it (nested ones run deeper on the same stack), so the count
+ * starts again. initial-exec TLS: read in a signal handler, where lazy TLS could allocate. */
+#define TRAP_FWD_MAX 16
+static __thread int trap_fwd_depth __attribute__((tls_model("initial-exec")));
+static __thread uintptr_t trap_fwd_frame __attribute__((tls_model("initial-exec")));
+
+/* trap_fwd_enter -- count a forwarded handler in this thread; 0, or -1 if too deeply nested */
+static int trap_fwd_enter(uintptr_t frame)
+{
+    if (trap_fwd_depth > 0 && frame >= trap_fwd_frame)
+        trap_fwd_depth = 0;     /* the handlers counted were left by siglongjmp */
+    if (trap_fwd_depth >= TRAP_FWD_MAX)
+        return -1;
+    if (trap_fwd_depth++ == 0)
+        trap_fwd_frame = frame;
+    return 0;
+}
+
 /* trap_forward -- pass a fault that is not ours to the chained disposition */
 static void trap_forward(int sig, siginfo_t *si, void *uctx)
 {
@@ -207,12 +231,30 @@ static void trap_forward(int sig, siginfo_t *si, void *uctx)
          * here; a concurrent vmp_trap_set_chain may race, which sigaction itself allows. */
         trap_chain_write(idx, &dfl);
     }
-    /* Run the application's handler under the mask it asked for. */
-    pthread_sigmask(SIG_BLOCK, &a.sa_mask, &old);
+    /* Run the application's handler under the mask it asked for, except that SIGSEGV and
+     * SIGBUS stay deliverable: the handler may write a tracked page for the first time in
+     * this epoch (zstd's allocates, in backtrace_symbols), and that fault must reach this
+     * dispatcher, or the kernel kills the process for faulting with the signal blocked. The
+     * kernel itself blocked `sig` on entry to this dispatcher, hence the explicit unblock.
+     * The price: a handler that itself faults outside every range is entered again instead
+     * of killing the process at once, up to TRAP_FWD_MAX times. */
+    if (trap_fwd_enter((uintptr_t)__builtin_frame_address(0)) != 0) {
+        trap_die(sig, si);
+        return;
+    }
+    sigset_t mask = a.sa_mask, faults;
+    sigemptyset(&faults);
+    sigaddset(&faults, SIGSEGV);
+    sigaddset(&faults, SIGBUS);
+    sigdelset(&mask, SIGSEGV);
+    sigdelset(&mask, SIGBUS);
+    pthread_sigmask(SIG_BLOCK, &mask, &old);
+    pthread_sigmask(SIG_UNBLOCK, &faults, NULL);
     if (a.sa_flags & SA_SIGINFO)
         a.sa_sigaction(sig, si, uctx);
     else
         a.sa_handler(sig);
+    trap_fwd_depth--;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
@@ -341,6 +383,32 @@ VMP_API int vmp_trap_set_chain(int sig, const struct sigaction *act, struct siga
             memcpy(oldact, &trap_chain[idx], sizeof(*oldact));
         if (act != NULL)
             trap_chain_write(idx, act);
+    }
+    pthread_mutex_unlock(&trap_lock);
+    return rc;
+}
+
+/* vmp_trap_reclaim -- put the dispatcher back if something replaced it in the kernel without
+ * going through vmp_trap_set_chain (a direct rt_sigaction system call): the handler found
+ * there becomes the chained one, so the program's own faults still reach it. */
+VMP_API int vmp_trap_reclaim(int sig)
+{
+    int idx = trap_sig_index(sig);
+    if (idx < 0)
+        return EINVAL;
+    pthread_mutex_lock(&trap_lock);
+    int rc = 0;
+    struct sigaction cur, sa;
+    if (trap_installed && sigaction(sig, NULL, &cur) == 0 &&
+        !((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == trap_dispatch)) {
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_sigaction = trap_dispatch;
+        sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        /* Chain first: from the moment the dispatcher is back, a foreign fault must find the
+         * program's handler behind it, not the one that was there before the replacement. */
+        trap_chain_write(idx, &cur);
+        rc = sigaction(sig, &sa, NULL) == 0 ? EAGAIN : errno;
     }
     pthread_mutex_unlock(&trap_lock);
     return rc;

@@ -115,6 +115,18 @@ VMP_API int vmp_trap_install(void);
 VMP_API int vmp_trap_set_chain(int sig, const struct sigaction *act, struct sigaction *oldact);
 
 /**
+ * vmp_trap_reclaim -- check that the dispatcher is still the kernel's handler for sig, and
+ * put it back if something replaced it without vmp_trap_set_chain (a direct rt_sigaction
+ * system call, or a library's private sigaction): the handler found installed becomes the
+ * chained one. Until then, faults in registered ranges went to that handler.
+ * @param[in] sig  SIGSEGV or SIGBUS
+ * @return 0 if nothing was to be done (or the dispatcher is not installed); EAGAIN if the
+ *         dispatcher had been replaced and is back; EINVAL for another signal; an errno of
+ *         sigaction(2).
+ */
+VMP_API int vmp_trap_reclaim(int sig);
+
+/**
  * vmp_trap_set_backtrace -- on a genuine crash (a fault that ends with the default action),
  * print a backtrace to stderr before dying. Uses libunwind and write(2) only.
  * @return 0; ENOTSUP if vmprim was built without libunwind (on == 0 always succeeds).
