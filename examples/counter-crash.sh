@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # counter-crash.sh -- kill the counter example with SIGKILL at random moments and check
 # that every restart finds the 16 counters equal (each transaction adds 1 to all of
 # them) and never smaller than before. Usage: counter-crash.sh COUNTER_BINARY [ROUNDS]

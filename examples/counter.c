@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * counter.c -- an LRVM program written only against the LRVM interface: create a log
  * and a segment on first run, map the segment, run transactions, and after a crash

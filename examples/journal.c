@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * journal.c -- the demo's program (scripts/demo.sh): an ORDINARY C program. It makes no lrvm
  * call, opens no file and knows nothing of persistence. Its data is a linked list of entries

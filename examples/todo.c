@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * todo.c -- an "aware" program: a to-do list that persists when run under lrvm's shim.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * gen-man.c -- build-time generator of the man pages that list the shim's options.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * aware.c -- the lrvm API for aware programs under the shim: explicit rvm_commit() and named
  * roots (rvm_root_set / rvm_root_get, lrvm/lrvm.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * boot.c -- the bootstrap arena and the real libc allocator.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * commit.c -- the commit hooks LRVM_COMMIT asks for, all funnelled into shim_commit().
  *

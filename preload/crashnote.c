@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * crashnote.c -- what the restorability scan cannot see (an integer that is really a handle: a
  * pthread key, a descriptor; a pointer hidden in a tagged word) can still make a restored run

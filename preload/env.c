@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * env.c -- the shim's options: ONE table of every LRVM_* variable, with its meaning, default and
  * accepted values, parsed once before main.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * exe.c -- what the shim needs to know about the main executable: its load base, its identity
  * (build-id), the range of its writable globals and the bytes in that range that belong to the

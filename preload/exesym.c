@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * exesym.c -- the executable's symbol for an address in its globals, for messages: "the global
  * `_PyRuntime`+0x2a0 points into ...".

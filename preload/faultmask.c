@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * faultmask.c -- SIGSEGV and SIGBUS stay deliverable in every thread (fault backends).
  *

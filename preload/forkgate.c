@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * forkgate.c -- fork() and commits: a fork waits for at most one commit, and a commit only for
  * the forks already under way.

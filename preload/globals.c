@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * globals.c -- the executable's global variables (.data/.bss after RELRO, exe.c) kept in the
  * segment's globals area, tracked like the heap, restored before main.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * helpers.c -- glibc's helper threads, replaced while a fault backend is in use.
  *

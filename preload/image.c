@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * image.c -- the segment's header page (core/image/image_format.h) as the shim uses it: is this
  * segment ours to open, the header of a new one, and the commit stamp.

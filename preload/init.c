@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * init.c -- start-up: when the shim decides, in what order it sets up, and what it refuses.
  *

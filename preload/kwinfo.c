@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * kwinfo.c -- more calls through which the kernel writes into the program's memory: process,
  * time, signal, scheduling and descriptor queries, message queues, offsets updated in place,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * kwrite.c -- system calls that write into the heap, made to work with every DIRTY backend.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * kwrite.h -- the machinery of the kernel-write wrappers (kwrite.c, kwinfo.c, kwstdio.c):
  * finding libc's real function, testing whether an output range meets the tracked heap, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libcobj.c -- objects the C library allocates for itself go to the volatile internal heap.
  *

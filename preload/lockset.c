@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * lockset.c -- locks do not come back held: the pthread mutexes and condition variables that
  * lie in the persistent globals or heap and that some thread held (or waited on) at the commit

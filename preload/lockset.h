@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * lockset.h -- the held-lock table's hot path (lockset.c has the concept and the restore):
  * inline so the program's pthread_mutex_lock / unlock (mutexwait.c) pay a few stores and, for

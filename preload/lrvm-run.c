@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * lrvm-run -- run a program under the lrvm shim.
  *

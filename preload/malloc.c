@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * malloc.c -- the exported malloc family: every entry point glibc's manual ("Replacing malloc")
  * lists, plus its __libc_* aliases, so that code calling either name reaches one allocator.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mutexwait.c -- the program's pthread mutex/cond exports. LRVM_MUTEX_WAIT: signal and interval
  * commits at the program's consistency points, as NVthreads inferred them: an instant at which

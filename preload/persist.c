@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * persist.c -- the heap made persistent: an LRVM segment region, auto-tracked, committed.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * reexec.c -- the shim used directly (LD_PRELOAD, without lrvm-run) with globals kept: run the
  * program once more, from the start, with address-space randomisation off.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * restorable.c -- the restorability verdict of a commit (image_format.h, RESTORABILITY
  * VERDICT): do the committed globals point at memory that will not come back at a restart?

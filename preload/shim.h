@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * shim.h -- internals of liblrvm-preload.so, the LD_PRELOAD shim. Nothing here is
  * exported: the library's version script (liblrvm-preload.map) exports the malloc family only.

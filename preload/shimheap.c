@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * shimheap.c -- the heap behind malloc: its reservation at a fixed base and its backing.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sigchain.c -- sigaction()/signal() wrappers that keep vmprim's fault dispatcher first.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sigentry.c -- the C library's other ways of installing a signal handler, routed through
  * sigchain.c so that a SIGSEGV/SIGBUS handler never replaces vmprim's fault dispatcher.

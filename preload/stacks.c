@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stacks.c -- stacks the program carves out of the heap (pthread_attr_setstack, makecontext)
  * are replaced by private mappings while a fault backend is in use.

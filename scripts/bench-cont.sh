@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # bench-cont.sh -- continuous persistence: build/bench/cont/cont-bench (a plain program mutating
 # a heap of small nodes at a steady rate) alone and under lrvm-run with interval commits on
 # every dirty-tracking backend, side by side in one run; ratios against the program alone.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # bench-globals.sh -- what keeping the executable's globals (LRVM_GLOBALS=1, the default) costs
 # at start-up, side by side with LRVM_GLOBALS=0 in one run: wall time (median of N interleaved
 # runs, each a restart from an existing segment) and peak RSS, for a few programs.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # bench-heap.sh -- the persistent heap against glibc malloc and jemalloc, side by side in one run.
 # Each configuration runs in separate processes of one driver
 # (build/bench/heap/heap_bench), allocators interleaved, REPS times; medians are compared. Prints ratios and PASS/FAIL lines for the

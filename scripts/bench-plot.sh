@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # bench-plot.sh -- the benchmarks' headline comparisons as PNG pictures, drawn by gnuplot from
 # the CSV files the benchmark scripts write (the same values as the tables they print).
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # bench-rvm.sh -- the core (LRVM) benchmark with its peers, in one run.
 # Installs what is missing from Debian (the build's packages plus the peers: LMDB, SQLite,
 # PMDK), configures and builds ./build (scripts/setup.sh), runs rvm-bench, and writes

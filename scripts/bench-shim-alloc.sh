@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # bench-shim-alloc.sh -- allocation-heavy UNMODIFIED programs under four allocators, side by side
 # in one run: time and peak RSS, ratios vs glibc.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # bench-shim-restart.sh -- build (scripts/setup.sh), then run shim-restart-bench: restart time
 # of an unmodified program under liblrvm-preload.so vs heap size (segment mapped vs read vs no
 # shim), and the pause of a signal commit vs the size of the dirty set, all in one run. Output

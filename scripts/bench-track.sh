@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # bench-track.sh -- build (scripts/setup.sh), then run track-bench: auto-tracked regions per
 # DIRTY backend, (a) sparse log bytes vs whole pages, (b) commit cost per dirty page,
 # (c) pause vs commit for 64 MiB dirty, (d) explicit set_range transactions vs tracked writes.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # bench-vmprim.sh -- build (scripts/setup.sh), then run vmprim-bench: Appel & Li's table and
 # the dirty-tracking cycle per backend. Prints the tables and writes bench/out/vmprim.csv.
 # Extra arguments go to vmprim-bench (e.g. --full for 3x more repetitions).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # demo.sh -- the project's main job: install, build, then show an UNMODIFIED program getting a
 # persistent, crash-consistent heap and globals from `lrvm-run`.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # fuzz.sh -- build the libFuzzer targets of core (tests/fuzz/fuzz_*.c) with clang into
 # build-fuzz/ and run each for FUZZ_SECONDS (default 30) on its committed seed corpus.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # setup.sh -- install what lrvm needs from Debian (only what is missing), then configure and
 # build into ./build. Idempotent: a second run installs nothing and rebuilds incrementally.
 #

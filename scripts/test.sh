@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # test.sh -- the whole test suite: install/build (scripts/setup.sh), then every test through
 # `meson test`, then a clang build of the whole tree and its quick tests (see below). Exits
 # non-zero on any failure. CI (.ci/run) runs exactly this.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # torture.sh -- the differential torture, large, by hand (docs/torture.md explains it).
 #
 #   bash scripts/torture.sh [--sessions N] [--seed FIRST] [--runs N] [--backend B|all]

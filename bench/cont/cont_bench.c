@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cont_bench.c -- a plain C program that keeps mutating a heap of many small nodes at a steady
  * rate: the workload of continuous persistence. It makes no lrvm call and knows nothing of the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # shim_smoke.sh LRVM_RUN CONT_BENCH -- cont-bench under lrvm-run with interval commits, killed
 # with SIGKILL at the end of a short run, must find its heap again on the next start and verify
 # every node (a commit is one instant, so the restored heap is whole). No timing is asserted.

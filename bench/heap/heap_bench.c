@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * heap_bench.c -- one driver for the allocator comparison: the lrvm heap
  * (untracked, file-backed) or the process's malloc (glibc, or jemalloc via LD_PRELOAD), run in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * locks_bench.c -- cost of an uncontended pthread_mutex_lock + unlock pair in an unmodified
  * program (run it with and without the shim: locks_bench.sh). Each thread locks and unlocks

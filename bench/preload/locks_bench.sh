@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # locks_bench.sh SHIM.so [REPS] [N] -- locks_bench (an uncontended lock+unlock pair) under
 # glibc alone, under the shim with the held-lock table off (_LRVM_TEST_NO_LOCKSET=1) and under
 # the shim as shipped, alternating REPS times (default 7) with a fresh segment each run; prints

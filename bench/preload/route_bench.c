@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * route_bench.c -- the cost of the shim's malloc routing on the hot path (libcobj.c adds a
  * test of the return address against libc's text to every persistent-mode malloc). Run it

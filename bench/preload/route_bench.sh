@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # route_bench.sh OLD.so NEW.so [REPS] -- route_bench under two builds of liblrvm-preload.so,
 # alternating A/B REPS times (default 9) with a fresh persistent segment each run; prints the
 # median ns/op of each and NEW/OLD. Build route_bench with: cc -O2 -o /tmp/route_bench

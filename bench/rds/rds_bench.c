@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rds_bench.c -- RDS throughput, side by side, in one run:
  *   pairs/own      rds_malloc(64) + rds_free, each in RDS's own transaction (tid NULL)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench.h -- the core (LRVM) benchmark: shared types and helpers.
  *

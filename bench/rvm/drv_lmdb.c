@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * drv_lmdb.c -- the workloads on LMDB (peer).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * drv_lrvm.c -- the five workloads on lrvm, written only against the public LRVM interface
  * (<rvm/rvm.h>), the way an LRVM program would be written.

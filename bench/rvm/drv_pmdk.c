@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * drv_pmdk.c -- the workloads on PMDK libpmemobj (peer).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * drv_sqlite.c -- the workloads on SQLite in WAL mode (peer).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * floor.c -- the raw-disk floor: what one durable commit cannot beat on this file system.
  * A commit is one 4 KiB in-place pwrite + fdatasync on a file that was fallocated and then

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * main.c -- rvm-bench: run the core benchmark (see bench.h for the workloads) and print the
  * tables, the ratios and the targets; write every value to a CSV.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * report.c -- the benchmark's output: the absolute table, the ratio table (to the floor and
  * to the best peer), the issue's PASS/FAIL targets, and the CSV (one measurement per line).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * util.c -- helpers shared by every driver of the core benchmark: clock, PRNG, per-process I/O
  * counters, percentiles, file preallocation, and running one measurement in a child process.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * allocbench.c -- classic allocator benchmarks as ONE ordinary program: it calls malloc/free and
  * nothing of lrvm, so under LD_PRELOAD it is an "unmodified program" for the shim.

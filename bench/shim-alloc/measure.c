@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * measure.c -- run one program and report its wall time, CPU time and peak RSS, measured from
  * outside: fork, exec, wait4. ru_maxrss of wait4 is the child's own high-water mark (the

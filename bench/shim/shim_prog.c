@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * shim_prog.c -- the unmodified program of the shim's restart and pause benchmarks (it makes
  * no lrvm call; scripts/bench-shim-restart.sh runs it under liblrvm-preload.so).

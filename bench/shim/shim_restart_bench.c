@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * shim_restart_bench.c -- restart time of an unmodified program under liblrvm-preload.so vs
  * its heap size, and the pause of a signal commit, measured side by side in one run

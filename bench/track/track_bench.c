@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * track_bench.c -- benchmarks of auto-tracked regions, one child process
  * per DIRTY backend, all in one run so the ratios compare like with like:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * vmprim_bench.c -- vmprim-bench: Appel & Li's primitive costs on this machine, and the full
  * dirty-tracking cycle per DIRTY backend, measured side by side in one run.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * crc32c.c -- CRC32C (Castagnoli), with the SSE4.2 crc32 instruction when the CPU has
  * it and a table otherwise. Log records and status slots are checked with it.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * filecheck.c -- the ownership rules for logs and segments (see filecheck.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * filecheck.h -- open a log or a segment only if it is safe to trust: the ownership rules.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sysio.c -- default entries of the system-call seam (see sysio.h).
  */

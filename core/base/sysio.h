@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sysio.h -- the system-call seam of core: every file I/O call goes through `sysio`.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * util.c -- growable buffers, full reads/writes through the sysio seam, error messages
  * and the sticky-error rule.

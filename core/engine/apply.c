@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * apply.c -- read valid records from the log and write their new values into the
  * segment files. Shared by recovery (rvm_initialize, `rvmutl recover`) and by both

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cset.c -- inter-transaction coalescing of no_flush commits (RVM_COALESCE_TRANS).
  *

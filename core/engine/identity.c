@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * identity.c -- what a log knows about its segments besides their ids: the identity a
  * segment carries in its own header, and where the segment is relative to the log.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * loader.c -- the LRVM segment loader (rvm_segment.h): a header page listing the
  * regions of a segment and their VM addresses; load maps them all.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * log.c -- the redo log: creation, the status block, appending records, group commit.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * log_end.c -- where the chain of valid records ends, and whether that end is honest.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * log_format.h -- the on-disk format of the lrvm redo log. Specification first.
  *

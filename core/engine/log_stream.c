@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * log_stream.c -- one big transaction written to the log straight from the caller's memory.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * loglock.c -- the advisory lock on a log file (see loglock.h).
  */

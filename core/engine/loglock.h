@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * loglock.h -- one advisory lock per log file, taken by everything that reads or changes it.
  *

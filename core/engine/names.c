@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * names.c -- printable names of return codes, modes and struct ids (rvm_return & co).
  */

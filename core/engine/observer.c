@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * observer.c -- the registered observer of engine events, and the engine's own threads
  * (see observer.h).

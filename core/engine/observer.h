@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * observer.h -- how a layer above the engine hears of the engine events it must act on.
  *

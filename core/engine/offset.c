@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * offset.c -- rvm_offset_t arithmetic and page helpers behind the RVM_* macros.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * records.c -- allocate, initialise, copy and free the public records (tid, options,
  * region, statistics). Every record carries its struct_id so calls can reject one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rvm.c -- the process-level calls: initialize, terminate, options, query, flush,
  * truncate, create_log.

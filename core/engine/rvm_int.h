@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rvm_int.h -- core internals shared across files, grouped by the file that defines
  * them (the project's table of contents for core/).

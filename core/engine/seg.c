@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * seg.c -- segments (open data files, identified by device+inode, with a dictionary
  * id) and regions (mapped parts of them): rvm_map and rvm_unmap.

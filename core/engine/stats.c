@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stats.c -- rvm_statistics and rvm_print_statistics.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * trunc.c -- truncation (epoch and incremental) and recovery.
  *

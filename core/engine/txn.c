@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * txn.c -- transactions: begin, set_range, modify_bytes, abort, end; and the commit
  * path shared with txn_commit_vector.

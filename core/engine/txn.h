@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * txn.h -- internal entry point for committing without set_range (for auto-tracked
  * regions: page diffs become redo records in the same log).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * heap.c -- heap lifecycle: create, open (with every refusal spelled out), close, errors and
  * reporting, root, statistics, lock_all/fork handlers, purge.

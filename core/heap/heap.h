@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * heap.h -- lrvm's persistent, restartable heap allocator (internal to core; used by the
  * LD_PRELOAD shim and, later, by RDS compatibility).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * heap_alloc.c -- the malloc family: size classes, per-thread caches, block lookup and
  * validation of frees, realloc in place, aligned allocation.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * heap_check.c -- the consistency checker: walks the header, the chunk table and every chunk's
  * metadata and reports each violation of heap_format.h's VALIDITY rules, one line each.

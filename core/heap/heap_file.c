@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * heap_file.c -- a simple heap_backing: private anonymous memory at the heap's fixed base plus
  * a file whose blocks are reserved with posix_fallocate as the heap grows. It stands in for the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * heap_file.h -- a heap backing for tests and benchmarks: the heap without an LRVM segment.
  * Not part of liblrvm (built as its own static library for the test suite and bench/).

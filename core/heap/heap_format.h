@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * heap_format.h -- the persistent heap's in-segment format, version 1.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * heap_int.h -- internals shared by the heap's files (the table of contents of the heap).
  */

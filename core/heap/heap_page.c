@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * heap_page.c -- the page level of the heap: chunks, free spans, runs, large and huge blocks,
  * purging and punchable ranges. Every function here runs under the page lock (h->lock);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * heap_walk.c -- visit every live block of a heap in address order (heap_walk, heap.h).
  *

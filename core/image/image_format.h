@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * image_format.h -- a segment holding a process image: the layout of the data segment that
  * keeps one program's persistent heap and, optionally, its executable's global variables.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * roots.c -- named roots (rvm_root_set / rvm_root_get, lrvm.h): how a restarted program finds
  * its data in the persistent heap without a global variable.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * roots.h -- core-internal side of the named roots (rvm_root_set/rvm_root_get, lrvm.h).
  *

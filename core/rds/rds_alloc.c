@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rds_alloc.c -- rds_malloc, rds_free, rds_prealloc, rds_maxblock, rds_fake_free and
  * rds_do_free, and the transaction each runs in.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rds_check.c -- the RDS heap checker: validate a heap image against rds_format.h and
  * describe the first damage found, with its address.

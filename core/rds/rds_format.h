@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rds_format.h -- the on-disk (in-segment) layout of an RDS heap. It is the layout of the
  * original LRVM distribution's RDS ("Dynamic Allocator Using Rvm Release 0.1 1 Dec 1990"),

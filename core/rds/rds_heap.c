@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rds_heap.c -- an RDS heap's life: lay one out (rds_init_heap), make a segment holding one
  * (rds_zap_heap), start/stop using one already mapped, load/unload one from a segment; the

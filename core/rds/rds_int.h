@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rds_int.h -- RDS internals shared by the rds/ files: the started heap, its lock, the
  * bounds every pointer read from the heap is checked against, and the list primitives.

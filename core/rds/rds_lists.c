@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rds_lists.c -- the quick-fit free lists of an RDS heap: unlink, push, get a block of n
  * chunks (exact list or split of a larger block), merge with following free blocks,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rds_stats.c -- the heap's statistics (kept in the heap header), tracing, the heap dump,
  * and rds_check_heap (the checker run on the live heap).

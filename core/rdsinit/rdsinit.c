@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rdsinit.c -- make an RVM data segment holding an empty RDS heap, as the original LRVM
  * distribution's rdsinit does, with the same command line and the same dialogue:

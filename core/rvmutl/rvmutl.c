@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rvmutl.c -- inspect and maintain an lrvm log: create-log, status, list, dump,
  * verify, recover, truncate; and show a process-image segment (image_format.h): image. Exit status 0 when all is well, 1 when a problem was

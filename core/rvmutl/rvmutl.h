@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rvmutl.h -- what rvmutl's two front ends share: the `rvmutl COMMAND LOG` form (rvmutl.c)
  * and the original rvmutl's command language on standard input (rvmutl_lang.c).

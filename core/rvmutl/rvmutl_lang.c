@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rvmutl_lang.c -- the original rvmutl's command language on standard input, for the setup
  * scripts written for it (`echo "i $LOG $SIZE" | rvmutl`, `rvmutl $LOG` then `recover`):

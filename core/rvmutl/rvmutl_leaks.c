@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rvmutl_leaks.c -- `rvmutl leaks SEGMENT [LOG] [--all] [--reclaim [--yes]]`: the heap blocks
  * of a process-image segment (image_format.h) that nothing the program can find at its next

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rvmutl_rds.c -- `rvmutl rds-check SEGMENT [LOG]`: check the RDS heap in a segment file
  * without mapping it (reads the files only), and report the first damaged block with its

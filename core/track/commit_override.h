@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * commit_override.h -- core-internal: let the layer that owns the process's commits (the
  * LD_PRELOAD shim) take over the public rvm_commit.

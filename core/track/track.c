@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * track.c -- tracked regions, first-write hook, commit pipeline, twins (see track.h).
  */

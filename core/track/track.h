@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * track.h -- auto-tracked regions: page protection replaces set_range.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * track_api.c -- the public calls of lrvm/lrvm.h: argument checks and error reporting
  * around track.c.

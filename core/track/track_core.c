@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * track_core.c -- tracking on top of core: the commit sink (core's txn_commit_vector, so a
  * tracked commit is one transaction of the same redo log as explicit transactions) and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * track_diff.c -- find the changed bytes of a page against its committed image.
  *

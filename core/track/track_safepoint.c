@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * track_safepoint.c -- stop every other thread of the process for an instant.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * core_test.h -- shared helpers of the core test suite (tests/core).
  *

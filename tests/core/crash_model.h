@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * crash_model.h -- the deterministic transaction workload shared by a crash-test worker (which
  * runs it against RVM) and the parent (which replays it on a plain byte array to know what the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * powercut.h -- simulated power loss through the sysio seam (after SQLite's test6.c).
  *

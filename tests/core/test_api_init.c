@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_api_init.c -- rvm_initialize, rvm_terminate, rvm_create_log, rvm_set_options and
  * rvm_query: version skew, record validation by struct_id, the "no log yet"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_api_map.c -- rvm_map and rvm_unmap: whole-file maps chopped to 512,
  * page rounding of offset and end, chosen or given addresses, no_copy, RVM_MAP_PRIVATE, and

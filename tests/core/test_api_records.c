@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_api_records.c -- the parts of <rvm/rvm.h> and <rvm/rvm_statistics.h> a program sees
  * without a log: struct layouts and sizes, enum and return-code numbers, print names, option

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_api_segment.c -- the segment loader <rvm/rvm_segment.h>:
  * rvm_create_segment, rvm_load_segment, rvm_release_segment; regions come back at their

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_api_stats.c -- <rvm/rvm_statistics.h>: rvm_statistics validation and
  * version skew, the transaction counters, rvm_print_statistics, and the coalescing

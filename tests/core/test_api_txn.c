@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_api_txn.c -- transactions: begin/set_range/modify_bytes/abort/end,
  * restore vs no_restore abort, flush vs no_flush plus rvm_flush, truncation into the segment

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_apply_windows.c -- truncation/recovery of one record whose ranges fall into more than
  * 128 windows of 1 MiB (apply.c's window table grows and rehashes): every range must reach

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_crash_torture.c -- SIGKILL a process running random transactions at random moments,
  * recover in a fresh process, and check the segment holds exactly the state after some

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_damaged_middle.c -- a damaged record in the middle of the log is an error, never the
  * end of the log; `rvmutl verify` tells it from a torn tail; `rvmutl salvage` recovers the

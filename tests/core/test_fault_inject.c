@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_fault_inject.c -- I/O faults through the sysio seam (core/base/sysio.h) during commit,
  * rvm_flush, truncation and recovery: EIO and ENOSPC from pwrite, a short pwrite (alone, and

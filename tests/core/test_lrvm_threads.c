@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_lrvm_threads.c -- lrvm's own threads never run the application's signal handlers.
  * A process-directed signal goes to any thread that does not block it; user-level thread

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_smoke.c -- the core engineer's smoke test: commit, crash, recover; a torn tail
  * is dropped; a failed fdatasync is sticky and loses nothing acknowledged; the log

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_threads.c -- transactions from several threads at once:
  * concurrent transactions on disjoint ranges, flush commits that may share one fdatasync

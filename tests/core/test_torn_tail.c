@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_torn_tail.c -- the last log record torn or corrupted at every byte: torn or stale
  * tails are detected and dropped.

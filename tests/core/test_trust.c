@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_trust.c -- logs and segments that cannot be turned against their user: the ownership
  * rules (owner, write bits, symbolic links), the shared-group option, and the one lock on a log

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_log.c -- libFuzzer target: the log reader over arbitrary bytes.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_rds_check.c -- libFuzzer target: the RDS heap checker (the code behind rvmutl
  * rds-check and rds_check_heap) over arbitrary heap images. It must report damage, never

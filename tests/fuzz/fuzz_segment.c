@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_segment.c -- libFuzzer target: the segment loader's header reader over arbitrary
  * bytes, through the public rvm_load_segment.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * crash_model.h -- the program model shared by the heap crash tests (test_heap_crash.c: image
  * snapshots as a stand-in commit; test_heap_tracked_crash.c: real LRVM tracked commits).

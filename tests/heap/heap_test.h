@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * heap_test.h -- shared helpers for the heap tests: a file-backed heap at a fixed base, a
  * report collector, the LRVM_TEST_SCALE knob and a small deterministic PRNG.

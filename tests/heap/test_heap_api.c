@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_heap_api.c -- every call and every size class of the heap, on one thread.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_heap_crash.c -- crash consistency with a STAND-IN FOR COMMITS (the real commits are
  * test_heap_tracked_crash.c; this one stays as the allocator's own test, independent of the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_heap_model.c -- randomized operations checked against a model of live blocks (sizes
  * and contents), and a 2-thread stress with cross-thread frees while a third thread runs the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_heap_open.c -- restart: a saved heap image reopens at its base with its contents,
  * root and no leaked cache blocks; foreign, moved, other-version or corrupted images are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_heap_robust.c -- bad frees are detected and reported with the address, never corrupt
  * the heap; overflows into metadata and stray metadata writes are found by the checker.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_heap_tracked_crash.c -- crash consistency of the heap over REAL commits: the heap lives
  * in an LRVM segment region that is auto-tracked (rvm_track), and a commit is heap_lock_all +

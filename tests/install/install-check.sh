@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # install-check.sh -- install lrvm into a scratch directory and use it the way a user would:
 # pkg-config finds it, the README's compile line (sources before libraries) links, and the
 # installed programs, libraries and man pages work.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * aware_probe.c -- an aware program (linked with liblrvm.so: rvm_commit, rvm_root_*) driven by
  * test_preload_aware.c, with and without the shim. Modes:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * child.h -- running a program under or without liblrvm-preload.so and collecting what it did
  * (exit status, stdout, stderr), for the tests of suite 'preload' that start real programs.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * commit_probe.c -- an unmodified program (no lrvm headers, no -llrvm) for the tests of what a
  * commit guarantees (test_preload_commit.c). It finds the shim's exported rvm_commit with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fulldisk_probe.c -- an unmodified program that allocates until malloc fails (a sparse segment on a full disk must not end in SIGBUS). Its blocks are rooted in globals.
  *   fulldisk_probe fill    check what an earlier run committed, then malloc 256 KiB blocks

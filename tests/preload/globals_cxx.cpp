@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // globals_cxx.cpp -- an unmodified C++ program whose state is a global std::map (constructed
 // before main, destroyed after it) holding std::strings in the heap. Under the shim with a
 // segment, each run adds one entry: the map must come back with all earlier entries intact.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * globals_prog.c -- an unmodified C program (no lrvm call, no lrvm header) whose state lives in
  * its global variables and in heap blocks they point to; run under the shim by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * kwrite_probe.c -- an unmodified program (no lrvm calls) that has the KERNEL write into
  * malloc'd memory in every way the shim's kwrite.c wraps; run by test_preload_kwrite.c under

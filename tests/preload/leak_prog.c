@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * leak_prog.c -- a program that leaks on purpose, for `rvmutl leaks` (test_preload_leaks.c).
  * Run under the shim with its globals kept. Every run checks the list its earlier runs built

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * limits_probe.c -- one case per entry of docs/limits.md: an unmodified program has the
  * kernel (or a thread that blocks signals) write into heap memory whose pages were just

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * locks_probe.c -- an unmodified program (no lrvm calls) whose mutexes and condition variable
  * lie in its globals and its heap and are HELD / WAITED ON when a commit captures them.

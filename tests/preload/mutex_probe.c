@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mutex_probe.c -- an unmodified multi-threaded program (no lrvm calls) whose invariant spans
  * two heap words updated under one mutex: x == y whenever the mutex is free. Between the two

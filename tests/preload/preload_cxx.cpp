@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // preload_cxx.cpp -- an unmodified C++ program (std::map, std::string, std::vector, exceptions)
 // whose output must be identical with and without the shim.
 #include <cstdio>

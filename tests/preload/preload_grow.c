@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * preload_grow.c -- an unmodified program (malloc/free only) whose heap grows far past its
  * size at start-up, used by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * preload_probe.c -- a small unmodified program (no lrvm calls) that the preload tests run with
  * and without the shim. argv[1] picks what it does; it prints what it observed.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * release_probe.c -- an unmodified program that frees memory the heap gives back to the
  * kernel (MADV_DONTNEED) and reuses it, for test_preload_release.c. Its data is found again

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # restore_matrix.sh -- the compatibility matrix: unmodified programs run twice on one segment
 # under the shim, with default options, under each dirty-tracking backend.
 #

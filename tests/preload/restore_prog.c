@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * restore_prog.c -- an unmodified C program whose globals hold process state of each kind the
  * restorability check must judge; run under the shim by test_preload_restore.c.

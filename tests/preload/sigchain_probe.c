@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sigchain_probe.c -- a program that installs its own SIGSEGV and SIGBUS handler through one
  * of the C library's many entry points, then writes heap memory, then faults on purpose.

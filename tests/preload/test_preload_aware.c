@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_preload_aware.c -- aware programs: rvm_commit and the named roots
  * (lrvm/lrvm.h) called by programs linked with liblrvm.so, run without and under

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_preload_commit.c -- what a commit of an unmodified program guarantees, on every DIRTY
  * backend (the user's side of it is docs/commits.md):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_preload_env.c -- the shim's options table and parsers (suite 'preload'). */
 #include <criterion/criterion.h>
 #include <signal.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_preload_fulldisk.c -- sparse files + a full disk must not be SIGBUS.
  *

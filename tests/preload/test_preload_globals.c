@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_preload_globals.c -- the executable's globals in the segment (suite
  * 'preload'): globals_prog.c and globals_cxx.cpp run under liblrvm-preload.so, mostly with

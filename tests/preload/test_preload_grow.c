@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_preload_grow.c -- a persistent heap that grows far past its size at start-up: data
  * written in memory the heap grew into after start (and after a restart) survives the exit

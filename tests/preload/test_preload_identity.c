@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_preload_identity.c -- a segment and its log belong to each other, not to a place:
  *   - a copy of the pair made with cp -a, cp --sparse, tar or rsync is an independent pair:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_preload_kwrite.c -- kernel writes and mutex-safe commits (suite 'preload'):
  *   - kernel writes into the persistent heap work with EVERY DIRTY backend (kwrite.c,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_preload_leaks.c -- `rvmutl leaks` on a program that leaks on purpose (leak_prog.c)
  * under the shim (suite 'preload'): the report counts exactly what the program leaked and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_preload_limits.c -- every entry of docs/limits.md that the shim fixes works with every
  * DIRTY backend, and the limit it detects says so: limits_probe's cases (kernel writes into

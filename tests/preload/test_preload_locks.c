@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_preload_locks.c -- locks do not come back held (preload/lockset.c; suite 'preload').
  * locks_probe, an unmodified program, holds a global mutex, a global robust mutex and a

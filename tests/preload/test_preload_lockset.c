@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_preload_lockset.c -- preload/lockset.c without a program under the shim (suite
  * 'preload'; runs in the sanitizer build too): the held-lock table's bookkeeping (superset,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_preload_release.c -- memory the heap gives back to the kernel and reuses stays tracked
  * and is diffed against what was COMMITTED, with every DIRTY backend.

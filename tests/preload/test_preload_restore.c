@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_preload_restore.c -- restarts of an unmodified program either continue from the committed
  * state or are refused before main with a reason, never crash from it and never damage a file

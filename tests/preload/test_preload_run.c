@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_preload_run.c -- programs run under liblrvm-preload.so (suite 'preload').
  *

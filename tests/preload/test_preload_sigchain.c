@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_preload_sigchain.c -- however a program installs its SIGSEGV/SIGBUS handler, the shim's
  * fault dispatcher stays first: heap first-writes are taken as such, genuine faults still reach

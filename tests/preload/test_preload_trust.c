@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_preload_trust.c -- the shim and lrvm-run facing files they must not trust or lose:
  * a segment or log of another user, a segment deleted while its log still holds commits for

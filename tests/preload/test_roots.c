@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_roots.c -- core's named roots (core/image/roots.c) without the shim: the process-local table,
  * and a table bound to a heap surviving a save/reopen of the heap image at the same base.

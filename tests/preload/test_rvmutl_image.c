@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_rvmutl_image.c -- `rvmutl image` on segments built here with liblrvm (no shim), so it
  * also runs under ASan/UBSan (suite 'preload'): a header only in the segment file, a header

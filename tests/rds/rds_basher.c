@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rds_basher.c -- a stress program for RDS in the spirit of the original distribution's
  * basher: random allocations, frees (direct and deferred through rds_fake_free/rds_do_free)

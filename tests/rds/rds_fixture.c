@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rds_fixture.c -- writes and reads RDS segments from the documented on-disk layout alone,
  * without lrvm's code or headers: a second, independent implementation of the format, so

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rds_test.h -- shared helpers for the RDS tests: a fresh log and RDS segment in a
  * per-test directory, RVM started on it and the heap loaded; the LRVM_TEST_SCALE knob.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_rds_api.c -- RDS, call by call: the documented layout, malloc/free/prealloc/maxblock,
  * fake_free + do_free, caller transactions with abort and with commit (and across a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_rds_crash.c -- recovery of an RDS heap after SIGKILL during allocation-heavy
  * transactions. The basher (rds_basher.c) runs random transactions of mallocs, frees,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_rds_fixture.c -- the heap layout is the original's, both ways. rds_fixture.c knows
  * the format only from its documentation (no lrvm code); it made fixture/original-lp64.seg,

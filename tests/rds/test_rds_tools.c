@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_rds_tools.c -- the scripting forms of the tools: rdsinit with -f (no questions),
  * with arguments and a confirmation on stdin, fully interactive from stdin, quitting, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_torture.c -- the differential torture at CI size: for every DIRTY backend, sessions of
  * torture_driver over a table of settings (commit hooks, aware or not, LRVM_FLUSH: four on

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * torture_driver.c -- runs sessions of the differential torture: each session is one fresh
  * segment and a chain of runs of torture_prog under liblrvm-preload.so, ended at random by a

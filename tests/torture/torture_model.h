@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * torture_model.h -- the differential torture's model: a random script of heap operations that
  * is a pure function of (seed, operation number, model state), and the contents it predicts.

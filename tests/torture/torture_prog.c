@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * torture_prog.c -- the unmodified program of the differential torture.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * model.c -- the random write batches of the model-based crash tests (see model.h).
  */

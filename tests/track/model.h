@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * model.h -- deterministic batches of writes for model-based crash tests. Batch c of seed
  * writes to mem[0..len): sparse 8-byte stores, dense memsets over up to 3 pages, writes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_track_api.c -- tracked regions, per DIRTY backend: what a commit logs (diffs, merge,
  * page joins, whole pages beyond the budget), the untrack/unmap rules, explicit-transaction

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_track_core.c -- tracking end to end with core: rvm_map'ed segments, core's redo log
  * (tracked commits go through txn_commit_vector), recovery by rvm_initialize in a fresh

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_track_crash.c -- model-based crash test, per DIRTY backend. A child process tracks a
  * region and loops: a batch of random writes (sparse stores, dense memset/memcpy, writes

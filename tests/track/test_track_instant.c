@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_track_instant.c -- a commit is one instant across threads. A writer thread stores
  * n to page A and then n to page B, for n = 1, 2, ...; meanwhile the main thread commits.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_track_lazy.c -- lazy committed images (track.h, "LAZY TWINS"): with wp-async, a page
  * of a region rvm_map made from the segment has no twin until its first commit, which diffs

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_track_stream.c -- the final commit's streamed record (core/engine/log_stream.c): a final
  * commit of a large dirty region, written to the log in 1 MiB pieces from the tracker's

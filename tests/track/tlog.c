@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tlog.c -- the tests' minimal redo log (see tlog.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tlog.h -- a minimal redo log used as the commit sink of tracking tests and benchmarks,
  * until core's commit-vector entry (txn_commit_ranges) is merged on this branch.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * track_test.h -- helpers shared by the tracking tests: available backends, scale, a
  * tracked anonymous region with its test log, a deterministic PRNG.

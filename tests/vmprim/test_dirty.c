@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_dirty.c -- DIRTY: every test runs once per backend (suites wp_async, uffd_sigbus,
  * mprotect). A backend this machine cannot use is *skipped* (reported as such, never a pass);

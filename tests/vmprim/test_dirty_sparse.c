@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_dirty_sparse.c -- vmp_dirty_arm_sparse with WP_ASYNC: only the first wp_len bytes are
  * write-protected; a write anywhere in the range is still reported, at every epoch, on

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_prot.c -- PROT1, PROTN, UNPROT and MAP2.
  */

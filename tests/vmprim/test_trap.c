@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_trap.c -- TRAP: dispatch to registered ranges, chaining to the handler installed
  * before ours (SA_SIGINFO, plain, SIG_IGN, SIG_DFL), the shim hook vmp_trap_set_chain, and

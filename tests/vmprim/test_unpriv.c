@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_unpriv.c -- userfaultfd routes: unprivileged use (UFFD_USER_MODE_ONLY works even with
  * vm.unprivileged_userfaultfd=0) and a clean fall-back when userfaultfd is not permitted.

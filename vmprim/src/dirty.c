@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * dirty.c -- DIRTY: the tracker object, backend choice, and the collect driver shared by the
  * backends (dirty_wpasync.c, dirty_fault.c).

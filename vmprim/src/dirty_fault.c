@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * dirty_fault.c -- DIRTY backends that learn of a first write from a fault in the writing
  * thread: UFFD_SIGBUS (userfaultfd write-protect + UFFD_FEATURE_SIGBUS, opened with

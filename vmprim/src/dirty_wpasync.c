@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * dirty_wpasync.c -- DIRTY backend WP_ASYNC: userfaultfd asynchronous write-protect read
  * and re-armed by the PAGEMAP_SCAN ioctl (Linux 6.7+).

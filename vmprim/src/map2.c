@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * map2.c -- MAP2: the same memory at two addresses with independent protections.
  *

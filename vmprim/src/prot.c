@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * prot.c -- PROT1, PROTN, UNPROT: page protection changes, and the page size.
  *

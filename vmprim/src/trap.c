@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * trap.c -- TRAP: the process-wide SIGSEGV/SIGBUS dispatcher.
  *

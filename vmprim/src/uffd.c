@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * uffd.c -- opening userfaultfd and talking to it.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * vmprim_int.h -- internals shared between vmprim's source files, grouped by the file that
  * defines them. Tests link the static library and may use these.

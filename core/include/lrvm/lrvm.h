@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * lrvm/lrvm.h -- lrvm's extensions to the LRVM interface: auto-tracked regions.
  *

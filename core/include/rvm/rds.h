@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rds.h -- Recoverable Dynamic Storage: a malloc/free heap inside an RVM segment, whose
  * every change is part of an RVM transaction. Source-compatible with the original LRVM

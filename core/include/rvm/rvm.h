@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rvm.h -- the LRVM interface (release 1.29 compatible), implemented by liblrvm.
  *

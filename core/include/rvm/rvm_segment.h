@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rvm_segment.h -- the LRVM segment loader: a segment file whose first page is a
  * header listing regions (offset, length, vmaddr); load maps them all at their

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rvm_statistics.h -- LRVM statistics (original layout and field order).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * classic.c -- an LRVM program written only against the original interface (LRVM 1.3),
  * in the style of the original test programs: no lrvm-specific header, no internals.

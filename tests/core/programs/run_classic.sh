@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # run_classic.sh -- compile an LRVM program written only against the original LRVM interface the way a user
 # would (`cc -I<installed include dir> prog.c -llrvm`), run it, crash it, recover, and check
 # the documented results. Usage: run_classic.sh CC SRC INCLUDE_DIR LIB_DIR [EXTRA_CFLAGS]

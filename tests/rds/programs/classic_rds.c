@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * classic_rds.c -- a program written for the original LRVM distribution: RVM, the segment
  * loader and RDS through their original headers and globals only. Built by

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # run_classic_rds.sh -- install lrvm into a scratch directory (meson install --destdir), then
 # build a program written for the original LRVM + RDS + segment loader the way its users
 # do -- `cc prog.c -lrds -lseg -lrvm`, and `pkg-config --cflags --libs rvm|rvmlwp|rvmpt` --

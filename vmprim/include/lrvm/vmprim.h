@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * lrvm/vmprim.h -- Appel & Li's virtual-memory primitives for user programs, on Linux.
  *
