@@ -231,6 +231,7 @@ int main(int argc, char **argv)
     rvm_options_t *options = rvm_malloc_options();
     options->log_dev = argv[0];
     rvm_return_t ret = RVM_INIT(options);
+    rvm_free_options(options);   /* rvm_initialize keeps its own copy */
     if (ret != RVM_SUCCESS) {
         printf("?  rvm_initialize failed, code: %s\n   %s\n   (create the log first: rvmutl "
                "create-log %s SIZE)\n", rvm_return(ret), rvm_errmsg, argv[0]);

@@ -129,6 +129,16 @@ static int utl_open(struct utl *u, const char *path)
     return 0;
 }
 
+/* utl_close -- release what utl_open took */
+static void utl_close(struct utl *u)
+{
+    buf_free(&u->dict);
+    buf_free(&u->rd.b);
+    free(u->dir);
+    u->dir = NULL;
+    close(u->fd);
+}
+
 /* one dictionary entry as rvmutl shows it */
 struct utl_seg {
     uint32_t id;
@@ -335,10 +345,7 @@ int cmd_status(const char *path, int verify)
         problems += utl_verify_end(&u, end, next);
         printf(problems ? "verify: %d problem(s) found\n" : "verify: OK\n", problems);
     }
-    buf_free(&u.dict);
-    buf_free(&u.rd.b);
-    free(u.dir);
-    close(u.fd);
+    utl_close(&u);
     return problems ? 1 : 0;
 }
 
@@ -351,9 +358,7 @@ static int cmd_list(const char *path, int dump, uint64_t only)
     uint64_t end, next, bytes;
     uint64_t n = utl_walk(&u, 1, dump, only, &end, &next, &bytes);
     printf("%llu record(s), %llu bytes\n", (unsigned long long)n, (unsigned long long)bytes);
-    buf_free(&u.dict);
-    buf_free(&u.rd.b);
-    close(u.fd);
+    utl_close(&u);
     return 0;
 }
 
@@ -524,9 +529,7 @@ int utl_overlay_file(const char *logp, const char *seg, uint64_t off, void *buf,
     int64_t id = utl_seg_id(&u, seg);
     if (id >= 0)
         *nrec = utl_overlay(&u, id, off, buf, len);
-    buf_free(&u.dict);
-    buf_free(&u.rd.b);
-    close(u.fd);
+    utl_close(&u);
     return 0;
 }
 
@@ -683,9 +686,7 @@ static int cmd_image(const char *seg, const char *logp)
         printf("  log %s: %s\n", logp, id >= 0 || u.st.nsegs == 0
                ? "no records pending (the segment file holds the last commit)"
                : "does not know this segment (another log? give it as LOG)");
-    buf_free(&u.dict);
-    buf_free(&u.rd.b);
-    close(u.fd);
+    utl_close(&u);
     return rc;
 }
 

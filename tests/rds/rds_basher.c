@@ -258,6 +258,7 @@ static int cmd_init(const char *log, const char *seg)
     rvm_offset_t len = RVM_MK_OFFSET(0, LOG_LEN);
     if (rvm_create_log(o, &len, 0600) != RVM_SUCCESS || RVM_INIT(o) != RVM_SUCCESS)
         die(1, "create log", -1);
+    rvm_free_options(o);
     FILE *f = fopen(seg, "w");
     if (f == NULL || ftruncate(fileno(f), (off_t)(HEAP_LEN + STATIC_LEN + 4096 * 4)) != 0)
         die(1, "create segment", -1);
@@ -295,6 +296,11 @@ static int cmd_run(const char *log, const char *seg, uint64_t seed, uint64_t txn
             verify();
     }
     verify();
+    /* RDS_BASHER_KILL_AT_END: die here as a crash would, the records still in the log */
+    if (getenv("RDS_BASHER_KILL_AT_END") != NULL) {
+        fflush(stdout);
+        raise(SIGKILL);
+    }
     int err;
     rds_unload_heap(&err);
     rvm_terminate();
