@@ -312,12 +312,14 @@ static int hold_log(struct holder *h, int fork_too)
     if (fork_too) {
         pid_t c = fork();
         if (c == 0) {
+            /* ready from the child: fork has returned here, so the library's fork handler
+             * has run (until then the child shares the holder's open log and its lock) */
             char b;
-            if (read(h->go[0], &b, 1) < 0)
+            if (write(h->ready[1], "r", 1) != 1 || read(h->go[0], &b, 1) < 0)
                 _exit(2);
             _exit(0);
         }
-        return write(h->ready[1], "r", 1) == 1 ? 0 : 3;   /* leave at once, child stays */
+        return c > 0 ? 0 : 3;   /* leave at once, the child stays */
     }
     char b;
     if (write(h->ready[1], "r", 1) != 1 || read(h->go[0], &b, 1) < 0)
