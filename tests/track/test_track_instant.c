@@ -74,9 +74,14 @@ static void run_instant(vmp_backend_t b)
         w[k] = (struct wctx){t.mem, ps, k};
         pthread_create(&th[k], NULL, k == 0 ? counter_writer : noise_writer, &w[k]);
     }
-    unsigned ncommits = 150 * tt_scale();
+    unsigned ncommits = 150 * tt_scale(), made = 0;
     uint64_t last_a = 0, advanced = 0;
-    for (unsigned c = 0; c < ncommits; c++) {
+    /* With a fault backend the copy-before-write path must be seen at least once; whether a
+     * writer hits a captured page during a given commit is up to the scheduler, so a loaded
+     * machine gets more commits (up to 20x) rather than a verdict on timing. */
+    for (unsigned c = 0; c < ncommits || (b != VMP_BACKEND_WP_ASYNC &&
+                                          atomic_load(&T.hook_snaps) == 0 &&
+                                          c < 20 * ncommits); c++, made++) {
         cr_assert_eq(rvm_commit(), RVM_SUCCESS, "%s: %s", vmp_backend_name(b),
                      track_errmsg());
         uint64_t a, bb;
@@ -96,7 +101,7 @@ static void run_instant(vmp_backend_t b)
     rvm_track_statistics(&st);
     cr_log_info("%s: %u commits, A advanced in %lu, last commit stopped %lu threads, "
                 "max pause %lu us, %lu pages copied by a hook before a write",
-                vmp_backend_name(b), ncommits, (unsigned long)advanced, st.last_threads,
+                vmp_backend_name(b), made, (unsigned long)advanced, st.last_threads,
                 st.max_pause_ns / 1000, (unsigned long)atomic_load(&T.hook_snaps));
     cr_assert_gt(advanced, ncommits / 10, "the writer made progress across commits");
     cr_assert_geq(st.last_threads, 3, "the safepoint stopped the 3 writers");
