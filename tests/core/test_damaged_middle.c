@@ -63,10 +63,10 @@ static void txn_apply(int j, unsigned char *img, rvm_tid_t *t)
     }
 }
 
-/* child_make -- N flush commits, then the log is copied as a crash leaves it */
-static int child_make(void *arg)
+/* make_log -- N commits (flush up to last_flush, no_flush after it, then one rvm_flush), then
+ * the log is copied as a crash leaves it; 0 or a distinct exit code */
+static int make_log(int last_flush)
 {
-    (void)arg;
     if (rvmt_init_create(T.log, 1024 * 1024, 0, 0) != RVM_SUCCESS)
         return 10;
     rvm_region_t r;
@@ -79,12 +79,21 @@ static int child_make(void *arg)
         if (rvm_begin_transaction(&t, restore) != RVM_SUCCESS)
             return 12;
         txn_apply(j, (unsigned char *)r.vmaddr, &t);
-        if (rvm_end_transaction(&t, flush) != RVM_SUCCESS)
+        if (rvm_end_transaction(&t, j <= last_flush ? flush : no_flush) != RVM_SUCCESS)
             return 13;
     }
+    if (last_flush < N_TXNS && rvm_flush() != RVM_SUCCESS)
+        return 14;
     size_t n;
     unsigned char *b = file_slurp(T.log, &n);
-    return b && file_spit(post_path, b, n) == 0 ? 0 : 14;
+    return b && file_spit(post_path, b, n) == 0 ? 0 : 15;
+}
+
+/* child_make -- N flush commits */
+static int child_make(void *arg)
+{
+    (void)arg;
+    return make_log(N_TXNS);
 }
 
 /* child_recover -- fresh process: recovery, map, copy the image; a refusal is a result */
@@ -315,26 +324,7 @@ Test(damaged, format2_log_is_still_recovered)
 static int child_make_group(void *arg)
 {
     (void)arg;
-    if (rvmt_init_create(T.log, 1024 * 1024, 0, 0) != RVM_SUCCESS)
-        return 10;
-    rvm_region_t r;
-    rvmt_region(&r, T.seg, 0, 0, NULL);
-    if (rvm_map(&r, NULL) != RVM_SUCCESS)
-        return 11;
-    for (int j = 1; j <= N_TXNS; j++) {
-        rvm_tid_t t;
-        rvm_init_tid(&t);
-        if (rvm_begin_transaction(&t, restore) != RVM_SUCCESS)
-            return 12;
-        txn_apply(j, (unsigned char *)r.vmaddr, &t);
-        if (rvm_end_transaction(&t, j <= 2 ? flush : no_flush) != RVM_SUCCESS)
-            return 13;
-    }
-    if (rvm_flush() != RVM_SUCCESS)
-        return 14;
-    size_t n;
-    unsigned char *b = file_slurp(T.log, &n);
-    return b && file_spit(post_path, b, n) == 0 ? 0 : 15;
+    return make_log(2);
 }
 
 Test(damaged, torn_group_write_is_a_tail_not_damage)
