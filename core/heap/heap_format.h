@@ -35,7 +35,7 @@
  * VALIDITY (what heap_check verifies; what a crash-restored commit must satisfy):
  *   header fields as recorded and checksum of the immutable ones; chunk table: kinds known,
  *   HEADER only at 0, UNUSED exactly at and beyond size, HUGE followed by n-1 HUGE_TAILs;
- *   NORMAL chunks: meta descriptors intact (canary), spans tile pages 12..1023 exactly, no two
+ *   NORMAL chunks: meta descriptors intact (canary), spans tile pages 16..1023 exactly, no two
  *   adjacent free spans (coalesced), free tails correct, interiors point to their head,
  *   class and npages agree with the class table; allocation bits set only at the granules
  *   where blocks of a run start (never in metadata, free or large pages).
