@@ -185,6 +185,9 @@ void shim_persist_stats(int fd);
 
 /* shim_sigchain_setup -- find the real sigaction and our text range; LRVM_BACKTRACE. */
 int shim_sigchain_setup(void);
+/* shim_signal_flags -- sa_flags for signal(sig, ...): SA_RESTART unless siginterrupt(sig, 1) */
+int shim_signal_flags(int sig);
+
 /* shim_sigaction_from -- sigaction() as the program called it from return address ret: a
  * SIGSEGV/SIGBUS handler is chained behind vmprim's dispatcher. 0, or -1 and errno. */
 int shim_sigaction_from(int sig, const struct sigaction *act, struct sigaction *old, void *ret);

@@ -139,13 +139,14 @@ SHIM_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction
   return shim_sigaction_from(sig, act, old, __builtin_return_address(0));
 }
 
-/* signal -- glibc's BSD semantics (SA_RESTART, handler stays installed) over sigaction */
+/* signal -- glibc's BSD semantics (SA_RESTART unless siginterrupt said otherwise, handler
+ * stays installed) over sigaction */
 SHIM_EXPORT __sighandler_t signal(int sig, __sighandler_t handler)
 {
   struct sigaction sa, old;
   memset(&sa, 0, sizeof(sa));
   sa.sa_handler = handler;
-  sa.sa_flags = SA_RESTART;
+  sa.sa_flags = shim_signal_flags(sig);
   sigemptyset(&sa.sa_mask);
   if (sig > 0 && sig < NSIG)
     sigaddset(&sa.sa_mask, sig);

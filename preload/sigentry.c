@@ -10,11 +10,13 @@
  * zstd did exactly that: compiled in strict ISO/POSIX mode (-std=c99), <signal.h> turns its
  * `signal(SIGSEGV, h)` into a call to __sysv_signal. So every exported entry point that can
  * install a handler is defined here with glibc's exact semantics, over shim_sigaction_from:
- *   bsd_signal, ssignal       aliases of signal (BSD semantics: SA_RESTART, stays installed)
+ *   bsd_signal, ssignal       aliases of signal (BSD semantics: SA_RESTART unless
+ *                             siginterrupt said otherwise, stays installed)
  *   __sysv_signal, sysv_signal System V semantics: one-shot (SA_RESETHAND), not deferred
  *   __sigaction               sigaction's other exported name
  *   sigset, sigignore         System V interface: handler and, for sigset, the signal mask
- *   siginterrupt              re-installs the current handler with SA_RESTART changed
+ *   siginterrupt              re-installs the current handler with SA_RESTART changed, and
+ *                             remembers the choice for later signal() calls, as glibc does
  * syscall(SYS_rt_sigaction, ...) through the C library is taken in kwinfo.c (shim_sigchain_kernel
  * below). A program that issues the system call itself (inline, as Go's runtime does) cannot be
  * seen: that limit is written down for users.
@@ -25,6 +27,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -59,16 +62,30 @@ static __sighandler_t install_simple(int sig, __sighandler_t handler, int flags,
   return old.sa_handler;
 }
 
+/* Signals for which siginterrupt(sig, 1) was called last: the C library keeps this set too, and
+ * its signal() installs their handlers without SA_RESTART. One bit per signal number. */
+static _Atomic uint64_t interrupting[(NSIG + 63) / 64];
+
+/* shim_signal_flags -- the sa_flags of a BSD-style signal() of sig: SA_RESTART unless the
+ * program asked with siginterrupt for sig to interrupt system calls */
+int shim_signal_flags(int sig)
+{
+  if (sig <= 0 || sig >= NSIG)
+    return SA_RESTART;
+  uint64_t bit = (uint64_t)1 << (sig % 64);
+  return (atomic_load(&interrupting[sig / 64]) & bit) ? 0 : SA_RESTART;
+}
+
 /* bsd_signal -- glibc's signal under its POSIX name */
 SE_EXPORT __sighandler_t bsd_signal(int sig, __sighandler_t handler)
 {
-  return install_simple(sig, handler, SA_RESTART, 1, __builtin_return_address(0));
+  return install_simple(sig, handler, shim_signal_flags(sig), 1, __builtin_return_address(0));
 }
 
 /* ssignal -- glibc's signal under its SVID name */
 SE_EXPORT __sighandler_t ssignal(int sig, __sighandler_t handler)
 {
-  return install_simple(sig, handler, SA_RESTART, 1, __builtin_return_address(0));
+  return install_simple(sig, handler, shim_signal_flags(sig), 1, __builtin_return_address(0));
 }
 
 /* __sysv_signal -- what signal() is in a strict ISO/POSIX build: a one-shot handler that does
@@ -151,10 +168,14 @@ SE_EXPORT int siginterrupt(int sig, int flag)
   }
   if (shim_sigaction_from(sig, NULL, &sa, ret) != 0)
     return -1;
-  if (flag)
+  uint64_t bit = (uint64_t)1 << (sig % 64);
+  if (flag) {
     sa.sa_flags &= ~SA_RESTART;
-  else
+    atomic_fetch_or(&interrupting[sig / 64], bit);
+  } else {
     sa.sa_flags |= SA_RESTART;
+    atomic_fetch_and(&interrupting[sig / 64], ~bit);
+  }
   return shim_sigaction_from(sig, &sa, NULL, ret);
 }
 

@@ -24,6 +24,8 @@
  * deliberate fault also allocates and writes 1 MiB of heap (as zstd's does) before exiting;
  * with "refault" it faults itself (the process must die of SIGSEGV after a bounded number of
  * entries); with "longjmp" it leaves by siglongjmp, 100 times, and the probe exits 3.
+ * HOW restartflags checks something else: that signal() honours siginterrupt (see
+ * restart_flags).
  * The probe calls rvm_commit (found with dlsym, as any program may) between two rounds of
  * writes, so that the second round is made of first writes of a new commit epoch too.
  */
@@ -55,6 +57,7 @@ extern int probe___sigaction(int, const struct sigaction *, struct sigaction *)
 extern int probe_sighold(int) __asm__("sighold");
 extern int probe_sigblock(int) __asm__("sigblock");
 extern int probe_sigsetmask(int) __asm__("sigsetmask");
+extern int probe_siginterrupt(int, int) __asm__("siginterrupt");
 
 static char *alarm_buf;               /* written by on_alarm */
 static size_t alarm_len;
@@ -201,12 +204,55 @@ static int install(const char *how, int sig)
   exit(2);
 }
 
+/* restart_flags -- HOW "restartflags": does signal() (and its aliases) honour siginterrupt as
+ * the C library's does? glibc remembers siginterrupt(sig, 1) and installs later signal()
+ * handlers of sig without SA_RESTART, so that a blocking read is interrupted. Exit 0 when
+ * every case matches, 1 (with the case on stderr) otherwise. */
+static int has_restart(int sig)
+{
+  struct sigaction cur;
+  if (sigaction(sig, NULL, &cur) != 0)
+    return -1;
+  return (cur.sa_flags & SA_RESTART) != 0;
+}
+
+static void on_usr(int sig) { (void)sig; }
+
+static int restart_flags(void)
+{
+  struct { const char *what; int got, want; } c[6];
+  int n = 0;
+  signal(SIGUSR1, on_usr);
+  c[n++] = (typeof(c[0])){"signal() by default", has_restart(SIGUSR1), 1};
+  probe_siginterrupt(SIGUSR1, 1);
+  c[n++] = (typeof(c[0])){"siginterrupt(1) on the installed handler", has_restart(SIGUSR1), 0};
+  signal(SIGUSR1, on_usr);
+  c[n++] = (typeof(c[0])){"signal() after siginterrupt(1)", has_restart(SIGUSR1), 0};
+  probe_bsd_signal(SIGUSR1, on_usr);
+  c[n++] = (typeof(c[0])){"bsd_signal() after siginterrupt(1)", has_restart(SIGUSR1), 0};
+  probe_siginterrupt(SIGUSR1, 0);
+  signal(SIGUSR1, on_usr);
+  c[n++] = (typeof(c[0])){"signal() after siginterrupt(0)", has_restart(SIGUSR1), 1};
+  signal(SIGUSR2, on_usr);
+  c[n++] = (typeof(c[0])){"signal() of another signal", has_restart(SIGUSR2), 1};
+  int bad = 0;
+  for (int i = 0; i < n; i++)
+    if (c[i].got != c[i].want) {
+      fprintf(stderr, "sigchain_probe: %s: SA_RESTART %s\n", c[i].what,
+              c[i].got ? "set" : "clear");
+      bad = 1;
+    }
+  return bad;
+}
+
 int main(int argc, char **argv)
 {
   if (argc < 2 || argc > 3) {
     fprintf(stderr, "usage: sigchain_probe HOW [alloc|refault|longjmp]\n");
     return 2;
   }
+  if (strcmp(argv[1], "restartflags") == 0)
+    return restart_flags();
   if (argc == 3)
     then = argv[2];
   int raw = strcmp(argv[1], "raw") == 0;

@@ -114,3 +114,21 @@ Test(preload_sigchain, handler_left_by_siglongjmp, .timeout = 120)
 {
   probe_with("sigaction", "longjmp");
 }
+
+/* signal() after siginterrupt(sig, 1) installs without SA_RESTART in the C library; the shim's
+ * own signal() must too, or a program that relies on an interrupted read (a timeout by alarm)
+ * blocks forever. Checked without the shim first, so the expectation is glibc's own. */
+Test(preload_sigchain, signal_honours_siginterrupt, .timeout = 60)
+{
+  for (int shim = 0; shim <= 1; shim++) {
+    char dir[64], seg[256];
+    child_tdir(dir, sizeof(dir), "sigintr");
+    snprintf(seg, sizeof(seg), "LRVM_SEGMENT=%s/seg", dir);
+    const char *extra[] = {seg, "LRVM_GLOBALS=0", "LRVM_LOG_SIZE=32M", NULL};
+    char *argv[] = {(char *)child_need("LRVM_TEST_SIGPROBE"), "restartflags", NULL};
+    struct result r = child_run(argv, extra, shim ? CHILD_SHIM : 0, NULL, 30000);
+    cr_expect(r.status == 0, "%s: status %d\n%s%s", shim ? "under the shim" : "without the shim",
+              r.status, r.out, r.err);
+    child_dir_remove(dir);
+  }
+}
