@@ -35,9 +35,6 @@
 #include <libunwind.h>
 #endif
 
-/* core/base/crc32c.c (linked in statically) */
-uint32_t crc32c(uint32_t seed, const void *buf, size_t len);
-
 static volatile int armed;              /* restored, not committed yet */
 static uint64_t restored_count;         /* commit_count of the restored state */
 

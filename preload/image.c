@@ -9,7 +9,7 @@
  * checked again after recovery (persist.c).
  */
 #include "shim.h"
-#include "heap_format.h"
+#include "preload_api.h"
 
 #include <errno.h>
 #include <stddef.h>

@@ -51,7 +51,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "heap.h"
+#include "preload_api.h"
 
 /* ---- bounce: fixed-size outputs ------------------------------------------------------------ */
 

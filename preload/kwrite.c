@@ -56,7 +56,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "heap.h"
+#include "preload_api.h"
 #include "kwrite.h"
 #include <lrvm/lrvm.h>
 

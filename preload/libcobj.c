@@ -38,7 +38,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "heap.h"
+#include "preload_api.h"
 
 #define LIBC_SITES 8
 

@@ -14,7 +14,7 @@
  * as programs (wrongly, but commonly) rely on; ENOMEM or EINVAL on failure.
  */
 #include "shim.h"
-#include "heap.h"
+#include "preload_api.h"
 
 #include <errno.h>
 #include <malloc.h>

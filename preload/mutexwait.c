@@ -43,7 +43,7 @@
  * retry, until the deadline, after which the check accepts any instant.
  */
 #include "shim.h"
-#include "track.h"
+#include "preload_api.h"
 #include "lockset.h"
 
 #include <dlfcn.h>

@@ -50,11 +50,7 @@
  * are no longer written, or read as zeros = the fresh heap's committed bytes).
  */
 #include "shim.h"
-#include "filecheck.h"
-#include "loglock.h"
-#include "heap.h"
-#include "heap_format.h"
-#include "track.h"
+#include "preload_api.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -580,7 +576,7 @@ int shim_persist_commit(int final)
   shim_image_stamp(img, shim_globals_tracked());
   /* track_commit, not rvm_commit: that is overridden to come back here (aware.c). The exit
    * commit is the last: no snapshots or twins for a next commit (track.h) */
-  rvm_return_t rc = final ? track_commit_final() : track_commit();
+  rvm_return_t rc = track_commit_mode(final);
   heap_unlock_all(shim_heap);
   /* An exit commit that finds nothing changed writes no record, so its flush mode alone
    * would leave the earlier no_flush commits queued -- and lost at exit (seen: a whole run's

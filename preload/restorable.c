@@ -29,7 +29,7 @@
  * visited set live in memory mapped here once.
  */
 #include "shim.h"
-#include "heap.h"
+#include "preload_api.h"
 
 #include <errno.h>
 #include <fcntl.h>

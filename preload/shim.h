@@ -38,7 +38,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "image_format.h"
+#include "preload_api.h"
 
 /* ---- env.c ------------------------------------------------------------------------------- */
 

@@ -13,7 +13,7 @@
  * volatile heap (iheap_setup). The heap's volatile state is mmap'ed by the heap itself.
  */
 #include "shim.h"
-#include "heap.h"
+#include "preload_api.h"
 
 #define HEAP_CHUNK_ALIGN ((size_t)4 << 20)
 
