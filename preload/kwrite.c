@@ -152,7 +152,6 @@ SLOT(__pread_chk); SLOT(__pread64_chk); SLOT(__recv_chk); SLOT(poll); SLOT(ppoll
 SLOT(__poll_chk); SLOT(epoll_wait); SLOT(epoll_pwait); SLOT(getrandom); SLOT(readlink);
 SLOT(readlinkat); SLOT(__readlink_chk); SLOT(getcwd); SLOT(__getcwd_chk);
 
-/* read -- see the file comment (prepare) */
 KW_EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
   return KW_RETRY(kw_prep(buf, n), REAL(read)(fd, buf, n));

@@ -215,7 +215,6 @@ static void release_in(uintptr_t lo, uintptr_t hi)
   }
 }
 
-/* shim_locks_setup -- see shim.h */
 void shim_locks_setup(struct image_header *img, const char *seg, int existing,
                       uintptr_t heap_lo, uintptr_t heap_used)
 {
@@ -254,7 +253,6 @@ void shim_locks_setup(struct image_header *img, const char *seg, int existing,
     ls_rows = rows;
 }
 
-/* shim_locks_ranges -- see shim.h */
 void shim_locks_ranges(uintptr_t g_lo, uintptr_t g_hi, uintptr_t h_lo, uintptr_t h_hi)
 {
   ls_lo[0] = g_lo;
@@ -263,13 +261,11 @@ void shim_locks_ranges(uintptr_t g_lo, uintptr_t g_hi, uintptr_t h_lo, uintptr_t
   ls_hi[1] = h_hi;
 }
 
-/* shim_locks_restore_globals -- see shim.h */
 void shim_locks_restore_globals(uintptr_t lo, uintptr_t hi)
 {
   release_in(lo, hi);
 }
 
-/* shim_locks_stats -- see shim.h */
 void shim_locks_stats(int fd)
 {
   if (!ls_rows)

@@ -169,7 +169,6 @@ static void *do_calloc(size_t nmemb, size_t size, void *ra)
   return p;
 }
 
-/* calloc -- see do_calloc */
 SHIM_EXPORT void *calloc(size_t nmemb, size_t size)
 {
   return do_calloc(nmemb, size, RA);
@@ -219,7 +218,6 @@ static void *do_realloc(void *p, size_t n, void *ra)
   return q;
 }
 
-/* realloc -- see do_realloc */
 SHIM_EXPORT void *realloc(void *p, size_t n)
 {
   return do_realloc(p, n, RA);
@@ -309,7 +307,6 @@ SHIM_EXPORT void *valloc(size_t n)
   return alloc_aligned((size_t)sysconf(_SC_PAGESIZE), n, RA);
 }
 
-/* pvalloc -- see do_pvalloc */
 SHIM_EXPORT void *pvalloc(size_t n)
 {
   return do_pvalloc(n, RA);

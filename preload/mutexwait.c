@@ -348,7 +348,6 @@ static int instant_check(void *arg)
   return 1;
 }
 
-/* shim_mutex_setup -- see shim.h */
 int shim_mutex_setup(void)
 {
   /* resolve now (not on first use, which may be in a signal handler or with ld.so's lock) */
@@ -371,7 +370,7 @@ int shim_mutex_setup(void)
   return 0;
 }
 
-/* shim_mutex_commit -- see shim.h; called by shim_commit (commit.c), commits serialised */
+/* shim_mutex_commit -- called by shim_commit (commit.c), commits serialised */
 int shim_mutex_commit(void)
 {
   uint64_t t0 = now_ns();
@@ -402,7 +401,6 @@ int shim_mutex_commit(void)
   return rc;
 }
 
-/* shim_mutex_stats -- see shim.h */
 void shim_mutex_stats(int fd)
 {
   if (!mw_on)

@@ -603,7 +603,7 @@ int shim_persist_commit(int final)
   return (int)rc;
 }
 
-/* shim_persist_flush -- see shim.h. The records are in the log's queue in this process only:
+/* shim_persist_flush -- the records are in the log's queue in this process only:
  * written and synced now, they survive; a crash before this loses them, whole and from the end
  * (what no_flush allows). */
 int shim_persist_flush(void)
@@ -616,13 +616,12 @@ int shim_persist_flush(void)
   return (int)rc;
 }
 
-/* shim_persist_header -- see shim.h */
 struct image_header *shim_persist_header(void)
 {
   return img;
 }
 
-/* shim_persist_write_note -- see shim.h; the only write to the segment outside the log
+/* shim_persist_write_note -- the only write to the segment outside the log
  * (image_format.h, CRASH NOTE, says why it is safe) */
 int shim_persist_write_note(const void *p, size_t len, uint64_t off)
 {

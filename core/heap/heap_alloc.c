@@ -579,7 +579,6 @@ void *heap_memalign(struct heap *h, size_t align, size_t n)
   return p;
 }
 
-/* heap_free -- see heap.h */
 int heap_free(struct heap *h, void *p)
 {
   if (!p)
@@ -677,7 +676,7 @@ size_t heap_usable_size(struct heap *h, const void *p)
   return bi.size;
 }
 
-/* heap_block_state -- see heap.h. Small blocks: the allocation bit of the block holding p;
+/* heap_block_state -- small blocks: the allocation bit of the block holding p;
  * large and huge blocks: found only while allocated, so a pointer into free pages or free
  * chunks is free memory. Takes no lock: a reader that needs a stable answer holds
  * heap_lock_all. */

@@ -490,7 +490,6 @@ static int leaks_usage_error(const char *what)
   return 2;
 }
 
-/* cmd_leaks -- see rvmutl.h */
 int cmd_leaks(int argc, char **argv)
 {
   static struct leaks L;
