@@ -23,9 +23,7 @@
  * the roots are process-local; the program runs, without persistence.
  */
 #include "shim.h"
-#include "commit_override.h"
-#include "roots.h"
-#include "rvm_int.h"
+#include "preload_api.h"
 
 #include <errno.h>
 

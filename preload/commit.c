@@ -134,7 +134,6 @@ static void exit_commit(void)
   __atomic_store_n(&commits_closed, 1, __ATOMIC_RELEASE);
 }
 
-/* shim_commit_before_dtors -- see shim.h */
 int shim_commit_before_dtors(void)
 {
   return atexit(exit_commit) ? ENOMEM : 0;
@@ -207,7 +206,6 @@ static void on_sig(int sig, siginfo_t *si, void *uc)
   errno = saved;
 }
 
-/* shim_commit_sigaction -- see shim.h */
 int shim_commit_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
   if (!(shim_opts.commit & SHIM_COMMIT_SIGNAL) || sig != shim_opts.commit_signal ||

@@ -35,9 +35,6 @@
 #include <libunwind.h>
 #endif
 
-/* core/base/crc32c.c (linked in statically) */
-uint32_t crc32c(uint32_t seed, const void *buf, size_t len);
-
 static volatile int armed;              /* restored, not committed yet */
 static uint64_t restored_count;         /* commit_count of the restored state */
 
@@ -95,7 +92,6 @@ static void where(void *uc, char *buf, size_t len)
 #endif
 }
 
-/* on_fatal -- see the file comment */
 static void on_fatal(int sig, siginfo_t *si, void *uc)
 {
   if (__atomic_exchange_n(&armed, 0, __ATOMIC_ACQ_REL)) {
@@ -121,7 +117,6 @@ static void on_fatal(int sig, siginfo_t *si, void *uc)
     raise(sig);                 /* sent, not caused by an instruction: send it again */
 }
 
-/* shim_crash_arm -- see shim.h */
 void shim_crash_arm(const struct image_header *h)
 {
   restored_count = h->commit_count;
@@ -147,13 +142,11 @@ void shim_crash_arm(const struct image_header *h)
   }
 }
 
-/* shim_crash_disarm -- see shim.h */
 void shim_crash_disarm(void)
 {
   __atomic_store_n(&armed, 0, __ATOMIC_RELEASE);
 }
 
-/* shim_crash_refuse -- see shim.h */
 int shim_crash_refuse(const struct image_header *h, const char *seg)
 {
   if (h->version < IMG_FORMAT_VERSION || h->crash_magic != IMG_CRASH_MAGIC ||

@@ -42,9 +42,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* core/base/crc32c.c (linked in statically; rvm_int.h is not included for one prototype) */
-uint32_t crc32c(uint32_t seed, const void *buf, size_t len);
-
 #define PAGE ((uintptr_t)4096)
 #define PAGE_DOWN(x) ((uintptr_t)(x) & ~(PAGE - 1))
 #define PAGE_UP(x) (((uintptr_t)(x) + PAGE - 1) & ~(PAGE - 1))

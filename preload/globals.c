@@ -60,7 +60,6 @@ static int restore_valid;               /* B holds committed globals to overlay 
 static unsigned char *saved_b;    /* B (step 1), kept until main_hook */
 static pthread_mutex_t restore_mu = PTHREAD_MUTEX_INITIALIZER;
 
-/* shim_globals_pending / shim_globals_tracked -- see shim.h */
 int shim_globals_pending(void)
 {
   return __atomic_load_n(&pending, __ATOMIC_ACQUIRE);

@@ -47,7 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "heap.h"
+#include "preload_api.h"
 #include <lrvm/lrvm.h>
 
 /* ---- notifications (timers and aio) ---------------------------------------------------------- */

@@ -9,7 +9,7 @@
  * checked again after recovery (persist.c).
  */
 #include "shim.h"
-#include "heap_format.h"
+#include "preload_api.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -48,7 +48,7 @@ static int all_zero(const void *p, size_t n)
   return 1;
 }
 
-/* shim_image_check -- see shim.h; the order of the checks is the order a user fixes them in */
+/* shim_image_check -- the order of the checks is the order a user fixes them in */
 int shim_image_check(const struct image_header *h, const char *seg)
 {
   char a[160], b[160], c[24], d[24];

@@ -79,7 +79,7 @@ int shim_ensure_init(void)
        * is: such a thread is liblrvm's own (rvm_initialize starts the log's truncation
        * thread, which allocates), and the initialiser may be waiting for it (rvm_map waits
        * for truncation): spinning here would deadlock (a restart after a 1 GiB commit did). */
-      if (init_thread || shim_iheap != NULL)
+      if (init_thread || shim_internal_heap != NULL)
         return SHIM_INITING;
       sched_yield();
       continue;

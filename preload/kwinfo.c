@@ -51,7 +51,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "heap.h"
+#include "preload_api.h"
 
 /* ---- bounce: fixed-size outputs ------------------------------------------------------------ */
 
@@ -441,7 +441,7 @@ SLOT(msgrcv); SLOT(mq_receive); SLOT(mq_timedreceive);
 /* kw_scratch -- n bytes of the internal (volatile) heap for a bounce too large for the stack */
 static void *kw_scratch(size_t n)
 {
-  return shim_iheap ? heap_malloc(shim_iheap, n ? n : 1) : NULL;
+  return shim_internal_heap ? heap_malloc(shim_internal_heap, n ? n : 1) : NULL;
 }
 
 /* msgrcv -- libc's msgrcv; the message is received into a scratch copy (a failed copy-out
@@ -460,7 +460,7 @@ KW_EXPORT ssize_t msgrcv(int id, void *msgp, size_t sz, long type, int flags)
   int e = errno;
   if (r >= 0)
     memcpy(msgp, tmp, sizeof(long) + (size_t)r);
-  heap_free(shim_iheap, tmp);
+  heap_free(shim_internal_heap, tmp);
   errno = e;
   return r;
 }
@@ -484,7 +484,7 @@ static ssize_t mq_bounce(mqd_t q, char *buf, size_t n, unsigned *prio, const str
     if (prio)
       *prio = p;
   }
-  heap_free(shim_iheap, tmp);
+  heap_free(shim_internal_heap, tmp);
   errno = e;
   return r;
 }

@@ -56,7 +56,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "heap.h"
+#include "preload_api.h"
 #include "kwrite.h"
 #include <lrvm/lrvm.h>
 
@@ -152,7 +152,6 @@ SLOT(__pread_chk); SLOT(__pread64_chk); SLOT(__recv_chk); SLOT(poll); SLOT(ppoll
 SLOT(__poll_chk); SLOT(epoll_wait); SLOT(epoll_pwait); SLOT(getrandom); SLOT(readlink);
 SLOT(readlinkat); SLOT(__readlink_chk); SLOT(getcwd); SLOT(__getcwd_chk);
 
-/* read -- see the file comment (prepare) */
 KW_EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
   return KW_RETRY(kw_prep(buf, n), REAL(read)(fd, buf, n));

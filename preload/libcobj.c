@@ -38,7 +38,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "heap.h"
+#include "preload_api.h"
 
 #define LIBC_SITES 8
 
@@ -138,9 +138,10 @@ static setvbuf_fn real_setvbuf;
 static char *stdio_buf(char *buf, size_t n)
 {
   uintptr_t a = (uintptr_t)buf;
-  if (buf == NULL || n == 0 || !(a < shim_kw_hi && a + n > shim_kw_lo) || shim_iheap == NULL)
+  if (buf == NULL || n == 0 || !(a < shim_kw_hi && a + n > shim_kw_lo) ||
+      shim_internal_heap == NULL)
     return buf;
-  char *v = heap_malloc(shim_iheap, n);
+  char *v = heap_malloc(shim_internal_heap, n);
   return v ? v : buf;
 }
 

@@ -82,9 +82,10 @@ __thread int ls_hint __attribute__((tls_model("initial-exec")));
 #define MUTEX_ROBUST 16
 #define PP_CEILING_MASK 0xfff80000u
 
-static uint64_t cap[NROWS * IMG_LOCK_ROW_ENTRIES];   /* the committed table's entries */
-static size_t ncap;
-static uint64_t cap_unrecorded;
+/* The table as the last commit left it, read at start: the locks held then (released now) */
+static uint64_t committed_locks[NROWS * IMG_LOCK_ROW_ENTRIES];
+static size_t ncommitted_locks;
+static uint64_t committed_unrecorded;   /* holds that were not listed at that commit */
 static uint64_t n_mutex, n_cond, n_free;             /* released at start / listed but free */
 static uint64_t n_overflow;                          /* holds not listed in this run */
 
@@ -198,9 +199,9 @@ static int release_cond(pthread_cond_t *c)
 /* release_in -- release the captured objects lying wholly in [lo, hi) */
 static void release_in(uintptr_t lo, uintptr_t hi)
 {
-  for (size_t i = 0; i < ncap; i++) {
-    uintptr_t p = (uintptr_t)(cap[i] & ~(uint64_t)LS_COND);
-    int is_cond = (cap[i] & LS_COND) != 0;
+  for (size_t i = 0; i < ncommitted_locks; i++) {
+    uintptr_t p = (uintptr_t)(committed_locks[i] & ~(uint64_t)LS_COND);
+    int is_cond = (committed_locks[i] & LS_COND) != 0;
     size_t sz = is_cond ? sizeof(pthread_cond_t) : sizeof(pthread_mutex_t);
     if (p < lo || p + sz > hi || p % 4 != 0)
       continue;
@@ -215,26 +216,26 @@ static void release_in(uintptr_t lo, uintptr_t hi)
   }
 }
 
-/* shim_locks_setup -- see shim.h */
 void shim_locks_setup(struct image_header *img, const char *seg, int existing,
                       uintptr_t heap_lo, uintptr_t heap_used)
 {
   struct ls_row *rows = (struct ls_row *)((char *)img + IMG_LOCK_OFF);
-  ncap = 0;
+  ncommitted_locks = 0;
   if (existing) {
-    cap_unrecorded = rows[0].owner;
+    committed_unrecorded = rows[0].owner;
     for (unsigned r = 1; r < IMG_LOCK_ROWS; r++)
       for (int i = 0; i < IMG_LOCK_ROW_ENTRIES; i++)
         if (rows[r].ent[i]) {
           size_t k = 0;   /* once each: a cond wait lists its mutex a second time */
-          while (k < ncap && cap[k] != rows[r].ent[i])
+          while (k < ncommitted_locks && committed_locks[k] != rows[r].ent[i])
             k++;
-          if (k == ncap)
-            cap[ncap++] = rows[r].ent[i];
+          if (k == ncommitted_locks)
+            committed_locks[ncommitted_locks++] = rows[r].ent[i];
         }
-    if (cap_unrecorded) {
+    if (committed_unrecorded) {
       char a[24];
-      shim_say(2, "LRVM_SEGMENT=", seg, ": at its last commit ", shim_fmt_u64(a, cap_unrecorded),
+      shim_say(2, "LRVM_SEGMENT=", seg, ": at its last commit ",
+               shim_fmt_u64(a, committed_unrecorded),
                " mutex/condition holds were not recorded (more than 31 threads holding locks, "
                "or one thread holding more than 7): such an object may come back locked by a "
                "thread that no longer exists", NULL);
@@ -254,7 +255,6 @@ void shim_locks_setup(struct image_header *img, const char *seg, int existing,
     ls_rows = rows;
 }
 
-/* shim_locks_ranges -- see shim.h */
 void shim_locks_ranges(uintptr_t g_lo, uintptr_t g_hi, uintptr_t h_lo, uintptr_t h_hi)
 {
   ls_lo[0] = g_lo;
@@ -263,13 +263,11 @@ void shim_locks_ranges(uintptr_t g_lo, uintptr_t g_hi, uintptr_t h_lo, uintptr_t
   ls_hi[1] = h_hi;
 }
 
-/* shim_locks_restore_globals -- see shim.h */
 void shim_locks_restore_globals(uintptr_t lo, uintptr_t hi)
 {
   release_in(lo, hi);
 }
 
-/* shim_locks_stats -- see shim.h */
 void shim_locks_stats(int fd)
 {
   if (!ls_rows)
@@ -278,7 +276,7 @@ void shim_locks_stats(int fd)
   shim_say(fd, "stats: locks: released at start ", shim_fmt_u64(a, n_mutex), " mutexes and ",
            shim_fmt_u64(b, n_cond), " condition variables held/waited on at the last commit (",
            shim_fmt_u64(c, n_free), " listed were free); holds not recorded: ",
-           shim_fmt_u64(d, cap_unrecorded), " at that commit, ",
+           shim_fmt_u64(d, committed_unrecorded), " at that commit, ",
            shim_fmt_u64(e, __atomic_load_n(&n_overflow, __ATOMIC_RELAXED)),
            " in this run (table full)", NULL);
 }

@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-#include "image_format.h"
+#include "preload_api.h"
 
 #define LS_COND 1u   /* entry tag (low bit): a condition variable; clear: a mutex */
 

@@ -14,7 +14,7 @@
  * as programs (wrongly, but commonly) rely on; ENOMEM or EINVAL on failure.
  */
 #include "shim.h"
-#include "heap.h"
+#include "preload_api.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -43,16 +43,16 @@ volatile uint64_t shim_foreign_frees;
  * program's heap. See persist.c. */
 static inline struct heap *owner(void *ra)
 {
-  if (__builtin_expect(shim_iheap != NULL, 0)) {
+  if (__builtin_expect(shim_internal_heap != NULL, 0)) {
     if (shim_in_core || ((uintptr_t)ra >= shim_self_lo && (uintptr_t)ra < shim_self_hi))
-      return shim_iheap;
+      return shim_internal_heap;
     /* libc's own FILE, stdio buffer and DIR allocations (libcobj.c): one range test for
      * the program's calls */
     if (__builtin_expect((uintptr_t)ra - shim_libc_lo < shim_libc_len, 0)) {
       if (__builtin_expect(shim_libc_probing, 0))
         shim_libc_note(ra);
       if (shim_libc_volatile(ra))
-        return shim_iheap;
+        return shim_internal_heap;
     }
   }
   return shim_heap;
@@ -65,8 +65,8 @@ static inline struct heap *heap_of(int s, const void *p)
     return NULL;
   if (shim_heap && heap_owns(shim_heap, p))
     return shim_heap;
-  if (shim_iheap && heap_owns(shim_iheap, p))
-    return shim_iheap;
+  if (shim_internal_heap && heap_owns(shim_internal_heap, p))
+    return shim_internal_heap;
   return NULL;
 }
 
@@ -102,8 +102,8 @@ static void *alloc_aligned(size_t align, size_t n, void *ra)
   default:
     /* the initialising thread: the internal heap once it exists (liblrvm's start-up needs
      * more than the bootstrap arena), else the arena */
-    if (shim_iheap)
-      p = align ? heap_memalign(shim_iheap, align, n) : heap_malloc(shim_iheap, n);
+    if (shim_internal_heap)
+      p = align ? heap_memalign(shim_internal_heap, align, n) : heap_malloc(shim_internal_heap, n);
     else
       p = boot_alloc(align, n);
     break;
@@ -158,8 +158,8 @@ static void *do_calloc(size_t nmemb, size_t size, void *ra)
     p = boot_real.calloc(nmemb, size);
     break;
   default:
-    if (shim_iheap)
-      p = heap_calloc(shim_iheap, nmemb, size);
+    if (shim_internal_heap)
+      p = heap_calloc(shim_internal_heap, nmemb, size);
     else
       p = boot_alloc(0, n);   /* static arena memory is zero and never reused */
     break;
@@ -169,7 +169,6 @@ static void *do_calloc(size_t nmemb, size_t size, void *ra)
   return p;
 }
 
-/* calloc -- see do_calloc */
 SHIM_EXPORT void *calloc(size_t nmemb, size_t size)
 {
   return do_calloc(nmemb, size, RA);
@@ -219,7 +218,6 @@ static void *do_realloc(void *p, size_t n, void *ra)
   return q;
 }
 
-/* realloc -- see do_realloc */
 SHIM_EXPORT void *realloc(void *p, size_t n)
 {
   return do_realloc(p, n, RA);
@@ -309,7 +307,6 @@ SHIM_EXPORT void *valloc(size_t n)
   return alloc_aligned((size_t)sysconf(_SC_PAGESIZE), n, RA);
 }
 
-/* pvalloc -- see do_pvalloc */
 SHIM_EXPORT void *pvalloc(size_t n)
 {
   return do_pvalloc(n, RA);

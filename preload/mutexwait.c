@@ -16,12 +16,12 @@
  * and unlisted after it is released, so that locks held at a commit come back released.
  *
  * Counting. The program's pthread_mutex_lock / trylock / timedlock / clocklock / unlock and
- * pthread_cond_wait / timedwait / clockwait go through our exports. `held` counts mutexes
- * held OR BEING ACQUIRED: the count is raised before the real lock and lowered after the real
- * unlock, so at any instant a thread that holds a mutex is counted (a thread counted but not
- * yet holding only makes us wait longer). A condition wait releases its mutex inside libc and
- * re-takes it there, where we cannot count: the waiter registers its mutex in a slot and
- * uncounts itself; at the instant we look at each registered mutex's lock word, which is
+ * pthread_cond_wait / timedwait / clockwait go through our exports. `held_total` counts
+ * mutexes held OR BEING ACQUIRED: the count is raised before the real lock and lowered after
+ * the real unlock, so at any instant a thread that holds a mutex is counted (a thread counted
+ * but not yet holding only makes us wait longer). A condition wait releases its mutex inside
+ * libc and re-takes it there, where we cannot count: the waiter registers its mutex in a slot
+ * and uncounts itself; at the instant we look at each registered mutex's lock word, which is
  * nonzero while anyone holds it (glibc's pthread_mutex_t.__data.__lock, all mutex kinds):
  * a waiter that re-took its mutex inside libc but has not returned yet is seen there. With
  * no free slot a waiter simply stays counted (conservative).
@@ -43,7 +43,7 @@
  * retry, until the deadline, after which the check accepts any instant.
  */
 #include "shim.h"
-#include "track.h"
+#include "preload_api.h"
 #include "lockset.h"
 
 #include <dlfcn.h>
@@ -75,12 +75,12 @@ MW_SYMVER(mw_real_unlock, __pthread_mutex_unlock);
 
 MW_EXPORT int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t c, const struct timespec *t);
 
-static int mw_on;                           /* LRVM_MUTEX_WAIT > 0: count */
-/* `held` and `slots` are plain objects accessed only through the __atomic builtins (clang
- * refuses _Atomic-qualified objects there; gcc accepts both) */
-static long held;                           /* program mutexes held or being acquired */
-static __thread long mine __attribute__((tls_model("initial-exec")));  /* this thread's part */
-static pthread_mutex_t *slots[MW_SLOTS];  /* mutexes of uncounted condition waiters */
+static int mutex_wait_on;      /* LRVM_MUTEX_WAIT > 0: count */
+/* `held_total` and `cond_waiter_mutexes` are plain objects accessed only through the __atomic
+ * builtins (clang refuses _Atomic-qualified objects there; gcc accepts both) */
+static long held_total;        /* program mutexes held or being acquired */
+static __thread long held_here __attribute__((tls_model("initial-exec")));  /* this thread's */
+static pthread_mutex_t *cond_waiter_mutexes[MW_SLOTS];  /* of uncounted condition waiters */
 __thread int shim_mutex_declined __attribute__((tls_model("initial-exec")));
 static __thread int waiting __attribute__((tls_model("initial-exec")));  /* a waiting commit */
 static uint64_t deadline_ns;
@@ -88,18 +88,18 @@ static int forced_now;
 static uint64_t n_waited, n_forced, total_wait_ns, max_wait_ns;
 
 
-/* count / uncount -- this thread holds (or is acquiring) one more / one less mutex. mine
+/* count / uncount -- this thread holds (or is acquiring) one more / one less mutex. held_here
  * keeps the count from going negative for a mutex locked before counting began. */
 static inline void count(void)
 {
-  mine++;
-  __atomic_fetch_add(&held, 1, __ATOMIC_SEQ_CST);
+  held_here++;
+  __atomic_fetch_add(&held_total, 1, __ATOMIC_SEQ_CST);
 }
 static inline void uncount(void)
 {
-  if (mine > 0) {
-    mine--;
-    __atomic_fetch_sub(&held, 1, __ATOMIC_SEQ_CST);
+  if (held_here > 0) {
+    held_here--;
+    __atomic_fetch_sub(&held_total, 1, __ATOMIC_SEQ_CST);
   }
 }
 
@@ -127,7 +127,7 @@ static void *slot_pthread_mutex_timedlock, *slot_pthread_mutex_clocklock,
 MW_EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
 {
   ls_add(m, 0);   /* listed before acquiring (lockset.c) */
-  if (!mw_on) {
+  if (!mutex_wait_on) {
     int rc = mw_real_lock(m);
     if (rc)
       ls_del(m, 0);
@@ -146,7 +146,7 @@ MW_EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
 MW_EXPORT int pthread_mutex_trylock(pthread_mutex_t *m)
 {
   ls_add(m, 0);   /* listed before acquiring (lockset.c) */
-  if (!mw_on) {
+  if (!mutex_wait_on) {
     int rc = mw_real_trylock(m);
     if (rc)
       ls_del(m, 0);
@@ -165,7 +165,7 @@ MW_EXPORT int pthread_mutex_trylock(pthread_mutex_t *m)
 MW_EXPORT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *t)
 {
   ls_add(m, 0);   /* listed before acquiring (lockset.c) */
-  if (!mw_on) {
+  if (!mutex_wait_on) {
     int rc = REAL(pthread_mutex_timedlock)(m, t);
     if (rc)
       ls_del(m, 0);
@@ -184,7 +184,7 @@ MW_EXPORT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec 
 MW_EXPORT int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t c, const struct timespec *t)
 {
   ls_add(m, 0);   /* listed before acquiring (lockset.c) */
-  if (!mw_on) {
+  if (!mutex_wait_on) {
     int rc = REAL(pthread_mutex_clocklock)(m, c, t);
     if (rc)
       ls_del(m, 0);
@@ -204,7 +204,7 @@ MW_EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
 {
   int rc = mw_real_unlock(m);   /* uncount and unlist only after: superset at every instant */
   if (rc == 0) {
-    if (mw_on)
+    if (mutex_wait_on)
       uncount();
     ls_del(m, 0);
   }
@@ -214,11 +214,11 @@ MW_EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
 /* slot_take -- register m as the mutex of an uncounted condition waiter; -1 if no slot */
 static int slot_take(pthread_mutex_t *m)
 {
-  if (mine <= 0)
+  if (held_here <= 0)
     return -1;   /* its lock was not counted (taken before counting began) */
   for (int i = 0; i < MW_SLOTS; i++) {
     pthread_mutex_t *expect = NULL;
-    if (__atomic_compare_exchange_n(&slots[i], &expect, m, 0, __ATOMIC_SEQ_CST,
+    if (__atomic_compare_exchange_n(&cond_waiter_mutexes[i], &expect, m, 0, __ATOMIC_SEQ_CST,
                                     __ATOMIC_RELAXED))
       return i;
   }
@@ -240,7 +240,7 @@ static void cond_leave(int s)
   if (s < 0)
     return;
   count();
-  __atomic_store_n(&slots[s], NULL, __ATOMIC_SEQ_CST);
+  __atomic_store_n(&cond_waiter_mutexes[s], NULL, __ATOMIC_SEQ_CST);
 }
 
 /* pthread_cond_wait -- libc's pthread_cond_wait, counting the program's held mutexes (LRVM_MUTEX_WAIT) */
@@ -248,7 +248,7 @@ MW_EXPORT int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
 {
   ls_add(c, LS_COND);   /* the cond and its mutex stay listed throughout the wait */
   ls_add(m, 0);
-  int s = mw_on ? cond_enter(m) : -1;
+  int s = mutex_wait_on ? cond_enter(m) : -1;
   int rc = REAL(pthread_cond_wait)(c, m);
   cond_leave(s);
   ls_del(m, 0);
@@ -262,7 +262,7 @@ MW_EXPORT int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m,
 {
   ls_add(c, LS_COND);   /* the cond and its mutex stay listed throughout the wait */
   ls_add(m, 0);
-  int s = mw_on ? cond_enter(m) : -1;
+  int s = mutex_wait_on ? cond_enter(m) : -1;
   int rc = REAL(pthread_cond_timedwait)(c, m, t);
   cond_leave(s);
   ls_del(m, 0);
@@ -276,7 +276,7 @@ MW_EXPORT int pthread_cond_clockwait(pthread_cond_t *c, pthread_mutex_t *m, cloc
 {
   ls_add(c, LS_COND);   /* the cond and its mutex stay listed throughout the wait */
   ls_add(m, 0);
-  int s = mw_on ? cond_enter(m) : -1;
+  int s = mutex_wait_on ? cond_enter(m) : -1;
   int rc = REAL(pthread_cond_clockwait)(c, m, k, t);
   cond_leave(s);
   ls_del(m, 0);
@@ -323,10 +323,10 @@ static uint64_t now_ns(void)
 /* unlocked -- no program thread holds a mutex (exact only with the others stopped) */
 static int unlocked(void)
 {
-  if (__atomic_load_n(&held, __ATOMIC_SEQ_CST) != 0)
+  if (__atomic_load_n(&held_total, __ATOMIC_SEQ_CST) != 0)
     return 0;
   for (int i = 0; i < MW_SLOTS; i++) {
-    pthread_mutex_t *m = __atomic_load_n(&slots[i], __ATOMIC_SEQ_CST);
+    pthread_mutex_t *m = __atomic_load_n(&cond_waiter_mutexes[i], __ATOMIC_SEQ_CST);
     if (m && __atomic_load_n(&m->__data.__lock, __ATOMIC_SEQ_CST) != 0)
       return 0;
   }
@@ -348,7 +348,6 @@ static int instant_check(void *arg)
   return 1;
 }
 
-/* shim_mutex_setup -- see shim.h */
 int shim_mutex_setup(void)
 {
   /* resolve now (not on first use, which may be in a signal handler or with ld.so's lock) */
@@ -367,11 +366,11 @@ int shim_mutex_setup(void)
     shim_say(2, "LRVM_MUTEX_WAIT is set but LRVM_COMMIT has no signal or interval commit: "
                 "it has no effect", NULL);
   track_safepoint_set_check(instant_check, NULL);
-  __atomic_store_n(&mw_on, 1, __ATOMIC_RELEASE);
+  __atomic_store_n(&mutex_wait_on, 1, __ATOMIC_RELEASE);
   return 0;
 }
 
-/* shim_mutex_commit -- see shim.h; called by shim_commit (commit.c), commits serialised */
+/* shim_mutex_commit -- called by shim_commit (commit.c), commits serialised */
 int shim_mutex_commit(void)
 {
   uint64_t t0 = now_ns();
@@ -402,10 +401,9 @@ int shim_mutex_commit(void)
   return rc;
 }
 
-/* shim_mutex_stats -- see shim.h */
 void shim_mutex_stats(int fd)
 {
-  if (!mw_on)
+  if (!mutex_wait_on)
     return;
   char a[24], b[24], c[24], d[24];
   shim_say(fd, "stats: mutex wait: ", shim_fmt_u64(a, n_waited), " commits waited for no "

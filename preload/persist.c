@@ -33,7 +33,7 @@
  * Internal memory: liblrvm (linked into this library) allocates with malloc. Those blocks must
  * not live in the persistent heap (they would be committed, and a commit holding heap_lock_all
  * would deadlock on its own malloc). They come from a second, volatile instance of the same
- * allocator (shim_iheap, anonymous memory): malloc.c sends a call there when it comes from
+ * allocator (shim_internal_heap, anonymous memory): malloc.c sends a call there when it comes from
  * this library's code (return address) or from a thread inside an rvm_* call (shim_in_core,
  * which catches libc functions such as strdup called by liblrvm).
  *
@@ -50,11 +50,7 @@
  * are no longer written, or read as zeros = the fresh heap's committed bytes).
  */
 #include "shim.h"
-#include "filecheck.h"
-#include "loglock.h"
-#include "heap.h"
-#include "heap_format.h"
-#include "track.h"
+#include "preload_api.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -73,27 +69,28 @@
 
 __thread int shim_in_core __attribute__((tls_model("initial-exec")));
 int shim_persistent;
-struct heap *shim_iheap;
+struct heap *shim_internal_heap;
 
-static rvm_region_t region;     /* the heap */
-static rvm_region_t hregion;    /* the header page */
-static struct image_header *img;
+static rvm_region_t heap_region;       /* the heap, tracked */
+static rvm_region_t header_region;     /* the header page (struct image_header), tracked */
+static struct image_header *seg_header; /* header_region's memory */
 static int image_mapped;        /* the heap region is a MAP_PRIVATE mapping of the segment */
 static char log_path[PATH_MAX];
 
-/* struct segb -- the segment backing: the file's blocks are reserved as the heap grows */
-static struct segb {
+/* struct heap_seg -- the heap's backing in the segment file: its blocks are reserved as the
+ * heap grows */
+static struct heap_seg {
   int fd;
   size_t size;
   size_t reserve;
   uint64_t off;    /* the heap's offset in the segment */
-} segb = {.fd = -1};
+} heap_seg = {.fd = -1};
 
 /* seg_grow -- reserve file space for the heap's [0, new_size): a full disk is ENOSPC now, not
  * SIGBUS or a failed truncation later */
 static int seg_grow(void *ctx, size_t new_size)
 {
-  struct segb *b = ctx;
+  struct heap_seg *b = ctx;
   if (new_size > b->reserve)
     return ENOMEM;
   if (b->fd < 0) {          /* fork child: private memory only, the file is the parent's */
@@ -113,17 +110,17 @@ static int seg_release(void *ctx, size_t off, size_t len)
   (void)ctx;
   /* through the tracker, not madvise: the pages stay tracked and their next commit is
    * diffed against the committed image, not against the zeros the release leaves */
-  return rvm_track_release((char *)region.vmaddr + off, len) == RVM_SUCCESS ? 0 : EIO;
+  return rvm_track_release((char *)heap_region.vmaddr + off, len) == RVM_SUCCESS ? 0 : EIO;
 }
 
 static size_t seg_size(void *ctx)
 {
-  return ((struct segb *)ctx)->size;
+  return ((struct heap_seg *)ctx)->size;
 }
 
 static const struct heap_backing seg_backing = {
   .grow = seg_grow, .release = seg_release, .reserve_space = NULL, .size = seg_size,
-  .ctx = &segb, .flags = 0,
+  .ctx = &heap_seg, .flags = 0,
 };
 
 /* say_rvm -- a failed rvm_* call, with rvm_errmsg */
@@ -144,7 +141,7 @@ static void report(void *arg, const char *msg)
 static int read_header(struct image_header *h, const char *seg)
 {
   memset(h, 0, sizeof(*h));
-  ssize_t r = pread(segb.fd, h, sizeof(*h), 0);
+  ssize_t r = pread(heap_seg.fd, h, sizeof(*h), 0);
   if (r < 0) {
     int err = errno;
     shim_say(2, "cannot read LRVM_SEGMENT=", seg, ": ", strerror(err), NULL);
@@ -242,7 +239,7 @@ static int persist_load_image(const char *seg, void *base, size_t reserve, uint6
 {
   struct heap_header hdr;
   int heap_there = existing &&
-                   pread(segb.fd, &hdr, sizeof(hdr), (off_t)heap_off) == (ssize_t)sizeof(hdr) &&
+                   pread(heap_seg.fd, &hdr, sizeof(hdr), (off_t)heap_off) == (ssize_t)sizeof(hdr) &&
                    memcmp(hdr.magic, HEAP_MAGIC, 8) == 0;
   size_t sz = heap_there ? (hdr.size <= reserve ? (size_t)hdr.size : reserve) : 0;
   char why[256];
@@ -252,15 +249,15 @@ static int persist_load_image(const char *seg, void *base, size_t reserve, uint6
   int map_file = (strcmp(shim_opts.track, "auto") == 0 || strcmp(shim_opts.track, "wp-async") == 0)
                  && vmp_backend_probe(VMP_BACKEND_WP_ASYNC, why, sizeof(why)) == 0 &&
                  !(rd != NULL && strcmp(rd, "1") == 0);
-  rvm_init_region(&region);
-  region.data_dev = (char *)seg;
-  region.offset = RVM_MK_OFFSET(0, heap_off);
-  region.length = reserve;
-  region.vmaddr = base;
-  region.no_copy = rvm_true;   /* without map_file: rvm_map would read the whole reservation */
+  rvm_init_region(&heap_region);
+  heap_region.data_dev = (char *)seg;
+  heap_region.offset = RVM_MK_OFFSET(0, heap_off);
+  heap_region.length = reserve;
+  heap_region.vmaddr = base;
+  heap_region.no_copy = rvm_true;   /* without map_file: rvm_map would read the whole reservation */
   rvm_bool_t was = rvm_map_private;
   rvm_map_private = map_file ? rvm_true : rvm_false;
-  rvm_return_t rc = rvm_map(&region, NULL);
+  rvm_return_t rc = rvm_map(&heap_region, NULL);
   rvm_map_private = was;
   if (rc != RVM_SUCCESS) {
     say_rvm("cannot map LRVM_SEGMENT", rc);
@@ -269,7 +266,7 @@ static int persist_load_image(const char *seg, void *base, size_t reserve, uint6
   image_mapped = map_file;
   if (sz && !map_file) {
     for (size_t done = 0; done < sz;) {
-      ssize_t r = pread(segb.fd, (char *)base + done, sz - done, (off_t)(heap_off + done));
+      ssize_t r = pread(heap_seg.fd, (char *)base + done, sz - done, (off_t)(heap_off + done));
       if (r <= 0) {
         int err = r < 0 ? errno : EIO;
         shim_say(2, "cannot read LRVM_SEGMENT=", seg, ": ", strerror(err), NULL);
@@ -278,7 +275,7 @@ static int persist_load_image(const char *seg, void *base, size_t reserve, uint6
       done += (size_t)r;
     }
   }
-  segb.size = sz;
+  heap_seg.size = sz;
   return 0;
 }
 
@@ -301,14 +298,14 @@ void shim_persist_fork_child(void)
   /* Its duplicate of the descriptor would keep the one-writer lock (flock: held while any
    * duplicate is open) after the parent exits, refusing the next run for as long as the
    * child lives; its heap never commits, so it needs no file blocks either. */
-  if (segb.fd >= 0) {
-    close(segb.fd);
-    segb.fd = -1;
+  if (heap_seg.fd >= 0) {
+    close(heap_seg.fd);
+    heap_seg.fd = -1;
   }
   if (!image_mapped)
     return;
-  char *base = region.vmaddr;
-  size_t used = segb.size, reserve = segb.reserve;
+  char *base = heap_region.vmaddr;
+  size_t used = heap_seg.size, reserve = heap_seg.reserve;
   if (used > 0 && madvise(base, used, MADV_POPULATE_WRITE) != 0)
     shim_say(2, "fork child: cannot copy the heap (", strerror(errno), "); its pages not "
              "written before the fork may show the parent's later commits", NULL);
@@ -319,7 +316,7 @@ void shim_persist_fork_child(void)
 }
 
 /*
- * segment_open -- open LRVM_SEGMENT under the ownership rules (filecheck.h) into segb.fd,
+ * segment_open -- open LRVM_SEGMENT under the ownership rules (filecheck.h) into heap_seg.fd,
  * creating it only when that loses nothing. A missing segment whose log exists is the
  * dangerous case: the log may hold commits for it (the file was deleted or not restored
  * with its log). Creating an empty file first would let recovery write those records into
@@ -332,13 +329,13 @@ void shim_persist_fork_child(void)
 static int segment_open(const char *seg, rvm_options_t *o)
 {
   char why[1024];
-  segb.fd = filecheck_open(seg, O_RDWR, 0, "segment", why, sizeof(why));
-  if (segb.fd < 0 && why[0]) {
+  heap_seg.fd = filecheck_open(seg, O_RDWR, 0, "segment", why, sizeof(why));
+  if (heap_seg.fd < 0 && why[0]) {
     shim_say(2, "LRVM_SEGMENT: ", why, NULL);
     return EPERM;
   }
-  if (segb.fd >= 0 || errno != ENOENT)
-    return segb.fd >= 0 ? 0 : errno;
+  if (heap_seg.fd >= 0 || errno != ENOENT)
+    return heap_seg.fd >= 0 ? 0 : errno;
   if (access(log_path, F_OK) == 0) {
     rvm_return_t rc = rvm_initialize(RVM_VERSION, o);
     if (rc != RVM_SUCCESS) {
@@ -350,12 +347,12 @@ static int segment_open(const char *seg, rvm_options_t *o)
     }
   }
   /* O_EXCL: a file that appears meanwhile is not ours to adopt unchecked */
-  segb.fd = filecheck_open(seg, O_RDWR | O_CREAT | O_EXCL, 0600, "segment", why, sizeof(why));
-  if (segb.fd < 0 && why[0]) {
+  heap_seg.fd = filecheck_open(seg, O_RDWR | O_CREAT | O_EXCL, 0600, "segment", why, sizeof(why));
+  if (heap_seg.fd < 0 && why[0]) {
     shim_say(2, "LRVM_SEGMENT: ", why, NULL);
     return EPERM;
   }
-  return segb.fd >= 0 ? 0 : errno;
+  return heap_seg.fd >= 0 ? 0 : errno;
 }
 
 /* mark_log_pending -- before anything of this run can reach the log, the segment file says
@@ -366,10 +363,10 @@ static int mark_log_pending(const char *seg)
 {
   uint32_t v = 0;
   off_t at = (off_t)offsetof(struct image_header, log_pending);
-  if (pread(segb.fd, &v, sizeof(v), at) == (ssize_t)sizeof(v) && v != 0)
+  if (pread(heap_seg.fd, &v, sizeof(v), at) == (ssize_t)sizeof(v) && v != 0)
     return 0;
   v = 1;
-  if (pwrite(segb.fd, &v, sizeof(v), at) != (ssize_t)sizeof(v) || fdatasync(segb.fd) != 0) {
+  if (pwrite(heap_seg.fd, &v, sizeof(v), at) != (ssize_t)sizeof(v) || fdatasync(heap_seg.fd) != 0) {
     int err = errno;
     shim_say(2, "cannot write the header of LRVM_SEGMENT=", seg, ": ", strerror(err), NULL);
     return err ? err : EIO;
@@ -400,7 +397,7 @@ int shim_persist_setup(void *base, size_t reserve)
   filecheck_shared_group = shim_opts.shared_group;
   int oerr = segment_open(seg, &o);
   struct stat st;
-  if (oerr == 0 && fstat(segb.fd, &st) != 0)
+  if (oerr == 0 && fstat(heap_seg.fd, &st) != 0)
     oerr = errno;
   if (oerr) {
     if (oerr != EPERM && oerr != EIO)
@@ -410,10 +407,10 @@ int shim_persist_setup(void *base, size_t reserve)
   /* One writer per segment, locked before the log is opened (recovery writes the segment):
    * two processes committing the same heap would overwrite each other. The lock lives as long as the descriptor (O_CLOEXEC: an exec'd program does
    * not hold it; a fork child shares it but never commits). */
-  if (flock(segb.fd, LOCK_EX | LOCK_NB) != 0) {
+  if (flock(heap_seg.fd, LOCK_EX | LOCK_NB) != 0) {
     int err = errno;
     char pid[24];
-    pid_t holder = err == EWOULDBLOCK ? loglock_holder(segb.fd) : 0;
+    pid_t holder = err == EWOULDBLOCK ? loglock_holder(heap_seg.fd) : 0;
     shim_say(2, "LRVM_SEGMENT=", seg, err == EWOULDBLOCK
                  ? " is in use by " : ": cannot lock it: ",
              err != EWOULDBLOCK ? strerror(err) : holder > 0 ? "pid " : "another process",
@@ -472,8 +469,8 @@ int shim_persist_setup(void *base, size_t reserve)
   uint64_t glen = existing ? fh.globals_len
                            : (shim_opts.globals ? shim_exe.g_hi - shim_exe.g_lo : 0);
   uint64_t heap_off = existing ? fh.heap_off : IMG_HEADER_SIZE + glen;
-  segb.reserve = reserve;
-  segb.off = heap_off;
+  heap_seg.reserve = reserve;
+  heap_seg.off = heap_off;
   if ((uint64_t)st.st_size > heap_off + reserve) {
     char a[24], b[24];
     shim_say(2, "LRVM_SEGMENT=", seg, " is ", shim_fmt_u64(a, (uint64_t)st.st_size >> 20),
@@ -482,25 +479,25 @@ int shim_persist_setup(void *base, size_t reserve)
     return EFBIG;
   }
   if ((uint64_t)st.st_size < heap_off + reserve &&
-      ftruncate(segb.fd, (off_t)(heap_off + reserve)) != 0) {
+      ftruncate(heap_seg.fd, (off_t)(heap_off + reserve)) != 0) {
     int err = errno;
     shim_say(2, "cannot extend LRVM_SEGMENT=", seg, ": ", strerror(err), NULL);
     return err;
   }
   if ((mrc_pending = mark_log_pending(seg)) != 0)
     return mrc_pending;
-  int mrc = map_region(&hregion, seg, 0, IMG_HEADER_SIZE, NULL, 0,
+  int mrc = map_region(&header_region, seg, 0, IMG_HEADER_SIZE, NULL, 0,
                        "cannot map the header of LRVM_SEGMENT");
   if (mrc)
     return mrc;
-  img = (struct image_header *)hregion.vmaddr;
+  seg_header = (struct image_header *)header_region.vmaddr;
   if ((mrc = persist_load_image(seg, base, reserve, heap_off, existing)))
     return mrc;
   /* only the heap in use can hold pages: the rest of the reservation was never touched */
-  rc = track_region_add_sparse(&region, segb.size > 0 ? segb.size
+  rc = track_region_add_sparse(&heap_region, heap_seg.size > 0 ? heap_seg.size
                                                        : (uint64_t)1 << HEAP_CHUNK_SHIFT);
   if (rc == RVM_SUCCESS)
-    rc = rvm_track(&hregion);
+    rc = rvm_track(&header_region);
   if (rc != RVM_SUCCESS) {
     say_rvm("cannot track the heap (LRVM_TRACK)", rc);
     return EIO;
@@ -525,10 +522,10 @@ int shim_persist_setup(void *base, size_t reserve)
     return hrc;
   }
   if (!existing) {
-    shim_image_create(img, glen, heap_off);
+    shim_image_create(seg_header, glen, heap_off);
     if (shim_opts.globals)
-      img->flags |= IMG_F_GLOBALS;  /* even with no writable data: the layout is fixed */
-    shim_image_stamp(img, 0);
+      seg_header->flags |= IMG_F_GLOBALS;  /* even with no writable data: the layout is fixed */
+    shim_image_stamp(seg_header, 0);
     /* track_commit, not rvm_commit: that is overridden to come back here (aware.c) */
     if ((rc = track_commit()) != RVM_SUCCESS) {
       say_rvm("cannot commit the new segment", rc);
@@ -537,12 +534,12 @@ int shim_persist_setup(void *base, size_t reserve)
   }
   /* locks held at the last commit come back released (lockset.c): the heap's now, the
    * globals' when globals.c restores them */
-  shim_locks_setup(img, seg, existing, (uintptr_t)base, (uintptr_t)base + segb.size);
+  shim_locks_setup(seg_header, seg, existing, (uintptr_t)base, (uintptr_t)base + heap_seg.size);
   if (glen && shim_opts.globals && shim_restore_setup() != 0)
     shim_say(2, "LRVM_GLOBALS: no memory for the restorability scan; commits record no "
              "verdict", NULL);
   if (glen && shim_opts.globals && (mrc = shim_globals_map(seg, IMG_HEADER_SIZE,
-                                      (img->flags & IMG_F_GLOBALS_VALID) != 0)))
+                                      (seg_header->flags & IMG_F_GLOBALS_VALID) != 0)))
     return mrc;
   int gl = shim_globals_tracked();
   if (gl && shim_kw_hi != 0) {   /* a fault backend: the kernel must not write them blindly */
@@ -576,11 +573,11 @@ int shim_persist_commit(int final)
     heap_purge(shim_heap);    /* freed memory is not worth logging (see seg_release) */
   heap_lock_all(shim_heap);
   if (shim_globals_tracked())
-    shim_restore_judge(img, final);   /* written into the header: part of this commit */
-  shim_image_stamp(img, shim_globals_tracked());
+    shim_restore_judge(seg_header, final);   /* written into the header: part of this commit */
+  shim_image_stamp(seg_header, shim_globals_tracked());
   /* track_commit, not rvm_commit: that is overridden to come back here (aware.c). The exit
    * commit is the last: no snapshots or twins for a next commit (track.h) */
-  rvm_return_t rc = final ? track_commit_final() : track_commit();
+  rvm_return_t rc = track_commit_mode(final);
   heap_unlock_all(shim_heap);
   /* An exit commit that finds nothing changed writes no record, so its flush mode alone
    * would leave the earlier no_flush commits queued -- and lost at exit (seen: a whole run's
@@ -607,7 +604,7 @@ int shim_persist_commit(int final)
   return (int)rc;
 }
 
-/* shim_persist_flush -- see shim.h. The records are in the log's queue in this process only:
+/* shim_persist_flush -- the records are in the log's queue in this process only:
  * written and synced now, they survive; a crash before this loses them, whole and from the end
  * (what no_flush allows). */
 int shim_persist_flush(void)
@@ -620,19 +617,18 @@ int shim_persist_flush(void)
   return (int)rc;
 }
 
-/* shim_persist_header -- see shim.h */
 struct image_header *shim_persist_header(void)
 {
-  return img;
+  return seg_header;
 }
 
-/* shim_persist_write_note -- see shim.h; the only write to the segment outside the log
+/* shim_persist_write_note -- the only write to the segment outside the log
  * (image_format.h, CRASH NOTE, says why it is safe) */
 int shim_persist_write_note(const void *p, size_t len, uint64_t off)
 {
-  if (segb.fd < 0)
+  if (heap_seg.fd < 0)
     return EBADF;
-  ssize_t w = pwrite(segb.fd, p, len, (off_t)off);
+  ssize_t w = pwrite(heap_seg.fd, p, len, (off_t)off);
   return w == (ssize_t)len ? 0 : EIO;
 }
 

@@ -68,7 +68,6 @@ static ssize_t read_cmdline(char **out)
   return n;
 }
 
-/* shim_reexec_norandom -- see shim.h */
 int shim_reexec_norandom(void)
 {
   int pers = personality(0xffffffff);

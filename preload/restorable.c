@@ -29,7 +29,7 @@
  * visited set live in memory mapped here once.
  */
 #include "shim.h"
-#include "heap.h"
+#include "preload_api.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -313,7 +313,8 @@ static int judge_word(struct scan *sc, uintptr_t v, uintptr_t at, uintptr_t orig
     kind = IMG_RK_FREED;
   } else if (std_stream(v)) {
     return 0;
-  } else if (boot_owns((void *)v) || (shim_iheap && heap_owns(shim_iheap, (void *)v)))
+  } else if (boot_owns((void *)v) ||
+             (shim_internal_heap && heap_owns(shim_internal_heap, (void *)v)))
     kind = IMG_RK_INTERNAL;
   else if ((m = find_map(v)) == NULL)
     return 0;          /* unmapped: an integer, or a dangling pointer nobody may follow */

@@ -38,7 +38,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "image_format.h"
+#include "preload_api.h"
 
 /* ---- env.c ------------------------------------------------------------------------------- */
 
@@ -162,7 +162,7 @@ extern volatile uint64_t shim_commit_calls;
 
 /* ---- persist.c --------------------------------------------------------------------------- */
 
-extern struct heap *shim_iheap;   /* volatile heap for liblrvm's own memory (persistent mode) */
+extern struct heap *shim_internal_heap;  /* volatile heap for liblrvm's memory (persistent mode) */
 extern __thread int shim_in_core __attribute__((tls_model("initial-exec")));
 extern int shim_persistent;       /* the heap is an LRVM segment region, tracked */
 /* shim_persist_setup -- map LRVM_SEGMENT at base through LRVM, track it, open or create the

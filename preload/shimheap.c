@@ -10,10 +10,10 @@
  * Backing: without LRVM_SEGMENT, private anonymous memory (MAP_NORESERVE: the reservation
  * costs nothing until touched), volatile. With LRVM_SEGMENT, persist.c maps the reservation
  * through an LRVM segment region and tracks it; liblrvm's own memory then comes from a second,
- * volatile heap (iheap_setup). The heap's volatile state is mmap'ed by the heap itself.
+ * volatile heap (internal_heap_setup). The heap's volatile state is mmap'ed by the heap itself.
  */
 #include "shim.h"
-#include "heap.h"
+#include "preload_api.h"
 
 #define HEAP_CHUNK_ALIGN ((size_t)4 << 20)
 
@@ -39,7 +39,8 @@ struct anon {
   size_t reserve;
   size_t size;
 };
-static struct anon anon, ianon;  /* the program's volatile heap; the internal heap */
+static struct anon program_anon;   /* the program's volatile heap (no LRVM_SEGMENT) */
+static struct anon internal_anon;  /* the internal heap (libc's own objects) */
 
 /* anon_grow -- the reservation is already mapped read-write; only record the new size */
 static int anon_grow(void *ctx, size_t new_size)
@@ -64,32 +65,32 @@ static size_t anon_size(void *ctx)
   return ((struct anon *)ctx)->size;
 }
 
-static struct heap_backing anon_backing = {
+static struct heap_backing program_anon_backing = {
   .grow = anon_grow,
   .release = anon_release,
   .reserve_space = NULL,
   .size = anon_size,
-  .ctx = &anon,
+  .ctx = &program_anon,
   .flags = HEAP_BACKING_ZERO_ON_RELEASE,
 };
-static struct heap_backing ianon_backing = {
+static struct heap_backing internal_anon_backing = {
   .grow = anon_grow,
   .release = anon_release,
   .reserve_space = NULL,
   .size = anon_size,
-  .ctx = &ianon,
+  .ctx = &internal_anon,
   .flags = HEAP_BACKING_ZERO_ON_RELEASE,
 };
 
 /* liblrvm's memory: recovery of a 1 GiB commit holds the record (and its copy) in memory;
  * MAP_NORESERVE, so the reserve costs only address space */
-#define SHIM_IHEAP_RESERVE ((size_t)64 << 30)
+#define SHIM_INTERNAL_HEAP_RESERVE ((size_t)64 << 30)
 
-/* iheap_setup -- the volatile internal heap for liblrvm's memory, anywhere the kernel likes
+/* internal_heap_setup -- the volatile internal heap for liblrvm's memory, anywhere the kernel likes
  * (4 MiB aligned, as heap_create requires; MAP_NORESERVE: costs only what is used) */
-static int iheap_setup(void)
+static int internal_heap_setup(void)
 {
-  size_t len = SHIM_IHEAP_RESERVE + HEAP_CHUNK_ALIGN;
+  size_t len = SHIM_INTERNAL_HEAP_RESERVE + HEAP_CHUNK_ALIGN;
   char *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (m == MAP_FAILED) {
@@ -100,19 +101,20 @@ static int iheap_setup(void)
   char *base = (char *)(((uintptr_t)m + HEAP_CHUNK_ALIGN - 1) & ~(uintptr_t)(HEAP_CHUNK_ALIGN - 1));
   if (base > m)
     munmap(m, (size_t)(base - m));
-  munmap(base + SHIM_IHEAP_RESERVE, (size_t)(m + len - (base + SHIM_IHEAP_RESERVE)));
-  ianon.base = base;
-  ianon.reserve = SHIM_IHEAP_RESERVE;
+  char *end = base + SHIM_INTERNAL_HEAP_RESERVE;
+  munmap(end, (size_t)(m + len - end));
+  internal_anon.base = base;
+  internal_anon.reserve = SHIM_INTERNAL_HEAP_RESERVE;
   struct heap_opts o;
   heap_opts_init(&o);
   o.report = report;
   struct heap *h;
-  int rc = heap_create(&h, base, SHIM_IHEAP_RESERVE, &ianon_backing, &o);
+  int rc = heap_create(&h, base, SHIM_INTERNAL_HEAP_RESERVE, &internal_anon_backing, &o);
   if (rc) {
     shim_say(2, "cannot create the shim's internal heap: ", heap_strerror(rc), NULL);
     return rc;
   }
-  shim_iheap = h;
+  shim_internal_heap = h;
   return 0;
 }
 
@@ -138,18 +140,18 @@ int shim_heap_setup(void)
     return err;
   }
   if (shim_opts.segment) {
-    int rc = iheap_setup();
+    int rc = internal_heap_setup();
     if (rc == 0)
       rc = shim_persist_setup(base, size);
     return rc;   /* on failure the caller exits: nothing to unwind */
   }
-  anon.base = base;
-  anon.reserve = size;
-  anon.size = 0;
+  program_anon.base = base;
+  program_anon.reserve = size;
+  program_anon.size = 0;
   struct heap_opts o;
   heap_opts_init(&o);
   o.report = report;
-  int rc = heap_create(&shim_heap, base, size, &anon_backing, &o);
+  int rc = heap_create(&shim_heap, base, size, &program_anon_backing, &o);
   if (rc) {
     shim_say(2, "cannot create the heap at LRVM_HEAP_BASE=", shim_fmt_hex(b, (uintptr_t)base),
              ": ", heap_strerror(rc), NULL);
@@ -167,20 +169,20 @@ static void fork_prepare(void)
 {
   shim_forkgate_prepare();   /* commits stop queueing for the heap locks (forkgate.c) */
   heap_lock_all(shim_heap);
-  if (shim_iheap)
-    heap_lock_all(shim_iheap);
+  if (shim_internal_heap)
+    heap_lock_all(shim_internal_heap);
 }
 static void fork_parent(void)
 {
-  if (shim_iheap)
-    heap_unlock_all(shim_iheap);
+  if (shim_internal_heap)
+    heap_unlock_all(shim_internal_heap);
   heap_unlock_all(shim_heap);
   shim_forkgate_parent();
 }
 static void fork_child(void)
 {
-  if (shim_iheap)
-    heap_fork_child(shim_iheap);
+  if (shim_internal_heap)
+    heap_fork_child(shim_internal_heap);
   heap_fork_child(shim_heap);
   shim_forkgate_child();
   shim_persist_fork_child();

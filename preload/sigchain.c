@@ -133,7 +133,6 @@ int shim_sigaction_from(int sig, const struct sigaction *act, struct sigaction *
   return real_sigaction(sig, shim_faultmask_sa_mask(act, &tmp), old);
 }
 
-/* sigaction -- see the file comment */
 SHIM_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
   return shim_sigaction_from(sig, act, old, __builtin_return_address(0));

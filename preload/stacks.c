@@ -26,9 +26,9 @@
 
 #define STACKS_MAX 1024
 
-static struct { uintptr_t heap; size_t size; void *map; } subst[STACKS_MAX];
-static size_t nsubst;
-static pthread_mutex_t subst_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct { uintptr_t heap; size_t size; void *map; } substitutes[STACKS_MAX];
+static size_t nsubstitutes;
+static pthread_mutex_t substitutes_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* stack_for -- p, or the private mapping that replaces the heap block [p, p+n) as a stack */
 static void *stack_for(void *p, size_t n)
@@ -36,21 +36,21 @@ static void *stack_for(void *p, size_t n)
   if (p == NULL || n == 0 || !kw_hit(p, n))
     return p;
   void *m = NULL;
-  pthread_mutex_lock(&subst_mu);
-  for (size_t i = 0; i < nsubst && m == NULL; i++)
-    if (subst[i].heap == (uintptr_t)p && subst[i].size == n)
-      m = subst[i].map;
+  pthread_mutex_lock(&substitutes_mu);
+  for (size_t i = 0; i < nsubstitutes && m == NULL; i++)
+    if (substitutes[i].heap == (uintptr_t)p && substitutes[i].size == n)
+      m = substitutes[i].map;
   if (m == NULL) {
     m = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (m == MAP_FAILED) {
       m = p;   /* no memory: keep the program's stack (and the limit) rather than fail */
-    } else if (nsubst < STACKS_MAX) {
-      subst[nsubst].heap = (uintptr_t)p;
-      subst[nsubst].size = n;
-      subst[nsubst++].map = m;
+    } else if (nsubstitutes < STACKS_MAX) {
+      substitutes[nsubstitutes].heap = (uintptr_t)p;
+      substitutes[nsubstitutes].size = n;
+      substitutes[nsubstitutes++].map = m;
     }
   }
-  pthread_mutex_unlock(&subst_mu);
+  pthread_mutex_unlock(&substitutes_mu);
   return m;
 }
 

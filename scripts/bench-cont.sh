@@ -25,8 +25,9 @@
 # with exit status 1: a benchmark that ignored a crash would measure nothing.
 #
 # Also recorded: the load average before and after, and the fsync floor (4 KiB O_DSYNC writes
-# in place, dd). Output: the terminal, bench/out/cont.txt and one CSV row per run in
-# bench/out/cont.csv. Timings are printed, never asserted.
+# in place, dd). Output: the terminal, bench/out/cont.txt, one CSV row per run in
+# bench/out/cont.csv, and with gnuplot installed bench/out/cont.png (part A's cost against the
+# commit interval, scripts/bench-plot.sh cont). Timings are printed, never asserted.
 #
 # Knobs (environment): HEAP_MIB (256), FRACTION (0.001), PERIOD_MS (100), RUN_SECONDS (20),
 #   BACKENDS ("wp-async uffd-sigbus mprotect"), INTERVALS ("1s 100ms 10ms"), KILL_INTERVALS
@@ -241,8 +242,11 @@ build_logged() {
 }
 
 say "bench-cont: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(uname -r), dir $dir"
+load_before=$(cut -d' ' -f1 /proc/loadavg)
 say "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-say "fsync floor: $(fsync_floor) (4 KiB in-place O_DSYNC writes, dd)"
+floor=$(fsync_floor)
+floor_us=$(sed -n 's/.*, \([0-9]*\) us each/\1/p' <<<"$floor")
+say "fsync floor: $floor (4 KiB in-place O_DSYNC writes, dd)"
 echo "part,backend,interval,end,heap_mib,nodes,seconds,build_ms,batches,asked,per_batch,work_p50_ms,work_p99_ms,stall_ms,cpu_prog_s,wall_s,cpu_s,maxrss_kb,bytes_changed,commits_interval,commits_total,commits_asked,pause_avg_us,pause_max_us,logged_kib,backlog_records,backlog_bytes,restart_ms,verify_ms" >"$CSV"
 for part in $PARTS; do
   case $part in
@@ -253,3 +257,15 @@ for part in $PARTS; do
 done
 say "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 say "rows: $CSV"
+# The picture of part A (cost against the commit interval), when gnuplot is there: this
+# script does not install it (apt-get install gnuplot-nox).
+if [[ " $PARTS " == *" A "* ]]; then
+  if command -v gnuplot >/dev/null; then
+    label="$(date -u +%Y-%m-%d), ${HEAP_MIB} MiB heap, ${SECONDS_A} s per run"
+    label+=", load $load_before..$(cut -d' ' -f1 /proc/loadavg), fsync floor $floor_us us"
+    LABEL=$label bash scripts/bench-plot.sh cont "$CSV" bench/out/cont.png
+  else
+    say "no picture: gnuplot is not installed (apt-get install gnuplot-nox), then:"
+    say "  bash scripts/bench-plot.sh cont $CSV bench/out/cont.png"
+  fi
+fi

@@ -11,13 +11,17 @@
 #   bench-plot.sh pause CSV PNG     pause a signal commit imposes on the program vs the size of
 #                                   the dirty set (both from bench/out/shim-restart.csv,
 #                                   scripts/bench-shim-restart.sh)
+#   bench-plot.sh cont CSV PNG      continuous commits: the program's work per batch, CPU,
+#                                   commit pause and peak RSS against the commit interval, one
+#                                   line per backend, ratios against the program alone
+#                                   (bench/out/cont.csv, part A, scripts/bench-cont.sh)
 #
 # LABEL (environment) is printed under the title: when and on what machine the values were
 # measured. gnuplot comes from Debian's gnuplot-nox; the bench scripts install it.
 set -euo pipefail
 kind=${1:-} csv=${2:-} png=${3:-}
 if [ -z "$png" ]; then
-  echo "usage: bench-plot.sh durable|restart|pause CSV PNG" >&2
+  echo "usage: bench-plot.sh durable|restart|pause|cont CSV PNG" >&2
   exit 2
 fi
 [ -r "$csv" ] || { echo "bench-plot.sh: cannot read $csv (run the benchmark first)" >&2; exit 1; }
@@ -83,8 +87,55 @@ plot '$dat' using 1:2:3:4 with yerrorlines lw 2 pt 7 title '1st commit (fresh pa
      ''     using 1:5 with linespoints lw 2 pt 5 title '2nd commit (same pages again): median'
 EOF
   ;;
+cont)
+  # Part A rows ended by exit (a killed run prints no statistics): one block per backend of
+  # interval_ms, work p50, CPU and peak RSS as ratios against the part's no-tool row, and the
+  # average and maximum commit pause in ms. Columns: the CSV header bench-cont.sh writes.
+  awk -F, 'function ms(iv) { return iv ~ /ms$/ ? iv + 0 : (iv ~ /s$/ ? iv * 1000 : -1) }
+           $1 == "A" && $2 == "none" { w = $12; c = $17; r = $18 }
+           $1 == "A" && $2 != "none" && $4 == "exit" && ms($3) > 0 {
+             if (!($2 in seen)) { seen[$2] = 1; order[++n] = $2 }
+             rows[$2] = rows[$2] ms($3) "," $12 "," $17 "," $23 "," $24 "," $18 ";" }
+           END { if (w <= 0 || c <= 0 || r <= 0) exit 1
+                 for (i = 1; i <= n; i++) {
+                   printf "# %s\n", order[i]
+                   m = split(rows[order[i]], l, ";")
+                   for (j = 1; j < m; j++) { split(l[j], f, ",")
+                     printf "%s\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\n", f[1], f[2] / w, f[3] / c,
+                            f[4] / 1000, f[5] / 1000, f[6] / r }
+                   printf "\n\n" } }' "$csv" >"$dat" ||
+    { echo "bench-plot.sh: no part A row of the program alone in $csv" >&2; exit 1; }
+  grep -q '^[0-9]' "$dat" || { echo "bench-plot.sh: no part A shim rows in $csv" >&2; exit 1; }
+  mapfile -t backends < <(sed -n 's/^# //p' "$dat")
+  # per_backend COLUMN -- gnuplot's plot list: one line per backend, COLUMN against interval
+  per_backend() {
+    local i sep=""
+    for i in "${!backends[@]}"; do
+      printf "%s'%s' index %d using 1:%d with linespoints lw 2 pt %d title '%s'" "$sep" "$dat" \
+        "$i" "$1" $((7 - 2 * (i % 3))) "${backends[$i]}"
+      sep=", "
+    done
+  }
+  gnuplot <<EOF
+set terminal pngcairo size 1000,760 font 'sans,10'; set output '$png'
+set multiplot layout 2,2 title "Continuous commits: a program mutating its heap at a steady rate under lrvm-run --commit interval:T\n{/*0.8 ratios against the same program alone in the same run; $label}"
+set grid; set border 3; set xtics nomirror; set ytics nomirror; set key top left
+set logscale x; set xrange [*:*] reverse; set offsets 0, 0, graph 0.3, 0   # room for the key
+set xlabel "commit interval (ms, log scale; more frequent to the right)"
+set yrange [0:*]
+set title "work per batch, median (x the program alone)"
+plot $(per_backend 2)
+set title "CPU time (x the program alone)"
+plot $(per_backend 3)
+set title "commit pause, average (ms)"
+plot $(per_backend 4)
+set title "peak RSS (x the program alone)"
+plot $(per_backend 6)
+unset multiplot
+EOF
+  ;;
 *)
-  echo "bench-plot.sh: unknown plot '$kind' (durable, restart, pause)" >&2
+  echo "bench-plot.sh: unknown plot '$kind' (durable, restart, pause, cont)" >&2
   exit 2
   ;;
 esac

@@ -36,7 +36,9 @@ if [ ! -x "$bin" ]; then
   exit 1
 fi
 mkdir -p bench/out
+load_before=$(cut -d' ' -f1 /proc/loadavg)
 "$bin" --csv bench/out/rvm.csv "$@" | tee bench/out/rvm.txt
 echo "bench-rvm.sh: wrote bench/out/rvm.csv and bench/out/rvm.txt"
-LABEL="$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)" \
-  bash scripts/bench-plot.sh durable bench/out/rvm.csv bench/out/durable.png
+label="$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs"
+label+=", load $load_before..$(cut -d' ' -f1 /proc/loadavg)"
+LABEL=$label bash scripts/bench-plot.sh durable bench/out/rvm.csv bench/out/durable.png

@@ -15,10 +15,27 @@ EXTRA_PKGS="${EXTRA_PKGS:-} gnuplot-nox" bash scripts/setup.sh
 BUILD_DIR=${BUILD_DIR:-build}
 dir=${BENCH_DIR:-$(mktemp -d /var/tmp/lrvm-shim-bench-XXXXXX)}
 mkdir -p bench/out "$dir"
-trap 'rm -f "$dir/seg" "$dir/seg.log" "$dir/out" "$dir/err"; [ -n "${BENCH_DIR:-}" ] || rmdir "$dir"' EXIT
+cleanup() { rm -f "$dir/seg" "$dir/seg.log" "$dir/out" "$dir/err" "$dir/floor"
+            [ -n "${BENCH_DIR:-}" ] || rmdir "$dir"; }
+trap cleanup EXIT
+# The disk's floor, for the pictures' label: 4 KiB writes with O_DSYNC in place in a
+# preallocated, once-written file (what one durable commit costs at least).
+fsync_floor_us() {
+  local f=$dir/floor n=500 t0 t1
+  dd if=/dev/zero of="$f" bs=4k count=$n status=none conv=fsync
+  t0=$(date +%s%N)
+  dd if=/dev/zero of="$f" bs=4k count=$n status=none oflag=dsync conv=notrunc
+  t1=$(date +%s%N)
+  rm -f "$f"
+  echo $(((t1 - t0) / 1000 / n))
+}
+load_before=$(cut -d' ' -f1 /proc/loadavg)
+floor_us=$(fsync_floor_us)
+echo "bench-shim-restart: load $load_before, fsync floor $floor_us us (4 KiB O_DSYNC in place)"
 "$BUILD_DIR/bench/shim/shim-restart-bench" --csv bench/out/shim-restart.csv \
   --pause "${PAUSE_MIB:-16,64,256}" "$PWD/$BUILD_DIR/preload/liblrvm-preload.so" \
   "$PWD/$BUILD_DIR/bench/shim/shim-prog" "$dir" "$@" | tee bench/out/shim-restart.txt
-label="$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
+label="$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs"
+label+=", load $load_before..$(cut -d' ' -f1 /proc/loadavg), fsync floor $floor_us us"
 LABEL=$label bash scripts/bench-plot.sh restart bench/out/shim-restart.csv bench/out/restart.png
 LABEL=$label bash scripts/bench-plot.sh pause bench/out/shim-restart.csv bench/out/pause.png

@@ -18,7 +18,8 @@ PKGS=(meson ninja-build pkg-config gcc g++ libcriterion-dev libjemalloc-dev libu
       # the restore compatibility matrix (tests/preload/restore_matrix.sh): the programs it
       # restarts under the shim (perl, bash, tar, coreutils are always there)
       nodejs ruby lua5.4 tcl vim bc jq git less xz-utils zstd
-      clang libclang-rt-14-dev)        # libFuzzer for the fuzz suite (scripts/fuzz.sh)
+      clang libclang-rt-14-dev         # libFuzzer for the fuzz suite (scripts/fuzz.sh)
+      clang-format)                    # scripts/check-format.sh (.clang-format)
 PKGS+=(${EXTRA_PKGS:-})
 
 STEP=${1:-all}

@@ -6,9 +6,16 @@
 #
 # Size knob: LRVM_TEST_SCALE multiplies torture sizes (kills, operations). CI and the default
 # use 1; by hand, e.g. LRVM_TEST_SCALE=50 bash scripts/test.sh for ~10 000 crash kills.
+#
+# LRVM_CHECK_FORMAT=1 first checks that every C source is formatted as .clang-format says
+# (scripts/check-format.sh) and fails the suite if one is not. Off (0) by default until the
+# whole tree has been formatted once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+if [ "${LRVM_CHECK_FORMAT:-0}" != 0 ]; then
+  bash scripts/check-format.sh
+fi
 BUILD_DIR=${BUILD_DIR:-build}
 export LRVM_TEST_SCALE=${LRVM_TEST_SCALE:-1}
 meson test -C "$BUILD_DIR" --print-errorlogs --num-processes 2 "$@"

@@ -51,7 +51,6 @@ static int refuse(char *why, size_t whylen, const char *fmt, ...)
     return EPERM;
 }
 
-/* filecheck_fd -- see filecheck.h */
 int filecheck_fd(int fd, const char *path, const char *what, char *why, size_t whylen)
 {
     struct stat st;
@@ -142,7 +141,6 @@ static int follow_links(const char *path, const char *what, char *out, size_t ou
     return 0;
 }
 
-/* filecheck_open -- see filecheck.h */
 int filecheck_open(const char *path, int flags, mode_t mode, const char *what, char *why,
                    size_t whylen)
 {

@@ -348,7 +348,6 @@ rvm_return_t rvm_end_transaction(rvm_tid_t *tid, rvm_mode_t mode)
     return RVM_SUCCESS;
 }
 
-/* txn_commit_vector -- see txn.h */
 rvm_return_t txn_commit_vector(const struct txn_vec *v, size_t n, rvm_mode_t mode)
 {
     if (!rvm_ready())

@@ -109,7 +109,6 @@ static void heap_delete(struct heap *h)
   munmap(h, sizeof(*h));
 }
 
-/* heap_create -- see heap.h */
 int heap_create(struct heap **out, void *base, size_t reserve, const struct heap_backing *b,
                 const struct heap_opts *o)
 {
@@ -170,7 +169,7 @@ int heap_create(struct heap **out, void *base, size_t reserve, const struct heap
     return (rc);                         \
   } while (0)
 
-/* heap_open -- see heap.h. Each refusal names the field, expected vs found, what to do. */
+/* heap_open -- each refusal names the field, expected vs found, what to do. */
 int heap_open(struct heap **out, void *base, const struct heap_backing *b,
               const struct heap_opts *o)
 {
@@ -240,7 +239,6 @@ int heap_open(struct heap **out, void *base, const struct heap_backing *b,
   return 0;
 }
 
-/* heap_close -- see heap.h */
 int heap_close(struct heap *h)
 {
   if (!h)
@@ -251,7 +249,6 @@ int heap_close(struct heap *h)
   return 0;
 }
 
-/* heap_owns -- see heap.h */
 int heap_owns(const struct heap *h, const void *p)
 {
   return (const char *)p >= h->base && (size_t)((const char *)p - h->base) < h->reserve;
@@ -269,7 +266,7 @@ void *heap_get_root(const struct heap *h)
   return (void *)(uintptr_t)__atomic_load_n(&h->hdr->root, __ATOMIC_RELAXED);
 }
 
-/* heap_lock_all -- see heap.h: every arena lock in order, then the page lock (the order all
+/* heap_lock_all -- every arena lock in order, then the page lock (the order all
  * other paths use), so no multi-word update of runs, spans or chunks is in progress */
 void heap_lock_all(struct heap *h)
 {
@@ -278,7 +275,6 @@ void heap_lock_all(struct heap *h)
   pthread_mutex_lock(&h->lock);
 }
 
-/* heap_unlock_all -- see heap.h */
 void heap_unlock_all(struct heap *h)
 {
   pthread_mutex_unlock(&h->lock);
@@ -286,7 +282,7 @@ void heap_unlock_all(struct heap *h)
     pthread_mutex_unlock(&h->arenas[a].lock);
 }
 
-/* heap_fork_child -- see heap.h: the locks were taken by the parent's prepare handler; only
+/* heap_fork_child -- the locks were taken by the parent's prepare handler; only
  * this thread exists now, so fresh locks are safe */
 void heap_fork_child(struct heap *h)
 {
@@ -297,7 +293,6 @@ void heap_fork_child(struct heap *h)
   heap_tcache_flush_all(h, 1);
 }
 
-/* heap_purge -- see heap.h */
 int heap_purge(struct heap *h)
 {
   pthread_mutex_lock(&h->lock);

@@ -29,8 +29,9 @@
  *     block per thread inside malloc/realloc at that instant).
  *
  * Errors: functions return int codes, 0 = success; positive values are errno values, negative
- * values are the HEAP_E* codes below (heap_strerror() covers both). Every user-facing failure is
- * also reported through the report callback with the address/field and what to do.
+ * values are the HEAP_E* codes of heap_types.h (heap_strerror() covers both). Every
+ * user-facing failure is also reported through the report callback with the address/field and
+ * what to do.
  */
 #ifndef LRVM_HEAP_H
 #define LRVM_HEAP_H
@@ -39,69 +40,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* Heap-specific error codes (negative, from a reserved range; errno values are positive). */
-enum heap_error {
-  HEAP_EBADMAGIC = -31001,  /* header magic is not "LRVMHEAP": not a heap, or overwritten */
-  HEAP_EVERSION = -31002,   /* format version differs from this library's */
-  HEAP_EBASE = -31003,      /* heap recorded for another base address */
-  HEAP_EGEOMETRY = -31004,  /* page/chunk size, reserve or size field invalid or mismatched */
-  HEAP_ECHECKSUM = -31005,  /* header checksum mismatch: header corrupted */
-  HEAP_ECORRUPT = -31006,   /* metadata inconsistent (checker found violations) */
-  HEAP_EBADFREE = -31007,   /* free/realloc of a pointer that is not a live block start */
-  HEAP_ERESERVE = -31008,   /* the reserve is exhausted */
-  HEAP_ESHORT = -31009,     /* backing is shorter than the header's size */
-};
-
-/*
- * struct heap_backing -- where the heap's memory comes from.
- *
- * Preconditions at every call: offsets and lengths are multiples of the 4 KiB page, and the
- * heap lock is held (calls are serialised).
- *   grow(ctx, new_size): make [base, base + new_size) usable, zero-filled beyond the old size,
- *       with its file space reserved (ENOSPC returned now, never SIGBUS later). errno on failure.
- *   release(ctx, off, len): the range is free; drop its memory now (MADV_DONTNEED). Must NOT
- *       touch the segment file: the free is not committed yet (see heap_punch_collect).
- *   reserve_space(ctx, off, len): the range is being reused and its file blocks may have been
- *       punched after an earlier commit; reserve them again (posix_fallocate). May be NULL.
- *   size(ctx): bytes currently backed (>= the heap's recorded size when opening).
- *   flags: HEAP_BACKING_ZERO_ON_RELEASE if released memory reads back as zeros (anonymous
- *       memory); then calloc skips zeroing pages it knows are untouched since release.
- */
-#define HEAP_BACKING_ZERO_ON_RELEASE 1u
-struct heap_backing {
-  int (*grow)(void *ctx, size_t new_size);
-  int (*release)(void *ctx, size_t off, size_t len);
-  int (*reserve_space)(void *ctx, size_t off, size_t len);
-  size_t (*size)(void *ctx);
-  void *ctx;
-  unsigned flags;
-};
-
-/* Report callback: one complete human-readable line per call (no trailing newline). */
-typedef void (*heap_report_fn)(void *arg, const char *msg);
-
-struct heap_opts {
-  heap_report_fn report;  /* NULL: write(2) to stderr, prefixed "lrvm heap: " */
-  void *report_arg;
-  int check_on_open;      /* 1 (heap_opts_init's default): heap_check at open, refuse on error */
-};
-
-struct heap;
-
-/* Statistics. "Allocated" is what users hold (usable sizes); the rest is overhead. */
-struct heap_stats {
-  size_t reserve;         /* virtual reserve */
-  size_t size;            /* backed bytes (file size) */
-  size_t allocated;       /* usable bytes of live user blocks */
-  size_t nallocated;      /* live user blocks */
-  size_t active;          /* bytes of pages in runs, large and huge blocks */
-  size_t cached;          /* bytes in per-thread caches (free in the persistent metadata) */
-  size_t metadata;        /* header chunk + per-chunk metadata pages */
-  size_t free_dirty;      /* free pages still resident */
-  size_t free_clean;      /* free pages released to the kernel */
-  size_t nchunks;         /* chunks in use (normal + huge) */
-  size_t purges;          /* release calls so far (this process) */
-};
+#include "heap_types.h"
 
 void heap_opts_init(struct heap_opts *o);
 
@@ -126,9 +65,8 @@ void *heap_memalign(struct heap *h, size_t align, size_t n);
 int heap_free(struct heap *h, void *p);
 size_t heap_usable_size(struct heap *h, const void *p);
 /* heap_block_state -- what p points at: the start of a live block, the inside of one, free
- * memory (a freed block, free pages), or nothing of the heap's in use (no lock taken: hold
- * heap_lock_all for a stable answer). A conservative pointer scan's question. */
-enum { HEAP_BS_OUTSIDE = 0, HEAP_BS_FREE, HEAP_BS_START, HEAP_BS_INTERIOR };
+ * memory (a freed block, free pages), or nothing of the heap's in use: HEAP_BS_* (no lock
+ * taken: hold heap_lock_all for a stable answer). A conservative pointer scan's question. */
 int heap_block_state(struct heap *h, const void *p);
 /* heap_walk -- call fn(arg, block, usable_size) for every live block, in address order; a
  * nonzero return from fn stops the walk and is returned. Blocks in thread caches are free

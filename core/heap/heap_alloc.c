@@ -81,7 +81,7 @@ static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 /* Open heaps, for the thread-exit destructor (a heap may have closed before its threads end). */
 #define REG_MAX 64
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct heap *reg[REG_MAX];
+static struct heap *open_heaps[REG_MAX];
 /* The end of a thread-exit flush (reg_idle, with reg_lock). A flush waits for arena and heap
  * locks; reg_lock must not be held meanwhile: a commit holds every lock of a persistent heap
  * (heap_lock_all) and may allocate from another heap, which can need reg_lock
@@ -182,7 +182,7 @@ static void tls_destructor(void *arg)
     if (!tls_slots[i].id)
       continue;
     for (int r = 0; r < REG_MAX; r++) {
-      struct heap *h = reg[r];
+      struct heap *h = open_heaps[r];
       if (h && h->id == tls_slots[i].id) {
         h->exit_flushes++;
         hs[n] = h;
@@ -261,7 +261,7 @@ static struct heap_tcache *tcache_get_slow(struct heap *h)
   for (int i = 0; i < TLS_SLOTS; i++) {
     int open = 0;
     for (int r = 0; r < REG_MAX && tls_slots[i].id; r++)
-      open |= reg[r] && reg[r]->id == tls_slots[i].id;
+      open |= open_heaps[r] && open_heaps[r]->id == tls_slots[i].id;
     if (!open)
       tls_slots[i].id = 0;
     if (!tls_slots[i].id && !free_slot)
@@ -579,7 +579,6 @@ void *heap_memalign(struct heap *h, size_t align, size_t n)
   return p;
 }
 
-/* heap_free -- see heap.h */
 int heap_free(struct heap *h, void *p)
 {
   if (!p)
@@ -677,7 +676,7 @@ size_t heap_usable_size(struct heap *h, const void *p)
   return bi.size;
 }
 
-/* heap_block_state -- see heap.h. Small blocks: the allocation bit of the block holding p;
+/* heap_block_state -- small blocks: the allocation bit of the block holding p;
  * large and huge blocks: found only while allocated, so a pointer into free pages or free
  * chunks is free memory. Takes no lock: a reader that needs a stable answer holds
  * heap_lock_all. */
@@ -787,8 +786,8 @@ int heap_registry_add(struct heap *h)
 {
   pthread_mutex_lock(&reg_lock);
   for (int r = 0; r < REG_MAX; r++)
-    if (!reg[r]) {
-      reg[r] = h;
+    if (!open_heaps[r]) {
+      open_heaps[r] = h;
       pthread_mutex_unlock(&reg_lock);
       return 0;
     }
@@ -801,8 +800,8 @@ void heap_registry_remove(struct heap *h)
 {
   pthread_mutex_lock(&reg_lock);
   for (int r = 0; r < REG_MAX; r++)
-    if (reg[r] == h)
-      reg[r] = NULL;
+    if (open_heaps[r] == h)
+      open_heaps[r] = NULL;
   /* an exiting thread may be flushing its cache of h right now: h must outlive that */
   while (h->exit_flushes > 0)
     pthread_cond_wait(&reg_idle, &reg_lock);
@@ -815,6 +814,6 @@ void heap_registry_fork_child(void)
   pthread_mutex_init(&reg_lock, NULL);
   pthread_cond_init(&reg_idle, NULL);
   for (int r = 0; r < REG_MAX; r++)   /* the flushing threads do not exist in the child */
-    if (reg[r])
-      reg[r]->exit_flushes = 0;
+    if (open_heaps[r])
+      open_heaps[r]->exit_flushes = 0;
 }

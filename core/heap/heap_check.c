@@ -201,7 +201,6 @@ static void check_normal(struct checker *ck, size_t ci)
   }
 }
 
-/* heap_check -- see heap.h */
 int heap_check(struct heap *h, heap_report_fn fn, void *arg, size_t *nviolations)
 {
   struct checker ck = {.h = h, .fn = fn, .arg = arg, .n = 0};
@@ -220,7 +219,6 @@ static void file_report(void *arg, const char *msg)
   fprintf((FILE *)arg, "%s\n", msg);
 }
 
-/* heap_check_file -- see heap.h */
 int heap_check_file(struct heap *h, FILE *out, size_t *nviolations)
 {
   return heap_check(h, file_report, out, nviolations);

@@ -545,7 +545,7 @@ void heap_page_purge_all(struct heap *h)
   purge_down_to(h, 0, 0, 0);
 }
 
-/* heap_punch_collect -- see heap.h: report released free ranges, mark them maybe-punched */
+/* heap_punch_collect -- report released free ranges, mark them maybe-punched */
 int heap_punch_collect(struct heap *h, void (*cb)(void *arg, size_t off, size_t len), void *arg)
 {
   for (size_t b = HEAP_PUNCH_MIN_PAGES; b <= HEAP_CHUNK_PAGES; b++) {

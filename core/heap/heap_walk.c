@@ -52,7 +52,6 @@ static int walk_normal(struct heap *h, size_t ci, heap_walk_fn fn, void *arg)
   return 0;
 }
 
-/* heap_walk -- see heap.h */
 int heap_walk(struct heap *h, heap_walk_fn fn, void *arg)
 {
   size_t nch = h->hdr->nchunks;

@@ -70,7 +70,6 @@ static struct heap *roots_heap;          /* bound heap, or NULL: roots_local */
 static struct roots_table roots_local;   /* the process-local table (unbound) */
 static char roots_msg[200];
 
-/* roots_fork_prepare / roots_fork_parent / roots_fork_child -- see the file comment */
 static void roots_fork_prepare(void)
 {
     pthread_mutex_lock(&roots_mu);
@@ -104,7 +103,6 @@ static int roots_valid(struct heap *h, const struct roots_table *t)
            t->nentries == RVM_ROOTS_MAX;
 }
 
-/* roots_bind -- see roots.h */
 int roots_bind(struct heap *h)
 {
     pthread_once(&roots_once, roots_atfork);
@@ -118,7 +116,6 @@ int roots_bind(struct heap *h)
     return 0;
 }
 
-/* roots_bind_message -- see roots.h */
 const char *roots_bind_message(void)
 {
     return roots_msg;
@@ -164,7 +161,6 @@ static struct roots_entry *roots_find(struct roots_table *t, const char *name)
     return NULL;
 }
 
-/* rvm_root_set -- see lrvm.h */
 RVM_API rvm_return_t rvm_root_set(const char *name, void *ptr)
 {
     if (!roots_name_ok(name))
@@ -207,7 +203,6 @@ out:
     return rc;
 }
 
-/* rvm_root_get -- see lrvm.h */
 RVM_API void *rvm_root_get(const char *name)
 {
     if (!roots_name_ok(name))

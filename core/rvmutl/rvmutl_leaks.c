@@ -83,126 +83,126 @@ struct leaks {
 #define say(...) (fprintf(stderr, "rvmutl: " __VA_ARGS__), fputc('\n', stderr))
 
 /* lock_segment -- one writer per segment (the program holds it exclusively while it runs) */
-static int lock_segment(struct leaks *L)
+static int lock_segment(struct leaks *run)
 {
-  if (flock(L->fd, (L->reclaim ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0)
+  if (flock(run->fd, (run->reclaim ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0)
     return 0;
   int e = errno;
-  pid_t pid = e == EWOULDBLOCK ? loglock_holder(L->fd) : 0;
+  pid_t pid = e == EWOULDBLOCK ? loglock_holder(run->fd) : 0;
   if (e != EWOULDBLOCK)
-    say("cannot lock segment %s: %s", L->seg, strerror(e));
+    say("cannot lock segment %s: %s", run->seg, strerror(e));
   else if (pid > 0)
-    say("segment %s is in use by pid %ld: wait for the program to exit", L->seg, (long)pid);
+    say("segment %s is in use by pid %ld: wait for the program to exit", run->seg, (long)pid);
   else
-    say("segment %s is in use by another process: wait for it to exit", L->seg);
+    say("segment %s is in use by another process: wait for it to exit", run->seg);
   return -1;
 }
 
 /* overlay -- lay the log's pending records for [off, off + len) over buf (report mode) */
-static int overlay(struct leaks *L, uint64_t off, void *buf, size_t len)
+static int overlay(struct leaks *run, uint64_t off, void *buf, size_t len)
 {
   uint64_t n;
-  if (L->reclaim || !L->have_log)
+  if (run->reclaim || !run->have_log)
     return 0;   /* reclaim: recovery has put every committed byte into the file */
-  return utl_overlay_file(L->logp, L->seg, off, buf, len, &n);
+  return utl_overlay_file(run->logp, run->seg, off, buf, len, &n);
 }
 
 /* read_at -- pread exactly len bytes (zeros past the end of the file); 0 or -1 */
-static int read_at(struct leaks *L, void *buf, size_t len, uint64_t off)
+static int read_at(struct leaks *run, void *buf, size_t len, uint64_t off)
 {
   memset(buf, 0, len);
   for (size_t done = 0; done < len;) {
-    ssize_t r = pread(L->fd, (char *)buf + done, len - done, (off_t)(off + done));
+    ssize_t r = pread(run->fd, (char *)buf + done, len - done, (off_t)(off + done));
     if (r < 0 && errno == EINTR)
       continue;
     if (r < 0) {
-      say("cannot read segment %s: %s", L->seg, strerror(errno));
+      say("cannot read segment %s: %s", run->seg, strerror(errno));
       return -1;
     }
     if (r == 0)
       break;
     done += (size_t)r;
   }
-  return overlay(L, off, buf, len);
+  return overlay(run, off, buf, len);
 }
 
 /* read_headers -- the image header page and the heap header, as last committed */
-static int read_headers(struct leaks *L, struct heap_header *hh)
+static int read_headers(struct leaks *run, struct heap_header *hh)
 {
-  L->h = (struct image_header *)L->hpage;
-  if (read_at(L, L->hpage, sizeof(L->hpage), 0) != 0)
+  run->h = (struct image_header *)run->hpage;
+  if (read_at(run, run->hpage, sizeof(run->hpage), 0) != 0)
     return -1;
-  struct image_header *h = L->h;
+  struct image_header *h = run->h;
   if (memcmp(h->magic, IMG_MAGIC, 8) != 0 ||
       (h->version != IMG_FORMAT_VERSION && h->version != IMG_FORMAT_VERSION_V1)) {
     say("%s is not a process-image segment this rvmutl reads (`rvmutl image %s` says what "
-        "it is)", L->seg, L->seg);
+        "it is)", run->seg, run->seg);
     return -1;
   }
-  if (read_at(L, hh, sizeof(*hh), h->heap_off) != 0)
+  if (read_at(run, hh, sizeof(*hh), h->heap_off) != 0)
     return -1;
   if (memcmp(hh->magic, HEAP_MAGIC, 8) != 0 || hh->base != h->heap_base ||
       hh->size > h->heap_reserve || hh->size % HEAP_CHUNK != 0) {
-    say("segment %s: no valid heap header at offset %llu (a damaged segment?)", L->seg,
+    say("segment %s: no valid heap header at offset %llu (a damaged segment?)", run->seg,
         (unsigned long long)h->heap_off);
     return -1;
   }
-  L->size = hh->size;
+  run->size = hh->size;
   return 0;
 }
 
 /* reserve_heap -- claim the heap's addresses in this process (they must be free) */
-static int reserve_heap(struct leaks *L, int fd_or_anon)
+static int reserve_heap(struct leaks *run, int fd_or_anon)
 {
   int anon = fd_or_anon < 0;
-  void *want = (void *)(uintptr_t)L->h->heap_base;
-  void *p = mmap(want, L->size, PROT_READ | PROT_WRITE,
+  void *want = (void *)(uintptr_t)run->h->heap_base;
+  void *p = mmap(want, run->size, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_FIXED_NOREPLACE | (anon ? MAP_ANONYMOUS : 0),
-                 anon ? -1 : fd_or_anon, anon ? 0 : (off_t)L->h->heap_off);
+                 anon ? -1 : fd_or_anon, anon ? 0 : (off_t)run->h->heap_off);
   if (p == MAP_FAILED || p != want) {
-    say("segment %s: cannot map its heap at its address %p (%s)", L->seg, want,
+    say("segment %s: cannot map its heap at its address %p (%s)", run->seg, want,
         p == MAP_FAILED ? strerror(errno) : "the address is taken in this process");
     return -1;
   }
-  L->base = p;
+  run->base = p;
   return 0;
 }
 
 /* open_report -- read-only: the heap is a private mapping of the file with the log's pending
  * records laid over it; nothing reaches the files */
-static int open_report(struct leaks *L, struct heap_header *hh)
+static int open_report(struct leaks *run, struct heap_header *hh)
 {
-  if (L->have_log) {
+  if (run->have_log) {
     char why[1024];
-    L->lfd = filecheck_open(L->logp, O_RDONLY, 0, "log", why, sizeof(why));
-    if (L->lfd < 0 || loglock_take(L->lfd, L->logp, 0, why, sizeof(why)) != 0) {
+    run->lfd = filecheck_open(run->logp, O_RDONLY, 0, "log", why, sizeof(why));
+    if (run->lfd < 0 || loglock_take(run->lfd, run->logp, 0, why, sizeof(why)) != 0) {
       say("%s", why[0] ? why : strerror(errno));
       return -1;
     }
   }
-  if (read_headers(L, hh) != 0)
+  if (read_headers(run, hh) != 0)
     return -1;
-  if (L->h->log_pending && !L->have_log) {
+  if (run->h->log_pending && !run->have_log) {
     say("segment %s: its log %s is missing but holds commits the file may lack: restore it, "
-        "or accept the file with `rvmutl forget-log %s`", L->seg, L->logp, L->seg);
+        "or accept the file with `rvmutl forget-log %s`", run->seg, run->logp, run->seg);
     return -1;
   }
-  if (reserve_heap(L, L->fd) != 0)
+  if (reserve_heap(run, run->fd) != 0)
     return -1;
-  return overlay(L, L->h->heap_off, L->base, L->size);
+  return overlay(run, run->h->heap_off, run->base, run->size);
 }
 
 /* open_reclaim -- recover, then map and track the heap: its changes are committed through
  * the log (see the file comment) */
-static int open_reclaim(struct leaks *L, struct heap_header *hh)
+static int open_reclaim(struct leaks *run, struct heap_header *hh)
 {
-  if (!L->have_log) {
+  if (!run->have_log) {
     say("segment %s: no log at %s; --reclaim commits through the segment's log (give it as "
-        "LOG, or run the program once to create it)", L->seg, L->logp);
+        "LOG, or run the program once to create it)", run->seg, run->logp);
     return -1;
   }
   rvm_options_t *o = rvm_malloc_options();
-  o->log_dev = (char *)L->logp;
+  o->log_dev = (char *)run->logp;
   o->truncate = 0;
   o->flags |= filecheck_shared_group ? RVM_SHARED_GROUP : 0;
   rvm_return_t rc = rvm_initialize(RVM_VERSION, o);
@@ -210,34 +210,34 @@ static int open_reclaim(struct leaks *L, struct heap_header *hh)
   if (rc == RVM_SUCCESS)
     rc = rvm_truncate();   /* every committed byte into the file before it is read */
   if (rc != RVM_SUCCESS) {
-    say("cannot recover log %s: %s: %s", L->logp, rvm_return(rc), rvm_errmsg);
+    say("cannot recover log %s: %s: %s", run->logp, rvm_return(rc), rvm_errmsg);
     return -1;
   }
-  if (read_headers(L, hh) != 0 || reserve_heap(L, -1) != 0)
+  if (read_headers(run, hh) != 0 || reserve_heap(run, -1) != 0)
     return -1;
-  rvm_init_region(&L->region);
-  L->region.data_dev = (char *)L->seg;
-  L->region.offset = RVM_MK_OFFSET(0, L->h->heap_off);
-  L->region.length = L->size;
-  L->region.vmaddr = L->base;
-  rc = rvm_map(&L->region, NULL);
+  rvm_init_region(&run->region);
+  run->region.data_dev = (char *)run->seg;
+  run->region.offset = RVM_MK_OFFSET(0, run->h->heap_off);
+  run->region.length = run->size;
+  run->region.vmaddr = run->base;
+  rc = rvm_map(&run->region, NULL);
   if (rc == RVM_SUCCESS)
-    rc = rvm_track(&L->region);
+    rc = rvm_track(&run->region);
   if (rc != RVM_SUCCESS) {
-    say("cannot map the heap of %s for a commit: %s: %s", L->seg, rvm_return(rc), rvm_errmsg);
+    say("cannot map the heap of %s for a commit: %s: %s", run->seg, rvm_return(rc), rvm_errmsg);
     return -1;
   }
   return 0;
 }
 
 /* the heap's backing in this process: fixed size, nothing released (memory stays as is) */
-static int bk_grow(void *ctx, size_t n) { (void)ctx; (void)n; return ENOMEM; }
-static int bk_release(void *ctx, size_t off, size_t len)
+static int backing_grow(void *ctx, size_t n) { (void)ctx; (void)n; return ENOMEM; }
+static int backing_release(void *ctx, size_t off, size_t len)
 {
   (void)ctx; (void)off; (void)len;
   return 0;
 }
-static size_t bk_size(void *ctx) { return ((struct leaks *)ctx)->size; }
+static size_t backing_size(void *ctx) { return ((struct leaks *)ctx)->size; }
 
 static void heap_say(void *arg, const char *msg)
 {
@@ -245,113 +245,114 @@ static void heap_say(void *arg, const char *msg)
 }
 
 /* open_heap -- open the mapped heap (checked whole: the mark trusts its metadata) */
-static int open_heap(struct leaks *L)
+static int open_heap(struct leaks *run)
 {
-  static struct heap_backing bk = {.grow = bk_grow, .release = bk_release, .size = bk_size};
-  bk.ctx = L;
+  static struct heap_backing backing = {
+    .grow = backing_grow, .release = backing_release, .size = backing_size};
+  backing.ctx = run;
   struct heap_opts ho;
   heap_opts_init(&ho);
   ho.report = heap_say;
-  ho.report_arg = L;
-  int rc = heap_open(&L->heap, L->base, &bk, &ho);
+  ho.report_arg = run;
+  int rc = heap_open(&run->heap, run->base, &backing, &ho);
   if (rc != 0) {
-    say("cannot open the heap of %s: %s (`rvmutl image %s` shows its header)", L->seg,
-        heap_strerror(rc), L->seg);
+    say("cannot open the heap of %s: %s (`rvmutl image %s` shows its header)", run->seg,
+        heap_strerror(rc), run->seg);
     return -1;
   }
   return 0;
 }
 
 /* read_globals -- the committed globals, the main root (none in a heap-only segment) */
-static int read_globals(struct leaks *L)
+static int read_globals(struct leaks *run)
 {
-  struct image_header *h = L->h;
+  struct image_header *h = run->h;
   if (!(h->flags & IMG_F_GLOBALS) || h->globals_len == 0)
     return 0;
   if (!(h->flags & IMG_F_GLOBALS_VALID)) {
-    if (L->reclaim) {
+    if (run->reclaim) {
       say("segment %s: its globals were never committed, so what they point to is unknown: "
-          "nothing is reclaimed", L->seg);
+          "nothing is reclaimed", run->seg);
       return -1;
     }
     return 0;
   }
-  L->nglobals = h->globals_len / 8;
-  L->globals = malloc(h->globals_len);
-  if (L->globals == NULL) {
+  run->nglobals = h->globals_len / 8;
+  run->globals = malloc(h->globals_len);
+  if (run->globals == NULL) {
     say("out of memory for the globals (%llu bytes)", (unsigned long long)h->globals_len);
     return -1;
   }
-  return read_at(L, L->globals, h->globals_len, h->globals_off);
+  return read_at(run, run->globals, h->globals_len, h->globals_off);
 }
 
 /* collect -- heap_walk's callback: the live blocks, in address order */
 static int collect(void *arg, void *block, size_t size)
 {
-  struct leaks *L = arg;
-  if (L->nb == L->cap) {
-    size_t cap = L->cap ? 2 * L->cap : 1024;
-    struct blk *b = realloc(L->b, cap * sizeof(*b));
+  struct leaks *run = arg;
+  if (run->nb == run->cap) {
+    size_t cap = run->cap ? 2 * run->cap : 1024;
+    struct blk *b = realloc(run->b, cap * sizeof(*b));
     if (b == NULL)
       return ENOMEM;
-    L->b = b;
-    L->cap = cap;
+    run->b = b;
+    run->cap = cap;
   }
-  L->b[L->nb++] = (struct blk){.p = (uintptr_t)block, .size = size, .marked = 0};
+  run->b[run->nb++] = (struct blk){.p = (uintptr_t)block, .size = size, .marked = 0};
   return 0;
 }
 
 /* find -- the live block holding address v, or SIZE_MAX */
-static size_t find(const struct leaks *L, uint64_t v)
+static size_t find(const struct leaks *run, uint64_t v)
 {
-  if (v < (uintptr_t)L->base || v >= (uintptr_t)L->base + L->size)
+  if (v < (uintptr_t)run->base || v >= (uintptr_t)run->base + run->size)
     return SIZE_MAX;
-  size_t lo = 0, hi = L->nb;   /* first block starting above v */
+  size_t lo = 0, hi = run->nb;   /* first block starting above v */
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    if (L->b[mid].p <= v)
+    if (run->b[mid].p <= v)
       lo = mid + 1;
     else
       hi = mid;
   }
-  if (lo == 0 || v >= L->b[lo - 1].p + L->b[lo - 1].size)
+  if (lo == 0 || v >= run->b[lo - 1].p + run->b[lo - 1].size)
     return SIZE_MAX;
   return lo - 1;
 }
 
 /* mark_value -- v marks the block it points into (pushed once onto the stack) */
-static void mark_value(struct leaks *L, uint64_t v)
+static void mark_value(struct leaks *run, uint64_t v)
 {
-  size_t i = find(L, v);
-  if (i == SIZE_MAX || L->b[i].marked)
+  size_t i = find(run, v);
+  if (i == SIZE_MAX || run->b[i].marked)
     return;
-  L->b[i].marked = 1;
-  L->stack[L->nstack++] = i;   /* at most nb pushes: each block is marked once */
+  run->b[i].marked = 1;
+  run->stack[run->nstack++] = i;   /* at most nb pushes: each block is marked once */
 }
 
 /* mark_words -- every aligned word of [p, p + n) */
-static void mark_words(struct leaks *L, const uint64_t *w, size_t nwords)
+static void mark_words(struct leaks *run, const uint64_t *w, size_t nwords)
 {
   for (size_t i = 0; i < nwords; i++)
-    mark_value(L, w[i]);
+    mark_value(run, w[i]);
 }
 
 /* mark -- from the roots (file comment), transitively through the marked blocks */
-static int mark(struct leaks *L)
+static int mark(struct leaks *run)
 {
-  L->stack = malloc((L->nb ? L->nb : 1) * sizeof(*L->stack));
-  if (L->stack == NULL)
+  run->stack = malloc((run->nb ? run->nb : 1) * sizeof(*run->stack));
+  if (run->stack == NULL)
     return -1;
-  if (L->globals)
-    mark_words(L, L->globals, L->nglobals);
-  mark_value(L, (uintptr_t)heap_get_root(L->heap));
+  if (run->globals)
+    mark_words(run, run->globals, run->nglobals);
+  mark_value(run, (uintptr_t)heap_get_root(run->heap));
   /* the held-lock table: object addresses, low bit set for a condition variable */
-  const uint64_t *locks = (const uint64_t *)(L->hpage + IMG_LOCK_OFF);
+  const uint64_t *locks = (const uint64_t *)(run->hpage + IMG_LOCK_OFF);
   for (size_t i = 0; i < (IMG_HEADER_SIZE - IMG_LOCK_OFF) / 8; i++)
-    mark_value(L, locks[i] & ~(uint64_t)1);
-  while (L->nstack > 0) {
-    const struct blk *b = &L->b[L->stack[--L->nstack]];
-    mark_words(L, (const uint64_t *)b->p, b->size / 8);
+    mark_value(run, locks[i] & ~(uint64_t)1);
+  while (run->nstack > 0) {
+    const struct blk *b = &run->b[run->stack[--run->nstack]];
+    mark_words(run, (const uint64_t *)b->p, b->size / 8);
   }
   return 0;
 }
@@ -366,30 +367,30 @@ static int by_size(const void *a, const void *b)
 }
 
 /* report -- the unreachable blocks: count, bytes, the largest (all with --all) */
-static size_t report(struct leaks *L, size_t *bytes, struct blk **lost)
+static size_t report(struct leaks *run, size_t *bytes, struct blk **lost)
 {
   size_t n = 0, live_bytes = 0;
   *bytes = 0;
-  *lost = malloc((L->nb ? L->nb : 1) * sizeof(**lost));
+  *lost = malloc((run->nb ? run->nb : 1) * sizeof(**lost));
   if (*lost == NULL)
     return SIZE_MAX;
-  for (size_t i = 0; i < L->nb; i++) {
-    live_bytes += L->b[i].size;
-    if (!L->b[i].marked) {
-      (*lost)[n++] = L->b[i];
-      *bytes += L->b[i].size;
+  for (size_t i = 0; i < run->nb; i++) {
+    live_bytes += run->b[i].size;
+    if (!run->b[i].marked) {
+      (*lost)[n++] = run->b[i];
+      *bytes += run->b[i].size;
     }
   }
-  const struct image_header *h = L->h;
-  int globals = (h->flags & IMG_F_GLOBALS_VALID) && L->globals != NULL;
+  const struct image_header *h = run->h;
+  int globals = (h->flags & IMG_F_GLOBALS_VALID) && run->globals != NULL;
   printf("segment %s: %zu live heap blocks, %zu bytes; roots: %s, the named roots, the "
-         "held-lock table\n", L->seg, L->nb, live_bytes,
+         "held-lock table\n", run->seg, run->nb, live_bytes,
          globals ? "the committed globals"
                  : (h->flags & IMG_F_GLOBALS) ? "no globals (never committed)"
                                               : "no globals (heap-only segment)");
   printf("unreachable: %zu blocks, %zu bytes\n", n, *bytes);
   qsort(*lost, n, sizeof(**lost), by_size);
-  size_t show = L->all ? n : (n < LEAKS_SHOWN ? n : LEAKS_SHOWN);
+  size_t show = run->all ? n : (n < LEAKS_SHOWN ? n : LEAKS_SHOWN);
   if (show > 0)
     printf("  %s (address: allocation size in bytes):\n",
            show < n ? "the largest" : "the blocks");
@@ -401,16 +402,16 @@ static size_t report(struct leaks *L, size_t *bytes, struct blk **lost)
     printf("note: the search is conservative but cannot see hidden pointers (stored xor'ed, "
            "tagged, as offsets, or kept outside the segment): a block found only through "
            "such a pointer is listed although the program uses it.%s\n",
-           L->reclaim ? "" : " Nothing was changed; --reclaim frees these blocks.");
+           run->reclaim ? "" : " Nothing was changed; --reclaim frees these blocks.");
   return n;
 }
 
 /* confirm -- the user agrees to free n blocks (--yes: always) */
-static int confirm(struct leaks *L, size_t n, size_t bytes)
+static int confirm(struct leaks *run, size_t n, size_t bytes)
 {
-  if (L->yes)
+  if (run->yes)
     return 1;
-  printf("free these %zu blocks (%zu bytes) of %s in one commit? [y/N] ", n, bytes, L->seg);
+  printf("free these %zu blocks (%zu bytes) of %s in one commit? [y/N] ", n, bytes, run->seg);
   fflush(stdout);
   char line[32];
   if (fgets(line, sizeof(line), stdin) == NULL)
@@ -420,12 +421,12 @@ static int confirm(struct leaks *L, size_t n, size_t bytes)
 
 /* set_log_pending -- the file says its log holds a commit it lacks, before the commit exists
  * (image_format.h, LOG PENDING): a direct write, synced */
-static int set_log_pending(struct leaks *L)
+static int set_log_pending(struct leaks *run)
 {
   uint32_t v = 1;
   off_t at = (off_t)offsetof(struct image_header, log_pending);
-  if (pwrite(L->fd, &v, sizeof(v), at) != (ssize_t)sizeof(v) || fdatasync(L->fd) != 0) {
-    say("cannot write the header of segment %s: %s", L->seg, strerror(errno));
+  if (pwrite(run->fd, &v, sizeof(v), at) != (ssize_t)sizeof(v) || fdatasync(run->fd) != 0) {
+    say("cannot write the header of segment %s: %s", run->seg, strerror(errno));
     return -1;
   }
   return 0;
@@ -457,14 +458,14 @@ static void kill_hook_arm(void)
 }
 
 /* reclaim -- free the n blocks of lost and commit them as one record (file comment) */
-static int reclaim(struct leaks *L, const struct blk *lost, size_t n, size_t bytes)
+static int reclaim(struct leaks *run, const struct blk *lost, size_t n, size_t bytes)
 {
-  if (set_log_pending(L) != 0)
+  if (set_log_pending(run) != 0)
     return 1;
   for (size_t i = 0; i < n; i++)
-    if (heap_free(L->heap, (void *)lost[i].p) != 0) {
+    if (heap_free(run->heap, (void *)lost[i].p) != 0) {
       /* nothing is committed: the process exits and the log has no record of these frees */
-      say("segment %s: freeing the block at %#llx failed; nothing was freed", L->seg,
+      say("segment %s: freeing the block at %#llx failed; nothing was freed", run->seg,
           (unsigned long long)lost[i].p);
       return 1;
     }
@@ -473,13 +474,13 @@ static int reclaim(struct leaks *L, const struct blk *lost, size_t n, size_t byt
   kill_hook_arm();
   rvm_return_t rc = rvm_commit();
   if (rc != RVM_SUCCESS) {
-    say("commit to log %s failed: %s: %s; nothing was freed", L->logp, rvm_return(rc),
+    say("commit to log %s failed: %s: %s; nothing was freed", run->logp, rvm_return(rc),
         rvm_errmsg);
     return 1;
   }
   printf("reclaimed: %zu blocks, %zu bytes freed in one commit (in log %s; applied to the "
-         "segment by the program's next start or `rvmutl recover %s`)\n", n, bytes, L->logp,
-         L->logp);
+         "segment by the program's next start or `rvmutl recover %s`)\n", n, bytes, run->logp,
+         run->logp);
   return 0;
 }
 
@@ -490,67 +491,66 @@ static int leaks_usage_error(const char *what)
   return 2;
 }
 
-/* cmd_leaks -- see rvmutl.h */
 int cmd_leaks(int argc, char **argv)
 {
-  static struct leaks L;
-  memset(&L, 0, sizeof(L));
-  L.fd = L.lfd = -1;
+  static struct leaks run;
+  memset(&run, 0, sizeof(run));
+  run.fd = run.lfd = -1;
   for (int i = 0; i < argc; i++) {
     if (!strcmp(argv[i], "--reclaim"))
-      L.reclaim = 1;
+      run.reclaim = 1;
     else if (!strcmp(argv[i], "--yes"))
-      L.yes = 1;
+      run.yes = 1;
     else if (!strcmp(argv[i], "--all"))
-      L.all = 1;
+      run.all = 1;
     else if (argv[i][0] == '-')
       return leaks_usage_error("unknown option");
-    else if (!L.seg)
-      L.seg = argv[i];
-    else if (!L.logp)
-      L.logp = argv[i];
+    else if (!run.seg)
+      run.seg = argv[i];
+    else if (!run.logp)
+      run.logp = argv[i];
     else
       return leaks_usage_error("too many arguments");
   }
-  if (!L.seg)
+  if (!run.seg)
     return leaks_usage_error("no SEGMENT");
   char deflog[4096];
-  if (!L.logp) {
-    snprintf(deflog, sizeof(deflog), "%s.log", L.seg);
-    L.logp = deflog;
+  if (!run.logp) {
+    snprintf(deflog, sizeof(deflog), "%s.log", run.seg);
+    run.logp = deflog;
   }
-  L.have_log = access(L.logp, F_OK) == 0;
+  run.have_log = access(run.logp, F_OK) == 0;
   char why[1024];
-  L.fd = filecheck_open(L.seg, L.reclaim ? O_RDWR : O_RDONLY, 0, "segment", why, sizeof(why));
-  if (L.fd < 0) {
+  run.fd = filecheck_open(run.seg, run.reclaim ? O_RDWR : O_RDONLY, 0, "segment", why, sizeof(why));
+  if (run.fd < 0) {
     say("%s", why[0] ? why : strerror(errno));
     return 1;
   }
   struct heap_header hh;
-  if (lock_segment(&L) != 0 ||
-      (L.reclaim ? open_reclaim(&L, &hh) : open_report(&L, &hh)) != 0 ||
-      open_heap(&L) != 0 || read_globals(&L) != 0)
+  if (lock_segment(&run) != 0 ||
+      (run.reclaim ? open_reclaim(&run, &hh) : open_report(&run, &hh)) != 0 ||
+      open_heap(&run) != 0 || read_globals(&run) != 0)
     return 1;
-  int wrc = heap_walk(L.heap, collect, &L);
-  if (wrc != 0 || mark(&L) != 0) {
-    say("segment %s: %s", L.seg, wrc ? heap_strerror(wrc) : "out of memory");
+  int wrc = heap_walk(run.heap, collect, &run);
+  if (wrc != 0 || mark(&run) != 0) {
+    say("segment %s: %s", run.seg, wrc ? heap_strerror(wrc) : "out of memory");
     return 1;
   }
   size_t bytes;
   struct blk *lost;
-  size_t n = report(&L, &bytes, &lost);
+  size_t n = report(&run, &bytes, &lost);
   if (n == SIZE_MAX)
     return 1;
-  if (!L.reclaim || n == 0)
+  if (!run.reclaim || n == 0)
     return 0;
-  if (!confirm(&L, n, bytes)) {
+  if (!confirm(&run, n, bytes)) {
     printf("nothing freed\n");
     return 1;
   }
-  int rc = reclaim(&L, lost, n, bytes);
+  int rc = reclaim(&run, lost, n, bytes);
   rvm_return_t trc = rvm_terminate();
   if (rc == 0 && trc != RVM_SUCCESS) {
-    say("closing log %s: %s: %s (the commit is durable)", L.logp, rvm_return(trc),
+    say("closing log %s: %s: %s (the commit is durable)", run.logp, rvm_return(trc),
         rvm_errmsg);
   }
   return rc;
