@@ -28,15 +28,24 @@
  * commit is intact, this one is absent. A failed write or sync is sticky (err_io), because
  * the tail was advanced over the failed record and nothing may be appended after a hole.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
 #include "log_format.h"
 #include "rvm_int.h"
+#include "sysio.h"
 #include "txn.h"
 
 #define LOG_STREAM_CHUNK ((size_t)1 << 20)   /* staging buffer: bounded memory per record */
+/* records at least this big are applied to the segments at once (stream_settle): replaying
+ * them at the next start would cost more than the fsync now */
+#define STREAM_SETTLE_MIN ((uint64_t)16 << 20)
+
+/* txn_stream_fits said yes, with the other threads parked: this thread's next
+ * txn_commit_stream must not wait for truncation (it may grow the log instead) */
+static __thread int stream_nowait;
 
 /* one run of entries lying in the same mapped region (resolved before writing) */
 struct stream_run {
@@ -130,10 +139,13 @@ static rvm_return_t stream_resolve(txn_vec_fn get, void *arg, size_t n, struct s
 }
 
 /* stream_place -- reserve `size` bytes for the next record in the area (lg->mu held,
- * writer_active set by us, everything earlier durable); *pos: its area offset */
-static rvm_return_t stream_place(struct log *lg, uint64_t size, uint64_t *pos)
+ * writer_active set by us, everything earlier durable); *pos: its area offset. A record the
+ * area cannot hold grows the log (log_grow.c); so does any record that does not fit now when
+ * the caller must not wait for truncation (nowait: other threads are parked, and txn_stream_fits
+ * said the grown log would take it at once). */
+static rvm_return_t stream_place(struct log *lg, uint64_t size, uint64_t *pos, int nowait)
 {
-    for (;;) {
+    for (int grown = 0;; ) {
         uint64_t tail = lg->tail_off, gap = 0, p = tail;
         if (tail + size > lg->area_len) {
             rvm_return_t erc = log_erase_marker(lg, tail);   /* as log_write_batch */
@@ -159,15 +171,119 @@ static rvm_return_t stream_place(struct log *lg, uint64_t size, uint64_t *pos)
             *pos = p;
             return RVM_SUCCESS;
         }
-        rvm_return_t rc = log_wait_space(lg);
+        rvm_return_t rc;
+        if (size > lg->area_len || (nowait && !grown)) {
+            rc = log_grow(lg, size, nowait);
+            grown = 1;
+        } else if (nowait) {
+            rc = err_set(RVM_EINTERNAL, "log %s: a %llu-byte record does not fit after growing",
+                         lg->path, (unsigned long long)size);
+        } else {
+            rc = log_wait_space(lg);
+        }
         if (rc != RVM_SUCCESS)
             return rc;
     }
 }
 
+/* the entries of a streamed record and their regions (for stream_settle) */
+struct stream_src {
+    txn_vec_fn get;
+    void *arg;
+    size_t n;
+    const struct stream_run *runs;
+    size_t nruns;
+};
+
+/* settle_write -- write every entry's new bytes into its segment file and fsync the files
+ * written; 0 or an errno */
+static int settle_write(const struct stream_src *src)
+{
+    size_t k = 0;
+    struct seg *last = NULL;
+    int e = 0;
+    for (size_t i = 0; i < src->n && e == 0; i++) {
+        struct txn_vec v;
+        src->get(src->arg, i, &v);
+        while (k + 1 < src->nruns && src->runs[k + 1].first <= i)
+            k++;
+        const struct region *g = src->runs[k].rg;
+        uint64_t off = g->off + (uint64_t)((char *)v.dest - g->vmaddr);
+        e = full_pwrite(g->seg->fd, v.src, v.len, off);
+        if (e == 0 && last != NULL && last != g->seg && sysio.fsync(last->fd) != 0)
+            e = errno;
+        last = g->seg;
+    }
+    if (e == 0 && last != NULL && sysio.fsync(last->fd) != 0)
+        e = errno;
+    return e;
+}
+
+/*
+ * stream_settle -- the record seq (just made durable, we are still the log's writer, lg->mu
+ * held) is applied to the segments right away, from the caller's memory, and the head moves
+ * past it: the log is empty again, so the next start has nothing to replay (a 3 GiB exit
+ * commit would otherwise be read and applied at restart, and applied again by the truncation
+ * that the first rvm_map of the segment waits for). This is truncation by another road:
+ *   - only when every earlier record is already applied (head_seq == seq): applying ours
+ *     before an older one would let the older bytes win at the next truncation;
+ *   - the bytes written are the record's new values (the caller's memory cannot change until
+ *     we return) and the record is durable: segments receive committed data only (no-steal);
+ *   - segments are fsynced before the status names the new head (barrier 2 of log_format.h);
+ *     a crash anywhere before that status write leaves the record live, and recovery applies
+ *     it again (idempotent redo) -- the same bytes.
+ * trunc_mu keeps the daemon out meanwhile; with the other threads parked (nowait) it is only
+ * tried, since the daemon may be waiting for an allocator lock a parked thread holds. A
+ * failure to write a segment is sticky like any truncation failure; skipping (lock busy,
+ * older records live) only leaves the record to be applied at the next start.
+ */
+static rvm_return_t stream_settle(struct log *lg, const struct stream_src *src, uint64_t seq,
+                                  int nowait)
+{
+    pthread_mutex_unlock(&lg->mu);
+    rvm_return_t rc = RVM_SUCCESS;
+    if (nowait ? pthread_mutex_trylock(&lg->trunc_mu) != 0
+               : pthread_mutex_lock(&lg->trunc_mu) != 0) {
+        pthread_mutex_lock(&lg->mu);
+        return RVM_SUCCESS;
+    }
+    pthread_mutex_lock(&lg->mu);
+    int alone = lg->head_seq == seq && lg->durable_seq >= seq;
+    uint64_t new_head = lg->tail_off;
+    pthread_mutex_unlock(&lg->mu);
+    if (alone) {
+        int e = settle_write(src);
+        if (e != 0) {
+            rc = err_io(e, "log %s: applying the %zu ranges of record %llu to their segment "
+                        "failed: %s; no later commit is accepted (the record is durable: "
+                        "the next start applies it)", lg->path, src->n,
+                        (unsigned long long)seq, strerror(e));
+        } else {
+            pthread_mutex_lock(&lg->status_mu);
+            rc = log_status_write(lg, new_head, seq + 1);
+            pthread_mutex_unlock(&lg->status_mu);
+        }
+    }
+    pthread_mutex_lock(&lg->mu);
+    if (alone && rc == RVM_SUCCESS) {
+        /* we are still the writer: nothing was placed after our record */
+        lg->head_off = new_head;
+        lg->head_seq = seq + 1;
+        lg->used = 0;
+        lg->n_settled++;
+        pthread_cond_broadcast(&lg->space_cv);
+    }
+    pthread_mutex_unlock(&lg->mu);
+    pthread_mutex_unlock(&lg->trunc_mu);
+    pthread_mutex_lock(&lg->mu);
+    return rc;
+}
+
 /* txn_commit_stream -- see txn.h */
 rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n)
 {
+    int nowait = stream_nowait;     /* set by txn_stream_fits for this very call */
+    stream_nowait = 0;
     if (!rvm_ready())
         return RVM_EINIT;
     struct log *lg = R.log;
@@ -191,16 +307,17 @@ rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n)
         return RVM_ENO_MEMORY;
     }
     pthread_mutex_lock(&lg->mu);
-    if (size > lg->area_len || size > UINT32_MAX) {
-        rc = err_set(RVM_ETOO_BIG, "transaction of %zu ranges needs a %llu-byte log record "
-                     "but log %s holds only %llu bytes (and a record at most 4 GiB); create a "
-                     "larger log", n, (unsigned long long)size, lg->path,
-                     (unsigned long long)lg->area_len);
+    /* a record larger than the area grows the log (stream_place); the format caps one
+     * record, i.e. one commit, at 4 GiB */
+    if (size > UINT32_MAX) {
+        rc = err_set(RVM_ETOO_BIG, "a commit of %zu ranges needs a %llu-byte log record, and a "
+                     "record holds at most 4 GiB (log %s); commit more often", n,
+                     (unsigned long long)size, lg->path);
         goto unlock;
     }
     /* (1) every earlier commit goes first: coalesced no_flush ones too, or a later seq of
      * theirs would overwrite our newer bytes at recovery */
-    for (;;) {
+    for (int emptied = 0;;) {
         if (__atomic_load_n(&R.sticky, __ATOMIC_ACQUIRE)) {
             rc = RVM_EIO;
             goto unlock;
@@ -216,13 +333,24 @@ rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n)
                 goto unlock;
             continue;   /* log_force may return while a later leader writes: look again */
         }
+        /* a big record will be settled (stream_settle), which needs every earlier record
+         * applied first: truncate them now (once; not with the other threads parked) */
+        if (!nowait && !emptied && size >= STREAM_SETTLE_MIN && lg->head_seq < lg->next_seq) {
+            emptied = 1;
+            pthread_mutex_unlock(&lg->mu);
+            rc = trunc_all(lg);
+            pthread_mutex_lock(&lg->mu);
+            if (rc != RVM_SUCCESS)
+                goto unlock;
+            continue;
+        }
         break;
     }
     /* (2) no writer, nothing queued, lg->mu held: we are the writer until the record is
      * durable (committers arriving meanwhile queue and wait for writer_active to clear) */
     lg->writer_active = 1;
     uint64_t pos = 0;
-    if ((rc = stream_place(lg, size, &pos)) != RVM_SUCCESS) {
+    if ((rc = stream_place(lg, size, &pos, nowait)) != RVM_SUCCESS) {
         lg->writer_active = 0;
         pthread_cond_broadcast(&lg->sync_cv);
         goto unlock;
@@ -298,6 +426,11 @@ rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n)
             R.st.n_flush_commit++;
             R.st.n_no_flush = 0;
             R.st.no_flush_length = RVM_MK_OFFSET(0, 0);
+            /* (6) a big record goes into the segments now, from the caller's memory */
+            if (size >= STREAM_SETTLE_MIN) {
+                struct stream_src src = { get, arg, n, runs, nruns };
+                rc = stream_settle(lg, &src, seq, nowait);
+            }
         }
         log_kick_truncation(lg);
     }
@@ -354,6 +487,7 @@ int txn_stream_ready(void)
 int txn_stream_fits(uint64_t size)
 {
     struct log *lg = R.log;
+    stream_nowait = 0;
     if (lg == NULL || pthread_mutex_trylock(&lg->mu) != 0)
         return 0;
     uint64_t tail = lg->tail_off, gap = 0, p = tail;
@@ -364,6 +498,10 @@ int txn_stream_fits(uint64_t size)
         p = 0;
     }
     int ok = p + size <= lg->area_len && lg->used + gap + size <= lg->area_len;
+    /* or it fits once the log has grown, which needs no parked thread (log_grow.c) */
+    if (!ok)
+        ok = log_grow_target(lg, size, 1) != 0;
     pthread_mutex_unlock(&lg->mu);
+    stream_nowait = ok;
     return ok;
 }
