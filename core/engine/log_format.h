@@ -145,9 +145,12 @@
  *   status). A record larger than the area, or one that must be placed at once, makes the
  *   writer grow the area instead of failing the commit, up to a bound the library is given
  *   (rvm_log_max_len; by default twice the total size of the segments the log serves). Order:
- *     1. pwrite zeros over file bytes [area_off + old area_len, area_off + new area_len)
- *        (fallocate first, so a full disk fails before any write; written, not just
- *        fallocated, for the reason given for rvm_create_log above); fdatasync.
+ *     1. fallocate file bytes [area_off + old area_len, area_off + new area_len), so a full
+ *        disk fails before any write; pwrite zeros over them (written, not just fallocated,
+ *        for the reason given for rvm_create_log above) except over the bytes the record
+ *        that caused the growth is placed on next: that record's own write converts them,
+ *        and until it does they are reserved and read as zeros (without fallocate support,
+ *        every byte is written); fdatasync.
  *     2. write the status (other slot) with the new area_len, head and dictionary unchanged;
  *        fdatasync. Only then may a record occupy the new bytes.
  *   A crash after 1 leaves a file longer than area_off + area_len: readers ignore the excess
