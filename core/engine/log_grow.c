@@ -95,7 +95,8 @@ uint64_t log_grow_target(const struct log *lg, uint64_t size, int exact)
     uint64_t bound = log_area_bound(lg);
     if (want > bound)
         want = bound;
-    if (want < must || (!exact && want < size))
+    /* not exact: a smaller area still takes the record once truncation has emptied it */
+    if (want < (exact ? must : size))
         return 0;
     return want > lg->area_len ? want : 0;
 }

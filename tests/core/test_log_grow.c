@@ -176,6 +176,10 @@ static int bound_child(void *arg)
     char *b = map_seg();
     if (b == NULL)
         return 2;
+    /* 3 MiB live at the start of the area: the 6 MiB commit below cannot go after them
+     * within the bound, but fits the bound once truncation has emptied the log */
+    if (fill_txn(b, 8u << 20, 3u << 20, 'p', flush) != RVM_SUCCESS)
+        return 8;
     rvm_tid_t t;
     rvm_init_tid(&t);
     if (rvm_begin_transaction(&t, restore) || rvm_set_range(&t, b, BIG))
@@ -185,7 +189,7 @@ static int bound_child(void *arg)
         return 4;
     if (rvm_errmsg == NULL || strstr(rvm_errmsg, T.log) == NULL)
         return 5;
-    if (rvm_abort_transaction(&t) != RVM_SUCCESS || b[0] != 0)
+    if (rvm_abort_transaction(&t) != RVM_SUCCESS || b[0] != 0 || b[8u << 20] != 'p')
         return 6;
     if (fill_txn(b, 0, 6u << 20, 'y', flush) != RVM_SUCCESS)   /* grows within the bound */
         return 7;
@@ -202,6 +206,7 @@ Test(log_grow, bound_refuses, .init = setup, .fini = teardown, .timeout = 120)
     cr_expect_leq(file_size(T.log), (long long)(9u << 20), "the log stayed within its bound");
     recover();
     cr_expect(seg_holds(0, 6u << 20, 'y'), "the commit within the bound");
+    cr_expect(seg_holds(8u << 20, 3u << 20, 'p'), "the commit before the refused one");
 }
 
 /* ---- a full disk while the log grows ---------------------------------------------------- */
