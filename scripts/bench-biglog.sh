@@ -9,7 +9,8 @@
 #   run 3  bigheap MIB again: a second whole-heap exit commit, into the grown log;
 #   run 4  bigheap -c MIB: the restart after it.
 # With STRACE=1, run 1 runs under strace (fallocate, fdatasync, fsync only: seccomp filter)
-# and the phases of the exit commit are printed from its timestamps.
+# and the phases of the exit commit are printed from its timestamps; with STATS=1 the shim's
+# statistics of each run (LRVM_STATS) are printed too.
 # Arguments: MIB (default 3072). BENCH_DIR: where the segment and log go (default a fresh
 # directory under /var/tmp; needs ~2.2 x MIB of disk); removed afterwards.
 # Output: the terminal and bench/out/biglog.txt. Runs niced; record the load and the fsync
@@ -28,7 +29,7 @@ TXT=bench/out/biglog.txt
 : >"$TXT"
 say() { echo "$*" | tee -a "$TXT"; }
 ns() { date +%s%N; }
-run=( nice -n 10 "$PWD/$BUILD_DIR/preload/lrvm-run" --segment "$dir/seg" -- "$PWD/$BUILD_DIR/bench/biglog/bigheap" )
+run=( nice -n 10 "$PWD/$BUILD_DIR/preload/lrvm-run" --segment "$dir/seg" --stats "${STATS:-0}" -- "$PWD/$BUILD_DIR/bench/biglog/bigheap" )
 
 # fsync_floor -- 4 KiB in-place O_DSYNC writes in a once-written file: "N/s, U us each"
 fsync_floor() {
@@ -53,6 +54,7 @@ commit_run() {
   rss=$(field "Maximum resident" "$dir/time")
   wall=$(field "Elapsed (wall" "$dir/time")
   say "run $n: $(grep '^bigheap' "$dir/err" | tail -1 | sed 's/^bigheap: //')"
+  if [ "${STATS:-0}" = 1 ]; then grep '^lrvm: stats' "$dir/err" | sed 's/^/  /' | tee -a "$TXT"; fi
   say "  peak RSS $((rss / 1024)) MiB = $(awk -v r="$rss" -v m="$MIB" 'BEGIN { printf "%.3f", r / 1024 / m }') x the heap; wall $wall; log now $(( $(stat -c %s "$dir/seg.log") >> 20 )) MiB"
 }
 
@@ -69,9 +71,12 @@ say "bench-biglog: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load $(cut -
 say "heap ${MIB} MiB, lrvm-run defaults (log created at 256 MiB), dir $dir"
 commit_run 1 "$MIB"
 if [ "${STRACE:-0}" = 1 ]; then
-  say "  phases of run 1 (strace timestamps: the log's growth is the fallocate, the record's"
-  say "  write ends at the first fdatasync after it, the segment's settle at the fsync):"
-  grep -E 'fallocate|fdatasync|fsync|exit_group' "$dir/trace" | grep -v resumed | awk '{ print "    " $2, $3 }' | tee -a "$TXT"
+  say "  last calls of run 1 (strace, start times): the log grows at its fallocate, the record is"
+  say "  written until the fdatasync after the status's, the segment is written before its fsync:"
+  # the last calls are the exit commit's: growth (fallocate, fdatasync of the zeros, of the
+  # status), the record's fdatasync, the segment's fsync (settle), the status, exit
+  grep -E 'fallocate|fdatasync|fsync|exit_group' "$dir/trace" | grep -v resumed |
+    awk '{ print "    " $2, $3 }' | tail -n 8 | tee -a "$TXT"
 fi
 restart_run 2
 commit_run 3 "$MIB"
