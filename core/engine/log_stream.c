@@ -232,22 +232,15 @@ static int settle_write(const struct stream_src *src)
  *   - segments are fsynced before the status names the new head (barrier 2 of log_format.h);
  *     a crash anywhere before that status write leaves the record live, and recovery applies
  *     it again (idempotent redo) -- the same bytes.
- * trunc_mu keeps the daemon out meanwhile; with the other threads parked (nowait) it is only
- * tried, since the daemon may be waiting for an allocator lock a parked thread holds. A
- * failure to write a segment is sticky like any truncation failure; skipping (lock busy,
- * older records live) only leaves the record to be applied at the next start.
+ * The caller holds trunc_mu (settle_lock), taken before the record became durable, so the
+ * daemon never applies it from the log meanwhile; lg->mu is held on entry and on return. A
+ * failure to write a segment is sticky like any truncation failure; skipping (trunc_mu busy
+ * while threads are parked, older records live) only leaves the record to be applied at the
+ * next start.
  */
-static rvm_return_t stream_settle(struct log *lg, const struct stream_src *src, uint64_t seq,
-                                  int nowait)
+static rvm_return_t stream_settle(struct log *lg, const struct stream_src *src, uint64_t seq)
 {
-    pthread_mutex_unlock(&lg->mu);
     rvm_return_t rc = RVM_SUCCESS;
-    if (nowait ? pthread_mutex_trylock(&lg->trunc_mu) != 0
-               : pthread_mutex_lock(&lg->trunc_mu) != 0) {
-        pthread_mutex_lock(&lg->mu);
-        return RVM_SUCCESS;
-    }
-    pthread_mutex_lock(&lg->mu);
     int alone = lg->head_seq == seq && lg->durable_seq >= seq;
     uint64_t new_head = lg->tail_off;
     pthread_mutex_unlock(&lg->mu);
@@ -273,10 +266,23 @@ static rvm_return_t stream_settle(struct log *lg, const struct stream_src *src, 
         lg->n_settled++;
         pthread_cond_broadcast(&lg->space_cv);
     }
-    pthread_mutex_unlock(&lg->mu);
-    pthread_mutex_unlock(&lg->trunc_mu);
-    pthread_mutex_lock(&lg->mu);
     return rc;
+}
+
+/* settle_lock -- take trunc_mu for stream_settle; lg->mu held (and held again on return).
+ * Trying is free of lock-order trouble; waiting needs lg->mu released first (trunc_mu comes
+ * before it). With the other threads parked (nowait) we only try: the daemon may hold
+ * trunc_mu while it waits for an allocator lock a parked thread holds. 1 if taken. */
+static int settle_lock(struct log *lg, int nowait)
+{
+    if (pthread_mutex_trylock(&lg->trunc_mu) == 0)
+        return 1;
+    if (nowait)
+        return 0;
+    pthread_mutex_unlock(&lg->mu);
+    pthread_mutex_lock(&lg->trunc_mu);
+    pthread_mutex_lock(&lg->mu);
+    return 1;
 }
 
 /* txn_commit_stream -- see txn.h */
@@ -420,6 +426,9 @@ rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n)
         lg->written_seq = seq;
         R.st.n_flush++;
         R.st.log_written = rvm_add_length_to_offset(&R.st.log_written, size);
+        /* a big record will be settled (6): hold trunc_mu from before it is durable, so the
+         * daemon cannot start applying it from the log (reading it whole) meanwhile */
+        int settle = size >= STREAM_SETTLE_MIN && settle_lock(lg, nowait);
         /* (5) durable, then acknowledged */
         rc = log_sync(lg);
         if (rc == RVM_SUCCESS) {
@@ -427,11 +436,13 @@ rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n)
             R.st.n_no_flush = 0;
             R.st.no_flush_length = RVM_MK_OFFSET(0, 0);
             /* (6) a big record goes into the segments now, from the caller's memory */
-            if (size >= STREAM_SETTLE_MIN) {
+            if (settle) {
                 struct stream_src src = { get, arg, n, runs, nruns };
-                rc = stream_settle(lg, &src, seq, nowait);
+                rc = stream_settle(lg, &src, seq);
             }
         }
+        if (settle)
+            pthread_mutex_unlock(&lg->trunc_mu);
         log_kick_truncation(lg);
     }
     lg->writer_active = 0;
