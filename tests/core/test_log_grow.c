@@ -320,6 +320,104 @@ Test(log_grow, disk_full_loses_nothing, .init = setup, .fini = teardown, .timeou
     cr_expect(seg_holds(1u << 20, BIG - (1u << 20), 0), "nothing of the refused commit");
 }
 
+/* ---- a crash at each step of a growing commit ------------------------------------------- */
+
+#define STEP_BIG ((size_t)12 << 20)   /* three times the log: it grows */
+
+static int step_at;      /* die at this call of fallocate/pwrite/fdatasync on the log */
+static int step_calls;
+
+/* step_hit -- count a call on the log file; the process dies (as if killed) at step_at */
+static void step_hit(int fd)
+{
+    struct stat st;
+    if (sysio_default.fstat(fd, &st) == 0 && st.st_ino == full_ino && ++step_calls == step_at)
+        _exit(0);
+}
+
+static ssize_t step_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    step_hit(fd);
+    return sysio_default.pwrite(fd, buf, n, off);
+}
+
+static int step_fdatasync(int fd)
+{
+    step_hit(fd);
+    return sysio_default.fdatasync(fd);
+}
+
+static int step_fallocate(int fd, int mode, off_t off, off_t len)
+{
+    step_hit(fd);
+    return sysio_default.fallocate(fd, mode, off, len);
+}
+
+/* step_child -- 'A' over the first MiB, then the 12 MiB 'B' commit dying at call *arg;
+ * exit code 0 if it died, 10 if the commit completed first */
+static int step_child(void *arg)
+{
+    step_at = *(int *)arg;
+    if (rvmt_init_create(T.log, SMALL_LOG, 0, 0) != RVM_SUCCESS)
+        return 1;
+    char *b = map_seg();
+    if (b == NULL || fill_txn(b, 0, 1u << 20, 'A', flush) != RVM_SUCCESS)
+        return 2;
+    struct stat st;
+    if (stat(T.log, &st) != 0)
+        return 3;
+    full_ino = st.st_ino;
+    sysio.pwrite = step_pwrite;
+    sysio.fdatasync = step_fdatasync;
+    sysio.fallocate = step_fallocate;
+    if (fill_txn(b, 0, STEP_BIG, 'B', flush) != RVM_SUCCESS)
+        return 4;
+    _exit(10);
+}
+
+/* again_child -- after the crash: the log opens and takes another growing commit ('C') */
+static int again_child(void *arg)
+{
+    (void)arg;
+    if (rvmt_init(T.log, 0, 0) != RVM_SUCCESS)
+        return 1;
+    char *b = map_seg();
+    if (b == NULL)
+        return 2;
+    if (fill_txn(b, 0, STEP_BIG, 'C', flush) != RVM_SUCCESS)
+        return 3;
+    _exit(0);
+}
+
+Test(log_grow, crash_at_each_step_of_growth, .init = setup, .fini = teardown, .timeout = 300)
+{
+    int done = 0, k;
+    for (k = 1; k <= 40 && !done; k++) {
+        tdir_remove(T.dir);
+        tpaths_make(&T, "grow");
+        cr_assert_eq(file_make(T.seg, BIG, 0), 0);
+        char d[64];
+        int st = proc_run(step_child, &k);
+        cr_assert(WIFEXITED(st) && (WEXITSTATUS(st) == 0 || WEXITSTATUS(st) == 10),
+                  "step %d: %s", k, proc_describe(st, d, sizeof d));
+        done = WEXITSTATUS(st) == 10;
+        recover();
+        int old = seg_holds(0, 1u << 20, 'A') && seg_holds(1u << 20, STEP_BIG - (1u << 20), 0);
+        int fresh = seg_holds(0, STEP_BIG, 'B');
+        cr_assert(old || fresh, "died at log call %d of the growing commit: recovery gives "
+                  "neither the previous commit nor the new one exactly", k);
+        cr_assert(!done || fresh, "the completed commit is missing");
+        st = proc_run(again_child, NULL);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "step %d: the next commit after the "
+                  "crash: %s", k, proc_describe(st, d, sizeof d));
+        recover();
+        cr_assert(seg_holds(0, STEP_BIG, 'C'), "step %d: the commit after the crash", k);
+    }
+    cr_assert(done, "the growing commit never completed within 40 log calls");
+    fprintf(stderr, "a crash at each of the %d log calls of the growing commit: recovery gave "
+            "one of the two commits every time\n", k - 2);
+}
+
 /* ---- SIGKILL during a growing commit ------------------------------------------------------ */
 
 /* crash_child -- commit 'A' over the first MiB, say so on fd, then the 40 MiB 'B' commit
