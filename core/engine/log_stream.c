@@ -285,6 +285,91 @@ static int settle_lock(struct log *lg, int nowait)
     return 1;
 }
 
+/*
+ * stream_write -- write the record (header h with crc 0, range headers, data, padding to
+ * `size`) at area offset pos through the staging buffer, computing its CRC as the chunks go;
+ * then the header again with the real CRC (a crash before that leaves a record whose CRC
+ * cannot match), then the end marker for the next seq at mark (UINT64_MAX: no room). lg->mu
+ * is not held. Errors are left in o->err.
+ */
+static void stream_write(struct stream_out *o, const struct stream_src *src,
+                         struct log_rec_hdr h, uint64_t size, uint64_t pos, uint64_t mark,
+                         uint64_t salt)
+{
+    struct log *lg = o->lg;
+    o->at = lg->area_off + pos;
+    o->crc = (uint32_t)(salt ^ (salt >> 32));      /* rec_seed (log.c) */
+    stream_put(o, &h, sizeof(h));
+    size_t k = 0;
+    for (size_t i = 0; i < src->n && !o->err; i++) {
+        struct txn_vec v;
+        src->get(src->arg, i, &v);
+        while (k + 1 < src->nruns && src->runs[k + 1].first <= i)
+            k++;
+        const struct region *g = src->runs[k].rg;
+        struct log_range_hdr x = { g->off + (uint64_t)((char *)v.dest - g->vmaddr),
+                                   (uint32_t)v.len, g->seg->id };
+        stream_put(o, &x, sizeof(x));
+    }
+    uint64_t data = 0;
+    for (size_t i = 0; i < src->n && !o->err; i++) {
+        struct txn_vec v;
+        src->get(src->arg, i, &v);
+        stream_put(o, v.src, v.len);
+        data += v.len;
+    }
+    static const char zeros[8];
+    uint64_t body = LOG_REC_HDR + (uint64_t)src->n * LOG_RANGE_HDR + data;
+    stream_put(o, zeros, (size_t)(size - body));
+    stream_flush(o);
+    if (!o->err) {
+        h.crc = o->crc;
+        o->err = full_pwrite(lg->fd, &h, sizeof(h), lg->area_off + pos);
+    }
+    if (!o->err && mark != UINT64_MAX) {
+        char m[LOG_REC_HDR];
+        log_end_marker(m, h.seq + 1, salt);
+        o->err = full_pwrite(lg->fd, m, sizeof(m), lg->area_off + mark);
+    }
+}
+
+/*
+ * stream_take_turn -- step (1) of txn_commit_stream: return (lg->mu held) when no writer is
+ * active and every earlier commit is durable -- coalesced no_flush ones too, or a later seq of
+ * theirs would overwrite our newer bytes at recovery -- and, for a record that will be settled
+ * (stream_settle needs every earlier record applied), when they are truncated too (tried
+ * once; never with the other threads parked).
+ */
+static rvm_return_t stream_take_turn(struct log *lg, uint64_t size, int nowait)
+{
+    rvm_return_t rc;
+    for (int emptied = 0;;) {
+        if (__atomic_load_n(&R.sticky, __ATOMIC_ACQUIRE))
+            return RVM_EIO;
+        if (lg->writer_active) {          /* a leader is writing: its records go first */
+            pthread_cond_wait(&lg->sync_cv, &lg->mu);
+            continue;
+        }
+        if (lg->cs.n > 0 && (rc = cset_materialize(lg)) != RVM_SUCCESS)
+            return rc;
+        if (lg->durable_seq + 1 < lg->next_seq) {    /* queued records: write them first */
+            if ((rc = log_force(lg, lg->next_seq - 1)) != RVM_SUCCESS)
+                return rc;
+            continue;   /* log_force may return while a later leader writes: look again */
+        }
+        if (!nowait && !emptied && size >= STREAM_SETTLE_MIN && lg->head_seq < lg->next_seq) {
+            emptied = 1;
+            pthread_mutex_unlock(&lg->mu);
+            rc = trunc_all(lg);
+            pthread_mutex_lock(&lg->mu);
+            if (rc != RVM_SUCCESS)
+                return rc;
+            continue;
+        }
+        return RVM_SUCCESS;
+    }
+}
+
 /* txn_commit_stream -- see txn.h */
 rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n)
 {
@@ -321,37 +406,9 @@ rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n)
                      (unsigned long long)size, lg->path);
         goto unlock;
     }
-    /* (1) every earlier commit goes first: coalesced no_flush ones too, or a later seq of
-     * theirs would overwrite our newer bytes at recovery */
-    for (int emptied = 0;;) {
-        if (__atomic_load_n(&R.sticky, __ATOMIC_ACQUIRE)) {
-            rc = RVM_EIO;
-            goto unlock;
-        }
-        if (lg->writer_active) {          /* a leader is writing: its records go first */
-            pthread_cond_wait(&lg->sync_cv, &lg->mu);
-            continue;
-        }
-        if (lg->cs.n > 0 && (rc = cset_materialize(lg)) != RVM_SUCCESS)
-            goto unlock;
-        if (lg->durable_seq + 1 < lg->next_seq) {    /* queued records: write them first */
-            if ((rc = log_force(lg, lg->next_seq - 1)) != RVM_SUCCESS)
-                goto unlock;
-            continue;   /* log_force may return while a later leader writes: look again */
-        }
-        /* a big record will be settled (stream_settle), which needs every earlier record
-         * applied first: truncate them now (once; not with the other threads parked) */
-        if (!nowait && !emptied && size >= STREAM_SETTLE_MIN && lg->head_seq < lg->next_seq) {
-            emptied = 1;
-            pthread_mutex_unlock(&lg->mu);
-            rc = trunc_all(lg);
-            pthread_mutex_lock(&lg->mu);
-            if (rc != RVM_SUCCESS)
-                goto unlock;
-            continue;
-        }
-        break;
-    }
+    /* (1) every earlier commit goes first */
+    if ((rc = stream_take_turn(lg, size, nowait)) != RVM_SUCCESS)
+        goto unlock;
     /* (2) no writer, nothing queued, lg->mu held: we are the writer until the record is
      * durable (committers arriving meanwhile queue and wait for writer_active to clear) */
     lg->writer_active = 1;
@@ -379,42 +436,9 @@ rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n)
     uint64_t salt = lg->salt;
     pthread_mutex_unlock(&lg->mu);
 
-    /* (4) the record, in chunks; the CRC runs over the bytes as written (crc field 0) */
-    o.at = lg->area_off + pos;
-    o.crc = (uint32_t)(salt ^ (salt >> 32));      /* rec_seed (log.c) */
-    stream_put(&o, &h, sizeof(h));
-    size_t k = 0;
-    for (size_t i = 0; i < n && !o.err; i++) {
-        struct txn_vec v;
-        get(arg, i, &v);
-        while (k + 1 < nruns && runs[k + 1].first <= i)
-            k++;
-        struct region *g = runs[k].rg;
-        struct log_range_hdr x = { g->off + (uint64_t)((char *)v.dest - g->vmaddr),
-                                   (uint32_t)v.len, g->seg->id };
-        stream_put(&o, &x, sizeof(x));
-    }
-    uint64_t data = 0;
-    for (size_t i = 0; i < n && !o.err; i++) {
-        struct txn_vec v;
-        get(arg, i, &v);
-        stream_put(&o, v.src, v.len);
-        data += v.len;
-    }
-    static const char zeros[8];
-    uint64_t body = LOG_REC_HDR + (uint64_t)n * LOG_RANGE_HDR + data;
-    stream_put(&o, zeros, (size_t)(size - body));
-    stream_flush(&o);
-    if (!o.err) {
-        /* the header goes last with the real CRC: a crash before this leaves crc 0 */
-        h.crc = o.crc;
-        o.err = full_pwrite(lg->fd, &h, sizeof(h), lg->area_off + pos);
-    }
-    if (!o.err && mark != UINT64_MAX) {
-        char m[LOG_REC_HDR];
-        log_end_marker(m, seq + 1, salt);
-        o.err = full_pwrite(lg->fd, m, sizeof(m), lg->area_off + mark);
-    }
+    /* (4) the record, in chunks, then its header with the CRC, then the end marker */
+    struct stream_src src = { get, arg, n, runs, nruns };
+    stream_write(&o, &src, h, size, pos, mark, salt);
 
     pthread_mutex_lock(&lg->mu);
     if (o.err) {
@@ -436,10 +460,8 @@ rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n)
             R.st.n_no_flush = 0;
             R.st.no_flush_length = RVM_MK_OFFSET(0, 0);
             /* (6) a big record goes into the segments now, from the caller's memory */
-            if (settle) {
-                struct stream_src src = { get, arg, n, runs, nruns };
+            if (settle)
                 rc = stream_settle(lg, &src, seq);
-            }
         }
         if (settle)
             pthread_mutex_unlock(&lg->trunc_mu);
