@@ -41,7 +41,11 @@ static const struct opt opts[] = {
    "data segment holding the heap; unset: a volatile heap (nothing persists)"},
   {"LRVM_LOG", OK_PATH, "", "a file path", "redo log; default: <segment>.log beside the segment"},
   {"LRVM_LOG_SIZE", OK_SIZE, "256M", "a size: bytes or with suffix K, M, G (e.g. 512M)",
-   "log size (preallocated, zero-filled at creation; one commit's changes must fit in it)"},
+   "log size (preallocated, zero-filled at creation); a commit that does not fit grows the"
+   " log, up to LRVM_LOG_MAX"},
+  {"LRVM_LOG_MAX", OK_SIZE, "0", "0 or a size: bytes or with suffix K, M, G (e.g. 8G)",
+   "largest size the log may grow to when a commit's changes do not fit in it; 0: twice the"
+   " segment's size (the heap reservation, LRVM_HEAP_SIZE). A commit needing more fails"},
   {"LRVM_HEAP_SIZE", OK_SIZE, "16G", "a size from 8M to 256G, multiple of 4M (suffix K, M, G)",
    "address space reserved for the heap (MAP_NORESERVE: costs no memory until used)"},
   {"LRVM_HEAP_BASE", OK_ADDR, "0x200000000000",
@@ -310,6 +314,10 @@ static int opt_apply(const struct opt *o, const char *v)
       if (sz < (8u << 20) || sz > ((size_t)256 << 30) || sz % (4u << 20))
         return -1;
       so->heap_size = sz;
+    } else if (strcmp(n, "LRVM_LOG_MAX") == 0) {
+      if (sz != 0 && sz < (1u << 20))
+        return -1;
+      so->log_max = sz;
     } else {
       if (sz < (1u << 20))
         return -1;

@@ -337,6 +337,7 @@ static int segment_open(const char *seg, rvm_options_t *o)
   if (heap_seg.fd >= 0 || errno != ENOENT)
     return heap_seg.fd >= 0 ? 0 : errno;
   if (access(log_path, F_OK) == 0) {
+    rvm_log_max_len = shim_opts.log_max;
     rvm_return_t rc = rvm_initialize(RVM_VERSION, o);
     if (rc != RVM_SUCCESS) {
       shim_say(2, "LRVM_SEGMENT=", seg, " does not exist, and its log ", log_path,
@@ -438,6 +439,7 @@ int shim_persist_setup(void *base, size_t reserve)
     if ((rc = log_create_atomic(&o)) != RVM_SUCCESS)
       return EIO;
   }
+  rvm_log_max_len = shim_opts.log_max;   /* how far a too-small log may grow */
   rc = rvm_initialize(RVM_VERSION, &o);
   if (rc != RVM_SUCCESS) {
     say_rvm("cannot open the log (LRVM_LOG or <LRVM_SEGMENT>.log)", rc);
@@ -589,15 +591,16 @@ int shim_persist_commit(int final)
   if (rc == RVM_SUCCESS)
     shim_crash_disarm();       /* the state is this run's own now */
   if (rc == RVM_ETOO_BIG) {
-    /* One commit is one log record: the changes since the previous commit must fit in the
-     * log. Nothing committed is lost; this commit's changes are, if no later one fits. */
+    /* One commit is one log record: the log grows for it up to LRVM_LOG_MAX, and a record
+     * holds at most 4 GiB. Nothing committed is lost; this commit's changes are, if no later
+     * one fits. */
     char a[24];
-    shim_say(2, "commit failed: the changes since the last commit do not fit in the log ",
-             log_path, " (", shim_fmt_u64(a, shim_opts.log_size >> 20), " MiB when created; ",
+    shim_say(2, "commit failed: the changes since the last commit need more log than "
+             "LRVM_LOG_MAX allows, or more than 4 GiB (log ", log_path, ", ",
+             shim_fmt_u64(a, shim_opts.log_size >> 20), " MiB when created; ",
              rvm_errmsg ? rvm_errmsg : "", "). The segment keeps the previous commit. Commit "
-             "more often (LRVM_COMMIT=exit,interval:TIME), or give the log more room: after the "
-             "program ends, `rvmutl recover ", log_path, "`, delete the log, and run with a "
-             "larger LRVM_LOG_SIZE", NULL);
+             "more often (LRVM_COMMIT=exit,interval:TIME), or raise LRVM_LOG_MAX (0: twice the "
+             "segment's size)", NULL);
   } else if (rc != RVM_SUCCESS && !shim_mutex_declined) {  /* declined: mutexwait.c retries */
     say_rvm("commit failed; the segment keeps the previous commit", rc);
   }

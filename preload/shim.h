@@ -53,6 +53,7 @@ struct shim_opts {
   const char *segment;       /* LRVM_SEGMENT: data segment path, NULL = volatile heap */
   const char *log;           /* LRVM_LOG: log path, NULL = "<segment>.log" */
   size_t log_size;           /* LRVM_LOG_SIZE */
+  size_t log_max;            /* LRVM_LOG_MAX (0: core's default bound) */
   size_t heap_size;          /* LRVM_HEAP_SIZE: reservation */
   uintptr_t heap_base;       /* LRVM_HEAP_BASE */
   unsigned commit;           /* LRVM_COMMIT: SHIM_COMMIT_* */

@@ -13,6 +13,7 @@
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -258,9 +259,16 @@ rvm_return_t log_status_read(int fd, const char *path, struct log_status *st,
  */
 rvm_return_t log_status_write(struct log *lg, uint64_t head_off, uint64_t head_seq)
 {
+    /* mmap, not malloc: a log that grows during the shim's exit commit writes its status while
+     * every other thread is parked, and a parked thread may hold the allocator's lock */
     static __thread char *slot;
-    if (slot == NULL && (slot = malloc(LOG_SLOT_SIZE)) == NULL)
-        return err_set(RVM_ENO_MEMORY, "out of memory writing status of log %s", lg->path);
+    if (slot == NULL) {
+        void *p = mmap(NULL, LOG_SLOT_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                       -1, 0);
+        if (p == MAP_FAILED)
+            return err_set(RVM_ENO_MEMORY, "out of memory writing status of log %s", lg->path);
+        slot = p;
+    }
     uint32_t nsegs = __atomic_load_n(&R.nsegs, __ATOMIC_ACQUIRE);
     /* epochs wholly before the new head describe no live record any more */
     uint32_t keep = 0;
@@ -421,10 +429,11 @@ rvm_return_t log_enqueue(struct log *lg, const struct range *r, size_t n, uint32
                          uint64_t *seq)
 {
     uint64_t size = log_record_size(r, n);
-    if (size > lg->area_len)
-        return err_set(RVM_ETOO_BIG, "transaction of %zu ranges needs a %llu-byte log record "
-                       "but log %s holds only %llu bytes; create a larger log", n,
-                       (unsigned long long)size, lg->path, (unsigned long long)lg->area_len);
+    /* a record larger than the area is fine: the writer grows the log (log_grow.c) */
+    if (size > UINT32_MAX)
+        return err_set(RVM_ETOO_BIG, "transaction of %zu ranges needs a %llu-byte log record, "
+                       "and a record holds at most 4 GiB (log %s); commit in smaller pieces",
+                       n, (unsigned long long)size, lg->path);
     if (buf_reserve(&lg->pend, size) != 0)
         return err_set(RVM_ENO_MEMORY, "out of memory queueing a %llu-byte log record",
                        (unsigned long long)size);
@@ -472,7 +481,7 @@ void log_kick_truncation(struct log *lg)
 rvm_return_t log_wait_space(struct log *lg)
 {
     R.st.n_truncation_wait++;
-    if (lg->used == 0)   /* cannot happen: records fit an empty log (checked at enqueue) */
+    if (lg->used == 0)   /* cannot happen: records fit an empty log (grown first if not) */
         return err_set(RVM_EINTERNAL, "log %s: a record does not fit the empty log",
                        lg->path);
     if (lg->trunc_running) {
@@ -610,7 +619,14 @@ static rvm_return_t log_write_batch(struct log *lg)
         if (run == 0) {
             if ((rc = log_sync(lg)) != RVM_SUCCESS)
                 return rc;
-            if ((rc = log_wait_space(lg)) != RVM_SUCCESS)
+            /* a record the whole area cannot hold (a coalesced no_flush set, say): grow.
+             * Other committers' records are in this batch, so a refusal here is sticky
+             * (log_force); single transactions grow before they are queued instead. */
+            if (first_len > lg->area_len)
+                rc = log_grow(lg, first_len, 0);
+            else
+                rc = log_wait_space(lg);
+            if (rc != RVM_SUCCESS)
                 return rc;
             continue;
         }

@@ -74,7 +74,8 @@
  *   No valid slot -> RVM_ELOG ("not an lrvm log, or both status copies damaged").
  *   The status is written only (a) by truncation and recovery, after the segments
  *   are synced, to move the head; (b) when a new segment joins the dictionary, before
- *   any record naming it can be written. Never per commit.
+ *   any record naming it can be written; (c) when the area grows (GROWTH). Never per
+ *   commit.
  *
  * RECORD (8-byte aligned within the area; never split across the area end)
  *
@@ -140,12 +141,44 @@
  *   free space only) so that the next append finds its page cached instead of forcing
  *   a read-modify-write of the block.
  *
+ * GROWTH (same format version: only area_len changes, which every reader takes from the
+ *   status). A record larger than the area, or one that must be placed at once, makes the
+ *   writer grow the area instead of failing the commit, up to a bound the library is given
+ *   (rvm_log_max_len; by default twice the total size of the segments the log serves). Order:
+ *     1. fallocate file bytes [area_off + old area_len, area_off + new area_len), so a full
+ *        disk fails before any write; pwrite zeros over them (written, not just fallocated,
+ *        for the reason given for rvm_create_log above) except over the bytes the record
+ *        that caused the growth is placed on next: that record's own write converts them,
+ *        and until it does they are reserved and read as zeros (without fallocate support,
+ *        every byte is written); fdatasync.
+ *     2. write the status (other slot) with the new area_len, head and dictionary unchanged;
+ *        fdatasync. Only then may a record occupy the new bytes.
+ *   A crash after 1 leaves a file longer than area_off + area_len: readers ignore the excess
+ *   (a status is consistent when the file is AT LEAST that long) and the next growth writes
+ *   the zeros again. A crash in 2 leaves the other slot, with the old area_len, valid. A failed
+ *   step 1 (ENOSPC) cuts the file back and refuses the commit; nothing of it was written.
+ *   Wrap: the new bytes follow the old area end. If live records wrapped (head >= tail, log
+ *   not empty), the new bytes lie between the last record before the old end and offset 0:
+ *   they are dead space like a wrap gap until the head passes them, and a reader leaving that
+ *   record finds no record with the expected seq there (zeros, or stale bytes of an older
+ *   seq or salt) and continues at 0 by the WRAP rule below. Older libraries of format 3 read
+ *   a grown log unchanged. A grown log does not shrink (log_grow.c says why).
+ *   One record still carries one commit, and `len` is 32 bits: a commit is at most 4 GiB.
+ *
+ * SETTLING A BIG RECORD. A streamed record of at least 16 MiB (the shim's exit commit of a big
+ *   heap) is applied to its segments as soon as it is durable, from the committer's memory,
+ *   when no older record is live: pwrite segments ; fsync them ; status with the head past the
+ *   record ; fdatasync -- barrier 2 below, the same order as truncation. The next start then
+ *   has nothing to replay.
+ *
  * WRITE BARRIERS (the order that makes every crash recoverable)
  *   1. commit:      pwrite(records) ; fdatasync(log)  -> then the commit returns.
  *   2. truncation:  pwrite(segments) ; fsync(each segment) ; pwrite(status, other slot) ;
  *                   fdatasync(log) -> only then may writers reuse the freed space.
  *   3. new segment: pwrite(status with dictionary) ; fdatasync(log) -> then records
  *                   naming it may be written.
+ *   4. growth:      pwrite(zeros past the area) ; fdatasync(log) ; pwrite(status with the
+ *                   new area_len, other slot) ; fdatasync(log) -> then records may use it.
  *   Segments receive only committed new values (no-steal), and applying a record
  *   twice leaves the same bytes (idempotent redo): a crash anywhere in truncation or
  *   recovery is repaired by running recovery again.

@@ -28,15 +28,24 @@
  * commit is intact, this one is absent. A failed write or sync is sticky (err_io), because
  * the tail was advanced over the failed record and nothing may be appended after a hole.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
 #include "log_format.h"
 #include "rvm_int.h"
+#include "sysio.h"
 #include "txn.h"
 
 #define LOG_STREAM_CHUNK ((size_t)1 << 20)   /* staging buffer: bounded memory per record */
+/* records at least this big are applied to the segments at once (stream_settle): replaying
+ * them at the next start would cost more than the fsync now */
+#define STREAM_SETTLE_MIN ((uint64_t)16 << 20)
+
+/* txn_stream_fits said yes, with the other threads parked: this thread's next
+ * txn_commit_stream must not wait for truncation (it may grow the log instead) */
+static __thread int stream_nowait;
 
 /* one run of entries lying in the same mapped region (resolved before writing) */
 struct stream_run {
@@ -130,10 +139,13 @@ static rvm_return_t stream_resolve(txn_vec_fn get, void *arg, size_t n, struct s
 }
 
 /* stream_place -- reserve `size` bytes for the next record in the area (lg->mu held,
- * writer_active set by us, everything earlier durable); *pos: its area offset */
-static rvm_return_t stream_place(struct log *lg, uint64_t size, uint64_t *pos)
+ * writer_active set by us, everything earlier durable); *pos: its area offset. A record the
+ * area cannot hold grows the log (log_grow.c); so does any record that does not fit now when
+ * the caller must not wait for truncation (nowait: other threads are parked, and txn_stream_fits
+ * said the grown log would take it at once). */
+static rvm_return_t stream_place(struct log *lg, uint64_t size, uint64_t *pos, int nowait)
 {
-    for (;;) {
+    for (int grown = 0;; ) {
         uint64_t tail = lg->tail_off, gap = 0, p = tail;
         if (tail + size > lg->area_len) {
             rvm_return_t erc = log_erase_marker(lg, tail);   /* as log_write_batch */
@@ -159,15 +171,210 @@ static rvm_return_t stream_place(struct log *lg, uint64_t size, uint64_t *pos)
             *pos = p;
             return RVM_SUCCESS;
         }
-        rvm_return_t rc = log_wait_space(lg);
+        rvm_return_t rc;
+        if (size > lg->area_len || (nowait && !grown)) {
+            rc = log_grow(lg, size, nowait);
+            grown = 1;
+        } else if (nowait) {
+            rc = err_set(RVM_EINTERNAL, "log %s: a %llu-byte record does not fit after growing",
+                         lg->path, (unsigned long long)size);
+        } else {
+            rc = log_wait_space(lg);
+        }
         if (rc != RVM_SUCCESS)
             return rc;
+    }
+}
+
+/* the entries of a streamed record and their regions (for stream_settle) */
+struct stream_src {
+    txn_vec_fn get;
+    void *arg;
+    size_t n;
+    const struct stream_run *runs;
+    size_t nruns;
+};
+
+/* settle_write -- write every entry's new bytes into its segment file and fsync the files
+ * written; 0 or an errno */
+static int settle_write(const struct stream_src *src)
+{
+    size_t k = 0;
+    struct seg *last = NULL;
+    int e = 0;
+    for (size_t i = 0; i < src->n && e == 0; i++) {
+        struct txn_vec v;
+        src->get(src->arg, i, &v);
+        while (k + 1 < src->nruns && src->runs[k + 1].first <= i)
+            k++;
+        const struct region *g = src->runs[k].rg;
+        uint64_t off = g->off + (uint64_t)((char *)v.dest - g->vmaddr);
+        e = full_pwrite(g->seg->fd, v.src, v.len, off);
+        if (e == 0 && last != NULL && last != g->seg && sysio.fsync(last->fd) != 0)
+            e = errno;
+        last = g->seg;
+    }
+    if (e == 0 && last != NULL && sysio.fsync(last->fd) != 0)
+        e = errno;
+    return e;
+}
+
+/*
+ * stream_settle -- the record seq (just made durable, we are still the log's writer, lg->mu
+ * held) is applied to the segments right away, from the caller's memory, and the head moves
+ * past it: the log is empty again, so the next start has nothing to replay (a 3 GiB exit
+ * commit would otherwise be read and applied at restart, and applied again by the truncation
+ * that the first rvm_map of the segment waits for). This is truncation by another road:
+ *   - only when every earlier record is already applied (head_seq == seq): applying ours
+ *     before an older one would let the older bytes win at the next truncation;
+ *   - the bytes written are the record's new values (the caller's memory cannot change until
+ *     we return) and the record is durable: segments receive committed data only (no-steal);
+ *   - segments are fsynced before the status names the new head (barrier 2 of log_format.h);
+ *     a crash anywhere before that status write leaves the record live, and recovery applies
+ *     it again (idempotent redo) -- the same bytes.
+ * The caller holds trunc_mu (settle_lock), taken before the record became durable, so the
+ * daemon never applies it from the log meanwhile; lg->mu is held on entry and on return. A
+ * failure to write a segment is sticky like any truncation failure; skipping (trunc_mu busy
+ * while threads are parked, older records live) only leaves the record to be applied at the
+ * next start.
+ */
+static rvm_return_t stream_settle(struct log *lg, const struct stream_src *src, uint64_t seq)
+{
+    rvm_return_t rc = RVM_SUCCESS;
+    int alone = lg->head_seq == seq && lg->durable_seq >= seq;
+    uint64_t new_head = lg->tail_off;
+    pthread_mutex_unlock(&lg->mu);
+    if (alone) {
+        int e = settle_write(src);
+        if (e != 0) {
+            rc = err_io(e, "log %s: applying the %zu ranges of record %llu to their segment "
+                        "failed: %s; no later commit is accepted (the record is durable: "
+                        "the next start applies it)", lg->path, src->n,
+                        (unsigned long long)seq, strerror(e));
+        } else {
+            pthread_mutex_lock(&lg->status_mu);
+            rc = log_status_write(lg, new_head, seq + 1);
+            pthread_mutex_unlock(&lg->status_mu);
+        }
+    }
+    pthread_mutex_lock(&lg->mu);
+    if (alone && rc == RVM_SUCCESS) {
+        /* we are still the writer: nothing was placed after our record */
+        lg->head_off = new_head;
+        lg->head_seq = seq + 1;
+        lg->used = 0;
+        lg->n_settled++;
+        pthread_cond_broadcast(&lg->space_cv);
+    }
+    return rc;
+}
+
+/* settle_lock -- take trunc_mu for stream_settle; lg->mu held (and held again on return).
+ * Trying is free of lock-order trouble; waiting needs lg->mu released first (trunc_mu comes
+ * before it). With the other threads parked (nowait) we only try: the daemon may hold
+ * trunc_mu while it waits for an allocator lock a parked thread holds. 1 if taken. */
+static int settle_lock(struct log *lg, int nowait)
+{
+    if (pthread_mutex_trylock(&lg->trunc_mu) == 0)
+        return 1;
+    if (nowait)
+        return 0;
+    pthread_mutex_unlock(&lg->mu);
+    pthread_mutex_lock(&lg->trunc_mu);
+    pthread_mutex_lock(&lg->mu);
+    return 1;
+}
+
+/*
+ * stream_write -- write the record (header h with crc 0, range headers, data, padding to
+ * `size`) at area offset pos through the staging buffer, computing its CRC as the chunks go;
+ * then the header again with the real CRC (a crash before that leaves a record whose CRC
+ * cannot match), then the end marker for the next seq at mark (UINT64_MAX: no room). lg->mu
+ * is not held. Errors are left in o->err.
+ */
+static void stream_write(struct stream_out *o, const struct stream_src *src,
+                         struct log_rec_hdr h, uint64_t size, uint64_t pos, uint64_t mark,
+                         uint64_t salt)
+{
+    struct log *lg = o->lg;
+    o->at = lg->area_off + pos;
+    o->crc = (uint32_t)(salt ^ (salt >> 32));      /* rec_seed (log.c) */
+    stream_put(o, &h, sizeof(h));
+    size_t k = 0;
+    for (size_t i = 0; i < src->n && !o->err; i++) {
+        struct txn_vec v;
+        src->get(src->arg, i, &v);
+        while (k + 1 < src->nruns && src->runs[k + 1].first <= i)
+            k++;
+        const struct region *g = src->runs[k].rg;
+        struct log_range_hdr x = { g->off + (uint64_t)((char *)v.dest - g->vmaddr),
+                                   (uint32_t)v.len, g->seg->id };
+        stream_put(o, &x, sizeof(x));
+    }
+    uint64_t data = 0;
+    for (size_t i = 0; i < src->n && !o->err; i++) {
+        struct txn_vec v;
+        src->get(src->arg, i, &v);
+        stream_put(o, v.src, v.len);
+        data += v.len;
+    }
+    static const char zeros[8];
+    uint64_t body = LOG_REC_HDR + (uint64_t)src->n * LOG_RANGE_HDR + data;
+    stream_put(o, zeros, (size_t)(size - body));
+    stream_flush(o);
+    if (!o->err) {
+        h.crc = o->crc;
+        o->err = full_pwrite(lg->fd, &h, sizeof(h), lg->area_off + pos);
+    }
+    if (!o->err && mark != UINT64_MAX) {
+        char m[LOG_REC_HDR];
+        log_end_marker(m, h.seq + 1, salt);
+        o->err = full_pwrite(lg->fd, m, sizeof(m), lg->area_off + mark);
+    }
+}
+
+/*
+ * stream_take_turn -- step (1) of txn_commit_stream: return (lg->mu held) when no writer is
+ * active and every earlier commit is durable -- coalesced no_flush ones too, or a later seq of
+ * theirs would overwrite our newer bytes at recovery -- and, for a record that will be settled
+ * (stream_settle needs every earlier record applied), when they are truncated too (tried
+ * once; never with the other threads parked).
+ */
+static rvm_return_t stream_take_turn(struct log *lg, uint64_t size, int nowait)
+{
+    rvm_return_t rc;
+    for (int emptied = 0;;) {
+        if (__atomic_load_n(&R.sticky, __ATOMIC_ACQUIRE))
+            return RVM_EIO;
+        if (lg->writer_active) {          /* a leader is writing: its records go first */
+            pthread_cond_wait(&lg->sync_cv, &lg->mu);
+            continue;
+        }
+        if (lg->cs.n > 0 && (rc = cset_materialize(lg)) != RVM_SUCCESS)
+            return rc;
+        if (lg->durable_seq + 1 < lg->next_seq) {    /* queued records: write them first */
+            if ((rc = log_force(lg, lg->next_seq - 1)) != RVM_SUCCESS)
+                return rc;
+            continue;   /* log_force may return while a later leader writes: look again */
+        }
+        if (!nowait && !emptied && size >= STREAM_SETTLE_MIN && lg->head_seq < lg->next_seq) {
+            emptied = 1;
+            pthread_mutex_unlock(&lg->mu);
+            rc = trunc_all(lg);
+            pthread_mutex_lock(&lg->mu);
+            if (rc != RVM_SUCCESS)
+                return rc;
+            continue;
+        }
+        return RVM_SUCCESS;
     }
 }
 
 /* txn_commit_stream -- see txn.h */
 rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n)
 {
+    int nowait = stream_nowait;     /* set by txn_stream_fits for this very call */
+    stream_nowait = 0;
     if (!rvm_ready())
         return RVM_EINIT;
     struct log *lg = R.log;
@@ -191,38 +398,22 @@ rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n)
         return RVM_ENO_MEMORY;
     }
     pthread_mutex_lock(&lg->mu);
-    if (size > lg->area_len || size > UINT32_MAX) {
-        rc = err_set(RVM_ETOO_BIG, "transaction of %zu ranges needs a %llu-byte log record "
-                     "but log %s holds only %llu bytes (and a record at most 4 GiB); create a "
-                     "larger log", n, (unsigned long long)size, lg->path,
-                     (unsigned long long)lg->area_len);
+    /* a record larger than the area grows the log (stream_place); the format caps one
+     * record, i.e. one commit, at 4 GiB */
+    if (size > UINT32_MAX) {
+        rc = err_set(RVM_ETOO_BIG, "a commit of %zu ranges needs a %llu-byte log record, and a "
+                     "record holds at most 4 GiB (log %s); commit more often", n,
+                     (unsigned long long)size, lg->path);
         goto unlock;
     }
-    /* (1) every earlier commit goes first: coalesced no_flush ones too, or a later seq of
-     * theirs would overwrite our newer bytes at recovery */
-    for (;;) {
-        if (__atomic_load_n(&R.sticky, __ATOMIC_ACQUIRE)) {
-            rc = RVM_EIO;
-            goto unlock;
-        }
-        if (lg->writer_active) {          /* a leader is writing: its records go first */
-            pthread_cond_wait(&lg->sync_cv, &lg->mu);
-            continue;
-        }
-        if (lg->cs.n > 0 && (rc = cset_materialize(lg)) != RVM_SUCCESS)
-            goto unlock;
-        if (lg->durable_seq + 1 < lg->next_seq) {    /* queued records: write them first */
-            if ((rc = log_force(lg, lg->next_seq - 1)) != RVM_SUCCESS)
-                goto unlock;
-            continue;   /* log_force may return while a later leader writes: look again */
-        }
-        break;
-    }
+    /* (1) every earlier commit goes first */
+    if ((rc = stream_take_turn(lg, size, nowait)) != RVM_SUCCESS)
+        goto unlock;
     /* (2) no writer, nothing queued, lg->mu held: we are the writer until the record is
      * durable (committers arriving meanwhile queue and wait for writer_active to clear) */
     lg->writer_active = 1;
     uint64_t pos = 0;
-    if ((rc = stream_place(lg, size, &pos)) != RVM_SUCCESS) {
+    if ((rc = stream_place(lg, size, &pos, nowait)) != RVM_SUCCESS) {
         lg->writer_active = 0;
         pthread_cond_broadcast(&lg->sync_cv);
         goto unlock;
@@ -245,42 +436,9 @@ rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n)
     uint64_t salt = lg->salt;
     pthread_mutex_unlock(&lg->mu);
 
-    /* (4) the record, in chunks; the CRC runs over the bytes as written (crc field 0) */
-    o.at = lg->area_off + pos;
-    o.crc = (uint32_t)(salt ^ (salt >> 32));      /* rec_seed (log.c) */
-    stream_put(&o, &h, sizeof(h));
-    size_t k = 0;
-    for (size_t i = 0; i < n && !o.err; i++) {
-        struct txn_vec v;
-        get(arg, i, &v);
-        while (k + 1 < nruns && runs[k + 1].first <= i)
-            k++;
-        struct region *g = runs[k].rg;
-        struct log_range_hdr x = { g->off + (uint64_t)((char *)v.dest - g->vmaddr),
-                                   (uint32_t)v.len, g->seg->id };
-        stream_put(&o, &x, sizeof(x));
-    }
-    uint64_t data = 0;
-    for (size_t i = 0; i < n && !o.err; i++) {
-        struct txn_vec v;
-        get(arg, i, &v);
-        stream_put(&o, v.src, v.len);
-        data += v.len;
-    }
-    static const char zeros[8];
-    uint64_t body = LOG_REC_HDR + (uint64_t)n * LOG_RANGE_HDR + data;
-    stream_put(&o, zeros, (size_t)(size - body));
-    stream_flush(&o);
-    if (!o.err) {
-        /* the header goes last with the real CRC: a crash before this leaves crc 0 */
-        h.crc = o.crc;
-        o.err = full_pwrite(lg->fd, &h, sizeof(h), lg->area_off + pos);
-    }
-    if (!o.err && mark != UINT64_MAX) {
-        char m[LOG_REC_HDR];
-        log_end_marker(m, seq + 1, salt);
-        o.err = full_pwrite(lg->fd, m, sizeof(m), lg->area_off + mark);
-    }
+    /* (4) the record, in chunks, then its header with the CRC, then the end marker */
+    struct stream_src src = { get, arg, n, runs, nruns };
+    stream_write(&o, &src, h, size, pos, mark, salt);
 
     pthread_mutex_lock(&lg->mu);
     if (o.err) {
@@ -292,13 +450,21 @@ rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n)
         lg->written_seq = seq;
         R.st.n_flush++;
         R.st.log_written = rvm_add_length_to_offset(&R.st.log_written, size);
+        /* a big record will be settled (6): hold trunc_mu from before it is durable, so the
+         * daemon cannot start applying it from the log (reading it whole) meanwhile */
+        int settle = size >= STREAM_SETTLE_MIN && settle_lock(lg, nowait);
         /* (5) durable, then acknowledged */
         rc = log_sync(lg);
         if (rc == RVM_SUCCESS) {
             R.st.n_flush_commit++;
             R.st.n_no_flush = 0;
             R.st.no_flush_length = RVM_MK_OFFSET(0, 0);
+            /* (6) a big record goes into the segments now, from the caller's memory */
+            if (settle)
+                rc = stream_settle(lg, &src, seq);
         }
+        if (settle)
+            pthread_mutex_unlock(&lg->trunc_mu);
         log_kick_truncation(lg);
     }
     lg->writer_active = 0;
@@ -354,6 +520,7 @@ int txn_stream_ready(void)
 int txn_stream_fits(uint64_t size)
 {
     struct log *lg = R.log;
+    stream_nowait = 0;
     if (lg == NULL || pthread_mutex_trylock(&lg->mu) != 0)
         return 0;
     uint64_t tail = lg->tail_off, gap = 0, p = tail;
@@ -364,6 +531,10 @@ int txn_stream_fits(uint64_t size)
         p = 0;
     }
     int ok = p + size <= lg->area_len && lg->used + gap + size <= lg->area_len;
+    /* or it fits once the log has grown, which needs no parked thread (log_grow.c) */
+    if (!ok)
+        ok = log_grow_target(lg, size, 1) != 0;
     pthread_mutex_unlock(&lg->mu);
+    stream_nowait = ok;
     return ok;
 }

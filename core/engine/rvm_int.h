@@ -156,6 +156,8 @@ struct log {
     pthread_t trunc_thread;
     int n_queued_txn;           /* no_flush commits not yet written */
     uint64_t queued_bytes;
+    uint64_t n_grow;            /* times the record area grew (log_grow.c) */
+    uint64_t n_settled;         /* big streamed records applied at once (log_stream.c) */
 };
 
 /* process-wide state */
@@ -227,6 +229,12 @@ rvm_return_t log_wait_space(struct log *lg);
 rvm_return_t log_erase_marker(struct log *lg, uint64_t tail);
 /* log_sync -- fdatasync what was written; lg->mu held (released during the sync) */
 rvm_return_t log_sync(struct log *lg);
+
+/* log_grow.c (a log too small for a commit grows, up to log_area_bound) */
+uint64_t log_area_bound(const struct log *lg);
+uint64_t log_grow_target(const struct log *lg, uint64_t size, int exact);
+rvm_return_t log_grow(struct log *lg, uint64_t size, int exact);
+rvm_return_t log_ensure_area(struct log *lg, uint64_t size);
 
 /* cset.c (no_flush coalescing) */
 rvm_return_t cset_add(struct log *lg, const struct range *r, size_t n);

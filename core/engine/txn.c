@@ -269,11 +269,21 @@ rvm_return_t txn_commit_ranges(struct range *r, size_t n, rvm_mode_t mode, uint3
         return RVM_EIO;
     }
     uint64_t size = log_record_size(r, n);
-    if (size > lg->area_len) {
+    /* a record larger than the log's area: the log grows now, before anything is queued, so
+     * that a refusal (the bound, a full disk) leaves the transaction open and the log as it
+     * was. A record travels as one piece: the format caps it at 4 GiB. */
+    if (size > UINT32_MAX) {
         pthread_mutex_unlock(&lg->mu);
-        return err_set(RVM_ETOO_BIG, "transaction of %zu ranges needs a %llu-byte log record "
-                       "but log %s holds only %llu bytes; create a larger log", n,
-                       (unsigned long long)size, lg->path, (unsigned long long)lg->area_len);
+        return err_set(RVM_ETOO_BIG, "transaction of %zu ranges needs a %llu-byte log record, "
+                       "and a record holds at most 4 GiB (log %s); commit in smaller pieces",
+                       n, (unsigned long long)size, lg->path);
+    }
+    if (size > lg->area_len && !(mode == no_flush && (rvm_optimizations & RVM_COALESCE_TRANS))) {
+        rvm_return_t grc = log_ensure_area(lg, size);
+        if (grc != RVM_SUCCESS) {
+            pthread_mutex_unlock(&lg->mu);
+            return grc;
+        }
     }
     R.st.n_range_elim += elim;
     R.st.range_overlap = rvm_add_length_to_offset(&R.st.range_overlap, saved);

@@ -38,8 +38,10 @@ rvm_return_t txn_commit_vector(const struct txn_vec *v, size_t n, rvm_mode_t mod
  * into the log's queue first (log_stream.c): core's memory stays O(1 MiB + regions) for
  * a record of any size. get(arg, i, &v) returns entry i; it is called up to three times
  * per entry and must return the same entry each time, and the bytes at src must not change
- * until the call returns. Same record format, same recovery. Returns what
- * txn_commit_vector returns; an I/O failure is sticky.
+ * until the call returns. Same record format, same recovery. A record larger than the log
+ * grows it (log_grow.c); a record of 16 MiB or more is applied to its segments from src once
+ * durable, when no older record is live, so the log is empty again on return (log_stream.c,
+ * stream_settle). Returns what txn_commit_vector returns; an I/O failure is sticky.
  */
 typedef void (*txn_vec_fn)(void *arg, size_t i, struct txn_vec *v);
 __attribute__((visibility("hidden")))
@@ -49,7 +51,10 @@ rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n);
 __attribute__((visibility("hidden")))
 int txn_stream_ready(void);
 /* txn_stream_fits -- 1 if a record of size bytes can be placed in the log now, without
- * waiting for truncation to free space */
+ * waiting for truncation to free space (growing the log if need be). A yes also tells the
+ * calling thread's NEXT txn_commit_stream that the other threads are parked: it then never
+ * waits for truncation (it grows the log instead) and only tries trunc_mu. Call it right
+ * before that commit, with the threads still parked. */
 __attribute__((visibility("hidden")))
 int txn_stream_fits(uint64_t size);
 

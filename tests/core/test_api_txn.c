@@ -196,9 +196,11 @@ Test(api_txn, truncate_writes_committed_data_to_segment)
 
 Test(api_txn, end_too_big_for_log)
 {
-    /* a transaction whose record cannot fit in the log: RVM_ETOO_BIG, tid stays valid */
+    /* a transaction whose record cannot fit in a log that may not grow (its bound is its
+     * size, the minimum 64 KiB): RVM_ETOO_BIG, tid stays valid */
     cr_assert_eq(file_make(T.seg2, 64 * (size_t)PS, 0), 0);
     cr_assert_eq(rvmt_init_create(T.log, 16 * 1024, 0, 0), RVM_SUCCESS);
+    rvm_log_max_len = 64 * 1024;
     rvm_region_t r;
     rvmt_region(&r, T.seg2, 0, 0, NULL);
     cr_assert_eq(rvm_map(&r, NULL), RVM_SUCCESS);
@@ -208,8 +210,12 @@ Test(api_txn, end_too_big_for_log)
     cr_assert_eq(rvm_set_range(&t, r.vmaddr, 32 * (rvm_length_t)PS), RVM_SUCCESS);
     memset(r.vmaddr, 'Z', 32 * (size_t)PS);
     cr_expect_eq(rvm_end_transaction(&t, flush), RVM_ETOO_BIG);
+    cr_expect(rvm_errmsg != NULL && strstr(rvm_errmsg, T.log) != NULL &&
+              strstr(rvm_errmsg, "rvm_log_max_len") != NULL,
+              "the refusal names the log and the bound: %s", rvm_errmsg ? rvm_errmsg : "");
     cr_expect_eq(rvm_abort_transaction(&t), RVM_SUCCESS, "tid still valid after ETOO_BIG");
     cr_expect_eq(r.vmaddr[0], 0, "restore abort after ETOO_BIG");
+    rvm_log_max_len = 0;
     /* and the library keeps working */
     rvm_init_tid(&t);
     cr_assert_eq(rvm_begin_transaction(&t, restore), RVM_SUCCESS);

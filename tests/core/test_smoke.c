@@ -266,7 +266,9 @@ static void run_big(void)
         if (k % 3 == 0 && rvm_truncate())
             _exit(3);
     }
-    /* a record larger than the whole log is refused, and the tid stays usable */
+    /* a record larger than the whole log that may not grow is refused, and the tid stays
+     * usable */
+    rvm_log_max_len = 64 * 1024;
     rvm_tid_t t;
     rvm_init_tid(&t);
     if (rvm_begin_transaction(&t, no_restore) || rvm_set_range(&t, b, 65536))

@@ -207,6 +207,10 @@ RVM_API extern int rvm_ioerrno;
 RVM_API extern rvm_bool_t rvm_no_yield;       /* accepted for compatibility; no effect */
 RVM_API extern rvm_bool_t rvm_map_private;    /* process-global RVM_MAP_PRIVATE switch */
 RVM_API extern rvm_length_t rvm_optimizations; /* process-global RVM_COALESCE_* switches */
+/* lrvm extension: bytes of record area a log may grow to when a commit does not fit in it;
+ * 0 (the default): twice the total size of the segments it serves. A commit that needs more
+ * fails with RVM_ETOO_BIG (the transaction stays open). */
+RVM_API extern rvm_length_t rvm_log_max_len;
 
 /* print names */
 RVM_API char *rvm_return(rvm_return_t code);
@@ -262,7 +266,9 @@ RVM_API void rvm_free_region(rvm_region_t *region);
  *                  RVM_ENOT_MAPPED (the range is not inside one mapped region).
  * rvm_abort_transaction  RVM_ETID.
  * rvm_end_transaction    RVM_EMODE (not flush or no_flush), RVM_ETID, RVM_ETOO_BIG (the
- *                  record would not fit in the log); on error the transaction stays open.
+ *                  record needs more log than rvm_log_max_len allows, or more than 4 GiB:
+ *                  a smaller log grows), RVM_EIO (the log could not grow: disk full; not
+ *                  sticky); on these errors the transaction stays open.
  * rvm_flush, rvm_truncate  RVM_ELOG (no log).
  *
  * rvm_initialize   -- check version, apply options; with options->log_dev, open the log
