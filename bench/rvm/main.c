@@ -240,10 +240,10 @@ static void print_context(const struct bench_cfg *cfg)
 	       sysconf(_SC_NPROCESSORS_ONLN), cfg->dir);
 	printf("sizes: %u ints (%u B); %d rounds of: W1 %ld txns, W5 %ld txns (each capped at "
 	       "%.1f s), W2 up to %ld txns (cap %.1f s), W3 1 txn of %u updates, W4 %d txns then "
-	       "kill -9\n",
+	       "kill -9, reopening a %lu MiB store\n",
 	       BENCH_NINTS, BENCH_ARRAY_BYTES, cfg->rounds, cfg->w1_txns, cfg->w5_txns,
 	       cfg->dur_cap_s, cfg->w2_txns, cfg->w2_cap_s, BENCH_NINTS / BENCH_W3_STRIDE,
-	       cfg->w4_txns);
+	       cfg->w4_txns, BENCH_W4_DB_BYTES >> 20);
 }
 
 int main(int argc, char **argv)
