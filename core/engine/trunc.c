@@ -67,9 +67,11 @@ rvm_return_t trunc_step(struct log *lg, uint64_t limit, int *progress)
     uint64_t t0 = now_usec();
     struct apply_res res;
     rvm_return_t rc = RVM_SUCCESS;
-    if (!trunc_recovered(lg, seq, &res))
+    /* the recovered records end where recovery's chain ended, not at max or limit */
+    int recovered = trunc_recovered(lg, seq, &res);
+    if (!recovered)
         rc = apply_log(lg, off, seq, max, limit, &res);
-    if (rc == RVM_SUCCESS && res.next_seq <= max && res.consumed < limit)
+    if (rc == RVM_SUCCESS && !recovered && res.next_seq <= max && res.consumed < limit)
         rc = err_io(EIO, "log %s: record %llu at area offset %llu is unreadable although it "
                     "was made durable; the log file was damaged underneath lrvm",
                     lg->path, (unsigned long long)res.next_seq,

@@ -146,11 +146,11 @@ static int w_fsync(int fd)
     return sysio_default.fsync(fd);
 }
 
-/* child_recover_and_map -- recovery, map, then the recovered records truncated slice by slice
- * while the region is mapped; exit codes name what went wrong */
+/* child_recover_and_map -- recovery, map, a commit, then the log truncated in slices of
+ * *arg bytes while the region is mapped; exit codes name what went wrong */
 static int child_recover_and_map(void *arg)
 {
-    (void)arg;
+    uint64_t limit = *(uint64_t *)arg;
     if (rvmt_init(T.log, 0, 0) != RVM_SUCCESS)
         return 10;
     struct seg *s;
@@ -180,19 +180,26 @@ static int child_recover_and_map(void *arg)
                     (unsigned char)r.vmaddr[i], (unsigned char)committed_at(i));
             return 15;
         }
-    /* truncation in small slices, as the daemon does: the first slices hold 'X' for page 2,
-     * a later one 'Z'; the mapped page 2 (never written here) must read 'Z' throughout */
+    /* a commit of this run, then truncation in slices, as the daemon does. Small slices:
+     * the first ones hold 'X' for page 2, a later one 'Z'; the mapped page 2 (never written
+     * here) must read 'Z' throughout. Large slices: the recovered records end before both
+     * the slice limit and the last durable record, and the slice must still succeed. */
+    if (commit_fill(r.vmaddr, 100, 'q', flush) != RVM_SUCCESS)
+        return 18;
     W.watch = r.vmaddr + 2 * PS;
     int progress = 1;
     for (int k = 0; progress && k < 1000; k++)
-        if (trunc_step(R.log, 4096, &progress) != RVM_SUCCESS)
+        if ((rc = trunc_step(R.log, limit, &progress)) != RVM_SUCCESS) {
+            fprintf(stderr, "truncation slice %d after recovery: %s: %s\n", k,
+                    rvm_return(rc), rvm_errmsg);
             return 16;
+        }
     if (W.saw_older) {
         fprintf(stderr, "truncating the recovered records showed the mapped region an older "
                 "committed value ('%c' where 'Z' was committed last)\n", W.saw_older);
         return 17;
     }
-    if (commit_fill(r.vmaddr, 100, 'q', flush) != RVM_SUCCESS || rvm_truncate() != RVM_SUCCESS)
+    if (rvm_truncate() != RVM_SUCCESS)
         return 18;
     for (size_t i = PS; i < r.length; i++)
         if (r.vmaddr[i] != committed_at(i))
@@ -205,10 +212,17 @@ static int child_recover_and_map(void *arg)
 Test(map_file, crash_with_records_pending_maps_the_committed_state)
 {
     char d[64];
-    int st = proc_run(child_commit_then_die, NULL);
-    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "%s", proc_describe(st, d, sizeof d));
-    st = proc_run(child_recover_and_map, NULL);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", proc_describe(st, d, sizeof d));
+    uint64_t limits[] = { 4096, 1u << 30 };
+    for (size_t k = 0; k < 2; k++) {
+        unlink(T.log);
+        cr_assert_eq(file_make(T.seg, SEG_PAGES * (size_t)PS, 0), 0);
+        int st = proc_run(child_commit_then_die, NULL);
+        cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "%s",
+                  proc_describe(st, d, sizeof d));
+        st = proc_run(child_recover_and_map, &limits[k]);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "slices of %llu bytes: %s",
+                  (unsigned long long)limits[k], proc_describe(st, d, sizeof d));
+    }
     unsigned char *b = malloc(SEG_PAGES * (size_t)PS);
     cr_assert_not_null(b);
     cr_assert_eq(file_read(T.seg, b, SEG_PAGES * (size_t)PS, 0), 0);
