@@ -284,7 +284,9 @@ static rvm_return_t seg_settle(struct log *lg, struct seg *s)
  * (region_unfile): rvm_unmap, because memory the program keeps must not follow a later
  * mapping's truncations of the same bytes, and rvm_track on a fault backend, which needs
  * anonymous memory. A fork child shares untouched pages with the file: it sees the parent's
- * later truncations in pages neither process wrote (RVM_MAP_COPY gives it a snapshot).
+ * later truncations in pages neither process wrote; and rvm_terminate leaves the mapping as
+ * it is (copying there would only slow every exit), so memory used after it shows what
+ * another process later writes to the file (RVM_MAP_COPY gives a snapshot in both cases).
  */
 static int map_file_ok(const rvm_region_t *region, const struct seg *s, const char *vm,
                        uint64_t len, uint64_t vmlen)
