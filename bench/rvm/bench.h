@@ -63,6 +63,7 @@ struct bench_cfg {
 	long w5_txns;               /* W5 transactions */
 	double dur_cap_s;           /* W1/W5: stop a system's round after this long (slow peers) */
 	int w4_txns;                /* W4 transactions before the kill */
+	size_t w4_bytes;            /* W4 store size (BENCH_W4_DB_BYTES; less with --smoke) */
 	uint64_t seed;              /* PRNG seed, same for every system */
 	int cold;                   /* W4: evict the files from the page cache before timing */
 	int smoke;                  /* --smoke: sizes too small to judge the targets */

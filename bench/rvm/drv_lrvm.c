@@ -224,7 +224,7 @@ static int lrvm_w4_writer(const struct bench_cfg *cfg, const char *dir, struct b
 	uint64_t st = cfg->seed;
 	int err;
 
-	if ((err = lrvm_open(&c, dir, 1, BENCH_W4_DB_BYTES, res)) != 0)
+	if ((err = lrvm_open(&c, dir, 1, cfg->w4_bytes, res)) != 0)
 		return err;
 	for (long i = 0; i < cfg->w4_txns; i++) {
 		rvm_return_t rc = lrvm_small_txn(&c, &st, i, flush);
@@ -273,7 +273,7 @@ static int lrvm_w4_check(const struct bench_cfg *cfg, const char *seg, struct be
 }
 
 /* lrvm_w4 -- in a process that never ran lrvm before, time what a program does to get its
- * data back: rvm_initialize (which recovers) + rvm_map of the whole 64 MiB segment + the
+ * data back: rvm_initialize (which recovers) + rvm_map of the whole (64 MiB) segment + the
  * first read, as the peers' open + first read. */
 static int lrvm_w4(const struct bench_cfg *cfg, const char *dir, struct bench_res *res)
 {
@@ -296,7 +296,7 @@ static int lrvm_w4(const struct bench_cfg *cfg, const char *dir, struct bench_re
 	c.opts->log_dev = c.log;
 	c.opts->flags = RVM_ALL_OPTIMIZATIONS;
 	c.reg->data_dev = c.seg;
-	c.reg->length = BENCH_W4_DB_BYTES;
+	c.reg->length = cfg->w4_bytes;
 	bench_io_read(&w0, &r0, &d0);
 	t0 = bench_now();
 	rc = rvm_initialize(RVM_VERSION, c.opts);
@@ -309,10 +309,9 @@ static int lrvm_w4(const struct bench_cfg *cfg, const char *dir, struct bench_re
 	if (rc != RVM_SUCCESS)
 		return lrvm_err(res, "rvm_initialize (recovery) + rvm_map", c.log, rc);
 	(void)first;
-	if (c.reg->length != BENCH_W4_DB_BYTES)
+	if (c.reg->length != cfg->w4_bytes)
 		return bench_fail(res, EIO, "lrvm: rvm_map(%s) mapped %lu bytes after the crash, "
-				  "wanted %lu", c.seg, (unsigned long)c.reg->length,
-				  (unsigned long)BENCH_W4_DB_BYTES);
+				  "wanted %zu", c.seg, (unsigned long)c.reg->length, cfg->w4_bytes);
 	res->wbytes = w1 - w0;
 	res->rbytes = r1 - r0;
 	res->dev_rbytes = d1 - d0;
