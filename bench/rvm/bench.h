@@ -10,7 +10,8 @@
  *   W1  durable small transactions: 4 random aligned 8-byte updates, flush commit
  *   W2  the same with no_flush commits and one flush at the end
  *   W3  one transaction updating every 10th integer (100 000 separate 4-byte updates)
- *   W4  recovery after kill -9 of a process that committed 1 000 W1 transactions
+ *   W4  reopening a 64 MiB store after kill -9 of a process that committed 1 000 W1
+ *       transactions (lrvm: rvm_initialize, which recovers, + rvm_map of the whole segment)
  *   W4c W4 with the crashed process's files evicted from the page cache first
  *   W5  the RVM benchmark shape: 3 x 128-byte block updates (1 random, 2 from a hot region)
  *       + one 64-byte append to an append-only area with a tail pointer, flush commit
@@ -36,6 +37,11 @@
 #define BENCH_W5_APPEND 64                         /* W5 appended block size */
 #define BENCH_W5_AREA_BYTES (1024u * 1024u)        /* W5 append area, used circularly */
 #define BENCH_W4_TXNS 1000                         /* W4: committed before kill -9 */
+/* W4/W4c: every system reopens a 64 MiB store, so that opening costs what it costs at a
+ * realistic size: the lrvm segment is that long (array first, zeros after) and is mapped
+ * whole; SQLite and LMDB get a padding table of zero blobs up to that size; PMDK's pool is
+ * that size already. */
+#define BENCH_W4_DB_BYTES (64ul << 20)
 
 /* Layout of the one data file every system keeps (LRVM segment, PMDK root object):
  * [0, ARRAY) the array, a page with the W5 tail counter, then the W5 append area. */
@@ -57,6 +63,7 @@ struct bench_cfg {
 	long w5_txns;               /* W5 transactions */
 	double dur_cap_s;           /* W1/W5: stop a system's round after this long (slow peers) */
 	int w4_txns;                /* W4 transactions before the kill */
+	size_t w4_bytes;            /* W4 store size (BENCH_W4_DB_BYTES; less with --smoke) */
 	uint64_t seed;              /* PRNG seed, same for every system */
 	int cold;                   /* W4: evict the files from the page cache before timing */
 	int smoke;                  /* --smoke: sizes too small to judge the targets */

@@ -185,6 +185,31 @@ static int lmdb_w3(const struct bench_cfg *cfg, const char *dir, struct bench_re
 	return 0;
 }
 
+/* lmdb_pad -- grow the environment to about `bytes` with a DB of 60 KiB zero values
+ * (overflow pages), synced (W4 reopens a store of that size). */
+static int lmdb_pad(struct lmdb_ctx *c, size_t bytes, struct bench_res *res)
+{
+	static char zero[61440];
+	MDB_txn *txn;
+	MDB_dbi pad;
+	MDB_envinfo info;
+	MDB_stat st;
+
+	LCHK(res, c, mdb_env_info(c->env, &info));
+	LCHK(res, c, mdb_env_stat(c->env, &st));
+	size_t have = (info.me_last_pgno + 1) * (size_t)st.ms_psize;
+	LCHK(res, c, mdb_txn_begin(c->env, NULL, 0, &txn));
+	LCHK(res, c, mdb_dbi_open(txn, "pad", MDB_CREATE | MDB_INTEGERKEY, &pad));
+	for (unsigned i = 0; have + (size_t)i * sizeof(zero) < bytes; i++) {
+		MDB_val k = { sizeof(i), &i }, d = { sizeof(zero), zero };
+
+		LCHK(res, c, mdb_put(txn, pad, &k, &d, MDB_APPEND));
+	}
+	LCHK(res, c, mdb_txn_commit(txn));
+	LCHK(res, c, mdb_env_sync(c->env, 1));
+	return 0;
+}
+
 /* lmdb_w4_writer -- W4 durable transactions, then kill -9. */
 static int lmdb_w4_writer(const struct bench_cfg *cfg, const char *dir, struct bench_res *res)
 {
@@ -192,7 +217,7 @@ static int lmdb_w4_writer(const struct bench_cfg *cfg, const char *dir, struct b
 	uint64_t st = cfg->seed;
 	int err;
 
-	if ((err = lmdb_open(&c, dir, 0, 1, res)) != 0)
+	if ((err = lmdb_open(&c, dir, 0, 1, res)) != 0 || (err = lmdb_pad(&c, cfg->w4_bytes, res)) != 0)
 		return err;
 	for (long i = 0; i < cfg->w4_txns; i++)
 		LCHK(res, &c, lmdb_small_txn(&c, &st, i));

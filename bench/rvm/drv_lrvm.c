@@ -52,9 +52,10 @@ static int lrvm_paths(struct lrvm_ctx *c, const char *dir, struct bench_res *res
 	return 0;
 }
 
-/* lrvm_open -- create segment + log (create != 0) or open an existing log (recovery runs
- * inside rvm_initialize), then map the whole segment. */
-static int lrvm_open(struct lrvm_ctx *c, const char *dir, int create, struct bench_res *res)
+/* lrvm_open -- create segment (seg_bytes long) + log (create != 0) or open an existing log
+ * (recovery runs inside rvm_initialize), then map the whole segment. */
+static int lrvm_open(struct lrvm_ctx *c, const char *dir, int create, size_t seg_bytes,
+		     struct bench_res *res)
 {
 	rvm_return_t rc;
 	int err;
@@ -63,7 +64,7 @@ static int lrvm_open(struct lrvm_ctx *c, const char *dir, int create, struct ben
 		return err;
 	if (create) {
 		unlink(c->log);
-		if ((err = bench_prealloc(c->seg, BENCH_SEG_BYTES, 1, 1)) != 0)
+		if ((err = bench_prealloc(c->seg, seg_bytes, 1, 1)) != 0)
 			return bench_fail(res, err, "lrvm: cannot create segment %s: %s", c->seg,
 					  strerror(err));
 	}
@@ -83,14 +84,14 @@ static int lrvm_open(struct lrvm_ctx *c, const char *dir, int create, struct ben
 		return lrvm_err(res, "rvm_initialize", c->log, rc);
 	c->reg->data_dev = c->seg;
 	c->reg->offset = RVM_MK_OFFSET(0, 0);
-	c->reg->length = BENCH_SEG_BYTES;
+	c->reg->length = seg_bytes;
 	c->reg->vmaddr = NULL;
 	rc = rvm_map(c->reg, NULL);
 	if (rc != RVM_SUCCESS)
 		return lrvm_err(res, "rvm_map", c->seg, rc);
-	if (c->reg->length < BENCH_SEG_BYTES)
+	if (c->reg->length < seg_bytes)
 		return bench_fail(res, EIO, "lrvm: rvm_map(%s) mapped %lu bytes, wanted %zu", c->seg,
-				  (unsigned long)c->reg->length, (size_t)BENCH_SEG_BYTES);
+				  (unsigned long)c->reg->length, seg_bytes);
 	c->a = (uint32_t *)c->reg->vmaddr;
 	c->tail = (uint64_t *)(c->reg->vmaddr + BENCH_TAIL_OFF);
 	c->area = (unsigned char *)c->reg->vmaddr + BENCH_AREA_OFF;
@@ -129,7 +130,7 @@ static int lrvm_w1(const struct bench_cfg *cfg, const char *dir, struct bench_re
 	long i;
 	int err;
 
-	if ((err = lrvm_open(&c, dir, 1, res)) != 0)
+	if ((err = lrvm_open(&c, dir, 1, BENCH_SEG_BYTES, res)) != 0)
 		return err;
 	if (!(lat = bench_lat_alloc(cfg->w1_txns)))
 		return bench_fail(res, ENOMEM, "lrvm: out of memory");
@@ -161,7 +162,7 @@ static int lrvm_w2(const struct bench_cfg *cfg, const char *dir, struct bench_re
 	rvm_return_t rc;
 	int err;
 
-	if ((err = lrvm_open(&c, dir, 1, res)) != 0)
+	if ((err = lrvm_open(&c, dir, 1, BENCH_SEG_BYTES, res)) != 0)
 		return err;
 	t0 = bench_now();
 	for (i = 0; i < cfg->w2_txns; i++) {
@@ -188,7 +189,7 @@ static int lrvm_w3(const struct bench_cfg *cfg, const char *dir, struct bench_re
 	rvm_return_t rc;
 	int err;
 
-	if ((err = lrvm_open(&c, dir, 1, res)) != 0)
+	if ((err = lrvm_open(&c, dir, 1, BENCH_SEG_BYTES, res)) != 0)
 		return err;
 	rvm_init_tid(&tid);
 	bench_io_read(&w0, NULL, NULL);
@@ -223,7 +224,7 @@ static int lrvm_w4_writer(const struct bench_cfg *cfg, const char *dir, struct b
 	uint64_t st = cfg->seed;
 	int err;
 
-	if ((err = lrvm_open(&c, dir, 1, res)) != 0)
+	if ((err = lrvm_open(&c, dir, 1, cfg->w4_bytes, res)) != 0)
 		return err;
 	for (long i = 0; i < cfg->w4_txns; i++) {
 		rvm_return_t rc = lrvm_small_txn(&c, &st, i, flush);
@@ -271,11 +272,14 @@ static int lrvm_w4_check(const struct bench_cfg *cfg, const char *seg, struct be
 	return rc;
 }
 
-/* lrvm_w4 -- time rvm_initialize (which recovers) in a process that never ran lrvm before. */
+/* lrvm_w4 -- in a process that never ran lrvm before, time what a program does to get its
+ * data back: rvm_initialize (which recovers) + rvm_map of the whole (64 MiB) segment + the
+ * first read, as the peers' open + first read. */
 static int lrvm_w4(const struct bench_cfg *cfg, const char *dir, struct bench_res *res)
 {
 	struct lrvm_ctx c = { 0 };
 	double t0, w0 = 0, r0 = 0, d0 = 0, w1 = 0, r1 = 0, d1 = 0;
+	volatile uint32_t first;
 	rvm_return_t rc;
 	int err;
 
@@ -286,17 +290,28 @@ static int lrvm_w4(const struct bench_cfg *cfg, const char *dir, struct bench_re
 	if ((err = lrvm_paths(&c, dir, res)) != 0)
 		return err;
 	c.opts = rvm_malloc_options();
-	if (!c.opts)
-		return bench_fail(res, ENOMEM, "lrvm: rvm_malloc_options failed");
+	c.reg = rvm_malloc_region();
+	if (!c.opts || !c.reg)
+		return bench_fail(res, ENOMEM, "lrvm: rvm_malloc_options/region failed");
 	c.opts->log_dev = c.log;
 	c.opts->flags = RVM_ALL_OPTIMIZATIONS;
+	c.reg->data_dev = c.seg;
+	c.reg->length = cfg->w4_bytes;
 	bench_io_read(&w0, &r0, &d0);
 	t0 = bench_now();
 	rc = rvm_initialize(RVM_VERSION, c.opts);
+	if (rc == RVM_SUCCESS)
+		res->x_secs = bench_now() - t0;     /* of which rvm_initialize */
+	if (rc == RVM_SUCCESS && (rc = rvm_map(c.reg, NULL)) == RVM_SUCCESS)
+		first = *(uint32_t *)c.reg->vmaddr;
 	res->secs = bench_now() - t0;
 	bench_io_read(&w1, &r1, &d1);
 	if (rc != RVM_SUCCESS)
-		return lrvm_err(res, "rvm_initialize (recovery)", c.log, rc);
+		return lrvm_err(res, "rvm_initialize (recovery) + rvm_map", c.log, rc);
+	(void)first;
+	if (c.reg->length != cfg->w4_bytes)
+		return bench_fail(res, EIO, "lrvm: rvm_map(%s) mapped %lu bytes after the crash, "
+				  "wanted %zu", c.seg, (unsigned long)c.reg->length, cfg->w4_bytes);
 	res->wbytes = w1 - w0;
 	res->rbytes = r1 - r0;
 	res->dev_rbytes = d1 - d0;
@@ -314,7 +329,7 @@ static int lrvm_w5(const struct bench_cfg *cfg, const char *dir, struct bench_re
 	long i;
 	int err;
 
-	if ((err = lrvm_open(&c, dir, 1, res)) != 0)
+	if ((err = lrvm_open(&c, dir, 1, BENCH_SEG_BYTES, res)) != 0)
 		return err;
 	if (!(lat = bench_lat_alloc(cfg->w5_txns)))
 		return bench_fail(res, ENOMEM, "lrvm: out of memory");

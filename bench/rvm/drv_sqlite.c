@@ -232,6 +232,28 @@ static int sql_w3(const struct bench_cfg *cfg, const char *dir, struct bench_res
 	return 0;
 }
 
+/* sql_pad -- grow the database to `bytes` with a table of 60 KiB zero blobs, checkpointed
+ * into the database file (W4 reopens a store of that size). */
+static int sql_pad(struct sql_ctx *c, size_t bytes, struct bench_res *res)
+{
+	sqlite3_stmt *q;
+	int64_t have = 0;
+	char sql[256];
+
+	if (sqlite3_prepare_v2(c->db, "SELECT page_count * page_size FROM pragma_page_count(), "
+			       "pragma_page_size()", -1, &q, NULL) || sqlite3_step(q) != SQLITE_ROW)
+		return sql_err(res, c, "database size");
+	have = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	if (have >= (int64_t)bytes)
+		return 0;
+	snprintf(sql, sizeof(sql), "CREATE TABLE pad(b BLOB); WITH RECURSIVE n(x) AS (SELECT 1 "
+		 "UNION ALL SELECT x + 1 FROM n WHERE x < %lld) INSERT INTO pad SELECT "
+		 "zeroblob(61440) FROM n; PRAGMA wal_checkpoint(TRUNCATE);",
+		 (long long)(((int64_t)bytes - have) / 62000));
+	return sql_exec(c, sql, res);
+}
+
 /* sql_w4_writer -- W4 durable (FULL) transactions, then kill -9. */
 static int sql_w4_writer(const struct bench_cfg *cfg, const char *dir, struct bench_res *res)
 {
@@ -239,7 +261,7 @@ static int sql_w4_writer(const struct bench_cfg *cfg, const char *dir, struct be
 	uint64_t st = cfg->seed;
 	int err;
 
-	if ((err = sql_open(&c, dir, "FULL", 1, res)) != 0)
+	if ((err = sql_open(&c, dir, "FULL", 1, res)) != 0 || (err = sql_pad(&c, cfg->w4_bytes, res)) != 0)
 		return err;
 	for (long i = 0; i < cfg->w4_txns; i++)
 		if (sql_small_txn(&c, &st, i) != 0)

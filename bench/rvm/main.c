@@ -240,10 +240,10 @@ static void print_context(const struct bench_cfg *cfg)
 	       sysconf(_SC_NPROCESSORS_ONLN), cfg->dir);
 	printf("sizes: %u ints (%u B); %d rounds of: W1 %ld txns, W5 %ld txns (each capped at "
 	       "%.1f s), W2 up to %ld txns (cap %.1f s), W3 1 txn of %u updates, W4 %d txns then "
-	       "kill -9\n",
+	       "kill -9, reopening a %lu MiB store\n",
 	       BENCH_NINTS, BENCH_ARRAY_BYTES, cfg->rounds, cfg->w1_txns, cfg->w5_txns,
 	       cfg->dur_cap_s, cfg->w2_txns, cfg->w2_cap_s, BENCH_NINTS / BENCH_W3_STRIDE,
-	       cfg->w4_txns);
+	       cfg->w4_txns, cfg->w4_bytes >> 20);
 }
 
 int main(int argc, char **argv)
@@ -252,7 +252,8 @@ int main(int argc, char **argv)
 	struct bench_row rows[16];
 	struct bench_cfg cfg = {
 		.w1_txns = 600, .rounds = 5, .w2_txns = 1000000, .w2_cap_s = 2.0,
-		.w5_txns = 600, .w4_txns = BENCH_W4_TXNS, .seed = 0x9E3779B97F4A7C15ULL,
+		.w5_txns = 600, .w4_txns = BENCH_W4_TXNS, .w4_bytes = BENCH_W4_DB_BYTES,
+		.seed = 0x9E3779B97F4A7C15ULL,
 		.dur_cap_s = 4.0,
 	};
 	const char *base = getenv("LRVM_BENCH_DIR"), *csv = NULL, *only = NULL, *wls = NULL, *s;
@@ -304,6 +305,7 @@ int main(int argc, char **argv)
 		cfg.w2_cap_s = 0.5;
 		cfg.w5_txns = 20;
 		cfg.w4_txns = 50;
+		cfg.w4_bytes = 8ul << 20;
 	}
 	cfg.w1_txns *= scale;
 	cfg.w2_txns *= scale;

@@ -64,6 +64,7 @@ rvm_return_t rvm_opts_apply(rvm_options_t *o)
     rvm_optimizations = opt;
     rvm_map_private = (o->flags & RVM_MAP_PRIVATE) ? rvm_true : rvm_false;
     filecheck_shared_group = (o->flags & RVM_SHARED_GROUP) != 0;
+    R.map_copy = (o->flags & RVM_MAP_COPY) != 0;
     if (o->max_read_len < 512)
         o->max_read_len = MAX_READ_LEN;
     o->max_read_len &= ~(rvm_length_t)511;
@@ -257,7 +258,8 @@ rvm_return_t rvm_query(rvm_options_t *options, rvm_region_t *region)
     options->flush_buf_len = R.flush_buf_len;
     options->max_read_len = R.max_read_len;
     options->flags = rvm_optimizations | (rvm_map_private ? RVM_MAP_PRIVATE : 0) |
-                     (filecheck_shared_group ? RVM_SHARED_GROUP : 0);
+                     (filecheck_shared_group ? RVM_SHARED_GROUP : 0) |
+                     (R.map_copy ? RVM_MAP_COPY : 0);
     options->log_empty = rvm_true;
     if (R.log != NULL) {
         pthread_mutex_lock(&R.log->mu);

@@ -70,6 +70,8 @@ struct region {
     uint64_t off;        /* offset in the segment */
     int allocated;       /* the VM was allocated by rvm_map (vmaddr was NULL) */
     int priv;            /* mapped with mmap(MAP_PRIVATE) of the segment */
+    int lazy;            /* priv chosen by rvm_map itself, not asked for (seg.c: "MAP, DON'T
+                          * COPY"): turned into a copy where a file mapping cannot serve */
     int copied;          /* memory was made from the file (copy or priv, not no_copy) */
 };
 
@@ -141,6 +143,10 @@ struct log {
     pthread_cond_t space_cv;    /* truncation freed space */
     pthread_cond_t trunc_cv;    /* wake the truncation thread */
     uint64_t head_off, head_seq; /* oldest live record (== durable status head) */
+    /* records recovery applied to the segments' page cache and left live (trunc.c:
+     * recover): the next truncation syncs them instead of applying them again. Where they
+     * end; rec_next_seq 0 once done (trunc_mu) */
+    uint64_t rec_end_off, rec_next_seq, rec_consumed, rec_nrec;
     uint64_t tail_off;          /* next write position */
     uint64_t used;              /* live bytes incl. wrap gaps */
     uint64_t next_seq;          /* next seq to assign */
@@ -176,6 +182,7 @@ struct rvm_state {
     long truncate;
     rvm_length_t recovery_buf_len, flush_buf_len, max_read_len;
     int sticky;                 /* a write or sync failed: refuse further writes */
+    int map_copy;               /* RVM_MAP_COPY: rvm_map copies instead of mapping the file */
     int salvage;                /* recovery keeps the valid prefix of a damaged log (rvmutl) */
     struct log_end salvaged;    /* what the last salvaging recovery dropped (kind DAMAGED) */
     rvm_statistics_t st;        /* counters: commit/log ones under log.mu, others under mu */
@@ -298,6 +305,7 @@ rvm_return_t seg_get(const char *path, uint64_t dev_length, int create_ok, struc
 struct region *region_find(const char *addr, uint64_t len);
 struct region *region_find_overlap(const char *addr, uint64_t len);
 rvm_return_t seg_file_image(const char *addr, uint64_t len, int *fd);
+rvm_return_t seg_region_unfile(const char *addr, uint64_t len, int *still_file);
 void seg_close_all(void);
 rvm_return_t seg_load_dict(const struct log *lg, const struct buf *dict, uint32_t n,
                            uint32_t version);

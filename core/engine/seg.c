@@ -259,6 +259,82 @@ static rvm_return_t seg_settle(struct log *lg, struct seg *s)
     return rc;
 }
 
+/*
+ * MAP, DON'T COPY. A region that rvm_map allocates itself (vmaddr NULL, not no_copy) is by
+ * default a MAP_PRIVATE mapping of the segment file, not anonymous memory the file is read
+ * into: mapping 64 MiB then costs one mmap instead of a 64 MiB read and as many page faults.
+ * Why this keeps every LRVM guarantee:
+ *  - no-steal: a private mapping never writes back. A store makes the page a private copy; the
+ *    file receives only what truncation and recovery write, which is committed data. Stores
+ *    made without rvm_set_range stay in those private copies and are never committed.
+ *  - the region shows the committed state: recovery (inside rvm_initialize) and seg_settle
+ *    (below, before the mmap) have put every committed record of the segment into the file's
+ *    page cache, so an untouched page reads exactly what a copy would have read.
+ *  - later truncations write only pages that commits of this mapping wrote, and those are
+ *    private copies by then: the program never sees the file change under it. (A record's
+ *    bytes come from the region's memory: set_range then a store, rvm_modify_bytes, or a
+ *    tracked page; all of them write the page first.)
+ *  - abort of a restore transaction writes the saved old values into memory: a store like
+ *    any other.
+ * Where it is not used (the copy stays): memory the caller supplies (vmaddr given: it may be
+ * shared with a child, locked, or of a kind the caller chose; replacing it would change that);
+ * a device segment; a region that ends inside a page (the rest of that page would show file
+ * bytes past the region, and a file shrunk under the mapping raises SIGBUS); RVM_MAP_COPY.
+ * Two places turn a default mapping into anonymous memory holding the same bytes
+ * (region_unfile): rvm_unmap, because memory the program keeps must not follow a later
+ * mapping's truncations of the same bytes, and rvm_track on a fault backend, which needs
+ * anonymous memory. A fork child shares untouched pages with the file: it sees the parent's
+ * later truncations in pages neither process wrote; and rvm_terminate leaves the mapping as
+ * it is (copying there would only slow every exit), so memory used after it shows what
+ * another process later writes to the file (RVM_MAP_COPY gives a snapshot in both cases).
+ */
+static int map_file_ok(const rvm_region_t *region, const struct seg *s, const char *vm,
+                       uint64_t len, uint64_t vmlen)
+{
+    return vm == NULL && !region->no_copy && !R.map_copy && s->size != UINT64_MAX &&
+           len == vmlen;
+}
+
+/* region_unfile -- replace a default file mapping by anonymous memory with the same bytes,
+ * at the same address (mremap moves the copy over it in one step, so no other mapping can
+ * take the range in between). Caller holds R.mu. A store to the region by another thread
+ * during the copy would be lost: callers run where the region is not being written
+ * (rvm_unmap, the start of tracking). */
+static rvm_return_t region_unfile(struct region *g)
+{
+    void *tmp = mmap(NULL, g->vmlen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (tmp == MAP_FAILED)
+        return err_set(RVM_ENO_MEMORY, "cannot allocate %llu bytes to copy the region at %p "
+                       "out of segment %s", (unsigned long long)g->vmlen, (void *)g->vmaddr,
+                       g->seg->path);
+    memcpy(tmp, g->vmaddr, g->vmlen);
+    if (mremap(tmp, g->vmlen, g->vmlen, MREMAP_MAYMOVE | MREMAP_FIXED, g->vmaddr) ==
+        MAP_FAILED) {
+        int e = errno;
+        munmap(tmp, g->vmlen);
+        return err_set(RVM_ENO_MEMORY, "cannot move the copy of the region at %p (segment "
+                       "%s) into place: %s", (void *)g->vmaddr, g->seg->path, strerror(e));
+    }
+    g->priv = g->lazy = 0;
+    return RVM_SUCCESS;
+}
+
+/* seg_region_unfile -- for rvm_track on a fault backend: if [addr, addr+len) lies in a region
+ * rvm_map mapped from the file by default, make it anonymous memory (region_unfile).
+ * *still_file: the region is a file mapping the caller asked for (RVM_MAP_PRIVATE). R.mu must
+ * NOT be held. */
+rvm_return_t seg_region_unfile(const char *addr, uint64_t len, int *still_file)
+{
+    pthread_mutex_lock(&R.mu);
+    struct region *g = region_find(addr, len);
+    rvm_return_t rc = RVM_SUCCESS;
+    if (g != NULL && g->lazy)
+        rc = region_unfile(g);
+    *still_file = g != NULL && g->priv;
+    pthread_mutex_unlock(&R.mu);
+    return rc;
+}
+
 /* map_locked -- rvm_map body; R.mu held */
 static rvm_return_t map_locked(rvm_region_t *region)
 {
@@ -311,16 +387,25 @@ static rvm_return_t map_locked(rvm_region_t *region)
      * must reach the file before we read it */
     if ((rc = seg_settle(lg, s)) != RVM_SUCCESS)
         return rc;
+    int priv = rvm_map_private ? 1 : 0;
+    int lazy = !priv && map_file_ok(region, s, vm, len, vmlen);
     int allocated = 0;
-    if (vm == NULL) {
+    if (vm == NULL && (priv || lazy)) {
+        /* one mmap of the file at an address the kernel picks: nothing is read now */
+        vm = sysio.mmap(NULL, vmlen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE,
+                        s->fd, (off_t)off);
+        if (vm == MAP_FAILED)
+            return err_set(RVM_EIO, "rvm_map: mmap(MAP_PRIVATE) of %llu bytes of segment %s "
+                           "failed: %s", (unsigned long long)vmlen, dev, strerror(errno));
+        allocated = 1;
+        priv = 1;
+    } else if (vm == NULL) {
         vm = mmap(NULL, vmlen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (vm == MAP_FAILED)
             return err_set(RVM_ENO_MEMORY, "rvm_map: cannot allocate %llu bytes of VM",
                            (unsigned long long)vmlen);
         allocated = 1;
-    }
-    int priv = rvm_map_private ? 1 : 0;
-    if (priv) {
+    } else if (priv) {
         /* MAP_NORESERVE: a writable private mapping is otherwise charged in full against the
          * overcommit limit, and a large sparse segment (the shim's 64 GiB heap reservation)
          * is refused; only the pages written become private copies */
@@ -331,7 +416,8 @@ static rvm_return_t map_locked(rvm_region_t *region)
                          strerror(errno));
             goto fail;
         }
-    } else if (!region->no_copy) {
+    }
+    if (!priv && !region->no_copy) {
         int e = full_pread(s->fd, vm, len, off);
         if (e > 0) {
             rc = err_set(RVM_EIO, "rvm_map: reading segment %s failed: %s", dev, strerror(e));
@@ -348,7 +434,7 @@ static rvm_return_t map_locked(rvm_region_t *region)
         goto fail;
     }
     *g = (struct region){ .seg = s, .vmaddr = vm, .len = len, .vmlen = vmlen, .off = off,
-                          .allocated = allocated, .priv = priv,
+                          .allocated = allocated, .priv = priv, .lazy = lazy,
                           .copied = priv || !region->no_copy };
     size_t at = 0;
     while (at < R.nregions && R.regions[at]->vmaddr < vm)
@@ -449,6 +535,8 @@ rvm_return_t rvm_unmap(rvm_region_t *region)
         graveyard = p;
         gravecap = cap;
     }
+    if (g->lazy && (rc = region_unfile(g)) != RVM_SUCCESS)
+        goto out;
     memmove(R.regions + at, R.regions + at + 1, (R.nregions - at - 1) * sizeof(*R.regions));
     R.nregions--;
     g->seg->nmapped--;

@@ -26,6 +26,30 @@
 #include "sysio.h"
 #include "observer.h"
 
+/*
+ * trunc_recovered -- the oldest live records are the ones recovery applied in this process
+ * (lg->recovered): they are in the segments' page cache already, so truncating them is only
+ * the fsync of those segments and the head move, done as one slice however long it is.
+ * Applying them again would be idempotent in the end but not on the way: between two of
+ * their records the file would show an older committed value again, and a region mapped
+ * MAP_PRIVATE from the file sees every such value in the pages it has not written. Since
+ * recovery, only this slice's pass moves the head, and nothing of this run lies below
+ * recovery's end, so the file holds exactly the state the recovered records describe (and
+ * perhaps newer committed values, which redo from the new head writes again). Caller holds
+ * trunc_mu. Returns 1 and fills *res when it applies.
+ */
+static int trunc_recovered(struct log *lg, uint64_t seq, struct apply_res *res)
+{
+    if (lg->rec_next_seq == 0)
+        return 0;
+    int mine = seq < lg->rec_next_seq;
+    if (mine)
+        *res = (struct apply_res){ .end_off = lg->rec_end_off, .next_seq = lg->rec_next_seq,
+                                   .consumed = lg->rec_consumed, .nrec = lg->rec_nrec };
+    lg->rec_next_seq = 0;
+    return mine;
+}
+
 /* trunc_step -- apply up to `limit` bytes of the oldest durable records, move the head */
 rvm_return_t trunc_step(struct log *lg, uint64_t limit, int *progress)
 {
@@ -42,8 +66,12 @@ rvm_return_t trunc_step(struct log *lg, uint64_t limit, int *progress)
     }
     uint64_t t0 = now_usec();
     struct apply_res res;
-    rvm_return_t rc = apply_log(lg, off, seq, max, limit, &res);
-    if (rc == RVM_SUCCESS && res.next_seq <= max && res.consumed < limit)
+    rvm_return_t rc = RVM_SUCCESS;
+    /* the recovered records end where recovery's chain ended, not at max or limit */
+    int recovered = trunc_recovered(lg, seq, &res);
+    if (!recovered)
+        rc = apply_log(lg, off, seq, max, limit, &res);
+    if (rc == RVM_SUCCESS && !recovered && res.next_seq <= max && res.consumed < limit)
         rc = err_io(EIO, "log %s: record %llu at area offset %llu is unreadable although it "
                     "was made durable; the log file was damaged underneath lrvm",
                     lg->path, (unsigned long long)res.next_seq,
@@ -298,18 +326,17 @@ rvm_return_t recover(struct log *lg)
         lg->used = res.consumed;
     }
     pthread_mutex_unlock(&lg->status_mu);
-    /* The recovered records stay live in the log (the head did not move), and the next
-     * truncation re-applies them slice by slice: between two slices the file may show an
-     * older committed value again ('X' re-applied before the later 'Z'). A MAP_PRIVATE
-     * mapping sees the file's page cache directly, and a copy-in map taken between slices
-     * reads it, so rvm_map must first let a whole truncation pass these records. Marking
-     * the segments they wrote as having live records (last_seq) makes rvm_map's "pending"
-     * check do exactly that -- a cost paid at the first map after a crash, not at
-     * rvm_initialize, and only for segments the log actually names. */
-    if (res.nrec > 0 && !full)
-        for (uint32_t i = 1; i <= R.nsegs; i++)
-            if (R.segs[i] != NULL && R.segs[i]->dirty && R.segs[i]->last_seq < res.next_seq - 1)
-                R.segs[i]->last_seq = res.next_seq - 1;
+    /* The recovered records stay live in the log (the head did not move). Applying them
+     * again would make the file show older committed values between two of them ('X'
+     * re-applied before the later 'Z'), which a region mapped from the file would see:
+     * the next truncation syncs them instead (trunc_recovered), so rvm_map needs no
+     * truncation first. */
+    if (rc == RVM_SUCCESS && res.nrec > 0 && !full) {
+        lg->rec_end_off = res.end_off;
+        lg->rec_next_seq = res.next_seq;
+        lg->rec_consumed = res.consumed;
+        lg->rec_nrec = res.nrec;
+    }
     lg->tail_off = res.end_off;
     lg->next_seq = res.next_seq;
     lg->written_seq = lg->durable_seq = res.next_seq - 1;

@@ -395,6 +395,16 @@ rvm_return_t track_region_add_sparse(rvm_region_t *region, uint64_t wp_len)
     }
 
     if (priv && T.hook_backend) {
+        /* a file mapping rvm_map chose by itself becomes anonymous memory here (the fault
+         * backends need that); one the program asked for is refused below */
+        rvm_return_t m = track_core_unfile(region->vmaddr, region->length, &priv);
+        if (m != RVM_SUCCESS) {
+            pthread_mutex_unlock(&T.mu);
+            return track_err(m, "rvm_track: region at %p: %s", (void *)region->vmaddr,
+                             rvm_errmsg);
+        }
+    }
+    if (priv && T.hook_backend) {
         pthread_mutex_unlock(&T.mu);
         return track_err(RVM_EREGION, "rvm_track: region at %p is mapped with RVM_MAP_PRIVATE "
                          "(a file mapping), which only the wp-async backend can track (this "

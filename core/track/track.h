@@ -306,6 +306,9 @@ int track_core_stream_fits(const struct track_range *r, size_t n);
 /* track_core_check_mapped -- is [addr, addr+len) inside one region mapped by rvm_map?
  * *priv: 1 if it is a RVM_MAP_PRIVATE (file) mapping */
 rvm_return_t track_core_check_mapped(const char *addr, uint64_t len, int *priv);
+/* track_core_unfile -- a region rvm_map mapped from the file by default becomes anonymous
+ * memory with the same bytes; *still_file: it remains a file mapping (RVM_MAP_PRIVATE) */
+rvm_return_t track_core_unfile(const char *addr, uint64_t len, int *still_file);
 /* track_core_file_image -- the segment descriptor whose file holds the committed image of
  * the region's pages (lazy twins), or -1 (see seg_file_image); an rvm_return_t */
 rvm_return_t track_core_file_image(const char *addr, uint64_t len, int *fd);

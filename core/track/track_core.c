@@ -94,6 +94,12 @@ rvm_return_t track_core_check_mapped(const char *addr, uint64_t len, int *priv)
     return g == NULL ? RVM_ENOT_MAPPED : RVM_SUCCESS;
 }
 
+/* track_core_unfile -- see track.h */
+rvm_return_t track_core_unfile(const char *addr, uint64_t len, int *still_file)
+{
+    return seg_region_unfile(addr, len, still_file);
+}
+
 /* track_core_file_image -- see track.h */
 rvm_return_t track_core_file_image(const char *addr, uint64_t len, int *fd)
 {

@@ -162,6 +162,9 @@ typedef struct {
 #define RVM_SHARED_GROUP 16             /* trust logs and segments of the process's groups, */
                                         /* group-writable ones too (lrvm extension; see the */
                                         /* trust model: any group member can then steer them) */
+#define RVM_MAP_COPY 32                 /* rvm_map reads regions it allocates into anonymous */
+                                        /* memory instead of mapping the file copy-on-write */
+                                        /* (lrvm extension; see docs/library.md) */
 
 /* offset, length and page macros; operand macros take their arguments' addresses */
 #define RVM_MK_OFFSET(x, y) rvm_mk_offset((rvm_length_t)(x), (rvm_length_t)(y))
