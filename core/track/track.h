@@ -248,7 +248,7 @@ struct track_state {
 
 extern struct track_state T;
 
-/* track.c */
+/* track_region.c, track_commit.c, track_twin.c, track_hooks.c (track_int.h: which holds what) */
 rvm_return_t track_configure(const rvm_track_options_t *o);
 rvm_return_t track_region_add(rvm_region_t *region);
 /* track_region_add_sparse -- rvm_track for a region of private memory of which only the
@@ -265,7 +265,7 @@ rvm_return_t track_commit(void);
  * uses. The record is streamed to the log (txn_commit_stream: no copy in core), and when
  * core can write it without waiting for any parked thread (txn_stream_ready/_fits) it is
  * written from the tracked memory itself before the release (ZERO-COPY FINAL COMMIT in
- * track.c): an exit commit of a whole dirty heap then holds no copy of it. The pause is the
+ * track_commit.c): an exit commit of a whole dirty heap then holds no copy of it. The pause is the
  * whole diff (and then the write). Pages are left without a committed image, so a later
  * commit is still correct (it logs them whole). Always durable (flush). */
 rvm_return_t track_commit_mode(int final);
