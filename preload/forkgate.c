@@ -5,12 +5,12 @@
  *
  * The bug this fixes (tests/preload/KNOWN-FAILURES.md #1, "fork during interval commits
  * deadlocks"): it was starvation, not a lock-order deadlock. fork()'s prepare handler
- * (shimheap.c) must take heap_lock_all, which a commit holds for its whole duration
- * (persist.c). On a loaded machine a commit of a busy 9-thread process took longer than the
- * 50 ms period (measured: 68 ms average, pauses up to 260 ms, because stopping threads waits
- * for each to be scheduled), so the commit thread ran back to back: it released the heap
- * locks and took them again within microseconds, while the forking thread, woken from its
- * futex wait, still had to be scheduled. glibc mutexes are not fair (the running thread
+ * (shimheap.c) must take heap_lock_all, which a commit then held for its whole duration
+ * (persist.c; now only until its instant is captured). On a loaded machine a commit of a busy
+ * 9-thread process took longer than the 50 ms period (measured: 68 ms average, pauses up to
+ * 260 ms, because stopping threads waits for each to be scheduled), so the commit thread ran
+ * back to back: it released the heap locks and took them again within microseconds, while
+ * the forking thread, woken from its futex wait, still had to be scheduled. glibc mutexes are not fair (the running thread
  * barges in), so every fork was a lottery against an ever-ready committer: seconds per fork
  * alone, unbounded under load (killed after 60 s and 200 s in two suite runs).
  *

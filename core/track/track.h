@@ -52,9 +52,9 @@
  *    WHOLE: new-value logging of a whole page is always correct, twins only make records
  *    smaller. Beyond the twins, snapshot slots are touched only for the pages of a commit
  *    in flight (transient, at most the dirty set). When more slot pages were copied into
- *    than the budget + 1/4 since the last sweep, the following commits return the unused
- *    ones to the kernel (MADV_DONTNEED; an incremental sweep, at most TRACK_TRIM_RUNS
- *    madvise calls per commit), so resident slot memory stays near budget + the dirty set.
+ *    than the twins + 1/4 (+ TRACK_TRIM_SLACK) since the last sweep, the following commits
+ *    return the unused ones to the kernel (MADV_DONTNEED; an incremental sweep, at most TRACK_TRIM_RUNS
+ *    madvise calls per commit), so resident slot memory stays near the twins + the dirty set.
  *
  * ONE INSTANT. A commit contains every write that happened before one instant in any
  * thread and none after. We take the instant at a safepoint
@@ -166,6 +166,8 @@
 #define TRACK_DEFAULT_BUDGET ((uint64_t)1 << 30)   /* bytes of twins per process */
 #define TRACK_DEFAULT_GAP 32                       /* merge runs closer than this */
 #define TRACK_TRIM_RUNS 256                        /* madvise calls per commit, at most */
+#define TRACK_TRIM_SLACK 4096                      /* slot pages beyond the twins before a
+                                                    * sweep (16 MiB of 4 KiB pages) */
 
 /* per-page state byte */
 enum { TS_CLEAN = 0, TS_DIRTY = 1, TS_PENDING = 2, TS_SNAP = 3, TS_MASK = 3 };
@@ -203,6 +205,11 @@ struct track_region {
     _Atomic uint8_t *st;     /* per-page state byte (access: track_st_load/store/cas) */
     uint8_t st_xor;          /* TF_FILE in a lazy-twin region: that bit is stored inverted */
     _Atomic uint64_t *carry; /* pages collected and not yet committed (bitmap) */
+    size_t carry_lo, carry_hi; /* the words of carry that may hold a bit: [lo, hi), so a
+                                * capture looks at the pages collected, not at the whole
+                                * region (the shim's heap reservation has 4 M pages) */
+    _Atomic size_t slots_hi; /* no slot at or beyond this page index was ever copied into:
+                              * the trim sweeps [0, slots_hi) only */
     uint32_t *seen;          /* T.ncaptures when the page was last captured (eviction) */
     size_t nwords;
 };
@@ -270,6 +277,15 @@ rvm_return_t track_commit(void);
  * commit is still correct (it logs them whole). Always durable (flush). */
 rvm_return_t track_commit_mode(int final);
 #define track_commit_final() track_commit_mode(1)
+/* track_commit_then -- track_commit_mode(final), calling released(arg) exactly once: as soon
+ * as the instant is captured and the other threads run again, or, if the commit ends before
+ * its instant (refused, nothing tracked, the stop failed), before it returns. Locks a caller
+ * holds only so that the instant is consistent (the shim's heap locks: no allocator update
+ * half made) are released there: from then on nothing the program writes enters this commit
+ * (wp-async: the dirty pages were copied in the pause; fault backends: a write copies the
+ * page first), so the program need not wait for the diff and the log write. released runs
+ * with T.mu held: it must not call back into tracking. */
+rvm_return_t track_commit_then(int final, void (*released)(void *arg), void *arg);
 /* track_note_commit -- an explicit transaction committed [addr, addr+len): bring the twins
  * of tracked pages in that range up to date. Core calls it after the record is queued. */
 void track_note_commit(const void *addr, uint64_t len);

@@ -29,7 +29,7 @@ static int track_capture_page(struct track_region *r, size_t i, int live)
         /* no hook: copy the page now, while nobody can write it */
         int b = (s & TF_SLOTB) != 0;
         memcpy(track_slot(r, i, !b), r->base + i * track_ps(), track_page_len(r, i));
-        atomic_fetch_add(&T.slot_touches, 1);
+        track_slot_touched(r, i);
         track_st_store(r, i, (uint8_t)(TS_SNAP | (s & ~TS_MASK)));
     }
     /* live: diffed before the release (track_diff_live), state unchanged */
@@ -50,7 +50,8 @@ int track_capture(size_t *npages, int live)
         struct track_region *r = atomic_load(&T.regions[k]);
         if (r == NULL)
             continue;
-        for (size_t w = 0; w < r->nwords; w++) {
+        size_t hi = r->carry_hi;
+        for (size_t w = r->carry_lo; w < hi; w++) {
             uint64_t bits = atomic_exchange(&r->carry[w], 0);
             while (bits != 0) {
                 size_t i = w * 64 + (size_t)__builtin_ctzll(bits);
@@ -61,6 +62,8 @@ int track_capture(size_t *npages, int live)
                 T.plist[np++] = ((uint64_t)k << PLIST_SHIFT) | i;
             }
         }
+        r->carry_lo = r->nwords;    /* every carried page was taken */
+        r->carry_hi = 0;
     }
     *npages = np;
     return 0;

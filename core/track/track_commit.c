@@ -23,7 +23,18 @@ struct commit {
     rvm_return_t in_place_rc;
     uint64_t in_place_logged, in_place_ns;
     uint64_t t_begin;
+    void (*released)(void *arg);    /* track_commit_then: called once, after the instant */
+    void *released_arg;
 };
+
+/* track_commit_released -- the instant is behind us (or never comes): tell the caller once */
+static void track_commit_released(struct commit *c)
+{
+    void (*fn)(void *) = c->released;
+    c->released = NULL;
+    if (fn != NULL)
+        fn(c->released_arg);
+}
 
 /* track_commit -- rvm_commit (see track.h) */
 rvm_return_t track_commit(void)
@@ -136,6 +147,7 @@ static rvm_return_t track_commit_instant(struct commit *c)
     T.st.last_capture_ns = t_capt - t_stop;
     pthread_rwlock_unlock(&T.kw);
     uint64_t t_pause = track_now_ns() - t_halt;
+    track_commit_released(c);
     if (e != 0)
         return track_err(RVM_EINTERNAL, "rvm_commit: collecting dirty pages failed: %s (%s)",
                          strerror(e), vmp_dirty_errmsg(T.dirty));
@@ -217,12 +229,20 @@ static rvm_return_t track_commit_locked(struct commit *c)
     return RVM_SUCCESS;
 }
 
+/* track_commit_then -- see track.h */
+rvm_return_t track_commit_then(int final, void (*released)(void *arg), void *arg)
+{
+    pthread_mutex_lock(&T.mu);
+    struct commit c = {.final = final, .t_begin = track_now_ns(), .released = released,
+                       .released_arg = arg};
+    rvm_return_t rc = track_commit_locked(&c);
+    track_commit_released(&c);     /* no instant was taken: still exactly once */
+    pthread_mutex_unlock(&T.mu);
+    return rc;
+}
+
 /* track_commit_mode -- rvm_commit; final: see track.h (track_commit_final) */
 rvm_return_t track_commit_mode(int final)
 {
-    pthread_mutex_lock(&T.mu);
-    struct commit c = {.final = final, .t_begin = track_now_ns()};
-    rvm_return_t rc = track_commit_locked(&c);
-    pthread_mutex_unlock(&T.mu);
-    return rc;
+    return track_commit_then(final, NULL, NULL);
 }

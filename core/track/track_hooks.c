@@ -57,7 +57,7 @@ void track_hook(void *page, void *arg)
             uint8_t ns = (uint8_t)(TS_DIRTY | (s & TF_SLOTB));
             if (!(s & TF_LOST) && track_budget_take() == 0) {
                 memcpy(track_slot(r, i, b), page, track_ps());
-                atomic_fetch_add(&T.slot_touches, 1);
+                track_slot_touched(r, i);
                 ns |= TF_TWIN;
             }
             if (track_st_cas(r, i, &s, ns))
@@ -70,7 +70,7 @@ void track_hook(void *page, void *arg)
             /* captured by the commit in flight and not yet diffed: keep its content at the
              * instant in the free slot before this write changes it */
             memcpy(track_slot(r, i, !b), page, track_ps());
-            atomic_fetch_add(&T.slot_touches, 1);
+            track_slot_touched(r, i);
             uint8_t ns = (uint8_t)(TS_SNAP | (s & (TF_TWIN | TF_SLOTB)));
             if (track_st_cas(r, i, &s, ns)) {
                 atomic_fetch_add(&T.hook_snaps, 1);

@@ -96,6 +96,16 @@ static inline const char *track_twin_of(const struct track_region *r, size_t i, 
     return (s & TF_TWIN) ? track_slot(r, i, (s & TF_SLOTB) != 0) : NULL;
 }
 
+/* track_slot_touched -- a slot of page i of r was just copied into: count it for the trim,
+ * and raise the region's slot high-water mark (async-signal-safe: the hook calls it) */
+static inline void track_slot_touched(struct track_region *r, size_t i)
+{
+    atomic_fetch_add(&T.slot_touches, 1);
+    size_t hi = atomic_load_explicit(&r->slots_hi, memory_order_relaxed);
+    while (hi <= i && !atomic_compare_exchange_weak(&r->slots_hi, &hi, i + 1))
+        ;
+}
+
 /* ---- track_twin.c ---- */
 
 /* track_budget_take -- reserve one twin page under the budget; 0 or -1 (async-signal-safe) */

@@ -262,6 +262,7 @@ static struct track_region *track_region_new(rvm_region_t *region, size_t npages
     r->npages = npages;
     r->seg_off = region->offset.low;    /* high is 0: checked by track_region_check */
     r->nwords = (npages + 63) / 64;
+    r->carry_lo = r->nwords;     /* empty */
     r->st = calloc(npages, 1);
     r->seen = calloc(npages, sizeof(*r->seen));
     r->carry = calloc(r->nwords, sizeof(uint64_t));
@@ -360,7 +361,8 @@ rvm_return_t track_region_add_sparse(rvm_region_t *region, uint64_t wp_len)
     return rc;
 }
 
-/* track_collect_cb -- vmprim run callback: remember collected pages in the carry bitmaps */
+/* track_collect_cb -- vmprim run callback: remember collected pages in the carry bitmaps
+ * (T.mu held: every collect runs under it) */
 void track_collect_cb(void *start, size_t npages, void *arg)
 {
     (void)arg;
@@ -372,6 +374,10 @@ void track_collect_cb(void *start, size_t npages, void *arg)
             continue;
         size_t i = (p - (uintptr_t)r->base) / ps;
         atomic_fetch_or(&r->carry[i / 64], (uint64_t)1 << (i % 64));
+        if (i / 64 < r->carry_lo)
+            r->carry_lo = i / 64;
+        if (i / 64 >= r->carry_hi)
+            r->carry_hi = i / 64 + 1;
     }
 }
 

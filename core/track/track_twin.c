@@ -45,7 +45,7 @@ void track_twins_from_memory(struct track_region *r)
         if (track_budget_take() != 0)
             break;
         memcpy(track_slot(r, i, 0), r->base + i * track_ps(), track_page_len(r, i));
-        atomic_fetch_add(&T.slot_touches, 1);
+        track_slot_touched(r, i);
         track_st_store(r, i, TF_TWIN);
     }
 }
@@ -151,11 +151,14 @@ static int track_slot_in_use(const struct track_region *r, size_t i, int b)
  * at most `budget` madvise calls; returns the calls made */
 static unsigned track_trim_area(struct track_region *r, unsigned budget)
 {
+    /* beyond slots_hi no slot was ever copied into: nothing there is resident. A hook may
+     * raise it meanwhile (fault backends run the trim in the pause, where none can) */
+    size_t end = atomic_load(&r->slots_hi);
     size_t i = T.trim_i, run0 = 0, runn = 0;
     unsigned calls = 0;
-    for (; i <= r->npages && calls < budget; i++) {
-        int used = i < r->npages && track_slot_in_use(r, i, T.trim_b);
-        if (i < r->npages && !used) {
+    for (; i <= end && calls < budget; i++) {
+        int used = i < end && track_slot_in_use(r, i, T.trim_b);
+        if (i < end && !used) {
             if (runn++ == 0)
                 run0 = i;
             continue;
@@ -168,7 +171,7 @@ static unsigned track_trim_area(struct track_region *r, unsigned budget)
         runn = 0;
     }
     /* the loop ends right after a flush, so no run is left open here */
-    if (i > r->npages) {
+    if (i > end) {
         T.trim_b++;
         T.trim_i = 0;
     } else {
@@ -179,8 +182,9 @@ static unsigned track_trim_area(struct track_region *r, unsigned budget)
 
 /*
  * track_trim -- give the memory of unused slots back to the kernel (MADV_DONTNEED) once the
- * slots copied into since the last sweep exceed the budget by a quarter. A sweep walks
- * every region's two slot areas and madvises each run of unused slots; it is incremental
+ * slots copied into since the last sweep exceed the twins by a quarter. A sweep walks
+ * every region's two slot areas (up to their high-water mark) and madvises each run of
+ * unused slots; it is incremental
  * (at most TRACK_TRIM_RUNS madvise calls per commit, continuing at the next commit), so no
  * commit pays more than ~0.5 ms for it. With the hook backends it must run in the pause:
  * no first-write hook copies into a slot then (the hook blocks the safepoint signal before
@@ -190,7 +194,16 @@ static unsigned track_trim_area(struct track_region *r, unsigned budget)
  */
 void track_trim(void)
 {
-    uint64_t limit = T.budget_pages + T.budget_pages / 4 + 64;
+    /* Resident slots that hold nothing are waste: a wp-async page's old twin after its
+     * snapshot took over, a hook backend's twin after its commit. Sweep once the slots
+     * copied into exceed the twins by a quarter (plus a slack, so that a small working set
+     * is not swept at every commit), and at the latest when they exceed the budget by a
+     * quarter. Against the budget alone, slot memory of a 256 MiB heap (budget 1 GiB) grew to
+     * twice the heap and was never returned. */
+    uint64_t twins = atomic_load(&T.twin_pages);
+    uint64_t limit = twins + twins / 4 + TRACK_TRIM_SLACK;
+    if (limit > T.budget_pages + T.budget_pages / 4 + 64)
+        limit = T.budget_pages + T.budget_pages / 4 + 64;
     if (!T.trim_active) {
         if (atomic_load(&T.slot_touches) <= limit)
             return;
@@ -230,7 +243,7 @@ static uint8_t track_unlazy(struct track_region *r, size_t i, uint8_t s)
         const char *img = track_file_image(r, i);
         if (img != NULL) {
             memcpy(track_slot(r, i, (s & TF_SLOTB) != 0), img, track_page_len(r, i));
-            atomic_fetch_add(&T.slot_touches, 1);
+            track_slot_touched(r, i);
             ns |= TF_TWIN;
         } else {
             track_budget_give();
