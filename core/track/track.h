@@ -166,6 +166,8 @@
 #define TRACK_DEFAULT_BUDGET ((uint64_t)1 << 30)   /* bytes of twins per process */
 #define TRACK_DEFAULT_GAP 32                       /* merge runs closer than this */
 #define TRACK_TRIM_RUNS 256                        /* madvise calls per commit, at most */
+#define TRACK_STREAM_MIN ((uint64_t)1 << 20)       /* durable records at least this big are
+                                                    * streamed to the log, not queued */
 #define TRACK_TRIM_SLACK 4096                      /* slot pages beyond the twins before a
                                                     * sweep (16 MiB of 4 KiB pages) */
 
@@ -309,8 +311,9 @@ const char *track_errmsg(void);
 /* track_core_sink -- the default sink: core's txn_commit_vector */
 rvm_return_t track_core_sink(void *arg, const struct track_range *r, size_t n, int sync,
                              uint64_t *logged);
-/* track_core_sink_stream -- the sink of a final commit: same record, written to the log
- * from r[i].src in bounded pieces instead of copied into core's queue (txn_commit_stream) */
+/* track_core_sink_stream -- the sink of a final commit, and of any durable record of at
+ * least TRACK_STREAM_MIN bytes: same record, written to the log from r[i].src in bounded
+ * pieces instead of copied into core's queue (txn_commit_stream) */
 rvm_return_t track_core_sink_stream(void *arg, const struct track_range *r, size_t n,
                                     int sync, uint64_t *logged);
 /* track_core_stream_ready -- 1 if track_core_sink_stream can run with the other threads

@@ -162,6 +162,10 @@ static rvm_return_t track_commit_diff(struct commit *c)
         track_trim();
     if (!c->live) {
         track_record_clear();
+        /* wp-async: every captured page's snapshot (pool or slot) stays as it is until the
+         * next capture (no hook writes it; explicit commits wait for T.mu), so the record's
+         * ranges can point at the snapshots instead of copying the changed bytes again */
+        track_rec.in_place = !T.hook_backend;
         c->diff_failed = track_diff_all(c->npages) != 0;
     }
     if (!c->diff_failed)
@@ -178,7 +182,8 @@ static rvm_return_t track_commit_diff(struct commit *c)
  * a failure is sticky: twins were advanced before the record was durable */
 static rvm_return_t track_commit_write(struct commit *c)
 {
-    T.st.bytes_logged += track_record_finish();
+    uint64_t bytes = track_record_finish();
+    T.st.bytes_logged += bytes;
     T.st.ranges_logged += track_rec.nranges;
     uint64_t t_sink = track_now_ns(), logged = c->in_place_logged;
     rvm_return_t rc;
@@ -187,7 +192,13 @@ static rvm_return_t track_commit_write(struct commit *c)
         T.st.last_durable_ns = c->in_place_ns;
         T.zero_copy_commits++;
     } else {
-        rc = c->sink(T.sink_arg, track_rec.ranges, track_rec.nranges, T.flush, &logged);
+        /* a big durable record goes to the log straight from our memory (no copy in
+         * core's queue: txn_commit_stream); a small one through the queue, where it can
+         * share an fdatasync with concurrent explicit commits */
+        track_sink_fn sink = c->sink;
+        if (sink == track_core_sink && T.flush && bytes >= TRACK_STREAM_MIN)
+            sink = track_core_sink_stream;
+        rc = sink(T.sink_arg, track_rec.ranges, track_rec.nranges, T.flush, &logged);
         T.st.last_durable_ns = track_now_ns() - t_sink;
     }
     T.st.total_durable_ns += T.st.last_durable_ns;

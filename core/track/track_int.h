@@ -125,6 +125,9 @@ const char *track_file_image(struct track_region *r, size_t i);
 int track_file_page_ready(void);
 /* track_committed_image -- page i's committed image: its twin, its file page, or NULL */
 const char *track_committed_image(struct track_region *r, size_t i, uint8_t s);
+/* track_evict_one -- wp-async beyond the budget: free the twin of a page idle for two
+ * commits and hand its budget unit to the caller; 0, or -1 if none was found */
+int track_evict_one(void);
 /* track_keep_snapshot -- after diffing a SNAP page: its snapshot becomes the twin if it had
  * one or the budget allows; returns the new flag bits */
 uint8_t track_keep_snapshot(uint8_t s);
@@ -142,8 +145,9 @@ void track_robust_thread(pid_t tid, void *arg);
 
 /* The record of the commit in flight: ranges, and the bytes they point at. A range's src is
  * an offset into `data` until track_record_finish (data may move while it grows), except
- * when `in_place` (a final commit written while the threads are parked): then src points at
- * the tracked memory itself and `data` is not used. */
+ * when `in_place`: then src points at bytes that stay unchanged until the record is written
+ * (the tracked memory itself in a final commit written while the threads are parked;
+ * wp-async's snapshots otherwise) and `data` is not used. */
 struct track_record {
     char *data;
     size_t data_len, data_cap;

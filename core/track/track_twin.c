@@ -58,7 +58,7 @@ void track_twins_from_memory(struct track_region *r)
  * is ever written again. Only for wp-async, where no hook touches states concurrently
  * (mu held). Returns 0 if a twin was freed and its budget handed to the caller.
  */
-static int track_evict_one(void)
+int track_evict_one(void)
 {
     for (unsigned n = 0; n < 512; n++) {
         struct track_region *r = atomic_load(&T.regions[T.clock_k]);

@@ -400,10 +400,12 @@ Test(track, slot_memory_is_bounded_by_the_budget)
             r = atomic_load(&T.regions[k]);
         size_t res = resident(r->slots, 2 * 256 * ps);
         rvm_track_statistics_t st = stats();
-        /* without trims, wp-async keeps a snapshot slot of every page written (256+) and
-         * the hook backends a twin slot of every page that ever had one (~96) */
+        /* without trims, the hook backends keep a twin slot of every page that ever had one
+         * (~96); wp-async (its snapshots in a pool) never uses more than the twins' slots */
         cr_assert_leq(res, 8 + 16 + 64, "%s: %zu slot pages resident", vmp_backend_name(b), res);
-        cr_assert_gt(st.trims, 0, "%s: no trim", vmp_backend_name(b));
+        /* wp-async snapshots go to a pool, so its slots hold twins only: nothing to trim */
+        if (b != VMP_BACKEND_WP_ASYNC)
+            cr_assert_gt(st.trims, 0, "%s: no trim", vmp_backend_name(b));
         fx_teardown(&f);
     }
 }
@@ -436,7 +438,8 @@ Test(track, unused_slots_are_returned_below_the_budget)
         cr_assert_leq(res, st.twin_pages + 16 + TRACK_TRIM_SLACK, "%s: %zu slot pages "
                       "resident, %lu twins", vmp_backend_name(b), res,
                       (unsigned long)st.twin_pages);
-        cr_assert_gt(st.trims, 0, "%s: no trim", vmp_backend_name(b));
+        if (b != VMP_BACKEND_WP_ASYNC)
+            cr_assert_gt(st.trims, 0, "%s: no trim", vmp_backend_name(b));
         fx_teardown(&f);
     }
 }
