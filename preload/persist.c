@@ -560,6 +560,7 @@ int shim_persist_setup(void *base, size_t reserve)
 static void unlock_heap_after_instant(void *arg)
 {
   (void)arg;
+  shim_forkgate_tail_begin();   /* a fork now waits for the end of this commit */
   heap_unlock_all(shim_heap);
 }
 
@@ -593,6 +594,7 @@ int shim_persist_commit(int final)
    * and free do not wait for the diff and the log write. Nothing the program does after that
    * can enter this commit: the tracker copied or protects every captured page. */
   rvm_return_t rc = track_commit_then(final, unlock_heap_after_instant, NULL);
+  shim_forkgate_tail_end();
   /* An exit commit that finds nothing changed writes no record, so its flush mode alone
    * would leave the earlier no_flush commits queued -- and lost at exit (seen: a whole run's
    * commits gone after a clean exit with LRVM_FLUSH=0). Flush them explicitly. */

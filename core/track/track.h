@@ -21,8 +21,8 @@
  *    committed image again), so twins cover one epoch's working set only.
  *  - wp-async has no hook: the twin must exist before the write. rvm_track copies a
  *    no_copy region into twin slots (up to the budget; other regions use LAZY TWINS below),
- *    and every commit turns the page's snapshot
- *    into its twin. Beyond the budget, a page logged whole takes the twin of a page not
+ *    and every commit copies the page's snapshot (SNAPSHOT POOL in track_capture.c) into its
+ *    twin slot, so a page only ever uses one slot. Beyond the budget, a page logged whole takes the twin of a page not
  *    written in the last two commits (a CLOCK, i.e. approximate LRU), so the twins follow
  *    the pages being written.
  *  - LAZY TWINS (wp-async, region memory made from the segment by rvm_map: copied or
@@ -53,8 +53,9 @@
  *    smaller. Beyond the twins, snapshot slots are touched only for the pages of a commit
  *    in flight (transient, at most the dirty set). When more slot pages were copied into
  *    than the twins + 1/4 (+ TRACK_TRIM_SLACK) since the last sweep, the following commits
- *    return the unused ones to the kernel (MADV_DONTNEED; an incremental sweep, at most TRACK_TRIM_RUNS
- *    madvise calls per commit), so resident slot memory stays near the twins + the dirty set.
+ *    return the unused ones to the kernel (MADV_DONTNEED; an incremental sweep, at most
+ *    TRACK_TRIM_RUNS madvise calls per commit), so resident slot memory stays near the twins
+ *    + the dirty set.
  *
  * ONE INSTANT. A commit contains every write that happened before one instant in any
  * thread and none after. We take the instant at a safepoint
@@ -70,24 +71,27 @@
  *    there first and the live diff may be torn: it is thrown away and the page is diffed
  *    from its snapshot instead. The pause is the time to stop, collect and mark.
  *  - wp-async: there is no hook, so a write after release could not be caught: the dirty
- *    pages are copied into their snapshot slots DURING the pause (0.2 us per page), and
- *    diffed after release. The pause grows with the dirty set (and the first capture of a
- *    page also pays the page fault of its snapshot slot); it is measured and reported
- *    separately.
+ *    pages are copied DURING the pause (0.2 us per page) into a pool of snapshot pages
+ *    reused by every commit (populated before the stop), and diffed after release. The
+ *    pause grows with the dirty set; it is measured and reported separately.
+ * A caller that holds locks only so that the instant is consistent (the shim's heap locks)
+ * gets them back right after the release (track_commit_then), not after the log write.
  * The pause must not call malloc or anything that takes a libc lock: a parked thread may
  * hold it. All memory the pause needs (page list, carry bitmaps) is allocated at
- * rvm_track time.
+ * rvm_track time; the snapshot pool and the record grow with mmap/mremap only.
  *
  * Per-page states (one _Atomic uint8_t; low two bits):
  *   CLEAN    memory == committed image (hook backends: no twin needed)
  *   DIRTY    written this epoch; the twin (if TF_TWIN) holds the committed image
  *   PENDING  collected by the commit in flight; the live page is its content at the instant
- *   SNAP     collected, then written: the non-twin slot holds its content at the instant
+ *   SNAP     collected, then written (hook) or copied (wp-async): the non-twin slot (wp-async:
+ *            the pool page, or the non-twin slot if the pool could not grow) holds its
+ *            content at the instant
  * Flags: TF_TWIN (a twin exists), TF_SLOTB (twin is slot B, else A; snapshot is the other).
  * Transitions: hook CLEAN->DIRTY (copy to twin) and PENDING->SNAP (copy to other slot);
  * commit (threads stopped) DIRTY->PENDING (hook) or any->SNAP after copying (wp-async);
  * differ PENDING->CLEAN, SNAP->DIRTY (hook: snapshot becomes the twin) or SNAP->CLEAN
- * (wp-async: snapshot becomes the twin). Only the hook and the differ race, and only on
+ * (wp-async: the snapshot is copied into the twin slot). Only the hook and the differ race, and only on
  * PENDING; every other transition has a single owner.
  *
  * DIFF. Changed bytes are found word by word (memcmp first: identical pages cost ~0.09 us);
