@@ -5,12 +5,12 @@
  *
  * The bug this fixes (tests/preload/KNOWN-FAILURES.md #1, "fork during interval commits
  * deadlocks"): it was starvation, not a lock-order deadlock. fork()'s prepare handler
- * (shimheap.c) must take heap_lock_all, which a commit holds for its whole duration
- * (persist.c). On a loaded machine a commit of a busy 9-thread process took longer than the
- * 50 ms period (measured: 68 ms average, pauses up to 260 ms, because stopping threads waits
- * for each to be scheduled), so the commit thread ran back to back: it released the heap
- * locks and took them again within microseconds, while the forking thread, woken from its
- * futex wait, still had to be scheduled. glibc mutexes are not fair (the running thread
+ * (shimheap.c) must take heap_lock_all, which a commit then held for its whole duration
+ * (persist.c; now only until its instant is captured). On a loaded machine a commit of a busy
+ * 9-thread process took longer than the 50 ms period (measured: 68 ms average, pauses up to
+ * 260 ms, because stopping threads waits for each to be scheduled), so the commit thread ran
+ * back to back: it released the heap locks and took them again within microseconds, while
+ * the forking thread, woken from its futex wait, still had to be scheduled. glibc mutexes are not fair (the running thread
  * barges in), so every fork was a lottery against an ever-ready committer: seconds per fork
  * alone, unbounded under load (killed after 60 s and 200 s in two suite runs).
  *
@@ -32,6 +32,8 @@ static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
 static uint64_t gate_announced;   /* forks that ran their prepare handler */
 static uint64_t gate_done;        /* forks that ran their parent handler */
+static int commit_tail;           /* a commit is past its instant: heap locks dropped, the
+                                   * tracker and liblrvm still busy (shim_forkgate_tail_*) */
 
 /* shim_forkgate_prepare -- fork's prepare handler, before the heap locks: announce */
 void shim_forkgate_prepare(void)
@@ -56,6 +58,7 @@ void shim_forkgate_child(void)
   pthread_mutex_init(&gate_mu, NULL);
   pthread_cond_init(&gate_cv, NULL);
   gate_announced = gate_done = 0;
+  commit_tail = 0;    /* that commit's thread does not exist here */
 }
 
 /* shim_forkgate_wait -- a commit, before heap_lock_all: wait for the forks announced so far */
@@ -64,6 +67,44 @@ void shim_forkgate_wait(void)
   pthread_mutex_lock(&gate_mu);
   uint64_t target = gate_announced;
   while (gate_done < target)
+    pthread_cond_wait(&gate_cv, &gate_mu);
+  pthread_mutex_unlock(&gate_mu);
+}
+
+/*
+ * THE COMMIT'S TAIL. A commit holds the heap locks only until the tracker has captured its
+ * instant (persist.c); the diff and the log write that follow hold the tracker's mutex and
+ * liblrvm's locks. A fork in that tail would give the child those locks held by a thread it
+ * does not have: its first free() that returns memory to the kernel (rvm_track_release) would
+ * wait forever. So fork's prepare handler, once it holds the program heap's locks (no new
+ * commit can reach an instant then), waits for the tail in flight to end before it takes the
+ * internal heap's locks (which the tail may need: liblrvm allocates from that heap).
+ */
+
+/* shim_forkgate_tail_begin -- a commit, in place of dropping the heap locks: from now until
+ * shim_forkgate_tail_end, forks wait */
+void shim_forkgate_tail_begin(void)
+{
+  pthread_mutex_lock(&gate_mu);
+  commit_tail = 1;
+  pthread_mutex_unlock(&gate_mu);
+}
+
+/* shim_forkgate_tail_end -- the commit holds no tracker or liblrvm lock any more */
+void shim_forkgate_tail_end(void)
+{
+  pthread_mutex_lock(&gate_mu);
+  commit_tail = 0;
+  pthread_cond_broadcast(&gate_cv);
+  pthread_mutex_unlock(&gate_mu);
+}
+
+/* shim_forkgate_tail_wait -- fork's prepare handler, holding the program heap's locks: wait
+ * for a commit's tail to end */
+void shim_forkgate_tail_wait(void)
+{
+  pthread_mutex_lock(&gate_mu);
+  while (commit_tail)
     pthread_cond_wait(&gate_cv, &gate_mu);
   pthread_mutex_unlock(&gate_mu);
 }

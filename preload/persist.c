@@ -28,7 +28,8 @@
  * Commit (shim_commit): the globals' restore lock (no commit before they are restored), the
  * header's commit stamp, heap_lock_all, rvm_commit, unlock. The heap lock is taken before
  * rvm_commit stops the other threads (heap.h's contract), so the image holds no half-made
- * multi-word metadata update; user data is captured at the same instant by the tracker.
+ * multi-word metadata update; user data is captured at the same instant by the tracker. It is
+ * released as soon as that instant is captured, before the diff and the log write.
  *
  * Internal memory: liblrvm (linked into this library) allocates with malloc. Those blocks must
  * not live in the persistent heap (they would be committed, and a commit holding heap_lock_all
@@ -554,6 +555,14 @@ int shim_persist_setup(void *base, size_t reserve)
   return 0;
 }
 
+/* unlock_heap_after_instant -- track_commit_then's callback: the instant is captured */
+static void unlock_heap_after_instant(void *arg)
+{
+  (void)arg;
+  shim_forkgate_tail_begin();   /* a fork now waits for the end of this commit */
+  heap_unlock_all(shim_heap);
+}
+
 /* shim_persist_commit -- one commit of header, globals and heap; 0 or an rvm_return_t */
 int shim_persist_commit(int final)
 {
@@ -577,10 +586,14 @@ int shim_persist_commit(int final)
   if (shim_globals_tracked())
     shim_restore_judge(seg_header, final);   /* written into the header: part of this commit */
   shim_image_stamp(seg_header, shim_globals_tracked());
-  /* track_commit, not rvm_commit: that is overridden to come back here (aware.c). The exit
-   * commit is the last: no snapshots or twins for a next commit (track.h) */
-  rvm_return_t rc = track_commit_mode(final);
-  heap_unlock_all(shim_heap);
+  /* track_commit_then, not rvm_commit: that is overridden to come back here (aware.c). The
+   * exit commit is the last: no snapshots or twins for a next commit (track.h). The heap locks
+   * are needed only at the instant (no multi-word metadata update half made when the threads
+   * stop); they are dropped as soon as the tracker has captured it, so the program's malloc
+   * and free do not wait for the diff and the log write. Nothing the program does after that
+   * can enter this commit: the tracker copied or protects every captured page. */
+  rvm_return_t rc = track_commit_then(final, unlock_heap_after_instant, NULL);
+  shim_forkgate_tail_end();
   /* An exit commit that finds nothing changed writes no record, so its flush mode alone
    * would leave the earlier no_flush commits queued -- and lost at exit (seen: a whole run's
    * commits gone after a clean exit with LRVM_FLUSH=0). Flush them explicitly. */

@@ -209,6 +209,10 @@ void shim_forkgate_prepare(void);
 void shim_forkgate_parent(void);
 void shim_forkgate_child(void);
 void shim_forkgate_wait(void);
+/* a commit past its instant (heap locks dropped, tracker busy): forks wait for its end */
+void shim_forkgate_tail_begin(void);
+void shim_forkgate_tail_end(void);
+void shim_forkgate_tail_wait(void);
 
 /* ---- aware.c ----------------------------------------------------------------------------- */
 

@@ -169,6 +169,7 @@ static void fork_prepare(void)
 {
   shim_forkgate_prepare();   /* commits stop queueing for the heap locks (forkgate.c) */
   heap_lock_all(shim_heap);
+  shim_forkgate_tail_wait(); /* a commit past its instant finishes first (forkgate.c) */
   if (shim_internal_heap)
     heap_lock_all(shim_internal_heap);
 }

@@ -169,9 +169,10 @@ uint64_t now_usec(void)
 }
 
 /* mmap_buf_grow -- make *p (mmap'ed, *cap bytes; *cap == 0: none yet) hold at least need
- * bytes, starting at `first` bytes and doubling. mmap/mremap, not realloc: the final commit
- * (track.c) and the streamed log record (log_stream.c) grow buffers while the other threads
- * are parked, and a parked thread may hold a libc lock malloc needs; system calls take none.
+ * bytes, starting at `first` bytes and doubling. mmap/mremap, not realloc: the record of a
+ * tracked commit (track_record.c) and the streamed log record (log_stream.c) grow buffers
+ * while the other threads are parked, and a parked thread may hold a libc lock malloc needs;
+ * system calls take none.
  * 0 or -1 (the old buffer stays valid). */
 int mmap_buf_grow(void **p, size_t *cap, size_t need, size_t first)
 {

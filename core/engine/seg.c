@@ -160,7 +160,7 @@ rvm_return_t seg_load_dict(const struct log *lg, const struct buf *dict, uint32_
 
 static rvm_return_t seg_settle(struct log *lg, struct seg *s);
 
-/* seg_file_image -- for rvm_track's lazy committed images (track.c): if [addr, addr+len)
+/* seg_file_image -- for rvm_track's lazy committed images (track_twin.c): if [addr, addr+len)
  * lies in one region whose memory was made from the segment by rvm_map (copied or
  * RVM_MAP_PRIVATE, not no_copy), settle the segment (seg_settle) and return its descriptor
  * in *fd: from now on the file holds the committed image of every byte of the region that no

@@ -73,14 +73,17 @@ const char *heap_strerror(int err);
 /*
  * Commits of the tracked heap. The shim's reservation is tracked with
  * track_region_add_sparse (only the part in use is write-protected); its commit hooks call
- * track_commit (= track_commit_mode(0)) and, for the exit commit, track_commit_mode(1)
- * (diffed in place, no snapshot copies); never rvm_commit, which the shim overrides below.
+ * track_commit_then(final, released, arg) (final = the exit commit: diffed in place, no
+ * snapshot copies); released(arg) runs once, as soon as the instant is captured, so the shim
+ * drops its heap locks before the diff and the log write. Never rvm_commit, which the shim
+ * overrides below.
  * track_safepoint_set_check lets LRVM_MUTEX_WAIT decline a commit instant at which a
  * thread holds a mutex.
  */
 rvm_return_t track_region_add_sparse(rvm_region_t *region, uint64_t wp_len);
 rvm_return_t track_commit(void);
 rvm_return_t track_commit_mode(int final);
+rvm_return_t track_commit_then(int final, void (*released)(void *arg), void *arg);
 void track_safepoint_set_check(int (*fn)(void *arg), void *arg);
 
 /* An aware program's rvm_commit under the shim: the shim installs its own commit (its lock,

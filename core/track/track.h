@@ -21,8 +21,8 @@
  *    committed image again), so twins cover one epoch's working set only.
  *  - wp-async has no hook: the twin must exist before the write. rvm_track copies a
  *    no_copy region into twin slots (up to the budget; other regions use LAZY TWINS below),
- *    and every commit turns the page's snapshot
- *    into its twin. Beyond the budget, a page logged whole takes the twin of a page not
+ *    and every commit copies the page's snapshot (SNAPSHOT POOL in track_capture.c) into its
+ *    twin slot, so a page only ever uses one slot. Beyond the budget, a page logged whole takes the twin of a page not
  *    written in the last two commits (a CLOCK, i.e. approximate LRU), so the twins follow
  *    the pages being written.
  *  - LAZY TWINS (wp-async, region memory made from the segment by rvm_map: copied or
@@ -52,9 +52,10 @@
  *    WHOLE: new-value logging of a whole page is always correct, twins only make records
  *    smaller. Beyond the twins, snapshot slots are touched only for the pages of a commit
  *    in flight (transient, at most the dirty set). When more slot pages were copied into
- *    than the budget + 1/4 since the last sweep, the following commits return the unused
- *    ones to the kernel (MADV_DONTNEED; an incremental sweep, at most TRACK_TRIM_RUNS
- *    madvise calls per commit), so resident slot memory stays near budget + the dirty set.
+ *    than the twins + 1/4 (+ TRACK_TRIM_SLACK) since the last sweep, the following commits
+ *    return the unused ones to the kernel (MADV_DONTNEED; an incremental sweep, at most
+ *    TRACK_TRIM_RUNS madvise calls per commit), so resident slot memory stays near the twins
+ *    + the dirty set.
  *
  * ONE INSTANT. A commit contains every write that happened before one instant in any
  * thread and none after. We take the instant at a safepoint
@@ -70,24 +71,27 @@
  *    there first and the live diff may be torn: it is thrown away and the page is diffed
  *    from its snapshot instead. The pause is the time to stop, collect and mark.
  *  - wp-async: there is no hook, so a write after release could not be caught: the dirty
- *    pages are copied into their snapshot slots DURING the pause (0.2 us per page), and
- *    diffed after release. The pause grows with the dirty set (and the first capture of a
- *    page also pays the page fault of its snapshot slot); it is measured and reported
- *    separately.
+ *    pages are copied DURING the pause (0.2 us per page) into a pool of snapshot pages
+ *    reused by every commit (populated before the stop), and diffed after release. The
+ *    pause grows with the dirty set; it is measured and reported separately.
+ * A caller that holds locks only so that the instant is consistent (the shim's heap locks)
+ * gets them back right after the release (track_commit_then), not after the log write.
  * The pause must not call malloc or anything that takes a libc lock: a parked thread may
  * hold it. All memory the pause needs (page list, carry bitmaps) is allocated at
- * rvm_track time.
+ * rvm_track time; the snapshot pool and the record grow with mmap/mremap only.
  *
  * Per-page states (one _Atomic uint8_t; low two bits):
  *   CLEAN    memory == committed image (hook backends: no twin needed)
  *   DIRTY    written this epoch; the twin (if TF_TWIN) holds the committed image
  *   PENDING  collected by the commit in flight; the live page is its content at the instant
- *   SNAP     collected, then written: the non-twin slot holds its content at the instant
+ *   SNAP     collected, then written (hook) or copied (wp-async): the non-twin slot (wp-async:
+ *            the pool page, or the non-twin slot if the pool could not grow) holds its
+ *            content at the instant
  * Flags: TF_TWIN (a twin exists), TF_SLOTB (twin is slot B, else A; snapshot is the other).
  * Transitions: hook CLEAN->DIRTY (copy to twin) and PENDING->SNAP (copy to other slot);
  * commit (threads stopped) DIRTY->PENDING (hook) or any->SNAP after copying (wp-async);
  * differ PENDING->CLEAN, SNAP->DIRTY (hook: snapshot becomes the twin) or SNAP->CLEAN
- * (wp-async: snapshot becomes the twin). Only the hook and the differ race, and only on
+ * (wp-async: the snapshot is copied into the twin slot). Only the hook and the differ race, and only on
  * PENDING; every other transition has a single owner.
  *
  * DIFF. Changed bytes are found word by word (memcmp first: identical pages cost ~0.09 us);
@@ -166,6 +170,10 @@
 #define TRACK_DEFAULT_BUDGET ((uint64_t)1 << 30)   /* bytes of twins per process */
 #define TRACK_DEFAULT_GAP 32                       /* merge runs closer than this */
 #define TRACK_TRIM_RUNS 256                        /* madvise calls per commit, at most */
+#define TRACK_STREAM_MIN ((uint64_t)1 << 20)       /* durable records at least this big are
+                                                    * streamed to the log, not queued */
+#define TRACK_TRIM_SLACK 4096                      /* slot pages beyond the twins before a
+                                                    * sweep (16 MiB of 4 KiB pages) */
 
 /* per-page state byte */
 enum { TS_CLEAN = 0, TS_DIRTY = 1, TS_PENDING = 2, TS_SNAP = 3, TS_MASK = 3 };
@@ -203,6 +211,11 @@ struct track_region {
     _Atomic uint8_t *st;     /* per-page state byte (access: track_st_load/store/cas) */
     uint8_t st_xor;          /* TF_FILE in a lazy-twin region: that bit is stored inverted */
     _Atomic uint64_t *carry; /* pages collected and not yet committed (bitmap) */
+    size_t carry_lo, carry_hi; /* the words of carry that may hold a bit: [lo, hi), so a
+                                * capture looks at the pages collected, not at the whole
+                                * region (the shim's heap reservation has 4 M pages) */
+    _Atomic size_t slots_hi; /* no slot at or beyond this page index was ever copied into:
+                              * the trim sweeps [0, slots_hi) only */
     uint32_t *seen;          /* T.ncaptures when the page was last captured (eviction) */
     size_t nwords;
 };
@@ -248,7 +261,7 @@ struct track_state {
 
 extern struct track_state T;
 
-/* track.c */
+/* track_region.c, track_commit.c, track_twin.c, track_hooks.c (track_int.h: which holds what) */
 rvm_return_t track_configure(const rvm_track_options_t *o);
 rvm_return_t track_region_add(rvm_region_t *region);
 /* track_region_add_sparse -- rvm_track for a region of private memory of which only the
@@ -265,11 +278,20 @@ rvm_return_t track_commit(void);
  * uses. The record is streamed to the log (txn_commit_stream: no copy in core), and when
  * core can write it without waiting for any parked thread (txn_stream_ready/_fits) it is
  * written from the tracked memory itself before the release (ZERO-COPY FINAL COMMIT in
- * track.c): an exit commit of a whole dirty heap then holds no copy of it. The pause is the
+ * track_commit.c): an exit commit of a whole dirty heap then holds no copy of it. The pause is the
  * whole diff (and then the write). Pages are left without a committed image, so a later
  * commit is still correct (it logs them whole). Always durable (flush). */
 rvm_return_t track_commit_mode(int final);
 #define track_commit_final() track_commit_mode(1)
+/* track_commit_then -- track_commit_mode(final), calling released(arg) exactly once: as soon
+ * as the instant is captured and the other threads run again, or, if the commit ends before
+ * its instant (refused, nothing tracked, the stop failed), before it returns. Locks a caller
+ * holds only so that the instant is consistent (the shim's heap locks: no allocator update
+ * half made) are released there: from then on nothing the program writes enters this commit
+ * (wp-async: the dirty pages were copied in the pause; fault backends: a write copies the
+ * page first), so the program need not wait for the diff and the log write. released runs
+ * with T.mu held: it must not call back into tracking. */
+rvm_return_t track_commit_then(int final, void (*released)(void *arg), void *arg);
 /* track_note_commit -- an explicit transaction committed [addr, addr+len): bring the twins
  * of tracked pages in that range up to date. Core calls it after the record is queued. */
 void track_note_commit(const void *addr, uint64_t len);
@@ -293,8 +315,9 @@ const char *track_errmsg(void);
 /* track_core_sink -- the default sink: core's txn_commit_vector */
 rvm_return_t track_core_sink(void *arg, const struct track_range *r, size_t n, int sync,
                              uint64_t *logged);
-/* track_core_sink_stream -- the sink of a final commit: same record, written to the log
- * from r[i].src in bounded pieces instead of copied into core's queue (txn_commit_stream) */
+/* track_core_sink_stream -- the sink of a final commit, and of any durable record of at
+ * least TRACK_STREAM_MIN bytes: same record, written to the log from r[i].src in bounded
+ * pieces instead of copied into core's queue (txn_commit_stream) */
 rvm_return_t track_core_sink_stream(void *arg, const struct track_range *r, size_t n,
                                     int sync, uint64_t *logged);
 /* track_core_stream_ready -- 1 if track_core_sink_stream can run with the other threads

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * track_api.c -- the public calls of lrvm/lrvm.h: argument checks and error reporting
- * around track.c.
+ * around the tracking files (track_int.h lists them).
  */
 #include <string.h>
 
@@ -16,7 +16,7 @@ void commit_set_override(commit_override_fn fn)
     __atomic_store_n(&commit_override, fn, __ATOMIC_RELEASE);
 }
 
-/* api_ret -- the result of a call (track.c has put its message in rvm_errmsg already) */
+/* api_ret -- the result of a call (the track_* call has put its message in rvm_errmsg already) */
 static rvm_return_t api_ret(rvm_return_t rc)
 {
     return rc;

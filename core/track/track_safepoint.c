@@ -262,6 +262,46 @@ static int sp_signal_new(pid_t pid, pid_t self)
     return added;
 }
 
+/* sp_wait_parked -- wait until every signalled thread of stop g parked, is gone, or blocks
+ * our signal; 0, or ETIMEDOUT (message in sp_msg) */
+static int sp_wait_parked(pid_t pid, unsigned g, uint64_t t0)
+{
+    for (;;) {
+        unsigned arrivals = atomic_load(&sp_arrivals);
+        unsigned missing = 0;
+        pid_t late = 0;
+        uint64_t waited = sp_now_us() - t0;
+        for (unsigned i = 0; i < sp_nsent; i++) {
+            pid_t tid = sp_sent[i];
+            if (tid <= 0 || sp_is_parked(tid, g))
+                continue;
+            if (syscall(SYS_tgkill, pid, tid, 0) != 0 && errno == ESRCH) {
+                sp_sent[i] = 0;     /* exited: it will write nothing */
+                continue;
+            }
+            if (waited > TRACK_SP_GRACE_US && (sp_sigstate(tid) & 1)) {
+                sp_sent[i] = -tid;  /* blocks our signal: skipped (see above) */
+                sp_blocking_set(tid, 1);
+                continue;
+            }
+            missing++;
+            late = tid;
+        }
+        if (missing == 0)
+            return 0;
+        if (waited > (uint64_t)TRACK_SP_TIMEOUT_MS * 1000) {
+            snprintf(sp_msg, sizeof(sp_msg), "thread %d did not stop for the commit within "
+                     "%d ms (is it stopped by SIGSTOP or a debugger?)", (int)late,
+                     TRACK_SP_TIMEOUT_MS);
+            return ETIMEDOUT;
+        }
+        /* sleep until a thread registers (or 1 ms, to notice exits and blockers) */
+        struct timespec ts = {0, 1000000};
+        syscall(SYS_futex, (unsigned *)&sp_arrivals, FUTEX_WAIT_PRIVATE, arrivals, &ts, NULL,
+                0);
+    }
+}
+
 /* track_safepoint_stop -- park every other thread (see the essay above) */
 int track_safepoint_stop(struct track_safepoint_stats *ss)
 {
@@ -291,41 +331,10 @@ int track_safepoint_stop(struct track_safepoint_stats *ss)
             track_safepoint_release();
             return -added;
         }
-        /* wait until every signalled thread parked, is gone, or blocks our signal */
-        for (;;) {
-            unsigned arrivals = atomic_load(&sp_arrivals);
-            unsigned missing = 0;
-            pid_t late = 0;
-            uint64_t waited = sp_now_us() - t0;
-            for (unsigned i = 0; i < sp_nsent; i++) {
-                pid_t tid = sp_sent[i];
-                if (tid <= 0 || sp_is_parked(tid, g))
-                    continue;
-                if (syscall(SYS_tgkill, pid, tid, 0) != 0 && errno == ESRCH) {
-                    sp_sent[i] = 0;     /* exited: it will write nothing */
-                    continue;
-                }
-                if (waited > TRACK_SP_GRACE_US && (sp_sigstate(tid) & 1)) {
-                    sp_sent[i] = -tid;  /* blocks our signal: skipped (see above) */
-                    sp_blocking_set(tid, 1);
-                    continue;
-                }
-                missing++;
-                late = tid;
-            }
-            if (missing == 0)
-                break;
-            if (waited > (uint64_t)TRACK_SP_TIMEOUT_MS * 1000) {
-                snprintf(sp_msg, sizeof(sp_msg), "thread %d did not stop for the commit "
-                         "within %d ms (is it stopped by SIGSTOP or a debugger?)", (int)late,
-                         TRACK_SP_TIMEOUT_MS);
-                track_safepoint_release();
-                return ETIMEDOUT;
-            }
-            /* sleep until a thread registers (or 1 ms, to notice exits and blockers) */
-            struct timespec ts = {0, 1000000};
-            syscall(SYS_futex, (unsigned *)&sp_arrivals, FUTEX_WAIT_PRIVATE, arrivals, &ts,
-                    NULL, 0);
+        int e = sp_wait_parked(pid, g, t0);
+        if (e != 0) {
+            track_safepoint_release();
+            return e;
         }
         if (added == 0)
             break;      /* a round found no new thread: everybody is accounted for */

@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * track_commit.c -- rvm_commit of tracked regions: the steps around the instant (see track.h,
+ * "ONE INSTANT" and "DURABILITY"). A commit checks it may run, prepares outside the pause,
+ * stops the other threads and captures the dirty set (track_capture.c), releases them,
+ * diffs the captured pages into the record, and hands the record to the sink.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rvm_int.h"
+#include "track_int.h"
+
+/* one commit in flight */
+struct commit {
+    int final;               /* the process's last commit (track_commit_final) */
+    int live;                /* final on wp-async: diffed in memory while parked */
+    int in_place;            /* its record was written from the memory while parked */
+    int diff_failed;
+    track_sink_fn sink;
+    size_t npages;           /* pages captured */
+    rvm_return_t in_place_rc;
+    uint64_t in_place_logged, in_place_ns;
+    uint64_t t_begin;
+    void (*released)(void *arg);    /* track_commit_then: called once, after the instant */
+    void *released_arg;
+};
+
+/* track_commit_released -- the instant is behind us (or never comes): tell the caller once */
+static void track_commit_released(struct commit *c)
+{
+    void (*fn)(void *) = c->released;
+    c->released = NULL;
+    if (fn != NULL)
+        fn(c->released_arg);
+}
+
+/* track_commit -- rvm_commit (see track.h) */
+rvm_return_t track_commit(void)
+{
+    return track_commit_mode(0);
+}
+
+/* track_commit_refused -- a reason this process cannot commit now (mu held), or success */
+static rvm_return_t track_commit_refused(void)
+{
+    if (T.dirty != NULL && T.pid != getpid())
+        /* a child of fork(): the tracker's userfaultfd and the log belong to the parent */
+        return track_err(RVM_EINTERNAL, "rvm_commit: tracking belongs to process %d; a child "
+                         "of fork() cannot commit tracked regions (its copy of them is plain "
+                         "memory)", (int)T.pid);
+    if (T.sticky != RVM_SUCCESS)
+        return track_err(T.sticky, "rvm_commit: an earlier tracked commit failed (%s); "
+                         "restart the process to recover", T.sticky_msg);
+    return RVM_SUCCESS;
+}
+
+/* track_commit_prepare -- everything the pause must not do: allocate scratch, pick the
+ * sink, populate snapshot slots (wp-async) */
+static rvm_return_t track_commit_prepare(struct commit *c)
+{
+    if (track_record_ready() != 0)
+        return track_err(RVM_ENO_MEMORY, "rvm_commit: out of memory");
+    c->live = c->final && !T.hook_backend;
+    /* a final commit streams its record from the record buffer to the log (no second copy
+     * in core); the threads are released by then, and the buffer is ours */
+    c->sink = T.sink != NULL ? T.sink : c->final ? track_core_sink_stream : track_core_sink;
+    if (c->live && track_file_page_ready() != 0)
+        return track_err(RVM_ENO_MEMORY, "rvm_commit: out of memory");
+    track_record_clear();
+    if (!T.hook_backend && !c->live)
+        track_prefault();
+    return RVM_SUCCESS;
+}
+
+/*
+ * track_commit_in_place -- ZERO-COPY FINAL COMMIT (threads parked, wp-async). If core can
+ * write a record now without waiting for any parked thread (track_core_stream_ready: its
+ * locks are free, no log writer, nothing queued, the truncation daemon runs), the ranges
+ * point at the tracked memory itself and the record is written from there before the
+ * threads are released: nobody can change those bytes meanwhile (the parked threads execute
+ * nothing; the truncation daemon writes segment files, never tracked memory; threads the
+ * safepoint skipped are assumed not to write tracked memory, as for every commit). The exit
+ * commit then holds no copy of the changed bytes at all; the price is a pause as long as the
+ * write (it is the process's last commit). Otherwise the changed bytes are copied into the
+ * record and written after the release.
+ */
+static void track_commit_in_place(struct commit *c)
+{
+    c->in_place = T.sink == NULL && track_core_stream_ready();
+    track_rec.in_place = c->in_place;
+    c->diff_failed = track_diff_live(c->npages) != 0;
+    if (c->in_place && !c->diff_failed && track_rec.nranges > 0 &&
+        !track_core_stream_fits(track_rec.ranges, track_rec.nranges)) {
+        /* the log would have to be truncated first: copy (mmap only) and write after the
+         * release, as without zero-copy */
+        c->diff_failed = track_record_materialize() != 0;
+        c->in_place = 0;
+    }
+    if (!c->in_place)
+        track_rec.in_place = 0;
+    if (c->in_place && !c->diff_failed && track_rec.nranges > 0) {
+        uint64_t ts = track_now_ns();
+        c->in_place_rc = track_core_sink_stream(NULL, track_rec.ranges, track_rec.nranges, 1,
+                                                &c->in_place_logged);
+        c->in_place_ns = track_now_ns() - ts;
+    }
+}
+
+/* track_commit_pause_stats -- account one pause of t_pause ns */
+static void track_commit_pause_stats(const struct track_safepoint_stats *ss, size_t np,
+                                     uint64_t t_pause)
+{
+    T.st.last_threads = ss->nthreads;
+    T.st.last_skipped = ss->nskipped;
+    T.st.last_pages = np;
+    T.st.pages_dirtied += np;
+    T.st.last_pause_ns = t_pause;
+    T.st.total_pause_ns += t_pause;
+    if (t_pause > T.st.max_pause_ns)
+        T.st.max_pause_ns = t_pause;
+}
+
+/* track_commit_instant -- stop the other threads, capture the dirty set, release them */
+static rvm_return_t track_commit_instant(struct commit *c)
+{
+    uint64_t t_halt = track_now_ns();   /* the pause starts here (the prefault is not in it) */
+    struct track_safepoint_stats ss = {0, 0, 0};
+    pthread_rwlock_wrlock(&T.kw);
+    int e = track_safepoint_stop(&ss);
+    if (e != 0) {
+        pthread_rwlock_unlock(&T.kw);
+        return track_err(RVM_EINTERNAL, "rvm_commit: %s", track_safepoint_message());
+    }
+    uint64_t t_stop = track_now_ns();
+    e = track_capture(&c->npages, c->live);
+    if (e == 0 && T.hook_backend)
+        track_safepoint_each(track_robust_thread, NULL);   /* ROBUST MUTEXES (track.h) */
+    if (e == 0 && c->live)
+        track_commit_in_place(c);
+    uint64_t t_capt = track_now_ns();
+    track_safepoint_release();
+    if (e == 0 && T.hook_backend)
+        track_trim();       /* in the pause: see track_trim */
+    T.st.last_stop_ns = t_stop - t_halt;
+    T.st.last_capture_ns = t_capt - t_stop;
+    pthread_rwlock_unlock(&T.kw);
+    uint64_t t_pause = track_now_ns() - t_halt;
+    track_commit_released(c);
+    if (e != 0)
+        return track_err(RVM_EINTERNAL, "rvm_commit: collecting dirty pages failed: %s (%s)",
+                         strerror(e), vmp_dirty_errmsg(T.dirty));
+    track_commit_pause_stats(&ss, c->npages, t_pause);
+    return RVM_SUCCESS;
+}
+
+/* track_commit_diff -- build the record after the release (a live commit has built it) */
+static rvm_return_t track_commit_diff(struct commit *c)
+{
+    if (!T.hook_backend && !c->live)
+        track_trim();
+    if (!c->live) {
+        track_record_clear();
+        /* wp-async: every captured page's snapshot (pool or slot) stays as it is until the
+         * next capture (no hook writes it; explicit commits wait for T.mu), so the record's
+         * ranges can point at the snapshots instead of copying the changed bytes again */
+        track_rec.in_place = !T.hook_backend;
+        c->diff_failed = track_diff_all(c->npages) != 0;
+    }
+    if (!c->diff_failed)
+        return RVM_SUCCESS;
+    /* twins were already advanced for part of the pages: the tracked state no longer
+     * matches the log, so this is sticky */
+    T.sticky = RVM_ENO_MEMORY;
+    snprintf(T.sticky_msg, sizeof(T.sticky_msg), "out of memory for a %zu-byte record",
+             track_rec.data_len);
+    return track_err(RVM_ENO_MEMORY, "rvm_commit: out of memory building the record");
+}
+
+/* track_commit_write -- hand the record to the sink (or account the one written in place);
+ * a failure is sticky: twins were advanced before the record was durable */
+static rvm_return_t track_commit_write(struct commit *c)
+{
+    uint64_t bytes = track_record_finish();
+    T.st.bytes_logged += bytes;
+    T.st.ranges_logged += track_rec.nranges;
+    uint64_t t_sink = track_now_ns(), logged = c->in_place_logged;
+    rvm_return_t rc;
+    if (c->in_place) {
+        rc = c->in_place_rc;
+        T.st.last_durable_ns = c->in_place_ns;
+        T.zero_copy_commits++;
+    } else {
+        /* a big durable record goes to the log straight from our memory (no copy in
+         * core's queue: txn_commit_stream); a small one through the queue, where it can
+         * share an fdatasync with concurrent explicit commits */
+        track_sink_fn sink = c->sink;
+        if (sink == track_core_sink && T.flush && bytes >= TRACK_STREAM_MIN)
+            sink = track_core_sink_stream;
+        rc = sink(T.sink_arg, track_rec.ranges, track_rec.nranges, T.flush, &logged);
+        T.st.last_durable_ns = track_now_ns() - t_sink;
+    }
+    T.st.total_durable_ns += T.st.last_durable_ns;
+    if (rc != RVM_SUCCESS) {
+        T.sticky = rc;
+        snprintf(T.sticky_msg, sizeof(T.sticky_msg), "the log refused a %zu-range record: "
+                 "%s: %.160s", track_rec.nranges, rvm_return(rc), rvm_errmsg);
+        return track_err(rc, "rvm_commit: %s; every later rvm_commit fails: restart the "
+                         "process to recover", T.sticky_msg);
+    }
+    T.st.record_bytes += logged;
+    T.st.n_commits++;
+    return RVM_SUCCESS;
+}
+
+/* track_commit_locked -- the commit's steps (mu held) */
+static rvm_return_t track_commit_locked(struct commit *c)
+{
+    rvm_return_t rc = track_commit_refused();
+    if (rc != RVM_SUCCESS)
+        return rc;
+    if (T.dirty == NULL || track_nregions() == 0) {
+        T.st.n_empty_commits++;
+        return RVM_SUCCESS;
+    }
+    if ((rc = track_commit_prepare(c)) != RVM_SUCCESS ||
+        (rc = track_commit_instant(c)) != RVM_SUCCESS ||
+        (rc = track_commit_diff(c)) != RVM_SUCCESS)
+        return rc;
+    if (track_rec.nranges == 0) {
+        T.st.n_empty_commits++;
+        T.st.last_durable_ns = 0;
+    } else if ((rc = track_commit_write(c)) != RVM_SUCCESS) {
+        return rc;
+    }
+    track_record_shrink();
+    T.st.last_commit_ns = track_now_ns() - c->t_begin;
+    T.st.total_commit_ns += T.st.last_commit_ns;
+    return RVM_SUCCESS;
+}
+
+/* track_commit_then -- see track.h */
+rvm_return_t track_commit_then(int final, void (*released)(void *arg), void *arg)
+{
+    pthread_mutex_lock(&T.mu);
+    struct commit c = {.final = final, .t_begin = track_now_ns(), .released = released,
+                       .released_arg = arg};
+    rvm_return_t rc = track_commit_locked(&c);
+    track_commit_released(&c);     /* no instant was taken: still exactly once */
+    pthread_mutex_unlock(&T.mu);
+    return rc;
+}
+
+/* track_commit_mode -- rvm_commit; final: see track.h (track_commit_final) */
+rvm_return_t track_commit_mode(int final)
+{
+    return track_commit_then(final, NULL, NULL);
+}

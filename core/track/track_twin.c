@@ -1,0 +1,301 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * track_twin.c -- committed images of tracked pages (track.h, "COMMITTED IMAGE" and "LAZY
+ * TWINS"): the two slots per page, the twin budget and its eviction clock, pre-images read
+ * from the segment file, explicit commits laid over the twins, and the trim that gives
+ * unused slot memory back to the kernel.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "sysio.h"
+#include "track_int.h"
+
+/* track_budget_take -- reserve one twin page under the budget; 0 or -1 (async-signal-safe) */
+int track_budget_take(void)
+{
+    uint64_t n = atomic_fetch_add(&T.twin_pages, 1);
+    if (n < T.budget_pages)
+        return 0;
+    atomic_fetch_sub(&T.twin_pages, 1);
+    return -1;
+}
+
+/* track_budget_give -- release one twin page */
+void track_budget_give(void)
+{
+    atomic_fetch_sub(&T.twin_pages, 1);
+}
+
+/* track_give_region_twins -- r is leaving: its twins no longer count against the budget */
+void track_give_region_twins(const struct track_region *r)
+{
+    for (size_t i = 0; i < r->npages; i++)
+        if (track_st_load(r, i) & TF_TWIN)
+            track_budget_give();
+}
+
+/* track_twins_from_memory -- wp-async on no_copy memory: no hook, so the twins must exist
+ * before the first write; pages beyond the budget have none (logged whole when written) */
+void track_twins_from_memory(struct track_region *r)
+{
+    for (size_t i = 0; i < r->npages; i++) {
+        if (track_budget_take() != 0)
+            break;
+        memcpy(track_slot(r, i, 0), r->base + i * track_ps(), track_page_len(r, i));
+        track_slot_touched(r, i);
+        track_st_store(r, i, TF_TWIN);
+    }
+}
+
+/*
+ * track_evict_one -- wp-async beyond the budget: take the twin of a page that was not
+ * dirty in the last two commits (CLOCK over all regions, at most 512 pages looked at), so
+ * that pages written now get twins and pages no longer written lose theirs (an
+ * approximate LRU). The page keeps being tracked: without a twin it is logged whole if it
+ * is ever written again. Only for wp-async, where no hook touches states concurrently
+ * (mu held). Returns 0 if a twin was freed and its budget handed to the caller.
+ */
+int track_evict_one(void)
+{
+    for (unsigned n = 0; n < 512; n++) {
+        struct track_region *r = atomic_load(&T.regions[T.clock_k]);
+        if (r == NULL || T.clock_i >= r->npages) {
+            T.clock_k = (T.clock_k + 1) % TRACK_MAX_REGIONS;
+            T.clock_i = 0;
+            continue;
+        }
+        size_t i = T.clock_i++;
+        uint8_t s = track_st_load(r, i);
+        if ((s & TF_TWIN) && (s & TS_MASK) == TS_CLEAN && r->seen[i] + 2 <= T.ncaptures) {
+            track_st_store(r, i, (uint8_t)(s & ~TF_TWIN));
+            return 0;   /* its budget unit passes to the caller */
+        }
+    }
+    return -1;
+}
+
+/* track_keep_snapshot -- after diffing a SNAP page: its snapshot becomes the twin if it had
+ * one or the budget allows; returns the new flag bits */
+uint8_t track_keep_snapshot(uint8_t s)
+{
+    uint8_t flipped = (uint8_t)((s & TF_SLOTB) ^ TF_SLOTB);
+    if (s & TF_TWIN)
+        return (uint8_t)(TF_TWIN | flipped);
+    if (track_budget_take() == 0 || (!T.hook_backend && track_evict_one() == 0))
+        return (uint8_t)(TF_TWIN | flipped);
+    return (uint8_t)(s & TF_SLOTB);
+}
+
+/* scratch page for pre-images read from the segment (T.mu held by every user) */
+static char *file_page;
+
+/* track_file_page_ready -- allocate the scratch page now; 0 or -1 */
+int track_file_page_ready(void)
+{
+    if (file_page == NULL)
+        file_page = malloc(track_ps());
+    return file_page != NULL ? 0 : -1;
+}
+
+/* track_file_image -- the committed image of TF_FILE page i of r, read from the segment into
+ * a scratch page (valid until the next call); NULL if it cannot be read: the caller then
+ * logs the page whole, which is always correct. Beyond the file's end the image is zeros
+ * (the file grows only by preallocation, never by a commit). */
+const char *track_file_image(struct track_region *r, size_t i)
+{
+    size_t ps = track_ps(), plen = track_page_len(r, i), got = 0;
+    if (track_file_page_ready() != 0)
+        goto fail;
+    off_t at = (off_t)(r->seg_off + (uint64_t)i * ps);
+    while (got < plen) {
+        ssize_t n = sysio.pread(r->file_fd, file_page + got, plen - got, at + (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            goto fail;
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    memset(file_page + got, 0, ps - got);
+    T.file_reads++;
+    return file_page;
+fail:
+    T.file_read_errors++;
+    return NULL;
+}
+
+/* track_committed_image -- page i's committed image: its twin, else (TF_FILE) its segment
+ * file page, else NULL: unknown, the page is logged whole */
+const char *track_committed_image(struct track_region *r, size_t i, uint8_t s)
+{
+    if (s & TF_TWIN)
+        return track_slot(r, i, (s & TF_SLOTB) != 0);
+    return (s & TF_FILE) ? track_file_image(r, i) : NULL;
+}
+
+/* track_slot_in_use -- does slot b of page i hold a twin or a snapshot in flight? */
+static int track_slot_in_use(const struct track_region *r, size_t i, int b)
+{
+    uint8_t s = track_st_load(r, i);
+    int tb = (s & TF_SLOTB) != 0;
+    if ((s & TF_TWIN) && b == tb)
+        return 1;
+    return (s & TS_MASK) == TS_SNAP && b != tb;
+}
+
+/* track_trim_area -- continue the sweep in slot area T.trim_b of r from page T.trim_i, with
+ * at most `budget` madvise calls; returns the calls made */
+static unsigned track_trim_area(struct track_region *r, unsigned budget)
+{
+    /* beyond slots_hi no slot was ever copied into: nothing there is resident. A hook may
+     * raise it meanwhile (fault backends run the trim in the pause, where none can) */
+    size_t end = atomic_load(&r->slots_hi);
+    size_t i = T.trim_i, run0 = 0, runn = 0;
+    unsigned calls = 0;
+    for (; i <= end && calls < budget; i++) {
+        int used = i < end && track_slot_in_use(r, i, T.trim_b);
+        if (i < end && !used) {
+            if (runn++ == 0)
+                run0 = i;
+            continue;
+        }
+        T.trim_kept += used;
+        if (runn > 0) {
+            madvise(track_slot(r, run0, T.trim_b), runn * track_ps(), MADV_DONTNEED);
+            calls++;
+        }
+        runn = 0;
+    }
+    /* the loop ends right after a flush, so no run is left open here */
+    if (i > end) {
+        T.trim_b++;
+        T.trim_i = 0;
+    } else {
+        T.trim_i = i;
+    }
+    return calls;
+}
+
+/*
+ * track_trim -- give the memory of unused slots back to the kernel (MADV_DONTNEED) once the
+ * slots copied into since the last sweep exceed the twins by a quarter. A sweep walks
+ * every region's two slot areas (up to their high-water mark) and madvises each run of
+ * unused slots; it is incremental
+ * (at most TRACK_TRIM_RUNS madvise calls per commit, continuing at the next commit), so no
+ * commit pays more than ~0.5 ms for it. With the hook backends it must run in the pause:
+ * no first-write hook copies into a slot then (the hook blocks the safepoint signal before
+ * it copies; prepare_write is excluded by `kw`), so a slot seen unused stays unused until
+ * the threads are released. wp-async has no hook: there it runs after the release (mu
+ * held: nothing else writes slots).
+ */
+void track_trim(void)
+{
+    /* Resident slots that hold nothing are waste: a wp-async page's old twin after its
+     * snapshot took over, a hook backend's twin after its commit. Sweep once the slots
+     * copied into exceed the twins by a quarter (plus a slack, so that a small working set
+     * is not swept at every commit), and at the latest when they exceed the budget by a
+     * quarter. Against the budget alone, slot memory of a 256 MiB heap (budget 1 GiB) grew to
+     * twice the heap and was never returned. */
+    uint64_t twins = atomic_load(&T.twin_pages);
+    uint64_t limit = twins + twins / 4 + TRACK_TRIM_SLACK;
+    if (limit > T.budget_pages + T.budget_pages / 4 + 64)
+        limit = T.budget_pages + T.budget_pages / 4 + 64;
+    if (!T.trim_active) {
+        if (atomic_load(&T.slot_touches) <= limit)
+            return;
+        T.trim_active = 1;
+        T.trim_k = 0;
+        T.trim_b = 0;
+        T.trim_i = 0;
+        T.trim_kept = 0;
+    }
+    unsigned calls = 0;
+    while (T.trim_k < TRACK_MAX_REGIONS && calls < TRACK_TRIM_RUNS) {
+        struct track_region *r = atomic_load(&T.regions[T.trim_k]);
+        if (r == NULL || T.trim_b > 1) {
+            T.trim_k++;
+            T.trim_b = 0;
+            T.trim_i = 0;
+            continue;
+        }
+        calls += track_trim_area(r, TRACK_TRIM_RUNS - calls);
+    }
+    if (T.trim_k >= TRACK_MAX_REGIONS) {
+        atomic_store(&T.slot_touches, T.trim_kept);
+        T.trim_active = 0;
+        T.st.trims++;
+    }
+}
+
+/* track_unlazy -- lazy page i (TF_FILE, no twin) is named by an explicit transaction's
+ * record: the file stops being its committed image now (the record reaches the file only
+ * at truncation). Its image becomes the file's page with the committed bytes laid over it
+ * (by the caller): make the file's page the twin, or forget the image (the page is then
+ * logged whole when written) if no twin can be had. Returns the new state. */
+static uint8_t track_unlazy(struct track_region *r, size_t i, uint8_t s)
+{
+    uint8_t ns = (uint8_t)(s & ~TF_FILE);
+    if (track_budget_take() == 0) {
+        const char *img = track_file_image(r, i);
+        if (img != NULL) {
+            memcpy(track_slot(r, i, (s & TF_SLOTB) != 0), img, track_page_len(r, i));
+            track_slot_touched(r, i);
+            ns |= TF_TWIN;
+        } else {
+            track_budget_give();
+        }
+    }
+    track_st_store(r, i, ns);
+    return ns;
+}
+
+/* track_note_region -- the part [lo, hi) of a committed range that lies in r (mu held):
+ * the committed bytes are the current memory; copy them into the twins */
+static void track_note_region(struct track_region *r, uintptr_t lo, uintptr_t hi)
+{
+    size_t ps = track_ps();
+    while (lo < hi) {
+        size_t i = (lo - (uintptr_t)r->base) / ps;
+        uintptr_t page_end = (uintptr_t)r->base + (i + 1) * ps;
+        uintptr_t end = hi < page_end ? hi : page_end;
+        uint8_t s = track_st_load(r, i);
+        if ((s & TF_FILE) && !(s & TF_TWIN))
+            s = track_unlazy(r, i, s);
+        if (s & TF_TWIN)
+            memcpy(track_slot(r, i, (s & TF_SLOTB) != 0) + (lo - (uintptr_t)r->base - i * ps),
+                   (const void *)lo, end - lo);
+        lo = end;
+    }
+}
+
+/* track_note_commit -- an explicit transaction committed [addr, addr+len) (see track.h) */
+void track_note_commit(const void *addr, uint64_t len)
+{
+    uintptr_t a = (uintptr_t)addr, b = a + len;
+    /* Fast path: most explicit ranges (RDS's heap, set_range programs) touch no tracked
+     * region; do not take T.mu for each of them. A region tracked after this check was
+     * tracked after the commit, and track() takes its image from memory then. */
+    int touches = 0;
+    if (atomic_load(&track_published) == 0)
+        return;
+    for (size_t k = 0; k < TRACK_MAX_REGIONS && !touches; k++) {
+        struct track_region *r = atomic_load(&T.regions[k]);
+        touches = r != NULL && a < (uintptr_t)r->base + r->len && (uintptr_t)r->base < b;
+    }
+    if (!touches)
+        return;
+    pthread_mutex_lock(&T.mu);
+    for (size_t k = 0; k < TRACK_MAX_REGIONS; k++) {
+        struct track_region *r = atomic_load(&T.regions[k]);
+        if (r == NULL)
+            continue;
+        uintptr_t lo = a > (uintptr_t)r->base ? a : (uintptr_t)r->base;
+        uintptr_t hi = b < (uintptr_t)r->base + r->len ? b : (uintptr_t)r->base + r->len;
+        track_note_region(r, lo, hi);
+    }
+    pthread_mutex_unlock(&T.mu);
+}
