@@ -304,35 +304,40 @@ static rvm_return_t apply_log_rd(struct logrd *rd, struct seg *const *segs, uint
     return rc;
 }
 
+/* chain_hdr_ok -- does a header for seq, plausible by its fields alone, start at pos? */
+static int chain_hdr_ok(struct logrd *rd, uint64_t pos, uint64_t seq, uint32_t *len)
+{
+    int err = 0;
+    if (rd->area_len - pos < LOG_REC_HDR)
+        return 0;
+    const char *q = logrd_get(rd, pos, LOG_REC_HDR, &err);
+    if (q == NULL)
+        return 0;
+    struct log_rec_hdr h;
+    memcpy(&h, q, sizeof(h));
+    *len = h.len;
+    return h.magic == LOG_REC_MAGIC && h.type == LOG_REC_TXN && h.seq == seq &&
+           h.len >= LOG_REC_HDR && !(h.len & 7) && pos + h.len <= rd->area_len;
+}
+
 /* apply_chain_bytes -- the area bytes of the chain of records from (off, seq), judged by
  * their headers only (no checksum): what a progress line calls the total */
 static uint64_t apply_chain_bytes(struct logrd *rd, uint64_t off, uint64_t seq)
 {
     uint64_t cur = off, sum = 0;
-    int err = 0;
-    for (;;) {
-        int wrapped = 0;
-        for (;;) {
-            const char *q = rd->area_len - cur >= LOG_REC_HDR
-                                ? logrd_get(rd, cur, LOG_REC_HDR, &err) : NULL;
-            struct log_rec_hdr h;
-            if (q != NULL)
-                memcpy(&h, q, sizeof(h));
-            if (q != NULL && h.magic == LOG_REC_MAGIC && h.type == LOG_REC_TXN &&
-                h.seq == seq && h.len >= LOG_REC_HDR && !(h.len & 7) &&
-                cur + h.len <= rd->area_len && sum < rd->area_len) {
-                sum += h.len;
-                cur += h.len;
+    uint32_t len;
+    while (sum < rd->area_len) {
+        if (!chain_hdr_ok(rd, cur, seq, &len)) {
+            if (cur == 0 || !chain_hdr_ok(rd, 0, seq, &len))
                 break;
-            }
-            if (cur == 0 || wrapped)
-                return sum;
-            sum += rd->area_len - cur;        /* try the wrap, as logrd_next does */
+            sum += rd->area_len - cur;        /* the wrap, as logrd_next takes it */
             cur = 0;
-            wrapped = 1;
         }
+        sum += len;
+        cur += len;
         seq++;
     }
+    return sum;
 }
 
 /* apply_log -- apply records of the open log (truncation and recovery) */

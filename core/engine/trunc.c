@@ -26,6 +26,25 @@
 #include "sysio.h"
 #include "observer.h"
 
+/*
+ * trunc_recovered_span -- the records recovery applied in this process (to the segments' page
+ * cache) and left in the log: they start at the head (nothing moved it since), and applying
+ * them again would only rewrite the same bytes -- worse, slice by slice it would show older
+ * committed values again between two slices, to anyone reading the file meanwhile. So the
+ * step that takes them writes nothing: it fsyncs the segments recovery wrote (they are still
+ * marked dirty) and moves the head past the whole span at once, whatever the slice limit
+ * (the cost is the fsync, not the bytes). Crash before the status write: the head still
+ * names them and the next recovery applies them again, as before.
+ */
+static void trunc_recovered_span(const struct log *lg, uint64_t seq, struct apply_res *res)
+{
+    memset(res, 0, sizeof(*res));
+    res->end_off = lg->recovered_end;
+    res->next_seq = lg->recovered_seq + 1;
+    res->consumed = lg->recovered_bytes;
+    res->nrec = lg->recovered_seq + 1 - seq;
+}
+
 /* trunc_step -- apply up to `limit` bytes of the oldest durable records, move the head */
 rvm_return_t trunc_step(struct log *lg, uint64_t limit, int *progress)
 {
@@ -42,7 +61,11 @@ rvm_return_t trunc_step(struct log *lg, uint64_t limit, int *progress)
     }
     uint64_t t0 = now_usec();
     struct apply_res res;
-    rvm_return_t rc = apply_log(lg, off, seq, max, limit, &res);
+    rvm_return_t rc = RVM_SUCCESS;
+    if (lg->recovered_seq >= seq)
+        trunc_recovered_span(lg, seq, &res);  /* applied already: only the barrier is left */
+    else
+        rc = apply_log(lg, off, seq, max, limit, &res);
     if (rc == RVM_SUCCESS && res.next_seq <= max && res.consumed < limit)
         rc = err_io(EIO, "log %s: record %llu at area offset %llu is unreadable although it "
                     "was made durable; the log file was damaged underneath lrvm",
@@ -60,6 +83,7 @@ rvm_return_t trunc_step(struct log *lg, uint64_t limit, int *progress)
         lg->head_off = res.end_off;
         lg->head_seq = res.next_seq;
         lg->used -= res.consumed;
+        lg->recovered_seq = 0;
         uint64_t dt = now_usec() - t0;
         R.st.last_truncation_time = (rvm_length_t)(dt / 1000);
         R.st.last_tree_apply_time = (rvm_length_t)(dt / 1000);
@@ -298,18 +322,16 @@ rvm_return_t recover(struct log *lg)
         lg->used = res.consumed;
     }
     pthread_mutex_unlock(&lg->status_mu);
-    /* The recovered records stay live in the log (the head did not move), and the next
-     * truncation re-applies them slice by slice: between two slices the file may show an
-     * older committed value again ('X' re-applied before the later 'Z'). A MAP_PRIVATE
-     * mapping sees the file's page cache directly, and a copy-in map taken between slices
-     * reads it, so rvm_map must first let a whole truncation pass these records. Marking
-     * the segments they wrote as having live records (last_seq) makes rvm_map's "pending"
-     * check do exactly that -- a cost paid at the first map after a crash, not at
-     * rvm_initialize, and only for segments the log actually names. */
-    if (res.nrec > 0 && !full)
-        for (uint32_t i = 1; i <= R.nsegs; i++)
-            if (R.segs[i] != NULL && R.segs[i]->dirty && R.segs[i]->last_seq < res.next_seq - 1)
-                R.segs[i]->last_seq = res.next_seq - 1;
+    /* The recovered records stay live in the log (the head did not move), and the segment
+     * files' page cache already holds their final bytes: the next truncation only has to
+     * fsync the segments and move the head (trunc_recovered_span), it never applies them
+     * again. So a region mapped now (MAP_PRIVATE or copied in) reads the committed state,
+     * and rvm_map has nothing to settle first. */
+    if (rc == RVM_SUCCESS && res.nrec > 0 && !full) {
+        lg->recovered_seq = res.next_seq - 1;
+        lg->recovered_end = res.end_off;
+        lg->recovered_bytes = res.consumed;
+    }
     lg->tail_off = res.end_off;
     lg->next_seq = res.next_seq;
     lg->written_seq = lg->durable_seq = res.next_seq - 1;
