@@ -157,8 +157,8 @@
  *   fsync). Then write a status with the SAME head and a new epoch (next seq, fresh
  *   salt); fdatasync. The log still holds every record recovery applied, so if the
  *   machine loses the page cache, the next recovery applies them again; the next
- *   truncation re-applies them, fsyncs the segments and only then moves the head
- *   (barrier 2). Recovery is therefore one sequential read, the segment pwrites and
+ *   truncation of this process fsyncs the segments (it need not apply them again) and
+ *   only then moves the head (barrier 2). Recovery is therefore one sequential read, the segment pwrites and
  *   ONE small synchronous write. When the epoch table is full (a crash loop that never
  *   truncated), recovery instead fsyncs the segments and resets the head to the end of
  *   the chain with a single new epoch.
