@@ -200,6 +200,7 @@ static rvm_return_t apply_record(struct seg *const *segs, uint32_t nsegs,
 {
     const char *d = payload + (size_t)h->nranges * LOG_RANGE_HDR;
     rvm_return_t rc;
+    pass_note(p, d, (const char *)h + h->len);
     for (uint32_t i = 0; i < h->nranges; i++) {
         struct log_range_hdr r;
         memcpy(&r, payload + (size_t)i * LOG_RANGE_HDR, sizeof(r));
@@ -231,17 +232,25 @@ static int rec_in_window(const struct logrd *rd, uint64_t pos)
     return h.len >= LOG_REC_HDR && h.len <= rd->b.len - (pos - rd->win_off);
 }
 
-/* apply_next -- logrd_next for a pass: the pass points into the read window, so it is written
- * out before anything could move the window. 1, 0 or -errno as logrd_next; *rc on failure. */
+/* pass_leave_window -- the read window will move: carry what the pass needs, or write it out */
+static rvm_return_t pass_leave_window(struct apply_pass *p, const char *logpath)
+{
+    return pass_carry(p) == 0 ? RVM_SUCCESS : pass_flush(p, logpath);
+}
+
+/* apply_next -- logrd_next for a pass: the pass points into the read window, so it is carried
+ * or written out before anything could move the window. 1, 0 or -errno as logrd_next; *rc on
+ * failure. */
 static int apply_next(struct logrd *rd, struct apply_pass *p, uint64_t *pos, uint64_t seq,
                       const struct log_rec_hdr **h, const char **payload, rvm_return_t *rc)
 {
-    if (p->n > 0 && !rec_in_window(rd, *pos) && (*rc = pass_flush(p, rd->path)) != RVM_SUCCESS)
+    if (p->n > 0 && !rec_in_window(rd, *pos) &&
+        (*rc = pass_leave_window(p, rd->path)) != RVM_SUCCESS)
         return -EIO;
     int r = logrd_try(rd, *pos, seq, h, payload);
     if (r != 0 || *pos == 0)
         return r;
-    if (p->n > 0 && (*rc = pass_flush(p, rd->path)) != RVM_SUCCESS)
+    if (p->n > 0 && (*rc = pass_leave_window(p, rd->path)) != RVM_SUCCESS)
         return -EIO;
     r = logrd_try(rd, 0, seq, h, payload);      /* after a wrap */
     if (r == 1)

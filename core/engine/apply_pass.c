@@ -8,8 +8,9 @@
  * records. Writing record by record costs a syscall per range and writes overwritten bytes
  * again and again. A pass instead
  *   1. collects one "piece" per range of consecutive records, in log order: where it goes
- *      and where its new bytes are in the log read window (no copy: a pass is the records
- *      inside one window, up to APPLY_PASS_BYTES, or one larger record);
+ *      and where its new bytes are in the log read window (no copy while the window holds
+ *      them; when it moves, the bytes still needed are carried over, up to APPLY_PASS_BYTES;
+ *      a larger record is a pass of its own);
  *   2. sorts the pieces by (segment, offset) with a stable radix sort, so that pieces at the
  *      same offset stay in log order;
  *   3. sweeps them in offset order, keeping the pieces that cover the current offset in a
@@ -50,12 +51,50 @@ void pass_reset(struct apply_pass *p)
 {
     p->n = 0;
     p->nx = 0;
+    p->carry_len = 0;
+    p->wlo = p->whi = NULL;
+    p->wfirst = 0;
+}
+
+/* pass_note -- the pass now points into [lo, hi) of the current read window */
+void pass_note(struct apply_pass *p, const char *lo, const char *hi)
+{
+    if (p->wlo == NULL)
+        p->wlo = lo;
+    p->whi = hi;
+}
+
+/*
+ * pass_carry -- the read window is about to move: copy the bytes the pass uses out of it into
+ * the carry buffer and repoint the pieces. The window grows from 64 KiB (a short log costs
+ * little), so without this the first windows would make small passes, and a small pass of
+ * records spread over the whole segment writes range by range. 0, or -1 when the carry is
+ * full (or cannot be allocated): then the caller writes the pass out instead.
+ */
+int pass_carry(struct apply_pass *p)
+{
+    if (p->wlo == NULL)
+        return 0;
+    size_t need = (size_t)(p->whi - p->wlo);
+    if (p->carry == NULL && (p->carry = malloc(APPLY_PASS_BYTES)) == NULL)
+        return -1;
+    if (need > APPLY_PASS_BYTES - p->carry_len)
+        return -1;
+    char *to = p->carry + p->carry_len;
+    memcpy(to, p->wlo, need);
+    for (size_t i = p->wfirst; i < p->n; i++)
+        p->pc[i].src = to + (p->pc[i].src - p->wlo);
+    p->carry_len += need;
+    p->wlo = p->whi = NULL;
+    p->wfirst = p->n;
+    return 0;
 }
 
 /* pass_free -- release a pass's buffers */
 void pass_free(struct apply_pass *p)
 {
     buf_free(&p->scratch);
+    free(p->carry);
     free(p->pc);
     free(p->ord);
     free(p->tmp);

@@ -12,9 +12,9 @@
 
 #include "rvm_int.h"
 
-/* the log read window of an apply grows up to this; a pass is the records inside one
- * window (a record larger than this is a window, and a pass, of its own) */
-#define APPLY_PASS_BYTES (128u << 20)
+/* the log read window of an apply grows up to this, and a pass gathers records up to this
+ * much again (a record larger than this is a window, and a pass, of its own) */
+#define APPLY_PASS_BYTES (64u << 20)
 
 /* a piece's sort key: segment id above PASS_OFF_BITS bits of segment offset */
 #define PASS_OFF_BITS 48
@@ -46,12 +46,19 @@ struct apply_pass {
     struct pass_extent *x;
     size_t nx, xcap;
     struct buf scratch;           /* one merged write */
+    char *carry;                  /* new values kept from earlier read windows (up to
+                                   * APPLY_PASS_BYTES, allocated once, touched as used) */
+    size_t carry_len;
+    const char *wlo, *whi;        /* the bytes of the current read window the pass uses */
+    size_t wfirst;                /* the first piece pointing into the current window */
     struct seg *segs[SEG_MAX + 1];/* the segments pieces name, by id */
     char random[SEG_MAX + 1];     /* readahead turned off for this pass (by id) */
 };
 
 int pass_add(struct apply_pass *p, struct seg *s, uint64_t off, uint32_t len, const char *src);
 int pass_write(struct apply_pass *p, struct seg **bad);
+void pass_note(struct apply_pass *p, const char *lo, const char *hi);
+int pass_carry(struct apply_pass *p);
 void pass_reset(struct apply_pass *p);
 void pass_free(struct apply_pass *p);
 
