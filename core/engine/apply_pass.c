@@ -59,9 +59,12 @@ void pass_reset(struct apply_pass *p)
 /* pass_note -- the pass now points into [lo, hi) of the current read window */
 void pass_note(struct apply_pass *p, const char *lo, const char *hi)
 {
-    if (p->wlo == NULL)
+    /* records follow each other in the window, but after a wrap the next one is at its
+     * start: keep the span covering all of them */
+    if (p->wlo == NULL || lo < p->wlo)
         p->wlo = lo;
-    p->whi = hi;
+    if (p->whi == NULL || hi > p->whi)
+        p->whi = hi;
 }
 
 /*

@@ -62,11 +62,13 @@ rvm_return_t trunc_step(struct log *lg, uint64_t limit, int *progress)
     uint64_t t0 = now_usec();
     struct apply_res res;
     rvm_return_t rc = RVM_SUCCESS;
-    if (lg->recovered_seq >= seq)
+    int recovered = lg->recovered_seq >= seq;
+    if (recovered)
         trunc_recovered_span(lg, seq, &res);  /* applied already: only the barrier is left */
     else
         rc = apply_log(lg, off, seq, max, limit, &res);
-    if (rc == RVM_SUCCESS && res.next_seq <= max && res.consumed < limit)
+    /* an apply that stopped before max and before its limit found no valid record there */
+    if (rc == RVM_SUCCESS && !recovered && res.next_seq <= max && res.consumed < limit)
         rc = err_io(EIO, "log %s: record %llu at area offset %llu is unreadable although it "
                     "was made durable; the log file was damaged underneath lrvm",
                     lg->path, (unsigned long long)res.next_seq,

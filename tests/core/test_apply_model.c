@@ -336,6 +336,46 @@ static int recover_then_truncate(uint64_t seed, long ncommit, int fd)
     return seg_equals(m) == 0 ? 0 : 45;
 }
 
+/* recover_commit_truncate -- recovery, then one more commit, then a truncation: the step that
+ * takes the recovered records (without applying them) must not mistake the newer record
+ * after them for a damaged one, and the next step applies that record */
+static int recover_commit_truncate(uint64_t seed, long ncommit, int fd)
+{
+    (void)fd;
+    if (open_rvm() != 0)
+        return 50;
+    rvm_region_t rg;
+    rvm_init_region(&rg);
+    rg.data_dev = segp;
+    rg.length = SEG_LEN;
+    if (rvm_map(&rg, NULL) != RVM_SUCCESS)
+        return 51;
+    struct wrange r[40];
+    rvm_tid_t tid;
+    rvm_init_tid(&tid);
+    if (rvm_begin_transaction(&tid, no_restore) != RVM_SUCCESS)
+        return 52;
+    int n = txn_ranges(seed, (int)ncommit, r);
+    for (int i = 0; i < n; i++) {
+        char *p = rg.vmaddr + r[i].off;
+        if (rvm_set_range(&tid, p, r[i].len) != RVM_SUCCESS)
+            return 53;
+        for (uint32_t k = 0; k < r[i].len; k++)
+            p[k] = (char)(r[i].val + k * 7);
+    }
+    if (rvm_end_transaction(&tid, flush) != RVM_SUCCESS)
+        return 54;
+    rvm_return_t rc = rvm_truncate();
+    if (rc != RVM_SUCCESS) {
+        fprintf(stderr, "truncation after recovery and a commit: %s: %s\n", rvm_return(rc),
+                rvm_errmsg);
+        return 55;
+    }
+    unsigned char *m = malloc(SEG_LEN);
+    model(seed, (int)ncommit + 1, m);
+    return seg_equals(m) == 0 ? 0 : 56;
+}
+
 Test(apply_model, truncation_after_recovery_does_not_apply_again)
 {
     snprintf(dir, sizeof(dir), "/tmp/lrvm-apply-once-XXXXXX");
@@ -354,6 +394,19 @@ Test(apply_model, truncation_after_recovery_does_not_apply_again)
     close(pfd[0]);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "writer status %#x", st);
     st = run(recover_then_truncate, 7, TXNS, -1);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
+    unlink(logp);
+    fd = open(segp, O_RDWR | O_TRUNC, 0600);
+    cr_assert(fd >= 0 && ftruncate(fd, SEG_LEN) == 0);
+    close(fd);
+    cr_assert_eq(pipe(pfd), 0);
+    trunc_every = TXNS + 1;
+    st = run(writer_fn, 8, -1, pfd[1]);
+    trunc_every = TRUNC_EVERY;
+    close(pfd[1]);
+    close(pfd[0]);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "writer status %#x", st);
+    st = run(recover_commit_truncate, 8, TXNS, -1);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
     unlink(logp);
     unlink(segp);
