@@ -43,7 +43,7 @@
 #include "apply_pass.h"
 #include "sysio.h"
 
-#define APPLY_GAP (8u << 10)      /* merge extents closer than this into one write */
+#define APPLY_GAP 4096u           /* merge extents closer than a page into one write */
 #define APPLY_SPAN_MAX (4u << 20) /* largest merged write (scratch buffer size) */
 
 /* pass_reset -- empty the pass, keeping its buffers for the next one */
