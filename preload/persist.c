@@ -394,6 +394,9 @@ int shim_persist_setup(void *base, size_t reserve)
   rvm_options_t o;
   rvm_init_options(&o);
   o.log_dev = log_path;
+  /* Truncate once 1/8 of the log holds records (LRVM's default waits for half): the records
+   * left in the log are what the next start must apply, so this bounds the restart. */
+  o.truncate = 12;
   if (shim_opts.shared_group)
     o.flags |= RVM_SHARED_GROUP;
   filecheck_shared_group = shim_opts.shared_group;

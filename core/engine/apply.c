@@ -11,12 +11,16 @@
  *     crash at any point of an apply pass is repaired by applying again from the head
  *     the status block still names;
  *   - callers fsync the segments (apply_sync_segments) BEFORE moving the head.
+ * Records are not written one by one: apply_pass.c gathers consecutive records and writes
+ * the final bytes of everything they touch once, in segment offset order (its essay says
+ * why that order keeps the guarantees above).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "apply_pass.h"
 #include "rvm_int.h"
 #include "sysio.h"
 
@@ -45,8 +49,9 @@ static const char *logrd_get(struct logrd *rd, uint64_t pos, uint64_t len, int *
     }
     rd->b.len = (size_t)want;
     rd->win_off = pos;
-    /* start small (a short log costs little), double up to 4 MiB for long ones */
-    if (rd->chunk < (4u << 20))
+    /* start small (a short log costs little), double up to chunk_max (4 MiB by default) for
+     * long ones */
+    if (rd->chunk < (rd->chunk_max ? rd->chunk_max : (4u << 20)))
         rd->chunk *= 2;
     return rd->b.p;
 }
@@ -128,244 +133,86 @@ int logrd_next(struct logrd *rd, uint64_t *pos, uint64_t seq, const struct log_r
 }
 
 /*
- * Batched apply. Records are not written one range at a time: a batch of records
- * (up to APPLY_BATCH bytes of new values) is gathered, every range is cut at 1 MiB
- * boundaries of its segment into "pieces", and the pieces are grouped by window
- * (segment, offset >> 20) keeping log order inside each window. Windows are
- * disjoint, so each can be written independently: a dense window with one pread +
- * patch (pieces in log order: the later value wins) + one pwrite, a sparse one
- * piece by piece. The segment passes through intermediate states that no
- * sequential replay would produce, which is harmless: nothing reads the segment
- * until the pass is complete and synced, and after a crash recovery replays the
- * whole pass again from the head the status block still names.
+ * Applying records: consecutive records are gathered into a pass (apply_pass.c), which
+ * writes the final bytes of everything they touch once, in segment offset order.
  */
-#define APPLY_BATCH (32u << 20)
-#define APPLY_WIN_SHIFT 20
 
-struct piece {
-    uint32_t win;         /* its window: an index into batch.wlist */
-    uint32_t len;
-    uint64_t off;
-    uint64_t data;        /* offset in batch.data */
-};
+/* apply_progress -- the callback that hears how far an apply got (rvmutl's progress line);
+ * NULL: nobody listens. Set before recovery or truncation starts, read by the applying thread. */
+static apply_progress_fn progress_fn;
+static void *progress_arg;
 
-struct win {
-    uint64_t key;         /* seg id << 44 | window number; 0 = empty slot */
-    struct seg *s;
-    uint64_t lo, hi;
-    uint32_t n, pos;
-    uint32_t idx;         /* its index in wlist: pieces name windows by it, because a
-                           * rehash moves windows to other slots */
-};
-
-struct batch {
-    struct buf data;
-    struct piece *p;
-    size_t np, pcap;
-    struct win *w;        /* open addressing */
-    size_t wcap, nw;
-    uint32_t *wlist;      /* slot index of each used window, in first-use order */
-    uint32_t *order;
-    size_t ocap;
-    struct buf scratch;
-};
-
-/* batch_win -- the window of (seg, off), created if absent; index into b->w or -1 */
-static long batch_win(struct batch *b, struct seg *s, uint64_t off)
+void apply_set_progress(apply_progress_fn fn, void *arg)
 {
-    uint64_t key = ((uint64_t)s->id << 44) | (off >> APPLY_WIN_SHIFT);
-    if ((b->nw + 1) * 2 > b->wcap) {
-        size_t cap = b->wcap ? b->wcap * 2 : 256;
-        struct win *w = calloc(cap, sizeof(*w));
-        uint32_t *l = realloc(b->wlist, cap * sizeof(*l));
-        if (w == NULL || l == NULL) {
-            free(w);
-            if (l)
-                b->wlist = l;
-            return -1;
-        }
-        b->wlist = l;
-        for (size_t i = 0; i < b->nw; i++) {
-            struct win *o = &b->w[b->wlist[i]];
-            size_t h = (size_t)(o->key * 0x9E3779B97F4A7C15ull >> 20) & (cap - 1);
-            while (w[h].key)
-                h = (h + 1) & (cap - 1);
-            w[h] = *o;
-            b->wlist[i] = (uint32_t)h;
-        }
-        free(b->w);
-        b->w = w;
-        b->wcap = cap;
-    }
-    size_t h = (size_t)(key * 0x9E3779B97F4A7C15ull >> 20) & (b->wcap - 1);
-    while (b->w[h].key && b->w[h].key != key)
-        h = (h + 1) & (b->wcap - 1);
-    if (!b->w[h].key) {
-        b->w[h] = (struct win){ .key = key, .s = s, .lo = UINT64_MAX, .hi = 0,
-                                .idx = (uint32_t)b->nw };
-        b->wlist[b->nw++] = (uint32_t)h;
-    }
-    return (long)h;
+    progress_fn = fn;
+    progress_arg = arg;
 }
 
-/* batch_add -- add one range (new values at data offset d) as pieces */
-static int batch_add(struct batch *b, struct seg *s, uint64_t off, uint64_t len, uint64_t d)
+/* rec_segment -- the open segment a range of record h names, or NULL with rvm_errmsg set */
+static struct seg *rec_segment(struct seg *const *segs, uint32_t nsegs, uint32_t id,
+                               const struct log_rec_hdr *h, const char *logpath, rvm_return_t *rc)
 {
-    while (len > 0) {
-        uint64_t wend = ((off >> APPLY_WIN_SHIFT) + 1) << APPLY_WIN_SHIFT;
-        uint64_t k = len < wend - off ? len : wend - off;
-        long wi = batch_win(b, s, off);
-        if (wi < 0)
-            return ENOMEM;
-        if (b->np == b->pcap) {
-            size_t cap = b->pcap ? b->pcap * 2 : 1024;
-            struct piece *p = realloc(b->p, cap * sizeof(*p));
-            if (p == NULL)
-                return ENOMEM;
-            b->p = p;
-            b->pcap = cap;
-        }
-        struct win *w = &b->w[wi];
-        b->p[b->np++] = (struct piece){ .win = w->idx, .len = (uint32_t)k, .off = off,
-                                        .data = d };
-        w->n++;
-        if (off < w->lo)
-            w->lo = off;
-        if (off + k > w->hi)
-            w->hi = off + k;
-        off += k;
-        d += k;
-        len -= k;
+    struct seg *s = id <= nsegs ? segs[id] : NULL;
+    if (s == NULL) {
+        *rc = err_set(RVM_ELOG, "log %s: record %llu names segment id %u, which is not in the "
+                      "log's segment dictionary; the log is damaged", logpath,
+                      (unsigned long long)h->seq, id);
+        return NULL;
     }
-    return 0;
+    if (s->fd < 0 && s->ident_bad) {
+        char want[2 * LOG_SEG_ID_LEN + 1];
+        seg_ident_hex(s->ident, want);
+        *rc = err_set(RVM_ELOG, "log %s: record %llu updates segment %s (id %u), but the file "
+                      "at that path is not that segment: the log expects identity %s and the "
+                      "file carries another one, or none. The log is never applied to another "
+                      "segment; put the segment this log belongs to back at that path (a copied "
+                      "pair must be copied together, log and segment in one directory)",
+                      logpath, (unsigned long long)h->seq, s->path, id, want);
+        return NULL;
+    }
+    if (s->fd < 0) {
+        *rc = err_set(RVM_EIO, "log %s: segment %s (id %u) has committed updates in the log but "
+                      "cannot be opened: %s; restore the file and start again", logpath, s->path,
+                      id, s->open_why ? s->open_why : strerror(s->open_err));
+        return NULL;
+    }
+    return s;
 }
 
-/* batch_flush -- write every window of the batch, then empty it */
-static rvm_return_t batch_flush(struct batch *b, const char *logpath)
+/* pass_flush -- write the pass out; an rvm error naming the file on failure */
+static rvm_return_t pass_flush(struct apply_pass *p, const char *logpath)
 {
-    rvm_return_t rc = RVM_SUCCESS;
-    if (b->np == 0)
-        goto reset;
-    if (b->ocap < b->np) {
-        uint32_t *o = realloc(b->order, b->np * sizeof(*o));
-        if (o == NULL)
-            return err_set(RVM_ENO_MEMORY, "out of memory applying log %s", logpath);
-        b->order = o;
-        b->ocap = b->np;
-    }
-    /* counting sort of pieces by window, stable: log order kept inside a window */
-    uint32_t pos = 0;
-    for (size_t i = 0; i < b->nw; i++) {
-        struct win *w = &b->w[b->wlist[i]];
-        w->pos = pos;
-        pos += w->n;
-    }
-    for (size_t i = 0; i < b->np; i++)
-        b->order[b->w[b->wlist[b->p[i].win]].pos++] = (uint32_t)i;
-    pos = 0;
-    for (size_t i = 0; i < b->nw && rc == RVM_SUCCESS; i++) {
-        struct win *w = &b->w[b->wlist[i]];
-        uint32_t *ord = b->order + pos;
-        pos += w->n;
-        struct seg *s = w->s;
-        uint64_t span = w->hi - w->lo;
-        int e = 0;
-        /* one pread + one pwrite of the span beats n small pwrites once the pieces
-         * average one per 4 KiB (a syscall costs about as much as copying 4 KiB twice) */
-        int dense = w->n > 1 && span <= (uint64_t)w->n * 4096;
-        if (dense) {
-            b->scratch.len = 0;
-            if (buf_reserve(&b->scratch, (size_t)span) != 0)
-                return err_set(RVM_ENO_MEMORY, "out of memory applying log %s", logpath);
-            e = full_pread(s->fd, b->scratch.p, (size_t)span, w->lo);
-            if (e < 0) {
-                dense = 0;          /* the span reaches past the end of the file */
-                e = 0;
-            }
-        }
-        if (dense && e == 0) {
-            for (uint32_t k = 0; k < w->n; k++) {
-                const struct piece *p = &b->p[ord[k]];
-                memcpy(b->scratch.p + (p->off - w->lo), b->data.p + p->data, p->len);
-            }
-            /* bytes between pieces are rewritten with the values just read: only
-             * apply passes (serialised by trunc_mu) write segment files */
-            e = full_pwrite(s->fd, b->scratch.p, (size_t)span, w->lo);
-        } else if (e == 0) {
-            for (uint32_t k = 0; k < w->n && e == 0; k++) {
-                const struct piece *p = &b->p[ord[k]];
-                e = full_pwrite(s->fd, b->data.p + p->data, p->len, p->off);
-            }
-        }
-        if (e)
-            rc = err_io(e < 0 ? EIO : e, "segment %s: writing committed data from log %s "
-                        "failed: %s; the log keeps the data (run recovery again once the "
-                        "problem is fixed)", s->path, logpath, strerror(e < 0 ? EIO : e));
-        s->dirty = 1;
-    }
-reset:
-    for (size_t i = 0; i < b->nw; i++)
-        b->w[b->wlist[i]].key = 0;
-    b->nw = 0;
-    b->np = 0;
-    b->data.len = 0;
-    return rc;
+    struct seg *bad;
+    int e = pass_write(p, &bad);
+    if (e == 0)
+        return RVM_SUCCESS;
+    if (bad == NULL)
+        return err_set(RVM_ENO_MEMORY, "out of memory applying log %s", logpath);
+    return err_io(e < 0 ? EIO : e, "segment %s: writing committed data from log %s failed: %s; "
+                  "the log keeps the data (run recovery again once the problem is fixed)",
+                  bad->path, logpath, strerror(e < 0 ? EIO : e));
 }
 
-/* batch_free -- release a batch */
-static void batch_free(struct batch *b)
-{
-    buf_free(&b->data);
-    buf_free(&b->scratch);
-    free(b->p);
-    free(b->w);
-    free(b->wlist);
-    free(b->order);
-}
-
-/* apply_record -- add one record's ranges to the batch */
+/* apply_record -- add one record's ranges to the pass */
 static rvm_return_t apply_record(struct seg *const *segs, uint32_t nsegs,
                                  const struct log_rec_hdr *h, const char *payload,
-                                 struct batch *b, const char *logpath, struct apply_res *res)
+                                 struct apply_pass *p, const char *logpath, struct apply_res *res)
 {
-    const char *rh = payload;
-    size_t hdrs = (size_t)h->nranges * LOG_RANGE_HDR;
-    size_t dlen = h->len - LOG_REC_HDR - hdrs;
-    if (b->data.len + dlen > APPLY_BATCH && b->np > 0) {
-        rvm_return_t rc = batch_flush(b, logpath);
-        if (rc)
-            return rc;
-    }
-    if (buf_reserve(&b->data, dlen) != 0)
-        return err_set(RVM_ENO_MEMORY, "out of memory applying log %s", logpath);
-    uint64_t d = b->data.len;
-    memcpy(b->data.p + d, payload + hdrs, dlen);
-    b->data.len += dlen;
+    const char *d = payload + (size_t)h->nranges * LOG_RANGE_HDR;
+    rvm_return_t rc;
+    pass_note(p, d, (const char *)h + h->len);
     for (uint32_t i = 0; i < h->nranges; i++) {
         struct log_range_hdr r;
-        memcpy(&r, rh + (size_t)i * LOG_RANGE_HDR, sizeof(r));
-        if (r.seg > nsegs || segs[r.seg] == NULL)
-            return err_set(RVM_ELOG, "log %s: record %llu names segment id %u, which is not "
-                           "in the log's segment dictionary; the log is damaged",
-                           logpath, (unsigned long long)h->seq, r.seg);
-        if (segs[r.seg]->fd < 0 && segs[r.seg]->ident_bad) {
-            char want[2 * LOG_SEG_ID_LEN + 1];
-            seg_ident_hex(segs[r.seg]->ident, want);
-            return err_set(RVM_ELOG, "log %s: record %llu updates segment %s (id %u), but the "
-                           "file at that path is not that segment: the log expects identity "
-                           "%s and the file carries another one, or none. The log is never "
-                           "applied to another segment; put the segment this log belongs to "
-                           "back at that path (a copied pair must be copied together, log "
-                           "and segment in one directory)", logpath,
-                           (unsigned long long)h->seq, segs[r.seg]->path, r.seg, want);
-        }
-        if (segs[r.seg]->fd < 0)
-            return err_set(RVM_EIO, "log %s: segment %s (id %u) has committed updates in the "
-                           "log but cannot be opened: %s; restore the file and start again",
-                           logpath, segs[r.seg]->path, r.seg,
-                           segs[r.seg]->open_why ? segs[r.seg]->open_why
-                                                 : strerror(segs[r.seg]->open_err));
-        if (batch_add(b, segs[r.seg], r.off, r.len, d) != 0)
+        memcpy(&r, payload + (size_t)i * LOG_RANGE_HDR, sizeof(r));
+        struct seg *s = rec_segment(segs, nsegs, r.seg, h, logpath, &rc);
+        if (s == NULL)
+            return rc;
+        int e = pass_add(p, s, r.off, r.len, d);
+        if (e == EINVAL)
+            return err_set(RVM_ELOG, "log %s: record %llu writes at offset %llu of segment %s, "
+                           "beyond any file's size; the log is damaged", logpath,
+                           (unsigned long long)h->seq, (unsigned long long)r.off, s->path);
+        if (e)
             return err_set(RVM_ENO_MEMORY, "out of memory applying log %s", logpath);
         d += r.len;
     }
@@ -374,24 +221,65 @@ static rvm_return_t apply_record(struct seg *const *segs, uint32_t nsegs,
     return RVM_SUCCESS;
 }
 
+/* rec_in_window -- does the read window already hold the whole record whose header is at
+ * pos? Then reading it does not move the window, and the pass's pointers stay valid. */
+static int rec_in_window(const struct logrd *rd, uint64_t pos)
+{
+    if (pos < rd->win_off || pos - rd->win_off + LOG_REC_HDR > rd->b.len)
+        return 0;
+    struct log_rec_hdr h;
+    memcpy(&h, rd->b.p + (pos - rd->win_off), sizeof(h));
+    return h.len >= LOG_REC_HDR && h.len <= rd->b.len - (pos - rd->win_off);
+}
+
+/* pass_leave_window -- the read window will move: carry what the pass needs, or write it out */
+static rvm_return_t pass_leave_window(struct apply_pass *p, const char *logpath)
+{
+    return pass_carry(p) == 0 ? RVM_SUCCESS : pass_flush(p, logpath);
+}
+
+/* apply_next -- logrd_next for a pass: the pass points into the read window, so it is carried
+ * or written out before anything could move the window. 1, 0 or -errno as logrd_next; *rc on
+ * failure. */
+static int apply_next(struct logrd *rd, struct apply_pass *p, uint64_t *pos, uint64_t seq,
+                      const struct log_rec_hdr **h, const char **payload, rvm_return_t *rc)
+{
+    if (p->n > 0 && !rec_in_window(rd, *pos) &&
+        (*rc = pass_leave_window(p, rd->path)) != RVM_SUCCESS)
+        return -EIO;
+    int r = logrd_try(rd, *pos, seq, h, payload);
+    if (r != 0 || *pos == 0)
+        return r;
+    if (p->n > 0 && (*rc = pass_leave_window(p, rd->path)) != RVM_SUCCESS)
+        return -EIO;
+    r = logrd_try(rd, 0, seq, h, payload);      /* after a wrap */
+    if (r == 1)
+        *pos = 0;
+    return r;
+}
+
 /*
  * apply_log_rd -- apply valid records from (off, seq) while seq <= max_seq and fewer
  * than `limit` area bytes were consumed. Fills res with where the chain stopped.
+ * total: the area bytes the caller expects (for progress only; 0 unknown).
  */
 static rvm_return_t apply_log_rd(struct logrd *rd, struct seg *const *segs, uint32_t nsegs,
                                  uint64_t off, uint64_t seq, uint64_t max_seq,
-                                 uint64_t limit, struct apply_res *res)
+                                 uint64_t limit, uint64_t total, struct apply_res *res)
 {
-    struct batch b;
-    memset(&b, 0, sizeof(b));
+    struct apply_pass *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return err_set(RVM_ENO_MEMORY, "out of memory applying log %s", rd->path);
     rvm_return_t rc = RVM_SUCCESS;
     memset(res, 0, sizeof(*res));
     uint64_t cur = off;
     while (seq <= max_seq && res->consumed < limit) {
         const struct log_rec_hdr *h;
         const char *payload;
-        uint64_t p = cur;
-        int r = logrd_next(rd, &p, seq, &h, &payload);
+        uint64_t pos = cur;
+        int r = apply_next(rd, p, &pos, seq, &h, &payload, &rc);
+        if (rc != RVM_SUCCESS)
+            break;
         if (r < 0) {
             rc = err_set(RVM_EIO, "log %s: read failed: %s", rd->path, strerror(-r));
             rvm_ioerrno = -r;
@@ -399,27 +287,66 @@ static rvm_return_t apply_log_rd(struct logrd *rd, struct seg *const *segs, uint
         }
         if (r == 0)
             break;
-        if (p != cur)
+        if (pos != cur)
             res->consumed += rd->area_len - cur; /* the wrap gap */
         uint32_t len = h->len;
-        rc = apply_record(segs, nsegs, h, payload, &b, rd->path, res);
+        rc = apply_record(segs, nsegs, h, payload, p, rd->path, res);
         if (rc)
             break;
         res->consumed += len;
         res->nrec++;
-        cur = p + len;
+        cur = pos + len;
         if (rd->area_len - cur < LOG_REC_HDR) {
             res->consumed += rd->area_len - cur;
             cur = 0;
         }
         seq++;
+        if (progress_fn != NULL)
+            progress_fn(progress_arg, res->consumed, total);
     }
     if (rc == RVM_SUCCESS)
-        rc = batch_flush(&b, rd->path);
+        rc = pass_flush(p, rd->path);
     res->end_off = cur;
     res->next_seq = seq;
-    batch_free(&b);
+    pass_free(p);
+    free(p);
     return rc;
+}
+
+/* chain_hdr_ok -- does a header for seq, plausible by its fields alone, start at pos? */
+static int chain_hdr_ok(struct logrd *rd, uint64_t pos, uint64_t seq, uint32_t *len)
+{
+    int err = 0;
+    if (rd->area_len - pos < LOG_REC_HDR)
+        return 0;
+    const char *q = logrd_get(rd, pos, LOG_REC_HDR, &err);
+    if (q == NULL)
+        return 0;
+    struct log_rec_hdr h;
+    memcpy(&h, q, sizeof(h));
+    *len = h.len;
+    return h.magic == LOG_REC_MAGIC && h.type == LOG_REC_TXN && h.seq == seq &&
+           h.len >= LOG_REC_HDR && !(h.len & 7) && pos + h.len <= rd->area_len;
+}
+
+/* apply_chain_bytes -- the area bytes of the chain of records from (off, seq), judged by
+ * their headers only (no checksum): what a progress line calls the total */
+static uint64_t apply_chain_bytes(struct logrd *rd, uint64_t off, uint64_t seq)
+{
+    uint64_t cur = off, sum = 0;
+    uint32_t len;
+    while (sum < rd->area_len) {
+        if (!chain_hdr_ok(rd, cur, seq, &len)) {
+            if (cur == 0 || !chain_hdr_ok(rd, 0, seq, &len))
+                break;
+            sum += rd->area_len - cur;        /* the wrap, as logrd_next takes it */
+            cur = 0;
+        }
+        sum += len;
+        cur += len;
+        seq++;
+    }
+    return sum;
 }
 
 /* apply_log -- apply records of the open log (truncation and recovery) */
@@ -433,9 +360,15 @@ rvm_return_t apply_log(struct log *lg, uint64_t off, uint64_t seq, uint64_t max_
     pthread_mutex_unlock(&lg->status_mu);
     struct logrd rd = { .fd = lg->fd, .path = lg->path, .area_off = lg->area_off,
                         .area_len = lg->area_len, .epochs = ep, .nepochs = nep,
-                        .chunk = 64u << 10 };
+                        .chunk = 64u << 10, .chunk_max = APPLY_PASS_BYTES };
     uint32_t nsegs = __atomic_load_n(&R.nsegs, __ATOMIC_ACQUIRE);
-    rvm_return_t rc = apply_log_rd(&rd, R.segs, nsegs, off, seq, max_seq, limit, res);
+    uint64_t total = 0;
+    if (progress_fn != NULL) {
+        total = apply_chain_bytes(&rd, off, seq);
+        if (total > limit)
+            total = limit;
+    }
+    rvm_return_t rc = apply_log_rd(&rd, R.segs, nsegs, off, seq, max_seq, limit, total, res);
     buf_free(&rd.b);
     return rc;
 }

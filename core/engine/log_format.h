@@ -193,7 +193,8 @@
  *   truncation in the same process fsyncs the segments recovery wrote and only then
  *   moves the head past them (barrier 2), without applying them again: the page cache
  *   holds them, and applying them again would make the file show older committed
- *   values between two of them, which a region mapped from the file would see. Recovery is therefore one sequential read, the segment pwrites and
+ *   values between two of them, which a region mapped from the file would see.
+ *   Recovery is therefore one sequential read, the segment pwrites and
  *   ONE small synchronous write. When the epoch table is full (a crash loop that never
  *   truncated), recovery instead fsyncs the segments and resets the head to the end of
  *   the chain with a single new epoch.

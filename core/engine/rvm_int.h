@@ -164,6 +164,10 @@ struct log {
     uint64_t queued_bytes;
     uint64_t n_grow;            /* times the record area grew (log_grow.c) */
     uint64_t n_settled;         /* big streamed records applied at once (log_stream.c) */
+    /* records recovery applied to the segments' page cache in this process and that no
+     * truncation has made durable yet: (head, recovered_seq] ending at recovered_end, whose
+     * area bytes are recovered_bytes; recovered_seq 0 = none (trunc_mu) */
+    uint64_t recovered_seq, recovered_end, recovered_bytes;
 };
 
 /* process-wide state */
@@ -267,7 +271,8 @@ struct logrd {
     uint64_t salt;                  /* this salt (readers of a single incarnation) */
     struct buf b;
     uint64_t win_off;     /* area offset of b.p[0] */
-    size_t chunk;
+    size_t chunk;         /* the next read's size: doubles up to chunk_max (0: 4 MiB) */
+    size_t chunk_max;
 };
 int logrd_next(struct logrd *rd, uint64_t *pos, uint64_t seq, const struct log_rec_hdr **hdr,
                const char **payload);
@@ -277,6 +282,11 @@ int rec_check_payload(const struct log_rec_hdr *h, const char *payload);
 rvm_return_t apply_log(struct log *lg, uint64_t off, uint64_t seq, uint64_t max_seq,
                        uint64_t limit, struct apply_res *res);
 rvm_return_t apply_sync_segments(void);
+/* apply_progress_fn -- hears, after each applied record, the area bytes applied so far and
+ * the bytes expected (0: unknown). Called on the applying thread; must not call into lrvm. */
+typedef void (*apply_progress_fn)(void *arg, uint64_t done, uint64_t total);
+/* apply_set_progress -- register fn (NULL: none) for the applies that follow (rvmutl) */
+void apply_set_progress(apply_progress_fn fn, void *arg);
 uint32_t rec_seed_for(const struct log_epoch *e, uint32_t n, uint64_t seq);
 
 /* trunc.c */

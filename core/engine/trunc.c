@@ -27,27 +27,22 @@
 #include "observer.h"
 
 /*
- * trunc_recovered -- the oldest live records are the ones recovery applied in this process
- * (lg->recovered): they are in the segments' page cache already, so truncating them is only
- * the fsync of those segments and the head move, done as one slice however long it is.
- * Applying them again would be idempotent in the end but not on the way: between two of
- * their records the file would show an older committed value again, and a region mapped
- * MAP_PRIVATE from the file sees every such value in the pages it has not written. Since
- * recovery, only this slice's pass moves the head, and nothing of this run lies below
- * recovery's end, so the file holds exactly the state the recovered records describe (and
- * perhaps newer committed values, which redo from the new head writes again). Caller holds
- * trunc_mu. Returns 1 and fills *res when it applies.
+ * trunc_recovered_span -- the records recovery applied in this process (to the segments' page
+ * cache) and left in the log: they start at the head (nothing moved it since), and applying
+ * them again would only rewrite the same bytes -- worse, slice by slice it would show older
+ * committed values again between two slices, to anyone reading the file meanwhile. So the
+ * step that takes them writes nothing: it fsyncs the segments recovery wrote (they are still
+ * marked dirty) and moves the head past the whole span at once, whatever the slice limit
+ * (the cost is the fsync, not the bytes). Crash before the status write: the head still
+ * names them and the next recovery applies them again, as before.
  */
-static int trunc_recovered(struct log *lg, uint64_t seq, struct apply_res *res)
+static void trunc_recovered_span(const struct log *lg, uint64_t seq, struct apply_res *res)
 {
-    if (lg->rec_next_seq == 0)
-        return 0;
-    int mine = seq < lg->rec_next_seq;
-    if (mine)
-        *res = (struct apply_res){ .end_off = lg->rec_end_off, .next_seq = lg->rec_next_seq,
-                                   .consumed = lg->rec_consumed, .nrec = lg->rec_nrec };
-    lg->rec_next_seq = 0;
-    return mine;
+    memset(res, 0, sizeof(*res));
+    res->end_off = lg->recovered_end;
+    res->next_seq = lg->recovered_seq + 1;
+    res->consumed = lg->recovered_bytes;
+    res->nrec = lg->recovered_seq + 1 - seq;
 }
 
 /* trunc_step -- apply up to `limit` bytes of the oldest durable records, move the head */
@@ -67,10 +62,12 @@ rvm_return_t trunc_step(struct log *lg, uint64_t limit, int *progress)
     uint64_t t0 = now_usec();
     struct apply_res res;
     rvm_return_t rc = RVM_SUCCESS;
-    /* the recovered records end where recovery's chain ended, not at max or limit */
-    int recovered = trunc_recovered(lg, seq, &res);
-    if (!recovered)
+    int recovered = lg->recovered_seq >= seq;
+    if (recovered)
+        trunc_recovered_span(lg, seq, &res);  /* applied already: only the barrier is left */
+    else
         rc = apply_log(lg, off, seq, max, limit, &res);
+    /* an apply that stopped before max and before its limit found no valid record there */
     if (rc == RVM_SUCCESS && !recovered && res.next_seq <= max && res.consumed < limit)
         rc = err_io(EIO, "log %s: record %llu at area offset %llu is unreadable although it "
                     "was made durable; the log file was damaged underneath lrvm",
@@ -88,6 +85,7 @@ rvm_return_t trunc_step(struct log *lg, uint64_t limit, int *progress)
         lg->head_off = res.end_off;
         lg->head_seq = res.next_seq;
         lg->used -= res.consumed;
+        lg->recovered_seq = 0;
         uint64_t dt = now_usec() - t0;
         R.st.last_truncation_time = (rvm_length_t)(dt / 1000);
         R.st.last_tree_apply_time = (rvm_length_t)(dt / 1000);
@@ -326,16 +324,15 @@ rvm_return_t recover(struct log *lg)
         lg->used = res.consumed;
     }
     pthread_mutex_unlock(&lg->status_mu);
-    /* The recovered records stay live in the log (the head did not move). Applying them
-     * again would make the file show older committed values between two of them ('X'
-     * re-applied before the later 'Z'), which a region mapped from the file would see:
-     * the next truncation syncs them instead (trunc_recovered), so rvm_map needs no
-     * truncation first. */
+    /* The recovered records stay live in the log (the head did not move), and the segment
+     * files' page cache already holds their final bytes: the next truncation only has to
+     * fsync the segments and move the head (trunc_recovered_span), it never applies them
+     * again. So a region mapped now (MAP_PRIVATE or copied in) reads the committed state,
+     * and rvm_map has nothing to settle first. */
     if (rc == RVM_SUCCESS && res.nrec > 0 && !full) {
-        lg->rec_end_off = res.end_off;
-        lg->rec_next_seq = res.next_seq;
-        lg->rec_consumed = res.consumed;
-        lg->rec_nrec = res.nrec;
+        lg->recovered_seq = res.next_seq - 1;
+        lg->recovered_end = res.end_off;
+        lg->recovered_bytes = res.consumed;
     }
     lg->tail_off = res.end_off;
     lg->next_seq = res.next_seq;

@@ -401,8 +401,10 @@ int cmd_recover(const char *path, int salvage)
     o->flags |= filecheck_shared_group ? RVM_SHARED_GROUP : 0;
     R.salvage = salvage;
     memset(&R.salvaged, 0, sizeof(R.salvaged));
+    progress_begin();
     rvm_return_t rc = RVM_INIT(o);
     if (rc != RVM_SUCCESS) {
+        progress_end();
         fprintf(stderr, "rvmutl: recovery of %s failed: %s: %s\n", path, rvm_return(rc),
                 rvm_errmsg);
         return 1;
@@ -410,6 +412,7 @@ int cmd_recover(const char *path, int salvage)
     /* rvm_initialize applied the records; rvm_truncate syncs the segments and empties
      * the log */
     rc = rvm_truncate();
+    progress_end();
     if (rc != RVM_SUCCESS) {
         fprintf(stderr, "rvmutl: truncation of %s failed: %s: %s\n", path, rvm_return(rc),
                 rvm_errmsg);

@@ -17,6 +17,11 @@ int cmd_recover(const char *path, int salvage);
 int utl_overlay_file(const char *logp, const char *seg, uint64_t off, void *buf, size_t len,
                      uint64_t *nrec);
 
+/* progress_begin / progress_end -- around an apply (recovery, truncation): a progress line on
+ * standard error while it runs, only when standard error is a terminal (rvmutl_progress.c) */
+void progress_begin(void);
+void progress_end(void);
+
 /* cmd_leaks -- `rvmutl leaks SEGMENT [LOG] [--all] [--reclaim [--yes]]` (rvmutl_leaks.c);
  * argv: the arguments after "leaks" */
 int cmd_leaks(int argc, char **argv);
