@@ -116,7 +116,7 @@ rvm_return_t err_io(int e, const char *fmt, ...)
     err_vset(fmt, ap);
     va_end(ap);
     rvm_ioerrno = e;
-    __atomic_store_n(&R.sticky, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&engine.sticky, 1, __ATOMIC_RELEASE);
     return RVM_EIO;
 }
 

@@ -361,14 +361,14 @@ rvm_return_t apply_log(struct log *lg, uint64_t off, uint64_t seq, uint64_t max_
     struct logrd rd = { .fd = lg->fd, .path = lg->path, .area_off = lg->area_off,
                         .area_len = lg->area_len, .epochs = ep, .nepochs = nep,
                         .chunk = 64u << 10, .chunk_max = APPLY_PASS_BYTES };
-    uint32_t nsegs = __atomic_load_n(&R.nsegs, __ATOMIC_ACQUIRE);
+    uint32_t nsegs = __atomic_load_n(&engine.nsegs, __ATOMIC_ACQUIRE);
     uint64_t total = 0;
     if (progress_fn != NULL) {
         total = apply_chain_bytes(&rd, off, seq);
         if (total > limit)
             total = limit;
     }
-    rvm_return_t rc = apply_log_rd(&rd, R.segs, nsegs, off, seq, max_seq, limit, total, res);
+    rvm_return_t rc = apply_log_rd(&rd, engine.segs, nsegs, off, seq, max_seq, limit, total, res);
     buf_free(&rd.b);
     return rc;
 }
@@ -392,5 +392,5 @@ static rvm_return_t apply_sync_table(struct seg *const *segs, uint32_t nsegs)
 /* apply_sync_segments -- fsync the segments truncation wrote (caller holds trunc_mu) */
 rvm_return_t apply_sync_segments(void)
 {
-    return apply_sync_table(R.segs, __atomic_load_n(&R.nsegs, __ATOMIC_ACQUIRE));
+    return apply_sync_table(engine.segs, __atomic_load_n(&engine.nsegs, __ATOMIC_ACQUIRE));
 }

@@ -172,7 +172,7 @@ rvm_return_t cset_add(struct log *lg, const struct range *r, size_t n)
     cs->nranges_in += n;
     cs->nbytes_in += bytes;
     if (cs->ntxn > 0) {
-        R.st.n_trans_coalesced++;
+        engine.st.n_trans_coalesced++;
     }
     cs->ntxn++;
     return RVM_SUCCESS;
@@ -241,8 +241,8 @@ rvm_return_t cset_materialize(struct log *lg)
         outbytes += cs->out[i].len;
     uint64_t relim = cs->nranges_in > nr ? cs->nranges_in - nr : 0;
     uint64_t belim = cs->nbytes_in > outbytes ? cs->nbytes_in - outbytes : 0;
-    R.st.n_trans_elim += relim;
-    R.st.trans_overlap = rvm_add_length_to_offset(&R.st.trans_overlap, belim);
+    engine.st.n_trans_elim += relim;
+    engine.st.trans_overlap = rvm_add_length_to_offset(&engine.st.trans_overlap, belim);
     cs->nranges_in = cs->nbytes_in = 0;
     /* recycle: pages back to the pool, directories emptied */
     for (size_t i = 0; i < cs->n; i++)

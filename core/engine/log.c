@@ -269,7 +269,7 @@ rvm_return_t log_status_write(struct log *lg, uint64_t head_off, uint64_t head_s
             return err_set(RVM_ENO_MEMORY, "out of memory writing status of log %s", lg->path);
         slot = p;
     }
-    uint32_t nsegs = __atomic_load_n(&R.nsegs, __ATOMIC_ACQUIRE);
+    uint32_t nsegs = __atomic_load_n(&engine.nsegs, __ATOMIC_ACQUIRE);
     /* epochs wholly before the new head describe no live record any more */
     uint32_t keep = 0;
     while (keep + 1 < lg->nepochs && lg->epochs[keep + 1].seq <= head_seq)
@@ -281,12 +281,12 @@ rvm_return_t log_status_write(struct log *lg, uint64_t head_off, uint64_t head_s
     /* a segment that had no identity when it joined may carry one now: a new image
      * segment's header reaches its file at the first truncation or recovery */
     for (uint32_t i = 1; i <= nsegs; i++) {
-        struct seg *s = R.segs[i];
+        struct seg *s = engine.segs[i];
         if (s != NULL && s->fd >= 0 && !seg_ident_known(s->ident))
             seg_ident_read(s->fd, s->ident);
     }
     uint32_t used = log_build_status(slot, lg->generation + 1, lg->area_len, head_off,
-                                     head_seq, lg->epochs, lg->nepochs, R.segs, nsegs,
+                                     head_seq, lg->epochs, lg->nepochs, engine.segs, nsegs,
                                      lg->dir);
     if (used == 0)
         return err_set(RVM_ETOO_BIG, "log %s: the segment dictionary (%u segments) does not "
@@ -317,7 +317,7 @@ rvm_return_t log_add_segment(struct log *lg, struct seg *s)
         rc = log_status_write(lg, lg->st_head_off, lg->st_head_seq);
         if (rc == RVM_SUCCESS) {
             pthread_mutex_lock(&lg->mu);
-            R.st.n_special++;
+            engine.st.n_special++;
             pthread_mutex_unlock(&lg->mu);
         }
     }
@@ -480,7 +480,7 @@ void log_kick_truncation(struct log *lg)
  */
 rvm_return_t log_wait_space(struct log *lg)
 {
-    R.st.n_truncation_wait++;
+    engine.st.n_truncation_wait++;
     if (lg->used == 0)   /* cannot happen: records fit an empty log (grown first if not) */
         return err_set(RVM_EINTERNAL, "log %s: a record does not fit the empty log",
                        lg->path);
@@ -488,16 +488,16 @@ rvm_return_t log_wait_space(struct log *lg)
         uint64_t before = lg->used;
         lg->space_waiters++;
         pthread_cond_signal(&lg->trunc_cv);
-        while (lg->used == before && !R.sticky && lg->trunc_running)
+        while (lg->used == before && !engine.sticky && lg->trunc_running)
             pthread_cond_wait(&lg->space_cv, &lg->mu);
         lg->space_waiters--;
-        return R.sticky ? RVM_EIO : RVM_SUCCESS;
+        return engine.sticky ? RVM_EIO : RVM_SUCCESS;
     }
     pthread_mutex_unlock(&lg->mu);
     int progress = 0;
     rvm_return_t rc = trunc_step(lg, lg->area_len / 4, &progress);
     pthread_mutex_lock(&lg->mu);
-    R.st.tot_sync_truncation++;
+    engine.st.tot_sync_truncation++;
     if (rc == RVM_SUCCESS && !progress)
         rc = err_set(RVM_EINTERNAL, "log %s: no space and nothing to truncate (used %llu of "
                      "%llu)", lg->path, (unsigned long long)lg->used,
@@ -543,12 +543,12 @@ rvm_return_t log_sync(struct log *lg)
                       "(restart the program: recovery keeps every acknowledged commit)",
                       lg->path, strerror(rc));
     lg->durable_seq = upto;
-    R.st.flush_time.tv_usec += (long)dt;
-    R.st.flush_time.tv_sec += R.st.flush_time.tv_usec / 1000000;
-    R.st.flush_time.tv_usec %= 1000000;
-    R.st.last_flush_time = (rvm_length_t)(dt / 1000);
+    engine.st.flush_time.tv_usec += (long)dt;
+    engine.st.flush_time.tv_sec += engine.st.flush_time.tv_usec / 1000000;
+    engine.st.flush_time.tv_usec %= 1000000;
+    engine.st.last_flush_time = (rvm_length_t)(dt / 1000);
     static const rvm_length_t dist[] = { flush_times_dist };
-    stats_hist(R.st.flush_times, flush_times_len, dist, dt / 1000);
+    stats_hist(engine.st.flush_times, flush_times_len, dist, dt / 1000);
     pthread_cond_broadcast(&lg->sync_cv);
     return RVM_SUCCESS;
 }
@@ -631,11 +631,11 @@ static rvm_return_t log_write_batch(struct log *lg)
             continue;
         }
         if (gap)
-            R.st.tot_wrap++;
+            engine.st.tot_wrap++;
         lg->used += gap + run;
         lg->tail_off = pos + run;
         if (lg->area_len - lg->tail_off < LOG_REC_HDR) {
-            R.st.tot_wrap++;
+            engine.st.tot_wrap++;
             /* readers jump to 0 from here: the sliver is dead space until head passes */
             lg->used += lg->area_len - lg->tail_off;
             lg->tail_off = 0;
@@ -652,16 +652,16 @@ static rvm_return_t log_write_batch(struct log *lg)
                           strerror(e));
         lg->written_seq = last_seq;
         done += run;
-        R.st.n_flush++;
-        R.st.log_written = rvm_add_length_to_offset(&R.st.log_written, run);
+        engine.st.n_flush++;
+        engine.st.log_written = rvm_add_length_to_offset(&engine.st.log_written, run);
     }
     w->len = 0;
     rc = log_sync(lg);
     log_kick_truncation(lg);
     uint64_t fill = lg->used * 100 / lg->area_len;
-    R.st.log_dev_cur = fill;
-    if (fill > R.st.log_dev_max)
-        R.st.log_dev_max = fill;
+    engine.st.log_dev_cur = fill;
+    if (fill > engine.st.log_dev_max)
+        engine.st.log_dev_max = fill;
     return rc;
 }
 
@@ -674,7 +674,7 @@ static rvm_return_t log_write_batch(struct log *lg)
 rvm_return_t log_force(struct log *lg, uint64_t seq)
 {
     while (lg->durable_seq < seq) {
-        if (__atomic_load_n(&R.sticky, __ATOMIC_ACQUIRE))
+        if (__atomic_load_n(&engine.sticky, __ATOMIC_ACQUIRE))
             return err_set(RVM_EIO, "%s", rvm_errmsg[0] ? rvm_errmsg
                            : "an earlier write or sync failed; no commit is accepted");
         if (lg->writer_active) {
@@ -702,10 +702,10 @@ rvm_return_t log_force(struct log *lg, uint64_t seq)
             rc = err_set(RVM_ENO_MEMORY, "out of memory writing log %s", lg->path);
         else
             rc = log_write_batch(lg);
-        if (rc != RVM_SUCCESS && !__atomic_load_n(&R.sticky, __ATOMIC_ACQUIRE)) {
+        if (rc != RVM_SUCCESS && !__atomic_load_n(&engine.sticky, __ATOMIC_ACQUIRE)) {
             /* records of other committers were taken out of the queue and not written:
              * no later sync may claim them durable, so every later commit is refused */
-            __atomic_store_n(&R.sticky, 1, __ATOMIC_RELEASE);
+            __atomic_store_n(&engine.sticky, 1, __ATOMIC_RELEASE);
         }
         if (lg->wbuf.cap > (64u << 20))
             buf_free(&lg->wbuf);   /* a huge no_flush queue does not stay allocated */

@@ -56,9 +56,9 @@ uint64_t log_area_bound(const struct log *lg)
 {
     uint64_t b = rvm_log_max_len;
     if (b == 0) {
-        uint32_t n = __atomic_load_n(&R.nsegs, __ATOMIC_ACQUIRE);
+        uint32_t n = __atomic_load_n(&engine.nsegs, __ATOMIC_ACQUIRE);
         for (uint32_t i = 1; i <= n && b != UINT64_MAX; i++) {
-            const struct seg *s = R.segs[i];
+            const struct seg *s = engine.segs[i];
             if (s == NULL)
                 continue;
             b = s->size == UINT64_MAX || s->size > UINT64_MAX / 4 - b ? UINT64_MAX
@@ -225,7 +225,7 @@ rvm_return_t log_grow(struct log *lg, uint64_t size, int exact)
 rvm_return_t log_ensure_area(struct log *lg, uint64_t size)
 {
     while (lg->area_len < size) {
-        if (__atomic_load_n(&R.sticky, __ATOMIC_ACQUIRE))
+        if (__atomic_load_n(&engine.sticky, __ATOMIC_ACQUIRE))
             return RVM_EIO;
         if (lg->writer_active) {
             pthread_cond_wait(&lg->sync_cv, &lg->mu);

@@ -18,7 +18,7 @@
  * area by the rules of log_write_batch (wrap to 0 with a dead gap, wait for truncation to
  * free space); (4) with lg->mu released, write the record in chunks, computing its CRC as
  * the chunks go, the header first with crc 0 and then rewritten with the real CRC; (5)
- * fdatasync. The caller's memory must not change until we return (the tracker holds T.mu,
+ * fdatasync. The caller's memory must not change until we return (the tracker holds its mutex,
  * its buffer is its own).
  *
  * CRASH SAFETY. Until the fdatasync the record is not acknowledged. A crash (or a failed
@@ -98,7 +98,7 @@ static void stream_free(void *p, size_t cap)
         munmap(p, cap);
 }
 
-/* stream_resolve -- find the mapped region of every entry (R.mu taken here); runs of
+/* stream_resolve -- find the mapped region of every entry (engine.mu taken here); runs of
  * consecutive entries in one region are recorded once. *size: the record's bytes. */
 static rvm_return_t stream_resolve(txn_vec_fn get, void *arg, size_t n, struct stream_run **runs,
                                    size_t *runs_cap, size_t *nruns, uint64_t *size)
@@ -108,7 +108,7 @@ static rvm_return_t stream_resolve(txn_vec_fn get, void *arg, size_t n, struct s
     uint64_t sz = LOG_REC_HDR + (uint64_t)n * LOG_RANGE_HDR;
     struct region *last = NULL;
     rvm_return_t rc = RVM_SUCCESS;
-    pthread_mutex_lock(&R.mu);
+    pthread_mutex_lock(&engine.mu);
     for (size_t i = 0; i < n; i++) {
         struct txn_vec v;
         get(arg, i, &v);
@@ -126,7 +126,7 @@ static rvm_return_t stream_resolve(txn_vec_fn get, void *arg, size_t n, struct s
         }
         rv[k++] = (struct stream_run){ i, last };
     }
-    pthread_mutex_unlock(&R.mu);
+    pthread_mutex_unlock(&engine.mu);
     if (rc != RVM_SUCCESS) {
         stream_free(rv, cap);
         return rc;
@@ -160,11 +160,11 @@ static rvm_return_t stream_place(struct log *lg, uint64_t size, uint64_t *pos, i
         }
         if (p + size <= lg->area_len && lg->used + gap + size <= lg->area_len) {
             if (gap)
-                R.st.tot_wrap++;
+                engine.st.tot_wrap++;
             lg->used += gap + size;
             lg->tail_off = p + size;
             if (lg->area_len - lg->tail_off < LOG_REC_HDR) {
-                R.st.tot_wrap++;
+                engine.st.tot_wrap++;
                 lg->used += lg->area_len - lg->tail_off;
                 lg->tail_off = 0;
             }
@@ -344,7 +344,7 @@ static rvm_return_t stream_take_turn(struct log *lg, uint64_t size, int nowait)
 {
     rvm_return_t rc;
     for (int emptied = 0;;) {
-        if (__atomic_load_n(&R.sticky, __ATOMIC_ACQUIRE))
+        if (__atomic_load_n(&engine.sticky, __ATOMIC_ACQUIRE))
             return RVM_EIO;
         if (lg->writer_active) {          /* a leader is writing: its records go first */
             pthread_cond_wait(&lg->sync_cv, &lg->mu);
@@ -377,7 +377,7 @@ rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n)
     stream_nowait = 0;
     if (!rvm_ready())
         return RVM_EINIT;
-    struct log *lg = R.log;
+    struct log *lg = engine.log;
     if (lg == NULL)
         return RVM_ELOG;
     if (n == 0)
@@ -448,17 +448,17 @@ rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n)
                     (unsigned long long)(lg->area_off + pos), strerror(o.err));
     } else {
         lg->written_seq = seq;
-        R.st.n_flush++;
-        R.st.log_written = rvm_add_length_to_offset(&R.st.log_written, size);
+        engine.st.n_flush++;
+        engine.st.log_written = rvm_add_length_to_offset(&engine.st.log_written, size);
         /* a big record will be settled (6): hold trunc_mu from before it is durable, so the
          * daemon cannot start applying it from the log (reading it whole) meanwhile */
         int settle = size >= STREAM_SETTLE_MIN && settle_lock(lg, nowait);
         /* (5) durable, then acknowledged */
         rc = log_sync(lg);
         if (rc == RVM_SUCCESS) {
-            R.st.n_flush_commit++;
-            R.st.n_no_flush = 0;
-            R.st.no_flush_length = RVM_MK_OFFSET(0, 0);
+            engine.st.n_flush_commit++;
+            engine.st.n_no_flush = 0;
+            engine.st.no_flush_length = RVM_MK_OFFSET(0, 0);
             /* (6) a big record goes into the segments now, from the caller's memory */
             if (settle)
                 rc = stream_settle(lg, &src, seq);
@@ -479,7 +479,7 @@ unlock:
 /*
  * txn_stream_ready -- may txn_commit_stream run now, while every other thread of the
  * process is parked (the tracker's zero-copy final commit)? It must then never wait for a
- * parked thread. It waits only for: R.mu and lg->mu (held briefly by whoever holds them), a
+ * parked thread. It waits only for: engine.mu and lg->mu (held briefly by whoever holds them), a
  * log writer in progress (writer_active), queued records it would have to write first (no
  * wait, but cset_materialize allocates), and log space, which the truncation daemon frees
  * (it takes trunc_mu and status_mu). A thread parked while holding one of those locks, or
@@ -495,11 +495,11 @@ unlock:
  */
 int txn_stream_ready(void)
 {
-    struct log *lg = R.log;
-    if (!rvm_ready() || lg == NULL || __atomic_load_n(&R.sticky, __ATOMIC_ACQUIRE) ||
+    struct log *lg = engine.log;
+    if (!rvm_ready() || lg == NULL || __atomic_load_n(&engine.sticky, __ATOMIC_ACQUIRE) ||
         !err_lock_free())
         return 0;
-    pthread_mutex_t *locks[4] = { &R.mu, &lg->trunc_mu, &lg->status_mu, &lg->mu };
+    pthread_mutex_t *locks[4] = { &engine.mu, &lg->trunc_mu, &lg->status_mu, &lg->mu };
     int ok = 1, held = 0;
     for (; held < 4; held++)
         if (pthread_mutex_trylock(locks[held]) != 0) {
@@ -519,7 +519,7 @@ int txn_stream_ready(void)
  * truncation daemon then changes the log's fill, and only by emptying it) */
 int txn_stream_fits(uint64_t size)
 {
-    struct log *lg = R.log;
+    struct log *lg = engine.log;
     stream_nowait = 0;
     if (lg == NULL || pthread_mutex_trylock(&lg->mu) != 0)
         return 0;

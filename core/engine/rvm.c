@@ -12,7 +12,7 @@
 #include "rvm_int.h"
 #include "observer.h"
 
-struct rvm_state R = { .mu = PTHREAD_MUTEX_INITIALIZER, .truncate = TRUNCATE,
+struct rvm_state engine = { .mu = PTHREAD_MUTEX_INITIALIZER, .truncate = TRUNCATE,
                        .recovery_buf_len = RECOVERY_BUF_LEN, .flush_buf_len = FLUSH_BUF_LEN,
                        .max_read_len = MAX_READ_LEN };
 
@@ -27,24 +27,24 @@ static rvm_return_t opts_check(rvm_options_t *o)
     return RVM_SUCCESS;
 }
 
-/* opts_open_log -- open (and recover) the log named by o->log_dev; R.mu held */
+/* opts_open_log -- open (and recover) the log named by o->log_dev; engine.mu held */
 static rvm_return_t opts_open_log(rvm_options_t *o)
 {
     if (o->log_dev == NULL)
         return RVM_SUCCESS;
-    if (R.log != NULL) {
-        if (strcmp(R.log->path, o->log_dev) == 0)
+    if (engine.log != NULL) {
+        if (strcmp(engine.log->path, o->log_dev) == 0)
             return RVM_SUCCESS;
         return err_set(RVM_ELOG, "log %s is already open; one log per process (asked for %s)",
-                       R.log->path, o->log_dev);
+                       engine.log->path, o->log_dev);
     }
     struct log *lg;
     rvm_return_t rc = log_open(o->log_dev, &lg);
     if (rc)
         return rc;
-    R.log = lg;
-    if (R.truncate >= 1 && R.truncate <= 100)
-        rc = trunc_start(lg, R.truncate);
+    engine.log = lg;
+    if (engine.truncate >= 1 && engine.truncate <= 100)
+        rc = trunc_start(lg, engine.truncate);
     return rc;
 }
 
@@ -64,21 +64,21 @@ rvm_return_t rvm_opts_apply(rvm_options_t *o)
     rvm_optimizations = opt;
     rvm_map_private = (o->flags & RVM_MAP_PRIVATE) ? rvm_true : rvm_false;
     filecheck_shared_group = (o->flags & RVM_SHARED_GROUP) != 0;
-    R.map_copy = (o->flags & RVM_MAP_COPY) != 0;
+    engine.map_copy = (o->flags & RVM_MAP_COPY) != 0;
     if (o->max_read_len < 512)
         o->max_read_len = MAX_READ_LEN;
     o->max_read_len &= ~(rvm_length_t)511;
-    R.max_read_len = o->max_read_len;
-    R.recovery_buf_len = o->recovery_buf_len < MIN_RECOVERY_BUF_LEN ? MIN_RECOVERY_BUF_LEN
+    engine.max_read_len = o->max_read_len;
+    engine.recovery_buf_len = o->recovery_buf_len < MIN_RECOVERY_BUF_LEN ? MIN_RECOVERY_BUF_LEN
                                                                     : o->recovery_buf_len;
-    R.flush_buf_len = o->flush_buf_len < MIN_FLUSH_BUF_LEN ? MIN_FLUSH_BUF_LEN
+    engine.flush_buf_len = o->flush_buf_len < MIN_FLUSH_BUF_LEN ? MIN_FLUSH_BUF_LEN
                                                            : o->flush_buf_len;
-    R.truncate = o->truncate;
-    if (R.log != NULL) {
+    engine.truncate = o->truncate;
+    if (engine.log != NULL) {
         if (o->truncate >= 1 && o->truncate <= 100)
-            rc = trunc_start(R.log, o->truncate);
+            rc = trunc_start(engine.log, o->truncate);
         else
-            trunc_stop(R.log);
+            trunc_stop(engine.log);
         if (rc)
             return rc;
     }
@@ -95,18 +95,18 @@ rvm_return_t rvm_initialize(const char *version, rvm_options_t *opts)
         if (rc)
             return rc;
     }
-    pthread_mutex_lock(&R.mu);
-    if (R.state == RVM_ST_INIT) {
-        pthread_mutex_unlock(&R.mu);
+    pthread_mutex_lock(&engine.mu);
+    if (engine.state == RVM_ST_INIT) {
+        pthread_mutex_unlock(&engine.mu);
         return RVM_SUCCESS;
     }
-    if (R.state == RVM_ST_TERMINATED) {
-        pthread_mutex_unlock(&R.mu);
+    if (engine.state == RVM_ST_TERMINATED) {
+        pthread_mutex_unlock(&engine.mu);
         return err_set(RVM_EINIT, "rvm_initialize after rvm_terminate: restart is not "
                        "allowed in one process");
     }
     rvm_return_t rc = RVM_SUCCESS;
-    rvm_init_statistics(&R.st);
+    rvm_init_statistics(&engine.st);
     if (opts != NULL) {
         if (opts->create_log_file && opts->log_dev != NULL) {
             /* as the original: an existing log file makes this fail (RVM_ELOG) */
@@ -118,8 +118,8 @@ rvm_return_t rvm_initialize(const char *version, rvm_options_t *opts)
             rc = opts_open_log(opts);
     }
     if (rc == RVM_SUCCESS)
-        __atomic_store_n(&R.state, RVM_ST_INIT, __ATOMIC_RELEASE);
-    pthread_mutex_unlock(&R.mu);
+        __atomic_store_n(&engine.state, RVM_ST_INIT, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&engine.mu);
     return rc;
 }
 
@@ -131,11 +131,11 @@ rvm_return_t rvm_set_options(rvm_options_t *options)
     rvm_return_t rc = opts_check(options);
     if (rc)
         return rc;
-    pthread_mutex_lock(&R.mu);
+    pthread_mutex_lock(&engine.mu);
     rc = rvm_opts_apply(options);
     if (rc == RVM_SUCCESS)
         rc = opts_open_log(options);
-    pthread_mutex_unlock(&R.mu);
+    pthread_mutex_unlock(&engine.mu);
     return rc;
 }
 
@@ -144,7 +144,7 @@ rvm_return_t rvm_flush(void)
 {
     if (!rvm_ready())
         return RVM_EINIT;
-    struct log *lg = R.log;
+    struct log *lg = engine.log;
     if (lg == NULL)
         return RVM_ELOG;
     pthread_mutex_lock(&lg->mu);
@@ -154,9 +154,9 @@ rvm_return_t rvm_flush(void)
     if (rc == RVM_SUCCESS)
         rc = log_force(lg, lg->next_seq - 1);
     if (rc == RVM_SUCCESS) {
-        R.st.n_rvm_flush++;
-        R.st.n_no_flush = 0;
-        R.st.no_flush_length = RVM_MK_OFFSET(0, 0);
+        engine.st.n_rvm_flush++;
+        engine.st.n_no_flush = 0;
+        engine.st.no_flush_length = RVM_MK_OFFSET(0, 0);
     }
     pthread_mutex_unlock(&lg->mu);
     return rc;
@@ -167,15 +167,15 @@ rvm_return_t rvm_truncate(void)
 {
     if (!rvm_ready())
         return RVM_EINIT;
-    if (R.log == NULL)
+    if (engine.log == NULL)
         return RVM_ELOG;
     rvm_return_t rc = rvm_flush();
     if (rc == RVM_SUCCESS)
-        rc = trunc_all(R.log);
+        rc = trunc_all(engine.log);
     if (rc == RVM_SUCCESS) {
-        pthread_mutex_lock(&R.log->mu);
-        R.st.tot_rvm_truncate++;
-        pthread_mutex_unlock(&R.log->mu);
+        pthread_mutex_lock(&engine.log->mu);
+        engine.st.tot_rvm_truncate++;
+        pthread_mutex_unlock(&engine.log->mu);
     }
     return rc;
 }
@@ -192,25 +192,25 @@ rvm_return_t rvm_terminate(void)
         if (trc != RVM_SUCCESS)
             return trc;
     }
-    pthread_mutex_lock(&R.mu);
-    if (R.n_open > 0) {
-        pthread_mutex_unlock(&R.mu);
+    pthread_mutex_lock(&engine.mu);
+    if (engine.n_open > 0) {
+        pthread_mutex_unlock(&engine.mu);
         return RVM_EUNCOMMIT;
     }
-    pthread_mutex_unlock(&R.mu);
+    pthread_mutex_unlock(&engine.mu);
     rvm_return_t rc = RVM_SUCCESS;
-    if (R.log != NULL && !R.sticky)
+    if (engine.log != NULL && !engine.sticky)
         rc = rvm_flush();
-    pthread_mutex_lock(&R.mu);
-    if (R.log != NULL) {
-        trunc_stop(R.log);
-        log_close(R.log);
-        R.log = NULL;
+    pthread_mutex_lock(&engine.mu);
+    if (engine.log != NULL) {
+        trunc_stop(engine.log);
+        log_close(engine.log);
+        engine.log = NULL;
     }
     seg_close_all();
     txn_free_all();
-    __atomic_store_n(&R.state, RVM_ST_TERMINATED, __ATOMIC_RELEASE);
-    pthread_mutex_unlock(&R.mu);
+    __atomic_store_n(&engine.state, RVM_ST_TERMINATED, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&engine.mu);
     return rc;
 }
 
@@ -227,7 +227,7 @@ rvm_return_t rvm_create_log(rvm_options_t *rvm_options, rvm_offset_t *log_len, l
         return RVM_EOFFSET;
     if (log_len->high != 0 || log_len->low > (1ull << 46))
         return RVM_ETOO_BIG;
-    if (R.log != NULL && strcmp(R.log->path, rvm_options->log_dev) == 0)
+    if (engine.log != NULL && strcmp(engine.log->path, rvm_options->log_dev) == 0)
         return err_set(RVM_ELOG, "rvm_create_log: log %s is open", rvm_options->log_dev);
     return log_create(rvm_options->log_dev, log_len->low, mode);
 }
@@ -241,35 +241,35 @@ rvm_return_t rvm_query(rvm_options_t *options, rvm_region_t *region)
         return RVM_EOPTIONS;
     if (region != NULL && region->struct_id != rvm_region_id)
         return RVM_EREGION;
-    pthread_mutex_lock(&R.mu);
+    pthread_mutex_lock(&engine.mu);
     rvm_return_t rc = RVM_SUCCESS;
     struct region *g = NULL;
     if (region != NULL) {
-        for (size_t i = 0; i < R.nregions; i++)
-            if (R.regions[i]->vmaddr == region->vmaddr)
-                g = R.regions[i];
+        for (size_t i = 0; i < engine.nregions; i++)
+            if (engine.regions[i]->vmaddr == region->vmaddr)
+                g = engine.regions[i];
         if (g == NULL) {
             rc = RVM_ENOT_MAPPED;
             goto out;
         }
     }
-    options->truncate = R.truncate;
-    options->recovery_buf_len = R.recovery_buf_len;
-    options->flush_buf_len = R.flush_buf_len;
-    options->max_read_len = R.max_read_len;
+    options->truncate = engine.truncate;
+    options->recovery_buf_len = engine.recovery_buf_len;
+    options->flush_buf_len = engine.flush_buf_len;
+    options->max_read_len = engine.max_read_len;
     options->flags = rvm_optimizations | (rvm_map_private ? RVM_MAP_PRIVATE : 0) |
                      (filecheck_shared_group ? RVM_SHARED_GROUP : 0) |
-                     (R.map_copy ? RVM_MAP_COPY : 0);
+                     (engine.map_copy ? RVM_MAP_COPY : 0);
     options->log_empty = rvm_true;
-    if (R.log != NULL) {
-        pthread_mutex_lock(&R.log->mu);
-        options->log_empty = (R.log->used == 0 && R.log->pend.len == 0 && R.log->cs.n == 0)
+    if (engine.log != NULL) {
+        pthread_mutex_lock(&engine.log->mu);
+        options->log_empty = (engine.log->used == 0 && engine.log->pend.len == 0 && engine.log->cs.n == 0)
                                  ? rvm_true : rvm_false;
-        pthread_mutex_unlock(&R.log->mu);
+        pthread_mutex_unlock(&engine.log->mu);
         if (options->log_dev != NULL)
-            strcpy(options->log_dev, R.log->path);
+            strcpy(options->log_dev, engine.log->path);
     }
-    for (struct txn *t = R.open_txns; t != NULL; t = t->next) {
+    for (struct txn *t = engine.open_txns; t != NULL; t = t->next) {
         int hit = g == NULL;
         for (size_t k = 0; !hit && k < t->n; k++)
             hit = t->r[k].rg == g;
@@ -285,6 +285,6 @@ rvm_return_t rvm_query(rvm_options_t *options, rvm_region_t *region)
         a[options->n_uncommit++] = *t->pub;
     }
 out:
-    pthread_mutex_unlock(&R.mu);
+    pthread_mutex_unlock(&engine.mu);
     return rc;
 }

@@ -3,9 +3,9 @@
  * rvm_int.h -- core internals shared across files, grouped by the file that defines
  * them (the project's table of contents for core/).
  *
- * LOCK ORDER: R.mu -> log.trunc_mu -> log.status_mu -> log.mu. Never take a lock to
+ * LOCK ORDER: engine.mu -> log.trunc_mu -> log.status_mu -> log.mu. Never take a lock to
  * the left while holding one to the right. The segment table is append-only with a
- * fixed capacity, so truncation reads it without R.mu.
+ * fixed capacity, so truncation reads it without engine.mu.
  */
 #ifndef LRVM_CORE_RVM_INT_H
 #define LRVM_CORE_RVM_INT_H
@@ -194,12 +194,12 @@ struct rvm_state {
 
 enum { RVM_ST_UNINIT = 0, RVM_ST_INIT = 1, RVM_ST_TERMINATED = 2 };
 
-extern struct rvm_state R __attribute__((visibility("hidden")));
+extern struct rvm_state engine __attribute__((visibility("hidden")));
 
-/* rvm_ready -- initialized and not terminated (read without R.mu by every call) */
+/* rvm_ready -- initialized and not terminated (read without engine.mu by every call) */
 static inline int rvm_ready(void)
 {
-    return __atomic_load_n(&R.state, __ATOMIC_ACQUIRE) == RVM_ST_INIT;
+    return __atomic_load_n(&engine.state, __ATOMIC_ACQUIRE) == RVM_ST_INIT;
 }
 
 #pragma GCC visibility push(hidden)

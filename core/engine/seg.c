@@ -21,7 +21,7 @@
 static struct region **graveyard;   /* regions unmapped while transactions were open: a */
 static size_t ngrave, gravecap;     /* tid may still cache them (freed when none is open) */
 
-/* seg_get -- the segment for path, opened on first use (caller holds R.mu) */
+/* seg_get -- the segment for path, opened on first use (caller holds engine.mu) */
 rvm_return_t seg_get(const char *path, uint64_t dev_length, int create_ok, struct seg **out)
 {
     (void)dev_length;
@@ -44,8 +44,8 @@ rvm_return_t seg_get(const char *path, uint64_t dev_length, int create_ok, struc
         sysio.close(fd);
         return err_set(RVM_EIO, "segment %s: cannot resolve its path: %s", path, strerror(e));
     }
-    for (uint32_t i = 1; i <= R.nsegs; i++) {
-        struct seg *s = R.segs[i];
+    for (uint32_t i = 1; i <= engine.nsegs; i++) {
+        struct seg *s = engine.segs[i];
         if (s->fd < 0 && strcmp(s->path, abs) == 0) {
             /* a dictionary segment that could not be opened at recovery is back. If the
              * file there carried another identity, recovery succeeded, so no live record
@@ -68,7 +68,7 @@ rvm_return_t seg_get(const char *path, uint64_t dev_length, int create_ok, struc
             return RVM_SUCCESS;
         }
     }
-    if (R.nsegs >= SEG_MAX) {
+    if (engine.nsegs >= SEG_MAX) {
         sysio.close(fd);
         return err_set(RVM_ETOO_BIG, "segment %s: at most %u segments per log", path, SEG_MAX);
     }
@@ -84,9 +84,9 @@ rvm_return_t seg_get(const char *path, uint64_t dev_length, int create_ok, struc
     seg_ident_read(fd, s->ident);   /* none yet is fine: log_status_write looks again */
     /* files: usable size is the file size chopped to 512; devices need dev_length */
     s->size = S_ISREG(sb.st_mode) ? ((uint64_t)sb.st_size & ~(uint64_t)511) : UINT64_MAX;
-    s->id = R.nsegs + 1;
-    R.segs[s->id] = s;
-    __atomic_store_n(&R.nsegs, s->id, __ATOMIC_RELEASE);
+    s->id = engine.nsegs + 1;
+    engine.segs[s->id] = s;
+    __atomic_store_n(&engine.nsegs, s->id, __ATOMIC_RELEASE);
     *out = s;
     return RVM_SUCCESS;
 }
@@ -151,8 +151,8 @@ rvm_return_t seg_load_dict(const struct log *lg, const struct buf *dict, uint32_
         if (idlen)
             memcpy(s->ident, dict->p + pos + 8, LOG_SEG_ID_LEN);
         seg_open_checked(s);
-        R.segs[id] = s;
-        __atomic_store_n(&R.nsegs, id, __ATOMIC_RELEASE);
+        engine.segs[id] = s;
+        __atomic_store_n(&engine.nsegs, id, __ATOMIC_RELEASE);
         pos += 8 + idlen + ((plen + 7u) & ~7u);
     }
     return RVM_SUCCESS;
@@ -164,27 +164,27 @@ static rvm_return_t seg_settle(struct log *lg, struct seg *s);
  * lies in one region whose memory was made from the segment by rvm_map (copied or
  * RVM_MAP_PRIVATE, not no_copy), settle the segment (seg_settle) and return its descriptor
  * in *fd: from now on the file holds the committed image of every byte of the region that no
- * later commit names. Else *fd = -1. R.mu must NOT be held. */
+ * later commit names. Else *fd = -1. engine.mu must NOT be held. */
 rvm_return_t seg_file_image(const char *addr, uint64_t len, int *fd)
 {
     *fd = -1;
-    pthread_mutex_lock(&R.mu);
+    pthread_mutex_lock(&engine.mu);
     struct region *g = region_find(addr, len);
     rvm_return_t rc = RVM_SUCCESS;
-    if (g != NULL && g->copied && R.log != NULL && g->seg->fd >= 0 &&
-        (rc = seg_settle(R.log, g->seg)) == RVM_SUCCESS)
+    if (g != NULL && g->copied && engine.log != NULL && g->seg->fd >= 0 &&
+        (rc = seg_settle(engine.log, g->seg)) == RVM_SUCCESS)
         *fd = g->seg->fd;
-    pthread_mutex_unlock(&R.mu);
+    pthread_mutex_unlock(&engine.mu);
     return rc;
 }
 
-/* region_find -- the region holding [addr, addr+len) entirely (caller holds R.mu) */
+/* region_find -- the region holding [addr, addr+len) entirely (caller holds engine.mu) */
 struct region *region_find(const char *addr, uint64_t len)
 {
-    size_t lo = 0, hi = R.nregions;
+    size_t lo = 0, hi = engine.nregions;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        struct region *g = R.regions[mid];
+        struct region *g = engine.regions[mid];
         if (addr < g->vmaddr)
             hi = mid;
         else if (addr >= g->vmaddr + g->len)
@@ -198,8 +198,8 @@ struct region *region_find(const char *addr, uint64_t len)
 /* region_find_overlap -- any region whose VM overlaps [addr, addr+len) */
 struct region *region_find_overlap(const char *addr, uint64_t len)
 {
-    for (size_t i = 0; i < R.nregions; i++) {
-        struct region *g = R.regions[i];
+    for (size_t i = 0; i < engine.nregions; i++) {
+        struct region *g = engine.regions[i];
         if (addr < g->vmaddr + g->vmlen && g->vmaddr < addr + len)
             return g;
     }
@@ -209,21 +209,21 @@ struct region *region_find_overlap(const char *addr, uint64_t len)
 /* seg_close_all -- close every segment and free regions (rvm_terminate) */
 void seg_close_all(void)
 {
-    for (uint32_t i = 1; i <= R.nsegs; i++) {
-        if (R.segs[i]->fd >= 0)
-            sysio.close(R.segs[i]->fd);
-        cset_seg_free(R.segs[i]);
-        free(R.segs[i]->path);
-        free(R.segs[i]->open_why);
-        free(R.segs[i]);
-        R.segs[i] = NULL;
+    for (uint32_t i = 1; i <= engine.nsegs; i++) {
+        if (engine.segs[i]->fd >= 0)
+            sysio.close(engine.segs[i]->fd);
+        cset_seg_free(engine.segs[i]);
+        free(engine.segs[i]->path);
+        free(engine.segs[i]->open_why);
+        free(engine.segs[i]);
+        engine.segs[i] = NULL;
     }
-    R.nsegs = 0;
-    for (size_t i = 0; i < R.nregions; i++)
-        free(R.regions[i]);
-    free(R.regions);
-    R.regions = NULL;
-    R.nregions = R.regcap = 0;
+    engine.nsegs = 0;
+    for (size_t i = 0; i < engine.nregions; i++)
+        free(engine.regions[i]);
+    free(engine.regions);
+    engine.regions = NULL;
+    engine.nregions = engine.regcap = 0;
     for (size_t i = 0; i < ngrave; i++)
         free(graveyard[i]);
     free(graveyard);
@@ -241,7 +241,7 @@ static int map_vm_ok(char *addr, uint64_t len)
 }
 
 /* seg_settle -- make the segment file hold every committed update of s: records still in
- * the log (or in the coalescing set) are forced and truncated. R.mu held. */
+ * the log (or in the coalescing set) are forced and truncated. engine.mu held. */
 static rvm_return_t seg_settle(struct log *lg, struct seg *s)
 {
     rvm_return_t rc = RVM_SUCCESS;
@@ -291,13 +291,13 @@ static rvm_return_t seg_settle(struct log *lg, struct seg *s)
 static int map_file_ok(const rvm_region_t *region, const struct seg *s, const char *vm,
                        uint64_t len, uint64_t vmlen)
 {
-    return vm == NULL && !region->no_copy && !R.map_copy && s->size != UINT64_MAX &&
+    return vm == NULL && !region->no_copy && !engine.map_copy && s->size != UINT64_MAX &&
            len == vmlen;
 }
 
 /* region_unfile -- replace a default file mapping by anonymous memory with the same bytes,
  * at the same address (mremap moves the copy over it in one step, so no other mapping can
- * take the range in between). Caller holds R.mu. A store to the region by another thread
+ * take the range in between). Caller holds engine.mu. A store to the region by another thread
  * during the copy would be lost: callers run where the region is not being written
  * (rvm_unmap, the start of tracking). */
 static rvm_return_t region_unfile(struct region *g)
@@ -321,24 +321,24 @@ static rvm_return_t region_unfile(struct region *g)
 
 /* seg_region_unfile -- for rvm_track on a fault backend: if [addr, addr+len) lies in a region
  * rvm_map mapped from the file by default, make it anonymous memory (region_unfile).
- * *still_file: the region is a file mapping the caller asked for (RVM_MAP_PRIVATE). R.mu must
+ * *still_file: the region is a file mapping the caller asked for (RVM_MAP_PRIVATE). engine.mu must
  * NOT be held. */
 rvm_return_t seg_region_unfile(const char *addr, uint64_t len, int *still_file)
 {
-    pthread_mutex_lock(&R.mu);
+    pthread_mutex_lock(&engine.mu);
     struct region *g = region_find(addr, len);
     rvm_return_t rc = RVM_SUCCESS;
     if (g != NULL && g->lazy)
         rc = region_unfile(g);
     *still_file = g != NULL && g->priv;
-    pthread_mutex_unlock(&R.mu);
+    pthread_mutex_unlock(&engine.mu);
     return rc;
 }
 
-/* map_locked -- rvm_map body; R.mu held */
+/* map_locked -- rvm_map body; engine.mu held */
 static rvm_return_t map_locked(rvm_region_t *region)
 {
-    struct log *lg = R.log;
+    struct log *lg = engine.log;
     const char *dev = region->data_dev;
     struct seg *s;
     rvm_return_t rc = seg_get(dev, region->dev_length.low, 0, &s);
@@ -376,8 +376,8 @@ static rvm_return_t map_locked(rvm_region_t *region)
             return err_set(RVM_EVM_OVERLAP, "rvm_map: [%p, +%llu) overlaps a mapped region",
                            (void *)vm, (unsigned long long)vmlen);
     }
-    for (size_t i = 0; i < R.nregions; i++) {
-        struct region *g = R.regions[i];
+    for (size_t i = 0; i < engine.nregions; i++) {
+        struct region *g = engine.regions[i];
         if (g->seg == s && off < g->off + g->len && g->off < off + len)
             return err_set(RVM_EOVERLAP, "rvm_map: bytes [%llu, %llu) of segment %s are "
                            "already mapped", (unsigned long long)off,
@@ -425,10 +425,10 @@ static rvm_return_t map_locked(rvm_region_t *region)
         }
     }
     struct region *g = calloc(1, sizeof(*g));
-    if (g == NULL || (R.nregions == R.regcap &&
-                      !(R.regions = realloc(R.regions,
-                                            (R.regcap = R.regcap ? R.regcap * 2 : 16) *
-                                                sizeof(*R.regions))))) {
+    if (g == NULL || (engine.nregions == engine.regcap &&
+                      !(engine.regions = realloc(engine.regions,
+                                            (engine.regcap = engine.regcap ? engine.regcap * 2 : 16) *
+                                                sizeof(*engine.regions))))) {
         free(g);
         rc = err_set(RVM_ENO_MEMORY, "rvm_map: out of memory");
         goto fail;
@@ -437,11 +437,11 @@ static rvm_return_t map_locked(rvm_region_t *region)
                           .allocated = allocated, .priv = priv, .lazy = lazy,
                           .copied = priv || !region->no_copy };
     size_t at = 0;
-    while (at < R.nregions && R.regions[at]->vmaddr < vm)
+    while (at < engine.nregions && engine.regions[at]->vmaddr < vm)
         at++;
-    memmove(R.regions + at + 1, R.regions + at, (R.nregions - at) * sizeof(*R.regions));
-    R.regions[at] = g;
-    R.nregions++;
+    memmove(engine.regions + at + 1, engine.regions + at, (engine.nregions - at) * sizeof(*engine.regions));
+    engine.regions[at] = g;
+    engine.nregions++;
     s->nmapped++;
     region->vmaddr = vm;
     region->length = len;
@@ -473,15 +473,15 @@ rvm_return_t rvm_map(rvm_region_t *region, rvm_options_t *options)
         return err_set(RVM_EREGION, "rvm_map: region->data_dev is NULL");
     if (strlen(region->data_dev) > MAXPATHLEN - 1)
         return RVM_ENAME_TOO_LONG;
-    if (R.log == NULL)
+    if (engine.log == NULL)
         return err_set(RVM_ELOG, "rvm_map: no log; set options->log_dev in rvm_initialize "
                        "or rvm_set_options");
-    if (__atomic_load_n(&R.sticky, __ATOMIC_ACQUIRE))
+    if (__atomic_load_n(&engine.sticky, __ATOMIC_ACQUIRE))
         return RVM_EIO;
     rvm_region_t save = *region;
-    pthread_mutex_lock(&R.mu);
+    pthread_mutex_lock(&engine.mu);
     rvm_return_t rc = map_locked(region);
-    pthread_mutex_unlock(&R.mu);
+    pthread_mutex_unlock(&engine.mu);
     if (rc)
         *region = save;
     return rc;
@@ -495,37 +495,37 @@ rvm_return_t rvm_unmap(rvm_region_t *region)
     if (region == NULL || region->struct_id != rvm_region_id)
         return RVM_EREGION;
     /* a tracked region: refused if it has uncommitted changes, else untracked (before
-     * R.mu: tracking takes its own lock first and then core's, in rvm_commit) */
+     * engine.mu: tracking takes its own lock first and then core's, in rvm_commit) */
     const struct engine_observer *obs = engine_observer();
     if (obs != NULL) {
         rvm_return_t trc = obs->before_unmap(region->vmaddr, region->length);
         if (trc != RVM_SUCCESS)
             return trc;
     }
-    pthread_mutex_lock(&R.mu);
+    pthread_mutex_lock(&engine.mu);
     rvm_return_t rc = RVM_SUCCESS;
-    size_t at = R.nregions;
-    for (size_t i = 0; i < R.nregions; i++)
-        if (R.regions[i]->vmaddr == region->vmaddr)
+    size_t at = engine.nregions;
+    for (size_t i = 0; i < engine.nregions; i++)
+        if (engine.regions[i]->vmaddr == region->vmaddr)
             at = i;
-    if (at == R.nregions) {
+    if (at == engine.nregions) {
         rc = region_find(region->vmaddr, 1) ? RVM_ERANGE : RVM_ENOT_MAPPED;
         goto out;
     }
-    struct region *g = R.regions[at];
+    struct region *g = engine.regions[at];
     if (g->len != region->length &&
         RVM_ROUND_LENGTH_UP_TO_PAGE_SIZE(region->length) != g->vmlen) {
         rc = err_set(RVM_ERANGE, "rvm_unmap: length %lu differs from the mapped %llu",
                      region->length, (unsigned long long)g->len);
         goto out;
     }
-    for (struct txn *t = R.open_txns; t != NULL; t = t->next)
+    for (struct txn *t = engine.open_txns; t != NULL; t = t->next)
         for (size_t k = 0; k < t->n; k++)
             if (t->r[k].rg == g) {
                 rc = RVM_EUNCOMMIT;
                 goto out;
             }
-    if (R.n_open > 0 && ngrave == gravecap) {
+    if (engine.n_open > 0 && ngrave == gravecap) {
         size_t cap = gravecap ? gravecap * 2 : 16;
         struct region **p = realloc(graveyard, cap * sizeof(*p));
         if (p == NULL) {
@@ -537,16 +537,16 @@ rvm_return_t rvm_unmap(rvm_region_t *region)
     }
     if (g->lazy && (rc = region_unfile(g)) != RVM_SUCCESS)
         goto out;
-    memmove(R.regions + at, R.regions + at + 1, (R.nregions - at - 1) * sizeof(*R.regions));
-    R.nregions--;
+    memmove(engine.regions + at, engine.regions + at + 1, (engine.nregions - at - 1) * sizeof(*engine.regions));
+    engine.nregions--;
     g->seg->nmapped--;
-    __atomic_add_fetch(&R.map_gen, 1, __ATOMIC_RELEASE);
-    if (R.n_open > 0) {
+    __atomic_add_fetch(&engine.map_gen, 1, __ATOMIC_RELEASE);
+    if (engine.n_open > 0) {
         /* a begun transaction may be inside rvm_set_range with g in its region cache
-         * (checked against map_gen without R.mu): free g only when none is open */
+         * (checked against map_gen without engine.mu): free g only when none is open */
         graveyard[ngrave++] = g;
     } else {
-        /* no transaction is begun and none can begin while we hold R.mu; pooled ones
+        /* no transaction is begun and none can begin while we hold engine.mu; pooled ones
          * find their cached map_gen stale and never look at their cached pointer */
         free(g);
         for (size_t i = 0; i < ngrave; i++)
@@ -554,6 +554,6 @@ rvm_return_t rvm_unmap(rvm_region_t *region)
         ngrave = 0;
     }
 out:
-    pthread_mutex_unlock(&R.mu);
+    pthread_mutex_unlock(&engine.mu);
     return rc;
 }

@@ -77,17 +77,17 @@ rvm_return_t rvm_statistics(const char *version, rvm_statistics_t *statistics)
         return RVM_ESTAT_VERSION_SKEW;
     if (statistics == NULL || statistics->struct_id != rvm_statistics_id)
         return RVM_ESTATISTICS;
-    if (R.log == NULL)
+    if (engine.log == NULL)
         return RVM_ELOG;
     rvm_bool_t heap = statistics->from_heap;
-    pthread_mutex_lock(&R.mu);
-    pthread_mutex_lock(&R.log->mu);
-    R.st.n_uncommit = (rvm_length_t)R.n_open;
-    R.st.n_wrap = R.log->used > 0 && R.log->head_off >= R.log->tail_off;
-    R.st.log_dev_cur = R.log->used * 100 / R.log->area_len;
-    *statistics = R.st;
-    pthread_mutex_unlock(&R.log->mu);
-    pthread_mutex_unlock(&R.mu);
+    pthread_mutex_lock(&engine.mu);
+    pthread_mutex_lock(&engine.log->mu);
+    engine.st.n_uncommit = (rvm_length_t)engine.n_open;
+    engine.st.n_wrap = engine.log->used > 0 && engine.log->head_off >= engine.log->tail_off;
+    engine.st.log_dev_cur = engine.log->used * 100 / engine.log->area_len;
+    *statistics = engine.st;
+    pthread_mutex_unlock(&engine.log->mu);
+    pthread_mutex_unlock(&engine.mu);
     statistics->struct_id = rvm_statistics_id;
     statistics->from_heap = heap;
     return RVM_SUCCESS;

@@ -49,7 +49,7 @@ static void trunc_recovered_span(const struct log *lg, uint64_t seq, struct appl
 rvm_return_t trunc_step(struct log *lg, uint64_t limit, int *progress)
 {
     *progress = 0;
-    if (__atomic_load_n(&R.sticky, __ATOMIC_ACQUIRE))
+    if (__atomic_load_n(&engine.sticky, __ATOMIC_ACQUIRE))
         return RVM_EIO;
     pthread_mutex_lock(&lg->trunc_mu);
     pthread_mutex_lock(&lg->mu);
@@ -87,15 +87,15 @@ rvm_return_t trunc_step(struct log *lg, uint64_t limit, int *progress)
         lg->used -= res.consumed;
         lg->recovered_seq = 0;
         uint64_t dt = now_usec() - t0;
-        R.st.last_truncation_time = (rvm_length_t)(dt / 1000);
-        R.st.last_tree_apply_time = (rvm_length_t)(dt / 1000);
-        R.st.tot_truncation_time.tv_usec += (long)dt;
-        R.st.tot_truncation_time.tv_sec += R.st.tot_truncation_time.tv_usec / 1000000;
-        R.st.tot_truncation_time.tv_usec %= 1000000;
+        engine.st.last_truncation_time = (rvm_length_t)(dt / 1000);
+        engine.st.last_tree_apply_time = (rvm_length_t)(dt / 1000);
+        engine.st.tot_truncation_time.tv_usec += (long)dt;
+        engine.st.tot_truncation_time.tv_sec += engine.st.tot_truncation_time.tv_usec / 1000000;
+        engine.st.tot_truncation_time.tv_usec %= 1000000;
         static const rvm_length_t dist[] = { truncation_times_dist };
-        stats_hist(R.st.tot_truncation_times, truncation_times_len, dist, dt / 1000000);
-        R.st.log_dev_cur = lg->used * 100 / lg->area_len;
-        stats_end_epoch(&R.st);
+        stats_hist(engine.st.tot_truncation_times, truncation_times_len, dist, dt / 1000000);
+        engine.st.log_dev_cur = lg->used * 100 / lg->area_len;
+        stats_end_epoch(&engine.st);
         pthread_cond_broadcast(&lg->space_cv);
         pthread_mutex_unlock(&lg->mu);
         *progress = 1;
@@ -144,7 +144,7 @@ static void *trunc_main(void *arg)
         rvm_return_t rc = trunc_step(lg, slice < (1u << 16) ? (1u << 16) : slice, &progress);
         pthread_mutex_lock(&lg->mu);
         if (progress)
-            R.st.tot_async_truncation++;
+            engine.st.tot_async_truncation++;
         pthread_cond_broadcast(&lg->space_cv);
         if (rc != RVM_SUCCESS)
             break;                  /* sticky error: committers see it and stop */
@@ -228,7 +228,7 @@ void trunc_stop(struct log *lg)
  * damaged in the middle of acknowledged commits fails recovery, unless the caller asked
  * to salvage (rvmutl salvage): then the prefix is recovered as usual -- the new epoch
  * starting at the damaged seq invalidates the records after it for good -- and what was
- * dropped is kept in R.salvaged for the caller to print. The prefix already applied is
+ * dropped is kept in engine.salvaged for the caller to print. The prefix already applied is
  * committed data, so applying it before refusing is harmless.
  */
 static rvm_return_t recover_check_end(struct log *lg, const struct log_status *st,
@@ -249,9 +249,9 @@ static rvm_return_t recover_check_end(struct log *lg, const struct log_status *s
                       lg->path, strerror(-r));
     if (e.kind != LOG_END_DAMAGED)
         return RVM_SUCCESS;
-    if (!R.salvage)
+    if (!engine.salvage)
         return log_end_error(lg->path, &e);
-    R.salvaged = e;
+    engine.salvaged = e;
     return RVM_SUCCESS;
 }
 
@@ -337,6 +337,6 @@ rvm_return_t recover(struct log *lg)
     lg->tail_off = res.end_off;
     lg->next_seq = res.next_seq;
     lg->written_seq = lg->durable_seq = res.next_seq - 1;
-    R.st.tot_recovery++;
+    engine.st.tot_recovery++;
     return rc;
 }

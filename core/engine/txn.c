@@ -31,19 +31,19 @@ rvm_return_t rvm_begin_transaction(rvm_tid_t *tid, rvm_mode_t mode)
         return RVM_EINIT;
     if (tid == NULL || tid->struct_id != rvm_tid_id)
         return RVM_ETID;
-    if (R.log == NULL)
+    if (engine.log == NULL)
         return err_set(RVM_ELOG, "rvm_begin_transaction: no log; set options->log_dev");
     if (mode != restore && mode != no_restore)
         return RVM_EMODE;
     if (txn_get(tid) != NULL)
         return err_set(RVM_ETID, "rvm_begin_transaction: this tid is already begun; end or "
                        "abort it first");
-    pthread_mutex_lock(&R.mu);
-    struct txn *t = R.free_txns;
+    pthread_mutex_lock(&engine.mu);
+    struct txn *t = engine.free_txns;
     if (t != NULL)
-        R.free_txns = t->next;
+        engine.free_txns = t->next;
     else if ((t = calloc(1, sizeof(*t))) == NULL) {
-        pthread_mutex_unlock(&R.mu);
+        pthread_mutex_unlock(&engine.mu);
         return RVM_ENO_MEMORY;
     }
     t->pub = tid;
@@ -52,11 +52,11 @@ rvm_return_t rvm_begin_transaction(rvm_tid_t *tid, rvm_mode_t mode)
     t->old.len = 0;
     t->last_rg = NULL;
     t->prev = NULL;
-    t->next = R.open_txns;
-    if (R.open_txns)
-        R.open_txns->prev = t;
-    R.open_txns = t;
-    R.n_open++;
+    t->next = engine.open_txns;
+    if (engine.open_txns)
+        engine.open_txns->prev = t;
+    engine.open_txns = t;
+    engine.n_open++;
     /* uname is the tid's unique name: a timestamp, bumped by a microsecond when it
      * would repeat (tids begun in the same microsecond must still differ) */
     static struct timeval last;
@@ -71,7 +71,7 @@ rvm_return_t rvm_begin_transaction(rvm_tid_t *tid, rvm_mode_t mode)
     }
     last = now;
     tid->uname = now;
-    pthread_mutex_unlock(&R.mu);
+    pthread_mutex_unlock(&engine.mu);
     tid->tid = t;
     return RVM_SUCCESS;
 }
@@ -79,32 +79,32 @@ rvm_return_t rvm_begin_transaction(rvm_tid_t *tid, rvm_mode_t mode)
 /* txn_release -- unlink t from the open list and return it to the pool */
 static void txn_release(struct txn *t)
 {
-    pthread_mutex_lock(&R.mu);
+    pthread_mutex_lock(&engine.mu);
     if (t->prev)
         t->prev->next = t->next;
     else
-        R.open_txns = t->next;
+        engine.open_txns = t->next;
     if (t->next)
         t->next->prev = t->prev;
-    R.n_open--;
+    engine.n_open--;
     t->pub->tid = NULL;
     t->pub = NULL;
-    t->next = R.free_txns;
-    R.free_txns = t;
-    pthread_mutex_unlock(&R.mu);
+    t->next = engine.free_txns;
+    engine.free_txns = t;
+    pthread_mutex_unlock(&engine.mu);
 }
 
 /* txn_region -- the region holding [addr, addr+len), using t's cache when valid */
 static struct region *txn_region(struct txn *t, const char *addr, uint64_t len)
 {
-    uint64_t gen = __atomic_load_n(&R.map_gen, __ATOMIC_ACQUIRE);
+    uint64_t gen = __atomic_load_n(&engine.map_gen, __ATOMIC_ACQUIRE);
     struct region *g = t ? t->last_rg : NULL;
     if (g != NULL && t->last_gen == gen && addr >= g->vmaddr &&
         (uint64_t)(addr - g->vmaddr) + len <= g->len)
         return g;
-    pthread_mutex_lock(&R.mu);
+    pthread_mutex_lock(&engine.mu);
     g = region_find(addr, len);
-    pthread_mutex_unlock(&R.mu);
+    pthread_mutex_unlock(&engine.mu);
     if (t) {
         t->last_rg = g;
         t->last_gen = gen;
@@ -176,9 +176,9 @@ rvm_return_t rvm_abort_transaction(rvm_tid_t *tid)
             memcpy((char *)t->r[i].src, t->old.p + t->r[i].oldpos, t->r[i].len);
     txn_release(t);
     /* counters are guarded by the log's lock, which truncation holds when it ends an epoch */
-    pthread_mutex_t *mu = R.log != NULL ? &R.log->mu : &R.mu;
+    pthread_mutex_t *mu = engine.log != NULL ? &engine.log->mu : &engine.mu;
     pthread_mutex_lock(mu);
-    R.st.n_abort++;
+    engine.st.n_abort++;
     pthread_mutex_unlock(mu);
     return RVM_SUCCESS;
 }
@@ -261,10 +261,10 @@ static size_t txn_coalesce(struct txn *t, struct range **out, size_t *cap)
 rvm_return_t txn_commit_ranges(struct range *r, size_t n, rvm_mode_t mode, uint32_t ntxn,
                                uint64_t elim, uint64_t saved)
 {
-    struct log *lg = R.log;
+    struct log *lg = engine.log;
     rvm_return_t rc = RVM_SUCCESS;
     pthread_mutex_lock(&lg->mu);
-    if (__atomic_load_n(&R.sticky, __ATOMIC_ACQUIRE)) {
+    if (__atomic_load_n(&engine.sticky, __ATOMIC_ACQUIRE)) {
         pthread_mutex_unlock(&lg->mu);
         return RVM_EIO;
     }
@@ -285,11 +285,11 @@ rvm_return_t txn_commit_ranges(struct range *r, size_t n, rvm_mode_t mode, uint3
             return grc;
         }
     }
-    R.st.n_range_elim += elim;
-    R.st.range_overlap = rvm_add_length_to_offset(&R.st.range_overlap, saved);
+    engine.st.n_range_elim += elim;
+    engine.st.range_overlap = rvm_add_length_to_offset(&engine.st.range_overlap, saved);
     static const rvm_length_t dist[] = { range_lengths_dist };
     for (size_t i = 0; i < n && i < 64; i++) {
-        stats_hist(R.st.range_lengths, range_lengths_len, dist, r[i].len);
+        stats_hist(engine.st.range_lengths, range_lengths_len, dist, r[i].len);
     }
     uint64_t seq = 0;
     if (mode == no_flush && (rvm_optimizations & RVM_COALESCE_TRANS) && n > 0) {
@@ -301,17 +301,17 @@ rvm_return_t txn_commit_ranges(struct range *r, size_t n, rvm_mode_t mode, uint3
             rc = log_enqueue(lg, r, n, ntxn, &seq);
     }
     if (rc == RVM_SUCCESS && mode == no_flush) {
-        R.st.n_no_flush_commit++;
-        R.st.n_no_flush++;
+        engine.st.n_no_flush_commit++;
+        engine.st.n_no_flush++;
         lg->n_queued_txn++;
         lg->queued_bytes += size;
-        R.st.no_flush_length = rvm_add_length_to_offset(&R.st.no_flush_length, size);
+        engine.st.no_flush_length = rvm_add_length_to_offset(&engine.st.no_flush_length, size);
     } else if (rc == RVM_SUCCESS) {
         rc = log_force(lg, lg->next_seq - 1);
         if (rc == RVM_SUCCESS) {
-            R.st.n_flush_commit++;
-            R.st.n_no_flush = 0;
-            R.st.no_flush_length = RVM_MK_OFFSET(0, 0);
+            engine.st.n_flush_commit++;
+            engine.st.n_no_flush = 0;
+            engine.st.no_flush_length = RVM_MK_OFFSET(0, 0);
         }
     }
     pthread_mutex_unlock(&lg->mu);
@@ -362,18 +362,18 @@ rvm_return_t txn_commit_vector(const struct txn_vec *v, size_t n, rvm_mode_t mod
 {
     if (!rvm_ready())
         return RVM_EINIT;
-    if (R.log == NULL)
+    if (engine.log == NULL)
         return RVM_ELOG;
     if (mode != flush && mode != no_flush)
         return RVM_EMODE;
     struct range *r = malloc((n ? n : 1) * sizeof(*r));
     if (r == NULL)
         return RVM_ENO_MEMORY;
-    pthread_mutex_lock(&R.mu);
+    pthread_mutex_lock(&engine.mu);
     for (size_t i = 0; i < n; i++) {
         struct region *g = region_find(v[i].dest, v[i].len);
         if (g == NULL) {
-            pthread_mutex_unlock(&R.mu);
+            pthread_mutex_unlock(&engine.mu);
             free(r);
             return RVM_ENOT_MAPPED;
         }
@@ -381,7 +381,7 @@ rvm_return_t txn_commit_vector(const struct txn_vec *v, size_t n, rvm_mode_t mod
                                .off = g->off + (uint64_t)((char *)v[i].dest - g->vmaddr),
                                .len = v[i].len, .src = v[i].src, .oldpos = 0 };
     }
-    pthread_mutex_unlock(&R.mu);
+    pthread_mutex_unlock(&engine.mu);
     rvm_return_t rc = txn_commit_ranges(r, n, mode, 1, 0, 0);
     free(r);
     return rc;
@@ -390,9 +390,9 @@ rvm_return_t txn_commit_vector(const struct txn_vec *v, size_t n, rvm_mode_t mod
 /* txn_free_all -- free pooled transaction objects (rvm_terminate) */
 void txn_free_all(void)
 {
-    while (R.free_txns) {
-        struct txn *t = R.free_txns;
-        R.free_txns = t->next;
+    while (engine.free_txns) {
+        struct txn *t = engine.free_txns;
+        engine.free_txns = t->next;
         free(t->r);
         buf_free(&t->old);
         free(t);

@@ -380,8 +380,8 @@ static int image_set_log_pending(int fd, uint32_t v)
 static int recover_clear_pending(void)
 {
     int bad = 0;
-    for (uint32_t i = 1; i <= R.nsegs; i++) {
-        struct seg *s = R.segs[i];
+    for (uint32_t i = 1; i <= engine.nsegs; i++) {
+        struct seg *s = engine.segs[i];
         if (s != NULL && s->fd >= 0 && image_set_log_pending(s->fd, 0) < 0) {
             fprintf(stderr, "rvmutl: segment %s: cannot clear its log-pending mark: %s\n",
                     s->path, strerror(errno));
@@ -399,8 +399,8 @@ int cmd_recover(const char *path, int salvage)
     o->log_dev = (char *)path;
     o->truncate = 0;
     o->flags |= filecheck_shared_group ? RVM_SHARED_GROUP : 0;
-    R.salvage = salvage;
-    memset(&R.salvaged, 0, sizeof(R.salvaged));
+    engine.salvage = salvage;
+    memset(&engine.salvaged, 0, sizeof(engine.salvaged));
     progress_begin();
     rvm_return_t rc = RVM_INIT(o);
     if (rc != RVM_SUCCESS) {
@@ -425,13 +425,13 @@ int cmd_recover(const char *path, int salvage)
         fprintf(stderr, "rvmutl: %s: %s\n", rvm_return(rc), rvm_errmsg);
         return 1;
     }
-    if (R.salvaged.kind == LOG_END_DAMAGED)
+    if (engine.salvaged.kind == LOG_END_DAMAGED)
         printf("log %s salvaged: records before %llu applied; DROPPED records %llu..%llu "
                "(record %llu at offset %llu was damaged; the later ones started at offset "
-               "%llu)\n", path, (unsigned long long)R.salvaged.seq,
-               (unsigned long long)R.salvaged.seq, (unsigned long long)R.salvaged.last_seq,
-               (unsigned long long)R.salvaged.seq, (unsigned long long)R.salvaged.off,
-               (unsigned long long)R.salvaged.later_off);
+               "%llu)\n", path, (unsigned long long)engine.salvaged.seq,
+               (unsigned long long)engine.salvaged.seq, (unsigned long long)engine.salvaged.last_seq,
+               (unsigned long long)engine.salvaged.seq, (unsigned long long)engine.salvaged.off,
+               (unsigned long long)engine.salvaged.later_off);
     else if (salvage)
         printf("log %s: no damaged record found; nothing dropped\n", path);
     printf("log %s recovered: committed records applied to their segments, log empty\n",

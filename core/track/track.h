@@ -40,7 +40,7 @@
  *          the twin, or the page is logged whole from then on), or (b) by an explicit
  *          transaction, whose commit reaches track_note_commit, which turns the page's image
  *          into a twin (the file's page + the committed bytes) before it can be collected
- *          (both hold T.mu). So no record ever applies to the file page of a TF_FILE page.
+ *          (both hold tracker.mu). So no record ever applies to the file page of a TF_FILE page.
  *    At its first commit a TF_FILE page is diffed against its file page (pread into one
  *    scratch page, ~1 us from the page cache; a hole reads as zeros without I/O), and only
  *    then does it take a twin from the budget. A write made between rvm_map and rvm_track
@@ -216,11 +216,11 @@ struct track_region {
                                 * region (the shim's heap reservation has 4 M pages) */
     _Atomic size_t slots_hi; /* no slot at or beyond this page index was ever copied into:
                               * the trim sweeps [0, slots_hi) only */
-    uint32_t *seen;          /* T.ncaptures when the page was last captured (eviction) */
+    uint32_t *seen;          /* tracker.ncaptures when the page was last captured (eviction) */
     size_t nwords;
 };
 
-/* process-wide tracking state (T) */
+/* process-wide tracking state (tracker) */
 struct track_state {
     pthread_mutex_t mu;
     pthread_rwlock_t kw;         /* prepare_write (readers) vs a commit's capture (writer) */
@@ -259,7 +259,7 @@ struct track_state {
     rvm_track_statistics_t st;
 };
 
-extern struct track_state T;
+extern struct track_state tracker;
 
 /* track_region.c, track_commit.c, track_twin.c, track_hooks.c (track_int.h: which holds what) */
 rvm_return_t track_configure(const rvm_track_options_t *o);
@@ -290,7 +290,7 @@ rvm_return_t track_commit_mode(int final);
  * half made) are released there: from then on nothing the program writes enters this commit
  * (wp-async: the dirty pages were copied in the pause; fault backends: a write copies the
  * page first), so the program need not wait for the diff and the log write. released runs
- * with T.mu held: it must not call back into tracking. */
+ * with tracker.mu held: it must not call back into tracking. */
 rvm_return_t track_commit_then(int final, void (*released)(void *arg), void *arg);
 /* track_note_commit -- an explicit transaction committed [addr, addr+len): bring the twins
  * of tracked pages in that range up to date. Core calls it after the record is queued. */

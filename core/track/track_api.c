@@ -54,9 +54,9 @@ RVM_API rvm_return_t rvm_commit_mode(rvm_mode_t mode)
 {
     if (mode != flush && mode != no_flush)
         return RVM_EMODE;
-    pthread_mutex_lock(&T.mu);
-    T.flush = mode == flush;
-    pthread_mutex_unlock(&T.mu);
+    pthread_mutex_lock(&tracker.mu);
+    tracker.flush = mode == flush;
+    pthread_mutex_unlock(&tracker.mu);
     return RVM_SUCCESS;
 }
 
@@ -77,10 +77,10 @@ RVM_API rvm_return_t rvm_track_statistics(rvm_track_statistics_t *st)
 {
     if (st == NULL)
         return RVM_ESTATISTICS;
-    pthread_mutex_lock(&T.mu);
-    *st = T.st;
-    st->twin_pages = atomic_load(&T.twin_pages);
-    st->twin_budget_pages = T.budget_pages;
-    pthread_mutex_unlock(&T.mu);
+    pthread_mutex_lock(&tracker.mu);
+    *st = tracker.st;
+    st->twin_pages = atomic_load(&tracker.twin_pages);
+    st->twin_budget_pages = tracker.budget_pages;
+    pthread_mutex_unlock(&tracker.mu);
     return RVM_SUCCESS;
 }

@@ -16,7 +16,7 @@
 #define PLIST_SHIFT 40
 #define PLIST_POOLED ((uint64_t)1 << 62)
 #define PLIST_PAGE(e) ((size_t)((e) & (((uint64_t)1 << PLIST_SHIFT) - 1)))
-#define PLIST_REGION(e) (atomic_load(&T.regions[((e) & ~PLIST_POOLED) >> PLIST_SHIFT]))
+#define PLIST_REGION(e) (atomic_load(&tracker.regions[((e) & ~PLIST_POOLED) >> PLIST_SHIFT]))
 
 /*
  * SNAPSHOT POOL (wp-async). The capture must copy every dirty page while the threads are
@@ -28,7 +28,7 @@
  * slot, and the pool holds one commit's dirty set. The pool grows with mmap/mremap only
  * (pause-safe); if it cannot grow in the pause, the page's free slot is used as before.
  * After the diff, pool pages beyond this commit's dirty set are returned to the kernel.
- * T.mu guards the pool.
+ * tracker.mu guards the pool.
  */
 static char *snap_pool;
 static size_t snap_pool_bytes;
@@ -63,7 +63,7 @@ static void track_pool_trim(size_t used)
 static int track_capture_page(struct track_region *r, size_t i, int live, size_t q)
 {
     uint8_t s = track_st_load(r, i);
-    if (T.hook_backend) {
+    if (tracker.hook_backend) {
         /* a collected page had its hook run (DIRTY); anything else cannot hold a change */
         if ((s & TS_MASK) != TS_DIRTY)
             return 0;
@@ -89,13 +89,13 @@ static int track_capture_page(struct track_region *r, size_t i, int live, size_t
  * they are not copied */
 int track_capture(size_t *npages, int live)
 {
-    int e = vmp_dirty_collect_runs(T.dirty, track_collect_cb, NULL);
+    int e = vmp_dirty_collect_runs(tracker.dirty, track_collect_cb, NULL);
     if (e != 0)
         return e;   /* collected pages stay in the carry bitmaps for the next try */
     size_t np = 0;
-    T.ncaptures++;
+    tracker.ncaptures++;
     for (size_t k = 0; k < TRACK_MAX_REGIONS; k++) {
-        struct track_region *r = atomic_load(&T.regions[k]);
+        struct track_region *r = atomic_load(&tracker.regions[k]);
         if (r == NULL)
             continue;
         size_t hi = r->carry_hi;
@@ -107,8 +107,8 @@ int track_capture(size_t *npages, int live)
                 int how = track_capture_page(r, i, live, np);
                 if (how == 0)
                     continue;
-                r->seen[i] = T.ncaptures;
-                T.plist[np++] = ((uint64_t)k << PLIST_SHIFT) | i | (how == 2 ? PLIST_POOLED : 0);
+                r->seen[i] = tracker.ncaptures;
+                tracker.plist[np++] = ((uint64_t)k << PLIST_SHIFT) | i | (how == 2 ? PLIST_POOLED : 0);
             }
         }
         r->carry_lo = r->nwords;    /* every carried page was taken */
@@ -139,7 +139,7 @@ static void track_prefault_count(void *start, size_t npages, void *arg)
 void track_prefault(void)
 {
     size_t n = 0, ps = track_ps();
-    if (vmp_dirty_peek_runs(T.dirty, track_prefault_count, &n) != 0 || n == 0)
+    if (vmp_dirty_peek_runs(tracker.dirty, track_prefault_count, &n) != 0 || n == 0)
         return;
     size_t from = snap_pool_hi;
     if (n <= from || track_pool_page(n - 1) == NULL)
@@ -167,9 +167,9 @@ static int track_diff_pending(struct track_region *r, size_t i, uint8_t *s)
     }
     track_record_undo(&mark);
     if (twin != NULL)
-        T.st.bytes_diffed -= track_page_len(r, i);
+        tracker.st.bytes_diffed -= track_page_len(r, i);
     else
-        T.st.whole_pages--;
+        tracker.st.whole_pages--;
     return 0;
 }
 
@@ -204,8 +204,8 @@ static int track_diff_snapshot(struct track_region *r, size_t i, uint8_t s, int 
         return 0;
     }
     uint8_t flags = track_keep_snapshot(s);
-    uint8_t ns = (uint8_t)((T.hook_backend ? TS_DIRTY : TS_CLEAN) | flags);
-    if (!T.hook_backend && !(flags & TF_TWIN))
+    uint8_t ns = (uint8_t)((tracker.hook_backend ? TS_DIRTY : TS_CLEAN) | flags);
+    if (!tracker.hook_backend && !(flags & TF_TWIN))
         ns = TS_CLEAN;
     track_st_store(r, i, ns);
     return 0;
@@ -215,8 +215,8 @@ static int track_diff_snapshot(struct track_region *r, size_t i, uint8_t s, int 
 int track_diff_all(size_t npages)
 {
     for (size_t q = 0; q < npages; q++) {
-        struct track_region *r = PLIST_REGION(T.plist[q]);
-        size_t i = PLIST_PAGE(T.plist[q]);
+        struct track_region *r = PLIST_REGION(tracker.plist[q]);
+        size_t i = PLIST_PAGE(tracker.plist[q]);
         uint8_t s = track_st_load(r, i);
         if ((s & TS_MASK) == TS_PENDING) {
             int done = track_diff_pending(r, i, &s);
@@ -226,10 +226,10 @@ int track_diff_all(size_t npages)
                 continue;
         }
         if ((s & TS_MASK) == TS_SNAP &&
-            track_diff_snapshot(r, i, s, (T.plist[q] & PLIST_POOLED) != 0, q) != 0)
+            track_diff_snapshot(r, i, s, (tracker.plist[q] & PLIST_POOLED) != 0, q) != 0)
             return -1;
     }
-    if (!T.hook_backend)
+    if (!tracker.hook_backend)
         track_pool_trim(npages);
     return 0;
 }
@@ -240,8 +240,8 @@ int track_diff_all(size_t npages)
 int track_diff_live(size_t npages)
 {
     for (size_t q = 0; q < npages; q++) {
-        struct track_region *r = PLIST_REGION(T.plist[q]);
-        size_t i = PLIST_PAGE(T.plist[q]);
+        struct track_region *r = PLIST_REGION(tracker.plist[q]);
+        size_t i = PLIST_PAGE(tracker.plist[q]);
         uint8_t s = track_st_load(r, i);
         const char *image = track_committed_image(r, i, s);
         if (track_emit_page(r, i, r->base + i * track_ps(), image) != 0)

@@ -45,14 +45,14 @@ rvm_return_t track_commit(void)
 /* track_commit_refused -- a reason this process cannot commit now (mu held), or success */
 static rvm_return_t track_commit_refused(void)
 {
-    if (T.dirty != NULL && T.pid != getpid())
+    if (tracker.dirty != NULL && tracker.pid != getpid())
         /* a child of fork(): the tracker's userfaultfd and the log belong to the parent */
         return track_err(RVM_EINTERNAL, "rvm_commit: tracking belongs to process %d; a child "
                          "of fork() cannot commit tracked regions (its copy of them is plain "
-                         "memory)", (int)T.pid);
-    if (T.sticky != RVM_SUCCESS)
-        return track_err(T.sticky, "rvm_commit: an earlier tracked commit failed (%s); "
-                         "restart the process to recover", T.sticky_msg);
+                         "memory)", (int)tracker.pid);
+    if (tracker.sticky != RVM_SUCCESS)
+        return track_err(tracker.sticky, "rvm_commit: an earlier tracked commit failed (%s); "
+                         "restart the process to recover", tracker.sticky_msg);
     return RVM_SUCCESS;
 }
 
@@ -62,14 +62,14 @@ static rvm_return_t track_commit_prepare(struct commit *c)
 {
     if (track_record_ready() != 0)
         return track_err(RVM_ENO_MEMORY, "rvm_commit: out of memory");
-    c->live = c->final && !T.hook_backend;
+    c->live = c->final && !tracker.hook_backend;
     /* a final commit streams its record from the record buffer to the log (no second copy
      * in core); the threads are released by then, and the buffer is ours */
-    c->sink = T.sink != NULL ? T.sink : c->final ? track_core_sink_stream : track_core_sink;
+    c->sink = tracker.sink != NULL ? tracker.sink : c->final ? track_core_sink_stream : track_core_sink;
     if (c->live && track_file_page_ready() != 0)
         return track_err(RVM_ENO_MEMORY, "rvm_commit: out of memory");
     track_record_clear();
-    if (!T.hook_backend && !c->live)
+    if (!tracker.hook_backend && !c->live)
         track_prefault();
     return RVM_SUCCESS;
 }
@@ -88,7 +88,7 @@ static rvm_return_t track_commit_prepare(struct commit *c)
  */
 static void track_commit_in_place(struct commit *c)
 {
-    c->in_place = T.sink == NULL && track_core_stream_ready();
+    c->in_place = tracker.sink == NULL && track_core_stream_ready();
     track_rec.in_place = c->in_place;
     c->diff_failed = track_diff_live(c->npages) != 0;
     if (c->in_place && !c->diff_failed && track_rec.nranges > 0 &&
@@ -112,14 +112,14 @@ static void track_commit_in_place(struct commit *c)
 static void track_commit_pause_stats(const struct track_safepoint_stats *ss, size_t np,
                                      uint64_t t_pause)
 {
-    T.st.last_threads = ss->nthreads;
-    T.st.last_skipped = ss->nskipped;
-    T.st.last_pages = np;
-    T.st.pages_dirtied += np;
-    T.st.last_pause_ns = t_pause;
-    T.st.total_pause_ns += t_pause;
-    if (t_pause > T.st.max_pause_ns)
-        T.st.max_pause_ns = t_pause;
+    tracker.st.last_threads = ss->nthreads;
+    tracker.st.last_skipped = ss->nskipped;
+    tracker.st.last_pages = np;
+    tracker.st.pages_dirtied += np;
+    tracker.st.last_pause_ns = t_pause;
+    tracker.st.total_pause_ns += t_pause;
+    if (t_pause > tracker.st.max_pause_ns)
+        tracker.st.max_pause_ns = t_pause;
 }
 
 /* track_commit_instant -- stop the other threads, capture the dirty set, release them */
@@ -127,30 +127,30 @@ static rvm_return_t track_commit_instant(struct commit *c)
 {
     uint64_t t_halt = track_now_ns();   /* the pause starts here (the prefault is not in it) */
     struct track_safepoint_stats ss = {0, 0, 0};
-    pthread_rwlock_wrlock(&T.kw);
+    pthread_rwlock_wrlock(&tracker.kw);
     int e = track_safepoint_stop(&ss);
     if (e != 0) {
-        pthread_rwlock_unlock(&T.kw);
+        pthread_rwlock_unlock(&tracker.kw);
         return track_err(RVM_EINTERNAL, "rvm_commit: %s", track_safepoint_message());
     }
     uint64_t t_stop = track_now_ns();
     e = track_capture(&c->npages, c->live);
-    if (e == 0 && T.hook_backend)
+    if (e == 0 && tracker.hook_backend)
         track_safepoint_each(track_robust_thread, NULL);   /* ROBUST MUTEXES (track.h) */
     if (e == 0 && c->live)
         track_commit_in_place(c);
     uint64_t t_capt = track_now_ns();
     track_safepoint_release();
-    if (e == 0 && T.hook_backend)
+    if (e == 0 && tracker.hook_backend)
         track_trim();       /* in the pause: see track_trim */
-    T.st.last_stop_ns = t_stop - t_halt;
-    T.st.last_capture_ns = t_capt - t_stop;
-    pthread_rwlock_unlock(&T.kw);
+    tracker.st.last_stop_ns = t_stop - t_halt;
+    tracker.st.last_capture_ns = t_capt - t_stop;
+    pthread_rwlock_unlock(&tracker.kw);
     uint64_t t_pause = track_now_ns() - t_halt;
     track_commit_released(c);
     if (e != 0)
         return track_err(RVM_EINTERNAL, "rvm_commit: collecting dirty pages failed: %s (%s)",
-                         strerror(e), vmp_dirty_errmsg(T.dirty));
+                         strerror(e), vmp_dirty_errmsg(tracker.dirty));
     track_commit_pause_stats(&ss, c->npages, t_pause);
     return RVM_SUCCESS;
 }
@@ -158,22 +158,22 @@ static rvm_return_t track_commit_instant(struct commit *c)
 /* track_commit_diff -- build the record after the release (a live commit has built it) */
 static rvm_return_t track_commit_diff(struct commit *c)
 {
-    if (!T.hook_backend && !c->live)
+    if (!tracker.hook_backend && !c->live)
         track_trim();
     if (!c->live) {
         track_record_clear();
         /* wp-async: every captured page's snapshot (pool or slot) stays as it is until the
-         * next capture (no hook writes it; explicit commits wait for T.mu), so the record's
+         * next capture (no hook writes it; explicit commits wait for tracker.mu), so the record's
          * ranges can point at the snapshots instead of copying the changed bytes again */
-        track_rec.in_place = !T.hook_backend;
+        track_rec.in_place = !tracker.hook_backend;
         c->diff_failed = track_diff_all(c->npages) != 0;
     }
     if (!c->diff_failed)
         return RVM_SUCCESS;
     /* twins were already advanced for part of the pages: the tracked state no longer
      * matches the log, so this is sticky */
-    T.sticky = RVM_ENO_MEMORY;
-    snprintf(T.sticky_msg, sizeof(T.sticky_msg), "out of memory for a %zu-byte record",
+    tracker.sticky = RVM_ENO_MEMORY;
+    snprintf(tracker.sticky_msg, sizeof(tracker.sticky_msg), "out of memory for a %zu-byte record",
              track_rec.data_len);
     return track_err(RVM_ENO_MEMORY, "rvm_commit: out of memory building the record");
 }
@@ -183,34 +183,34 @@ static rvm_return_t track_commit_diff(struct commit *c)
 static rvm_return_t track_commit_write(struct commit *c)
 {
     uint64_t bytes = track_record_finish();
-    T.st.bytes_logged += bytes;
-    T.st.ranges_logged += track_rec.nranges;
+    tracker.st.bytes_logged += bytes;
+    tracker.st.ranges_logged += track_rec.nranges;
     uint64_t t_sink = track_now_ns(), logged = c->in_place_logged;
     rvm_return_t rc;
     if (c->in_place) {
         rc = c->in_place_rc;
-        T.st.last_durable_ns = c->in_place_ns;
-        T.zero_copy_commits++;
+        tracker.st.last_durable_ns = c->in_place_ns;
+        tracker.zero_copy_commits++;
     } else {
         /* a big durable record goes to the log straight from our memory (no copy in
          * core's queue: txn_commit_stream); a small one through the queue, where it can
          * share an fdatasync with concurrent explicit commits */
         track_sink_fn sink = c->sink;
-        if (sink == track_core_sink && T.flush && bytes >= TRACK_STREAM_MIN)
+        if (sink == track_core_sink && tracker.flush && bytes >= TRACK_STREAM_MIN)
             sink = track_core_sink_stream;
-        rc = sink(T.sink_arg, track_rec.ranges, track_rec.nranges, T.flush, &logged);
-        T.st.last_durable_ns = track_now_ns() - t_sink;
+        rc = sink(tracker.sink_arg, track_rec.ranges, track_rec.nranges, tracker.flush, &logged);
+        tracker.st.last_durable_ns = track_now_ns() - t_sink;
     }
-    T.st.total_durable_ns += T.st.last_durable_ns;
+    tracker.st.total_durable_ns += tracker.st.last_durable_ns;
     if (rc != RVM_SUCCESS) {
-        T.sticky = rc;
-        snprintf(T.sticky_msg, sizeof(T.sticky_msg), "the log refused a %zu-range record: "
+        tracker.sticky = rc;
+        snprintf(tracker.sticky_msg, sizeof(tracker.sticky_msg), "the log refused a %zu-range record: "
                  "%s: %.160s", track_rec.nranges, rvm_return(rc), rvm_errmsg);
         return track_err(rc, "rvm_commit: %s; every later rvm_commit fails: restart the "
-                         "process to recover", T.sticky_msg);
+                         "process to recover", tracker.sticky_msg);
     }
-    T.st.record_bytes += logged;
-    T.st.n_commits++;
+    tracker.st.record_bytes += logged;
+    tracker.st.n_commits++;
     return RVM_SUCCESS;
 }
 
@@ -220,8 +220,8 @@ static rvm_return_t track_commit_locked(struct commit *c)
     rvm_return_t rc = track_commit_refused();
     if (rc != RVM_SUCCESS)
         return rc;
-    if (T.dirty == NULL || track_nregions() == 0) {
-        T.st.n_empty_commits++;
+    if (tracker.dirty == NULL || track_nregions() == 0) {
+        tracker.st.n_empty_commits++;
         return RVM_SUCCESS;
     }
     if ((rc = track_commit_prepare(c)) != RVM_SUCCESS ||
@@ -229,26 +229,26 @@ static rvm_return_t track_commit_locked(struct commit *c)
         (rc = track_commit_diff(c)) != RVM_SUCCESS)
         return rc;
     if (track_rec.nranges == 0) {
-        T.st.n_empty_commits++;
-        T.st.last_durable_ns = 0;
+        tracker.st.n_empty_commits++;
+        tracker.st.last_durable_ns = 0;
     } else if ((rc = track_commit_write(c)) != RVM_SUCCESS) {
         return rc;
     }
     track_record_shrink();
-    T.st.last_commit_ns = track_now_ns() - c->t_begin;
-    T.st.total_commit_ns += T.st.last_commit_ns;
+    tracker.st.last_commit_ns = track_now_ns() - c->t_begin;
+    tracker.st.total_commit_ns += tracker.st.last_commit_ns;
     return RVM_SUCCESS;
 }
 
 /* track_commit_then -- see track.h */
 rvm_return_t track_commit_then(int final, void (*released)(void *arg), void *arg)
 {
-    pthread_mutex_lock(&T.mu);
+    pthread_mutex_lock(&tracker.mu);
     struct commit c = {.final = final, .t_begin = track_now_ns(), .released = released,
                        .released_arg = arg};
     rvm_return_t rc = track_commit_locked(&c);
     track_commit_released(&c);     /* no instant was taken: still exactly once */
-    pthread_mutex_unlock(&T.mu);
+    pthread_mutex_unlock(&tracker.mu);
     return rc;
 }
 

@@ -14,7 +14,7 @@
 static struct txn_vec *core_vec;
 static size_t core_veccap;
 
-/* track_core_sink -- commit n ranges as one transaction through core (T.mu held, so the
+/* track_core_sink -- commit n ranges as one transaction through core (tracker.mu held, so the
  * vector buffer needs no lock of its own) */
 rvm_return_t track_core_sink(void *arg, const struct track_range *r, size_t n, int sync,
                              uint64_t *logged)
@@ -85,12 +85,12 @@ int track_core_stream_fits(const struct track_range *r, size_t n)
 rvm_return_t track_core_check_mapped(const char *addr, uint64_t len, int *priv)
 {
     *priv = 0;
-    if (R.state != RVM_ST_INIT)
+    if (engine.state != RVM_ST_INIT)
         return RVM_EINIT;
-    pthread_mutex_lock(&R.mu);
+    pthread_mutex_lock(&engine.mu);
     struct region *g = region_find(addr, len);
     *priv = g != NULL && g->priv;
-    pthread_mutex_unlock(&R.mu);
+    pthread_mutex_unlock(&engine.mu);
     return g == NULL ? RVM_ENOT_MAPPED : RVM_SUCCESS;
 }
 

@@ -73,7 +73,7 @@ void track_hook(void *page, void *arg)
             track_slot_touched(r, i);
             uint8_t ns = (uint8_t)(TS_SNAP | (s & (TF_TWIN | TF_SLOTB)));
             if (track_st_cas(r, i, &s, ns)) {
-                atomic_fetch_add(&T.hook_snaps, 1);
+                atomic_fetch_add(&tracker.hook_snaps, 1);
                 break;
             }
             continue;   /* the differ finished it first (now CLEAN): take the CLEAN path */
@@ -99,7 +99,7 @@ static void track_robust_open_word(uintptr_t entry, long off)
     if (entry == 0 || track_find(w) == NULL)
         return;
     track_in_prepare = 1;      /* not in a fault handler: the hook leaves the mask alone */
-    vmp_dirty_prepare_write(T.dirty, (void *)w, sizeof(uint32_t));
+    vmp_dirty_prepare_write(tracker.dirty, (void *)w, sizeof(uint32_t));
     track_in_prepare = 0;
 }
 
@@ -127,21 +127,21 @@ void track_robust_thread(pid_t tid, void *arg)
 /* track_prepare_write -- before a kernel write into tracked memory */
 rvm_return_t track_prepare_write(void *addr, size_t len)
 {
-    if (T.dirty == NULL || len == 0)
+    if (tracker.dirty == NULL || len == 0)
         return RVM_SUCCESS;
-    pthread_rwlock_rdlock(&T.kw);
+    pthread_rwlock_rdlock(&tracker.kw);
     track_in_prepare = 1;
-    int e = vmp_dirty_prepare_write(T.dirty, addr, len);
+    int e = vmp_dirty_prepare_write(tracker.dirty, addr, len);
     track_in_prepare = 0;
-    pthread_rwlock_unlock(&T.kw);
+    pthread_rwlock_unlock(&tracker.kw);
     if (e != 0)
         return track_err(RVM_EINTERNAL, "rvm_track_prepare_write(%p, %zu): %s (%s)", addr, len,
-                         strerror(e), vmp_dirty_errmsg(T.dirty));
+                         strerror(e), vmp_dirty_errmsg(tracker.dirty));
     return RVM_SUCCESS;
 }
 
 /* track_release_region -- mark the CLEAN twinless pages of [lo, hi) of r TF_LOST (hook
- * backends; T.mu held, so no commit is in flight and pages are CLEAN or DIRTY) */
+ * backends; tracker.mu held, so no commit is in flight and pages are CLEAN or DIRTY) */
 static void track_release_region(struct track_region *r, uintptr_t lo, uintptr_t hi)
 {
     size_t ps = track_ps();
@@ -165,18 +165,18 @@ rvm_return_t track_release(void *addr, size_t len)
     uintptr_t b = ((uintptr_t)addr + len) & ~(uintptr_t)(ps - 1);
     if (len == 0 || b <= a)
         return RVM_SUCCESS;
-    pthread_mutex_lock(&T.mu);
-    if (T.dirty == NULL || T.pid != getpid()) {
+    pthread_mutex_lock(&tracker.mu);
+    if (tracker.dirty == NULL || tracker.pid != getpid()) {
         /* nothing tracked here (or a fork child's plain copy) */
-        pthread_mutex_unlock(&T.mu);
+        pthread_mutex_unlock(&tracker.mu);
         return madvise((void *)a, b - a, MADV_DONTNEED) == 0
                    ? RVM_SUCCESS
                    : track_err(RVM_EINTERNAL, "rvm_track_release(%p, %zu): madvise: %s", addr,
                                len, strerror(errno));
     }
-    if (T.hook_backend)
+    if (tracker.hook_backend)
         for (size_t k = 0; k < TRACK_MAX_REGIONS; k++) {
-            struct track_region *r = atomic_load(&T.regions[k]);
+            struct track_region *r = atomic_load(&tracker.regions[k]);
             if (r == NULL)
                 continue;
             uintptr_t lo = a > (uintptr_t)r->base ? a : (uintptr_t)r->base;
@@ -188,13 +188,13 @@ rvm_return_t track_release(void *addr, size_t len)
             if (lo < hi)
                 track_release_region(r, lo, hi);
         }
-    int e = vmp_dirty_release(T.dirty, (void *)a, b - a);
-    pthread_mutex_unlock(&T.mu);
+    int e = vmp_dirty_release(tracker.dirty, (void *)a, b - a);
+    pthread_mutex_unlock(&tracker.mu);
     if (e == EOPNOTSUPP)
         return RVM_SUCCESS;   /* kept resident, still tracked: nothing changed */
     if (e != 0)
         return track_err(RVM_EINTERNAL, "rvm_track_release(%p, %zu): %s (%s)", addr, len,
-                         strerror(e), vmp_dirty_errmsg(T.dirty));
+                         strerror(e), vmp_dirty_errmsg(tracker.dirty));
     return RVM_SUCCESS;
 }
 

@@ -30,11 +30,11 @@ rvm_return_t track_err(rvm_return_t code, const char *fmt, ...)
 uint64_t track_now_ns(void);
 /* track_find -- the tracked region holding address a (async-signal-safe, lock-free) */
 struct track_region *track_find(uintptr_t a);
-/* track_nregions -- number of tracked regions (T.mu held) */
+/* track_nregions -- number of tracked regions (tracker.mu held) */
 size_t track_nregions(void);
 /* track_collect_cb -- vmprim run callback: remember collected pages in the carry bitmaps */
 void track_collect_cb(void *start, size_t npages, void *arg);
-/* regions published in T.regions (track_note_commit's fast path: none tracked) */
+/* regions published in tracker.regions (track_note_commit's fast path: none tracked) */
 extern atomic_int track_published;
 
 /* track_ps -- the page size */
@@ -100,7 +100,7 @@ static inline const char *track_twin_of(const struct track_region *r, size_t i, 
  * and raise the region's slot high-water mark (async-signal-safe: the hook calls it) */
 static inline void track_slot_touched(struct track_region *r, size_t i)
 {
-    atomic_fetch_add(&T.slot_touches, 1);
+    atomic_fetch_add(&tracker.slot_touches, 1);
     size_t hi = atomic_load_explicit(&r->slots_hi, memory_order_relaxed);
     while (hi <= i && !atomic_compare_exchange_weak(&r->slots_hi, &hi, i + 1))
         ;

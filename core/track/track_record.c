@@ -127,12 +127,12 @@ int track_emit_page(struct track_region *r, size_t i, const char *cur, const cha
 {
     size_t plen = track_page_len(r, i);
     uint64_t off = r->seg_off + (uint64_t)i * track_ps();
-    T.st.bytes_diffed += old ? plen : 0;
+    tracker.st.bytes_diffed += old ? plen : 0;
     if (old == NULL) {
-        T.st.whole_pages++;
+        tracker.st.whole_pages++;
         return track_emit(r, off, cur, plen);
     }
-    size_t n = track_diff_page(cur, old, plen, T.merge_gap, diff_runs);
+    size_t n = track_diff_page(cur, old, plen, tracker.merge_gap, diff_runs);
     for (size_t k = 0; k < n; k++)
         if (track_emit(r, off + diff_runs[k].off, cur + diff_runs[k].off, diff_runs[k].len) != 0)
             return -1;

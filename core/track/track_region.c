@@ -17,7 +17,7 @@
 #include "rvm_int.h"
 #include "track_int.h"
 
-struct track_state T = {
+struct track_state tracker = {
     .mu = PTHREAD_MUTEX_INITIALIZER,
     .kw = PTHREAD_RWLOCK_INITIALIZER,
     .flush = 1,
@@ -56,7 +56,7 @@ uint64_t track_now_ns(void)
 struct track_region *track_find(uintptr_t a)
 {
     for (size_t k = 0; k < TRACK_MAX_REGIONS; k++) {
-        struct track_region *r = atomic_load(&T.regions[k]);
+        struct track_region *r = atomic_load(&tracker.regions[k]);
         if (r != NULL && a >= (uintptr_t)r->base && a < (uintptr_t)r->base + r->npages * track_ps())
             return r;
     }
@@ -66,12 +66,12 @@ struct track_region *track_find(uintptr_t a)
 /* track_defaults -- fill unset configuration */
 static void track_defaults(void)
 {
-    if (T.configured)
+    if (tracker.configured)
         return;
-    T.want_backend = VMP_BACKEND_AUTO;
-    T.budget_pages = TRACK_DEFAULT_BUDGET / track_ps();
-    T.merge_gap = TRACK_DEFAULT_GAP;
-    T.configured = 1;
+    tracker.want_backend = VMP_BACKEND_AUTO;
+    tracker.budget_pages = TRACK_DEFAULT_BUDGET / track_ps();
+    tracker.merge_gap = TRACK_DEFAULT_GAP;
+    tracker.configured = 1;
 }
 
 /* track_nregions -- number of tracked regions (mu held) */
@@ -79,7 +79,7 @@ size_t track_nregions(void)
 {
     size_t n = 0;
     for (size_t k = 0; k < TRACK_MAX_REGIONS; k++)
-        if (atomic_load(&T.regions[k]) != NULL)
+        if (atomic_load(&tracker.regions[k]) != NULL)
             n++;
     return n;
 }
@@ -99,31 +99,31 @@ rvm_return_t track_configure(const rvm_track_options_t *o)
             return track_err(RVM_EOPTIONS, "rvm_track_configure: backend %s is not usable "
                              "here: %s", vmp_backend_name(b), why);
     }
-    pthread_mutex_lock(&T.mu);
+    pthread_mutex_lock(&tracker.mu);
     if (track_nregions() > 0) {
-        pthread_mutex_unlock(&T.mu);
+        pthread_mutex_unlock(&tracker.mu);
         return track_err(RVM_EUNCOMMIT, "rvm_track_configure: regions are tracked; untrack "
                          "them first");
     }
-    if (T.dirty != NULL) {
-        vmp_dirty_destroy(T.dirty);
-        T.dirty = NULL;
+    if (tracker.dirty != NULL) {
+        vmp_dirty_destroy(tracker.dirty);
+        tracker.dirty = NULL;
     }
-    T.want_backend = b;
-    T.budget_pages = (o->twin_budget ? o->twin_budget : TRACK_DEFAULT_BUDGET) / track_ps();
-    T.merge_gap = o->merge_gap ? (unsigned)o->merge_gap : TRACK_DEFAULT_GAP;
-    T.configured = 1;
-    pthread_mutex_unlock(&T.mu);
+    tracker.want_backend = b;
+    tracker.budget_pages = (o->twin_budget ? o->twin_budget : TRACK_DEFAULT_BUDGET) / track_ps();
+    tracker.merge_gap = o->merge_gap ? (unsigned)o->merge_gap : TRACK_DEFAULT_GAP;
+    tracker.configured = 1;
+    pthread_mutex_unlock(&tracker.mu);
     return RVM_SUCCESS;
 }
 
 /* track_set_sink -- where commits go */
 void track_set_sink(track_sink_fn fn, void *arg)
 {
-    pthread_mutex_lock(&T.mu);
-    T.sink = fn;
-    T.sink_arg = arg;
-    pthread_mutex_unlock(&T.mu);
+    pthread_mutex_lock(&tracker.mu);
+    tracker.sink = fn;
+    tracker.sink_arg = arg;
+    pthread_mutex_unlock(&tracker.mu);
 }
 
 /* track_region_free -- release a region's memory (it is no longer reachable) */
@@ -141,13 +141,13 @@ static void track_region_free(struct track_region *r)
  * never allocates */
 static int track_plist_grow(size_t need)
 {
-    if (need <= T.plist_cap)
+    if (need <= tracker.plist_cap)
         return 0;
-    uint64_t *p = realloc(T.plist, need * sizeof(*p));
+    uint64_t *p = realloc(tracker.plist, need * sizeof(*p));
     if (p == NULL)
         return -1;
-    T.plist = p;
-    T.plist_cap = need;
+    tracker.plist = p;
+    tracker.plist_cap = need;
     return 0;
 }
 
@@ -180,7 +180,7 @@ static rvm_return_t track_region_check(const rvm_region_t *region, int *priv)
                          (void *)region->vmaddr, (unsigned long)region->length);
     if (region->offset.high != 0)
         return track_err(RVM_EOFFSET, "rvm_track: region offset does not fit in 64 bits");
-    if (T.sink != NULL)
+    if (tracker.sink != NULL)
         return RVM_SUCCESS;     /* a test's sink: the region need not be rvm_map'ed */
     rvm_return_t m = track_core_check_mapped(region->vmaddr, region->length, priv);
     if (m != RVM_SUCCESS)
@@ -191,14 +191,14 @@ static rvm_return_t track_region_check(const rvm_region_t *region, int *priv)
     return RVM_SUCCESS;
 }
 
-/* track_free_slot_for -- the free entry of T.regions for [a, a + npages pages), refusing an
+/* track_free_slot_for -- the free entry of tracker.regions for [a, a + npages pages), refusing an
  * overlap with a tracked region (mu held); *slot set on success */
 static rvm_return_t track_free_slot_for(uintptr_t a, size_t npages, int *slot)
 {
     size_t ps = track_ps();
     *slot = -1;
     for (int k = 0; k < TRACK_MAX_REGIONS; k++) {
-        struct track_region *o = atomic_load(&T.regions[k]);
+        struct track_region *o = atomic_load(&tracker.regions[k]);
         if (o == NULL) {
             if (*slot < 0)
                 *slot = k;
@@ -217,9 +217,9 @@ static rvm_return_t track_free_slot_for(uintptr_t a, size_t npages, int *slot)
 /* track_tracker_create -- the DIRTY tracker, made with the first tracked region (mu held) */
 static rvm_return_t track_tracker_create(void)
 {
-    if (T.dirty != NULL)
+    if (tracker.dirty != NULL)
         return RVM_SUCCESS;
-    vmp_dirty_opts_t opts = {.backend = T.want_backend};
+    vmp_dirty_opts_t opts = {.backend = tracker.want_backend};
     vmp_dirty_t *d = NULL;
     int e = vmp_dirty_create(&opts, &d);
     if (e == 0 && vmp_dirty_backend(d) != VMP_BACKEND_WP_ASYNC) {
@@ -232,18 +232,18 @@ static rvm_return_t track_tracker_create(void)
     }
     if (e != 0) {
         char why[256] = "";
-        vmp_backend_probe(T.want_backend == VMP_BACKEND_AUTO ? VMP_BACKEND_MPROTECT
-                                                             : T.want_backend,
+        vmp_backend_probe(tracker.want_backend == VMP_BACKEND_AUTO ? VMP_BACKEND_MPROTECT
+                                                             : tracker.want_backend,
                           why, sizeof(why));
         return track_err(RVM_EINTERNAL, "rvm_track: cannot create the DIRTY tracker "
-                         "(backend %s): %s %s", vmp_backend_name(T.want_backend),
+                         "(backend %s): %s %s", vmp_backend_name(tracker.want_backend),
                          strerror(e), why);
     }
-    T.dirty = d;
-    T.pid = getpid();
-    T.backend = vmp_dirty_backend(d);
-    T.hook_backend = T.backend != VMP_BACKEND_WP_ASYNC;
-    snprintf(T.st.backend, sizeof(T.st.backend), "%s", vmp_backend_name(T.backend));
+    tracker.dirty = d;
+    tracker.pid = getpid();
+    tracker.backend = vmp_dirty_backend(d);
+    tracker.hook_backend = tracker.backend != VMP_BACKEND_WP_ASYNC;
+    snprintf(tracker.st.backend, sizeof(tracker.st.backend), "%s", vmp_backend_name(tracker.backend));
     return RVM_SUCCESS;
 }
 
@@ -270,7 +270,7 @@ static struct track_region *track_region_new(rvm_region_t *region, size_t npages
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     size_t tracked_pages = npages;
     for (size_t k = 0; k < TRACK_MAX_REGIONS; k++) {
-        struct track_region *o = atomic_load(&T.regions[k]);
+        struct track_region *o = atomic_load(&tracker.regions[k]);
         tracked_pages += o != NULL ? o->npages : 0;
     }
     if (r->st == NULL || r->seen == NULL || r->carry == NULL || r->slots == MAP_FAILED ||
@@ -281,13 +281,13 @@ static struct track_region *track_region_new(rvm_region_t *region, size_t npages
     /* 4 KiB pages for the slots: a transparent huge page would make the first copy into a
      * slot zero 2 MiB (in a fault handler, or in the pause), and slots are used sparsely */
     madvise(r->slots, 2 * npages * ps, MADV_NOHUGEPAGE);
-    if (!T.hook_backend && file_fd >= 0) {
+    if (!tracker.hook_backend && file_fd >= 0) {
         /* wp-async, memory made from the segment: every page starts lazy. TF_FILE is
          * stored inverted in such a region (track_st_load), so the all-zero array calloc
          * returned already says TF_FILE everywhere: a memset here touched one byte per
          * page, 4 MiB for the shim's 16 GiB heap reservation, in every process. */
         r->st_xor = TF_FILE;
-    } else if (!T.hook_backend) {
+    } else if (!tracker.hook_backend) {
         track_twins_from_memory(r);
     }
     return r;
@@ -299,18 +299,18 @@ static rvm_return_t track_region_publish(int slot, struct track_region *r, uint6
 {
     size_t span = r->npages * track_ps();
     /* publish before arming: a fault after arming must find the region */
-    atomic_store(&T.regions[slot], r);
+    atomic_store(&tracker.regions[slot], r);
     atomic_fetch_add(&track_published, 1);
-    int e = vmp_dirty_arm_sparse(T.dirty, r->base, span, wp_len < span ? (size_t)wp_len : span);
+    int e = vmp_dirty_arm_sparse(tracker.dirty, r->base, span, wp_len < span ? (size_t)wp_len : span);
     if (e == 0)
         return RVM_SUCCESS;
-    atomic_store(&T.regions[slot], NULL);
+    atomic_store(&tracker.regions[slot], NULL);
     atomic_fetch_sub(&track_published, 1);
     track_give_region_twins(r);
     rvm_return_t rc = track_err(e == EINVAL ? RVM_EOVERLAP : RVM_EINTERNAL, "rvm_track: "
                                 "cannot arm region at %p (%zu pages) with backend %s: %s (%s)",
-                                (void *)r->base, r->npages, vmp_backend_name(T.backend),
-                                strerror(e), vmp_dirty_errmsg(T.dirty));
+                                (void *)r->base, r->npages, vmp_backend_name(tracker.backend),
+                                strerror(e), vmp_dirty_errmsg(tracker.dirty));
     track_region_free(r);
     return rc;
 }
@@ -326,7 +326,7 @@ static rvm_return_t track_region_add_locked(rvm_region_t *region, uint64_t wp_le
         rc = track_tracker_create();
     if (rc != RVM_SUCCESS)
         return rc;
-    if (priv && T.hook_backend) {
+    if (priv && tracker.hook_backend) {
         /* a file mapping rvm_map chose by itself becomes anonymous memory here (the fault
          * backends need that); one the program asked for is refused below */
         rvm_return_t m = track_core_unfile(region->vmaddr, region->length, &priv);
@@ -334,13 +334,13 @@ static rvm_return_t track_region_add_locked(rvm_region_t *region, uint64_t wp_le
             return track_err(m, "rvm_track: region at %p: %s", (void *)region->vmaddr,
                              rvm_errmsg);
     }
-    if (priv && T.hook_backend)
+    if (priv && tracker.hook_backend)
         return track_err(RVM_EREGION, "rvm_track: region at %p is mapped with RVM_MAP_PRIVATE "
                          "(a file mapping), which only the wp-async backend can track (this "
                          "process uses %s): map it without that flag", (void *)region->vmaddr,
-                         vmp_backend_name(T.backend));
+                         vmp_backend_name(tracker.backend));
     int file_fd = -1;
-    if (!T.hook_backend && T.sink == NULL) {
+    if (!tracker.hook_backend && tracker.sink == NULL) {
         /* lazy twins (track.h, "LAZY TWINS"): settles the segment first */
         rvm_return_t m = track_core_file_image(region->vmaddr, region->length, &file_fd);
         if (m != RVM_SUCCESS)
@@ -363,14 +363,14 @@ rvm_return_t track_region_add_sparse(rvm_region_t *region, uint64_t wp_len)
     rvm_return_t rc = track_region_check(region, &priv);
     if (rc != RVM_SUCCESS)
         return rc;
-    pthread_mutex_lock(&T.mu);
+    pthread_mutex_lock(&tracker.mu);
     rc = track_region_add_locked(region, wp_len, priv);
-    pthread_mutex_unlock(&T.mu);
+    pthread_mutex_unlock(&tracker.mu);
     return rc;
 }
 
 /* track_collect_cb -- vmprim run callback: remember collected pages in the carry bitmaps
- * (T.mu held: every collect runs under it) */
+ * (tracker.mu held: every collect runs under it) */
 void track_collect_cb(void *start, size_t npages, void *arg)
 {
     (void)arg;
@@ -394,7 +394,7 @@ void track_collect_cb(void *start, size_t npages, void *arg)
 static int track_region_changed(struct track_region *r)
 {
     size_t ps = track_ps();
-    if (vmp_dirty_collect_runs(T.dirty, track_collect_cb, NULL) != 0)
+    if (vmp_dirty_collect_runs(tracker.dirty, track_collect_cb, NULL) != 0)
         return 1;   /* cannot tell: say changed */
     for (size_t i = 0; i < r->npages; i++) {
         uint8_t s = track_st_load(r, i);
@@ -408,12 +408,12 @@ static int track_region_changed(struct track_region *r)
     return 0;
 }
 
-/* track_region_drop -- stop tracking region slot k (T.mu held): disarm first (vmprim waits
+/* track_region_drop -- stop tracking region slot k (tracker.mu held): disarm first (vmprim waits
  * for running fault handlers, so none uses r afterwards), then return its twins' budget */
 static void track_region_drop(size_t k, struct track_region *r)
 {
-    vmp_dirty_disarm(T.dirty, r->base);
-    atomic_store(&T.regions[k], NULL);
+    vmp_dirty_disarm(tracker.dirty, r->base);
+    atomic_store(&tracker.regions[k], NULL);
     atomic_fetch_sub(&track_published, 1);
     track_give_region_twins(r);
     track_region_free(r);
@@ -425,49 +425,49 @@ rvm_return_t track_region_remove(const rvm_region_t *region, int implicit)
     const char *who = implicit ? "rvm_unmap" : "rvm_untrack";
     if (region == NULL)
         return track_err(RVM_EREGION, "%s: region pointer is NULL", who);
-    pthread_mutex_lock(&T.mu);
+    pthread_mutex_lock(&tracker.mu);
     int k;
     struct track_region *r = NULL;
     for (k = 0; k < TRACK_MAX_REGIONS; k++) {
-        r = atomic_load(&T.regions[k]);
+        r = atomic_load(&tracker.regions[k]);
         if (r != NULL && r->base == region->vmaddr)
             break;
     }
     if (k == TRACK_MAX_REGIONS) {
-        pthread_mutex_unlock(&T.mu);
+        pthread_mutex_unlock(&tracker.mu);
         return track_err(RVM_EREGION, "%s: region at %p is not tracked", who,
                          (void *)region->vmaddr);
     }
     if (track_region_changed(r)) {
-        pthread_mutex_unlock(&T.mu);
+        pthread_mutex_unlock(&tracker.mu);
         return track_err(RVM_EUNCOMMIT, "%s: tracked region at %p has changes not yet "
                          "committed: call rvm_commit first (the region stays tracked)", who,
                          (void *)region->vmaddr);
     }
     track_region_drop(k, r);
-    pthread_mutex_unlock(&T.mu);
+    pthread_mutex_unlock(&tracker.mu);
     return RVM_SUCCESS;
 }
 
 /* track_on_terminate -- see track.h */
 rvm_return_t track_on_terminate(void)
 {
-    pthread_mutex_lock(&T.mu);
+    pthread_mutex_lock(&tracker.mu);
     for (size_t k = 0; k < TRACK_MAX_REGIONS; k++) {
-        struct track_region *r = atomic_load(&T.regions[k]);
+        struct track_region *r = atomic_load(&tracker.regions[k]);
         if (r != NULL && track_region_changed(r)) {
-            pthread_mutex_unlock(&T.mu);
+            pthread_mutex_unlock(&tracker.mu);
             return track_err(RVM_EUNCOMMIT, "rvm_terminate: tracked region at %p has changes "
                              "not yet committed: call rvm_commit first", (void *)r->base);
         }
     }
     for (size_t k = 0; k < TRACK_MAX_REGIONS; k++) {
-        struct track_region *r = atomic_load(&T.regions[k]);
+        struct track_region *r = atomic_load(&tracker.regions[k]);
         if (r == NULL)
             continue;
         track_region_drop(k, r);
     }
-    pthread_mutex_unlock(&T.mu);
+    pthread_mutex_unlock(&tracker.mu);
     return RVM_SUCCESS;
 }
 
@@ -485,22 +485,22 @@ rvm_return_t track_on_unmap(const void *addr, uint64_t len)
 /* track_reset -- untrack everything (changes or not) and forget the configuration */
 void track_reset(void)
 {
-    pthread_mutex_lock(&T.mu);
+    pthread_mutex_lock(&tracker.mu);
     for (size_t k = 0; k < TRACK_MAX_REGIONS; k++) {
-        struct track_region *r = atomic_load(&T.regions[k]);
+        struct track_region *r = atomic_load(&tracker.regions[k]);
         if (r == NULL)
             continue;
-        vmp_dirty_disarm(T.dirty, r->base);
-        atomic_store(&T.regions[k], NULL);
+        vmp_dirty_disarm(tracker.dirty, r->base);
+        atomic_store(&tracker.regions[k], NULL);
         track_region_free(r);
     }
-    vmp_dirty_destroy(T.dirty);
-    T.dirty = NULL;
-    atomic_store(&T.twin_pages, 0);
-    atomic_store(&T.hook_snaps, 0);
-    T.configured = 0;
-    T.sticky = RVM_SUCCESS;
-    T.flush = 1;
-    memset(&T.st, 0, sizeof(T.st));
-    pthread_mutex_unlock(&T.mu);
+    vmp_dirty_destroy(tracker.dirty);
+    tracker.dirty = NULL;
+    atomic_store(&tracker.twin_pages, 0);
+    atomic_store(&tracker.hook_snaps, 0);
+    tracker.configured = 0;
+    tracker.sticky = RVM_SUCCESS;
+    tracker.flush = 1;
+    memset(&tracker.st, 0, sizeof(tracker.st));
+    pthread_mutex_unlock(&tracker.mu);
 }

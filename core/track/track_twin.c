@@ -16,17 +16,17 @@
 /* track_budget_take -- reserve one twin page under the budget; 0 or -1 (async-signal-safe) */
 int track_budget_take(void)
 {
-    uint64_t n = atomic_fetch_add(&T.twin_pages, 1);
-    if (n < T.budget_pages)
+    uint64_t n = atomic_fetch_add(&tracker.twin_pages, 1);
+    if (n < tracker.budget_pages)
         return 0;
-    atomic_fetch_sub(&T.twin_pages, 1);
+    atomic_fetch_sub(&tracker.twin_pages, 1);
     return -1;
 }
 
 /* track_budget_give -- release one twin page */
 void track_budget_give(void)
 {
-    atomic_fetch_sub(&T.twin_pages, 1);
+    atomic_fetch_sub(&tracker.twin_pages, 1);
 }
 
 /* track_give_region_twins -- r is leaving: its twins no longer count against the budget */
@@ -61,15 +61,15 @@ void track_twins_from_memory(struct track_region *r)
 int track_evict_one(void)
 {
     for (unsigned n = 0; n < 512; n++) {
-        struct track_region *r = atomic_load(&T.regions[T.clock_k]);
-        if (r == NULL || T.clock_i >= r->npages) {
-            T.clock_k = (T.clock_k + 1) % TRACK_MAX_REGIONS;
-            T.clock_i = 0;
+        struct track_region *r = atomic_load(&tracker.regions[tracker.clock_k]);
+        if (r == NULL || tracker.clock_i >= r->npages) {
+            tracker.clock_k = (tracker.clock_k + 1) % TRACK_MAX_REGIONS;
+            tracker.clock_i = 0;
             continue;
         }
-        size_t i = T.clock_i++;
+        size_t i = tracker.clock_i++;
         uint8_t s = track_st_load(r, i);
-        if ((s & TF_TWIN) && (s & TS_MASK) == TS_CLEAN && r->seen[i] + 2 <= T.ncaptures) {
+        if ((s & TF_TWIN) && (s & TS_MASK) == TS_CLEAN && r->seen[i] + 2 <= tracker.ncaptures) {
             track_st_store(r, i, (uint8_t)(s & ~TF_TWIN));
             return 0;   /* its budget unit passes to the caller */
         }
@@ -84,12 +84,12 @@ uint8_t track_keep_snapshot(uint8_t s)
     uint8_t flipped = (uint8_t)((s & TF_SLOTB) ^ TF_SLOTB);
     if (s & TF_TWIN)
         return (uint8_t)(TF_TWIN | flipped);
-    if (track_budget_take() == 0 || (!T.hook_backend && track_evict_one() == 0))
+    if (track_budget_take() == 0 || (!tracker.hook_backend && track_evict_one() == 0))
         return (uint8_t)(TF_TWIN | flipped);
     return (uint8_t)(s & TF_SLOTB);
 }
 
-/* scratch page for pre-images read from the segment (T.mu held by every user) */
+/* scratch page for pre-images read from the segment (tracker.mu held by every user) */
 static char *file_page;
 
 /* track_file_page_ready -- allocate the scratch page now; 0 or -1 */
@@ -121,10 +121,10 @@ const char *track_file_image(struct track_region *r, size_t i)
         got += (size_t)n;
     }
     memset(file_page + got, 0, ps - got);
-    T.file_reads++;
+    tracker.file_reads++;
     return file_page;
 fail:
-    T.file_read_errors++;
+    tracker.file_read_errors++;
     return NULL;
 }
 
@@ -147,35 +147,35 @@ static int track_slot_in_use(const struct track_region *r, size_t i, int b)
     return (s & TS_MASK) == TS_SNAP && b != tb;
 }
 
-/* track_trim_area -- continue the sweep in slot area T.trim_b of r from page T.trim_i, with
+/* track_trim_area -- continue the sweep in slot area tracker.trim_b of r from page tracker.trim_i, with
  * at most `budget` madvise calls; returns the calls made */
 static unsigned track_trim_area(struct track_region *r, unsigned budget)
 {
     /* beyond slots_hi no slot was ever copied into: nothing there is resident. A hook may
      * raise it meanwhile (fault backends run the trim in the pause, where none can) */
     size_t end = atomic_load(&r->slots_hi);
-    size_t i = T.trim_i, run0 = 0, runn = 0;
+    size_t i = tracker.trim_i, run0 = 0, runn = 0;
     unsigned calls = 0;
     for (; i <= end && calls < budget; i++) {
-        int used = i < end && track_slot_in_use(r, i, T.trim_b);
+        int used = i < end && track_slot_in_use(r, i, tracker.trim_b);
         if (i < end && !used) {
             if (runn++ == 0)
                 run0 = i;
             continue;
         }
-        T.trim_kept += used;
+        tracker.trim_kept += used;
         if (runn > 0) {
-            madvise(track_slot(r, run0, T.trim_b), runn * track_ps(), MADV_DONTNEED);
+            madvise(track_slot(r, run0, tracker.trim_b), runn * track_ps(), MADV_DONTNEED);
             calls++;
         }
         runn = 0;
     }
     /* the loop ends right after a flush, so no run is left open here */
     if (i > end) {
-        T.trim_b++;
-        T.trim_i = 0;
+        tracker.trim_b++;
+        tracker.trim_i = 0;
     } else {
-        T.trim_i = i;
+        tracker.trim_i = i;
     }
     return calls;
 }
@@ -200,34 +200,34 @@ void track_trim(void)
      * is not swept at every commit), and at the latest when they exceed the budget by a
      * quarter. Against the budget alone, slot memory of a 256 MiB heap (budget 1 GiB) grew to
      * twice the heap and was never returned. */
-    uint64_t twins = atomic_load(&T.twin_pages);
+    uint64_t twins = atomic_load(&tracker.twin_pages);
     uint64_t limit = twins + twins / 4 + TRACK_TRIM_SLACK;
-    if (limit > T.budget_pages + T.budget_pages / 4 + 64)
-        limit = T.budget_pages + T.budget_pages / 4 + 64;
-    if (!T.trim_active) {
-        if (atomic_load(&T.slot_touches) <= limit)
+    if (limit > tracker.budget_pages + tracker.budget_pages / 4 + 64)
+        limit = tracker.budget_pages + tracker.budget_pages / 4 + 64;
+    if (!tracker.trim_active) {
+        if (atomic_load(&tracker.slot_touches) <= limit)
             return;
-        T.trim_active = 1;
-        T.trim_k = 0;
-        T.trim_b = 0;
-        T.trim_i = 0;
-        T.trim_kept = 0;
+        tracker.trim_active = 1;
+        tracker.trim_k = 0;
+        tracker.trim_b = 0;
+        tracker.trim_i = 0;
+        tracker.trim_kept = 0;
     }
     unsigned calls = 0;
-    while (T.trim_k < TRACK_MAX_REGIONS && calls < TRACK_TRIM_RUNS) {
-        struct track_region *r = atomic_load(&T.regions[T.trim_k]);
-        if (r == NULL || T.trim_b > 1) {
-            T.trim_k++;
-            T.trim_b = 0;
-            T.trim_i = 0;
+    while (tracker.trim_k < TRACK_MAX_REGIONS && calls < TRACK_TRIM_RUNS) {
+        struct track_region *r = atomic_load(&tracker.regions[tracker.trim_k]);
+        if (r == NULL || tracker.trim_b > 1) {
+            tracker.trim_k++;
+            tracker.trim_b = 0;
+            tracker.trim_i = 0;
             continue;
         }
         calls += track_trim_area(r, TRACK_TRIM_RUNS - calls);
     }
-    if (T.trim_k >= TRACK_MAX_REGIONS) {
-        atomic_store(&T.slot_touches, T.trim_kept);
-        T.trim_active = 0;
-        T.st.trims++;
+    if (tracker.trim_k >= TRACK_MAX_REGIONS) {
+        atomic_store(&tracker.slot_touches, tracker.trim_kept);
+        tracker.trim_active = 0;
+        tracker.st.trims++;
     }
 }
 
@@ -277,25 +277,25 @@ void track_note_commit(const void *addr, uint64_t len)
 {
     uintptr_t a = (uintptr_t)addr, b = a + len;
     /* Fast path: most explicit ranges (RDS's heap, set_range programs) touch no tracked
-     * region; do not take T.mu for each of them. A region tracked after this check was
+     * region; do not take tracker.mu for each of them. A region tracked after this check was
      * tracked after the commit, and track() takes its image from memory then. */
     int touches = 0;
     if (atomic_load(&track_published) == 0)
         return;
     for (size_t k = 0; k < TRACK_MAX_REGIONS && !touches; k++) {
-        struct track_region *r = atomic_load(&T.regions[k]);
+        struct track_region *r = atomic_load(&tracker.regions[k]);
         touches = r != NULL && a < (uintptr_t)r->base + r->len && (uintptr_t)r->base < b;
     }
     if (!touches)
         return;
-    pthread_mutex_lock(&T.mu);
+    pthread_mutex_lock(&tracker.mu);
     for (size_t k = 0; k < TRACK_MAX_REGIONS; k++) {
-        struct track_region *r = atomic_load(&T.regions[k]);
+        struct track_region *r = atomic_load(&tracker.regions[k]);
         if (r == NULL)
             continue;
         uintptr_t lo = a > (uintptr_t)r->base ? a : (uintptr_t)r->base;
         uintptr_t hi = b < (uintptr_t)r->base + r->len ? b : (uintptr_t)r->base + r->len;
         track_note_region(r, lo, hi);
     }
-    pthread_mutex_unlock(&T.mu);
+    pthread_mutex_unlock(&tracker.mu);
 }

@@ -154,9 +154,9 @@ static int child_recover_and_map(void *arg)
     if (rvmt_init(T.log, 0, 0) != RVM_SUCCESS)
         return 10;
     struct seg *s;
-    pthread_mutex_lock(&R.mu);
+    pthread_mutex_lock(&engine.mu);
     rvm_return_t rc = seg_get(T.seg, 0, 0, &s);
-    pthread_mutex_unlock(&R.mu);
+    pthread_mutex_unlock(&engine.mu);
     if (rc != RVM_SUCCESS)
         return 11;
     W.seg_fd = s->fd;
@@ -189,7 +189,7 @@ static int child_recover_and_map(void *arg)
     W.watch = r.vmaddr + 2 * PS;
     int progress = 1;
     for (int k = 0; progress && k < 1000; k++)
-        if ((rc = trunc_step(R.log, limit, &progress)) != RVM_SUCCESS) {
+        if ((rc = trunc_step(engine.log, limit, &progress)) != RVM_SUCCESS) {
             fprintf(stderr, "truncation slice %d after recovery: %s: %s\n", k,
                     rvm_return(rc), rvm_errmsg);
             return 16;

@@ -397,7 +397,7 @@ Test(track, slot_memory_is_bounded_by_the_budget)
         cr_assert_eq(memcmp(f.image, f.t.mem, f.t.len), 0);
         struct track_region *r = NULL;
         for (size_t k = 0; k < TRACK_MAX_REGIONS && r == NULL; k++)
-            r = atomic_load(&T.regions[k]);
+            r = atomic_load(&tracker.regions[k]);
         size_t res = resident(r->slots, 2 * 256 * ps);
         rvm_track_statistics_t st = stats();
         /* without trims, the hook backends keep a twin slot of every page that ever had one
@@ -430,7 +430,7 @@ Test(track, unused_slots_are_returned_below_the_budget)
         cr_assert_eq(memcmp(f.image, f.t.mem, f.t.len), 0);
         struct track_region *r = NULL;
         for (size_t k = 0; k < TRACK_MAX_REGIONS && r == NULL; k++)
-            r = atomic_load(&T.regions[k]);
+            r = atomic_load(&tracker.regions[k]);
         size_t res = resident(r->slots, 2 * npages * ps);
         rvm_track_statistics_t st = stats();
         /* wp-async keeps a twin of every page (npages); the hook backends only the twins of

@@ -80,7 +80,7 @@ static void run_instant(vmp_backend_t b)
      * writer hits a captured page during a given commit is up to the scheduler, so a loaded
      * machine gets more commits (up to 20x) rather than a verdict on timing. */
     for (unsigned c = 0; c < ncommits || (b != VMP_BACKEND_WP_ASYNC &&
-                                          atomic_load(&T.hook_snaps) == 0 &&
+                                          atomic_load(&tracker.hook_snaps) == 0 &&
                                           c < 20 * ncommits); c++, made++) {
         cr_assert_eq(rvm_commit(), RVM_SUCCESS, "%s: %s", vmp_backend_name(b),
                      track_errmsg());
@@ -102,11 +102,11 @@ static void run_instant(vmp_backend_t b)
     cr_log_info("%s: %u commits, A advanced in %lu, last commit stopped %lu threads, "
                 "max pause %lu us, %lu pages copied by a hook before a write",
                 vmp_backend_name(b), made, (unsigned long)advanced, st.last_threads,
-                st.max_pause_ns / 1000, (unsigned long)atomic_load(&T.hook_snaps));
+                st.max_pause_ns / 1000, (unsigned long)atomic_load(&tracker.hook_snaps));
     cr_assert_gt(advanced, ncommits / 10, "the writer made progress across commits");
     cr_assert_geq(st.last_threads, 3, "the safepoint stopped the 3 writers");
     if (b != VMP_BACKEND_WP_ASYNC)
-        cr_assert_gt(atomic_load(&T.hook_snaps), 0, "%s: writes to captured pages went "
+        cr_assert_gt(atomic_load(&tracker.hook_snaps), 0, "%s: writes to captured pages went "
                      "through the copy-before-write path", vmp_backend_name(b));
     /* the final commit with all writers stopped equals memory exactly */
     cr_assert_eq(rvm_commit(), RVM_SUCCESS);

@@ -128,7 +128,7 @@ static int run2(int priv)
     int e = start(&rg, priv, 1);
     if (e)
         return 10 + e;
-    if (atomic_load(&T.twin_pages) != 0)
+    if (atomic_load(&tracker.twin_pages) != 0)
         return 20;  /* an eager copy */
     char *m = rg.vmaddr;
     size_t ps = vmp_page_size();
@@ -140,11 +140,11 @@ static int run2(int priv)
         return 22;
     if (logged() != 2)
         return 23;  /* the diff was taken against the wrong image */
-    if (T.file_reads != 2 || atomic_load(&T.twin_pages) != 2)
+    if (tracker.file_reads != 2 || atomic_load(&tracker.twin_pages) != 2)
         return 24;
     /* the snapshots became twins: the next change of page 3 diffs against memory */
     m[3 * ps + 51] = 'C';
-    if (rvm_commit() != RVM_SUCCESS || logged() != 3 || T.file_reads != 2)
+    if (rvm_commit() != RVM_SUCCESS || logged() != 3 || tracker.file_reads != 2)
         return 25;
     return 0;
 }
@@ -276,9 +276,9 @@ static int final(int priv)
     char *m = rg.vmaddr;
     size_t ps = vmp_page_size();
     m[12 * ps] = 't';                       /* gets a twin from this normal commit */
-    if (rvm_commit() != RVM_SUCCESS || logged() != 1 || atomic_load(&T.twin_pages) != 1)
+    if (rvm_commit() != RVM_SUCCESS || logged() != 1 || atomic_load(&tracker.twin_pages) != 1)
         return 20;
-    uint64_t touches = atomic_load(&T.slot_touches);
+    uint64_t touches = atomic_load(&tracker.slot_touches);
     m[12 * ps + 1] = 'u';                   /* diffed against its twin */
     m[3 * ps + 7] = 'F';                    /* against the file page ('A's) */
     m[20 * ps + 9] = 'z';                   /* against zeros (a hole) */
@@ -286,7 +286,7 @@ static int final(int priv)
         return 21;
     if (logged() != 4)
         return 22;
-    if (atomic_load(&T.twin_pages) != 0 || atomic_load(&T.slot_touches) != touches)
+    if (atomic_load(&tracker.twin_pages) != 0 || atomic_load(&tracker.slot_touches) != touches)
         return 23;  /* a final commit made snapshots or kept twins */
     m[20 * ps + 10] = 'y';                  /* no image any more: logged whole, still right */
     if (rvm_commit() != RVM_SUCCESS || logged() != 4 + ps)

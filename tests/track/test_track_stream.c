@@ -175,19 +175,19 @@ static int phase2_kill(int how)
             m[i] = pat(2, i);
         if (rvm_commit() != RVM_SUCCESS)
             return 19;
-        t1 = R.log->tail_off;
-        rec1 = T.st.record_bytes;
+        t1 = engine.log->tail_off;
+        rec1 = tracker.st.record_bytes;
     }
     fill(m, 2);
     if (copy)
-        pthread_mutex_lock(&R.log->status_mu);
+        pthread_mutex_lock(&engine.log->status_mu);
     if (track_commit_final() != RVM_SUCCESS)
         return 20;
     /* the wrapping record is zero-copy if the daemon emptied the log in time, else it is
      * copied first (it must not wait for space with the threads parked): either is right */
-    if (!wrap && T.zero_copy_commits != (copy ? 0u : 1u))
+    if (!wrap && tracker.zero_copy_commits != (copy ? 0u : 1u))
         return 22;
-    if (wrap && R.log->tail_off == t1 + (T.st.record_bytes - rec1))
+    if (wrap && engine.log->tail_off == t1 + (tracker.st.record_bytes - rec1))
         return 23;  /* the record did not have to go back to the area's start */
     kill(getpid(), SIGKILL);
     return 21;
@@ -232,7 +232,7 @@ static int phase2_fail(int after)
     if (e)
         return 10 + e;
     fill(rg.vmaddr, 2);
-    log_fd = R.log->fd;
+    log_fd = engine.log->fd;
     fail_after = after;
     sysio.pwrite = failing_pwrite;
     rvm_return_t rc = track_commit_final();
