@@ -53,11 +53,11 @@ int main(int argc, char **argv)
         }
         close(fd);
     }
-    check(RVM_INIT(opts), "rvm_initialize");          /* recovery happens here */
+    check(RVM_INIT(opts), "rvm_initialize"); /* recovery happens here */
 
     rvm_region_t *region = rvm_malloc_region();
     region->data_dev = segpath;
-    region->length = 0;                                /* whole segment */
+    region->length = 0; /* whole segment */
     check(rvm_map(region, NULL), "rvm_map");
     long *ctr = (long *)region->vmaddr;
     printf("start:");

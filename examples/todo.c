@@ -35,7 +35,7 @@ struct item {
 
 struct todo {
     struct item *head;
-    unsigned long added;     /* items ever added (shows history across runs) */
+    unsigned long added; /* items ever added (shows history across runs) */
 };
 
 /* commit -- make the last change durable; the result matters only under the shim */
@@ -107,7 +107,7 @@ int main(int argc, char **argv)
             it->next = NULL;
             it->done = 0;
             memcpy(it->text, argv[a], len + 1);
-            *tail = it;              /* linked and counted in one commit */
+            *tail = it; /* linked and counted in one commit */
             tail = &it->next;
             t->added++;
             commit("add");

@@ -17,36 +17,36 @@
 /* put_line -- line with each @VERSION@ replaced by version */
 static void put_line(const char *line, const char *version)
 {
-  const char *at;
-  while ((at = strstr(line, "@VERSION@")) != NULL) {
-    fwrite(line, 1, (size_t)(at - line), stdout);
-    fputs(version, stdout);
-    line = at + strlen("@VERSION@");
-  }
-  fputs(line, stdout);
+    const char *at;
+    while ((at = strstr(line, "@VERSION@")) != NULL) {
+        fwrite(line, 1, (size_t)(at - line), stdout);
+        fputs(version, stdout);
+        line = at + strlen("@VERSION@");
+    }
+    fputs(line, stdout);
 }
 
 int main(int argc, char **argv)
 {
-  if (argc != 3) {
-    fprintf(stderr, "usage: gen-man TEMPLATE VERSION > PAGE\n");
-    return 2;
-  }
-  FILE *in = fopen(argv[1], "r");
-  if (!in) {
-    perror(argv[1]);
-    return 1;
-  }
-  char line[4096];
-  while (fgets(line, sizeof(line), in)) {
-    int options = strcmp(line, "@OPTIONS@\n") == 0;
-    if (options || strcmp(line, "@ENVIRONMENT@\n") == 0) {
-      fflush(stdout);
-      shim_env_man(1, options);
-    } else {
-      put_line(line, argv[2]);
+    if (argc != 3) {
+        fprintf(stderr, "usage: gen-man TEMPLATE VERSION > PAGE\n");
+        return 2;
     }
-  }
-  fclose(in);
-  return fflush(stdout) == 0 ? 0 : 1;
+    FILE *in = fopen(argv[1], "r");
+    if (!in) {
+        perror(argv[1]);
+        return 1;
+    }
+    char line[4096];
+    while (fgets(line, sizeof(line), in)) {
+        int options = strcmp(line, "@OPTIONS@\n") == 0;
+        if (options || strcmp(line, "@ENVIRONMENT@\n") == 0) {
+            fflush(stdout);
+            shim_env_man(1, options);
+        } else {
+            put_line(line, argv[2]);
+        }
+    }
+    fclose(in);
+    return fflush(stdout) == 0 ? 0 : 1;
 }

@@ -32,30 +32,32 @@
 /* aware_commit -- the override of rvm_commit (commit_override.h) */
 static rvm_return_t aware_commit(void)
 {
-  int rc = shim_commit("explicit");
-  if (rc == 0 || rc == ENOSYS)
-    return RVM_SUCCESS;   /* ENOSYS: volatile heap (no LRVM_SEGMENT), nothing to commit */
-  if (rc == EPERM)
-    return err_set(RVM_EINTERNAL, "rvm_commit: this is a child of fork(); its heap is a "
-                   "private volatile copy and never commits (the parent owns LRVM_SEGMENT)");
-  return (rvm_return_t)rc;   /* an rvm_return_t from the tracked commit; message printed */
+    int rc = shim_commit("explicit");
+    if (rc == 0 || rc == ENOSYS)
+        return RVM_SUCCESS; /* ENOSYS: volatile heap (no LRVM_SEGMENT), nothing to commit */
+    if (rc == EPERM)
+        return err_set(RVM_EINTERNAL,
+                       "rvm_commit: this is a child of fork(); its heap is a "
+                       "private volatile copy and never commits (the parent owns LRVM_SEGMENT)");
+    return (rvm_return_t)rc; /* an rvm_return_t from the tracked commit; message printed */
 }
 
 /* shim_aware_setup -- bind the roots to the persistent heap, install the commit override;
  * 0 or EINVAL after a message */
 int shim_aware_setup(void)
 {
-  if (shim_persistent) {
-    shim_in_core = 1;   /* roots_bind registers fork handlers: pthread_atfork may allocate */
-    int rc = roots_bind(shim_heap);
-    shim_in_core = 0;
-    if (rc != 0) {
-      shim_say(2, "LRVM_SEGMENT=", shim_opts.segment, ": ", roots_bind_message(),
-               "; the segment was written by another program or lrvm version: use another "
-               "LRVM_SEGMENT", NULL);
-      return rc;
+    if (shim_persistent) {
+        shim_in_core = 1; /* roots_bind registers fork handlers: pthread_atfork may allocate */
+        int rc = roots_bind(shim_heap);
+        shim_in_core = 0;
+        if (rc != 0) {
+            shim_say(2, "LRVM_SEGMENT=", shim_opts.segment, ": ", roots_bind_message(),
+                     "; the segment was written by another program or lrvm version: use another "
+                     "LRVM_SEGMENT",
+                     NULL);
+            return rc;
+        }
     }
-  }
-  commit_set_override(aware_commit);
-  return 0;
+    commit_set_override(aware_commit);
+    return 0;
 }

@@ -30,45 +30,45 @@
 
 static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
-static uint64_t gate_announced;   /* forks that ran their prepare handler */
-static uint64_t gate_done;        /* forks that ran their parent handler */
-static int commit_tail;           /* a commit is past its instant: heap locks dropped, the
+static uint64_t gate_announced; /* forks that ran their prepare handler */
+static uint64_t gate_done;      /* forks that ran their parent handler */
+static int commit_tail;         /* a commit is past its instant: heap locks dropped, the
                                    * tracker and liblrvm still busy (shim_forkgate_tail_*) */
 
 /* shim_forkgate_prepare -- fork's prepare handler, before the heap locks: announce */
 void shim_forkgate_prepare(void)
 {
-  pthread_mutex_lock(&gate_mu);
-  gate_announced++;
-  pthread_mutex_unlock(&gate_mu);
+    pthread_mutex_lock(&gate_mu);
+    gate_announced++;
+    pthread_mutex_unlock(&gate_mu);
 }
 
 /* shim_forkgate_parent -- the fork is done (parent, or fork failed): let waiting commits go */
 void shim_forkgate_parent(void)
 {
-  pthread_mutex_lock(&gate_mu);
-  gate_done++;
-  pthread_cond_broadcast(&gate_cv);
-  pthread_mutex_unlock(&gate_mu);
+    pthread_mutex_lock(&gate_mu);
+    gate_done++;
+    pthread_cond_broadcast(&gate_cv);
+    pthread_mutex_unlock(&gate_mu);
 }
 
 /* shim_forkgate_child -- in the child only this thread exists: fresh gate, nobody waiting */
 void shim_forkgate_child(void)
 {
-  pthread_mutex_init(&gate_mu, NULL);
-  pthread_cond_init(&gate_cv, NULL);
-  gate_announced = gate_done = 0;
-  commit_tail = 0;    /* that commit's thread does not exist here */
+    pthread_mutex_init(&gate_mu, NULL);
+    pthread_cond_init(&gate_cv, NULL);
+    gate_announced = gate_done = 0;
+    commit_tail = 0; /* that commit's thread does not exist here */
 }
 
 /* shim_forkgate_wait -- a commit, before heap_lock_all: wait for the forks announced so far */
 void shim_forkgate_wait(void)
 {
-  pthread_mutex_lock(&gate_mu);
-  uint64_t target = gate_announced;
-  while (gate_done < target)
-    pthread_cond_wait(&gate_cv, &gate_mu);
-  pthread_mutex_unlock(&gate_mu);
+    pthread_mutex_lock(&gate_mu);
+    uint64_t target = gate_announced;
+    while (gate_done < target)
+        pthread_cond_wait(&gate_cv, &gate_mu);
+    pthread_mutex_unlock(&gate_mu);
 }
 
 /*
@@ -85,26 +85,26 @@ void shim_forkgate_wait(void)
  * shim_forkgate_tail_end, forks wait */
 void shim_forkgate_tail_begin(void)
 {
-  pthread_mutex_lock(&gate_mu);
-  commit_tail = 1;
-  pthread_mutex_unlock(&gate_mu);
+    pthread_mutex_lock(&gate_mu);
+    commit_tail = 1;
+    pthread_mutex_unlock(&gate_mu);
 }
 
 /* shim_forkgate_tail_end -- the commit holds no tracker or liblrvm lock any more */
 void shim_forkgate_tail_end(void)
 {
-  pthread_mutex_lock(&gate_mu);
-  commit_tail = 0;
-  pthread_cond_broadcast(&gate_cv);
-  pthread_mutex_unlock(&gate_mu);
+    pthread_mutex_lock(&gate_mu);
+    commit_tail = 0;
+    pthread_cond_broadcast(&gate_cv);
+    pthread_mutex_unlock(&gate_mu);
 }
 
 /* shim_forkgate_tail_wait -- fork's prepare handler, holding the program heap's locks: wait
  * for a commit's tail to end */
 void shim_forkgate_tail_wait(void)
 {
-  pthread_mutex_lock(&gate_mu);
-  while (commit_tail)
-    pthread_cond_wait(&gate_cv, &gate_mu);
-  pthread_mutex_unlock(&gate_mu);
+    pthread_mutex_lock(&gate_mu);
+    while (commit_tail)
+        pthread_cond_wait(&gate_cv, &gate_mu);
+    pthread_mutex_unlock(&gate_mu);
 }

@@ -32,117 +32,120 @@ static __thread int init_thread __attribute__((tls_model("initial-exec")));
 /* shim_is_secure -- the kernel says AT_SECURE, or the test hook asks to behave as if */
 int shim_is_secure(char *const *envp)
 {
-  if (getauxval(AT_SECURE))
-    return 1;
-  for (; envp && *envp; envp++)
-    if (strcmp(*envp, "_LRVM_TEST_AT_SECURE=1") == 0)
-      return 1;   /* test hook: can only turn the shim off, never on */
-  return 0;
+    if (getauxval(AT_SECURE))
+        return 1;
+    for (; envp && *envp; envp++)
+        if (strcmp(*envp, "_LRVM_TEST_AT_SECURE=1") == 0)
+            return 1; /* test hook: can only turn the shim off, never on */
+    return 0;
 }
 
 /* init_run -- steps 1-4 above; returns the state to settle in */
 static int init_run(void)
 {
-  char **envp = environ;
-  if (!envp)
-    return SHIM_UNINIT;  /* too early (libc not started): stay on the bootstrap arena */
-  if (shim_is_secure(envp)) {
-    if (boot_resolve_real())
-      _exit(2);
-    /* silence here was the bug: the user learned that nothing persisted only when the
+    char **envp = environ;
+    if (!envp)
+        return SHIM_UNINIT; /* too early (libc not started): stay on the bootstrap arena */
+    if (shim_is_secure(envp)) {
+        if (boot_resolve_real())
+            _exit(2);
+        /* silence here was the bug: the user learned that nothing persisted only when the
      * state was gone. A fixed text; no LRVM_* variable is read to compose it. */
-    shim_say(2, "persistence is OFF for this program: it runs in secure mode (AT_SECURE: "
-             "set-user-ID, set-group-ID or file capabilities), where the shim stays inactive "
-             "so that no user can steer a privileged program's files; it runs with ordinary "
-             "memory and nothing of it is kept", NULL);
-    return SHIM_INACTIVE;
-  }
-  if (shim_env_parse(envp, 2) || shim_self_range())
-    _exit(2);
-  if (shim_opts.segment && shim_opts.globals)
-    shim_reexec_norandom();  /* before the segment is opened or locked (reexec.c) */
-  if (shim_heap_setup())
-    _exit(2);
-  return SHIM_ACTIVE;
+        shim_say(2,
+                 "persistence is OFF for this program: it runs in secure mode (AT_SECURE: "
+                 "set-user-ID, set-group-ID or file capabilities), where the shim stays inactive "
+                 "so that no user can steer a privileged program's files; it runs with ordinary "
+                 "memory and nothing of it is kept",
+                 NULL);
+        return SHIM_INACTIVE;
+    }
+    if (shim_env_parse(envp, 2) || shim_self_range())
+        _exit(2);
+    if (shim_opts.segment && shim_opts.globals)
+        shim_reexec_norandom(); /* before the segment is opened or locked (reexec.c) */
+    if (shim_heap_setup())
+        _exit(2);
+    return SHIM_ACTIVE;
 }
 
 /* shim_ensure_init -- initialise once; other threads wait, the initialiser's own nested calls
  * get SHIM_INITING (bootstrap arena) */
 int shim_ensure_init(void)
 {
-  for (;;) {
-    int s = __atomic_load_n(&shim_state, __ATOMIC_ACQUIRE);
-    if (s >= SHIM_ACTIVE)
-      return s;
-    if (s == SHIM_INITING) {
-      /* Once the internal heap exists, another thread is served from it as the initialiser
+    for (;;) {
+        int s = __atomic_load_n(&shim_state, __ATOMIC_ACQUIRE);
+        if (s >= SHIM_ACTIVE)
+            return s;
+        if (s == SHIM_INITING) {
+            /* Once the internal heap exists, another thread is served from it as the initialiser
        * is: such a thread is liblrvm's own (rvm_initialize starts the log's truncation
        * thread, which allocates), and the initialiser may be waiting for it (rvm_map waits
        * for truncation): spinning here would deadlock (a restart after a 1 GiB commit did). */
-      if (init_thread || shim_internal_heap != NULL)
-        return SHIM_INITING;
-      sched_yield();
-      continue;
+            if (init_thread || shim_internal_heap != NULL)
+                return SHIM_INITING;
+            sched_yield();
+            continue;
+        }
+        int expect = SHIM_UNINIT;
+        if (!__atomic_compare_exchange_n(&shim_state, &expect, SHIM_INITING, 0, __ATOMIC_ACQ_REL,
+                                         __ATOMIC_ACQUIRE))
+            continue;
+        init_thread = 1;
+        int r = init_run();
+        init_thread = 0;
+        __atomic_store_n(&shim_state, r, __ATOMIC_RELEASE);
+        return r == SHIM_UNINIT ? SHIM_INITING : r;
     }
-    int expect = SHIM_UNINIT;
-    if (!__atomic_compare_exchange_n(&shim_state, &expect, SHIM_INITING, 0, __ATOMIC_ACQ_REL,
-                                     __ATOMIC_ACQUIRE))
-      continue;
-    init_thread = 1;
-    int r = init_run();
-    init_thread = 0;
-    __atomic_store_n(&shim_state, r, __ATOMIC_RELEASE);
-    return r == SHIM_UNINIT ? SHIM_INITING : r;
-  }
 }
 
 /* preload_drop_self -- remove our library from LD_PRELOAD, in place (the value only shrinks,
  * so no allocation), so that programs this one execs start without the shim */
 static void preload_drop_self(void)
 {
-  Dl_info di;
-  char *v = getenv("LD_PRELOAD");
-  if (!v || !dladdr((void *)preload_drop_self, &di) || !di.dli_fname)
-    return;
-  const char *self = strrchr(di.dli_fname, '/');
-  self = self ? self + 1 : di.dli_fname;
-  char *out = v;
-  const char *p = v;
-  while (*p) {
-    size_t sep = strspn(p, " :");
-    p += sep;
-    size_t len = strcspn(p, " :");
-    if (!len)
-      break;
-    const char *base = p + len;
-    while (base > p && base[-1] != '/')
-      base--;
-    int mine = (size_t)(p + len - base) == strlen(self) && strncmp(base, self, strlen(self)) == 0;
-    if (!mine) {
-      if (out != v)
-        *out++ = ':';
-      memmove(out, p, len);
-      out += len;
+    Dl_info di;
+    char *v = getenv("LD_PRELOAD");
+    if (!v || !dladdr((void *)preload_drop_self, &di) || !di.dli_fname)
+        return;
+    const char *self = strrchr(di.dli_fname, '/');
+    self = self ? self + 1 : di.dli_fname;
+    char *out = v;
+    const char *p = v;
+    while (*p) {
+        size_t sep = strspn(p, " :");
+        p += sep;
+        size_t len = strcspn(p, " :");
+        if (!len)
+            break;
+        const char *base = p + len;
+        while (base > p && base[-1] != '/')
+            base--;
+        int mine =
+            (size_t)(p + len - base) == strlen(self) && strncmp(base, self, strlen(self)) == 0;
+        if (!mine) {
+            if (out != v)
+                *out++ = ':';
+            memmove(out, p, len);
+            out += len;
+        }
+        p += len;
     }
-    p += len;
-  }
-  *out = 0;
-  if (!*v)
-    unsetenv("LD_PRELOAD");
+    *out = 0;
+    if (!*v)
+        unsetenv("LD_PRELOAD");
 }
 
 /* shim_ctor -- make sure the decision is taken before main, then install what needs malloc */
 __attribute__((constructor(101))) static void shim_ctor(void)
 {
-  int s = shim_ensure_init();
-  if (s != SHIM_ACTIVE)
-    return;  /* INACTIVE: AT_SECURE, nothing else to do (ld.so ignores LD_PRELOAD anyway) */
-  shim_kwrite_setup();
-  if (shim_sigchain_setup() || shim_heap_atfork() || shim_commit_setup() ||
-      shim_aware_setup() || shim_mutex_setup())
-    _exit(2);
-  if (shim_persistent)
-    shim_libc_probe();   /* libc's FILE, stdio buffers, DIR: volatile (libcobj.c) */
-  if (!shim_opts.inherit)
-    preload_drop_self();
+    int s = shim_ensure_init();
+    if (s != SHIM_ACTIVE)
+        return; /* INACTIVE: AT_SECURE, nothing else to do (ld.so ignores LD_PRELOAD anyway) */
+    shim_kwrite_setup();
+    if (shim_sigchain_setup() || shim_heap_atfork() || shim_commit_setup() || shim_aware_setup() ||
+        shim_mutex_setup())
+        _exit(2);
+    if (shim_persistent)
+        shim_libc_probe(); /* libc's FILE, stdio buffers, DIR: volatile (libcobj.c) */
+    if (!shim_opts.inherit)
+        preload_drop_self();
 }

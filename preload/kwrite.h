@@ -36,8 +36,8 @@ void shim_stacks_setup(void);
  * into one in .bss) is as write-protected as the heap. */
 static inline int kw_hit_a(uintptr_t a, size_t len)
 {
-  return len != 0 && ((a < shim_kw_hi && a + len > shim_kw_lo) ||
-                      (a < shim_kw_ghi && a + len > shim_kw_glo));
+    return len != 0 &&
+           ((a < shim_kw_hi && a + len > shim_kw_lo) || (a < shim_kw_ghi && a + len > shim_kw_glo));
 }
 
 /* kw_prep_a -- open and record the tracked part of [a, a+len) (heap or globals) before the
@@ -51,35 +51,35 @@ int kw_prep_a(uintptr_t a, size_t len);
 
 /* KW_RETRY -- evaluate call; if it failed with EFAULT and prep touched the heap, prepare
  * again (prep re-evaluated) and call once more */
-#define KW_RETRY(prep, call)                                                               \
-  ({                                                                                       \
-    int hit_ = (prep);                                                                     \
-    __typeof__(call) r_ = (call);                                                          \
-    if (r_ < 0 && errno == EFAULT && hit_) {                                               \
-      (void)(prep);                                                                        \
-      r_ = (call);                                                                         \
-    }                                                                                      \
-    r_;                                                                                    \
-  })
+#define KW_RETRY(prep, call)                     \
+    ({                                           \
+        int hit_ = (prep);                       \
+        __typeof__(call) r_ = (call);            \
+        if (r_ < 0 && errno == EFAULT && hit_) { \
+            (void)(prep);                        \
+            r_ = (call);                         \
+        }                                        \
+        r_;                                      \
+    })
 
 /* BOUNCE -- call with *out redirected to a stack copy when out is in the heap, then copy the
  * result into the heap (a user-space store, recorded by the fault handler). The copy is
  * made only on success: on failure the kernel leaves *out unspecified anyway. */
-#define BOUNCE(type, out, call_with)                                                       \
-  ({                                                                                       \
-    __typeof__(call_with(out)) r_;                                                         \
-    if (kw_hit((out), sizeof(type))) {                                                     \
-      type tmp_;                                                                           \
-      r_ = call_with(&tmp_);                                                               \
-      if (r_ >= 0) {                                                                       \
-        int e_ = errno;                                                                    \
-        memcpy((out), &tmp_, sizeof(type));                                                \
-        errno = e_;                                                                        \
-      }                                                                                    \
-    } else {                                                                               \
-      r_ = call_with(out);                                                                 \
-    }                                                                                      \
-    r_;                                                                                    \
-  })
+#define BOUNCE(type, out, call_with)                \
+    ({                                              \
+        __typeof__(call_with(out)) r_;              \
+        if (kw_hit((out), sizeof(type))) {          \
+            type tmp_;                              \
+            r_ = call_with(&tmp_);                  \
+            if (r_ >= 0) {                          \
+                int e_ = errno;                     \
+                memcpy((out), &tmp_, sizeof(type)); \
+                errno = e_;                         \
+            }                                       \
+        } else {                                    \
+            r_ = call_with(out);                    \
+        }                                           \
+        r_;                                         \
+    })
 
 #endif

@@ -42,53 +42,53 @@
 
 #define LIBC_SITES 8
 
-uintptr_t shim_libc_lo, shim_libc_len;      /* libc's text (r-x segment) */
-static uintptr_t sites[LIBC_SITES];         /* learnt call sites, filled before main */
+uintptr_t shim_libc_lo, shim_libc_len; /* libc's text (r-x segment) */
+static uintptr_t sites[LIBC_SITES];    /* learnt call sites, filled before main */
 static unsigned nsites;
 __thread int shim_libc_probing __attribute__((tls_model("initial-exec")));
 
 /* find_libc -- dl_iterate_phdr callback: the executable segment of the object defining fopen */
 static int find_libc(struct dl_phdr_info *info, size_t size, void *arg)
 {
-  (void)size;
-  uintptr_t target = (uintptr_t)arg;
-  for (int i = 0; i < info->dlpi_phnum; i++) {
-    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
-      continue;
-    uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
-    if (target >= lo && target < hi) {
-      shim_libc_lo = lo;
-      shim_libc_len = hi - lo;
-      return 1;
+    (void)size;
+    uintptr_t target = (uintptr_t)arg;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+            continue;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+        if (target >= lo && target < hi) {
+            shim_libc_lo = lo;
+            shim_libc_len = hi - lo;
+            return 1;
+        }
     }
-  }
-  return 0;
+    return 0;
 }
 
 /* shim_libc_note -- during the probe: remember a libc call site of malloc (from malloc.c) */
 void shim_libc_note(void *ra)
 {
-  uintptr_t a = (uintptr_t)ra;
-  if (a - shim_libc_lo >= shim_libc_len)
-    return;
-  for (unsigned i = 0; i < nsites; i++)
-    if (sites[i] == a)
-      return;
-  if (nsites < LIBC_SITES)
-    sites[nsites++] = a;
+    uintptr_t a = (uintptr_t)ra;
+    if (a - shim_libc_lo >= shim_libc_len)
+        return;
+    for (unsigned i = 0; i < nsites; i++)
+        if (sites[i] == a)
+            return;
+    if (nsites < LIBC_SITES)
+        sites[nsites++] = a;
 }
 
 /* shim_libc_volatile -- ra is a learnt libc call site: the block is libc's own, volatile */
 int shim_libc_volatile(void *ra)
 {
-  uintptr_t a = (uintptr_t)ra;
-  if (a - shim_libc_lo >= shim_libc_len)
+    uintptr_t a = (uintptr_t)ra;
+    if (a - shim_libc_lo >= shim_libc_len)
+        return 0;
+    for (unsigned i = 0; i < nsites; i++)
+        if (sites[i] == a)
+            return 1;
     return 0;
-  for (unsigned i = 0; i < nsites; i++)
-    if (sites[i] == a)
-      return 1;
-  return 0;
 }
 
 /* shim_libc_probe -- learn the call sites (see the file comment); before main, single
@@ -96,28 +96,28 @@ int shim_libc_volatile(void *ra)
  * cannot run (no /dev/null) learns fewer and the corresponding objects stay in the heap. */
 int shim_libc_probe(void)
 {
-  dl_iterate_phdr(find_libc, (void *)(uintptr_t)&fopen);
-  if (!shim_libc_len)
-    return 0;
-  shim_libc_probing = 1;
-  FILE *f = fopen("/dev/null", "r");
-  if (f) {
-    (void)fgetc(f);            /* _IO_file_doallocate: the stream buffer */
-    fclose(f);
-  }
-  int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    FILE *g = fdopen(fd, "r");
-    if (g)
-      fclose(g);
-    else
-      close(fd);
-  }
-  DIR *d = opendir("/");
-  if (d)
-    closedir(d);
-  shim_libc_probing = 0;
-  return (int)nsites;
+    dl_iterate_phdr(find_libc, (void *)(uintptr_t)&fopen);
+    if (!shim_libc_len)
+        return 0;
+    shim_libc_probing = 1;
+    FILE *f = fopen("/dev/null", "r");
+    if (f) {
+        (void)fgetc(f); /* _IO_file_doallocate: the stream buffer */
+        fclose(f);
+    }
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        FILE *g = fdopen(fd, "r");
+        if (g)
+            fclose(g);
+        else
+            close(fd);
+    }
+    DIR *d = opendir("/");
+    if (d)
+        closedir(d);
+    shim_libc_probing = 0;
+    return (int)nsites;
 }
 
 /* ---- stdio buffers the program supplies (setvbuf, setbuf, setbuffer) ------------------------ */
@@ -137,37 +137,37 @@ static setvbuf_fn real_setvbuf;
 /* stdio_buf -- buf, or an internal-heap replacement of n bytes if buf is in the tracked heap */
 static char *stdio_buf(char *buf, size_t n)
 {
-  uintptr_t a = (uintptr_t)buf;
-  if (buf == NULL || n == 0 || !(a < shim_kw_hi && a + n > shim_kw_lo) ||
-      shim_internal_heap == NULL)
-    return buf;
-  char *v = heap_malloc(shim_internal_heap, n);
-  return v ? v : buf;
+    uintptr_t a = (uintptr_t)buf;
+    if (buf == NULL || n == 0 || !(a < shim_kw_hi && a + n > shim_kw_lo) ||
+        shim_internal_heap == NULL)
+        return buf;
+    char *v = heap_malloc(shim_internal_heap, n);
+    return v ? v : buf;
 }
 
 /* setvbuf -- libc's setvbuf, with a heap buffer replaced (see above) */
 __attribute__((visibility("default"))) int setvbuf(FILE *f, char *buf, int mode, size_t n)
 {
-  setvbuf_fn real = __atomic_load_n(&real_setvbuf, __ATOMIC_ACQUIRE);
-  if (real == NULL) {
-    real = (setvbuf_fn)dlsym(RTLD_NEXT, "setvbuf");
+    setvbuf_fn real = __atomic_load_n(&real_setvbuf, __ATOMIC_ACQUIRE);
     if (real == NULL) {
-      errno = ENOSYS;
-      return -1;
+        real = (setvbuf_fn)dlsym(RTLD_NEXT, "setvbuf");
+        if (real == NULL) {
+            errno = ENOSYS;
+            return -1;
+        }
+        __atomic_store_n(&real_setvbuf, real, __ATOMIC_RELEASE);
     }
-    __atomic_store_n(&real_setvbuf, real, __ATOMIC_RELEASE);
-  }
-  return real(f, mode == _IONBF ? buf : stdio_buf(buf, n), mode, n);
+    return real(f, mode == _IONBF ? buf : stdio_buf(buf, n), mode, n);
 }
 
 /* setbuf -- libc's setbuf is setvbuf with BUFSIZ bytes */
 __attribute__((visibility("default"))) void setbuf(FILE *f, char *buf)
 {
-  setvbuf(f, buf, buf ? _IOFBF : _IONBF, BUFSIZ);
+    setvbuf(f, buf, buf ? _IOFBF : _IONBF, BUFSIZ);
 }
 
 /* setbuffer -- libc's setbuffer is setvbuf with n bytes */
 __attribute__((visibility("default"))) void setbuffer(FILE *f, char *buf, size_t n)
 {
-  setvbuf(f, buf, buf ? _IOFBF : _IONBF, n);
+    setvbuf(f, buf, buf ? _IOFBF : _IONBF, n);
 }

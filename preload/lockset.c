@@ -76,7 +76,7 @@ __thread int ls_hint __attribute__((tls_model("initial-exec")));
 
 #define NROWS (IMG_LOCK_ROWS - 1)
 #define FUTEX_OWNER_DIED_ 0x40000000
-#define MUTEX_KINDS 0x3f3            /* type 0-3, robust 16, PI 32, PP 64, pshared 128, elision */
+#define MUTEX_KINDS 0x3f3 /* type 0-3, robust 16, PI 32, PP 64, pshared 128, elision */
 #define MUTEX_PP 64
 #define MUTEX_PI 32
 #define MUTEX_ROBUST 16
@@ -85,60 +85,60 @@ __thread int ls_hint __attribute__((tls_model("initial-exec")));
 /* The table as the last commit left it, read at start: the locks held then (released now) */
 static uint64_t committed_locks[NROWS * IMG_LOCK_ROW_ENTRIES];
 static size_t ncommitted_locks;
-static uint64_t committed_unrecorded;   /* holds that were not listed at that commit */
-static uint64_t n_mutex, n_cond, n_free;             /* released at start / listed but free */
-static uint64_t n_overflow;                          /* holds not listed in this run */
+static uint64_t committed_unrecorded;    /* holds that were not listed at that commit */
+static uint64_t n_mutex, n_cond, n_free; /* released at start / listed but free */
+static uint64_t n_overflow;              /* holds not listed in this run */
 
-static pthread_key_t exit_key;   /* its destructor frees an exiting thread's row */
+static pthread_key_t exit_key; /* its destructor frees an exiting thread's row */
 static int exit_key_ok;
 static __thread int exit_key_set __attribute__((tls_model("initial-exec")));
 
 /* unrecorded -- row 0's word: holds not listed at this instant */
 static inline uint64_t *unrecorded(void)
 {
-  return &ls_rows[0].owner;
+    return &ls_rows[0].owner;
 }
 
 /* ls_add_slow -- claim a row for the first listed object of this thread; a full table (or a
  * full row) counts the hold as unrecorded instead. Returns 0 if listed. */
 int ls_add_slow(uint64_t e)
 {
-  if (!ls_row_of) {
-    /* rows 1..NROWS, starting after the last one this thread had (the fast path in ls_add
+    if (!ls_row_of) {
+        /* rows 1..NROWS, starting after the last one this thread had (the fast path in ls_add
      * tried that one) */
-    for (int i = 0, idx = ls_hint; i < (int)NROWS; i++) {
-      idx = idx >= (int)NROWS ? 1 : idx + 1;
-      uint64_t free_ = 0;
-      if (__atomic_compare_exchange_n(&ls_rows[idx].owner, &free_, 1, 0, __ATOMIC_ACQUIRE,
-                                      __ATOMIC_RELAXED)) {
-        __atomic_store_n(&ls_rows[idx].ent[0], e, __ATOMIC_RELAXED);
-        ls_row_of = idx;
-        ls_hint = idx;
-        ls_n = 1;
-        __atomic_signal_fence(__ATOMIC_SEQ_CST);
-        if (!exit_key_set && exit_key_ok) {
-          exit_key_set = 1;   /* once per thread: the fast path never comes here again */
-          pthread_setspecific(exit_key, &exit_key_set);
+        for (int i = 0, idx = ls_hint; i < (int)NROWS; i++) {
+            idx = idx >= (int)NROWS ? 1 : idx + 1;
+            uint64_t free_ = 0;
+            if (__atomic_compare_exchange_n(&ls_rows[idx].owner, &free_, 1, 0, __ATOMIC_ACQUIRE,
+                                            __ATOMIC_RELAXED)) {
+                __atomic_store_n(&ls_rows[idx].ent[0], e, __ATOMIC_RELAXED);
+                ls_row_of = idx;
+                ls_hint = idx;
+                ls_n = 1;
+                __atomic_signal_fence(__ATOMIC_SEQ_CST);
+                if (!exit_key_set && exit_key_ok) {
+                    exit_key_set = 1; /* once per thread: the fast path never comes here again */
+                    pthread_setspecific(exit_key, &exit_key_set);
+                }
+                return 0;
+            }
         }
-        return 0;
-      }
     }
-  }
-  ls_missed++;
-  __atomic_fetch_add(unrecorded(), 1, __ATOMIC_SEQ_CST);
-  __atomic_fetch_add(&n_overflow, 1, __ATOMIC_RELAXED);
-  return -1;
+    ls_missed++;
+    __atomic_fetch_add(unrecorded(), 1, __ATOMIC_SEQ_CST);
+    __atomic_fetch_add(&n_overflow, 1, __ATOMIC_RELAXED);
+    return -1;
 }
 
 /* ls_del_slow -- e was not in this thread's row: an unlisted hold ends (or the object was
  * locked before the table existed, or by another thread: nothing to do) */
 void ls_del_slow(uint64_t e)
 {
-  (void)e;
-  if (ls_missed > 0) {
-    ls_missed--;
-    __atomic_fetch_sub(unrecorded(), 1, __ATOMIC_SEQ_CST);
-  }
+    (void)e;
+    if (ls_missed > 0) {
+        ls_missed--;
+        __atomic_fetch_sub(unrecorded(), 1, __ATOMIC_SEQ_CST);
+    }
 }
 
 /* thread_gone -- a thread exits (or is cancelled, e.g. inside a cond wait, so that its
@@ -147,136 +147,138 @@ void ls_del_slow(uint64_t e)
  * an exited thread is held for ever; a robust one is marked owner-died by the kernel). */
 static void thread_gone(void *v)
 {
-  (void)v;
-  if (ls_row_of) {
-    struct ls_row *r = &ls_rows[ls_row_of];
-    for (int i = 0; i < IMG_LOCK_ROW_ENTRIES; i++)
-      __atomic_store_n(&r->ent[i], 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&r->owner, 0, __ATOMIC_RELEASE);
-    ls_row_of = 0;
-    ls_n = 0;
-  }
-  if (ls_missed) {
-    __atomic_fetch_sub(unrecorded(), (uint64_t)ls_missed, __ATOMIC_SEQ_CST);
-    ls_missed = 0;
-  }
+    (void)v;
+    if (ls_row_of) {
+        struct ls_row *r = &ls_rows[ls_row_of];
+        for (int i = 0; i < IMG_LOCK_ROW_ENTRIES; i++)
+            __atomic_store_n(&r->ent[i], 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&r->owner, 0, __ATOMIC_RELEASE);
+        ls_row_of = 0;
+        ls_n = 0;
+    }
+    if (ls_missed) {
+        __atomic_fetch_sub(unrecorded(), (uint64_t)ls_missed, __ATOMIC_SEQ_CST);
+        ls_missed = 0;
+    }
 }
 
 /* release_mutex -- put a mutex that a vanished thread held back in its released state;
  * 1 if changed */
 static int release_mutex(pthread_mutex_t *m)
 {
-  int kind = m->__data.__kind;
-  unsigned lock = (unsigned)m->__data.__lock;
-  if ((kind & ~MUTEX_KINDS) != 0)
-    return 0;   /* not a mutex any more (LIMITS (1)) */
-  unsigned keep = (kind & MUTEX_PP) ? lock & PP_CEILING_MASK : 0;
-  unsigned word = lock & ~keep;
-  if (word == 0)
-    return 0;   /* free already (a superset member) */
-  /* a plain lock word is 1 (locked) or 2 (locked, waiters); robust and PI words hold the
+    int kind = m->__data.__kind;
+    unsigned lock = (unsigned)m->__data.__lock;
+    if ((kind & ~MUTEX_KINDS) != 0)
+        return 0; /* not a mutex any more (LIMITS (1)) */
+    unsigned keep = (kind & MUTEX_PP) ? lock & PP_CEILING_MASK : 0;
+    unsigned word = lock & ~keep;
+    if (word == 0)
+        return 0; /* free already (a superset member) */
+    /* a plain lock word is 1 (locked) or 2 (locked, waiters); robust and PI words hold the
    * owner's thread id: anything else is not a held mutex (LIMITS (1)) */
-  if (!(kind & (MUTEX_ROBUST | MUTEX_PI)) && word != 1 && word != 2)
-    return 0;
-  memset(m, 0, sizeof(*m));
-  m->__data.__kind = kind;
-  m->__data.__lock = (int)((kind & MUTEX_ROBUST) ? keep | FUTEX_OWNER_DIED_ : keep);
-  return 1;
+    if (!(kind & (MUTEX_ROBUST | MUTEX_PI)) && word != 1 && word != 2)
+        return 0;
+    memset(m, 0, sizeof(*m));
+    m->__data.__kind = kind;
+    m->__data.__lock = (int)((kind & MUTEX_ROBUST) ? keep | FUTEX_OWNER_DIED_ : keep);
+    return 1;
 }
 
 /* release_cond -- pthread_cond_init's state (keeping clock and pshared) for a condition
  * variable that had waiters; 1 if changed */
 static int release_cond(pthread_cond_t *c)
 {
-  unsigned w = c->__data.__wrefs;
-  if ((w >> 3) == 0)
-    return 0;
-  memset(c, 0, sizeof(*c));
-  c->__data.__wrefs = w & 3;
-  return 1;
+    unsigned w = c->__data.__wrefs;
+    if ((w >> 3) == 0)
+        return 0;
+    memset(c, 0, sizeof(*c));
+    c->__data.__wrefs = w & 3;
+    return 1;
 }
 
 /* release_in -- release the captured objects lying wholly in [lo, hi) */
 static void release_in(uintptr_t lo, uintptr_t hi)
 {
-  for (size_t i = 0; i < ncommitted_locks; i++) {
-    uintptr_t p = (uintptr_t)(committed_locks[i] & ~(uint64_t)LS_COND);
-    int is_cond = (committed_locks[i] & LS_COND) != 0;
-    size_t sz = is_cond ? sizeof(pthread_cond_t) : sizeof(pthread_mutex_t);
-    if (p < lo || p + sz > hi || p % 4 != 0)
-      continue;
-    int changed = is_cond ? release_cond((pthread_cond_t *)p)
-                          : release_mutex((pthread_mutex_t *)p);
-    if (!changed)
-      n_free++;
-    else if (is_cond)
-      n_cond++;
-    else
-      n_mutex++;
-  }
+    for (size_t i = 0; i < ncommitted_locks; i++) {
+        uintptr_t p = (uintptr_t)(committed_locks[i] & ~(uint64_t)LS_COND);
+        int is_cond = (committed_locks[i] & LS_COND) != 0;
+        size_t sz = is_cond ? sizeof(pthread_cond_t) : sizeof(pthread_mutex_t);
+        if (p < lo || p + sz > hi || p % 4 != 0)
+            continue;
+        int changed =
+            is_cond ? release_cond((pthread_cond_t *)p) : release_mutex((pthread_mutex_t *)p);
+        if (!changed)
+            n_free++;
+        else if (is_cond)
+            n_cond++;
+        else
+            n_mutex++;
+    }
 }
 
-void shim_locks_setup(struct image_header *img, const char *seg, int existing,
-                      uintptr_t heap_lo, uintptr_t heap_used)
+void shim_locks_setup(struct image_header *img, const char *seg, int existing, uintptr_t heap_lo,
+                      uintptr_t heap_used)
 {
-  struct ls_row *rows = (struct ls_row *)((char *)img + IMG_LOCK_OFF);
-  ncommitted_locks = 0;
-  if (existing) {
-    committed_unrecorded = rows[0].owner;
-    for (unsigned r = 1; r < IMG_LOCK_ROWS; r++)
-      for (int i = 0; i < IMG_LOCK_ROW_ENTRIES; i++)
-        if (rows[r].ent[i]) {
-          size_t k = 0;   /* once each: a cond wait lists its mutex a second time */
-          while (k < ncommitted_locks && committed_locks[k] != rows[r].ent[i])
-            k++;
-          if (k == ncommitted_locks)
-            committed_locks[ncommitted_locks++] = rows[r].ent[i];
+    struct ls_row *rows = (struct ls_row *)((char *)img + IMG_LOCK_OFF);
+    ncommitted_locks = 0;
+    if (existing) {
+        committed_unrecorded = rows[0].owner;
+        for (unsigned r = 1; r < IMG_LOCK_ROWS; r++)
+            for (int i = 0; i < IMG_LOCK_ROW_ENTRIES; i++)
+                if (rows[r].ent[i]) {
+                    size_t k = 0; /* once each: a cond wait lists its mutex a second time */
+                    while (k < ncommitted_locks && committed_locks[k] != rows[r].ent[i])
+                        k++;
+                    if (k == ncommitted_locks)
+                        committed_locks[ncommitted_locks++] = rows[r].ent[i];
+                }
+        if (committed_unrecorded) {
+            char a[24];
+            shim_say(
+                2, "LRVM_SEGMENT=", seg, ": at its last commit ",
+                shim_fmt_u64(a, committed_unrecorded),
+                " mutex/condition holds were not recorded (more than 31 threads holding locks, "
+                "or one thread holding more than 7): such an object may come back locked by a "
+                "thread that no longer exists",
+                NULL);
         }
-    if (committed_unrecorded) {
-      char a[24];
-      shim_say(2, "LRVM_SEGMENT=", seg, ": at its last commit ",
-               shim_fmt_u64(a, committed_unrecorded),
-               " mutex/condition holds were not recorded (more than 31 threads holding locks, "
-               "or one thread holding more than 7): such an object may come back locked by a "
-               "thread that no longer exists", NULL);
     }
-  }
-  /* this run's threads fill the table anew; only write a page that needs it */
-  for (unsigned r = 0; r < IMG_LOCK_ROWS; r++)
-    if (memcmp(&rows[r], &(struct ls_row){0}, sizeof(rows[r])) != 0)
-      memset(&rows[r], 0, sizeof(rows[r]));
-  release_in(heap_lo, heap_used);
-  /* _LRVM_TEST_NO_LOCKSET=1: restore as above but list nothing in this run -- for the cost
+    /* this run's threads fill the table anew; only write a page that needs it */
+    for (unsigned r = 0; r < IMG_LOCK_ROWS; r++)
+        if (memcmp(&rows[r], &(struct ls_row){0}, sizeof(rows[r])) != 0)
+            memset(&rows[r], 0, sizeof(rows[r]));
+    release_in(heap_lo, heap_used);
+    /* _LRVM_TEST_NO_LOCKSET=1: restore as above but list nothing in this run -- for the cost
    * benchmark only (bench/preload/locks_bench.sh); a commit then may capture held locks */
-  if (!exit_key_ok)
-    exit_key_ok = pthread_key_create(&exit_key, thread_gone) == 0;
-  const char *off = getenv("_LRVM_TEST_NO_LOCKSET");
-  if (!(off && strcmp(off, "1") == 0))
-    ls_rows = rows;
+    if (!exit_key_ok)
+        exit_key_ok = pthread_key_create(&exit_key, thread_gone) == 0;
+    const char *off = getenv("_LRVM_TEST_NO_LOCKSET");
+    if (!(off && strcmp(off, "1") == 0))
+        ls_rows = rows;
 }
 
 void shim_locks_ranges(uintptr_t g_lo, uintptr_t g_hi, uintptr_t h_lo, uintptr_t h_hi)
 {
-  ls_lo[0] = g_lo;
-  ls_hi[0] = g_hi;
-  ls_lo[1] = h_lo;
-  ls_hi[1] = h_hi;
+    ls_lo[0] = g_lo;
+    ls_hi[0] = g_hi;
+    ls_lo[1] = h_lo;
+    ls_hi[1] = h_hi;
 }
 
 void shim_locks_restore_globals(uintptr_t lo, uintptr_t hi)
 {
-  release_in(lo, hi);
+    release_in(lo, hi);
 }
 
 void shim_locks_stats(int fd)
 {
-  if (!ls_rows)
-    return;
-  char a[24], b[24], c[24], d[24], e[24];
-  shim_say(fd, "stats: locks: released at start ", shim_fmt_u64(a, n_mutex), " mutexes and ",
-           shim_fmt_u64(b, n_cond), " condition variables held/waited on at the last commit (",
-           shim_fmt_u64(c, n_free), " listed were free); holds not recorded: ",
-           shim_fmt_u64(d, committed_unrecorded), " at that commit, ",
-           shim_fmt_u64(e, __atomic_load_n(&n_overflow, __ATOMIC_RELAXED)),
-           " in this run (table full)", NULL);
+    if (!ls_rows)
+        return;
+    char a[24], b[24], c[24], d[24], e[24];
+    shim_say(fd, "stats: locks: released at start ", shim_fmt_u64(a, n_mutex), " mutexes and ",
+             shim_fmt_u64(b, n_cond), " condition variables held/waited on at the last commit (",
+             shim_fmt_u64(c, n_free),
+             " listed were free); holds not recorded: ", shim_fmt_u64(d, committed_unrecorded),
+             " at that commit, ", shim_fmt_u64(e, __atomic_load_n(&n_overflow, __ATOMIC_RELAXED)),
+             " in this run (table full)", NULL);
 }

@@ -43,205 +43,206 @@
 /* /proc/self/maps text, at most: with LRVM_TRACK=mprotect every dirty heap page can be a
  * mapping of its own (~65 000 lines, ~6 MiB); reserved, not touched beyond what is read */
 #define MAPS_BUF (16u << 20)
-#define MAX_MAPS 8192u                /* mappings kept (a process rarely has more) */
+#define MAX_MAPS 8192u /* mappings kept (a process rarely has more) */
 /* heap bytes walked per commit, at most. Measured, 64 MiB of pointer-filled blocks reachable
  * from the globals: a 1 MiB walk took 1.8-18 ms (up to a third of that commit's pause), a
  * 256 KiB walk 0.9-1.6 ms (~2%) */
 #define SCAN_BUDGET ((size_t)256 << 10)
-#define WORK_MAX 65536u               /* pending heap blocks */
-#define SEEN_SLOTS (1u << 15)         /* visited blocks (open addressing): the budget walks at
+#define WORK_MAX 65536u /* pending heap blocks */
+#define SEEN_SLOTS \
+    (1u << 15)               /* visited blocks (open addressing): the budget walks at
                                        * most 16 Ki blocks of 16 bytes */
-#define LOWEST_ADDR 0x10000u          /* below: small integers, never a mapping */
+#define LOWEST_ADDR 0x10000u /* below: small integers, never a mapping */
 #define USER_TOP ((uint64_t)1 << 47)
 
 struct map_ent {
-  uintptr_t lo, hi;
-  uint32_t kind;     /* enum img_restore_kind; IMG_RK_RESTORABLE = comes back */
-  uint32_t name;     /* offset of its name in maps_text, 0 = anonymous */
+    uintptr_t lo, hi;
+    uint32_t kind; /* enum img_restore_kind; IMG_RK_RESTORABLE = comes back */
+    uint32_t name; /* offset of its name in maps_text, 0 = anonymous */
 };
 
 struct work {
-  uintptr_t block, origin;   /* a heap block to scan; the global its path started from */
+    uintptr_t block, origin; /* a heap block to scan; the global its path started from */
 };
 
-static char *maps_text;       /* MAPS_BUF bytes: the file, names NUL terminated in place */
-static struct map_ent *maps;  /* MAX_MAPS entries, sorted (the kernel lists them in order) */
+static char *maps_text;      /* MAPS_BUF bytes: the file, names NUL terminated in place */
+static struct map_ent *maps; /* MAX_MAPS entries, sorted (the kernel lists them in order) */
 static size_t nmaps;
 static struct work *work;
 static uintptr_t *seen;
-static uintptr_t main_tp;     /* the main thread's thread pointer (TLS) */
-static unsigned char *resident;  /* mincore vector of the globals, one byte per page */
-static char self_path[IMG_TARGET_MAX];  /* this library's file */
+static uintptr_t main_tp;              /* the main thread's thread pointer (TLS) */
+static unsigned char *resident;        /* mincore vector of the globals, one byte per page */
+static char self_path[IMG_TARGET_MAX]; /* this library's file */
 
-static uint64_t n_scans, scan_ns_total, scan_ns_max, heap_bytes_total;  /* LRVM_STATS */
+static uint64_t n_scans, scan_ns_total, scan_ns_max, heap_bytes_total; /* LRVM_STATS */
 
 /* struct finding -- the first bad value of a scan */
 struct finding {
-  uint32_t kind;
-  uintptr_t at, value, origin;
-  const struct map_ent *m;
+    uint32_t kind;
+    uintptr_t at, value, origin;
+    const struct map_ent *m;
 };
 
 /* shim_restore_setup -- before main, on the main thread: its thread pointer (the TLS kind) and
  * the scratch memory; 0 or ENOMEM (then commits record no verdict: a message says so once) */
 int shim_restore_setup(void)
 {
-  main_tp = (uintptr_t)pthread_self();
-  size_t gpages = (shim_exe.g_hi - shim_exe.g_lo) / 4096;
-  size_t bytes = MAPS_BUF + MAX_MAPS * sizeof(struct map_ent) + WORK_MAX * sizeof(struct work) +
-                 SEEN_SLOTS * sizeof(uintptr_t) + gpages;
-  /* MAP_NORESERVE, untouched until a commit: costs address space only */
-  char *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                 -1, 0);
-  if (m == MAP_FAILED)
-    return ENOMEM;
-  maps_text = m;
-  maps = (struct map_ent *)(m + MAPS_BUF);
-  work = (struct work *)(maps + MAX_MAPS);
-  seen = (uintptr_t *)(work + WORK_MAX);
-  resident = (unsigned char *)(seen + SEEN_SLOTS);
-  return 0;
+    main_tp = (uintptr_t)pthread_self();
+    size_t gpages = (shim_exe.g_hi - shim_exe.g_lo) / 4096;
+    size_t bytes = MAPS_BUF + MAX_MAPS * sizeof(struct map_ent) + WORK_MAX * sizeof(struct work) +
+                   SEEN_SLOTS * sizeof(uintptr_t) + gpages;
+    /* MAP_NORESERVE, untouched until a commit: costs address space only */
+    char *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    if (m == MAP_FAILED)
+        return ENOMEM;
+    maps_text = m;
+    maps = (struct map_ent *)(m + MAPS_BUF);
+    work = (struct work *)(maps + MAX_MAPS);
+    seen = (uintptr_t *)(work + WORK_MAX);
+    resident = (unsigned char *)(seen + SEEN_SLOTS);
+    return 0;
 }
 
 /* read_maps_text -- /proc/self/maps into maps_text (NUL terminated); bytes read or -1 */
 static ssize_t read_maps_text(void)
 {
-  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return -1;
-  size_t n = 0;
-  for (;;) {
-    ssize_t r = read(fd, maps_text + n, MAPS_BUF - 1 - n);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      break;
-    n += (size_t)r;
-  }
-  close(fd);
-  maps_text[n] = 0;
-  return (ssize_t)n;
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t n = 0;
+    for (;;) {
+        ssize_t r = read(fd, maps_text + n, MAPS_BUF - 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    maps_text[n] = 0;
+    return (ssize_t)n;
 }
 
 /* hex -- parse hex digits at *s, advance */
 static uintptr_t hex(char **s)
 {
-  uintptr_t v = 0;
-  for (;; (*s)++) {
-    char c = **s;
-    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-    if (d < 0)
-      return v;
-    v = v << 4 | (uintptr_t)d;
-  }
+    uintptr_t v = 0;
+    for (;; (*s)++) {
+        char c = **s;
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            return v;
+        v = v << 4 | (uintptr_t)d;
+    }
 }
 
 /* is_object -- a file the dynamic linker loads (code and constants come back at the same
  * address with randomisation off): the executable, a shared library */
 static int is_object(const char *name)
 {
-  return strcmp(name, shim_exe.path) == 0 || strstr(name, ".so") != NULL;
+    return strcmp(name, shim_exe.path) == 0 || strstr(name, ".so") != NULL;
 }
 
 /* kind_of -- what a mapping is for a pointer into it; prev: the mapping before it */
 static uint32_t kind_of(const struct map_ent *m, const char *name, int writable,
                         const struct map_ent *prev)
 {
-  const struct shim_exe *e = &shim_exe;
-  if (m->lo >= e->g_lo && m->hi <= e->g_hi)
-    return IMG_RK_RESTORABLE;                   /* the globals (anonymous since globals.c) */
-  if (!*name) {
-    /* a library's .bss beyond its file: the anonymous mapping right after its data */
-    if (prev && prev->hi == m->lo && prev->kind == IMG_RK_LIBDATA)
-      return IMG_RK_LIBDATA;
-    return m->lo <= main_tp && main_tp < m->hi ? IMG_RK_TLS : IMG_RK_ANON;
-  }
-  if (strcmp(name, "[stack]") == 0)
-    return IMG_RK_STACK;
-  if (strcmp(name, "[heap]") == 0)
-    return IMG_RK_BRK;
-  if (name[0] == '[')
-    return IMG_RK_KERNEL;
-  if (strcmp(name, self_path) == 0)   /* lrvm's code and constants come back like a library's */
-    return writable ? IMG_RK_INTERNAL : IMG_RK_RESTORABLE;
-  if (strcmp(name, e->path) == 0)
-    return IMG_RK_RESTORABLE;                   /* the executable: same base, same file */
-  if (m->lo <= main_tp && main_tp < m->hi)
-    return IMG_RK_TLS;
-  if (writable)
-    return is_object(name) ? IMG_RK_LIBDATA : IMG_RK_FILE;
-  return is_object(name) ? IMG_RK_RESTORABLE : IMG_RK_FILE;
+    const struct shim_exe *e = &shim_exe;
+    if (m->lo >= e->g_lo && m->hi <= e->g_hi)
+        return IMG_RK_RESTORABLE; /* the globals (anonymous since globals.c) */
+    if (!*name) {
+        /* a library's .bss beyond its file: the anonymous mapping right after its data */
+        if (prev && prev->hi == m->lo && prev->kind == IMG_RK_LIBDATA)
+            return IMG_RK_LIBDATA;
+        return m->lo <= main_tp && main_tp < m->hi ? IMG_RK_TLS : IMG_RK_ANON;
+    }
+    if (strcmp(name, "[stack]") == 0)
+        return IMG_RK_STACK;
+    if (strcmp(name, "[heap]") == 0)
+        return IMG_RK_BRK;
+    if (name[0] == '[')
+        return IMG_RK_KERNEL;
+    if (strcmp(name, self_path) == 0) /* lrvm's code and constants come back like a library's */
+        return writable ? IMG_RK_INTERNAL : IMG_RK_RESTORABLE;
+    if (strcmp(name, e->path) == 0)
+        return IMG_RK_RESTORABLE; /* the executable: same base, same file */
+    if (m->lo <= main_tp && main_tp < m->hi)
+        return IMG_RK_TLS;
+    if (writable)
+        return is_object(name) ? IMG_RK_LIBDATA : IMG_RK_FILE;
+    return is_object(name) ? IMG_RK_RESTORABLE : IMG_RK_FILE;
 }
 
 /* load_maps -- parse /proc/self/maps into maps[]; 0 or -1 */
 static int load_maps(void)
 {
-  ssize_t n = read_maps_text();
-  if (n <= 0)
-    return -1;
-  nmaps = 0;
-  for (char *s = maps_text; *s && nmaps < MAX_MAPS;) {
-    char *eol = strchr(s, '\n');
-    if (eol)
-      *eol = 0;
-    struct map_ent *m = &maps[nmaps];
-    m->lo = hex(&s);
-    s++;                                     /* '-' */
-    m->hi = hex(&s);
-    int writable = s[2] == 'w';
-    /* perms offset dev inode: four fields, then spaces, then the name (may be absent) */
-    for (int f = 0; f < 4 && *s; f++) {
-      while (*s == ' ')
-        s++;
-      while (*s && *s != ' ')
-        s++;
-    }
-    while (*s == ' ')
-      s++;
-    m->name = (uint32_t)(s - maps_text);
-    if (!self_path[0] && m->lo <= shim_self_lo && shim_self_lo < m->hi && *s)
-      snprintf(self_path, sizeof(self_path), "%s", s);
-    m->kind = kind_of(m, s, writable, nmaps ? &maps[nmaps - 1] : NULL);
-    /* the heap's mappings are judged by the heap itself (judge_word), never looked up here:
+    ssize_t n = read_maps_text();
+    if (n <= 0)
+        return -1;
+    nmaps = 0;
+    for (char *s = maps_text; *s && nmaps < MAX_MAPS;) {
+        char *eol = strchr(s, '\n');
+        if (eol)
+            *eol = 0;
+        struct map_ent *m = &maps[nmaps];
+        m->lo = hex(&s);
+        s++; /* '-' */
+        m->hi = hex(&s);
+        int writable = s[2] == 'w';
+        /* perms offset dev inode: four fields, then spaces, then the name (may be absent) */
+        for (int f = 0; f < 4 && *s; f++) {
+            while (*s == ' ')
+                s++;
+            while (*s && *s != ' ')
+                s++;
+        }
+        while (*s == ' ')
+            s++;
+        m->name = (uint32_t)(s - maps_text);
+        if (!self_path[0] && m->lo <= shim_self_lo && shim_self_lo < m->hi && *s)
+            snprintf(self_path, sizeof(self_path), "%s", s);
+        m->kind = kind_of(m, s, writable, nmaps ? &maps[nmaps - 1] : NULL);
+        /* the heap's mappings are judged by the heap itself (judge_word), never looked up here:
      * not kept, so that the split mappings of the mprotect backend cannot crowd out the rest */
-    if (!(m->lo >= shim_opts.heap_base && m->hi <= shim_opts.heap_base + shim_opts.heap_size))
-      nmaps++;
-    if (!eol)
-      break;
-    s = eol + 1;
-  }
-  return 0;
+        if (!(m->lo >= shim_opts.heap_base && m->hi <= shim_opts.heap_base + shim_opts.heap_size))
+            nmaps++;
+        if (!eol)
+            break;
+        s = eol + 1;
+    }
+    return 0;
 }
 
 /* find_map -- the mapping holding v, or NULL (binary search) */
 static const struct map_ent *find_map(uintptr_t v)
 {
-  size_t lo = 0, hi = nmaps;
-  while (lo < hi) {
-    size_t mid = (lo + hi) / 2;
-    if (v < maps[mid].lo)
-      hi = mid;
-    else if (v >= maps[mid].hi)
-      lo = mid + 1;
-    else
-      return &maps[mid];
-  }
-  return NULL;
+    size_t lo = 0, hi = nmaps;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (v < maps[mid].lo)
+            hi = mid;
+        else if (v >= maps[mid].hi)
+            lo = mid + 1;
+        else
+            return &maps[mid];
+    }
+    return NULL;
 }
 
 /* seen_add -- 1 if block was not visited yet (now it is), 0 if it was or the set is full */
 static int seen_add(uintptr_t block)
 {
-  size_t i = (size_t)((block >> 4) * 0x9e3779b97f4a7c15u >> 47) & (SEEN_SLOTS - 1);
-  for (size_t probe = 0; probe < SEEN_SLOTS / 2; probe++, i = (i + 1) & (SEEN_SLOTS - 1)) {
-    if (seen[i] == block)
-      return 0;
-    if (seen[i] == 0) {
-      seen[i] = block;
-      return 1;
+    size_t i = (size_t)((block >> 4) * 0x9e3779b97f4a7c15u >> 47) & (SEEN_SLOTS - 1);
+    for (size_t probe = 0; probe < SEEN_SLOTS / 2; probe++, i = (i + 1) & (SEEN_SLOTS - 1)) {
+        if (seen[i] == block)
+            return 0;
+        if (seen[i] == 0) {
+            seen[i] = block;
+            return 1;
+        }
     }
-  }
-  return 0;
+    return 0;
 }
 
 /* std_stream -- v points into stdin, stdout or stderr's FILE: libc's own objects, at the same
@@ -249,11 +250,11 @@ static int seen_add(uintptr_t block)
  * is restorable */
 static int std_stream(uintptr_t v)
 {
-  const FILE *const s[3] = {stdin, stdout, stderr};
-  for (int i = 0; i < 3; i++)
-    if (v >= (uintptr_t)s[i] && v < (uintptr_t)s[i] + sizeof(FILE))
-      return 1;
-  return 0;
+    const FILE *const s[3] = {stdin, stdout, stderr};
+    for (int i = 0; i < 3; i++)
+        if (v >= (uintptr_t)s[i] && v < (uintptr_t)s[i] + sizeof(FILE))
+            return 1;
+    return 0;
 }
 
 /* listed_lock -- at lies inside a mutex or condition variable of the held-lock table: its
@@ -261,69 +262,69 @@ static int std_stream(uintptr_t v)
  * put back in the released state when the image is restored, never used as they are */
 static int listed_lock(const struct image_header *img, uintptr_t at)
 {
-  const uint64_t *t = (const uint64_t *)((const char *)img + IMG_LOCK_OFF);
-  const size_t words = IMG_LOCK_ROW_SIZE / sizeof(uint64_t);
-  for (size_t r = 1; r < IMG_LOCK_ROWS; r++) {
-    const uint64_t *row = t + r * words;
-    if (!row[0])
-      continue;
-    for (size_t i = 1; i <= IMG_LOCK_ROW_ENTRIES; i++) {
-      uintptr_t o = (uintptr_t)(row[i] & ~(uint64_t)1);
-      size_t n = (row[i] & 1) ? sizeof(pthread_cond_t) : sizeof(pthread_mutex_t);
-      if (o && at >= o && at < o + n)
-        return 1;
+    const uint64_t *t = (const uint64_t *)((const char *)img + IMG_LOCK_OFF);
+    const size_t words = IMG_LOCK_ROW_SIZE / sizeof(uint64_t);
+    for (size_t r = 1; r < IMG_LOCK_ROWS; r++) {
+        const uint64_t *row = t + r * words;
+        if (!row[0])
+            continue;
+        for (size_t i = 1; i <= IMG_LOCK_ROW_ENTRIES; i++) {
+            uintptr_t o = (uintptr_t)(row[i] & ~(uint64_t)1);
+            size_t n = (row[i] & 1) ? sizeof(pthread_cond_t) : sizeof(pthread_mutex_t);
+            if (o && at >= o && at < o + n)
+                return 1;
+        }
     }
-  }
-  return 0;
+    return 0;
 }
 
 /* struct scan -- one commit's walk */
 struct scan {
-  const struct image_header *img;  /* its held-lock table (lockset.c) */
-  int final;                 /* the exit commit: dangling heap pointers count */
-  uintptr_t heap_lo, heap_hi;
-  size_t nwork, budget;
-  struct finding f;
+    const struct image_header *img; /* its held-lock table (lockset.c) */
+    int final;                      /* the exit commit: dangling heap pointers count */
+    uintptr_t heap_lo, heap_hi;
+    size_t nwork, budget;
+    struct finding f;
 };
 
 /* judge_word -- v, found at `at` on a path from global `origin`: bad (recorded, returns 1),
  * a heap block to visit (queued), or harmless */
 static int judge_word(struct scan *sc, uintptr_t v, uintptr_t at, uintptr_t origin)
 {
-  if (v < LOWEST_ADDR || v >= USER_TOP)
-    return 0;
-  uint32_t kind;
-  const struct map_ent *m = NULL;
-  if (v >= sc->heap_lo && v < sc->heap_hi) {
-    int state = heap_block_state(shim_heap, (void *)v);
-    if (state == HEAP_BS_START && sc->nwork < WORK_MAX && seen_add(v))
-      work[sc->nwork++] = (struct work){v, origin};
-    /* A pointer to free memory counts at the exit commit only: there it is how the program
+    if (v < LOWEST_ADDR || v >= USER_TOP)
+        return 0;
+    uint32_t kind;
+    const struct map_ent *m = NULL;
+    if (v >= sc->heap_lo && v < sc->heap_hi) {
+        int state = heap_block_state(shim_heap, (void *)v);
+        if (state == HEAP_BS_START && sc->nwork < WORK_MAX && seen_add(v))
+            work[sc->nwork++] = (struct work){v, origin};
+        /* A pointer to free memory counts at the exit commit only: there it is how the program
      * ends (git leaves one), while a signal or interval commit may catch `free(p); p = q;`
      * between its two steps, or a block taken from a thread cache just before its bit is
      * set (malloc's fast path takes no heap lock): a refusal for that instant would outlive
      * it. A real dangling pointer there is left to the crash note. */
-    /* Only a GLOBAL holding such a pointer counts: a word found by the walk through heap
+        /* Only a GLOBAL holding such a pointer counts: a word found by the walk through heap
      * blocks may be stale bytes in the slack between what the program asked for and the
      * block's size class (an old pointer left by the block's previous owner), which is no
      * dangling pointer of the program's. */
-    int in_heap = at >= sc->heap_lo && at < sc->heap_hi;
-    if (state != HEAP_BS_FREE || !sc->final || in_heap)
-      return 0;          /* live (interior pointers are not followed), or past the heap */
-    kind = IMG_RK_FREED;
-  } else if (std_stream(v)) {
-    return 0;
-  } else if (boot_owns((void *)v) ||
-             (shim_internal_heap && heap_owns(shim_internal_heap, (void *)v)))
-    kind = IMG_RK_INTERNAL;
-  else if ((m = find_map(v)) == NULL)
-    return 0;          /* unmapped: an integer, or a dangling pointer nobody may follow */
-  else
-    kind = m->kind;
-  if (kind == IMG_RK_RESTORABLE || listed_lock(sc->img, at))
-    return 0;
-  sc->f = (struct finding){kind, at, v, origin, m};
-  return 1;
+        int in_heap = at >= sc->heap_lo && at < sc->heap_hi;
+        if (state != HEAP_BS_FREE || !sc->final || in_heap)
+            return 0; /* live (interior pointers are not followed), or past the heap */
+        kind = IMG_RK_FREED;
+    } else if (std_stream(v)) {
+        return 0;
+    } else if (boot_owns((void *)v) ||
+               (shim_internal_heap && heap_owns(shim_internal_heap, (void *)v)))
+        kind = IMG_RK_INTERNAL;
+    else if ((m = find_map(v)) == NULL)
+        return 0; /* unmapped: an integer, or a dangling pointer nobody may follow */
+    else
+        kind = m->kind;
+    if (kind == IMG_RK_RESTORABLE || listed_lock(sc->img, at))
+        return 0;
+    sc->f = (struct finding){kind, at, v, origin, m};
+    return 1;
 }
 
 /* small_words -- every word of the 4 KiB page-aligned p is below LOWEST_ADDR (a zero page: a
@@ -331,41 +332,41 @@ static int judge_word(struct scan *sc, uintptr_t v, uintptr_t at, uintptr_t orig
  * than judging 512 words (a 256 MiB .bss: 0.2-0.5 s per commit before). */
 static int small_words(const uintptr_t *p)
 {
-  uintptr_t acc = 0;
-  for (size_t i = 0; i < 4096 / sizeof(*p); i++)
-    acc |= p[i];
-  return acc < LOWEST_ADDR;
+    uintptr_t acc = 0;
+    for (size_t i = 0; i < 4096 / sizeof(*p); i++)
+        acc |= p[i];
+    return acc < LOWEST_ADDR;
 }
 
 /* scan_words -- judge the aligned words of [lo, hi) */
 static int scan_words(struct scan *sc, uintptr_t lo, uintptr_t hi, int is_global)
 {
-  for (uintptr_t a = (lo + 7) & ~(uintptr_t)7; a + 8 <= hi;) {
-    if ((a & 4095) == 0 && a + 4096 <= hi && small_words((const uintptr_t *)a)) {
-      a += 4096;
-      continue;
+    for (uintptr_t a = (lo + 7) & ~(uintptr_t)7; a + 8 <= hi;) {
+        if ((a & 4095) == 0 && a + 4096 <= hi && small_words((const uintptr_t *)a)) {
+            a += 4096;
+            continue;
+        }
+        if (judge_word(sc, *(const uintptr_t *)a, a, is_global ? a : sc->f.origin))
+            return 1;
+        a += 8;
     }
-    if (judge_word(sc, *(const uintptr_t *)a, a, is_global ? a : sc->f.origin))
-      return 1;
-    a += 8;
-  }
-  return 0;
+    return 0;
 }
 
 /* scan_heap -- the queued blocks, depth first, within the budget */
 static int scan_heap(struct scan *sc)
 {
-  while (sc->nwork > 0 && sc->budget > 0) {
-    struct work w = work[--sc->nwork];
-    size_t n = heap_usable_size(shim_heap, (void *)w.block);
-    if (n > sc->budget)
-      n = sc->budget;
-    sc->budget -= n;
-    sc->f.origin = w.origin;
-    if (scan_words(sc, w.block, w.block + n, 0))
-      return 1;
-  }
-  return 0;
+    while (sc->nwork > 0 && sc->budget > 0) {
+        struct work w = work[--sc->nwork];
+        size_t n = heap_usable_size(shim_heap, (void *)w.block);
+        if (n > sc->budget)
+            n = sc->budget;
+        sc->budget -= n;
+        sc->f.origin = w.origin;
+        if (scan_words(sc, w.block, w.block + n, 0))
+            return 1;
+    }
+    return 0;
 }
 
 /* scan_resident -- scan_words over the pages of [lo, hi) that are resident. A page of the
@@ -374,69 +375,69 @@ static int scan_heap(struct scan *sc)
  * A page swapped out is skipped too: a value there is missed (the crash note is the net). */
 static int scan_resident(struct scan *sc, uintptr_t lo, uintptr_t hi)
 {
-  const struct shim_exe *e = &shim_exe;
-  while (lo < hi) {
-    uintptr_t page_end = (lo | 4095) + 1, end = page_end < hi ? page_end : hi;
-    if (resident[(lo - e->g_lo) / 4096] & 1) {
-      if (scan_words(sc, lo, end, 1))
-        return 1;
+    const struct shim_exe *e = &shim_exe;
+    while (lo < hi) {
+        uintptr_t page_end = (lo | 4095) + 1, end = page_end < hi ? page_end : hi;
+        if (resident[(lo - e->g_lo) / 4096] & 1) {
+            if (scan_words(sc, lo, end, 1))
+                return 1;
+        }
+        lo = end;
     }
-    lo = end;
-  }
-  return 0;
+    return 0;
 }
 
 /* scan_globals -- the globals minus the excluded bytes, then the heap they reach */
 static int scan_globals(struct scan *sc)
 {
-  const struct shim_exe *e = &shim_exe;
-  if (mincore((void *)e->g_lo, e->g_hi - e->g_lo, resident) != 0)
-    memset(resident, 1, (e->g_hi - e->g_lo) / 4096);   /* unknown: scan everything */
-  uintptr_t at = e->g_lo;
-  for (size_t i = 0; i <= e->nexcl; i++) {
-    uintptr_t end = i < e->nexcl ? e->excl[i].lo : e->g_hi;
-    if (at < end && scan_resident(sc, at, end))
-      return 1;
-    if (i < e->nexcl)
-      at = e->excl[i].hi;
-  }
-  return scan_heap(sc);
+    const struct shim_exe *e = &shim_exe;
+    if (mincore((void *)e->g_lo, e->g_hi - e->g_lo, resident) != 0)
+        memset(resident, 1, (e->g_hi - e->g_lo) / 4096); /* unknown: scan everything */
+    uintptr_t at = e->g_lo;
+    for (size_t i = 0; i <= e->nexcl; i++) {
+        uintptr_t end = i < e->nexcl ? e->excl[i].lo : e->g_hi;
+        if (at < end && scan_resident(sc, at, end))
+            return 1;
+        if (i < e->nexcl)
+            at = e->excl[i].hi;
+    }
+    return scan_heap(sc);
 }
 
 /* shim_restore_clear -- no verdict (restorable) */
 void shim_restore_clear(struct image_header *h)
 {
-  h->restore_kind = IMG_RK_RESTORABLE;
-  h->restore_addr = h->restore_value = h->restore_sym_off = 0;
-  memset(h->restore_sym, 0, sizeof(h->restore_sym));
-  memset(h->restore_target, 0, sizeof(h->restore_target));
+    h->restore_kind = IMG_RK_RESTORABLE;
+    h->restore_addr = h->restore_value = h->restore_sym_off = 0;
+    memset(h->restore_sym, 0, sizeof(h->restore_sym));
+    memset(h->restore_target, 0, sizeof(h->restore_target));
 }
 
 /* record -- the finding into the header (which the coming commit carries) */
 static void record(struct image_header *h, const struct finding *f)
 {
-  /* the same value in the same place as at the last commit (an interval commit of a program
+    /* the same value in the same place as at the last commit (an interval commit of a program
    * that is not restorable): the verdict stands, no symbol lookup */
-  if (h->restore_kind == f->kind && h->restore_addr == f->at && h->restore_value == f->value)
-    return;
-  /* write only what changes: an unchanged verdict must not dirty the header page's bytes */
-  struct image_header v;
-  memcpy(&v, h, sizeof(v));
-  shim_restore_clear(&v);
-  v.restore_kind = f->kind;
-  v.restore_addr = f->at;
-  v.restore_value = f->value;
-  uint64_t off = 0;
-  shim_exe_symbol(f->origin, v.restore_sym, sizeof(v.restore_sym), &off);
-  v.restore_sym_off = off;
-  if (f->m && f->m->name)
-    snprintf(v.restore_target, sizeof(v.restore_target), "%s", maps_text + f->m->name);
-  else if (f->kind == IMG_RK_INTERNAL)
-    snprintf(v.restore_target, sizeof(v.restore_target), "%s", "lrvm's internal heap");
-  size_t o = __builtin_offsetof(struct image_header, restore_kind);
-  size_t n = __builtin_offsetof(struct image_header, crash_magic) - o;
-  if (memcmp((char *)h + o, (char *)&v + o, n) != 0)
-    memcpy((char *)h + o, (char *)&v + o, n);
+    if (h->restore_kind == f->kind && h->restore_addr == f->at && h->restore_value == f->value)
+        return;
+    /* write only what changes: an unchanged verdict must not dirty the header page's bytes */
+    struct image_header v;
+    memcpy(&v, h, sizeof(v));
+    shim_restore_clear(&v);
+    v.restore_kind = f->kind;
+    v.restore_addr = f->at;
+    v.restore_value = f->value;
+    uint64_t off = 0;
+    shim_exe_symbol(f->origin, v.restore_sym, sizeof(v.restore_sym), &off);
+    v.restore_sym_off = off;
+    if (f->m && f->m->name)
+        snprintf(v.restore_target, sizeof(v.restore_target), "%s", maps_text + f->m->name);
+    else if (f->kind == IMG_RK_INTERNAL)
+        snprintf(v.restore_target, sizeof(v.restore_target), "%s", "lrvm's internal heap");
+    size_t o = __builtin_offsetof(struct image_header, restore_kind);
+    size_t n = __builtin_offsetof(struct image_header, crash_magic) - o;
+    if (memcmp((char *)h + o, (char *)&v + o, n) != 0)
+        memcpy((char *)h + o, (char *)&v + o, n);
 }
 
 /* shim_restore_judge -- scan and record the verdict in h (see the file comment). The heap is
@@ -445,84 +446,85 @@ static uint32_t judge(struct image_header *h, int final);
 
 uint32_t shim_restore_judge(struct image_header *h, int final)
 {
-  struct timespec a, b;
-  clock_gettime(CLOCK_MONOTONIC, &a);
-  uint32_t kind = judge(h, final);
-  clock_gettime(CLOCK_MONOTONIC, &b);
-  uint64_t ns = (uint64_t)(b.tv_sec - a.tv_sec) * 1000000000u + (uint64_t)b.tv_nsec -
-                (uint64_t)a.tv_nsec;
-  n_scans++;
-  scan_ns_total += ns;
-  if (ns > scan_ns_max)
-    scan_ns_max = ns;
-  return kind;
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    uint32_t kind = judge(h, final);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    uint64_t ns =
+        (uint64_t)(b.tv_sec - a.tv_sec) * 1000000000u + (uint64_t)b.tv_nsec - (uint64_t)a.tv_nsec;
+    n_scans++;
+    scan_ns_total += ns;
+    if (ns > scan_ns_max)
+        scan_ns_max = ns;
+    return kind;
 }
 
 /* shim_restore_stats -- the LRVM_STATS line */
 void shim_restore_stats(int fd)
 {
-  if (!n_scans)
-    return;
-  char a[24], b[24], c[24], d[24];
-  shim_say(fd, "stats: restorability scans ", shim_fmt_u64(a, n_scans), ", avg ",
-           shim_fmt_u64(b, scan_ns_total / n_scans / 1000), " us, max ",
-           shim_fmt_u64(c, scan_ns_max / 1000), " us, heap walked ",
-           shim_fmt_u64(d, heap_bytes_total >> 10), " KiB in all", NULL);
+    if (!n_scans)
+        return;
+    char a[24], b[24], c[24], d[24];
+    shim_say(fd, "stats: restorability scans ", shim_fmt_u64(a, n_scans), ", avg ",
+             shim_fmt_u64(b, scan_ns_total / n_scans / 1000), " us, max ",
+             shim_fmt_u64(c, scan_ns_max / 1000), " us, heap walked ",
+             shim_fmt_u64(d, heap_bytes_total >> 10), " KiB in all", NULL);
 }
 
 /* judge -- the scan and the header's verdict */
 static uint32_t judge(struct image_header *h, int final)
 {
-  if (!maps || load_maps() != 0) {
-    /* no scratch or no /proc: say nothing rather than refuse every restart for it */
+    if (!maps || load_maps() != 0) {
+        /* no scratch or no /proc: say nothing rather than refuse every restart for it */
+        if (h->restore_kind != IMG_RK_RESTORABLE)
+            shim_restore_clear(h);
+        return IMG_RK_RESTORABLE;
+    }
+    struct scan sc = {0};
+    sc.img = h;
+    sc.final = final;
+    sc.heap_lo = shim_opts.heap_base;
+    sc.heap_hi = shim_opts.heap_base + shim_opts.heap_size;
+    sc.budget = SCAN_BUDGET;
+    memset(seen, 0, SEEN_SLOTS * sizeof(uintptr_t));
+    int bad = scan_globals(&sc);
+    heap_bytes_total += SCAN_BUDGET - sc.budget;
+    if (bad) {
+        record(h, &sc.f);
+        return sc.f.kind;
+    }
     if (h->restore_kind != IMG_RK_RESTORABLE)
-      shim_restore_clear(h);
+        shim_restore_clear(h);
     return IMG_RK_RESTORABLE;
-  }
-  struct scan sc = {0};
-  sc.img = h;
-  sc.final = final;
-  sc.heap_lo = shim_opts.heap_base;
-  sc.heap_hi = shim_opts.heap_base + shim_opts.heap_size;
-  sc.budget = SCAN_BUDGET;
-  memset(seen, 0, SEEN_SLOTS * sizeof(uintptr_t));
-  int bad = scan_globals(&sc);
-  heap_bytes_total += SCAN_BUDGET - sc.budget;
-  if (bad) {
-    record(h, &sc.f);
-    return sc.f.kind;
-  }
-  if (h->restore_kind != IMG_RK_RESTORABLE)
-    shim_restore_clear(h);
-  return IMG_RK_RESTORABLE;
 }
 
 /* kind_text -- what the memory is, for the refusal */
 static const char *kind_text(uint32_t kind)
 {
-  switch (kind) {
-  case IMG_RK_ANON:
-    return "an anonymous mapping that is not persistent (memory the program or a library "
-           "mmap'ed itself: an allocator's arenas, a thread's stack or thread-local storage)";
-  case IMG_RK_STACK: return "the stack, which is not persistent";
-  case IMG_RK_TLS: return "thread-local storage, which is not persistent";
-  case IMG_RK_BRK: return "the program break ([heap], sbrk memory), which is not persistent";
-  case IMG_RK_FILE: return "a file mapping, which is not persistent";
-  case IMG_RK_LIBDATA: return "a shared library's writable data, which starts afresh in every "
-                              "process";
-  case IMG_RK_INTERNAL: return "lrvm's own volatile memory";
-  case IMG_RK_KERNEL: return "memory the kernel maps into every process anew";
-  case IMG_RK_FREED: return "a heap block the program had freed (a dangling pointer)";
-  default: return "memory that is not persistent";
-  }
+    switch (kind) {
+    case IMG_RK_ANON:
+        return "an anonymous mapping that is not persistent (memory the program or a library "
+               "mmap'ed itself: an allocator's arenas, a thread's stack or thread-local storage)";
+    case IMG_RK_STACK: return "the stack, which is not persistent";
+    case IMG_RK_TLS: return "thread-local storage, which is not persistent";
+    case IMG_RK_BRK: return "the program break ([heap], sbrk memory), which is not persistent";
+    case IMG_RK_FILE: return "a file mapping, which is not persistent";
+    case IMG_RK_LIBDATA:
+        return "a shared library's writable data, which starts afresh in every "
+               "process";
+    case IMG_RK_INTERNAL: return "lrvm's own volatile memory";
+    case IMG_RK_KERNEL: return "memory the kernel maps into every process anew";
+    case IMG_RK_FREED: return "a heap block the program had freed (a dangling pointer)";
+    default: return "memory that is not persistent";
+    }
 }
 
 /* prog_name -- the executable's file name, from the header */
 static const char *prog_name(const struct image_header *h, char *buf, size_t len)
 {
-  snprintf(buf, len, "%s", h->exe_path);
-  const char *slash = strrchr(buf, '/');
-  return slash ? slash + 1 : buf;
+    snprintf(buf, len, "%s", h->exe_path);
+    const char *slash = strrchr(buf, '/');
+    return slash ? slash + 1 : buf;
 }
 
 /* shim_restore_refuse -- the verdict of the commit about to be restored (header h, just
@@ -530,28 +532,30 @@ static const char *prog_name(const struct image_header *h, char *buf, size_t len
  * the globals (a heap-only open ignores the verdict). */
 int shim_restore_refuse(const struct image_header *h, const char *seg)
 {
-  if (h->version < IMG_FORMAT_VERSION || h->restore_kind == IMG_RK_RESTORABLE ||
-      !(h->flags & IMG_F_GLOBALS_VALID))
-    return 0;
-  char prog[IMG_PATH_MAX], sym[IMG_SYM_MAX + 1], target[IMG_TARGET_MAX + 1], a[24], b[24];
-  memcpy(sym, h->restore_sym, IMG_SYM_MAX);
-  sym[IMG_SYM_MAX] = 0;
-  memcpy(target, h->restore_target, IMG_TARGET_MAX);
-  target[IMG_TARGET_MAX] = 0;
-  int via_heap = h->restore_addr >= h->heap_base &&
-                 h->restore_addr < h->heap_base + h->heap_reserve;
-  char glob[IMG_SYM_MAX + 64];
-  if (sym[0])
-    snprintf(glob, sizeof(glob), "the global `%s`+%s", sym, shim_fmt_hex(a, h->restore_sym_off));
-  else    /* no symbol: the offset in the executable, for nm / objdump / addr2line */
-    snprintf(glob, sizeof(glob), "the global at offset %s of the executable",
-             shim_fmt_hex(a, h->restore_sym_off - h->load_base));
-  shim_say(2, "cannot restore ", prog_name(h, prog, sizeof(prog)), "'s state from LRVM_SEGMENT=",
-           seg, ": ", glob,
-           via_heap ? " reaches, through the persistent heap, a pointer (at " : "",
-           via_heap ? shim_fmt_hex(b, h->restore_addr) : "", via_heap ? ") that points" : " points",
-           " into ", kind_text(h->restore_kind), target[0] ? " (" : "", target,
-           target[0] ? ")" : "", ". Run with LRVM_GLOBALS=0 to keep only the heap, or remove the "
-           "segment and its log to start afresh", NULL);
-  return EPERM;
+    if (h->version < IMG_FORMAT_VERSION || h->restore_kind == IMG_RK_RESTORABLE ||
+        !(h->flags & IMG_F_GLOBALS_VALID))
+        return 0;
+    char prog[IMG_PATH_MAX], sym[IMG_SYM_MAX + 1], target[IMG_TARGET_MAX + 1], a[24], b[24];
+    memcpy(sym, h->restore_sym, IMG_SYM_MAX);
+    sym[IMG_SYM_MAX] = 0;
+    memcpy(target, h->restore_target, IMG_TARGET_MAX);
+    target[IMG_TARGET_MAX] = 0;
+    int via_heap =
+        h->restore_addr >= h->heap_base && h->restore_addr < h->heap_base + h->heap_reserve;
+    char glob[IMG_SYM_MAX + 64];
+    if (sym[0])
+        snprintf(glob, sizeof(glob), "the global `%s`+%s", sym,
+                 shim_fmt_hex(a, h->restore_sym_off));
+    else /* no symbol: the offset in the executable, for nm / objdump / addr2line */
+        snprintf(glob, sizeof(glob), "the global at offset %s of the executable",
+                 shim_fmt_hex(a, h->restore_sym_off - h->load_base));
+    shim_say(
+        2, "cannot restore ", prog_name(h, prog, sizeof(prog)), "'s state from LRVM_SEGMENT=", seg,
+        ": ", glob, via_heap ? " reaches, through the persistent heap, a pointer (at " : "",
+        via_heap ? shim_fmt_hex(b, h->restore_addr) : "", via_heap ? ") that points" : " points",
+        " into ", kind_text(h->restore_kind), target[0] ? " (" : "", target, target[0] ? ")" : "",
+        ". Run with LRVM_GLOBALS=0 to keep only the heap, or remove the "
+        "segment and its log to start afresh",
+        NULL);
+    return EPERM;
 }

@@ -43,30 +43,30 @@
 /* ---- env.c ------------------------------------------------------------------------------- */
 
 enum shim_commit_hook {
-  SHIM_COMMIT_EXIT = 1u << 0,
-  SHIM_COMMIT_SIGNAL = 1u << 1,
-  SHIM_COMMIT_INTERVAL = 1u << 2,
+    SHIM_COMMIT_EXIT = 1u << 0,
+    SHIM_COMMIT_SIGNAL = 1u << 1,
+    SHIM_COMMIT_INTERVAL = 1u << 2,
 };
 
 /* struct shim_opts -- the parsed values of every LRVM_* variable (see the table in env.c). */
 struct shim_opts {
-  const char *segment;       /* LRVM_SEGMENT: data segment path, NULL = volatile heap */
-  const char *log;           /* LRVM_LOG: log path, NULL = "<segment>.log" */
-  size_t log_size;           /* LRVM_LOG_SIZE */
-  size_t log_max;            /* LRVM_LOG_MAX (0: core's default bound) */
-  size_t heap_size;          /* LRVM_HEAP_SIZE: reservation */
-  uintptr_t heap_base;       /* LRVM_HEAP_BASE */
-  unsigned commit;           /* LRVM_COMMIT: SHIM_COMMIT_* */
-  int commit_signal;         /* signal number for SHIM_COMMIT_SIGNAL */
-  uint64_t commit_interval_ns; /* period for SHIM_COMMIT_INTERVAL */
-  int flush;                 /* LRVM_FLUSH: 1 = flush (fsync) at commit, 0 = no flush */
-  const char *track;         /* LRVM_TRACK: DIRTY backend name ("auto" default) */
-  int globals;               /* LRVM_GLOBALS */
-  int stats;                 /* LRVM_STATS */
-  int backtrace;             /* LRVM_BACKTRACE */
-  int inherit;               /* LRVM_INHERIT */
-  int shared_group;          /* LRVM_SHARED_GROUP: trust files of the process's groups */
-  uint64_t mutex_wait_ns;    /* LRVM_MUTEX_WAIT: 0 = off */
+    const char *segment;         /* LRVM_SEGMENT: data segment path, NULL = volatile heap */
+    const char *log;             /* LRVM_LOG: log path, NULL = "<segment>.log" */
+    size_t log_size;             /* LRVM_LOG_SIZE */
+    size_t log_max;              /* LRVM_LOG_MAX (0: core's default bound) */
+    size_t heap_size;            /* LRVM_HEAP_SIZE: reservation */
+    uintptr_t heap_base;         /* LRVM_HEAP_BASE */
+    unsigned commit;             /* LRVM_COMMIT: SHIM_COMMIT_* */
+    int commit_signal;           /* signal number for SHIM_COMMIT_SIGNAL */
+    uint64_t commit_interval_ns; /* period for SHIM_COMMIT_INTERVAL */
+    int flush;                   /* LRVM_FLUSH: 1 = flush (fsync) at commit, 0 = no flush */
+    const char *track;           /* LRVM_TRACK: DIRTY backend name ("auto" default) */
+    int globals;                 /* LRVM_GLOBALS */
+    int stats;                   /* LRVM_STATS */
+    int backtrace;               /* LRVM_BACKTRACE */
+    int inherit;                 /* LRVM_INHERIT */
+    int shared_group;            /* LRVM_SHARED_GROUP: trust files of the process's groups */
+    uint64_t mutex_wait_ns;      /* LRVM_MUTEX_WAIT: 0 = off */
 };
 
 extern struct shim_opts shim_opts;
@@ -104,12 +104,12 @@ size_t boot_usable_size(const void *p);
 
 /* The real allocator (glibc's, found with dlsym(RTLD_NEXT)) used when the shim is inactive. */
 struct boot_real {
-  void *(*malloc)(size_t);
-  void (*free)(void *);
-  void *(*calloc)(size_t, size_t);
-  void *(*realloc)(void *, size_t);
-  int (*posix_memalign)(void **, size_t, size_t);
-  size_t (*malloc_usable_size)(void *);
+    void *(*malloc)(size_t);
+    void (*free)(void *);
+    void *(*calloc)(size_t, size_t);
+    void *(*realloc)(void *, size_t);
+    int (*posix_memalign)(void **, size_t, size_t);
+    size_t (*malloc_usable_size)(void *);
 };
 extern struct boot_real boot_real;
 /* boot_resolve_real -- look up glibc's allocator; 0 or ENOENT (message written). */
@@ -118,10 +118,10 @@ int boot_resolve_real(void);
 /* ---- init.c ------------------------------------------------------------------------------ */
 
 enum shim_state {
-  SHIM_UNINIT = 0,   /* nothing decided: allocations come from the bootstrap arena */
-  SHIM_INITING = 1,  /* one thread is initialising; others wait, the initialiser uses boot */
-  SHIM_ACTIVE = 2,   /* the persistent heap serves allocations */
-  SHIM_INACTIVE = 3, /* AT_SECURE: everything goes to glibc */
+    SHIM_UNINIT = 0,   /* nothing decided: allocations come from the bootstrap arena */
+    SHIM_INITING = 1,  /* one thread is initialising; others wait, the initialiser uses boot */
+    SHIM_ACTIVE = 2,   /* the persistent heap serves allocations */
+    SHIM_INACTIVE = 3, /* AT_SECURE: everything goes to glibc */
 };
 extern volatile int shim_state;
 /* shim_ensure_init -- initialise once; returns the settled state, or SHIM_INITING when the
@@ -144,7 +144,7 @@ void shim_heap_stats(int fd);
 int shim_heap_atfork(void);
 /* Pointers free()d that belong to no allocator of ours (foreign): counted, never freed. */
 extern volatile uint64_t shim_foreign_frees;
-extern int shim_forked_child;  /* set in a fork child: commits are disabled there */
+extern int shim_forked_child; /* set in a fork child: commits are disabled there */
 
 /* ---- commit.c ---------------------------------------------------------------------------- */
 
@@ -163,9 +163,9 @@ extern volatile uint64_t shim_commit_calls;
 
 /* ---- persist.c --------------------------------------------------------------------------- */
 
-extern struct heap *shim_internal_heap;  /* volatile heap for liblrvm's memory (persistent mode) */
+extern struct heap *shim_internal_heap; /* volatile heap for liblrvm's memory (persistent mode) */
 extern __thread int shim_in_core __attribute__((tls_model("initial-exec")));
-extern int shim_persistent;       /* the heap is an LRVM segment region, tracked */
+extern int shim_persistent; /* the heap is an LRVM segment region, tracked */
 /* shim_persist_setup -- map LRVM_SEGMENT at base through LRVM, track it, open or create the
  * heap in it; 0 or an error after a message. */
 int shim_persist_setup(void *base, size_t reserve);
@@ -222,17 +222,17 @@ int shim_aware_setup(void);
 /* ---- exe.c ------------------------------------------------------------------------------- */
 
 struct shim_range {
-  uintptr_t lo, hi;
+    uintptr_t lo, hi;
 };
 /* struct shim_exe -- the main executable as the globals need it (exe.c's comment) */
 struct shim_exe {
-  char path[IMG_PATH_MAX];
-  uintptr_t load_base;
-  uint32_t id_kind, id_len;        /* IMG_ID_* */
-  uint8_t build_id[IMG_BUILD_ID_MAX];
-  uintptr_t g_lo, g_hi;            /* globals, page aligned; g_lo == g_hi: none */
-  struct shim_range *excl;         /* excluded bytes in [g_lo, g_hi), sorted, merged */
-  size_t nexcl, cap;
+    char path[IMG_PATH_MAX];
+    uintptr_t load_base;
+    uint32_t id_kind, id_len; /* IMG_ID_* */
+    uint8_t build_id[IMG_BUILD_ID_MAX];
+    uintptr_t g_lo, g_hi;    /* globals, page aligned; g_lo == g_hi: none */
+    struct shim_range *excl; /* excluded bytes in [g_lo, g_hi), sorted, merged */
+    size_t nexcl, cap;
 };
 extern struct shim_exe shim_exe;
 /* shim_exe_probe -- fill shim_exe; 0 or an errno after a message */
@@ -291,12 +291,11 @@ int shim_fault_sigmask(int how, const sigset_t *set, sigset_t *old);
 /* shim_raw_syscall -- a system call made without libc (kwinfo.c); -1 and errno on failure */
 long shim_raw_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6);
 /* shim_faultmask_sa_mask -- act, or tmp = act without SIGSEGV/SIGBUS in sa_mask (fault backends) */
-const struct sigaction *shim_faultmask_sa_mask(const struct sigaction *act,
-                                               struct sigaction *tmp);
+const struct sigaction *shim_faultmask_sa_mask(const struct sigaction *act, struct sigaction *tmp);
 
 /* ---- libcobj.c --------------------------------------------------------------------------- */
 
-extern uintptr_t shim_libc_lo, shim_libc_len;   /* libc's text */
+extern uintptr_t shim_libc_lo, shim_libc_len; /* libc's text */
 extern __thread int shim_libc_probing __attribute__((tls_model("initial-exec")));
 /* shim_libc_note -- record a libc malloc call site while probing */
 void shim_libc_note(void *ra);
@@ -324,8 +323,8 @@ void shim_mutex_stats(int fd);
 /* shim_locks_setup -- (start-up, the header page mapped and tracked, the heap open) copy the
  * committed held-lock table, empty the live one, release the listed objects in the heap's
  * [heap_lo, heap_used); from now on the program's locks in the tracked ranges are listed. */
-void shim_locks_setup(struct image_header *img, const char *seg, int existing,
-                      uintptr_t heap_lo, uintptr_t heap_used);
+void shim_locks_setup(struct image_header *img, const char *seg, int existing, uintptr_t heap_lo,
+                      uintptr_t heap_used);
 /* shim_locks_ranges -- the tracked ranges whose objects are listed (globals may be empty) */
 void shim_locks_ranges(uintptr_t g_lo, uintptr_t g_hi, uintptr_t h_lo, uintptr_t h_hi);
 /* shim_locks_restore_globals -- release the listed objects in the just-restored globals */

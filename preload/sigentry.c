@@ -38,7 +38,7 @@ __sighandler_t bsd_signal(int sig, __sighandler_t handler);
 int __sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 
 #ifndef SIG_HOLD
-#define SIG_HOLD ((__sighandler_t)2)   /* glibc's value; <signal.h> hides it in some modes */
+#define SIG_HOLD ((__sighandler_t)2) /* glibc's value; <signal.h> hides it in some modes */
 #endif
 
 /* install_simple -- handler for sig with the given flags and an empty (or self) mask; returns
@@ -46,20 +46,20 @@ int __sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 static __sighandler_t install_simple(int sig, __sighandler_t handler, int flags, int mask_self,
                                      void *ret)
 {
-  if (handler == SIG_ERR || sig <= 0 || sig >= NSIG) {
-    errno = EINVAL;
-    return SIG_ERR;
-  }
-  struct sigaction sa, old;
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = handler;
-  sa.sa_flags = flags;
-  sigemptyset(&sa.sa_mask);
-  if (mask_self)
-    sigaddset(&sa.sa_mask, sig);
-  if (shim_sigaction_from(sig, &sa, &old, ret) != 0)
-    return SIG_ERR;
-  return old.sa_handler;
+    if (handler == SIG_ERR || sig <= 0 || sig >= NSIG) {
+        errno = EINVAL;
+        return SIG_ERR;
+    }
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = handler;
+    sa.sa_flags = flags;
+    sigemptyset(&sa.sa_mask);
+    if (mask_self)
+        sigaddset(&sa.sa_mask, sig);
+    if (shim_sigaction_from(sig, &sa, &old, ret) != 0)
+        return SIG_ERR;
+    return old.sa_handler;
 }
 
 /* Signals for which siginterrupt(sig, 1) was called last: the C library keeps this set too, and
@@ -70,121 +70,121 @@ static _Atomic uint64_t interrupting[(NSIG + 63) / 64];
  * program asked with siginterrupt for sig to interrupt system calls */
 int shim_signal_flags(int sig)
 {
-  if (sig <= 0 || sig >= NSIG)
-    return SA_RESTART;
-  uint64_t bit = (uint64_t)1 << (sig % 64);
-  return (atomic_load(&interrupting[sig / 64]) & bit) ? 0 : SA_RESTART;
+    if (sig <= 0 || sig >= NSIG)
+        return SA_RESTART;
+    uint64_t bit = (uint64_t)1 << (sig % 64);
+    return (atomic_load(&interrupting[sig / 64]) & bit) ? 0 : SA_RESTART;
 }
 
 /* bsd_signal -- glibc's signal under its POSIX name */
 SE_EXPORT __sighandler_t bsd_signal(int sig, __sighandler_t handler)
 {
-  return install_simple(sig, handler, shim_signal_flags(sig), 1, __builtin_return_address(0));
+    return install_simple(sig, handler, shim_signal_flags(sig), 1, __builtin_return_address(0));
 }
 
 /* ssignal -- glibc's signal under its SVID name */
 SE_EXPORT __sighandler_t ssignal(int sig, __sighandler_t handler)
 {
-  return install_simple(sig, handler, shim_signal_flags(sig), 1, __builtin_return_address(0));
+    return install_simple(sig, handler, shim_signal_flags(sig), 1, __builtin_return_address(0));
 }
 
 /* __sysv_signal -- what signal() is in a strict ISO/POSIX build: a one-shot handler that does
  * not block its own signal (glibc: SA_RESETHAND | SA_NODEFER, no SA_RESTART) */
 SE_EXPORT __sighandler_t __sysv_signal(int sig, __sighandler_t handler)
 {
-  return install_simple(sig, handler, SA_RESETHAND | SA_NODEFER, 0, __builtin_return_address(0));
+    return install_simple(sig, handler, SA_RESETHAND | SA_NODEFER, 0, __builtin_return_address(0));
 }
 
 /* sysv_signal -- the same under its other name */
 SE_EXPORT __sighandler_t sysv_signal(int sig, __sighandler_t handler)
 {
-  return install_simple(sig, handler, SA_RESETHAND | SA_NODEFER, 0, __builtin_return_address(0));
+    return install_simple(sig, handler, SA_RESETHAND | SA_NODEFER, 0, __builtin_return_address(0));
 }
 
 /* __sigaction -- sigaction's other exported name */
 SE_EXPORT int __sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
-  return shim_sigaction_from(sig, act, old, __builtin_return_address(0));
+    return shim_sigaction_from(sig, act, old, __builtin_return_address(0));
 }
 
 /* sigset_mask -- sigset's mask change through faultmask.c's filter; 0, or -1 and errno */
 static int sigset_mask(int how, int sig, sigset_t *old)
 {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, sig);
-  int err = shim_fault_sigmask(how, &set, old);
-  if (err) {
-    errno = err;
-    return -1;
-  }
-  return 0;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    int err = shim_fault_sigmask(how, &set, old);
+    if (err) {
+        errno = err;
+        return -1;
+    }
+    return 0;
 }
 
 /* sigset -- System V: SIG_HOLD blocks sig; anything else installs it and unblocks sig. Returns
  * SIG_HOLD if sig was blocked before, else the previous handler (glibc's semantics). */
 SE_EXPORT __sighandler_t sigset(int sig, __sighandler_t disp)
 {
-  void *ret = __builtin_return_address(0);
-  if (sig <= 0 || sig >= NSIG) {
-    errno = EINVAL;
-    return SIG_ERR;
-  }
-  sigset_t before;
-  struct sigaction sa, old;
-  if (disp == SIG_HOLD) {
-    if (sigset_mask(SIG_BLOCK, sig, &before) != 0)
-      return SIG_ERR;
-    if (sigismember(&before, sig))
-      return SIG_HOLD;
-    if (shim_sigaction_from(sig, NULL, &old, ret) != 0)
-      return SIG_ERR;
-    return old.sa_handler;
-  }
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = disp;
-  sigemptyset(&sa.sa_mask);
-  if (shim_sigaction_from(sig, &sa, &old, ret) != 0)
-    return SIG_ERR;
-  if (sigset_mask(SIG_UNBLOCK, sig, &before) != 0)
-    return SIG_ERR;
-  return sigismember(&before, sig) ? SIG_HOLD : old.sa_handler;
+    void *ret = __builtin_return_address(0);
+    if (sig <= 0 || sig >= NSIG) {
+        errno = EINVAL;
+        return SIG_ERR;
+    }
+    sigset_t before;
+    struct sigaction sa, old;
+    if (disp == SIG_HOLD) {
+        if (sigset_mask(SIG_BLOCK, sig, &before) != 0)
+            return SIG_ERR;
+        if (sigismember(&before, sig))
+            return SIG_HOLD;
+        if (shim_sigaction_from(sig, NULL, &old, ret) != 0)
+            return SIG_ERR;
+        return old.sa_handler;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = disp;
+    sigemptyset(&sa.sa_mask);
+    if (shim_sigaction_from(sig, &sa, &old, ret) != 0)
+        return SIG_ERR;
+    if (sigset_mask(SIG_UNBLOCK, sig, &before) != 0)
+        return SIG_ERR;
+    return sigismember(&before, sig) ? SIG_HOLD : old.sa_handler;
 }
 
 /* sigignore -- System V: ignore sig */
 SE_EXPORT int sigignore(int sig)
 {
-  return install_simple(sig, SIG_IGN, 0, 0, __builtin_return_address(0)) == SIG_ERR ? -1 : 0;
+    return install_simple(sig, SIG_IGN, 0, 0, __builtin_return_address(0)) == SIG_ERR ? -1 : 0;
 }
 
 /* siginterrupt -- re-install sig's current handler with SA_RESTART cleared (flag != 0) or set */
 SE_EXPORT int siginterrupt(int sig, int flag)
 {
-  void *ret = __builtin_return_address(0);
-  struct sigaction sa;
-  if (sig <= 0 || sig >= NSIG) {
-    errno = EINVAL;
-    return -1;
-  }
-  if (shim_sigaction_from(sig, NULL, &sa, ret) != 0)
-    return -1;
-  uint64_t bit = (uint64_t)1 << (sig % 64);
-  if (flag) {
-    sa.sa_flags &= ~SA_RESTART;
-    atomic_fetch_or(&interrupting[sig / 64], bit);
-  } else {
-    sa.sa_flags |= SA_RESTART;
-    atomic_fetch_and(&interrupting[sig / 64], ~bit);
-  }
-  return shim_sigaction_from(sig, &sa, NULL, ret);
+    void *ret = __builtin_return_address(0);
+    struct sigaction sa;
+    if (sig <= 0 || sig >= NSIG) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (shim_sigaction_from(sig, NULL, &sa, ret) != 0)
+        return -1;
+    uint64_t bit = (uint64_t)1 << (sig % 64);
+    if (flag) {
+        sa.sa_flags &= ~SA_RESTART;
+        atomic_fetch_or(&interrupting[sig / 64], bit);
+    } else {
+        sa.sa_flags |= SA_RESTART;
+        atomic_fetch_and(&interrupting[sig / 64], ~bit);
+    }
+    return shim_sigaction_from(sig, &sa, NULL, ret);
 }
 
 /* The rt_sigaction system call's own struct on Linux (not the C library's struct sigaction). */
 struct kernel_sigaction {
-  void *handler;
-  unsigned long flags;
-  void *restorer;
-  uint64_t mask;
+    void *handler;
+    unsigned long flags;
+    void *restorer;
+    uint64_t mask;
 };
 
 /* shim_sigchain_kernel -- syscall(SYS_rt_sigaction, sig, kact, kold, size) made by the program
@@ -193,25 +193,25 @@ struct kernel_sigaction {
  * returns to it. Returns the system call's result (0, or -1 and errno). */
 long shim_sigchain_kernel(int sig, const void *kact, void *kold, void *ret)
 {
-  struct kernel_sigaction k;
-  struct sigaction sa, old;
-  if (kact != NULL) {
-    memcpy(&k, kact, sizeof(k));
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = (__sighandler_t)k.handler;
-    sa.sa_flags = (int)k.flags;
-    memcpy(&sa.sa_mask, &k.mask, sizeof(k.mask));
-  }
-  memset(&old, 0, sizeof(old));
-  if (shim_sigaction_from(sig, kact ? &sa : NULL, &old, ret) != 0)
-    return -1;
-  if (kold != NULL) {
-    memset(&k, 0, sizeof(k));
-    k.handler = (void *)old.sa_handler;
-    k.flags = (unsigned long)(unsigned)old.sa_flags;
-    k.restorer = (void *)old.sa_restorer;
-    memcpy(&k.mask, &old.sa_mask, sizeof(k.mask));
-    memcpy(kold, &k, sizeof(k));
-  }
-  return 0;
+    struct kernel_sigaction k;
+    struct sigaction sa, old;
+    if (kact != NULL) {
+        memcpy(&k, kact, sizeof(k));
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = (__sighandler_t)k.handler;
+        sa.sa_flags = (int)k.flags;
+        memcpy(&sa.sa_mask, &k.mask, sizeof(k.mask));
+    }
+    memset(&old, 0, sizeof(old));
+    if (shim_sigaction_from(sig, kact ? &sa : NULL, &old, ret) != 0)
+        return -1;
+    if (kold != NULL) {
+        memset(&k, 0, sizeof(k));
+        k.handler = (void *)old.sa_handler;
+        k.flags = (unsigned long)(unsigned)old.sa_flags;
+        k.restorer = (void *)old.sa_restorer;
+        memcpy(&k.mask, &old.sa_mask, sizeof(k.mask));
+        memcpy(kold, &k, sizeof(k));
+    }
+    return 0;
 }

@@ -95,7 +95,7 @@ static int gen(const char *dir, uint64_t seg_mib, uint64_t mb, int page, uint64_
     unlink(log);
     rvm_options_t *o = rvm_malloc_options();
     o->log_dev = log;
-    o->truncate = 0;          /* nothing is applied: every record stays in the log */
+    o->truncate = 0; /* nothing is applied: every record stays in the log */
     o->flags = 0;
     o->create_log_file = rvm_true;
     /* room for the records and their headers, with a margin */
@@ -121,7 +121,7 @@ static int gen(const char *dir, uint64_t seg_mib, uint64_t mb, int page, uint64_
     printf("generated: %llu transactions, %llu bytes of new values (%s ranges)\n",
            (unsigned long long)ntxn, (unsigned long long)bytes, page ? "page" : "small");
     fflush(stdout);
-    _exit(0);                 /* no rvm_terminate: the records stay in the log */
+    _exit(0); /* no rvm_terminate: the records stay in the log */
 }
 
 static int open_timed(const char *dir)
@@ -145,8 +145,8 @@ static int open_timed(const char *dir)
     double t2 = now_ms(), c2 = cpu_ms();
     if (rc != RVM_SUCCESS)
         return die("rvm_truncate", log, rc);
-    printf("recovery_ms=%.1f recovery_cpu_ms=%.1f truncate_ms=%.1f truncate_cpu_ms=%.1f\n",
-           t1 - t0, c1 - c0, t2 - t1, c2 - c1);
+    printf("recovery_ms=%.1f recovery_cpu_ms=%.1f truncate_ms=%.1f truncate_cpu_ms=%.1f\n", t1 - t0,
+           c1 - c0, t2 - t1, c2 - c1);
     return rvm_terminate() == RVM_SUCCESS ? 0 : 1;
 }
 

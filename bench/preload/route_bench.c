@@ -17,42 +17,42 @@
 
 static double now(void)
 {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
 int main(int argc, char **argv)
 {
-  long n = argc > 1 ? atol(argv[1]) : 5000000;
-  void *keep[64];
-  memset(keep, 0, sizeof(keep));
-  double t0 = now();
-  for (long i = 0; i < n; i++) {
-    void **slot = &keep[i & 63];
-    free(*slot);
-    *slot = malloc(64);
-  }
-  double t1 = now();
-  char src[64];
-  memset(src, 'x', 63);
-  src[63] = 0;
-  for (long i = 0; i < n; i++) {
-    void **slot = &keep[i & 63];
-    free(*slot);
-    *slot = strdup(src);
-  }
-  double t2 = now();
-  long nf = n / 100;
-  for (long i = 0; i < nf; i++) {
-    FILE *f = fopen("/dev/null", "r");
-    (void)fgetc(f);
-    fclose(f);
-  }
-  double t3 = now();
-  printf("malloc_free_ns %.1f\nstrdup_free_ns %.1f\nfopen_fgetc_fclose_ns %.1f\n",
-         (t1 - t0) / (double)n, (t2 - t1) / (double)n, (t3 - t2) / (double)nf);
-  for (int i = 0; i < 64; i++)
-    free(keep[i]);
-  return 0;
+    long n = argc > 1 ? atol(argv[1]) : 5000000;
+    void *keep[64];
+    memset(keep, 0, sizeof(keep));
+    double t0 = now();
+    for (long i = 0; i < n; i++) {
+        void **slot = &keep[i & 63];
+        free(*slot);
+        *slot = malloc(64);
+    }
+    double t1 = now();
+    char src[64];
+    memset(src, 'x', 63);
+    src[63] = 0;
+    for (long i = 0; i < n; i++) {
+        void **slot = &keep[i & 63];
+        free(*slot);
+        *slot = strdup(src);
+    }
+    double t2 = now();
+    long nf = n / 100;
+    for (long i = 0; i < nf; i++) {
+        FILE *f = fopen("/dev/null", "r");
+        (void)fgetc(f);
+        fclose(f);
+    }
+    double t3 = now();
+    printf("malloc_free_ns %.1f\nstrdup_free_ns %.1f\nfopen_fgetc_fclose_ns %.1f\n",
+           (t1 - t0) / (double)n, (t2 - t1) / (double)n, (t3 - t2) / (double)nf);
+    for (int i = 0; i < 64; i++)
+        free(keep[i]);
+    return 0;
 }

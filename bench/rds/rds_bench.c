@@ -220,7 +220,7 @@ static void r_commit(int abort, rvm_mode_t mode, void *c)
 static void mixed_rds(int all_flush, long txns)
 {
     struct slot *s = (struct slot *)start("mixrds", 1);
-    struct ops o = { r_alloc, r_release, r_declare, r_commit, r_begin, NULL };
+    struct ops o = {r_alloc, r_release, r_declare, r_commit, r_begin, NULL};
     double t0 = now();
     long n = mixed(&o, s, txns, all_flush);
     report(all_flush ? "mixed/RDS set_range, flush" : "mixed/RDS set_range, no_flush", n,
@@ -248,7 +248,7 @@ static int sb_release(void *ctx, size_t off, size_t len)
     (void)ctx;
     (void)off;
     (void)len;
-    return 0;       /* keep freed memory: the last commit may still need its bytes */
+    return 0; /* keep freed memory: the last commit may still need its bytes */
 }
 static size_t sb_size(void *ctx)
 {
@@ -269,7 +269,7 @@ static void h_declare(void *p, uint64_t n, void *c)
 {
     (void)p;
     (void)n;
-    (void)c;        /* tracked: nothing to declare */
+    (void)c; /* tracked: nothing to declare */
 }
 static void h_begin(void *c)
 {
@@ -279,7 +279,7 @@ static void h_commit(int abort, rvm_mode_t mode, void *c)
 {
     (void)c;
     (void)abort;
-    heap_lock_all(H);           /* no half-made allocator metadata in the commit */
+    heap_lock_all(H); /* no half-made allocator metadata in the commit */
     rvm_return_t rc = rvm_commit_mode(mode);
     if (rc == RVM_SUCCESS)
         rc = rvm_commit();
@@ -310,15 +310,14 @@ static void mixed_heap(int all_flush, long txns)
     if (rvm_map(&reg, NULL) != RVM_SUCCESS || rvm_track(&reg) != RVM_SUCCESS)
         die("map/track");
     static struct heap_backing bk;
-    bk = (struct heap_backing){ .grow = sb_grow, .release = sb_release, .size = sb_size,
-                                .ctx = &sb };
+    bk = (struct heap_backing){.grow = sb_grow, .release = sb_release, .size = sb_size, .ctx = &sb};
     struct heap_opts ho;
     heap_opts_init(&ho);
     if (heap_create(&H, HEAP_ADDR, HRESERVE, &bk, &ho) != 0)
         die("heap_create");
     struct slot *s = heap_calloc(H, NSLOTS, sizeof(struct slot));
     h_commit(0, flush, NULL);
-    struct ops o = { h_alloc, h_release, h_declare, h_commit, h_begin, NULL };
+    struct ops o = {h_alloc, h_release, h_declare, h_commit, h_begin, NULL};
     double t0 = now();
     long n = mixed(&o, s, txns, all_flush);
     char name[64];
@@ -345,17 +344,38 @@ static void phase(void (*fn)(void))
         fprintf(stderr, "rds_bench: a phase failed (status %#x)\n", st);
 }
 
-static void p_own(void) { pairs_own(); }
-static void p_nf(void) { pairs_caller(1, no_flush, "pairs/caller txn, no_flush", 20000 * scale); }
+static void p_own(void)
+{
+    pairs_own();
+}
+static void p_nf(void)
+{
+    pairs_caller(1, no_flush, "pairs/caller txn, no_flush", 20000 * scale);
+}
 static void p_nf100(void)
 {
     pairs_caller(100, no_flush, "pairs/caller txn x100, no_flush", 200000 * scale);
 }
-static void p_flush(void) { pairs_caller(1, flush, "pairs/caller txn, flush", 300 * scale); }
-static void p_mix_rds_nf(void) { mixed_rds(0, 5000 * scale); }
-static void p_mix_heap_nf(void) { mixed_heap(0, 5000 * scale); }
-static void p_mix_rds_f(void) { mixed_rds(1, 300 * scale); }
-static void p_mix_heap_f(void) { mixed_heap(1, 300 * scale); }
+static void p_flush(void)
+{
+    pairs_caller(1, flush, "pairs/caller txn, flush", 300 * scale);
+}
+static void p_mix_rds_nf(void)
+{
+    mixed_rds(0, 5000 * scale);
+}
+static void p_mix_heap_nf(void)
+{
+    mixed_heap(0, 5000 * scale);
+}
+static void p_mix_rds_f(void)
+{
+    mixed_rds(1, 300 * scale);
+}
+static void p_mix_heap_f(void)
+{
+    mixed_heap(1, 300 * scale);
+}
 
 int main(int argc, char **argv)
 {
@@ -368,10 +388,14 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         void (*fn)(void);
-    } phases[] = { { "own", p_own }, { "nf", p_nf }, { "nf100", p_nf100 },
-                   { "flush", p_flush }, { "mix-rds-nf", p_mix_rds_nf },
-                   { "mix-heap-nf", p_mix_heap_nf }, { "mix-rds-f", p_mix_rds_f },
-                   { "mix-heap-f", p_mix_heap_f } };
+    } phases[] = {{"own", p_own},
+                  {"nf", p_nf},
+                  {"nf100", p_nf100},
+                  {"flush", p_flush},
+                  {"mix-rds-nf", p_mix_rds_nf},
+                  {"mix-heap-nf", p_mix_heap_nf},
+                  {"mix-rds-f", p_mix_rds_f},
+                  {"mix-heap-f", p_mix_heap_f}};
     for (size_t i = 0; i < sizeof(phases) / sizeof(phases[0]); i++)
         if (only == NULL || !strcmp(only, phases[i].name))
             phase(phases[i].fn);

@@ -26,17 +26,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BENCH_NINTS 1000000u                       /* the array: 1 000 000 int32 */
+#define BENCH_NINTS 1000000u /* the array: 1 000 000 int32 */
 /* 4 000 000 B. The issue says "8 MB array of 1 000 000 32-bit integers"; those disagree, and
  * the workloads are defined by the count (W3 = 100 000 updates), so we keep the count. */
 #define BENCH_ARRAY_BYTES (BENCH_NINTS * 4u)
-#define BENCH_W1_UPDATES 4                         /* 8-byte updates per W1/W2 transaction */
-#define BENCH_W3_STRIDE 10                         /* W3 updates every 10th integer */
-#define BENCH_W5_BLOCK 128                         /* W5 updated block size */
-#define BENCH_W5_HOT_BYTES (64u * 1024u)           /* W5 hot region: first 64 KiB of array */
-#define BENCH_W5_APPEND 64                         /* W5 appended block size */
-#define BENCH_W5_AREA_BYTES (1024u * 1024u)        /* W5 append area, used circularly */
-#define BENCH_W4_TXNS 1000                         /* W4: committed before kill -9 */
+#define BENCH_W1_UPDATES 4                  /* 8-byte updates per W1/W2 transaction */
+#define BENCH_W3_STRIDE 10                  /* W3 updates every 10th integer */
+#define BENCH_W5_BLOCK 128                  /* W5 updated block size */
+#define BENCH_W5_HOT_BYTES (64u * 1024u)    /* W5 hot region: first 64 KiB of array */
+#define BENCH_W5_APPEND 64                  /* W5 appended block size */
+#define BENCH_W5_AREA_BYTES (1024u * 1024u) /* W5 append area, used circularly */
+#define BENCH_W4_TXNS 1000                  /* W4: committed before kill -9 */
 /* W4/W4c: every system reopens a 64 MiB store, so that opening costs what it costs at a
  * realistic size: the lrvm segment is that long (array first, zeros after) and is mapped
  * whole; SQLite and LMDB get a padding table of zero blobs up to that size; PMDK's pool is
@@ -55,18 +55,18 @@ enum bench_wl { WL_W1, WL_W2, WL_W3, WL_W4, WL_W5, WL_W4C, WL_COUNT };
 
 /* bench_cfg -- sizes of one run (defaults scaled by --smoke / LRVM_BENCH_SCALE). */
 struct bench_cfg {
-	const char *dir;            /* directory for data files (must not be tmpfs) */
-	long w1_txns;               /* W1 transactions per system per round */
-	int rounds;                 /* W1/floor rounds, interleaved across systems */
-	long w2_txns;               /* W2 transactions (upper bound) */
-	double w2_cap_s;            /* W2 time cap per system */
-	long w5_txns;               /* W5 transactions */
-	double dur_cap_s;           /* W1/W5: stop a system's round after this long (slow peers) */
-	int w4_txns;                /* W4 transactions before the kill */
-	size_t w4_bytes;            /* W4 store size (BENCH_W4_DB_BYTES; less with --smoke) */
-	uint64_t seed;              /* PRNG seed, same for every system */
-	int cold;                   /* W4: evict the files from the page cache before timing */
-	int smoke;                  /* --smoke: sizes too small to judge the targets */
+    const char *dir;  /* directory for data files (must not be tmpfs) */
+    long w1_txns;     /* W1 transactions per system per round */
+    int rounds;       /* W1/floor rounds, interleaved across systems */
+    long w2_txns;     /* W2 transactions (upper bound) */
+    double w2_cap_s;  /* W2 time cap per system */
+    long w5_txns;     /* W5 transactions */
+    double dur_cap_s; /* W1/W5: stop a system's round after this long (slow peers) */
+    int w4_txns;      /* W4 transactions before the kill */
+    size_t w4_bytes;  /* W4 store size (BENCH_W4_DB_BYTES; less with --smoke) */
+    uint64_t seed;    /* PRNG seed, same for every system */
+    int cold;         /* W4: evict the files from the page cache before timing */
+    int smoke;        /* --smoke: sizes too small to judge the targets */
 };
 
 /*
@@ -75,16 +75,16 @@ struct bench_cfg {
  * anything else: failure (msg says what failed, naming the file or call).
  */
 struct bench_res {
-	int rc;
-	char msg[240];
-	long n;                     /* transactions measured */
-	double secs;                /* wall time of the measured part */
-	double p50_us, p99_us;      /* per-transaction latency (W1, W5) */
-	double wbytes;              /* /proc/self/io write_bytes during the measured part */
-	double rbytes;              /* /proc/self/io rchar during the measured part (W4) */
-	double dev_rbytes;          /* /proc/self/io read_bytes during the measured part (W4) */
-	double x_secs, x_wbytes;    /* W3: truncation / checkpoint after the commit */
-	double wchar, syscw;        /* W1: bytes passed to write-family calls, and their count */
+    int rc;
+    char msg[240];
+    long n;                  /* transactions measured */
+    double secs;             /* wall time of the measured part */
+    double p50_us, p99_us;   /* per-transaction latency (W1, W5) */
+    double wbytes;           /* /proc/self/io write_bytes during the measured part */
+    double rbytes;           /* /proc/self/io rchar during the measured part (W4) */
+    double dev_rbytes;       /* /proc/self/io read_bytes during the measured part (W4) */
+    double x_secs, x_wbytes; /* W3: truncation / checkpoint after the commit */
+    double wchar, syscw;     /* W1: bytes passed to write-family calls, and their count */
 };
 
 #define BENCH_LRVM_NAME "lrvm"
@@ -93,10 +93,10 @@ struct bench_res {
 /* bench_sys -- one system variant under test; a NULL workload entry = not meaningful. */
 typedef int (*bench_fn)(const struct bench_cfg *cfg, const char *dir, struct bench_res *res);
 struct bench_sys {
-	const char *name;           /* row label, e.g. "sqlite-wal-full" */
-	int is_peer;                /* 1: counts for "best peer" */
-	bench_fn wl[WL_COUNT];      /* WL_W4C entry unused: W4C runs wl[WL_W4] with cfg.cold */
-	const char *note[WL_COUNT]; /* why a workload is not meaningful (NULL entry) */
+    const char *name;           /* row label, e.g. "sqlite-wal-full" */
+    int is_peer;                /* 1: counts for "best peer" */
+    bench_fn wl[WL_COUNT];      /* WL_W4C entry unused: W4C runs wl[WL_W4] with cfg.cold */
+    const char *note[WL_COUNT]; /* why a workload is not meaningful (NULL entry) */
 };
 
 /* Systems: each driver file defines its variants (absent when its library is missing). */
@@ -114,45 +114,45 @@ void bench_io_mark(struct bench_res *res);
 void bench_io_delta(struct bench_res *res);
 int bench_pct(double *samples, long n, double *p50, double *p99);
 int bench_fail(struct bench_res *res, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 int bench_prealloc(const char *path, size_t len, int fill_array, int sync_after);
 int bench_mkpath(char *buf, size_t len, const char *dir, const char *name);
 int bench_rmtree(const char *dir);
 int bench_evict(const char *dir);
 int bench_run_child(bench_fn fn, const struct bench_cfg *cfg, const char *dir,
-		    struct bench_res *res);
+                    struct bench_res *res);
 int bench_kill_child(bench_fn fn, const struct bench_cfg *cfg, const char *dir,
-		     struct bench_res *res);
+                     struct bench_res *res);
 double *bench_lat_alloc(long n);
 
 /* Index helpers shared by all drivers, so every system sees the same update sequence. */
 /* bench_w1_index -- int index of a random 8-byte-aligned update (even index). */
 static inline uint32_t bench_w1_index(uint64_t *st)
 {
-	return (uint32_t)(bench_rand(st) % (BENCH_NINTS / 2)) * 2u;
+    return (uint32_t)(bench_rand(st) % (BENCH_NINTS / 2)) * 2u;
 }
 
 /* bench_w5_random -- int index of a 128-byte block anywhere in the array. */
 static inline uint32_t bench_w5_random(uint64_t *st)
 {
-	return (uint32_t)(bench_rand(st) % (BENCH_ARRAY_BYTES / BENCH_W5_BLOCK)) *
-	       (BENCH_W5_BLOCK / 4u);
+    return (uint32_t)(bench_rand(st) % (BENCH_ARRAY_BYTES / BENCH_W5_BLOCK)) *
+           (BENCH_W5_BLOCK / 4u);
 }
 
 /* bench_w5_hot -- int index of a 128-byte block inside the hot region. */
 static inline uint32_t bench_w5_hot(uint64_t *st)
 {
-	return (uint32_t)(bench_rand(st) % (BENCH_W5_HOT_BYTES / BENCH_W5_BLOCK)) *
-	       (BENCH_W5_BLOCK / 4u);
+    return (uint32_t)(bench_rand(st) % (BENCH_W5_HOT_BYTES / BENCH_W5_BLOCK)) *
+           (BENCH_W5_BLOCK / 4u);
 }
 
 /* ---- report.c ---- */
 struct bench_row {
-	const struct bench_sys *sys;
-	struct bench_res res[WL_COUNT];
-	int have[WL_COUNT];
+    const struct bench_sys *sys;
+    struct bench_res res[WL_COUNT];
+    int have[WL_COUNT];
 };
 int report_print(struct bench_row *rows, int nrows, const struct bench_cfg *cfg,
-		 const char *csv_path);
+                 const char *csv_path);
 
 #endif

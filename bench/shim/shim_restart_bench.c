@@ -36,7 +36,7 @@
 #define REPS 5
 
 static const char *shim, *prog, *dir;
-static FILE *csv;   /* --csv: every value printed, one per line; NULL: none */
+static FILE *csv; /* --csv: every value printed, one per line; NULL: none */
 
 /* csv_put -- one value, as section,mib,metric,value,unit */
 static void csv_put(const char *section, size_t mib, const char *metric, double value,
@@ -178,9 +178,9 @@ static int restart_size(size_t mib)
     size_t log_mib = mib + mib / 4 + 64;
     snprintf(arg, sizeof(arg), "%zu", mib);
     uint64_t first[2] = {0, 0}, tm[3][REPS], tt[3][REPS], touch = 0;
-    long rss[3] = {0, 0, 0};   /* peak RSS of the fill run (its exit commit included) */
+    long rss[3] = {0, 0, 0}; /* peak RSS of the fill run (its exit commit included) */
     const char *modes[3] = {"shim", "read", "none"};
-    for (int m = 0; m < 2; m++) {   /* a fresh heap per configuration */
+    for (int m = 0; m < 2; m++) { /* a fresh heap per configuration */
         clean();
         env_for(env, bufs, modes[m], log_mib, NULL);
         if (run_prog(&r, env, "fill", arg) != 0)
@@ -292,8 +292,10 @@ int main(int argc, char **argv)
             for (char *p = argv[a + 1], *end; *p && np < 16; p = end + (*end == ',')) {
                 pauses[np++] = strtoul(p, &end, 10);
                 if (end == p || pauses[np - 1] == 0 || (*end && *end != ',')) {
-                    fprintf(stderr, "shim-restart-bench: --pause %s: expected sizes in MiB "
-                                    "separated by commas (e.g. 16,64,256)\n", argv[a + 1]);
+                    fprintf(stderr,
+                            "shim-restart-bench: --pause %s: expected sizes in MiB "
+                            "separated by commas (e.g. 16,64,256)\n",
+                            argv[a + 1]);
                     return 2;
                 }
             }
@@ -322,7 +324,8 @@ int main(int argc, char **argv)
            "mapped: the segment mapped MAP_PRIVATE (default); read: the image read into "
            "anonymous memory\n(LRVM_TEST_READ_IMAGE=1); ratio = read / mapped, to main. first: "
            "the restart that applies the\nprevious run's log. touch: reading every heap page "
-           "after a mapped restart. glibc: no shim.\n\n", REPS);
+           "after a mapped restart. glibc: no shim.\n\n",
+           REPS);
     printf("| heap | mapped: to main | mapped: whole run | read: to main | read: whole run |"
            " glibc: to main | read/mapped | first restart, mapped | first restart, read |"
            " touch all, mapped | glibc: whole run | fill's peak RSS MiB: mapped / read / glibc"
@@ -333,7 +336,8 @@ int main(int argc, char **argv)
             return 1;
     printf("\nSignal commit (LRVM_COMMIT=signal:USR1) of a fresh heap, median of %d runs, ms.\n"
            "seen by the program: its longest gap between two clock readings; tracker: "
-           "LRVM_STATS (max and average over the run's two commits).\n\n", REPS);
+           "LRVM_STATS (max and average over the run's two commits).\n\n",
+           REPS);
     printf("| dirty | 1st commit (fresh pages): pause seen, median (min .. max) | 2nd commit "
            "(same pages again): pause seen | tracker: max pause | tracker: avg commit |\n");
     printf("|---|---|---|---|---|\n");

@@ -94,8 +94,8 @@ static void bench_a(const char *bn, char *m, size_t ps)
     uint64_t whole = LOG_REC_HDR + 1000 * (LOG_RANGE_HDR + (uint64_t)ps);
     double ratio = (double)whole / (double)ours;
     printf("%-12s (a) sparse 1000x8B: record %lu B, whole pages %lu B, %.1fx fewer  %s "
-           "(target >= 50x)\n", bn, (unsigned long)ours, (unsigned long)whole, ratio,
-           ratio >= 50 ? "PASS" : "FAIL");
+           "(target >= 50x)\n",
+           bn, (unsigned long)ours, (unsigned long)whole, ratio, ratio >= 50 ? "PASS" : "FAIL");
 }
 
 /* bench_b -- commit cost per dirty page */
@@ -112,15 +112,14 @@ static void bench_b(const char *bn, char *m, size_t ps, size_t npages)
             continue;
         uint64_t wr[3], cm[3], pa[3], du[3], sp[3];
         for (int rep = 0; rep < 3; rep++) {
-            for (size_t i = 0; i < k; i++) {     /* k distinct random pages */
+            for (size_t i = 0; i < k; i++) { /* k distinct random pages */
                 size_t j = i + rnd(&seed) % (npages - i), t = perm[i];
                 perm[i] = perm[j];
                 perm[j] = t;
             }
             uint64_t t0 = now_ns();
             for (size_t i = 0; i < k; i++)
-                *(volatile uint64_t *)(m + perm[i] * ps + (rnd(&seed) % (ps / 8)) * 8) =
-                    rnd(&seed);
+                *(volatile uint64_t *)(m + perm[i] * ps + (rnd(&seed) % (ps / 8)) * 8) = rnd(&seed);
             uint64_t t1 = now_ns();
             check(rvm_commit(), "rvm_commit (b)");
             uint64_t t2 = now_ns();
@@ -140,8 +139,8 @@ static void bench_b(const char *bn, char *m, size_t ps, size_t npages)
         qsort(pa, 3, 8, cmp_u64);
         qsort(du, 3, 8, cmp_u64);
         printf("%-12s (b) %6zu dirty pages: commit %9.1f us = %6.2f us/page (pause %8.1f us "
-               "[stop %6.1f], log %8.1f us); first writes %6.2f us/page\n", bn, k, cm[1] / 1e3,
-               cm[1] / 1e3 / (double)k, pa[1] / 1e3, sp[1] / 1e3, du[1] / 1e3,
+               "[stop %6.1f], log %8.1f us); first writes %6.2f us/page\n",
+               bn, k, cm[1] / 1e3, cm[1] / 1e3 / (double)k, pa[1] / 1e3, sp[1] / 1e3, du[1] / 1e3,
                wr[1] / 1e3 / (double)k);
     }
     free(perm);
@@ -169,8 +168,8 @@ static void bench_c(const char *bn, char *m, size_t ps, int hook_backend)
     qsort(commits, 5, 8, cmp_u64);
     double pct = ratios[2] / 100.0;
     printf("%-12s (c) 64 MiB dirty (median of 5): pause %8.2f ms of commit %8.2f ms = "
-           "%5.1f%% (range %.1f-%.1f%%)  %s\n", bn, pauses[2] / 1e6, commits[2] / 1e6, pct,
-           ratios[0] / 100.0, ratios[4] / 100.0,
+           "%5.1f%% (range %.1f-%.1f%%)  %s\n",
+           bn, pauses[2] / 1e6, commits[2] / 1e6, pct, ratios[0] / 100.0, ratios[4] / 100.0,
            hook_backend ? (pct <= 20 ? "PASS (target <= 20%)" : "FAIL (target <= 20%)")
                         : "(no target: wp-async copies dirty pages in the pause)");
 }
@@ -259,12 +258,13 @@ static int run_backend(vmp_backend_t b)
     bench_c(bn, m, ps, b != VMP_BACKEND_WP_ASYNC);
     rvm_track_statistics_t st = stats();
     printf("%-12s totals: %lu commits, %lu pages dirtied, %lu B diffed, %lu B new values, "
-           "%lu B records, max pause %.2f ms\n", bn, st.n_commits, st.pages_dirtied,
-           st.bytes_diffed, st.bytes_logged, st.record_bytes, st.max_pause_ns / 1e6);
+           "%lu B records, max pause %.2f ms\n",
+           bn, st.n_commits, st.pages_dirtied, st.bytes_diffed, st.bytes_logged, st.record_bytes,
+           st.max_pause_ns / 1e6);
     fflush(stdout);
     unlink(logp);
     unlink(segp);
-    _exit(0);   /* no rvm_terminate: it would truncate 256 MiB of log into the segment */
+    _exit(0); /* no rvm_terminate: it would truncate 256 MiB of log into the segment */
 }
 
 int main(int argc, char **argv)

@@ -207,7 +207,7 @@ static int bench_dirty(vmp_backend_t only)
     char *base = mmap(NULL, REGION, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED || base == MAP_FAILED)
         bench_die("mmap 256 MiB", errno);
-    memset(m, 1, REGION);       /* populated: we measure tracking, not page allocation */
+    memset(m, 1, REGION); /* populated: we measure tracking, not page allocation */
     memset(base, 1, REGION);
 
     double baseline[NKS], cyc[VMP_BACKEND_COUNT + 1][NKS];
@@ -251,7 +251,7 @@ static int bench_dirty(vmp_backend_t only)
             size_t k = bench_ks[ki];
             int reps = bench_reps(k);
             double s[64];
-            for (int r = -1; r < reps; r++) {   /* r = -1: warm-up */
+            for (int r = -1; r < reps; r++) { /* r = -1: warm-up */
                 size_t got = 0;
                 bench_pick(perm, n, k, &seed);
                 t0 = bench_now();
@@ -344,8 +344,10 @@ int main(int argc, char **argv)
             bench_full = 1;
         } else if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc) {
             if (vmp_backend_parse(argv[++i], &only) != 0) {
-                fprintf(stderr, "vmprim-bench: unknown backend '%s' (wp-async, uffd-sigbus, "
-                        "mprotect)\n", argv[i]);
+                fprintf(stderr,
+                        "vmprim-bench: unknown backend '%s' (wp-async, uffd-sigbus, "
+                        "mprotect)\n",
+                        argv[i]);
                 return 1;
             }
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -358,8 +360,7 @@ int main(int argc, char **argv)
     if (csv != NULL) {
         bench_csv = fopen(csv, "w");
         if (bench_csv == NULL) {
-            fprintf(stderr, "vmprim-bench: cannot write --csv file %s: %s\n", csv,
-                    strerror(errno));
+            fprintf(stderr, "vmprim-bench: cannot write --csv file %s: %s\n", csv, strerror(errno));
             return 1;
         }
         fprintf(bench_csv, "table,name,k,us,baseline_us,ratio\n");

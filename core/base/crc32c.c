@@ -48,8 +48,8 @@ static uint32_t crc_sw(uint32_t c, const unsigned char *p, size_t n)
 
 #if defined(__x86_64__)
 /* crc_hw_update -- SSE4.2 update, 8 bytes per instruction */
-__attribute__((target("sse4.2")))
-static uint32_t crc_hw_update(uint32_t c, const unsigned char *p, size_t n)
+__attribute__((target("sse4.2"))) static uint32_t crc_hw_update(uint32_t c, const unsigned char *p,
+                                                                size_t n)
 {
     uint64_t c64 = c;
     while (n >= 8) {

@@ -38,14 +38,14 @@ int thread_spawn(pthread_t *t, void *(*fn)(void *), void *arg, const char *name)
 {
     sigset_t all, old;
     sigfillset(&all);
-    static const int sync_sigs[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS };
+    static const int sync_sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS};
     for (size_t i = 0; i < sizeof(sync_sigs) / sizeof(sync_sigs[0]); i++)
         sigdelset(&all, sync_sigs[i]);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int e = pthread_create(t, NULL, fn, arg);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (e == 0 && name != NULL)
-        pthread_setname_np(*t, name);     /* shows in ps -L, gdb and /proc/.../comm */
+        pthread_setname_np(*t, name); /* shows in ps -L, gdb and /proc/.../comm */
     return e;
 }
 

@@ -94,8 +94,8 @@ int logrd_try(struct logrd *rd, uint64_t pos, uint64_t seq, const struct log_rec
         return err > 0 ? -err : 0;
     struct log_rec_hdr h;
     memcpy(&h, p, sizeof(h));
-    if (h.magic != LOG_REC_MAGIC || h.type != LOG_REC_TXN || h.seq != seq ||
-        h.len < LOG_REC_HDR || (h.len & 7) || pos + h.len > rd->area_len)
+    if (h.magic != LOG_REC_MAGIC || h.type != LOG_REC_TXN || h.seq != seq || h.len < LOG_REC_HDR ||
+        (h.len & 7) || pos + h.len > rd->area_len)
         return 0;
     p = logrd_get(rd, pos, h.len, &err);
     if (p == NULL)
@@ -154,15 +154,17 @@ static struct seg *rec_segment(struct seg *const *segs, uint32_t nsegs, uint32_t
 {
     struct seg *s = id <= nsegs ? segs[id] : NULL;
     if (s == NULL) {
-        *rc = err_set(RVM_ELOG, "log %s: record %llu names segment id %u, which is not in the "
-                      "log's segment dictionary; the log is damaged", logpath,
-                      (unsigned long long)h->seq, id);
+        *rc = err_set(RVM_ELOG,
+                      "log %s: record %llu names segment id %u, which is not in the "
+                      "log's segment dictionary; the log is damaged",
+                      logpath, (unsigned long long)h->seq, id);
         return NULL;
     }
     if (s->fd < 0 && s->ident_bad) {
         char want[2 * LOG_SEG_ID_LEN + 1];
         seg_ident_hex(s->ident, want);
-        *rc = err_set(RVM_ELOG, "log %s: record %llu updates segment %s (id %u), but the file "
+        *rc = err_set(RVM_ELOG,
+                      "log %s: record %llu updates segment %s (id %u), but the file "
                       "at that path is not that segment: the log expects identity %s and the "
                       "file carries another one, or none. The log is never applied to another "
                       "segment; put the segment this log belongs to back at that path (a copied "
@@ -171,9 +173,10 @@ static struct seg *rec_segment(struct seg *const *segs, uint32_t nsegs, uint32_t
         return NULL;
     }
     if (s->fd < 0) {
-        *rc = err_set(RVM_EIO, "log %s: segment %s (id %u) has committed updates in the log but "
-                      "cannot be opened: %s; restore the file and start again", logpath, s->path,
-                      id, s->open_why ? s->open_why : strerror(s->open_err));
+        *rc = err_set(RVM_EIO,
+                      "log %s: segment %s (id %u) has committed updates in the log but "
+                      "cannot be opened: %s; restore the file and start again",
+                      logpath, s->path, id, s->open_why ? s->open_why : strerror(s->open_err));
         return NULL;
     }
     return s;
@@ -188,7 +191,8 @@ static rvm_return_t pass_flush(struct apply_pass *p, const char *logpath)
         return RVM_SUCCESS;
     if (bad == NULL)
         return err_set(RVM_ENO_MEMORY, "out of memory applying log %s", logpath);
-    return err_io(e < 0 ? EIO : e, "segment %s: writing committed data from log %s failed: %s; "
+    return err_io(e < 0 ? EIO : e,
+                  "segment %s: writing committed data from log %s failed: %s; "
                   "the log keeps the data (run recovery again once the problem is fixed)",
                   bad->path, logpath, strerror(e < 0 ? EIO : e));
 }
@@ -209,9 +213,10 @@ static rvm_return_t apply_record(struct seg *const *segs, uint32_t nsegs,
             return rc;
         int e = pass_add(p, s, r.off, r.len, d);
         if (e == EINVAL)
-            return err_set(RVM_ELOG, "log %s: record %llu writes at offset %llu of segment %s, "
-                           "beyond any file's size; the log is damaged", logpath,
-                           (unsigned long long)h->seq, (unsigned long long)r.off, s->path);
+            return err_set(RVM_ELOG,
+                           "log %s: record %llu writes at offset %llu of segment %s, "
+                           "beyond any file's size; the log is damaged",
+                           logpath, (unsigned long long)h->seq, (unsigned long long)r.off, s->path);
         if (e)
             return err_set(RVM_ENO_MEMORY, "out of memory applying log %s", logpath);
         d += r.len;
@@ -252,7 +257,7 @@ static int apply_next(struct logrd *rd, struct apply_pass *p, uint64_t *pos, uin
         return r;
     if (p->n > 0 && (*rc = pass_leave_window(p, rd->path)) != RVM_SUCCESS)
         return -EIO;
-    r = logrd_try(rd, 0, seq, h, payload);      /* after a wrap */
+    r = logrd_try(rd, 0, seq, h, payload); /* after a wrap */
     if (r == 1)
         *pos = 0;
     return r;
@@ -264,8 +269,8 @@ static int apply_next(struct logrd *rd, struct apply_pass *p, uint64_t *pos, uin
  * total: the area bytes the caller expects (for progress only; 0 unknown).
  */
 static rvm_return_t apply_log_rd(struct logrd *rd, struct seg *const *segs, uint32_t nsegs,
-                                 uint64_t off, uint64_t seq, uint64_t max_seq,
-                                 uint64_t limit, uint64_t total, struct apply_res *res)
+                                 uint64_t off, uint64_t seq, uint64_t max_seq, uint64_t limit,
+                                 uint64_t total, struct apply_res *res)
 {
     struct apply_pass *p = calloc(1, sizeof(*p));
     if (p == NULL)
@@ -339,7 +344,7 @@ static uint64_t apply_chain_bytes(struct logrd *rd, uint64_t off, uint64_t seq)
         if (!chain_hdr_ok(rd, cur, seq, &len)) {
             if (cur == 0 || !chain_hdr_ok(rd, 0, seq, &len))
                 break;
-            sum += rd->area_len - cur;        /* the wrap, as logrd_next takes it */
+            sum += rd->area_len - cur; /* the wrap, as logrd_next takes it */
             cur = 0;
         }
         sum += len;
@@ -350,17 +355,22 @@ static uint64_t apply_chain_bytes(struct logrd *rd, uint64_t off, uint64_t seq)
 }
 
 /* apply_log -- apply records of the open log (truncation and recovery) */
-rvm_return_t apply_log(struct log *lg, uint64_t off, uint64_t seq, uint64_t max_seq,
-                       uint64_t limit, struct apply_res *res)
+rvm_return_t apply_log(struct log *lg, uint64_t off, uint64_t seq, uint64_t max_seq, uint64_t limit,
+                       struct apply_res *res)
 {
     struct log_epoch ep[LOG_MAX_EPOCHS];
-    pthread_mutex_lock(&lg->status_mu);   /* a status write may prune the table */
+    pthread_mutex_lock(&lg->status_mu); /* a status write may prune the table */
     uint32_t nep = lg->nepochs;
     memcpy(ep, lg->epochs, sizeof(ep));
     pthread_mutex_unlock(&lg->status_mu);
-    struct logrd rd = { .fd = lg->fd, .path = lg->path, .area_off = lg->area_off,
-                        .area_len = lg->area_len, .epochs = ep, .nepochs = nep,
-                        .chunk = 64u << 10, .chunk_max = APPLY_PASS_BYTES };
+    struct logrd rd = {.fd = lg->fd,
+                       .path = lg->path,
+                       .area_off = lg->area_off,
+                       .area_len = lg->area_len,
+                       .epochs = ep,
+                       .nepochs = nep,
+                       .chunk = 64u << 10,
+                       .chunk_max = APPLY_PASS_BYTES};
     uint32_t nsegs = __atomic_load_n(&engine.nsegs, __ATOMIC_ACQUIRE);
     uint64_t total = 0;
     if (progress_fn != NULL) {
@@ -381,9 +391,10 @@ static rvm_return_t apply_sync_table(struct seg *const *segs, uint32_t nsegs)
         if (s == NULL || !s->dirty)
             continue;
         if (sysio.fsync(s->fd) != 0)
-            return err_io(errno, "segment %s: fsync failed: %s; the log still holds the "
-                          "data (run recovery again once the problem is fixed)", s->path,
-                          strerror(errno));
+            return err_io(errno,
+                          "segment %s: fsync failed: %s; the log still holds the "
+                          "data (run recovery again once the problem is fixed)",
+                          s->path, strerror(errno));
         s->dirty = 0;
     }
     return RVM_SUCCESS;

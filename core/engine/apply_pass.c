@@ -122,7 +122,7 @@ int pass_add(struct apply_pass *p, struct seg *s, uint64_t off, uint32_t len, co
         p->pc = pc;
         p->cap = cap;
     }
-    p->pc[p->n++] = (struct pass_piece){ .key = PASS_KEY(s->id, off), .src = src, .len = len };
+    p->pc[p->n++] = (struct pass_piece){.key = PASS_KEY(s->id, off), .src = src, .len = len};
     p->segs[s->id] = s;
     return 0;
 }
@@ -133,7 +133,7 @@ static int grow(void **a, size_t *cap, size_t n, size_t sz)
     if (*cap >= n)
         return 0;
     if (n < 2 * *cap)
-        n = 2 * *cap;         /* doubling: a few reallocations per apply, not one per pass */
+        n = 2 * *cap; /* doubling: a few reallocations per apply, not one per pass */
     void *q = realloc(*a, n * sz);
     if (q == NULL)
         return ENOMEM;
@@ -152,14 +152,14 @@ static int pass_sort(struct apply_pass *p)
         return ENOMEM;
     uint64_t differ = 0;
     for (size_t i = 0; i < n; i++) {
-        p->ord[i] = (struct pass_ord){ p->pc[i].key, (uint32_t)i };
+        p->ord[i] = (struct pass_ord){p->pc[i].key, (uint32_t)i};
         differ |= p->pc[i].key ^ p->pc[0].key;
     }
     struct pass_ord *src = p->ord, *dst = p->tmp;
     for (unsigned shift = 0; shift < 64; shift += 8) {
         if (((differ >> shift) & 0xff) == 0)
             continue;
-        size_t cnt[256] = { 0 };
+        size_t cnt[256] = {0};
         for (size_t i = 0; i < n; i++)
             cnt[(src[i].key >> shift) & 0xff]++;
         size_t sum = 0;
@@ -222,7 +222,7 @@ static int emit(struct apply_pass *p, uint64_t key, uint64_t len, const char *sr
     }
     if (grow((void **)&p->x, &p->xcap, p->nx + 1 < 1024 ? 1024 : (p->nx + 1) * 2, sizeof(*p->x)))
         return ENOMEM;
-    p->x[p->nx++] = (struct pass_extent){ .key = key, .len = len, .src = src };
+    p->x[p->nx++] = (struct pass_extent){.key = key, .len = len, .src = src};
     return 0;
 }
 
@@ -241,13 +241,13 @@ static int pass_resolve(struct apply_pass *p)
             while (k < n && p->ord[k].key <= pos)
                 heap_push(h, &hn, p->ord[k++].idx);
             while (hn > 0 && pc[h[0]].key + pc[h[0]].len <= pos)
-                heap_pop(h, &hn);             /* ended: no longer covers anything */
+                heap_pop(h, &hn); /* ended: no longer covers anything */
             if (hn == 0)
-                break;                        /* a hole: the next piece starts a new run */
+                break; /* a hole: the next piece starts a new run */
             const struct pass_piece *top = &pc[h[0]];
             uint64_t end = top->key + top->len;
             if (k < n && p->ord[k].key < end)
-                end = p->ord[k].key;          /* a piece starts here: it may be newer */
+                end = p->ord[k].key; /* a piece starts here: it may be newer */
             if (emit(p, pos, end - pos, top->src + (pos - top->key)))
                 return ENOMEM;
             pos = end;

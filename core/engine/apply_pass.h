@@ -21,16 +21,16 @@
 #define PASS_OFF_LIMIT (1ull << PASS_OFF_BITS)
 #define PASS_KEY(id, off) (((uint64_t)(id) << PASS_OFF_BITS) | (off))
 
-struct pass_piece {           /* one range of a record, in log order */
-    uint64_t key;             /* PASS_KEY(segment id, offset) */
-    const char *src;          /* its new bytes (in the log read window) */
+struct pass_piece {  /* one range of a record, in log order */
+    uint64_t key;    /* PASS_KEY(segment id, offset) */
+    const char *src; /* its new bytes (in the log read window) */
     uint32_t len;
 };
-struct pass_ord {             /* sort entry: a piece's key and its log position */
+struct pass_ord { /* sort entry: a piece's key and its log position */
     uint64_t key;
     uint32_t idx;
 };
-struct pass_extent {          /* a run of final bytes, disjoint from every other */
+struct pass_extent { /* a run of final bytes, disjoint from every other */
     uint64_t key;
     uint64_t len;
     const char *src;
@@ -45,14 +45,14 @@ struct apply_pass {
     size_t heapcap;
     struct pass_extent *x;
     size_t nx, xcap;
-    struct buf scratch;           /* one merged write */
-    char *carry;                  /* new values kept from earlier read windows (up to
+    struct buf scratch; /* one merged write */
+    char *carry;        /* new values kept from earlier read windows (up to
                                    * APPLY_PASS_BYTES, allocated once, touched as used) */
     size_t carry_len;
-    const char *wlo, *whi;        /* the bytes of the current read window the pass uses */
-    size_t wfirst;                /* the first piece pointing into the current window */
-    struct seg *segs[SEG_MAX + 1];/* the segments pieces name, by id */
-    char random[SEG_MAX + 1];     /* readahead turned off for this pass (by id) */
+    const char *wlo, *whi;         /* the bytes of the current read window the pass uses */
+    size_t wfirst;                 /* the first piece pointing into the current window */
+    struct seg *segs[SEG_MAX + 1]; /* the segments pieces name, by id */
+    char random[SEG_MAX + 1];      /* readahead turned off for this pass (by id) */
 };
 
 int pass_add(struct apply_pass *p, struct seg *s, uint64_t off, uint32_t len, const char *src);

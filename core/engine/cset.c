@@ -154,10 +154,10 @@ rvm_return_t cset_add(struct log *lg, const struct range *r, size_t n)
             uint32_t in = (uint32_t)(off % SHADOW_PAGE);
             uint32_t k = (uint32_t)(left < SHADOW_PAGE - in ? left : SHADOW_PAGE - in);
             struct shadow *sh = cset_page(cs, r[i].seg, page);
-            if (sh == NULL)   /* part of this commit is in the set: refuse all later ones */
+            if (sh == NULL) /* part of this commit is in the set: refuse all later ones */
                 return err_io(ENOMEM, "out of memory queueing a no_flush commit; the set "
-                              "of queued commits holds part of it, so no later commit is "
-                              "accepted (restart: recovery keeps every flushed commit)");
+                                      "of queued commits holds part of it, so no later commit is "
+                                      "accepted (restart: recovery keeps every flushed commit)");
             memcpy(sh->data + in, src, k);
             cset_setbits(sh->bits, in, in + k);
             off += k;
@@ -224,9 +224,12 @@ rvm_return_t cset_materialize(struct log *lg)
                 cs->outcap = cap;
             }
             uint64_t page = sh->key & ((1ull << 40) - 1);
-            cs->out[nr++] = (struct range){ .rg = NULL, .seg = sh->seg,
-                                            .off = page * SHADOW_PAGE + b, .len = e - b,
-                                            .src = sh->data + b, .oldpos = 0 };
+            cs->out[nr++] = (struct range){.rg = NULL,
+                                           .seg = sh->seg,
+                                           .off = page * SHADOW_PAGE + b,
+                                           .len = e - b,
+                                           .src = sh->data + b,
+                                           .oldpos = 0};
             b = e;
         }
     }

@@ -66,7 +66,7 @@ char *log_dir_of(const char *logpath)
         return NULL;
     char *slash = strrchr(abs, '/');
     if (slash == abs)
-        slash[1] = 0;   /* a log in / */
+        slash[1] = 0; /* a log in / */
     else
         *slash = 0;
     return strdup(abs);

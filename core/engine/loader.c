@@ -47,8 +47,7 @@ struct loader_hdr {
  * and must end inside the page (the page is all that is mapped while the header is read). */
 static rvm_length_t loader_max(void)
 {
-    return (RVM_SEGMENT_HDR_SIZE - offsetof(struct loader_hdr, regions)) /
-           sizeof(rvm_region_def_t);
+    return (RVM_SEGMENT_HDR_SIZE - offsetof(struct loader_hdr, regions)) / sizeof(rvm_region_def_t);
 }
 
 /* loader_cmp -- order region defs by vmaddr */
@@ -87,13 +86,17 @@ rvm_return_t rvm_create_segment(char *DevName, rvm_offset_t DevLength, rvm_optio
     if (DevName == NULL || (nregions > 0 && region_defs == NULL))
         return RVM_EREGION_DEF;
     if (nregions > loader_max())
-        return err_set(RVM_ETOO_BIG, "rvm_create_segment %s: %lu regions, at most %lu fit in "
-                       "the header", DevName, nregions, loader_max());
-    qsort(region_defs, nregions, sizeof(*region_defs), loader_cmp);  /* as the original */
+        return err_set(RVM_ETOO_BIG,
+                       "rvm_create_segment %s: %lu regions, at most %lu fit in "
+                       "the header",
+                       DevName, nregions, loader_max());
+    qsort(region_defs, nregions, sizeof(*region_defs), loader_cmp); /* as the original */
     for (rvm_length_t i = 1; i < nregions; i++)
         if (region_defs[i - 1].vmaddr + region_defs[i - 1].length > region_defs[i].vmaddr)
-            return err_set(RVM_ERANGE, "rvm_create_segment %s: regions %lu and %lu overlap in "
-                           "VM", DevName, i - 1, i);
+            return err_set(RVM_ERANGE,
+                           "rvm_create_segment %s: regions %lu and %lu overlap in "
+                           "VM",
+                           DevName, i - 1, i);
     rvm_region_t hdr;
     rvm_return_t rc = loader_map_hdr(DevName, DevLength, options, &hdr);
     if (rc)
@@ -138,8 +141,10 @@ rvm_return_t rvm_load_segment(char *DevName, rvm_offset_t DevLength, rvm_options
     rvm_region_def_t *defs = NULL;
     rvm_length_t n = 0;
     if (h->struct_id != LOADER_ID) {
-        rc = err_set(RVM_ESEGMENT_HDR, "segment %s has no segment-loader header (bad struct "
-                     "id %d); create it with rvm_create_segment", DevName, h->struct_id);
+        rc = err_set(RVM_ESEGMENT_HDR,
+                     "segment %s has no segment-loader header (bad struct "
+                     "id %d); create it with rvm_create_segment",
+                     DevName, h->struct_id);
         goto out;
     }
     if (strncmp(h->version, RVM_SEGMENT_VERSION, sizeof(h->version)) != 0) {
@@ -149,8 +154,10 @@ rvm_return_t rvm_load_segment(char *DevName, rvm_offset_t DevLength, rvm_options
     }
     n = h->nregions;
     if (n > loader_max()) {
-        rc = err_set(RVM_ESEGMENT_HDR, "segment %s: header claims %lu regions (at most %lu); "
-                     "the header is damaged", DevName, n, loader_max());
+        rc = err_set(RVM_ESEGMENT_HDR,
+                     "segment %s: header claims %lu regions (at most %lu); "
+                     "the header is damaged",
+                     DevName, n, loader_max());
         goto out;
     }
     defs = malloc((n ? n : 1) * sizeof(*defs));
@@ -159,27 +166,31 @@ rvm_return_t rvm_load_segment(char *DevName, rvm_offset_t DevLength, rvm_options
         goto out;
     }
     memcpy(defs, h->regions, n * sizeof(*defs));
-    rvm_length_t done = 0;           /* regions this call mapped (undone on failure) */
+    rvm_length_t done = 0; /* regions this call mapped (undone on failure) */
     for (rvm_length_t i = 0; i < n; i++) {
         rvm_length_t vmlen = RVM_ROUND_LENGTH_UP_TO_PAGE_SIZE(defs[i].length);
         if (defs[i].vmaddr == NULL || defs[i].length == 0) {
-            rc = err_set(RVM_ESEGMENT_HDR, "segment %s: region %lu has no address or no "
-                         "length; the header is damaged", DevName, i);
+            rc = err_set(RVM_ESEGMENT_HDR,
+                         "segment %s: region %lu has no address or no "
+                         "length; the header is damaged",
+                         DevName, i);
             break;
         }
         if ((uintptr_t)defs[i].vmaddr & (rvm_page_size() - 1)) {
-            rc = err_set(RVM_ESEGMENT_HDR, "segment %s: region %lu address %p is not page "
-                         "aligned; the header is damaged", DevName, i,
-                         (void *)defs[i].vmaddr);
+            rc = err_set(RVM_ESEGMENT_HDR,
+                         "segment %s: region %lu address %p is not page "
+                         "aligned; the header is damaged",
+                         DevName, i, (void *)defs[i].vmaddr);
             break;
         }
         /* The header is data from a file: a length whose page round-up wraps, or a region
          * that would wrap the address space, is damage, not an overlap. */
         if (vmlen < defs[i].length ||
             (uintptr_t)defs[i].vmaddr + vmlen < (uintptr_t)defs[i].vmaddr) {
-            rc = err_set(RVM_ESEGMENT_HDR, "segment %s: region %lu (address %p, length %lu) "
-                         "wraps the address space; the header is damaged", DevName, i,
-                         (void *)defs[i].vmaddr, defs[i].length);
+            rc = err_set(RVM_ESEGMENT_HDR,
+                         "segment %s: region %lu (address %p, length %lu) "
+                         "wraps the address space; the header is damaged",
+                         DevName, i, (void *)defs[i].vmaddr, defs[i].length);
             break;
         }
         void *p = mmap(defs[i].vmaddr, vmlen, PROT_READ | PROT_WRITE,
@@ -189,12 +200,15 @@ rvm_return_t rvm_load_segment(char *DevName, rvm_offset_t DevLength, rvm_options
             if (p != MAP_FAILED)
                 munmap(p, vmlen);
             if (e == EEXIST)
-                rc = err_set(RVM_EVM_OVERLAP, "segment %s: region %lu at %p overlaps memory "
-                             "in use", DevName, i, (void *)defs[i].vmaddr);
+                rc = err_set(RVM_EVM_OVERLAP,
+                             "segment %s: region %lu at %p overlaps memory "
+                             "in use",
+                             DevName, i, (void *)defs[i].vmaddr);
             else
-                rc = err_set(RVM_ERANGE, "segment %s: region %lu at %p (length %lu) cannot be "
-                             "mapped: %s", DevName, i, (void *)defs[i].vmaddr, defs[i].length,
-                             strerror(e));
+                rc = err_set(RVM_ERANGE,
+                             "segment %s: region %lu at %p (length %lu) cannot be "
+                             "mapped: %s",
+                             DevName, i, (void *)defs[i].vmaddr, defs[i].length, strerror(e));
             break;
         }
         rvm_region_t r;
@@ -213,7 +227,8 @@ rvm_return_t rvm_load_segment(char *DevName, rvm_offset_t DevLength, rvm_options
             /* rvm_map cut it at the end of the segment: the header does not fit it */
             rvm_unmap(&r);
             munmap(defs[i].vmaddr, vmlen);
-            rc = err_set(RVM_ESEGMENT_HDR, "segment %s: region %lu (offset %lu, length %lu) "
+            rc = err_set(RVM_ESEGMENT_HDR,
+                         "segment %s: region %lu (offset %lu, length %lu) "
                          "extends beyond the end of the segment; the header is damaged",
                          DevName, i, defs[i].offset.low, defs[i].length);
             break;

@@ -58,9 +58,9 @@ static int log_sync_dir(const char *path)
  * dictionary entry holds the segment's identity and its path as dict_path_store gives it
  * (relative to logdir when the segment is under it). */
 static uint32_t log_build_status(char *buf, uint64_t generation, uint64_t area_len,
-                                 uint64_t head_off, uint64_t head_seq,
-                                 const struct log_epoch *ep, uint32_t nep,
-                                 struct seg *const *segs, uint32_t nsegs, const char *logdir)
+                                 uint64_t head_off, uint64_t head_seq, const struct log_epoch *ep,
+                                 uint32_t nep, struct seg *const *segs, uint32_t nsegs,
+                                 const char *logdir)
 {
     struct log_status st;
     memset(buf, 0, LOG_SLOT_SIZE);
@@ -107,8 +107,10 @@ rvm_return_t log_create(const char *path, uint64_t log_len, long mode)
     int fd = sysio.open(path, O_RDWR | O_CREAT | O_EXCL, (mode_t)(mode ? mode : 0600));
     if (fd < 0) {
         if (errno == EEXIST)
-            return err_set(RVM_ELOG, "rvm_create_log: log file %s already exists; remove it "
-                           "first or use it as it is", path);
+            return err_set(RVM_ELOG,
+                           "rvm_create_log: log file %s already exists; remove it "
+                           "first or use it as it is",
+                           path);
         return err_set(RVM_EIO, "rvm_create_log: cannot create log file %s: %s", path,
                        strerror(errno));
     }
@@ -132,13 +134,13 @@ rvm_return_t log_create(const char *path, uint64_t log_len, long mode)
     }
     if (rc)
         goto fail;
-    struct seg *none[1] = { NULL };
+    struct seg *none[1] = {NULL};
     char *slot = calloc(1, LOG_SLOT_SIZE);
     if (slot == NULL) {
         rc = ENOMEM;
         goto fail;
     }
-    struct log_epoch ep = { 1, log_new_salt(0) };
+    struct log_epoch ep = {1, log_new_salt(0)};
     uint32_t used = log_build_status(slot, 1, area, 0, 1, &ep, 1, none, 0, NULL);
     rc = full_pwrite(fd, slot, used, 0);
     free(slot);
@@ -151,8 +153,8 @@ fail:
     sysio.close(fd);
     if (rc) {
         unlink(path);
-        return err_set(RVM_EIO, "rvm_create_log: cannot write log file %s (%llu bytes): %s",
-                       path, (unsigned long long)size, strerror(rc));
+        return err_set(RVM_EIO, "rvm_create_log: cannot write log file %s (%llu bytes): %s", path,
+                       (unsigned long long)size, strerror(rc));
     }
     return RVM_SUCCESS;
 }
@@ -183,8 +185,7 @@ static rvm_return_t log_slot_check(const char *slot)
 }
 
 /* log_status_read -- read both slots, return the valid one with the higher generation */
-rvm_return_t log_status_read(int fd, const char *path, struct log_status *st,
-                             struct buf *dict)
+rvm_return_t log_status_read(int fd, const char *path, struct log_status *st, struct buf *dict)
 {
     char *hdr = malloc(LOG_HDR_SIZE);
     if (hdr == NULL)
@@ -193,9 +194,11 @@ rvm_return_t log_status_read(int fd, const char *path, struct log_status *st,
     if (rc) {
         free(hdr);
         if (rc < 0)
-            return err_set(RVM_ELOG, "log %s is too short to be an lrvm log (%u-byte status "
+            return err_set(RVM_ELOG,
+                           "log %s is too short to be an lrvm log (%u-byte status "
                            "area expected); create it with rvm_create_log or "
-                           "`rvmutl create-log`", path, LOG_HDR_SIZE);
+                           "`rvmutl create-log`",
+                           path, LOG_HDR_SIZE);
         return err_set(RVM_EIO, "cannot read status of log %s: %s", path, strerror(rc));
     }
     rvm_return_t c0 = log_slot_check(hdr), c1 = log_slot_check(hdr + LOG_SLOT_SIZE);
@@ -212,13 +215,16 @@ rvm_return_t log_status_read(int fd, const char *path, struct log_status *st,
     if (pick < 0) {
         free(hdr);
         if (c0 == RVM_ELOG_VERSION_SKEW || c1 == RVM_ELOG_VERSION_SKEW)
-            return err_set(RVM_ELOG_VERSION_SKEW, "log %s was written by another lrvm log "
+            return err_set(RVM_ELOG_VERSION_SKEW,
+                           "log %s was written by another lrvm log "
                            "format or RVM version (this library: format %u, \"%s\"); recover "
-                           "it with the matching version, then recreate it", path,
-                           LOG_FORMAT_VERSION, RVM_VERSION);
-        return err_set(RVM_ELOG, "%s is not an lrvm log (no valid status block: bad magic "
+                           "it with the matching version, then recreate it",
+                           path, LOG_FORMAT_VERSION, RVM_VERSION);
+        return err_set(RVM_ELOG,
+                       "%s is not an lrvm log (no valid status block: bad magic "
                        "or checksum in both copies); check the path, or create a log with "
-                       "rvm_create_log / `rvmutl create-log`", path);
+                       "rvm_create_log / `rvmutl create-log`",
+                       path);
     }
     *st = pick ? s1 : s0;
     const char *slot = hdr + (size_t)pick * LOG_SLOT_SIZE;
@@ -227,11 +233,12 @@ rvm_return_t log_status_read(int fd, const char *path, struct log_status *st,
         (uint64_t)sb.st_size < st->area_off + st->area_len || st->area_len < LOG_REC_HDR ||
         st->head_off >= st->area_len || (st->head_off & 7)) {
         free(hdr);
-        return err_set(RVM_ELOG, "log %s: status block is inconsistent with the file "
+        return err_set(RVM_ELOG,
+                       "log %s: status block is inconsistent with the file "
                        "(area %llu+%llu, head %llu, file size %lld); the file was truncated or "
-                       "is damaged", path, (unsigned long long)st->area_off,
-                       (unsigned long long)st->area_len, (unsigned long long)st->head_off,
-                       (long long)sb.st_size);
+                       "is damaged",
+                       path, (unsigned long long)st->area_off, (unsigned long long)st->area_len,
+                       (unsigned long long)st->head_off, (long long)sb.st_size);
     }
     if (dict != NULL) {
         dict->len = 0;
@@ -263,8 +270,8 @@ rvm_return_t log_status_write(struct log *lg, uint64_t head_off, uint64_t head_s
      * every other thread is parked, and a parked thread may hold the allocator's lock */
     static __thread char *slot;
     if (slot == NULL) {
-        void *p = mmap(NULL, LOG_SLOT_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                       -1, 0);
+        void *p =
+            mmap(NULL, LOG_SLOT_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED)
             return err_set(RVM_ENO_MEMORY, "out of memory writing status of log %s", lg->path);
         slot = p;
@@ -285,18 +292,17 @@ rvm_return_t log_status_write(struct log *lg, uint64_t head_off, uint64_t head_s
         if (s != NULL && s->fd >= 0 && !seg_ident_known(s->ident))
             seg_ident_read(s->fd, s->ident);
     }
-    uint32_t used = log_build_status(slot, lg->generation + 1, lg->area_len, head_off,
-                                     head_seq, lg->epochs, lg->nepochs, engine.segs, nsegs,
-                                     lg->dir);
+    uint32_t used = log_build_status(slot, lg->generation + 1, lg->area_len, head_off, head_seq,
+                                     lg->epochs, lg->nepochs, engine.segs, nsegs, lg->dir);
     if (used == 0)
-        return err_set(RVM_ETOO_BIG, "log %s: the segment dictionary (%u segments) does not "
+        return err_set(RVM_ETOO_BIG,
+                       "log %s: the segment dictionary (%u segments) does not "
                        "fit in the %u-byte status block; use fewer or shorter segment paths",
                        lg->path, nsegs, LOG_SLOT_SIZE);
     int other = lg->cur_slot ^ 1;
     int rc = full_pwrite(lg->fd, slot, used, (uint64_t)other * LOG_SLOT_SIZE);
     if (rc)
-        return err_io(rc, "log %s: writing the status block failed: %s", lg->path,
-                      strerror(rc));
+        return err_io(rc, "log %s: writing the status block failed: %s", lg->path, strerror(rc));
     if (sysio.fdatasync(lg->fd) != 0)
         return err_io(errno, "log %s: fdatasync of the status block failed: %s", lg->path,
                       strerror(errno));
@@ -335,8 +341,10 @@ rvm_return_t log_open(const char *path, struct log **out)
     if (fd < 0) {
         rvm_ioerrno = errno;
         if (errno == ENOENT)
-            return err_set(RVM_EIO, "log %s does not exist; create it with rvm_create_log "
-                           "(or options->create_log_file) or `rvmutl create-log`", path);
+            return err_set(RVM_EIO,
+                           "log %s does not exist; create it with rvm_create_log "
+                           "(or options->create_log_file) or `rvmutl create-log`",
+                           path);
         if (why[0])
             return err_set(RVM_ELOG, "%s", why);
         return err_set(RVM_EIO, "cannot open log %s: %s", path, strerror(errno));
@@ -431,7 +439,8 @@ rvm_return_t log_enqueue(struct log *lg, const struct range *r, size_t n, uint32
     uint64_t size = log_record_size(r, n);
     /* a record larger than the area is fine: the writer grows the log (log_grow.c) */
     if (size > UINT32_MAX)
-        return err_set(RVM_ETOO_BIG, "transaction of %zu ranges needs a %llu-byte log record, "
+        return err_set(RVM_ETOO_BIG,
+                       "transaction of %zu ranges needs a %llu-byte log record, "
                        "and a record holds at most 4 GiB (log %s); commit in smaller pieces",
                        n, (unsigned long long)size, lg->path);
     if (buf_reserve(&lg->pend, size) != 0)
@@ -441,14 +450,19 @@ rvm_return_t log_enqueue(struct log *lg, const struct range *r, size_t n, uint32
     /* the durable frontier (log_format.h): what is durable now stays durable */
     uint64_t front = lg->next_seq - lg->durable_seq;
     struct log_rec_hdr h = {
-        .magic = LOG_REC_MAGIC, .type = LOG_REC_TXN, .flags = front <= 0xffff ? front : 0,
-        .len = (uint32_t)size, .crc = 0, .seq = lg->next_seq, .nranges = (uint32_t)n,
+        .magic = LOG_REC_MAGIC,
+        .type = LOG_REC_TXN,
+        .flags = front <= 0xffff ? front : 0,
+        .len = (uint32_t)size,
+        .crc = 0,
+        .seq = lg->next_seq,
+        .nranges = (uint32_t)n,
         .ntxn = ntxn,
     };
     char *rh = rec + LOG_REC_HDR;
     char *data = rh + n * LOG_RANGE_HDR;
     for (size_t i = 0; i < n; i++) {
-        struct log_range_hdr x = { r[i].off, (uint32_t)r[i].len, r[i].seg->id };
+        struct log_range_hdr x = {r[i].off, (uint32_t)r[i].len, r[i].seg->id};
         memcpy(rh + i * LOG_RANGE_HDR, &x, LOG_RANGE_HDR);
         memcpy(data, r[i].src, r[i].len);
         data += r[i].len;
@@ -481,9 +495,8 @@ void log_kick_truncation(struct log *lg)
 rvm_return_t log_wait_space(struct log *lg)
 {
     engine.st.n_truncation_wait++;
-    if (lg->used == 0)   /* cannot happen: records fit an empty log (grown first if not) */
-        return err_set(RVM_EINTERNAL, "log %s: a record does not fit the empty log",
-                       lg->path);
+    if (lg->used == 0) /* cannot happen: records fit an empty log (grown first if not) */
+        return err_set(RVM_EINTERNAL, "log %s: a record does not fit the empty log", lg->path);
     if (lg->trunc_running) {
         uint64_t before = lg->used;
         lg->space_waiters++;
@@ -499,9 +512,10 @@ rvm_return_t log_wait_space(struct log *lg)
     pthread_mutex_lock(&lg->mu);
     engine.st.tot_sync_truncation++;
     if (rc == RVM_SUCCESS && !progress)
-        rc = err_set(RVM_EINTERNAL, "log %s: no space and nothing to truncate (used %llu of "
-                     "%llu)", lg->path, (unsigned long long)lg->used,
-                     (unsigned long long)lg->area_len);
+        rc = err_set(RVM_EINTERNAL,
+                     "log %s: no space and nothing to truncate (used %llu of "
+                     "%llu)",
+                     lg->path, (unsigned long long)lg->used, (unsigned long long)lg->area_len);
     return rc;
 }
 
@@ -516,14 +530,15 @@ rvm_return_t log_wait_space(struct log *lg)
 rvm_return_t log_erase_marker(struct log *lg, uint64_t tail)
 {
     if (lg->area_len - tail < LOG_REC_HDR)
-        return RVM_SUCCESS;     /* no marker fits there */
+        return RVM_SUCCESS; /* no marker fits there */
     static const char zero[LOG_REC_HDR];
     int e = full_pwrite(lg->fd, zero, sizeof(zero), lg->area_off + tail);
     if (e)
-        return err_io(e, "log %s: writing at offset %llu failed: %s; no later commit is "
+        return err_io(e,
+                      "log %s: writing at offset %llu failed: %s; no later commit is "
                       "accepted (restart the program: recovery keeps every acknowledged "
-                      "commit)", lg->path, (unsigned long long)(lg->area_off + tail),
-                      strerror(e));
+                      "commit)",
+                      lg->path, (unsigned long long)(lg->area_off + tail), strerror(e));
     return RVM_SUCCESS;
 }
 
@@ -539,7 +554,8 @@ rvm_return_t log_sync(struct log *lg)
     uint64_t dt = now_usec() - t0;
     pthread_mutex_lock(&lg->mu);
     if (rc)
-        return err_io(rc, "log %s: fdatasync failed: %s; no later commit is accepted "
+        return err_io(rc,
+                      "log %s: fdatasync failed: %s; no later commit is accepted "
                       "(restart the program: recovery keeps every acknowledged commit)",
                       lg->path, strerror(rc));
     lg->durable_seq = upto;
@@ -547,7 +563,7 @@ rvm_return_t log_sync(struct log *lg)
     engine.st.flush_time.tv_sec += engine.st.flush_time.tv_usec / 1000000;
     engine.st.flush_time.tv_usec %= 1000000;
     engine.st.last_flush_time = (rvm_length_t)(dt / 1000);
-    static const rvm_length_t dist[] = { flush_times_dist };
+    static const rvm_length_t dist[] = {flush_times_dist};
     stats_hist(engine.st.flush_times, flush_times_len, dist, dt / 1000);
     pthread_cond_broadcast(&lg->sync_cv);
     return RVM_SUCCESS;
@@ -569,8 +585,8 @@ static uint64_t log_fill_after(struct log *lg, struct buf *w, uint64_t last_seq)
     uint64_t want = ((fend + 4095u) & ~(uint64_t)4095u) - fend;
     if (want < LOG_REC_HDR)
         want += 4096;
-    uint64_t contig = lg->head_off > lg->tail_off ? lg->head_off - lg->tail_off
-                                                   : lg->area_len - lg->tail_off;
+    uint64_t contig =
+        lg->head_off > lg->tail_off ? lg->head_off - lg->tail_off : lg->area_len - lg->tail_off;
     uint64_t pad = want < contig ? want : contig;
     memset(w->p + w->len, 0, (size_t)pad);
     if (pad >= LOG_REC_HDR)
@@ -610,8 +626,7 @@ static rvm_return_t log_write_batch(struct log *lg)
         while (done + run < w->len) {
             struct log_rec_hdr h;
             memcpy(&h, w->p + done + run, sizeof(h));
-            if (pos + run + h.len > lg->area_len ||
-                lg->used + gap + run + h.len > lg->area_len)
+            if (pos + run + h.len > lg->area_len || lg->used + gap + run + h.len > lg->area_len)
                 break;
             run += h.len;
             last_seq = h.seq;
@@ -645,11 +660,12 @@ static rvm_return_t log_write_batch(struct log *lg)
         int e = full_pwrite(lg->fd, w->p + done, (size_t)(run + pad), lg->area_off + pos);
         pthread_mutex_lock(&lg->mu);
         if (e)
-            return err_io(e, "log %s: writing %llu bytes of records at offset %llu failed: "
+            return err_io(e,
+                          "log %s: writing %llu bytes of records at offset %llu failed: "
                           "%s; no later commit is accepted (restart the program: recovery "
-                          "keeps every acknowledged commit)", lg->path,
-                          (unsigned long long)run, (unsigned long long)(lg->area_off + pos),
-                          strerror(e));
+                          "keeps every acknowledged commit)",
+                          lg->path, (unsigned long long)run,
+                          (unsigned long long)(lg->area_off + pos), strerror(e));
         lg->written_seq = last_seq;
         done += run;
         engine.st.n_flush++;
@@ -675,13 +691,15 @@ rvm_return_t log_force(struct log *lg, uint64_t seq)
 {
     while (lg->durable_seq < seq) {
         if (__atomic_load_n(&engine.sticky, __ATOMIC_ACQUIRE))
-            return err_set(RVM_EIO, "%s", rvm_errmsg[0] ? rvm_errmsg
-                           : "an earlier write or sync failed; no commit is accepted");
+            return err_set(RVM_EIO, "%s",
+                           rvm_errmsg[0]
+                               ? rvm_errmsg
+                               : "an earlier write or sync failed; no commit is accepted");
         if (lg->writer_active) {
             pthread_cond_wait(&lg->sync_cv, &lg->mu);
             continue;
         }
-        if (lg->written_seq >= seq) {   /* written by a leader that failed to sync */
+        if (lg->written_seq >= seq) { /* written by a leader that failed to sync */
             rvm_return_t rc = log_sync(lg);
             if (rc)
                 return rc;
@@ -698,7 +716,7 @@ rvm_return_t log_force(struct log *lg, uint64_t seq)
         lg->pend = t;
         lg->pend.len = 0;
         rvm_return_t rc = RVM_SUCCESS;
-        if (buf_reserve(&lg->wbuf, 8192) != 0)   /* the zero fill and end marker */
+        if (buf_reserve(&lg->wbuf, 8192) != 0) /* the zero fill and end marker */
             rc = err_set(RVM_ENO_MEMORY, "out of memory writing log %s", lg->path);
         else
             rc = log_write_batch(lg);
@@ -708,7 +726,7 @@ rvm_return_t log_force(struct log *lg, uint64_t seq)
             __atomic_store_n(&engine.sticky, 1, __ATOMIC_RELEASE);
         }
         if (lg->wbuf.cap > (64u << 20))
-            buf_free(&lg->wbuf);   /* a huge no_flush queue does not stay allocated */
+            buf_free(&lg->wbuf); /* a huge no_flush queue does not stay allocated */
         lg->n_queued_txn = 0;
         lg->queued_bytes = 0;
         lg->writer_active = 0;

@@ -42,9 +42,14 @@ static uint32_t marker_crc(struct log_rec_hdr h, uint32_t seed)
 /* log_end_marker -- format the end marker for `seq` (32 bytes at p) */
 void log_end_marker(char *p, uint64_t seq, uint64_t salt)
 {
-    struct log_rec_hdr h = { .magic = LOG_REC_MAGIC, .type = LOG_REC_END, .flags = 0,
-                             .len = LOG_REC_HDR, .crc = 0, .seq = seq, .nranges = 0,
-                             .ntxn = 0 };
+    struct log_rec_hdr h = {.magic = LOG_REC_MAGIC,
+                            .type = LOG_REC_END,
+                            .flags = 0,
+                            .len = LOG_REC_HDR,
+                            .crc = 0,
+                            .seq = seq,
+                            .nranges = 0,
+                            .ntxn = 0};
     h.crc = marker_crc(h, (uint32_t)(salt ^ (salt >> 32)));
     memcpy(p, &h, sizeof(h));
 }
@@ -133,7 +138,7 @@ int log_end_find(struct logrd *rd, uint64_t end_off, uint64_t seq, uint64_t head
     if (buf == NULL)
         return -ENOMEM;
     /* free space: [end, head) if the head is ahead, else [end, area end) then [0, head) */
-    uint64_t lo[2] = { end_off, 0 }, hi[2] = { head_off, 0 };
+    uint64_t lo[2] = {end_off, 0}, hi[2] = {head_off, 0};
     int parts = 1;
     if (head_off <= end_off) {
         hi[0] = rd->area_len;
@@ -156,7 +161,8 @@ int log_end_find(struct logrd *rd, uint64_t end_off, uint64_t seq, uint64_t head
 /* log_end_error -- the error recovery reports for a damaged record in the middle */
 rvm_return_t log_end_error(const char *logpath, const struct log_end *e)
 {
-    return err_set(RVM_ELOG, "log %s: record %llu (record-area offset %llu) is damaged, but "
+    return err_set(RVM_ELOG,
+                   "log %s: record %llu (record-area offset %llu) is damaged, but "
                    "later committed records exist (records %llu..%llu, the first at offset "
                    "%llu): this is not a torn tail, and recovering would silently drop "
                    "acknowledged commits, so recovery stops and leaves the log as it is. Keep "
@@ -165,6 +171,6 @@ rvm_return_t log_end_error(const char *logpath, const struct log_end *e)
                    "%llu..%llu",
                    logpath, (unsigned long long)e->seq, (unsigned long long)e->off,
                    (unsigned long long)e->later_seq, (unsigned long long)e->last_seq,
-                   (unsigned long long)e->later_off, logpath, logpath,
-                   (unsigned long long)e->seq, (unsigned long long)e->last_seq);
+                   (unsigned long long)e->later_off, logpath, logpath, (unsigned long long)e->seq,
+                   (unsigned long long)e->last_seq);
 }

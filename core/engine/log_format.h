@@ -208,15 +208,15 @@
 #define LOG_HDR_SIZE (2u * LOG_SLOT_SIZE)
 #define LOG_STATUS_MAGIC 0x01474f4c4d56524cull /* "LRVMLOG\1" */
 #define LOG_FORMAT_VERSION 3u
-#define LOG_FORMAT_VERSION_V2 2u   /* still read: no identities, absolute paths, no markers */
+#define LOG_FORMAT_VERSION_V2 2u  /* still read: no identities, absolute paths, no markers */
 #define LOG_REC_MAGIC 0x5256524cu /* "LRVR" */
 #define LOG_REC_TXN 1u
-#define LOG_REC_END 2u           /* end marker: not a record, never applied */
+#define LOG_REC_END 2u /* end marker: not a record, never applied */
 #define LOG_REC_HDR 32u
 #define LOG_RANGE_HDR 16u
 #define LOG_MIN_AREA (64u * 1024u)
 #define LOG_MAX_EPOCHS 8u
-#define LOG_SEG_ID_LEN 16u        /* segment identity bytes in a dictionary entry */
+#define LOG_SEG_ID_LEN 16u /* segment identity bytes in a dictionary entry */
 
 struct log_status {
     uint64_t magic;

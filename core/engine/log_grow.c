@@ -44,8 +44,8 @@
 #include "rvm_int.h"
 #include "sysio.h"
 
-#define GROW_STEP ((uint64_t)1 << 20)      /* growth is rounded up to whole MiB */
-#define ZERO_CHUNK ((size_t)8 << 20)       /* one pwrite of zeros */
+#define GROW_STEP ((uint64_t)1 << 20) /* growth is rounded up to whole MiB */
+#define ZERO_CHUNK ((size_t)8 << 20)  /* one pwrite of zeros */
 
 rvm_length_t rvm_log_max_len;
 
@@ -62,7 +62,7 @@ uint64_t log_area_bound(const struct log *lg)
             if (s == NULL)
                 continue;
             b = s->size == UINT64_MAX || s->size > UINT64_MAX / 4 - b ? UINT64_MAX
-                                                                     : b + 2 * s->size;
+                                                                      : b + 2 * s->size;
         }
     }
     b &= ~(uint64_t)4095;
@@ -86,7 +86,7 @@ uint64_t log_grow_target(const struct log *lg, uint64_t size, int exact)
 {
     int wrapped = log_wrapped(lg);
     if (exact && wrapped)
-        return 0;               /* the new space is usable only after truncation */
+        return 0; /* the new space is usable only after truncation */
     uint64_t must = lg->used == 0 || wrapped ? size : lg->tail_off + size;
     uint64_t want = lg->area_len + lg->area_len / 2;
     if (want < must)
@@ -130,7 +130,7 @@ static int grow_extend(struct log *lg, uint64_t from, uint64_t to, uint64_t old_
     /* allocate first: a full disk fails here at once instead of after gigabytes of writes */
     if (sysio.fallocate(lg->fd, 0, (off_t)from, (off_t)(to - from)) != 0) {
         e = errno == EOPNOTSUPP ? 0 : errno;
-        skip_from = skip_to = to;     /* nothing reserved: every byte is written */
+        skip_from = skip_to = to; /* nothing reserved: every byte is written */
     }
     if (skip_from < from || skip_from > skip_to || skip_to > to)
         skip_from = skip_to = to;
@@ -150,11 +150,11 @@ static int grow_extend(struct log *lg, uint64_t from, uint64_t to, uint64_t old_
 /* grow_refused -- the error for a record the bound does not allow */
 static rvm_return_t grow_refused(const struct log *lg, uint64_t size)
 {
-    return err_set(RVM_ETOO_BIG, "log %s: a commit needs a %llu-byte log record, and the log may "
+    return err_set(RVM_ETOO_BIG,
+                   "log %s: a commit needs a %llu-byte log record, and the log may "
                    "grow to %llu bytes of record area only (%s); raise the bound (lrvm-run "
                    "--log-max / LRVM_LOG_MAX, or rvm_log_max_len), or commit in smaller pieces",
-                   lg->path, (unsigned long long)size,
-                   (unsigned long long)log_area_bound(lg),
+                   lg->path, (unsigned long long)size, (unsigned long long)log_area_bound(lg),
                    rvm_log_max_len ? "the bound set" : "twice the size of its segments");
 }
 
@@ -187,12 +187,13 @@ rvm_return_t log_grow(struct log *lg, uint64_t size, int exact)
     struct stat sb;
     int e = sysio.fstat(lg->fd, &sb) != 0 ? errno : 0;
     if (e == 0)
-        e = grow_extend(lg, lg->area_off + old, lg->area_off + to, (uint64_t)sb.st_size,
-                        skip_from, skip_to);
+        e = grow_extend(lg, lg->area_off + old, lg->area_off + to, (uint64_t)sb.st_size, skip_from,
+                        skip_to);
     rvm_return_t rc = RVM_SUCCESS;
     if (e != 0) {
         rvm_ioerrno = e;
-        rc = err_set(RVM_EIO, "log %s cannot grow from %llu to %llu bytes of record area for a "
+        rc = err_set(RVM_EIO,
+                     "log %s cannot grow from %llu to %llu bytes of record area for a "
                      "%llu-byte commit: %s; the commit was refused and nothing of it was written "
                      "(every earlier commit is intact); free disk space and commit again",
                      lg->path, (unsigned long long)old, (unsigned long long)to,

@@ -38,7 +38,7 @@
 #include "sysio.h"
 #include "txn.h"
 
-#define LOG_STREAM_CHUNK ((size_t)1 << 20)   /* staging buffer: bounded memory per record */
+#define LOG_STREAM_CHUNK ((size_t)1 << 20) /* staging buffer: bounded memory per record */
 /* records at least this big are applied to the segments at once (stream_settle): replaying
  * them at the next start would cost more than the fsync now */
 #define STREAM_SETTLE_MIN ((uint64_t)16 << 20)
@@ -49,7 +49,7 @@ static __thread int stream_nowait;
 
 /* one run of entries lying in the same mapped region (resolved before writing) */
 struct stream_run {
-    size_t first;            /* index of the run's first entry */
+    size_t first; /* index of the run's first entry */
     struct region *rg;
 };
 
@@ -57,10 +57,10 @@ struct stream_run {
 struct stream_out {
     struct log *lg;
     char *buf;
-    size_t len;              /* staged bytes */
-    uint64_t at;             /* file offset of buf[0] */
+    size_t len;  /* staged bytes */
+    uint64_t at; /* file offset of buf[0] */
     uint32_t crc;
-    int err;                 /* errno of the first failed write */
+    int err; /* errno of the first failed write */
 };
 
 /* stream_flush -- write the staged bytes (CRC first); 0 or an errno */
@@ -124,7 +124,7 @@ static rvm_return_t stream_resolve(txn_vec_fn get, void *arg, size_t n, struct s
             rc = RVM_ENO_MEMORY;
             break;
         }
-        rv[k++] = (struct stream_run){ i, last };
+        rv[k++] = (struct stream_run){i, last};
     }
     pthread_mutex_unlock(&engine.mu);
     if (rc != RVM_SUCCESS) {
@@ -145,14 +145,14 @@ static rvm_return_t stream_resolve(txn_vec_fn get, void *arg, size_t n, struct s
  * said the grown log would take it at once). */
 static rvm_return_t stream_place(struct log *lg, uint64_t size, uint64_t *pos, int nowait)
 {
-    for (int grown = 0;; ) {
+    for (int grown = 0;;) {
         uint64_t tail = lg->tail_off, gap = 0, p = tail;
         if (tail + size > lg->area_len) {
-            rvm_return_t erc = log_erase_marker(lg, tail);   /* as log_write_batch */
+            rvm_return_t erc = log_erase_marker(lg, tail); /* as log_write_batch */
             if (erc != RVM_SUCCESS)
                 return erc;
             if (lg->used == 0) {
-                lg->head_off = lg->tail_off = tail = 0;   /* as log_write_batch */
+                lg->head_off = lg->tail_off = tail = 0; /* as log_write_batch */
             } else {
                 gap = lg->area_len - tail;
             }
@@ -247,10 +247,11 @@ static rvm_return_t stream_settle(struct log *lg, const struct stream_src *src, 
     if (alone) {
         int e = settle_write(src);
         if (e != 0) {
-            rc = err_io(e, "log %s: applying the %zu ranges of record %llu to their segment "
+            rc = err_io(e,
+                        "log %s: applying the %zu ranges of record %llu to their segment "
                         "failed: %s; no later commit is accepted (the record is durable: "
-                        "the next start applies it)", lg->path, src->n,
-                        (unsigned long long)seq, strerror(e));
+                        "the next start applies it)",
+                        lg->path, src->n, (unsigned long long)seq, strerror(e));
         } else {
             pthread_mutex_lock(&lg->status_mu);
             rc = log_status_write(lg, new_head, seq + 1);
@@ -292,13 +293,12 @@ static int settle_lock(struct log *lg, int nowait)
  * cannot match), then the end marker for the next seq at mark (UINT64_MAX: no room). lg->mu
  * is not held. Errors are left in o->err.
  */
-static void stream_write(struct stream_out *o, const struct stream_src *src,
-                         struct log_rec_hdr h, uint64_t size, uint64_t pos, uint64_t mark,
-                         uint64_t salt)
+static void stream_write(struct stream_out *o, const struct stream_src *src, struct log_rec_hdr h,
+                         uint64_t size, uint64_t pos, uint64_t mark, uint64_t salt)
 {
     struct log *lg = o->lg;
     o->at = lg->area_off + pos;
-    o->crc = (uint32_t)(salt ^ (salt >> 32));      /* rec_seed (log.c) */
+    o->crc = (uint32_t)(salt ^ (salt >> 32)); /* rec_seed (log.c) */
     stream_put(o, &h, sizeof(h));
     size_t k = 0;
     for (size_t i = 0; i < src->n && !o->err; i++) {
@@ -307,8 +307,8 @@ static void stream_write(struct stream_out *o, const struct stream_src *src,
         while (k + 1 < src->nruns && src->runs[k + 1].first <= i)
             k++;
         const struct region *g = src->runs[k].rg;
-        struct log_range_hdr x = { g->off + (uint64_t)((char *)v.dest - g->vmaddr),
-                                   (uint32_t)v.len, g->seg->id };
+        struct log_range_hdr x = {g->off + (uint64_t)((char *)v.dest - g->vmaddr), (uint32_t)v.len,
+                                  g->seg->id};
         stream_put(o, &x, sizeof(x));
     }
     uint64_t data = 0;
@@ -346,16 +346,16 @@ static rvm_return_t stream_take_turn(struct log *lg, uint64_t size, int nowait)
     for (int emptied = 0;;) {
         if (__atomic_load_n(&engine.sticky, __ATOMIC_ACQUIRE))
             return RVM_EIO;
-        if (lg->writer_active) {          /* a leader is writing: its records go first */
+        if (lg->writer_active) { /* a leader is writing: its records go first */
             pthread_cond_wait(&lg->sync_cv, &lg->mu);
             continue;
         }
         if (lg->cs.n > 0 && (rc = cset_materialize(lg)) != RVM_SUCCESS)
             return rc;
-        if (lg->durable_seq + 1 < lg->next_seq) {    /* queued records: write them first */
+        if (lg->durable_seq + 1 < lg->next_seq) { /* queued records: write them first */
             if ((rc = log_force(lg, lg->next_seq - 1)) != RVM_SUCCESS)
                 return rc;
-            continue;   /* log_force may return while a later leader writes: look again */
+            continue; /* log_force may return while a later leader writes: look again */
         }
         if (!nowait && !emptied && size >= STREAM_SETTLE_MIN && lg->head_seq < lg->next_seq) {
             emptied = 1;
@@ -373,7 +373,7 @@ static rvm_return_t stream_take_turn(struct log *lg, uint64_t size, int nowait)
 /* txn_commit_stream -- see txn.h */
 rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n)
 {
-    int nowait = stream_nowait;     /* set by txn_stream_fits for this very call */
+    int nowait = stream_nowait; /* set by txn_stream_fits for this very call */
     stream_nowait = 0;
     if (!rvm_ready())
         return RVM_EINIT;
@@ -390,9 +390,9 @@ rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n)
         return rc == RVM_ENOT_MAPPED
                    ? err_set(rc, "commit: a range of the record is not in a mapped region")
                    : rc;
-    struct stream_out o = { .lg = lg };
-    o.buf = mmap(NULL, LOG_STREAM_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                 -1, 0);
+    struct stream_out o = {.lg = lg};
+    o.buf =
+        mmap(NULL, LOG_STREAM_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (o.buf == MAP_FAILED) {
         stream_free(runs, runs_cap);
         return RVM_ENO_MEMORY;
@@ -401,9 +401,10 @@ rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n)
     /* a record larger than the area grows the log (stream_place); the format caps one
      * record, i.e. one commit, at 4 GiB */
     if (size > UINT32_MAX) {
-        rc = err_set(RVM_ETOO_BIG, "a commit of %zu ranges needs a %llu-byte log record, and a "
-                     "record holds at most 4 GiB (log %s); commit more often", n,
-                     (unsigned long long)size, lg->path);
+        rc = err_set(RVM_ETOO_BIG,
+                     "a commit of %zu ranges needs a %llu-byte log record, and a "
+                     "record holds at most 4 GiB (log %s); commit more often",
+                     n, (unsigned long long)size, lg->path);
         goto unlock;
     }
     /* (1) every earlier commit goes first */
@@ -422,30 +423,37 @@ rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n)
     /* the end marker for seq + 1 goes right after the record, if free space allows */
     uint64_t mark = UINT64_MAX;
     if (lg->tail_off != 0 && lg->used < lg->area_len &&
-        (lg->head_off > lg->tail_off ? lg->head_off : lg->area_len) - lg->tail_off >=
-            LOG_REC_HDR)
+        (lg->head_off > lg->tail_off ? lg->head_off : lg->area_len) - lg->tail_off >= LOG_REC_HDR)
         mark = lg->tail_off;
     for (size_t k = 0; k < nruns; k++)
         if (runs[k].rg->seg->last_seq < seq)
             runs[k].rg->seg->last_seq = seq;
     /* durable frontier 1: every earlier record was forced durable in step (1) */
     struct log_rec_hdr h = {
-        .magic = LOG_REC_MAGIC, .type = LOG_REC_TXN, .flags = 1, .len = (uint32_t)size,
-        .crc = 0, .seq = seq, .nranges = (uint32_t)n, .ntxn = 1,
+        .magic = LOG_REC_MAGIC,
+        .type = LOG_REC_TXN,
+        .flags = 1,
+        .len = (uint32_t)size,
+        .crc = 0,
+        .seq = seq,
+        .nranges = (uint32_t)n,
+        .ntxn = 1,
     };
     uint64_t salt = lg->salt;
     pthread_mutex_unlock(&lg->mu);
 
     /* (4) the record, in chunks, then its header with the CRC, then the end marker */
-    struct stream_src src = { get, arg, n, runs, nruns };
+    struct stream_src src = {get, arg, n, runs, nruns};
     stream_write(&o, &src, h, size, pos, mark, salt);
 
     pthread_mutex_lock(&lg->mu);
     if (o.err) {
-        rc = err_io(o.err, "log %s: writing a %llu-byte record at offset %llu failed: %s; no "
+        rc = err_io(o.err,
+                    "log %s: writing a %llu-byte record at offset %llu failed: %s; no "
                     "later commit is accepted (restart the program: recovery keeps every "
-                    "acknowledged commit)", lg->path, (unsigned long long)size,
-                    (unsigned long long)(lg->area_off + pos), strerror(o.err));
+                    "acknowledged commit)",
+                    lg->path, (unsigned long long)size, (unsigned long long)(lg->area_off + pos),
+                    strerror(o.err));
     } else {
         lg->written_seq = seq;
         engine.st.n_flush++;
@@ -499,7 +507,7 @@ int txn_stream_ready(void)
     if (!rvm_ready() || lg == NULL || __atomic_load_n(&engine.sticky, __ATOMIC_ACQUIRE) ||
         !err_lock_free())
         return 0;
-    pthread_mutex_t *locks[4] = { &engine.mu, &lg->trunc_mu, &lg->status_mu, &lg->mu };
+    pthread_mutex_t *locks[4] = {&engine.mu, &lg->trunc_mu, &lg->status_mu, &lg->mu};
     int ok = 1, held = 0;
     for (; held < 4; held++)
         if (pthread_mutex_trylock(locks[held]) != 0) {

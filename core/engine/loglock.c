@@ -14,7 +14,7 @@
 
 #include "loglock.h"
 
-static int watched_fd = -1;   /* the library's locked log descriptor, replaced in fork children */
+static int watched_fd = -1; /* the library's locked log descriptor, replaced in fork children */
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
 /* fork_child -- in a fork child: swap the log descriptor for an O_PATH one of "/". Reads and
@@ -59,9 +59,9 @@ pid_t loglock_holder(int fd)
         unsigned long ino;
         if (strstr(line, "->") != NULL)
             continue;
-        if (sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%lu", type, &pid, &maj, &min, &ino) == 5
-            && strcmp(type, "FLOCK") == 0 && maj == major(st.st_dev) &&
-            min == minor(st.st_dev) && ino == (unsigned long)st.st_ino && pid > 0)
+        if (sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%lu", type, &pid, &maj, &min, &ino) == 5 &&
+            strcmp(type, "FLOCK") == 0 && maj == major(st.st_dev) && min == minor(st.st_dev) &&
+            ino == (unsigned long)st.st_ino && pid > 0)
             found = (pid_t)pid;
     }
     fclose(f);
@@ -83,8 +83,10 @@ int loglock_take(int fd, const char *path, int exclusive, char *why, size_t whyl
             snprintf(who, sizeof(who), "pid %ld", (long)pid);
         else
             snprintf(who, sizeof(who), "another process");
-        snprintf(why, whylen, "log %s is in use by %s (a program running with it, or rvmutl); "
-                 "wait for it to finish or stop it, then try again", path, who);
+        snprintf(why, whylen,
+                 "log %s is in use by %s (a program running with it, or rvmutl); "
+                 "wait for it to finish or stop it, then try again",
+                 path, who);
         return e;
     }
     if (exclusive) {
@@ -98,6 +100,5 @@ int loglock_take(int fd, const char *path, int exclusive, char *why, size_t whyl
 void loglock_forget(int fd)
 {
     int expect = fd;
-    __atomic_compare_exchange_n(&watched_fd, &expect, -1, 0, __ATOMIC_ACQ_REL,
-                                __ATOMIC_ACQUIRE);
+    __atomic_compare_exchange_n(&watched_fd, &expect, -1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }

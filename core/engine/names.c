@@ -6,12 +6,20 @@
 #include <rvm/rvm_segment.h>
 
 static char *names_codes[] = {
-    "RVM_EINIT", "RVM_EINTERNAL", "RVM_EIO", "RVM_EPLACEHOLDER", "RVM_ELOG",
-    "RVM_ELOG_VERSION_SKEW", "RVM_EMODE", "RVM_ENAME_TOO_LONG", "RVM_ENO_MEMORY",
-    "RVM_ENOT_MAPPED", "RVM_EOFFSET", "RVM_EOPTIONS", "RVM_EOVERLAP", "RVM_EPAGER",
-    "RVM_ERANGE", "RVM_EREGION", "RVM_EREGION_DEF", "RVM_ESRC", "RVM_ESTATISTICS",
-    "RVM_ESTAT_VERSION_SKEW", "RVM_ETERMINATED", "RVM_ETHREADS", "RVM_ETID",
-    "RVM_ETOO_BIG", "RVM_EUNCOMMIT", "RVM_EVERSION_SKEW", "RVM_EVM_OVERLAP",
+    "RVM_EINIT",       "RVM_EINTERNAL",
+    "RVM_EIO",         "RVM_EPLACEHOLDER",
+    "RVM_ELOG",        "RVM_ELOG_VERSION_SKEW",
+    "RVM_EMODE",       "RVM_ENAME_TOO_LONG",
+    "RVM_ENO_MEMORY",  "RVM_ENOT_MAPPED",
+    "RVM_EOFFSET",     "RVM_EOPTIONS",
+    "RVM_EOVERLAP",    "RVM_EPAGER",
+    "RVM_ERANGE",      "RVM_EREGION",
+    "RVM_EREGION_DEF", "RVM_ESRC",
+    "RVM_ESTATISTICS", "RVM_ESTAT_VERSION_SKEW",
+    "RVM_ETERMINATED", "RVM_ETHREADS",
+    "RVM_ETID",        "RVM_ETOO_BIG",
+    "RVM_EUNCOMMIT",   "RVM_EVERSION_SKEW",
+    "RVM_EVM_OVERLAP",
 };
 _Static_assert(sizeof(names_codes) / sizeof(names_codes[0]) == rvm_last_code - RVM_EINIT,
                "one name per return code");

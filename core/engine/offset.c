@@ -12,7 +12,7 @@
 /* rvm_mk_offset -- offset from (high, low) */
 rvm_offset_t rvm_mk_offset(rvm_length_t x, rvm_length_t y)
 {
-    rvm_offset_t o = { x, y };
+    rvm_offset_t o = {x, y};
     return o;
 }
 

@@ -12,9 +12,11 @@
 #include "rvm_int.h"
 #include "observer.h"
 
-struct rvm_state engine = { .mu = PTHREAD_MUTEX_INITIALIZER, .truncate = TRUNCATE,
-                       .recovery_buf_len = RECOVERY_BUF_LEN, .flush_buf_len = FLUSH_BUF_LEN,
-                       .max_read_len = MAX_READ_LEN };
+struct rvm_state engine = {.mu = PTHREAD_MUTEX_INITIALIZER,
+                           .truncate = TRUNCATE,
+                           .recovery_buf_len = RECOVERY_BUF_LEN,
+                           .flush_buf_len = FLUSH_BUF_LEN,
+                           .max_read_len = MAX_READ_LEN};
 
 
 /* opts_check -- reject a bad options record (bad_options in the original) */
@@ -69,10 +71,10 @@ rvm_return_t rvm_opts_apply(rvm_options_t *o)
         o->max_read_len = MAX_READ_LEN;
     o->max_read_len &= ~(rvm_length_t)511;
     engine.max_read_len = o->max_read_len;
-    engine.recovery_buf_len = o->recovery_buf_len < MIN_RECOVERY_BUF_LEN ? MIN_RECOVERY_BUF_LEN
-                                                                    : o->recovery_buf_len;
-    engine.flush_buf_len = o->flush_buf_len < MIN_FLUSH_BUF_LEN ? MIN_FLUSH_BUF_LEN
-                                                           : o->flush_buf_len;
+    engine.recovery_buf_len =
+        o->recovery_buf_len < MIN_RECOVERY_BUF_LEN ? MIN_RECOVERY_BUF_LEN : o->recovery_buf_len;
+    engine.flush_buf_len =
+        o->flush_buf_len < MIN_FLUSH_BUF_LEN ? MIN_FLUSH_BUF_LEN : o->flush_buf_len;
     engine.truncate = o->truncate;
     if (engine.log != NULL) {
         if (o->truncate >= 1 && o->truncate <= 100)
@@ -103,7 +105,7 @@ rvm_return_t rvm_initialize(const char *version, rvm_options_t *opts)
     if (engine.state == RVM_ST_TERMINATED) {
         pthread_mutex_unlock(&engine.mu);
         return err_set(RVM_EINIT, "rvm_initialize after rvm_terminate: restart is not "
-                       "allowed in one process");
+                                  "allowed in one process");
     }
     rvm_return_t rc = RVM_SUCCESS;
     rvm_init_statistics(&engine.st);
@@ -263,8 +265,10 @@ rvm_return_t rvm_query(rvm_options_t *options, rvm_region_t *region)
     options->log_empty = rvm_true;
     if (engine.log != NULL) {
         pthread_mutex_lock(&engine.log->mu);
-        options->log_empty = (engine.log->used == 0 && engine.log->pend.len == 0 && engine.log->cs.n == 0)
-                                 ? rvm_true : rvm_false;
+        options->log_empty =
+            (engine.log->used == 0 && engine.log->pend.len == 0 && engine.log->cs.n == 0)
+                ? rvm_true
+                : rvm_false;
         pthread_mutex_unlock(&engine.log->mu);
         if (options->log_dev != NULL)
             strcpy(options->log_dev, engine.log->path);
@@ -275,8 +279,7 @@ rvm_return_t rvm_query(rvm_options_t *options, rvm_region_t *region)
             hit = t->r[k].rg == g;
         if (!hit)
             continue;
-        rvm_tid_t *a = realloc(options->tid_array,
-                               (size_t)(options->n_uncommit + 1) * sizeof(*a));
+        rvm_tid_t *a = realloc(options->tid_array, (size_t)(options->n_uncommit + 1) * sizeof(*a));
         if (a == NULL) {
             rc = RVM_ENO_MEMORY;
             goto out;

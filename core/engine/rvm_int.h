@@ -20,8 +20,8 @@
 
 #include "log_format.h"
 
-#define SEG_MAX 1024          /* segments per log (ids 1..SEG_MAX) */
-#define SHADOW_PAGE 4096u     /* granule of the no_flush coalescing set */
+#define SEG_MAX 1024      /* segments per log (ids 1..SEG_MAX) */
+#define SHADOW_PAGE 4096u /* granule of the no_flush coalescing set */
 
 /* a growable byte buffer (reused: steady state does not malloc) */
 struct buf {
@@ -31,58 +31,58 @@ struct buf {
 
 /* where the chain of valid records ends, and why (log_end.c) */
 enum log_end_kind {
-    LOG_END_MARKER = 0,   /* an end marker for the expected seq: the last write ended here */
-    LOG_END_UNMARKED,     /* no marker and no later record: a torn tail, or no room for one */
-    LOG_END_DAMAGED,      /* a later valid record exists: the record here is damaged */
+    LOG_END_MARKER = 0, /* an end marker for the expected seq: the last write ended here */
+    LOG_END_UNMARKED,   /* no marker and no later record: a torn tail, or no room for one */
+    LOG_END_DAMAGED,    /* a later valid record exists: the record here is damaged */
 };
 struct log_end {
-    int kind;                   /* enum log_end_kind */
-    uint64_t off, seq;          /* where the chain stopped: area offset, expected seq */
+    int kind;                      /* enum log_end_kind */
+    uint64_t off, seq;             /* where the chain stopped: area offset, expected seq */
     uint64_t later_off, later_seq; /* DAMAGED: the first later valid record found */
-    uint64_t last_seq;          /* DAMAGED: the last seq of the valid run starting there */
+    uint64_t last_seq;             /* DAMAGED: the last seq of the valid run starting there */
 };
 
 /* an open segment file; lives until rvm_terminate; id is its dictionary id */
 struct seg {
     uint32_t id;
     int fd;
-    char *path;          /* absolute path, as stored in the dictionary */
+    char *path; /* absolute path, as stored in the dictionary */
     dev_t dev;
     ino_t ino;
-    uint64_t size;       /* usable bytes: file size chopped to 512 */
-    int nmapped;         /* regions currently mapped */
-    uint64_t last_seq;   /* highest seq of a record (queued or written) naming it */
-    int dirty;           /* written by apply since its last fsync (trunc_mu) */
-    int open_err;        /* errno when a dictionary segment could not be opened (fd -1) */
-    char *open_why;      /* ... and why, when the ownership rules refused it (or NULL) */
-    int ident_bad;       /* the file there carries another identity than the log's (fd -1) */
+    uint64_t size;     /* usable bytes: file size chopped to 512 */
+    int nmapped;       /* regions currently mapped */
+    uint64_t last_seq; /* highest seq of a record (queued or written) naming it */
+    int dirty;         /* written by apply since its last fsync (trunc_mu) */
+    int open_err;      /* errno when a dictionary segment could not be opened (fd -1) */
+    char *open_why;    /* ... and why, when the ownership rules refused it (or NULL) */
+    int ident_bad;     /* the file there carries another identity than the log's (fd -1) */
     uint8_t ident[LOG_SEG_ID_LEN]; /* its identity (identity.c); all zero = none known */
-    struct shadow ***sdir; /* coalescing set pages of this segment: [page>>9][page&511] */
-    size_t sdir_len;       /* (log.mu) */
+    struct shadow ***sdir;         /* coalescing set pages of this segment: [page>>9][page&511] */
+    size_t sdir_len;               /* (log.mu) */
 };
 
 /* a mapped region */
 struct region {
     struct seg *seg;
     char *vmaddr;
-    uint64_t len;        /* mapped bytes */
-    uint64_t vmlen;      /* len rounded up to a page */
-    uint64_t off;        /* offset in the segment */
-    int allocated;       /* the VM was allocated by rvm_map (vmaddr was NULL) */
-    int priv;            /* mapped with mmap(MAP_PRIVATE) of the segment */
-    int lazy;            /* priv chosen by rvm_map itself, not asked for (seg.c: "MAP, DON'T
+    uint64_t len;   /* mapped bytes */
+    uint64_t vmlen; /* len rounded up to a page */
+    uint64_t off;   /* offset in the segment */
+    int allocated;  /* the VM was allocated by rvm_map (vmaddr was NULL) */
+    int priv;       /* mapped with mmap(MAP_PRIVATE) of the segment */
+    int lazy;       /* priv chosen by rvm_map itself, not asked for (seg.c: "MAP, DON'T
                           * COPY"): turned into a copy where a file mapping cannot serve */
-    int copied;          /* memory was made from the file (copy or priv, not no_copy) */
+    int copied;     /* memory was made from the file (copy or priv, not no_copy) */
 };
 
 /* one range of a transaction or commit vector; src: where the new bytes are at commit */
 struct range {
-    struct region *rg;   /* NULL for ranges built from the coalescing set */
+    struct region *rg; /* NULL for ranges built from the coalescing set */
     struct seg *seg;
-    uint64_t off;        /* segment offset */
+    uint64_t off; /* segment offset */
     uint64_t len;
     const char *src;
-    uint64_t oldpos;     /* restore mode: offset of the old value in txn.old */
+    uint64_t oldpos; /* restore mode: offset of the old value in txn.old */
 };
 
 /* internal state of a begun transaction (pooled) */
@@ -94,13 +94,13 @@ struct txn {
     struct buf old;
     struct region *last_rg;
     uint64_t last_gen;
-    uint64_t elim, saved;   /* coalescing counts of the commit in progress */
+    uint64_t elim, saved; /* coalescing counts of the commit in progress */
     struct txn *next, *prev;
 };
 
 /* a page of the no_flush coalescing set: newest queued bytes + which bytes are set */
 struct shadow {
-    uint64_t key;        /* seg id << 40 | page number */
+    uint64_t key; /* seg id << 40 | page number */
     struct seg *seg;
     uint64_t bits[SHADOW_PAGE / 64];
     char data[SHADOW_PAGE];
@@ -112,11 +112,11 @@ struct cset {
     size_t n, listcap;
     struct shadow **pool; /* recycled pages */
     size_t npool, poolcap;
-    uint64_t ntxn;       /* transactions in the set */
-    uint64_t nbytes;     /* bytes set (upper bound of distinct bytes) */
-    uint64_t nruns_est;  /* upper bound of ranges it will emit */
+    uint64_t ntxn;                  /* transactions in the set */
+    uint64_t nbytes;                /* bytes set (upper bound of distinct bytes) */
+    uint64_t nruns_est;             /* upper bound of ranges it will emit */
     uint64_t nranges_in, nbytes_in; /* what went in (statistics) */
-    struct range *out;   /* scratch for materialize */
+    struct range *out;              /* scratch for materialize */
     size_t outcap;
 };
 
@@ -124,46 +124,46 @@ struct cset {
 struct log {
     int fd;
     char *path;
-    char *dir;                  /* its directory, absolute: relative dictionary paths start here */
+    char *dir; /* its directory, absolute: relative dictionary paths start here */
     uint64_t area_off, area_len;
-    uint64_t salt;              /* of new records: the last epoch's */
-    struct log_epoch epochs[LOG_MAX_EPOCHS];  /* (status_mu for changes) */
+    uint64_t salt;                           /* of new records: the last epoch's */
+    struct log_epoch epochs[LOG_MAX_EPOCHS]; /* (status_mu for changes) */
     uint32_t nepochs;
 
-    pthread_mutex_t trunc_mu;   /* one apply pass at a time */
+    pthread_mutex_t trunc_mu; /* one apply pass at a time */
 
-    pthread_mutex_t status_mu;  /* the durable status: generation, slot, head, dictionary */
+    pthread_mutex_t status_mu; /* the durable status: generation, slot, head, dictionary */
     uint64_t generation;
     int cur_slot;
     uint64_t st_head_off, st_head_seq;
-    uint32_t st_nsegs;          /* dictionary entries made durable */
+    uint32_t st_nsegs; /* dictionary entries made durable */
 
-    pthread_mutex_t mu;         /* everything below */
-    pthread_cond_t sync_cv;     /* group commit: a sync finished */
-    pthread_cond_t space_cv;    /* truncation freed space */
-    pthread_cond_t trunc_cv;    /* wake the truncation thread */
+    pthread_mutex_t mu;          /* everything below */
+    pthread_cond_t sync_cv;      /* group commit: a sync finished */
+    pthread_cond_t space_cv;     /* truncation freed space */
+    pthread_cond_t trunc_cv;     /* wake the truncation thread */
     uint64_t head_off, head_seq; /* oldest live record (== durable status head) */
     /* records recovery applied to the segments' page cache and left live (trunc.c:
      * recover): the next truncation syncs them instead of applying them again. Where they
      * end; rec_next_seq 0 once done (trunc_mu) */
     uint64_t rec_end_off, rec_next_seq, rec_consumed, rec_nrec;
-    uint64_t tail_off;          /* next write position */
-    uint64_t used;              /* live bytes incl. wrap gaps */
-    uint64_t next_seq;          /* next seq to assign */
-    uint64_t written_seq;       /* last seq written to the file */
-    uint64_t durable_seq;       /* last seq made durable (synced) */
-    struct buf pend;            /* formatted records, seqs assigned, not yet written */
-    struct buf wbuf;            /* the leader's batch (swapped with pend) */
+    uint64_t tail_off;    /* next write position */
+    uint64_t used;        /* live bytes incl. wrap gaps */
+    uint64_t next_seq;    /* next seq to assign */
+    uint64_t written_seq; /* last seq written to the file */
+    uint64_t durable_seq; /* last seq made durable (synced) */
+    struct buf pend;      /* formatted records, seqs assigned, not yet written */
+    struct buf wbuf;      /* the leader's batch (swapped with pend) */
     struct cset cs;
     int writer_active;
     int space_waiters;
-    long truncate_pct;          /* 0: no daemon */
+    long truncate_pct; /* 0: no daemon */
     int trunc_running, trunc_stop;
     pthread_t trunc_thread;
-    int n_queued_txn;           /* no_flush commits not yet written */
+    int n_queued_txn; /* no_flush commits not yet written */
     uint64_t queued_bytes;
-    uint64_t n_grow;            /* times the record area grew (log_grow.c) */
-    uint64_t n_settled;         /* big streamed records applied at once (log_stream.c) */
+    uint64_t n_grow;    /* times the record area grew (log_grow.c) */
+    uint64_t n_settled; /* big streamed records applied at once (log_stream.c) */
     /* records recovery applied to the segments' page cache in this process and that no
      * truncation has made durable yet: (head, recovered_seq] ending at recovered_end, whose
      * area bytes are recovered_bytes; recovered_seq 0 = none (trunc_mu) */
@@ -173,23 +173,23 @@ struct log {
 /* process-wide state */
 struct rvm_state {
     pthread_mutex_t mu;
-    int state;                  /* RVM_ST_* */
+    int state; /* RVM_ST_* */
     struct log *log;
     struct seg *segs[SEG_MAX + 1]; /* by id; append-only */
     uint32_t nsegs;
-    struct region **regions;    /* sorted by vmaddr */
+    struct region **regions; /* sorted by vmaddr */
     size_t nregions, regcap;
-    uint64_t map_gen;           /* bumped by every unmap (atomic) */
+    uint64_t map_gen; /* bumped by every unmap (atomic) */
     struct txn *open_txns;
     struct txn *free_txns;
     long n_open;
     long truncate;
     rvm_length_t recovery_buf_len, flush_buf_len, max_read_len;
-    int sticky;                 /* a write or sync failed: refuse further writes */
-    int map_copy;               /* RVM_MAP_COPY: rvm_map copies instead of mapping the file */
-    int salvage;                /* recovery keeps the valid prefix of a damaged log (rvmutl) */
-    struct log_end salvaged;    /* what the last salvaging recovery dropped (kind DAMAGED) */
-    rvm_statistics_t st;        /* counters: commit/log ones under log.mu, others under mu */
+    int sticky;              /* a write or sync failed: refuse further writes */
+    int map_copy;            /* RVM_MAP_COPY: rvm_map copies instead of mapping the file */
+    int salvage;             /* recovery keeps the valid prefix of a damaged log (rvmutl) */
+    struct log_end salvaged; /* what the last salvaging recovery dropped (kind DAMAGED) */
+    rvm_statistics_t st;     /* counters: commit/log ones under log.mu, others under mu */
 };
 
 enum { RVM_ST_UNINIT = 0, RVM_ST_INIT = 1, RVM_ST_TERMINATED = 2 };
@@ -211,8 +211,7 @@ void crc32c_force_table(int on);
 /* util.c */
 int buf_reserve(struct buf *b, size_t more);
 void buf_free(struct buf *b);
-rvm_return_t err_set(rvm_return_t code, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+rvm_return_t err_set(rvm_return_t code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 rvm_return_t err_io(int e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int err_lock_free(void);
 int full_pwrite(int fd, const void *p, size_t n, uint64_t off);
@@ -226,8 +225,7 @@ rvm_return_t log_create(const char *path, uint64_t log_len, long mode);
 uint64_t log_new_salt(uint64_t old);
 rvm_return_t log_open(const char *path, struct log **out);
 void log_close(struct log *lg);
-rvm_return_t log_status_read(int fd, const char *path, struct log_status *st,
-                             struct buf *dict);
+rvm_return_t log_status_read(int fd, const char *path, struct log_status *st, struct buf *dict);
 rvm_return_t log_status_write(struct log *lg, uint64_t head_off, uint64_t head_seq);
 rvm_return_t log_add_segment(struct log *lg, struct seg *s);
 uint64_t log_record_size(const struct range *r, size_t n);
@@ -255,9 +253,9 @@ void cset_seg_free(struct seg *s);
 
 /* apply.c (shared by recovery and truncation) */
 struct apply_res {
-    uint64_t end_off;     /* where the next record would be */
+    uint64_t end_off; /* where the next record would be */
     uint64_t next_seq;
-    uint64_t consumed;    /* area bytes freed, incl. wrap gaps */
+    uint64_t consumed; /* area bytes freed, incl. wrap gaps */
     uint64_t nrec;
     uint64_t nranges;
     uint64_t bytes;
@@ -268,10 +266,10 @@ struct logrd {
     uint64_t area_off, area_len;
     const struct log_epoch *epochs; /* salt epochs of the status; NULL: one epoch, */
     uint32_t nepochs;
-    uint64_t salt;                  /* this salt (readers of a single incarnation) */
+    uint64_t salt; /* this salt (readers of a single incarnation) */
     struct buf b;
-    uint64_t win_off;     /* area offset of b.p[0] */
-    size_t chunk;         /* the next read's size: doubles up to chunk_max (0: 4 MiB) */
+    uint64_t win_off; /* area offset of b.p[0] */
+    size_t chunk;     /* the next read's size: doubles up to chunk_max (0: 4 MiB) */
     size_t chunk_max;
 };
 int logrd_next(struct logrd *rd, uint64_t *pos, uint64_t seq, const struct log_rec_hdr **hdr,
@@ -279,8 +277,8 @@ int logrd_next(struct logrd *rd, uint64_t *pos, uint64_t seq, const struct log_r
 int logrd_try(struct logrd *rd, uint64_t pos, uint64_t seq, const struct log_rec_hdr **hdr,
               const char **payload);
 int rec_check_payload(const struct log_rec_hdr *h, const char *payload);
-rvm_return_t apply_log(struct log *lg, uint64_t off, uint64_t seq, uint64_t max_seq,
-                       uint64_t limit, struct apply_res *res);
+rvm_return_t apply_log(struct log *lg, uint64_t off, uint64_t seq, uint64_t max_seq, uint64_t limit,
+                       struct apply_res *res);
 rvm_return_t apply_sync_segments(void);
 /* apply_progress_fn -- hears, after each applied record, the area bytes applied so far and
  * the bytes expected (0: unknown). Called on the applying thread; must not call into lrvm. */

@@ -18,16 +18,16 @@
 #include "observer.h"
 
 
-static struct region **graveyard;   /* regions unmapped while transactions were open: a */
-static size_t ngrave, gravecap;     /* tid may still cache them (freed when none is open) */
+static struct region **graveyard; /* regions unmapped while transactions were open: a */
+static size_t ngrave, gravecap;   /* tid may still cache them (freed when none is open) */
 
 /* seg_get -- the segment for path, opened on first use (caller holds engine.mu) */
 rvm_return_t seg_get(const char *path, uint64_t dev_length, int create_ok, struct seg **out)
 {
     (void)dev_length;
     char why[1024];
-    int fd = filecheck_open(path, O_RDWR | (create_ok ? O_CREAT : 0), 0600, "segment", why,
-                            sizeof(why));
+    int fd =
+        filecheck_open(path, O_RDWR | (create_ok ? O_CREAT : 0), 0600, "segment", why, sizeof(why));
     if (fd < 0 && why[0])
         return err_set(RVM_EIO, "%s", why);
     if (fd < 0)
@@ -81,7 +81,7 @@ rvm_return_t seg_get(const char *path, uint64_t dev_length, int create_ok, struc
     s->fd = fd;
     s->dev = sb.st_dev;
     s->ino = sb.st_ino;
-    seg_ident_read(fd, s->ident);   /* none yet is fine: log_status_write looks again */
+    seg_ident_read(fd, s->ident); /* none yet is fine: log_status_write looks again */
     /* files: usable size is the file size chopped to 512; devices need dev_length */
     s->size = S_ISREG(sb.st_mode) ? ((uint64_t)sb.st_size & ~(uint64_t)511) : UINT64_MAX;
     s->id = engine.nsegs + 1;
@@ -140,8 +140,7 @@ rvm_return_t seg_load_dict(const struct log *lg, const struct buf *dict, uint32_
         const char *path = dict->p + pos + 8 + idlen;
         if (id != k + 1 || plen == 0 || pos + 8 + idlen + plen > dict->len ||
             path[plen - 1] != '\0')
-            return err_set(RVM_ELOG, "log %s: segment dictionary entry %u is damaged",
-                           lg->path, k);
+            return err_set(RVM_ELOG, "log %s: segment dictionary entry %u is damaged", lg->path, k);
         struct seg *s = calloc(1, sizeof(*s));
         if (s == NULL || (s->path = dict_path_resolve(lg->dir, path)) == NULL) {
             free(s);
@@ -304,16 +303,18 @@ static rvm_return_t region_unfile(struct region *g)
 {
     void *tmp = mmap(NULL, g->vmlen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (tmp == MAP_FAILED)
-        return err_set(RVM_ENO_MEMORY, "cannot allocate %llu bytes to copy the region at %p "
-                       "out of segment %s", (unsigned long long)g->vmlen, (void *)g->vmaddr,
-                       g->seg->path);
+        return err_set(RVM_ENO_MEMORY,
+                       "cannot allocate %llu bytes to copy the region at %p "
+                       "out of segment %s",
+                       (unsigned long long)g->vmlen, (void *)g->vmaddr, g->seg->path);
     memcpy(tmp, g->vmaddr, g->vmlen);
-    if (mremap(tmp, g->vmlen, g->vmlen, MREMAP_MAYMOVE | MREMAP_FIXED, g->vmaddr) ==
-        MAP_FAILED) {
+    if (mremap(tmp, g->vmlen, g->vmlen, MREMAP_MAYMOVE | MREMAP_FIXED, g->vmaddr) == MAP_FAILED) {
         int e = errno;
         munmap(tmp, g->vmlen);
-        return err_set(RVM_ENO_MEMORY, "cannot move the copy of the region at %p (segment "
-                       "%s) into place: %s", (void *)g->vmaddr, g->seg->path, strerror(e));
+        return err_set(RVM_ENO_MEMORY,
+                       "cannot move the copy of the region at %p (segment "
+                       "%s) into place: %s",
+                       (void *)g->vmaddr, g->seg->path, strerror(e));
     }
     g->priv = g->lazy = 0;
     return RVM_SUCCESS;
@@ -357,8 +358,8 @@ static rvm_return_t map_locked(rvm_region_t *region)
     uint64_t pg = rvm_page_size();
     uint64_t off = region->offset.low & ~(pg - 1);
     if (off >= devsize)
-        return err_set(RVM_EOFFSET, "segment %s: offset %lu is beyond its usable size %llu",
-                       dev, region->offset.low, (unsigned long long)devsize);
+        return err_set(RVM_EOFFSET, "segment %s: offset %lu is beyond its usable size %llu", dev,
+                       region->offset.low, (unsigned long long)devsize);
     uint64_t end = region->offset.low + region->length;
     end = (end + pg - 1) & ~(pg - 1);
     if (region->length == 0 || end > devsize || end < off)
@@ -369,9 +370,10 @@ static rvm_return_t map_locked(rvm_region_t *region)
         if ((uintptr_t)vm & (pg - 1))
             return err_set(RVM_ERANGE, "rvm_map: vmaddr %p is not page aligned", (void *)vm);
         if (!map_vm_ok(vm, vmlen))
-            return err_set(RVM_ERANGE, "rvm_map: [%p, +%llu) is not allocated memory of this "
-                           "process; pass NULL to let rvm_map allocate", (void *)vm,
-                           (unsigned long long)vmlen);
+            return err_set(RVM_ERANGE,
+                           "rvm_map: [%p, +%llu) is not allocated memory of this "
+                           "process; pass NULL to let rvm_map allocate",
+                           (void *)vm, (unsigned long long)vmlen);
         if (region_find_overlap(vm, vmlen) != NULL)
             return err_set(RVM_EVM_OVERLAP, "rvm_map: [%p, +%llu) overlaps a mapped region",
                            (void *)vm, (unsigned long long)vmlen);
@@ -379,9 +381,10 @@ static rvm_return_t map_locked(rvm_region_t *region)
     for (size_t i = 0; i < engine.nregions; i++) {
         struct region *g = engine.regions[i];
         if (g->seg == s && off < g->off + g->len && g->off < off + len)
-            return err_set(RVM_EOVERLAP, "rvm_map: bytes [%llu, %llu) of segment %s are "
-                           "already mapped", (unsigned long long)off,
-                           (unsigned long long)end, dev);
+            return err_set(RVM_EOVERLAP,
+                           "rvm_map: bytes [%llu, %llu) of segment %s are "
+                           "already mapped",
+                           (unsigned long long)off, (unsigned long long)end, dev);
     }
     /* committed updates of this segment still in the log (from an earlier mapping)
      * must reach the file before we read it */
@@ -392,11 +395,13 @@ static rvm_return_t map_locked(rvm_region_t *region)
     int allocated = 0;
     if (vm == NULL && (priv || lazy)) {
         /* one mmap of the file at an address the kernel picks: nothing is read now */
-        vm = sysio.mmap(NULL, vmlen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE,
-                        s->fd, (off_t)off);
+        vm = sysio.mmap(NULL, vmlen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, s->fd,
+                        (off_t)off);
         if (vm == MAP_FAILED)
-            return err_set(RVM_EIO, "rvm_map: mmap(MAP_PRIVATE) of %llu bytes of segment %s "
-                           "failed: %s", (unsigned long long)vmlen, dev, strerror(errno));
+            return err_set(RVM_EIO,
+                           "rvm_map: mmap(MAP_PRIVATE) of %llu bytes of segment %s "
+                           "failed: %s",
+                           (unsigned long long)vmlen, dev, strerror(errno));
         allocated = 1;
         priv = 1;
     } else if (vm == NULL) {
@@ -425,21 +430,29 @@ static rvm_return_t map_locked(rvm_region_t *region)
         }
     }
     struct region *g = calloc(1, sizeof(*g));
-    if (g == NULL || (engine.nregions == engine.regcap &&
-                      !(engine.regions = realloc(engine.regions,
-                                            (engine.regcap = engine.regcap ? engine.regcap * 2 : 16) *
-                                                sizeof(*engine.regions))))) {
+    if (g == NULL ||
+        (engine.nregions == engine.regcap &&
+         !(engine.regions =
+               realloc(engine.regions, (engine.regcap = engine.regcap ? engine.regcap * 2 : 16) *
+                                           sizeof(*engine.regions))))) {
         free(g);
         rc = err_set(RVM_ENO_MEMORY, "rvm_map: out of memory");
         goto fail;
     }
-    *g = (struct region){ .seg = s, .vmaddr = vm, .len = len, .vmlen = vmlen, .off = off,
-                          .allocated = allocated, .priv = priv, .lazy = lazy,
-                          .copied = priv || !region->no_copy };
+    *g = (struct region){.seg = s,
+                         .vmaddr = vm,
+                         .len = len,
+                         .vmlen = vmlen,
+                         .off = off,
+                         .allocated = allocated,
+                         .priv = priv,
+                         .lazy = lazy,
+                         .copied = priv || !region->no_copy};
     size_t at = 0;
     while (at < engine.nregions && engine.regions[at]->vmaddr < vm)
         at++;
-    memmove(engine.regions + at + 1, engine.regions + at, (engine.nregions - at) * sizeof(*engine.regions));
+    memmove(engine.regions + at + 1, engine.regions + at,
+            (engine.nregions - at) * sizeof(*engine.regions));
     engine.regions[at] = g;
     engine.nregions++;
     s->nmapped++;
@@ -475,7 +488,7 @@ rvm_return_t rvm_map(rvm_region_t *region, rvm_options_t *options)
         return RVM_ENAME_TOO_LONG;
     if (engine.log == NULL)
         return err_set(RVM_ELOG, "rvm_map: no log; set options->log_dev in rvm_initialize "
-                       "or rvm_set_options");
+                                 "or rvm_set_options");
     if (__atomic_load_n(&engine.sticky, __ATOMIC_ACQUIRE))
         return RVM_EIO;
     rvm_region_t save = *region;
@@ -513,8 +526,7 @@ rvm_return_t rvm_unmap(rvm_region_t *region)
         goto out;
     }
     struct region *g = engine.regions[at];
-    if (g->len != region->length &&
-        RVM_ROUND_LENGTH_UP_TO_PAGE_SIZE(region->length) != g->vmlen) {
+    if (g->len != region->length && RVM_ROUND_LENGTH_UP_TO_PAGE_SIZE(region->length) != g->vmlen) {
         rc = err_set(RVM_ERANGE, "rvm_unmap: length %lu differs from the mapped %llu",
                      region->length, (unsigned long long)g->len);
         goto out;
@@ -537,7 +549,8 @@ rvm_return_t rvm_unmap(rvm_region_t *region)
     }
     if (g->lazy && (rc = region_unfile(g)) != RVM_SUCCESS)
         goto out;
-    memmove(engine.regions + at, engine.regions + at + 1, (engine.nregions - at - 1) * sizeof(*engine.regions));
+    memmove(engine.regions + at, engine.regions + at + 1,
+            (engine.nregions - at - 1) * sizeof(*engine.regions));
     engine.nregions--;
     g->seg->nmapped--;
     __atomic_add_fetch(&engine.map_gen, 1, __ATOMIC_RELEASE);

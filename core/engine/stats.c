@@ -108,36 +108,42 @@ rvm_return_t rvm_print_statistics(rvm_statistics_t *s, FILE *out)
         out = stdout;
     fprintf(out, "RVM statistics (%s)\n", RVM_STATISTICS_VERSION);
     fprintf(out, "  current epoch:\n");
-    fprintf(out, "    transactions: flush commits %lu, no_flush commits %lu, aborts %lu, "
-            "uncommitted %lu, queued no_flush %lu (%llu bytes)\n", s->n_flush_commit,
-            s->n_no_flush_commit, s->n_abort, s->n_uncommit, s->n_no_flush,
+    fprintf(out,
+            "    transactions: flush commits %lu, no_flush commits %lu, aborts %lu, "
+            "uncommitted %lu, queued no_flush %lu (%llu bytes)\n",
+            s->n_flush_commit, s->n_no_flush_commit, s->n_abort, s->n_uncommit, s->n_no_flush,
             stats_off(s->no_flush_length));
-    fprintf(out, "    log: writes %lu, rvm_flush calls %lu, split %lu, special %lu, wrapped "
-            "%lu, fill %lu%%, bytes written %llu, truncation waits %lu\n", s->n_flush,
-            s->n_rvm_flush, s->n_split, s->n_special, s->n_wrap, s->log_dev_cur,
+    fprintf(out,
+            "    log: writes %lu, rvm_flush calls %lu, split %lu, special %lu, wrapped "
+            "%lu, fill %lu%%, bytes written %llu, truncation waits %lu\n",
+            s->n_flush, s->n_rvm_flush, s->n_split, s->n_special, s->n_wrap, s->log_dev_cur,
             stats_off(s->log_written), s->n_truncation_wait);
-    fprintf(out, "    coalescing: ranges eliminated %lu (%llu bytes), across transactions "
-            "%lu ranges (%llu bytes), transactions coalesced %lu\n", s->n_range_elim,
-            stats_off(s->range_overlap), s->n_trans_elim, stats_off(s->trans_overlap),
-            s->n_trans_coalesced);
+    fprintf(out,
+            "    coalescing: ranges eliminated %lu (%llu bytes), across transactions "
+            "%lu ranges (%llu bytes), transactions coalesced %lu\n",
+            s->n_range_elim, stats_off(s->range_overlap), s->n_trans_elim,
+            stats_off(s->trans_overlap), s->n_trans_coalesced);
     fprintf(out, "    last flush %lu ms, last truncation %lu ms\n", s->last_flush_time,
             s->last_truncation_time);
     fprintf(out, "  since initialization:\n");
     fprintf(out, "    transactions: flush %lu, no_flush %lu, aborts %lu\n", s->tot_flush_commit,
             s->tot_no_flush_commit, s->tot_abort);
-    fprintf(out, "    log: writes %lu, rvm_flush %lu, split %lu, special %lu, wraps %lu, max "
-            "fill %lu%%, bytes written %llu, sync time %ld.%06ld s\n", s->tot_flush,
-            s->tot_rvm_flush, s->tot_split, s->tot_special, s->tot_wrap, s->log_dev_max,
-            stats_off(s->tot_log_written), (long)s->tot_flush_time.tv_sec,
+    fprintf(out,
+            "    log: writes %lu, rvm_flush %lu, split %lu, special %lu, wraps %lu, max "
+            "fill %lu%%, bytes written %llu, sync time %ld.%06ld s\n",
+            s->tot_flush, s->tot_rvm_flush, s->tot_split, s->tot_special, s->tot_wrap,
+            s->log_dev_max, stats_off(s->tot_log_written), (long)s->tot_flush_time.tv_sec,
             (long)s->tot_flush_time.tv_usec);
-    fprintf(out, "    coalescing: ranges %lu (%llu bytes), across transactions %lu (%llu "
-            "bytes), transactions coalesced %lu\n", s->tot_range_elim,
-            stats_off(s->tot_range_overlap), s->tot_trans_elim,
+    fprintf(out,
+            "    coalescing: ranges %lu (%llu bytes), across transactions %lu (%llu "
+            "bytes), transactions coalesced %lu\n",
+            s->tot_range_elim, stats_off(s->tot_range_overlap), s->tot_trans_elim,
             stats_off(s->tot_trans_overlap), s->tot_trans_coalesced);
-    fprintf(out, "    truncation: rvm_truncate %lu, incremental %lu, by waiting committers "
-            "%lu, waits %lu, recoveries %lu, time %ld.%06ld s\n", s->tot_rvm_truncate,
-            s->tot_async_truncation, s->tot_sync_truncation, s->tot_truncation_wait,
-            s->tot_recovery, (long)s->tot_truncation_time.tv_sec,
+    fprintf(out,
+            "    truncation: rvm_truncate %lu, incremental %lu, by waiting committers "
+            "%lu, waits %lu, recoveries %lu, time %ld.%06ld s\n",
+            s->tot_rvm_truncate, s->tot_async_truncation, s->tot_sync_truncation,
+            s->tot_truncation_wait, s->tot_recovery, (long)s->tot_truncation_time.tv_sec,
             (long)s->tot_truncation_time.tv_usec);
     fprintf(out, "    range lengths (<=0,4,8,16,...,4096,more):");
     for (int i = 0; i < range_lengths_len; i++)

@@ -64,17 +64,17 @@ rvm_return_t trunc_step(struct log *lg, uint64_t limit, int *progress)
     rvm_return_t rc = RVM_SUCCESS;
     int recovered = lg->recovered_seq >= seq;
     if (recovered)
-        trunc_recovered_span(lg, seq, &res);  /* applied already: only the barrier is left */
+        trunc_recovered_span(lg, seq, &res); /* applied already: only the barrier is left */
     else
         rc = apply_log(lg, off, seq, max, limit, &res);
     /* an apply that stopped before max and before its limit found no valid record there */
     if (rc == RVM_SUCCESS && !recovered && res.next_seq <= max && res.consumed < limit)
-        rc = err_io(EIO, "log %s: record %llu at area offset %llu is unreadable although it "
+        rc = err_io(EIO,
+                    "log %s: record %llu at area offset %llu is unreadable although it "
                     "was made durable; the log file was damaged underneath lrvm",
-                    lg->path, (unsigned long long)res.next_seq,
-                    (unsigned long long)res.end_off);
+                    lg->path, (unsigned long long)res.next_seq, (unsigned long long)res.end_off);
     if (rc == RVM_SUCCESS)
-        rc = apply_sync_segments();           /* barrier: segments before head */
+        rc = apply_sync_segments(); /* barrier: segments before head */
     if (rc == RVM_SUCCESS && res.nrec > 0) {
         pthread_mutex_lock(&lg->status_mu);
         rc = log_status_write(lg, res.end_off, res.next_seq);
@@ -92,7 +92,7 @@ rvm_return_t trunc_step(struct log *lg, uint64_t limit, int *progress)
         engine.st.tot_truncation_time.tv_usec += (long)dt;
         engine.st.tot_truncation_time.tv_sec += engine.st.tot_truncation_time.tv_usec / 1000000;
         engine.st.tot_truncation_time.tv_usec %= 1000000;
-        static const rvm_length_t dist[] = { truncation_times_dist };
+        static const rvm_length_t dist[] = {truncation_times_dist};
         stats_hist(engine.st.tot_truncation_times, truncation_times_len, dist, dt / 1000000);
         engine.st.log_dev_cur = lg->used * 100 / lg->area_len;
         stats_end_epoch(&engine.st);
@@ -123,7 +123,7 @@ rvm_return_t trunc_all(struct log *lg)
 static void *trunc_main(void *arg)
 {
     struct log *lg = arg;
-    engine_thread_enter();          /* never writes application memory: safepoints skip it */
+    engine_thread_enter(); /* never writes application memory: safepoints skip it */
     pthread_mutex_lock(&lg->mu);
     int active = 0;
     while (!lg->trunc_stop) {
@@ -147,7 +147,7 @@ static void *trunc_main(void *arg)
             engine.st.tot_async_truncation++;
         pthread_cond_broadcast(&lg->space_cv);
         if (rc != RVM_SUCCESS)
-            break;                  /* sticky error: committers see it and stop */
+            break; /* sticky error: committers see it and stop */
         if (!progress) {
             /* nothing durable to apply yet (a leader is between write and sync) */
             struct timespec ts;
@@ -164,7 +164,7 @@ static void *trunc_main(void *arg)
     lg->trunc_running = 0;
     pthread_cond_broadcast(&lg->space_cv);
     pthread_mutex_unlock(&lg->mu);
-    engine_thread_exit();           /* our tid may be reused after we exit */
+    engine_thread_exit(); /* our tid may be reused after we exit */
     return NULL;
 }
 
@@ -235,18 +235,22 @@ static rvm_return_t recover_check_end(struct log *lg, const struct log_status *s
                                       const struct apply_res *res)
 {
     if (st->version < LOG_FORMAT_VERSION)
-        return RVM_SUCCESS;   /* format 2: no markers, no frontiers, nothing to prove */
+        return RVM_SUCCESS; /* format 2: no markers, no frontiers, nothing to prove */
     struct log_epoch ep[LOG_MAX_EPOCHS];
     memcpy(ep, lg->epochs, sizeof(ep));
-    struct logrd rd = { .fd = lg->fd, .path = lg->path, .area_off = lg->area_off,
-                        .area_len = lg->area_len, .epochs = ep, .nepochs = lg->nepochs,
-                        .chunk = 64u << 10 };
+    struct logrd rd = {.fd = lg->fd,
+                       .path = lg->path,
+                       .area_off = lg->area_off,
+                       .area_len = lg->area_len,
+                       .epochs = ep,
+                       .nepochs = lg->nepochs,
+                       .chunk = 64u << 10};
     struct log_end e;
     int r = log_end_find(&rd, res->end_off, res->next_seq, st->head_off, &e);
     buf_free(&rd.b);
     if (r < 0)
-        return err_io(-r, "log %s: read failed while checking the end of the log: %s",
-                      lg->path, strerror(-r));
+        return err_io(-r, "log %s: read failed while checking the end of the log: %s", lg->path,
+                      strerror(-r));
     if (e.kind != LOG_END_DAMAGED)
         return RVM_SUCCESS;
     if (!engine.salvage)
@@ -280,7 +284,7 @@ static rvm_return_t recover_mark_end(struct log *lg, const struct apply_res *res
 rvm_return_t recover(struct log *lg)
 {
     struct log_status st;
-    struct buf dict = { 0 };
+    struct buf dict = {0};
     rvm_return_t rc = log_status_read(lg->fd, lg->path, &st, &dict);
     if (rc == RVM_SUCCESS)
         rc = seg_load_dict(lg, &dict, st.nsegs, st.version);
@@ -297,7 +301,7 @@ rvm_return_t recover(struct log *lg)
      * the new epoch replaces it instead of taking another slot */
     int reuse = lg->epochs[lg->nepochs - 1].seq == res.next_seq;
     int full = res.nrec > 0 && !reuse && lg->nepochs >= LOG_MAX_EPOCHS;
-    if (full && (rc = apply_sync_segments()) != RVM_SUCCESS)   /* barrier before head */
+    if (full && (rc = apply_sync_segments()) != RVM_SUCCESS) /* barrier before head */
         return rc;
     uint64_t salt = log_new_salt(lg->salt);
     uint64_t head = res.nrec > 0 && !full ? st.head_off : res.end_off;
@@ -306,7 +310,7 @@ rvm_return_t recover(struct log *lg)
     pthread_mutex_lock(&lg->status_mu);
     if (res.nrec == 0 || full) {
         /* nothing live (or all of it synced): one fresh epoch, head at the chain end */
-        lg->epochs[0] = (struct log_epoch){ res.next_seq, salt };
+        lg->epochs[0] = (struct log_epoch){res.next_seq, salt};
         lg->nepochs = 1;
         lg->salt = salt;
         rc = log_status_write(lg, res.end_off, res.next_seq);
@@ -316,7 +320,7 @@ rvm_return_t recover(struct log *lg)
     } else {
         if (!reuse)
             lg->nepochs++;
-        lg->epochs[lg->nepochs - 1] = (struct log_epoch){ res.next_seq, salt };
+        lg->epochs[lg->nepochs - 1] = (struct log_epoch){res.next_seq, salt};
         lg->salt = salt;
         rc = log_status_write(lg, st.head_off, st.head_seq);
         lg->head_off = st.head_off;

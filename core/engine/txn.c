@@ -37,7 +37,7 @@ rvm_return_t rvm_begin_transaction(rvm_tid_t *tid, rvm_mode_t mode)
         return RVM_EMODE;
     if (txn_get(tid) != NULL)
         return err_set(RVM_ETID, "rvm_begin_transaction: this tid is already begun; end or "
-                       "abort it first");
+                                 "abort it first");
     pthread_mutex_lock(&engine.mu);
     struct txn *t = engine.free_txns;
     if (t != NULL)
@@ -152,8 +152,7 @@ rvm_return_t rvm_set_range(rvm_tid_t *tid, void *dest, rvm_length_t length)
 }
 
 /* rvm_modify_bytes -- set_range then copy src into dest (memmove: overlap-safe) */
-rvm_return_t rvm_modify_bytes(rvm_tid_t *tid, void *dest, const void *src,
-                              rvm_length_t length)
+rvm_return_t rvm_modify_bytes(rvm_tid_t *tid, void *dest, const void *src, rvm_length_t length)
 {
     if (src == NULL && length > 0)
         return RVM_ESRC;
@@ -172,7 +171,7 @@ rvm_return_t rvm_abort_transaction(rvm_tid_t *tid)
     if (t == NULL)
         return RVM_ETID;
     if (t->restore)
-        for (size_t i = t->n; i-- > 0;)    /* reverse order: the oldest value wins */
+        for (size_t i = t->n; i-- > 0;) /* reverse order: the oldest value wins */
             memcpy((char *)t->r[i].src, t->old.p + t->r[i].oldpos, t->r[i].len);
     txn_release(t);
     /* counters are guarded by the log's lock, which truncation holds when it ends an epoch */
@@ -248,7 +247,7 @@ static size_t txn_coalesce(struct txn *t, struct range **out, size_t *cap)
     }
     for (size_t i = 0; i < m; i++)
         r[i].src = r[i].rg->vmaddr + (r[i].off - r[i].rg->off);
-    t->elim = elim;                 /* counted under lg->mu at commit */
+    t->elim = elim; /* counted under lg->mu at commit */
     t->saved = saved;
     return m;
 }
@@ -274,7 +273,8 @@ rvm_return_t txn_commit_ranges(struct range *r, size_t n, rvm_mode_t mode, uint3
      * was. A record travels as one piece: the format caps it at 4 GiB. */
     if (size > UINT32_MAX) {
         pthread_mutex_unlock(&lg->mu);
-        return err_set(RVM_ETOO_BIG, "transaction of %zu ranges needs a %llu-byte log record, "
+        return err_set(RVM_ETOO_BIG,
+                       "transaction of %zu ranges needs a %llu-byte log record, "
                        "and a record holds at most 4 GiB (log %s); commit in smaller pieces",
                        n, (unsigned long long)size, lg->path);
     }
@@ -287,7 +287,7 @@ rvm_return_t txn_commit_ranges(struct range *r, size_t n, rvm_mode_t mode, uint3
     }
     engine.st.n_range_elim += elim;
     engine.st.range_overlap = rvm_add_length_to_offset(&engine.st.range_overlap, saved);
-    static const rvm_length_t dist[] = { range_lengths_dist };
+    static const rvm_length_t dist[] = {range_lengths_dist};
     for (size_t i = 0; i < n && i < 64; i++) {
         stats_hist(engine.st.range_lengths, range_lengths_len, dist, r[i].len);
     }
@@ -344,14 +344,14 @@ rvm_return_t rvm_end_transaction(rvm_tid_t *tid, rvm_mode_t mode)
         r = tls_cr;
     }
     if (n == 0 && rvm_optimizations && mode == no_flush) {
-        txn_release(t);                      /* nothing to log: discarded */
+        txn_release(t); /* nothing to log: discarded */
         return RVM_SUCCESS;
     }
     rvm_return_t rc = txn_commit_ranges(r, n, mode, 1, t->elim, t->saved);
     if (rc != RVM_SUCCESS)
-        return rc;                           /* the tid stays valid */
+        return rc; /* the tid stays valid */
     const struct engine_observer *obs = engine_observer();
-    if (obs != NULL)                        /* tracked regions: not logged twice */
+    if (obs != NULL) /* tracked regions: not logged twice */
         for (size_t i = 0; i < n; i++)
             obs->committed_range(r[i].rg->vmaddr + (r[i].off - r[i].rg->off), r[i].len);
     txn_release(t);
@@ -377,9 +377,12 @@ rvm_return_t txn_commit_vector(const struct txn_vec *v, size_t n, rvm_mode_t mod
             free(r);
             return RVM_ENOT_MAPPED;
         }
-        r[i] = (struct range){ .rg = g, .seg = g->seg,
-                               .off = g->off + (uint64_t)((char *)v[i].dest - g->vmaddr),
-                               .len = v[i].len, .src = v[i].src, .oldpos = 0 };
+        r[i] = (struct range){.rg = g,
+                              .seg = g->seg,
+                              .off = g->off + (uint64_t)((char *)v[i].dest - g->vmaddr),
+                              .len = v[i].len,
+                              .src = v[i].src,
+                              .oldpos = 0};
     }
     pthread_mutex_unlock(&engine.mu);
     rvm_return_t rc = txn_commit_ranges(r, n, mode, 1, 0, 0);

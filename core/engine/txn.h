@@ -28,8 +28,8 @@ struct txn_vec {
     size_t len;
 };
 
-__attribute__((visibility("hidden")))
-rvm_return_t txn_commit_vector(const struct txn_vec *v, size_t n, rvm_mode_t mode);
+__attribute__((visibility("hidden"))) rvm_return_t txn_commit_vector(const struct txn_vec *v,
+                                                                     size_t n, rvm_mode_t mode);
 
 /*
  * txn_commit_stream(get, arg, n) commits n entries as ONE transaction, like
@@ -44,18 +44,16 @@ rvm_return_t txn_commit_vector(const struct txn_vec *v, size_t n, rvm_mode_t mod
  * stream_settle). Returns what txn_commit_vector returns; an I/O failure is sticky.
  */
 typedef void (*txn_vec_fn)(void *arg, size_t i, struct txn_vec *v);
-__attribute__((visibility("hidden")))
-rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n);
+__attribute__((visibility("hidden"))) rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg,
+                                                                     size_t n);
 /* txn_stream_ready -- 1 if txn_commit_stream can run now with every other thread parked
  * without waiting for one of them (log_stream.c says what is checked), else 0 */
-__attribute__((visibility("hidden")))
-int txn_stream_ready(void);
+__attribute__((visibility("hidden"))) int txn_stream_ready(void);
 /* txn_stream_fits -- 1 if a record of size bytes can be placed in the log now, without
  * waiting for truncation to free space (growing the log if need be). A yes also tells the
  * calling thread's NEXT txn_commit_stream that the other threads are parked: it then never
  * waits for truncation (it grows the log instead) and only tries trunc_mu. Call it right
  * before that commit, with the threads still parked. */
-__attribute__((visibility("hidden")))
-int txn_stream_fits(uint64_t size);
+__attribute__((visibility("hidden"))) int txn_stream_fits(uint64_t size);
 
 #endif /* LRVM_CORE_TXN_H */

@@ -60,9 +60,9 @@
 #define HEAP_PAGE ((size_t)1 << HEAP_PAGE_SHIFT)
 #define HEAP_CHUNK_SHIFT 22
 #define HEAP_CHUNK ((size_t)1 << HEAP_CHUNK_SHIFT)
-#define HEAP_CHUNK_PAGES (HEAP_CHUNK / HEAP_PAGE)          /* 1024 */
-#define HEAP_GRANULE 16                                     /* min block size and alignment */
-#define HEAP_BITS_PER_PAGE (HEAP_PAGE / HEAP_GRANULE)      /* 256 */
+#define HEAP_CHUNK_PAGES (HEAP_CHUNK / HEAP_PAGE)     /* 1024 */
+#define HEAP_GRANULE 16                               /* min block size and alignment */
+#define HEAP_BITS_PER_PAGE (HEAP_PAGE / HEAP_GRANULE) /* 256 */
 #define HEAP_PDESC_OFF 0
 #define HEAP_META_PAGES 16u
 #define HEAP_DATA_PAGES (HEAP_CHUNK_PAGES - HEAP_META_PAGES) /* 1008 */
@@ -72,62 +72,62 @@
 
 /* struct heap_header -- page 0 of chunk 0. `checksum` covers magic..chunk_size (immutable). */
 struct heap_header {
-  char magic[8];          /* "LRVMHEAP" */
-  uint32_t version;       /* HEAP_FORMAT_VERSION */
-  uint32_t page_size;     /* 4096 */
-  uint32_t chunk_size;    /* 4 MiB */
-  uint32_t header_size;   /* sizeof(struct heap_header) */
-  uint64_t base;          /* address the heap was created at */
-  uint64_t reserve;       /* bytes of address space reserved */
-  uint64_t checksum;      /* FNV-1a 64 of the fields above */
-  uint64_t size;          /* backed bytes: whole chunks */
-  uint64_t root;          /* the program's root pointer (in the heap, or 0) */
-  uint64_t nchunks;       /* chunks below size (= size / 4 MiB) */
+    char magic[8];        /* "LRVMHEAP" */
+    uint32_t version;     /* HEAP_FORMAT_VERSION */
+    uint32_t page_size;   /* 4096 */
+    uint32_t chunk_size;  /* 4 MiB */
+    uint32_t header_size; /* sizeof(struct heap_header) */
+    uint64_t base;        /* address the heap was created at */
+    uint64_t reserve;     /* bytes of address space reserved */
+    uint64_t checksum;    /* FNV-1a 64 of the fields above */
+    uint64_t size;        /* backed bytes: whole chunks */
+    uint64_t root;        /* the program's root pointer (in the heap, or 0) */
+    uint64_t nchunks;     /* chunks below size (= size / 4 MiB) */
 };
 
 enum heap_chunk_kind {
-  CK_UNUSED = 0,
-  CK_HEADER = 1,
-  CK_NORMAL = 2,
-  CK_FREE = 3,
-  CK_HUGE = 4,
-  CK_HUGE_TAIL = 5,
+    CK_UNUSED = 0,
+    CK_HEADER = 1,
+    CK_NORMAL = 2,
+    CK_FREE = 3,
+    CK_HUGE = 4,
+    CK_HUGE_TAIL = 5,
 };
-#define CKF_ZERO 0x100u    /* FREE chunk: contents known zero */
-#define CKF_PUNCH 0x200u   /* FREE chunk: file blocks may be punched */
-#define CK_KIND(k) ((k) & 0xffu)
+#define CKF_ZERO 0x100u  /* FREE chunk: contents known zero */
+#define CKF_PUNCH 0x200u /* FREE chunk: file blocks may be punched */
+#define CK_KIND(k) ((k)&0xffu)
 
 /* struct heap_chunk_ent -- chunk table entry. n: HUGE: chunks in the block; HUGE_TAIL:
  * distance back to the head. */
 struct heap_chunk_ent {
-  uint32_t kind;
-  uint32_t n;
+    uint32_t kind;
+    uint32_t n;
 };
 
 enum heap_pdesc_kind {
-  PD_NONE = 0,
-  PD_META = 1,
-  PD_FREE = 2,
-  PD_FREE_TAIL = 3,
-  PD_RUN = 4,
-  PD_LARGE = 5,
-  PD_INTERIOR = 6,
+    PD_NONE = 0,
+    PD_META = 1,
+    PD_FREE = 2,
+    PD_FREE_TAIL = 3,
+    PD_RUN = 4,
+    PD_LARGE = 5,
+    PD_INTERIOR = 6,
 };
 #define PDF_ZERO 1u
 #define PDF_CLEAN 2u
 #define PDF_PUNCH 4u
-#define HEAP_META_CANARY 0x4d455441u  /* "META" in pdesc[0].aux: overflow into metadata shows */
+#define HEAP_META_CANARY 0x4d455441u /* "META" in pdesc[0].aux: overflow into metadata shows */
 
 /* struct heap_pdesc -- the record of one page of a NORMAL chunk (one cache line). */
 struct heap_pdesc {
-  uint8_t kind;
-  uint8_t flags;
-  uint16_t cls;      /* RUN and its INTERIOR pages: size class */
-  uint32_t npages;   /* span heads (and FREE_TAIL): pages in the span */
-  uint32_t back;     /* INTERIOR, FREE_TAIL: pages back to the head */
-  uint32_t aux;      /* META page 0: canary; INTERIOR: the head's kind; otherwise 0 */
-  uint64_t bits[HEAP_BITS_PER_PAGE / 64];  /* allocation bits of this page's granules */
-  uint64_t reserved[2];
+    uint8_t kind;
+    uint8_t flags;
+    uint16_t cls;    /* RUN and its INTERIOR pages: size class */
+    uint32_t npages; /* span heads (and FREE_TAIL): pages in the span */
+    uint32_t back;   /* INTERIOR, FREE_TAIL: pages back to the head */
+    uint32_t aux;    /* META page 0: canary; INTERIOR: the head's kind; otherwise 0 */
+    uint64_t bits[HEAP_BITS_PER_PAGE / 64]; /* allocation bits of this page's granules */
+    uint64_t reserved[2];
 };
 
 _Static_assert(sizeof(struct heap_pdesc) == 64, "a page record is one cache line");

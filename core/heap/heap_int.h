@@ -17,7 +17,7 @@
 #define HEAP_SMALL_MAX ((size_t)64 << 10)
 #define HEAP_NCLASS (32 + 7 * 8)
 #define HEAP_NIL UINT32_MAX
-#define HEAP_PUNCH_MIN_PAGES 16u   /* punch only free ranges >= 64 KiB */
+#define HEAP_PUNCH_MIN_PAGES 16u               /* punch only free ranges >= 64 KiB */
 #define HEAP_PURGE_EAGER_PAGES HEAP_DATA_PAGES /* release a chunk that became all free at once */
 /* Purging (releasing free pages to the kernel) decays: free pages idle for HEAP_DECAY_MS are
  * released once more than max(MIN, active/SOFT) are resident; above max(MIN, active/HARD)
@@ -27,83 +27,83 @@
 #define HEAP_PURGE_HARD 12u
 #define HEAP_DECAY_MS 1000u
 #define HEAP_PURGE_SCAN_MS 50u
-#define HEAP_NARENAS 4u             /* run arenas: threads refill from different runs */
+#define HEAP_NARENAS 4u /* run arenas: threads refill from different runs */
 
 struct heap_class {
-  uint32_t size;
-  uint32_t npages;
-  uint32_t nblocks;
-  uint32_t cap;      /* thread-cache capacity */
-  uint64_t recip;    /* ceil(2^40 / size): offset -> block index without a divide */
+    uint32_t size;
+    uint32_t npages;
+    uint32_t nblocks;
+    uint32_t cap;   /* thread-cache capacity */
+    uint64_t recip; /* ceil(2^40 / size): offset -> block index without a divide */
 };
 
 /* struct heap_vpage -- volatile per-page state (indexed by page number from base). */
 struct heap_vpage {
-  uint32_t next, prev;  /* span bin list (free heads) or class run list (run heads) */
-  uint32_t nfree;       /* run head: available blocks; free head: dirty (resident) pages */
-  uint16_t inlist;      /* 1 if linked */
-  uint16_t arena;       /* run head: the arena whose lists and available bits own it */
-  uint32_t stamp;       /* free head: when it last got dirty pages (ms, coarse clock) */
+    uint32_t next, prev; /* span bin list (free heads) or class run list (run heads) */
+    uint32_t nfree;      /* run head: available blocks; free head: dirty (resident) pages */
+    uint16_t inlist;     /* 1 if linked */
+    uint16_t arena;      /* run head: the arena whose lists and available bits own it */
+    uint32_t stamp;      /* free head: when it last got dirty pages (ms, coarse clock) */
 };
 
 /* Thread cache entry: the block and its granule index in its chunk (its allocation bit). */
 struct heap_tentry {
-  void *p;
-  uint64_t bit;
+    void *p;
+    uint64_t bit;
 };
 
 struct heap_tbin {
-  uint32_t n, cap;
-  struct heap_tentry *e;
+    uint32_t n, cap;
+    struct heap_tentry *e;
 };
 
 struct heap_tcache {
-  struct heap *h;
-  struct heap_tcache *next, *prev;  /* h->tcaches, under h->lock */
-  pthread_t owner;
-  unsigned arena;
-  int64_t allocated;                /* usable bytes malloc'ed minus freed through this cache */
-  int64_t nallocated;
-  size_t mapsize;
-  struct heap_tbin bins[HEAP_NCLASS];
+    struct heap *h;
+    struct heap_tcache *next, *prev; /* h->tcaches, under h->lock */
+    pthread_t owner;
+    unsigned arena;
+    int64_t allocated; /* usable bytes malloc'ed minus freed through this cache */
+    int64_t nallocated;
+    size_t mapsize;
+    struct heap_tbin bins[HEAP_NCLASS];
 };
 
 struct heap {
-  uint64_t id;                      /* unique per open in this process (tcache binding) */
-  unsigned exit_flushes;            /* exiting threads flushing their cache of this heap now
+    uint64_t id;           /* unique per open in this process (tcache binding) */
+    unsigned exit_flushes; /* exiting threads flushing their cache of this heap now
                                      * (heap_alloc.c: tls_destructor; under its registry lock) */
-  char *base;
-  size_t reserve;
-  struct heap_backing b;
-  struct heap_opts o;
-  struct heap_header *hdr;
-  struct heap_chunk_ent *ct;
-  pthread_mutex_t lock;              /* the page lock: chunks, spans, stats, cache list */
-  /*
+    char *base;
+    size_t reserve;
+    struct heap_backing b;
+    struct heap_opts o;
+    struct heap_header *hdr;
+    struct heap_chunk_ent *ct;
+    pthread_mutex_t lock; /* the page lock: chunks, spans, stats, cache list */
+    /*
    * Arenas: each thread cache refills from the runs of one arena, so two threads do not
    * allocate from the same run (no shared allocation-bit words or cache lines). An
    * arena's lock guards its run lists and the available bits and free counts of its runs.
    * Lock order: arena (one at a time) -> page lock.
    */
-  struct heap_arena {
-    pthread_mutex_t lock;
-    uint32_t runs[HEAP_NCLASS];     /* runs with available blocks */
-    uint32_t nthreads;              /* caches attached (page lock) */
-    char pad[64];
-  } arenas[HEAP_NARENAS];
-  unsigned next_arena;
-  /* volatile state, rebuilt at open; all below under the page lock */
-  struct heap_vpage *vp;
-  uint64_t *avail;                  /* available (free, uncached) bits, same layout as bitmaps */
-  size_t volsize;                   /* bytes mapped for vp + avail */
-  uint32_t bins[HEAP_CHUNK_PAGES + 1];  /* free spans by exact npages */
-  uint64_t binmask[(HEAP_CHUNK_PAGES + 1 + 63) / 64];
-  size_t dirty_pages, clean_pages, active_pages, nchunks_used;
-  int64_t allocated, nallocated;    /* large/huge and flushed caches */
-  size_t purges;
-  uint32_t last_scan;               /* ms of the last decay scan */
-  struct heap_tcache *tcaches;
-  int live;                         /* volatile state built: the checker may compare it */
+    struct heap_arena {
+        pthread_mutex_t lock;
+        uint32_t runs[HEAP_NCLASS]; /* runs with available blocks */
+        uint32_t nthreads;          /* caches attached (page lock) */
+        char pad[64];
+    } arenas[HEAP_NARENAS];
+    unsigned next_arena;
+    /* volatile state, rebuilt at open; all below under the page lock */
+    struct heap_vpage *vp;
+    uint64_t *avail; /* available (free, uncached) bits, same layout as bitmaps */
+    size_t volsize;  /* bytes mapped for vp + avail */
+    uint32_t bins[HEAP_CHUNK_PAGES + 1]; /* free spans by exact npages */
+    uint64_t binmask[(HEAP_CHUNK_PAGES + 1 + 63) / 64];
+    size_t dirty_pages, clean_pages, active_pages, nchunks_used;
+    int64_t allocated, nallocated; /* large/huge and flushed caches */
+    size_t purges;
+    uint32_t last_scan; /* ms of the last decay scan */
+    struct heap_tcache *tcaches;
+    int live; /* volatile state built: the checker may compare it */
 };
 
 extern struct heap_class heap_classes[HEAP_NCLASS];
@@ -112,58 +112,57 @@ extern struct heap_class heap_classes[HEAP_NCLASS];
 
 static inline char *heap_chunk_addr(const struct heap *h, size_t ci)
 {
-  return h->base + (ci << HEAP_CHUNK_SHIFT);
+    return h->base + (ci << HEAP_CHUNK_SHIFT);
 }
 
 static inline struct heap_pdesc *heap_pdesc_of(const struct heap *h, size_t ci)
 {
-  return (struct heap_pdesc *)(heap_chunk_addr(h, ci) + HEAP_PDESC_OFF);
+    return (struct heap_pdesc *)(heap_chunk_addr(h, ci) + HEAP_PDESC_OFF);
 }
 
 /* heap_bit_word -- the allocation bit word of granule g (index from the chunk start) of the
  * chunk at cbase, with its mask */
 static inline uint64_t *heap_bit_word(char *cbase, uint64_t g, uint64_t *mask)
 {
-  struct heap_pdesc *rec = (struct heap_pdesc *)cbase + (g / HEAP_BITS_PER_PAGE);
-  *mask = 1ull << (g & 63);
-  return &rec->bits[(g % HEAP_BITS_PER_PAGE) / 64];
+    struct heap_pdesc *rec = (struct heap_pdesc *)cbase + (g / HEAP_BITS_PER_PAGE);
+    *mask = 1ull << (g & 63);
+    return &rec->bits[(g % HEAP_BITS_PER_PAGE) / 64];
 }
 
 static inline uint64_t *heap_avail_of(const struct heap *h, size_t ci)
 {
-  return h->avail + ci * (HEAP_CHUNK_PAGES * HEAP_BITS_PER_PAGE / 64);
+    return h->avail + ci * (HEAP_CHUNK_PAGES * HEAP_BITS_PER_PAGE / 64);
 }
 
 /* global page number <-> address */
 static inline uint32_t heap_gp(const struct heap *h, const void *p)
 {
-  return (uint32_t)(((const char *)p - h->base) >> HEAP_PAGE_SHIFT);
+    return (uint32_t)(((const char *)p - h->base) >> HEAP_PAGE_SHIFT);
 }
 
 static inline char *heap_gp_addr(const struct heap *h, uint32_t gp)
 {
-  return h->base + ((size_t)gp << HEAP_PAGE_SHIFT);
+    return h->base + ((size_t)gp << HEAP_PAGE_SHIFT);
 }
 
 static inline struct heap_pdesc *heap_gp_pdesc(const struct heap *h, uint32_t gp)
 {
-  return heap_pdesc_of(h, gp / HEAP_CHUNK_PAGES) + gp % HEAP_CHUNK_PAGES;
+    return heap_pdesc_of(h, gp / HEAP_CHUNK_PAGES) + gp % HEAP_CHUNK_PAGES;
 }
 
 /* heap_size_class -- class index of a request of n (1..HEAP_SMALL_MAX) bytes */
 static inline unsigned heap_size_class(size_t n)
 {
-  if (n <= 512)
-    return n == 0 ? 0 : (unsigned)((n - 1) >> 4);
-  size_t m = n - 1;
-  unsigned b = 63u - (unsigned)__builtin_clzll(m);
-  return 32u + (b - 9u) * 8u + (unsigned)((m >> (b - 3u)) - 8u);
+    if (n <= 512)
+        return n == 0 ? 0 : (unsigned)((n - 1) >> 4);
+    size_t m = n - 1;
+    unsigned b = 63u - (unsigned)__builtin_clzll(m);
+    return 32u + (b - 9u) * 8u + (unsigned)((m >> (b - 3u)) - 8u);
 }
 
 /* ---- heap.c ------------------------------------------------------------------------------- */
 uint64_t heap_header_checksum(const struct heap_header *hd);
-void heap_reportf(const struct heap *h, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void heap_reportf(const struct heap *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- heap_page.c: chunks, spans, runs (under the page lock; run lists: the arena lock) ---- */
 int heap_page_init_volatile(struct heap *h);

@@ -14,15 +14,15 @@
 
 /* Heap-specific error codes (negative, from a reserved range; errno values are positive). */
 enum heap_error {
-  HEAP_EBADMAGIC = -31001,  /* header magic is not "LRVMHEAP": not a heap, or overwritten */
-  HEAP_EVERSION = -31002,   /* format version differs from this library's */
-  HEAP_EBASE = -31003,      /* heap recorded for another base address */
-  HEAP_EGEOMETRY = -31004,  /* page/chunk size, reserve or size field invalid or mismatched */
-  HEAP_ECHECKSUM = -31005,  /* header checksum mismatch: header corrupted */
-  HEAP_ECORRUPT = -31006,   /* metadata inconsistent (checker found violations) */
-  HEAP_EBADFREE = -31007,   /* free/realloc of a pointer that is not a live block start */
-  HEAP_ERESERVE = -31008,   /* the reserve is exhausted */
-  HEAP_ESHORT = -31009,     /* backing is shorter than the header's size */
+    HEAP_EBADMAGIC = -31001, /* header magic is not "LRVMHEAP": not a heap, or overwritten */
+    HEAP_EVERSION = -31002,  /* format version differs from this library's */
+    HEAP_EBASE = -31003,     /* heap recorded for another base address */
+    HEAP_EGEOMETRY = -31004, /* page/chunk size, reserve or size field invalid or mismatched */
+    HEAP_ECHECKSUM = -31005, /* header checksum mismatch: header corrupted */
+    HEAP_ECORRUPT = -31006,  /* metadata inconsistent (checker found violations) */
+    HEAP_EBADFREE = -31007,  /* free/realloc of a pointer that is not a live block start */
+    HEAP_ERESERVE = -31008,  /* the reserve is exhausted */
+    HEAP_ESHORT = -31009,    /* backing is shorter than the header's size */
 };
 
 /*
@@ -42,38 +42,38 @@ enum heap_error {
  */
 #define HEAP_BACKING_ZERO_ON_RELEASE 1u
 struct heap_backing {
-  int (*grow)(void *ctx, size_t new_size);
-  int (*release)(void *ctx, size_t off, size_t len);
-  int (*reserve_space)(void *ctx, size_t off, size_t len);
-  size_t (*size)(void *ctx);
-  void *ctx;
-  unsigned flags;
+    int (*grow)(void *ctx, size_t new_size);
+    int (*release)(void *ctx, size_t off, size_t len);
+    int (*reserve_space)(void *ctx, size_t off, size_t len);
+    size_t (*size)(void *ctx);
+    void *ctx;
+    unsigned flags;
 };
 
 /* Report callback: one complete human-readable line per call (no trailing newline). */
 typedef void (*heap_report_fn)(void *arg, const char *msg);
 
 struct heap_opts {
-  heap_report_fn report;  /* NULL: write(2) to stderr, prefixed "lrvm heap: " */
-  void *report_arg;
-  int check_on_open;      /* 1 (heap_opts_init's default): heap_check at open, refuse on error */
+    heap_report_fn report; /* NULL: write(2) to stderr, prefixed "lrvm heap: " */
+    void *report_arg;
+    int check_on_open; /* 1 (heap_opts_init's default): heap_check at open, refuse on error */
 };
 
 struct heap;
 
 /* Statistics. "Allocated" is what users hold (usable sizes); the rest is overhead. */
 struct heap_stats {
-  size_t reserve;         /* virtual reserve */
-  size_t size;            /* backed bytes (file size) */
-  size_t allocated;       /* usable bytes of live user blocks */
-  size_t nallocated;      /* live user blocks */
-  size_t active;          /* bytes of pages in runs, large and huge blocks */
-  size_t cached;          /* bytes in per-thread caches (free in the persistent metadata) */
-  size_t metadata;        /* header chunk + per-chunk metadata pages */
-  size_t free_dirty;      /* free pages still resident */
-  size_t free_clean;      /* free pages released to the kernel */
-  size_t nchunks;         /* chunks in use (normal + huge) */
-  size_t purges;          /* release calls so far (this process) */
+    size_t reserve;    /* virtual reserve */
+    size_t size;       /* backed bytes (file size) */
+    size_t allocated;  /* usable bytes of live user blocks */
+    size_t nallocated; /* live user blocks */
+    size_t active;     /* bytes of pages in runs, large and huge blocks */
+    size_t cached;     /* bytes in per-thread caches (free in the persistent metadata) */
+    size_t metadata;   /* header chunk + per-chunk metadata pages */
+    size_t free_dirty; /* free pages still resident */
+    size_t free_clean; /* free pages released to the kernel */
+    size_t nchunks;    /* chunks in use (normal + huge) */
+    size_t purges;     /* release calls so far (this process) */
 };
 
 /* What heap_block_state answers about a pointer. */

@@ -126,95 +126,95 @@
 
 #define IMG_MAGIC "LRVMIMG1"
 #define IMG_FORMAT_VERSION 2u
-#define IMG_FORMAT_VERSION_V1 1u      /* still read: no seg_id, no log_pending */
-#define IMG_HEADER_SIZE 4096u          /* the header page */
+#define IMG_FORMAT_VERSION_V1 1u /* still read: no seg_id, no log_pending */
+#define IMG_HEADER_SIZE 4096u    /* the header page */
 #define IMG_BUILD_ID_MAX 64u
 #define IMG_PATH_MAX 1024u
 
 enum img_id_kind {
-  IMG_ID_NONE = 0,     /* not recorded */
-  IMG_ID_GNU = 1,      /* NT_GNU_BUILD_ID note */
-  IMG_ID_CRC32C = 2,   /* fallback: crc32c of the executable file's contents (4 bytes) */
+    IMG_ID_NONE = 0,   /* not recorded */
+    IMG_ID_GNU = 1,    /* NT_GNU_BUILD_ID note */
+    IMG_ID_CRC32C = 2, /* fallback: crc32c of the executable file's contents (4 bytes) */
 };
 
 /* what a value in the committed globals points into that will not come back at a restart */
 enum img_restore_kind {
-  IMG_RK_RESTORABLE = 0,  /* nothing found */
-  IMG_RK_ANON = 1,        /* an anonymous mapping outside the segment */
-  IMG_RK_STACK = 2,       /* the main thread's stack */
-  IMG_RK_TLS = 3,         /* the main thread's thread-local storage */
-  IMG_RK_BRK = 4,         /* the program break ([heap]) */
-  IMG_RK_FILE = 5,        /* a file mapping */
-  IMG_RK_LIBDATA = 6,     /* a shared library's writable data */
-  IMG_RK_INTERNAL = 7,    /* lrvm's own volatile memory */
-  IMG_RK_KERNEL = 8,      /* memory the kernel maps ([vdso], [vvar] ...) */
-  IMG_RK_FREED = 9,       /* a heap block that was freed (a dangling pointer) */
+    IMG_RK_RESTORABLE = 0, /* nothing found */
+    IMG_RK_ANON = 1,       /* an anonymous mapping outside the segment */
+    IMG_RK_STACK = 2,      /* the main thread's stack */
+    IMG_RK_TLS = 3,        /* the main thread's thread-local storage */
+    IMG_RK_BRK = 4,        /* the program break ([heap]) */
+    IMG_RK_FILE = 5,       /* a file mapping */
+    IMG_RK_LIBDATA = 6,    /* a shared library's writable data */
+    IMG_RK_INTERNAL = 7,   /* lrvm's own volatile memory */
+    IMG_RK_KERNEL = 8,     /* memory the kernel maps ([vdso], [vvar] ...) */
+    IMG_RK_FREED = 9,      /* a heap block that was freed (a dangling pointer) */
 };
 
-#define IMG_CRASH_MAGIC 0x48534152u  /* "RASH" */
+#define IMG_CRASH_MAGIC 0x48534152u /* "RASH" */
 #define IMG_SYM_MAX 96u
 #define IMG_TARGET_MAX 128u
 
 enum img_flags {
-  IMG_F_GLOBALS = 1u << 0,        /* the segment carries the executable's globals */
-  IMG_F_GLOBALS_VALID = 1u << 1,  /* ... and a commit has put them there */
+    IMG_F_GLOBALS = 1u << 0,       /* the segment carries the executable's globals */
+    IMG_F_GLOBALS_VALID = 1u << 1, /* ... and a commit has put them there */
 };
 
 /* struct image_header -- page 0 of the segment; native little-endian x86-64 layout. */
 struct image_header {
-  char magic[8];               /* IMG_MAGIC */
-  uint32_t version;            /* IMG_FORMAT_VERSION */
-  uint32_t header_size;        /* sizeof(struct image_header) */
-  /* immutable, set at creation */
-  uint64_t heap_base;          /* address the heap is mapped at */
-  uint64_t heap_reserve;       /* bytes reserved for the heap */
-  uint64_t heap_off;           /* segment offset of the heap */
-  uint64_t globals_off;        /* segment offset of the globals area (IMG_HEADER_SIZE) */
-  uint64_t globals_len;        /* bytes of globals (page multiple); 0 = heap-only */
-  uint64_t globals_vaddr;      /* run-time address of the globals area */
-  uint64_t load_base;          /* the executable's load base (0 for a non-PIE executable) */
-  uint64_t created_ns;         /* CLOCK_REALTIME at creation */
-  uint32_t id_kind;            /* enum img_id_kind */
-  uint32_t id_len;             /* bytes of build_id used */
-  uint8_t build_id[IMG_BUILD_ID_MAX];
-  char exe_path[IMG_PATH_MAX]; /* the executable, for messages and rvmutl (NUL terminated) */
-  /* mutable, written just before each commit and committed with it */
-  uint32_t flags;              /* enum img_flags */
-  uint32_t pad;
-  uint64_t commit_count;       /* commits made through this layout */
-  uint64_t last_commit_ns;     /* CLOCK_REALTIME of the last commit */
-  uint64_t last_commit_pid;    /* process that made it */
-  /* version 2 */
-  uint8_t seg_id[16];          /* identity: immutable once set (see IDENTITY) */
-  uint32_t log_pending;        /* see LOG PENDING: written directly, not by commits alone */
-  uint32_t pad2;
-  /* the restorability verdict of this commit (mutable, committed) */
-  uint32_t restore_kind;       /* enum img_restore_kind */
-  uint32_t restore_pad;
-  uint64_t restore_addr;       /* where the value lies (a global, or a heap word) */
-  uint64_t restore_value;      /* the value */
-  uint64_t restore_sym_off;    /* restore_addr - the symbol's address */
-  char restore_sym[IMG_SYM_MAX];      /* the global (NUL terminated; "" = no symbol) */
-  char restore_target[IMG_TARGET_MAX]; /* the mapping, as /proc/self/maps names it */
-  /* version 2: the crash note (written outside the log, see CRASH NOTE) */
-  uint32_t crash_magic;        /* IMG_CRASH_MAGIC when set */
-  uint32_t crash_signal;
-  uint64_t crash_commit_count; /* commit_count of the state that was restored */
-  uint64_t crash_pid;
-  uint64_t crash_addr;         /* si_addr */
-  uint64_t crash_pc;
-  char crash_sym[IMG_SYM_MAX]; /* "function+0xoff" of the faulting frame, "" if unknown */
-  uint32_t crash_crc;          /* crc32c of crash_magic .. crash_sym */
-  uint32_t crash_pad;
+    char magic[8];        /* IMG_MAGIC */
+    uint32_t version;     /* IMG_FORMAT_VERSION */
+    uint32_t header_size; /* sizeof(struct image_header) */
+    /* immutable, set at creation */
+    uint64_t heap_base;     /* address the heap is mapped at */
+    uint64_t heap_reserve;  /* bytes reserved for the heap */
+    uint64_t heap_off;      /* segment offset of the heap */
+    uint64_t globals_off;   /* segment offset of the globals area (IMG_HEADER_SIZE) */
+    uint64_t globals_len;   /* bytes of globals (page multiple); 0 = heap-only */
+    uint64_t globals_vaddr; /* run-time address of the globals area */
+    uint64_t load_base;     /* the executable's load base (0 for a non-PIE executable) */
+    uint64_t created_ns;    /* CLOCK_REALTIME at creation */
+    uint32_t id_kind;       /* enum img_id_kind */
+    uint32_t id_len;        /* bytes of build_id used */
+    uint8_t build_id[IMG_BUILD_ID_MAX];
+    char exe_path[IMG_PATH_MAX]; /* the executable, for messages and rvmutl (NUL terminated) */
+    /* mutable, written just before each commit and committed with it */
+    uint32_t flags; /* enum img_flags */
+    uint32_t pad;
+    uint64_t commit_count;    /* commits made through this layout */
+    uint64_t last_commit_ns;  /* CLOCK_REALTIME of the last commit */
+    uint64_t last_commit_pid; /* process that made it */
+    /* version 2 */
+    uint8_t seg_id[16];   /* identity: immutable once set (see IDENTITY) */
+    uint32_t log_pending; /* see LOG PENDING: written directly, not by commits alone */
+    uint32_t pad2;
+    /* the restorability verdict of this commit (mutable, committed) */
+    uint32_t restore_kind; /* enum img_restore_kind */
+    uint32_t restore_pad;
+    uint64_t restore_addr;               /* where the value lies (a global, or a heap word) */
+    uint64_t restore_value;              /* the value */
+    uint64_t restore_sym_off;            /* restore_addr - the symbol's address */
+    char restore_sym[IMG_SYM_MAX];       /* the global (NUL terminated; "" = no symbol) */
+    char restore_target[IMG_TARGET_MAX]; /* the mapping, as /proc/self/maps names it */
+    /* version 2: the crash note (written outside the log, see CRASH NOTE) */
+    uint32_t crash_magic; /* IMG_CRASH_MAGIC when set */
+    uint32_t crash_signal;
+    uint64_t crash_commit_count; /* commit_count of the state that was restored */
+    uint64_t crash_pid;
+    uint64_t crash_addr; /* si_addr */
+    uint64_t crash_pc;
+    char crash_sym[IMG_SYM_MAX]; /* "function+0xoff" of the faulting frame, "" if unknown */
+    uint32_t crash_crc;          /* crc32c of crash_magic .. crash_sym */
+    uint32_t crash_pad;
 };
 
 /* bytes of a version-1 header: everything before seg_id */
 #define IMG_HEADER_SIZE_V1 1208u
 
-#define IMG_LOCK_OFF 2048u            /* the held-lock table in the header page */
+#define IMG_LOCK_OFF 2048u /* the held-lock table in the header page */
 #define IMG_LOCK_ROW_SIZE 64u
-#define IMG_LOCK_ROWS 32u              /* row 0: the table's own word(s) */
-#define IMG_LOCK_ROW_ENTRIES 7         /* objects per thread row */
+#define IMG_LOCK_ROWS 32u      /* row 0: the table's own word(s) */
+#define IMG_LOCK_ROW_ENTRIES 7 /* objects per thread row */
 
 _Static_assert(__builtin_offsetof(struct image_header, seg_id) == IMG_HEADER_SIZE_V1,
                "version 1 headers end where seg_id starts");

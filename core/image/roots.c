@@ -42,7 +42,7 @@
 
 #include <lrvm/lrvm.h>
 
-#define ROOTS_MAGIC 0x31544f4f524d5652ull  /* "RVMROOT1", little-endian */
+#define ROOTS_MAGIC 0x31544f4f524d5652ull /* "RVMROOT1", little-endian */
 #define ROOTS_VERSION 1u
 
 /* struct roots_entry -- one binding; 64 bytes. Valid iff used == 1. */
@@ -54,9 +54,9 @@ struct roots_entry {
 
 /* struct roots_table -- the table as stored in the heap (and as the local table) */
 struct roots_table {
-    uint64_t magic;       /* ROOTS_MAGIC, written last when the table is made */
-    uint32_t version;     /* ROOTS_VERSION */
-    uint32_t nentries;    /* RVM_ROOTS_MAX */
+    uint64_t magic;    /* ROOTS_MAGIC, written last when the table is made */
+    uint32_t version;  /* ROOTS_VERSION */
+    uint32_t nentries; /* RVM_ROOTS_MAX */
     uint64_t reserved[6];
     struct roots_entry e[RVM_ROOTS_MAX];
 };
@@ -66,8 +66,8 @@ _Static_assert(sizeof(struct roots_table) == 64 + 64 * RVM_ROOTS_MAX, "roots_tab
 
 static pthread_mutex_t roots_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t roots_once = PTHREAD_ONCE_INIT;
-static struct heap *roots_heap;          /* bound heap, or NULL: roots_local */
-static struct roots_table roots_local;   /* the process-local table (unbound) */
+static struct heap *roots_heap;        /* bound heap, or NULL: roots_local */
+static struct roots_table roots_local; /* the process-local table (unbound) */
 static char roots_msg[200];
 
 static void roots_fork_prepare(void)
@@ -99,8 +99,7 @@ static int roots_valid(struct heap *h, const struct roots_table *t)
         return 0;
     if (heap_usable_size(h, t) < sizeof(*t))
         return 0;
-    return t->magic == ROOTS_MAGIC && t->version == ROOTS_VERSION &&
-           t->nentries == RVM_ROOTS_MAX;
+    return t->magic == ROOTS_MAGIC && t->version == ROOTS_VERSION && t->nentries == RVM_ROOTS_MAX;
 }
 
 int roots_bind(struct heap *h)
@@ -108,8 +107,10 @@ int roots_bind(struct heap *h)
     pthread_once(&roots_once, roots_atfork);
     struct roots_table *t = heap_get_root(h);
     if (t != NULL && !roots_valid(h, t)) {
-        snprintf(roots_msg, sizeof(roots_msg), "the heap's root pointer (%p) is not a table "
-                 "of named roots of this lrvm version", (void *)t);
+        snprintf(roots_msg, sizeof(roots_msg),
+                 "the heap's root pointer (%p) is not a table "
+                 "of named roots of this lrvm version",
+                 (void *)t);
         return EINVAL;
     }
     roots_heap = h;
@@ -138,15 +139,15 @@ static struct roots_table *roots_table_make(void)
     t->version = ROOTS_VERSION;
     t->nentries = RVM_ROOTS_MAX;
     __atomic_store_n(&t->magic, ROOTS_MAGIC, __ATOMIC_RELEASE);
-    heap_set_root(roots_heap, t);   /* the one store that makes the table reachable */
+    heap_set_root(roots_heap, t); /* the one store that makes the table reachable */
     return t;
 }
 
 /* roots_name_ok -- 1 if name is a valid root name */
 static int roots_name_ok(const char *name)
 {
-    return name != NULL && name[0] != '\0' && strnlen(name, RVM_ROOT_NAME_MAX + 1) <=
-           RVM_ROOT_NAME_MAX;
+    return name != NULL && name[0] != '\0' &&
+           strnlen(name, RVM_ROOT_NAME_MAX + 1) <= RVM_ROOT_NAME_MAX;
 }
 
 /* roots_find -- the used slot named name, or NULL */
@@ -164,9 +165,13 @@ static struct roots_entry *roots_find(struct roots_table *t, const char *name)
 RVM_API rvm_return_t rvm_root_set(const char *name, void *ptr)
 {
     if (!roots_name_ok(name))
-        return err_set(RVM_ENAME_TOO_LONG, "rvm_root_set: the name must be 1 to %d bytes "
-                       "(got %s)", RVM_ROOT_NAME_MAX, name == NULL ? "NULL" : name[0] == '\0'
-                       ? "\"\"" : "a longer one");
+        return err_set(RVM_ENAME_TOO_LONG,
+                       "rvm_root_set: the name must be 1 to %d bytes "
+                       "(got %s)",
+                       RVM_ROOT_NAME_MAX,
+                       name == NULL      ? "NULL"
+                       : name[0] == '\0' ? "\"\""
+                                         : "a longer one");
     pthread_once(&roots_once, roots_atfork);
     rvm_return_t rc = RVM_SUCCESS;
     pthread_mutex_lock(&roots_mu);
@@ -180,10 +185,12 @@ RVM_API rvm_return_t rvm_root_set(const char *name, void *ptr)
         goto out;
     }
     if (ptr == NULL)
-        goto out;               /* deleting an unknown name: nothing to do */
+        goto out; /* deleting an unknown name: nothing to do */
     if (t == NULL && (t = roots_table_make()) == NULL) {
-        rc = err_set(RVM_ENO_MEMORY, "rvm_root_set(\"%s\"): the heap cannot hold the table "
-                     "of roots (%zu bytes): raise LRVM_HEAP_SIZE", name, sizeof(*t));
+        rc = err_set(RVM_ENO_MEMORY,
+                     "rvm_root_set(\"%s\"): the heap cannot hold the table "
+                     "of roots (%zu bytes): raise LRVM_HEAP_SIZE",
+                     name, sizeof(*t));
         goto out;
     }
     for (unsigned i = 0; i < RVM_ROOTS_MAX; i++) {
@@ -193,11 +200,13 @@ RVM_API rvm_return_t rvm_root_set(const char *name, void *ptr)
         memset(e->name, 0, sizeof(e->name));
         memcpy(e->name, name, strlen(name));
         e->ptr = (uint64_t)(uintptr_t)ptr;
-        __atomic_store_n(&e->used, 1, __ATOMIC_RELEASE);   /* publishes the binding */
+        __atomic_store_n(&e->used, 1, __ATOMIC_RELEASE); /* publishes the binding */
         goto out;
     }
-    rc = err_set(RVM_ETOO_BIG, "rvm_root_set(\"%s\"): all %d names are bound; delete one "
-                 "with rvm_root_set(name, NULL)", name, RVM_ROOTS_MAX);
+    rc = err_set(RVM_ETOO_BIG,
+                 "rvm_root_set(\"%s\"): all %d names are bound; delete one "
+                 "with rvm_root_set(name, NULL)",
+                 name, RVM_ROOTS_MAX);
 out:
     pthread_mutex_unlock(&roots_mu);
     return rc;

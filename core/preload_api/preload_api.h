@@ -108,8 +108,7 @@ pid_t loglock_holder(int fd);
 
 /* err_set -- set rvm_errmsg (printf-style) and return code: how the shim's rvm_commit
  * override explains a refusal to the aware program that called it. */
-rvm_return_t err_set(rvm_return_t code, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+rvm_return_t err_set(rvm_return_t code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* crc32c -- the checksum of the image header's executable identity and crash note (the
  * image format specifies crc32c with seed 0). */

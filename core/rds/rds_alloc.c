@@ -64,8 +64,10 @@ int rds_txn_end(struct rds_txn *t, int ok, int *err)
 /* not_started -- EHEAP_INIT with a message */
 static int not_started(int *err, const char *call)
 {
-    return rds_fail(err, EHEAP_INIT, "%s: no RDS heap is started; call rds_load_heap (or "
-                    "rds_start_heap) first", call);
+    return rds_fail(err, EHEAP_INIT,
+                    "%s: no RDS heap is started; call rds_load_heap (or "
+                    "rds_start_heap) first",
+                    call);
 }
 
 /* chunks_for -- chunks a request of size bytes takes (0: larger than the heap) */
@@ -86,9 +88,10 @@ static rds_block_t *malloc_locked(unsigned long n, rvm_tid_t *tid, int *err)
     if (bp == NULL)
         return NULL;
     if (bp->size != n || bp->type != FREE_GUARD || !rds_blk_valid(bp)) {
-        rds_fail(err, ECORRUPT, "RDS heap: block at %p taken for %lu chunks has size %lu "
-                 "or bad guards; the heap is damaged (run rvmutl rds-check)", (void *)bp, n,
-                 bp->size);
+        rds_fail(err, ECORRUPT,
+                 "RDS heap: block at %p taken for %lu chunks has size %lu "
+                 "or bad guards; the heap is damaged (run rvmutl rds-check)",
+                 (void *)bp, n, bp->size);
         return NULL;
     }
     if (rds_range(tid, bp, sizeof(*bp), err))
@@ -109,8 +112,8 @@ char *rds_malloc(unsigned long size, rvm_tid_t *tid, int *err)
     }
     unsigned long n = chunks_for(size);
     if (n == 0) {
-        rds_fail(err, ENO_ROOM, "rds_malloc(%lu): larger than the whole heap (%ld bytes)",
-                 size, (long)(rds_h.end - rds_h.first));
+        rds_fail(err, ENO_ROOM, "rds_malloc(%lu): larger than the whole heap (%ld bytes)", size,
+                 (long)(rds_h.end - rds_h.first));
         return NULL;
     }
     struct rds_txn t;
@@ -123,8 +126,8 @@ char *rds_malloc(unsigned long size, rvm_tid_t *tid, int *err)
     pthread_mutex_unlock(&rds_lock);
     if (rc)
         return NULL;
-    RDS_LOG("rdstrace: malloc addr %p size %lx req %lx\n", (void *)&bp->prev,
-            n * rds_h.chunk, size);
+    RDS_LOG("rdstrace: malloc addr %p size %lx req %lx\n", (void *)&bp->prev, n * rds_h.chunk,
+            size);
     return (char *)&bp->prev;
 }
 
@@ -145,14 +148,14 @@ static rds_block_t *block_of(char *addr, int *err)
         return NULL;
     }
     if (bp->type == FREE_GUARD) {
-        rds_fail(err, EFREED_TWICE, "RDS: block %p is already free (freed twice?)",
-                 (void *)addr);
+        rds_fail(err, EFREED_TWICE, "RDS: block %p is already free (freed twice?)", (void *)addr);
         return NULL;
     }
     if (bp->type != ALLOC_GUARD || !rds_blk_valid(bp)) {
-        rds_fail(err, ECORRUPT, "RDS: block %p has a damaged header or end guard (type %#lx, "
-                 "size %lu): something wrote past a neighbouring block", (void *)addr,
-                 bp->type, bp->size);
+        rds_fail(err, ECORRUPT,
+                 "RDS: block %p has a damaged header or end guard (type %#lx, "
+                 "size %lu): something wrote past a neighbouring block",
+                 (void *)addr, bp->type, bp->size);
         return NULL;
     }
     return bp;
@@ -202,7 +205,7 @@ int rds_prealloc(unsigned long size, unsigned long nblocks, rvm_tid_t *tid, int 
     if (n == 0)
         return rds_fail(err, ENO_ROOM, "rds_prealloc(%lu): larger than the whole heap", size);
     *err = SUCCESS;
-    if (n == HDR->maxlist)      /* blocks of the top list's size would be split again */
+    if (n == HDR->maxlist) /* blocks of the top list's size would be split again */
         return 0;
     struct rds_txn t;
     if (rds_txn_begin(&t, tid, err))
@@ -232,10 +235,9 @@ int rds_maxblock(unsigned long size)
     pthread_mutex_lock(&rds_lock);
     /* the top list holds blocks of every size from maxlist up: look at each */
     unsigned long steps = 0, limit = (unsigned long)(rds_h.end - rds_h.first) / rds_h.chunk;
-    for (rds_block_t *bp = HDR->lists[HDR->maxlist].head; bp != NULL && !found;
-         bp = bp->next) {
+    for (rds_block_t *bp = HDR->lists[HDR->maxlist].head; bp != NULL && !found; bp = bp->next) {
         if (!rds_blk_valid(bp) || ++steps > limit)
-            break;                          /* damaged: say no rather than crash */
+            break; /* damaged: say no rather than crash */
         found = bp->size >= n;
     }
     /* exact-size lists below it: any non-empty list of more than n chunks will do */
@@ -287,7 +289,7 @@ int rds_do_free(intentionList_t *list, rvm_mode_t mode)
     pthread_mutex_lock(&rds_lock);
     int bad = rds_range(&tid, &HDR->stats, sizeof(HDR->stats), &err);
     for (unsigned long i = 0; !bad && list->table != NULL && i < list->count; i++) {
-        rds_block_t *bp = block_of(list->table[i], &err);   /* twice on the list: caught */
+        rds_block_t *bp = block_of(list->table[i], &err); /* twice on the list: caught */
         bad = bp == NULL || free_locked(bp, &tid, &err);
     }
     RDS_LOG("rdstrace: end do_free\n");

@@ -21,9 +21,9 @@
 
 struct chk {
     const char *img;
-    uintptr_t vm, first, end;          /* VM addresses */
+    uintptr_t vm, first, end; /* VM addresses */
     unsigned long chunk, nchunks;
-    unsigned char *isfree;             /* one byte per chunk: a free block starts here */
+    unsigned char *isfree; /* one byte per chunk: a free block starts here */
     char *msg;
     size_t msglen;
 };
@@ -62,17 +62,19 @@ static int check_header(struct chk *c, const rds_heap_hdr_t *h, unsigned long ma
                    (unsigned long)c->vm, h->nlists, h->maxlist);
     if (h->heaplength > maplen ||
         rds_geometry(c->vm, h->heaplength, h->chunk_size, h->nlists, &c->first, &c->end))
-        return bad(c, "RDS heap at %#lx: header field heaplength %lu does not fit the region "
-                   "(%lu bytes) and %lu lists", (unsigned long)c->vm, h->heaplength, maplen,
-                   h->nlists);
+        return bad(c,
+                   "RDS heap at %#lx: header field heaplength %lu does not fit the region "
+                   "(%lu bytes) and %lu lists",
+                   (unsigned long)c->vm, h->heaplength, maplen, h->nlists);
     c->chunk = h->chunk_size;
     c->nchunks = (c->end - c->first) / c->chunk;
     for (unsigned long i = 1; i <= h->nlists; i++)
         if (h->lists[i].guard != FREE_LIST_GUARD)
-            return bad(c, "RDS heap at %#lx: free list %lu (at %#lx) has a bad guard %#lx",
-                       (unsigned long)c->vm, i, (unsigned long)(c->vm +
-                       offsetof(rds_heap_hdr_t, lists) + i * sizeof(rds_list_t)),
-                       h->lists[i].guard);
+            return bad(
+                c, "RDS heap at %#lx: free list %lu (at %#lx) has a bad guard %#lx",
+                (unsigned long)c->vm, i,
+                (unsigned long)(c->vm + offsetof(rds_heap_hdr_t, lists) + i * sizeof(rds_list_t)),
+                h->lists[i].guard);
     return 0;
 }
 
@@ -84,19 +86,23 @@ static int walk_blocks(struct chk *c, struct rds_check_stats *st)
         const rds_block_t *b = at(c, p);
         unsigned long idx = (p - c->first) / c->chunk;
         if (b->type != FREE_GUARD && b->type != ALLOC_GUARD)
-            return bad(c, "RDS block at %#lx (chunk %lu): bad type guard %#lx; the heap is "
+            return bad(c,
+                       "RDS block at %#lx (chunk %lu): bad type guard %#lx; the heap is "
                        "damaged here (something wrote over this block's header)",
                        (unsigned long)p, idx, b->type);
         if (b->size == 0 || b->size > c->nchunks - idx)
-            return bad(c, "RDS block at %#lx (chunk %lu): size %lu chunks runs past the heap "
-                       "(%lu chunks left)", (unsigned long)p, idx, b->size, c->nchunks - idx);
+            return bad(c,
+                       "RDS block at %#lx (chunk %lu): size %lu chunks runs past the heap "
+                       "(%lu chunks left)",
+                       (unsigned long)p, idx, b->size, c->nchunks - idx);
         uintptr_t next = p + b->size * c->chunk;
         const rds_guard_t *g = at(c, next - sizeof(rds_guard_t));
         if (*g != END_GUARD)
-            return bad(c, "RDS block at %#lx (chunk %lu, %s, %lu chunks): end guard at %#lx "
+            return bad(c,
+                       "RDS block at %#lx (chunk %lu, %s, %lu chunks): end guard at %#lx "
                        "is %#lx, not %#lx (something wrote past the end of this block)",
-                       (unsigned long)p, idx, b->type == FREE_GUARD ? "free" : "allocated",
-                       b->size, (unsigned long)(next - sizeof(rds_guard_t)), *g, END_GUARD);
+                       (unsigned long)p, idx, b->type == FREE_GUARD ? "free" : "allocated", b->size,
+                       (unsigned long)(next - sizeof(rds_guard_t)), *g, END_GUARD);
         st->nblocks++;
         if (b->type == FREE_GUARD) {
             c->isfree[idx] = 1;
@@ -114,25 +120,26 @@ static int walk_blocks(struct chk *c, struct rds_check_stats *st)
 }
 
 /* walk_list -- list i: entries are unlisted free blocks, prev links match, sizes belong */
-static int walk_list(struct chk *c, const rds_heap_hdr_t *h, unsigned long i,
-                     unsigned long *listed)
+static int walk_list(struct chk *c, const rds_heap_hdr_t *h, unsigned long i, unsigned long *listed)
 {
     uintptr_t prev = 0;
-    for (uintptr_t p = (uintptr_t)h->lists[i].head; p != 0; ) {
+    for (uintptr_t p = (uintptr_t)h->lists[i].head; p != 0;) {
         unsigned long idx = (p - c->first) / c->chunk;
         if (p < c->first || p >= c->end || (p - c->first) % c->chunk != 0 || !c->isfree[idx])
-            return bad(c, "RDS free list %lu: entry %#lx (after %#lx) is not a free block, or "
-                       "is listed twice", i, (unsigned long)p, (unsigned long)prev);
+            return bad(c,
+                       "RDS free list %lu: entry %#lx (after %#lx) is not a free block, or "
+                       "is listed twice",
+                       i, (unsigned long)p, (unsigned long)prev);
         const rds_block_t *b = at(c, p);
         if ((uintptr_t)b->prev != prev)
             return bad(c, "RDS free block at %#lx on list %lu: prev link %#lx should be %#lx",
-                       (unsigned long)p, i, (unsigned long)(uintptr_t)b->prev,
-                       (unsigned long)prev);
-        if (i > h->maxlist || (i < h->maxlist && b->size != i) ||
-            (i == h->maxlist && b->size < i))
-            return bad(c, "RDS free block at %#lx (%lu chunks) is on list %lu, where it does "
-                       "not belong (maxlist %lu)", (unsigned long)p, b->size, i, h->maxlist);
-        c->isfree[idx] = 0;            /* a second visit (duplicate or cycle) fails above */
+                       (unsigned long)p, i, (unsigned long)(uintptr_t)b->prev, (unsigned long)prev);
+        if (i > h->maxlist || (i < h->maxlist && b->size != i) || (i == h->maxlist && b->size < i))
+            return bad(c,
+                       "RDS free block at %#lx (%lu chunks) is on list %lu, where it does "
+                       "not belong (maxlist %lu)",
+                       (unsigned long)p, b->size, i, h->maxlist);
+        c->isfree[idx] = 0; /* a second visit (duplicate or cycle) fails above */
         (*listed)++;
         prev = p;
         p = (uintptr_t)b->next;
@@ -145,15 +152,17 @@ static int unlisted(struct chk *c)
 {
     for (unsigned long i = 0; i < c->nchunks; i++)
         if (c->isfree[i])
-            return bad(c, "RDS free block at %#lx is on no free list (lost space, or a list "
-                       "was cut)", (unsigned long)(c->first + i * c->chunk));
+            return bad(c,
+                       "RDS free block at %#lx is on no free list (lost space, or a list "
+                       "was cut)",
+                       (unsigned long)(c->first + i * c->chunk));
     return 0;
 }
 
 int rds_check_image(const char *img, unsigned long maplen, uintptr_t vmaddr,
                     struct rds_check_stats *out, char *msg, size_t msglen)
 {
-    struct chk c = { .img = img, .vm = vmaddr, .msg = msg, .msglen = msglen };
+    struct chk c = {.img = img, .vm = vmaddr, .msg = msg, .msglen = msglen};
     struct rds_check_stats st;
     memset(&st, 0, sizeof(st));
     snprintf(msg, msglen, "consistent");

@@ -71,14 +71,14 @@
 typedef unsigned long rds_guard_t;
 
 typedef struct rds_block {
-    rds_guard_t type;          /* FREE_GUARD or ALLOC_GUARD */
-    unsigned long size;        /* in chunks */
-    struct rds_block *prev;    /* free blocks only; user data starts here */
+    rds_guard_t type;       /* FREE_GUARD or ALLOC_GUARD */
+    unsigned long size;     /* in chunks */
+    struct rds_block *prev; /* free blocks only; user data starts here */
     struct rds_block *next;
 } rds_block_t;
 
 typedef struct {
-    rds_guard_t guard;         /* FREE_LIST_GUARD */
+    rds_guard_t guard; /* FREE_LIST_GUARD */
     rds_block_t *head;
 } rds_list_t;
 
@@ -90,7 +90,7 @@ typedef struct {
     rds_stats_t stats;
     unsigned long maxlist;
     unsigned long dummy[10];
-    rds_list_t lists[1];       /* lists[1..nlists] follow */
+    rds_list_t lists[1]; /* lists[1..nlists] follow */
 } rds_heap_hdr_t;
 
 /* bytes hidden in each block: type and size before the user data, END_GUARD after it */
@@ -127,7 +127,7 @@ static inline int rds_geometry(uintptr_t base, unsigned long length, unsigned lo
     uintptr_t f = (base + hdr + chunk - 1) / chunk * chunk;
     unsigned long n = (length - hdr) / chunk;
     if (n > 0 && f + n * chunk > base + length)
-        n--;                         /* the original asserted here; we keep it inside */
+        n--; /* the original asserted here; we keep it inside */
     if (n == 0)
         return -1;
     *first = f;

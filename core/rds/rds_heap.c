@@ -44,8 +44,10 @@ int rds_rvm_fail(int *err, rvm_return_t rc, const char *what)
 static int check_params(unsigned long chunk, unsigned long nlists, int *err)
 {
     if (chunk < RDS_MIN_CHUNK_SIZE || chunk % sizeof(char *) != 0)
-        return rds_fail(err, EBAD_ARGS, "RDS: chunk size %lu must be a multiple of %zu and at "
-                        "least %zu", chunk, sizeof(char *), RDS_MIN_CHUNK_SIZE);
+        return rds_fail(err, EBAD_ARGS,
+                        "RDS: chunk size %lu must be a multiple of %zu and at "
+                        "least %zu",
+                        chunk, sizeof(char *), RDS_MIN_CHUNK_SIZE);
     if (nlists < RDS_MIN_FREE_LISTS)
         return rds_fail(err, EBAD_ARGS, "RDS: the number of free lists must be at least %d",
                         RDS_MIN_FREE_LISTS);
@@ -58,8 +60,7 @@ static int lay_out(char *base, rvm_length_t length, unsigned long chunk, unsigne
 {
     rds_heap_hdr_t *h = (rds_heap_hdr_t *)base;
     rds_block_t *bp = (rds_block_t *)first;
-    if (rds_range(tid, base, rds_hdr_len(nlists), err) ||
-        rds_range(tid, bp, sizeof(*bp), err) ||
+    if (rds_range(tid, base, rds_hdr_len(nlists), err) || rds_range(tid, bp, sizeof(*bp), err) ||
         rds_range(tid, (char *)end - sizeof(rds_guard_t), sizeof(rds_guard_t), err))
         return -1;
     memset(h, 0, rds_hdr_len(nlists));
@@ -78,16 +79,17 @@ static int lay_out(char *base, rvm_length_t length, unsigned long chunk, unsigne
     return 0;
 }
 
-int rds_init_heap(char *base, rvm_length_t length, unsigned long chunkSize,
-                  unsigned long nlists, rvm_tid_t *tid, int *err)
+int rds_init_heap(char *base, rvm_length_t length, unsigned long chunkSize, unsigned long nlists,
+                  rvm_tid_t *tid, int *err)
 {
     uintptr_t first, end;
     if (check_params(chunkSize, nlists, err))
         return -1;
     if (base == NULL || rds_geometry((uintptr_t)base, length, chunkSize, nlists, &first, &end))
-        return rds_fail(err, ENO_ROOM, "rds_init_heap: %lu bytes cannot hold the header of %lu "
-                        "lists (%lu bytes) and one chunk of %lu", (unsigned long)length, nlists,
-                        rds_hdr_len(nlists), chunkSize);
+        return rds_fail(err, ENO_ROOM,
+                        "rds_init_heap: %lu bytes cannot hold the header of %lu "
+                        "lists (%lu bytes) and one chunk of %lu",
+                        (unsigned long)length, nlists, rds_hdr_len(nlists), chunkSize);
     struct rds_txn t;
     if (rds_txn_begin(&t, tid, err))
         return -1;
@@ -100,8 +102,10 @@ int rds_init_heap(char *base, rvm_length_t length, unsigned long chunkSize,
 static int header_fail(int *err, char *addr, const char *what)
 {
     RecoverableHeapStartAddress = NULL;
-    return rds_fail(err, ECORRUPT, "RDS heap at %p: %s; this is not a usable RDS heap (run "
-                    "rvmutl rds-check on its segment)", (void *)addr, what);
+    return rds_fail(err, ECORRUPT,
+                    "RDS heap at %p: %s; this is not a usable RDS heap (run "
+                    "rvmutl rds-check on its segment)",
+                    (void *)addr, what);
 }
 
 int rds_start_heap(char *startAddr, int *err)
@@ -116,14 +120,15 @@ int rds_start_heap(char *startAddr, int *err)
     RecoverableHeapStartAddress = h;
     if (strncmp(h->version, RDS_HEAP_VERSION, RDS_VERSION_MAX) != 0) {
         RecoverableHeapStartAddress = NULL;
-        rc = rds_fail(err, EHEAP_VERSION_SKEW, "RDS heap at %p: version \"%.79s\" is not "
-                      "\"%s\" (not an RDS heap, or another version)", (void *)h, h->version,
-                      RDS_HEAP_VERSION);
+        rc = rds_fail(err, EHEAP_VERSION_SKEW,
+                      "RDS heap at %p: version \"%.79s\" is not "
+                      "\"%s\" (not an RDS heap, or another version)",
+                      (void *)h, h->version, RDS_HEAP_VERSION);
     } else if (h->chunk_size < RDS_MIN_CHUNK_SIZE || h->chunk_size % sizeof(char *) ||
                h->nlists < 1 || h->maxlist < 1 || h->maxlist > h->nlists ||
-               rds_geometry((uintptr_t)h, h->heaplength, h->chunk_size, h->nlists, &first,
-                            &end)) {
-        rc = header_fail(err, startAddr, "chunk size, list count, maxlist or heap length is "
+               rds_geometry((uintptr_t)h, h->heaplength, h->chunk_size, h->nlists, &first, &end)) {
+        rc = header_fail(err, startAddr,
+                         "chunk size, list count, maxlist or heap length is "
                          "out of range");
     } else {
         rds_h.first = (char *)first;
@@ -131,8 +136,9 @@ int rds_start_heap(char *startAddr, int *err)
         rds_h.chunk = h->chunk_size;
         rds_h.hdr = h;
         unsigned long hdr = rds_hdr_len(h->nlists);
-        RecoverableHeapHighAddress = (rds_block_t *)(startAddr + hdr +
-            (h->heaplength - hdr) / h->chunk_size * h->chunk_size);
+        RecoverableHeapHighAddress =
+            (rds_block_t *)(startAddr + hdr +
+                            (h->heaplength - hdr) / h->chunk_size * h->chunk_size);
         *err = SUCCESS;
     }
     pthread_mutex_unlock(&rds_lock);
@@ -157,8 +163,10 @@ int rds_load_heap(char *DevName, rvm_offset_t DevLength, char **staticAddr, int 
     if (NRegionDefs != 2) {
         unsigned long n = NRegionDefs;
         rvm_release_segment(NRegionDefs, &RegionDefs);
-        return rds_fail(err, EBAD_SEGMENT_HDR, "rds_load_heap %s: the segment has %lu regions; "
-                        "an RDS segment has 2 (heap, statics): make it with rdsinit", DevName, n);
+        return rds_fail(err, EBAD_SEGMENT_HDR,
+                        "rds_load_heap %s: the segment has %lu regions; "
+                        "an RDS segment has 2 (heap, statics): make it with rdsinit",
+                        DevName, n);
     }
     if (rds_start_heap(RegionDefs[0].vmaddr, err) == 0 &&
         RecoverableHeapStartAddress->heaplength > RegionDefs[0].length)
@@ -185,8 +193,10 @@ int rds_unload_heap(int *err)
         rc = rvm_release_segment(NRegionDefs, &RegionDefs);
     NRegionDefs = 0;
     rds_stop_heap(err);
-    return rc == RVM_SUCCESS ? 0 : rds_rvm_fail(err, rc, "rds_unload_heap: "
-                                                "rvm_release_segment");
+    return rc == RVM_SUCCESS ? 0
+                             : rds_rvm_fail(err, rc,
+                                            "rds_unload_heap: "
+                                            "rvm_release_segment");
 }
 
 /* zap_init -- initialise the heap of a freshly loaded two-region segment */
@@ -208,9 +218,8 @@ static int zap_init(char *startAddr, rvm_length_t heapLength, unsigned long nlis
     return 0;
 }
 
-int rds_zap_heap(char *DevName, rvm_offset_t DevLength, char *startAddr,
-                 rvm_length_t staticLength, rvm_length_t heapLength, unsigned long nlists,
-                 unsigned long chunkSize, int *err)
+int rds_zap_heap(char *DevName, rvm_offset_t DevLength, char *startAddr, rvm_length_t staticLength,
+                 rvm_length_t heapLength, unsigned long nlists, unsigned long chunkSize, int *err)
 {
     if (check_params(chunkSize, nlists, err))
         return -1;

@@ -33,8 +33,8 @@ RVM_API void rds_trace_dump_free_lists(void);
 /* the started heap (NULL hdr: none) */
 struct rds_heap {
     rds_heap_hdr_t *hdr;
-    char *first;               /* first block */
-    char *end;                 /* blocks_end (rds_format.h) */
+    char *first; /* first block */
+    char *end;   /* blocks_end (rds_format.h) */
     unsigned long chunk;
 };
 extern struct rds_heap rds_h;
@@ -55,8 +55,7 @@ static inline int rds_blk_valid(const rds_block_t *bp)
     unsigned long room = (unsigned long)(rds_h.end - p) / rds_h.chunk;
     if (bp->size == 0 || bp->size > room)
         return 0;
-    return *(const rds_guard_t *)(p + bp->size * rds_h.chunk - sizeof(rds_guard_t)) ==
-           END_GUARD;
+    return *(const rds_guard_t *)(p + bp->size * rds_h.chunk - sizeof(rds_guard_t)) == END_GUARD;
 }
 
 /* rds_blk_end -- the end guard of a block */
@@ -100,7 +99,7 @@ int rds_txn_end(struct rds_txn *t, int ok, int *err);
  * -1 with a description of the first damage in msg. Fills *st (may be NULL). */
 struct rds_check_stats {
     unsigned long nblocks, nfree, nalloc, free_bytes, alloc_bytes, largest_free;
-    int stats_mismatch;        /* header stats disagree with the blocks (not damage) */
+    int stats_mismatch; /* header stats disagree with the blocks (not damage) */
 };
 int rds_check_image(const char *img, unsigned long maplen, uintptr_t vmaddr,
                     struct rds_check_stats *st, char *msg, size_t msglen);

@@ -19,7 +19,8 @@
 int rds_list_ok(unsigned long i, int *err)
 {
     if (HDR->lists[i].guard != FREE_LIST_GUARD)
-        return rds_fail(err, ECORRUPT, "RDS heap at %p: free list %lu (header at %p) has a "
+        return rds_fail(err, ECORRUPT,
+                        "RDS heap at %p: free list %lu (header at %p) has a "
                         "bad guard %#lx; the heap header is damaged (run rvmutl rds-check)",
                         (void *)HDR, i, (void *)&HDR->lists[i], HDR->lists[i].guard);
     return 0;
@@ -28,7 +29,8 @@ int rds_list_ok(unsigned long i, int *err)
 /* bad_link -- a list pointer that does not lead to a free block */
 static int bad_link(int *err, const char *what, const void *at, const void *to)
 {
-    return rds_fail(err, ECORRUPT, "RDS heap: %s at %p points to %p, which is not a free "
+    return rds_fail(err, ECORRUPT,
+                    "RDS heap: %s at %p points to %p, which is not a free "
                     "block of this heap; the heap is damaged (run rvmutl rds-check)",
                     what, at, to);
 }
@@ -121,7 +123,7 @@ static rds_block_t *best_fit(rds_list_t *list, unsigned long n, int *bad)
     rds_block_t *best = NULL;
     unsigned long steps = 0, limit = (unsigned long)(rds_h.end - rds_h.first) / rds_h.chunk;
     for (rds_block_t *bp = list->head; bp != NULL; bp = bp->next) {
-        if (!free_ok(bp) || ++steps > limit) {   /* a cycle is damage too */
+        if (!free_ok(bp) || ++steps > limit) { /* a cycle is damage too */
             *bad = 1;
             return bp;
         }
@@ -203,8 +205,10 @@ rds_block_t *rds_split(unsigned long n, rvm_tid_t *tid, int *err)
         if (attempt == 0 && rds_coalesce(tid, err))
             return NULL;
     }
-    rds_fail(err, ENO_ROOM, "RDS heap at %p: no free block of %lu chunks (%lu bytes) even "
-             "after coalescing; the heap is full", (void *)HDR, n, n * rds_h.chunk);
+    rds_fail(err, ENO_ROOM,
+             "RDS heap at %p: no free block of %lu chunks (%lu bytes) even "
+             "after coalescing; the heap is full",
+             (void *)HDR, n, n * rds_h.chunk);
     return NULL;
 }
 
@@ -218,9 +222,11 @@ int rds_merge_next(rds_block_t *bp, rvm_tid_t *tid, int *err, int *merged)
         if ((char *)nb >= rds_h.end || nb->type != FREE_GUARD)
             return 0;
         if (!rds_blk_valid(nb))
-            return rds_fail(err, ECORRUPT, "RDS heap: free block at %p (after the block at "
+            return rds_fail(err, ECORRUPT,
+                            "RDS heap: free block at %p (after the block at "
                             "%p) has a bad size %lu or end guard; the heap is damaged (run "
-                            "rvmutl rds-check)", (void *)nb, (void *)bp, nb->size);
+                            "rvmutl rds-check)",
+                            (void *)nb, (void *)bp, nb->size);
         unsigned long li = rds_list_of(nb->size);
         if (rds_list_ok(li, err) || rds_unlink(&HDR->lists[li], nb, tid, err))
             return -1;
@@ -254,7 +260,7 @@ static int coalesce_list(unsigned long i, rvm_tid_t *tid, int *err)
             return -1;
         if (!merged)
             HDR->stats.unmerged++;
-        rds_block_t *next = bp->next;       /* after the merge: it may have unlinked next */
+        rds_block_t *next = bp->next; /* after the merge: it may have unlinked next */
         if (merged && i < HDR->nlists && rds_list_of(bp->size) != i &&
             (rds_unlink(&HDR->lists[i], bp, tid, err) || rds_push(bp, tid, err)))
             return -1;

@@ -16,7 +16,7 @@ int rds_print_stats(void)
 {
     if (HDR == NULL)
         return -1;
-    rds_stats_t s = HDR->stats;   /* a racy copy is fine: these are counters for people */
+    rds_stats_t s = HDR->stats; /* a racy copy is fine: these are counters for people */
     printf("Number of\n");
     printf(" Free bytes: \t %x\n", s.freebytes);
     printf(" Alloced bytes:\t %x\n", s.mallocbytes);
@@ -137,8 +137,8 @@ void rds_trace_dump_stats(void)
     RDS_LOG("rdstrace: start dump_stats\n");
     RDS_LOG("rdstrace: Free_bytes \t %x\nrdstrace: Alloced_bytes\t %x\n", s.freebytes,
             s.mallocbytes);
-    RDS_LOG("rdstrace: Mallocs \t %u\nrdstrace: Frees \t %u\nrdstrace: Preallocs \t %u\n",
-            s.malloc, s.free, s.prealloc);
+    RDS_LOG("rdstrace: Mallocs \t %u\nrdstrace: Frees \t %u\nrdstrace: Preallocs \t %u\n", s.malloc,
+            s.free, s.prealloc);
     RDS_LOG("rdstrace: Hits \t\t %u\nrdstrace: Misses \t %u\n", s.hits, s.misses);
     RDS_LOG("rdstrace: Large_Hits \t %u\nrdstrace: Large_Misses \t %u\n", s.large_hits,
             s.large_misses);
@@ -154,8 +154,8 @@ int rds_check_heap(FILE *report, int *err)
     char msg[512];
     struct rds_check_stats st;
     pthread_mutex_lock(&rds_lock);
-    int rc = rds_check_image((const char *)HDR, HDR->heaplength, (uintptr_t)HDR, &st, msg,
-                             sizeof(msg));
+    int rc =
+        rds_check_image((const char *)HDR, HDR->heaplength, (uintptr_t)HDR, &st, msg, sizeof(msg));
     pthread_mutex_unlock(&rds_lock);
     if (rc != 0) {
         if (report != NULL)
@@ -163,9 +163,11 @@ int rds_check_heap(FILE *report, int *err)
         return rds_fail(err, ECORRUPT, "%s", msg);
     }
     if (report != NULL)
-        fprintf(report, "RDS heap at %p: consistent: %lu blocks, %lu free (%lu bytes, largest "
-                "%lu), %lu allocated (%lu bytes)%s\n", (void *)HDR, st.nblocks, st.nfree,
-                st.free_bytes, st.largest_free, st.nalloc, st.alloc_bytes,
+        fprintf(report,
+                "RDS heap at %p: consistent: %lu blocks, %lu free (%lu bytes, largest "
+                "%lu), %lu allocated (%lu bytes)%s\n",
+                (void *)HDR, st.nblocks, st.nfree, st.free_bytes, st.largest_free, st.nalloc,
+                st.alloc_bytes,
                 st.stats_mismatch ? "; note: the header's byte counters disagree" : "");
     *err = SUCCESS;
     return 0;

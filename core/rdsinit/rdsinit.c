@@ -90,7 +90,8 @@ static unsigned long ask(const char *prompt, const char *explain, unsigned long 
             printf("\n         Umm... minimum is %lu (in hex 0x%lx) ", min, min);
         if (t != (v < min ? min : v))
             printf("\n         Umm... not a multiple of %lu.  I need to round it\n"
-                   "         up to %lu (in hex 0x%lx). ", unit, t, t);
+                   "         up to %lu (in hex 0x%lx). ",
+                   unit, t, t);
         printf("Accept ? (y|n|q) ");
         fflush(stdout);
         if (answer())
@@ -106,26 +107,33 @@ static void ask_all(struct params *p)
     printf("\n============================================================\n"
            "  Getting parameters for RDS\n"
            "============================================================\n");
-    p->datalen = ask("length of data segment", "1) length of data segment file/device "
-                     "(heap + static + one page of segment header)\n", pg, 3 * pg);
-    p->saddr = ask("starting address of rvm", "2) starting address of rvm: where the heap "
+    p->datalen = ask("length of data segment",
+                     "1) length of data segment file/device "
+                     "(heap + static + one page of segment header)\n",
+                     pg, 3 * pg);
+    p->saddr = ask("starting address of rvm",
+                   "2) starting address of rvm: where the heap "
                    "and then the static area are mapped;\n   page aligned, far above the "
-                   "program's break and libraries (e.g. 0x20000000)\n", pg, 0x2000000);
+                   "program's break and libraries (e.g. 0x20000000)\n",
+                   pg, 0x2000000);
     for (;;) {
-        p->hlen = ask("the heap length", "3) heap length (a multiple of the page size)\n",
-                      pg, pg);
-        p->slen = ask("the static length", "4) static length (a multiple of the page size)\n",
-                      pg, pg);
+        p->hlen = ask("the heap length", "3) heap length (a multiple of the page size)\n", pg, pg);
+        p->slen =
+            ask("the static length", "4) static length (a multiple of the page size)\n", pg, pg);
         if (p->hlen + p->slen + RVM_SEGMENT_HDR_SIZE <= p->datalen)
             break;
         printf("\n   Sorry ! your heap len + static len is too large !\n"
                "   their sum must be at most 0x%lx (%lu)\n   please re-enter\n\n",
                p->datalen - RVM_SEGMENT_HDR_SIZE, p->datalen - RVM_SEGMENT_HDR_SIZE);
     }
-    p->nlists = ask("a decimal value for nlists", "5) nlists: number of free lists "
-                    "(100 is a reasonable choice)\n", 0, RDS_MIN_FREE_LISTS);
-    p->chunk = ask("a decimal value for chunksize", "6) chunksize: the unit of allocation, "
-                   "a multiple of sizeof(char *)\n", sizeof(char *), RDS_MIN_CHUNK_SIZE);
+    p->nlists = ask("a decimal value for nlists",
+                    "5) nlists: number of free lists "
+                    "(100 is a reasonable choice)\n",
+                    0, RDS_MIN_FREE_LISTS);
+    p->chunk = ask("a decimal value for chunksize",
+                   "6) chunksize: the unit of allocation, "
+                   "a multiple of sizeof(char *)\n",
+                   sizeof(char *), RDS_MIN_CHUNK_SIZE);
 }
 
 /* confirm -- show the parameters and ask; 1 if agreed */
@@ -160,8 +168,8 @@ static int check(const struct params *p)
         why = "nl must be at least 1 and the heap must hold the header of nl lists";
     if (why == NULL)
         return 0;
-    printf("? invalid rdsinit parameters: %s (page size %lu, RDS_MIN_CHUNK_SIZE %zu)\n", why,
-           pg, RDS_MIN_CHUNK_SIZE);
+    printf("? invalid rdsinit parameters: %s (page size %lu, RDS_MIN_CHUNK_SIZE %zu)\n", why, pg,
+           RDS_MIN_CHUNK_SIZE);
     return -1;
 }
 
@@ -175,7 +183,7 @@ static int make_file(const char *name, unsigned long len)
         return -1;
     }
     int e = 0;
-    if (S_ISREG(st.st_mode)) {       /* a raw partition keeps its size; its header is new */
+    if (S_ISREG(st.st_mode)) { /* a raw partition keeps its size; its header is new */
         if (ftruncate(fd, 0) != 0 || ftruncate(fd, (off_t)len) != 0)
             e = errno;
         else
@@ -196,8 +204,7 @@ static void get_params(int argc, char **argv, int firm, struct params *p)
 {
     int given = argc == 8;
     if (given) {
-        unsigned long *f[] = { &p->datalen, &p->saddr, &p->hlen, &p->slen, &p->nlists,
-                               &p->chunk };
+        unsigned long *f[] = {&p->datalen, &p->saddr, &p->hlen, &p->slen, &p->nlists, &p->chunk};
         for (int i = 0; i < 6; i++)
             *f[i] = strtoul(argv[2 + i], NULL, 0);
         if (firm)
@@ -231,14 +238,15 @@ int main(int argc, char **argv)
     rvm_options_t *options = rvm_malloc_options();
     options->log_dev = argv[0];
     rvm_return_t ret = RVM_INIT(options);
-    rvm_free_options(options);   /* rvm_initialize keeps its own copy */
+    rvm_free_options(options); /* rvm_initialize keeps its own copy */
     if (ret != RVM_SUCCESS) {
         printf("?  rvm_initialize failed, code: %s\n   %s\n   (create the log first: rvmutl "
-               "create-log %s SIZE)\n", rvm_return(ret), rvm_errmsg, argv[0]);
+               "create-log %s SIZE)\n",
+               rvm_return(ret), rvm_errmsg, argv[0]);
         return 1;
     }
     printf("rvm_initialize succeeded.\n");
-    struct params p = { 0 };
+    struct params p = {0};
     get_params(argc, argv, firm, &p);
     if (check(&p) != 0)
         quit();
@@ -247,11 +255,10 @@ int main(int argc, char **argv)
         return 1;
     printf("done.\n");
     int err;
-    rds_zap_heap(argv[1], RVM_MK_OFFSET(0, p.datalen), (char *)p.saddr, p.slen, p.hlen,
-                 p.nlists, p.chunk, &err);
+    rds_zap_heap(argv[1], RVM_MK_OFFSET(0, p.datalen), (char *)p.saddr, p.slen, p.hlen, p.nlists,
+                 p.chunk, &err);
     if (err != SUCCESS) {
-        printf("?  ERROR: rds_zap_heap %s: %s\n", err > 0 ? rvm_return(err) : "failed",
-               rds_errmsg);
+        printf("?  ERROR: rds_zap_heap %s: %s\n", err > 0 ? rvm_return(err) : "failed", rds_errmsg);
         return 1;
     }
     printf("rds_zap_heap completed successfully.\n");

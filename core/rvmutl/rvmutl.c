@@ -28,41 +28,40 @@
 /* usage -- print help */
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: rvmutl COMMAND LOG [ARGS]\n"
-            "       rvmutl [LOG] < commands   the original rvmutl's command language on\n"
-            "                                 standard input (init_log LOG SIZE, open_log LOG,\n"
-            "                                 status, recover, quit, ...: `rvmutl` then help)\n"
-            "  create-log LOG SIZE   create a log with SIZE bytes of record space (k/m/g ok)\n"
-            "  status LOG            head, tail, sequence numbers, fill, segments known\n"
-            "  list LOG              one line per valid record\n"
-            "  dump LOG [SEQ]        records with their ranges and first bytes of data\n"
-            "  verify LOG            check status copies, record checksums, segments;\n"
-            "                        exit 1 on any problem (including a torn tail)\n"
-            "  recover LOG           apply committed records to the segments, reset log\n"
-            "  truncate LOG          same as recover for a log no process has open\n"
-            "  salvage LOG           recover a log with a damaged record in the middle:\n"
-            "                        keep the records before it, say which were dropped\n"
-            "  forget-log SEGMENT    accept a process-image segment whose log is lost, as\n"
-            "                        its file holds it (what only the log held is gone)\n"
-            "  image SEGMENT [LOG]   a program's segment (LD_PRELOAD shim): binary, build-id,\n"
-            "                        load base, globals, heap, commits; LOG defaults to\n"
-            "                        SEGMENT.log (reads the files only)\n"
-            "  leaks SEGMENT [LOG] [--all] [--reclaim [--yes]]\n"
-            "                        heap blocks of a program's segment that no root (its\n"
-            "                        committed globals, named roots) reaches: count, bytes,\n"
-            "                        the largest (--all: every one); report only (reads the\n"
-            "                        files). --reclaim frees them in one commit after asking\n"
-            "                        (--yes: without asking)\n"
-            "  rds-check SEGMENT [LOG]  check the RDS heap in a segment file (rdsinit/RDS):\n"
-            "                        every block and free list; exit 1 and the first damaged\n"
-            "                        block's address if it is damaged; with LOG, the records\n"
-            "                        not yet applied are laid over it (reads the files only)\n"
-            "  --help                this text\n"
-            "Logs and segments must belong to you and be writable by nobody else\n"
-            "(LRVM_SHARED_GROUP=1 also accepts your groups' files). recover and truncate\n"
-            "lock the log exclusively, the other commands share the lock: each is refused\n"
-            "with \"in use by pid N\" while a program has the log open.\n");
+    fprintf(f, "usage: rvmutl COMMAND LOG [ARGS]\n"
+               "       rvmutl [LOG] < commands   the original rvmutl's command language on\n"
+               "                                 standard input (init_log LOG SIZE, open_log LOG,\n"
+               "                                 status, recover, quit, ...: `rvmutl` then help)\n"
+               "  create-log LOG SIZE   create a log with SIZE bytes of record space (k/m/g ok)\n"
+               "  status LOG            head, tail, sequence numbers, fill, segments known\n"
+               "  list LOG              one line per valid record\n"
+               "  dump LOG [SEQ]        records with their ranges and first bytes of data\n"
+               "  verify LOG            check status copies, record checksums, segments;\n"
+               "                        exit 1 on any problem (including a torn tail)\n"
+               "  recover LOG           apply committed records to the segments, reset log\n"
+               "  truncate LOG          same as recover for a log no process has open\n"
+               "  salvage LOG           recover a log with a damaged record in the middle:\n"
+               "                        keep the records before it, say which were dropped\n"
+               "  forget-log SEGMENT    accept a process-image segment whose log is lost, as\n"
+               "                        its file holds it (what only the log held is gone)\n"
+               "  image SEGMENT [LOG]   a program's segment (LD_PRELOAD shim): binary, build-id,\n"
+               "                        load base, globals, heap, commits; LOG defaults to\n"
+               "                        SEGMENT.log (reads the files only)\n"
+               "  leaks SEGMENT [LOG] [--all] [--reclaim [--yes]]\n"
+               "                        heap blocks of a program's segment that no root (its\n"
+               "                        committed globals, named roots) reaches: count, bytes,\n"
+               "                        the largest (--all: every one); report only (reads the\n"
+               "                        files). --reclaim frees them in one commit after asking\n"
+               "                        (--yes: without asking)\n"
+               "  rds-check SEGMENT [LOG]  check the RDS heap in a segment file (rdsinit/RDS):\n"
+               "                        every block and free list; exit 1 and the first damaged\n"
+               "                        block's address if it is damaged; with LOG, the records\n"
+               "                        not yet applied are laid over it (reads the files only)\n"
+               "  --help                this text\n"
+               "Logs and segments must belong to you and be writable by nobody else\n"
+               "(LRVM_SHARED_GROUP=1 also accepts your groups' files). recover and truncate\n"
+               "lock the log exclusively, the other commands share the lock: each is refused\n"
+               "with \"in use by pid N\" while a program has the log open.\n");
 }
 
 /* parse_size -- "64m" -> bytes */
@@ -74,9 +73,21 @@ int parse_size(const char *s, uint64_t *out)
     if (errno || end == s)
         return -1;
     switch (*end) {
-    case 'k': case 'K': v <<= 10; end++; break;
-    case 'm': case 'M': v <<= 20; end++; break;
-    case 'g': case 'G': v <<= 30; end++; break;
+    case 'k':
+    case 'K':
+        v <<= 10;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        v <<= 20;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        v <<= 30;
+        end++;
+        break;
     default: break;
     }
     if (*end != '\0')
@@ -88,7 +99,7 @@ int parse_size(const char *s, uint64_t *out)
 struct utl {
     int fd;
     const char *path;
-    char *dir;            /* the log's directory: relative dictionary paths start there */
+    char *dir; /* the log's directory: relative dictionary paths start there */
     struct log_status st;
     struct buf dict;
     struct logrd rd;
@@ -122,10 +133,13 @@ static int utl_open(struct utl *u, const char *path)
         return -1;
     }
     u->dir = log_dir_of(path);
-    u->rd = (struct logrd){ .fd = u->fd, .path = path, .area_off = u->st.area_off,
-                            .area_len = u->st.area_len, .epochs = u->st.epochs,
-                            .nepochs = u->st.nepochs,
-                            .chunk = 4u << 20 };
+    u->rd = (struct logrd){.fd = u->fd,
+                           .path = path,
+                           .area_off = u->st.area_off,
+                           .area_len = u->st.area_len,
+                           .epochs = u->st.epochs,
+                           .nepochs = u->st.nepochs,
+                           .chunk = 4u << 20};
     return 0;
 }
 
@@ -142,9 +156,9 @@ static void utl_close(struct utl *u)
 /* one dictionary entry as rvmutl shows it */
 struct utl_seg {
     uint32_t id;
-    uint8_t ident[LOG_SEG_ID_LEN];   /* all zero: none recorded */
-    const char *stored;              /* as the log stores it (maybe relative) */
-    char *path;                      /* resolved against the log's directory (malloc'd) */
+    uint8_t ident[LOG_SEG_ID_LEN]; /* all zero: none recorded */
+    const char *stored;            /* as the log stores it (maybe relative) */
+    char *path;                    /* resolved against the log's directory (malloc'd) */
 };
 
 /* utl_dict_next -- the entry at *pos of the dictionary (both formats); 0, or -1 at its end */
@@ -201,8 +215,8 @@ static int utl_dict_print(struct utl *u, int check)
 }
 
 /* utl_walk -- visit valid records from the head; returns the count; fills end/seq */
-static uint64_t utl_walk(struct utl *u, int verbose, int dump, uint64_t only,
-                         uint64_t *end_off, uint64_t *next_seq, uint64_t *bytes)
+static uint64_t utl_walk(struct utl *u, int verbose, int dump, uint64_t only, uint64_t *end_off,
+                         uint64_t *next_seq, uint64_t *bytes)
 {
     uint64_t cur = u->st.head_off, seq = u->st.head_seq, n = 0;
     *bytes = 0;
@@ -216,8 +230,7 @@ static uint64_t utl_walk(struct utl *u, int verbose, int dump, uint64_t only,
             *bytes += u->st.area_len - cur;
         if (verbose && (only == 0 || only == seq))
             printf("record %llu at %llu: %u bytes, %u ranges, %u transaction(s)\n",
-                   (unsigned long long)seq, (unsigned long long)p, h->len, h->nranges,
-                   h->ntxn);
+                   (unsigned long long)seq, (unsigned long long)p, h->len, h->nranges, h->ntxn);
         if (dump && (only == 0 || only == seq)) {
             const char *data = pl + (size_t)h->nranges * LOG_RANGE_HDR;
             for (uint32_t i = 0; i < h->nranges; i++) {
@@ -259,7 +272,8 @@ static int utl_verify_end(struct utl *u, uint64_t end, uint64_t next)
                "is invalid, but records %llu..%llu after it are valid (the first at offset "
                "%llu). These are acknowledged commits: recovery refuses this log rather than "
                "drop them. `rvmutl salvage %s` recovers the records before %llu and drops "
-               "records %llu..%llu\n", (unsigned long long)e.seq, (unsigned long long)e.off,
+               "records %llu..%llu\n",
+               (unsigned long long)e.seq, (unsigned long long)e.off,
                (unsigned long long)e.later_seq, (unsigned long long)e.last_seq,
                (unsigned long long)e.later_off, u->path, (unsigned long long)e.seq,
                (unsigned long long)e.seq, (unsigned long long)e.last_seq);
@@ -269,11 +283,12 @@ static int utl_verify_end(struct utl *u, uint64_t end, uint64_t next)
         return 0;
     struct log_rec_hdr h;
     if (u->st.area_len - end >= LOG_REC_HDR &&
-        full_pread(u->fd, &h, sizeof(h), u->st.area_off + end) == 0 &&
-        h.magic == LOG_REC_MAGIC && h.type == LOG_REC_TXN && h.seq == next) {
+        full_pread(u->fd, &h, sizeof(h), u->st.area_off + end) == 0 && h.magic == LOG_REC_MAGIC &&
+        h.type == LOG_REC_TXN && h.seq == next) {
         printf("  PROBLEM: record %llu at offset %llu fails its checksum and no later record "
                "exists: the TORN TAIL of a crashed commit, which was never acknowledged "
-               "(recovery drops it)\n", (unsigned long long)next, (unsigned long long)end);
+               "(recovery drops it)\n",
+               (unsigned long long)next, (unsigned long long)end);
         return 1;
     }
     /* a version 3 writer leaves an end marker wherever there is room for one */
@@ -281,8 +296,8 @@ static int utl_verify_end(struct utl *u, uint64_t end, uint64_t next)
     if (u->st.version >= LOG_FORMAT_VERSION && end != 0 && room >= LOG_REC_HDR) {
         printf("  PROBLEM: no end marker where the records end (offset %llu, next seq %llu) "
                "and no later record: the TORN TAIL of a write that did not complete, never "
-               "acknowledged (recovery drops it)\n", (unsigned long long)end,
-               (unsigned long long)next);
+               "acknowledged (recovery drops it)\n",
+               (unsigned long long)end, (unsigned long long)next);
         return 1;
     }
     return 0;
@@ -336,7 +351,8 @@ int cmd_status(const char *path, int verify)
                 if (!ok && x.magic != 0) {
                     /* e.g. a torn status write: the other copy is in use */
                     printf("  PROBLEM: status copy %d is damaged (the other copy is in use; "
-                           "the next truncation rewrites it)\n", s);
+                           "the next truncation rewrites it)\n",
+                           s);
                     problems++;
                 }
             }
@@ -383,8 +399,8 @@ static int recover_clear_pending(void)
     for (uint32_t i = 1; i <= engine.nsegs; i++) {
         struct seg *s = engine.segs[i];
         if (s != NULL && s->fd >= 0 && image_set_log_pending(s->fd, 0) < 0) {
-            fprintf(stderr, "rvmutl: segment %s: cannot clear its log-pending mark: %s\n",
-                    s->path, strerror(errno));
+            fprintf(stderr, "rvmutl: segment %s: cannot clear its log-pending mark: %s\n", s->path,
+                    strerror(errno));
             bad = 1;
         }
     }
@@ -426,16 +442,16 @@ int cmd_recover(const char *path, int salvage)
         return 1;
     }
     if (engine.salvaged.kind == LOG_END_DAMAGED)
-        printf("log %s salvaged: records before %llu applied; DROPPED records %llu..%llu "
-               "(record %llu at offset %llu was damaged; the later ones started at offset "
-               "%llu)\n", path, (unsigned long long)engine.salvaged.seq,
-               (unsigned long long)engine.salvaged.seq, (unsigned long long)engine.salvaged.last_seq,
-               (unsigned long long)engine.salvaged.seq, (unsigned long long)engine.salvaged.off,
-               (unsigned long long)engine.salvaged.later_off);
+        printf(
+            "log %s salvaged: records before %llu applied; DROPPED records %llu..%llu "
+            "(record %llu at offset %llu was damaged; the later ones started at offset "
+            "%llu)\n",
+            path, (unsigned long long)engine.salvaged.seq, (unsigned long long)engine.salvaged.seq,
+            (unsigned long long)engine.salvaged.last_seq, (unsigned long long)engine.salvaged.seq,
+            (unsigned long long)engine.salvaged.off, (unsigned long long)engine.salvaged.later_off);
     else if (salvage)
         printf("log %s: no damaged record found; nothing dropped\n", path);
-    printf("log %s recovered: committed records applied to their segments, log empty\n",
-           path);
+    printf("log %s recovered: committed records applied to their segments, log empty\n", path);
     return bad;
 }
 
@@ -451,13 +467,15 @@ static int cmd_forget_log(const char *seg)
     int e = errno;
     close(fd);
     if (r <= 0) {
-        fprintf(stderr, r == 0 ? "rvmutl: %s is not a process-image segment (no \"" IMG_MAGIC
-                                 "\" header)\n"
-                               : "rvmutl: cannot write segment %s: %s\n", seg, strerror(e));
+        fprintf(stderr,
+                r == 0 ? "rvmutl: %s is not a process-image segment (no \"" IMG_MAGIC "\" header)\n"
+                       : "rvmutl: cannot write segment %s: %s\n",
+                seg, strerror(e));
         return 1;
     }
     printf("segment %s: accepted as its file holds it; commits that only its log held are "
-           "lost. The next run starts a new log.\n", seg);
+           "lost. The next run starts a new log.\n",
+           seg);
     return 0;
 }
 
@@ -480,8 +498,7 @@ static int64_t utl_seg_id(struct utl *u, const char *seg)
     size_t pos = 0;
     struct utl_seg e;
     for (uint32_t k = 0; utl_dict_next(u, &pos, k, &e) == 0; k++) {
-        int same = stat(e.path, &st) == 0 && st.st_dev == want.st_dev &&
-                   st.st_ino == want.st_ino;
+        int same = stat(e.path, &st) == 0 && st.st_dev == want.st_dev && st.st_ino == want.st_ino;
         free(e.path);
         if (same)
             return e.id;
@@ -542,10 +559,16 @@ int utl_overlay_file(const char *logp, const char *seg, uint64_t off, void *buf,
 /* image_verdict -- the restorability verdict of the last commit and a crash note (format 2) */
 static void image_verdict(struct image_header *h)
 {
-    static const char *const kinds[] = {
-        "restorable", "an anonymous mapping", "the stack", "thread-local storage",
-        "the program break", "a file mapping", "a shared library's writable data",
-        "lrvm's volatile memory", "kernel-mapped memory", "a freed heap block"};
+    static const char *const kinds[] = {"restorable",
+                                        "an anonymous mapping",
+                                        "the stack",
+                                        "thread-local storage",
+                                        "the program break",
+                                        "a file mapping",
+                                        "a shared library's writable data",
+                                        "lrvm's volatile memory",
+                                        "kernel-mapped memory",
+                                        "a freed heap block"};
     h->restore_sym[IMG_SYM_MAX - 1] = 0;
     h->restore_target[IMG_TARGET_MAX - 1] = 0;
     h->crash_sym[IMG_SYM_MAX - 1] = 0;
@@ -558,9 +581,8 @@ static void image_verdict(struct image_header *h)
         printf("  restorable:  no: %s%s+0x%llx holds 0x%llx (at 0x%llx), which points "
                "into %s%s%s%s\n",
                h->restore_sym[0] ? "the global " : "the global at ",
-               h->restore_sym[0] ? h->restore_sym : "",
-               (unsigned long long)h->restore_sym_off, (unsigned long long)h->restore_value,
-               (unsigned long long)h->restore_addr,
+               h->restore_sym[0] ? h->restore_sym : "", (unsigned long long)h->restore_sym_off,
+               (unsigned long long)h->restore_value, (unsigned long long)h->restore_addr,
                h->restore_kind < sizeof(kinds) / sizeof(kinds[0]) ? kinds[h->restore_kind]
                                                                   : "unknown memory",
                h->restore_target[0] ? " (" : "", h->restore_target,
@@ -568,8 +590,8 @@ static void image_verdict(struct image_header *h)
     if (h->crash_magic == IMG_CRASH_MAGIC && h->crash_commit_count == h->commit_count)
         printf("  crash note:  pid %llu died of signal %u at 0x%llx%s%s, restoring this "
                "commit; starts with its globals are refused\n",
-               (unsigned long long)h->crash_pid, h->crash_signal,
-               (unsigned long long)h->crash_pc, h->crash_sym[0] ? " in " : "", h->crash_sym);
+               (unsigned long long)h->crash_pid, h->crash_signal, (unsigned long long)h->crash_pc,
+               h->crash_sym[0] ? " in " : "", h->crash_sym);
 }
 
 static int cmd_image(const char *seg, const char *logp)
@@ -609,18 +631,20 @@ static int cmd_image(const char *seg, const char *logp)
     int rc = 0;
     if (memcmp(h.magic, HEAP_MAGIC, 8) == 0) {
         printf("segment %s: a heap in the layout before segment format 1 (no header); lrvm "
-               "no longer opens it\n", seg);
+               "no longer opens it\n",
+               seg);
         rc = 1;
     } else if (memcmp(h.magic, IMG_MAGIC, 8) != 0) {
         int zero = 1;
         for (size_t i = 0; i < sizeof(h) && zero; i++)
             zero = ((const char *)&h)[i] == 0;
-        printf("segment %s: %s\n", seg, zero ? "no header (a new segment, never committed)"
-                                             : "not an lrvm process-image segment");
+        printf("segment %s: %s\n", seg,
+               zero ? "no header (a new segment, never committed)"
+                    : "not an lrvm process-image segment");
         rc = zero ? 0 : 1;
     } else if (h.version != IMG_FORMAT_VERSION && h.version != IMG_FORMAT_VERSION_V1) {
-        printf("segment %s: segment format version %u (this rvmutl reads %u)\n", seg,
-               h.version, IMG_FORMAT_VERSION);
+        printf("segment %s: segment format version %u (this rvmutl reads %u)\n", seg, h.version,
+               IMG_FORMAT_VERSION);
         rc = 1;
     } else {
         char idh[2 * IMG_BUILD_ID_MAX + 1], t1[40], t2[40];
@@ -663,10 +687,10 @@ static int cmd_image(const char *seg, const char *logp)
         char sid[2 * LOG_SEG_ID_LEN + 1];
         seg_ident_hex(h.seg_id, sid);
         printf("  identity:    %s\n", h.version >= IMG_FORMAT_VERSION
-                                          ? sid : "none yet (format 1: given at the next commit)");
-        printf("  commits:     %llu; last %s by pid %llu\n",
-               (unsigned long long)h.commit_count, utl_time(t2, sizeof(t2), h.last_commit_ns),
-               (unsigned long long)h.last_commit_pid);
+                                          ? sid
+                                          : "none yet (format 1: given at the next commit)");
+        printf("  commits:     %llu; last %s by pid %llu\n", (unsigned long long)h.commit_count,
+               utl_time(t2, sizeof(t2), h.last_commit_ns), (unsigned long long)h.last_commit_pid);
         if (h.version >= IMG_FORMAT_VERSION)
             image_verdict(&h);
     }
@@ -675,7 +699,8 @@ static int cmd_image(const char *seg, const char *logp)
         if (h.log_pending) {
             printf("  log %s: MISSING, but the segment says its log holds commits the file "
                    "may lack: restore the log, or accept the file as it is with `rvmutl "
-                   "forget-log %s`\n", logp, seg);
+                   "forget-log %s`\n",
+                   logp, seg);
             return 1;
         }
         printf("  log %s: absent\n", logp);
@@ -684,11 +709,13 @@ static int cmd_image(const char *seg, const char *logp)
     if (pending)
         printf("  log %s: %llu committed record(s) not yet applied to the segment file; shown "
                "above with them (as recovery will apply them: `rvmutl recover %s`, or the "
-               "program's next start)\n", logp, (unsigned long long)pending, logp);
+               "program's next start)\n",
+               logp, (unsigned long long)pending, logp);
     else
-        printf("  log %s: %s\n", logp, id >= 0 || u.st.nsegs == 0
-               ? "no records pending (the segment file holds the last commit)"
-               : "does not know this segment (another log? give it as LOG)");
+        printf("  log %s: %s\n", logp,
+               id >= 0 || u.st.nsegs == 0
+                   ? "no records pending (the segment file holds the last commit)"
+                   : "does not know this segment (another log? give it as LOG)");
     utl_close(&u);
     return rc;
 }
@@ -714,16 +741,16 @@ int main(int argc, char **argv)
 {
     /* the original's forms: `rvmutl` and `rvmutl LOG`, then commands on standard input
      * (today's commands all take a LOG or SEGMENT argument, so one other word is a log) */
-    static const char *const forms[] = { "create-log", "status", "list", "dump", "verify",
-                                         "recover", "truncate", "image", "rds-check", "leaks",
-                                         "help" };
+    static const char *const forms[] = {"create-log", "status",  "list",     "dump",
+                                        "verify",     "recover", "truncate", "image",
+                                        "rds-check",  "leaks",   "help"};
     int is_form = 0;
     for (size_t i = 0; argc == 2 && i < sizeof(forms) / sizeof(forms[0]); i++)
         is_form |= !strcmp(argv[1], forms[i]);
     if (argc == 1 || (argc == 2 && argv[1][0] != '-' && !is_form))
         return utl_command_language(argc == 2 ? argv[1] : NULL, stdin);
-    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
-                      !strcmp(argv[1], "help"))) {
+    if (argc >= 2 &&
+        (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))) {
         usage(stdout);
         return 0;
     }
@@ -734,8 +761,10 @@ int main(int argc, char **argv)
     const char *cmd = argv[1], *log = argv[2];
     const char *sg = getenv("LRVM_SHARED_GROUP");
     if (sg != NULL && strcmp(sg, "0") != 0 && strcmp(sg, "1") != 0) {
-        fprintf(stderr, "rvmutl: LRVM_SHARED_GROUP=%s: use 1 (accept files of your groups) "
-                "or 0\n", sg);
+        fprintf(stderr,
+                "rvmutl: LRVM_SHARED_GROUP=%s: use 1 (accept files of your groups) "
+                "or 0\n",
+                sg);
         return 2;
     }
     filecheck_shared_group = sg != NULL && strcmp(sg, "1") == 0;

@@ -21,8 +21,8 @@
 #include "rvmutl_rds.h"
 
 struct session {
-    char log[4096];           /* the open log ("" if none) */
-    int recovered;            /* recovery ran in this process (it can run once) */
+    char log[4096]; /* the open log ("" if none) */
+    int recovered;  /* recovery ran in this process (it can run once) */
 };
 
 typedef int (*cmd_fn)(struct session *s, char *args);
@@ -103,7 +103,8 @@ static int do_recover(struct session *s, char *args)
         return 1;
     if (s->recovered) {
         printf("? recover: one recovery per rvmutl run (lrvm initializes once per process); "
-               "run rvmutl again for %s\n", s->log);
+               "run rvmutl again for %s\n",
+               s->log);
         return 1;
     }
     s->recovered = 1;
@@ -115,9 +116,9 @@ static int do_sizeof(struct session *s, char *args)
     (void)s;
     (void)args;
     printf("rvm_tid_t %zu, rvm_options_t %zu, rvm_region_t %zu, rvm_offset_t %zu, "
-           "rvm_length_t %zu, rvm_region_def_t %zu\n", sizeof(rvm_tid_t), sizeof(rvm_options_t),
-           sizeof(rvm_region_t), sizeof(rvm_offset_t), sizeof(rvm_length_t),
-           sizeof(rvm_region_def_t));
+           "rvm_length_t %zu, rvm_region_def_t %zu\n",
+           sizeof(rvm_tid_t), sizeof(rvm_options_t), sizeof(rvm_region_t), sizeof(rvm_offset_t),
+           sizeof(rvm_length_t), sizeof(rvm_region_def_t));
     return 0;
 }
 
@@ -151,17 +152,17 @@ static const struct {
     const char *name;
     cmd_fn fn;
 } cmds[] = {
-    { "init_log", do_init_log }, { "open_log", do_open_log }, { "log", do_open_log },
-    { "close_log", do_close_log }, { "status", do_status }, { "log_status", do_status },
-    { "recover", do_recover }, { "sizeof", do_sizeof }, { "rds_check", do_rds_check },
-    { "update", do_accept }, { "no_update", do_accept }, { "quit", NULL },
-    { "next", do_browser }, { "prev", do_browser }, { "peek", do_browser },
-    { "poke", do_browser }, { "replay", do_browser }, { "show", do_browser },
-    { "head", do_browser }, { "tail", do_browser }, { "earliest", do_browser },
-    { "find_tail", do_browser }, { "find_hole", do_browser }, { "find_earliest", do_browser },
-    { "copy_log", do_browser }, { "read_status", do_browser }, { "write_status", do_browser },
-    { "statistics", do_browser }, { "monitor", do_browser }, { "set", do_browser },
-    { "sub_rec", do_browser }, { "seg_dict", do_browser }, { "build_seg_dict", do_browser },
+    {"init_log", do_init_log},   {"open_log", do_open_log},   {"log", do_open_log},
+    {"close_log", do_close_log}, {"status", do_status},       {"log_status", do_status},
+    {"recover", do_recover},     {"sizeof", do_sizeof},       {"rds_check", do_rds_check},
+    {"update", do_accept},       {"no_update", do_accept},    {"quit", NULL},
+    {"next", do_browser},        {"prev", do_browser},        {"peek", do_browser},
+    {"poke", do_browser},        {"replay", do_browser},      {"show", do_browser},
+    {"head", do_browser},        {"tail", do_browser},        {"earliest", do_browser},
+    {"find_tail", do_browser},   {"find_hole", do_browser},   {"find_earliest", do_browser},
+    {"copy_log", do_browser},    {"read_status", do_browser}, {"write_status", do_browser},
+    {"statistics", do_browser},  {"monitor", do_browser},     {"set", do_browser},
+    {"sub_rec", do_browser},     {"seg_dict", do_browser},    {"build_seg_dict", do_browser},
 };
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
 
@@ -180,7 +181,7 @@ static int lookup(const char *w)
 
 int utl_command_language(const char *log, FILE *in)
 {
-    struct session s = { .log = "" };
+    struct session s = {.log = ""};
     int failed = 0;
     if (log != NULL) {
         char arg[4096];
@@ -204,7 +205,7 @@ int utl_command_language(const char *log, FILE *in)
             continue;
         }
         if (cmds[i].fn == NULL)
-            break;                                  /* quit */
+            break; /* quit */
         failed |= cmds[i].fn(&s, p);
         fflush(stdout);
     }

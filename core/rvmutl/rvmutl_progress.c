@@ -16,13 +16,13 @@
 #include "rvm_int.h"
 #include "rvmutl.h"
 
-#define PROGRESS_EVERY_NS 250000000ull   /* at most four updates a second */
+#define PROGRESS_EVERY_NS 250000000ull /* at most four updates a second */
 
 struct progress {
-    uint64_t t0, last;        /* start, last update (ns, monotonic) */
-    uint64_t at;              /* when the last record was applied */
-    uint64_t done, total;     /* log bytes applied, expected (0: unknown) */
-    int active;               /* standard error is a terminal: show progress */
+    uint64_t t0, last;    /* start, last update (ns, monotonic) */
+    uint64_t at;          /* when the last record was applied */
+    uint64_t done, total; /* log bytes applied, expected (0: unknown) */
+    int active;           /* standard error is a terminal: show progress */
 };
 
 static struct progress pg;
@@ -64,7 +64,7 @@ void progress_begin(void)
 {
     if (!isatty(STDERR_FILENO))
         return;
-    pg = (struct progress){ .t0 = mono_ns(), .active = 1 };
+    pg = (struct progress){.t0 = mono_ns(), .active = 1};
     pg.last = pg.t0;
     apply_set_progress(progress_cb, NULL);
 }
@@ -72,7 +72,7 @@ void progress_begin(void)
 void progress_end(void)
 {
     apply_set_progress(NULL, NULL);
-    if (pg.active && pg.done > 0) {   /* the final figures, however short the run was */
+    if (pg.active && pg.done > 0) { /* the final figures, however short the run was */
         progress_draw(pg.at);       /* the rate of the apply, not of the fsyncs after it */
         fputc('\n', stderr);
     }

@@ -76,18 +76,24 @@ static char *load_heap_region(int fd, const char *seg, const char *logp, rvm_reg
         return NULL;
     }
     if (h->struct_id != 1 || strncmp(h->version, RVM_SEGMENT_VERSION, sizeof(h->version))) {
-        fprintf(stderr, "rvmutl: %s is not a segment-loader segment (no header); an RDS "
-                "segment is made by rdsinit or rds_zap_heap\n", seg);
+        fprintf(stderr,
+                "rvmutl: %s is not a segment-loader segment (no header); an RDS "
+                "segment is made by rdsinit or rds_zap_heap\n",
+                seg);
         free(h);
         return NULL;
     }
     if (h->nregions != 2)
-        fprintf(stderr, "rvmutl: %s: %lu regions (an RDS segment has 2); checking region 0 "
-                "as the heap\n", seg, (unsigned long)h->nregions);
+        fprintf(stderr,
+                "rvmutl: %s: %lu regions (an RDS segment has 2); checking region 0 "
+                "as the heap\n",
+                seg, (unsigned long)h->nregions);
     if (h->nregions < 1 || h->nregions > hsz / sizeof(rvm_region_def_t) - 1 ||
         h->regions[0].length == 0 || h->regions[0].length > (1UL << 40)) {
-        fprintf(stderr, "rvmutl: %s: the segment header is damaged (region count or heap "
-                "length)\n", seg);
+        fprintf(stderr,
+                "rvmutl: %s: the segment header is damaged (region count or heap "
+                "length)\n",
+                seg);
         free(h);
         return NULL;
     }
@@ -95,9 +101,10 @@ static char *load_heap_region(int fd, const char *seg, const char *logp, rvm_reg
     free(h);
     char *img = malloc(def->length);
     if (img == NULL || read_all(fd, img, def->length, (off_t)def->offset.low) != 0) {
-        fprintf(stderr, "rvmutl: %s: cannot read the heap region (%lu bytes at offset %lu): "
-                "%s\n", seg, def->length, def->offset.low,
-                img ? strerror(errno) : "out of memory");
+        fprintf(stderr,
+                "rvmutl: %s: cannot read the heap region (%lu bytes at offset %lu): "
+                "%s\n",
+                seg, def->length, def->offset.low, img ? strerror(errno) : "out of memory");
         free(img);
         return NULL;
     }
@@ -129,10 +136,12 @@ int cmd_rds_check(const char *seg, const char *logp)
         return 1;
     }
     printf("%s: RDS heap at %p (%lu bytes): consistent: %lu blocks; %lu free (%lu bytes, "
-           "largest %lu); %lu allocated (%lu bytes)\n", seg, (void *)def.vmaddr, def.length,
-           st.nblocks, st.nfree, st.free_bytes, st.largest_free, st.nalloc, st.alloc_bytes);
+           "largest %lu); %lu allocated (%lu bytes)\n",
+           seg, (void *)def.vmaddr, def.length, st.nblocks, st.nfree, st.free_bytes,
+           st.largest_free, st.nalloc, st.alloc_bytes);
     if (st.stats_mismatch)
         printf("%s: note: the heap header's free/allocated byte counters disagree with the "
-               "blocks (statistics only; the heap itself is sound)\n", seg);
+               "blocks (statistics only; the heap itself is sound)\n",
+               seg);
     return 0;
 }

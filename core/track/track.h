@@ -166,28 +166,31 @@
 
 #pragma GCC visibility push(hidden)
 
-#define TRACK_MAX_REGIONS 64                       /* vmprim: DIRTY_MAX_RANGES per tracker */
-#define TRACK_DEFAULT_BUDGET ((uint64_t)1 << 30)   /* bytes of twins per process */
-#define TRACK_DEFAULT_GAP 32                       /* merge runs closer than this */
-#define TRACK_TRIM_RUNS 256                        /* madvise calls per commit, at most */
-#define TRACK_STREAM_MIN ((uint64_t)1 << 20)       /* durable records at least this big are
+#define TRACK_MAX_REGIONS 64                     /* vmprim: DIRTY_MAX_RANGES per tracker */
+#define TRACK_DEFAULT_BUDGET ((uint64_t)1 << 30) /* bytes of twins per process */
+#define TRACK_DEFAULT_GAP 32                     /* merge runs closer than this */
+#define TRACK_TRIM_RUNS 256                      /* madvise calls per commit, at most */
+#define TRACK_STREAM_MIN \
+    ((uint64_t)1 << 20) /* durable records at least this big are
                                                     * streamed to the log, not queued */
-#define TRACK_TRIM_SLACK 4096                      /* slot pages beyond the twins before a
+#define TRACK_TRIM_SLACK \
+    4096 /* slot pages beyond the twins before a
                                                     * sweep (16 MiB of 4 KiB pages) */
 
 /* per-page state byte */
 enum { TS_CLEAN = 0, TS_DIRTY = 1, TS_PENDING = 2, TS_SNAP = 3, TS_MASK = 3 };
 #define TF_TWIN 4
 #define TF_SLOTB 8
-#define TF_FILE 16    /* wp-async, no twin yet: the committed image is the segment file's */
-#define TF_LOST 32    /* hook backends, CLEAN: memory was released (track_release) and no
+#define TF_FILE 16 /* wp-async, no twin yet: the committed image is the segment file's */
+#define TF_LOST \
+    32 /* hook backends, CLEAN: memory was released (track_release) and no
                        * longer holds the committed image: log the page whole when written */
 
 /* one range of a tracked commit: `len` new bytes at segment offset `off` of the region
  * `cookie` (the rvm_region_t given to rvm_track) */
 struct track_range {
     const rvm_region_t *cookie;
-    char *dest;              /* the memory these bytes are the new value of */
+    char *dest; /* the memory these bytes are the new value of */
     uint64_t off;
     uint64_t len;
     const char *src;
@@ -196,45 +199,45 @@ struct track_range {
 /* The sink commits n ranges as ONE transaction of the redo log; with flush it returns only
  * when the record is durable. *logged: bytes the record takes in the log. Returns an
  * rvm_return_t. Core's adapter is track_core.c; tests plug their own. */
-typedef rvm_return_t (*track_sink_fn)(void *arg, const struct track_range *r, size_t n,
-                                      int sync, uint64_t *logged);
+typedef rvm_return_t (*track_sink_fn)(void *arg, const struct track_range *r, size_t n, int sync,
+                                      uint64_t *logged);
 
 /* a tracked region */
 struct track_region {
-    rvm_region_t *pub;       /* the caller's descriptor (its fields are copied below) */
-    char *base;              /* page aligned */
-    uint64_t len;            /* bytes of the region (may end inside the last page) */
+    rvm_region_t *pub; /* the caller's descriptor (its fields are copied below) */
+    char *base;        /* page aligned */
+    uint64_t len;      /* bytes of the region (may end inside the last page) */
     size_t npages;
-    uint64_t seg_off;        /* segment offset of base */
-    int file_fd;             /* the segment (lazy twins, TF_FILE pages), or -1 */
-    char *slots;             /* 2 * npages pages: A = [0, npages), B = [npages, 2 npages) */
-    _Atomic uint8_t *st;     /* per-page state byte (access: track_st_load/store/cas) */
-    uint8_t st_xor;          /* TF_FILE in a lazy-twin region: that bit is stored inverted */
-    _Atomic uint64_t *carry; /* pages collected and not yet committed (bitmap) */
+    uint64_t seg_off;          /* segment offset of base */
+    int file_fd;               /* the segment (lazy twins, TF_FILE pages), or -1 */
+    char *slots;               /* 2 * npages pages: A = [0, npages), B = [npages, 2 npages) */
+    _Atomic uint8_t *st;       /* per-page state byte (access: track_st_load/store/cas) */
+    uint8_t st_xor;            /* TF_FILE in a lazy-twin region: that bit is stored inverted */
+    _Atomic uint64_t *carry;   /* pages collected and not yet committed (bitmap) */
     size_t carry_lo, carry_hi; /* the words of carry that may hold a bit: [lo, hi), so a
                                 * capture looks at the pages collected, not at the whole
                                 * region (the shim's heap reservation has 4 M pages) */
-    _Atomic size_t slots_hi; /* no slot at or beyond this page index was ever copied into:
+    _Atomic size_t slots_hi;   /* no slot at or beyond this page index was ever copied into:
                               * the trim sweeps [0, slots_hi) only */
-    uint32_t *seen;          /* tracker.ncaptures when the page was last captured (eviction) */
+    uint32_t *seen;            /* tracker.ncaptures when the page was last captured (eviction) */
     size_t nwords;
 };
 
 /* process-wide tracking state (tracker) */
 struct track_state {
     pthread_mutex_t mu;
-    pthread_rwlock_t kw;         /* prepare_write (readers) vs a commit's capture (writer) */
+    pthread_rwlock_t kw; /* prepare_write (readers) vs a commit's capture (writer) */
     int configured;
     vmp_backend_t want_backend;
     uint64_t budget_pages;
     unsigned merge_gap;
-    vmp_dirty_t *dirty;          /* created with the first rvm_track */
-    pid_t pid;                   /* the process that created it (fork: children refused) */
+    vmp_dirty_t *dirty; /* created with the first rvm_track */
+    pid_t pid;          /* the process that created it (fork: children refused) */
     vmp_backend_t backend;
-    int hook_backend;            /* the backend calls our first-write hook */
+    int hook_backend; /* the backend calls our first-write hook */
     struct track_region *_Atomic regions[TRACK_MAX_REGIONS]; /* read by the hook */
-    size_t nregions_hw;          /* high-water index + 1 */
-    _Atomic uint64_t twin_pages; /* twins in existence (budget) */
+    size_t nregions_hw;                                      /* high-water index + 1 */
+    _Atomic uint64_t twin_pages;                             /* twins in existence (budget) */
     _Atomic uint64_t hook_snaps; /* captured pages copied by a hook before a write (the
                                   * concurrent-checkpoint path; tests look at it) */
     uint64_t file_reads;         /* TF_FILE pre-images read from the segment (tests) */
@@ -243,18 +246,18 @@ struct track_state {
     int flush;                   /* rvm_commit_mode: 1 flush, 0 no_flush */
     rvm_return_t sticky;         /* a sink failure: every later commit fails */
     char sticky_msg[256];
-    track_sink_fn sink;          /* NULL: core (track_core_sink) */
+    track_sink_fn sink; /* NULL: core (track_core_sink) */
     void *sink_arg;
     /* commit scratch, allocated outside the pause */
-    uint64_t *plist;             /* captured pages: region slot << 40 | page index */
+    uint64_t *plist;               /* captured pages: region slot << 40 | page index */
     _Atomic uint64_t slot_touches; /* slot pages copied into since the last trim (estimate
                                     * of resident slot memory) */
-    int trim_active;             /* a sweep of unused slots is in progress (track_trim) */
-    size_t trim_k, trim_i;       /* its cursor: region slot, slot area (trim_b), page */
+    int trim_active;               /* a sweep of unused slots is in progress (track_trim) */
+    size_t trim_k, trim_i;         /* its cursor: region slot, slot area (trim_b), page */
     int trim_b;
-    uint64_t trim_kept;          /* slots found in use so far in this sweep */
-    uint32_t ncaptures;          /* commits that captured pages (the eviction clock's time) */
-    size_t clock_k, clock_i;     /* the eviction clock's hand (wp-async beyond the budget) */
+    uint64_t trim_kept;      /* slots found in use so far in this sweep */
+    uint32_t ncaptures;      /* commits that captured pages (the eviction clock's time) */
+    size_t clock_k, clock_i; /* the eviction clock's hand (wp-async beyond the budget) */
     size_t plist_cap;
     rvm_track_statistics_t st;
 };
@@ -318,8 +321,8 @@ rvm_return_t track_core_sink(void *arg, const struct track_range *r, size_t n, i
 /* track_core_sink_stream -- the sink of a final commit, and of any durable record of at
  * least TRACK_STREAM_MIN bytes: same record, written to the log from r[i].src in bounded
  * pieces instead of copied into core's queue (txn_commit_stream) */
-rvm_return_t track_core_sink_stream(void *arg, const struct track_range *r, size_t n,
-                                    int sync, uint64_t *logged);
+rvm_return_t track_core_sink_stream(void *arg, const struct track_range *r, size_t n, int sync,
+                                    uint64_t *logged);
 /* track_core_stream_ready -- 1 if track_core_sink_stream can run with the other threads
  * parked (no core lock or log writer a parked thread could be holding: txn_stream_ready) */
 int track_core_stream_ready(void);
@@ -349,9 +352,9 @@ size_t track_diff_page(const char *cur, const char *old, size_t len, unsigned ga
 
 /* track_safepoint.c */
 struct track_safepoint_stats {
-    unsigned nthreads;    /* threads parked */
-    unsigned nrounds;     /* enumeration rounds */
-    unsigned nskipped;    /* threads skipped: they block LRVM_TRACK_SIGNAL */
+    unsigned nthreads; /* threads parked */
+    unsigned nrounds;  /* enumeration rounds */
+    unsigned nskipped; /* threads skipped: they block LRVM_TRACK_SIGNAL */
 };
 /* track_safepoint_stop -- park every other thread of the process in a signal handler;
  * returns 0 or an errno (ETIMEDOUT: a thread did not park, message via track_errmsg) */

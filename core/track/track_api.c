@@ -8,7 +8,7 @@
 #include "commit_override.h"
 #include "track.h"
 
-static commit_override_fn commit_override;   /* commit_override.h */
+static commit_override_fn commit_override; /* commit_override.h */
 
 /* commit_set_override -- see commit_override.h */
 void commit_set_override(commit_override_fn fn)

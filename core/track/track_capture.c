@@ -32,7 +32,7 @@
  */
 static char *snap_pool;
 static size_t snap_pool_bytes;
-static size_t snap_pool_hi;     /* pool pages possibly resident: [0, snap_pool_hi) */
+static size_t snap_pool_hi; /* pool pages possibly resident: [0, snap_pool_hi) */
 
 /* track_pool_page -- page q of the pool, grown if needed (mmap only); NULL if it cannot */
 static char *track_pool_page(size_t q)
@@ -71,7 +71,7 @@ static int track_capture_page(struct track_region *r, size_t i, int live, size_t
         return 1;
     }
     if (live)
-        return 1;   /* diffed before the release (track_diff_live), state unchanged */
+        return 1; /* diffed before the release (track_diff_live), state unchanged */
     /* no hook: copy the page now, while nobody can write it */
     char *snap = track_pool_page(q);
     int pooled = snap != NULL;
@@ -91,7 +91,7 @@ int track_capture(size_t *npages, int live)
 {
     int e = vmp_dirty_collect_runs(tracker.dirty, track_collect_cb, NULL);
     if (e != 0)
-        return e;   /* collected pages stay in the carry bitmaps for the next try */
+        return e; /* collected pages stay in the carry bitmaps for the next try */
     size_t np = 0;
     tracker.ncaptures++;
     for (size_t k = 0; k < TRACK_MAX_REGIONS; k++) {
@@ -108,10 +108,11 @@ int track_capture(size_t *npages, int live)
                 if (how == 0)
                     continue;
                 r->seen[i] = tracker.ncaptures;
-                tracker.plist[np++] = ((uint64_t)k << PLIST_SHIFT) | i | (how == 2 ? PLIST_POOLED : 0);
+                tracker.plist[np++] =
+                    ((uint64_t)k << PLIST_SHIFT) | i | (how == 2 ? PLIST_POOLED : 0);
             }
         }
-        r->carry_lo = r->nwords;    /* every carried page was taken */
+        r->carry_lo = r->nwords; /* every carried page was taken */
         r->carry_hi = 0;
     }
     *npages = np;
@@ -119,7 +120,7 @@ int track_capture(size_t *npages, int live)
 }
 
 #ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23   /* Linux 5.14 */
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
 
 /* track_prefault_count -- vmprim peek callback: count the pages written so far */
@@ -191,8 +192,7 @@ static void track_keep_pooled(struct track_region *r, size_t i, uint8_t s, const
 
 /* track_diff_snapshot -- a SNAP page: diff its snapshot (pooled: in the pool page q) against
  * its committed image; the snapshot becomes the twin if the budget allows. 0 or -1. */
-static int track_diff_snapshot(struct track_region *r, size_t i, uint8_t s, int pooled,
-                               size_t q)
+static int track_diff_snapshot(struct track_region *r, size_t i, uint8_t s, int pooled, size_t q)
 {
     int b = (s & TF_SLOTB) != 0;
     const char *snap = pooled ? snap_pool + q * track_ps() : track_slot(r, i, !b);

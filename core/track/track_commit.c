@@ -14,16 +14,16 @@
 
 /* one commit in flight */
 struct commit {
-    int final;               /* the process's last commit (track_commit_final) */
-    int live;                /* final on wp-async: diffed in memory while parked */
-    int in_place;            /* its record was written from the memory while parked */
+    int final;    /* the process's last commit (track_commit_final) */
+    int live;     /* final on wp-async: diffed in memory while parked */
+    int in_place; /* its record was written from the memory while parked */
     int diff_failed;
     track_sink_fn sink;
-    size_t npages;           /* pages captured */
+    size_t npages; /* pages captured */
     rvm_return_t in_place_rc;
     uint64_t in_place_logged, in_place_ns;
     uint64_t t_begin;
-    void (*released)(void *arg);    /* track_commit_then: called once, after the instant */
+    void (*released)(void *arg); /* track_commit_then: called once, after the instant */
     void *released_arg;
 };
 
@@ -47,12 +47,16 @@ static rvm_return_t track_commit_refused(void)
 {
     if (tracker.dirty != NULL && tracker.pid != getpid())
         /* a child of fork(): the tracker's userfaultfd and the log belong to the parent */
-        return track_err(RVM_EINTERNAL, "rvm_commit: tracking belongs to process %d; a child "
+        return track_err(RVM_EINTERNAL,
+                         "rvm_commit: tracking belongs to process %d; a child "
                          "of fork() cannot commit tracked regions (its copy of them is plain "
-                         "memory)", (int)tracker.pid);
+                         "memory)",
+                         (int)tracker.pid);
     if (tracker.sticky != RVM_SUCCESS)
-        return track_err(tracker.sticky, "rvm_commit: an earlier tracked commit failed (%s); "
-                         "restart the process to recover", tracker.sticky_msg);
+        return track_err(tracker.sticky,
+                         "rvm_commit: an earlier tracked commit failed (%s); "
+                         "restart the process to recover",
+                         tracker.sticky_msg);
     return RVM_SUCCESS;
 }
 
@@ -65,7 +69,9 @@ static rvm_return_t track_commit_prepare(struct commit *c)
     c->live = c->final && !tracker.hook_backend;
     /* a final commit streams its record from the record buffer to the log (no second copy
      * in core); the threads are released by then, and the buffer is ours */
-    c->sink = tracker.sink != NULL ? tracker.sink : c->final ? track_core_sink_stream : track_core_sink;
+    c->sink = tracker.sink != NULL ? tracker.sink
+              : c->final           ? track_core_sink_stream
+                                   : track_core_sink;
     if (c->live && track_file_page_ready() != 0)
         return track_err(RVM_ENO_MEMORY, "rvm_commit: out of memory");
     track_record_clear();
@@ -125,7 +131,7 @@ static void track_commit_pause_stats(const struct track_safepoint_stats *ss, siz
 /* track_commit_instant -- stop the other threads, capture the dirty set, release them */
 static rvm_return_t track_commit_instant(struct commit *c)
 {
-    uint64_t t_halt = track_now_ns();   /* the pause starts here (the prefault is not in it) */
+    uint64_t t_halt = track_now_ns(); /* the pause starts here (the prefault is not in it) */
     struct track_safepoint_stats ss = {0, 0, 0};
     pthread_rwlock_wrlock(&tracker.kw);
     int e = track_safepoint_stop(&ss);
@@ -136,13 +142,13 @@ static rvm_return_t track_commit_instant(struct commit *c)
     uint64_t t_stop = track_now_ns();
     e = track_capture(&c->npages, c->live);
     if (e == 0 && tracker.hook_backend)
-        track_safepoint_each(track_robust_thread, NULL);   /* ROBUST MUTEXES (track.h) */
+        track_safepoint_each(track_robust_thread, NULL); /* ROBUST MUTEXES (track.h) */
     if (e == 0 && c->live)
         track_commit_in_place(c);
     uint64_t t_capt = track_now_ns();
     track_safepoint_release();
     if (e == 0 && tracker.hook_backend)
-        track_trim();       /* in the pause: see track_trim */
+        track_trim(); /* in the pause: see track_trim */
     tracker.st.last_stop_ns = t_stop - t_halt;
     tracker.st.last_capture_ns = t_capt - t_stop;
     pthread_rwlock_unlock(&tracker.kw);
@@ -204,10 +210,14 @@ static rvm_return_t track_commit_write(struct commit *c)
     tracker.st.total_durable_ns += tracker.st.last_durable_ns;
     if (rc != RVM_SUCCESS) {
         tracker.sticky = rc;
-        snprintf(tracker.sticky_msg, sizeof(tracker.sticky_msg), "the log refused a %zu-range record: "
-                 "%s: %.160s", track_rec.nranges, rvm_return(rc), rvm_errmsg);
-        return track_err(rc, "rvm_commit: %s; every later rvm_commit fails: restart the "
-                         "process to recover", tracker.sticky_msg);
+        snprintf(tracker.sticky_msg, sizeof(tracker.sticky_msg),
+                 "the log refused a %zu-range record: "
+                 "%s: %.160s",
+                 track_rec.nranges, rvm_return(rc), rvm_errmsg);
+        return track_err(rc,
+                         "rvm_commit: %s; every later rvm_commit fails: restart the "
+                         "process to recover",
+                         tracker.sticky_msg);
     }
     tracker.st.record_bytes += logged;
     tracker.st.n_commits++;
@@ -225,8 +235,7 @@ static rvm_return_t track_commit_locked(struct commit *c)
         return RVM_SUCCESS;
     }
     if ((rc = track_commit_prepare(c)) != RVM_SUCCESS ||
-        (rc = track_commit_instant(c)) != RVM_SUCCESS ||
-        (rc = track_commit_diff(c)) != RVM_SUCCESS)
+        (rc = track_commit_instant(c)) != RVM_SUCCESS || (rc = track_commit_diff(c)) != RVM_SUCCESS)
         return rc;
     if (track_rec.nranges == 0) {
         tracker.st.n_empty_commits++;
@@ -244,10 +253,10 @@ static rvm_return_t track_commit_locked(struct commit *c)
 rvm_return_t track_commit_then(int final, void (*released)(void *arg), void *arg)
 {
     pthread_mutex_lock(&tracker.mu);
-    struct commit c = {.final = final, .t_begin = track_now_ns(), .released = released,
-                       .released_arg = arg};
+    struct commit c = {
+        .final = final, .t_begin = track_now_ns(), .released = released, .released_arg = arg};
     rvm_return_t rc = track_commit_locked(&c);
-    track_commit_released(&c);     /* no instant was taken: still exactly once */
+    track_commit_released(&c); /* no instant was taken: still exactly once */
     pthread_mutex_unlock(&tracker.mu);
     return rc;
 }

@@ -36,7 +36,7 @@ rvm_return_t track_core_sink(void *arg, const struct track_range *r, size_t n, i
         size += r[i].len;
     }
     rvm_return_t rc = txn_commit_vector(core_vec, n, sync ? flush : no_flush);
-    *logged = (size + 7u) & ~(uint64_t)7u;     /* log_record_size() */
+    *logged = (size + 7u) & ~(uint64_t)7u; /* log_record_size() */
     return rc;
 }
 
@@ -51,8 +51,8 @@ static void track_core_entry(void *arg, size_t i, struct txn_vec *v)
  * straight from the tracker's buffer (txn_commit_stream), without core's range array and
  * copy into its queue, so the exit commit holds the changed bytes once. Always durable
  * (flush), whatever sync asks: it is the process's last commit. */
-rvm_return_t track_core_sink_stream(void *arg, const struct track_range *r, size_t n,
-                                    int sync, uint64_t *logged)
+rvm_return_t track_core_sink_stream(void *arg, const struct track_range *r, size_t n, int sync,
+                                    uint64_t *logged)
 {
     (void)arg;
     (void)sync;

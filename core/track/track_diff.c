@@ -16,7 +16,7 @@
 /* diff_first_byte -- index of the first differing byte of two differing words */
 static unsigned diff_first_byte(uint64_t x)
 {
-    return (unsigned)__builtin_ctzll(x) >> 3;   /* little endian: low byte first */
+    return (unsigned)__builtin_ctzll(x) >> 3; /* little endian: low byte first */
 }
 
 /* diff_last_byte -- index of the last differing byte of two differing words */
@@ -33,7 +33,7 @@ size_t track_diff_page(const char *cur, const char *old, size_t len, unsigned ga
         return 0;
     size_t n = 0;
     size_t nw = len / 8;
-    size_t run_start = 0, run_end = 0;   /* [start, end) of the open run; end == 0: none */
+    size_t run_start = 0, run_end = 0; /* [start, end) of the open run; end == 0: none */
     int open = 0;
     for (size_t w = 0; w < nw; w++) {
         uint64_t a, b;
@@ -56,7 +56,7 @@ size_t track_diff_page(const char *cur, const char *old, size_t len, unsigned ga
         run_end = e;
         open = 1;
     }
-    for (size_t i = nw * 8; i < len; i++) {     /* tail of a length not a multiple of 8 */
+    for (size_t i = nw * 8; i < len; i++) { /* tail of a length not a multiple of 8 */
         if (cur[i] == old[i])
             continue;
         if (open && i - run_end < gap) {

@@ -76,9 +76,9 @@ void track_hook(void *page, void *arg)
                 atomic_fetch_add(&tracker.hook_snaps, 1);
                 break;
             }
-            continue;   /* the differ finished it first (now CLEAN): take the CLEAN path */
+            continue; /* the differ finished it first (now CLEAN): take the CLEAN path */
         }
-        break;  /* DIRTY/SNAP: the twin already holds the committed image */
+        break; /* DIRTY/SNAP: the twin already holds the committed image */
     }
 }
 
@@ -98,7 +98,7 @@ static void track_robust_open_word(uintptr_t entry, long off)
     uintptr_t w = (entry & ~(uintptr_t)1) + (uintptr_t)off;
     if (entry == 0 || track_find(w) == NULL)
         return;
-    track_in_prepare = 1;      /* not in a fault handler: the hook leaves the mask alone */
+    track_in_prepare = 1; /* not in a fault handler: the hook leaves the mask alone */
     vmp_dirty_prepare_write(tracker.dirty, (void *)w, sizeof(uint32_t));
     track_in_prepare = 0;
 }
@@ -171,8 +171,8 @@ rvm_return_t track_release(void *addr, size_t len)
         pthread_mutex_unlock(&tracker.mu);
         return madvise((void *)a, b - a, MADV_DONTNEED) == 0
                    ? RVM_SUCCESS
-                   : track_err(RVM_EINTERNAL, "rvm_track_release(%p, %zu): madvise: %s", addr,
-                               len, strerror(errno));
+                   : track_err(RVM_EINTERNAL, "rvm_track_release(%p, %zu): madvise: %s", addr, len,
+                               strerror(errno));
     }
     if (tracker.hook_backend)
         for (size_t k = 0; k < TRACK_MAX_REGIONS; k++) {
@@ -191,10 +191,9 @@ rvm_return_t track_release(void *addr, size_t len)
     int e = vmp_dirty_release(tracker.dirty, (void *)a, b - a);
     pthread_mutex_unlock(&tracker.mu);
     if (e == EOPNOTSUPP)
-        return RVM_SUCCESS;   /* kept resident, still tracked: nothing changed */
+        return RVM_SUCCESS; /* kept resident, still tracked: nothing changed */
     if (e != 0)
         return track_err(RVM_EINTERNAL, "rvm_track_release(%p, %zu): %s (%s)", addr, len,
                          strerror(e), vmp_dirty_errmsg(tracker.dirty));
     return RVM_SUCCESS;
 }
-

@@ -38,8 +38,7 @@ static int track_record_reserve(size_t bytes)
 {
     struct track_record *rec = &track_rec;
     if (rec->data_len + bytes > rec->data_cap &&
-        mmap_buf_grow((void **)&rec->data, &rec->data_cap, rec->data_len + bytes,
-                      1 << 16) != 0)
+        mmap_buf_grow((void **)&rec->data, &rec->data_cap, rec->data_len + bytes, 1 << 16) != 0)
         return -1;
     if (rec->nranges + 1 > rec->ranges_cap) {
         size_t bytes_now = rec->ranges_cap * sizeof(*rec->ranges);
@@ -66,8 +65,7 @@ static int track_emit_in_place(struct track_region *r, uint64_t off, const char 
         return 0;
     }
     rec->ranges[rec->nranges++] = (struct track_range){
-        .cookie = r->pub, .dest = r->base + (off - r->seg_off), .off = off, .len = n,
-        .src = src};
+        .cookie = r->pub, .dest = r->base + (off - r->seg_off), .off = off, .len = n, .src = src};
     return 0;
 }
 
@@ -91,9 +89,12 @@ static int track_emit(struct track_region *r, uint64_t off, const char *src, siz
             return 0;
         }
     }
-    rec->ranges[rec->nranges++] = (struct track_range){
-        .cookie = r->pub, .dest = r->base + (off - r->seg_off), .off = off, .len = n,
-        .src = (const char *)(uintptr_t)rec->data_len};
+    rec->ranges[rec->nranges++] =
+        (struct track_range){.cookie = r->pub,
+                             .dest = r->base + (off - r->seg_off),
+                             .off = off,
+                             .len = n,
+                             .src = (const char *)(uintptr_t)rec->data_len};
     memcpy(rec->data + rec->data_len, src, n);
     rec->data_len += n;
     return 0;

@@ -34,7 +34,7 @@ rvm_return_t track_err(rvm_return_t code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(track_msg, sizeof(track_msg), fmt, ap);
     va_end(ap);
-    err_set(code, "%s", track_msg);     /* rvm_errmsg, as for every core failure */
+    err_set(code, "%s", track_msg); /* rvm_errmsg, as for every core failure */
     return code;
 }
 
@@ -91,19 +91,23 @@ rvm_return_t track_configure(const rvm_track_options_t *o)
         return track_err(RVM_EOPTIONS, "rvm_track_configure: options pointer is NULL");
     vmp_backend_t b = VMP_BACKEND_AUTO;
     if (o->backend != NULL && vmp_backend_parse(o->backend, &b) != 0)
-        return track_err(RVM_EOPTIONS, "rvm_track_configure: unknown backend \"%s\" (use "
-                         "auto, wp-async, uffd-sigbus or mprotect)", o->backend);
+        return track_err(RVM_EOPTIONS,
+                         "rvm_track_configure: unknown backend \"%s\" (use "
+                         "auto, wp-async, uffd-sigbus or mprotect)",
+                         o->backend);
     if (b != VMP_BACKEND_AUTO) {
         char why[256] = "";
         if (vmp_backend_probe(b, why, sizeof(why)) != 0)
-            return track_err(RVM_EOPTIONS, "rvm_track_configure: backend %s is not usable "
-                             "here: %s", vmp_backend_name(b), why);
+            return track_err(RVM_EOPTIONS,
+                             "rvm_track_configure: backend %s is not usable "
+                             "here: %s",
+                             vmp_backend_name(b), why);
     }
     pthread_mutex_lock(&tracker.mu);
     if (track_nregions() > 0) {
         pthread_mutex_unlock(&tracker.mu);
         return track_err(RVM_EUNCOMMIT, "rvm_track_configure: regions are tracked; untrack "
-                         "them first");
+                                        "them first");
     }
     if (tracker.dirty != NULL) {
         vmp_dirty_destroy(tracker.dirty);
@@ -172,20 +176,21 @@ static rvm_return_t track_region_check(const rvm_region_t *region, int *priv)
     *priv = 0;
     if (region == NULL || region->struct_id != rvm_region_id)
         return track_err(RVM_EREGION, "rvm_track: not a region descriptor (initialise it "
-                         "with rvm_init_region and map it with rvm_map)");
+                                      "with rvm_init_region and map it with rvm_map)");
     if (region->vmaddr == NULL || region->length == 0 ||
         ((uintptr_t)region->vmaddr & (track_ps() - 1)) != 0)
-        return track_err(RVM_ERANGE, "rvm_track: region at %p, length %lu: vmaddr must be "
+        return track_err(RVM_ERANGE,
+                         "rvm_track: region at %p, length %lu: vmaddr must be "
                          "page aligned and length > 0 (map the region with rvm_map first)",
                          (void *)region->vmaddr, (unsigned long)region->length);
     if (region->offset.high != 0)
         return track_err(RVM_EOFFSET, "rvm_track: region offset does not fit in 64 bits");
     if (tracker.sink != NULL)
-        return RVM_SUCCESS;     /* a test's sink: the region need not be rvm_map'ed */
+        return RVM_SUCCESS; /* a test's sink: the region need not be rvm_map'ed */
     rvm_return_t m = track_core_check_mapped(region->vmaddr, region->length, priv);
     if (m != RVM_SUCCESS)
-        return track_err(m, "rvm_track: region at %p (%lu bytes): %s",
-                         (void *)region->vmaddr, (unsigned long)region->length,
+        return track_err(m, "rvm_track: region at %p (%lu bytes): %s", (void *)region->vmaddr,
+                         (unsigned long)region->length,
                          m == RVM_EINIT ? "not mapped: call rvm_initialize and rvm_map first"
                                         : "not mapped: map it with rvm_map first");
     return RVM_SUCCESS;
@@ -205,12 +210,16 @@ static rvm_return_t track_free_slot_for(uintptr_t a, size_t npages, int *slot)
             continue;
         }
         if (a < (uintptr_t)o->base + o->npages * ps && (uintptr_t)o->base < a + npages * ps)
-            return track_err(RVM_EOVERLAP, "rvm_track: region at %p is already tracked or "
-                             "overlaps the tracked region at %p", (void *)a, (void *)o->base);
+            return track_err(RVM_EOVERLAP,
+                             "rvm_track: region at %p is already tracked or "
+                             "overlaps the tracked region at %p",
+                             (void *)a, (void *)o->base);
     }
     if (*slot < 0)
-        return track_err(RVM_ETOO_BIG, "rvm_track: %d regions are tracked already (the "
-                         "limit); untrack one first", TRACK_MAX_REGIONS);
+        return track_err(RVM_ETOO_BIG,
+                         "rvm_track: %d regions are tracked already (the "
+                         "limit); untrack one first",
+                         TRACK_MAX_REGIONS);
     return RVM_SUCCESS;
 }
 
@@ -233,17 +242,19 @@ static rvm_return_t track_tracker_create(void)
     if (e != 0) {
         char why[256] = "";
         vmp_backend_probe(tracker.want_backend == VMP_BACKEND_AUTO ? VMP_BACKEND_MPROTECT
-                                                             : tracker.want_backend,
+                                                                   : tracker.want_backend,
                           why, sizeof(why));
-        return track_err(RVM_EINTERNAL, "rvm_track: cannot create the DIRTY tracker "
-                         "(backend %s): %s %s", vmp_backend_name(tracker.want_backend),
-                         strerror(e), why);
+        return track_err(RVM_EINTERNAL,
+                         "rvm_track: cannot create the DIRTY tracker "
+                         "(backend %s): %s %s",
+                         vmp_backend_name(tracker.want_backend), strerror(e), why);
     }
     tracker.dirty = d;
     tracker.pid = getpid();
     tracker.backend = vmp_dirty_backend(d);
     tracker.hook_backend = tracker.backend != VMP_BACKEND_WP_ASYNC;
-    snprintf(tracker.st.backend, sizeof(tracker.st.backend), "%s", vmp_backend_name(tracker.backend));
+    snprintf(tracker.st.backend, sizeof(tracker.st.backend), "%s",
+             vmp_backend_name(tracker.backend));
     return RVM_SUCCESS;
 }
 
@@ -260,9 +271,9 @@ static struct track_region *track_region_new(rvm_region_t *region, size_t npages
     r->base = region->vmaddr;
     r->len = region->length;
     r->npages = npages;
-    r->seg_off = region->offset.low;    /* high is 0: checked by track_region_check */
+    r->seg_off = region->offset.low; /* high is 0: checked by track_region_check */
     r->nwords = (npages + 63) / 64;
-    r->carry_lo = r->nwords;     /* empty */
+    r->carry_lo = r->nwords; /* empty */
     r->st = calloc(npages, 1);
     r->seen = calloc(npages, sizeof(*r->seen));
     r->carry = calloc(r->nwords, sizeof(uint64_t));
@@ -301,13 +312,15 @@ static rvm_return_t track_region_publish(int slot, struct track_region *r, uint6
     /* publish before arming: a fault after arming must find the region */
     atomic_store(&tracker.regions[slot], r);
     atomic_fetch_add(&track_published, 1);
-    int e = vmp_dirty_arm_sparse(tracker.dirty, r->base, span, wp_len < span ? (size_t)wp_len : span);
+    int e =
+        vmp_dirty_arm_sparse(tracker.dirty, r->base, span, wp_len < span ? (size_t)wp_len : span);
     if (e == 0)
         return RVM_SUCCESS;
     atomic_store(&tracker.regions[slot], NULL);
     atomic_fetch_sub(&track_published, 1);
     track_give_region_twins(r);
-    rvm_return_t rc = track_err(e == EINVAL ? RVM_EOVERLAP : RVM_EINTERNAL, "rvm_track: "
+    rvm_return_t rc = track_err(e == EINVAL ? RVM_EOVERLAP : RVM_EINTERNAL,
+                                "rvm_track: "
                                 "cannot arm region at %p (%zu pages) with backend %s: %s (%s)",
                                 (void *)r->base, r->npages, vmp_backend_name(tracker.backend),
                                 strerror(e), vmp_dirty_errmsg(tracker.dirty));
@@ -331,25 +344,28 @@ static rvm_return_t track_region_add_locked(rvm_region_t *region, uint64_t wp_le
          * backends need that); one the program asked for is refused below */
         rvm_return_t m = track_core_unfile(region->vmaddr, region->length, &priv);
         if (m != RVM_SUCCESS)
-            return track_err(m, "rvm_track: region at %p: %s", (void *)region->vmaddr,
-                             rvm_errmsg);
+            return track_err(m, "rvm_track: region at %p: %s", (void *)region->vmaddr, rvm_errmsg);
     }
     if (priv && tracker.hook_backend)
-        return track_err(RVM_EREGION, "rvm_track: region at %p is mapped with RVM_MAP_PRIVATE "
+        return track_err(RVM_EREGION,
+                         "rvm_track: region at %p is mapped with RVM_MAP_PRIVATE "
                          "(a file mapping), which only the wp-async backend can track (this "
-                         "process uses %s): map it without that flag", (void *)region->vmaddr,
-                         vmp_backend_name(tracker.backend));
+                         "process uses %s): map it without that flag",
+                         (void *)region->vmaddr, vmp_backend_name(tracker.backend));
     int file_fd = -1;
     if (!tracker.hook_backend && tracker.sink == NULL) {
         /* lazy twins (track.h, "LAZY TWINS"): settles the segment first */
         rvm_return_t m = track_core_file_image(region->vmaddr, region->length, &file_fd);
         if (m != RVM_SUCCESS)
-            return track_err(m, "rvm_track: cannot bring segment of region %p up to date "
-                             "before tracking: %s", (void *)region->vmaddr, rvm_errmsg);
+            return track_err(m,
+                             "rvm_track: cannot bring segment of region %p up to date "
+                             "before tracking: %s",
+                             (void *)region->vmaddr, rvm_errmsg);
     }
     struct track_region *r = track_region_new(region, npages, file_fd);
     if (r == NULL)
-        return track_err(RVM_ENO_MEMORY, "rvm_track: out of memory for the state of a "
+        return track_err(RVM_ENO_MEMORY,
+                         "rvm_track: out of memory for the state of a "
                          "%zu-page region (needs 2 x its size of reserved virtual memory)",
                          npages);
     return track_region_publish(slot, r, wp_len);
@@ -395,7 +411,7 @@ static int track_region_changed(struct track_region *r)
 {
     size_t ps = track_ps();
     if (vmp_dirty_collect_runs(tracker.dirty, track_collect_cb, NULL) != 0)
-        return 1;   /* cannot tell: say changed */
+        return 1; /* cannot tell: say changed */
     for (size_t i = 0; i < r->npages; i++) {
         uint8_t s = track_st_load(r, i);
         int carried = (atomic_load(&r->carry[i / 64]) >> (i % 64)) & 1;
@@ -440,9 +456,10 @@ rvm_return_t track_region_remove(const rvm_region_t *region, int implicit)
     }
     if (track_region_changed(r)) {
         pthread_mutex_unlock(&tracker.mu);
-        return track_err(RVM_EUNCOMMIT, "%s: tracked region at %p has changes not yet "
-                         "committed: call rvm_commit first (the region stays tracked)", who,
-                         (void *)region->vmaddr);
+        return track_err(RVM_EUNCOMMIT,
+                         "%s: tracked region at %p has changes not yet "
+                         "committed: call rvm_commit first (the region stays tracked)",
+                         who, (void *)region->vmaddr);
     }
     track_region_drop(k, r);
     pthread_mutex_unlock(&tracker.mu);
@@ -457,8 +474,10 @@ rvm_return_t track_on_terminate(void)
         struct track_region *r = atomic_load(&tracker.regions[k]);
         if (r != NULL && track_region_changed(r)) {
             pthread_mutex_unlock(&tracker.mu);
-            return track_err(RVM_EUNCOMMIT, "rvm_terminate: tracked region at %p has changes "
-                             "not yet committed: call rvm_commit first", (void *)r->base);
+            return track_err(RVM_EUNCOMMIT,
+                             "rvm_terminate: tracked region at %p has changes "
+                             "not yet committed: call rvm_commit first",
+                             (void *)r->base);
         }
     }
     for (size_t k = 0; k < TRACK_MAX_REGIONS; k++) {
@@ -479,7 +498,7 @@ rvm_return_t track_on_unmap(const void *addr, uint64_t len)
     memset(&tmp, 0, sizeof(tmp));
     tmp.vmaddr = (char *)addr;
     rvm_return_t rc = track_region_remove(&tmp, 1);
-    return rc == RVM_EREGION ? RVM_SUCCESS : rc;    /* not tracked: nothing to do */
+    return rc == RVM_EREGION ? RVM_SUCCESS : rc; /* not tracked: nothing to do */
 }
 
 /* track_reset -- untrack everything (changes or not) and forget the configuration */

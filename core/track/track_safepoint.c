@@ -61,22 +61,22 @@
 
 #define TRACK_SP_MAX_THREADS 4096
 #define TRACK_SP_MAX_BLOCKING 64
-#define TRACK_SP_GRACE_US 50000   /* longer than any fault handler, even preempted */
+#define TRACK_SP_GRACE_US 50000 /* longer than any fault handler, even preempted */
 #define TRACK_SP_TIMEOUT_MS 5000
 
 static pthread_once_t sp_once = PTHREAD_ONCE_INIT;
 static int sp_install_rc;
-static _Atomic unsigned sp_stop_seq;      /* number of the stop in progress or last */
-static _Atomic unsigned sp_release_seq;   /* == sp_stop_seq when no stop is in progress */
-static _Atomic unsigned sp_nparked;       /* registrations (this stop) */
-static _Atomic unsigned sp_inside;        /* threads inside the handler */
-static _Atomic unsigned sp_arrivals;      /* futex word: bumped by each registration */
-static _Atomic uint64_t sp_parked[TRACK_SP_MAX_THREADS];   /* g << 32 | tid */
-static pid_t sp_sent[TRACK_SP_MAX_THREADS]; /* tid signalled; 0 gone; -tid skipped */
+static _Atomic unsigned sp_stop_seq;    /* number of the stop in progress or last */
+static _Atomic unsigned sp_release_seq; /* == sp_stop_seq when no stop is in progress */
+static _Atomic unsigned sp_nparked;     /* registrations (this stop) */
+static _Atomic unsigned sp_inside;      /* threads inside the handler */
+static _Atomic unsigned sp_arrivals;    /* futex word: bumped by each registration */
+static _Atomic uint64_t sp_parked[TRACK_SP_MAX_THREADS]; /* g << 32 | tid */
+static pid_t sp_sent[TRACK_SP_MAX_THREADS];              /* tid signalled; 0 gone; -tid skipped */
 static unsigned sp_nsent;
 static pid_t sp_blocking[TRACK_SP_MAX_BLOCKING]; /* threads seen blocking our signal */
 static char sp_msg[256];
-static int (*sp_check)(void *);           /* the instant check (track_safepoint_set_check) */
+static int (*sp_check)(void *); /* the instant check (track_safepoint_set_check) */
 static void *sp_check_arg;
 
 /* sp_futex -- futex(2) on a 32-bit atomic word */
@@ -119,7 +119,7 @@ static void sp_install(void)
     sa.sa_sigaction = sp_handler;
     sa.sa_flags = SA_SIGINFO | SA_RESTART;
     sigfillset(&sa.sa_mask);
-    sigdelset(&sa.sa_mask, SIGSEGV);     /* never mask synchronous faults */
+    sigdelset(&sa.sa_mask, SIGSEGV); /* never mask synchronous faults */
     sigdelset(&sa.sa_mask, SIGBUS);
     if (sigaction(LRVM_TRACK_SIGNAL, &sa, NULL) != 0)
         sp_install_rc = errno;
@@ -241,7 +241,7 @@ static int sp_signal_new(pid_t pid, pid_t self)
             }
             if (sp_blocking_has(tid)) {
                 int ss = sp_sigstate(tid);
-                if ((ss & 3) == 3) {    /* still blocking, our signal still queued */
+                if ((ss & 3) == 3) { /* still blocking, our signal still queued */
                     sp_sent[sp_nsent++] = -tid;
                     continue;
                 }
@@ -249,7 +249,7 @@ static int sp_signal_new(pid_t pid, pid_t self)
             }
             if (syscall(SYS_tgkill, pid, tid, LRVM_TRACK_SIGNAL) != 0) {
                 if (errno == ESRCH)
-                    continue;   /* exited between listing and signalling */
+                    continue; /* exited between listing and signalling */
                 int e = errno;
                 close(fd);
                 return -e;
@@ -276,11 +276,11 @@ static int sp_wait_parked(pid_t pid, unsigned g, uint64_t t0)
             if (tid <= 0 || sp_is_parked(tid, g))
                 continue;
             if (syscall(SYS_tgkill, pid, tid, 0) != 0 && errno == ESRCH) {
-                sp_sent[i] = 0;     /* exited: it will write nothing */
+                sp_sent[i] = 0; /* exited: it will write nothing */
                 continue;
             }
             if (waited > TRACK_SP_GRACE_US && (sp_sigstate(tid) & 1)) {
-                sp_sent[i] = -tid;  /* blocks our signal: skipped (see above) */
+                sp_sent[i] = -tid; /* blocks our signal: skipped (see above) */
                 sp_blocking_set(tid, 1);
                 continue;
             }
@@ -290,15 +290,15 @@ static int sp_wait_parked(pid_t pid, unsigned g, uint64_t t0)
         if (missing == 0)
             return 0;
         if (waited > (uint64_t)TRACK_SP_TIMEOUT_MS * 1000) {
-            snprintf(sp_msg, sizeof(sp_msg), "thread %d did not stop for the commit within "
-                     "%d ms (is it stopped by SIGSTOP or a debugger?)", (int)late,
-                     TRACK_SP_TIMEOUT_MS);
+            snprintf(sp_msg, sizeof(sp_msg),
+                     "thread %d did not stop for the commit within "
+                     "%d ms (is it stopped by SIGSTOP or a debugger?)",
+                     (int)late, TRACK_SP_TIMEOUT_MS);
             return ETIMEDOUT;
         }
         /* sleep until a thread registers (or 1 ms, to notice exits and blockers) */
         struct timespec ts = {0, 1000000};
-        syscall(SYS_futex, (unsigned *)&sp_arrivals, FUTEX_WAIT_PRIVATE, arrivals, &ts, NULL,
-                0);
+        syscall(SYS_futex, (unsigned *)&sp_arrivals, FUTEX_WAIT_PRIVATE, arrivals, &ts, NULL, 0);
     }
 }
 
@@ -307,8 +307,10 @@ int track_safepoint_stop(struct track_safepoint_stats *ss)
 {
     pthread_once(&sp_once, sp_install);
     if (sp_install_rc != 0) {
-        snprintf(sp_msg, sizeof(sp_msg), "cannot install the handler of signal %d "
-                 "(LRVM_TRACK_SIGNAL): %s", LRVM_TRACK_SIGNAL, strerror(sp_install_rc));
+        snprintf(sp_msg, sizeof(sp_msg),
+                 "cannot install the handler of signal %d "
+                 "(LRVM_TRACK_SIGNAL): %s",
+                 LRVM_TRACK_SIGNAL, strerror(sp_install_rc));
         return sp_install_rc;
     }
     /* threads of the previous stop still leaving the handler block our signal for a
@@ -319,15 +321,17 @@ int track_safepoint_stop(struct track_safepoint_stats *ss)
     sp_nsent = 0;
     atomic_store(&sp_nparked, 0);
     unsigned g = atomic_load(&sp_stop_seq) + 1;
-    atomic_store(&sp_stop_seq, g);      /* a stop is in progress: release_seq == g - 1 */
+    atomic_store(&sp_stop_seq, g); /* a stop is in progress: release_seq == g - 1 */
     ss->nrounds = 0;
     uint64_t t0 = sp_now_us();
     for (;;) {
         int added = sp_signal_new(pid, self);
         ss->nrounds++;
         if (added < 0) {
-            snprintf(sp_msg, sizeof(sp_msg), "cannot signal the threads of the process "
-                     "(/proc/self/task): %s", strerror(-added));
+            snprintf(sp_msg, sizeof(sp_msg),
+                     "cannot signal the threads of the process "
+                     "(/proc/self/task): %s",
+                     strerror(-added));
             track_safepoint_release();
             return -added;
         }
@@ -337,7 +341,7 @@ int track_safepoint_stop(struct track_safepoint_stats *ss)
             return e;
         }
         if (added == 0)
-            break;      /* a round found no new thread: everybody is accounted for */
+            break; /* a round found no new thread: everybody is accounted for */
     }
     unsigned skipped = 0, parked = 0;
     for (unsigned i = 0; i < sp_nsent; i++) {

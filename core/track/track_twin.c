@@ -71,7 +71,7 @@ int track_evict_one(void)
         uint8_t s = track_st_load(r, i);
         if ((s & TF_TWIN) && (s & TS_MASK) == TS_CLEAN && r->seen[i] + 2 <= tracker.ncaptures) {
             track_st_store(r, i, (uint8_t)(s & ~TF_TWIN));
-            return 0;   /* its budget unit passes to the caller */
+            return 0; /* its budget unit passes to the caller */
         }
     }
     return -1;

@@ -207,8 +207,8 @@ static inline void rvmt_options(rvm_options_t *o, char *log_dev)
 }
 
 /* rvmt_region -- an initialised region record for data_dev at offset off, length len. */
-static inline void rvmt_region(rvm_region_t *r, char *data_dev, rvm_length_t off,
-                               rvm_length_t len, char *vmaddr)
+static inline void rvmt_region(rvm_region_t *r, char *data_dev, rvm_length_t off, rvm_length_t len,
+                               char *vmaddr)
 {
     rvm_init_region(r);
     r->data_dev = data_dev;
@@ -240,8 +240,8 @@ static inline rvm_return_t rvmt_init(char *log, rvm_length_t flags, long truncat
  * rvmt_init_create -- rvm_initialize that first creates the log at path (log_len bytes of
  * records) through the create_log_file option, as a program setting up a fresh store does.
  */
-static inline rvm_return_t rvmt_init_create(char *log, rvm_length_t log_len,
-                                            rvm_length_t flags, long truncate)
+static inline rvm_return_t rvmt_init_create(char *log, rvm_length_t log_len, rvm_length_t flags,
+                                            long truncate)
 {
     rvm_options_t o;
     rvmt_options(&o, log);

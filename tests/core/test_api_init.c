@@ -217,8 +217,8 @@ Test(api_init, foreign_or_missing_log_refused)
     /* an empty file */
     cr_assert_eq(file_make(T.log, 0, 0), 0);
     st = proc_run(child_open_log, NULL);
-    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == RVM_ELOG - 199,
-              "empty log must be RVM_ELOG: %s", proc_describe(st, d, sizeof d));
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == RVM_ELOG - 199, "empty log must be RVM_ELOG: %s",
+              proc_describe(st, d, sizeof d));
 }
 
 /* child_make_log -- create T.log in a fresh process. */
@@ -307,8 +307,10 @@ Test(api_init, query_lists_uncommitted_tids)
             q.tid_array[i].uname.tv_usec == a.uname.tv_usec)
             seen_a++;
     }
-    cr_expect_eq(seen_a, 1, "tid a appears once in tid_array by its uname (seen %d times: "
-                            "unames of tids begun together are not unique)", seen_a);
+    cr_expect_eq(seen_a, 1,
+                 "tid a appears once in tid_array by its uname (seen %d times: "
+                 "unames of tids begun together are not unique)",
+                 seen_a);
     free(q.tid_array);
 
     /* only those touching a region */
@@ -349,8 +351,7 @@ Test(api_init, tid_unames_are_unique)
     int dups = 0;
     for (int i = 0; i < N; i++)
         for (int j = i + 1; j < N; j++)
-            if (t[i].uname.tv_sec == t[j].uname.tv_sec &&
-                t[i].uname.tv_usec == t[j].uname.tv_usec)
+            if (t[i].uname.tv_sec == t[j].uname.tv_sec && t[i].uname.tv_usec == t[j].uname.tv_usec)
                 dups++;
     cr_expect_eq(dups, 0, "%d pairs of the %d tids begun back to back share a uname", dups, N);
     for (int i = 0; i < N; i++)
@@ -373,8 +374,8 @@ Test(api_init, log_format_version_skew)
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     uint32_t v = LOG_FORMAT_VERSION + 1;
     cr_assert_eq(file_write(T.log, &v, sizeof v, offsetof(struct log_status, version)), 0);
-    cr_assert_eq(file_write(T.log, &v, sizeof v,
-                            LOG_SLOT_SIZE + offsetof(struct log_status, version)), 0);
+    cr_assert_eq(
+        file_write(T.log, &v, sizeof v, LOG_SLOT_SIZE + offsetof(struct log_status, version)), 0);
     st = proc_run(child_open_log, NULL);
     cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == RVM_ELOG_VERSION_SKEW - 199,
               "log of format version %u: %s (%s)", v, proc_describe(st, d, sizeof d),
@@ -443,11 +444,14 @@ Test(api_init, damaged_newer_status_copy_falls_back_to_the_older)
     off_t newer = s1.generation > s0.generation ? LOG_SLOT_SIZE : 0;
     unsigned char junk[16];
     memset(junk, 0xa5, sizeof junk);
-    cr_assert_eq(file_write(T.log, junk, sizeof junk,
-                            newer + (off_t)offsetof(struct log_status, head_off)), 0);
+    cr_assert_eq(
+        file_write(T.log, junk, sizeof junk, newer + (off_t)offsetof(struct log_status, head_off)),
+        0);
     st = proc_run(child_recover_copy, NULL);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "recovery with the newer status copy "
-              "damaged: %s", proc_describe(st, d, sizeof d));
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+              "recovery with the newer status copy "
+              "damaged: %s",
+              proc_describe(st, d, sizeof d));
     cr_expect_eq(memcmp(img, "AAAA", 4), 0, "A lost");
     cr_expect_eq(memcmp(img + 8, "BBBB", 4), 0, "B lost");
 }

@@ -102,8 +102,8 @@ Test(api_map, offset_beyond_device)
 Test(api_map, given_vmaddr)
 {
     fill_pattern(T.seg, 4 * (size_t)PS);
-    char *area = mmap(NULL, 4 * (size_t)PS, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *area =
+        mmap(NULL, 4 * (size_t)PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     cr_assert_neq(area, MAP_FAILED);
     rvm_region_t r;
     rvmt_region(&r, T.seg, 0, 2 * (rvm_length_t)PS, area + PS);
@@ -120,8 +120,8 @@ Test(api_map, given_vmaddr)
 Test(api_map, bad_vmaddr_is_erange)
 {
     fill_pattern(T.seg, 4 * (size_t)PS);
-    char *area = mmap(NULL, 4 * (size_t)PS, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *area =
+        mmap(NULL, 4 * (size_t)PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     cr_assert_neq(area, MAP_FAILED);
     rvm_region_t r;
     rvmt_region(&r, T.seg, 0, (rvm_length_t)PS, area + 8);
@@ -227,8 +227,8 @@ Test(api_map, vm_overlap_and_segment_overlap)
 Test(api_map, no_copy_leaves_memory_alone)
 {
     fill_pattern(T.seg, 4 * (size_t)PS);
-    char *area = mmap(NULL, 2 * (size_t)PS, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *area =
+        mmap(NULL, 2 * (size_t)PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     cr_assert_neq(area, MAP_FAILED);
     memset(area, 0x5a, 2 * (size_t)PS);
     rvm_region_t r;
@@ -352,4 +352,3 @@ Test(api_map, map_private_memory_survives_log_wrap)
     private_commits(&r, model, len, 600, o.flags);
     free(model);
 }
-

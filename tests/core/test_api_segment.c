@@ -150,8 +150,7 @@ Test(api_segment, create_load_write_reload)
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "load+write: %s",
               proc_describe(st, d, sizeof d));
     st = proc_run(child_load_check, NULL);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "reload: %s",
-              proc_describe(st, d, sizeof d));
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "reload: %s", proc_describe(st, d, sizeof d));
     /* after recovery the data sits at the region's offset in the segment file */
     char b[8];
     cr_assert_eq(file_read(T.seg, b, 8, PS + 5), 0);
@@ -264,8 +263,8 @@ Test(api_segment, create_rejects_overlapping_definitions)
         RVM_INIT_REGION(many[i], RVM_MK_OFFSET(0, 0), (rvm_length_t)PS,
                         (char *)(uintptr_t)0x100000000000ULL + i * (size_t)PS);
     }
-    cr_expect_neq(rvm_create_segment(T.seg, RVM_MK_OFFSET(0, 0), NULL, max + 1, many),
-                  RVM_SUCCESS, "%zu regions cannot fit in the header page", max + 1);
+    cr_expect_neq(rvm_create_segment(T.seg, RVM_MK_OFFSET(0, 0), NULL, max + 1, many), RVM_SUCCESS,
+                  "%zu regions cannot fit in the header page", max + 1);
     free(many);
 }
 
@@ -332,11 +331,9 @@ Test(api_segment, bad_arguments_are_eregion_def)
     unsigned long n = 0;
     rvm_region_def_t *defs = NULL;
     cr_expect_eq(rvm_load_segment(NULL, RVM_MK_OFFSET(0, 0), NULL, &n, &defs), RVM_EREGION_DEF);
-    cr_expect_eq(rvm_load_segment(T.seg, RVM_MK_OFFSET(0, 0), NULL, NULL, &defs),
-                 RVM_EREGION_DEF);
+    cr_expect_eq(rvm_load_segment(T.seg, RVM_MK_OFFSET(0, 0), NULL, NULL, &defs), RVM_EREGION_DEF);
     cr_expect_eq(rvm_load_segment(T.seg, RVM_MK_OFFSET(0, 0), NULL, &n, NULL), RVM_EREGION_DEF);
-    cr_expect_eq(rvm_create_segment(T.seg, RVM_MK_OFFSET(0, 0), NULL, 2, NULL),
-                 RVM_EREGION_DEF);
+    cr_expect_eq(rvm_create_segment(T.seg, RVM_MK_OFFSET(0, 0), NULL, 2, NULL), RVM_EREGION_DEF);
     cr_expect_eq(rvm_release_segment(1, NULL), RVM_EREGION_DEF);
     cr_expect_eq(rvm_release_segment(1, &defs), RVM_EREGION_DEF, "NULL array, 1 region");
 }
@@ -374,8 +371,10 @@ static int child_load_forged(void *arg)
     rvm_region_def_t *defs = NULL;
     rvm_return_t rc = rvm_load_segment(T.seg, RVM_MK_OFFSET(0, 0), NULL, &nr, &defs);
     if (rc != RVM_ESEGMENT_HDR && !(f->also_ok && rc == f->also_ok)) {
-        fprintf(stderr, "forged region {off %lu, len %lu, vmaddr %#lx}: %s, want "
-                "RVM_ESEGMENT_HDR\n", f->off, f->len, (unsigned long)f->vmaddr, rvm_return(rc));
+        fprintf(stderr,
+                "forged region {off %lu, len %lu, vmaddr %#lx}: %s, want "
+                "RVM_ESEGMENT_HDR\n",
+                f->off, f->len, (unsigned long)f->vmaddr, rvm_return(rc));
         if (rc == RVM_SUCCESS)
             rvm_release_segment(nr, &defs);
         return 73;
@@ -390,11 +389,11 @@ Test(api_segment, forged_region_definitions_refused)
     char d[64];
     create_segment(); /* 1 + 5 pages */
     const forged_t cases[] = {
-        {(rvm_length_t)PS, (rvm_length_t)PS, 0, 0},                          /* no address */
-        {(rvm_length_t)PS, 0, (uintptr_t)base, 0},                            /* no length */
-        {(rvm_length_t)PS, 64 * (rvm_length_t)PS, (uintptr_t)base, 0},        /* past the end */
+        {(rvm_length_t)PS, (rvm_length_t)PS, 0, 0},                               /* no address */
+        {(rvm_length_t)PS, 0, (uintptr_t)base, 0},                                /* no length */
+        {(rvm_length_t)PS, 64 * (rvm_length_t)PS, (uintptr_t)base, 0},            /* past the end */
         {100 * (rvm_length_t)PS, (rvm_length_t)PS, (uintptr_t)base, RVM_EOFFSET}, /* offset */
-        {(rvm_length_t)PS, (rvm_length_t)PS, (uintptr_t)base + 8, 0},         /* unaligned */
+        {(rvm_length_t)PS, (rvm_length_t)PS, (uintptr_t)base + 8, 0},             /* unaligned */
         /* a length whose page round-up wraps to 0: not "overlaps memory in use" */
         {(rvm_length_t)PS, ~(rvm_length_t)0 - 4095, (uintptr_t)base, 0},
     };
@@ -435,6 +434,8 @@ Test(api_segment, region_definitions_must_fit_the_header_page)
     cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == RVM_SUCCESS, "%lu regions: %s", fit,
               proc_describe(st, d, sizeof d));
     st = proc_run(child_create_n, &over);
-    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == RVM_ETOO_BIG, "%lu regions: %s (want "
-              "RVM_ETOO_BIG = %d)", over, proc_describe(st, d, sizeof d), RVM_ETOO_BIG);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == RVM_ETOO_BIG,
+              "%lu regions: %s (want "
+              "RVM_ETOO_BIG = %d)",
+              over, proc_describe(st, d, sizeof d), RVM_ETOO_BIG);
 }

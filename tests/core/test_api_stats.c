@@ -99,7 +99,7 @@ Test(api_stats, transaction_counters)
     cr_expect_eq(s.tot_no_flush_commit, s0.tot_no_flush_commit);
     cr_expect_eq(s.tot_abort, s0.tot_abort);
     cr_expect(RVM_OFFSET_GTR(s.log_written, s0.log_written) ||
-              RVM_OFFSET_GTR(s.tot_log_written, s0.tot_log_written),
+                  RVM_OFFSET_GTR(s.tot_log_written, s0.tot_log_written),
               "log_written grows with flush commits");
     cr_assert_eq(rvm_abort_transaction(&t), RVM_SUCCESS);
     cr_assert_eq(rvm_flush(), RVM_SUCCESS);
@@ -254,10 +254,9 @@ Test(api_stats, coalesce_trans_shrinks_log_traffic)
     rvm_init_statistics(&s);
     cr_assert_eq(RVM_STATISTICS(&s), RVM_SUCCESS);
     cr_expect_geq(plain, 100 * 64, "100 separate no_flush records: %lu bytes", plain);
-    cr_expect_lt(coalesced, plain / 10, "coalesced no_flush commits: %lu vs %lu bytes",
-                 coalesced, plain);
-    cr_expect_gt(s.n_trans_elim + s.tot_trans_elim + s.n_trans_coalesced +
-                     s.tot_trans_coalesced,
+    cr_expect_lt(coalesced, plain / 10, "coalesced no_flush commits: %lu vs %lu bytes", coalesced,
+                 plain);
+    cr_expect_gt(s.n_trans_elim + s.tot_trans_elim + s.n_trans_coalesced + s.tot_trans_coalesced,
                  s0.n_trans_elim + s0.tot_trans_elim + s0.n_trans_coalesced +
                      s0.tot_trans_coalesced,
                  "inter-transaction coalescing counted");
@@ -352,8 +351,10 @@ Test(api_stats, log_wraps_without_truncation_thread)
     rvmt_region(&r, T.seg, 0, 0, NULL);
     cr_assert_eq(rvm_map(&r, NULL), RVM_SUCCESS);
     rvm_return_t rc = many_commits(&r, 1000, 11);
-    cr_assert_eq(rc, RVM_SUCCESS, "commit into a full log without the truncation thread: %s "
-                 "(%s)", rvm_return(rc), rvm_errmsg ? rvm_errmsg : "");
+    cr_assert_eq(rc, RVM_SUCCESS,
+                 "commit into a full log without the truncation thread: %s "
+                 "(%s)",
+                 rvm_return(rc), rvm_errmsg ? rvm_errmsg : "");
     check_many(1000, 11);
 }
 

@@ -88,8 +88,8 @@ Test(api_txn, set_range_errors)
 Test(api_txn, set_range_spanning_two_regions_refused)
 {
     cr_assert_eq(rvmt_init_create(T.log, 64 * 1024, 0, 0), RVM_SUCCESS);
-    char *area = mmap(NULL, 2 * (size_t)PS, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *area =
+        mmap(NULL, 2 * (size_t)PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     cr_assert_neq(area, MAP_FAILED);
     rvm_region_t a, b;
     rvmt_region(&a, T.seg, 0, (rvm_length_t)PS, area);
@@ -211,7 +211,7 @@ Test(api_txn, end_too_big_for_log)
     memset(r.vmaddr, 'Z', 32 * (size_t)PS);
     cr_expect_eq(rvm_end_transaction(&t, flush), RVM_ETOO_BIG);
     cr_expect(rvm_errmsg != NULL && strstr(rvm_errmsg, T.log) != NULL &&
-              strstr(rvm_errmsg, "rvm_log_max_len") != NULL,
+                  strstr(rvm_errmsg, "rvm_log_max_len") != NULL,
               "the refusal names the log and the bound: %s", rvm_errmsg ? rvm_errmsg : "");
     cr_expect_eq(rvm_abort_transaction(&t), RVM_SUCCESS, "tid still valid after ETOO_BIG");
     cr_expect_eq(r.vmaddr[0], 0, "restore abort after ETOO_BIG");
@@ -376,8 +376,8 @@ Test(api_txn, uncommitted_never_appears_after_crash)
 static int child_commit_x(void *arg)
 {
     (void)arg;
-    rvm_return_t rc = file_size(T.log) < 0 ? rvmt_init_create(T.log, 64 * 1024, 0, 0)
-                                            : rvmt_init(T.log, 0, 0);
+    rvm_return_t rc =
+        file_size(T.log) < 0 ? rvmt_init_create(T.log, 64 * 1024, 0, 0) : rvmt_init(T.log, 0, 0);
     if (rc != RVM_SUCCESS)
         return 1;
     rvm_region_t r, r2;
@@ -415,8 +415,10 @@ static int child_private_after_crash(void *arg)
     if (rvm_map(&r, NULL) != RVM_SUCCESS || rvm_map(&r2, NULL) != RVM_SUCCESS)
         return 11;
     if (r.vmaddr[2 * PS] != 'Z' || r2.vmaddr[3 * PS] != 'Z') {
-        fprintf(stderr, "MAP_PRIVATE after a crash: recovered bytes missing at map time "
-                "(seg 0x%02x, seg2 0x%02x, want 'Z')\n", r.vmaddr[2 * PS], r2.vmaddr[3 * PS]);
+        fprintf(stderr,
+                "MAP_PRIVATE after a crash: recovered bytes missing at map time "
+                "(seg 0x%02x, seg2 0x%02x, want 'Z')\n",
+                r.vmaddr[2 * PS], r2.vmaddr[3 * PS]);
         return 12;
     }
     for (int i = 0; i < 200; i++) {
@@ -428,10 +430,11 @@ static int child_private_after_crash(void *arg)
             rvm_end_transaction(&t, flush))
             return 13;
         if (r.vmaddr[2 * PS] != 'Z' || r2.vmaddr[3 * PS] != 'Z') {
-            fprintf(stderr, "MAP_PRIVATE after a crash (truncate=%ld): memory the program never "
+            fprintf(stderr,
+                    "MAP_PRIVATE after a crash (truncate=%ld): memory the program never "
                     "wrote changed after its commit %d: seg page 2 '%c', seg2 page 3 '%c', want "
-                    "'Z' (an older committed value re-applied by truncation)\n", truncate, i,
-                    r.vmaddr[2 * PS], r2.vmaddr[3 * PS]);
+                    "'Z' (an older committed value re-applied by truncation)\n",
+                    truncate, i, r.vmaddr[2 * PS], r2.vmaddr[3 * PS]);
             return 14;
         }
     }

@@ -80,7 +80,7 @@ static void model(uint64_t seed, int ncommit, unsigned char *m)
     struct wrange r[40];
     for (int t = 0; t < ncommit; t++) {
         int n = txn_ranges(seed, t, r);
-        for (int i = 0; i < n; i++)   /* later ranges of one transaction win, as later txns */
+        for (int i = 0; i < n; i++) /* later ranges of one transaction win, as later txns */
             for (uint32_t k = 0; k < r[i].len; k++)
                 m[r[i].off + k] = (unsigned char)(r[i].val + k * 7);
     }
@@ -89,7 +89,7 @@ static void model(uint64_t seed, int ncommit, unsigned char *m)
 /* --- the crash seam ------------------------------------------------------------------ */
 
 static ino_t seg_ino;
-static long writes_left = -1;      /* segment writes before the crash; -1: never */
+static long writes_left = -1; /* segment writes before the crash; -1: never */
 
 static int is_segment(int fd)
 {
@@ -125,7 +125,7 @@ static int open_rvm(void)
     rvm_options_t o;
     rvm_init_options(&o);
     o.log_dev = logp;
-    o.truncate = 0;           /* truncation only where the test says */
+    o.truncate = 0; /* truncation only where the test says */
     if (access(logp, F_OK) != 0) {
         rvm_offset_t len = RVM_MK_OFFSET(0, LOG_LEN);
         if (rvm_create_log(&o, &len, 0600) != RVM_SUCCESS)
@@ -168,7 +168,7 @@ static int writer(uint64_t seed, long crash_after, int fd)
         if (t % trunc_every == trunc_every - 1 && rvm_truncate() != RVM_SUCCESS)
             return 16;
     }
-    return 0;   /* no rvm_terminate: what the last truncation left stays in the log */
+    return 0; /* no rvm_terminate: what the last truncation left stays in the log */
 }
 
 /* recoverer -- recovery alone, killed after crash_after segment writes if it gets that far */
@@ -190,7 +190,7 @@ static long seg_equals(const unsigned char *m)
     if (got < 0)
         bad = -1;
     for (size_t i = 0; bad == 0 && i < SEG_LEN; i++)
-        if (b[i] != m[i])   /* bytes past a short file read as the zeros calloc left */
+        if (b[i] != m[i]) /* bytes past a short file read as the zeros calloc left */
             bad = (long)i + 1;
     free(b);
     return bad;
@@ -205,16 +205,20 @@ static int checker(uint64_t seed, int ncommit)
         return 30;
     long bad = seg_equals(m);
     if (bad) {
-        fprintf(stderr, "after recovery: segment differs from the model of %d commits at offset "
-                "%ld\n", ncommit, bad - 1);
+        fprintf(stderr,
+                "after recovery: segment differs from the model of %d commits at offset "
+                "%ld\n",
+                ncommit, bad - 1);
         return 31;
     }
     if (rvm_truncate() != RVM_SUCCESS)
         return 32;
     bad = seg_equals(m);
     if (bad) {
-        fprintf(stderr, "after truncation: segment differs from the model of %d commits at "
-                "offset %ld\n", ncommit, bad - 1);
+        fprintf(stderr,
+                "after truncation: segment differs from the model of %d commits at "
+                "offset %ld\n",
+                ncommit, bad - 1);
         return 33;
     }
     free(m);
@@ -279,13 +283,12 @@ static void round_once(uint64_t seed)
     close(pfd[0]);
     cr_assert(ok(st, wcrash >= 0), "seed %llu: writer status %#x", (unsigned long long)seed, st);
     st = run(recoverer_fn, seed, rcrash, -1);
-    cr_assert(ok(st, rcrash >= 0), "seed %llu: recovery status %#x", (unsigned long long)seed,
-              st);
+    cr_assert(ok(st, rcrash >= 0), "seed %llu: recovery status %#x", (unsigned long long)seed, st);
     st = run(checker_fn, seed, ncommit, -1);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
               "seed %llu (writer crash after %ld segment writes, recovery crash after %ld, %d "
-              "commits): checker status %#x", (unsigned long long)seed, wcrash, rcrash, ncommit,
-              st);
+              "commits): checker status %#x",
+              (unsigned long long)seed, wcrash, rcrash, ncommit, st);
 }
 
 Test(apply_model, overlapping_records_equal_sequential_replay_with_crashes)
@@ -325,7 +328,7 @@ static int recover_then_truncate(uint64_t seed, long ncommit, int fd)
     if (open_rvm() != 0)
         return 41;
     if (seg_writes == 0)
-        return 42;                     /* recovery must have applied something */
+        return 42; /* recovery must have applied something */
     seg_writes = 0;
     if (rvm_truncate() != RVM_SUCCESS)
         return 43;
@@ -387,7 +390,7 @@ Test(apply_model, truncation_after_recovery_does_not_apply_again)
     close(fd);
     int pfd[2];
     cr_assert_eq(pipe(pfd), 0);
-    trunc_every = TXNS + 1;           /* the writer never truncates: all stays in the log */
+    trunc_every = TXNS + 1; /* the writer never truncates: all stays in the log */
     int st = run(writer_fn, 7, -1, pfd[1]);
     trunc_every = TRUNC_EVERY;
     close(pfd[1]);

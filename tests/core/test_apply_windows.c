@@ -16,7 +16,7 @@
 
 #include <rvm/rvm.h>
 
-#define NWIN 200                       /* windows touched: > 128 forces two rehashes */
+#define NWIN 200 /* windows touched: > 128 forces two rehashes */
 #define SEG_LEN ((size_t)(NWIN + 1) << 20)
 
 static char dir[64], logp[128], segp[128];
@@ -43,7 +43,7 @@ static int writer(void)
     rvm_region_t rg;
     rvm_init_region(&rg);
     rg.data_dev = segp;
-    rg.no_copy = rvm_true;     /* the segment is zeros: no need to read 200 MiB */
+    rg.no_copy = rvm_true; /* the segment is zeros: no need to read 200 MiB */
     if (rvm_map(&rg, NULL) != RVM_SUCCESS)
         return 11;
     rvm_tid_t t;
@@ -60,7 +60,7 @@ static int writer(void)
     }
     if (rvm_end_transaction(&t, flush) != RVM_SUCCESS)
         return 14;
-    return 0;   /* no rvm_terminate: the record is only in the log */
+    return 0; /* no rvm_terminate: the record is only in the log */
 }
 
 Test(apply_windows, record_over_200_windows_recovers)
@@ -82,7 +82,7 @@ Test(apply_windows, record_over_200_windows_recovers)
               WIFEXITED(st) ? WEXITSTATUS(st) : -1);
     pid = fork();
     cr_assert_geq(pid, 0);
-    if (pid == 0)   /* recovery applies the record */
+    if (pid == 0) /* recovery applies the record */
         _exit(open_rvm() == 0 && rvm_terminate() == RVM_SUCCESS ? 0 : 1);
     cr_assert_eq(waitpid(pid, &st, 0), pid);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "recovery failed (exit %d, signal %d)",

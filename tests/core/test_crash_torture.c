@@ -42,9 +42,9 @@ typedef struct {
 
 static tpaths_t T;
 static long PS;
-static size_t SEG_LEN;  /* both segments */
-static size_t HALF;     /* bytes of each of the two segments (T.seg, T.seg2) */
-static int wfd = -1; /* worker side of the pipe */
+static size_t SEG_LEN; /* both segments */
+static size_t HALF;    /* bytes of each of the two segments (T.seg, T.seg2) */
+static int wfd = -1;   /* worker side of the pipe */
 
 /* send -- report to the parent; a short write cannot happen below PIPE_BUF. */
 static void send(uint32_t kind, uint32_t idx, int32_t rc)
@@ -55,22 +55,22 @@ static void send(uint32_t kind, uint32_t idx, int32_t rc)
 }
 
 /* CHECK -- in a worker: an RVM call that must succeed; on failure report where and exit. */
-#define CHECK(call)                                                                            \
-    do {                                                                                       \
-        rvm_return_t rc_ = (call);                                                             \
-        if (rc_ != RVM_SUCCESS) {                                                              \
-            send(M_FAIL, __LINE__, rc_);                                                       \
-            _exit(3);                                                                          \
-        }                                                                                      \
+#define CHECK(call)                      \
+    do {                                 \
+        rvm_return_t rc_ = (call);       \
+        if (rc_ != RVM_SUCCESS) {        \
+            send(M_FAIL, __LINE__, rc_); \
+            _exit(3);                    \
+        }                                \
     } while (0)
 
 /* VERIFY -- in a worker: an invariant on memory; on failure report the line and exit. */
-#define VERIFY(cond)                                                                           \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            send(M_FAIL, __LINE__, -1);                                                        \
-            _exit(4);                                                                          \
-        }                                                                                      \
+#define VERIFY(cond)                    \
+    do {                                \
+        if (!(cond)) {                  \
+            send(M_FAIL, __LINE__, -1); \
+            _exit(4);                   \
+        }                               \
     } while (0)
 
 /* Kill-at-I/O: SIGKILL ourselves at the kth write or sync through sysio (from whichever
@@ -163,26 +163,29 @@ static void mem_explain(size_t d, unsigned txn)
     rvm_statistics_t st;
     rvm_init_statistics(&st);
     RVM_STATISTICS(&st);
-    fprintf(stderr, "worker: txn %u %s offset %zu; %s, %s; truncations: %lu rvm_truncate, %lu "
-            "sync, %lu async\n", txn, in ? "wrote" : "did not write", d,
-            wtx.abort ? "aborted" : "committed", wtx.end_mode == flush ? "flush" : "no_flush",
-            st.tot_rvm_truncate, st.tot_sync_truncation, st.tot_async_truncation);
+    fprintf(stderr,
+            "worker: txn %u %s offset %zu; %s, %s; truncations: %lu rvm_truncate, %lu "
+            "sync, %lu async\n",
+            txn, in ? "wrote" : "did not write", d, wtx.abort ? "aborted" : "committed",
+            wtx.end_mode == flush ? "flush" : "no_flush", st.tot_rvm_truncate,
+            st.tot_sync_truncation, st.tot_async_truncation);
 }
 
 /* VERIFY_MEM -- in a worker: memory equals img, else report the first differing offset and
  * the transaction index (rc field: -(offset + 2); the index follows as a second message). */
-#define VERIFY_MEM(r1, r2, img, txn)                                                           \
-    do {                                                                                       \
-        if (!mem_eq((r1), (r2), (img))) {                                                      \
-            size_t d_ = mem_diff((r1), (r2), (img));                                           \
-            fprintf(stderr, "worker: txn %u: memory differs at model offset %zu (segment %d, " \
-                    "page %zu): 0x%02x, want 0x%02x\n", (unsigned)(txn), d_,                   \
-                    d_ < HALF ? 1 : 2, (d_ % HALF) / 4096,                                     \
-                    (unsigned char)*mem_at((r1), (r2), d_), (img)[d_]);                        \
-            mem_explain(d_, txn);                                                              \
-            send(M_FAIL, __LINE__, -1);                                                        \
-            _exit(4);                                                                          \
-        }                                                                                      \
+#define VERIFY_MEM(r1, r2, img, txn)                                                   \
+    do {                                                                               \
+        if (!mem_eq((r1), (r2), (img))) {                                              \
+            size_t d_ = mem_diff((r1), (r2), (img));                                   \
+            fprintf(stderr,                                                            \
+                    "worker: txn %u: memory differs at model offset %zu (segment %d, " \
+                    "page %zu): 0x%02x, want 0x%02x\n",                                \
+                    (unsigned)(txn), d_, d_ < HALF ? 1 : 2, (d_ % HALF) / 4096,        \
+                    (unsigned char)*mem_at((r1), (r2), d_), (img)[d_]);                \
+            mem_explain(d_, txn);                                                      \
+            send(M_FAIL, __LINE__, -1);                                                \
+            _exit(4);                                                                  \
+        }                                                                              \
     } while (0)
 
 /* mem_get -- copy mapped memory into a model image. */
@@ -328,9 +331,7 @@ static void view_take(view_t *v, const msg_t *m)
 {
     v->nmsg++;
     switch (m->kind) {
-    case M_READY:
-        v->ready = 1;
-        break;
+    case M_READY: v->ready = 1; break;
     case M_BEGIN:
         if ((long)m->idx > v->begun)
             v->begun = m->idx;
@@ -343,14 +344,9 @@ static void view_take(view_t *v, const msg_t *m)
         v->fail_line = (int)m->idx;
         v->fail_rc = m->rc;
         break;
-    case M_DONE:
-        v->done = 1;
-        break;
-    case M_RECOVERED:
-        v->recovered = 1;
-        break;
-    default:
-        break;
+    case M_DONE: v->done = 1; break;
+    case M_RECOVERED: v->recovered = 1; break;
+    default: break;
     }
 }
 
@@ -413,8 +409,8 @@ static cm_txn_t ptx; /* the parent's replay transaction */
  * durable <= j <= begun, replaying the round's workload from `start` (state 0, the state the
  * round began with). Returns the matched j, or fails the test and returns -1.
  */
-static long check_recovered(uint64_t seed, const unsigned char *start, const view_t *v,
-                            long round, const char *what)
+static long check_recovered(uint64_t seed, const unsigned char *start, const view_t *v, long round,
+                            const char *what)
 {
     memcpy(image_model, start, SEG_LEN);
     trng_t g = {seed};
@@ -440,10 +436,10 @@ static long check_recovered(uint64_t seed, const unsigned char *start, const vie
     while (d < SEG_LEN && image[d] == image_model[d])
         d++;
     cr_expect_fail("round %ld (%s, seed 0x%llx): recovered segment matches no state j with "
-            "durable %ld <= j <= begun %ld; first difference from state %ld at byte %zu "
-            "(got 0x%02x, want 0x%02x)",
-            round, what, (unsigned long long)seed, lo, hi, lo, d,
-            d < SEG_LEN ? image[d] : 0, d < SEG_LEN ? image_model[d] : 0);
+                   "durable %ld <= j <= begun %ld; first difference from state %ld at byte %zu "
+                   "(got 0x%02x, want 0x%02x)",
+                   round, what, (unsigned long long)seed, lo, hi, lo, d, d < SEG_LEN ? image[d] : 0,
+                   d < SEG_LEN ? image_model[d] : 0);
     return -1;
 }
 
@@ -482,11 +478,12 @@ static void fail_report(const view_t *v, int st, long round, uint64_t seed, cons
     char d[64];
     if (v->fail_line)
         cr_expect_fail("round %ld (seed 0x%llx): %s failed at test line %d: %s (%d)", round,
-                (unsigned long long)seed, who, v->fail_line,
-                v->fail_rc >= 0 ? rvm_return(v->fail_rc) : "memory check failed", v->fail_rc);
+                       (unsigned long long)seed, who, v->fail_line,
+                       v->fail_rc >= 0 ? rvm_return(v->fail_rc) : "memory check failed",
+                       v->fail_rc);
     else
         cr_expect_fail("round %ld (seed 0x%llx): %s ended unexpectedly: %s", round,
-                (unsigned long long)seed, who, proc_describe(st, d, sizeof d));
+                       (unsigned long long)seed, who, proc_describe(st, d, sizeof d));
 }
 
 /*
@@ -510,8 +507,8 @@ static long recover_and_check(uint64_t seed, const unsigned char *start, const v
     cr_assert_eq(file_read(T.seg2, file + HALF, HALF, 0), 0);
     int same = memcmp(file, image, SEG_LEN) == 0;
     free(file);
-    cr_expect(same, "round %ld (%s): segment file differs from the recovered mapped image",
-              round, what);
+    cr_expect(same, "round %ld (%s): segment file differs from the recovered mapped image", round,
+              what);
     return check_recovered(seed, start, wv, round, what);
 }
 
@@ -534,7 +531,8 @@ static void torture_run(long kills_wanted, int map_private)
     trng_t kg = {(uint64_t)now_us() ^ (uint64_t)getpid()}; /* kill timing: random */
     unsigned char *start = calloc(1, SEG_LEN);
     cr_assert_not_null(start);
-    long kills = 0, kills_io = 0, kills_power = 0, rec_kills_power = 0, rec_kills = 0, rec_kills_mid = 0, rec_kills_io = 0, completed = 0, commits_seen = 0;
+    long kills = 0, kills_io = 0, kills_power = 0, rec_kills_power = 0, rec_kills = 0,
+         rec_kills_mid = 0, rec_kills_io = 0, completed = 0, commits_seen = 0;
     long durable_total = 0, lost_noflush = 0, rec_us_avg = 500;
     long round;
 
@@ -546,8 +544,9 @@ static void torture_run(long kills_wanted, int map_private)
             wa.powercut = (int)trng_below(&kg, 2);
         }
         /* vary the configuration per round: optimisations and truncation threshold */
-        wa.flags = (round % 3 == 0) ? 0 : (round % 3 == 1) ? RVM_COALESCE_RANGES
-                                                           : RVM_ALL_OPTIMIZATIONS;
+        wa.flags = (round % 3 == 0)   ? 0
+                   : (round % 3 == 1) ? RVM_COALESCE_RANGES
+                                      : RVM_ALL_OPTIMIZATIONS;
         wa.truncate = (round % 4 == 0) ? 0 : (round % 4 == 1) ? 10 : (round % 4 == 2) ? 50 : 90;
         if (map_private)
             wa.flags |= RVM_MAP_PRIVATE; /* regions mmap'ed MAP_PRIVATE from the segment */
@@ -563,8 +562,8 @@ static void torture_run(long kills_wanted, int map_private)
         while (v.nmsg < want_msgs && !v.done && !v.fail_line &&
                (rc = read_msg(c.rfd, &m, 30000)) == 1)
             view_take(&v, &m);
-        cr_assert_neq(rc, -1, "round %ld: worker made no progress in 30 s (seed 0x%llx)",
-                      round, (unsigned long long)wa.seed);
+        cr_assert_neq(rc, -1, "round %ld: worker made no progress in 30 s (seed 0x%llx)", round,
+                      (unsigned long long)wa.seed);
         if (!v.done && !v.fail_line && !wa.io_kill_at)
             sleep_us(rand_us(&kg, want_msgs == 0 ? 3000 : 1000));
         st = child_finish(&c, &v, !wa.io_kill_at);
@@ -578,8 +577,7 @@ static void torture_run(long kills_wanted, int map_private)
                 kills_io++;
             if (wa.io_kill_at && wa.powercut)
                 kills_power++;
-        }
-        else
+        } else
             completed++;
 
         /* sometimes kill recovery too, once or several times in a row */
@@ -620,8 +618,7 @@ static void torture_run(long kills_wanted, int map_private)
 
         long rus;
         long j = recover_and_check(wa.seed, start, &v, round,
-                                   nrec_kill ? "after killed recoveries" : "worker killed",
-                                   &rus);
+                                   nrec_kill ? "after killed recoveries" : "worker killed", &rus);
         if (j < 0)
             break;
         rec_us_avg = (rec_us_avg * 7 + rus) / 8;

@@ -27,9 +27,9 @@
 static tpaths_t T;
 static size_t SEG_LEN;
 static char post_path[320];
-static unsigned char *image;     /* shared with the recovery child */
-static rvm_return_t *rec_rc;     /* shared: rvm_initialize's code in the child */
-static char *rec_msg;            /* shared: its rvm_errmsg */
+static unsigned char *image; /* shared with the recovery child */
+static rvm_return_t *rec_rc; /* shared: rvm_initialize's code in the child */
+static char *rec_msg;        /* shared: its rvm_errmsg */
 
 static void setup(void)
 {
@@ -120,9 +120,13 @@ static void record_offsets(uint64_t *off, uint32_t *len, uint64_t *seq)
     cr_assert_geq(fd, 0);
     struct log_status st;
     cr_assert_eq(log_status_read(fd, post_path, &st, NULL), RVM_SUCCESS);
-    struct logrd rd = { .fd = fd, .path = post_path, .area_off = st.area_off,
-                        .area_len = st.area_len, .epochs = st.epochs, .nepochs = st.nepochs,
-                        .chunk = 64u << 10 };
+    struct logrd rd = {.fd = fd,
+                       .path = post_path,
+                       .area_off = st.area_off,
+                       .area_len = st.area_len,
+                       .epochs = st.epochs,
+                       .nepochs = st.nepochs,
+                       .chunk = 64u << 10};
     uint64_t cur = st.head_off, s = st.head_seq;
     for (int i = 0; i < N_TXNS; i++) {
         const struct log_rec_hdr *h;
@@ -180,31 +184,33 @@ static void one_case(const unsigned char *post, size_t log_len, const uint64_t *
     char *v = rvmutl("verify", &vst);
     cr_expect_eq(vst, 1, "%s in record %d: verify must report a problem:\n%s", what, i + 1, v);
     int st = proc_run(child_recover, NULL);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s in record %d: recovery child: %s",
-              what, i + 1, proc_describe(st, d, sizeof d));
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s in record %d: recovery child: %s", what,
+              i + 1, proc_describe(st, d, sizeof d));
     if (i < N_TXNS - 1) {
         snprintf(want, sizeof want, "record %llu ", (unsigned long long)seq[i]);
         cr_expect(strstr(v, "DAMAGED RECORD") != NULL,
                   "%s in record %d: verify must call it a damaged record:\n%s", what, i + 1, v);
-        cr_expect_eq(*rec_rc, RVM_ELOG, "%s in record %d of %d: recovery must refuse the log "
-                     "(got %s), not drop the later commits", what, i + 1, N_TXNS,
-                     rvm_return(*rec_rc));
+        cr_expect_eq(*rec_rc, RVM_ELOG,
+                     "%s in record %d of %d: recovery must refuse the log "
+                     "(got %s), not drop the later commits",
+                     what, i + 1, N_TXNS, rvm_return(*rec_rc));
         cr_expect(strstr(rec_msg, want) != NULL && strstr(rec_msg, "damaged") != NULL,
-                  "%s in record %d: the message must name the record: %s", what, i + 1,
-                  rec_msg);
+                  "%s in record %d: the message must name the record: %s", what, i + 1, rec_msg);
         /* salvage: the prefix, and what was dropped */
         int sst;
         char *s = rvmutl("salvage", &sst);
         snprintf(want, sizeof want, "DROPPED records %llu..%llu", (unsigned long long)seq[i],
                  (unsigned long long)seq[N_TXNS - 1]);
         cr_expect_eq(sst, 0, "%s in record %d: salvage failed:\n%s", what, i + 1, s);
-        cr_expect(strstr(s, want) != NULL, "%s in record %d: salvage must say '%s':\n%s",
-                  what, i + 1, want, s);
+        cr_expect(strstr(s, want) != NULL, "%s in record %d: salvage must say '%s':\n%s", what,
+                  i + 1, want, s);
         unsigned char *f = malloc(SEG_LEN);
         cr_assert_eq(file_read(T.seg, f, SEG_LEN, 0), 0);
         state_after(i, expect);
-        cr_expect(memcmp(f, expect, SEG_LEN) == 0, "%s in record %d: after salvage the "
-                  "segment must hold exactly commits 1..%d", what, i + 1, i);
+        cr_expect(memcmp(f, expect, SEG_LEN) == 0,
+                  "%s in record %d: after salvage the "
+                  "segment must hold exactly commits 1..%d",
+                  what, i + 1, i);
         free(f);
         free(s);
         /* the salvaged log is consistent again */
@@ -212,12 +218,14 @@ static void one_case(const unsigned char *post, size_t log_len, const uint64_t *
         v = rvmutl("verify", &vst);
         cr_expect_eq(vst, 0, "%s in record %d: verify after salvage:\n%s", what, i + 1, v);
     } else {
-        cr_expect(strstr(v, "TORN TAIL") != NULL,
-                  "damage in the last record is a torn tail:\n%s", v);
+        cr_expect(strstr(v, "TORN TAIL") != NULL, "damage in the last record is a torn tail:\n%s",
+                  v);
         cr_expect_eq(*rec_rc, RVM_SUCCESS, "a torn tail is recovered: %s", rec_msg);
         state_after(N_TXNS - 1, expect);
-        cr_expect(memcmp(image, expect, SEG_LEN) == 0, "torn tail: state after commit %d "
-                  "expected", N_TXNS - 1);
+        cr_expect(memcmp(image, expect, SEG_LEN) == 0,
+                  "torn tail: state after commit %d "
+                  "expected",
+                  N_TXNS - 1);
     }
     free(v);
     free(buf);
@@ -348,8 +356,7 @@ Test(damaged, torn_group_write_is_a_tail_not_damage)
     st = proc_run(child_recover, NULL);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "recovery child: %s",
               proc_describe(st, d, sizeof d));
-    cr_expect_eq(*rec_rc, RVM_SUCCESS, "a torn group write must not be called damage: %s",
-                 rec_msg);
+    cr_expect_eq(*rec_rc, RVM_SUCCESS, "a torn group write must not be called damage: %s", rec_msg);
     state_after(2, expect);
     cr_expect(memcmp(image, expect, SEG_LEN) == 0, "torn group: state after commit 2");
     /* record 2 damaged: record 3 was formatted after 2 was durable, which proves it */

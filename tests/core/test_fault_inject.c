@@ -28,23 +28,23 @@ static tpaths_t T;
 static long PS;
 static size_t SEG_LEN;
 
-enum op { OP_PWRITE, OP_SYNC };                       /* sync: fdatasync and fsync */
+enum op { OP_PWRITE, OP_SYNC }; /* sync: fdatasync and fsync */
 enum kind { K_EIO, K_ENOSPC, K_SHORT, K_SHORT_ENOSPC };
 enum phase { PH_COMMIT, PH_FLUSH, PH_TRUNCATE, PH_RECOVERY };
 
 static const char *op_name[] = {"pwrite", "fdatasync/fsync"};
 static const char *kind_name[] = {"EIO", "ENOSPC", "short write", "short write then ENOSPC"};
-static const char *phase_name[] = {"flush commit", "rvm_flush of no_flush commits",
-                                   "rvm_truncate", "recovery (rvm_initialize)"};
+static const char *phase_name[] = {"flush commit", "rvm_flush of no_flush commits", "rvm_truncate",
+                                   "recovery (rvm_initialize)"};
 
 /* The armed fault, and what it did. Lives in the child that runs the scenario. */
 static struct {
     int armed;
     enum op op;
     enum kind kind;
-    int nth;   /* fail the nth call of op after arming (1-based) */
-    int calls; /* calls of op seen while armed */
-    int fired; /* 1 once the fault was injected; 2 for K_SHORT_ENOSPC after both steps */
+    int nth;        /* fail the nth call of op after arming (1-based) */
+    int calls;      /* calls of op seen while armed */
+    int fired;      /* 1 once the fault was injected; 2 for K_SHORT_ENOSPC after both steps */
     ino_t only_ino; /* non-zero: count only calls on this file (e.g. the segment) */
 } F;
 
@@ -72,12 +72,8 @@ static ssize_t f_pwrite(int fd, const void *buf, size_t n, off_t off)
         return sysio_default.pwrite(fd, buf, n, off);
     F.fired = 1;
     switch (F.kind) {
-    case K_EIO:
-        errno = EIO;
-        return -1;
-    case K_ENOSPC:
-        errno = ENOSPC;
-        return -1;
+    case K_EIO: errno = EIO; return -1;
+    case K_ENOSPC: errno = ENOSPC; return -1;
     case K_SHORT:
     case K_SHORT_ENOSPC:
         if (n < 2) {
@@ -136,8 +132,8 @@ static void fault_arm(enum op op, enum kind kind, int nth)
 
 /* Results a scenario child hands back to the parent. */
 typedef struct {
-    int stage;          /* how far the child got (for messages) */
-    int fired, calls;   /* fault bookkeeping */
+    int stage;             /* how far the child got (for messages) */
+    int fired, calls;      /* fault bookkeeping */
     rvm_return_t rc_fault; /* first non-success code of the operation under fault (or 0) */
     rvm_return_t rc_after; /* first non-success code of the commit attempted afterwards */
     rvm_return_t rc_setup;
@@ -232,8 +228,7 @@ static int child_scenario(void *arg)
         fault_arm(s->op, s->kind, s->nth);
         R->rc_fault = rvm_truncate();
         break;
-    case PH_RECOVERY:
-        return 4; /* not a scenario of this child */
+    case PH_RECOVERY: return 4; /* not a scenario of this child */
     }
     F.armed = 0;
     R->fired = F.fired;
@@ -339,8 +334,8 @@ TestSuite(fault, .init = setup, .fini = teardown, .timeout = 120);
 static int run_case(const scen_t *s)
 {
     char d[64], what[160];
-    snprintf(what, sizeof what, "%s: %s on %s call #%d", phase_name[s->phase],
-             kind_name[s->kind], op_name[s->op], s->nth);
+    snprintf(what, sizeof what, "%s: %s on %s call #%d", phase_name[s->phase], kind_name[s->kind],
+             op_name[s->op], s->nth);
     tdir_remove(T.dir);
     tpaths_make(&T, "fault");
     cr_assert_eq(file_make(T.seg, SEG_LEN, 0), 0);
@@ -356,8 +351,8 @@ static int run_case(const scen_t *s)
         st = proc_run(child_scenario, (void *)s);
     }
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        cr_expect_fail("%s: scenario process failed at stage %d: %s (setup rc %s)", what,
-                       R->stage, proc_describe(st, d, sizeof d), rvm_return(R->rc_setup));
+        cr_expect_fail("%s: scenario process failed at stage %d: %s (setup rc %s)", what, R->stage,
+                       proc_describe(st, d, sizeof d), rvm_return(R->rc_setup));
         return 0;
     }
     if (!R->fired)
@@ -388,7 +383,8 @@ static int run_case(const scen_t *s)
         cr_expect_eq(b, 1, "%s: acknowledged transaction B lost", what);
     int c = all_bytes(img, 3 * 4096 + 1024, 'C', 64);
     if (keep.rc_after != RVM_SUCCESS)
-        cr_expect(all_bytes(img, 3 * 4096 + 1024, 0, 64), "%s: refused transaction C present", what);
+        cr_expect(all_bytes(img, 3 * 4096 + 1024, 0, 64), "%s: refused transaction C present",
+                  what);
     else
         cr_expect(c, "%s: transaction C was acknowledged but is lost", what);
     unsigned char *file = malloc(SEG_LEN);
@@ -396,8 +392,8 @@ static int run_case(const scen_t *s)
     cr_expect_eq(memcmp(file, img, SEG_LEN), 0, "%s: segment file differs from recovered image",
                  what);
     free(file);
-    fprintf(stderr, "fault: %-70s -> %s, later commit %s, B %s\n", what,
-            rvm_return(keep.rc_fault), rvm_return(keep.rc_after), b == 1 ? "present" : "absent");
+    fprintf(stderr, "fault: %-70s -> %s, later commit %s, B %s\n", what, rvm_return(keep.rc_fault),
+            rvm_return(keep.rc_after), b == 1 ? "present" : "absent");
     return 1;
 }
 
@@ -409,8 +405,8 @@ static void run_phase(enum phase ph)
         enum op op;
         enum kind kind;
     } kinds[] = {
-        {OP_PWRITE, K_EIO},   {OP_PWRITE, K_ENOSPC}, {OP_PWRITE, K_SHORT},
-        {OP_PWRITE, K_SHORT_ENOSPC}, {OP_SYNC, K_EIO}, {OP_SYNC, K_ENOSPC},
+        {OP_PWRITE, K_EIO},          {OP_PWRITE, K_ENOSPC}, {OP_PWRITE, K_SHORT},
+        {OP_PWRITE, K_SHORT_ENOSPC}, {OP_SYNC, K_EIO},      {OP_SYNC, K_ENOSPC},
     };
     int fired_write = 0, fired_sync = 0;
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
@@ -533,13 +529,16 @@ Test(fault, during_incremental_truncation)
         int st = proc_run(child_daemon, &sc);
         cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: %s", what,
                   proc_describe(st, d, sizeof d));
-        cr_expect(DR->fired, "%s: the truncation thread never wrote/synced the segment in "
-                  "3000 commits through a 64 KiB log", what);
+        cr_expect(DR->fired,
+                  "%s: the truncation thread never wrote/synced the segment in "
+                  "3000 commits through a 64 KiB log",
+                  what);
         if (!DR->fired)
             continue;
-        cr_expect_eq(DR->rc_fail, RVM_EIO, "%s in the truncation thread: commits after it "
-                     "returned %s (acknowledged %d), want RVM_EIO", what,
-                     rvm_return(DR->rc_fail), DR->n_ok);
+        cr_expect_eq(DR->rc_fail, RVM_EIO,
+                     "%s in the truncation thread: commits after it "
+                     "returned %s (acknowledged %d), want RVM_EIO",
+                     what, rvm_return(DR->rc_fail), DR->n_ok);
         cr_expect_neq(DR->rc_again, RVM_SUCCESS, "%s: not sticky", what);
         st = proc_run(child_recover, NULL);
         cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: recovery: %s", what,
@@ -557,10 +556,12 @@ Test(fault, during_incremental_truncation)
             int want = (last & 0x7f) | 1, refused = ((DR->n_ok + 1) & 0x7f) | 1;
             int ok = all_bytes(p, 0, want, 512) ||
                      ((DR->n_ok + 1) % 8 == slot && all_bytes(p, 0, refused, 512));
-            cr_expect(ok, "%s: slot %d lost acknowledged commit %d (byte 0x%02x)", what, slot,
-                      last, p[0]);
+            cr_expect(ok, "%s: slot %d lost acknowledged commit %d (byte 0x%02x)", what, slot, last,
+                      p[0]);
         }
-        fprintf(stderr, "fault: truncation thread, %-36s -> %d commits acknowledged, then %s, "
-                "then %s\n", what, DR->n_ok, rvm_return(DR->rc_fail), rvm_return(DR->rc_again));
+        fprintf(stderr,
+                "fault: truncation thread, %-36s -> %d commits acknowledged, then %s, "
+                "then %s\n",
+                what, DR->n_ok, rvm_return(DR->rc_fail), rvm_return(DR->rc_again));
     }
 }

@@ -104,7 +104,7 @@ static int big_child(void *arg)
         fprintf(stderr, "big commit: %s: %s\n", rvm_return(rc), rvm_errmsg ? rvm_errmsg : "");
         return 4;
     }
-    _exit(0);   /* a crash right after the acknowledged commit: no terminate, no truncation */
+    _exit(0); /* a crash right after the acknowledged commit: no terminate, no truncation */
 }
 
 static void big_commit(rvm_mode_t mode)
@@ -146,7 +146,7 @@ static int wrapped_child(void *arg)
             return 3;
     if (fill_txn(b, 4u << 20, 8u << 20, 'W', flush) != RVM_SUCCESS)
         return 4;
-    if (fill_txn(b, 0, 20000, 'z', flush) != RVM_SUCCESS)   /* after the growth */
+    if (fill_txn(b, 0, 20000, 'z', flush) != RVM_SUCCESS) /* after the growth */
         return 5;
     _exit(0);
 }
@@ -191,7 +191,7 @@ static int bound_child(void *arg)
         return 5;
     if (rvm_abort_transaction(&t) != RVM_SUCCESS || b[0] != 0 || b[8u << 20] != 'p')
         return 6;
-    if (fill_txn(b, 0, 6u << 20, 'y', flush) != RVM_SUCCESS)   /* grows within the bound */
+    if (fill_txn(b, 0, 6u << 20, 'y', flush) != RVM_SUCCESS) /* grows within the bound */
         return 7;
     _exit(0);
 }
@@ -201,8 +201,7 @@ Test(log_grow, bound_refuses, .init = setup, .fini = teardown, .timeout = 120)
     cr_assert_eq(file_make(T.seg, BIG, 0), 0);
     char d[64];
     int st = proc_run(bound_child, NULL);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "bound: %s",
-              proc_describe(st, d, sizeof d));
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "bound: %s", proc_describe(st, d, sizeof d));
     cr_expect_leq(file_size(T.log), (long long)(9u << 20), "the log stayed within its bound");
     recover();
     cr_expect(seg_holds(0, 6u << 20, 'y'), "the commit within the bound");
@@ -211,15 +210,14 @@ Test(log_grow, bound_refuses, .init = setup, .fini = teardown, .timeout = 120)
 
 /* ---- a full disk while the log grows ---------------------------------------------------- */
 
-static ino_t full_ino;    /* the log file: writes past its old end fail with ENOSPC */
+static ino_t full_ino; /* the log file: writes past its old end fail with ENOSPC */
 static off_t full_from;
 static int full_fired;
 
 static ssize_t full_pwrite_fn(int fd, const void *buf, size_t n, off_t off)
 {
     struct stat st;
-    if (off + (off_t)n > full_from && sysio_default.fstat(fd, &st) == 0 &&
-        st.st_ino == full_ino) {
+    if (off + (off_t)n > full_from && sysio_default.fstat(fd, &st) == 0 && st.st_ino == full_ino) {
         full_fired++;
         errno = ENOSPC;
         return -1;
@@ -268,7 +266,7 @@ static int full_child(void *arg)
     if (strstr(rvm_errmsg, T.log) == NULL || strstr(rvm_errmsg, "No space") == NULL)
         return 7;
     if (stat(T.log, &st) != 0 || st.st_size != full_from)
-        return 8;   /* the file was cut back: a full disk gets its space back */
+        return 8; /* the file was cut back: a full disk gets its space back */
     /* not sticky: with space again the same transaction commits */
     sysio = sysio_default;
     if (rvm_end_transaction(&t, flush) != RVM_SUCCESS)
@@ -305,7 +303,7 @@ static int full_abandon_child(void *arg)
     sysio.fallocate = full_fallocate_fn;
     if (fill_txn(b, 0, BIG, 'B', flush) != RVM_EIO)
         return 4;
-    _exit(0);   /* dies with the disk still full */
+    _exit(0); /* dies with the disk still full */
 }
 
 Test(log_grow, disk_full_loses_nothing, .init = setup, .fini = teardown, .timeout = 120)
@@ -322,9 +320,9 @@ Test(log_grow, disk_full_loses_nothing, .init = setup, .fini = teardown, .timeou
 
 /* ---- a crash at each step of a growing commit ------------------------------------------- */
 
-#define STEP_BIG ((size_t)12 << 20)   /* three times the log: it grows */
+#define STEP_BIG ((size_t)12 << 20) /* three times the log: it grows */
 
-static int step_at;      /* die at this call of fallocate/pwrite/fdatasync on the log */
+static int step_at; /* die at this call of fallocate/pwrite/fdatasync on the log */
 static int step_calls;
 
 /* step_hit -- count a call on the log file; the process dies (as if killed) at step_at */
@@ -398,24 +396,30 @@ Test(log_grow, crash_at_each_step_of_growth, .init = setup, .fini = teardown, .t
         cr_assert_eq(file_make(T.seg, BIG, 0), 0);
         char d[64];
         int st = proc_run(step_child, &k);
-        cr_assert(WIFEXITED(st) && (WEXITSTATUS(st) == 0 || WEXITSTATUS(st) == 10),
-                  "step %d: %s", k, proc_describe(st, d, sizeof d));
+        cr_assert(WIFEXITED(st) && (WEXITSTATUS(st) == 0 || WEXITSTATUS(st) == 10), "step %d: %s",
+                  k, proc_describe(st, d, sizeof d));
         done = WEXITSTATUS(st) == 10;
         recover();
         int old = seg_holds(0, 1u << 20, 'A') && seg_holds(1u << 20, STEP_BIG - (1u << 20), 0);
         int fresh = seg_holds(0, STEP_BIG, 'B');
-        cr_assert(old || fresh, "died at log call %d of the growing commit: recovery gives "
-                  "neither the previous commit nor the new one exactly", k);
+        cr_assert(old || fresh,
+                  "died at log call %d of the growing commit: recovery gives "
+                  "neither the previous commit nor the new one exactly",
+                  k);
         cr_assert(!done || fresh, "the completed commit is missing");
         st = proc_run(again_child, NULL);
-        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "step %d: the next commit after the "
-                  "crash: %s", k, proc_describe(st, d, sizeof d));
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                  "step %d: the next commit after the "
+                  "crash: %s",
+                  k, proc_describe(st, d, sizeof d));
         recover();
         cr_assert(seg_holds(0, STEP_BIG, 'C'), "step %d: the commit after the crash", k);
     }
     cr_assert(done, "the growing commit never completed within 40 log calls");
-    fprintf(stderr, "a crash at each of the %d log calls of the growing commit: recovery gave "
-            "one of the two commits every time\n", k - 2);
+    fprintf(stderr,
+            "a crash at each of the %d log calls of the growing commit: recovery gave "
+            "one of the two commits every time\n",
+            k - 2);
 }
 
 /* ---- SIGKILL during a growing commit ------------------------------------------------------ */
@@ -462,14 +466,13 @@ static long crash_round(long delay_us, int round)
     }
     close(p[1]);
     char c = 0;
-    cr_assert_eq(read(p[0], &c, 1), 1, "round %d: the child did not make its first commit",
-                 round);
+    cr_assert_eq(read(p[0], &c, 1), 1, "round %d: the child did not make its first commit", round);
     if (delay_us >= 0) {
-        struct timespec ts = { delay_us / 1000000, (delay_us % 1000000) * 1000 };
+        struct timespec ts = {delay_us / 1000000, (delay_us % 1000000) * 1000};
         nanosleep(&ts, NULL);
         kill(pid, SIGKILL);
     }
-    long us = 0;   /* the child's "done": it arrives only if the commit returned */
+    long us = 0; /* the child's "done": it arrives only if the commit returned */
     int acked = read(p[0], &us, sizeof us) == (ssize_t)sizeof us;
     if (delay_us < 0)
         kill(pid, SIGKILL);
@@ -479,17 +482,19 @@ static long crash_round(long delay_us, int round)
     recover();
     int old = seg_holds(0, 1u << 20, 'A') && seg_holds(1u << 20, BIG - (1u << 20), 0);
     int fresh = seg_holds(0, BIG, 'B');
-    cr_assert(old || fresh, "round %d (kill after %ld us): recovery gives neither the previous "
-              "commit nor the new one exactly", round, delay_us);
+    cr_assert(old || fresh,
+              "round %d (kill after %ld us): recovery gives neither the previous "
+              "commit nor the new one exactly",
+              round, delay_us);
     cr_assert(!acked || fresh, "round %d: the acknowledged commit is missing", round);
     return acked ? us : 0;
 }
 
 Test(log_grow, sigkill_during_growing_commit, .init = setup, .fini = teardown, .timeout = 300)
 {
-    long full = crash_round(-1, 0);     /* how long the commit takes here, now */
+    long full = crash_round(-1, 0); /* how long the commit takes here, now */
     cr_assert_gt(full, 0);
-    trng_t r = { (uint64_t)time(NULL) };
+    trng_t r = {(uint64_t)time(NULL)};
     long rounds = 6 * test_scale();
     int olds = 0;
     for (long i = 1; i <= rounds; i++) {
@@ -497,6 +502,8 @@ Test(log_grow, sigkill_during_growing_commit, .init = setup, .fini = teardown, .
         if (crash_round(delay, (int)i) == 0)
             olds++;
     }
-    fprintf(stderr, "growing commit of 40 MiB takes %ld us; %ld kills, %d before its "
-            "acknowledgement\n", full, rounds, olds);
+    fprintf(stderr,
+            "growing commit of 40 MiB takes %ld us; %ld kills, %d before its "
+            "acknowledgement\n",
+            full, rounds, olds);
 }

@@ -57,7 +57,7 @@ Test(lrvm_threads, process_signals_never_run_on_an_lrvm_thread, .timeout = 60)
     r.length = 1 << 20;
     cr_assert_eq(rvm_map(&r, NULL), RVM_SUCCESS, "%s", rvm_errmsg);
 
-    struct sigaction sa = { 0 };
+    struct sigaction sa = {0};
     sa.sa_handler = on_usr1;
     sa.sa_flags = SA_RESTART;
     cr_assert_eq(sigaction(SIGUSR1, &sa, NULL), 0);
@@ -76,11 +76,11 @@ Test(lrvm_threads, process_signals_never_run_on_an_lrvm_thread, .timeout = 60)
         memset(buf, (int)i, sizeof(buf));
         cr_assert_eq(rvm_modify_bytes(&tid, r.vmaddr + (i % 200) * 4096, buf, sizeof(buf)),
                      RVM_SUCCESS);
-        cr_assert_eq(rvm_end_transaction(&tid, i % 8 ? no_flush : flush), RVM_SUCCESS,
-                     "%s", rvm_errmsg);
+        cr_assert_eq(rvm_end_transaction(&tid, i % 8 ? no_flush : flush), RVM_SUCCESS, "%s",
+                     rvm_errmsg);
     }
     pthread_join(t, NULL);
-    cr_assert_eq(pthread_sigmask(SIG_UNBLOCK, &usr1, NULL), 0);   /* pending: runs here */
+    cr_assert_eq(pthread_sigmask(SIG_UNBLOCK, &usr1, NULL), 0); /* pending: runs here */
     pid_t self = (pid_t)syscall(SYS_gettid);
     long n = atomic_load(&handled);
     cr_assert_gt(n, 0, "the signal was never handled");

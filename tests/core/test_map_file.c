@@ -120,11 +120,11 @@ static char committed_at(size_t i)
 }
 
 static struct {
-    int seg_fd;                 /* the segment's descriptor (-1: not watching) */
-    long writes;                /* pwrites and fsyncs of it */
-    const char *watch;          /* a mapped byte that must read 'Z' after each of them */
-    int saw_older;              /* ... and what it read when it did not */
-} W = { .seg_fd = -1 };
+    int seg_fd;        /* the segment's descriptor (-1: not watching) */
+    long writes;       /* pwrites and fsyncs of it */
+    const char *watch; /* a mapped byte that must read 'Z' after each of them */
+    int saw_older;     /* ... and what it read when it did not */
+} W = {.seg_fd = -1};
 
 /* w_pwrite -- sysio.pwrite: count writes to the segment, check the watched byte after each */
 static ssize_t w_pwrite(int fd, const void *buf, size_t n, off_t off)
@@ -166,8 +166,10 @@ static int child_recover_and_map(void *arg)
     if (map_whole(&r) != RVM_SUCCESS)
         return 12;
     if (W.writes != 0) {
-        fprintf(stderr, "rvm_map after recovery wrote or synced the segment %ld times: it "
-                "truncated the log first instead of mapping the recovered file\n", W.writes);
+        fprintf(stderr,
+                "rvm_map after recovery wrote or synced the segment %ld times: it "
+                "truncated the log first instead of mapping the recovered file\n",
+                W.writes);
         return 13;
     }
     if (file_mapping_of(r.vmaddr, T.seg) != 1) {
@@ -190,13 +192,15 @@ static int child_recover_and_map(void *arg)
     int progress = 1;
     for (int k = 0; progress && k < 1000; k++)
         if ((rc = trunc_step(engine.log, limit, &progress)) != RVM_SUCCESS) {
-            fprintf(stderr, "truncation slice %d after recovery: %s: %s\n", k,
-                    rvm_return(rc), rvm_errmsg);
+            fprintf(stderr, "truncation slice %d after recovery: %s: %s\n", k, rvm_return(rc),
+                    rvm_errmsg);
             return 16;
         }
     if (W.saw_older) {
-        fprintf(stderr, "truncating the recovered records showed the mapped region an older "
-                "committed value ('%c' where 'Z' was committed last)\n", W.saw_older);
+        fprintf(stderr,
+                "truncating the recovered records showed the mapped region an older "
+                "committed value ('%c' where 'Z' was committed last)\n",
+                W.saw_older);
         return 17;
     }
     if (rvm_truncate() != RVM_SUCCESS)
@@ -212,13 +216,12 @@ static int child_recover_and_map(void *arg)
 Test(map_file, crash_with_records_pending_maps_the_committed_state)
 {
     char d[64];
-    uint64_t limits[] = { 4096, 1u << 30 };
+    uint64_t limits[] = {4096, 1u << 30};
     for (size_t k = 0; k < 2; k++) {
         unlink(T.log);
         cr_assert_eq(file_make(T.seg, SEG_PAGES * (size_t)PS, 0), 0);
         int st = proc_run(child_commit_then_die, NULL);
-        cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "%s",
-                  proc_describe(st, d, sizeof d));
+        cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "%s", proc_describe(st, d, sizeof d));
         st = proc_run(child_recover_and_map, &limits[k]);
         cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "slices of %llu bytes: %s",
                   (unsigned long long)limits[k], proc_describe(st, d, sizeof d));
@@ -243,16 +246,16 @@ Test(map_file, no_uncommitted_byte_reaches_the_file)
     rvm_region_t r;
     cr_assert_eq(map_whole(&r), RVM_SUCCESS);
     cr_assert_eq(file_mapping_of(r.vmaddr, T.seg), 1, "rvm_map did not map the file");
-    memset(r.vmaddr + 3 * PS, 'u', 200);                   /* no set_range: never committed */
+    memset(r.vmaddr + 3 * PS, 'u', 200); /* no set_range: never committed */
     rvm_tid_t t;
     rvm_init_tid(&t);
     cr_assert_eq(rvm_begin_transaction(&t, no_restore), RVM_SUCCESS);
     cr_assert_eq(rvm_set_range(&t, r.vmaddr + 4 * PS, 300), RVM_SUCCESS);
-    memset(r.vmaddr + 4 * PS, 'a', 300);                   /* aborted: never committed */
+    memset(r.vmaddr + 4 * PS, 'a', 300); /* aborted: never committed */
     cr_assert_eq(rvm_abort_transaction(&t), RVM_SUCCESS);
     cr_assert_eq(commit_fill(r.vmaddr + 6 * PS, 50, 'c', no_flush), RVM_SUCCESS);
     cr_assert_eq(rvm_truncate(), RVM_SUCCESS);
-    memset(r.vmaddr + 7 * PS, 'v', 10);                    /* after the truncation */
+    memset(r.vmaddr + 7 * PS, 'v', 10); /* after the truncation */
     cr_assert_eq(rvm_unmap(&r), RVM_SUCCESS);
     cr_expect_eq(r.vmaddr[3 * PS], 'u', "the program's own store is gone after rvm_unmap");
     cr_assert_eq(rvm_terminate(), RVM_SUCCESS);
@@ -263,8 +266,8 @@ Test(map_file, no_uncommitted_byte_reaches_the_file)
         unsigned char want = i >= 6 * (size_t)PS && i < 6 * (size_t)PS + 50 ? 'c' : 0;
         if (b[i] != want)
             cr_assert_fail("segment byte %zu (page %zu) is '%c' (0x%02x), want 0x%02x: an "
-                           "uncommitted store reached the file", i, i / (size_t)PS, b[i], b[i],
-                           want);
+                           "uncommitted store reached the file",
+                           i, i / (size_t)PS, b[i], b[i], want);
     }
     free(b);
 }
@@ -352,7 +355,7 @@ Test(map_file, fault_backend_tracking_gets_anonymous_memory)
         pat[i] = (unsigned char)(i * 5 + 3);
     cr_assert_eq(file_write(T.seg, pat, sizeof pat, 3 * PS), 0);
     cr_assert_eq(rvmt_init_create(T.log, 256 * 1024, 0, 0), RVM_SUCCESS);
-    rvm_track_options_t to = { .backend = "mprotect" };
+    rvm_track_options_t to = {.backend = "mprotect"};
     cr_assert_eq(rvm_track_configure(&to), RVM_SUCCESS);
     rvm_region_t r;
     cr_assert_eq(map_whole(&r), RVM_SUCCESS);
@@ -360,7 +363,7 @@ Test(map_file, fault_backend_tracking_gets_anonymous_memory)
     cr_assert_eq(rvm_track(&r), RVM_SUCCESS, "rvm_track: %s", rvm_errmsg);
     cr_expect_eq(file_mapping_of(r.vmaddr, T.seg), 0, "a fault backend tracks file memory");
     cr_expect_eq(memcmp(r.vmaddr + 3 * PS, pat, sizeof pat), 0, "bytes lost making it anonymous");
-    memset(r.vmaddr + 8 * PS, 't', 10);               /* tracked: committed by rvm_commit */
+    memset(r.vmaddr + 8 * PS, 't', 10); /* tracked: committed by rvm_commit */
     cr_assert_eq(rvm_commit(), RVM_SUCCESS);
     cr_assert_eq(rvm_untrack(&r), RVM_SUCCESS);
     cr_assert_eq(rvm_truncate(), RVM_SUCCESS);

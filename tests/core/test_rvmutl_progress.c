@@ -56,7 +56,7 @@ static void make_log(void)
             if (rvm_end_transaction(&tid, flush) != RVM_SUCCESS)
                 _exit(12);
         }
-        _exit(0);     /* no rvm_terminate: the records stay in the log */
+        _exit(0); /* no rvm_terminate: the records stay in the log */
     }
     int st;
     cr_assert_eq(waitpid(pid, &st, 0), pid);

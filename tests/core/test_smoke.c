@@ -162,8 +162,10 @@ Test(smoke, torn_tail_dropped, .init = setup, .fini = teardown)
         }
         int ws;
         waitpid(p, &ws, 0);
-        cr_assert(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "byte %u of the torn record: "
-                  "recovery did not yield the state after record 1 (status %d)", b, ws);
+        cr_assert(WIFEXITED(ws) && WEXITSTATUS(ws) == 0,
+                  "byte %u of the torn record: "
+                  "recovery did not yield the state after record 1 (status %d)",
+                  b, ws);
     }
     close(sfd);
     close(fd);
@@ -227,8 +229,7 @@ static void run_wrap(void)
     c[1000] = n;
 }
 
-Test(smoke, wraps_with_incremental_truncation, .init = setup, .fini = teardown,
-     .timeout = 120)
+Test(smoke, wraps_with_incremental_truncation, .init = setup, .fini = teardown, .timeout = 120)
 {
     child(run_wrap);
     rvm_region_t rg;

@@ -19,7 +19,7 @@ static long PS;
 static size_t SEG_LEN;
 static char *base;
 static volatile uint32_t *acked; /* shared with the parent: last durable value per thread */
-static volatile int *arg_ready;   /* shared: set once the worker has created its log */
+static volatile int *arg_ready;  /* shared: set once the worker has created its log */
 
 /* setup -- fresh directory, zeroed segment of one page per thread. */
 static void setup(void)
@@ -152,8 +152,8 @@ static int check_slots(const unsigned char *img, int max)
             cr_expect_fail("thread %d: slot is a torn mix (first word 0x%08x)", id, w[0]);
             bad++;
         } else if (v < acked[id]) {
-            cr_expect_fail("thread %d: value %u recovered but %u was acknowledged durable", id,
-                           v, acked[id]);
+            cr_expect_fail("thread %d: value %u recovered but %u was acknowledged durable", id, v,
+                           acked[id]);
             bad++;
         } else if (max && (int)v > max) {
             cr_expect_fail("thread %d: value %u beyond the last one committed (%d)", id, v, max);
@@ -168,8 +168,7 @@ Test(threads, concurrent_commits_all_durable)
     char d[64];
     int iters = 150 * (int)test_scale();
     int st = proc_run(child_run, &iters);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "threads: %s", proc_describe(st, d,
-                                                                                  sizeof d));
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "threads: %s", proc_describe(st, d, sizeof d));
     image = shared_alloc(SEG_LEN);
     st = proc_run(child_recover, NULL);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "recovery: %s",
@@ -220,8 +219,9 @@ Test(threads, killed_while_threads_commit)
         if (check_slots(image, 0))
             break;
     }
-    fprintf(stderr, "threads: %d kills while %d threads committed; %ld commits acknowledged "
-                    "durable before the kills, checked after recovery\n",
+    fprintf(stderr,
+            "threads: %d kills while %d threads committed; %ld commits acknowledged "
+            "durable before the kills, checked after recovery\n",
             rounds, NTHREADS, acked_total);
     cr_expect_gt(acked_total, 0, "no commit was acknowledged before any kill: test is vacuous");
 }

@@ -211,7 +211,8 @@ static void torn_run(int big)
         }
     cr_assert_gt(ndiff, 0, "commit N changed nothing in the log file");
     cr_log_info("torn tail (%s): commit N wrote %zu differing bytes in [%zu, %zu), %zu "
-                "clusters", big ? "large" : "small", ndiff, lo, hi, nclusters);
+                "clusters",
+                big ? "large" : "small", ndiff, lo, hi, nclusters);
 
     /* sanity: the two snapshots recover to N-1 and N */
     cr_assert_eq(try_log(&tt, tt.pre, "unmodified pre-commit log", 0), 0);
@@ -247,8 +248,9 @@ static void torn_run(int big)
     }
     cr_log_info("torn tail (%s): %ld cut points, %ld recoveries -> N-1, %ld -> N, %ld wrong",
                 big ? "large" : "small", tried, tt.n_prev, tt.n_last, tt.n_fail);
-    fprintf(stderr, "torn tail (%s): record %zu bytes, %ld cut points, %ld -> N-1, %ld -> N "
-                    "(%ld stale-tail cuts short of the end), %ld wrong\n",
+    fprintf(stderr,
+            "torn tail (%s): record %zu bytes, %ld cut points, %ld -> N-1, %ld -> N "
+            "(%ld stale-tail cuts short of the end), %ld wrong\n",
             big ? "large" : "small", hi - lo, tried, tt.n_prev, tt.n_last, n_early, tt.n_fail);
     cr_expect_eq(tt.n_fail, 0);
     free(buf);
@@ -358,13 +360,17 @@ Test(torn, corrupt_middle_record)
     st = proc_run(child_recover_rc, NULL);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "recovery crashed: %s",
               proc_describe(st, d, sizeof d));
-    cr_expect_eq(*rec_rc, RVM_ELOG, "record 3 of %d damaged: recovery must refuse the log, "
-                 "got %s", N_TXNS, rvm_return(*rec_rc));
+    cr_expect_eq(*rec_rc, RVM_ELOG,
+                 "record 3 of %d damaged: recovery must refuse the log, "
+                 "got %s",
+                 N_TXNS, rvm_return(*rec_rc));
     if (*rec_rc == RVM_SUCCESS) {
         int two = memcmp(image, s_two, SEG_LEN) == 0;
         int all = memcmp(image, s_last, SEG_LEN) == 0;
-        cr_expect(two || all, "record 3 damaged: recovered state is neither the state after "
-                  "commit 2 nor after commit %d (garbage)", N_TXNS);
+        cr_expect(two || all,
+                  "record 3 damaged: recovered state is neither the state after "
+                  "commit 2 nor after commit %d (garbage)",
+                  N_TXNS);
     }
     free(a);
     free(b);

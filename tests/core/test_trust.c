@@ -15,8 +15,8 @@
 
 #include "core_test.h"
 
-#define NOBODY 65534   /* the unprivileged user the cases run as */
-#define OTHER 65533    /* "another user" */
+#define NOBODY 65534 /* the unprivileged user the cases run as */
+#define OTHER 65533  /* "another user" */
 #define SEG_LEN 8192
 
 /* what a child hands back: its rvm_errmsg */
@@ -78,8 +78,8 @@ static const char *path_in(const char *name)
 struct job {
     const char *log;
     const char *seg;
-    int fill;              /* byte to commit into the segment */
-    rvm_length_t flags;    /* extra option flags (RVM_SHARED_GROUP) */
+    int fill;           /* byte to commit into the segment */
+    rvm_length_t flags; /* extra option flags (RVM_SHARED_GROUP) */
 };
 
 /* init_log -- rvm_initialize with the job's log; 0, or 1 with the message in rep */
@@ -145,7 +145,7 @@ static int commit_pending(void *arg)
     memset(r.vmaddr, j->fill, SEG_LEN);
     if (rvm_end_transaction(&tid, flush) != RVM_SUCCESS)
         return 13;
-    return 0;   /* _exit without rvm_terminate */
+    return 0; /* _exit without rvm_terminate */
 }
 
 /* plant_link -- replace job->seg with a symbolic link to job->log (reused as "target") */
@@ -199,7 +199,7 @@ TestSuite(trust, .init = setup, .fini = teardown, .timeout = 60);
 Test(trust, planted_log_of_another_user_is_refused)
 {
     need_root();
-    cr_assert_eq(chmod(dir, 01777), 0);          /* a shared directory, like /tmp */
+    cr_assert_eq(chmod(dir, 01777), 0); /* a shared directory, like /tmp */
     const char *victim = path_in("victim"), *att = path_in("att");
     make_file(victim, 'V', 0, 0, 0644);
     cr_assert_eq(mkdir(att, 0755), 0);
@@ -213,7 +213,8 @@ Test(trust, planted_log_of_another_user_is_refused)
     struct job root = {.log = planted.log};
     cr_expect_eq(as_user(0, 0, open_only, &root), 1, "root accepted the planted log");
     cr_expect(strstr(rep->msg, planted.log) && strstr(rep->msg, "belongs to uid 65534, not to "
-                                                                "uid 0"), "%s", rep->msg);
+                                                                "uid 0"),
+              "%s", rep->msg);
     cr_expect(all_bytes(victim, 'V'), "the root-owned file was overwritten");
 }
 
@@ -236,7 +237,8 @@ Test(trust, dictionary_path_through_a_foreign_link_is_refused)
 
     cr_expect_eq(as_user(0, 0, open_only, &own), 1, "recovery followed the foreign link");
     cr_expect(strstr(rep->msg, own.log) && strstr(rep->msg, own.seg) &&
-              strstr(rep->msg, "symbolic link of uid 65534"), "%s", rep->msg);
+                  strstr(rep->msg, "symbolic link of uid 65534"),
+              "%s", rep->msg);
     cr_expect(all_bytes(victim, 'V'), "the root-owned file was overwritten");
 }
 
@@ -245,7 +247,7 @@ Test(trust, dictionary_path_through_a_foreign_link_is_refused)
 Test(trust, ownership_rules_as_an_unprivileged_user)
 {
     need_root();
-    cr_assert_eq(chmod(dir, 0777), 0);     /* the user makes its links here */
+    cr_assert_eq(chmod(dir, 0777), 0); /* the user makes its links here */
     struct job j = {.log = path_in("own.log")};
     make_log(j.log, NOBODY, NOBODY, 0600);
     cr_expect_eq(as_user(NOBODY, NOBODY, open_only, &j), 0, "own log refused: %s", rep->msg);
@@ -262,7 +264,7 @@ Test(trust, ownership_rules_as_an_unprivileged_user)
     j.flags = RVM_SHARED_GROUP;
     cr_expect_eq(as_user(NOBODY, NOBODY, open_only, &j), 0, "shared group: %s", rep->msg);
 
-    j.log = path_in("group.log");          /* another user's, of our group */
+    j.log = path_in("group.log"); /* another user's, of our group */
     j.flags = 0;
     make_log(j.log, OTHER, NOBODY, 0660);
     cr_expect_eq(as_user(NOBODY, NOBODY, open_only, &j), 1);
@@ -270,7 +272,7 @@ Test(trust, ownership_rules_as_an_unprivileged_user)
     j.flags = RVM_SHARED_GROUP;
     cr_expect_eq(as_user(NOBODY, NOBODY, open_only, &j), 0, "shared group: %s", rep->msg);
 
-    j.log = path_in("ow.log");             /* writable by everyone: never, not even shared */
+    j.log = path_in("ow.log"); /* writable by everyone: never, not even shared */
     make_log(j.log, NOBODY, NOBODY, 0602);
     cr_expect_eq(as_user(NOBODY, NOBODY, open_only, &j), 1);
     cr_expect(strstr(rep->msg, "writable by every user"), "%s", rep->msg);
@@ -280,7 +282,8 @@ Test(trust, ownership_rules_as_an_unprivileged_user)
     make_file(j.seg, 0, OTHER, OTHER, 0666);
     cr_expect_eq(as_user(NOBODY, NOBODY, open_only, &j), 2);
     cr_expect(strstr(rep->msg, "segment") && strstr(rep->msg, j.seg) &&
-              strstr(rep->msg, "belongs to uid 65533"), "%s", rep->msg);
+                  strstr(rep->msg, "belongs to uid 65533"),
+              "%s", rep->msg);
     struct job link = {.log = j.seg, .seg = path_in("link-seg")};
     cr_assert_eq(as_user(NOBODY, NOBODY, plant_link, &link), 0);
     j.seg = link.seg;
@@ -299,8 +302,8 @@ Test(trust, ownership_rules_as_an_unprivileged_user)
 
 struct holder {
     const char *log;
-    int go[2];      /* the holder (and its fork child) wait for a byte here */
-    int ready[2];   /* ... after writing one here */
+    int go[2];    /* the holder (and its fork child) wait for a byte here */
+    int ready[2]; /* ... after writing one here */
 };
 
 /* hold_log -- open the log, say ready, wait; with fork_too, fork a child that outlives us */
@@ -319,7 +322,7 @@ static int hold_log(struct holder *h, int fork_too)
                 _exit(2);
             _exit(0);
         }
-        return c > 0 ? 0 : 3;   /* leave at once, the child stays */
+        return c > 0 ? 0 : 3; /* leave at once, the child stays */
     }
     char b;
     if (write(h->ready[1], "r", 1) != 1 || read(h->go[0], &b, 1) < 0)
@@ -327,8 +330,14 @@ static int hold_log(struct holder *h, int fork_too)
     return 0;
 }
 
-static int hold_plain(void *arg) { return hold_log(arg, 0); }
-static int hold_and_fork(void *arg) { return hold_log(arg, 1); }
+static int hold_plain(void *arg)
+{
+    return hold_log(arg, 0);
+}
+static int hold_and_fork(void *arg)
+{
+    return hold_log(arg, 1);
+}
 
 /* A log open in one process is refused to another with the holder's pid. */
 Test(trust, open_log_is_in_use_by_pid)
@@ -371,7 +380,7 @@ Test(trust, fork_child_does_not_keep_the_lock)
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     struct job j = {.log = h.log};
     cr_expect_eq(as_user(0, 0, open_only, &j), 0, "the fork child kept the log: %s", rep->msg);
-    cr_assert_eq(write(h.go[1], "g", 1), 1);   /* let the grandchild go */
+    cr_assert_eq(write(h.go[1], "g", 1), 1); /* let the grandchild go */
 }
 
 /* ---- rvmutl against a live writer ------------------------------------------------------- */

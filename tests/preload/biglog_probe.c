@@ -26,47 +26,47 @@ static unsigned run;
 /* pattern -- byte i of run r */
 static unsigned char pattern(size_t i, unsigned r)
 {
-  return (unsigned char)(i * 7 + r * 13 + 1);
+    return (unsigned char)(i * 7 + r * 13 + 1);
 }
 
 /* check -- does the block hold run's pattern? */
 static int check(void)
 {
-  for (size_t i = 0; i < blk_len; i++)
-    if (blk[i] != pattern(i, run)) {
-      printf("run %u: byte %zu of %zu is %u, expected %u\n", run, i, blk_len, blk[i],
-             pattern(i, run));
-      return 1;
-    }
-  printf("run %u ok\n", run);
-  return 0;
+    for (size_t i = 0; i < blk_len; i++)
+        if (blk[i] != pattern(i, run)) {
+            printf("run %u: byte %zu of %zu is %u, expected %u\n", run, i, blk_len, blk[i],
+                   pattern(i, run));
+            return 1;
+        }
+    printf("run %u ok\n", run);
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
-  setvbuf(stdout, NULL, _IOLBF, 0);
-  if (argc < 2 || check() != 0)
-    return 1;
-  if (strcmp(argv[1], "check") == 0)
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc < 2 || check() != 0)
+        return 1;
+    if (strcmp(argv[1], "check") == 0)
+        return 0;
+    if (argc != 3)
+        return 2;
+    size_t n = (size_t)atol(argv[2]) << 20;
+    if (blk_len != n) { /* another size than the last run's: a new block */
+        free(blk);
+        if ((blk = malloc(n)) == NULL)
+            return 3;
+        blk_len = n;
+    }
+    run++;
+    for (size_t i = 0; i < blk_len; i++)
+        blk[i] = pattern(i, run);
+    if (strcmp(argv[1], "commit") == 0) {
+        int (*commit)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "rvm_commit");
+        int rc = commit != NULL ? commit() : -1;
+        printf("committed run %u: %d\n", run, rc);
+        _exit(rc == 0 ? 0 : 4);
+    }
+    printf("wrote run %u\n", run);
     return 0;
-  if (argc != 3)
-    return 2;
-  size_t n = (size_t)atol(argv[2]) << 20;
-  if (blk_len != n) {   /* another size than the last run's: a new block */
-    free(blk);
-    if ((blk = malloc(n)) == NULL)
-      return 3;
-    blk_len = n;
-  }
-  run++;
-  for (size_t i = 0; i < blk_len; i++)
-    blk[i] = pattern(i, run);
-  if (strcmp(argv[1], "commit") == 0) {
-    int (*commit)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "rvm_commit");
-    int rc = commit != NULL ? commit() : -1;
-    printf("committed run %u: %d\n", run, rc);
-    _exit(rc == 0 ? 0 : 4);
-  }
-  printf("wrote run %u\n", run);
-  return 0;
 }

@@ -37,60 +37,60 @@ extern char **environ;
 
 /* child_start's how: bits */
 enum {
-  CHILD_SHIM = 1,    /* LD_PRELOAD the shim ($LRVM_TEST_SHIM) */
-  CHILD_STATS = 2,   /* LRVM_STATS=1 */
+    CHILD_SHIM = 1,  /* LD_PRELOAD the shim ($LRVM_TEST_SHIM) */
+    CHILD_STATS = 2, /* LRVM_STATS=1 */
 };
 
 /* struct child -- a started program: its pid and the files holding its stdout and stderr */
 struct child {
-  pid_t pid;
-  int ofd, efd;
+    pid_t pid;
+    int ofd, efd;
 };
 
 /* struct result -- what a program did */
 struct result {
-  int status;   /* exit status, 128 + signal if killed, -1 if timed out (then killed) */
-  char *out;    /* its stdout, NUL-terminated, malloc'ed */
-  char *err;    /* its stderr, likewise */
+    int status; /* exit status, 128 + signal if killed, -1 if timed out (then killed) */
+    char *out;  /* its stdout, NUL-terminated, malloc'ed */
+    char *err;  /* its stderr, likewise */
 };
 
 /* child_need -- the value of a variable meson sets for the test (a program's path); fails the
  * test, saying so, when run outside meson */
 static inline const char *child_need(const char *var)
 {
-  const char *v = getenv(var);
-  cr_assert(v && *v, "%s not set: run through meson test", var);
-  return v;
+    const char *v = getenv(var);
+    cr_assert(v && *v, "%s not set: run through meson test", var);
+    return v;
 }
 
 /* child_slurp -- the whole of fd from offset 0 as a NUL-terminated malloc'ed string; fd stays
  * open (a test may read a running child's output again later) */
 static inline char *child_slurp(int fd)
 {
-  struct stat st;
-  cr_assert(fstat(fd, &st) == 0, "fstat: %s", strerror(errno));
-  char *b = malloc((size_t)st.st_size + 1);
-  cr_assert(b);
-  ssize_t n = pread(fd, b, (size_t)st.st_size, 0);
-  b[n > 0 ? n : 0] = 0;
-  return b;
+    struct stat st;
+    cr_assert(fstat(fd, &st) == 0, "fstat: %s", strerror(errno));
+    char *b = malloc((size_t)st.st_size + 1);
+    cr_assert(b);
+    ssize_t n = pread(fd, b, (size_t)st.st_size, 0);
+    b[n > 0 ? n : 0] = 0;
+    return b;
 }
 
 /* child_tmpfd -- an unlinked temporary file open for reading and writing */
 static inline int child_tmpfd(void)
 {
-  char p[] = "/tmp/lrvm-child-XXXXXX";
-  int fd = mkstemp(p);
-  cr_assert(fd >= 0, "mkstemp %s: %s", p, strerror(errno));
-  unlink(p);
-  return fd;
+    char p[] = "/tmp/lrvm-child-XXXXXX";
+    int fd = mkstemp(p);
+    cr_assert(fd >= 0, "mkstemp %s: %s", p, strerror(errno));
+    unlink(p);
+    return fd;
 }
 
 /* child_nap_ms -- sleep ms milliseconds */
 static inline void child_nap_ms(long ms)
 {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
 }
 
 /* child_start -- fork and execve argv[0] (a path) with the environment described above, extra
@@ -99,44 +99,44 @@ static inline void child_nap_ms(long ms)
 static inline struct child child_start(char *const argv[], const char *const extra[], int how,
                                        const char *in_path)
 {
-  size_t n = 0, x = 0;
-  for (char **e = environ; *e; e++)
-    n++;
-  while (extra && extra[x])
-    x++;
-  const char **env = calloc(n + x + 3, sizeof(*env));
-  cr_assert(env);
-  size_t k = 0;
-  for (char **e = environ; *e; e++)
-    if (strncmp(*e, "LD_PRELOAD=", 11) &&
-        (strncmp(*e, "LRVM_", 5) || !strncmp(*e, "LRVM_TEST_", 10)))
-      env[k++] = *e;
-  char pre[4200];
-  if (how & CHILD_SHIM) {
-    const char *so = child_need("LRVM_TEST_SHIM");
-    cr_assert((size_t)snprintf(pre, sizeof(pre), "LD_PRELOAD=%s", so) < sizeof(pre),
-              "LRVM_TEST_SHIM is too long: %s", so);
-    env[k++] = pre;
-  }
-  if (how & CHILD_STATS)
-    env[k++] = "LRVM_STATS=1";
-  for (size_t i = 0; i < x; i++)
-    env[k++] = extra[i];
-  env[k] = NULL;
-  struct child c = {.ofd = child_tmpfd(), .efd = child_tmpfd()};
-  c.pid = fork();
-  cr_assert(c.pid >= 0, "fork: %s", strerror(errno));
-  if (c.pid == 0) {
-    int in = open(in_path ? in_path : "/dev/null", O_RDONLY);
-    dup2(in, 0);
-    dup2(c.ofd, 1);
-    dup2(c.efd, 2);
-    execve(argv[0], argv, (char *const *)env);
-    dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
-    _exit(127);
-  }
-  free(env);
-  return c;
+    size_t n = 0, x = 0;
+    for (char **e = environ; *e; e++)
+        n++;
+    while (extra && extra[x])
+        x++;
+    const char **env = calloc(n + x + 3, sizeof(*env));
+    cr_assert(env);
+    size_t k = 0;
+    for (char **e = environ; *e; e++)
+        if (strncmp(*e, "LD_PRELOAD=", 11) &&
+            (strncmp(*e, "LRVM_", 5) || !strncmp(*e, "LRVM_TEST_", 10)))
+            env[k++] = *e;
+    char pre[4200];
+    if (how & CHILD_SHIM) {
+        const char *so = child_need("LRVM_TEST_SHIM");
+        cr_assert((size_t)snprintf(pre, sizeof(pre), "LD_PRELOAD=%s", so) < sizeof(pre),
+                  "LRVM_TEST_SHIM is too long: %s", so);
+        env[k++] = pre;
+    }
+    if (how & CHILD_STATS)
+        env[k++] = "LRVM_STATS=1";
+    for (size_t i = 0; i < x; i++)
+        env[k++] = extra[i];
+    env[k] = NULL;
+    struct child c = {.ofd = child_tmpfd(), .efd = child_tmpfd()};
+    c.pid = fork();
+    cr_assert(c.pid >= 0, "fork: %s", strerror(errno));
+    if (c.pid == 0) {
+        int in = open(in_path ? in_path : "/dev/null", O_RDONLY);
+        dup2(in, 0);
+        dup2(c.ofd, 1);
+        dup2(c.efd, 2);
+        execve(argv[0], argv, (char *const *)env);
+        dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    free(env);
+    return c;
 }
 
 /* child_finish -- wait for c, SIGKILLing it once timeout_ms have passed (status -1: how a hang
@@ -144,51 +144,51 @@ static inline struct child child_start(char *const argv[], const char *const ext
  * monotonic clock, so a slow run is measured in real time, not in loop turns. */
 static inline struct result child_finish(struct child c, long timeout_ms)
 {
-  struct result r = {.status = -1};
-  struct timespec t0, now;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
-  int st;
-  for (;;) {
-    if (waitpid(c.pid, &st, WNOHANG) == c.pid) {
-      r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-      break;
+    struct result r = {.status = -1};
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int st;
+    for (;;) {
+        if (waitpid(c.pid, &st, WNOHANG) == c.pid) {
+            r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            break;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long ms = (now.tv_sec - t0.tv_sec) * 1000L + (now.tv_nsec - t0.tv_nsec) / 1000000L;
+        if (ms >= timeout_ms) {
+            kill(c.pid, SIGKILL);
+            waitpid(c.pid, &st, 0);
+            break;
+        }
+        child_nap_ms(1);
     }
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    long ms = (now.tv_sec - t0.tv_sec) * 1000L + (now.tv_nsec - t0.tv_nsec) / 1000000L;
-    if (ms >= timeout_ms) {
-      kill(c.pid, SIGKILL);
-      waitpid(c.pid, &st, 0);
-      break;
-    }
-    child_nap_ms(1);
-  }
-  r.out = child_slurp(c.ofd);
-  r.err = child_slurp(c.efd);
-  close(c.ofd);
-  close(c.efd);
-  return r;
+    r.out = child_slurp(c.ofd);
+    r.err = child_slurp(c.efd);
+    close(c.ofd);
+    close(c.efd);
+    return r;
 }
 
 /* child_run -- child_start then child_finish */
 static inline struct result child_run(char *const argv[], const char *const extra[], int how,
                                       const char *in_path, long timeout_ms)
 {
-  return child_finish(child_start(argv, extra, how, in_path), timeout_ms);
+    return child_finish(child_start(argv, extra, how, in_path), timeout_ms);
 }
 
 /* child_tdir -- a fresh temporary directory /tmp/lrvm-<tag>-dir-XXXXXX in dir (size bytes) */
 static inline void child_tdir(char *dir, size_t size, const char *tag)
 {
-  cr_assert((size_t)snprintf(dir, size, "/tmp/lrvm-%s-dir-XXXXXX", tag) < size);
-  cr_assert(mkdtemp(dir), "mkdtemp %s: %s", dir, strerror(errno));
+    cr_assert((size_t)snprintf(dir, size, "/tmp/lrvm-%s-dir-XXXXXX", tag) < size);
+    cr_assert(mkdtemp(dir), "mkdtemp %s: %s", dir, strerror(errno));
 }
 
 /* child_dir_remove -- remove a test's temporary directory and everything in it */
 static inline void child_dir_remove(const char *dir)
 {
-  char cmd[256];
-  cr_assert((size_t)snprintf(cmd, sizeof(cmd), "rm -rf %s", dir) < sizeof(cmd));
-  cr_expect_eq(system(cmd), 0);
+    char cmd[256];
+    cr_assert((size_t)snprintf(cmd, sizeof(cmd), "rm -rf %s", dir) < sizeof(cmd));
+    cr_expect_eq(system(cmd), 0);
 }
 
 #endif

@@ -19,30 +19,31 @@ static unsigned long nblocks;
 
 static int check(void)
 {
-  for (unsigned long k = 0; k < nblocks; k++)
-    if (!blocks[k] || blocks[k][0] != (unsigned char)k || blocks[k][BLOCK - 1] != (unsigned char)k) {
-      printf("BAD block %lu of %lu\n", k, nblocks);
-      return 1;
-    }
-  return 0;
+    for (unsigned long k = 0; k < nblocks; k++)
+        if (!blocks[k] || blocks[k][0] != (unsigned char)k ||
+            blocks[k][BLOCK - 1] != (unsigned char)k) {
+            printf("BAD block %lu of %lu\n", k, nblocks);
+            return 1;
+        }
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
-  if (argc != 2)
-    return 2;
-  if (check())
-    return 1;
-  if (strcmp(argv[1], "check") == 0) {
-    printf("verified %lu\n", nblocks);
+    if (argc != 2)
+        return 2;
+    if (check())
+        return 1;
+    if (strcmp(argv[1], "check") == 0) {
+        printf("verified %lu\n", nblocks);
+        return 0;
+    }
+    errno = 0;
+    unsigned char *p = NULL;
+    while (nblocks < MAXBLOCKS && (p = malloc(BLOCK)) != NULL) {
+        p[0] = p[BLOCK - 1] = (unsigned char)nblocks;
+        blocks[nblocks++] = p;
+    }
+    printf("filled %lu errno %d\n", nblocks, p ? 0 : errno);
     return 0;
-  }
-  errno = 0;
-  unsigned char *p = NULL;
-  while (nblocks < MAXBLOCKS && (p = malloc(BLOCK)) != NULL) {
-    p[0] = p[BLOCK - 1] = (unsigned char)nblocks;
-    blocks[nblocks++] = p;
-  }
-  printf("filled %lu errno %d\n", nblocks, p ? 0 : errno);
-  return 0;
 }

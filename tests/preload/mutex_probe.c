@@ -19,84 +19,84 @@
 #include <unistd.h>
 
 struct pair {
-  volatile uint64_t x;
-  char pad[8192];     /* x and y on different pages */
-  volatile uint64_t y;
+    volatile uint64_t x;
+    char pad[8192]; /* x and y on different pages */
+    volatile uint64_t y;
 };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static struct pair *pr;
-static int busy;   /* "busy": no naps, short gaps: the mutex is almost always held */
+static int busy; /* "busy": no naps, short gaps: the mutex is almost always held */
 
 /* worker -- bursts of 50 critical sections, then 2 ms asleep: instants with no mutex held
  * are common (all asleep), and so are instants inside a half-made update (in a burst) */
 static void *worker(void *arg)
 {
-  unsigned seed = (unsigned)(uintptr_t)arg;
-  for (;;) {
-    for (int k = 0; k < 50; k++) {
-      pthread_mutex_lock(&mu);
-      pr->x++;
-      for (volatile int i = 0; i < 2000; i++)
-        ;
-      if ((rand_r(&seed) & 255) == 0)   /* rarely: a commit holds the heap locks throughout */
-        free(malloc(64 + (rand_r(&seed) & 4095)));
-      pr->y++;
-      if ((rand_r(&seed) & 63) == 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 100000;
-        if (ts.tv_nsec >= 1000000000L) {
-          ts.tv_sec++;
-          ts.tv_nsec -= 1000000000L;
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    for (;;) {
+        for (int k = 0; k < 50; k++) {
+            pthread_mutex_lock(&mu);
+            pr->x++;
+            for (volatile int i = 0; i < 2000; i++)
+                ;
+            if ((rand_r(&seed) & 255) == 0) /* rarely: a commit holds the heap locks throughout */
+                free(malloc(64 + (rand_r(&seed) & 4095)));
+            pr->y++;
+            if ((rand_r(&seed) & 63) == 0) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 100000;
+                if (ts.tv_nsec >= 1000000000L) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000000000L;
+                }
+                pthread_cond_timedwait(&cv, &mu, &ts);
+            }
+            pthread_cond_signal(&cv);
+            pthread_mutex_unlock(&mu);
+            if (busy)
+                for (volatile int i = 0; i < 500; i++)
+                    ;
         }
-        pthread_cond_timedwait(&cv, &mu, &ts);
-      }
-      pthread_cond_signal(&cv);
-      pthread_mutex_unlock(&mu);
-      if (busy)
-        for (volatile int i = 0; i < 500; i++)
-          ;
+        if (busy)
+            continue;
+        struct timespec nap = {0, 2000000L};
+        nanosleep(&nap, NULL);
     }
-    if (busy)
-      continue;
-    struct timespec nap = {0, 2000000L};
-    nanosleep(&nap, NULL);
-  }
-  return NULL;
+    return NULL;
 }
 
 int main(int argc, char **argv)
 {
-  setvbuf(stdout, NULL, _IOLBF, 0);
-  if (argc >= 2 && strcmp(argv[1], "init") == 0) {
-    pr = calloc(1, sizeof(*pr));
-    printf("%p\n", (void *)pr);
-    return 0;
-  }
-  busy = argc >= 3 && strcmp(argv[1], "busy") == 0;
-  if (argc < 3 || (strcmp(argv[1], "run") != 0 && !busy)) {
-    fprintf(stderr, "usage: mutex_probe init | run ADDR [MS] | busy ADDR [MS]\n");
-    return 2;
-  }
-  pr = (struct pair *)(uintptr_t)strtoull(argv[2], NULL, 16);
-  printf("state %llu %llu %s\n", (unsigned long long)pr->x, (unsigned long long)pr->y,
-         pr->x == pr->y ? "ok" : "broken");
-  pr->y = pr->x;   /* repair: the next run judges only this run's commits */
-  pthread_t t[3];
-  for (int i = 0; i < 3; i++)
-    pthread_create(&t[i], NULL, worker, (void *)(uintptr_t)(i + 1));
-  if (argc >= 4) {
-    struct timespec ts = {atoi(argv[3]) / 1000, (atoi(argv[3]) % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0)   /* commits interrupt it (EINTR): sleep the rest */
-      ;
-    pthread_mutex_lock(&mu);   /* exit with the invariant intact (x == y) */
-    printf("end %llu %llu\n", (unsigned long long)pr->x, (unsigned long long)pr->y);
-    exit(0);
-  }
-  /* main works too rather than block in pthread_join: a thread in pthread_join was seen not
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc >= 2 && strcmp(argv[1], "init") == 0) {
+        pr = calloc(1, sizeof(*pr));
+        printf("%p\n", (void *)pr);
+        return 0;
+    }
+    busy = argc >= 3 && strcmp(argv[1], "busy") == 0;
+    if (argc < 3 || (strcmp(argv[1], "run") != 0 && !busy)) {
+        fprintf(stderr, "usage: mutex_probe init | run ADDR [MS] | busy ADDR [MS]\n");
+        return 2;
+    }
+    pr = (struct pair *)(uintptr_t)strtoull(argv[2], NULL, 16);
+    printf("state %llu %llu %s\n", (unsigned long long)pr->x, (unsigned long long)pr->y,
+           pr->x == pr->y ? "ok" : "broken");
+    pr->y = pr->x; /* repair: the next run judges only this run's commits */
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++)
+        pthread_create(&t[i], NULL, worker, (void *)(uintptr_t)(i + 1));
+    if (argc >= 4) {
+        struct timespec ts = {atoi(argv[3]) / 1000, (atoi(argv[3]) % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0) /* commits interrupt it (EINTR): sleep the rest */
+            ;
+        pthread_mutex_lock(&mu); /* exit with the invariant intact (x == y) */
+        printf("end %llu %llu\n", (unsigned long long)pr->x, (unsigned long long)pr->y);
+        exit(0);
+    }
+    /* main works too rather than block in pthread_join: a thread in pthread_join was seen not
    * to take the safepoint signal promptly (see README, "Mutex-safe commits") */
-  worker((void *)(uintptr_t)99);
-  return 0;
+    worker((void *)(uintptr_t)99);
+    return 0;
 }

@@ -25,8 +25,8 @@
 #include <unistd.h>
 
 struct item {
-  struct item *next;
-  char *name;
+    struct item *next;
+    char *name;
 };
 
 int counter;                 /* clean */
@@ -39,69 +39,69 @@ static char inbuf[3 * 4096]; /* read: .bss, three pages */
 /* write_file -- FILE := "<mode> <n>\n" */
 static void write_file(const char *path, const char *mode, long n)
 {
-  FILE *f = fopen(path, "w");
-  if (!f) {
-    perror(path);
-    exit(1);
-  }
-  fprintf(f, "%s %ld\n", mode, n);
-  fclose(f);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        perror(path);
+        exit(1);
+    }
+    fprintf(f, "%s %ld\n", mode, n);
+    fclose(f);
 }
 
 int main(int argc, char **argv)
 {
-  if (argc != 3)
-    return 64;
-  const char *mode = argv[1], *path = argv[2];
-  if (strcmp(mode, "clean") == 0) {
-    if (!report_to)
-      report_to = stdout;
-    struct item *it = malloc(sizeof(*it));
-    it->name = strdup("item");
-    it->next = items;
-    items = it;
-    long n = 0;
-    for (it = items; it; it = it->next)
-      n += strcmp(it->name, "item") == 0;
-    counter++;
-    fprintf(report_to, "clean %d %ld\n", counter, n);
-    write_file(path, mode, counter);
-  } else if (strcmp(mode, "anon") == 0) {
-    if (!arena) {
-      arena = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      if (arena == MAP_FAILED)
-        return 1;
-      strcpy(arena, "arena");
+    if (argc != 3)
+        return 64;
+    const char *mode = argv[1], *path = argv[2];
+    if (strcmp(mode, "clean") == 0) {
+        if (!report_to)
+            report_to = stdout;
+        struct item *it = malloc(sizeof(*it));
+        it->name = strdup("item");
+        it->next = items;
+        items = it;
+        long n = 0;
+        for (it = items; it; it = it->next)
+            n += strcmp(it->name, "item") == 0;
+        counter++;
+        fprintf(report_to, "clean %d %ld\n", counter, n);
+        write_file(path, mode, counter);
+    } else if (strcmp(mode, "anon") == 0) {
+        if (!arena) {
+            arena = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (arena == MAP_FAILED)
+                return 1;
+            strcpy(arena, "arena");
+        }
+        printf("anon %s\n", arena); /* restored: arena is not mapped in this process */
+        write_file(path, mode, (long)strlen(arena));
+    } else if (strcmp(mode, "freed") == 0) {
+        if (items)
+            printf("freed %s\n", items->name); /* restored: items->name read from freed memory */
+        struct item *it = malloc(sizeof(*it));
+        it->name = strdup("freed");
+        it->next = NULL;
+        items = it;
+        printf("freed %s\n", items->name);
+        write_file(path, mode, 1);
+        free(it->name);
+        free(it); /* items dangles from here on */
+    } else if (strcmp(mode, "handle") == 0) {
+        if (handle)
+            *(volatile int *)handle = 1; /* a handle of the last process: here it is nothing */
+        handle = 0x38;
+        printf("handle fresh\n");
+        write_file(path, mode, (long)handle);
+    } else if (strcmp(mode, "read") == 0) {
+        int fd = open(path, O_RDONLY);
+        ssize_t n = fd < 0 ? -1 : read(fd, inbuf + 100, sizeof(inbuf) - 100); /* spans pages */
+        if (n < 0) {
+            perror("read into a global buffer");
+            return 1;
+        }
+        printf("read %zd\n", n);
+    } else {
+        return 64;
     }
-    printf("anon %s\n", arena);   /* restored: arena is not mapped in this process */
-    write_file(path, mode, (long)strlen(arena));
-  } else if (strcmp(mode, "freed") == 0) {
-    if (items)
-      printf("freed %s\n", items->name);  /* restored: items->name read from freed memory */
-    struct item *it = malloc(sizeof(*it));
-    it->name = strdup("freed");
-    it->next = NULL;
-    items = it;
-    printf("freed %s\n", items->name);
-    write_file(path, mode, 1);
-    free(it->name);
-    free(it);                  /* items dangles from here on */
-  } else if (strcmp(mode, "handle") == 0) {
-    if (handle)
-      *(volatile int *)handle = 1;   /* a handle of the last process: here it is nothing */
-    handle = 0x38;
-    printf("handle fresh\n");
-    write_file(path, mode, (long)handle);
-  } else if (strcmp(mode, "read") == 0) {
-    int fd = open(path, O_RDONLY);
-    ssize_t n = fd < 0 ? -1 : read(fd, inbuf + 100, sizeof(inbuf) - 100);  /* spans pages */
-    if (n < 0) {
-      perror("read into a global buffer");
-      return 1;
-    }
-    printf("read %zd\n", n);
-  } else {
-    return 64;
-  }
-  return 0;
+    return 0;
 }

@@ -18,190 +18,192 @@
 
 /* struct seg -- a temporary directory with "seg" (and its log) and the program's file "out" */
 struct seg {
-  char dir[96];
-  char segvar[160];
-  char out[128];
+    char dir[96];
+    char segvar[160];
+    char out[128];
 };
 
 static void seg_make(struct seg *s, const char *tag)
 {
-  child_tdir(s->dir, sizeof(s->dir), tag);
-  snprintf(s->segvar, sizeof(s->segvar), "LRVM_SEGMENT=%s/seg", s->dir);
-  snprintf(s->out, sizeof(s->out), "%s/out", s->dir);
+    child_tdir(s->dir, sizeof(s->dir), tag);
+    snprintf(s->segvar, sizeof(s->segvar), "LRVM_SEGMENT=%s/seg", s->dir);
+    snprintf(s->out, sizeof(s->out), "%s/out", s->dir);
 }
 
 /* prog -- one run of restore_prog MODE under the shim; more: an extra setting or NULL */
 static struct result prog(struct seg *s, const char *mode, const char *more)
 {
-  char *argv[] = {(char *)child_need("LRVM_TEST_RPROG"), (char *)mode, s->out, NULL};
-  const char *extra[] = {s->segvar, "LRVM_HEAP_SIZE=64M", "LRVM_LOG_SIZE=4M", more, NULL};
-  return child_run(argv, extra, CHILD_SHIM, NULL, 60000);
+    char *argv[] = {(char *)child_need("LRVM_TEST_RPROG"), (char *)mode, s->out, NULL};
+    const char *extra[] = {s->segvar, "LRVM_HEAP_SIZE=64M", "LRVM_LOG_SIZE=4M", more, NULL};
+    return child_run(argv, extra, CHILD_SHIM, NULL, 60000);
 }
 
 /* slurp -- a file's contents (malloc'ed, "" if missing) */
 static char *slurp(const char *path)
 {
-  int fd = open(path, O_RDONLY);
-  if (fd < 0)
-    return strdup("");
-  char *t = child_slurp(fd);
-  close(fd);
-  return t;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return strdup("");
+    char *t = child_slurp(fd);
+    close(fd);
+    return t;
 }
 
 /* put -- path := text */
 static void put(const char *path, const char *text)
 {
-  FILE *f = fopen(path, "w");
-  cr_assert(f);
-  fputs(text, f);
-  fclose(f);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fputs(text, f);
+    fclose(f);
 }
 
 /* expect_refused -- r is a refusal before main naming want (and the advice), and out still
  * holds what it held */
 static void expect_refused(struct result r, const struct seg *s, const char *want)
 {
-  cr_assert_eq(r.status, 2, "status %d, stderr: %s", r.status, r.err);
-  cr_expect(strstr(r.err, "lrvm: cannot restore restore_prog's state"), "stderr: %s", r.err);
-  cr_expect(strstr(r.err, want), "no \"%s\" in: %s", want, r.err);
-  cr_expect(strstr(r.err, "Run with LRVM_GLOBALS=0"), "no advice in: %s", r.err);
-  cr_expect_str_empty(r.out, "main ran: %s", r.out);
-  char *now = slurp(s->out);
-  cr_expect_str_eq(now, "the user's data\n", "the refused run changed the program's file");
-  free(now);
+    cr_assert_eq(r.status, 2, "status %d, stderr: %s", r.status, r.err);
+    cr_expect(strstr(r.err, "lrvm: cannot restore restore_prog's state"), "stderr: %s", r.err);
+    cr_expect(strstr(r.err, want), "no \"%s\" in: %s", want, r.err);
+    cr_expect(strstr(r.err, "Run with LRVM_GLOBALS=0"), "no advice in: %s", r.err);
+    cr_expect_str_empty(r.out, "main ran: %s", r.out);
+    char *now = slurp(s->out);
+    cr_expect_str_eq(now, "the user's data\n", "the refused run changed the program's file");
+    free(now);
 }
 
 /* globals that point only at the heap, the executable and libc's stdout are restored */
 Test(restore, restorable_state_continues)
 {
-  struct seg s;
-  seg_make(&s, "restore-clean");
-  for (int i = 1; i <= 3; i++) {
-    struct result r = prog(&s, "clean", NULL);
-    cr_assert_eq(r.status, 0, "run %d: status %d, stderr: %s", i, r.status, r.err);
-    char want[64];
-    snprintf(want, sizeof(want), "clean %d %d\n", i, i);
-    cr_expect_str_eq(r.out, want, "run %d", i);
-  }
-  child_dir_remove(s.dir);
+    struct seg s;
+    seg_make(&s, "restore-clean");
+    for (int i = 1; i <= 3; i++) {
+        struct result r = prog(&s, "clean", NULL);
+        cr_assert_eq(r.status, 0, "run %d: status %d, stderr: %s", i, r.status, r.err);
+        char want[64];
+        snprintf(want, sizeof(want), "clean %d %d\n", i, i);
+        cr_expect_str_eq(r.out, want, "run %d", i);
+    }
+    child_dir_remove(s.dir);
 }
 
 /* a global pointing into the program's own mmap'ed memory: refused, named, file untouched;
  * LRVM_GLOBALS=0 then runs on the heap alone, and a later run with globals starts afresh */
 Test(restore, anonymous_mapping_refused)
 {
-  struct seg s;
-  seg_make(&s, "restore-anon");
-  struct result r = prog(&s, "anon", NULL);
-  cr_assert_eq(r.status, 0, "stderr: %s", r.err);
-  cr_expect_str_eq(r.out, "anon arena\n");
-  put(s.out, "the user's data\n");
-  for (int i = 0; i < 2; i++)   /* refused every time, not only once */
-    expect_refused(prog(&s, "anon", NULL), &s, "the global `arena`+0x0 points into an "
-                   "anonymous mapping");
-  r = prog(&s, "anon", "LRVM_GLOBALS=0");
-  cr_assert_eq(r.status, 0, "heap-only: status %d, stderr: %s", r.status, r.err);
-  cr_expect_str_eq(r.out, "anon arena\n");
-  r = prog(&s, "anon", NULL);   /* the heap-only commit voided the globals: fresh ones */
-  cr_assert_eq(r.status, 0, "after heap-only: status %d, stderr: %s", r.status, r.err);
-  child_dir_remove(s.dir);
+    struct seg s;
+    seg_make(&s, "restore-anon");
+    struct result r = prog(&s, "anon", NULL);
+    cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+    cr_expect_str_eq(r.out, "anon arena\n");
+    put(s.out, "the user's data\n");
+    for (int i = 0; i < 2; i++) /* refused every time, not only once */
+        expect_refused(prog(&s, "anon", NULL), &s,
+                       "the global `arena`+0x0 points into an "
+                       "anonymous mapping");
+    r = prog(&s, "anon", "LRVM_GLOBALS=0");
+    cr_assert_eq(r.status, 0, "heap-only: status %d, stderr: %s", r.status, r.err);
+    cr_expect_str_eq(r.out, "anon arena\n");
+    r = prog(&s, "anon", NULL); /* the heap-only commit voided the globals: fresh ones */
+    cr_assert_eq(r.status, 0, "after heap-only: status %d, stderr: %s", r.status, r.err);
+    child_dir_remove(s.dir);
 }
 
 /* a global left pointing at a freed heap block: refused */
 Test(restore, dangling_pointer_refused)
 {
-  struct seg s;
-  seg_make(&s, "restore-freed");
-  struct result r = prog(&s, "freed", NULL);
-  cr_assert_eq(r.status, 0, "stderr: %s", r.err);
-  put(s.out, "the user's data\n");
-  expect_refused(prog(&s, "freed", NULL), &s, "the global `items`+0x0 points into a heap "
-                 "block the program had freed");
-  child_dir_remove(s.dir);
+    struct seg s;
+    seg_make(&s, "restore-freed");
+    struct result r = prog(&s, "freed", NULL);
+    cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+    put(s.out, "the user's data\n");
+    expect_refused(prog(&s, "freed", NULL), &s,
+                   "the global `items`+0x0 points into a heap "
+                   "block the program had freed");
+    child_dir_remove(s.dir);
 }
 
 /* a handle the scan cannot see: the restored run crashes once, the crash is noted in the
  * segment, and every later start is refused with it instead of crashing again */
 Test(restore, crash_before_first_commit_noted)
 {
-  struct seg s;
-  seg_make(&s, "restore-crash");
-  struct result r = prog(&s, "handle", NULL);
-  cr_assert_eq(r.status, 0, "stderr: %s", r.err);
-  r = prog(&s, "handle", NULL);
-  cr_assert_eq(r.status, 128 + SIGSEGV, "status %d, stderr: %s", r.status, r.err);
-  put(s.out, "the user's data\n");
-  for (int i = 0; i < 2; i++) {
+    struct seg s;
+    seg_make(&s, "restore-crash");
+    struct result r = prog(&s, "handle", NULL);
+    cr_assert_eq(r.status, 0, "stderr: %s", r.err);
     r = prog(&s, "handle", NULL);
-    expect_refused(r, &s, "died of SIGSEGV");
-    cr_expect(strstr(r.err, "before its first commit"), "stderr: %s", r.err);
-    cr_expect(strstr(r.err, " in main+") || strstr(r.err, " in restore_prog+"),
-              "no faulting function in: %s", r.err);
-  }
-  r = prog(&s, "handle", "LRVM_GLOBALS=0");
-  cr_assert_eq(r.status, 0, "heap-only: status %d, stderr: %s", r.status, r.err);
-  child_dir_remove(s.dir);
+    cr_assert_eq(r.status, 128 + SIGSEGV, "status %d, stderr: %s", r.status, r.err);
+    put(s.out, "the user's data\n");
+    for (int i = 0; i < 2; i++) {
+        r = prog(&s, "handle", NULL);
+        expect_refused(r, &s, "died of SIGSEGV");
+        cr_expect(strstr(r.err, "before its first commit"), "stderr: %s", r.err);
+        cr_expect(strstr(r.err, " in main+") || strstr(r.err, " in restore_prog+"),
+                  "no faulting function in: %s", r.err);
+    }
+    r = prog(&s, "handle", "LRVM_GLOBALS=0");
+    cr_assert_eq(r.status, 0, "heap-only: status %d, stderr: %s", r.status, r.err);
+    child_dir_remove(s.dir);
 }
 
 /* a segment of format version 1 (no verdict, no crash note) still opens, and its next commit
  * upgrades it to version 2 */
 Test(restore, format_version_1_upgraded)
 {
-  struct seg s;
-  seg_make(&s, "restore-v1");
-  struct result r = prog(&s, "clean", NULL);
-  cr_assert_eq(r.status, 0, "stderr: %s", r.err);
-  char seg[160], log[168];
-  snprintf(seg, sizeof(seg), "%s/seg", s.dir);
-  snprintf(log, sizeof(log), "%s.log", seg);
-  /* An old lrvm's pair: its log names no segment identity. Apply this run's log to the file
+    struct seg s;
+    seg_make(&s, "restore-v1");
+    struct result r = prog(&s, "clean", NULL);
+    cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+    char seg[160], log[168];
+    snprintf(seg, sizeof(seg), "%s/seg", s.dir);
+    snprintf(log, sizeof(log), "%s.log", seg);
+    /* An old lrvm's pair: its log names no segment identity. Apply this run's log to the file
    * and drop the log (a log of today's format records the segment's identity, which a
    * version-1 header cannot carry, so recovery would rightly refuse the pair). */
-  char *recover[] = {(char *)child_need("LRVM_TEST_RVMUTL"), "recover", log, NULL};
-  r = child_run(recover, NULL, 0, NULL, 60000);
-  cr_assert_eq(r.status, 0, "rvmutl recover: %s%s", r.out, r.err);
-  cr_assert_eq(unlink(log), 0);
-  int fd = open(seg, O_RDWR);
-  cr_assert(fd >= 0);
-  /* version 1: version 1, header_size 1208, nothing after (offsets: image_format.h) */
-  uint32_t v1[2] = {1, 1208};
-  char zero[2048 - 1208];
-  memset(zero, 0, sizeof(zero));
-  cr_assert_eq(pwrite(fd, v1, sizeof(v1), 8), (ssize_t)sizeof(v1));
-  cr_assert_eq(pwrite(fd, zero, sizeof(zero), 1208), (ssize_t)sizeof(zero));
-  close(fd);
-  r = prog(&s, "clean", NULL);
-  cr_assert_eq(r.status, 0, "stderr: %s", r.err);
-  cr_expect_str_eq(r.out, "clean 2 2\n");
-  /* the segment as recovery will have it (rvmutl overlays the log's pending records) */
-  char *argv[] = {(char *)child_need("LRVM_TEST_RVMUTL"), "image", seg, NULL};
-  r = child_run(argv, NULL, 0, NULL, 60000);
-  cr_assert_eq(r.status, 0, "rvmutl: %s%s", r.out, r.err);
-  cr_expect(strstr(r.out, "process image, format 2"), "rvmutl image: %s", r.out);
-  cr_expect(strstr(r.out, "restorable:  yes"), "rvmutl image: %s", r.out);
-  child_dir_remove(s.dir);
+    char *recover[] = {(char *)child_need("LRVM_TEST_RVMUTL"), "recover", log, NULL};
+    r = child_run(recover, NULL, 0, NULL, 60000);
+    cr_assert_eq(r.status, 0, "rvmutl recover: %s%s", r.out, r.err);
+    cr_assert_eq(unlink(log), 0);
+    int fd = open(seg, O_RDWR);
+    cr_assert(fd >= 0);
+    /* version 1: version 1, header_size 1208, nothing after (offsets: image_format.h) */
+    uint32_t v1[2] = {1, 1208};
+    char zero[2048 - 1208];
+    memset(zero, 0, sizeof(zero));
+    cr_assert_eq(pwrite(fd, v1, sizeof(v1), 8), (ssize_t)sizeof(v1));
+    cr_assert_eq(pwrite(fd, zero, sizeof(zero), 1208), (ssize_t)sizeof(zero));
+    close(fd);
+    r = prog(&s, "clean", NULL);
+    cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+    cr_expect_str_eq(r.out, "clean 2 2\n");
+    /* the segment as recovery will have it (rvmutl overlays the log's pending records) */
+    char *argv[] = {(char *)child_need("LRVM_TEST_RVMUTL"), "image", seg, NULL};
+    r = child_run(argv, NULL, 0, NULL, 60000);
+    cr_assert_eq(r.status, 0, "rvmutl: %s%s", r.out, r.err);
+    cr_expect(strstr(r.out, "process image, format 2"), "rvmutl image: %s", r.out);
+    cr_expect(strstr(r.out, "restorable:  yes"), "rvmutl image: %s", r.out);
+    child_dir_remove(s.dir);
 }
 
 /* with the fault backends the kernel's writes into the tracked globals (read(2) into a static
  * buffer) are prepared like the heap's, instead of failing with EFAULT */
 Test(restore, kernel_writes_into_globals)
 {
-  static const char *const backends[] = {"LRVM_TRACK=uffd-sigbus", "LRVM_TRACK=mprotect",
-                                         "LRVM_TRACK=wp-async"};
-  for (int b = 0; b < 3; b++) {
-    struct seg s;
-    seg_make(&s, "restore-read");
-    char text[9000];
-    memset(text, 'x', sizeof(text));
-    text[sizeof(text) - 1] = 0;
-    put(s.out, text);
-    for (int i = 0; i < 2; i++) {
-      struct result r = prog(&s, "read", backends[b]);
-      cr_expect_eq(r.status, 0, "%s run %d: status %d, stderr: %s", backends[b], i, r.status,
-                   r.err);
-      cr_expect_str_eq(r.out, "read 8999\n", "%s run %d", backends[b], i);
+    static const char *const backends[] = {"LRVM_TRACK=uffd-sigbus", "LRVM_TRACK=mprotect",
+                                           "LRVM_TRACK=wp-async"};
+    for (int b = 0; b < 3; b++) {
+        struct seg s;
+        seg_make(&s, "restore-read");
+        char text[9000];
+        memset(text, 'x', sizeof(text));
+        text[sizeof(text) - 1] = 0;
+        put(s.out, text);
+        for (int i = 0; i < 2; i++) {
+            struct result r = prog(&s, "read", backends[b]);
+            cr_expect_eq(r.status, 0, "%s run %d: status %d, stderr: %s", backends[b], i, r.status,
+                         r.err);
+            cr_expect_str_eq(r.out, "read 8999\n", "%s run %d", backends[b], i);
+        }
+        child_dir_remove(s.dir);
     }
-    child_dir_remove(s.dir);
-  }
 }

@@ -44,7 +44,7 @@ struct slot {
 };
 struct model {
     uint64_t magic;
-    uint64_t txns;                 /* committed transactions (flush or no_flush) */
+    uint64_t txns; /* committed transactions (flush or no_flush) */
     struct slot s[NSLOTS];
 };
 #define MAGIC 0x7264736261736821ULL
@@ -96,17 +96,17 @@ static void verify(void)
             exit(3);
         }
         if (s->state == USED && fnv(s->p, s->len) != s->sum) {
-            fprintf(stderr, "rds_basher: slot %d: block %p checksum differs\n", i,
-                    (void *)s->p);
+            fprintf(stderr, "rds_basher: slot %d: block %p checksum differs\n", i, (void *)s->p);
             exit(3);
         }
         used++;
         bytes += bp->size * h->chunk_size;
     }
     if (used != st.nalloc || bytes != st.alloc_bytes || st.stats_mismatch) {
-        fprintf(stderr, "rds_basher: %lu slots hold %lu bytes, the heap has %lu blocks of %lu "
-                "bytes allocated (counters %s)\n", used, bytes, st.nalloc, st.alloc_bytes,
-                st.stats_mismatch ? "disagree" : "agree");
+        fprintf(stderr,
+                "rds_basher: %lu slots hold %lu bytes, the heap has %lu blocks of %lu "
+                "bytes allocated (counters %s)\n",
+                used, bytes, st.nalloc, st.alloc_bytes, st.stats_mismatch ? "disagree" : "agree");
         exit(3);
     }
 }
@@ -140,7 +140,7 @@ static int op_malloc(rvm_tid_t *t, struct slot *s)
     sr(t, p, len);
     fill(p, len);
     sr(t, s, sizeof(*s));
-    *s = (struct slot){ p, len, fnv(p, len), USED };
+    *s = (struct slot){p, len, fnv(p, len), USED};
     return 0;
 }
 
@@ -173,7 +173,7 @@ static void op_free(rvm_tid_t *t, struct slot *s, intentionList_t *later)
 /* finish_pending -- complete deferred frees: free what is still allocated, clear slots */
 static void finish_pending(rvm_mode_t mode)
 {
-    intentionList_t l = { 0, 0, NULL };
+    intentionList_t l = {0, 0, NULL};
     for (int i = 0; i < NSLOTS; i++) {
         struct slot *s = &M->s[i];
         rds_block_t *bp = (rds_block_t *)(s->p - RDS_USER_OFFSET);
@@ -201,7 +201,7 @@ static void one_txn(void)
     rvm_init_tid(&t);
     if (rvm_begin_transaction(&t, restore) != RVM_SUCCESS)
         die(1, "rvm_begin_transaction", -1);
-    intentionList_t later = { 0, 0, NULL };
+    intentionList_t later = {0, 0, NULL};
     int nops = 1 + (int)(rnd() % 8), full = 0;
     for (int k = 0; k < nops && !full; k++) {
         struct slot *s = &M->s[rnd() % NSLOTS];
@@ -211,7 +211,7 @@ static void one_txn(void)
             rnd() % 3 ? op_write(&t, s) : op_free(&t, s, &later);
     }
     uint64_t r = rnd() % 10;
-    if (full || r == 0) {                  /* restore mode: memory and heap come back */
+    if (full || r == 0) { /* restore mode: memory and heap come back */
         rvm_abort_transaction(&t);
         free(later.table);
         return;
@@ -313,8 +313,7 @@ int main(int argc, char **argv)
     if (argc == 4 && !strcmp(argv[1], "init"))
         return cmd_init(argv[2], argv[3]);
     if (argc == 6 && !strcmp(argv[1], "run"))
-        return cmd_run(argv[2], argv[3], strtoull(argv[4], NULL, 0),
-                       strtoull(argv[5], NULL, 0));
+        return cmd_run(argv[2], argv[3], strtoull(argv[4], NULL, 0), strtoull(argv[5], NULL, 0));
     fprintf(stderr, "usage: rds_basher init LOG SEG | run LOG SEG SEED TXNS\n");
     return 2;
 }

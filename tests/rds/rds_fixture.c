@@ -38,22 +38,50 @@
 #define G_END 0xfd10a32eUL
 #define G_LIST 0xad938945UL
 
-enum { ST_MALLOC, ST_PREALLOC, ST_FREE, ST_COALESCE, ST_HITS, ST_MISSES, ST_LARGE_LIST,
-       ST_LARGE_HITS, ST_LARGE_MISSES, ST_MERGED, ST_UNMERGED, ST_FREEBYTES, ST_MALLOCBYTES };
+enum {
+    ST_MALLOC,
+    ST_PREALLOC,
+    ST_FREE,
+    ST_COALESCE,
+    ST_HITS,
+    ST_MISSES,
+    ST_LARGE_LIST,
+    ST_LARGE_HITS,
+    ST_LARGE_MISSES,
+    ST_MERGED,
+    ST_UNMERGED,
+    ST_FREEBYTES,
+    ST_MALLOCBYTES
+};
 
 static unsigned char img[FILE_LEN];
 
-static uint64_t *w64(uint64_t off) { return (uint64_t *)(img + off); }
-static uint32_t *stat32(int i) { return (uint32_t *)(img + PAGE + 104 + 4 * i); }
+static uint64_t *w64(uint64_t off)
+{
+    return (uint64_t *)(img + off);
+}
+static uint32_t *stat32(int i)
+{
+    return (uint32_t *)(img + PAGE + 104 + 4 * i);
+}
 /* heap offset <-> VM address */
-static uint64_t vm(uint64_t heapoff) { return SADDR + heapoff; }
-static uint64_t hoff(uint64_t addr) { return addr - SADDR; }
-static uint64_t list_off(uint64_t i) { return PAGE + 248 + 16 * i; }
+static uint64_t vm(uint64_t heapoff)
+{
+    return SADDR + heapoff;
+}
+static uint64_t hoff(uint64_t addr)
+{
+    return addr - SADDR;
+}
+static uint64_t list_off(uint64_t i)
+{
+    return PAGE + 248 + 16 * i;
+}
 
 static uint64_t first_block(void)
 {
     uint64_t hdr = 264 + 16 * NLISTS;
-    return ((vm(hdr) + CHUNK - 1) / CHUNK * CHUNK) - SADDR;     /* heap offset */
+    return ((vm(hdr) + CHUNK - 1) / CHUNK * CHUNK) - SADDR; /* heap offset */
 }
 
 static uint64_t nchunks(void)
@@ -67,7 +95,7 @@ static void fresh(void)
     *(int *)img = 1;
     strcpy((char *)img + 4, "RVM Segment Loader Release 0.1  15 Nov. 1990");
     *w64(136) = 2;
-    uint64_t regs[2][4] = { { 0, PAGE, HLEN, SADDR }, { 0, PAGE + HLEN, SLEN, SADDR + HLEN } };
+    uint64_t regs[2][4] = {{0, PAGE, HLEN, SADDR}, {0, PAGE + HLEN, SLEN, SADDR + HLEN}};
     memcpy(img + 144, regs, sizeof(regs));
     strcpy((char *)img + PAGE, "Dynamic Allocator Using Rvm Release 0.1 1 Dec 1990");
     *w64(PAGE + 80) = HLEN;
@@ -95,7 +123,7 @@ static uint64_t take(uint64_t n)
     *w64(PAGE + b + 8) = n;
     *w64(PAGE + b + 16) = *w64(PAGE + b + 24) = 0;
     (*stat32(ST_MALLOC))++;
-    (*stat32(ST_MISSES))++;                       /* list n was empty: a split */
+    (*stat32(ST_MISSES))++; /* list n was empty: a split */
     *stat32(ST_FREEBYTES) -= (uint32_t)(n * CHUNK);
     *stat32(ST_MALLOCBYTES) += (uint32_t)(n * CHUNK);
     return b;
@@ -130,7 +158,7 @@ static int verify(int lrvm)
     if (strcmp((char *)img + PAGE, "Dynamic Allocator Using Rvm Release 0.1 1 Dec 1990"))
         return fail("heap version", SADDR);
     uint64_t maxlist = *w64(PAGE + 160), nfree = 0, listed = 0, freeb = 0, allocb = 0;
-    for (uint64_t b = first_block(); b < first_block() + nchunks() * CHUNK; ) {
+    for (uint64_t b = first_block(); b < first_block() + nchunks() * CHUNK;) {
         uint64_t t = *w64(PAGE + b), n = *w64(PAGE + b + 8);
         if ((t != G_FREE && t != G_ALLOC) || n == 0 || b + n * CHUNK > HLEN)
             return fail("bad block header", vm(b));

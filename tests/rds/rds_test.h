@@ -66,8 +66,8 @@ static inline void env_make_heap(struct rds_env *e, unsigned long nlists, unsign
     cr_assert_eq(ftruncate(fileno(f), T_SEGLEN), 0);
     fclose(f);
     int err;
-    rds_zap_heap(e->seg, RVM_MK_OFFSET(0, T_SEGLEN), T_HEAP, T_STATLEN, T_HEAPLEN, nlists,
-                 chunk, &err);
+    rds_zap_heap(e->seg, RVM_MK_OFFSET(0, T_SEGLEN), T_HEAP, T_STATLEN, T_HEAPLEN, nlists, chunk,
+                 &err);
     cr_assert_eq(err, SUCCESS, "rds_zap_heap: %d %s", err, rds_errmsg);
     cr_assert_eq(rds_load_heap(e->seg, RVM_MK_OFFSET(0, T_SEGLEN), &e->statics, &err), 0,
                  "rds_load_heap: %d %s", err, rds_errmsg);
@@ -89,8 +89,8 @@ static inline struct rds_check_stats heap_ok(void)
     struct rds_check_stats st;
     rds_heap_hdr_t *h = RecoverableHeapStartAddress;
     cr_assert_not_null(h);
-    cr_assert_eq(rds_check_image((char *)h, h->heaplength, (uintptr_t)h, &st, msg,
-                                 sizeof(msg)), 0, "heap check: %s", msg);
+    cr_assert_eq(rds_check_image((char *)h, h->heaplength, (uintptr_t)h, &st, msg, sizeof(msg)), 0,
+                 "heap check: %s", msg);
     cr_assert_eq(st.stats_mismatch, 0, "byte counters disagree with the blocks");
     return st;
 }

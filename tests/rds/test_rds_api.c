@@ -66,7 +66,7 @@ Test(rds, malloc_and_free_in_own_transactions)
         cr_assert_eq(err, SUCCESS);
         cr_assert_eq(blk(p[i])->type, 0x783bd92cUL);
         cr_assert_eq(blk(p[i])->size, (sz + 24) / 64 + 1);
-        memset(p[i], 0xab, sz);     /* the user bytes never reach the guards */
+        memset(p[i], 0xab, sz); /* the user bytes never reach the guards */
         heap_ok();
     }
     rds_stats_t s;
@@ -100,7 +100,7 @@ Test(rds, bad_calls_give_clear_errors)
     cr_assert_not_null(strstr(rds_errmsg, "not a block of the heap"), "%s", rds_errmsg);
     cr_assert_null(rds_malloc(T_HEAPLEN, NULL, &err));
     cr_assert_eq(err, ENO_ROOM);
-    cr_assert_eq(rds_fake_free(p, &(intentionList_t){ 0, 0, NULL }), EFREED_TWICE);
+    cr_assert_eq(rds_fake_free(p, &(intentionList_t){0, 0, NULL}), EFREED_TWICE);
     heap_ok();
     rds_stop_heap(&err);
     cr_assert_null(rds_malloc(10, NULL, &err));
@@ -117,7 +117,7 @@ Test(rds, overwritten_block_is_reported_with_its_address)
     char *p = rds_malloc(100, NULL, &err);
     char *q = rds_malloc(100, NULL, &err);
     cr_assert(p && q);
-    memset(p, 0, 200);              /* runs over p's end guard into q's header */
+    memset(p, 0, 200); /* runs over p's end guard into q's header */
     cr_assert_eq(rds_free(p, NULL, &err), -1);
     cr_assert_eq(err, ECORRUPT);
     FILE *rep = tmpfile();
@@ -132,11 +132,11 @@ Test(rds, overwritten_block_is_reported_with_its_address)
 Test(rds, damaged_free_list_is_an_error_not_a_crash)
 {
     int err;
-    HDR->lists[100].head = (rds_block_t *)(T_HEAP + 12345);   /* wild pointer */
+    HDR->lists[100].head = (rds_block_t *)(T_HEAP + 12345); /* wild pointer */
     cr_assert_null(rds_malloc(100, NULL, &err));
     cr_assert_eq(err, ECORRUPT, "%d %s", err, rds_errmsg);
     cr_assert_eq(rds_maxblock(100), 0);
-    HDR->lists[100].head = (rds_block_t *)0x10;               /* outside the heap */
+    HDR->lists[100].head = (rds_block_t *)0x10; /* outside the heap */
     cr_assert_null(rds_malloc(100, NULL, &err));
     cr_assert_eq(err, ECORRUPT);
     HDR->lists[7].guard = 0;
@@ -185,11 +185,11 @@ Test(rds_restart, caller_transaction_commit_survives_a_kill)
         memset(p, 'x', 1000);
         rvm_set_range(&t, root, 2 * sizeof(*root));
         root[0] = p;
-        root[1] = rds_malloc(77, &t, &err);      /* allocated, then the abort below */
+        root[1] = rds_malloc(77, &t, &err); /* allocated, then the abort below */
         rvm_end_transaction(&t, no_flush);
         rvm_flush();
         rvm_begin_transaction(&t, restore);
-        rds_free(p, &t, &err);                   /* a free that never commits */
+        rds_free(p, &t, &err); /* a free that never commits */
         raise(SIGKILL);
     }
     int status;
@@ -197,8 +197,8 @@ Test(rds_restart, caller_transaction_commit_survives_a_kill)
     cr_assert(WIFSIGNALED(status), "child failed before the kill: %d", status);
     env_start(&e);
     int err;
-    cr_assert_eq(rds_load_heap(e.seg, RVM_MK_OFFSET(0, T_SEGLEN), &e.statics, &err), 0,
-                 "%d %s", err, rds_errmsg);
+    cr_assert_eq(rds_load_heap(e.seg, RVM_MK_OFFSET(0, T_SEGLEN), &e.statics, &err), 0, "%d %s",
+                 err, rds_errmsg);
     char **root = (char **)e.statics;
     char *p = root[0];
     cr_assert_not_null(p);
@@ -245,7 +245,7 @@ Test(rds, fake_free_waits_for_do_free)
     char *p[5];
     for (int i = 0; i < 5; i++)
         cr_assert_not_null(p[i] = rds_malloc(64 * (i + 1), NULL, &err));
-    intentionList_t l = { 0, 0, NULL };
+    intentionList_t l = {0, 0, NULL};
     for (int i = 0; i < 5; i++)
         cr_assert_eq(rds_fake_free(p[i], &l), SUCCESS);
     cr_assert_eq(rds_fake_free(NULL, &l), SUCCESS);
@@ -270,7 +270,7 @@ Test(rds, fake_free_waits_for_do_free)
 Test(rds, many_table_entries_grow_the_intention_list)
 {
     int err;
-    intentionList_t l = { 0, 0, NULL };
+    intentionList_t l = {0, 0, NULL};
     for (int i = 0; i < 100; i++)
         cr_assert_eq(rds_fake_free(rds_malloc(8, NULL, &err), &l), SUCCESS);
     cr_assert_geq(l.size, 100 * sizeof(char *));
@@ -336,9 +336,8 @@ Test(rds, load_refuses_a_segment_that_is_not_rds)
     FILE *f = fopen(seg1, "w");
     cr_assert_eq(ftruncate(fileno(f), 3 * 4096), 0);
     fclose(f);
-    rvm_region_def_t d = { RVM_MK_OFFSET(0, 0), 8192, (char *)0x5c0000000000UL };
-    cr_assert_eq(rvm_create_segment(seg1, RVM_MK_OFFSET(0, 3 * 4096), NULL, 1, &d),
-                 RVM_SUCCESS);
+    rvm_region_def_t d = {RVM_MK_OFFSET(0, 0), 8192, (char *)0x5c0000000000UL};
+    cr_assert_eq(rvm_create_segment(seg1, RVM_MK_OFFSET(0, 3 * 4096), NULL, 1, &d), RVM_SUCCESS);
     cr_assert_eq(rds_load_heap(seg1, RVM_MK_OFFSET(0, 0), &st, &err), -1);
     cr_assert_eq(err, EBAD_SEGMENT_HDR);
     cr_assert_not_null(strstr(rds_errmsg, "rdsinit"), "%s", rds_errmsg);
@@ -351,7 +350,7 @@ Test(rds, load_refuses_a_segment_that_is_not_rds)
 static void *thread_work(void *arg)
 {
     long id = (long)arg;
-    char *mine[32] = { 0 };
+    char *mine[32] = {0};
     for (int i = 0; i < 400; i++) {
         int k = i % 32, err;
         if (mine[k] != NULL) {
@@ -404,11 +403,11 @@ static void coroutine(int id)
 {
     int other = 1 - id, err;
     for (int i = 0; i < 50 && !co_fail; i++) {
-        rvm_tid_t t;                            /* on this coroutine's stack */
+        rvm_tid_t t; /* on this coroutine's stack */
         rvm_init_tid(&t);
         rvm_begin_transaction(&t, restore);
         char *p = rds_malloc(32 + i, &t, &err);
-        swapcontext(&uc_co[id], &uc_co[other]);   /* the other runs with our tid open */
+        swapcontext(&uc_co[id], &uc_co[other]); /* the other runs with our tid open */
         if (p == NULL || rds_free(p, &t, &err) != 0)
             co_fail = 1;
         if (rvm_end_transaction(&t, no_flush) != RVM_SUCCESS)

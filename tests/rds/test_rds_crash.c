@@ -40,14 +40,15 @@ static void wait_verified(pid_t pid, int fd, long round)
     char buf[256];
     size_t len = 0;
     for (;;) {
-        struct pollfd p = { fd, POLLIN, 0 };
+        struct pollfd p = {fd, POLLIN, 0};
         cr_assert_gt(poll(&p, 1, 60000), 0, "round %ld: basher hangs before verifying", round);
         ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
         if (n <= 0) {
             int status;
             waitpid(pid, &status, 0);
             cr_assert_fail("round %ld: basher ended before verifying the restored heap "
-                           "(status %#x; 3 = inconsistent, message on stderr)", round, status);
+                           "(status %#x; 3 = inconsistent, message on stderr)",
+                           round, status);
         }
         len += (size_t)n;
         buf[len] = 0;
@@ -64,7 +65,7 @@ Test(rds_crash, kills_during_allocation_heavy_transactions, .timeout = 170)
     cr_assert_not_null(basher, "RDS_BASHER is not set (run through meson test)");
     struct rds_env e;
     env_dir(&e);
-    char *init[] = { (char *)basher, "init", e.log, e.seg, NULL };
+    char *init[] = {(char *)basher, "init", e.log, e.seg, NULL};
     int fd, status;
     pid_t pid = spawn(init, &fd);
     cr_assert_eq(waitpid(pid, &status, 0), pid);
@@ -75,10 +76,10 @@ Test(rds_crash, kills_during_allocation_heavy_transactions, .timeout = 170)
     for (long r = 0; r < rounds; r++) {
         char s[32];
         snprintf(s, sizeof(s), "%ld", r + 1);
-        char *run[] = { (char *)basher, "run", e.log, e.seg, s, "0", NULL };
+        char *run[] = {(char *)basher, "run", e.log, e.seg, s, "0", NULL};
         pid = spawn(run, &fd);
         wait_verified(pid, fd, r);
-        struct timespec ts = { 0, (long)(rand_r(&seed) % 15000) * 1000 };
+        struct timespec ts = {0, (long)(rand_r(&seed) % 15000) * 1000};
         nanosleep(&ts, NULL);
         kill(pid, SIGKILL);
         cr_assert_eq(waitpid(pid, &status, 0), pid);
@@ -87,7 +88,7 @@ Test(rds_crash, kills_during_allocation_heavy_transactions, .timeout = 170)
                   "round %ld: basher stopped by itself (status %#x)", r, status);
     }
     /* a last run to its end: verify, work, verify, unload (the log is applied) */
-    char *last[] = { (char *)basher, "run", e.log, e.seg, "999", "200", NULL };
+    char *last[] = {(char *)basher, "run", e.log, e.seg, "999", "200", NULL};
     pid = spawn(last, &fd);
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     close(fd);

@@ -43,8 +43,9 @@ Test(rds_fixture, checked_in_fixture_is_what_the_layout_program_makes)
     struct rds_env e;
     env_dir(&e);
     cr_assert_eq(run("'%s' make '%s/made' %s", fixture_tool(), e.dir, ""), 0);
-    cr_assert_eq(run("cmp -s '%s/original-lp64.seg' '%s/made'%s", getenv("RDS_FIXTURE_DIR"),
-                     e.dir, ""), 0, "tests/rds/fixture/original-lp64.seg is stale");
+    cr_assert_eq(
+        run("cmp -s '%s/original-lp64.seg' '%s/made'%s", getenv("RDS_FIXTURE_DIR"), e.dir, ""), 0,
+        "tests/rds/fixture/original-lp64.seg is stale");
     env_done(&e);
 }
 
@@ -75,12 +76,10 @@ Test(rds_fixture, original_heap_loads_works_and_reads_back_under_the_layout_prog
 {
     struct rds_env e;
     env_dir(&e);
-    cr_assert_eq(run("cp '%s/original-lp64.seg' '%s'%s", getenv("RDS_FIXTURE_DIR"), e.seg,
-                     ""), 0);
+    cr_assert_eq(run("cp '%s/original-lp64.seg' '%s'%s", getenv("RDS_FIXTURE_DIR"), e.seg, ""), 0);
     env_start(&e);
     int err;
-    cr_assert_eq(rds_load_heap(e.seg, RVM_MK_OFFSET(0, 0), &e.statics, &err), 0, "%s",
-                 rds_errmsg);
+    cr_assert_eq(rds_load_heap(e.seg, RVM_MK_OFFSET(0, 0), &e.statics, &err), 0, "%s", rds_errmsg);
     char **st = (char **)e.statics;
     cr_assert_eq((char *)RecoverableHeapStartAddress, FIX_ADDR);
     cr_assert_str_eq(st[0], "written by the original layout");

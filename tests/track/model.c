@@ -20,26 +20,26 @@ void model_batch(char *mem, size_t len, uint64_t seed, uint64_t c, int child, in
         unsigned op = (unsigned)(tt_rnd(&s) % 6);
         size_t off, n;
         switch (op) {
-        case 0:     /* sparse 8-byte stores */
+        case 0: /* sparse 8-byte stores */
             for (unsigned j = 0; j < 8; j++) {
                 off = (tt_rnd(&s) % (len / 8)) * 8;
                 uint64_t v = tt_rnd(&s);
                 *(volatile uint64_t *)(mem + off) = v;
             }
             break;
-        case 1:     /* dense memset over up to 3 pages */
+        case 1: /* dense memset over up to 3 pages */
             n = 1 + tt_rnd(&s) % (3 * ps);
             off = tt_rnd(&s) % (len - n);
             memset(mem + off, (int)(tt_rnd(&s) & 0xff), n);
             break;
-        case 2:     /* across a page end */
+        case 2: /* across a page end */
             n = 2 + tt_rnd(&s) % 64;
             off = (1 + tt_rnd(&s) % (len / ps - 1)) * ps - n / 2;
             for (size_t j = 0; j < n; j++)
                 tmp[j] = (char)tt_rnd(&s);
             memcpy(mem + off, tmp, n);
             break;
-        case 3:     /* a kernel write: read(2) from a pipe */
+        case 3: /* a kernel write: read(2) from a pipe */
             n = 1 + tt_rnd(&s) % (2 * ps + 100);
             off = tt_rnd(&s) % (len - n);
             for (size_t j = 0; j < n; j++)
@@ -55,11 +55,11 @@ void model_batch(char *mem, size_t len, uint64_t seed, uint64_t c, int child, in
                     _exit(5);
             }
             break;
-        case 4:     /* single bytes, plain stores */
+        case 4: /* single bytes, plain stores */
             for (unsigned j = 0; j < 16; j++)
                 mem[tt_rnd(&s) % len] = (char)tt_rnd(&s);
             break;
-        default:    /* rewrite bytes with their own value: dirty, unchanged */
+        default: /* rewrite bytes with their own value: dirty, unchanged */
             n = 1 + tt_rnd(&s) % ps;
             off = tt_rnd(&s) % (len - n);
             memmove(mem + off, mem + off, n);
@@ -67,4 +67,3 @@ void model_batch(char *mem, size_t len, uint64_t seed, uint64_t c, int child, in
         }
     }
 }
-

@@ -14,8 +14,8 @@
 static const vmp_backend_t all_backends[] = {VMP_BACKEND_WP_ASYNC, VMP_BACKEND_UFFD_SIGBUS,
                                              VMP_BACKEND_MPROTECT};
 
-#define FOR_EACH_BACKEND(b)                                                                \
-    for (size_t bi_ = 0; bi_ < 3; bi_++)                                                   \
+#define FOR_EACH_BACKEND(b)              \
+    for (size_t bi_ = 0; bi_ < 3; bi_++) \
         for (vmp_backend_t b = all_backends[bi_]; tt_backend_ok(b) && b; b = 0)
 
 /* a tracked region plus its log with an image of the segment (initially equal to memory) */
@@ -32,8 +32,7 @@ static void fx_setup(struct fx *f, vmp_backend_t b, size_t len, size_t budget)
     f->image = calloc(1, len);
     cr_assert_eq(tlog_open(&f->log, NULL, f->image, len), 0);
     track_set_sink(tlog_sink, &f->log);
-    cr_assert_eq(rvm_track(&f->t.reg), RVM_SUCCESS, "%s: %s", vmp_backend_name(b),
-                 track_errmsg());
+    cr_assert_eq(rvm_track(&f->t.reg), RVM_SUCCESS, "%s: %s", vmp_backend_name(b), track_errmsg());
 }
 
 static void fx_teardown(struct fx *f)
@@ -53,7 +52,8 @@ static rvm_track_statistics_t stats(void)
 
 Test(track, commit_logs_only_changed_bytes)
 {
-    FOR_EACH_BACKEND(b) {
+    FOR_EACH_BACKEND(b)
+    {
         struct fx f;
         size_t ps = vmp_page_size();
         fx_setup(&f, b, 16 * ps, 0);
@@ -83,11 +83,12 @@ Test(track, commit_logs_only_changed_bytes)
 
 Test(track, rewriting_same_bytes_logs_nothing)
 {
-    FOR_EACH_BACKEND(b) {
+    FOR_EACH_BACKEND(b)
+    {
         struct fx f;
         size_t ps = vmp_page_size();
         fx_setup(&f, b, 8 * ps, 0);
-        memset(f.t.mem, 0, 8 * ps);     /* dirties every page, changes nothing */
+        memset(f.t.mem, 0, 8 * ps); /* dirties every page, changes nothing */
         cr_assert_eq(rvm_commit(), RVM_SUCCESS);
         cr_assert_eq(f.log.nrec, 0, "%s", vmp_backend_name(b));
         rvm_track_statistics_t st = stats();
@@ -99,7 +100,8 @@ Test(track, rewriting_same_bytes_logs_nothing)
 
 Test(track, sparse_8_bytes_in_1000_pages)
 {
-    FOR_EACH_BACKEND(b) {
+    FOR_EACH_BACKEND(b)
+    {
         struct fx f;
         size_t ps = vmp_page_size();
         fx_setup(&f, b, 1000 * ps, 0);
@@ -117,14 +119,15 @@ Test(track, sparse_8_bytes_in_1000_pages)
 
 Test(track, runs_merge_across_small_gaps_and_page_ends)
 {
-    FOR_EACH_BACKEND(b) {
+    FOR_EACH_BACKEND(b)
+    {
         struct fx f;
         size_t ps = vmp_page_size();
         fx_setup(&f, b, 8 * ps, 0);
         f.t.mem[100] = 1;
-        f.t.mem[110] = 1;               /* gap 9 < 32: one range */
-        f.t.mem[1000] = 1;              /* far: its own range */
-        memset(f.t.mem + 3 * ps - 4, 7, 8);     /* across a page end: one range */
+        f.t.mem[110] = 1;                   /* gap 9 < 32: one range */
+        f.t.mem[1000] = 1;                  /* far: its own range */
+        memset(f.t.mem + 3 * ps - 4, 7, 8); /* across a page end: one range */
         cr_assert_eq(rvm_commit(), RVM_SUCCESS);
         rvm_track_statistics_t st = stats();
         cr_assert_eq(st.ranges_logged, 3, "%s: %lu", vmp_backend_name(b), st.ranges_logged);
@@ -135,7 +138,8 @@ Test(track, runs_merge_across_small_gaps_and_page_ends)
 
 Test(track, partial_last_page_is_clipped)
 {
-    FOR_EACH_BACKEND(b) {
+    FOR_EACH_BACKEND(b)
+    {
         struct fx f;
         size_t ps = vmp_page_size();
         tt_use(b, 0);
@@ -146,8 +150,8 @@ Test(track, partial_last_page_is_clipped)
         tlog_open(&f.log, NULL, f.image, 2 * ps + 100);
         track_set_sink(tlog_sink, &f.log);
         cr_assert_eq(rvm_track(&f.t.reg), RVM_SUCCESS);
-        f.t.mem[2 * ps + 99] = 9;       /* last byte of the region */
-        f.t.mem[2 * ps + 100] = 9;      /* first byte after it: not part of the segment */
+        f.t.mem[2 * ps + 99] = 9;  /* last byte of the region */
+        f.t.mem[2 * ps + 100] = 9; /* first byte after it: not part of the segment */
         cr_assert_eq(rvm_commit(), RVM_SUCCESS);
         cr_assert_eq(f.log.oob, 0, "%s logged bytes past the region", vmp_backend_name(b));
         cr_assert_eq(f.image[2 * ps + 99], 9);
@@ -159,16 +163,17 @@ Test(track, partial_last_page_is_clipped)
 
 Test(track, beyond_budget_pages_are_logged_whole)
 {
-    FOR_EACH_BACKEND(b) {
+    FOR_EACH_BACKEND(b)
+    {
         struct fx f;
         size_t ps = vmp_page_size();
-        fx_setup(&f, b, 32 * ps, 4 * ps);   /* twins for 4 pages only */
+        fx_setup(&f, b, 32 * ps, 4 * ps); /* twins for 4 pages only */
         for (int round = 0; round < 3; round++) {
             for (size_t i = 0; i < 32; i++)
                 f.t.mem[i * ps + (size_t)round * 8] = (char)(round + 1);
             cr_assert_eq(rvm_commit(), RVM_SUCCESS);
-            cr_assert_eq(memcmp(f.image, f.t.mem, f.t.len), 0, "%s round %d",
-                         vmp_backend_name(b), round);
+            cr_assert_eq(memcmp(f.image, f.t.mem, f.t.len), 0, "%s round %d", vmp_backend_name(b),
+                         round);
         }
         rvm_track_statistics_t st = stats();
         cr_assert_gt(st.whole_pages, 0, "%s", vmp_backend_name(b));
@@ -179,7 +184,8 @@ Test(track, beyond_budget_pages_are_logged_whole)
 
 Test(track, untrack_requires_commit)
 {
-    FOR_EACH_BACKEND(b) {
+    FOR_EACH_BACKEND(b)
+    {
         struct fx f;
         size_t ps = vmp_page_size();
         fx_setup(&f, b, 4 * ps, 0);
@@ -205,7 +211,8 @@ Test(track, untrack_requires_commit)
 
 Test(track, unmap_rule)
 {
-    FOR_EACH_BACKEND(b) {
+    FOR_EACH_BACKEND(b)
+    {
         struct fx f;
         size_t ps = vmp_page_size();
         fx_setup(&f, b, 4 * ps, 0);
@@ -222,7 +229,8 @@ Test(track, unmap_rule)
 
 Test(track, explicit_transaction_ranges_are_not_logged_twice)
 {
-    FOR_EACH_BACKEND(b) {
+    FOR_EACH_BACKEND(b)
+    {
         struct fx f;
         size_t ps = vmp_page_size();
         fx_setup(&f, b, 4 * ps, 0);
@@ -246,7 +254,8 @@ Test(track, explicit_transaction_ranges_are_not_logged_twice)
 
 Test(track, read_syscall_into_tracked_memory)
 {
-    FOR_EACH_BACKEND(b) {
+    FOR_EACH_BACKEND(b)
+    {
         struct fx f;
         size_t ps = vmp_page_size();
         fx_setup(&f, b, 8 * ps, 0);
@@ -270,12 +279,13 @@ Test(track, read_syscall_into_tracked_memory)
 
 Test(track, two_regions_one_record)
 {
-    FOR_EACH_BACKEND(b) {
+    FOR_EACH_BACKEND(b)
+    {
         size_t ps = vmp_page_size();
         tt_use(b, 0);
         struct tt_region r1, r2;
         tt_map(&r1, 4 * ps, 0);
-        tt_map(&r2, 4 * ps, 4 * ps);    /* the next 4 pages of the segment */
+        tt_map(&r2, 4 * ps, 4 * ps); /* the next 4 pages of the segment */
         char *image = calloc(1, 8 * ps);
         struct tlog log;
         tlog_open(&log, NULL, image, 8 * ps);
@@ -296,7 +306,8 @@ Test(track, two_regions_one_record)
 
 Test(track, failed_log_write_is_sticky)
 {
-    FOR_EACH_BACKEND(b) {
+    FOR_EACH_BACKEND(b)
+    {
         struct fx f;
         fx_setup(&f, b, 4 * vmp_page_size(), 0);
         f.t.mem[0] = 1;
@@ -345,7 +356,7 @@ Test(track, wp_async_twins_follow_the_written_pages)
         cr_skip_test("wp-async unavailable");
     struct fx f;
     size_t ps = vmp_page_size();
-    fx_setup(&f, VMP_BACKEND_WP_ASYNC, 32 * ps, 4 * ps);   /* twins for pages 0..3 at first */
+    fx_setup(&f, VMP_BACKEND_WP_ASYNC, 32 * ps, 4 * ps); /* twins for pages 0..3 at first */
     /* pages 20..23 are hot: first logged whole, then they take the twins of idle pages */
     for (int round = 0; round < 6; round++) {
         rvm_track_statistics_t s0 = stats();
@@ -355,8 +366,10 @@ Test(track, wp_async_twins_follow_the_written_pages)
         cr_assert_eq(memcmp(f.image, f.t.mem, f.t.len), 0, "round %d", round);
         rvm_track_statistics_t s1 = stats();
         if (round >= 3)
-            cr_assert_eq(s1.whole_pages - s0.whole_pages, 0, "round %d: hot pages still "
-                         "logged whole", round);
+            cr_assert_eq(s1.whole_pages - s0.whole_pages, 0,
+                         "round %d: hot pages still "
+                         "logged whole",
+                         round);
         cr_assert_leq(s1.twin_pages, 4);
     }
     /* a page that lost its twin is still committed correctly (whole) */
@@ -380,10 +393,11 @@ static size_t resident(const char *p, size_t len)
 
 Test(track, slot_memory_is_bounded_by_the_budget)
 {
-    FOR_EACH_BACKEND(b) {
+    FOR_EACH_BACKEND(b)
+    {
         struct fx f;
         size_t ps = vmp_page_size();
-        fx_setup(&f, b, 256 * ps, 8 * ps);      /* budget: 8 pages of twins */
+        fx_setup(&f, b, 256 * ps, 8 * ps); /* budget: 8 pages of twins */
         for (int round = 0; round < 12; round++) {
             for (size_t i = 0; i < 256; i++)
                 f.t.mem[i * ps + (size_t)round] = (char)(round + 1);
@@ -415,7 +429,8 @@ Test(track, slot_memory_is_bounded_by_the_budget)
  * budget (the budget bound let slot memory reach twice a 256 MiB heap under the shim). */
 Test(track, unused_slots_are_returned_below_the_budget)
 {
-    FOR_EACH_BACKEND(b) {
+    FOR_EACH_BACKEND(b)
+    {
         struct fx f;
         size_t ps = vmp_page_size(), npages = 6144;
         fx_setup(&f, b, npages * ps, 0);
@@ -435,9 +450,10 @@ Test(track, unused_slots_are_returned_below_the_budget)
         rvm_track_statistics_t st = stats();
         /* wp-async keeps a twin of every page (npages); the hook backends only the twins of
          * the last epoch. Unused slots: at most the trim slack. */
-        cr_assert_leq(res, st.twin_pages + 16 + TRACK_TRIM_SLACK, "%s: %zu slot pages "
-                      "resident, %lu twins", vmp_backend_name(b), res,
-                      (unsigned long)st.twin_pages);
+        cr_assert_leq(res, st.twin_pages + 16 + TRACK_TRIM_SLACK,
+                      "%s: %zu slot pages "
+                      "resident, %lu twins",
+                      vmp_backend_name(b), res, (unsigned long)st.twin_pages);
         if (b != VMP_BACKEND_WP_ASYNC)
             cr_assert_gt(st.trims, 0, "%s: no trim", vmp_backend_name(b));
         fx_teardown(&f);
@@ -464,7 +480,8 @@ static rvm_return_t then_sink(void *arg, const struct track_range *r, size_t n, 
 
 Test(track, commit_then_releases_before_the_record_is_written)
 {
-    FOR_EACH_BACKEND(b) {
+    FOR_EACH_BACKEND(b)
+    {
         struct fx f;
         size_t ps = vmp_page_size();
         fx_setup(&f, b, 8 * ps, 0);
@@ -527,14 +544,15 @@ Test(track, diff_runs_property)
 
 Test(track, child_of_fork_cannot_commit)
 {
-    FOR_EACH_BACKEND(b) {
+    FOR_EACH_BACKEND(b)
+    {
         struct fx f;
         fx_setup(&f, b, 4 * vmp_page_size(), 0);
         f.t.mem[0] = 1;
         pid_t pid = fork();
         cr_assert_geq(pid, 0);
         if (pid == 0) {
-            f.t.mem[1] = 2;     /* plain memory in the child: the write works */
+            f.t.mem[1] = 2; /* plain memory in the child: the write works */
             _exit(rvm_commit() == RVM_EINTERNAL && strstr(track_errmsg(), "fork") ? 0 : 1);
         }
         int st;
@@ -551,7 +569,7 @@ Test(track, child_of_fork_cannot_commit)
  * instant captures nothing and fails the commit; the next accepted one logs everything */
 struct ic_state {
     int calls, decline, moved;
-    volatile unsigned *spin;   /* the helper thread's progress counter: still at the instant */
+    volatile unsigned *spin; /* the helper thread's progress counter: still at the instant */
 };
 
 static int ic_check(void *arg)
@@ -577,7 +595,8 @@ static void *ic_spinner(void *arg)
 
 Test(track, instant_check_declines_and_accepts)
 {
-    FOR_EACH_BACKEND(b) {
+    FOR_EACH_BACKEND(b)
+    {
         struct fx f;
         fx_setup(&f, b, 4 * vmp_page_size(), 0);
         volatile unsigned spin = 0;
@@ -589,13 +608,11 @@ Test(track, instant_check_declines_and_accepts)
         f.t.mem[7] = 3;
         cr_expect_eq(rvm_commit(), RVM_EINTERNAL, "%s", vmp_backend_name(b));
         cr_expect(strstr(track_errmsg(), "declined") != NULL, "%s", track_errmsg());
-        cr_expect_eq(f.log.nrec, 0, "%s: a declined instant logged something",
-                     vmp_backend_name(b));
+        cr_expect_eq(f.log.nrec, 0, "%s: a declined instant logged something", vmp_backend_name(b));
         cr_expect_eq(rvm_commit(), RVM_EINTERNAL);
         cr_expect_eq(rvm_commit(), RVM_SUCCESS, "%s: %s", vmp_backend_name(b), track_errmsg());
         cr_expect_eq(s.calls, 3);
-        cr_expect_eq(s.moved, 0, "%s: the other thread ran during the check",
-                     vmp_backend_name(b));
+        cr_expect_eq(s.moved, 0, "%s: the other thread ran during the check", vmp_backend_name(b));
         cr_expect_eq(f.log.nrec, 1, "%s", vmp_backend_name(b));
         cr_expect_eq(f.image[7], 3, "%s: the write before the declined instants is lost",
                      vmp_backend_name(b));

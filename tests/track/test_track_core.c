@@ -134,16 +134,16 @@ Test(track_core, commit_recover_mix_unmap)
                 _exit(14);
             rvm_track_statistics_t st;
             rvm_track_statistics(&st);
-            if (st.bytes_logged != 7)   /* the explicit 64 bytes are not logged again */
+            if (st.bytes_logged != 7) /* the explicit 64 bytes are not logged again */
                 _exit(15);
             m[3 * ps] = 'u';
             if (rvm_unmap(&rg) != RVM_EUNCOMMIT)
                 _exit(16);
             if (rvm_commit() != RVM_SUCCESS || rvm_unmap(&rg) != RVM_SUCCESS)
                 _exit(17);
-            if (rvm_untrack(&rg) != RVM_EREGION)    /* unmap untracked it */
+            if (rvm_untrack(&rg) != RVM_EREGION) /* unmap untracked it */
                 _exit(18);
-            _exit(0);   /* no terminate: like a crash after the commits */
+            _exit(0); /* no terminate: like a crash after the commits */
         }
         int st;
         waitpid(pid, &st, 0);
@@ -155,8 +155,7 @@ Test(track_core, commit_recover_mix_unmap)
         memcpy(want + 100, "tracked", 7);
         memset(want + ps + 8, 'x', 64);
         want[3 * ps] = 'u';
-        cr_assert_eq(memcmp(seg, want, len), 0, "%s: segment after recovery",
-                     vmp_backend_name(b));
+        cr_assert_eq(memcmp(seg, want, len), 0, "%s: segment after recovery", vmp_backend_name(b));
         free(seg);
         free(want);
         rmfiles();
@@ -210,7 +209,7 @@ static void core_child(vmp_backend_t b, uint64_t seed, struct shared *sh)
         rvm_track(&rg) != RVM_SUCCESS)
         _exit(10);
     if (seed & 2)
-        rvm_commit_mode(no_flush);  /* some runs: no_flush + rvm_flush every 3 commits */
+        rvm_commit_mode(no_flush); /* some runs: no_flush + rvm_flush every 3 commits */
     int pfd[2];
     if (pipe(pfd) != 0)
         _exit(13);
@@ -247,8 +246,8 @@ static void run_core_crash(vmp_backend_t b, unsigned kills)
     if (!tt_backend_ok(b))
         cr_skip_test("backend %s unavailable", vmp_backend_name(b));
     size_t ps = vmp_page_size(), len = SEG_PAGES * ps;
-    struct shared *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
-                             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    struct shared *sh =
+        mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     char *seg = malloc(len), *model = malloc(len), *xstate = malloc(len);
     uint64_t rs = (uint64_t)time(NULL) * 2654435761u + (uint64_t)b * 7, checked = 0;
     for (unsigned k = 0; k < kills; k++) {
@@ -285,28 +284,38 @@ static void run_core_crash(vmp_backend_t b, unsigned kills)
         int ok = memcmp(seg, model, len) == 0;
         for (uint64_t c = published + 1; c <= published + 4 && !ok; c++) {
             if (model_step(model, xstate, len, seed, c) && memcmp(seg, xstate, len) == 0)
-                ok = 1;     /* commit c's explicit transaction durable, its rvm_commit not */
+                ok = 1; /* commit c's explicit transaction durable, its rvm_commit not */
             else if (memcmp(seg, model, len) == 0)
                 ok = 1;
         }
-        cr_assert(ok, "%s kill %u (seed %lu, %s): recovered segment is not the model at "
-                  "any commit from the last durable one (%lu)", vmp_backend_name(b), k,
-                  (unsigned long)seed, (seed & 2) ? "no_flush" : "flush",
+        cr_assert(ok,
+                  "%s kill %u (seed %lu, %s): recovered segment is not the model at "
+                  "any commit from the last durable one (%lu)",
+                  vmp_backend_name(b), k, (unsigned long)seed, (seed & 2) ? "no_flush" : "flush",
                   (unsigned long)published);
         checked += published;
         rmfiles();
     }
-    cr_log_info("%s: %u kills with core's log, %lu durable commits", vmp_backend_name(b),
-                kills, (unsigned long)checked);
+    cr_log_info("%s: %u kills with core's log, %lu durable commits", vmp_backend_name(b), kills,
+                (unsigned long)checked);
     free(seg);
     free(model);
     free(xstate);
     munmap(sh, sizeof(*sh));
 }
 
-Test(track_core, crash_wp_async, .timeout = 120) { run_core_crash(VMP_BACKEND_WP_ASYNC, 70 * tt_scale()); }
-Test(track_core, crash_uffd_sigbus, .timeout = 120) { run_core_crash(VMP_BACKEND_UFFD_SIGBUS, 70 * tt_scale()); }
-Test(track_core, crash_mprotect, .timeout = 120) { run_core_crash(VMP_BACKEND_MPROTECT, 70 * tt_scale()); }
+Test(track_core, crash_wp_async, .timeout = 120)
+{
+    run_core_crash(VMP_BACKEND_WP_ASYNC, 70 * tt_scale());
+}
+Test(track_core, crash_uffd_sigbus, .timeout = 120)
+{
+    run_core_crash(VMP_BACKEND_UFFD_SIGBUS, 70 * tt_scale());
+}
+Test(track_core, crash_mprotect, .timeout = 120)
+{
+    run_core_crash(VMP_BACKEND_MPROTECT, 70 * tt_scale());
+}
 
 Test(track_core, terminate_rule)
 {
@@ -314,13 +323,13 @@ Test(track_core, terminate_rule)
     files();
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
-    if (pid == 0) {     /* rvm_initialize once per process: the writer is a child */
+    if (pid == 0) { /* rvm_initialize once per process: the writer is a child */
         track_set_sink(NULL, NULL);
         rvm_region_t rg;
         if (start(&rg) != RVM_SUCCESS || rvm_track(&rg) != RVM_SUCCESS)
             _exit(10);
         rg.vmaddr[5 * ps] = 1;
-        if (rvm_terminate() != RVM_EUNCOMMIT)   /* uncommitted tracked changes */
+        if (rvm_terminate() != RVM_EUNCOMMIT) /* uncommitted tracked changes */
             _exit(11);
         if (strstr(rvm_errmsg, "rvm_commit") == NULL)
             _exit(12);
@@ -355,7 +364,7 @@ Test(track_core, map_private_region_is_refused)
         rvm_track_options_t to = {.backend = "mprotect"};
         if (rvm_track_configure(&to) != RVM_SUCCESS)
             _exit(13);
-        rvm_map_private = rvm_true;     /* file-backed private mapping */
+        rvm_map_private = rvm_true; /* file-backed private mapping */
         rvm_init_region(&rg);
         rg.data_dev = segp;
         if (rvm_map(&rg, NULL) != RVM_SUCCESS)
@@ -364,7 +373,7 @@ Test(track_core, map_private_region_is_refused)
             _exit(11);
         rvm_region_t bogus;
         rvm_init_region(&bogus);
-        bogus.vmaddr = (char *)rg.vmaddr + (1 << 30);   /* page aligned, not mapped by rvm */
+        bogus.vmaddr = (char *)rg.vmaddr + (1 << 30); /* page aligned, not mapped by rvm */
         bogus.length = 4096;
         if (rvm_track(&bogus) != RVM_ENOT_MAPPED)
             _exit(12);
@@ -372,7 +381,8 @@ Test(track_core, map_private_region_is_refused)
     }
     int st;
     waitpid(pid, &st, 0);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "step %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "step %d",
+              WIFEXITED(st) ? WEXITSTATUS(st) : -1);
     rmfiles();
 }
 
@@ -399,8 +409,8 @@ static void run_core_instant(vmp_backend_t b, unsigned kills)
     if (!tt_backend_ok(b))
         cr_skip_test("backend %s unavailable", vmp_backend_name(b));
     size_t ps = vmp_page_size(), len = SEG_PAGES * ps;
-    struct shared *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
-                             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    struct shared *sh =
+        mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     char *seg = malloc(len);
     uint64_t rs = (uint64_t)time(NULL) ^ ((uint64_t)b << 32), nonzero = 0;
     for (unsigned k = 0; k < kills; k++) {
@@ -451,6 +461,15 @@ static void run_core_instant(vmp_backend_t b, unsigned kills)
     munmap(sh, sizeof(*sh));
 }
 
-Test(track_core, instant_crash_wp_async, .timeout = 60) { run_core_instant(VMP_BACKEND_WP_ASYNC, 10 * tt_scale()); }
-Test(track_core, instant_crash_uffd_sigbus, .timeout = 60) { run_core_instant(VMP_BACKEND_UFFD_SIGBUS, 10 * tt_scale()); }
-Test(track_core, instant_crash_mprotect, .timeout = 60) { run_core_instant(VMP_BACKEND_MPROTECT, 10 * tt_scale()); }
+Test(track_core, instant_crash_wp_async, .timeout = 60)
+{
+    run_core_instant(VMP_BACKEND_WP_ASYNC, 10 * tt_scale());
+}
+Test(track_core, instant_crash_uffd_sigbus, .timeout = 60)
+{
+    run_core_instant(VMP_BACKEND_UFFD_SIGBUS, 10 * tt_scale());
+}
+Test(track_core, instant_crash_mprotect, .timeout = 60)
+{
+    run_core_instant(VMP_BACKEND_MPROTECT, 10 * tt_scale());
+}

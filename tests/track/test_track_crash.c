@@ -24,7 +24,7 @@
 #define NPAGES 48
 
 struct shared {
-    _Atomic uint64_t durable;   /* commits known durable */
+    _Atomic uint64_t durable; /* commits known durable */
     _Atomic int ready;
 };
 
@@ -33,7 +33,7 @@ static void child_loop(vmp_backend_t b, const char *path, uint64_t seed, struct 
 {
     size_t ps = vmp_page_size(), len = NPAGES * ps;
     rvm_track_options_t o = {.backend = vmp_backend_name(b),
-                             .twin_budget = (seed & 1) ? 8 * ps : 0};   /* some runs: tiny budget */
+                             .twin_budget = (seed & 1) ? 8 * ps : 0}; /* some runs: tiny budget */
     if (rvm_track_configure(&o) != RVM_SUCCESS)
         _exit(10);
     struct tt_region t;
@@ -68,8 +68,8 @@ static void run_crash(vmp_backend_t b, unsigned kills)
     int fd = mkstemp(path);
     cr_assert_geq(fd, 0);
     close(fd);
-    struct shared *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
-                             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    struct shared *sh =
+        mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     char *image = malloc(len), *model = malloc(len);
     uint64_t rs = (uint64_t)time(NULL) * 2654435761u + (uint64_t)b;
     uint64_t total_commits = 0;
@@ -108,12 +108,14 @@ static void run_crash(vmp_backend_t b, unsigned kills)
             model_batch(model, len, seed, c, 0, NULL);
             if (memcmp(prev, model, len) != 0)
                 nonempty++;
-            cr_assert_leq(c, published + 1, "%s kill %u: %lu records but only %lu commits "
-                          "published", vmp_backend_name(b), k, (unsigned long)nrec,
-                          (unsigned long)published);
+            cr_assert_leq(c, published + 1,
+                          "%s kill %u: %lu records but only %lu commits "
+                          "published",
+                          vmp_backend_name(b), k, (unsigned long)nrec, (unsigned long)published);
         }
         free(prev);
-        cr_assert_eq(memcmp(image, model, len), 0, "%s kill %u (seed %lu): recovered segment "
+        cr_assert_eq(memcmp(image, model, len), 0,
+                     "%s kill %u (seed %lu): recovered segment "
                      "differs from the model at commit %lu (published %lu)",
                      vmp_backend_name(b), k, (unsigned long)seed, (unsigned long)c,
                      (unsigned long)published);
@@ -122,8 +124,10 @@ static void run_crash(vmp_backend_t b, unsigned kills)
             c++;
             memcpy(image, model, len);
             model_batch(model, len, seed, c, 0, NULL);
-            cr_assert_eq(memcmp(image, model, len), 0, "%s kill %u: durable commit %lu is "
-                         "missing from the log", vmp_backend_name(b), k, (unsigned long)c);
+            cr_assert_eq(memcmp(image, model, len), 0,
+                         "%s kill %u: durable commit %lu is "
+                         "missing from the log",
+                         vmp_backend_name(b), k, (unsigned long)c);
         }
         total_commits += published;
     }
@@ -161,8 +165,8 @@ static void instant_child(vmp_backend_t b, const char *path, struct shared *sh)
         _exit(10);
     struct tt_region t;
     rvm_init_region(&t.reg);
-    ic_mem = t.mem = mmap(NULL, 16 * ps, PROT_READ | PROT_WRITE,
-                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ic_mem = t.mem =
+        mmap(NULL, 16 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     t.reg.vmaddr = t.mem;
     t.reg.length = 16 * ps;
     struct tlog log;
@@ -190,8 +194,8 @@ static void run_instant_crash(vmp_backend_t b, unsigned kills)
     int fd = mkstemp(path);
     cr_assert_geq(fd, 0);
     close(fd);
-    struct shared *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
-                             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    struct shared *sh =
+        mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     char *image = malloc(16 * ps);
     uint64_t rs = (uint64_t)time(NULL) ^ 0x5bd1e995u, seen = 0;
     for (unsigned k = 0; k < kills; k++) {
@@ -206,8 +210,8 @@ static void run_instant_crash(vmp_backend_t b, unsigned kills)
         kill(pid, SIGKILL);
         int st;
         waitpid(pid, &st, 0);
-        cr_assert(WIFSIGNALED(st), "%s: child exited with %d before the kill",
-                  vmp_backend_name(b), WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+        cr_assert(WIFSIGNALED(st), "%s: child exited with %d before the kill", vmp_backend_name(b),
+                  WIFEXITED(st) ? WEXITSTATUS(st) : -1);
         uint64_t nrec;
         memset(image, 0, 16 * ps);
         cr_assert_eq(tlog_recover(path, image, 16 * ps, &nrec), 0);
@@ -215,8 +219,7 @@ static void run_instant_crash(vmp_backend_t b, unsigned kills)
         memcpy(&a, image + 2 * ps, 8);
         memcpy(&bb, image + 9 * ps + 24, 8);
         cr_assert(bb == a || bb + 1 == a, "%s kill %u: recovered A=%lu B=%lu (%lu records)",
-                  vmp_backend_name(b), k, (unsigned long)a, (unsigned long)bb,
-                  (unsigned long)nrec);
+                  vmp_backend_name(b), k, (unsigned long)a, (unsigned long)bb, (unsigned long)nrec);
         seen += a > 0;
     }
     cr_assert_gt(seen, 0, "some runs committed counter values");
@@ -225,12 +228,30 @@ static void run_instant_crash(vmp_backend_t b, unsigned kills)
     munmap(sh, sizeof(*sh));
 }
 
-Test(track_crash, instant_wp_async, .timeout = 60) { run_instant_crash(VMP_BACKEND_WP_ASYNC, 10 * tt_scale()); }
-Test(track_crash, instant_uffd_sigbus, .timeout = 60) { run_instant_crash(VMP_BACKEND_UFFD_SIGBUS, 10 * tt_scale()); }
-Test(track_crash, instant_mprotect, .timeout = 60) { run_instant_crash(VMP_BACKEND_MPROTECT, 10 * tt_scale()); }
+Test(track_crash, instant_wp_async, .timeout = 60)
+{
+    run_instant_crash(VMP_BACKEND_WP_ASYNC, 10 * tt_scale());
+}
+Test(track_crash, instant_uffd_sigbus, .timeout = 60)
+{
+    run_instant_crash(VMP_BACKEND_UFFD_SIGBUS, 10 * tt_scale());
+}
+Test(track_crash, instant_mprotect, .timeout = 60)
+{
+    run_instant_crash(VMP_BACKEND_MPROTECT, 10 * tt_scale());
+}
 
 /* 30 kills per backend at scale 1 here (test log), 70 more per backend with core's log in
  * test_track_core.c: 300 across the three backends */
-Test(track_crash, wp_async, .timeout = 120) { run_crash(VMP_BACKEND_WP_ASYNC, 30 * tt_scale()); }
-Test(track_crash, uffd_sigbus, .timeout = 120) { run_crash(VMP_BACKEND_UFFD_SIGBUS, 30 * tt_scale()); }
-Test(track_crash, mprotect, .timeout = 120) { run_crash(VMP_BACKEND_MPROTECT, 30 * tt_scale()); }
+Test(track_crash, wp_async, .timeout = 120)
+{
+    run_crash(VMP_BACKEND_WP_ASYNC, 30 * tt_scale());
+}
+Test(track_crash, uffd_sigbus, .timeout = 120)
+{
+    run_crash(VMP_BACKEND_UFFD_SIGBUS, 30 * tt_scale());
+}
+Test(track_crash, mprotect, .timeout = 120)
+{
+    run_crash(VMP_BACKEND_MPROTECT, 30 * tt_scale());
+}

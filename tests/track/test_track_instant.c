@@ -79,11 +79,11 @@ static void run_instant(vmp_backend_t b)
     /* With a fault backend the copy-before-write path must be seen at least once; whether a
      * writer hits a captured page during a given commit is up to the scheduler, so a loaded
      * machine gets more commits (up to 20x) rather than a verdict on timing. */
-    for (unsigned c = 0; c < ncommits || (b != VMP_BACKEND_WP_ASYNC &&
-                                          atomic_load(&tracker.hook_snaps) == 0 &&
-                                          c < 20 * ncommits); c++, made++) {
-        cr_assert_eq(rvm_commit(), RVM_SUCCESS, "%s: %s", vmp_backend_name(b),
-                     track_errmsg());
+    for (unsigned c = 0;
+         c < ncommits ||
+         (b != VMP_BACKEND_WP_ASYNC && atomic_load(&tracker.hook_snaps) == 0 && c < 20 * ncommits);
+         c++, made++) {
+        cr_assert_eq(rvm_commit(), RVM_SUCCESS, "%s: %s", vmp_backend_name(b), track_errmsg());
         uint64_t a, bb;
         memcpy(&a, image + PAGE_A * ps + 8, 8);
         memcpy(&bb, image + PAGE_B * ps + 16, 8);
@@ -92,7 +92,7 @@ static void run_instant(vmp_backend_t b)
         advanced += a != last_a;
         last_a = a;
         if (c % 16 == 0)
-            usleep(100);    /* let the writers run between commits */
+            usleep(100); /* let the writers run between commits */
     }
     atomic_store(&stop_writers, 1);
     for (unsigned k = 0; k < 3; k++)
@@ -106,8 +106,10 @@ static void run_instant(vmp_backend_t b)
     cr_assert_gt(advanced, ncommits / 10, "the writer made progress across commits");
     cr_assert_geq(st.last_threads, 3, "the safepoint stopped the 3 writers");
     if (b != VMP_BACKEND_WP_ASYNC)
-        cr_assert_gt(atomic_load(&tracker.hook_snaps), 0, "%s: writes to captured pages went "
-                     "through the copy-before-write path", vmp_backend_name(b));
+        cr_assert_gt(atomic_load(&tracker.hook_snaps), 0,
+                     "%s: writes to captured pages went "
+                     "through the copy-before-write path",
+                     vmp_backend_name(b));
     /* the final commit with all writers stopped equals memory exactly */
     cr_assert_eq(rvm_commit(), RVM_SUCCESS);
     cr_assert_eq(memcmp(image, t.mem, NPAGES * ps), 0);
@@ -116,9 +118,18 @@ static void run_instant(vmp_backend_t b)
     free(image);
 }
 
-Test(track_instant, wp_async) { run_instant(VMP_BACKEND_WP_ASYNC); }
-Test(track_instant, uffd_sigbus) { run_instant(VMP_BACKEND_UFFD_SIGBUS); }
-Test(track_instant, mprotect) { run_instant(VMP_BACKEND_MPROTECT); }
+Test(track_instant, wp_async)
+{
+    run_instant(VMP_BACKEND_WP_ASYNC);
+}
+Test(track_instant, uffd_sigbus)
+{
+    run_instant(VMP_BACKEND_UFFD_SIGBUS);
+}
+Test(track_instant, mprotect)
+{
+    run_instant(VMP_BACKEND_MPROTECT);
+}
 
 /* blocker -- blocks the safepoint signal and sleeps until told to stop */
 static void *blocker(void *arg)

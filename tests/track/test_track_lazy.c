@@ -89,8 +89,7 @@ static void in_child(int (*fn)(int), int arg, const char *what)
 static int recover(int unused)
 {
     (void)unused;
-    if (start(NULL, 0, 0) != 0 || rvm_truncate() != RVM_SUCCESS ||
-        rvm_terminate() != RVM_SUCCESS)
+    if (start(NULL, 0, 0) != 0 || rvm_truncate() != RVM_SUCCESS || rvm_terminate() != RVM_SUCCESS)
         return 1;
     return 0;
 }
@@ -129,7 +128,7 @@ static int run2(int priv)
     if (e)
         return 10 + e;
     if (atomic_load(&tracker.twin_pages) != 0)
-        return 20;  /* an eager copy */
+        return 20; /* an eager copy */
     char *m = rg.vmaddr;
     size_t ps = vmp_page_size();
     if (m[3 * ps + 99] != 'A' || m[7 * ps] != 'Q')
@@ -139,7 +138,7 @@ static int run2(int priv)
     if (rvm_commit() != RVM_SUCCESS)
         return 22;
     if (logged() != 2)
-        return 23;  /* the diff was taken against the wrong image */
+        return 23; /* the diff was taken against the wrong image */
     if (tracker.file_reads != 2 || atomic_load(&tracker.twin_pages) != 2)
         return 24;
     /* the snapshots became twins: the next change of page 3 diffs against memory */
@@ -275,20 +274,20 @@ static int final(int priv)
         return 10 + e;
     char *m = rg.vmaddr;
     size_t ps = vmp_page_size();
-    m[12 * ps] = 't';                       /* gets a twin from this normal commit */
+    m[12 * ps] = 't'; /* gets a twin from this normal commit */
     if (rvm_commit() != RVM_SUCCESS || logged() != 1 || atomic_load(&tracker.twin_pages) != 1)
         return 20;
     uint64_t touches = atomic_load(&tracker.slot_touches);
-    m[12 * ps + 1] = 'u';                   /* diffed against its twin */
-    m[3 * ps + 7] = 'F';                    /* against the file page ('A's) */
-    m[20 * ps + 9] = 'z';                   /* against zeros (a hole) */
+    m[12 * ps + 1] = 'u'; /* diffed against its twin */
+    m[3 * ps + 7] = 'F';  /* against the file page ('A's) */
+    m[20 * ps + 9] = 'z'; /* against zeros (a hole) */
     if (track_commit_final() != RVM_SUCCESS)
         return 21;
     if (logged() != 4)
         return 22;
     if (atomic_load(&tracker.twin_pages) != 0 || atomic_load(&tracker.slot_touches) != touches)
-        return 23;  /* a final commit made snapshots or kept twins */
-    m[20 * ps + 10] = 'y';                  /* no image any more: logged whole, still right */
+        return 23;         /* a final commit made snapshots or kept twins */
+    m[20 * ps + 10] = 'y'; /* no image any more: logged whole, still right */
     if (rvm_commit() != RVM_SUCCESS || logged() != 4 + ps)
         return 24;
     return 0;

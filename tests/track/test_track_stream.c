@@ -139,8 +139,7 @@ static void check(int p)
     close(fd);
     for (size_t i = 0; i < seg_len; i++)
         if (seg[i] != pat(p, i))
-            cr_assert_fail("segment byte %zu is %d, phase %d says %d", i, seg[i], p,
-                           pat(p, i));
+            cr_assert_fail("segment byte %zu is %d, phase %d says %d", i, seg[i], p, pat(p, i));
     free(seg);
 }
 
@@ -188,7 +187,7 @@ static int phase2_kill(int how)
     if (!wrap && tracker.zero_copy_commits != (copy ? 0u : 1u))
         return 22;
     if (wrap && engine.log->tail_off == t1 + (tracker.st.record_bytes - rec1))
-        return 23;  /* the record did not have to go back to the area's start */
+        return 23; /* the record did not have to go back to the area's start */
     kill(getpid(), SIGKILL);
     return 21;
 }
@@ -211,7 +210,7 @@ Test(track_stream, final_commit_recovered_after_kill)
     }
 }
 
-static int fail_after;          /* pwrite calls of the log to let through, then EIO */
+static int fail_after; /* pwrite calls of the log to let through, then EIO */
 static int log_fd = -1;
 
 /* failing_pwrite -- sysio.pwrite that fails the log's writes after fail_after of them */
@@ -242,7 +241,7 @@ static int phase2_fail(int after)
                 rvm_errmsg);
         return 20;
     }
-    if (rvm_commit() == RVM_SUCCESS)      /* sticky: nothing may follow a hole */
+    if (rvm_commit() == RVM_SUCCESS) /* sticky: nothing may follow a hole */
         return 21;
     return 0;
 }

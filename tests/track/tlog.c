@@ -10,7 +10,7 @@
 
 #include "tlog.h"
 
-#define TLOG_MAGIC 0x31474c54u  /* "TLG1" */
+#define TLOG_MAGIC 0x31474c54u /* "TLG1" */
 
 struct tlog_hdr {
     uint32_t magic, pad;
@@ -54,8 +54,7 @@ void tlog_close(struct tlog *l)
 }
 
 /* tlog_sink -- format one record of n ranges, write it, sync it if flush */
-rvm_return_t tlog_sink(void *arg, const struct track_range *r, size_t n, int sync,
-                       uint64_t *logged)
+rvm_return_t tlog_sink(void *arg, const struct track_range *r, size_t n, int sync, uint64_t *logged)
 {
     struct tlog *l = arg;
     if (l->fail_next != 0) {

@@ -19,16 +19,16 @@
 #include "track.h"
 
 struct tlog {
-    int fd;              /* -1: no file, only the in-memory image */
+    int fd; /* -1: no file, only the in-memory image */
     uint64_t tail;
     uint64_t seq;
-    char *image;         /* if not NULL: ranges are also applied here (the segment model) */
+    char *image; /* if not NULL: ranges are also applied here (the segment model) */
     size_t image_len;
     rvm_return_t fail_next; /* if not 0: the next commit fails with it (fault injection) */
     char *buf;
     size_t cap;
     uint64_t nrec, nbytes;
-    uint64_t oob;        /* ranges outside the image (must stay 0) */
+    uint64_t oob; /* ranges outside the image (must stay 0) */
 };
 
 /* tlog_open -- create/truncate path (NULL: no file) and attach an optional image */

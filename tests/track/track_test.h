@@ -35,8 +35,8 @@ static inline void tt_use(vmp_backend_t b, size_t budget)
 {
     track_reset();
     rvm_track_options_t o = {.backend = vmp_backend_name(b), .twin_budget = budget};
-    cr_assert_eq(rvm_track_configure(&o), RVM_SUCCESS, "configure %s: %s",
-                 vmp_backend_name(b), track_errmsg());
+    cr_assert_eq(rvm_track_configure(&o), RVM_SUCCESS, "configure %s: %s", vmp_backend_name(b),
+                 track_errmsg());
 }
 
 /* a tracked anonymous region as rvm_map would leave it */

@@ -16,10 +16,19 @@
 
 #include "common.h"
 
-#define PER_BACKEND(name, tmo)                                                                 \
-    Test(wp_async, name, .timeout = tmo) { name##_body(VMP_BACKEND_WP_ASYNC); }                \
-    Test(uffd_sigbus, name, .timeout = tmo) { name##_body(VMP_BACKEND_UFFD_SIGBUS); }          \
-    Test(mprotect, name, .timeout = tmo) { name##_body(VMP_BACKEND_MPROTECT); }
+#define PER_BACKEND(name, tmo)                \
+    Test(wp_async, name, .timeout = tmo)      \
+    {                                         \
+        name##_body(VMP_BACKEND_WP_ASYNC);    \
+    }                                         \
+    Test(uffd_sigbus, name, .timeout = tmo)   \
+    {                                         \
+        name##_body(VMP_BACKEND_UFFD_SIGBUS); \
+    }                                         \
+    Test(mprotect, name, .timeout = tmo)      \
+    {                                         \
+        name##_body(VMP_BACKEND_MPROTECT);    \
+    }
 
 /* tracker_new -- a tracker with backend b (skipping the test if b is unusable) */
 static vmp_dirty_t *tracker_new(vmp_backend_t b, vmp_first_write_fn hook, void *arg)
@@ -125,8 +134,8 @@ static void exact_run(vmp_backend_t b, char *m, size_t len, int permille)
         }
         cr_assert(missing == 0 && extra == 0 && dup == 0,
                   "%s cycle %d (%d permille): wrote %zu pages, collected %zu: %zu missing, "
-                  "%zu extra, %zu duplicated", vmp_backend_name(b), c, permille, want, s.total,
-                  missing, extra, dup);
+                  "%zu extra, %zu duplicated",
+                  vmp_backend_name(b), c, permille, want, s.total, missing, extra, dup);
     }
     /* nothing written since: an empty collect */
     collect_all(t, &s, 1);
@@ -147,9 +156,18 @@ static void exact_body(vmp_backend_t b, int permille)
     munmap(m, len);
 }
 
-static void exact_0_1pct_body(vmp_backend_t b) { exact_body(b, 1); }
-static void exact_10pct_body(vmp_backend_t b) { exact_body(b, 100); }
-static void exact_100pct_body(vmp_backend_t b) { exact_body(b, 1000); }
+static void exact_0_1pct_body(vmp_backend_t b)
+{
+    exact_body(b, 1);
+}
+static void exact_10pct_body(vmp_backend_t b)
+{
+    exact_body(b, 100);
+}
+static void exact_100pct_body(vmp_backend_t b)
+{
+    exact_body(b, 1000);
+}
 PER_BACKEND(exact_0_1pct, 120)
 PER_BACKEND(exact_10pct, 120)
 PER_BACKEND(exact_100pct, 120)
@@ -161,7 +179,7 @@ static void exact_thp_body(vmp_backend_t b)
     size_t len = (size_t)16 << 20, huge = (size_t)2 << 20;
     char *raw = test_map(len + huge);
     char *m = (char *)(((uintptr_t)raw + huge - 1) & ~(uintptr_t)(huge - 1));
-    madvise(m, len, MADV_HUGEPAGE);     /* best effort: THP may be disabled on this host */
+    madvise(m, len, MADV_HUGEPAGE); /* best effort: THP may be disabled on this host */
     memset(m, 1, len);
     exact_run(b, m, len, 100);
     munmap(raw, len + huge);
@@ -177,7 +195,7 @@ static void exact_memfd_body(vmp_backend_t b)
     cr_assert_eq(ftruncate(fd, (off_t)len), 0);
     char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     cr_assert_neq(m, MAP_FAILED);
-    memset(m, 0, len / 2);  /* half populated */
+    memset(m, 0, len / 2); /* half populated */
     exact_run(b, m, len, 100);
     munmap(m, len);
     close(fd);
@@ -199,7 +217,7 @@ PER_BACKEND(exact_memfd, 60)
  */
 struct mt {
     char *m;
-    _Atomic uint32_t truth[MT_PAGES];   /* 1 + highest epoch seen by a completed write */
+    _Atomic uint32_t truth[MT_PAGES]; /* 1 + highest epoch seen by a completed write */
     _Atomic uint32_t epoch;
     atomic_int stop;
     uint64_t seed;
@@ -223,8 +241,8 @@ static void *mt_writer(void *arg)
 }
 
 /* mt_round -- snapshot truth, run collect number ++epoch, check; returns lost pages */
-static size_t mt_round(struct mt *w, vmp_dirty_t *t, struct seen *s, uint32_t *last,
-                       int use_array, size_t *first, size_t *reported)
+static size_t mt_round(struct mt *w, vmp_dirty_t *t, struct seen *s, uint32_t *last, int use_array,
+                       size_t *first, size_t *reported)
 {
     static uint32_t snap[MT_PAGES];
     for (size_t p = 0; p < MT_PAGES; p++)
@@ -283,8 +301,8 @@ static void four_writers_body(vmp_backend_t b)
     cr_assert_eq(lost, 0, "%s: %zu pages lost at the end", vmp_backend_name(b), lost);
     /* ... and the next one nothing. */
     collect_all(t, &s, 1);
-    cr_assert_eq(s.total, 0, "%s: %zu pages reported after writers stopped",
-                 vmp_backend_name(b), s.total);
+    cr_assert_eq(s.total, 0, "%s: %zu pages reported after writers stopped", vmp_backend_name(b),
+                 s.total);
     cr_assert_gt(reported, (size_t)rounds, "writers made too little progress to mean anything");
     if (b != VMP_BACKEND_WP_ASYNC)
         cr_assert_eq(atomic_load(&mt_hook_calls), reported,
@@ -313,7 +331,7 @@ static void read_into_body(vmp_backend_t b)
     cr_assert_eq(write(fd, src, n), (ssize_t)n);
     vmp_dirty_t *t = tracker_new(b, NULL, NULL);
     cr_assert_eq(vmp_dirty_arm(t, m, len), 0);
-    char *dst = m + ps + 10;    /* spans pages 1, 2, 3 */
+    char *dst = m + ps + 10; /* spans pages 1, 2, 3 */
     if (b != VMP_BACKEND_WP_ASYNC) {
         /* What the prepare call is for: without it the kernel cannot write. */
         errno = 0;
@@ -321,7 +339,7 @@ static void read_into_body(vmp_backend_t b)
         cr_assert_eq(errno, EFAULT);
         cr_assert_eq(vmp_dirty_prepare_write(t, dst, n), 0, "%s", vmp_dirty_errmsg(t));
     } else {
-        cr_assert_eq(vmp_dirty_prepare_write(t, dst, n), 0);   /* a no-op */
+        cr_assert_eq(vmp_dirty_prepare_write(t, dst, n), 0); /* a no-op */
     }
     cr_assert_eq(pread(fd, dst, n, 0), (ssize_t)n, "pread: %s", strerror(errno));
     cr_assert_eq(memcmp(dst, src, n), 0);
@@ -346,7 +364,7 @@ PER_BACKEND(read_into, 30)
 struct hook_log {
     char *base;
     atomic_int calls;
-    unsigned char pre[8];   /* first byte of the page as the hook saw it */
+    unsigned char pre[8]; /* first byte of the page as the hook saw it */
 };
 
 /* hook_fn -- record the page's pre-image (first byte); async-signal-safe */
@@ -372,8 +390,7 @@ static void hook_body(vmp_backend_t b)
         o.backend = VMP_BACKEND_AUTO;
         cr_assert_eq(vmp_dirty_create(&o, &t), 0);
         cr_assert_neq(vmp_dirty_backend(t), VMP_BACKEND_WP_ASYNC);
-        cr_assert_not_null(strstr(vmp_dirty_reason(t), "hook"), "reason: %s",
-                           vmp_dirty_reason(t));
+        cr_assert_not_null(strstr(vmp_dirty_reason(t), "hook"), "reason: %s", vmp_dirty_reason(t));
         vmp_dirty_destroy(t);
         return;
     }
@@ -382,14 +399,14 @@ static void hook_body(vmp_backend_t b)
     vmp_dirty_t *t = tracker_new(b, hook_fn, &h);
     cr_assert_eq(vmp_dirty_arm(t, m, 8 * ps), 0);
     m[0] = 1;
-    m[1] = 2;       /* same page, same epoch: no second call */
+    m[1] = 2; /* same page, same epoch: no second call */
     m[ps] = 5;
     cr_assert_eq(atomic_load(&h.calls), 2);
     cr_assert(h.pre[0] == 0 && h.pre[1] == 0);
     struct seen s = {m, 8, calloc(8, 1), 0, 0};
     collect_all(t, &s, 1);
     cr_assert_eq(s.total, 2);
-    m[0] = 3;       /* new epoch: the hook sees the value of the last epoch */
+    m[0] = 3; /* new epoch: the hook sees the value of the last epoch */
     cr_assert_eq(atomic_load(&h.calls), 3);
     cr_assert_eq(h.pre[0], 1);
     cr_assert_eq(vmp_dirty_prepare_write(t, m + 2 * ps + 7, 10), 0);
@@ -420,7 +437,7 @@ static void release_body(vmp_backend_t b)
     struct seen s = {m, 8, calloc(8, 1), 0, 0};
     collect_all(t, &s, 0);
     cr_assert_eq(s.total, 8);
-    m[5 * ps] = 8;      /* open in this epoch when released */
+    m[5 * ps] = 8; /* open in this epoch when released */
     cr_assert_eq(vmp_dirty_release(t, m + ps, 5 * ps), 0, "%s", vmp_dirty_errmsg(t));
     cr_assert_eq(vmp_dirty_release(t, m + 1, ps), EINVAL, "misaligned accepted");
     for (size_t i = 1; i < 6; i++)
@@ -459,7 +476,7 @@ static void ranges_body(vmp_backend_t b)
     cr_assert_not_null(strstr(vmp_dirty_errmsg(t), "overlaps"));
     cr_assert_eq(vmp_dirty_arm(t, m + 1, ps), EINVAL, "misaligned accepted");
     m[3 * ps] = 1;
-    m[20 * ps] = 1;     /* not armed */
+    m[20 * ps] = 1; /* not armed */
     m[40 * ps] = 1;
     void *pages[4];
     size_t n;
@@ -473,7 +490,7 @@ static void ranges_body(vmp_backend_t b)
         cr_assert_eq(vmp_dirty_collect(t, pages, 1, &n, &more), 0);
     cr_assert_eq(vmp_dirty_disarm(t, m + 32 * ps), 0);
     cr_assert_eq(vmp_dirty_disarm(t, m + 32 * ps), EINVAL);
-    m[40 * ps] = 2;     /* plain memory again */
+    m[40 * ps] = 2; /* plain memory again */
     m[41 * ps] = 2;
     cr_assert_eq(vmp_dirty_collect(t, pages, 4, &n, &more), 0);
     cr_assert(n == 0 && more == 0);
@@ -482,7 +499,7 @@ static void ranges_body(vmp_backend_t b)
     cr_assert_eq(vmp_dirty_collect(t, pages, 4, &n, &more), 0);
     cr_assert(n == 1 && pages[0] == m + 33 * ps && more == 0);
     vmp_dirty_destroy(t);
-    m[0] = m[33 * ps] = 9;  /* destroy left plain read-write memory */
+    m[0] = m[33 * ps] = 9; /* destroy left plain read-write memory */
     munmap(m, 64 * ps);
 }
 PER_BACKEND(ranges, 30)
@@ -540,8 +557,8 @@ ReportHook(POST_ALL)(struct criterion_global_stats *st)
         char why[256] = "";
         vmp_backend_probe(b, why, sizeof(why));
         if (skipped[b] > 0)
-            fprintf(stderr, "vmprim: backend %-11s SKIPPED (%d tests): %s\n",
-                    vmp_backend_name(b), skipped[b], why);
+            fprintf(stderr, "vmprim: backend %-11s SKIPPED (%d tests): %s\n", vmp_backend_name(b),
+                    skipped[b], why);
         else
             fprintf(stderr, "vmprim: backend %-11s ran %d tests\n", vmp_backend_name(b), ran[b]);
     }

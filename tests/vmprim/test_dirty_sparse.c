@@ -27,8 +27,7 @@ static size_t collect(vmp_dirty_t *t, char *base, size_t *idx, size_t cap)
     size_t n, total = 0;
     int more;
     do {
-        cr_assert_eq(vmp_dirty_collect(t, pages, 256, &n, &more), 0, "%s",
-                     vmp_dirty_errmsg(t));
+        cr_assert_eq(vmp_dirty_collect(t, pages, 256, &n, &more), 0, "%s", vmp_dirty_errmsg(t));
         for (size_t i = 0; i < n && total < cap; i++)
             idx[total++] = (size_t)((char *)pages[i] - base) / vmp_page_size();
     } while (more);
@@ -65,8 +64,8 @@ static void check(char *base, const char *what)
         volatile char c = base[read_only * ps];
         (void)c;
         n = collect(t, base, idx, 64);
-        cr_assert(has(idx, n, in), "%s epoch %d: the write below wp_len was not reported",
-                  what, epoch);
+        cr_assert(has(idx, n, in), "%s epoch %d: the write below wp_len was not reported", what,
+                  epoch);
         cr_assert(has(idx, n, beyond), "%s epoch %d: the write beyond wp_len was not reported",
                   what, epoch);
         for (size_t k = 0; k < n; k++)
@@ -81,8 +80,8 @@ static void check(char *base, const char *what)
 
 Test(dirty_sparse, anonymous)
 {
-    char *m = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
+    char *m =
+        mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     cr_assert_neq(m, MAP_FAILED);
     check(m, "anonymous");
     munmap(m, LEN);
@@ -95,7 +94,7 @@ Test(dirty_sparse, private_file_mapping)
     cr_assert_geq(fd, 0);
     unlink(path);
     cr_assert_eq(ftruncate(fd, (off_t)LEN), 0);
-    cr_assert_eq(pwrite(fd, "x", 1, (off_t)(40u << 20)), 1);   /* a page-cache page to read */
+    cr_assert_eq(pwrite(fd, "x", 1, (off_t)(40u << 20)), 1); /* a page-cache page to read */
     char *m = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
     cr_assert_neq(m, MAP_FAILED);
     check(m, "MAP_PRIVATE file");
@@ -118,8 +117,8 @@ Test(dirty_sparse, peek_does_not_rearm)
     if (vmp_backend_probe(VMP_BACKEND_WP_ASYNC, why, sizeof(why)) != 0)
         cr_skip_test("wp-async not available: %s", why);
     size_t ps = vmp_page_size(), idx[64];
-    char *m = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
+    char *m =
+        mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     cr_assert_neq(m, MAP_FAILED);
     vmp_dirty_opts_t o = {.backend = VMP_BACKEND_WP_ASYNC};
     vmp_dirty_t *t;

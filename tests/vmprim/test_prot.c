@@ -30,8 +30,7 @@ static int vma_count(char *a, size_t len)
     int n = 0;
     while (fgets(line, sizeof(line), f)) {
         unsigned long lo, hi;
-        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && lo < (uintptr_t)a + len &&
-            hi > (uintptr_t)a)
+        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && lo < (uintptr_t)a + len && hi > (uintptr_t)a)
             n++;
     }
     fclose(f);

@@ -72,11 +72,11 @@ Test(trap, chain_to_prior_siginfo_handler)
     sa.sa_flags = SA_SIGINFO;
     cr_assert_eq(sigaction(SIGSEGV, &sa, NULL), 0);
     int id;
-    char *m = two_pages(&id);   /* installs the dispatcher after the app's handler */
-    m[0] = 1;                   /* outside our ranges: the app's handler */
+    char *m = two_pages(&id); /* installs the dispatcher after the app's handler */
+    m[0] = 1;                 /* outside our ranges: the app's handler */
     cr_assert_eq(atomic_load(&app_calls), 1);
     cr_assert_eq(atomic_load(&our_calls), 0);
-    m[vmp_page_size()] = 2;     /* ours */
+    m[vmp_page_size()] = 2; /* ours */
     cr_assert_eq(atomic_load(&our_calls), 1);
     cr_assert_eq(atomic_load(&app_calls), 1);
     cr_assert(m[0] == 1 && m[vmp_page_size()] == 2);
@@ -181,7 +181,7 @@ Test(trap, backtrace_on_genuine_crash)
         char *m = mmap(NULL, ps, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (m == MAP_FAILED || vmp_trap_register(m, ps, our_fn, NULL, &id) != 0)
             _exit(3);
-        null_store();   /* a named frame the backtrace must show */
+        null_store(); /* a named frame the backtrace must show */
         _exit(4);
     }
     close(pfd[1]);

@@ -143,7 +143,7 @@ VMP_API int vmp_dirty_create(const vmp_dirty_opts_t *opts, vmp_dirty_t **out)
     if ((unsigned)o.backend > VMP_BACKEND_COUNT)
         return EINVAL;
     if (o.backend == VMP_BACKEND_WP_ASYNC && o.hook != NULL)
-        return ENOTSUP;     /* the kernel resolves WP_ASYNC faults: there is no place to hook */
+        return ENOTSUP; /* the kernel resolves WP_ASYNC faults: there is no place to hook */
     struct vmp_dirty *t = calloc(1, sizeof(*t));
     if (t == NULL)
         return ENOMEM;
@@ -174,8 +174,8 @@ VMP_API int vmp_dirty_create(const vmp_dirty_opts_t *opts, vmp_dirty_t **out)
             int k = snprintf(t->reason + used, sizeof(t->reason) - used, "%s%s unavailable: %s",
                              used ? "; " : "", vmp_backend_name(b), why);
             if (k > 0)
-                used = used + (size_t)k < sizeof(t->reason) ? used + (size_t)k
-                                                            : sizeof(t->reason) - 1;
+                used =
+                    used + (size_t)k < sizeof(t->reason) ? used + (size_t)k : sizeof(t->reason) - 1;
         }
     }
     *out = t;
@@ -244,15 +244,17 @@ VMP_API int vmp_dirty_arm_sparse(vmp_dirty_t *t, void *addr, size_t len, size_t 
     pthread_mutex_lock(&t->lock);
     int rc;
     if (len == 0 || (a & (ps - 1)) != 0 || (len & (ps - 1)) != 0 || a + len < a) {
-        rc = dirty_set_err(t, EINVAL, "arm(%p, %zu): address and length must be page aligned "
-                           "(page size %zu) and non-zero", addr, len, ps);
+        rc = dirty_set_err(t, EINVAL,
+                           "arm(%p, %zu): address and length must be page aligned "
+                           "(page size %zu) and non-zero",
+                           addr, len, ps);
         goto out;
     }
     for (size_t i = 0; i < t->nranges; i++) {
         struct dirty_range *o = t->ranges[i];
         if (a < o->start + o->len && o->start < a + len) {
-            rc = dirty_set_err(t, EINVAL, "arm(%p, %zu): overlaps the armed range %p+%zu",
-                               addr, len, (void *)o->start, o->len);
+            rc = dirty_set_err(t, EINVAL, "arm(%p, %zu): overlaps the armed range %p+%zu", addr,
+                               len, (void *)o->start, o->len);
             goto out;
         }
     }
@@ -299,7 +301,7 @@ VMP_API int vmp_dirty_disarm(vmp_dirty_t *t, void *addr)
         free(r);
         memmove(&t->ranges[i], &t->ranges[i + 1], (t->nranges - i - 1) * sizeof(r));
         t->nranges--;
-        t->cont_active = 0;     /* an unfinished collect restarts from the first range */
+        t->cont_active = 0; /* an unfinished collect restarts from the first range */
         break;
     }
     pthread_mutex_unlock(&t->lock);
@@ -352,7 +354,7 @@ static int dirty_collect_locked(struct vmp_dirty *t, size_t room, vmp_run_fn fn,
     }
     *more = rc == 0 && t->cont_range < t->nranges;
     if (!*more)
-        t->cont_active = 0;     /* complete (or failed: the next call starts afresh) */
+        t->cont_active = 0; /* complete (or failed: the next call starts afresh) */
     return rc;
 }
 

@@ -100,7 +100,7 @@ static int fault_trap(void *addr, int sig, siginfo_t *si, void *uctx, void *arg)
     size_t ps = vmp_page_size();
     if (t->backend == VMP_BACKEND_MPROTECT ? (sig != SIGSEGV || si->si_code != SEGV_ACCERR)
                                            : sig != SIGBUS)
-        return -1;      /* not a protection fault of ours: pass it on */
+        return -1; /* not a protection fault of ours: pass it on */
     uintptr_t page = (uintptr_t)addr & ~(uintptr_t)(ps - 1);
     size_t i = (page - r->start) >> page_shift();
     uint64_t bit = (uint64_t)1 << (i & 63);
@@ -119,16 +119,16 @@ static int fault_trap(void *addr, int sig, siginfo_t *si, void *uctx, void *arg)
             }
             fault_last_addr = (uintptr_t)addr;
         } else {
-            sched_yield();  /* opening or closing in another thread: let it finish */
+            sched_yield(); /* opening or closing in another thread: let it finish */
         }
         return 0;
     }
     fault_repeats = 0;
     if (t->hook != NULL)
-        t->hook((void *)page, t->hook_arg);     /* page still holds last epoch's contents */
-    atomic_fetch_or(ww, bit);   /* before the page is writable: see the essay above */
+        t->hook((void *)page, t->hook_arg); /* page still holds last epoch's contents */
+    atomic_fetch_or(ww, bit);               /* before the page is writable: see the essay above */
     int rc = fault_open(t, page, ps);
-    atomic_fetch_or(rw, bit);   /* even on failure, so that a collect never waits forever */
+    atomic_fetch_or(rw, bit); /* even on failure, so that a collect never waits forever */
     if (rc != 0) {
         fault_open_failed(t, page, rc);
         return -1;
@@ -145,8 +145,7 @@ int fault_arm(struct vmp_dirty *t, struct dirty_range *r)
     r->claimed = calloc(nwords, sizeof(*r->claimed));
     r->ready = calloc(nwords, sizeof(*r->ready));
     if (r->written == NULL || r->claimed == NULL || r->ready == NULL) {
-        rc = dirty_set_err(t, ENOMEM, "cannot allocate the dirty bitmap for %zu pages",
-                           r->npages);
+        rc = dirty_set_err(t, ENOMEM, "cannot allocate the dirty bitmap for %zu pages", r->npages);
         goto fail;
     }
     rc = vmp_trap_register((void *)r->start, r->len, fault_trap, r, &r->trap_id);
@@ -169,9 +168,10 @@ int fault_arm(struct vmp_dirty *t, struct dirty_range *r)
         madvise((void *)r->start, r->len, MADV_POPULATE_WRITE);
     rc = uffd_register_wp(t->uffd, (void *)r->start, r->len);
     if (rc != 0) {
-        dirty_set_err(t, rc, "uffd-sigbus: UFFDIO_REGISTER(%p, %zu): %s (memory must be private "
-                      "anonymous or shared memfd/shmem, mapped read-write)", (void *)r->start,
-                      r->len, strerror(rc));
+        dirty_set_err(t, rc,
+                      "uffd-sigbus: UFFDIO_REGISTER(%p, %zu): %s (memory must be private "
+                      "anonymous or shared memfd/shmem, mapped read-write)",
+                      (void *)r->start, r->len, strerror(rc));
         goto fail_trap;
     }
     rc = uffd_wp(t->uffd, (void *)r->start, r->len, 1);
@@ -259,7 +259,7 @@ static int fault_flush_run(struct vmp_dirty *t, struct dirty_range *r, size_t i0
                                  ? " (vm.max_map_count reached: use wp-async or raise it)"
                                  : "");
     }
-    fault_bits_op(r->ready, i0, n, 0);     /* ready before claimed: see the essay */
+    fault_bits_op(r->ready, i0, n, 0); /* ready before claimed: see the essay */
     fault_bits_op(r->claimed, i0, n, 0);
     fn((void *)a, n, arg);
     return 0;
@@ -270,10 +270,10 @@ int fault_collect(struct vmp_dirty *t, struct dirty_range *r, size_t *word, size
                   vmp_run_fn fn, void *arg)
 {
     size_t nwords = (r->npages + 63) / 64;
-    size_t run0 = 0, runn = 0;          /* pending run of taken pages (page indexes) */
+    size_t run0 = 0, runn = 0; /* pending run of taken pages (page indexes) */
     int rc = 0;
     size_t w = *word;
-    for (; w < nwords && *room > 0; w++) {
+    for (; w<nwords && * room> 0; w++) {
         uint64_t v = atomic_load_explicit(&r->written[w], memory_order_relaxed);
         if (v == 0)
             continue;
@@ -312,7 +312,7 @@ int fault_collect(struct vmp_dirty *t, struct dirty_range *r, size_t *word, size
             rest = len >= 64 ? 0 : rest & ~((((uint64_t)1 << len) - 1) << b0);
         }
         if (take != v0)
-            break;  /* word only partly taken (output full): resume at it */
+            break; /* word only partly taken (output full): resume at it */
     }
     if (runn > 0)
         rc = fault_flush_run(t, r, run0, runn, fn, arg);
@@ -326,7 +326,7 @@ int fault_prepare(struct vmp_dirty *t, struct dirty_range *r, uintptr_t a, uintp
 {
     unsigned sh = page_shift();
     size_t i = (a - r->start) >> sh, iend = (b - r->start) >> sh;
-    size_t run0 = 0, runn = 0;          /* pending run of pages we claimed */
+    size_t run0 = 0, runn = 0; /* pending run of pages we claimed */
     for (; i <= iend; i++) {
         int claimed_now = 0;
         if (i < iend) {
@@ -335,7 +335,7 @@ int fault_prepare(struct vmp_dirty *t, struct dirty_range *r, uintptr_t a, uintp
                 claimed_now = 1;
                 if (t->hook != NULL)
                     t->hook((void *)(r->start + (i << sh)), t->hook_arg);
-                atomic_fetch_or(&r->written[i >> 6], bit);  /* before it is writable */
+                atomic_fetch_or(&r->written[i >> 6], bit); /* before it is writable */
             } else {
                 /* We hold the tracker lock, so no collect is closing it: a fault handler
                  * is opening it right now. Wait for it to finish. */
@@ -353,8 +353,7 @@ int fault_prepare(struct vmp_dirty *t, struct dirty_range *r, uintptr_t a, uintp
             fault_bits_op(r->ready, run0, runn, 1);
             if (rc != 0)
                 return dirty_set_err(t, rc, "%s: cannot make %zu pages at %p writable: %s%s",
-                                     vmp_backend_name(t->backend), runn, (void *)ra,
-                                     strerror(rc),
+                                     vmp_backend_name(t->backend), runn, (void *)ra, strerror(rc),
                                      rc == ENOMEM && t->backend == VMP_BACKEND_MPROTECT
                                          ? " (vm.max_map_count reached: use wp-async or "
                                            "raise it)"
@@ -387,7 +386,8 @@ int fault_release(struct vmp_dirty *t, struct dirty_range *r, uintptr_t a, uintp
 {
     if (t->backend == VMP_BACKEND_UFFD_SIGBUS &&
         (uffd_caps_get()->features & UFFD_FEATURE_WP_UNPOPULATED) == 0)
-        return dirty_set_err(t, EOPNOTSUPP, "uffd-sigbus: released pages cannot be protected "
+        return dirty_set_err(t, EOPNOTSUPP,
+                             "uffd-sigbus: released pages cannot be protected "
                              "again on this kernel (no UFFD_FEATURE_WP_UNPOPULATED): kept");
     if (madvise((void *)a, b - a, MADV_DONTNEED) != 0)
         return dirty_set_err(t, errno, "madvise(%p, %zu, MADV_DONTNEED): %s", (void *)a, b - a,
@@ -406,9 +406,10 @@ int fault_release(struct vmp_dirty *t, struct dirty_range *r, uintptr_t a, uintp
             j++;
         int rc = uffd_wp(t->uffd, (void *)(r->start + (i << sh)), (j - i) << sh, 1);
         if (rc != 0)
-            return dirty_set_err(t, rc, "uffd-sigbus: cannot protect %zu released pages at %p "
-                                 "again: %s", j - i, (void *)(r->start + (i << sh)),
-                                 strerror(rc));
+            return dirty_set_err(t, rc,
+                                 "uffd-sigbus: cannot protect %zu released pages at %p "
+                                 "again: %s",
+                                 j - i, (void *)(r->start + (i << sh)), strerror(rc));
         i = j;
     }
     return 0;

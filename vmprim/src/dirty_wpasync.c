@@ -108,7 +108,7 @@ int wpasync_probe(int uffd, char *why, size_t whylen)
         snprintf(why, whylen, "wp-async probe: UFFDIO_REGISTER/WRITEPROTECT: %s", strerror(rc));
         goto out;
     }
-    p[ps] = 1;      /* resolved by the kernel (async); must be reported, page 0 must not */
+    p[ps] = 1; /* resolved by the kernel (async); must be reported, page 0 must not */
     long n = wpasync_scan(pm, (uintptr_t)p, (uintptr_t)p + 2 * ps, vec, 4, 0, 0, 1);
     if (n < 0) {
         rc = (int)-n;
@@ -116,7 +116,8 @@ int wpasync_probe(int uffd, char *why, size_t whylen)
                  strerror(rc));
     } else if (n != 1 || vec[0].start != (uintptr_t)p + ps || vec[0].end != (uintptr_t)p + 2 * ps) {
         rc = ENOTSUP;
-        snprintf(why, whylen, "wp-async: PAGEMAP_SCAN reported %ld regions for one written page", n);
+        snprintf(why, whylen, "wp-async: PAGEMAP_SCAN reported %ld regions for one written page",
+                 n);
     }
 out:
     if (pm >= 0)
@@ -141,14 +142,15 @@ int wpasync_arm(struct vmp_dirty *t, struct dirty_range *r, size_t wp_len)
     r->sparse = wp_len < r->len;
     int rc = uffd_register_wp(t->uffd, (void *)r->start, r->len);
     if (rc != 0)
-        return dirty_set_err(t, rc, "wp-async: UFFDIO_REGISTER(%p, %zu): %s (memory must be "
+        return dirty_set_err(t, rc,
+                             "wp-async: UFFDIO_REGISTER(%p, %zu): %s (memory must be "
                              "private anonymous or shared memfd/shmem, mapped read-write)",
                              (void *)r->start, r->len, strerror(rc));
     rc = wp_len ? uffd_wp(t->uffd, (void *)r->start, wp_len, 1) : 0;
     if (rc != 0) {
         uffd_unregister(t->uffd, (void *)r->start, r->len);
-        return dirty_set_err(t, rc, "wp-async: UFFDIO_WRITEPROTECT(%p, %zu): %s",
-                             (void *)r->start, wp_len, strerror(rc));
+        return dirty_set_err(t, rc, "wp-async: UFFDIO_WRITEPROTECT(%p, %zu): %s", (void *)r->start,
+                             wp_len, strerror(rc));
     }
     return 0;
 }
@@ -158,8 +160,8 @@ int wpasync_disarm(struct vmp_dirty *t, struct dirty_range *r)
 {
     int rc = uffd_unregister(t->uffd, (void *)r->start, r->len);
     if (rc != 0)
-        return dirty_set_err(t, rc, "wp-async: UFFDIO_UNREGISTER(%p, %zu): %s",
-                             (void *)r->start, r->len, strerror(rc));
+        return dirty_set_err(t, rc, "wp-async: UFFDIO_UNREGISTER(%p, %zu): %s", (void *)r->start,
+                             r->len, strerror(rc));
     return 0;
 }
 
@@ -170,13 +172,13 @@ int wpasync_collect(struct vmp_dirty *t, struct dirty_range *r, uintptr_t *addr,
     struct page_region *vec = t->scan_vec;
     uintptr_t end = r->start + r->len;
     unsigned sh = page_shift();
-    while (*addr < end && *room > 0) {
+    while (*addr<end && * room> 0) {
         uint64_t budget = *room == SIZE_MAX ? 0 : (uint64_t)*room;
-        long n = wpasync_scan(t->pagemap_fd, *addr, end, vec, t->scan_vec_len, budget,
-                              r->sparse, 1);
+        long n =
+            wpasync_scan(t->pagemap_fd, *addr, end, vec, t->scan_vec_len, budget, r->sparse, 1);
         if (n < 0)
-            return dirty_set_err(t, (int)-n, "wp-async: PAGEMAP_SCAN(%p..%p): %s",
-                                 (void *)*addr, (void *)end, strerror((int)-n));
+            return dirty_set_err(t, (int)-n, "wp-async: PAGEMAP_SCAN(%p..%p): %s", (void *)*addr,
+                                 (void *)end, strerror((int)-n));
         uint64_t got = 0;
         for (long i = 0; i < n; i++) {
             size_t np = (size_t)((vec[i].end - vec[i].start) >> sh);
@@ -187,7 +189,7 @@ int wpasync_collect(struct vmp_dirty *t, struct dirty_range *r, uintptr_t *addr,
         }
         int full = (size_t)n == t->scan_vec_len || (budget != 0 && got >= budget);
         if (!full) {
-            *addr = end;    /* the kernel walked to the end: do not trust walk_end */
+            *addr = end; /* the kernel walked to the end: do not trust walk_end */
             break;
         }
         *addr = (uintptr_t)vec[n - 1].end;
@@ -205,12 +207,12 @@ int wpasync_peek(struct vmp_dirty *t, struct dirty_range *r, vmp_run_fn fn, void
     while (addr < end) {
         long n = wpasync_scan(t->pagemap_fd, addr, end, vec, t->scan_vec_len, 0, r->sparse, 0);
         if (n < 0)
-            return dirty_set_err(t, (int)-n, "wp-async: PAGEMAP_SCAN(%p..%p): %s",
-                                 (void *)addr, (void *)end, strerror((int)-n));
+            return dirty_set_err(t, (int)-n, "wp-async: PAGEMAP_SCAN(%p..%p): %s", (void *)addr,
+                                 (void *)end, strerror((int)-n));
         for (long i = 0; i < n; i++)
             fn((void *)(uintptr_t)vec[i].start, (size_t)((vec[i].end - vec[i].start) >> sh), arg);
         if ((size_t)n < t->scan_vec_len)
-            break;      /* the kernel walked to the end (walk_end is not trusted) */
+            break; /* the kernel walked to the end (walk_end is not trusted) */
         addr = (uintptr_t)vec[n - 1].end;
     }
     return 0;

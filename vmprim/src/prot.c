@@ -57,7 +57,7 @@ VMP_API int vmp_prot1(void *page, int prot)
 /* prot_cmp -- order page addresses for qsort */
 static int prot_cmp(const void *a, const void *b)
 {
-    uintptr_t x = (uintptr_t)*(void *const *)a, y = (uintptr_t)*(void *const *)b;
+    uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
     return x < y ? -1 : x > y;
 }
 
@@ -76,7 +76,7 @@ VMP_API int vmp_protn(void **pages, size_t n, int prot)
     uintptr_t run = (uintptr_t)pages[0], end = run + ps;
     for (size_t i = 1; i <= n; i++) {
         uintptr_t p = i < n ? (uintptr_t)pages[i] : 0;
-        if (i < n && p <= end) {            /* duplicate (p < end) or adjacent (p == end) */
+        if (i < n && p <= end) { /* duplicate (p < end) or adjacent (p == end) */
             if (p == end)
                 end += ps;
             continue;

@@ -44,9 +44,9 @@ struct trap_slot {
 };
 
 static struct trap_slot trap_slots[VMP_TRAP_MAX_RANGES];
-static _Atomic int trap_hiwater;            /* slots [0, hiwater) may be in use */
+static _Atomic int trap_hiwater; /* slots [0, hiwater) may be in use */
 static pthread_mutex_t trap_lock = PTHREAD_MUTEX_INITIALIZER;
-static int trap_installed;                  /* under trap_lock */
+static int trap_installed; /* under trap_lock */
 static _Atomic int trap_backtrace;
 
 /* Chained dispositions, index 0 = SIGSEGV, 1 = SIGBUS, each under a sequence lock. */
@@ -98,7 +98,7 @@ static void trap_chain_read(int idx, struct sigaction *out)
     do {
         s1 = atomic_load_explicit(&trap_chain_seq[idx], memory_order_acquire);
         if (s1 & 1)
-            continue;       /* a writer is in the middle of an update */
+            continue; /* a writer is in the middle of an update */
         memcpy(out, &trap_chain[idx], sizeof(*out));
         atomic_thread_fence(memory_order_acquire);
         s2 = atomic_load_explicit(&trap_chain_seq[idx], memory_order_relaxed);
@@ -195,7 +195,7 @@ static __thread uintptr_t trap_fwd_frame __attribute__((tls_model("initial-exec"
 static int trap_fwd_enter(uintptr_t frame)
 {
     if (trap_fwd_depth > 0 && frame >= trap_fwd_frame)
-        trap_fwd_depth = 0;     /* the handlers counted were left by siglongjmp */
+        trap_fwd_depth = 0; /* the handlers counted were left by siglongjmp */
     if (trap_fwd_depth >= TRAP_FWD_MAX)
         return -1;
     if (trap_fwd_depth++ == 0)
@@ -345,7 +345,7 @@ VMP_API int vmp_trap_register(void *addr, size_t len, vmp_trap_fn fn, void *arg,
         s->arg = arg;
         if (atomic_load(&trap_hiwater) <= i)
             atomic_store(&trap_hiwater, i + 1);
-        atomic_store(&s->state, SLOT_LIVE);     /* publish: fields above are visible */
+        atomic_store(&s->state, SLOT_LIVE); /* publish: fields above are visible */
         *id = i;
         pthread_mutex_unlock(&trap_lock);
         return 0;

@@ -108,8 +108,7 @@ static void uffd_caps_probe(void)
     c->usable = 1;
     c->features = api.features;
     if ((c->features & UFFD_FEATURE_WP_ASYNC) != 0) {
-        fd = uffd_open(UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED, c->why,
-                       sizeof(c->why));
+        fd = uffd_open(UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED, c->why, sizeof(c->why));
         if (fd >= 0) {
             c->pagemap_scan = wpasync_probe(fd, c->why, sizeof(c->why)) == 0;
             close(fd);

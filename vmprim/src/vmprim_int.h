@@ -38,11 +38,11 @@ char *trap_fmt_hex(char *buf, uintptr_t v);
 /* ---- uffd.c ---- */
 /* How the process may open userfaultfd, and what the kernel supports. Probed once. */
 struct uffd_caps {
-    int usable;            /* 1 if some route opened a userfaultfd */
-    uint64_t features;     /* UFFDIO_API features the kernel offers */
-    int pagemap_scan;      /* 1 if PAGEMAP_SCAN + WP_ASYNC worked on a scratch page */
-    char route[64];        /* which route worked, e.g. "userfaultfd(UFFD_USER_MODE_ONLY)" */
-    char why[256];         /* if !usable: every route's failure */
+    int usable;        /* 1 if some route opened a userfaultfd */
+    uint64_t features; /* UFFDIO_API features the kernel offers */
+    int pagemap_scan;  /* 1 if PAGEMAP_SCAN + WP_ASYNC worked on a scratch page */
+    char route[64];    /* which route worked, e.g. "userfaultfd(UFFD_USER_MODE_ONLY)" */
+    char why[256];     /* if !usable: every route's failure */
 };
 /* uffd_caps_get -- the cached capabilities (probed on first call, thread-safe) */
 const struct uffd_caps *uffd_caps_get(void);
@@ -62,11 +62,11 @@ struct dirty_range {
     uintptr_t start;
     size_t len;
     size_t npages;
-    int trap_id;                 /* dispatcher slot (fault backends), -1 otherwise */
-    int sparse;                  /* wp-async armed sparsely (vmp_dirty_arm_sparse) */
-    _Atomic uint64_t *written;   /* fault backends: page must be reported (set before open) */
-    _Atomic uint64_t *claimed;   /* fault backends: a thread took this epoch's opening */
-    _Atomic uint64_t *ready;     /* fault backends: the opening is complete (page writable) */
+    int trap_id;               /* dispatcher slot (fault backends), -1 otherwise */
+    int sparse;                /* wp-async armed sparsely (vmp_dirty_arm_sparse) */
+    _Atomic uint64_t *written; /* fault backends: page must be reported (set before open) */
+    _Atomic uint64_t *claimed; /* fault backends: a thread took this epoch's opening */
+    _Atomic uint64_t *ready;   /* fault backends: the opening is complete (page writable) */
     struct vmp_dirty *owner;
 };
 
@@ -76,17 +76,17 @@ struct vmp_dirty {
     vmp_backend_t backend;
     vmp_first_write_fn hook;
     void *hook_arg;
-    int uffd;                    /* userfaultfd (WP_ASYNC, UFFD_SIGBUS), -1 otherwise */
-    int pagemap_fd;              /* /proc/self/pagemap (WP_ASYNC), -1 otherwise */
-    pthread_mutex_t lock;        /* serialises arm/disarm/collect/prepare */
+    int uffd;             /* userfaultfd (WP_ASYNC, UFFD_SIGBUS), -1 otherwise */
+    int pagemap_fd;       /* /proc/self/pagemap (WP_ASYNC), -1 otherwise */
+    pthread_mutex_t lock; /* serialises arm/disarm/collect/prepare */
     struct dirty_range *ranges[DIRTY_MAX_RANGES];
     size_t nranges;
     /* continuation of a collect that filled the caller's array */
     int cont_active;
     size_t cont_range;
-    uintptr_t cont_addr;         /* WP_ASYNC: next address to scan */
-    size_t cont_word;            /* fault backends: next bitmap word */
-    void *scan_vec;              /* WP_ASYNC: struct page_region buffer */
+    uintptr_t cont_addr; /* WP_ASYNC: next address to scan */
+    size_t cont_word;    /* fault backends: next bitmap word */
+    void *scan_vec;      /* WP_ASYNC: struct page_region buffer */
     size_t scan_vec_len;
     char reason[256];
     char errmsg[256];

@@ -49,37 +49,37 @@ extern "C" {
 
 /** Options of tracking (rvm_track_configure). Zero-initialise, then set what you need. */
 typedef struct rvm_track_options {
-    const char *backend;        /**< "auto" (NULL), "wp-async", "uffd-sigbus", "mprotect" */
-    rvm_length_t twin_budget;   /**< bytes of committed images kept (0: 1 GiB). Pages
+    const char *backend;      /**< "auto" (NULL), "wp-async", "uffd-sigbus", "mprotect" */
+    rvm_length_t twin_budget; /**< bytes of committed images kept (0: 1 GiB). Pages
                                  *   beyond it are logged whole: correct, only bigger. */
-    rvm_length_t merge_gap;     /**< changed runs closer than this are merged (0: 32) */
+    rvm_length_t merge_gap;   /**< changed runs closer than this are merged (0: 32) */
 } rvm_track_options_t;
 
 /** Statistics of tracking (rvm_track_statistics). Times in nanoseconds. */
 typedef struct rvm_track_statistics {
-    char backend[16];              /**< DIRTY backend in use ("" before the first rvm_track) */
-    rvm_length_t n_commits;        /**< rvm_commit calls that logged something */
-    rvm_length_t n_empty_commits;  /**< rvm_commit calls with no changed byte */
-    rvm_length_t pages_dirtied;    /**< dirty pages collected, summed over commits */
-    rvm_length_t bytes_diffed;     /**< bytes compared against twins */
-    rvm_length_t whole_pages;      /**< pages logged whole (no twin: budget) */
-    rvm_length_t ranges_logged;    /**< new-value ranges emitted */
-    rvm_length_t bytes_logged;     /**< new-value bytes emitted */
-    rvm_length_t record_bytes;     /**< log bytes of the records (headers included) */
-    rvm_length_t twin_pages;       /**< pages holding a committed image now */
-    rvm_length_t twin_budget_pages;/**< the budget, in pages */
-    rvm_length_t trims;            /**< times unused snapshot/twin memory was given back */
-    rvm_length_t last_threads;     /**< threads stopped by the last commit */
-    rvm_length_t last_skipped;     /**< threads not stopped: they block LRVM_TRACK_SIGNAL */
-    rvm_length_t last_pages;       /**< dirty pages of the last commit */
-    rvm_length_t last_pause_ns;    /**< the application's pause in the last commit */
-    rvm_length_t last_stop_ns;     /**<   of which: stopping the other threads */
-    rvm_length_t last_capture_ns;  /**<   of which: collect + re-arm (+ copy, wp-async) */
+    char backend[16];               /**< DIRTY backend in use ("" before the first rvm_track) */
+    rvm_length_t n_commits;         /**< rvm_commit calls that logged something */
+    rvm_length_t n_empty_commits;   /**< rvm_commit calls with no changed byte */
+    rvm_length_t pages_dirtied;     /**< dirty pages collected, summed over commits */
+    rvm_length_t bytes_diffed;      /**< bytes compared against twins */
+    rvm_length_t whole_pages;       /**< pages logged whole (no twin: budget) */
+    rvm_length_t ranges_logged;     /**< new-value ranges emitted */
+    rvm_length_t bytes_logged;      /**< new-value bytes emitted */
+    rvm_length_t record_bytes;      /**< log bytes of the records (headers included) */
+    rvm_length_t twin_pages;        /**< pages holding a committed image now */
+    rvm_length_t twin_budget_pages; /**< the budget, in pages */
+    rvm_length_t trims;             /**< times unused snapshot/twin memory was given back */
+    rvm_length_t last_threads;      /**< threads stopped by the last commit */
+    rvm_length_t last_skipped;      /**< threads not stopped: they block LRVM_TRACK_SIGNAL */
+    rvm_length_t last_pages;        /**< dirty pages of the last commit */
+    rvm_length_t last_pause_ns;     /**< the application's pause in the last commit */
+    rvm_length_t last_stop_ns;      /**<   of which: stopping the other threads */
+    rvm_length_t last_capture_ns;   /**<   of which: collect + re-arm (+ copy, wp-async) */
     rvm_length_t max_pause_ns;
     rvm_length_t total_pause_ns;
-    rvm_length_t last_commit_ns;   /**< whole rvm_commit call, last */
+    rvm_length_t last_commit_ns; /**< whole rvm_commit call, last */
     rvm_length_t total_commit_ns;
-    rvm_length_t last_durable_ns;  /**< wait for the log (write + sync) in the last commit */
+    rvm_length_t last_durable_ns; /**< wait for the log (write + sync) in the last commit */
     rvm_length_t total_durable_ns;
 } rvm_track_statistics_t;
 

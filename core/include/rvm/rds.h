@@ -28,24 +28,23 @@ extern "C" {
 #endif
 
 /* error codes (negative; positive values in *err are rvm_return_t codes) */
-#define SUCCESS             0
-#define ERVM_FAILED         -1
-#define EBAD_LIST           -2
-#define EBAD_SEGMENT_HDR    -3
-#define EHEAP_VERSION_SKEW  -4
-#define EHEAP_INIT          -5
-#define EBAD_ARGS           -6
-#define ECORRUPT            -7
-#define EFREED_TWICE        -8
-#define ENO_ROOM            -9
+#define SUCCESS 0
+#define ERVM_FAILED -1
+#define EBAD_LIST -2
+#define EBAD_SEGMENT_HDR -3
+#define EHEAP_VERSION_SKEW -4
+#define EHEAP_INIT -5
+#define EBAD_ARGS -6
+#define ECORRUPT -7
+#define EFREED_TWICE -8
+#define ENO_ROOM -9
 
 RVM_API int rds_zap_heap(char *DevName, rvm_offset_t DevLength, char *startAddr,
-                         rvm_length_t staticLength, rvm_length_t heapLength,
-                         unsigned long nlists, unsigned long chunkSize, int *err);
+                         rvm_length_t staticLength, rvm_length_t heapLength, unsigned long nlists,
+                         unsigned long chunkSize, int *err);
 RVM_API int rds_init_heap(char *base, rvm_length_t length, unsigned long chunkSize,
                           unsigned long nlists, rvm_tid_t *tid, int *err);
-RVM_API int rds_load_heap(char *DevName, rvm_offset_t DevLength, char **staticAddr,
-                          int *err);
+RVM_API int rds_load_heap(char *DevName, rvm_offset_t DevLength, char **staticAddr, int *err);
 RVM_API int rds_unload_heap(int *err);
 RVM_API int rds_start_heap(char *startAddr, int *err);
 RVM_API int rds_stop_heap(int *err);
@@ -59,31 +58,31 @@ RVM_API int rds_maxblock(unsigned long size);
  * mode, then releases the table. Call rds_do_free after your transaction committed, or
  * drop the list (free(list->table)) if it aborted. Start with table = NULL. */
 typedef struct intlist {
-    unsigned long size;        /* bytes allocated for table */
-    unsigned long count;       /* entries in use */
+    unsigned long size;  /* bytes allocated for table */
+    unsigned long count; /* entries in use */
     char **table;
 } intentionList_t;
 
-#define STARTSIZE 128          /* first size of an intention table, in bytes */
+#define STARTSIZE 128 /* first size of an intention table, in bytes */
 
 RVM_API int rds_fake_free(char *addr, intentionList_t *list);
 RVM_API int rds_do_free(intentionList_t *list, rvm_mode_t mode);
 
 /* statistics, kept in the heap header (13 x 32-bit, in this order) */
 typedef struct {
-    unsigned malloc;           /* allocation requests */
-    unsigned prealloc;         /* preallocation requests */
-    unsigned free;             /* block free requests */
-    unsigned coalesce;         /* heap coalesce count */
-    unsigned hits;             /* no need to split */
-    unsigned misses;           /* split required */
-    unsigned large_list;       /* largest list pointer changed */
-    unsigned large_hits;       /* large blocks present in list */
-    unsigned large_misses;     /* large block split required */
-    unsigned merged;           /* objects merged by coalescing */
-    unsigned unmerged;         /* objects not merged by coalescing */
-    unsigned freebytes;        /* bytes in free blocks */
-    unsigned mallocbytes;      /* bytes in allocated blocks */
+    unsigned malloc;       /* allocation requests */
+    unsigned prealloc;     /* preallocation requests */
+    unsigned free;         /* block free requests */
+    unsigned coalesce;     /* heap coalesce count */
+    unsigned hits;         /* no need to split */
+    unsigned misses;       /* split required */
+    unsigned large_list;   /* largest list pointer changed */
+    unsigned large_hits;   /* large blocks present in list */
+    unsigned large_misses; /* large block split required */
+    unsigned merged;       /* objects merged by coalescing */
+    unsigned unmerged;     /* objects not merged by coalescing */
+    unsigned freebytes;    /* bytes in free blocks */
+    unsigned mallocbytes;  /* bytes in allocated blocks */
 } rds_stats_t;
 
 RVM_API int rds_print_stats(void);
@@ -96,12 +95,12 @@ RVM_API int rds_trace_on(FILE *file);
 RVM_API int rds_trace_off(void);
 RVM_API int rds_trace_dump_heap(void);
 
-#define RDS_LOG(...)                                    \
-    do {                                                \
-        if (rds_tracing && rds_tracing_file) {          \
-            fprintf(rds_tracing_file, __VA_ARGS__);     \
-            fflush(rds_tracing_file);                   \
-        }                                               \
+#define RDS_LOG(...)                                \
+    do {                                            \
+        if (rds_tracing && rds_tracing_file) {      \
+            fprintf(rds_tracing_file, __VA_ARGS__); \
+            fflush(rds_tracing_file);               \
+        }                                           \
     } while (0)
 
 /* lrvm extensions (not in the original) */

@@ -48,55 +48,55 @@ extern "C" {
 typedef enum { rvm_false = 0, rvm_true = 1 } rvm_bool_t;
 
 typedef enum {
-    rvm_first_struct_id = 39,   /* internal */
-    rvm_region_id,              /* 40 */
-    rvm_options_id,             /* 41 */
-    rvm_tid_id,                 /* 42 */
-    rvm_statistics_id,          /* 43 */
-    rvm_last_struct_id          /* internal */
+    rvm_first_struct_id = 39, /* internal */
+    rvm_region_id,            /* 40 */
+    rvm_options_id,           /* 41 */
+    rvm_tid_id,               /* 42 */
+    rvm_statistics_id,        /* 43 */
+    rvm_last_struct_id        /* internal */
 } rvm_struct_id_t;
 
 typedef enum {
-    rvm_first_mode = 139,       /* internal */
-    restore,                    /* 140: restore memory on abort */
-    no_restore,                 /* 141: do not restore memory on abort */
-    flush,                      /* 142: flush records to log on commit */
-    no_flush,                   /* 143: do not flush records on commit */
-    rvm_last_mode               /* internal */
+    rvm_first_mode = 139, /* internal */
+    restore,              /* 140: restore memory on abort */
+    no_restore,           /* 141: do not restore memory on abort */
+    flush,                /* 142: flush records to log on commit */
+    no_flush,             /* 143: do not flush records on commit */
+    rvm_last_mode         /* internal */
 } rvm_mode_t;
 
 /* return codes */
 typedef int rvm_return_t;
-#define RVM_SUCCESS            0    /* success */
-#define rvm_first_code         199  /* internal */
-#define RVM_EINIT              200  /* RVM not initialized */
-#define RVM_EINTERNAL          201  /* internal error, see rvm_errmsg */
-#define RVM_EIO                202  /* I/O error, see rvm_ioerrno and rvm_errmsg */
+#define RVM_SUCCESS 0      /* success */
+#define rvm_first_code 199 /* internal */
+#define RVM_EINIT 200      /* RVM not initialized */
+#define RVM_EINTERNAL 201  /* internal error, see rvm_errmsg */
+#define RVM_EIO 202        /* I/O error, see rvm_ioerrno and rvm_errmsg */
 /* 203 is not defined; rvm_return(203) reads "RVM_EPLACEHOLDER" */
-#define RVM_ELOG               204  /* invalid log device */
-#define RVM_ELOG_VERSION_SKEW  205  /* RVM log format version skew */
-#define RVM_EMODE              206  /* invalid transaction begin/end mode */
-#define RVM_ENAME_TOO_LONG     207  /* device name longer than MAXPATHLEN-1 chars */
-#define RVM_ENO_MEMORY         208  /* heap exhausted */
-#define RVM_ENOT_MAPPED        209  /* designated region not mapped */
-#define RVM_EOFFSET            210  /* invalid segment offset */
-#define RVM_EOPTIONS           211  /* invalid options record or pointer */
-#define RVM_EOVERLAP           212  /* region overlaps existing seg mapping */
-#define RVM_EPAGER             213  /* invalid external pager */
-#define RVM_ERANGE             214  /* invalid virtual memory address */
-#define RVM_EREGION            215  /* invalid region descriptor or pointer */
-#define RVM_EREGION_DEF        216  /* invalid region definition descriptor */
-#define RVM_ESRC               217  /* invalid address range for new values */
-#define RVM_ESTATISTICS        218  /* invalid statistics record */
-#define RVM_ESTAT_VERSION_SKEW 219  /* RVM statistics format version skew */
-#define RVM_ETERMINATED        220  /* terminated by error already reported */
-#define RVM_ETHREADS           221  /* illegal C Thread library */
-#define RVM_ETID               222  /* invalid transaction identifier or ptr */
-#define RVM_ETOO_BIG           223  /* internal resources exceeded */
-#define RVM_EUNCOMMIT          224  /* uncommitted transaction(s) pending */
-#define RVM_EVERSION_SKEW      225  /* RVM library version skew */
-#define RVM_EVM_OVERLAP        226  /* region overlaps existing vm mapping */
-#define rvm_last_code          227  /* internal */
+#define RVM_ELOG 204               /* invalid log device */
+#define RVM_ELOG_VERSION_SKEW 205  /* RVM log format version skew */
+#define RVM_EMODE 206              /* invalid transaction begin/end mode */
+#define RVM_ENAME_TOO_LONG 207     /* device name longer than MAXPATHLEN-1 chars */
+#define RVM_ENO_MEMORY 208         /* heap exhausted */
+#define RVM_ENOT_MAPPED 209        /* designated region not mapped */
+#define RVM_EOFFSET 210            /* invalid segment offset */
+#define RVM_EOPTIONS 211           /* invalid options record or pointer */
+#define RVM_EOVERLAP 212           /* region overlaps existing seg mapping */
+#define RVM_EPAGER 213             /* invalid external pager */
+#define RVM_ERANGE 214             /* invalid virtual memory address */
+#define RVM_EREGION 215            /* invalid region descriptor or pointer */
+#define RVM_EREGION_DEF 216        /* invalid region definition descriptor */
+#define RVM_ESRC 217               /* invalid address range for new values */
+#define RVM_ESTATISTICS 218        /* invalid statistics record */
+#define RVM_ESTAT_VERSION_SKEW 219 /* RVM statistics format version skew */
+#define RVM_ETERMINATED 220        /* terminated by error already reported */
+#define RVM_ETHREADS 221           /* illegal C Thread library */
+#define RVM_ETID 222               /* invalid transaction identifier or ptr */
+#define RVM_ETOO_BIG 223           /* internal resources exceeded */
+#define RVM_EUNCOMMIT 224          /* uncommitted transaction(s) pending */
+#define RVM_EVERSION_SKEW 225      /* RVM library version skew */
+#define RVM_EVM_OVERLAP 226        /* region overlaps existing vm mapping */
+#define rvm_last_code 227          /* internal */
 
 /* must be sizeof(char *) */
 typedef unsigned long rvm_length_t;
@@ -109,66 +109,69 @@ typedef struct {
 
 /* transaction identifier: init with rvm_init_tid or rvm_malloc_tid before use */
 typedef struct {
-    rvm_struct_id_t struct_id;  /* self-identifier, do not change */
-    rvm_bool_t from_heap;       /* true if heap allocated, do not change */
-    struct timeval uname;       /* unique name (timestamp) */
-    void *tid;                  /* internal use only */
-    rvm_length_t reserved;      /* internal use only */
+    rvm_struct_id_t struct_id; /* self-identifier, do not change */
+    rvm_bool_t from_heap;      /* true if heap allocated, do not change */
+    struct timeval uname;      /* unique name (timestamp) */
+    void *tid;                 /* internal use only */
+    rvm_length_t reserved;     /* internal use only */
 } rvm_tid_t;
 
 /* options record: init with rvm_init_options or rvm_malloc_options before use */
 typedef struct {
-    rvm_struct_id_t struct_id;  /* self-identifier, do not change */
-    rvm_bool_t from_heap;       /* true if heap allocated, do not change */
-    char *log_dev;              /* device name */
-    long truncate;              /* truncation threshold, % of log */
+    rvm_struct_id_t struct_id;     /* self-identifier, do not change */
+    rvm_bool_t from_heap;          /* true if heap allocated, do not change */
+    char *log_dev;                 /* device name */
+    long truncate;                 /* truncation threshold, % of log */
     rvm_length_t recovery_buf_len; /* length of recovery buffer */
     rvm_length_t flush_buf_len;    /* length of flush buffer (partitions only) */
     rvm_length_t max_read_len;     /* maximum single read length */
-    rvm_bool_t log_empty;       /* TRUE ==> log empty */
-    char *pager;                /* char array for external pager name */
-    long n_uncommit;            /* length of uncommitted tid array */
-    rvm_tid_t *tid_array;       /* ptr to array of uncommitted tid's */
-    rvm_length_t flags;         /* bit vector for optimization and other flags */
-    rvm_bool_t create_log_file; /* TRUE ==> create the log file */
-    rvm_offset_t create_log_size; /* when creating a new log file, wanted size */
-    long create_log_mode;       /* when creating a new log file, wanted mode */
+    rvm_bool_t log_empty;          /* TRUE ==> log empty */
+    char *pager;                   /* char array for external pager name */
+    long n_uncommit;               /* length of uncommitted tid array */
+    rvm_tid_t *tid_array;          /* ptr to array of uncommitted tid's */
+    rvm_length_t flags;            /* bit vector for optimization and other flags */
+    rvm_bool_t create_log_file;    /* TRUE ==> create the log file */
+    rvm_offset_t create_log_size;  /* when creating a new log file, wanted size */
+    long create_log_mode;          /* when creating a new log file, wanted mode */
 } rvm_options_t;
 
 /* region descriptor: init with rvm_init_region or rvm_malloc_region before use */
 typedef struct {
-    rvm_struct_id_t struct_id;  /* self-identifier, do not change */
-    rvm_bool_t from_heap;       /* true if heap allocated, do not change */
-    char *data_dev;             /* device name */
-    rvm_offset_t dev_length;    /* maximum device length */
-    rvm_offset_t offset;        /* offset of region in segment */
-    char *vmaddr;               /* vm address of region/range */
-    rvm_length_t length;        /* length of region/range */
-    rvm_bool_t no_copy;         /* do not copy mapped data if true */
+    rvm_struct_id_t struct_id; /* self-identifier, do not change */
+    rvm_bool_t from_heap;      /* true if heap allocated, do not change */
+    char *data_dev;            /* device name */
+    rvm_offset_t dev_length;   /* maximum device length */
+    rvm_offset_t offset;       /* offset of region in segment */
+    char *vmaddr;              /* vm address of region/range */
+    rvm_length_t length;       /* length of region/range */
+    rvm_bool_t no_copy;        /* do not copy mapped data if true */
 } rvm_region_t;
 
 /* options constants */
-#define TRUNCATE 50                     /* default truncation threshold, % of log */
-#define RECOVERY_BUF_LEN (256 * 1024)   /* default recovery buffer length */
+#define TRUNCATE 50                   /* default truncation threshold, % of log */
+#define RECOVERY_BUF_LEN (256 * 1024) /* default recovery buffer length */
 #define MIN_RECOVERY_BUF_LEN (64 * 1024)
-#define FLUSH_BUF_LEN (256 * 1024)      /* default flush buffer length */
+#define FLUSH_BUF_LEN (256 * 1024) /* default flush buffer length */
 #define MIN_FLUSH_BUF_LEN (64 * 1024)
-#define MAX_READ_LEN (512 * 1024)       /* default maximum single read length */
+#define MAX_READ_LEN (512 * 1024) /* default maximum single read length */
 
-#define RVM_COALESCE_RANGES 1           /* coalesce ranges of one transaction */
-#define RVM_COALESCE_TRANS 2            /* coalesce no_flush commits (implies ranges) */
+#define RVM_COALESCE_RANGES 1 /* coalesce ranges of one transaction */
+#define RVM_COALESCE_TRANS 2  /* coalesce no_flush commits (implies ranges) */
 #define RVM_ALL_OPTIMIZATIONS (RVM_COALESCE_RANGES | RVM_COALESCE_TRANS)
-#define RVM_MAP_PRIVATE 8               /* use a private mapping (mmap) of the segment */
-#define RVM_SHARED_GROUP 16             /* trust logs and segments of the process's groups, */
-                                        /* group-writable ones too (lrvm extension; see the */
-                                        /* trust model: any group member can then steer them) */
-#define RVM_MAP_COPY 32                 /* rvm_map reads regions it allocates into anonymous */
-                                        /* memory instead of mapping the file copy-on-write */
-                                        /* (lrvm extension; see docs/library.md) */
+#define RVM_MAP_PRIVATE 8   /* use a private mapping (mmap) of the segment */
+#define RVM_SHARED_GROUP 16 /* trust logs and segments of the process's groups, */
+                            /* group-writable ones too (lrvm extension; see the */
+                            /* trust model: any group member can then steer them) */
+#define RVM_MAP_COPY 32     /* rvm_map reads regions it allocates into anonymous */
+                            /* memory instead of mapping the file copy-on-write */
+                            /* (lrvm extension; see docs/library.md) */
 
 /* offset, length and page macros; operand macros take their arguments' addresses */
 #define RVM_MK_OFFSET(x, y) rvm_mk_offset((rvm_length_t)(x), (rvm_length_t)(y))
-#define RVM_OFFSET_INITIALIZER(x, y) { (x), (y) }
+#define RVM_OFFSET_INITIALIZER(x, y) \
+    {                                \
+        (x), (y)                     \
+    }
 #define RVM_ZERO_OFFSET(x) (x) = RVM_MK_OFFSET(0, 0)
 #define RVM_OFFSET_TO_LENGTH(x) ((x).low)
 #define RVM_OFFSET_HIGH_BITS_TO_LENGTH(x) ((x).high)
@@ -193,12 +196,10 @@ typedef struct {
 #define RVM_PAGE_SIZE rvm_page_size()
 #define RVM_ROUND_LENGTH_UP_TO_PAGE_SIZE(x) \
     ((rvm_length_t)(((rvm_length_t)(x) + rvm_page_size() - 1) & rvm_page_mask()))
-#define RVM_ROUND_LENGTH_DOWN_TO_PAGE_SIZE(x) \
-    ((rvm_length_t)((rvm_length_t)(x) & rvm_page_mask()))
+#define RVM_ROUND_LENGTH_DOWN_TO_PAGE_SIZE(x) ((rvm_length_t)((rvm_length_t)(x)&rvm_page_mask()))
 #define RVM_ROUND_ADDR_UP_TO_PAGE_SIZE(x) \
     ((char *)(((rvm_length_t)(x) + rvm_page_size() - 1) & rvm_page_mask()))
-#define RVM_ROUND_ADDR_DOWN_TO_PAGE_SIZE(x) \
-    ((char *)((rvm_length_t)(x) & rvm_page_mask()))
+#define RVM_ROUND_ADDR_DOWN_TO_PAGE_SIZE(x) ((char *)((rvm_length_t)(x)&rvm_page_mask()))
 #define RVM_ROUND_OFFSET_UP_TO_PAGE_SIZE(x) rvm_rnd_offset_up_to_page(&(x))
 #define RVM_ROUND_OFFSET_DOWN_TO_PAGE_SIZE(x) rvm_rnd_offset_dn_to_page(&(x))
 
@@ -207,8 +208,8 @@ typedef struct {
 /* diagnostics for the last failure: file, operation, what to do; errno of an I/O failure */
 RVM_API extern char *rvm_errmsg;
 RVM_API extern int rvm_ioerrno;
-RVM_API extern rvm_bool_t rvm_no_yield;       /* accepted for compatibility; no effect */
-RVM_API extern rvm_bool_t rvm_map_private;    /* process-global RVM_MAP_PRIVATE switch */
+RVM_API extern rvm_bool_t rvm_no_yield;        /* accepted for compatibility; no effect */
+RVM_API extern rvm_bool_t rvm_map_private;     /* process-global RVM_MAP_PRIVATE switch */
 RVM_API extern rvm_length_t rvm_optimizations; /* process-global RVM_COALESCE_* switches */
 /* lrvm extension: bytes of record area a log may grow to when a commit does not fit in it;
  * 0 (the default): twice the total size of the segments it serves. A commit that needs more
@@ -300,8 +301,7 @@ RVM_API rvm_return_t rvm_abort_transaction(rvm_tid_t *tid);
 RVM_API rvm_return_t rvm_end_transaction(rvm_tid_t *tid, rvm_mode_t mode);
 RVM_API rvm_return_t rvm_flush(void);
 RVM_API rvm_return_t rvm_truncate(void);
-RVM_API rvm_return_t rvm_create_log(rvm_options_t *rvm_options, rvm_offset_t *log_len,
-                                    long mode);
+RVM_API rvm_return_t rvm_create_log(rvm_options_t *rvm_options, rvm_offset_t *log_len, long mode);
 
 /* offset / page support (used by the macros) */
 RVM_API rvm_offset_t rvm_mk_offset(rvm_length_t x, rvm_length_t y);

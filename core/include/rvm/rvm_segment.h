@@ -24,9 +24,9 @@ extern "C" {
 #define RVM_SEGMENT_VERSION "RVM Segment Loader Release 0.1  15 Nov. 1990"
 
 typedef struct {
-    rvm_offset_t offset;   /* region's offset in segment */
-    rvm_length_t length;   /* region length */
-    char *vmaddr;          /* mapping address for region */
+    rvm_offset_t offset; /* region's offset in segment */
+    rvm_length_t length; /* region length */
+    char *vmaddr;        /* mapping address for region */
 } rvm_region_def_t;
 
 /* One expression statement (the original's three statements put only the first under a
@@ -40,9 +40,8 @@ typedef struct {
 RVM_API rvm_return_t rvm_create_segment(char *DevName, rvm_offset_t DevLength,
                                         rvm_options_t *options, rvm_length_t nregions,
                                         rvm_region_def_t *region_defs);
-RVM_API rvm_return_t rvm_load_segment(char *DevName, rvm_offset_t DevLength,
-                                      rvm_options_t *options, unsigned long *nregions,
-                                      rvm_region_def_t *regions[]);
+RVM_API rvm_return_t rvm_load_segment(char *DevName, rvm_offset_t DevLength, rvm_options_t *options,
+                                      unsigned long *nregions, rvm_region_def_t *regions[]);
 RVM_API rvm_return_t rvm_release_segment(unsigned long nregions, rvm_region_def_t **regions);
 
 #ifdef __cplusplus

@@ -36,8 +36,8 @@ extern "C" {
 #define trans_coalesces_dist 0, 5, 10, 50, 100
 
 typedef struct {
-    rvm_struct_id_t struct_id;  /* self-identifier, do not change */
-    rvm_bool_t from_heap;       /* true if heap allocated, do not change */
+    rvm_struct_id_t struct_id; /* self-identifier, do not change */
+    rvm_bool_t from_heap;      /* true if heap allocated, do not change */
 
     /* current epoch, transactions */
     rvm_length_t n_abort;           /* aborted transactions */
@@ -49,20 +49,20 @@ typedef struct {
     rvm_offset_t no_flush_length;   /* bytes queued by no_flush commits */
 
     /* current epoch, log */
-    rvm_length_t n_split;           /* records split across the log end (lrvm: never) */
-    rvm_length_t n_flush;           /* log writes (each followed by one sync) */
-    rvm_length_t n_rvm_flush;       /* explicit rvm_flush calls */
-    rvm_length_t n_special;         /* special records (segment dictionary) */
-    rvm_length_t n_wrap;            /* 1 iff the log head is beyond its tail */
-    rvm_length_t log_dev_cur;       /* current log fill, % */
-    rvm_offset_t log_written;       /* bytes written to the log */
-    rvm_offset_t range_overlap;     /* bytes saved by intra-transaction coalescing */
-    rvm_offset_t trans_overlap;     /* bytes saved by inter-transaction coalescing */
-    rvm_length_t n_range_elim;      /* ranges eliminated within transactions */
-    rvm_length_t n_trans_elim;      /* ranges eliminated across no_flush transactions */
-    rvm_length_t n_trans_coalesced; /* no_flush transactions coalesced into others */
-    struct timeval flush_time;      /* time spent writing+syncing the log */
-    rvm_length_t last_flush_time;   /* msec */
+    rvm_length_t n_split;              /* records split across the log end (lrvm: never) */
+    rvm_length_t n_flush;              /* log writes (each followed by one sync) */
+    rvm_length_t n_rvm_flush;          /* explicit rvm_flush calls */
+    rvm_length_t n_special;            /* special records (segment dictionary) */
+    rvm_length_t n_wrap;               /* 1 iff the log head is beyond its tail */
+    rvm_length_t log_dev_cur;          /* current log fill, % */
+    rvm_offset_t log_written;          /* bytes written to the log */
+    rvm_offset_t range_overlap;        /* bytes saved by intra-transaction coalescing */
+    rvm_offset_t trans_overlap;        /* bytes saved by inter-transaction coalescing */
+    rvm_length_t n_range_elim;         /* ranges eliminated within transactions */
+    rvm_length_t n_trans_elim;         /* ranges eliminated across no_flush transactions */
+    rvm_length_t n_trans_coalesced;    /* no_flush transactions coalesced into others */
+    struct timeval flush_time;         /* time spent writing+syncing the log */
+    rvm_length_t last_flush_time;      /* msec */
     rvm_length_t last_truncation_time; /* msec */
     rvm_length_t last_tree_build_time; /* msec */
     rvm_length_t last_tree_apply_time; /* msec */
@@ -82,16 +82,16 @@ typedef struct {
     rvm_length_t tot_rvm_flush;
     rvm_length_t tot_special;
     rvm_length_t tot_wrap;
-    rvm_length_t log_dev_max;       /* highest log fill seen, % */
+    rvm_length_t log_dev_max; /* highest log fill seen, % */
     rvm_offset_t tot_log_written;
     rvm_offset_t tot_range_overlap;
     rvm_offset_t tot_trans_overlap;
     rvm_length_t tot_range_elim;
     rvm_length_t tot_trans_elim;
     rvm_length_t tot_trans_coalesced;
-    rvm_length_t tot_rvm_truncate;      /* rvm_truncate calls */
-    rvm_length_t tot_async_truncation;  /* background (incremental) truncations */
-    rvm_length_t tot_sync_truncation;   /* truncations run by a waiting committer */
+    rvm_length_t tot_rvm_truncate;     /* rvm_truncate calls */
+    rvm_length_t tot_async_truncation; /* background (incremental) truncations */
+    rvm_length_t tot_sync_truncation;  /* truncations run by a waiting committer */
     rvm_length_t tot_truncation_wait;
     rvm_length_t tot_recovery;
     struct timeval tot_flush_time;

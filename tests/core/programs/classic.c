@@ -23,23 +23,23 @@
 
 static int failures = 0;
 
-#define EXPECT(cond, ...)                                                                      \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            printf("classic: FAILED %s: ", #cond);                                            \
-            printf(__VA_ARGS__);                                                               \
-            printf("\n");                                                                      \
-            failures++;                                                                        \
-        }                                                                                      \
+#define EXPECT(cond, ...)                          \
+    do {                                           \
+        if (!(cond)) {                             \
+            printf("classic: FAILED %s: ", #cond); \
+            printf(__VA_ARGS__);                   \
+            printf("\n");                          \
+            failures++;                            \
+        }                                          \
     } while (0)
 
-#define RVM_OK(call)                                                                           \
-    do {                                                                                       \
-        rvm_return_t ret_ = (call);                                                            \
-        if (ret_ != RVM_SUCCESS) {                                                             \
-            printf("classic: %s returned %s\n", #call, rvm_return(ret_));                      \
-            exit(2);                                                                           \
-        }                                                                                      \
+#define RVM_OK(call)                                                      \
+    do {                                                                  \
+        rvm_return_t ret_ = (call);                                       \
+        if (ret_ != RVM_SUCCESS) {                                        \
+            printf("classic: %s returned %s\n", #call, rvm_return(ret_)); \
+            exit(2);                                                      \
+        }                                                                 \
     } while (0)
 
 static char log_name[1024], seg_name[1024];
@@ -79,12 +79,11 @@ static int setup(void)
     region = rvm_malloc_region();
     region->data_dev = seg_name;
     region->offset = RVM_MK_OFFSET(0, 0);
-    region->length = 0;                 /* whole segment */
-    region->vmaddr = NULL;              /* RVM chooses */
+    region->length = 0;    /* whole segment */
+    region->vmaddr = NULL; /* RVM chooses */
     RVM_OK(rvm_map(region, NULL));
     printf("classic: mapped length %lu\n", region->length);
-    EXPECT(region->length == 9728, "length %lu, want 9728 (10000 chopped to 512)",
-           region->length);
+    EXPECT(region->length == 9728, "length %lu, want 9728 (10000 chopped to 512)", region->length);
     base = region->vmaddr;
 
     /* 1: flush commit */
@@ -115,8 +114,8 @@ static int setup(void)
 
     rvm_init_statistics(&stats);
     RVM_OK(RVM_STATISTICS(&stats));
-    printf("classic: flush commits %lu, no_flush commits %lu, aborts %lu\n",
-           stats.n_flush_commit, stats.n_no_flush_commit, stats.n_abort);
+    printf("classic: flush commits %lu, no_flush commits %lu, aborts %lu\n", stats.n_flush_commit,
+           stats.n_no_flush_commit, stats.n_abort);
     EXPECT(stats.n_flush_commit == 1 && stats.n_no_flush_commit == 1 && stats.n_abort == 1,
            "statistics counters");
     printf("classic: setup done, dying without rvm_terminate\n");
@@ -136,7 +135,7 @@ static int recover(void)
 
     rvm_init_options(&options);
     options.log_dev = log_name;
-    RVM_OK(RVM_INIT(&options));         /* runs recovery */
+    RVM_OK(RVM_INIT(&options)); /* runs recovery */
     rvm_init_region(&region);
     region.data_dev = seg_name;
     RVM_OK(rvm_map(&region, NULL));

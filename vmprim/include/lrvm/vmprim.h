@@ -157,10 +157,10 @@ VMP_API int vmp_unprot(void *addr, size_t len);
 
 /** Two views of the same memfd-backed memory. */
 typedef struct vmp_map2 {
-    void *view1;   /**< first mapping */
-    void *view2;   /**< second mapping (same pages) */
-    size_t len;    /**< length of each view */
-    int fd;        /**< the memfd (owned; closed by vmp_map2_free) */
+    void *view1; /**< first mapping */
+    void *view2; /**< second mapping (same pages) */
+    size_t len;  /**< length of each view */
+    int fd;      /**< the memfd (owned; closed by vmp_map2_free) */
 } vmp_map2_t;
 
 /**
@@ -213,10 +213,10 @@ VMP_API void vmp_map2_free(vmp_map2_t *m);
 
 /** Dirty-tracking backends. */
 typedef enum vmp_backend {
-    VMP_BACKEND_AUTO = 0,      /**< best available: WP_ASYNC, then UFFD_SIGBUS, then MPROTECT */
-    VMP_BACKEND_WP_ASYNC = 1,  /**< "wp-async": uffd WP_ASYNC + PAGEMAP_SCAN */
+    VMP_BACKEND_AUTO = 0,        /**< best available: WP_ASYNC, then UFFD_SIGBUS, then MPROTECT */
+    VMP_BACKEND_WP_ASYNC = 1,    /**< "wp-async": uffd WP_ASYNC + PAGEMAP_SCAN */
     VMP_BACKEND_UFFD_SIGBUS = 2, /**< "uffd-sigbus": uffd WP + SIGBUS, in the faulting thread */
-    VMP_BACKEND_MPROTECT = 3,  /**< "mprotect": mprotect + SIGSEGV */
+    VMP_BACKEND_MPROTECT = 3,    /**< "mprotect": mprotect + SIGSEGV */
 } vmp_backend_t;
 
 /** Number of concrete backends (excluding AUTO). */
@@ -234,9 +234,9 @@ typedef void (*vmp_first_write_fn)(void *page, void *arg);
 
 /** Options for vmp_dirty_create. Zero-initialise, then set what you need. */
 typedef struct vmp_dirty_opts {
-    vmp_backend_t backend;     /**< AUTO (0) or a specific backend */
-    vmp_first_write_fn hook;   /**< optional first-write hook; ENOTSUP with WP_ASYNC */
-    void *hook_arg;            /**< passed to hook */
+    vmp_backend_t backend;   /**< AUTO (0) or a specific backend */
+    vmp_first_write_fn hook; /**< optional first-write hook; ENOTSUP with WP_ASYNC */
+    void *hook_arg;          /**< passed to hook */
 } vmp_dirty_opts_t;
 
 typedef struct vmp_dirty vmp_dirty_t;
