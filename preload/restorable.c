@@ -287,6 +287,21 @@ struct scan {
     struct finding f;
 };
 
+/* internal_block -- v, inside the internal heap's reservation, points into a block that heap has
+ * handed out. Only a live
+ * block counts, not the heap's whole reservation: that is 64 GiB of address space, and a word
+ * of the program's own data that merely falls in it (uniformly random bytes do, about one word
+ * in 2^28, so a walk of 256 KiB now and then) is an integer, not a pointer to lrvm's memory.
+ * Judged a pointer (into lrvm's memory, or into an anonymous mapping, which the reservation
+ * also is), it made a good segment unrestorable for good. No lock of the internal heap
+ * is taken (other threads of lrvm may allocate meanwhile): a block that changes state during
+ * the probe is judged either way, as a racing store would be. */
+static int internal_block(uintptr_t v)
+{
+    int state = heap_block_state(shim_internal_heap, (void *)v);
+    return state == HEAP_BS_START || state == HEAP_BS_INTERIOR;
+}
+
 /* judge_word -- v, found at `at` on a path from global `origin`: bad (recorded, returns 1),
  * a heap block to visit (queued), or harmless */
 static int judge_word(struct scan *sc, uintptr_t v, uintptr_t at, uintptr_t origin)
@@ -314,8 +329,11 @@ static int judge_word(struct scan *sc, uintptr_t v, uintptr_t at, uintptr_t orig
         kind = IMG_RK_FREED;
     } else if (std_stream(v)) {
         return 0;
-    } else if (boot_owns((void *)v) ||
-               (shim_internal_heap && heap_owns(shim_internal_heap, (void *)v)))
+    } else if (shim_internal_heap && heap_owns(shim_internal_heap, (void *)v)) {
+        if (!internal_block(v))
+            return 0; /* inside the reservation, in no block: an integer (internal_block) */
+        kind = IMG_RK_INTERNAL;
+    } else if (boot_owns((void *)v))
         kind = IMG_RK_INTERNAL;
     else if ((m = find_map(v)) == NULL)
         return 0; /* unmapped: an integer, or a dangling pointer nobody may follow */

@@ -13,6 +13,9 @@
  *                             (as perl's thread key): a restored run crashes with SIGSEGV
  *   restore_prog read FILE    read(2) FILE into a static buffer (as xz does): the kernel writes
  *                             into the tracked globals; prints the bytes read
+ *   restore_prog intlike FILE a heap block reached from a global holds integers that fall in
+ *                             the address range the shim reserved for its internal heap, but in
+ *                             no block of it (random data does): restorable, prints "intlike N"
  * Each mode writes "<mode> <state>" to FILE (truncating it first), so a test sees whether a
  * run got as far as main and whether it damaged the file.
  */
@@ -34,6 +37,7 @@ struct item *items;          /* clean, freed */
 FILE *report_to;             /* clean: libc's stdout object, restorable */
 char *arena;                 /* anon */
 uintptr_t handle;            /* handle */
+uint64_t *numbers;           /* intlike */
 static char inbuf[3 * 4096]; /* read: .bss, three pages */
 
 /* write_file -- FILE := "<mode> <n>\n" */
@@ -46,6 +50,27 @@ static void write_file(const char *path, const char *mode, long n)
     }
     fprintf(f, "%s %ld\n", mode, n);
     fclose(f);
+}
+
+/* internal_reserve_end -- the end of the largest anonymous mapping of 64 GiB or more that is not
+ * the persistent heap (the shim's internal heap reservation), or 0 */
+static uintptr_t internal_reserve_end(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[512];
+    uintptr_t best = 0, best_len = 0;
+    while (f && fgets(line, sizeof(line), f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx", &lo, &hi) != 2 || strchr(line, '/') != NULL)
+            continue;
+        if (hi - lo >= (64ul << 30) && lo != 0x200000000000ul && hi - lo > best_len) {
+            best = hi;
+            best_len = hi - lo;
+        }
+    }
+    if (f)
+        fclose(f);
+    return best;
 }
 
 int main(int argc, char **argv)
@@ -92,6 +117,23 @@ int main(int argc, char **argv)
         handle = 0x38;
         printf("handle fresh\n");
         write_file(path, mode, (long)handle);
+    } else if (strcmp(mode, "intlike") == 0) {
+        if (!numbers) {
+            uintptr_t end = internal_reserve_end();
+            if (end == 0) {
+                fprintf(stderr, "restore_prog: no internal heap reservation in /proc/self/maps\n");
+                return 1;
+            }
+            numbers = malloc(64 * sizeof(*numbers));
+            for (int i = 0; i < 64; i++) /* far past anything the internal heap has handed out */
+                numbers[i] = end - (4ul << 30) + (uint64_t)i * 4096;
+        }
+        long n = 0;
+        for (int i = 0; i < 64; i++)
+            n += numbers[i] != 0;
+        counter++;
+        printf("intlike %ld %d\n", n, counter);
+        write_file(path, mode, counter);
     } else if (strcmp(mode, "read") == 0) {
         int fd = open(path, O_RDONLY);
         ssize_t n = fd < 0 ? -1 : read(fd, inbuf + 100, sizeof(inbuf) - 100); /* spans pages */

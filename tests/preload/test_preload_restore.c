@@ -87,6 +87,23 @@ Test(restore, restorable_state_continues)
     child_dir_remove(s.dir);
 }
 
+/* integers in a heap block that fall in the address range of lrvm's internal heap, but in no
+ * block of it, are data: the restart continues (the differential torture's random bytes once
+ * made such a segment unrestorable for good) */
+Test(restore, integers_in_internal_heap_range_continue)
+{
+    struct seg s;
+    seg_make(&s, "restore-intlike");
+    for (int i = 1; i <= 3; i++) {
+        struct result r = prog(&s, "intlike", NULL);
+        cr_assert_eq(r.status, 0, "run %d: status %d, stderr: %s", i, r.status, r.err);
+        char want[64];
+        snprintf(want, sizeof(want), "intlike 64 %d\n", i);
+        cr_expect_str_eq(r.out, want, "run %d", i);
+    }
+    child_dir_remove(s.dir);
+}
+
 /* a global pointing into the program's own mmap'ed memory: refused, named, file untouched;
  * LRVM_GLOBALS=0 then runs on the heap alone, and a later run with globals starts afresh */
 Test(restore, anonymous_mapping_refused)
