@@ -48,6 +48,46 @@ static int all_zero(const void *p, size_t n)
     return 1;
 }
 
+/* image_check_program -- a segment with globals against this program: same executable
+ * (build-id), same load base, same globals layout */
+static int image_check_program(const struct image_header *h, const char *seg)
+{
+    char a[160], b[160];
+    const struct shim_exe *e = &shim_exe;
+    char path[IMG_PATH_MAX];
+    memcpy(path, h->exe_path, sizeof(path));
+    path[sizeof(path) - 1] = 0;
+    if (h->id_kind != e->id_kind || h->id_len != e->id_len ||
+        memcmp(h->build_id, e->build_id, e->id_len) != 0) {
+        shim_say(2, "LRVM_SEGMENT=", seg, " was written by ", path, " (build-id ",
+                 id_hex(a, h->id_kind, h->build_id, h->id_len), "); this program is ", e->path,
+                 " (build-id ", id_hex(b, e->id_kind, e->build_id, e->id_len),
+                 "): its globals cannot be restored into another program. Use another "
+                 "LRVM_SEGMENT",
+                 NULL);
+        return EINVAL;
+    }
+    if (h->load_base != e->load_base) {
+        shim_say(2, "LRVM_SEGMENT=", seg, " holds the globals of ", path, " loaded at ",
+                 shim_fmt_hex(a, h->load_base), "; this run loaded it at ",
+                 shim_fmt_hex(b, e->load_base),
+                 " (address-space randomisation is on and could "
+                 "not be turned off): run the program with lrvm-run, or under `setarch -R`, or "
+                 "with LRVM_GLOBALS=0 and another LRVM_SEGMENT",
+                 NULL);
+        return EINVAL;
+    }
+    if (h->globals_vaddr != e->g_lo || h->globals_len != e->g_hi - e->g_lo ||
+        h->globals_off != IMG_HEADER_SIZE) {
+        shim_say(2, "LRVM_SEGMENT=", seg, ": its globals area does not match ", e->path,
+                 " (same build-id and base, different layout: a damaged header?); use another "
+                 "LRVM_SEGMENT",
+                 NULL);
+        return EINVAL;
+    }
+    return 0;
+}
+
 /* shim_image_check -- the order of the checks is the order a user fixes them in */
 int shim_image_check(const struct image_header *h, const char *seg)
 {
@@ -103,39 +143,7 @@ int shim_image_check(const struct image_header *h, const char *seg)
    * (image_format.h) */
     if (!shim_opts.globals)
         return 0;
-    const struct shim_exe *e = &shim_exe;
-    char path[IMG_PATH_MAX];
-    memcpy(path, h->exe_path, sizeof(path));
-    path[sizeof(path) - 1] = 0;
-    if (h->id_kind != e->id_kind || h->id_len != e->id_len ||
-        memcmp(h->build_id, e->build_id, e->id_len) != 0) {
-        shim_say(2, "LRVM_SEGMENT=", seg, " was written by ", path, " (build-id ",
-                 id_hex(a, h->id_kind, h->build_id, h->id_len), "); this program is ", e->path,
-                 " (build-id ", id_hex(b, e->id_kind, e->build_id, e->id_len),
-                 "): its globals cannot be restored into another program. Use another "
-                 "LRVM_SEGMENT",
-                 NULL);
-        return EINVAL;
-    }
-    if (h->load_base != e->load_base) {
-        shim_say(2, "LRVM_SEGMENT=", seg, " holds the globals of ", path, " loaded at ",
-                 shim_fmt_hex(a, h->load_base), "; this run loaded it at ",
-                 shim_fmt_hex(b, e->load_base),
-                 " (address-space randomisation is on and could "
-                 "not be turned off): run the program with lrvm-run, or under `setarch -R`, or "
-                 "with LRVM_GLOBALS=0 and another LRVM_SEGMENT",
-                 NULL);
-        return EINVAL;
-    }
-    if (h->globals_vaddr != e->g_lo || h->globals_len != e->g_hi - e->g_lo ||
-        h->globals_off != IMG_HEADER_SIZE) {
-        shim_say(2, "LRVM_SEGMENT=", seg, ": its globals area does not match ", e->path,
-                 " (same build-id and base, different layout: a damaged header?); use another "
-                 "LRVM_SEGMENT",
-                 NULL);
-        return EINVAL;
-    }
-    return 0;
+    return image_check_program(h, seg);
 }
 
 /* now_ns -- CLOCK_REALTIME in nanoseconds */

@@ -388,68 +388,82 @@ static int mark_log_pending(const char *seg)
     return 0;
 }
 
-/* shim_persist_setup -- steps 0-4 of the file comment; the heap is reserved at base already */
-int shim_persist_setup(void *base, size_t reserve)
+/* persist_log_path -- the log's path into log_path: LRVM_LOG, else "<segment>.log" */
+static int persist_log_path(const char *seg)
 {
-    const char *seg = shim_opts.segment;
     int n = shim_opts.log ? snprintf(log_path, sizeof(log_path), "%s", shim_opts.log)
                           : snprintf(log_path, sizeof(log_path), "%s.log", seg);
     if (n < 0 || (size_t)n >= sizeof(log_path)) {
         shim_say(2, "LRVM_LOG / LRVM_SEGMENT: path too long", NULL);
         return ENAMETOOLONG;
     }
-    /* The executable's identity and globals: checked against the header (globals), recorded
-   * for display (heap-only). */
-    int prc = shim_exe_probe();
-    if (prc && shim_opts.globals)
-        return prc;
-    rvm_options_t o;
-    rvm_init_options(&o);
-    o.log_dev = log_path;
+    return 0;
+}
+
+/* persist_log_options -- the engine's options for the shim's log */
+static void persist_log_options(rvm_options_t *o)
+{
+    rvm_init_options(o);
+    o->log_dev = log_path;
     /* Truncate once 1/8 of the log holds records (LRVM's default waits for half): the records
-   * left in the log are what the next start must apply, so this bounds the restart. */
-    o.truncate = 12;
+     * left in the log are what the next start must apply, so this bounds the restart. */
+    o->truncate = 12;
     if (shim_opts.shared_group)
-        o.flags |= RVM_SHARED_GROUP;
+        o->flags |= RVM_SHARED_GROUP;
     filecheck_shared_group = shim_opts.shared_group;
-    int oerr = segment_open(seg, &o);
-    struct stat st;
-    if (oerr == 0 && fstat(heap_seg.fd, &st) != 0)
+}
+
+/* persist_open_segment -- segment_open, and the file's size into *st */
+static int persist_open_segment(const char *seg, rvm_options_t *o, struct stat *st)
+{
+    int oerr = segment_open(seg, o);
+    if (oerr == 0 && fstat(heap_seg.fd, st) != 0)
         oerr = errno;
     if (oerr) {
         if (oerr != EPERM && oerr != EIO)
             shim_say(2, "cannot open LRVM_SEGMENT=", seg, ": ", strerror(oerr), NULL);
         return oerr;
     }
-    /* One writer per segment, locked before the log is opened (recovery writes the segment):
-   * two processes committing the same heap would overwrite each other. The lock lives as long as the descriptor (O_CLOEXEC: an exec'd program does
-   * not hold it; a fork child shares it but never commits). */
-    if (flock(heap_seg.fd, LOCK_EX | LOCK_NB) != 0) {
-        int err = errno;
-        char pid[24];
-        pid_t holder = err == EWOULDBLOCK ? loglock_holder(heap_seg.fd) : 0;
-        shim_say(2, "LRVM_SEGMENT=", seg,
-                 err == EWOULDBLOCK ? " is in use by " : ": cannot lock it: ",
-                 err != EWOULDBLOCK ? strerror(err)
-                 : holder > 0       ? "pid "
-                                    : "another process",
-                 holder > 0 ? shim_fmt_u64(pid, (uint64_t)holder) : "",
-                 err == EWOULDBLOCK ? " (one writer per segment); wait for it to exit or choose "
-                                      "another LRVM_SEGMENT"
-                                    : "",
-                 NULL);
-        return err;
-    }
-    /* step 0: judge the header before the log is touched */
-    struct image_header fh;
-    int chk = read_header(&fh, seg);
+    return 0;
+}
+
+/* persist_lock_segment -- one writer per segment, locked before the log is opened (recovery
+ * writes the segment): two processes committing the same heap would overwrite each other. The
+ * lock lives as long as the descriptor (O_CLOEXEC: an exec'd program does not hold it; a fork
+ * child shares it but never commits). */
+static int persist_lock_segment(const char *seg)
+{
+    if (flock(heap_seg.fd, LOCK_EX | LOCK_NB) == 0)
+        return 0;
+    int err = errno;
+    char pid[24];
+    pid_t holder = err == EWOULDBLOCK ? loglock_holder(heap_seg.fd) : 0;
+    shim_say(2, "LRVM_SEGMENT=", seg, err == EWOULDBLOCK ? " is in use by " : ": cannot lock it: ",
+             err != EWOULDBLOCK ? strerror(err)
+             : holder > 0       ? "pid "
+                                : "another process",
+             holder > 0 ? shim_fmt_u64(pid, (uint64_t)holder) : "",
+             err == EWOULDBLOCK ? " (one writer per segment); wait for it to exit or choose "
+                                  "another LRVM_SEGMENT"
+                                : "",
+             NULL);
+    return err;
+}
+
+/* persist_recover -- steps 0 and 1: the header judged before the log is touched, the log
+ * created if there is none (and may be), rvm_initialize (recovery), and the header judged
+ * again into *fh; *existing is 1 when the segment holds an image. */
+static int persist_recover(const char *seg, rvm_options_t *o, struct image_header *fh,
+                           int *existing)
+{
+    int chk = read_header(fh, seg);
     if (chk > 1)
         return chk;
     rvm_return_t rc;
     if (access(log_path, F_OK) != 0) {
-        if (fh.log_pending) {
+        if (fh->log_pending) {
             /* the file alone is not the last committed state: recreating the log would lose the
-       * commits it held, silently (image_format.h, LOG PENDING) */
+             * commits it held, silently (image_format.h, LOG PENDING) */
             shim_say(
                 2, "LRVM_SEGMENT=", seg, " has commits in its log, but the log ", log_path,
                 " is missing: restore the log (a copy of the segment needs the copy of its log "
@@ -458,69 +472,83 @@ int shim_persist_setup(void *base, size_t reserve)
                 seg, "`", NULL);
             return ENOENT;
         }
-        if ((rc = log_create_atomic(&o)) != RVM_SUCCESS)
+        if ((rc = log_create_atomic(o)) != RVM_SUCCESS)
             return EIO;
     }
     rvm_log_max_len = shim_opts.log_max; /* how far a too-small log may grow */
-    rc = rvm_initialize(RVM_VERSION, &o);
+    rc = rvm_initialize(RVM_VERSION, o);
     if (rc != RVM_SUCCESS) {
         say_rvm("cannot open the log (LRVM_LOG or <LRVM_SEGMENT>.log)", rc);
         return EIO;
     }
     /* Read again after recovery: the file's header is older than the log's when the last run
-   * did not truncate (a crash, a kill), and the verdict that counts is the last commit's. */
-    if ((chk = read_header(&fh, seg)) > 1)
+     * did not truncate (a crash, a kill), and the verdict that counts is the last commit's. */
+    if ((chk = read_header(fh, seg)) > 1)
         return chk;
-    int existing = chk == 0;
-    /* Restoring globals the last commit judged unrestorable, or that made the last restored run
-   * crash, is refused here: before main, nothing of the program has run, and recovery only
-   * applied committed records (restorable.c, crashnote.c). */
-    if (existing && shim_opts.globals && (fh.flags & IMG_F_GLOBALS_VALID) &&
-        (shim_restore_refuse(&fh, seg) || shim_crash_refuse(&fh, seg)))
-        return EPERM;
+    *existing = chk == 0;
+    return 0;
+}
+
+/* persist_configure_engine -- commit mode (LRVM_FLUSH) and tracking backend (LRVM_TRACK) */
+static int persist_configure_engine(void)
+{
     if (!shim_opts.flush)
         rvm_commit_mode(no_flush);
     if (strcmp(shim_opts.track, "auto") != 0) {
         rvm_track_options_t to;
         memset(&to, 0, sizeof(to));
         to.backend = shim_opts.track;
-        if ((rc = rvm_track_configure(&to)) != RVM_SUCCESS) {
+        rvm_return_t rc = rvm_track_configure(&to);
+        if (rc != RVM_SUCCESS) {
             say_rvm("LRVM_TRACK", rc);
             return EINVAL;
         }
     }
-    int mrc_pending;
-    uint64_t glen =
-        existing ? fh.globals_len : (shim_opts.globals ? shim_exe.g_hi - shim_exe.g_lo : 0);
-    uint64_t heap_off = existing ? fh.heap_off : IMG_HEADER_SIZE + glen;
+    return 0;
+}
+
+/* persist_size_segment -- step 2's extension: the file is heap_off + reserve bytes (sparse);
+ * a larger file is not one this header and LRVM_HEAP_SIZE describe */
+static int persist_size_segment(const char *seg, const struct stat *st, uint64_t heap_off,
+                                size_t reserve)
+{
     heap_seg.reserve = reserve;
     heap_seg.off = heap_off;
-    if ((uint64_t)st.st_size > heap_off + reserve) {
+    if ((uint64_t)st->st_size > heap_off + reserve) {
         char a[24], b[24];
-        shim_say(2, "LRVM_SEGMENT=", seg, " is ", shim_fmt_u64(a, (uint64_t)st.st_size >> 20),
+        shim_say(2, "LRVM_SEGMENT=", seg, " is ", shim_fmt_u64(a, (uint64_t)st->st_size >> 20),
                  " MiB, larger than its header and LRVM_HEAP_SIZE (",
                  shim_fmt_u64(b, reserve >> 20),
                  " MiB) allow: a damaged segment? choose another LRVM_SEGMENT", NULL);
         return EFBIG;
     }
-    if ((uint64_t)st.st_size < heap_off + reserve &&
+    if ((uint64_t)st->st_size < heap_off + reserve &&
         ftruncate(heap_seg.fd, (off_t)(heap_off + reserve)) != 0) {
         int err = errno;
         shim_say(2, "cannot extend LRVM_SEGMENT=", seg, ": ", strerror(err), NULL);
         return err;
     }
-    if ((mrc_pending = mark_log_pending(seg)) != 0)
-        return mrc_pending;
-    int mrc = map_region(&header_region, seg, 0, IMG_HEADER_SIZE, NULL, 0,
-                         "cannot map the header of LRVM_SEGMENT");
+    return 0;
+}
+
+/* persist_map_and_track -- steps 2 and 3 up to the heap: the log marked pending, the header
+ * page and the heap mapped, both tracked */
+static int persist_map_and_track(const char *seg, void *base, size_t reserve, uint64_t heap_off,
+                                 int existing)
+{
+    int mrc = mark_log_pending(seg);
+    if (mrc != 0)
+        return mrc;
+    mrc = map_region(&header_region, seg, 0, IMG_HEADER_SIZE, NULL, 0,
+                     "cannot map the header of LRVM_SEGMENT");
     if (mrc)
         return mrc;
     seg_header = (struct image_header *)header_region.vmaddr;
     if ((mrc = persist_load_image(seg, base, reserve, heap_off, existing)))
         return mrc;
     /* only the heap in use can hold pages: the rest of the reservation was never touched */
-    rc = track_region_add_sparse(&heap_region, heap_seg.size > 0 ? heap_seg.size
-                                                                 : (uint64_t)1 << HEAP_CHUNK_SHIFT);
+    rvm_return_t rc = track_region_add_sparse(
+        &heap_region, heap_seg.size > 0 ? heap_seg.size : (uint64_t)1 << HEAP_CHUNK_SHIFT);
     if (rc == RVM_SUCCESS)
         rc = rvm_track(&header_region);
     if (rc != RVM_SUCCESS) {
@@ -528,13 +556,21 @@ int shim_persist_setup(void *base, size_t reserve)
         return EIO;
     }
     /* Only wp-async lets the kernel write into tracked memory. With the
-   * fault backends, kwrite.c prepares heap buffers before read, recv, stat ... (and libcobj.c
-   * keeps libc's own stdio buffers and DIR streams out of the heap). */
+     * fault backends, kwrite.c prepares heap buffers before read, recv, stat ... (and libcobj.c
+     * keeps libc's own stdio buffers and DIR streams out of the heap). */
     rvm_track_statistics_t ts;
     if (rvm_track_statistics(&ts) == RVM_SUCCESS && strcmp(ts.backend, "wp-async") != 0) {
         shim_kw_lo = (uintptr_t)base;
         shim_kw_hi = (uintptr_t)base + reserve;
     }
+    return 0;
+}
+
+/* persist_open_heap -- step 3's end: heap_open or heap_create in tracked memory; a new
+ * segment's header filled in and committed at once (an empty heap is a valid restart point) */
+static int persist_open_heap(const char *seg, void *base, size_t reserve, int existing,
+                             uint64_t glen, uint64_t heap_off)
+{
     struct heap_opts ho;
     heap_opts_init(&ho);
     ho.report = report;
@@ -549,26 +585,33 @@ int shim_persist_setup(void *base, size_t reserve)
                  existing ? " (a damaged segment? rvmutl image shows its header)" : "", NULL);
         return hrc;
     }
-    if (!existing) {
-        shim_image_create(seg_header, glen, heap_off);
-        if (shim_opts.globals)
-            seg_header->flags |=
-                IMG_F_GLOBALS; /* even with no writable data: the layout is fixed */
-        shim_image_stamp(seg_header, 0);
-        /* track_commit, not rvm_commit: that is overridden to come back here (aware.c) */
-        if ((rc = track_commit()) != RVM_SUCCESS) {
-            say_rvm("cannot commit the new segment", rc);
-            return EIO;
-        }
+    if (existing)
+        return 0;
+    shim_image_create(seg_header, glen, heap_off);
+    if (shim_opts.globals)
+        seg_header->flags |= IMG_F_GLOBALS; /* even with no writable data: the layout is fixed */
+    shim_image_stamp(seg_header, 0);
+    /* track_commit, not rvm_commit: that is overridden to come back here (aware.c) */
+    rvm_return_t rc = track_commit();
+    if (rc != RVM_SUCCESS) {
+        say_rvm("cannot commit the new segment", rc);
+        return EIO;
     }
-    /* locks held at the last commit come back released (lockset.c): the heap's now, the
-   * globals' when globals.c restores them */
+    return 0;
+}
+
+/* persist_setup_globals -- step 4, and the lock ranges: locks held at the last commit come
+ * back released (lockset.c), the heap's now, the globals' when globals.c restores them */
+static int persist_setup_globals(const char *seg, void *base, size_t reserve, int existing,
+                                 uint64_t glen)
+{
     shim_locks_setup(seg_header, seg, existing, (uintptr_t)base, (uintptr_t)base + heap_seg.size);
     if (glen && shim_opts.globals && shim_restore_setup() != 0)
         shim_say(2,
                  "LRVM_GLOBALS: no memory for the restorability scan; commits record no "
                  "verdict",
                  NULL);
+    int mrc;
     if (glen && shim_opts.globals &&
         (mrc = shim_globals_map(seg, IMG_HEADER_SIZE,
                                 (seg_header->flags & IMG_F_GLOBALS_VALID) != 0)))
@@ -580,6 +623,46 @@ int shim_persist_setup(void *base, size_t reserve)
     }
     shim_locks_ranges(gl ? shim_exe.g_lo : 0, gl ? shim_exe.g_hi : 0, (uintptr_t)base,
                       (uintptr_t)base + reserve);
+    return 0;
+}
+
+/* shim_persist_setup -- steps 0-4 of the file comment; the heap is reserved at base already */
+int shim_persist_setup(void *base, size_t reserve)
+{
+    const char *seg = shim_opts.segment;
+    int err = persist_log_path(seg);
+    if (err)
+        return err;
+    /* The executable's identity and globals: checked against the header (globals), recorded
+     * for display (heap-only). */
+    int prc = shim_exe_probe();
+    if (prc && shim_opts.globals)
+        return prc;
+    rvm_options_t o;
+    persist_log_options(&o);
+    struct stat st;
+    if ((err = persist_open_segment(seg, &o, &st)) || (err = persist_lock_segment(seg)))
+        return err;
+    struct image_header fh;
+    int existing = 0;
+    if ((err = persist_recover(seg, &o, &fh, &existing)))
+        return err;
+    /* Restoring globals the last commit judged unrestorable, or that made the last restored run
+     * crash, is refused here: before main, nothing of the program has run, and recovery only
+     * applied committed records (restorable.c, crashnote.c). */
+    if (existing && shim_opts.globals && (fh.flags & IMG_F_GLOBALS_VALID) &&
+        (shim_restore_refuse(&fh, seg) || shim_crash_refuse(&fh, seg)))
+        return EPERM;
+    if ((err = persist_configure_engine()))
+        return err;
+    uint64_t glen =
+        existing ? fh.globals_len : (shim_opts.globals ? shim_exe.g_hi - shim_exe.g_lo : 0);
+    uint64_t heap_off = existing ? fh.heap_off : IMG_HEADER_SIZE + glen;
+    if ((err = persist_size_segment(seg, &st, heap_off, reserve)) ||
+        (err = persist_map_and_track(seg, base, reserve, heap_off, existing)) ||
+        (err = persist_open_heap(seg, base, reserve, existing, glen, heap_off)) ||
+        (err = persist_setup_globals(seg, base, reserve, existing, glen)))
+        return err;
     shim_persistent = 1;
     return 0;
 }

@@ -185,13 +185,10 @@ static int cset_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* cset_materialize -- turn the set into one queued record and empty it */
-rvm_return_t cset_materialize(struct log *lg)
+/* cset_ranges -- the set bits of every shadow page (sorted by cset_cmp) as ranges in cs->out,
+ * *nr of them: one range per run of set bits */
+static rvm_return_t cset_ranges(struct cset *cs, size_t *nr_out)
 {
-    struct cset *cs = &lg->cs;
-    if (cs->n == 0)
-        return RVM_SUCCESS;
-    qsort(cs->list, cs->n, sizeof(*cs->list), cset_cmp);
     size_t nr = 0;
     for (size_t i = 0; i < cs->n; i++) {
         struct shadow *sh = cs->list[i];
@@ -233,21 +230,14 @@ rvm_return_t cset_materialize(struct log *lg)
             b = e;
         }
     }
-    uint64_t seq;
-    rvm_return_t rc = log_enqueue(lg, cs->out, nr, (uint32_t)cs->ntxn, &seq);
-    if (rc)
-        return rc;
-    /* what coalescing across transactions saved: ranges and bytes that went in but
-     * do not go out */
-    uint64_t outbytes = 0;
-    for (size_t i = 0; i < nr; i++)
-        outbytes += cs->out[i].len;
-    uint64_t relim = cs->nranges_in > nr ? cs->nranges_in - nr : 0;
-    uint64_t belim = cs->nbytes_in > outbytes ? cs->nbytes_in - outbytes : 0;
-    engine.st.n_trans_elim += relim;
-    engine.st.trans_overlap = rvm_add_length_to_offset(&engine.st.trans_overlap, belim);
-    cs->nranges_in = cs->nbytes_in = 0;
-    /* recycle: pages back to the pool, directories emptied */
+    *nr_out = nr;
+    return RVM_SUCCESS;
+}
+
+/* cset_recycle -- the set emptied once its ranges are queued: pages back to the pool,
+ * directories emptied */
+static void cset_recycle(struct cset *cs)
+{
     for (size_t i = 0; i < cs->n; i++)
         cset_unlink(cs->list[i]);
     if (cs->npool + cs->n > cs->poolcap) {
@@ -269,6 +259,34 @@ reset:
     cs->ntxn = 0;
     cs->nbytes = 0;
     cs->nruns_est = 0;
+}
+
+/* cset_materialize -- turn the set into one queued record and empty it */
+rvm_return_t cset_materialize(struct log *lg)
+{
+    struct cset *cs = &lg->cs;
+    if (cs->n == 0)
+        return RVM_SUCCESS;
+    qsort(cs->list, cs->n, sizeof(*cs->list), cset_cmp);
+    size_t nr = 0;
+    rvm_return_t rc = cset_ranges(cs, &nr);
+    if (rc)
+        return rc;
+    uint64_t seq;
+    rc = log_enqueue(lg, cs->out, nr, (uint32_t)cs->ntxn, &seq);
+    if (rc)
+        return rc;
+    /* what coalescing across transactions saved: ranges and bytes that went in but
+     * do not go out */
+    uint64_t outbytes = 0;
+    for (size_t i = 0; i < nr; i++)
+        outbytes += cs->out[i].len;
+    uint64_t relim = cs->nranges_in > nr ? cs->nranges_in - nr : 0;
+    uint64_t belim = cs->nbytes_in > outbytes ? cs->nbytes_in - outbytes : 0;
+    engine.st.n_trans_elim += relim;
+    engine.st.trans_overlap = rvm_add_length_to_offset(&engine.st.trans_overlap, belim);
+    cs->nranges_in = cs->nbytes_in = 0;
+    cset_recycle(cs);
     return RVM_SUCCESS;
 }
 

@@ -127,6 +127,120 @@ rvm_return_t rvm_create_segment(char *DevName, rvm_offset_t DevLength, rvm_optio
     return rc;
 }
 
+/* loader_read_defs -- the header's region definitions, judged and copied to *defs (malloc'ed) */
+static rvm_return_t loader_read_defs(const char *DevName, const struct loader_hdr *h,
+                                     rvm_region_def_t **defs, rvm_length_t *nregions)
+{
+    if (h->struct_id != LOADER_ID)
+        return err_set(RVM_ESEGMENT_HDR,
+                       "segment %s has no segment-loader header (bad struct "
+                       "id %d); create it with rvm_create_segment",
+                       DevName, h->struct_id);
+    if (strncmp(h->version, RVM_SEGMENT_VERSION, sizeof(h->version)) != 0)
+        return err_set(RVM_EVERSION_SKEW, "segment %s: loader version \"%.127s\" is not \"%s\"",
+                       DevName, h->version, RVM_SEGMENT_VERSION);
+    rvm_length_t n = h->nregions;
+    if (n > loader_max())
+        return err_set(RVM_ESEGMENT_HDR,
+                       "segment %s: header claims %lu regions (at most %lu); "
+                       "the header is damaged",
+                       DevName, n, loader_max());
+    *defs = malloc((n ? n : 1) * sizeof(**defs));
+    if (*defs == NULL)
+        return RVM_ENO_MEMORY;
+    memcpy(*defs, h->regions, n * sizeof(**defs));
+    *nregions = n;
+    return RVM_SUCCESS;
+}
+
+/* loader_check_def -- region i's definition is one that can be mapped (vmlen: its length
+ * rounded up to pages) */
+static rvm_return_t loader_check_def(const char *DevName, rvm_length_t i,
+                                     const rvm_region_def_t *def, rvm_length_t vmlen)
+{
+    if (def->vmaddr == NULL || def->length == 0)
+        return err_set(RVM_ESEGMENT_HDR,
+                       "segment %s: region %lu has no address or no "
+                       "length; the header is damaged",
+                       DevName, i);
+    if ((uintptr_t)def->vmaddr & (rvm_page_size() - 1))
+        return err_set(RVM_ESEGMENT_HDR,
+                       "segment %s: region %lu address %p is not page "
+                       "aligned; the header is damaged",
+                       DevName, i, (void *)def->vmaddr);
+    /* The header is data from a file: a length whose page round-up wraps, or a region
+     * that would wrap the address space, is damage, not an overlap. */
+    if (vmlen < def->length || (uintptr_t)def->vmaddr + vmlen < (uintptr_t)def->vmaddr)
+        return err_set(RVM_ESEGMENT_HDR,
+                       "segment %s: region %lu (address %p, length %lu) "
+                       "wraps the address space; the header is damaged",
+                       DevName, i, (void *)def->vmaddr, def->length);
+    return RVM_SUCCESS;
+}
+
+/* loader_map_def -- region i at its recorded address: the address range reserved (it must be
+ * free), then rvm_map'ed there; on failure nothing of it stays mapped */
+static rvm_return_t loader_map_def(char *DevName, rvm_offset_t DevLength, rvm_length_t i,
+                                   const rvm_region_def_t *def)
+{
+    rvm_length_t vmlen = RVM_ROUND_LENGTH_UP_TO_PAGE_SIZE(def->length);
+    rvm_return_t rc = loader_check_def(DevName, i, def, vmlen);
+    if (rc)
+        return rc;
+    void *p = mmap(def->vmaddr, vmlen, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (p == MAP_FAILED || p != def->vmaddr) {
+        int e = p == MAP_FAILED ? errno : EEXIST; /* old kernels ignore NOREPLACE: moved */
+        if (p != MAP_FAILED)
+            munmap(p, vmlen);
+        if (e == EEXIST)
+            return err_set(RVM_EVM_OVERLAP,
+                           "segment %s: region %lu at %p overlaps memory "
+                           "in use",
+                           DevName, i, (void *)def->vmaddr);
+        return err_set(RVM_ERANGE,
+                       "segment %s: region %lu at %p (length %lu) cannot be "
+                       "mapped: %s",
+                       DevName, i, (void *)def->vmaddr, def->length, strerror(e));
+    }
+    rvm_region_t r;
+    rvm_init_region(&r);
+    r.data_dev = DevName;
+    r.dev_length = DevLength;
+    r.offset = def->offset;
+    r.length = def->length;
+    r.vmaddr = def->vmaddr;
+    rc = rvm_map(&r, NULL);
+    if (rc) {
+        munmap(def->vmaddr, vmlen);
+        return rc;
+    }
+    if (RVM_ROUND_LENGTH_UP_TO_PAGE_SIZE(r.length) != vmlen) {
+        /* rvm_map cut it at the end of the segment: the header does not fit it */
+        rvm_unmap(&r);
+        munmap(def->vmaddr, vmlen);
+        return err_set(RVM_ESEGMENT_HDR,
+                       "segment %s: region %lu (offset %lu, length %lu) "
+                       "extends beyond the end of the segment; the header is damaged",
+                       DevName, i, def->offset.low, def->length);
+    }
+    return RVM_SUCCESS;
+}
+
+/* loader_unmap_defs -- undo the first done regions, which this call mapped: memory at the
+ * other addresses belongs to the caller */
+static void loader_unmap_defs(const rvm_region_def_t *defs, rvm_length_t done)
+{
+    for (rvm_length_t i = 0; i < done; i++) {
+        rvm_region_t r;
+        rvm_init_region(&r);
+        r.vmaddr = defs[i].vmaddr;
+        r.length = defs[i].length;
+        if (rvm_unmap(&r) == RVM_SUCCESS)
+            munmap(defs[i].vmaddr, RVM_ROUND_LENGTH_UP_TO_PAGE_SIZE(defs[i].length));
+    }
+}
+
 /* rvm_load_segment -- map every region of a segment at its recorded address */
 rvm_return_t rvm_load_segment(char *DevName, rvm_offset_t DevLength, rvm_options_t *options,
                               unsigned long *nregions, rvm_region_def_t *regions[])
@@ -137,115 +251,16 @@ rvm_return_t rvm_load_segment(char *DevName, rvm_offset_t DevLength, rvm_options
     rvm_return_t rc = loader_map_hdr(DevName, DevLength, options, &hdr);
     if (rc)
         return rc;
-    struct loader_hdr *h = (struct loader_hdr *)hdr.vmaddr;
     rvm_region_def_t *defs = NULL;
     rvm_length_t n = 0;
-    if (h->struct_id != LOADER_ID) {
-        rc = err_set(RVM_ESEGMENT_HDR,
-                     "segment %s has no segment-loader header (bad struct "
-                     "id %d); create it with rvm_create_segment",
-                     DevName, h->struct_id);
+    rc = loader_read_defs(DevName, (const struct loader_hdr *)hdr.vmaddr, &defs, &n);
+    if (rc)
         goto out;
-    }
-    if (strncmp(h->version, RVM_SEGMENT_VERSION, sizeof(h->version)) != 0) {
-        rc = err_set(RVM_EVERSION_SKEW, "segment %s: loader version \"%.127s\" is not \"%s\"",
-                     DevName, h->version, RVM_SEGMENT_VERSION);
-        goto out;
-    }
-    n = h->nregions;
-    if (n > loader_max()) {
-        rc = err_set(RVM_ESEGMENT_HDR,
-                     "segment %s: header claims %lu regions (at most %lu); "
-                     "the header is damaged",
-                     DevName, n, loader_max());
-        goto out;
-    }
-    defs = malloc((n ? n : 1) * sizeof(*defs));
-    if (defs == NULL) {
-        rc = RVM_ENO_MEMORY;
-        goto out;
-    }
-    memcpy(defs, h->regions, n * sizeof(*defs));
     rvm_length_t done = 0; /* regions this call mapped (undone on failure) */
-    for (rvm_length_t i = 0; i < n; i++) {
-        rvm_length_t vmlen = RVM_ROUND_LENGTH_UP_TO_PAGE_SIZE(defs[i].length);
-        if (defs[i].vmaddr == NULL || defs[i].length == 0) {
-            rc = err_set(RVM_ESEGMENT_HDR,
-                         "segment %s: region %lu has no address or no "
-                         "length; the header is damaged",
-                         DevName, i);
-            break;
-        }
-        if ((uintptr_t)defs[i].vmaddr & (rvm_page_size() - 1)) {
-            rc = err_set(RVM_ESEGMENT_HDR,
-                         "segment %s: region %lu address %p is not page "
-                         "aligned; the header is damaged",
-                         DevName, i, (void *)defs[i].vmaddr);
-            break;
-        }
-        /* The header is data from a file: a length whose page round-up wraps, or a region
-         * that would wrap the address space, is damage, not an overlap. */
-        if (vmlen < defs[i].length ||
-            (uintptr_t)defs[i].vmaddr + vmlen < (uintptr_t)defs[i].vmaddr) {
-            rc = err_set(RVM_ESEGMENT_HDR,
-                         "segment %s: region %lu (address %p, length %lu) "
-                         "wraps the address space; the header is damaged",
-                         DevName, i, (void *)defs[i].vmaddr, defs[i].length);
-            break;
-        }
-        void *p = mmap(defs[i].vmaddr, vmlen, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-        if (p == MAP_FAILED || p != defs[i].vmaddr) {
-            int e = p == MAP_FAILED ? errno : EEXIST; /* old kernels ignore NOREPLACE: moved */
-            if (p != MAP_FAILED)
-                munmap(p, vmlen);
-            if (e == EEXIST)
-                rc = err_set(RVM_EVM_OVERLAP,
-                             "segment %s: region %lu at %p overlaps memory "
-                             "in use",
-                             DevName, i, (void *)defs[i].vmaddr);
-            else
-                rc = err_set(RVM_ERANGE,
-                             "segment %s: region %lu at %p (length %lu) cannot be "
-                             "mapped: %s",
-                             DevName, i, (void *)defs[i].vmaddr, defs[i].length, strerror(e));
-            break;
-        }
-        rvm_region_t r;
-        rvm_init_region(&r);
-        r.data_dev = DevName;
-        r.dev_length = DevLength;
-        r.offset = defs[i].offset;
-        r.length = defs[i].length;
-        r.vmaddr = defs[i].vmaddr;
-        rc = rvm_map(&r, NULL);
-        if (rc) {
-            munmap(defs[i].vmaddr, vmlen);
-            break;
-        }
-        if (RVM_ROUND_LENGTH_UP_TO_PAGE_SIZE(r.length) != vmlen) {
-            /* rvm_map cut it at the end of the segment: the header does not fit it */
-            rvm_unmap(&r);
-            munmap(defs[i].vmaddr, vmlen);
-            rc = err_set(RVM_ESEGMENT_HDR,
-                         "segment %s: region %lu (offset %lu, length %lu) "
-                         "extends beyond the end of the segment; the header is damaged",
-                         DevName, i, defs[i].offset.low, defs[i].length);
-            break;
-        }
-        done = i + 1;
-    }
+    while (done < n && (rc = loader_map_def(DevName, DevLength, done, &defs[done])) == 0)
+        done++;
     if (rc) {
-        /* undo only the regions this call mapped: memory at the other addresses
-         * belongs to the caller */
-        for (rvm_length_t i = 0; i < done; i++) {
-            rvm_region_t r;
-            rvm_init_region(&r);
-            r.vmaddr = defs[i].vmaddr;
-            r.length = defs[i].length;
-            if (rvm_unmap(&r) == RVM_SUCCESS)
-                munmap(defs[i].vmaddr, RVM_ROUND_LENGTH_UP_TO_PAGE_SIZE(defs[i].length));
-        }
+        loader_unmap_defs(defs, done);
         free(defs);
         goto out;
     }

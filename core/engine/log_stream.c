@@ -370,6 +370,96 @@ static rvm_return_t stream_take_turn(struct log *lg, uint64_t size, int nowait)
     }
 }
 
+/* where a streamed record goes: its area offset, its sequence number, the offset of the end
+ * marker after it (UINT64_MAX: no room) and the log's salt, all read under lg->mu */
+struct stream_slot {
+    uint64_t pos, seq, mark, salt;
+};
+
+/*
+ * stream_claim -- steps (1) to (3) of txn_commit_stream, lg->mu held: every earlier commit
+ * goes first, this thread becomes the log's writer, the record's place is reserved and its
+ * sequence number taken. On failure this thread is not the writer.
+ */
+static rvm_return_t stream_claim(struct log *lg, const struct stream_src *src, uint64_t size,
+                                 int nowait, struct stream_slot *slot)
+{
+    /* a record larger than the area grows the log (stream_place); the format caps one
+     * record, i.e. one commit, at 4 GiB */
+    if (size > UINT32_MAX)
+        return err_set(RVM_ETOO_BIG,
+                       "a commit of %zu ranges needs a %llu-byte log record, and a "
+                       "record holds at most 4 GiB (log %s); commit more often",
+                       src->n, (unsigned long long)size, lg->path);
+    /* (1) every earlier commit goes first */
+    rvm_return_t rc = stream_take_turn(lg, size, nowait);
+    if (rc != RVM_SUCCESS)
+        return rc;
+    /* (2) no writer, nothing queued, lg->mu held: we are the writer until the record is
+     * durable (committers arriving meanwhile queue and wait for writer_active to clear) */
+    lg->writer_active = 1;
+    slot->pos = 0;
+    if ((rc = stream_place(lg, size, &slot->pos, nowait)) != RVM_SUCCESS) {
+        lg->writer_active = 0;
+        pthread_cond_broadcast(&lg->sync_cv);
+        return rc;
+    }
+    slot->seq = lg->next_seq++;
+    /* the end marker for seq + 1 goes right after the record, if free space allows */
+    slot->mark = UINT64_MAX;
+    if (lg->tail_off != 0 && lg->used < lg->area_len &&
+        (lg->head_off > lg->tail_off ? lg->head_off : lg->area_len) - lg->tail_off >= LOG_REC_HDR)
+        slot->mark = lg->tail_off;
+    for (size_t k = 0; k < src->nruns; k++)
+        if (src->runs[k].rg->seg->last_seq < slot->seq)
+            src->runs[k].rg->seg->last_seq = slot->seq;
+    slot->salt = lg->salt;
+    return RVM_SUCCESS;
+}
+
+/*
+ * stream_finish -- steps (5) and (6) once the record is written (lg->mu held): durable, then
+ * acknowledged, then a big record applied to the segments; this thread's turn as the writer
+ * ends either way.
+ */
+static rvm_return_t stream_finish(struct log *lg, const struct stream_out *o,
+                                  const struct stream_src *src, uint64_t size,
+                                  const struct stream_slot *slot, int nowait)
+{
+    rvm_return_t rc;
+    if (o->err) {
+        rc = err_io(o->err,
+                    "log %s: writing a %llu-byte record at offset %llu failed: %s; no "
+                    "later commit is accepted (restart the program: recovery keeps every "
+                    "acknowledged commit)",
+                    lg->path, (unsigned long long)size,
+                    (unsigned long long)(lg->area_off + slot->pos), strerror(o->err));
+    } else {
+        lg->written_seq = slot->seq;
+        engine.st.n_flush++;
+        engine.st.log_written = rvm_add_length_to_offset(&engine.st.log_written, size);
+        /* a big record will be settled (6): hold trunc_mu from before it is durable, so the
+         * daemon cannot start applying it from the log (reading it whole) meanwhile */
+        int settle = size >= STREAM_SETTLE_MIN && settle_lock(lg, nowait);
+        /* (5) durable, then acknowledged */
+        rc = log_sync(lg);
+        if (rc == RVM_SUCCESS) {
+            engine.st.n_flush_commit++;
+            engine.st.n_no_flush = 0;
+            engine.st.no_flush_length = RVM_MK_OFFSET(0, 0);
+            /* (6) a big record goes into the segments now, from the caller's memory */
+            if (settle)
+                rc = stream_settle(lg, src, slot->seq);
+        }
+        if (settle)
+            pthread_mutex_unlock(&lg->trunc_mu);
+        log_kick_truncation(lg);
+    }
+    lg->writer_active = 0;
+    pthread_cond_broadcast(&lg->sync_cv);
+    return rc;
+}
+
 /* txn_commit_stream -- see txn.h */
 rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n)
 {
@@ -397,37 +487,11 @@ rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n)
         stream_free(runs, runs_cap);
         return RVM_ENO_MEMORY;
     }
+    struct stream_src src = {get, arg, n, runs, nruns};
+    struct stream_slot slot = {.pos = 0}; /* set by stream_claim (zeroed for the compiler) */
     pthread_mutex_lock(&lg->mu);
-    /* a record larger than the area grows the log (stream_place); the format caps one
-     * record, i.e. one commit, at 4 GiB */
-    if (size > UINT32_MAX) {
-        rc = err_set(RVM_ETOO_BIG,
-                     "a commit of %zu ranges needs a %llu-byte log record, and a "
-                     "record holds at most 4 GiB (log %s); commit more often",
-                     n, (unsigned long long)size, lg->path);
+    if ((rc = stream_claim(lg, &src, size, nowait, &slot)) != RVM_SUCCESS)
         goto unlock;
-    }
-    /* (1) every earlier commit goes first */
-    if ((rc = stream_take_turn(lg, size, nowait)) != RVM_SUCCESS)
-        goto unlock;
-    /* (2) no writer, nothing queued, lg->mu held: we are the writer until the record is
-     * durable (committers arriving meanwhile queue and wait for writer_active to clear) */
-    lg->writer_active = 1;
-    uint64_t pos = 0;
-    if ((rc = stream_place(lg, size, &pos, nowait)) != RVM_SUCCESS) {
-        lg->writer_active = 0;
-        pthread_cond_broadcast(&lg->sync_cv);
-        goto unlock;
-    }
-    uint64_t seq = lg->next_seq++;
-    /* the end marker for seq + 1 goes right after the record, if free space allows */
-    uint64_t mark = UINT64_MAX;
-    if (lg->tail_off != 0 && lg->used < lg->area_len &&
-        (lg->head_off > lg->tail_off ? lg->head_off : lg->area_len) - lg->tail_off >= LOG_REC_HDR)
-        mark = lg->tail_off;
-    for (size_t k = 0; k < nruns; k++)
-        if (runs[k].rg->seg->last_seq < seq)
-            runs[k].rg->seg->last_seq = seq;
     /* durable frontier 1: every earlier record was forced durable in step (1) */
     struct log_rec_hdr h = {
         .magic = LOG_REC_MAGIC,
@@ -435,48 +499,17 @@ rvm_return_t txn_commit_stream(txn_vec_fn get, void *arg, size_t n)
         .flags = 1,
         .len = (uint32_t)size,
         .crc = 0,
-        .seq = seq,
+        .seq = slot.seq,
         .nranges = (uint32_t)n,
         .ntxn = 1,
     };
-    uint64_t salt = lg->salt;
     pthread_mutex_unlock(&lg->mu);
 
     /* (4) the record, in chunks, then its header with the CRC, then the end marker */
-    struct stream_src src = {get, arg, n, runs, nruns};
-    stream_write(&o, &src, h, size, pos, mark, salt);
+    stream_write(&o, &src, h, size, slot.pos, slot.mark, slot.salt);
 
     pthread_mutex_lock(&lg->mu);
-    if (o.err) {
-        rc = err_io(o.err,
-                    "log %s: writing a %llu-byte record at offset %llu failed: %s; no "
-                    "later commit is accepted (restart the program: recovery keeps every "
-                    "acknowledged commit)",
-                    lg->path, (unsigned long long)size, (unsigned long long)(lg->area_off + pos),
-                    strerror(o.err));
-    } else {
-        lg->written_seq = seq;
-        engine.st.n_flush++;
-        engine.st.log_written = rvm_add_length_to_offset(&engine.st.log_written, size);
-        /* a big record will be settled (6): hold trunc_mu from before it is durable, so the
-         * daemon cannot start applying it from the log (reading it whole) meanwhile */
-        int settle = size >= STREAM_SETTLE_MIN && settle_lock(lg, nowait);
-        /* (5) durable, then acknowledged */
-        rc = log_sync(lg);
-        if (rc == RVM_SUCCESS) {
-            engine.st.n_flush_commit++;
-            engine.st.n_no_flush = 0;
-            engine.st.no_flush_length = RVM_MK_OFFSET(0, 0);
-            /* (6) a big record goes into the segments now, from the caller's memory */
-            if (settle)
-                rc = stream_settle(lg, &src, seq);
-        }
-        if (settle)
-            pthread_mutex_unlock(&lg->trunc_mu);
-        log_kick_truncation(lg);
-    }
-    lg->writer_active = 0;
-    pthread_cond_broadcast(&lg->sync_cv);
+    rc = stream_finish(lg, &o, &src, size, &slot, nowait);
 unlock:
     pthread_mutex_unlock(&lg->mu);
     munmap(o.buf, LOG_STREAM_CHUNK);

@@ -336,99 +336,119 @@ rvm_return_t seg_region_unfile(const char *addr, uint64_t len, int *still_file)
     return rc;
 }
 
-/* map_locked -- rvm_map body; engine.mu held */
-static rvm_return_t map_locked(rvm_region_t *region)
-{
-    struct log *lg = engine.log;
-    const char *dev = region->data_dev;
+/* One rvm_map in progress: the segment bytes [off, end) it maps (len of them), the memory
+ * (vmlen bytes at vm) they go to, and how that memory was obtained. */
+struct map_plan {
     struct seg *s;
-    rvm_return_t rc = seg_get(dev, region->dev_length.low, 0, &s);
-    if (rc)
-        return rc;
-    if ((rc = log_add_segment(lg, s)) != RVM_SUCCESS)
-        return rc;
-    uint64_t devsize = s->size;
+    const char *dev;
+    uint64_t off, end, len, vmlen;
+    char *vm;
+    int priv;      /* a MAP_PRIVATE mapping of the segment file */
+    int lazy;      /* ... chosen because nothing needs reading now (map_file_ok) */
+    int allocated; /* rvm_map allocated vm, and unmaps it on failure */
+};
+
+/* map_plan_range -- the page-aligned bytes of the segment the region maps, within the usable
+ * size of the file or of dev_length */
+static rvm_return_t map_plan_range(const rvm_region_t *region, struct map_plan *p)
+{
+    uint64_t devsize = p->s->size;
     if (!RVM_OFFSET_EQL_ZERO(region->dev_length) && region->dev_length.high == 0 &&
         region->dev_length.low < devsize)
         devsize = region->dev_length.low & ~(uint64_t)511;
     if (devsize == UINT64_MAX)
-        return err_set(RVM_ENOT_MAPPED, "segment %s is a device: give region->dev_length", dev);
+        return err_set(RVM_ENOT_MAPPED, "segment %s is a device: give region->dev_length", p->dev);
     if (region->offset.high != 0)
-        return err_set(RVM_EOFFSET, "segment %s: offset beyond the device", dev);
+        return err_set(RVM_EOFFSET, "segment %s: offset beyond the device", p->dev);
     uint64_t pg = rvm_page_size();
-    uint64_t off = region->offset.low & ~(pg - 1);
-    if (off >= devsize)
-        return err_set(RVM_EOFFSET, "segment %s: offset %lu is beyond its usable size %llu", dev,
+    p->off = region->offset.low & ~(pg - 1);
+    if (p->off >= devsize)
+        return err_set(RVM_EOFFSET, "segment %s: offset %lu is beyond its usable size %llu", p->dev,
                        region->offset.low, (unsigned long long)devsize);
-    uint64_t end = region->offset.low + region->length;
-    end = (end + pg - 1) & ~(pg - 1);
-    if (region->length == 0 || end > devsize || end < off)
-        end = devsize;
-    uint64_t len = end - off, vmlen = (len + pg - 1) & ~(pg - 1);
-    char *vm = region->vmaddr;
+    p->end = region->offset.low + region->length;
+    p->end = (p->end + pg - 1) & ~(pg - 1);
+    if (region->length == 0 || p->end > devsize || p->end < p->off)
+        p->end = devsize;
+    p->len = p->end - p->off;
+    p->vmlen = (p->len + pg - 1) & ~(pg - 1);
+    return RVM_SUCCESS;
+}
+
+/* map_check_overlaps -- the caller's memory (if given) is page aligned, allocated and not
+ * mapped yet; the segment bytes are not mapped by another region */
+static rvm_return_t map_check_overlaps(const struct map_plan *p)
+{
+    char *vm = p->vm;
     if (vm != NULL) {
-        if ((uintptr_t)vm & (pg - 1))
+        if ((uintptr_t)vm & (rvm_page_size() - 1))
             return err_set(RVM_ERANGE, "rvm_map: vmaddr %p is not page aligned", (void *)vm);
-        if (!map_vm_ok(vm, vmlen))
+        if (!map_vm_ok(vm, p->vmlen))
             return err_set(RVM_ERANGE,
                            "rvm_map: [%p, +%llu) is not allocated memory of this "
                            "process; pass NULL to let rvm_map allocate",
-                           (void *)vm, (unsigned long long)vmlen);
-        if (region_find_overlap(vm, vmlen) != NULL)
+                           (void *)vm, (unsigned long long)p->vmlen);
+        if (region_find_overlap(vm, p->vmlen) != NULL)
             return err_set(RVM_EVM_OVERLAP, "rvm_map: [%p, +%llu) overlaps a mapped region",
-                           (void *)vm, (unsigned long long)vmlen);
+                           (void *)vm, (unsigned long long)p->vmlen);
     }
     for (size_t i = 0; i < engine.nregions; i++) {
         struct region *g = engine.regions[i];
-        if (g->seg == s && off < g->off + g->len && g->off < off + len)
+        if (g->seg == p->s && p->off < g->off + g->len && g->off < p->off + p->len)
             return err_set(RVM_EOVERLAP,
                            "rvm_map: bytes [%llu, %llu) of segment %s are "
                            "already mapped",
-                           (unsigned long long)off, (unsigned long long)end, dev);
+                           (unsigned long long)p->off, (unsigned long long)p->end, p->dev);
     }
-    /* committed updates of this segment still in the log (from an earlier mapping)
-     * must reach the file before we read it */
-    if ((rc = seg_settle(lg, s)) != RVM_SUCCESS)
-        return rc;
-    int priv = rvm_map_private ? 1 : 0;
-    int lazy = !priv && map_file_ok(region, s, vm, len, vmlen);
-    int allocated = 0;
-    if (vm == NULL && (priv || lazy)) {
+    return RVM_SUCCESS;
+}
+
+/* map_memory -- the region's memory holding the segment's bytes: a private mapping of the file
+ * (rvm_map_private, or lazily when map_file_ok), else memory (allocated here if vm is NULL)
+ * read from the file. On failure p->allocated says whether p->vm must be unmapped. */
+static rvm_return_t map_memory(const rvm_region_t *region, struct map_plan *p)
+{
+    struct seg *s = p->s;
+    p->priv = rvm_map_private ? 1 : 0;
+    p->lazy = !p->priv && map_file_ok(region, s, p->vm, p->len, p->vmlen);
+    p->allocated = 0;
+    if (p->vm == NULL && (p->priv || p->lazy)) {
         /* one mmap of the file at an address the kernel picks: nothing is read now */
-        vm = sysio.mmap(NULL, vmlen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, s->fd,
-                        (off_t)off);
-        if (vm == MAP_FAILED)
+        p->vm = sysio.mmap(NULL, p->vmlen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE,
+                           s->fd, (off_t)p->off);
+        if (p->vm == MAP_FAILED)
             return err_set(RVM_EIO,
                            "rvm_map: mmap(MAP_PRIVATE) of %llu bytes of segment %s "
                            "failed: %s",
-                           (unsigned long long)vmlen, dev, strerror(errno));
-        allocated = 1;
-        priv = 1;
-    } else if (vm == NULL) {
-        vm = mmap(NULL, vmlen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (vm == MAP_FAILED)
+                           (unsigned long long)p->vmlen, p->dev, strerror(errno));
+        p->allocated = 1;
+        p->priv = 1;
+    } else if (p->vm == NULL) {
+        p->vm = mmap(NULL, p->vmlen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p->vm == MAP_FAILED)
             return err_set(RVM_ENO_MEMORY, "rvm_map: cannot allocate %llu bytes of VM",
-                           (unsigned long long)vmlen);
-        allocated = 1;
-    } else if (priv) {
+                           (unsigned long long)p->vmlen);
+        p->allocated = 1;
+    } else if (p->priv) {
         /* MAP_NORESERVE: a writable private mapping is otherwise charged in full against the
          * overcommit limit, and a large sparse segment (the shim's 64 GiB heap reservation)
          * is refused; only the pages written become private copies */
-        void *p = sysio.mmap(vm, vmlen, PROT_READ | PROT_WRITE,
-                             MAP_FIXED | MAP_PRIVATE | MAP_NORESERVE, s->fd, (off_t)off);
-        if (p == MAP_FAILED) {
-            rc = err_set(RVM_EIO, "rvm_map: mmap(MAP_PRIVATE) of segment %s failed: %s", dev,
-                         strerror(errno));
-            goto fail;
-        }
+        void *m = sysio.mmap(p->vm, p->vmlen, PROT_READ | PROT_WRITE,
+                             MAP_FIXED | MAP_PRIVATE | MAP_NORESERVE, s->fd, (off_t)p->off);
+        if (m == MAP_FAILED)
+            return err_set(RVM_EIO, "rvm_map: mmap(MAP_PRIVATE) of segment %s failed: %s", p->dev,
+                           strerror(errno));
     }
-    if (!priv && !region->no_copy) {
-        int e = full_pread(s->fd, vm, len, off);
-        if (e > 0) {
-            rc = err_set(RVM_EIO, "rvm_map: reading segment %s failed: %s", dev, strerror(e));
-            goto fail;
-        }
+    if (!p->priv && !region->no_copy) {
+        int e = full_pread(s->fd, p->vm, p->len, p->off);
+        if (e > 0)
+            return err_set(RVM_EIO, "rvm_map: reading segment %s failed: %s", p->dev, strerror(e));
     }
+    return RVM_SUCCESS;
+}
+
+/* map_register -- the mapped region entered in the engine's table, kept sorted by address */
+static rvm_return_t map_register(const rvm_region_t *region, const struct map_plan *p)
+{
     struct region *g = calloc(1, sizeof(*g));
     if (g == NULL ||
         (engine.nregions == engine.regcap &&
@@ -436,34 +456,55 @@ static rvm_return_t map_locked(rvm_region_t *region)
                realloc(engine.regions, (engine.regcap = engine.regcap ? engine.regcap * 2 : 16) *
                                            sizeof(*engine.regions))))) {
         free(g);
-        rc = err_set(RVM_ENO_MEMORY, "rvm_map: out of memory");
-        goto fail;
+        return err_set(RVM_ENO_MEMORY, "rvm_map: out of memory");
     }
-    *g = (struct region){.seg = s,
-                         .vmaddr = vm,
-                         .len = len,
-                         .vmlen = vmlen,
-                         .off = off,
-                         .allocated = allocated,
-                         .priv = priv,
-                         .lazy = lazy,
-                         .copied = priv || !region->no_copy};
+    *g = (struct region){.seg = p->s,
+                         .vmaddr = p->vm,
+                         .len = p->len,
+                         .vmlen = p->vmlen,
+                         .off = p->off,
+                         .allocated = p->allocated,
+                         .priv = p->priv,
+                         .lazy = p->lazy,
+                         .copied = p->priv || !region->no_copy};
     size_t at = 0;
-    while (at < engine.nregions && engine.regions[at]->vmaddr < vm)
+    while (at < engine.nregions && engine.regions[at]->vmaddr < p->vm)
         at++;
     memmove(engine.regions + at + 1, engine.regions + at,
             (engine.nregions - at) * sizeof(*engine.regions));
     engine.regions[at] = g;
     engine.nregions++;
-    s->nmapped++;
-    region->vmaddr = vm;
-    region->length = len;
-    region->offset = RVM_MK_OFFSET(0, off);
     return RVM_SUCCESS;
-fail:
-    if (allocated)
-        munmap(vm, vmlen);
-    return rc;
+}
+
+/* map_locked -- rvm_map body; engine.mu held */
+static rvm_return_t map_locked(rvm_region_t *region)
+{
+    struct log *lg = engine.log;
+    struct map_plan p = {.dev = region->data_dev, .vm = region->vmaddr};
+    rvm_return_t rc = seg_get(p.dev, region->dev_length.low, 0, &p.s);
+    if (rc)
+        return rc;
+    if ((rc = log_add_segment(lg, p.s)) != RVM_SUCCESS)
+        return rc;
+    if ((rc = map_plan_range(region, &p)) != RVM_SUCCESS ||
+        (rc = map_check_overlaps(&p)) != RVM_SUCCESS)
+        return rc;
+    /* committed updates of this segment still in the log (from an earlier mapping)
+     * must reach the file before we read it */
+    if ((rc = seg_settle(lg, p.s)) != RVM_SUCCESS)
+        return rc;
+    if ((rc = map_memory(region, &p)) != RVM_SUCCESS ||
+        (rc = map_register(region, &p)) != RVM_SUCCESS) {
+        if (p.allocated)
+            munmap(p.vm, p.vmlen);
+        return rc;
+    }
+    p.s->nmapped++;
+    region->vmaddr = p.vm;
+    region->length = p.len;
+    region->offset = RVM_MK_OFFSET(0, p.off);
+    return RVM_SUCCESS;
 }
 
 /* rvm_map -- map (part of) a segment into memory */

@@ -171,6 +171,73 @@ int heap_create(struct heap **out, void *base, size_t reserve, const struct heap
         return (rc);                    \
     } while (0)
 
+/* header_refuse -- open_refuse for open_judge_header: report, and leave h to the caller */
+#define header_refuse(rc, ...)          \
+    do {                                \
+        heap_reportf((h), __VA_ARGS__); \
+        return (rc);                    \
+    } while (0)
+
+/* open_judge_header -- the image's header against this library and the backing's size: 0, or
+ * the code of the first refusal after reporting it (heap_open deletes h then) */
+static int open_judge_header(struct heap *h, void *base, size_t have)
+{
+    if (have < HEAP_CHUNK)
+        header_refuse(HEAP_ESHORT,
+                      "heap at %p: segment holds %zu bytes, less than the 4 MiB "
+                      "header chunk: not a heap image (truncated?)",
+                      base, have);
+    const struct heap_header *hd = h->hdr;
+    if (memcmp(hd->magic, HEAP_MAGIC, 8) != 0)
+        header_refuse(HEAP_EBADMAGIC,
+                      "heap at %p: magic is %02x%02x%02x%02x%02x%02x%02x%02x, "
+                      "expected \"LRVMHEAP\": not a heap image or its header was overwritten; "
+                      "restore a good copy or create a new heap",
+                      base, (unsigned char)hd->magic[0], (unsigned char)hd->magic[1],
+                      (unsigned char)hd->magic[2], (unsigned char)hd->magic[3],
+                      (unsigned char)hd->magic[4], (unsigned char)hd->magic[5],
+                      (unsigned char)hd->magic[6], (unsigned char)hd->magic[7]);
+    if (hd->version != HEAP_FORMAT_VERSION)
+        header_refuse(HEAP_EVERSION,
+                      "heap at %p: format version is %u, this library reads "
+                      "version %u: use the lrvm release that wrote it (or the header is corrupted)",
+                      base, hd->version, HEAP_FORMAT_VERSION);
+    uint64_t sum = heap_header_checksum(hd);
+    if (hd->checksum != sum)
+        header_refuse(HEAP_ECHECKSUM,
+                      "heap at %p: header checksum is %#llx, computed %#llx: the "
+                      "header is corrupted; restore a good copy",
+                      base, (unsigned long long)hd->checksum, (unsigned long long)sum);
+    if (hd->base != (uint64_t)(uintptr_t)base)
+        header_refuse(HEAP_EBASE,
+                      "heap was created at base %#llx but is mapped at %p: pointers "
+                      "inside it would be wrong; map it at %#llx (same base setting, ASLR off)",
+                      (unsigned long long)hd->base, base, (unsigned long long)hd->base);
+    if (hd->page_size != HEAP_PAGE || hd->chunk_size != HEAP_CHUNK)
+        header_refuse(HEAP_EGEOMETRY, "heap at %p: page/chunk size is %u/%u, expected %zu/%zu",
+                      base, hd->page_size, hd->chunk_size, HEAP_PAGE, HEAP_CHUNK);
+    if (hd->reserve % HEAP_CHUNK || hd->reserve < HEAP_RESERVE_MIN ||
+        hd->reserve > HEAP_RESERVE_MAX)
+        header_refuse(HEAP_EGEOMETRY,
+                      "heap at %p: reserve field is %llu, expected a multiple of "
+                      "4 MiB in [8 MiB, 256 GiB]",
+                      base, (unsigned long long)hd->reserve);
+    if (hd->size % HEAP_CHUNK || hd->size < HEAP_CHUNK || hd->size > hd->reserve ||
+        hd->nchunks != hd->size / HEAP_CHUNK)
+        header_refuse(HEAP_EGEOMETRY,
+                      "heap at %p: size field is %llu (%llu chunks), expected a "
+                      "multiple of 4 MiB up to the reserve %llu: header corrupted",
+                      base, (unsigned long long)hd->size, (unsigned long long)hd->nchunks,
+                      (unsigned long long)hd->reserve);
+    if (have < hd->size)
+        header_refuse(HEAP_ESHORT,
+                      "heap at %p: header says %llu bytes but the segment holds only "
+                      "%zu: the image is truncated",
+                      base, (unsigned long long)hd->size, have);
+    return 0;
+}
+#undef header_refuse
+
 /* heap_open -- each refusal names the field, expected vs found, what to do. */
 int heap_open(struct heap **out, void *base, const struct heap_backing *b,
               const struct heap_opts *o)
@@ -180,60 +247,13 @@ int heap_open(struct heap **out, void *base, const struct heap_backing *b,
     if (!h)
         return ENOMEM;
     size_t have = b->size(b->ctx);
-    if (have < HEAP_CHUNK)
-        open_refuse(h, HEAP_ESHORT,
-                    "heap at %p: segment holds %zu bytes, less than the 4 MiB "
-                    "header chunk: not a heap image (truncated?)",
-                    base, have);
-    const struct heap_header *hd = h->hdr;
-    if (memcmp(hd->magic, HEAP_MAGIC, 8) != 0)
-        open_refuse(h, HEAP_EBADMAGIC,
-                    "heap at %p: magic is %02x%02x%02x%02x%02x%02x%02x%02x, "
-                    "expected \"LRVMHEAP\": not a heap image or its header was overwritten; "
-                    "restore a good copy or create a new heap",
-                    base, (unsigned char)hd->magic[0], (unsigned char)hd->magic[1],
-                    (unsigned char)hd->magic[2], (unsigned char)hd->magic[3],
-                    (unsigned char)hd->magic[4], (unsigned char)hd->magic[5],
-                    (unsigned char)hd->magic[6], (unsigned char)hd->magic[7]);
-    if (hd->version != HEAP_FORMAT_VERSION)
-        open_refuse(h, HEAP_EVERSION,
-                    "heap at %p: format version is %u, this library reads "
-                    "version %u: use the lrvm release that wrote it (or the header is corrupted)",
-                    base, hd->version, HEAP_FORMAT_VERSION);
-    uint64_t sum = heap_header_checksum(hd);
-    if (hd->checksum != sum)
-        open_refuse(h, HEAP_ECHECKSUM,
-                    "heap at %p: header checksum is %#llx, computed %#llx: the "
-                    "header is corrupted; restore a good copy",
-                    base, (unsigned long long)hd->checksum, (unsigned long long)sum);
-    if (hd->base != (uint64_t)(uintptr_t)base)
-        open_refuse(h, HEAP_EBASE,
-                    "heap was created at base %#llx but is mapped at %p: pointers "
-                    "inside it would be wrong; map it at %#llx (same base setting, ASLR off)",
-                    (unsigned long long)hd->base, base, (unsigned long long)hd->base);
-    if (hd->page_size != HEAP_PAGE || hd->chunk_size != HEAP_CHUNK)
-        open_refuse(h, HEAP_EGEOMETRY, "heap at %p: page/chunk size is %u/%u, expected %zu/%zu",
-                    base, hd->page_size, hd->chunk_size, HEAP_PAGE, HEAP_CHUNK);
-    if (hd->reserve % HEAP_CHUNK || hd->reserve < HEAP_RESERVE_MIN ||
-        hd->reserve > HEAP_RESERVE_MAX)
-        open_refuse(h, HEAP_EGEOMETRY,
-                    "heap at %p: reserve field is %llu, expected a multiple of "
-                    "4 MiB in [8 MiB, 256 GiB]",
-                    base, (unsigned long long)hd->reserve);
-    if (hd->size % HEAP_CHUNK || hd->size < HEAP_CHUNK || hd->size > hd->reserve ||
-        hd->nchunks != hd->size / HEAP_CHUNK)
-        open_refuse(h, HEAP_EGEOMETRY,
-                    "heap at %p: size field is %llu (%llu chunks), expected a "
-                    "multiple of 4 MiB up to the reserve %llu: header corrupted",
-                    base, (unsigned long long)hd->size, (unsigned long long)hd->nchunks,
-                    (unsigned long long)hd->reserve);
-    if (have < hd->size)
-        open_refuse(h, HEAP_ESHORT,
-                    "heap at %p: header says %llu bytes but the segment holds only "
-                    "%zu: the image is truncated",
-                    base, (unsigned long long)hd->size, have);
-    h->reserve = hd->reserve;
-    int rc = heap_page_init_volatile(h);
+    int rc = open_judge_header(h, base, have);
+    if (rc) {
+        heap_delete(h);
+        return rc;
+    }
+    h->reserve = h->hdr->reserve;
+    rc = heap_page_init_volatile(h);
     if (rc)
         open_refuse(h, rc, "cannot set up the heap's volatile state: %s", heap_strerror(rc));
     if (h->o.check_on_open) {

@@ -581,20 +581,17 @@ void *heap_memalign(struct heap *h, size_t align, size_t n)
     return p;
 }
 
-int heap_free(struct heap *h, void *p)
+/*
+ * free_classify -- heap_free's fast path: small blocks, one record read. The pointer's own page
+ * record gives the class and the distance to the run head, and holds the block's allocation
+ * bit. A stale record (a page that is free now) cannot do harm: free pages never have
+ * allocation bits set, so the bit test rejects the pointer; a set bit means a live block starts
+ * exactly at p, and then its page record is live and right.
+ */
+static inline void free_classify(const struct heap *h, const void *p, struct block_info *bi)
 {
-    if (!p)
-        return 0;
-    struct block_info bi;
-    size_t off = (size_t)((char *)p - h->base);
-    /*
-   * Fast path: small blocks, one record read. The pointer's own page record gives the class
-   * and the distance to the run head, and holds the block's allocation bit. A stale record
-   * (a page that is free now) cannot do harm: free pages never have allocation bits set, so
-   * the bit test rejects the pointer; a set bit means a live block starts exactly at p, and
-   * then its page record is live and right.
-   */
-    if ((char *)p >= h->base && off < h->hdr->size && (off & (HEAP_GRANULE - 1)) == 0 &&
+    size_t off = (size_t)((const char *)p - h->base);
+    if ((const char *)p >= h->base && off < h->hdr->size && (off & (HEAP_GRANULE - 1)) == 0 &&
         CK_KIND(h->ct[off >> HEAP_CHUNK_SHIFT].kind) == CK_NORMAL) {
         uint32_t pi = (uint32_t)((off >> HEAP_PAGE_SHIFT) & (HEAP_CHUNK_PAGES - 1));
         char *cb = h->base + (off & ~(HEAP_CHUNK - 1));
@@ -607,54 +604,48 @@ int heap_free(struct heap *h, void *p)
             uint64_t rel = (off & (HEAP_CHUNK - 1)) - ((uint64_t)(pi - back) << HEAP_PAGE_SHIFT);
             uint64_t idx = (rel * c->recip) >> 40;
             if (idx * c->size == rel && idx < c->nblocks) {
-                bi.kind = BK_SMALL;
-                bi.cls = cls;
-                bi.size = c->size;
-                bi.bit = (off & (HEAP_CHUNK - 1)) / HEAP_GRANULE;
+                bi->kind = BK_SMALL;
+                bi->cls = cls;
+                bi->size = c->size;
+                bi->bit = (off & (HEAP_CHUNK - 1)) / HEAP_GRANULE;
             } else {
-                bi.kind = BK_BAD;
-                bi.why = "pointer is not the start of a block";
+                bi->kind = BK_BAD;
+                bi->why = "pointer is not the start of a block";
             }
         } else {
-            bi.kind = block_lookup(h, p, &bi);
+            bi->kind = block_lookup(h, p, bi);
         }
     } else {
-        bi.kind = BK_BAD;
+        bi->kind = BK_BAD;
     }
-    if (bi.kind == BK_SMALL) {
-        struct heap_tentry e = {p, bi.bit};
-        uint64_t mask, *w = block_bitword(&e, &mask);
-        uint64_t old = __atomic_fetch_and(w, ~mask, __ATOMIC_RELAXED);
-        if (!(old & mask))
-            return bad_free(h, "free", p, "block is not allocated (double free?)");
-        struct heap_tcache *tc = tcache_get(h);
-        if (__builtin_expect(tc == NULL, 0)) {
-            struct heap_tcache tmp;
-            memset(&tmp, 0, sizeof(tmp));
-            tmp.bins[bi.cls] = (struct heap_tbin){.n = 1, .cap = 1, .e = &e};
-            bin_flush(h, &tmp, bi.cls, 1);
-            pthread_mutex_lock(&h->lock);
-            h->allocated -= bi.size;
-            h->nallocated--;
-            pthread_mutex_unlock(&h->lock);
-            return 0;
-        }
-        struct heap_tbin *b = &tc->bins[bi.cls];
-        if (__builtin_expect(b->n == b->cap, 0))
-            bin_flush(h, tc, bi.cls, b->cap / 2 ? b->cap / 2 : 1);
-        b->e[b->n++] = e;
-        tc->allocated -= bi.size;
-        tc->nallocated--;
-        return 0;
-    }
-    /* Large, huge, or invalid: decide under the lock so two racing frees cannot both succeed. */
+}
+
+/* free_small_uncached -- a small block (allocation bit cleared already) freed by a thread that
+ * has no cache: through a one-entry bin, flushed at once */
+static int free_small_uncached(struct heap *h, struct heap_tentry *e, const struct block_info *bi)
+{
+    struct heap_tcache tmp;
+    memset(&tmp, 0, sizeof(tmp));
+    tmp.bins[bi->cls] = (struct heap_tbin){.n = 1, .cap = 1, .e = e};
+    bin_flush(h, &tmp, bi->cls, 1);
     pthread_mutex_lock(&h->lock);
-    int k = block_lookup(h, p, &bi);
+    h->allocated -= bi->size;
+    h->nallocated--;
+    pthread_mutex_unlock(&h->lock);
+    return 0;
+}
+
+/* free_big -- large, huge, or invalid: decided under the lock so two racing frees cannot both
+ * succeed */
+static int free_big(struct heap *h, void *p, struct block_info *bi)
+{
+    pthread_mutex_lock(&h->lock);
+    int k = block_lookup(h, p, bi);
     int rc = 0;
     if (k == BK_LARGE) {
-        heap_page_free_large(h, bi.head);
+        heap_page_free_large(h, bi->head);
     } else if (k == BK_HUGE) {
-        heap_page_free_huge(h, bi.ci);
+        heap_page_free_huge(h, bi->ci);
     } else if (k == BK_SMALL) {
         pthread_mutex_unlock(&h->lock);
         return heap_free(h, p); /* became small concurrently: retry the fast path */
@@ -662,11 +653,36 @@ int heap_free(struct heap *h, void *p)
         rc = -1;
     }
     if (rc == 0) {
-        h->allocated -= (int64_t)bi.size;
+        h->allocated -= (int64_t)bi->size;
         h->nallocated--;
     }
     pthread_mutex_unlock(&h->lock);
-    return rc ? bad_free(h, "free", p, bi.why) : 0;
+    return rc ? bad_free(h, "free", p, bi->why) : 0;
+}
+
+int heap_free(struct heap *h, void *p)
+{
+    if (!p)
+        return 0;
+    struct block_info bi;
+    free_classify(h, p, &bi);
+    if (bi.kind != BK_SMALL)
+        return free_big(h, p, &bi);
+    struct heap_tentry e = {p, bi.bit};
+    uint64_t mask, *w = block_bitword(&e, &mask);
+    uint64_t old = __atomic_fetch_and(w, ~mask, __ATOMIC_RELAXED);
+    if (!(old & mask))
+        return bad_free(h, "free", p, "block is not allocated (double free?)");
+    struct heap_tcache *tc = tcache_get(h);
+    if (__builtin_expect(tc == NULL, 0))
+        return free_small_uncached(h, &e, &bi);
+    struct heap_tbin *b = &tc->bins[bi.cls];
+    if (__builtin_expect(b->n == b->cap, 0))
+        bin_flush(h, tc, bi.cls, b->cap / 2 ? b->cap / 2 : 1);
+    b->e[b->n++] = e;
+    tc->allocated -= bi.size;
+    tc->nallocated--;
+    return 0;
 }
 
 /* heap_usable_size -- usable bytes of live block p (0 for NULL or a pointer that is none) */

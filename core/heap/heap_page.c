@@ -607,6 +607,85 @@ void heap_page_fini_volatile(struct heap *h)
     h->vp = NULL;
 }
 
+/* rebuild_count_chunk -- pass 1 over a normal chunk: validate the tiling of its pages, turn
+ * runs with no block allocated into free spans, and count what is allocated */
+static int rebuild_count_chunk(struct heap *h, size_t ci)
+{
+    struct heap_pdesc *pd = heap_pdesc_of(h, ci);
+    uint32_t base_gp = (uint32_t)(ci * HEAP_CHUNK_PAGES);
+    for (uint32_t p = HEAP_META_PAGES; p < HEAP_CHUNK_PAGES;) {
+        uint32_t n = pd[p].npages;
+        if (n == 0 || p + n > HEAP_CHUNK_PAGES)
+            return HEAP_ECORRUPT;
+        if (pd[p].kind == PD_RUN) {
+            if (pd[p].cls >= HEAP_NCLASS || heap_classes[pd[p].cls].npages != n)
+                return HEAP_ECORRUPT;
+            const struct heap_class *c = &heap_classes[pd[p].cls];
+            uint64_t *av = heap_avail_of(h, ci) + p * (HEAP_BITS_PER_PAGE / 64);
+            memset(av, 0, (size_t)n * HEAP_BITS_PER_PAGE / 8);
+            uint32_t used = 0;
+            char *cb = heap_chunk_addr(h, ci);
+            for (uint32_t b = 0; b < c->nblocks; b++) {
+                uint64_t mask, g = ((size_t)p * HEAP_PAGE + (size_t)b * c->size) / HEAP_GRANULE;
+                if (*heap_bit_word(cb, g, &mask) & mask)
+                    used++;
+                else
+                    av[b / 64] |= 1ull << (b % 64);
+            }
+            if (used == 0) {
+                span_write_free(h, base_gp + p, n, 0);
+            } else {
+                h->vp[base_gp + p].nfree = c->nblocks - used;
+                h->active_pages += n;
+                h->allocated += (int64_t)used * c->size;
+                h->nallocated += used;
+            }
+        } else if (pd[p].kind == PD_LARGE) {
+            h->active_pages += n;
+            h->allocated += (int64_t)n << HEAP_PAGE_SHIFT;
+            h->nallocated++;
+        } else if (pd[p].kind != PD_FREE) {
+            return HEAP_ECORRUPT;
+        }
+        p += n;
+    }
+    return 0;
+}
+
+/* rebuild_link_chunk -- pass 2 over a normal chunk: coalesce adjacent free spans, fill the bins
+ * and the arenas' run lists */
+static void rebuild_link_chunk(struct heap *h, size_t ci)
+{
+    struct heap_pdesc *pd = heap_pdesc_of(h, ci);
+    uint32_t base_gp = (uint32_t)(ci * HEAP_CHUNK_PAGES);
+    for (uint32_t p = HEAP_META_PAGES; p < HEAP_CHUNK_PAGES;) {
+        uint32_t n = pd[p].npages;
+        if (pd[p].kind == PD_FREE) {
+            unsigned fl = pd[p].flags;
+            uint32_t q = p + n;
+            while (q < HEAP_CHUNK_PAGES && pd[q].kind == PD_FREE) {
+                unsigned f2 = pd[q].flags;
+                fl = (fl & f2 & (PDF_ZERO | PDF_CLEAN)) | ((fl | f2) & PDF_PUNCH);
+                q += pd[q].npages;
+            }
+            n = q - p;
+            uint32_t ndirty = (fl & PDF_CLEAN) ? 0 : n;
+            span_write_free(h, base_gp + p, n, fl);
+            h->vp[base_gp + p].nfree = ndirty;
+            h->dirty_pages += ndirty;
+            bin_insert(h, base_gp + p, n);
+        } else if (pd[p].kind == PD_RUN) {
+            /* spread the runs over the arenas */
+            struct heap_vpage *v = &h->vp[base_gp + p];
+            v->arena = (uint16_t)(h->next_arena++ % HEAP_NARENAS);
+            v->inlist = 0;
+            if (v->nfree)
+                heap_page_run_link(h, &h->arenas[v->arena].runs[pd[p].cls], base_gp + p);
+        }
+        p += n;
+    }
+}
+
 /*
  * heap_page_rebuild -- derive the volatile state from the persistent metadata at open:
  * run free counts and available bits from the allocation bitmaps, run lists, free span bins.
@@ -626,72 +705,10 @@ int heap_page_rebuild(struct heap *h)
         if (k != CK_NORMAL)
             continue;
         h->nchunks_used++;
-        struct heap_pdesc *pd = heap_pdesc_of(h, ci);
-        uint32_t base_gp = (uint32_t)(ci * HEAP_CHUNK_PAGES);
-        /* pass 1: validate the tiling, convert empty runs into free spans, count */
-        for (uint32_t p = HEAP_META_PAGES; p < HEAP_CHUNK_PAGES;) {
-            uint32_t n = pd[p].npages;
-            if (n == 0 || p + n > HEAP_CHUNK_PAGES)
-                return HEAP_ECORRUPT;
-            if (pd[p].kind == PD_RUN) {
-                if (pd[p].cls >= HEAP_NCLASS || heap_classes[pd[p].cls].npages != n)
-                    return HEAP_ECORRUPT;
-                const struct heap_class *c = &heap_classes[pd[p].cls];
-                uint64_t *av = heap_avail_of(h, ci) + p * (HEAP_BITS_PER_PAGE / 64);
-                memset(av, 0, (size_t)n * HEAP_BITS_PER_PAGE / 8);
-                uint32_t used = 0;
-                char *cb = heap_chunk_addr(h, ci);
-                for (uint32_t b = 0; b < c->nblocks; b++) {
-                    uint64_t mask, g = ((size_t)p * HEAP_PAGE + (size_t)b * c->size) / HEAP_GRANULE;
-                    if (*heap_bit_word(cb, g, &mask) & mask)
-                        used++;
-                    else
-                        av[b / 64] |= 1ull << (b % 64);
-                }
-                if (used == 0) {
-                    span_write_free(h, base_gp + p, n, 0);
-                } else {
-                    h->vp[base_gp + p].nfree = c->nblocks - used;
-                    h->active_pages += n;
-                    h->allocated += (int64_t)used * c->size;
-                    h->nallocated += used;
-                }
-            } else if (pd[p].kind == PD_LARGE) {
-                h->active_pages += n;
-                h->allocated += (int64_t)n << HEAP_PAGE_SHIFT;
-                h->nallocated++;
-            } else if (pd[p].kind != PD_FREE) {
-                return HEAP_ECORRUPT;
-            }
-            p += n;
-        }
-        /* pass 2: coalesce adjacent free spans, fill bins and run lists */
-        for (uint32_t p = HEAP_META_PAGES; p < HEAP_CHUNK_PAGES;) {
-            uint32_t n = pd[p].npages;
-            if (pd[p].kind == PD_FREE) {
-                unsigned fl = pd[p].flags;
-                uint32_t q = p + n;
-                while (q < HEAP_CHUNK_PAGES && pd[q].kind == PD_FREE) {
-                    unsigned f2 = pd[q].flags;
-                    fl = (fl & f2 & (PDF_ZERO | PDF_CLEAN)) | ((fl | f2) & PDF_PUNCH);
-                    q += pd[q].npages;
-                }
-                n = q - p;
-                uint32_t ndirty = (fl & PDF_CLEAN) ? 0 : n;
-                span_write_free(h, base_gp + p, n, fl);
-                h->vp[base_gp + p].nfree = ndirty;
-                h->dirty_pages += ndirty;
-                bin_insert(h, base_gp + p, n);
-            } else if (pd[p].kind == PD_RUN) {
-                /* spread the runs over the arenas */
-                struct heap_vpage *v = &h->vp[base_gp + p];
-                v->arena = (uint16_t)(h->next_arena++ % HEAP_NARENAS);
-                v->inlist = 0;
-                if (v->nfree)
-                    heap_page_run_link(h, &h->arenas[v->arena].runs[pd[p].cls], base_gp + p);
-            }
-            p += n;
-        }
+        int rc = rebuild_count_chunk(h, ci);
+        if (rc)
+            return rc;
+        rebuild_link_chunk(h, ci);
     }
     return 0;
 }

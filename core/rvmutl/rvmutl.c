@@ -594,6 +594,118 @@ static void image_verdict(struct image_header *h)
                h->crash_sym[0] ? " in " : "", h->crash_sym);
 }
 
+/* image_print_fields -- a process-image header of a known format, field by field, with the heap
+ * header it points at (both as recovery would leave them: the log's pending records overlaid) */
+static void image_print_fields(int fd, struct utl *u, int64_t id, struct image_header *h,
+                               const char *seg)
+{
+    char idh[2 * IMG_BUILD_ID_MAX + 1], t1[40], t2[40];
+    idh[0] = 0;
+    for (uint32_t i = 0; i < h->id_len && i < IMG_BUILD_ID_MAX; i++)
+        sprintf(idh + 2 * i, "%02x", h->build_id[i]);
+    h->exe_path[IMG_PATH_MAX - 1] = 0;
+    struct heap_header hh;
+    memset(&hh, 0, sizeof(hh));
+    if (pread(fd, &hh, sizeof(hh), (off_t)h->heap_off) < 0)
+        memset(&hh, 0, sizeof(hh));
+    if (id >= 0)
+        utl_overlay(u, id, h->heap_off, &hh, sizeof(hh));
+    int heap_ok = memcmp(hh.magic, HEAP_MAGIC, 8) == 0;
+    printf("segment %s: process image, format %u\n", seg, h->version);
+    printf("  binary:      %s\n", h->exe_path[0] ? h->exe_path : "(unknown)");
+    printf("  build-id:    %s%s\n", h->id_len ? idh : "(none)",
+           h->id_kind == IMG_ID_CRC32C ? " (crc32c of the file: it had no build-id)" : "");
+    printf("  load base:   0x%llx\n", (unsigned long long)h->load_base);
+    printf("  created:     %s\n", utl_time(t1, sizeof(t1), h->created_ns));
+    if (h->flags & IMG_F_GLOBALS)
+        printf("  globals:     [0x%llx, 0x%llx) %llu bytes at segment offset %llu, %s\n",
+               (unsigned long long)h->globals_vaddr,
+               (unsigned long long)(h->globals_vaddr + h->globals_len),
+               (unsigned long long)h->globals_len, (unsigned long long)h->globals_off,
+               (h->flags & IMG_F_GLOBALS_VALID) ? "committed"
+                                                : "not committed yet (restored fresh)");
+    else
+        printf("  globals:     not kept (heap-only segment, LRVM_GLOBALS=0); any build of "
+               "the program may open it\n");
+    printf("  heap:        base 0x%llx, reservation %llu MiB, at segment offset %llu\n",
+           (unsigned long long)h->heap_base, (unsigned long long)(h->heap_reserve >> 20),
+           (unsigned long long)h->heap_off);
+    if (heap_ok)
+        printf("  heap in use: %llu MiB backed (%llu chunks of 4 MiB)\n",
+               (unsigned long long)(hh.size >> 20), (unsigned long long)hh.nchunks);
+    else
+        printf("  heap in use: no heap header at offset %llu (a damaged segment)\n",
+               (unsigned long long)h->heap_off);
+    char sid[2 * LOG_SEG_ID_LEN + 1];
+    seg_ident_hex(h->seg_id, sid);
+    printf("  identity:    %s\n", h->version >= IMG_FORMAT_VERSION
+                                      ? sid
+                                      : "none yet (format 1: given at the next commit)");
+    printf("  commits:     %llu; last %s by pid %llu\n", (unsigned long long)h->commit_count,
+           utl_time(t2, sizeof(t2), h->last_commit_ns), (unsigned long long)h->last_commit_pid);
+    if (h->version >= IMG_FORMAT_VERSION)
+        image_verdict(h);
+}
+
+/* image_print_header -- what the segment's header page is; returns 1 when it is not a segment
+ * this rvmutl reads (an old layout, another kind of file, another format version) */
+static int image_print_header(int fd, struct utl *u, int64_t id, struct image_header *h,
+                              const char *seg)
+{
+    if (memcmp(h->magic, HEAP_MAGIC, 8) == 0) {
+        printf("segment %s: a heap in the layout before segment format 1 (no header); lrvm "
+               "no longer opens it\n",
+               seg);
+        return 1;
+    }
+    if (memcmp(h->magic, IMG_MAGIC, 8) != 0) {
+        int zero = 1;
+        for (size_t i = 0; i < sizeof(*h) && zero; i++)
+            zero = ((const char *)h)[i] == 0;
+        printf("segment %s: %s\n", seg,
+               zero ? "no header (a new segment, never committed)"
+                    : "not an lrvm process-image segment");
+        return zero ? 0 : 1;
+    }
+    if (h->version != IMG_FORMAT_VERSION && h->version != IMG_FORMAT_VERSION_V1) {
+        printf("segment %s: segment format version %u (this rvmutl reads %u)\n", seg, h->version,
+               IMG_FORMAT_VERSION);
+        return 1;
+    }
+    image_print_fields(fd, u, id, h, seg);
+    return 0;
+}
+
+/* image_print_log -- the state of the segment's log (absent, missing, records pending);
+ * rc is the header's verdict, returned unless the log is missing */
+static int image_print_log(struct utl *u, int have_log, int64_t id, uint64_t pending,
+                           const struct image_header *h, const char *seg, const char *logp, int rc)
+{
+    if (!have_log) {
+        if (h->log_pending) {
+            printf("  log %s: MISSING, but the segment says its log holds commits the file "
+                   "may lack: restore the log, or accept the file as it is with `rvmutl "
+                   "forget-log %s`\n",
+                   logp, seg);
+            return 1;
+        }
+        printf("  log %s: absent\n", logp);
+        return rc;
+    }
+    if (pending)
+        printf("  log %s: %llu committed record(s) not yet applied to the segment file; shown "
+               "above with them (as recovery will apply them: `rvmutl recover %s`, or the "
+               "program's next start)\n",
+               logp, (unsigned long long)pending, logp);
+    else
+        printf("  log %s: %s\n", logp,
+               id >= 0 || u->st.nsegs == 0
+                   ? "no records pending (the segment file holds the last commit)"
+                   : "does not know this segment (another log? give it as LOG)");
+    utl_close(u);
+    return rc;
+}
+
 static int cmd_image(const char *seg, const char *logp)
 {
     char why[1024];
@@ -628,96 +740,9 @@ static int cmd_image(const char *seg, const char *logp)
     }
     if (id >= 0)
         pending = utl_overlay(&u, id, 0, &h, sizeof(h));
-    int rc = 0;
-    if (memcmp(h.magic, HEAP_MAGIC, 8) == 0) {
-        printf("segment %s: a heap in the layout before segment format 1 (no header); lrvm "
-               "no longer opens it\n",
-               seg);
-        rc = 1;
-    } else if (memcmp(h.magic, IMG_MAGIC, 8) != 0) {
-        int zero = 1;
-        for (size_t i = 0; i < sizeof(h) && zero; i++)
-            zero = ((const char *)&h)[i] == 0;
-        printf("segment %s: %s\n", seg,
-               zero ? "no header (a new segment, never committed)"
-                    : "not an lrvm process-image segment");
-        rc = zero ? 0 : 1;
-    } else if (h.version != IMG_FORMAT_VERSION && h.version != IMG_FORMAT_VERSION_V1) {
-        printf("segment %s: segment format version %u (this rvmutl reads %u)\n", seg, h.version,
-               IMG_FORMAT_VERSION);
-        rc = 1;
-    } else {
-        char idh[2 * IMG_BUILD_ID_MAX + 1], t1[40], t2[40];
-        idh[0] = 0;
-        for (uint32_t i = 0; i < h.id_len && i < IMG_BUILD_ID_MAX; i++)
-            sprintf(idh + 2 * i, "%02x", h.build_id[i]);
-        h.exe_path[IMG_PATH_MAX - 1] = 0;
-        struct heap_header hh;
-        memset(&hh, 0, sizeof(hh));
-        if (pread(fd, &hh, sizeof(hh), (off_t)h.heap_off) < 0)
-            memset(&hh, 0, sizeof(hh));
-        if (id >= 0)
-            utl_overlay(&u, id, h.heap_off, &hh, sizeof(hh));
-        int heap_ok = memcmp(hh.magic, HEAP_MAGIC, 8) == 0;
-        printf("segment %s: process image, format %u\n", seg, h.version);
-        printf("  binary:      %s\n", h.exe_path[0] ? h.exe_path : "(unknown)");
-        printf("  build-id:    %s%s\n", h.id_len ? idh : "(none)",
-               h.id_kind == IMG_ID_CRC32C ? " (crc32c of the file: it had no build-id)" : "");
-        printf("  load base:   0x%llx\n", (unsigned long long)h.load_base);
-        printf("  created:     %s\n", utl_time(t1, sizeof(t1), h.created_ns));
-        if (h.flags & IMG_F_GLOBALS)
-            printf("  globals:     [0x%llx, 0x%llx) %llu bytes at segment offset %llu, %s\n",
-                   (unsigned long long)h.globals_vaddr,
-                   (unsigned long long)(h.globals_vaddr + h.globals_len),
-                   (unsigned long long)h.globals_len, (unsigned long long)h.globals_off,
-                   (h.flags & IMG_F_GLOBALS_VALID) ? "committed"
-                                                   : "not committed yet (restored fresh)");
-        else
-            printf("  globals:     not kept (heap-only segment, LRVM_GLOBALS=0); any build of "
-                   "the program may open it\n");
-        printf("  heap:        base 0x%llx, reservation %llu MiB, at segment offset %llu\n",
-               (unsigned long long)h.heap_base, (unsigned long long)(h.heap_reserve >> 20),
-               (unsigned long long)h.heap_off);
-        if (heap_ok)
-            printf("  heap in use: %llu MiB backed (%llu chunks of 4 MiB)\n",
-                   (unsigned long long)(hh.size >> 20), (unsigned long long)hh.nchunks);
-        else
-            printf("  heap in use: no heap header at offset %llu (a damaged segment)\n",
-                   (unsigned long long)h.heap_off);
-        char sid[2 * LOG_SEG_ID_LEN + 1];
-        seg_ident_hex(h.seg_id, sid);
-        printf("  identity:    %s\n", h.version >= IMG_FORMAT_VERSION
-                                          ? sid
-                                          : "none yet (format 1: given at the next commit)");
-        printf("  commits:     %llu; last %s by pid %llu\n", (unsigned long long)h.commit_count,
-               utl_time(t2, sizeof(t2), h.last_commit_ns), (unsigned long long)h.last_commit_pid);
-        if (h.version >= IMG_FORMAT_VERSION)
-            image_verdict(&h);
-    }
+    int rc = image_print_header(fd, &u, id, &h, seg);
     close(fd);
-    if (!have_log) {
-        if (h.log_pending) {
-            printf("  log %s: MISSING, but the segment says its log holds commits the file "
-                   "may lack: restore the log, or accept the file as it is with `rvmutl "
-                   "forget-log %s`\n",
-                   logp, seg);
-            return 1;
-        }
-        printf("  log %s: absent\n", logp);
-        return rc;
-    }
-    if (pending)
-        printf("  log %s: %llu committed record(s) not yet applied to the segment file; shown "
-               "above with them (as recovery will apply them: `rvmutl recover %s`, or the "
-               "program's next start)\n",
-               logp, (unsigned long long)pending, logp);
-    else
-        printf("  log %s: %s\n", logp,
-               id >= 0 || u.st.nsegs == 0
-                   ? "no records pending (the segment file holds the last commit)"
-                   : "does not know this segment (another log? give it as LOG)");
-    utl_close(&u);
-    return rc;
+    return image_print_log(&u, have_log, id, pending, &h, seg, logp, rc);
 }
 
 /* cmd_create_log -- a new log with size bytes of record space */
