@@ -23,7 +23,10 @@
  * purpose; they are treated like a crash (queued no_flush commits are lost), which keeps them
  * async-signal-safe. If the exit commit or that flush fails, the process must not look
  * successful: the last exit handler (registered first, with on_exit to learn the status)
- * says what was lost and ends the process with a non-zero status.
+ * says what was lost and ends the process with a non-zero status. A clean exit also leaves the
+ * log empty (every record applied to the segment, which is fsynced first), so the next start
+ * replays nothing however much this run logged; a crash leaves what the truncation thread has
+ * not applied yet (at most LRVM's threshold, 1/8 of the log) for the next start.
  */
 #include "shim.h"
 
@@ -124,15 +127,21 @@ static void exit_commit(void)
     if (__atomic_exchange_n(&sig_pending, 0, __ATOMIC_ACQ_REL))
         shim_commit("signal");
     int rc = 0;
-    if (shim_opts.commit & SHIM_COMMIT_EXIT)
-        rc = shim_commit("exit"); /* flushes the earlier no_flush commits too (persist.c) */
-    else
+    if (shim_opts.commit & SHIM_COMMIT_EXIT) {
+        if (shim_persistent)
+            shim_persist_settle(); /* the exit commit alone in the log: see persist.c */
+        rc = shim_commit("exit");  /* flushes the earlier no_flush commits too (persist.c) */
+    } else {
         rc = exit_flush();
+    }
     if (rc != 0 && rc != ENOSYS)
         exit_failed = 1;
     /* nothing after the exit commit is committed: the destructors that follow may free what the
    * committed globals point to */
     __atomic_store_n(&commits_closed, 1, __ATOMIC_RELEASE);
+    /* a clean exit leaves the log empty, so the next start replays nothing */
+    if (rc == 0 && shim_persistent)
+        shim_persist_settle();
 }
 
 int shim_commit_before_dtors(void)

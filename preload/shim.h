@@ -176,6 +176,8 @@ int shim_persist_commit(int final);
 /* shim_persist_flush -- make the queued no_flush commits durable (a clean exit without an exit
  * commit); 0 or an rvm_return_t after a message */
 int shim_persist_flush(void);
+/* shim_persist_settle -- apply the log to the segment (a clean exit leaves it empty) */
+int shim_persist_settle(void);
 /* shim_persist_fork_child -- in a fork child: make the heap independent of the segment file
  * and close the segment (releases its lock). */
 void shim_persist_fork_child(void);

@@ -203,6 +203,8 @@ rvm_return_t rvm_terminate(void)
     rvm_return_t rc = RVM_SUCCESS;
     if (engine.log != NULL && !engine.sticky)
         rc = rvm_flush();
+    if (rc == RVM_SUCCESS && engine.log != NULL && !engine.sticky)
+        rc = trunc_recovered(engine.log);
     pthread_mutex_lock(&engine.mu);
     if (engine.log != NULL) {
         trunc_stop(engine.log);

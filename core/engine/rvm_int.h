@@ -166,7 +166,8 @@ struct log {
     uint64_t n_settled; /* big streamed records applied at once (log_stream.c) */
     /* records recovery applied to the segments' page cache in this process and that no
      * truncation has made durable yet: (head, recovered_seq] ending at recovered_end, whose
-     * area bytes are recovered_bytes; recovered_seq 0 = none (trunc_mu) */
+     * area bytes are recovered_bytes; recovered_seq 0 = none (trunc_mu; cleared under mu
+     * too, which the daemon reads it under) */
     uint64_t recovered_seq, recovered_end, recovered_bytes;
 };
 
@@ -290,6 +291,7 @@ uint32_t rec_seed_for(const struct log_epoch *e, uint32_t n, uint64_t seq);
 /* trunc.c */
 rvm_return_t trunc_step(struct log *lg, uint64_t limit, int *progress);
 rvm_return_t trunc_all(struct log *lg);
+rvm_return_t trunc_recovered(struct log *lg);
 rvm_return_t trunc_start(struct log *lg, long pct);
 void trunc_stop(struct log *lg);
 rvm_return_t recover(struct log *lg);

@@ -109,6 +109,20 @@ rvm_return_t trunc_step(struct log *lg, uint64_t limit, int *progress)
     return rc;
 }
 
+/* trunc_recovered -- if the records recovery applied are still live, take their step now:
+ * fsync the segments and move the head (trunc_recovered_span), applying nothing. For a
+ * process that ends before its daemon took that step (or runs none): otherwise the next
+ * start would apply the same records again. */
+rvm_return_t trunc_recovered(struct log *lg)
+{
+    pthread_mutex_lock(&lg->trunc_mu);
+    int pending = lg->recovered_seq != 0;
+    pthread_mutex_unlock(&lg->trunc_mu);
+    /* limit 0: if the daemon took the step meanwhile, this one applies no record */
+    int progress;
+    return pending ? trunc_step(lg, 0, &progress) : RVM_SUCCESS;
+}
+
 /* trunc_all -- epoch truncation: apply every durable record */
 rvm_return_t trunc_all(struct log *lg)
 {
@@ -128,7 +142,11 @@ static void *trunc_main(void *arg)
     int active = 0;
     while (!lg->trunc_stop) {
         uint64_t thr = (uint64_t)lg->truncate_pct * lg->area_len;
-        int over = lg->used * 100 >= thr;
+        /* Records recovery applied at start-up are live until a step fsyncs the segments and
+         * moves the head past them (trunc_recovered_span). Until then every later start
+         * applies them again -- a program that runs for less than the daemon's threshold
+         * would leave them for good -- so that step is taken at once, whatever the fill. */
+        int over = lg->used * 100 >= thr || lg->recovered_seq != 0;
         /* hysteresis: once started, go on until the fill is below half the threshold */
         if (over)
             active = 1;

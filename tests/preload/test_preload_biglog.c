@@ -8,6 +8,8 @@
  *  - an explicit rvm_commit (not the exit commit: the tracker's copying path) as large;
  *  - SIGKILL at a random moment of a growing exit commit: the next run starts from the
  *    previous commit exactly, or from the new one exactly.
+ * And a clean exit leaves the log empty (the next start replays nothing): after a run that
+ * recovered records, and after a big exit commit that follows records still in the log.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -172,6 +174,53 @@ Test(preload_biglog, sigkill_during_growing_exit_commit, .timeout = 300)
             killed_round(dir, backends[b], full > 0 ? rand() % (full + 1) : 0);
         fprintf(stderr, "%s: exit commit of 40 MiB into a 4 MiB log: %ld ms; %ld kills\n",
                 backends[b], full, rounds);
+    }
+    child_dir_remove(dir);
+}
+
+/* live_records -- the number of live records `rvmutl status` reports for dir's log, -1 if it
+ * could not tell */
+static long live_records(const char *dir)
+{
+    char log[256];
+    snprintf(log, sizeof(log), "%s/seg.log", dir);
+    char *argv[] = {(char *)child_need("LRVM_TEST_RVMUTL"), "status", log, NULL};
+    struct result r = child_run(argv, NULL, 0, NULL, 60000);
+    const char *at = strstr(r.out, " live record(s)");
+    long n = -1;
+    if (r.status == 0 && at != NULL) {
+        while (at > r.out && at[-1] >= '0' && at[-1] <= '9')
+            at--;
+        n = atol(at);
+    }
+    cr_expect_geq(n, 0, "rvmutl status %s (status %d):\n%s\n%s", log, r.status, r.out, r.err);
+    free_result(&r);
+    return n;
+}
+
+Test(preload_biglog, clean_exit_leaves_the_log_empty, .timeout = 300)
+{
+    char dir[128];
+    child_tdir(dir, sizeof(dir), "biglog-empty");
+    for (size_t b = 0; b < 3; b++) {
+        /* a 256 MiB log: 8 MiB of records stay far below the truncation threshold (1/8) */
+        struct cfg c;
+        cfg_init(&c, dir, backends[b], NULL);
+        c.extra[3] = "LRVM_LOG_SIZE=256M";
+        wipe(dir);
+        /* explicit commit, then _exit: like a crash, the records stay in the log */
+        expect_run(&c, backends[b], "commit", "8", "committed run 1: 0\n");
+        cr_expect_gt(live_records(dir), 0, "%s: the killed-like run left no record", backends[b]);
+        /* a run that recovers them and exits cleanly applies them for good */
+        expect_run(&c, backends[b], "check", NULL, "run 1 ok\n");
+        cr_expect_eq(live_records(dir), 0, "%s: records live after a clean exit (recovered ones)",
+                     backends[b]);
+        /* records in the log, then a big exit commit (applied from memory when alone) */
+        expect_run(&c, backends[b], "commit", "8", "committed run 2: 0\n");
+        expect_run(&c, backends[b], "fill", "24", "wrote run 3\n");
+        cr_expect_eq(live_records(dir), 0, "%s: records live after a clean exit (big commit)",
+                     backends[b]);
+        expect_run(&c, backends[b], "check", NULL, "run 3 ok\n");
     }
     child_dir_remove(dir);
 }
