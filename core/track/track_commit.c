@@ -145,10 +145,15 @@ static rvm_return_t track_commit_instant(struct commit *c)
         track_safepoint_each(track_robust_thread, NULL); /* ROBUST MUTEXES (track.h) */
     if (e == 0 && c->live)
         track_commit_in_place(c);
+    /* Hook backends trim in the pause, before the release: a released thread's first write
+     * to a captured page copies it into a slot the trim sees unused until the copy is
+     * marked (track_hook), and a trim then would drop the copy and the commit would log
+     * zeros for that page. (Threads the safepoint skipped are assumed not to write
+     * tracked memory, here as for the instant itself.) */
+    if (e == 0 && tracker.hook_backend)
+        track_trim();
     uint64_t t_capt = track_now_ns();
     track_safepoint_release();
-    if (e == 0 && tracker.hook_backend)
-        track_trim(); /* in the pause: see track_trim */
     tracker.st.last_stop_ns = t_stop - t_halt;
     tracker.st.last_capture_ns = t_capt - t_stop;
     pthread_rwlock_unlock(&tracker.kw);
