@@ -20,12 +20,14 @@ static int scale(void)
     return v > 0 ? v : 1;
 }
 
-/* pers -- the probe under lrvm-run with LRVM_SEGMENT=dir/seg (small heap and log) */
-static struct result pers(const char *dir, char *a1, char *a2, char *a3, char *a4, char *a5)
+/* pers_start -- start the probe under lrvm-run with LRVM_SEGMENT=dir/seg (small heap and
+ * log) and one more setting (NULL: none) */
+static struct child pers_start(const char *dir, const char *more, char *a1, char *a2, char *a3,
+                               char *a4, char *a5)
 {
-    char seg[300];
+    static char seg[300];
     cr_assert((size_t)snprintf(seg, sizeof(seg), "LRVM_SEGMENT=%s/seg", dir) < sizeof(seg));
-    const char *extra[] = {seg, "LRVM_HEAP_SIZE=64M", "LRVM_LOG_SIZE=1M", NULL};
+    const char *extra[] = {seg, "LRVM_HEAP_SIZE=64M", "LRVM_LOG_SIZE=1M", more, NULL};
     char *argv[] = {(char *)child_need("LRVM_TEST_RUN"),
                     (char *)child_need("LRVM_TEST_PROBE"),
                     a1,
@@ -34,7 +36,13 @@ static struct result pers(const char *dir, char *a1, char *a2, char *a3, char *a
                     a4,
                     a5,
                     NULL};
-    return child_run(argv, extra, 0, NULL, 60 * 1000L);
+    return child_start(argv, extra, 0, NULL);
+}
+
+/* pers -- run the probe under lrvm-run on dir's pair to its end */
+static struct result pers(const char *dir, char *a1, char *a2, char *a3, char *a4, char *a5)
+{
+    return child_finish(pers_start(dir, NULL, a1, a2, a3, a4, a5), 60 * 1000L);
 }
 
 /* shell -- run a shell command line (copy tools); fails the test if it fails */
@@ -47,7 +55,7 @@ static void shell(const char *fmt, const char *a, const char *b)
 }
 
 /* make_pair -- a fresh pair in a new directory: block written, then one more exit commit
- * (so the log holds records and knows the segment's identity); fills addr */
+ * (so the log's dictionary knows the segment's identity); fills addr */
 static void make_pair(char *dir, size_t n, const char *tag, const char *first, const char *second,
                       char *addr, size_t alen)
 {
@@ -149,12 +157,59 @@ static char *slurp(const char *path, size_t *n)
     return p;
 }
 
+/* live_records -- the live records `rvmutl status` reports for dir's log (-1: unknown) */
+static long live_records(const char *dir)
+{
+    char log[300];
+    snprintf(log, sizeof(log), "%s/seg.log", dir);
+    char *argv[] = {(char *)child_need("LRVM_TEST_RVMUTL"), "status", log, NULL};
+    struct result r = child_run(argv, NULL, 0, NULL, 60000);
+    const char *at = strstr(r.out, " live record(s)");
+    long n = -1;
+    if (r.status == 0 && at != NULL) {
+        while (at > r.out && at[-1] >= '0' && at[-1] <= '9')
+            at--;
+        n = atol(at);
+    }
+    free(r.out);
+    free(r.err);
+    return n;
+}
+
+/* leave_records -- run the probe's climb on dir's pair with interval commits and SIGKILL it,
+ * until its log holds live records (the truncation thread may have applied them all) */
+static void leave_records(const char *dir, const char *addr)
+{
+    for (int tries = 0; tries < 10; tries++) {
+        struct child c =
+            pers_start(dir, "LRVM_COMMIT=interval:2ms", "climb", (char *)addr, NULL, NULL, NULL);
+        for (int i = 0; i < 10000; i++) { /* until it runs, then 50 ms of commits */
+            char *o = child_slurp(c.ofd);
+            int up = o[0] != 0;
+            free(o);
+            if (up)
+                break;
+            child_nap_ms(1);
+        }
+        child_nap_ms(50);
+        kill(c.pid, SIGKILL);
+        struct result r = child_finish(c, 60000);
+        free(r.out);
+        free(r.err);
+        if (live_records(dir) > 0)
+            return;
+    }
+    cr_assert_fail("%s: no run left records in the log", dir);
+}
+
 Test(identity, log_refuses_a_segment_of_another_identity, .timeout = 60)
 {
     char a[256], o[256], addr[64], oaddr[64], e[32] = "a1";
     make_pair(a, sizeof(a), "id-other-a", "a0", "a1", addr, sizeof(addr));
     make_pair(o, sizeof(o), "id-other-o", "o0", "o1", oaddr, sizeof(oaddr));
-    /* A's log holds pending records; another segment is put at A's segment path */
+    /* A's log holds pending records (a clean exit leaves none: A's last run is killed after
+     * interval commits); another segment is put at A's segment path */
+    leave_records(a, addr);
     char aseg[300], oseg[300], keep[300];
     snprintf(aseg, sizeof(aseg), "%s/seg", a);
     snprintf(oseg, sizeof(oseg), "%s/seg", o);
@@ -173,8 +228,11 @@ Test(identity, log_refuses_a_segment_of_another_identity, .timeout = 60)
               "the other segment must not be written by A's log");
     free(before);
     free(after);
-    /* the right segment back: A continues from its last commit */
+    /* the right segment back: A continues from its last commit (a value its climb stored) */
     cr_assert_eq(rename(keep, aseg), 0);
+    r = pers(a, "pread", addr, NULL, NULL, NULL);
+    cr_assert(r.status == 0 && r.out[0] == 'n', "A with its own segment back: %s %s", r.out, r.err);
+    snprintf(e, sizeof(e), "%.*s", (int)strcspn(r.out, " "), r.out);
     step(a, addr, e, sizeof(e), "a2", 0, "A with its own segment back");
     child_dir_remove(a);
     child_dir_remove(o);
