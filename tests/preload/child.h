@@ -191,4 +191,25 @@ static inline void child_dir_remove(const char *dir)
     cr_expect_eq(system(cmd), 0);
 }
 
+/* child_live_records -- the live records `rvmutl status` ($LRVM_TEST_RVMUTL) reports for
+ * dir/seg.log, or -1 if it could not tell (rvmutl's output is then in the failed expectation) */
+static inline long child_live_records(const char *dir)
+{
+    char log[300];
+    cr_assert((size_t)snprintf(log, sizeof(log), "%s/seg.log", dir) < sizeof(log));
+    char *argv[] = {(char *)child_need("LRVM_TEST_RVMUTL"), "status", log, NULL};
+    struct result r = child_run(argv, NULL, 0, NULL, 60000);
+    const char *at = strstr(r.out, " live record(s)");
+    long n = -1;
+    if (r.status == 0 && at != NULL) {
+        while (at > r.out && at[-1] >= '0' && at[-1] <= '9')
+            at--;
+        n = atol(at);
+    }
+    cr_expect_geq(n, 0, "rvmutl status %s (status %d):\n%s\n%s", log, r.status, r.out, r.err);
+    free(r.out);
+    free(r.err);
+    return n;
+}
+
 #endif

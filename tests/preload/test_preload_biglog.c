@@ -103,26 +103,6 @@ Test(preload_biglog, exit_commit_larger_than_log, .timeout = 300)
     child_dir_remove(dir);
 }
 
-/* live_records -- the number of live records `rvmutl status` reports for dir's log, -1 if it
- * could not tell */
-static long live_records(const char *dir)
-{
-    char log[256];
-    snprintf(log, sizeof(log), "%s/seg.log", dir);
-    char *argv[] = {(char *)child_need("LRVM_TEST_RVMUTL"), "status", log, NULL};
-    struct result r = child_run(argv, NULL, 0, NULL, 60000);
-    const char *at = strstr(r.out, " live record(s)");
-    long n = -1;
-    if (r.status == 0 && at != NULL) {
-        while (at > r.out && at[-1] >= '0' && at[-1] <= '9')
-            at--;
-        n = atol(at);
-    }
-    cr_expect_geq(n, 0, "rvmutl status %s (status %d):\n%s\n%s", log, r.status, r.out, r.err);
-    free_result(&r);
-    return n;
-}
-
 /* an exit commit of ~870 000 separate small ranges (over 16 MiB of record): it is applied to
  * the segment at exit through apply passes (sorted, neighbours merged with the bytes between
  * them read back from the file); the next run checks every byte, then a restarted run does it
@@ -138,7 +118,8 @@ Test(preload_biglog, exit_commit_of_many_small_ranges, .timeout = 300)
         expect_run(&c, backends[b], "fill", "40", "wrote run 1\n");
         expect_run(&c, backends[b], "sparse", "40", "wrote run 2\n");
         expect_run(&c, backends[b], "check", NULL, "run 2 ok\n");
-        cr_expect_eq(live_records(dir), 0, "%s: the sparse exit commit left records", backends[b]);
+        cr_expect_eq(child_live_records(dir), 0, "%s: the sparse exit commit left records",
+                     backends[b]);
         expect_run(&c, backends[b], "fill", "40", "wrote run 3\n");
         expect_run(&c, backends[b], "sparse", "40", "wrote run 4\n");
         expect_run(&c, backends[b], "check", NULL, "run 4 ok\n");
@@ -233,15 +214,16 @@ Test(preload_biglog, clean_exit_leaves_the_log_empty, .timeout = 300)
         wipe(dir);
         /* explicit commit, then _exit: like a crash, the records stay in the log */
         expect_run(&c, backends[b], "commit", "8", "committed run 1: 0\n");
-        cr_expect_gt(live_records(dir), 0, "%s: the killed-like run left no record", backends[b]);
+        cr_expect_gt(child_live_records(dir), 0, "%s: the killed-like run left no record",
+                     backends[b]);
         /* a run that recovers them and exits cleanly applies them for good */
         expect_run(&c, backends[b], "check", NULL, "run 1 ok\n");
-        cr_expect_eq(live_records(dir), 0, "%s: records live after a clean exit (recovered ones)",
-                     backends[b]);
+        cr_expect_eq(child_live_records(dir), 0,
+                     "%s: records live after a clean exit (recovered ones)", backends[b]);
         /* records in the log, then a big exit commit (applied from memory when alone) */
         expect_run(&c, backends[b], "commit", "8", "committed run 2: 0\n");
         expect_run(&c, backends[b], "fill", "24", "wrote run 3\n");
-        cr_expect_eq(live_records(dir), 0, "%s: records live after a clean exit (big commit)",
+        cr_expect_eq(child_live_records(dir), 0, "%s: records live after a clean exit (big commit)",
                      backends[b]);
         expect_run(&c, backends[b], "check", NULL, "run 3 ok\n");
     }

@@ -157,25 +157,6 @@ static char *slurp(const char *path, size_t *n)
     return p;
 }
 
-/* live_records -- the live records `rvmutl status` reports for dir's log (-1: unknown) */
-static long live_records(const char *dir)
-{
-    char log[300];
-    snprintf(log, sizeof(log), "%s/seg.log", dir);
-    char *argv[] = {(char *)child_need("LRVM_TEST_RVMUTL"), "status", log, NULL};
-    struct result r = child_run(argv, NULL, 0, NULL, 60000);
-    const char *at = strstr(r.out, " live record(s)");
-    long n = -1;
-    if (r.status == 0 && at != NULL) {
-        while (at > r.out && at[-1] >= '0' && at[-1] <= '9')
-            at--;
-        n = atol(at);
-    }
-    free(r.out);
-    free(r.err);
-    return n;
-}
-
 /* leave_records -- run the probe's climb on dir's pair with interval commits and SIGKILL it,
  * until its log holds live records (the truncation thread may have applied them all) */
 static void leave_records(const char *dir, const char *addr)
@@ -196,7 +177,7 @@ static void leave_records(const char *dir, const char *addr)
         struct result r = child_finish(c, 60000);
         free(r.out);
         free(r.err);
-        if (live_records(dir) > 0)
+        if (child_live_records(dir) > 0)
             return;
     }
     cr_assert_fail("%s: no run left records in the log", dir);
