@@ -207,7 +207,10 @@ struct stream_src {
  * pwrite each cost more than the commit's log write (a pwrite into a file cached in large
  * folios walks the folio's buffers: 5 s for gawk's 71 MiB exit commit). Passes run in entry
  * order and a pass resolves overlaps newest-wins, so the file ends as sequential writes of the
- * entries would leave it. */
+ * entries would leave it. Crash safety is stream_settle's: nothing here is durable until the
+ * fsync below, and the status still names this record until after it, so a crash anywhere
+ * leaves the record for recovery to apply again. The bytes a pass reads back between two
+ * neighbours are the file's own: only apply passes write segments, and we hold trunc_mu. */
 static int settle_write(const struct stream_src *src)
 {
     struct apply_pass *p = calloc(1, sizeof(*p));
