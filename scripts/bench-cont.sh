@@ -4,14 +4,14 @@
 # a heap of small nodes at a steady rate) alone and under lrvm-run with interval commits on
 # every dirty-tracking backend, side by side in one run; ratios against the program alone.
 #
-# Part A (the issue-12 shape): HEAP_MIB of nodes, FRACTION of them mutated every PERIOD_MS, for
+# Part A (a large heap, a steady 0.1% mutation rate): HEAP_MIB of nodes, FRACTION of them mutated every PERIOD_MS, for
 #   RUN_SECONDS, with no tool, then for each backend in BACKENDS and each interval in INTERVALS under
 #   `lrvm-run --commit exit,interval:T` with LRVM_STATS=1. After every shim run: the log backlog
 #   (`rvmutl status`: committed records not yet applied to the segment) and the time to main of
 #   a restart that finds the heap again and verifies every node (`cont-bench --restart-only`).
 #   Then, per backend, one more run at each interval in KILL_INTERVALS that ends with SIGKILL
 #   instead of exit (no exit commit, no statistics): its restart is the restart after a crash.
-# Part B (the issue-10 shape): SMALL_MIB of heap, SMALL_COUNT nodes (a few KB) changed every
+# Part B (small changes, commits every millisecond): SMALL_MIB of heap, SMALL_COUNT nodes (a few KB) changed every
 #   millisecond, for SMALL_SECONDS, alone and under each backend at interval:1ms: commits/s,
 #   pause, bytes logged per commit against bytes changed per commit, peak RSS.
 #
@@ -193,7 +193,7 @@ summarize() {
     }' "$CSV" | tee -a "$TXT"
 }
 
-# part_a -- the issue-12 shape
+# part_a -- a large heap of small nodes, a steady mutation rate, periodic commits
 part_a() {
   SECS=$SECONDS_A
   local be iv ref prog=(--fraction "$FRACTION" --period-ms "$PERIOD_MS" --seconds "$SECONDS_A")
@@ -216,7 +216,7 @@ part_a() {
   summarize A "$ref"
 }
 
-# part_b -- the issue-10 shape: a few KB per millisecond, commits every millisecond
+# part_b -- a few KB per millisecond, commits every millisecond
 part_b() {
   SECS=$SMALL_SECONDS
   local be ref prog=(--count "$SMALL_COUNT" --period-ms 1 --seconds "$SMALL_SECONDS")
