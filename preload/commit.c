@@ -51,9 +51,10 @@ static volatile sig_atomic_t sig_pending; /* set by the handler; taken (exchange
 /* LRVM_STATS goes to a private duplicate of stderr taken before main: programs such as
  * coreutils close stderr in their own atexit handler, which runs before ours. */
 static int stats_fd = 2;
-static int exit_done;      /* the exit commit was made (or skipped): once only */
-static int commits_closed; /* after the exit commit: no more commits */
-static int exit_failed;    /* the exit commit or the exit flush failed */
+static int exit_done;       /* the exit commit was made (or skipped): once only */
+static int commits_closed;  /* after the exit commit: no more commits */
+static int periodic_closed; /* the exit sequence has begun: no more signal or interval commits */
+static int exit_failed;     /* the exit commit or the exit flush failed */
 /* the program's own action for the commit signal (shim_commit_sigaction); SIG_DFL until it
  * installs one. Written under app_mu, read by on_sig: the handler pointer is read once,
  * atomically, so a handler never runs with a half-written pointer. */
@@ -68,7 +69,9 @@ int shim_commit(const char *why)
     if (shim_forked_child)
         return EPERM;
     pthread_mutex_lock(&commit_lock);
-    if (__atomic_load_n(&commits_closed, __ATOMIC_ACQUIRE)) {
+    if (__atomic_load_n(&commits_closed, __ATOMIC_ACQUIRE) ||
+        (__atomic_load_n(&periodic_closed, __ATOMIC_ACQUIRE) &&
+         (strcmp(why, "signal") == 0 || strcmp(why, "interval") == 0))) {
         pthread_mutex_unlock(&commit_lock);
         return 0;
     }
@@ -126,6 +129,10 @@ static void exit_commit(void)
    * request is not lost because the program exits first. */
     if (__atomic_exchange_n(&sig_pending, 0, __ATOMIC_ACQ_REL))
         shim_commit("signal");
+    /* From here the exit commit (or flush) covers everything a periodic commit would. And one
+     * would stall the whole process: its safepoint cannot stop this thread while it sits in
+     * the settle's fdatasync (measured: 70 ms pauses at the end of a 100 MiB run). */
+    __atomic_store_n(&periodic_closed, 1, __ATOMIC_RELEASE);
     int rc = 0;
     if (shim_opts.commit & SHIM_COMMIT_EXIT) {
         if (shim_persistent)
