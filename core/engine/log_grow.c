@@ -204,8 +204,14 @@ rvm_return_t log_grow(struct log *lg, uint64_t size, int exact)
         pthread_mutex_lock(&lg->status_mu);
         pthread_mutex_lock(&lg->mu);
         lg->area_len = to;
-        if (wrapped && lg->used > 0 && lg->head_off >= lg->tail_off)
+        if (wrapped && lg->used > 0 && lg->head_off >= lg->tail_off) {
             lg->used += to - old;
+            /* an applied span (trunc.c) that already runs past the old end holds the new
+             * dead bytes too: the step that takes it must free them with it */
+            if (lg->applied_seq != 0 && lg->applied_seq >= lg->head_seq &&
+                lg->applied_end < lg->head_off)
+                lg->applied_bytes += to - old;
+        }
         pthread_mutex_unlock(&lg->mu);
         rc = log_status_write(lg, lg->st_head_off, lg->st_head_seq);
         pthread_mutex_unlock(&lg->status_mu);

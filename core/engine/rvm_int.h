@@ -143,17 +143,13 @@ struct log {
     pthread_cond_t space_cv;     /* truncation freed space */
     pthread_cond_t trunc_cv;     /* wake the truncation thread */
     uint64_t head_off, head_seq; /* oldest live record (== durable status head) */
-    /* records recovery applied to the segments' page cache and left live (trunc.c:
-     * recover): the next truncation syncs them instead of applying them again. Where they
-     * end; rec_next_seq 0 once done (trunc_mu) */
-    uint64_t rec_end_off, rec_next_seq, rec_consumed, rec_nrec;
-    uint64_t tail_off;    /* next write position */
-    uint64_t used;        /* live bytes incl. wrap gaps */
-    uint64_t next_seq;    /* next seq to assign */
-    uint64_t written_seq; /* last seq written to the file */
-    uint64_t durable_seq; /* last seq made durable (synced) */
-    struct buf pend;      /* formatted records, seqs assigned, not yet written */
-    struct buf wbuf;      /* the leader's batch (swapped with pend) */
+    uint64_t tail_off;           /* next write position */
+    uint64_t used;               /* live bytes incl. wrap gaps */
+    uint64_t next_seq;           /* next seq to assign */
+    uint64_t written_seq;        /* last seq written to the file */
+    uint64_t durable_seq;        /* last seq made durable (synced) */
+    struct buf pend;             /* formatted records, seqs assigned, not yet written */
+    struct buf wbuf;             /* the leader's batch (swapped with pend) */
     struct cset cs;
     int writer_active;
     int space_waiters;
@@ -164,11 +160,15 @@ struct log {
     uint64_t queued_bytes;
     uint64_t n_grow;    /* times the record area grew (log_grow.c) */
     uint64_t n_settled; /* big streamed records applied at once (log_stream.c) */
-    /* records recovery applied to the segments' page cache in this process and that no
-     * truncation has made durable yet: (head, recovered_seq] ending at recovered_end, whose
-     * area bytes are recovered_bytes; recovered_seq 0 = none (trunc_mu; cleared under mu
-     * too, which the daemon reads it under) */
-    uint64_t recovered_seq, recovered_end, recovered_bytes;
+    /* THE APPLIED SPAN: live records whose new values are already in the segments' page
+     * cache, which no truncation has made durable yet: (head, applied_seq], ending at area
+     * offset applied_end, applied_bytes of area (trunc.c). Empty when applied_seq <
+     * head_seq. Recovery leaves one (applied_urgent: the daemon makes it durable at once, or
+     * every start would apply it again), and so does applying ahead (trunc_apply_ahead).
+     * Written under trunc_mu and mu, read under either. */
+    uint64_t applied_seq, applied_end, applied_bytes;
+    int applied_urgent;
+    int apply_ahead; /* the daemon applies durable records ahead (trunc_set_apply_ahead) */
 };
 
 /* process-wide state */
@@ -292,6 +292,14 @@ uint32_t rec_seed_for(const struct log_epoch *e, uint32_t n, uint64_t seq);
 rvm_return_t trunc_step(struct log *lg, uint64_t limit, int *progress);
 rvm_return_t trunc_all(struct log *lg);
 rvm_return_t trunc_recovered(struct log *lg);
+/* trunc_apply_ahead -- apply up to limit bytes of durable records past the applied span to
+ * the segments' page cache, without fsync or head move (the span grows) */
+rvm_return_t trunc_apply_ahead(struct log *lg, uint64_t limit);
+/* trunc_set_apply_ahead -- ask the daemon to apply durable records ahead soon after they
+ * become durable (the tracker's lazy twins read the segment file as committed images) */
+void trunc_set_apply_ahead(struct log *lg, int on);
+/* trunc_applied_seq -- every record up to this seq is in the segments' page cache */
+uint64_t trunc_applied_seq(struct log *lg);
 rvm_return_t trunc_start(struct log *lg, long pct);
 void trunc_stop(struct log *lg);
 rvm_return_t recover(struct log *lg);

@@ -26,23 +26,49 @@
 #include "sysio.h"
 #include "observer.h"
 
+/* how often the daemon applies ahead when a tracker asked for it (trunc_set_apply_ahead):
+ * a twin can be dropped this long after its page's last record became durable */
+#define APPLY_AHEAD_MS 10
+
 /*
- * trunc_recovered_span -- the records recovery applied in this process (to the segments' page
- * cache) and left in the log: they start at the head (nothing moved it since), and applying
- * them again would only rewrite the same bytes -- worse, slice by slice it would show older
- * committed values again between two slices, to anyone reading the file meanwhile. So the
- * step that takes them writes nothing: it fsyncs the segments recovery wrote (they are still
+ * THE APPLIED SPAN (rvm_int.h): records whose new values are already in the segments' page
+ * cache but not yet durable there. Recovery leaves one (it applies every live record at
+ * start), and so does applying ahead (trunc_apply_ahead), which the tracker asks for: its lazy
+ * twins take a page's committed image from the segment file, which is only true once every
+ * record naming the page is in the file. Applying them again would only rewrite the same
+ * bytes -- worse, pass by pass it would show older committed values again between two
+ * passes, to anyone reading the file meanwhile (the tracker does). So the step that takes
+ * the span writes nothing: it fsyncs the segments the span was applied to (they are still
  * marked dirty) and moves the head past the whole span at once, whatever the slice limit
  * (the cost is the fsync, not the bytes). Crash before the status write: the head still
- * names them and the next recovery applies them again, as before.
+ * names the span and the next recovery applies it again, as before. Crash-safety of applying
+ * ahead itself is truncation's: only durable (committed) records reach the segments, so a
+ * segment page the kernel writes back early holds committed bytes only (no-steal), and
+ * recovery re-applies every live record over it (idempotent redo).
  */
-static void trunc_recovered_span(const struct log *lg, uint64_t seq, struct apply_res *res)
+static int span_live(const struct log *lg)
+{
+    return lg->applied_seq != 0 && lg->applied_seq >= lg->head_seq;
+}
+
+/* trunc_applied_span -- the step that takes the applied span (starting at head seq) */
+static void trunc_applied_span(const struct log *lg, uint64_t seq, struct apply_res *res)
 {
     memset(res, 0, sizeof(*res));
-    res->end_off = lg->recovered_end;
-    res->next_seq = lg->recovered_seq + 1;
-    res->consumed = lg->recovered_bytes;
-    res->nrec = lg->recovered_seq + 1 - seq;
+    res->end_off = lg->applied_end;
+    res->next_seq = lg->applied_seq + 1;
+    res->consumed = lg->applied_bytes;
+    res->nrec = lg->applied_seq + 1 - seq;
+}
+
+/* unreadable -- an apply from seq that stopped before max and before its limit found no
+ * valid record where a durable one must be */
+static rvm_return_t unreadable(const struct log *lg, const struct apply_res *res)
+{
+    return err_io(EIO,
+                  "log %s: record %llu at area offset %llu is unreadable although it "
+                  "was made durable; the log file was damaged underneath lrvm",
+                  lg->path, (unsigned long long)res->next_seq, (unsigned long long)res->end_off);
 }
 
 /* trunc_step -- apply up to `limit` bytes of the oldest durable records, move the head */
@@ -55,24 +81,20 @@ rvm_return_t trunc_step(struct log *lg, uint64_t limit, int *progress)
     pthread_mutex_lock(&lg->mu);
     uint64_t off = lg->head_off, seq = lg->head_seq, max = lg->durable_seq;
     pthread_mutex_unlock(&lg->mu);
-    if (seq > max) {
+    if (seq > max && !span_live(lg)) {
         pthread_mutex_unlock(&lg->trunc_mu);
         return RVM_SUCCESS;
     }
     uint64_t t0 = now_usec();
     struct apply_res res;
     rvm_return_t rc = RVM_SUCCESS;
-    int recovered = lg->recovered_seq >= seq;
-    if (recovered)
-        trunc_recovered_span(lg, seq, &res); /* applied already: only the barrier is left */
+    int applied = span_live(lg);
+    if (applied)
+        trunc_applied_span(lg, seq, &res); /* applied already: only the barrier is left */
     else
         rc = apply_log(lg, off, seq, max, limit, &res);
-    /* an apply that stopped before max and before its limit found no valid record there */
-    if (rc == RVM_SUCCESS && !recovered && res.next_seq <= max && res.consumed < limit)
-        rc = err_io(EIO,
-                    "log %s: record %llu at area offset %llu is unreadable although it "
-                    "was made durable; the log file was damaged underneath lrvm",
-                    lg->path, (unsigned long long)res.next_seq, (unsigned long long)res.end_off);
+    if (rc == RVM_SUCCESS && !applied && res.next_seq <= max && res.consumed < limit)
+        rc = unreadable(lg, &res);
     if (rc == RVM_SUCCESS)
         rc = apply_sync_segments(); /* barrier: segments before head */
     if (rc == RVM_SUCCESS && res.nrec > 0) {
@@ -85,7 +107,8 @@ rvm_return_t trunc_step(struct log *lg, uint64_t limit, int *progress)
         lg->head_off = res.end_off;
         lg->head_seq = res.next_seq;
         lg->used -= res.consumed;
-        lg->recovered_seq = 0;
+        lg->applied_seq = 0;
+        lg->applied_urgent = 0;
         uint64_t dt = now_usec() - t0;
         engine.st.last_truncation_time = (rvm_length_t)(dt / 1000);
         engine.st.last_tree_apply_time = (rvm_length_t)(dt / 1000);
@@ -109,18 +132,90 @@ rvm_return_t trunc_step(struct log *lg, uint64_t limit, int *progress)
     return rc;
 }
 
-/* trunc_recovered -- if the records recovery applied are still live, take their step now:
- * fsync the segments and move the head (trunc_recovered_span), applying nothing. For a
- * process that ends before its daemon took that step (or runs none): otherwise the next
- * start would apply the same records again. */
+/* trunc_recovered -- if an applied span is live (recovery's, or applied ahead), take its
+ * step now: fsync the segments and move the head, applying nothing. For a process that ends
+ * before its daemon took that step (or runs none): otherwise the next start would apply the
+ * same records again. */
 rvm_return_t trunc_recovered(struct log *lg)
 {
     pthread_mutex_lock(&lg->trunc_mu);
-    int pending = lg->recovered_seq != 0;
+    int pending = span_live(lg);
     pthread_mutex_unlock(&lg->trunc_mu);
     /* limit 0: if the daemon took the step meanwhile, this one applies no record */
     int progress;
     return pending ? trunc_step(lg, 0, &progress) : RVM_SUCCESS;
+}
+
+/* trunc_apply_ahead -- see rvm_int.h and THE APPLIED SPAN above */
+rvm_return_t trunc_apply_ahead(struct log *lg, uint64_t limit)
+{
+    if (__atomic_load_n(&engine.sticky, __ATOMIC_ACQUIRE))
+        return RVM_EIO;
+    pthread_mutex_lock(&lg->trunc_mu);
+    pthread_mutex_lock(&lg->mu);
+    int live = span_live(lg);
+    uint64_t off = live ? lg->applied_end : lg->head_off;
+    uint64_t seq = live ? lg->applied_seq + 1 : lg->head_seq, max = lg->durable_seq;
+    pthread_mutex_unlock(&lg->mu);
+    rvm_return_t rc = RVM_SUCCESS;
+    if (seq <= max) {
+        struct apply_res res;
+        rc = apply_log(lg, off, seq, max, limit, &res);
+        if (rc == RVM_SUCCESS && res.next_seq <= max && res.consumed < limit)
+            rc = unreadable(lg, &res);
+        if (rc == RVM_SUCCESS && res.nrec > 0) {
+            pthread_mutex_lock(&lg->mu);
+            if (!live) {
+                lg->applied_bytes = 0;
+                lg->applied_urgent = 0;
+            }
+            lg->applied_end = res.end_off;
+            lg->applied_bytes += res.consumed;
+            lg->applied_seq = res.next_seq - 1;
+            pthread_mutex_unlock(&lg->mu);
+        }
+    }
+    pthread_mutex_unlock(&lg->trunc_mu);
+    return rc;
+}
+
+/* trunc_set_apply_ahead -- see rvm_int.h */
+void trunc_set_apply_ahead(struct log *lg, int on)
+{
+    pthread_mutex_lock(&lg->mu);
+    if (lg->apply_ahead != on) {
+        lg->apply_ahead = on;
+        pthread_cond_broadcast(&lg->trunc_cv);
+    }
+    pthread_mutex_unlock(&lg->mu);
+}
+
+/* trunc_applied_seq -- see rvm_int.h */
+uint64_t trunc_applied_seq(struct log *lg)
+{
+    pthread_mutex_lock(&lg->mu);
+    uint64_t v = span_live(lg) ? lg->applied_seq : lg->head_seq - 1;
+    pthread_mutex_unlock(&lg->mu);
+    return v;
+}
+
+/* ahead_pending -- durable records past the applied span (mu held) */
+static int ahead_pending(const struct log *lg)
+{
+    return lg->durable_seq > (span_live(lg) ? lg->applied_seq : lg->head_seq - 1);
+}
+
+/* timed_wait -- wait on the daemon's condition for at most ms milliseconds (mu held) */
+static void timed_wait(struct log *lg, long ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += ms * 1000000L;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&lg->trunc_cv, &lg->mu, &ts);
 }
 
 /* trunc_all -- epoch truncation: apply every durable record */
@@ -143,22 +238,35 @@ static void *trunc_main(void *arg)
     while (!lg->trunc_stop) {
         uint64_t thr = (uint64_t)lg->truncate_pct * lg->area_len;
         /* Records recovery applied at start-up are live until a step fsyncs the segments and
-         * moves the head past them (trunc_recovered_span). Until then every later start
+         * moves the head past them (THE APPLIED SPAN). Until then every later start
          * applies them again -- a program that runs for less than the daemon's threshold
          * would leave them for good -- so that step is taken at once, whatever the fill. */
-        int over = lg->used * 100 >= thr || lg->recovered_seq != 0;
+        int over = lg->used * 100 >= thr || (span_live(lg) && lg->applied_urgent);
         /* hysteresis: once started, go on until the fill is below half the threshold */
         if (over)
             active = 1;
         else if (lg->used * 200 < thr)
             active = 0;
+        uint64_t slice = lg->area_len / 8;
         if (!active && lg->space_waiters == 0) {
-            pthread_cond_wait(&lg->trunc_cv, &lg->mu);
+            if (!lg->apply_ahead) {
+                pthread_cond_wait(&lg->trunc_cv, &lg->mu);
+                continue;
+            }
+            /* below the threshold, with a tracker that wants the segment files current:
+             * apply what became durable, then look again in APPLY_AHEAD_MS */
+            if (ahead_pending(lg)) {
+                pthread_mutex_unlock(&lg->mu);
+                rvm_return_t rc = trunc_apply_ahead(lg, slice < (1u << 16) ? (1u << 16) : slice);
+                pthread_mutex_lock(&lg->mu);
+                if (rc != RVM_SUCCESS)
+                    break;
+            }
+            timed_wait(lg, APPLY_AHEAD_MS);
             continue;
         }
         pthread_mutex_unlock(&lg->mu);
         int progress = 0;
-        uint64_t slice = lg->area_len / 8;
         rvm_return_t rc = trunc_step(lg, slice < (1u << 16) ? (1u << 16) : slice, &progress);
         pthread_mutex_lock(&lg->mu);
         if (progress)
@@ -168,14 +276,7 @@ static void *trunc_main(void *arg)
             break; /* sticky error: committers see it and stop */
         if (!progress) {
             /* nothing durable to apply yet (a leader is between write and sync) */
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 2000000;
-            if (ts.tv_nsec >= 1000000000) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000;
-            }
-            pthread_cond_timedwait(&lg->trunc_cv, &lg->mu, &ts);
+            timed_wait(lg, 2);
             active = 0;
         }
     }
@@ -348,13 +449,14 @@ rvm_return_t recover(struct log *lg)
     pthread_mutex_unlock(&lg->status_mu);
     /* The recovered records stay live in the log (the head did not move), and the segment
      * files' page cache already holds their final bytes: the next truncation only has to
-     * fsync the segments and move the head (trunc_recovered_span), it never applies them
+     * fsync the segments and move the head (THE APPLIED SPAN), it never applies them
      * again. So a region mapped now (MAP_PRIVATE or copied in) reads the committed state,
      * and rvm_map has nothing to settle first. */
     if (rc == RVM_SUCCESS && res.nrec > 0 && !full) {
-        lg->recovered_seq = res.next_seq - 1;
-        lg->recovered_end = res.end_off;
-        lg->recovered_bytes = res.consumed;
+        lg->applied_seq = res.next_seq - 1;
+        lg->applied_end = res.end_off;
+        lg->applied_bytes = res.consumed;
+        lg->applied_urgent = 1;
     }
     lg->tail_off = res.end_off;
     lg->next_seq = res.next_seq;
