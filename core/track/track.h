@@ -29,12 +29,14 @@
  *    RVM_MAP_PRIVATE, not no_copy). Copying the whole region up front cost 0.32 s per
  *    restart of a 1 GiB heap and doubled its memory, so instead every page starts TF_FILE:
  *    "no twin; the committed image is the segment file's page". The claim holds from
- *    rvm_track until the page's first collect or first explicit commit, because:
+ *    rvm_track (and from each REFILING, track_twin.c, which gives a page whose records the
+ *    file holds back to TF_FILE) until the page's next collect or explicit commit, because:
  *      (1) rvm_track settles the segment first (seg_file_image: forces and truncates every
  *          record naming it), so the file then holds every committed byte: recovery and
  *          the first rvm_map of a recovered segment truncate too, and rvm_map copied (or
  *          maps) exactly that file, so memory == file at rvm_map;
- *      (2) no-steal: only truncation writes the segment, and only committed records;
+ *      (2) no-steal: only truncation (and applying ahead, its first half: trunc.c) writes
+ *          the segment, only committed records, and each record only once;
  *      (3) a record naming a TF_FILE page is made only (a) by a tracked commit that
  *          collected the page, which clears TF_FILE in the same commit (the snapshot becomes
  *          the twin, or the page is logged whole from then on), or (b) by an explicit
@@ -223,6 +225,9 @@ struct track_region {
     size_t nwords;
 };
 
+#define TRACK_COVER_RING 4096u  /* captures whose covering log seq is kept one by one */
+#define TRACK_REFILE_SCAN 4096u /* pages the refiling sweep looks at per commit */
+
 /* process-wide tracking state (tracker) */
 struct track_state {
     pthread_mutex_t mu;
@@ -258,6 +263,16 @@ struct track_state {
     uint64_t trim_kept;      /* slots found in use so far in this sweep */
     uint32_t ncaptures;      /* commits that captured pages (the eviction clock's time) */
     size_t clock_k, clock_i; /* the eviction clock's hand (wp-async beyond the budget) */
+    /* REFILING (track_twin.c): cover[k % TRACK_COVER_RING] is a log seq at or after every
+     * record capture k made (UINT64_MAX: not known yet); captures older than the ring are
+     * covered by cover_old */
+    int refile; /* wp-async, core's sink, a lazy-twin region: refiling is on */
+    uint64_t cover[TRACK_COVER_RING];
+    uint64_t cover_old;
+    uint32_t cover_hi;         /* the newest capture with an entry */
+    uint32_t cover_pending;    /* the oldest capture whose entry is UINT64_MAX, 0 = none */
+    size_t refile_k, refile_i; /* the refiling sweep's hand */
+    uint64_t refiled;          /* twins given back because the file holds the image (tests) */
     size_t plist_cap;
     rvm_track_statistics_t st;
 };
@@ -323,6 +338,14 @@ rvm_return_t track_core_sink(void *arg, const struct track_range *r, size_t n, i
  * pieces instead of copied into core's queue (txn_commit_stream) */
 rvm_return_t track_core_sink_stream(void *arg, const struct track_range *r, size_t n, int sync,
                                     uint64_t *logged);
+/* track_core_cover_seq -- the newest log seq given to a record so far, UINT64_MAX while the
+ * no_flush coalescing set holds records without one */
+uint64_t track_core_cover_seq(void);
+/* track_core_applied_seq -- every record up to this seq is in the segments' page cache */
+uint64_t track_core_applied_seq(void);
+/* track_core_apply_ahead -- ask core's truncation daemon to apply durable records to the
+ * segments soon (REFILING in track_twin.c) */
+void track_core_apply_ahead(void);
 /* track_core_stream_ready -- 1 if track_core_sink_stream can run with the other threads
  * parked (no core lock or log writer a parked thread could be holding: txn_stream_ready) */
 int track_core_stream_ready(void);

@@ -63,6 +63,31 @@ rvm_return_t track_core_sink_stream(void *arg, const struct track_range *r, size
     return txn_commit_stream(track_core_entry, (void *)r, n);
 }
 
+/* track_core_cover_seq -- see track.h */
+uint64_t track_core_cover_seq(void)
+{
+    struct log *lg = engine.log;
+    if (lg == NULL)
+        return 0;
+    pthread_mutex_lock(&lg->mu);
+    uint64_t v = lg->cs.n ? UINT64_MAX : lg->next_seq - 1;
+    pthread_mutex_unlock(&lg->mu);
+    return v;
+}
+
+/* track_core_applied_seq -- see track.h */
+uint64_t track_core_applied_seq(void)
+{
+    return engine.log != NULL ? trunc_applied_seq(engine.log) : 0;
+}
+
+/* track_core_apply_ahead -- see track.h */
+void track_core_apply_ahead(void)
+{
+    if (engine.log != NULL)
+        trunc_set_apply_ahead(engine.log, 1);
+}
+
 /* track_core_stream_ready -- see track.h */
 int track_core_stream_ready(void)
 {

@@ -125,6 +125,9 @@ const char *track_file_image(struct track_region *r, size_t i);
 int track_file_page_ready(void);
 /* track_committed_image -- page i's committed image: its twin, its file page, or NULL */
 const char *track_committed_image(struct track_region *r, size_t i, uint8_t s);
+/* track_refile -- after a commit (mu held): give back twins the segment file makes useless
+ * (REFILING in track_twin.c) */
+void track_refile(void);
 /* track_evict_one -- wp-async beyond the budget: free the twin of a page idle for two
  * commits and hand its budget unit to the caller; 0, or -1 if none was found */
 int track_evict_one(void);

@@ -298,6 +298,7 @@ static struct track_region *track_region_new(rvm_region_t *region, size_t npages
          * returned already says TF_FILE everywhere: a memset here touched one byte per
          * page, 4 MiB for the shim's 16 GiB heap reservation, in every process. */
         r->st_xor = TF_FILE;
+        tracker.refile = 1;
     } else if (!tracker.hook_backend) {
         track_twins_from_memory(r);
     }

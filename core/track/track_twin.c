@@ -77,6 +77,93 @@ int track_evict_one(void)
     return -1;
 }
 
+/*
+ * REFILING (wp-async, lazy-twin regions, core's sink). A twin costs a page of memory for as
+ * long as it lives, and wp-async keeps one for every page it has logged: a program that
+ * writes a little everywhere ended with twice its heap resident. Once every record naming a
+ * page is in the segment file's page cache, though, the file page IS its committed image
+ * again, and the page can go back to TF_FILE: its twin is given back (the trim returns the
+ * slot to the kernel) and its next commit reads the pre-image from the file. Why the claim
+ * holds again:
+ *   - the truncation daemon applies durable records to the segments ahead of truncation
+ *     (trunc_apply_ahead) and never applies them a second time: the step that makes them
+ *     durable only fsyncs (the applied span), so a file page never shows an older committed
+ *     value again. trunc_applied_seq says how far the file is current;
+ *   - cover(k) is a log seq at or after every record capture k made, read when that commit
+ *     has queued its record. A page's last record comes from capture seen[i] or earlier, or
+ *     from an explicit transaction, which moves seen[i] to the next capture
+ *     (track_note_region): its record is queued before that capture's commit ends;
+ *   - so cover(seen[i]) <= applied means every record naming the page is in the file, and
+ *     no later record can name it without first clearing TF_FILE (LAZY TWINS, (3)).
+ * A page captured in the last two commits keeps its twin: it is likely written again soon.
+ * Records folded into the no_flush coalescing set have no seq yet: their commits' cover is
+ * unknown (UINT64_MAX) until the set is written, and no page of theirs is refiled meanwhile.
+ */
+
+/* track_cover -- cover(k), UINT64_MAX while unknown */
+static uint64_t track_cover(uint32_t k)
+{
+    if (k == 0)
+        return 0; /* never captured: no tracked record names the page */
+    uint32_t age = tracker.cover_hi - k;
+    if ((int32_t)age < 0)
+        return UINT64_MAX; /* that capture's commit has not ended */
+    return age >= TRACK_COVER_RING ? tracker.cover_old : tracker.cover[k % TRACK_COVER_RING];
+}
+
+/* track_cover_note -- the commits up to capture ncaptures have queued their records */
+static void track_cover_note(void)
+{
+    uint64_t c = track_core_cover_seq();
+    for (uint32_t j = tracker.cover_hi + 1; (int32_t)(tracker.ncaptures - j) >= 0; j++) {
+        uint64_t *e = &tracker.cover[j % TRACK_COVER_RING];
+        if (j > TRACK_COVER_RING)
+            tracker.cover_old = *e; /* capture j - RING leaves the ring; covers only grow */
+        *e = c;
+        tracker.cover_hi = j;
+    }
+    if (c == UINT64_MAX) {
+        tracker.cover_pending = 1;
+    } else if (tracker.cover_pending) {
+        /* the coalescing set was written: its records' seqs are now below c */
+        for (uint32_t q = 0; q < TRACK_COVER_RING; q++)
+            if (tracker.cover[q] == UINT64_MAX)
+                tracker.cover[q] = c;
+        if (tracker.cover_old == UINT64_MAX)
+            tracker.cover_old = c;
+        tracker.cover_pending = 0;
+    }
+}
+
+/* track_refile -- after a commit (mu held): note its cover, then give back the twins of up to
+ * TRACK_REFILE_SCAN pages whose committed image the segment file holds again (REFILING) */
+void track_refile(void)
+{
+    if (!tracker.refile || tracker.sink != NULL)
+        return;
+    track_core_apply_ahead(); /* per commit: a log opened anew has the flag off */
+    track_cover_note();
+    uint64_t applied = track_core_applied_seq();
+    for (unsigned looked = 0; looked < TRACK_REFILE_SCAN; looked++) {
+        struct track_region *r = atomic_load(&tracker.regions[tracker.refile_k]);
+        if (r == NULL || r->file_fd < 0 || tracker.refile_i >= atomic_load(&r->slots_hi)) {
+            tracker.refile_k = (tracker.refile_k + 1) % TRACK_MAX_REGIONS;
+            tracker.refile_i = 0;
+            continue;
+        }
+        size_t i = tracker.refile_i++;
+        uint8_t s = track_st_load(r, i);
+        if ((s & TS_MASK) != TS_CLEAN || (s & TF_FILE))
+            continue;
+        if ((uint32_t)(tracker.ncaptures - r->seen[i]) < 2 || track_cover(r->seen[i]) > applied)
+            continue;
+        if (s & TF_TWIN)
+            track_budget_give();
+        track_st_store(r, i, (uint8_t)(TS_CLEAN | TF_FILE | (s & TF_SLOTB)));
+        tracker.refiled++;
+    }
+}
+
 /* track_keep_snapshot -- after diffing a SNAP page: its snapshot becomes the twin if it had
  * one or the budget allows; returns the new flag bits */
 uint8_t track_keep_snapshot(uint8_t s)
@@ -263,6 +350,7 @@ static void track_note_region(struct track_region *r, uintptr_t lo, uintptr_t hi
         uintptr_t page_end = (uintptr_t)r->base + (i + 1) * ps;
         uintptr_t end = hi < page_end ? hi : page_end;
         uint8_t s = track_st_load(r, i);
+        r->seen[i] = tracker.ncaptures + 1; /* REFILING: this record is covered from then on */
         if ((s & TF_FILE) && !(s & TF_TWIN))
             s = track_unlazy(r, i, s);
         if (s & TF_TWIN)

@@ -38,13 +38,15 @@ static void rmfiles(void)
     rmdir(dir);
 }
 
-/* start -- rvm_initialize (recovery) with the log (created if absent); map the segment
- * (private: RVM_MAP_PRIVATE, else copied) and, unless rg is NULL, track it with wp-async */
-static int start(rvm_region_t *rg, int private_map, int track)
+/* start_t -- rvm_initialize (recovery) with the log (created if absent) and a truncation
+ * daemon at threshold `truncate` (0: none); map the segment (private: RVM_MAP_PRIVATE, else
+ * copied) and, unless rg is NULL, track it with wp-async */
+static int start_t(rvm_region_t *rg, int private_map, int track, long truncate)
 {
     rvm_options_t o;
     rvm_init_options(&o);
     o.log_dev = logp;
+    o.truncate = truncate;
     if (access(logp, F_OK) != 0) {
         rvm_offset_t len = RVM_MK_OFFSET(0, 4 << 20);
         if (rvm_create_log(&o, &len, 0600) != RVM_SUCCESS)
@@ -67,6 +69,12 @@ static int start(rvm_region_t *rg, int private_map, int track)
     if (track && rvm_track(rg) != RVM_SUCCESS)
         return 5;
     return 0;
+}
+
+/* start -- start_t with the default truncation daemon */
+static int start(rvm_region_t *rg, int private_map, int track)
+{
+    return start_t(rg, private_map, track, TRUNCATE);
 }
 
 /* in_child -- run fn(arg) in a child that exits with its result without rvm_terminate;
@@ -314,4 +322,143 @@ Test(track_lazy, final_commit_diffs_in_place)
         free(seg);
         rmfiles();
     }
+}
+
+/* ---- REFILING (track_twin.c): twins given back once the segment file is current ---- */
+
+/* tick -- n commits that change only page 20: they advance the capture clock */
+static int tick(char *m, int n)
+{
+    for (int k = 0; k < n; k++) {
+        m[20 * vmp_page_size() + k % 64]++;
+        if (rvm_commit() != RVM_SUCCESS)
+            return -1;
+    }
+    return 0;
+}
+
+/* commit_logs -- rvm_commit of a change of `bytes` bytes: 1 if it logged exactly those */
+static int commit_logs(uint64_t bytes)
+{
+    uint64_t l0 = logged();
+    return rvm_commit() == RVM_SUCCESS && logged() - l0 == bytes;
+}
+
+/*
+ * refile_explicit -- no truncation daemon: the file is current only after rvm_truncate. A
+ * page must keep its twin until every record naming it is in the file (a tracked one, then an
+ * explicit transaction's); once refiled, its pre-image is the file page. Each check writes
+ * back bytes the file still holds at that moment: a page refiled too early diffs them as
+ * unchanged and the change is lost, which the recovered segment shows (check_refile).
+ */
+static int refile_explicit(int priv)
+{
+    rvm_region_t rg;
+    int e = start_t(&rg, priv, 1, 0);
+    if (e)
+        return 10 + e;
+    char *m = rg.vmaddr;
+    size_t ps = vmp_page_size();
+    memset(m + 3 * ps, 'A', 100);
+    if (rvm_commit() != RVM_SUCCESS || tick(m, 4) != 0)
+        return 20;
+    if (tracker.refiled != 0)
+        return 21; /* its record is only in the log */
+    if (rvm_truncate() != RVM_SUCCESS || tick(m, 1) != 0 || tracker.refiled == 0)
+        return 22;
+    uint64_t reads = tracker.file_reads, twins = atomic_load(&tracker.twin_pages);
+    m[3 * ps + 7] = 'b';
+    if (!commit_logs(1) || tracker.file_reads != reads + 1 ||
+        atomic_load(&tracker.twin_pages) != twins + 1)
+        return 23; /* diffed against the file page, then a twin again */
+    memset(m + 3 * ps + 50, 0, 10);
+    if (!commit_logs(10))
+        return 24;
+    /* refiled once more, then an explicit transaction names the page */
+    uint64_t refiled = tracker.refiled;
+    if (tick(m, 3) != 0 || rvm_truncate() != RVM_SUCCESS || tick(m, 1) != 0 ||
+        tracker.refiled == refiled)
+        return 25;
+    rvm_tid_t t;
+    rvm_init_tid(&t);
+    if (rvm_begin_transaction(&t, restore) != RVM_SUCCESS ||
+        rvm_set_range(&t, m + 3 * ps + 60, 4) != RVM_SUCCESS)
+        return 26;
+    memcpy(m + 3 * ps + 60, "EEEE", 4);
+    if (rvm_end_transaction(&t, flush) != RVM_SUCCESS)
+        return 27;
+    refiled = tracker.refiled;
+    if (tick(m, 4) != 0 || tracker.refiled != refiled)
+        return 28;                      /* the explicit record is only in the log */
+    memcpy(m + 3 * ps + 60, "AAAA", 4); /* what the file holds */
+    if (!commit_logs(4))
+        return 29;
+    return 0;
+}
+
+/* check_refile -- the recovered page 3 of refile_explicit and refile_daemon */
+static void check_refile(void)
+{
+    size_t ps = vmp_page_size();
+    char page[4096];
+    int fd = open(segp, O_RDONLY);
+    cr_assert(fd >= 0 && pread(fd, page, 100, (off_t)(3 * ps)) == 100);
+    close(fd);
+    for (int k = 0; k < 100; k++) {
+        char want = k == 7 ? 'b' : k >= 50 && k < 60 ? 0 : 'A';
+        cr_assert_eq(page[k], want, "page 3, byte %d: 0x%02x, expected 0x%02x", k,
+                     (unsigned char)page[k], (unsigned char)want);
+    }
+}
+
+Test(track_lazy, twins_are_given_back_only_once_the_file_is_current)
+{
+    if (!tt_backend_ok(VMP_BACKEND_WP_ASYNC))
+        cr_skip_test("wp-async is not available here");
+    for (int priv = 0; priv < 2; priv++) {
+        files();
+        in_child(refile_explicit, priv, priv ? "refile (MAP_PRIVATE)" : "refile (copied)");
+        in_child(recover, 0, "recovery");
+        check_refile();
+        rmfiles();
+    }
+}
+
+/* refile_daemon -- with the truncation daemon (far below its threshold), records reach the
+ * file ahead of truncation and twins are given back without any rvm_truncate */
+static int refile_daemon(int priv)
+{
+    rvm_region_t rg;
+    int e = start(&rg, priv, 1);
+    if (e)
+        return 10 + e;
+    char *m = rg.vmaddr;
+    size_t ps = vmp_page_size();
+    memset(m + 3 * ps, 'A', 100);
+    if (rvm_commit() != RVM_SUCCESS)
+        return 20;
+    uint64_t twins = atomic_load(&tracker.twin_pages);
+    for (int k = 0; k < 1000 && tracker.refiled == 0; k++) {
+        if (tick(m, 1) != 0)
+            return 21;
+        usleep(5000);
+    }
+    if (tracker.refiled == 0 || atomic_load(&tracker.twin_pages) >= twins + 1)
+        return 22; /* page 3's twin is still there after 5 s */
+    m[3 * ps + 7] = 'b';
+    memset(m + 3 * ps + 50, 0, 10);
+    if (!commit_logs(11))
+        return 23;
+    return 0;
+}
+
+Test(track_lazy, the_daemon_makes_the_file_current)
+{
+    if (!tt_backend_ok(VMP_BACKEND_WP_ASYNC))
+        cr_skip_test("wp-async is not available here");
+    files();
+    in_child(refile_daemon, 1, "refile by the daemon");
+    in_child(recover, 0, "recovery");
+    check_refile();
+    rmfiles();
 }
