@@ -344,7 +344,8 @@ uint64_t track_core_cover_seq(void);
 /* track_core_applied_seq -- every record up to this seq is in the segments' page cache */
 uint64_t track_core_applied_seq(void);
 /* track_core_apply_ahead -- ask core's truncation daemon to apply durable records to the
- * segments soon (REFILING in track_twin.c) */
+ * segments soon, and apply those durable now unless a truncation is under way (REFILING in
+ * track_twin.c) */
 void track_core_apply_ahead(void);
 /* track_core_stream_ready -- 1 if track_core_sink_stream can run with the other threads
  * parked (no core lock or log writer a parked thread could be holding: txn_stream_ready) */

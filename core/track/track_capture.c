@@ -13,10 +13,6 @@
 
 /* plist entries: region slot << PLIST_SHIFT | page index, and PLIST_POOLED if the page's
  * snapshot is in the pool (wp-async) rather than in its own free slot */
-#define PLIST_SHIFT 40
-#define PLIST_POOLED ((uint64_t)1 << 62)
-#define PLIST_PAGE(e) ((size_t)((e) & (((uint64_t)1 << PLIST_SHIFT) - 1)))
-#define PLIST_REGION(e) (atomic_load(&tracker.regions[((e) & ~PLIST_POOLED) >> PLIST_SHIFT]))
 
 /*
  * SNAPSHOT POOL (wp-async). The capture must copy every dirty page while the threads are
@@ -107,9 +103,12 @@ int track_capture(size_t *npages, int live)
                 int how = track_capture_page(r, i, live, np);
                 if (how == 0)
                     continue;
+                /* captured by the commit before too: a page written over and over keeps its
+                 * twin (REFILING in track_twin.c) */
+                int hot = (uint32_t)(tracker.ncaptures - r->seen[i]) == 1;
                 r->seen[i] = tracker.ncaptures;
-                tracker.plist[np++] =
-                    ((uint64_t)k << PLIST_SHIFT) | i | (how == 2 ? PLIST_POOLED : 0);
+                tracker.plist[np++] = ((uint64_t)k << PLIST_SHIFT) | i |
+                                      (how == 2 ? PLIST_POOLED : 0) | (hot ? PLIST_HOT : 0);
             }
         }
         r->carry_lo = r->nwords; /* every carried page was taken */

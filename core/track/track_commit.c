@@ -248,7 +248,7 @@ static rvm_return_t track_commit_locked(struct commit *c)
     } else if ((rc = track_commit_write(c)) != RVM_SUCCESS) {
         return rc;
     }
-    track_refile();
+    track_refile(c->npages);
     track_record_shrink();
     tracker.st.last_commit_ns = track_now_ns() - c->t_begin;
     tracker.st.total_commit_ns += tracker.st.last_commit_ns;

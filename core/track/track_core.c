@@ -11,6 +11,10 @@
 #include "track.h"
 #include "txn.h"
 
+/* area bytes of records a commit applies to the segments itself, at most: the daemon takes
+ * the rest of a bigger backlog */
+#define TRACK_APPLY_NOW_MAX ((uint64_t)64 << 20)
+
 static struct txn_vec *core_vec;
 static size_t core_veccap;
 
@@ -84,8 +88,10 @@ uint64_t track_core_applied_seq(void)
 /* track_core_apply_ahead -- see track.h */
 void track_core_apply_ahead(void)
 {
-    if (engine.log != NULL)
-        trunc_set_apply_ahead(engine.log, 1);
+    if (engine.log == NULL)
+        return;
+    trunc_set_apply_ahead(engine.log, 1);
+    (void)trunc_try_apply_ahead(engine.log, TRACK_APPLY_NOW_MAX); /* a failure is sticky */
 }
 
 /* track_core_stream_ready -- see track.h */

@@ -125,9 +125,17 @@ const char *track_file_image(struct track_region *r, size_t i);
 int track_file_page_ready(void);
 /* track_committed_image -- page i's committed image: its twin, its file page, or NULL */
 const char *track_committed_image(struct track_region *r, size_t i, uint8_t s);
-/* track_refile -- after a commit (mu held): give back twins the segment file makes useless
- * (REFILING in track_twin.c) */
-void track_refile(void);
+/* tracker.plist entries: region slot << PLIST_SHIFT | page index | flags */
+#define PLIST_SHIFT 40
+#define PLIST_POOLED ((uint64_t)1 << 62) /* its snapshot is in the pool */
+#define PLIST_HOT ((uint64_t)1 << 61)    /* the commit before captured it too */
+#define PLIST_PAGE(e) ((size_t)((e) & (((uint64_t)1 << PLIST_SHIFT) - 1)))
+#define PLIST_REGION(e) \
+    (atomic_load(&tracker.regions[((e) & ~(PLIST_POOLED | PLIST_HOT)) >> PLIST_SHIFT]))
+
+/* track_refile -- after a commit that captured npages (mu held): give back twins the
+ * segment file makes useless (REFILING in track_twin.c) */
+void track_refile(size_t npages);
 /* track_evict_one -- wp-async beyond the budget: free the twin of a page idle for two
  * commits and hand its budget unit to the caller; 0, or -1 if none was found */
 int track_evict_one(void);

@@ -95,7 +95,11 @@ int track_evict_one(void)
  *     (track_note_region): its record is queued before that capture's commit ends;
  *   - so cover(seen[i]) <= applied means every record naming the page is in the file, and
  *     no later record can name it without first clearing TF_FILE (LAZY TWINS, (3)).
- * A page captured in the last two commits keeps its twin: it is likely written again soon.
+ * When the commit itself could apply its record (the daemon was not busy), the pages it
+ * captured go back to TF_FILE at once, but for those the commit before captured too: a page
+ * written over and over keeps its twin (a memcpy is cheaper than the pread), until it has
+ * not been captured for two commits; the sweep finds those, and the pages whose records the
+ * daemon applied later.
  * Records folded into the no_flush coalescing set have no seq yet: their commits' cover is
  * unknown (UINT64_MAX) until the set is written, and no page of theirs is refiled meanwhile.
  */
@@ -137,13 +141,29 @@ static void track_cover_note(void)
 
 /* track_refile -- after a commit (mu held): note its cover, then give back the twins of up to
  * TRACK_REFILE_SCAN pages whose committed image the segment file holds again (REFILING) */
-void track_refile(void)
+void track_refile(size_t npages)
 {
     if (!tracker.refile || tracker.sink != NULL)
         return;
-    track_core_apply_ahead(); /* per commit: a log opened anew has the flag off */
+    track_core_apply_ahead(); /* this commit's record, if durable; per commit: a log opened
+                               * anew has the daemon's flag off */
     track_cover_note();
     uint64_t applied = track_core_applied_seq();
+    if (track_cover(tracker.ncaptures) <= applied) {
+        /* the file holds this commit's record already: its pages need no twin, but for
+         * those the commit before captured too (likely written again at once) */
+        for (size_t q = 0; q < npages; q++) {
+            uint64_t e = tracker.plist[q];
+            struct track_region *r = PLIST_REGION(e);
+            size_t i = PLIST_PAGE(e);
+            uint8_t s = track_st_load(r, i);
+            if ((e & PLIST_HOT) || r->file_fd < 0 || (s & TS_MASK) != TS_CLEAN || !(s & TF_TWIN))
+                continue;
+            track_budget_give();
+            track_st_store(r, i, (uint8_t)(TS_CLEAN | TF_FILE | (s & TF_SLOTB)));
+            tracker.refiled++;
+        }
+    }
     for (unsigned looked = 0; looked < TRACK_REFILE_SCAN; looked++) {
         struct track_region *r = atomic_load(&tracker.regions[tracker.refile_k]);
         if (r == NULL || r->file_fd < 0 || tracker.refile_i >= atomic_load(&r->slots_hi)) {

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "rvm_int.h"
 #include "track_test.h"
 
 #define SEG_PAGES 32
@@ -93,8 +94,8 @@ static void in_child(int (*fn)(int), int arg, const char *what)
               WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 }
 
-/* recover -- a fresh process recovers and truncates, so the file is the committed state */
-static int recover(int unused)
+/* recover_child -- a fresh process recovers and truncates, so the file is the committed state */
+static int recover_child(int unused)
 {
     (void)unused;
     if (start(NULL, 0, 0) != 0 || rvm_truncate() != RVM_SUCCESS || rvm_terminate() != RVM_SUCCESS)
@@ -180,7 +181,7 @@ Test(track_lazy, preimage_is_the_committed_file_page)
         files();
         in_child(run1, priv, priv ? "run 1 (MAP_PRIVATE)" : "run 1 (copied)");
         in_child(run2, priv, priv ? "run 2 (MAP_PRIVATE)" : "run 2 (copied)");
-        in_child(recover, 0, "recovery");
+        in_child(recover_child, 0, "recovery");
         check2();
         rmfiles();
     }
@@ -231,7 +232,7 @@ Test(track_lazy, explicit_transactions_update_the_image)
     for (int priv = 0; priv < 2; priv++) {
         files();
         in_child(explicit, priv, priv ? "explicit (MAP_PRIVATE)" : "explicit (copied)");
-        in_child(recover, 0, "recovery");
+        in_child(recover_child, 0, "recovery");
         char buf[16];
         int fd = open(segp, O_RDONLY);
         cr_assert(fd >= 0 && pread(fd, buf, 8, (off_t)(5 * ps)) == 8);
@@ -310,7 +311,7 @@ Test(track_lazy, final_commit_diffs_in_place)
         files();
         in_child(run1, priv, "run 1");
         in_child(final, priv, priv ? "final (MAP_PRIVATE)" : "final (copied)");
-        in_child(recover, 0, "recovery");
+        in_child(recover_child, 0, "recovery");
         char *seg = malloc(SEG_PAGES * ps);
         int fd = open(segp, O_RDONLY);
         cr_assert(fd >= 0 && pread(fd, seg, SEG_PAGES * ps, 0) == (ssize_t)(SEG_PAGES * ps));
@@ -344,12 +345,23 @@ static int commit_logs(uint64_t bytes)
     return rvm_commit() == RVM_SUCCESS && logged() - l0 == bytes;
 }
 
+/* hold -- keep the log's truncation lock (1) or let it go (0): a commit then cannot apply its
+ * record to the file, and the daemon cannot either */
+static void hold(int on)
+{
+    if (on)
+        pthread_mutex_lock(&engine.log->trunc_mu);
+    else
+        pthread_mutex_unlock(&engine.log->trunc_mu);
+}
+
 /*
- * refile_explicit -- no truncation daemon: the file is current only after rvm_truncate. A
- * page must keep its twin until every record naming it is in the file (a tracked one, then an
- * explicit transaction's); once refiled, its pre-image is the file page. Each check writes
- * back bytes the file still holds at that moment: a page refiled too early diffs them as
- * unchanged and the change is lost, which the recovered segment shows (check_refile).
+ * refile_explicit -- no truncation daemon; a commit applies its record to the file itself
+ * unless the truncation lock is busy (hold). A page must keep its twin until every record
+ * naming it is in the file (a tracked one, then an explicit transaction's); once refiled,
+ * its pre-image is the file page. Each check writes back bytes the file still holds at that
+ * moment: a page refiled too early diffs them as unchanged and the change is lost, which
+ * the recovered segment shows (check_refile).
  */
 static int refile_explicit(int priv)
 {
@@ -359,26 +371,24 @@ static int refile_explicit(int priv)
         return 10 + e;
     char *m = rg.vmaddr;
     size_t ps = vmp_page_size();
+    hold(1);
     memset(m + 3 * ps, 'A', 100);
     if (rvm_commit() != RVM_SUCCESS || tick(m, 4) != 0)
         return 20;
     if (tracker.refiled != 0)
-        return 21; /* its record is only in the log */
-    if (rvm_truncate() != RVM_SUCCESS || tick(m, 1) != 0 || tracker.refiled == 0)
-        return 22;
-    uint64_t reads = tracker.file_reads, twins = atomic_load(&tracker.twin_pages);
-    m[3 * ps + 7] = 'b';
-    if (!commit_logs(1) || tracker.file_reads != reads + 1 ||
-        atomic_load(&tracker.twin_pages) != twins + 1)
-        return 23; /* diffed against the file page, then a twin again */
-    memset(m + 3 * ps + 50, 0, 10);
+        return 21;                  /* its record is only in the log */
+    memset(m + 3 * ps + 50, 0, 10); /* the file's bytes */
     if (!commit_logs(10))
-        return 24;
-    /* refiled once more, then an explicit transaction names the page */
-    uint64_t refiled = tracker.refiled;
-    if (tick(m, 3) != 0 || rvm_truncate() != RVM_SUCCESS || tick(m, 1) != 0 ||
-        tracker.refiled == refiled)
-        return 25;
+        return 22;
+    hold(0);
+    if (tick(m, 3) != 0 || tracker.refiled == 0)
+        return 23;
+    uint64_t reads = tracker.file_reads;
+    m[3 * ps + 7] = 'b';
+    if (!commit_logs(1) || tracker.file_reads != reads + 1)
+        return 24; /* diffed against the file page */
+    /* an explicit transaction names the page while the file cannot take its record */
+    hold(1);
     rvm_tid_t t;
     rvm_init_tid(&t);
     if (rvm_begin_transaction(&t, restore) != RVM_SUCCESS ||
@@ -387,12 +397,13 @@ static int refile_explicit(int priv)
     memcpy(m + 3 * ps + 60, "EEEE", 4);
     if (rvm_end_transaction(&t, flush) != RVM_SUCCESS)
         return 27;
-    refiled = tracker.refiled;
+    uint64_t refiled = tracker.refiled;
     if (tick(m, 4) != 0 || tracker.refiled != refiled)
         return 28;                      /* the explicit record is only in the log */
     memcpy(m + 3 * ps + 60, "AAAA", 4); /* what the file holds */
     if (!commit_logs(4))
         return 29;
+    hold(0);
     return 0;
 }
 
@@ -418,14 +429,15 @@ Test(track_lazy, twins_are_given_back_only_once_the_file_is_current)
     for (int priv = 0; priv < 2; priv++) {
         files();
         in_child(refile_explicit, priv, priv ? "refile (MAP_PRIVATE)" : "refile (copied)");
-        in_child(recover, 0, "recovery");
+        in_child(recover_child, 0, "recovery");
         check_refile();
         rmfiles();
     }
 }
 
-/* refile_daemon -- with the truncation daemon (far below its threshold), records reach the
- * file ahead of truncation and twins are given back without any rvm_truncate */
+/* refile_daemon -- with the truncation daemon (far below its threshold): records a commit
+ * could not apply itself reach the file within a few milliseconds without any commit, and
+ * the next commit gives the twins back */
 static int refile_daemon(int priv)
 {
     rvm_region_t rg;
@@ -434,17 +446,19 @@ static int refile_daemon(int priv)
         return 10 + e;
     char *m = rg.vmaddr;
     size_t ps = vmp_page_size();
+    hold(1);
     memset(m + 3 * ps, 'A', 100);
-    if (rvm_commit() != RVM_SUCCESS)
+    if (rvm_commit() != RVM_SUCCESS || tick(m, 2) != 0 || tracker.refiled != 0)
         return 20;
-    uint64_t twins = atomic_load(&tracker.twin_pages);
-    for (int k = 0; k < 1000 && tracker.refiled == 0; k++) {
-        if (tick(m, 1) != 0)
-            return 21;
+    uint64_t applied = trunc_applied_seq(engine.log);
+    hold(0);
+    for (int k = 0; k < 1000 && trunc_applied_seq(engine.log) == applied; k++)
         usleep(5000);
-    }
-    if (tracker.refiled == 0 || atomic_load(&tracker.twin_pages) >= twins + 1)
-        return 22; /* page 3's twin is still there after 5 s */
+    if (trunc_applied_seq(engine.log) == applied)
+        return 21; /* nothing applied after 5 s */
+    uint64_t twins = atomic_load(&tracker.twin_pages);
+    if (tick(m, 1) != 0 || tracker.refiled == 0 || atomic_load(&tracker.twin_pages) >= twins)
+        return 22;
     m[3 * ps + 7] = 'b';
     memset(m + 3 * ps + 50, 0, 10);
     if (!commit_logs(11))
@@ -458,7 +472,7 @@ Test(track_lazy, the_daemon_makes_the_file_current)
         cr_skip_test("wp-async is not available here");
     files();
     in_child(refile_daemon, 1, "refile by the daemon");
-    in_child(recover, 0, "recovery");
+    in_child(recover_child, 0, "recovery");
     check_refile();
     rmfiles();
 }
