@@ -24,6 +24,7 @@
 
 #include "rvm_int.h"
 #include "sysio.h"
+#include "apply_pass.h"
 #include "observer.h"
 
 /* how often the daemon applies ahead when a tracker asked for it (trunc_set_apply_ahead):
@@ -275,10 +276,14 @@ static void *trunc_main(void *arg)
              * apply what became durable, then look again in APPLY_AHEAD_MS */
             if (ahead_pending(lg)) {
                 pthread_mutex_unlock(&lg->mu);
-                rvm_return_t rc = trunc_apply_ahead(lg, slice < (1u << 16) ? (1u << 16) : slice);
+                /* in pieces of one apply pass: a commit applies its own record unless this
+                 * holds trunc_mu, and then keeps twins it could have given back */
+                rvm_return_t rc = trunc_apply_ahead(lg, APPLY_PASS_BYTES);
                 pthread_mutex_lock(&lg->mu);
                 if (rc != RVM_SUCCESS)
                     break;
+                if (ahead_pending(lg))
+                    continue; /* more of a backlog: the next piece at once */
             }
             timed_wait(lg, APPLY_AHEAD_MS);
             continue;

@@ -26,7 +26,7 @@
  * After the diff, pool pages beyond this commit's dirty set are returned to the kernel.
  * tracker.mu guards the pool.
  */
-static char *snap_pool;
+char *snap_pool;
 static size_t snap_pool_bytes;
 static size_t snap_pool_hi; /* pool pages possibly resident: [0, snap_pool_hi) */
 
@@ -176,7 +176,7 @@ static int track_diff_pending(struct track_region *r, size_t i, uint8_t *s)
 /* track_keep_pooled -- wp-async, after diffing a pooled snapshot: it becomes the twin, in
  * the page's twin slot, if the page has one or the budget (or the eviction clock) gives one;
  * else the page keeps no committed image (logged whole when written again) */
-static void track_keep_pooled(struct track_region *r, size_t i, uint8_t s, const char *snap)
+void track_keep_pooled(struct track_region *r, size_t i, uint8_t s, const char *snap)
 {
     uint8_t slotb = (uint8_t)(s & TF_SLOTB);
     if (!(s & TF_TWIN) && track_budget_take() != 0 && track_evict_one() != 0) {
@@ -198,6 +198,16 @@ static int track_diff_snapshot(struct track_region *r, size_t i, uint8_t s, int 
     const char *image = track_committed_image(r, i, s);
     if (track_emit_page(r, i, snap, image) != 0)
         return -1;
+    if (pooled && track_refile_may_defer(r, tracker.plist[q])) {
+        /* the file may hold this commit's record before the commit ends: decide then
+         * (track_refile) whether the snapshot must become a twin at all. Meanwhile the page
+         * has no committed image, which is what it keeps if the commit fails. */
+        if (s & TF_TWIN)
+            track_budget_give();
+        track_st_store(r, i, (uint8_t)(TS_CLEAN | (s & TF_SLOTB)));
+        tracker.plist[q] |= PLIST_DEFER;
+        return 0;
+    }
     if (pooled) {
         track_keep_pooled(r, i, s, snap);
         return 0;

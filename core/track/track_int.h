@@ -129,9 +129,20 @@ const char *track_committed_image(struct track_region *r, size_t i, uint8_t s);
 #define PLIST_SHIFT 40
 #define PLIST_POOLED ((uint64_t)1 << 62) /* its snapshot is in the pool */
 #define PLIST_HOT ((uint64_t)1 << 61)    /* the commit before captured it too */
+#define PLIST_DEFER ((uint64_t)1 << 60)  /* diffed; its twin is decided by track_refile */
+#define PLIST_FLAGS (PLIST_POOLED | PLIST_HOT | PLIST_DEFER)
 #define PLIST_PAGE(e) ((size_t)((e) & (((uint64_t)1 << PLIST_SHIFT) - 1)))
-#define PLIST_REGION(e) \
-    (atomic_load(&tracker.regions[((e) & ~(PLIST_POOLED | PLIST_HOT)) >> PLIST_SHIFT]))
+#define PLIST_REGION(e) (atomic_load(&tracker.regions[((e) & ~PLIST_FLAGS) >> PLIST_SHIFT]))
+
+/* snap_pool -- the snapshot pool (SNAPSHOT POOL in track_capture.c): page q holds the
+ * snapshot of the q-th page captured by the last capture, until the next one */
+extern char *snap_pool;
+/* track_keep_pooled -- wp-async, after diffing the pooled snapshot snap of page i (state s):
+ * it becomes the twin if the page has one or the budget (or the eviction clock) gives one */
+void track_keep_pooled(struct track_region *r, size_t i, uint8_t s, const char *snap);
+/* track_refile_may_defer -- can the twin of captured page (plist entry e) of r wait for
+ * track_refile, which may find the file holding its committed image? */
+int track_refile_may_defer(const struct track_region *r, uint64_t e);
 
 /* track_refile -- after a commit that captured npages (mu held): give back twins the
  * segment file makes useless (REFILING in track_twin.c) */

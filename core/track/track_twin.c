@@ -139,6 +139,12 @@ static void track_cover_note(void)
     }
 }
 
+/* track_refile_may_defer -- see track_int.h */
+int track_refile_may_defer(const struct track_region *r, uint64_t e)
+{
+    return tracker.refile && tracker.sink == NULL && r->file_fd >= 0 && !(e & PLIST_HOT);
+}
+
 /* track_refile -- after a commit (mu held): note its cover, then give back the twins of up to
  * TRACK_REFILE_SCAN pages whose committed image the segment file holds again (REFILING) */
 void track_refile(size_t npages)
@@ -157,12 +163,26 @@ void track_refile(size_t npages)
             struct track_region *r = PLIST_REGION(e);
             size_t i = PLIST_PAGE(e);
             uint8_t s = track_st_load(r, i);
-            if ((e & PLIST_HOT) || r->file_fd < 0 || (s & TS_MASK) != TS_CLEAN || !(s & TF_TWIN))
+            int deferred = (e & PLIST_DEFER) != 0;
+            if ((e & PLIST_HOT) || r->file_fd < 0 || (s & TS_MASK) != TS_CLEAN ||
+                (!deferred && !(s & TF_TWIN)))
                 continue;
-            track_budget_give();
+            if (s & TF_TWIN)
+                track_budget_give();
             track_st_store(r, i, (uint8_t)(TS_CLEAN | TF_FILE | (s & TF_SLOTB)));
+            tracker.plist[q] = e & ~PLIST_DEFER;
             tracker.refiled++;
         }
+    }
+    /* deferred pages the file does not hold yet: their snapshot becomes the twin after all */
+    for (size_t q = 0; q < npages; q++) {
+        uint64_t e = tracker.plist[q];
+        if (!(e & PLIST_DEFER))
+            continue;
+        struct track_region *r = PLIST_REGION(e);
+        size_t i = PLIST_PAGE(e);
+        track_keep_pooled(r, i, track_st_load(r, i), snap_pool + q * track_ps());
+        tracker.plist[q] = e & ~PLIST_DEFER;
     }
     for (unsigned looked = 0; looked < TRACK_REFILE_SCAN; looked++) {
         struct track_region *r = atomic_load(&tracker.regions[tracker.refile_k]);
