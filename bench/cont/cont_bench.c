@@ -269,11 +269,27 @@ static double ms(uint64_t ns)
     return (double)ns / 1e6;
 }
 
+/* rss_now_kb -- the resident set now (VmRSS), -1 if unknown: after the steady mutations, where
+ * the peak (ru_maxrss) may come from the build */
+static long rss_now_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "VmRSS: %ld", &kb) == 1)
+            break;
+    if (f != NULL)
+        fclose(f);
+    return kb;
+}
+
 /* report -- the human summary (stderr) and the CSV line (stdout) of a run */
 static void report(struct run_stats *s, uint64_t build_ns, uint64_t per_batch)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
+    long rss = rss_now_kb();
     double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
                  (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
     uint64_t n = s->batches ? s->batches : 1;
@@ -283,17 +299,19 @@ static void report(struct run_stats *s, uint64_t build_ns, uint64_t per_batch)
     fprintf(stderr,
             "cont-bench: %llu nodes (%.0f MiB heap), build %.3f s; %llu of %llu batches "
             "of %llu nodes every %.3g ms; work p50 %.3f ms, p99 %.3f ms, max %.3f ms; longest "
-            "stall %.3f ms; CPU %.3f s; peak RSS %ld KiB; %llu bytes changed (%.0f KB/s)\n",
+            "stall %.3f ms; CPU %.3f s; peak RSS %ld KiB, at the end %ld KiB; %llu bytes "
+            "changed (%.0f KB/s)\n",
             (unsigned long long)g_nodes, opt.heap_mib, (double)build_ns / 1e9,
             (unsigned long long)s->batches, (unsigned long long)s->asked,
             (unsigned long long)per_batch, opt.period_ms, ms(p50), ms(p99), ms(wmax),
-            ms(s->stall_ns), cpu, ru.ru_maxrss, (unsigned long long)s->bytes,
+            ms(s->stall_ns), cpu, ru.ru_maxrss, rss, (unsigned long long)s->bytes,
             (double)s->bytes / opt.seconds / 1e3);
     printf("run,nodes=%llu,build_ms=%.3f,batches=%llu,asked=%llu,per_batch=%llu,work_p50_ms=%.4f,"
-           "work_p99_ms=%.4f,work_max_ms=%.4f,stall_ms=%.4f,cpu_s=%.4f,maxrss_kb=%ld,bytes=%llu\n",
+           "work_p99_ms=%.4f,work_max_ms=%.4f,stall_ms=%.4f,cpu_s=%.4f,maxrss_kb=%ld,bytes=%llu,"
+           "rss_end_kb=%ld\n",
            (unsigned long long)g_nodes, ms(build_ns), (unsigned long long)s->batches,
            (unsigned long long)s->asked, (unsigned long long)per_batch, ms(p50), ms(p99), ms(wmax),
-           ms(s->stall_ns), cpu, ru.ru_maxrss, (unsigned long long)s->bytes);
+           ms(s->stall_ns), cpu, ru.ru_maxrss, (unsigned long long)s->bytes, rss);
     fflush(NULL);
 }
 
