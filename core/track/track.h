@@ -227,8 +227,8 @@ struct track_region {
     size_t nwords;
 };
 
-#define TRACK_COVER_RING 4096u  /* captures whose covering log seq is kept one by one */
-#define TRACK_REFILE_SCAN 4096u /* pages the refiling sweep looks at per commit */
+#define TRACK_COVER_RING 4096u   /* captures whose covering log seq is kept one by one */
+#define TRACK_REFILE_SCAN 65536u /* pages the refiling sweep looks at per commit (~50 us) */
 
 /* process-wide tracking state (tracker) */
 struct track_state {
