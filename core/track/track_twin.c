@@ -149,10 +149,14 @@ int track_refile_may_defer(const struct track_region *r, uint64_t e)
  * TRACK_REFILE_SCAN pages whose committed image the segment file holds again (REFILING) */
 void track_refile(size_t npages)
 {
-    if (!tracker.refile || tracker.sink != NULL)
+    if (tracker.sink != NULL)
         return;
-    track_core_apply_ahead(); /* this commit's record, if durable; per commit: a log opened
-                               * anew has the daemon's flag off */
+    /* this commit's record, if durable and small; per commit: a log opened anew has the
+     * daemon's flag off. Every backend asks: the records applied ahead are the ones a restart
+     * after a kill no longer has to apply (the daemon makes 16 MiB of them durable at once) */
+    track_core_apply_ahead();
+    if (!tracker.refile)
+        return;
     track_cover_note();
     uint64_t applied = track_core_applied_seq();
     if (track_cover(tracker.ncaptures) <= applied) {
