@@ -89,7 +89,8 @@ struct theap {
     char path[128];
 };
 
-static inline void theap_create(struct theap *t, void *base, size_t reserve)
+/* theap_create_with -- clean_blocks: heap_opts.clean_blocks */
+static inline void theap_create_with(struct theap *t, void *base, size_t reserve, int clean_blocks)
 {
     memset(t, 0, sizeof(*t));
     tmp_path(t->path, sizeof(t->path), "heap");
@@ -98,7 +99,13 @@ static inline void theap_create(struct theap *t, void *base, size_t reserve)
     heap_opts_init(&o);
     o.report = collect_report;
     o.report_arg = &t->rep;
+    o.clean_blocks = clean_blocks;
     cr_assert_eq(heap_create(&t->h, base, reserve, heap_file_backing(t->f), &o), 0);
+}
+
+static inline void theap_create(struct theap *t, void *base, size_t reserve)
+{
+    theap_create_with(t, base, reserve, 0);
 }
 
 static inline void theap_destroy(struct theap *t)
