@@ -47,14 +47,14 @@
 /* heap bytes walked per commit, at most. Measured, 64 MiB of pointer-filled blocks reachable
  * from the globals: a 1 MiB walk took 1.8-18 ms (up to a third of that commit's pause), a
  * 256 KiB walk 0.9-1.6 ms (~2%) */
-#define SCAN_BUDGET ((size_t)256 << 10)
+#define SCAN_BUDGET SHIM_SCAN_BUDGET
 #define WORK_MAX 65536u /* pending heap blocks */
 #define SEEN_SLOTS \
     (1u << 15)               /* visited blocks (open addressing): the budget walks at
                                        * most 16 Ki blocks of 16 bytes */
 #define LOWEST_ADDR 0x10000u /* below: small integers, never a mapping */
 /* at or above: no user-space address (x86_64, 4-level paging), never followed nor judged. The
- * heap's mark in the top byte of a block's short last word (heap_opts.clean_blocks) relies on
+ * heap's mark in the top byte of a block's short last word (heap_opts.clean_bytes) relies on
  * it: six random bytes of the program's plus that byte cannot read as an address */
 #define USER_TOP ((uint64_t)1 << 47)
 

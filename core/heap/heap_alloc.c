@@ -526,19 +526,23 @@ static void *big_alloc(struct heap *h, size_t n, size_t align, int *zero, size_t
     return p;
 }
 
-/* HEAP_TAIL_MARK -- the top byte of a short last word (heap_opts.clean_blocks): non-zero, so
+/* HEAP_TAIL_MARK -- the top byte of a short last word (heap_opts.clean_bytes): non-zero, so
  * the word is >= 2^56, above every user-space address */
 #define HEAP_TAIL_MARK 0x80u
 
 /*
  * hand_out -- block p (usable bytes, zero: known to be zero) is going to a request of n bytes:
- * under clean_blocks, its bytes become zeros and its short last word gets its mark.
+ * under clean_bytes, its first clean_bytes bytes become zeros and its short last word (if
+ * among them) gets its mark. Returns how many bytes from p on are zeros now, the mark aside
+ * (it lies past n): calloc writes only the rest.
  *
  * Why at hand-out, not at free: the program usually overwrites what it asked for before the
  * next commit, so the zeros cost no log space, while zeroing at free would dirty (and log)
- * memory nobody uses. The whole usable size, not only n: the scan reads a block to its usable
+ * memory nobody uses. To the usable size, not only n: the scan reads a block to its usable
  * size, and the slack may hold an earlier owner's pointers too. Memory known zero is not
- * written: that would fault in and dirty pages for nothing.
+ * written (that would fault in and dirty pages for nothing), nor are bytes past clean_bytes:
+ * the scan never reads them, and a program that mallocs a large buffer and uses a little of
+ * it (sort's 1.2 GB) must not get the rest made resident and dirty.
  *
  * The mark: when n is not a multiple of 8, the word holding byte n-1 is the program's last
  * bytes plus slack. With zero slack, six random bytes there read as a 48-bit value, which may
@@ -547,15 +551,17 @@ static void *big_alloc(struct heap *h, size_t n, size_t align, int *zero, size_t
  * program that writes its slack (malloc_usable_size allows it) replaces the mark with its own
  * data, which is then judged as its data.
  */
-static inline void *hand_out(struct heap *h, void *p, size_t n, size_t usable, int zero)
+static inline size_t hand_out(struct heap *h, void *p, size_t n, size_t usable, int zero)
 {
-    if (!h->o.clean_blocks || !p)
-        return p;
+    size_t lim = h->o.clean_bytes;
+    if (!lim || !p)
+        return zero ? usable : 0;
+    size_t clean = usable < lim ? usable : lim;
     if (!zero)
-        memset(p, 0, usable);
-    if (n & 7)
+        memset(p, 0, clean);
+    if ((n & 7) && ((n - 1) | 7) < clean)
         ((unsigned char *)p)[(n - 1) | 7] = HEAP_TAIL_MARK;
-    return p;
+    return zero ? usable : clean;
 }
 
 /* heap_malloc -- n bytes, 16-byte aligned; NULL with errno = ENOMEM on failure */
@@ -573,7 +579,8 @@ void *heap_malloc(struct heap *h, size_t n)
     }
     if (!p)
         errno = ENOMEM;
-    return hand_out(h, p, n, usable, zero);
+    hand_out(h, p, n, usable, zero);
+    return p;
 }
 
 /* heap_calloc -- zeroed; pages known to be zero (fresh or released) are not written again */
@@ -584,21 +591,23 @@ void *heap_calloc(struct heap *h, size_t nmemb, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    if (n <= HEAP_SMALL_MAX) {
-        void *p = heap_malloc(h, n);
-        if (p && !h->o.clean_blocks) /* clean: zeros already */
-            memset(p, 0, n);
-        return p;
-    }
     int zero;
     size_t usable;
-    void *p = big_alloc(h, n, HEAP_PAGE, &zero, &usable);
-    if (!p)
+    void *p;
+    if (n <= HEAP_SMALL_MAX) {
+        unsigned cls = heap_size_class(n);
+        p = small_alloc(h, cls, &zero);
+        usable = heap_classes[cls].size;
+    } else {
+        p = big_alloc(h, n, HEAP_PAGE, &zero, &usable);
+    }
+    if (!p) {
         errno = ENOMEM;
-    else if (h->o.clean_blocks)
-        hand_out(h, p, n, usable, zero);
-    else if (!zero)
-        memset(p, 0, n);
+        return NULL;
+    }
+    size_t done = hand_out(h, p, n, usable, zero); /* zeros already: not written twice */
+    if (done < n)
+        memset((char *)p + done, 0, n - done);
     return p;
 }
 
@@ -620,7 +629,8 @@ void *heap_memalign(struct heap *h, size_t align, size_t n)
                 void *p = small_alloc(h, c, &zero);
                 if (!p)
                     errno = ENOMEM;
-                return hand_out(h, p, n, heap_classes[c].size, zero);
+                hand_out(h, p, n, heap_classes[c].size, zero);
+                return p;
             }
     }
     int zero;
@@ -628,7 +638,8 @@ void *heap_memalign(struct heap *h, size_t align, size_t n)
     void *p = big_alloc(h, n ? n : 1, align, &zero, &usable);
     if (!p)
         errno = ENOMEM;
-    return hand_out(h, p, n, usable, zero);
+    hand_out(h, p, n, usable, zero);
+    return p;
 }
 
 /*
@@ -791,8 +802,10 @@ void *heap_realloc(struct heap *h, void *p, size_t n)
             errno = EINVAL;
             return NULL;
         }
-        if (n <= bi.size && (n > bi.size / 2 || bi.size <= 32))
-            return hand_out(h, p, n, bi.size, 1); /* the block's own bytes: only the mark */
+        if (n <= bi.size && (n > bi.size / 2 || bi.size <= 32)) {
+            hand_out(h, p, n, bi.size, 1); /* the block's own bytes: only the mark */
+            return p;
+        }
     } else if (n > HEAP_SMALL_MAX) {
         int rc = ENOMEM, zero = 1;
         size_t nu = 0;
@@ -819,9 +832,11 @@ void *heap_realloc(struct heap *h, void *p, size_t n)
              * after the lock is dropped (a large block's growth is up to 4 MiB, a huge one's
              * unbounded): a commit taken in between may judge those bytes, as it would judge
              * a store racing with it; the next commit sees zeros. */
-            if (h->o.clean_blocks && !zero && nu > bi.size)
-                memset((char *)p + bi.size, 0, nu - bi.size);
-            return hand_out(h, p, n, nu, 1);
+            size_t lim = h->o.clean_bytes, end = nu < lim ? nu : lim;
+            if (!zero && end > bi.size)
+                memset((char *)p + bi.size, 0, end - bi.size);
+            hand_out(h, p, n, nu, 1);
+            return p;
         }
     }
     void *q = heap_malloc(h, n);

@@ -89,8 +89,9 @@ struct theap {
     char path[128];
 };
 
-/* theap_create_with -- clean_blocks: heap_opts.clean_blocks */
-static inline void theap_create_with(struct theap *t, void *base, size_t reserve, int clean_blocks)
+/* theap_create_with -- clean_bytes: heap_opts.clean_bytes */
+static inline void theap_create_with(struct theap *t, void *base, size_t reserve,
+                                     size_t clean_bytes)
 {
     memset(t, 0, sizeof(*t));
     tmp_path(t->path, sizeof(t->path), "heap");
@@ -99,7 +100,7 @@ static inline void theap_create_with(struct theap *t, void *base, size_t reserve
     heap_opts_init(&o);
     o.report = collect_report;
     o.report_arg = &t->rep;
-    o.clean_blocks = clean_blocks;
+    o.clean_bytes = clean_bytes;
     cr_assert_eq(heap_create(&t->h, base, reserve, heap_file_backing(t->f), &o), 0);
 }
 

@@ -331,11 +331,11 @@ Test(heap_punch, punchable_ranges_and_reserve_on_reuse, .timeout = 60)
     unlink(t.path);
 }
 
-/* ---- clean_blocks: what a conservative scan of the blocks may read ------------------------ */
+/* ---- clean_bytes: what a conservative scan of the blocks may read ------------------------- */
 
 static void clean_setup(void)
 {
-    theap_create_with(&T, T_BASE, T_RESERVE, 1);
+    theap_create_with(&T, T_BASE, T_RESERVE, SIZE_MAX);
 }
 
 TestSuite(heap_clean, .init = clean_setup, .fini = teardown, .timeout = 60);
@@ -415,5 +415,34 @@ Test(heap_clean, realloc_tails_are_zero)
     for (size_t k = 100000; k < heap_usable_size(T.h, l2); k++)
         cr_assert_eq((unsigned char)l2[k], k == 300007 ? 0x80 : 0, "byte %zu", k);
     heap_free(T.h, l2);
+    theap_check(&T);
+}
+
+/* with a limit, only a block's first clean_bytes are written: the rest of a reused buffer is
+ * left as it is (not made resident), calloc still zeroes all it promises, and a mark past the
+ * limit is not written */
+Test(heap_clean, limit_leaves_the_rest_alone)
+{
+    theap_destroy(&T);
+    theap_create_with(&T, T_BASE, T_RESERVE, 8192);
+    size_t n = 300001;
+    char *keep = heap_malloc(T.h, 100); /* the chunk never becomes all free (released at once) */
+    char *p = heap_malloc(T.h, n);
+    dirty(p);
+    heap_free(T.h, p);
+    char *q = heap_malloc(T.h, n);
+    cr_assert_eq(q, p, "the freed pages are reused");
+    for (size_t k = 0; k < heap_usable_size(T.h, q); k++)
+        cr_assert_eq((unsigned char)q[k], k < 8192 ? 0 : 0xee, "byte %zu", k);
+    heap_free(T.h, q);
+    char *c = heap_calloc(T.h, 1, n);
+    cr_assert_eq(c, p);
+    for (size_t k = 0; k < n; k++)
+        cr_assert_eq(c[k], 0, "calloc byte %zu", k);
+    heap_free(T.h, c);
+    char *s = heap_malloc(T.h, 5001); /* short last word before the limit: marked */
+    cr_assert_neq((unsigned char)s[5007], 0);
+    heap_free(T.h, s);
+    heap_free(T.h, keep);
     theap_check(&T);
 }
