@@ -574,6 +574,10 @@ static int persist_open_heap(const char *seg, void *base, size_t reserve, int ex
     struct heap_opts ho;
     heap_opts_init(&ho);
     ho.report = report;
+    /* Every commit judges the words of the blocks the globals reach (restorable.c): a block
+     * the program has not filled yet must not show a freed block's pointers, nor a short
+     * last word that reads as an address. The scan reads no block past its budget. */
+    ho.clean_bytes = SHIM_SCAN_BUDGET;
     int hrc = existing ? heap_open(&shim_heap, base, &seg_backing, &ho)
                        : heap_create(&shim_heap, base, reserve, &seg_backing, &ho);
     if (hrc) {

@@ -47,12 +47,15 @@
 /* heap bytes walked per commit, at most. Measured, 64 MiB of pointer-filled blocks reachable
  * from the globals: a 1 MiB walk took 1.8-18 ms (up to a third of that commit's pause), a
  * 256 KiB walk 0.9-1.6 ms (~2%) */
-#define SCAN_BUDGET ((size_t)256 << 10)
+#define SCAN_BUDGET SHIM_SCAN_BUDGET
 #define WORK_MAX 65536u /* pending heap blocks */
 #define SEEN_SLOTS \
     (1u << 15)               /* visited blocks (open addressing): the budget walks at
                                        * most 16 Ki blocks of 16 bytes */
 #define LOWEST_ADDR 0x10000u /* below: small integers, never a mapping */
+/* at or above: no user-space address (x86_64, 4-level paging), never followed nor judged. The
+ * heap's mark in the top byte of a block's short last word (heap_opts.clean_bytes) relies on
+ * it: six random bytes of the program's plus that byte cannot read as an address */
 #define USER_TOP ((uint64_t)1 << 47)
 
 struct map_ent {
@@ -320,9 +323,10 @@ static int judge_word(struct scan *sc, uintptr_t v, uintptr_t at, uintptr_t orig
      * set (malloc's fast path takes no heap lock): a refusal for that instant would outlive
      * it. A real dangling pointer there is left to the crash note. */
         /* Only a GLOBAL holding such a pointer counts: a word found by the walk through heap
-     * blocks may be stale bytes in the slack between what the program asked for and the
-     * block's size class (an old pointer left by the block's previous owner), which is no
-     * dangling pointer of the program's. */
+     * blocks may be stale bytes past what the program asks for now (what it wrote there
+     * before a realloc shrank the block in place, or, in a block allocated before the heap
+     * handed out clean blocks, an old pointer left by the block's previous owner), which is
+     * no dangling pointer of the program's. */
         int in_heap = at >= sc->heap_lo && at < sc->heap_hi;
         if (state != HEAP_BS_FREE || !sc->final || in_heap)
             return 0; /* live (interior pointers are not followed), or past the heap */

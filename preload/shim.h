@@ -336,6 +336,10 @@ void shim_locks_stats(int fd);
 
 /* ---- restorable.c ------------------------------------------------------------------------ */
 
+/* SHIM_SCAN_BUDGET -- heap bytes the restorability scan reads per commit, at most; so no block
+ * is read further than that from its start, and the persistent heap cleans no more of a block
+ * (heap_opts.clean_bytes, persist.c) */
+#define SHIM_SCAN_BUDGET ((size_t)256 << 10)
 /* shim_restore_setup -- before main, on the main thread; 0 or ENOMEM */
 int shim_restore_setup(void);
 /* shim_restore_judge -- scan the globals (and the heap they reach) and record the verdict in h

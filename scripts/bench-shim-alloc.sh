@@ -28,7 +28,9 @@
 #   ONLY (space-separated program names), CONFIGS (default "glibc jemalloc shim-vol shim-per"),
 #   BUILD_DIR (build), LRVM_BENCH_DIR (/var/tmp: segments and inputs; not tmpfs),
 #   OUT (bench/out/shim-alloc.txt; raw lines), SUMMARY_ONLY=1 (re-summarise OUT),
-#   SHIM (the liblrvm-preload.so to measure; default the one in BUILD_DIR), LOG_SIZE (512M).
+#   SHIM (the liblrvm-preload.so to measure; default the one in BUILD_DIR), LOG_SIZE (512M),
+#   BASE_SHIM (another build's liblrvm-preload.so, e.g. main's: the configs base-vol and base-per
+#   run it as shim-vol and shim-per run SHIM, so a change is measured side by side in one run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
@@ -78,6 +80,8 @@ summarise() {
             if (nl[p, c]) { delete q; for (j = 1; j <= nl[p, c]; j++) q[j] = lg[p, c, j]; lgk[p] = med(q, nl[p, c])
               delete q; for (j = 1; j <= nl[p, c]; j++) q[j] = pz[p, c, j]; cus[p] = med(q, nl[p, c]) } }
           if (c == "shim-vol") { vw[p] = xw; vm[p] = xm }
+          if (c == "base-per") { bw[p] = xw; bm[p] = xm
+            if (nl[p, c]) { delete q; for (j = 1; j <= nl[p, c]; j++) q[j] = lg[p, c, j]; blg[p] = med(q, nl[p, c]) } }
         }
       }
       print ""
@@ -86,7 +90,8 @@ summarise() {
         p = pn[i]
         if (!(p in tw)) continue
         vol = (p in vw) ? sprintf("shim-vol %.2fx, %.2fx; ", vw[p], vm[p]) : ""
-        printf "%s %-15s time %5.2fx (<= 1.5x) %s  peak RSS %6.2fx (<= 1.3x) %s  [%s%d KiB logged, commits %.0f ms]\n", (tw[p] <= 1.5 && tm[p] <= 1.3 && !((p, "shim-per") in bad)) ? "PASS" : "FAIL", p, tw[p], tw[p] <= 1.5 ? "ok  " : "MISS", tm[p], tm[p] <= 1.3 ? "ok  " : "MISS", vol, lgk[p], cus[p] / 1000
+        base = (p in bw) ? sprintf("; base-per %.2fx, %.2fx, %d KiB logged", bw[p], bm[p], blg[p]) : ""
+        printf "%s %-15s time %5.2fx (<= 1.5x) %s  peak RSS %6.2fx (<= 1.3x) %s  [%s%d KiB logged, commits %.0f ms%s]\n", (tw[p] <= 1.5 && tm[p] <= 1.3 && !((p, "shim-per") in bad)) ? "PASS" : "FAIL", p, tw[p], tw[p] <= 1.5 ? "ok  " : "MISS", tm[p], tm[p] <= 1.3 ? "ok  " : "MISS", vol, lgk[p], cus[p] / 1000, base
       }
       exit fails ? 1 : 0
     }' "$OUT"
@@ -104,6 +109,10 @@ AB=$BUILD_DIR/bench/shim-alloc/allocbench
 MEASURE=$BUILD_DIR/bench/shim-alloc/measure
 SHIM=${SHIM:-$(cd "$BUILD_DIR" && pwd)/preload/liblrvm-preload.so}
 RVMUTL=$BUILD_DIR/core/rvmutl
+case " $CONFIGS " in
+  *" base-"*) [ -f "${BASE_SHIM:-}" ] || { echo "bench-shim-alloc: the base-* configs need" \
+                "BASE_SHIM=path/to/another/liblrvm-preload.so" >&2; exit 1; } ;;
+esac
 LOG_SIZE=${LOG_SIZE:-512M}
 if [ ! -f "$JE" ]; then
   echo "bench-shim-alloc: $JE not found: apt-get install libjemalloc2 (or set JEMALLOC_SO)" >&2
@@ -152,18 +161,27 @@ select count(*), sum(length(b)) from t;
 select c, count(*), max(b) from t group by c order by 2 desc, 1 limit 3;
 EOF
 
+# shim_of CONFIG -- the library a shim config preloads
+shim_of() {
+  case $1 in
+    base-*) echo "$BASE_SHIM" ;;
+    *) echo "$SHIM" ;;
+  esac
+}
+
 # run_prog PROGRAM CONFIG ROUND -- one measurement, appended to OUT as a "run" line
 run_prog() {
   local p=$1 c=$2 r=$3 envs=() in=/dev/null cmd=()
   case $c in
     glibc) ;;
     jemalloc) envs=(-e "LD_PRELOAD=$JE") ;;
-    shim-vol) envs=(-e "LD_PRELOAD=$SHIM") ;;
-    shim-per) rm -rf "$WORK/seg"; mkdir "$WORK/seg"
+    shim-vol|base-vol) envs=(-e "LD_PRELOAD=$(shim_of "$c")") ;;
+    shim-per|base-per) rm -rf "$WORK/seg"; mkdir "$WORK/seg"
               "$RVMUTL" create-log "$WORK/seg/heap.log" "$LOG_SIZE" >/dev/null
-              envs=(-e "LD_PRELOAD=$SHIM" -e "LRVM_SEGMENT=$WORK/seg/heap" -e "LRVM_COMMIT=exit"
-                    -e LRVM_STATS=1) ;;
-    *) echo "bench-shim-alloc: unknown config $c (CONFIGS: glibc jemalloc shim-vol shim-per)" >&2
+              envs=(-e "LD_PRELOAD=$(shim_of "$c")" -e "LRVM_SEGMENT=$WORK/seg/heap"
+                    -e "LRVM_COMMIT=exit" -e LRVM_STATS=1) ;;
+    *) echo "bench-shim-alloc: unknown config $c (CONFIGS: glibc jemalloc shim-vol shim-per" \
+         "base-vol base-per)" >&2
        exit 1 ;;
   esac
   case $p in
@@ -185,14 +203,14 @@ run_prog() {
   nerr=$((nerr - $(grep -c '^lrvm: stats:' "$WORK/err" || true)))
   echo "run prog=$p config=$c round=$r $res out=$(md5sum < "$WORK/out" | cut -c1-12) lrvm_err=$nerr $extra" >> "$OUT"
   grep '^lrvm: ' "$WORK/err" | grep -v '^lrvm: stats:' | sed "s/^/err prog=$p config=$c round=$r: /" >> "$OUT" || true
-  [ "$c" = shim-per ] && rm -rf "$WORK/seg"
+  case $c in *-per) rm -rf "$WORK/seg" ;; esac
   return 0
 }
 
 mkdir -p "$(dirname "$OUT")"
 {
   echo "# $(date -u '+%F %H:%M UTC') $(uname -r) $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "# rounds=$ROUNDS scale=$SCALE programs: $ONLY; configs: $CONFIGS; shim at $(git rev-parse --short HEAD): $SHIM; log $LOG_SIZE"
+  echo "# rounds=$ROUNDS scale=$SCALE programs: $ONLY; configs: $CONFIGS; shim at $(git rev-parse --short HEAD): $SHIM; base: ${BASE_SHIM:-none}; log $LOG_SIZE"
 } | tee "$OUT"
 for r in $(seq "$ROUNDS"); do
   for p in $ONLY; do

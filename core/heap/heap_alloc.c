@@ -346,7 +346,11 @@ static int bin_refill(struct heap *h, struct heap_tcache *tc, unsigned cls)
                 av[w] &= av[w] - 1;
                 size_t idx = w * 64 + k;
                 size_t off = hp * HEAP_PAGE + idx * c->size;
-                b->e[b->n++] = (struct heap_tentry){start + idx * c->size, off / HEAP_GRANULE};
+                int zero = idx >= v->zero_from;
+                if (zero)
+                    v->zero_from = (uint32_t)idx + 1;
+                b->e[b->n++] = (struct heap_tentry){start + idx * c->size,
+                                                    (uint32_t)(off / HEAP_GRANULE), (uint32_t)zero};
                 v->nfree--;
             }
         }
@@ -457,8 +461,9 @@ static int bad_free(struct heap *h, const char *op, const void *p, const char *w
 
 /* ---- the malloc family ---------------------------------------------------------------------- */
 
-/* small_alloc -- a block of class cls (thread cache, or the locked path without one) */
-static void *small_alloc(struct heap *h, unsigned cls)
+/* small_alloc -- a block of class cls (thread cache, or the locked path without one); *zero:
+ * its bytes are known zero */
+static void *small_alloc(struct heap *h, unsigned cls, int *zero)
 {
     struct heap_tcache *tc = tcache_get(h);
     if (__builtin_expect(tc == NULL, 0)) {
@@ -476,6 +481,7 @@ static void *small_alloc(struct heap *h, unsigned cls)
         h->allocated += heap_classes[cls].size;
         h->nallocated++;
         pthread_mutex_unlock(&h->lock);
+        *zero = (int)e1.zero;
         return e1.p;
     }
     struct heap_tbin *b = &tc->bins[cls];
@@ -486,16 +492,19 @@ static void *small_alloc(struct heap *h, unsigned cls)
     __atomic_fetch_or(w, mask, __ATOMIC_RELAXED);
     tc->allocated += heap_classes[cls].size;
     tc->nallocated++;
+    *zero = (int)e->zero;
     return e->p;
 }
 
-/* big_alloc -- a LARGE (or HUGE) block of at least n bytes aligned to align; *zero if known 0 */
-static void *big_alloc(struct heap *h, size_t n, size_t align, int *zero)
+/* big_alloc -- a LARGE (or HUGE) block of at least n bytes aligned to align; *zero if known 0;
+ * *usable: its size */
+static void *big_alloc(struct heap *h, size_t n, size_t align, int *zero, size_t *usable)
 {
     size_t npages = (n + HEAP_PAGE - 1) >> HEAP_PAGE_SHIFT;
     size_t apages = align > HEAP_PAGE ? align >> HEAP_PAGE_SHIFT : 1;
     void *p = NULL;
     *zero = 0;
+    *usable = npages << HEAP_PAGE_SHIFT;
     if (n > h->reserve)
         return NULL;
     pthread_mutex_lock(&h->lock);
@@ -506,6 +515,7 @@ static void *big_alloc(struct heap *h, size_t n, size_t align, int *zero)
     } else {
         size_t nch = (n + HEAP_CHUNK - 1) >> HEAP_CHUNK_SHIFT;
         size_t ach = align > HEAP_CHUNK ? align >> HEAP_CHUNK_SHIFT : 1;
+        *usable = nch << HEAP_CHUNK_SHIFT;
         p = heap_page_alloc_huge(h, nch, ach, zero);
         if (p)
             h->allocated += (int64_t)nch << HEAP_CHUNK_SHIFT;
@@ -516,18 +526,60 @@ static void *big_alloc(struct heap *h, size_t n, size_t align, int *zero)
     return p;
 }
 
+/* HEAP_TAIL_MARK -- the top byte of a short last word (heap_opts.clean_bytes): non-zero, so
+ * the word is >= 2^56, above every user-space address */
+#define HEAP_TAIL_MARK 0x80u
+
+/*
+ * hand_out -- block p (usable bytes, zero: known to be zero) is going to a request of n bytes:
+ * under clean_bytes, its first clean_bytes bytes become zeros and its short last word (if
+ * among them) gets its mark. Returns how many bytes from p on are zeros now, the mark aside
+ * (it lies past n): calloc writes only the rest.
+ *
+ * Why at hand-out, not at free: the program usually overwrites what it asked for before the
+ * next commit, so the zeros cost no log space, while zeroing at free would dirty (and log)
+ * memory nobody uses. To the usable size, not only n: the scan reads a block to its usable
+ * size, and the slack may hold an earlier owner's pointers too. Memory known zero is not
+ * written (that would fault in and dirty pages for nothing), nor are bytes past clean_bytes:
+ * the scan never reads them, and a program that mallocs a large buffer and uses a little of
+ * it (sort's 1.2 GB) must not get the rest made resident and dirty.
+ *
+ * The mark: when n is not a multiple of 8, the word holding byte n-1 is the program's last
+ * bytes plus slack. With zero slack, six random bytes there read as a 48-bit value, which may
+ * equal an address of a mapping that does not come back. A non-zero top byte (little-endian:
+ * the word's last byte, which is slack) puts the word above every user-space address. A
+ * program that writes its slack (malloc_usable_size allows it) replaces the mark with its own
+ * data, which is then judged as its data.
+ */
+static inline size_t hand_out(struct heap *h, void *p, size_t n, size_t usable, int zero)
+{
+    size_t lim = h->o.clean_bytes;
+    if (!lim || !p)
+        return zero ? usable : 0;
+    size_t clean = usable < lim ? usable : lim;
+    if (!zero)
+        memset(p, 0, clean);
+    if ((n & 7) && ((n - 1) | 7) < clean)
+        ((unsigned char *)p)[(n - 1) | 7] = HEAP_TAIL_MARK;
+    return zero ? usable : clean;
+}
+
 /* heap_malloc -- n bytes, 16-byte aligned; NULL with errno = ENOMEM on failure */
 void *heap_malloc(struct heap *h, size_t n)
 {
     void *p;
+    int zero;
+    size_t usable;
     if (__builtin_expect(n <= HEAP_SMALL_MAX, 1)) {
-        p = small_alloc(h, heap_size_class(n));
+        unsigned cls = heap_size_class(n);
+        p = small_alloc(h, cls, &zero);
+        usable = heap_classes[cls].size;
     } else {
-        int zero;
-        p = big_alloc(h, n, HEAP_PAGE, &zero);
+        p = big_alloc(h, n, HEAP_PAGE, &zero, &usable);
     }
     if (!p)
         errno = ENOMEM;
+    hand_out(h, p, n, usable, zero);
     return p;
 }
 
@@ -539,18 +591,23 @@ void *heap_calloc(struct heap *h, size_t nmemb, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    if (n <= HEAP_SMALL_MAX) {
-        void *p = heap_malloc(h, n);
-        if (p)
-            memset(p, 0, n);
-        return p;
-    }
     int zero;
-    void *p = big_alloc(h, n, HEAP_PAGE, &zero);
-    if (!p)
+    size_t usable;
+    void *p;
+    if (n <= HEAP_SMALL_MAX) {
+        unsigned cls = heap_size_class(n);
+        p = small_alloc(h, cls, &zero);
+        usable = heap_classes[cls].size;
+    } else {
+        p = big_alloc(h, n, HEAP_PAGE, &zero, &usable);
+    }
+    if (!p) {
         errno = ENOMEM;
-    else if (!zero)
-        memset(p, 0, n);
+        return NULL;
+    }
+    size_t done = hand_out(h, p, n, usable, zero); /* zeros already: not written twice */
+    if (done < n)
+        memset((char *)p + done, 0, n - done);
     return p;
 }
 
@@ -568,16 +625,20 @@ void *heap_memalign(struct heap *h, size_t align, size_t n)
      * block aligned. */
         for (unsigned c = heap_size_class(n); c < HEAP_NCLASS; c++)
             if (heap_classes[c].size % align == 0) {
-                void *p = small_alloc(h, c);
+                int zero;
+                void *p = small_alloc(h, c, &zero);
                 if (!p)
                     errno = ENOMEM;
+                hand_out(h, p, n, heap_classes[c].size, zero);
                 return p;
             }
     }
     int zero;
-    void *p = big_alloc(h, n ? n : 1, align, &zero);
+    size_t usable;
+    void *p = big_alloc(h, n ? n : 1, align, &zero, &usable);
     if (!p)
         errno = ENOMEM;
+    hand_out(h, p, n, usable, zero);
     return p;
 }
 
@@ -668,7 +729,7 @@ int heap_free(struct heap *h, void *p)
     free_classify(h, p, &bi);
     if (bi.kind != BK_SMALL)
         return free_big(h, p, &bi);
-    struct heap_tentry e = {p, bi.bit};
+    struct heap_tentry e = {p, (uint32_t)bi.bit, 0}; /* it holds the program's bytes */
     uint64_t mask, *w = block_bitword(&e, &mask);
     uint64_t old = __atomic_fetch_and(w, ~mask, __ATOMIC_RELAXED);
     if (!(old & mask))
@@ -709,7 +770,7 @@ int heap_block_state(struct heap *h, const void *p)
     int start = k != BK_BAD;
     if (k == BK_SMALL || bi.small_interior) {
         uint64_t mask;
-        struct heap_tentry e = {(void *)p, bi.bit};
+        struct heap_tentry e = {(void *)p, (uint32_t)bi.bit, 0};
         if (!(*block_bitword(&e, &mask) & mask))
             return HEAP_BS_FREE;
     }
@@ -735,33 +796,48 @@ void *heap_realloc(struct heap *h, void *p, size_t n)
     }
     if (k == BK_SMALL) {
         uint64_t mask;
-        struct heap_tentry e = {p, bi.bit};
+        struct heap_tentry e = {p, (uint32_t)bi.bit, 0};
         if (!(*block_bitword(&e, &mask) & mask)) {
             bad_free(h, "realloc", p, "block is not allocated (use after free?)");
             errno = EINVAL;
             return NULL;
         }
-        if (n <= bi.size && (n > bi.size / 2 || bi.size <= 32))
+        if (n <= bi.size && (n > bi.size / 2 || bi.size <= 32)) {
+            hand_out(h, p, n, bi.size, 1); /* the block's own bytes: only the mark */
             return p;
+        }
     } else if (n > HEAP_SMALL_MAX) {
-        int rc = ENOMEM;
+        int rc = ENOMEM, zero = 1;
+        size_t nu = 0;
         pthread_mutex_lock(&h->lock);
         if (block_lookup(h, p, &bi) == k) {
             if (k == BK_LARGE) {
                 size_t np = (n + HEAP_PAGE - 1) >> HEAP_PAGE_SHIFT;
-                if (np <= HEAP_DATA_PAGES && (rc = heap_page_resize_large(h, bi.head, np)) == 0)
-                    h->allocated += ((int64_t)np << HEAP_PAGE_SHIFT) - (int64_t)bi.size;
+                nu = np << HEAP_PAGE_SHIFT;
+                if (np <= HEAP_DATA_PAGES &&
+                    (rc = heap_page_resize_large(h, bi.head, np, &zero)) == 0)
+                    h->allocated += (int64_t)nu - (int64_t)bi.size;
             } else {
                 size_t nc = (n + HEAP_CHUNK - 1) >> HEAP_CHUNK_SHIFT;
+                nu = nc << HEAP_CHUNK_SHIFT;
                 /* Stay huge only while the size still needs more than a chunk's data pages. */
                 if (n > (size_t)HEAP_DATA_PAGES << HEAP_PAGE_SHIFT &&
-                    (rc = heap_page_resize_huge(h, bi.ci, nc)) == 0)
-                    h->allocated += ((int64_t)nc << HEAP_CHUNK_SHIFT) - (int64_t)bi.size;
+                    (rc = heap_page_resize_huge(h, bi.ci, nc, &zero)) == 0)
+                    h->allocated += (int64_t)nu - (int64_t)bi.size;
             }
         }
         pthread_mutex_unlock(&h->lock);
-        if (rc == 0)
+        if (rc == 0) {
+            /* Grown in place over free memory that may hold a freed block's bytes. Zeroed
+             * after the lock is dropped (a large block's growth is up to 4 MiB, a huge one's
+             * unbounded): a commit taken in between may judge those bytes, as it would judge
+             * a store racing with it; the next commit sees zeros. */
+            size_t lim = h->o.clean_bytes, end = nu < lim ? nu : lim;
+            if (!zero && end > bi.size)
+                memset((char *)p + bi.size, 0, end - bi.size);
+            hand_out(h, p, n, nu, 1);
             return p;
+        }
     }
     void *q = heap_malloc(h, n);
     if (!q)

@@ -44,12 +44,18 @@ struct heap_vpage {
     uint16_t inlist;     /* 1 if linked */
     uint16_t arena;      /* run head: the arena whose lists and available bits own it */
     uint32_t stamp;      /* free head: when it last got dirty pages (ms, coarse clock) */
+    /* run head: the blocks from this index on were never taken from the run since it was
+     * carved from pages known to be zero, so they still are (nblocks: none known zero). It
+     * only grows (past every block taken); below it a block may hold a freed block's bytes. */
+    uint32_t zero_from;
 };
 
-/* Thread cache entry: the block and its granule index in its chunk (its allocation bit). */
+/* Thread cache entry: the block, its granule index in its chunk (its allocation bit), and
+ * whether its bytes are known to be zero (taken fresh from a zero run: heap_vpage.zero_from) */
 struct heap_tentry {
     void *p;
-    uint64_t bit;
+    uint32_t bit;
+    uint32_t zero;
 };
 
 struct heap_tbin {
@@ -170,10 +176,10 @@ void heap_page_fini_volatile(struct heap *h);
 int heap_page_rebuild(struct heap *h);
 void *heap_page_alloc_large(struct heap *h, size_t npages, size_t align_pages, int *zero);
 void heap_page_free_large(struct heap *h, uint32_t gp);
-int heap_page_resize_large(struct heap *h, uint32_t gp, size_t npages);
+int heap_page_resize_large(struct heap *h, uint32_t gp, size_t npages, int *zero);
 void *heap_page_alloc_huge(struct heap *h, size_t nchunks, size_t align_chunks, int *zero);
 void heap_page_free_huge(struct heap *h, size_t ci);
-int heap_page_resize_huge(struct heap *h, size_t ci, size_t nchunks);
+int heap_page_resize_huge(struct heap *h, size_t ci, size_t nchunks, int *zero);
 uint32_t heap_page_new_run(struct heap *h, unsigned cls);
 void heap_page_free_run(struct heap *h, uint32_t gp);
 void heap_page_maybe_purge(struct heap *h);

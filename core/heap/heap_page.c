@@ -343,11 +343,13 @@ void heap_page_free_large(struct heap *h, uint32_t gp)
     heap_page_maybe_purge(h);
 }
 
-/* heap_page_resize_large -- grow or shrink LARGE block gp in place to npages; 0 or ENOMEM */
-int heap_page_resize_large(struct heap *h, uint32_t gp, size_t npages)
+/* heap_page_resize_large -- grow or shrink LARGE block gp in place to npages; 0 or ENOMEM.
+ * *zero: the pages it gained (if any) are known zero */
+int heap_page_resize_large(struct heap *h, uint32_t gp, size_t npages, int *zero)
 {
     struct heap_pdesc *pd = heap_gp_pdesc(h, gp);
     uint32_t old = pd->npages;
+    *zero = 1;
     if (npages == old)
         return 0;
     if (npages < old) {
@@ -366,6 +368,7 @@ int heap_page_resize_large(struct heap *h, uint32_t gp, size_t npages)
     unsigned fl;
     if (span_take(h, nx, 0, add, &fl) != 0)
         return ENOMEM;
+    *zero = (fl & PDF_ZERO) != 0;
     for (uint32_t i = old; i < npages; i++)
         pd[i] = (struct heap_pdesc){.kind = PD_INTERIOR, .back = i, .aux = PD_LARGE};
     pd->npages = (uint32_t)npages;
@@ -377,7 +380,8 @@ int heap_page_resize_large(struct heap *h, uint32_t gp, size_t npages)
 uint32_t heap_page_new_run(struct heap *h, unsigned cls)
 {
     const struct heap_class *c = &heap_classes[cls];
-    uint32_t gp = span_alloc(h, c->npages, 1, PD_RUN, cls, NULL);
+    int zero;
+    uint32_t gp = span_alloc(h, c->npages, 1, PD_RUN, cls, &zero);
     if (gp == HEAP_NIL)
         return HEAP_NIL;
     size_t ci = gp / HEAP_CHUNK_PAGES, w0 = (gp % HEAP_CHUNK_PAGES) * (HEAP_BITS_PER_PAGE / 64);
@@ -391,6 +395,7 @@ uint32_t heap_page_new_run(struct heap *h, unsigned cls)
     }
     h->vp[gp].nfree = c->nblocks;
     h->vp[gp].inlist = 0;
+    h->vp[gp].zero_from = zero ? 0 : c->nblocks;
     return gp;
 }
 
@@ -467,10 +472,12 @@ void heap_page_free_huge(struct heap *h, size_t ci)
     chunks_free(h, ci, h->ct[ci].n);
 }
 
-/* heap_page_resize_huge -- resize HUGE block ci in place to nchunks; 0 or ENOMEM */
-int heap_page_resize_huge(struct heap *h, size_t ci, size_t nchunks)
+/* heap_page_resize_huge -- resize HUGE block ci in place to nchunks; 0 or ENOMEM. *zero: the
+ * chunks it gained (if any) are known zero */
+int heap_page_resize_huge(struct heap *h, size_t ci, size_t nchunks, int *zero)
 {
     size_t old = h->ct[ci].n;
+    *zero = 1;
     if (nchunks <= old) {
         if (nchunks < old)
             chunks_free(h, ci + nchunks, old - nchunks);
@@ -485,8 +492,7 @@ int heap_page_resize_huge(struct heap *h, size_t ci, size_t nchunks)
             return ENOMEM;
     if (end > h->hdr->nchunks && chunk_grow(h, end - h->hdr->nchunks) != 0)
         return ENOMEM;
-    int zero;
-    if (chunks_prepare(h, ci + old, nchunks - old, &zero) != 0)
+    if (chunks_prepare(h, ci + old, nchunks - old, zero) != 0)
         return ENOMEM;
     for (size_t i = old; i < nchunks; i++)
         h->ct[ci + i] = (struct heap_chunk_ent){.kind = CK_HUGE_TAIL, .n = (uint32_t)i};
@@ -635,6 +641,8 @@ static int rebuild_count_chunk(struct heap *h, size_t ci)
             if (used == 0) {
                 span_write_free(h, base_gp + p, n, 0);
             } else {
+                /* which of its free blocks were never used is not recorded: none is zero */
+                h->vp[base_gp + p].zero_from = c->nblocks;
                 h->vp[base_gp + p].nfree = c->nblocks - used;
                 h->active_pages += n;
                 h->allocated += (int64_t)used * c->size;

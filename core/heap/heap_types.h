@@ -57,6 +57,16 @@ struct heap_opts {
     heap_report_fn report; /* NULL: write(2) to stderr, prefixed "lrvm heap: " */
     void *report_arg;
     int check_on_open; /* 1 (heap_opts_init's default): heap_check at open, refuse on error */
+    /* clean_bytes: N > 0 = the first N bytes of a block handed out (malloc, calloc, memalign,
+     * realloc's new bytes; all of it when it is smaller) are zeros, never bytes of an earlier
+     * use of its memory, and the word that holds the request's last byte, if among them, has
+     * a non-zero top byte when the request is not a multiple of 8. For a heap whose blocks a
+     * conservative scan reads word by word, no further than N bytes into a block (the shim's
+     * restorability verdict): an unfilled block or a short last word must not look like an
+     * address. Memory known to be zero (fresh, or released with a zeroing backing) is not
+     * written, nor are bytes past N (a large buffer the program uses sparsely stays so).
+     * SIZE_MAX: whole blocks. 0 (heap_opts_init's default): contents undefined, as malloc's. */
+    size_t clean_bytes;
 };
 
 struct heap;

@@ -89,7 +89,9 @@ struct theap {
     char path[128];
 };
 
-static inline void theap_create(struct theap *t, void *base, size_t reserve)
+/* theap_create_with -- clean_bytes: heap_opts.clean_bytes */
+static inline void theap_create_with(struct theap *t, void *base, size_t reserve,
+                                     size_t clean_bytes)
 {
     memset(t, 0, sizeof(*t));
     tmp_path(t->path, sizeof(t->path), "heap");
@@ -98,7 +100,13 @@ static inline void theap_create(struct theap *t, void *base, size_t reserve)
     heap_opts_init(&o);
     o.report = collect_report;
     o.report_arg = &t->rep;
+    o.clean_bytes = clean_bytes;
     cr_assert_eq(heap_create(&t->h, base, reserve, heap_file_backing(t->f), &o), 0);
+}
+
+static inline void theap_create(struct theap *t, void *base, size_t reserve)
+{
+    theap_create_with(t, base, reserve, 0);
 }
 
 static inline void theap_destroy(struct theap *t)

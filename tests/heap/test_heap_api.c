@@ -330,3 +330,119 @@ Test(heap_punch, punchable_ranges_and_reserve_on_reuse, .timeout = 60)
     heap_file_close(t.f);
     unlink(t.path);
 }
+
+/* ---- clean_bytes: what a conservative scan of the blocks may read ------------------------- */
+
+static void clean_setup(void)
+{
+    theap_create_with(&T, T_BASE, T_RESERVE, SIZE_MAX);
+}
+
+TestSuite(heap_clean, .init = clean_setup, .fini = teardown, .timeout = 60);
+
+/* clean -- block p of n requested bytes reads as zeros to its usable size, except the mark in
+ * the top byte of the word holding byte n-1 when n is not a multiple of 8 */
+static void expect_clean(const void *p, size_t n, const char *what)
+{
+    const unsigned char *b = p;
+    size_t usable = heap_usable_size(T.h, p), mark = n % 8 ? (n - 1) | 7 : SIZE_MAX;
+    cr_assert_geq(usable, n);
+    for (size_t k = 0; k < usable; k++) {
+        if (k == mark)
+            cr_assert_neq(b[k], 0, "%s: n %zu: no mark at byte %zu", what, n, k);
+        else
+            cr_assert_eq(b[k], 0, "%s: n %zu: byte %zu of %zu is 0x%x", what, n, k, usable, b[k]);
+    }
+}
+
+/* dirty -- fill the whole usable size of p, as a program that used it (and its slack) would */
+static void dirty(void *p)
+{
+    memset(p, 0xee, heap_usable_size(T.h, p));
+}
+
+/* a reused block of any kind (small, large, aligned, calloc'ed) holds no byte of its earlier
+ * use, and a short last word has its mark */
+Test(heap_clean, reused_blocks_are_zero_and_marked)
+{
+    static const size_t sizes[] = {1,    7,    8,     9,     24,    100,   1646,
+                                   4095, 5000, 40001, 65536, 70001, 200003};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        size_t n = sizes[i];
+        void *p = heap_malloc(T.h, n);
+        expect_clean(p, n, "fresh malloc");
+        dirty(p);
+        heap_free(T.h, p);
+        p = heap_malloc(T.h, n);
+        expect_clean(p, n, "reused malloc");
+        dirty(p);
+        heap_free(T.h, p);
+        p = heap_calloc(T.h, 1, n);
+        expect_clean(p, n, "reused calloc");
+        dirty(p);
+        heap_free(T.h, p);
+        p = heap_memalign(T.h, 64, n);
+        expect_clean(p, n, "reused memalign");
+        heap_free(T.h, p);
+    }
+    theap_check(&T);
+}
+
+/* realloc: a moved block's new bytes and a large block's pages gained in place are zeros; a
+ * block resized within its class gets the mark of its new size */
+Test(heap_clean, realloc_tails_are_zero)
+{
+    char *junk = heap_malloc(T.h, 2000);
+    dirty(junk);
+    heap_free(T.h, junk);
+    char *p = heap_malloc(T.h, 1000);
+    memset(p, 'a', 1000);
+    char *q = heap_realloc(T.h, p, 2000);
+    cr_assert_eq(q, junk, "the freed block is reused");
+    for (size_t k = 1024; k < 2048; k++)
+        cr_assert_eq(q[k], 0, "byte %zu", k); /* 2000: no short last word */
+    q = heap_realloc(T.h, q, 2005);           /* same class: in place, marked anew */
+    cr_assert_neq((unsigned char)q[2007], 0);
+    heap_free(T.h, q);
+
+    char *l = heap_malloc(T.h, 100000);
+    char *after = heap_malloc(T.h, 100000);
+    cr_assert_eq(after, l + 100000 + 4096 - 100000 % 4096, "adjacent large blocks");
+    dirty(after);
+    heap_free(T.h, after);
+    char *l2 = heap_realloc(T.h, l, 300001);
+    cr_assert_eq(l2, l, "grown in place over the freed block");
+    for (size_t k = 100000; k < heap_usable_size(T.h, l2); k++)
+        cr_assert_eq((unsigned char)l2[k], k == 300007 ? 0x80 : 0, "byte %zu", k);
+    heap_free(T.h, l2);
+    theap_check(&T);
+}
+
+/* with a limit, only a block's first clean_bytes are written: the rest of a reused buffer is
+ * left as it is (not made resident), calloc still zeroes all it promises, and a mark past the
+ * limit is not written */
+Test(heap_clean, limit_leaves_the_rest_alone)
+{
+    theap_destroy(&T);
+    theap_create_with(&T, T_BASE, T_RESERVE, 8192);
+    size_t n = 300001;
+    char *keep = heap_malloc(T.h, 100); /* the chunk never becomes all free (released at once) */
+    char *p = heap_malloc(T.h, n);
+    dirty(p);
+    heap_free(T.h, p);
+    char *q = heap_malloc(T.h, n);
+    cr_assert_eq(q, p, "the freed pages are reused");
+    for (size_t k = 0; k < heap_usable_size(T.h, q); k++)
+        cr_assert_eq((unsigned char)q[k], k < 8192 ? 0 : 0xee, "byte %zu", k);
+    heap_free(T.h, q);
+    char *c = heap_calloc(T.h, 1, n);
+    cr_assert_eq(c, p);
+    for (size_t k = 0; k < n; k++)
+        cr_assert_eq(c[k], 0, "calloc byte %zu", k);
+    heap_free(T.h, c);
+    char *s = heap_malloc(T.h, 5001); /* short last word before the limit: marked */
+    cr_assert_neq((unsigned char)s[5007], 0);
+    heap_free(T.h, s);
+    heap_free(T.h, keep);
+    theap_check(&T);
+}

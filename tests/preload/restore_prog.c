@@ -16,6 +16,17 @@
  *   restore_prog intlike FILE a heap block reached from a global holds integers that fall in
  *                             the address range the shim reserved for its internal heap, but in
  *                             no block of it (random data does): restorable, prints "intlike N"
+ *   restore_prog tailword FILE a global points at a block of 8k+6 bytes whose last 6 bytes are
+ *                             the low bytes of an address inside an anonymous mapping the
+ *                             program made (random data can be that): restorable
+ *   restore_prog stale-malloc FILE, stale-realloc FILE, stale-large FILE, stale-thread FILE
+ *                             a global reaches blocks the program has not filled yet, made of
+ *                             memory that earlier held addresses of anonymous mappings: a block
+ *                             the program freed (malloc of the same size; realloc moving into
+ *                             it; a large block grown in place over it) or the blocks glibc
+ *                             freed when a thread ended (pointers into its stack): restorable
+ * tailword and the stale modes print "<mode> new" on a fresh segment, "<mode> kept" when their
+ * global came back with the block's bytes.
  * Each mode writes "<mode> <state>" to FILE (truncating it first), so a test sees whether a
  * run got as far as main and whether it damaged the file.
  */
@@ -24,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -39,6 +51,95 @@ char *arena;                 /* anon */
 uintptr_t handle;            /* handle */
 uint64_t *numbers;           /* intlike */
 static char inbuf[3 * 4096]; /* read: .bss, three pages */
+unsigned char *tail;         /* tailword */
+char *held[64];              /* stale-* */
+
+#define TAIL_SIZE 1646 /* 8 * 205 + 6: the size the differential torture met */
+#define FILL 'y'       /* the bytes the stale modes write: 0x7979... is no address */
+
+/* anon_map -- 1 MiB of the program's own anonymous memory, kept mapped until exit; only
+ * locals hold its address, so a global reaching it can only be through stale bytes */
+static char *anon_map(void)
+{
+    char *m = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+        perror("mmap");
+        exit(1);
+    }
+    m[0] = 1;
+    return m;
+}
+
+/* junk -- a block of n bytes full of addresses inside m, freed: its memory is what the next
+ * allocation of that size may get */
+static void junk(char *m, size_t n)
+{
+    uintptr_t *j = malloc(n);
+    for (size_t i = 0; i < n / sizeof(*j); i++)
+        j[i] = (uintptr_t)m + 64 * (i % 4096);
+    __asm__ volatile("" : : "r"(j) : "memory"); /* the stores happen: no malloc/free elision */
+    free(j);
+}
+
+/* filled -- the first n bytes of p are FILL */
+static int filled(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != FILL)
+            return 0;
+    return 1;
+}
+
+/* thread_main -- touch thread-local storage, so glibc gives the thread its TLS blocks */
+static __thread volatile int tls_word;
+static void *thread_main(void *arg)
+{
+    tls_word = 1;
+    return arg;
+}
+
+/* stale -- the stale-* modes' first run; 0 or 1 */
+static int stale(const char *mode)
+{
+    char *m = anon_map();
+    if (strcmp(mode, "stale-malloc") == 0) {
+        junk(m, 2000);
+        held[0] = malloc(2000); /* the block just freed: filled later, or never */
+        memset(held[0], FILL, 16);
+    } else if (strcmp(mode, "stale-realloc") == 0) {
+        junk(m, 2000);
+        held[0] = malloc(1000);
+        memset(held[0], FILL, 16);
+        held[0] = realloc(held[0], 2000); /* too big for its class: moves, the tail unfilled */
+    } else if (strcmp(mode, "stale-large") == 0) {
+        held[0] = malloc(100 << 10);
+        memset(held[0], FILL, 16);
+        junk(m, 100 << 10);                    /* the pages right after held[0] */
+        held[0] = realloc(held[0], 200 << 10); /* grown in place over them */
+    } else if (strcmp(mode, "stale-thread") == 0) {
+        /* threads on stacks of the program's own memory: glibc caches no such stack, so
+         * joining one frees its blocks at once (the dtv points into the thread's TLS, which
+         * lies in that stack) */
+        for (int i = 0; i < 4; i++) {
+            pthread_attr_t at;
+            pthread_t t;
+            size_t sz = 256 << 10;
+            void *stk = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (stk == MAP_FAILED || pthread_attr_init(&at) ||
+                pthread_attr_setstack(&at, stk, sz) || pthread_create(&t, &at, thread_main, NULL) ||
+                pthread_join(t, NULL))
+                return 1;
+            pthread_attr_destroy(&at);
+        }
+        for (int i = 0; i < 64; i++) { /* sizes 16 .. 1024: glibc's per-thread blocks among them */
+            held[i] = malloc(16 * (size_t)(i + 1));
+            held[i][0] = FILL;
+        }
+    } else {
+        return 1;
+    }
+    return 0;
+}
 
 /* write_file -- FILE := "<mode> <n>\n" */
 static void write_file(const char *path, const char *mode, long n)
@@ -134,6 +235,26 @@ int main(int argc, char **argv)
         counter++;
         printf("intlike %ld %d\n", n, counter);
         write_file(path, mode, counter);
+    } else if (strcmp(mode, "tailword") == 0) {
+        if (tail) {
+            printf("tailword %s\n", filled((char *)tail, TAIL_SIZE - 6) ? "kept" : "changed");
+        } else {
+            uintptr_t a = (uintptr_t)anon_map() + 4096; /* 48 bits: the top two bytes are 0 */
+            tail = malloc(TAIL_SIZE);
+            memset(tail, FILL, TAIL_SIZE - 6);
+            memcpy(tail + TAIL_SIZE - 6, &a, 6); /* little-endian: the address's low 6 bytes */
+            printf("tailword new\n");
+        }
+        write_file(path, mode, 1);
+    } else if (strncmp(mode, "stale-", 6) == 0) {
+        if (held[0]) {
+            printf("%s %s\n", mode, held[0][0] == FILL ? "kept" : "changed");
+        } else {
+            if (stale(mode))
+                return 1;
+            printf("%s new\n", mode);
+        }
+        write_file(path, mode, 1);
     } else if (strcmp(mode, "read") == 0) {
         int fd = open(path, O_RDONLY);
         ssize_t n = fd < 0 ? -1 : read(fd, inbuf + 100, sizeof(inbuf) - 100); /* spans pages */

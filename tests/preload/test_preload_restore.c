@@ -224,3 +224,46 @@ Test(restore, kernel_writes_into_globals)
         child_dir_remove(s.dir);
     }
 }
+
+/* restorable_twice -- a first run of mode on a fresh segment commits a restorable state
+ * (rvmutl image says so) and the second run continues from it */
+static void restorable_twice(const char *mode, const char *tag)
+{
+    struct seg s;
+    seg_make(&s, tag);
+    char want[64];
+    struct result r = prog(&s, mode, NULL);
+    snprintf(want, sizeof(want), "%s new\n", mode);
+    cr_assert_eq(r.status, 0, "%s: status %d, stderr: %s", mode, r.status, r.err);
+    cr_assert_str_eq(r.out, want, "%s", mode);
+    char seg[160];
+    snprintf(seg, sizeof(seg), "%s/seg", s.dir);
+    char *argv[] = {(char *)child_need("LRVM_TEST_RVMUTL"), "image", seg, NULL};
+    r = child_run(argv, NULL, 0, NULL, 60000);
+    cr_assert_eq(r.status, 0, "rvmutl: %s%s", r.out, r.err);
+    cr_expect(strstr(r.out, "restorable:  yes"), "%s: rvmutl image: %s", mode, r.out);
+    r = prog(&s, mode, NULL);
+    snprintf(want, sizeof(want), "%s kept\n", mode);
+    cr_expect_eq(r.status, 0, "%s: second run: status %d, stderr: %s", mode, r.status, r.err);
+    cr_expect_str_eq(r.out, want, "%s: second run", mode);
+    child_dir_remove(s.dir);
+}
+
+/* a block whose size is not a multiple of 8 ends with program bytes that, read as one word
+ * with the allocator's slack after them, would be an address of the program's own anonymous
+ * memory: the scan must not take them for a pointer (the differential torture once did) */
+Test(restore, partial_last_word_restorable)
+{
+    restorable_twice("tailword", "restore-tailword");
+}
+
+/* blocks the program has not filled yet carry no bytes of an earlier use of their memory
+ * (a freed block's pointers, a thread's stack addresses left by glibc): a commit taken before
+ * the program fills them is restorable */
+Test(restore, unfilled_blocks_restorable)
+{
+    static const char *const modes[] = {"stale-malloc", "stale-realloc", "stale-large",
+                                        "stale-thread"};
+    for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+        restorable_twice(modes[i], modes[i]);
+}
