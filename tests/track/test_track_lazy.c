@@ -407,9 +407,11 @@ static int refile_explicit(int priv)
     return 0;
 }
 
-/* check_refile -- the recovered page 3 of refile_explicit and refile_daemon */
-static void check_refile(void)
+/* check_refile_recovered -- recover in a fresh process; page 3 of the segment must be what
+ * refile_explicit and refile_daemon committed last. Removes the files. */
+static void check_refile_recovered(void)
 {
+    in_child(recover_child, 0, "recovery");
     size_t ps = vmp_page_size();
     char page[4096];
     int fd = open(segp, O_RDONLY);
@@ -420,6 +422,7 @@ static void check_refile(void)
         cr_assert_eq(page[k], want, "page 3, byte %d: 0x%02x, expected 0x%02x", k,
                      (unsigned char)page[k], (unsigned char)want);
     }
+    rmfiles();
 }
 
 Test(track_lazy, twins_are_given_back_only_once_the_file_is_current)
@@ -429,9 +432,7 @@ Test(track_lazy, twins_are_given_back_only_once_the_file_is_current)
     for (int priv = 0; priv < 2; priv++) {
         files();
         in_child(refile_explicit, priv, priv ? "refile (MAP_PRIVATE)" : "refile (copied)");
-        in_child(recover_child, 0, "recovery");
-        check_refile();
-        rmfiles();
+        check_refile_recovered();
     }
 }
 
@@ -472,7 +473,5 @@ Test(track_lazy, the_daemon_makes_the_file_current)
         cr_skip_test("wp-async is not available here");
     files();
     in_child(refile_daemon, 1, "refile by the daemon");
-    in_child(recover_child, 0, "recovery");
-    check_refile();
-    rmfiles();
+    check_refile_recovered();
 }
