@@ -295,9 +295,6 @@ rvm_return_t trunc_recovered(struct log *lg);
 /* trunc_apply_ahead -- apply up to limit bytes of durable records past the applied span to
  * the segments' page cache, without fsync or head move (the span grows) */
 rvm_return_t trunc_apply_ahead(struct log *lg, uint64_t limit);
-/* trunc_try_apply_ahead -- the same, unless trunc_mu is busy or more than limit bytes of
- * records are waiting (then nothing, RVM_SUCCESS: the daemon applies them) */
-rvm_return_t trunc_try_apply_ahead(struct log *lg, uint64_t limit);
 /* trunc_set_apply_ahead -- ask the daemon to apply durable records ahead soon after they
  * become durable (the tracker's lazy twins read the segment file as committed images) */
 void trunc_set_apply_ahead(struct log *lg, int on);

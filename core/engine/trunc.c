@@ -189,22 +189,6 @@ rvm_return_t trunc_apply_ahead(struct log *lg, uint64_t limit)
     return rc;
 }
 
-/* trunc_try_apply_ahead -- see rvm_int.h */
-rvm_return_t trunc_try_apply_ahead(struct log *lg, uint64_t limit)
-{
-    if (__atomic_load_n(&engine.sticky, __ATOMIC_ACQUIRE))
-        return RVM_EIO;
-    if (pthread_mutex_trylock(&lg->trunc_mu) != 0)
-        return RVM_SUCCESS; /* a truncation or an apply is under way: the daemon goes on */
-    pthread_mutex_lock(&lg->mu);
-    uint64_t pending = lg->used - (span_live(lg) ? lg->applied_bytes : 0);
-    pthread_mutex_unlock(&lg->mu);
-    /* more than the caller will wait for (an apply takes whole records): the daemon's */
-    rvm_return_t rc = pending <= limit ? apply_ahead_locked(lg, limit) : RVM_SUCCESS;
-    pthread_mutex_unlock(&lg->trunc_mu);
-    return rc;
-}
-
 /* trunc_set_apply_ahead -- see rvm_int.h */
 void trunc_set_apply_ahead(struct log *lg, int on)
 {

@@ -227,8 +227,8 @@ struct track_region {
     size_t nwords;
 };
 
-#define TRACK_COVER_RING 4096u   /* captures whose covering log seq is kept one by one */
-#define TRACK_REFILE_SCAN 65536u /* pages the refiling sweep looks at per commit (~50 us) */
+#define TRACK_COVER_RING 4096u  /* captures whose covering log seq is kept one by one */
+#define TRACK_REFILE_SCAN 4096u /* pages the refiling sweep looks at per commit, at least */
 
 /* process-wide tracking state (tracker) */
 struct track_state {
@@ -346,8 +346,7 @@ uint64_t track_core_cover_seq(void);
 /* track_core_applied_seq -- every record up to this seq is in the segments' page cache */
 uint64_t track_core_applied_seq(void);
 /* track_core_apply_ahead -- ask core's truncation daemon to apply durable records to the
- * segments soon, and apply those durable now unless a truncation is under way (REFILING in
- * track_twin.c) */
+ * segments soon after they become durable (REFILING in track_twin.c) */
 void track_core_apply_ahead(void);
 /* track_core_stream_ready -- 1 if track_core_sink_stream can run with the other threads
  * parked (no core lock or log writer a parked thread could be holding: txn_stream_ready) */

@@ -11,12 +11,6 @@
 #include "track.h"
 #include "txn.h"
 
-/* area bytes of records a commit applies to the segments itself, at most; the daemon takes
- * bigger backlogs (within APPLY_AHEAD_MS). An apply writes one range at a time (~10 us each on
- * a loaded machine), so a commit of 1 200 scattered ranges took 12 ms longer applying its own
- * record; at 64 KiB the cost stays near the record's own write */
-#define TRACK_APPLY_NOW_MAX ((uint64_t)64 << 10)
-
 static struct txn_vec *core_vec;
 static size_t core_veccap;
 
@@ -90,10 +84,8 @@ uint64_t track_core_applied_seq(void)
 /* track_core_apply_ahead -- see track.h */
 void track_core_apply_ahead(void)
 {
-    if (engine.log == NULL)
-        return;
-    trunc_set_apply_ahead(engine.log, 1);
-    (void)trunc_try_apply_ahead(engine.log, TRACK_APPLY_NOW_MAX); /* a failure is sticky */
+    if (engine.log != NULL)
+        trunc_set_apply_ahead(engine.log, 1);
 }
 
 /* track_core_stream_ready -- see track.h */

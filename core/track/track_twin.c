@@ -95,11 +95,13 @@ int track_evict_one(void)
  *     (track_note_region): its record is queued before that capture's commit ends;
  *   - so cover(seen[i]) <= applied means every record naming the page is in the file, and
  *     no later record can name it without first clearing TF_FILE (LAZY TWINS, (3)).
- * When the commit itself could apply its record (the daemon was not busy), the pages it
- * captured go back to TF_FILE at once, but for those the commit before captured too: a page
- * written over and over keeps its twin (a memcpy is cheaper than the pread), until it has
- * not been captured for two commits; the sweep finds those, and the pages whose records the
- * daemon applied later.
+ * The daemon applies a record within APPLY_AHEAD_MS of its durability (a commit does not
+ * apply it itself: reading it back cost a commit at interval:1ms 0.7 ms, a third of its time).
+ * A commit's pages keep their twins (a pooled snapshot's twin is decided at the end of the
+ * commit, in case the record is in the file by then), and an incremental sweep, at least
+ * 16 pages per page captured, gives back those whose records the file holds and that were
+ * not captured in the last two commits. A page written over and over keeps its twin (a
+ * memcpy is cheaper than the pread).
  * Records folded into the no_flush coalescing set have no seq yet: their commits' cover is
  * unknown (UINT64_MAX) until the set is written, and no page of theirs is refiled meanwhile.
  */
@@ -151,16 +153,16 @@ void track_refile(size_t npages)
 {
     if (tracker.sink != NULL)
         return;
-    /* this commit's record, if durable and small; per commit: a log opened anew has the
-     * daemon's flag off. Every backend asks: the records applied ahead are the ones a restart
-     * after a kill no longer has to apply (the daemon makes 16 MiB of them durable at once) */
+    /* per commit: a log opened anew has the daemon's flag off. Every backend asks: the records
+     * applied ahead are the ones a restart after a kill no longer has to apply (the daemon
+     * makes 16 MiB of them durable at once) */
     track_core_apply_ahead();
     if (!tracker.refile)
         return;
     track_cover_note();
     uint64_t applied = track_core_applied_seq();
     if (track_cover(tracker.ncaptures) <= applied) {
-        /* the file holds this commit's record already: its pages need no twin, but for
+        /* the daemon applied this commit's record already: its pages need no twin, but for
          * those the commit before captured too (likely written again at once) */
         for (size_t q = 0; q < npages; q++) {
             uint64_t e = tracker.plist[q];
@@ -188,7 +190,9 @@ void track_refile(size_t npages)
         track_keep_pooled(r, i, track_st_load(r, i), snap_pool + q * track_ps());
         tracker.plist[q] = e & ~PLIST_DEFER;
     }
-    for (unsigned looked = 0; looked < TRACK_REFILE_SCAN; looked++) {
+    /* a sweep proportional to the commit's work: the twins it made are found again soon */
+    size_t scan = npages * 16 > TRACK_REFILE_SCAN ? npages * 16 : TRACK_REFILE_SCAN;
+    for (size_t looked = 0; looked < scan; looked++) {
         struct track_region *r = atomic_load(&tracker.regions[tracker.refile_k]);
         if (r == NULL || r->file_fd < 0 || tracker.refile_i >= atomic_load(&r->slots_hi)) {
             tracker.refile_k = (tracker.refile_k + 1) % TRACK_MAX_REGIONS;

@@ -345,8 +345,8 @@ static int commit_logs(uint64_t bytes)
     return rvm_commit() == RVM_SUCCESS && logged() - l0 == bytes;
 }
 
-/* hold -- keep the log's truncation lock (1) or let it go (0): a commit then cannot apply its
- * record to the file, and the daemon cannot either */
+/* hold -- keep the log's truncation lock (1) or let it go (0): the daemon cannot apply any
+ * record to the file meanwhile */
 static void hold(int on)
 {
     if (on)
@@ -356,12 +356,12 @@ static void hold(int on)
 }
 
 /*
- * refile_explicit -- no truncation daemon; a commit applies its record to the file itself
- * unless the truncation lock is busy (hold). A page must keep its twin until every record
- * naming it is in the file (a tracked one, then an explicit transaction's); once refiled,
- * its pre-image is the file page. Each check writes back bytes the file still holds at that
- * moment: a page refiled too early diffs them as unchanged and the change is lost, which
- * the recovered segment shows (check_refile).
+ * refile_explicit -- no truncation daemon: records reach the file only by rvm_truncate. A page
+ * must keep its twin until every record naming it is in the file (a tracked one, then an
+ * explicit transaction's); once refiled, its pre-image is the file page. Each check writes
+ * back bytes the file still holds at that moment: a page refiled too early diffs them as
+ * unchanged and the change is lost, which the recovered segment shows
+ * (check_refile_recovered).
  */
 static int refile_explicit(int priv)
 {
@@ -371,7 +371,6 @@ static int refile_explicit(int priv)
         return 10 + e;
     char *m = rg.vmaddr;
     size_t ps = vmp_page_size();
-    hold(1);
     memset(m + 3 * ps, 'A', 100);
     if (rvm_commit() != RVM_SUCCESS || tick(m, 4) != 0)
         return 20;
@@ -380,15 +379,13 @@ static int refile_explicit(int priv)
     memset(m + 3 * ps + 50, 0, 10); /* the file's bytes */
     if (!commit_logs(10))
         return 22;
-    hold(0);
-    if (tick(m, 3) != 0 || tracker.refiled == 0)
+    if (rvm_truncate() != RVM_SUCCESS || tick(m, 3) != 0 || tracker.refiled == 0)
         return 23;
     uint64_t reads = tracker.file_reads;
     m[3 * ps + 7] = 'b';
     if (!commit_logs(1) || tracker.file_reads != reads + 1)
         return 24; /* diffed against the file page */
-    /* an explicit transaction names the page while the file cannot take its record */
-    hold(1);
+    /* an explicit transaction names the page; its record stays in the log */
     rvm_tid_t t;
     rvm_init_tid(&t);
     if (rvm_begin_transaction(&t, restore) != RVM_SUCCESS ||
@@ -403,7 +400,6 @@ static int refile_explicit(int priv)
     memcpy(m + 3 * ps + 60, "AAAA", 4); /* what the file holds */
     if (!commit_logs(4))
         return 29;
-    hold(0);
     return 0;
 }
 
