@@ -271,8 +271,8 @@ static void *trunc_main(void *arg)
              * apply what became durable, then look again in APPLY_AHEAD_MS */
             if (ahead_pending(lg)) {
                 pthread_mutex_unlock(&lg->mu);
-                /* in pieces of one apply pass: a commit applies its own record unless this
-                 * holds trunc_mu, and then keeps twins it could have given back */
+                /* in pieces of one apply pass: trunc_mu is not held long (a writer waiting
+                 * for space, rvm_truncate and rvm_map's settle take it too) */
                 rvm_return_t rc = trunc_apply_ahead(lg, APPLY_PASS_BYTES);
                 pthread_mutex_lock(&lg->mu);
                 if (rc != RVM_SUCCESS)
