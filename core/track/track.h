@@ -22,9 +22,9 @@
  *  - wp-async has no hook: the twin must exist before the write. rvm_track copies a
  *    no_copy region into twin slots (up to the budget; other regions use LAZY TWINS below),
  *    and a commit copies the page's snapshot (SNAPSHOT POOL in track_capture.c) into its
- *    twin slot, so a page only ever uses one slot -- unless the segment file holds the
- *    page's committed image again by the end of the commit (REFILING in track_twin.c): most
- *    pages then go back to TF_FILE and keep no twin. Beyond the budget, a page logged whole takes the twin of a page not
+ *    twin slot, so a page only ever uses one slot; once the segment file holds the page's
+ *    committed image again (REFILING in track_twin.c), a page not written for two commits
+ *    goes back to TF_FILE and gives its twin back. Beyond the budget, a page logged whole takes the twin of a page not
  *    written in the last two commits (a CLOCK, i.e. approximate LRU), so the twins follow
  *    the pages being written.
  *  - LAZY TWINS (wp-async, region memory made from the segment by rvm_map: copied or
