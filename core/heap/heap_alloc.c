@@ -826,15 +826,17 @@ void *heap_realloc(struct heap *h, void *p, size_t n)
                     h->allocated += (int64_t)nu - (int64_t)bi.size;
             }
         }
-        pthread_mutex_unlock(&h->lock);
         if (rc == 0) {
-            /* Grown in place over free memory that may hold a freed block's bytes. Zeroed
-             * after the lock is dropped (a large block's growth is up to 4 MiB, a huge one's
-             * unbounded): a commit taken in between may judge those bytes, as it would judge
-             * a store racing with it; the next commit sees zeros. */
+            /* Grown in place over free memory that may hold a freed block's bytes, and the
+             * block is already reachable: zeroed before the lock is dropped, so that no
+             * commit (the shim takes every heap lock for its restorability scan) sees the
+             * stale bytes. At most clean_bytes (256 KiB for the shim) are written here. */
             size_t lim = h->o.clean_bytes, end = nu < lim ? nu : lim;
             if (!zero && end > bi.size)
                 memset((char *)p + bi.size, 0, end - bi.size);
+        }
+        pthread_mutex_unlock(&h->lock);
+        if (rc == 0) {
             hand_out(h, p, n, nu, 1);
             return p;
         }
