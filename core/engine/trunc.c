@@ -150,21 +150,24 @@ rvm_return_t trunc_recovered(struct log *lg)
     return pending ? trunc_step(lg, 0, &progress) : RVM_SUCCESS;
 }
 
-/* apply_ahead_locked -- trunc_apply_ahead with trunc_mu held */
-static rvm_return_t apply_ahead_locked(struct log *lg, uint64_t limit)
+/* trunc_apply_ahead -- see rvm_int.h and THE APPLIED SPAN above */
+rvm_return_t trunc_apply_ahead(struct log *lg, uint64_t limit)
 {
+    if (__atomic_load_n(&engine.sticky, __ATOMIC_ACQUIRE))
+        return RVM_EIO;
+    pthread_mutex_lock(&lg->trunc_mu);
     pthread_mutex_lock(&lg->mu);
     int live = span_live(lg);
     uint64_t off = live ? lg->applied_end : lg->head_off;
     uint64_t seq = live ? lg->applied_seq + 1 : lg->head_seq, max = lg->durable_seq;
     pthread_mutex_unlock(&lg->mu);
-    if (seq > max)
-        return RVM_SUCCESS;
+    rvm_return_t rc = RVM_SUCCESS;
     struct apply_res res;
-    rvm_return_t rc = apply_log(lg, off, seq, max, limit, &res);
-    if (rc == RVM_SUCCESS && res.next_seq <= max && res.consumed < limit)
+    if (seq <= max)
+        rc = apply_log(lg, off, seq, max, limit, &res);
+    if (seq <= max && rc == RVM_SUCCESS && res.next_seq <= max && res.consumed < limit)
         rc = unreadable(lg, &res);
-    if (rc == RVM_SUCCESS && res.nrec > 0) {
+    if (seq <= max && rc == RVM_SUCCESS && res.nrec > 0) {
         pthread_mutex_lock(&lg->mu);
         if (!live) {
             lg->applied_bytes = 0;
@@ -175,16 +178,6 @@ static rvm_return_t apply_ahead_locked(struct log *lg, uint64_t limit)
         lg->applied_seq = res.next_seq - 1;
         pthread_mutex_unlock(&lg->mu);
     }
-    return rc;
-}
-
-/* trunc_apply_ahead -- see rvm_int.h and THE APPLIED SPAN above */
-rvm_return_t trunc_apply_ahead(struct log *lg, uint64_t limit)
-{
-    if (__atomic_load_n(&engine.sticky, __ATOMIC_ACQUIRE))
-        return RVM_EIO;
-    pthread_mutex_lock(&lg->trunc_mu);
-    rvm_return_t rc = apply_ahead_locked(lg, limit);
     pthread_mutex_unlock(&lg->trunc_mu);
     return rc;
 }
