@@ -56,7 +56,6 @@ struct apply_pass {
     const char *wlo, *whi;         /* the bytes of the current read window the pass uses */
     size_t wfirst;                 /* the first piece pointing into the current window */
     struct seg *segs[SEG_MAX + 1]; /* the segments pieces name, by id */
-    char random[SEG_MAX + 1];      /* readahead turned off for this pass (by id) */
 };
 
 int pass_add(struct apply_pass *p, struct seg *s, uint64_t off, uint32_t len, const char *src);

@@ -21,6 +21,19 @@
 static struct region **graveyard; /* regions unmapped while transactions were open: a */
 static size_t ngrave, gravecap;   /* tid may still cache them (freed when none is open) */
 
+/*
+ * seg_fd_tune -- no readahead on a segment descriptor. Readahead fills the page cache in large
+ * folios, and every later small write into a large folio costs a walk of all its block
+ * buffers (apply_pass.c, PAGE-SIZED WRITES): records are small writes, forever. What this
+ * descriptor reads is either large (rvm_map copying a region: read in one request, batched
+ * by the kernel all the same) or random (one committed page image, the gaps of an apply
+ * span), so readahead buys nothing here. Advice only: a failure changes no result.
+ */
+static void seg_fd_tune(int fd)
+{
+    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
+}
+
 /* seg_get -- the segment for path, opened on first use (caller holds engine.mu) */
 rvm_return_t seg_get(const char *path, uint64_t dev_length, int create_ok, struct seg **out)
 {
@@ -32,6 +45,7 @@ rvm_return_t seg_get(const char *path, uint64_t dev_length, int create_ok, struc
         return err_set(RVM_EIO, "%s", why);
     if (fd < 0)
         return err_set(RVM_EIO, "cannot open segment %s: %s", path, strerror(errno));
+    seg_fd_tune(fd);
     struct stat sb;
     if (sysio.fstat(fd, &sb) != 0) {
         int e = errno;
@@ -106,6 +120,7 @@ static void seg_open_checked(struct seg *s)
         s->open_why = why[0] ? strdup(why) : NULL;
         return;
     }
+    seg_fd_tune(s->fd);
     struct stat sb;
     if (sysio.fstat(s->fd, &sb) == 0) {
         s->dev = sb.st_dev;
@@ -437,6 +452,12 @@ static rvm_return_t map_memory(const rvm_region_t *region, struct map_plan *p)
         if (m == MAP_FAILED)
             return err_set(RVM_EIO, "rvm_map: mmap(MAP_PRIVATE) of segment %s failed: %s", p->dev,
                            strerror(errno));
+    }
+    if (p->priv) {
+        /* no read-around on faults: it would cache the file in large folios (seg_fd_tune). A
+         * page still comes back at its first touch; neighbours already cached are mapped
+         * with it (fault-around does not depend on this advice). Advice only. */
+        (void)madvise(p->vm, p->vmlen, MADV_RANDOM);
     }
     if (!p->priv && !region->no_copy) {
         int e = full_pread(s->fd, p->vm, p->len, p->off);
