@@ -22,8 +22,17 @@
  * WHAT IS SCANNED: every aligned word of the globals (minus the excluded bytes, exe.c: they are
  * never restored), then, depth first, the heap blocks those words point to (block starts only)
  * and the blocks those point to, up to SCAN_BUDGET bytes of heap per commit: a commit's cost
- * must not grow with a large heap. Most of the cost is the globals themselves and reading
- * /proc/self/maps. The scan stops at the first bad value: one reason is enough to refuse.
+ * must not grow with a large heap. The scan stops at the first bad value: one reason is
+ * enough to refuse.
+ *
+ * HOW OFTEN THE HEAP IS WALKED IN FULL: the walk's budget is also a rate. A full walk costs
+ * 1-2 ms (a lookup of the block behind every pointer-like word, mostly cache misses): 2 % of
+ * a 100 ms interval, but the whole of a 1 ms commit, whose rate it then halves. So the budget
+ * comes back at SCAN_BUDGET per SCAN_REFILL_NS (a token bucket holding at most SCAN_BUDGET):
+ * commits 50 ms or more apart walk the full budget each, commits every millisecond walk
+ * SCAN_FLOOR each (the blocks the globals point to directly, at least), and the exit commit
+ * always walks the full budget. Frequent commits thus judge less of the heap per commit,
+ * never less of it per second than commits 50 ms apart would.
  *
  * No allocation (the heap is locked by this thread): the mapping table, the work list and the
  * visited set live in memory mapped here once.
@@ -48,7 +57,9 @@
  * from the globals: a 1 MiB walk took 1.8-18 ms (up to a third of that commit's pause), a
  * 256 KiB walk 0.9-1.6 ms (~2%) */
 #define SCAN_BUDGET SHIM_SCAN_BUDGET
-#define WORK_MAX 65536u /* pending heap blocks */
+#define SCAN_REFILL_NS 50000000ull    /* the walk budget comes back in full in 50 ms */
+#define SCAN_FLOOR ((size_t)16 << 10) /* heap bytes every commit may walk, at least */
+#define WORK_MAX 65536u               /* pending heap blocks */
 #define SEEN_SLOTS \
     (1u << 15)               /* visited blocks (open addressing): the budget walks at
                                        * most 16 Ki blocks of 16 bytes */
@@ -78,6 +89,7 @@ static unsigned char *resident;        /* mincore vector of the globals, one byt
 static char self_path[IMG_TARGET_MAX]; /* this library's file */
 
 static uint64_t n_scans, scan_ns_total, scan_ns_max, heap_bytes_total; /* LRVM_STATS */
+static uint64_t walk_tokens = SCAN_BUDGET, walk_tokens_ns; /* HOW OFTEN... (file comment) */
 
 /* struct finding -- the first bad value of a scan */
 struct finding {
@@ -462,15 +474,41 @@ static void record(struct image_header *h, const struct finding *f)
         memcpy((char *)h + o, (char *)&v + o, n);
 }
 
+/* walk_budget -- heap bytes this commit may walk, at time now (ns); HOW OFTEN THE HEAP IS
+ * WALKED IN FULL in the file comment */
+static size_t walk_budget(uint64_t now, int final)
+{
+    if (walk_tokens_ns != 0 && now > walk_tokens_ns) {
+        uint64_t dt = now - walk_tokens_ns;
+        walk_tokens = dt >= SCAN_REFILL_NS
+                          ? SCAN_BUDGET
+                          : walk_tokens + dt * (uint64_t)SCAN_BUDGET / SCAN_REFILL_NS;
+        if (walk_tokens > SCAN_BUDGET)
+            walk_tokens = SCAN_BUDGET;
+    }
+    walk_tokens_ns = now;
+    if (final)
+        return SCAN_BUDGET;
+    return walk_tokens > SCAN_FLOOR ? (size_t)walk_tokens : SCAN_FLOOR;
+}
+
+/* walk_spent -- the walk used `bytes` of the bucket */
+static void walk_spent(size_t bytes)
+{
+    walk_tokens = walk_tokens > bytes ? walk_tokens - bytes : 0;
+    heap_bytes_total += bytes;
+}
+
 /* shim_restore_judge -- scan and record the verdict in h (see the file comment). The heap is
  * locked by the caller. Returns the kind found (IMG_RK_RESTORABLE: none). */
-static uint32_t judge(struct image_header *h, int final);
+static uint32_t judge(struct image_header *h, int final, size_t budget);
 
 uint32_t shim_restore_judge(struct image_header *h, int final)
 {
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
-    uint32_t kind = judge(h, final);
+    uint32_t kind =
+        judge(h, final, walk_budget((uint64_t)a.tv_sec * 1000000000u + (uint64_t)a.tv_nsec, final));
     clock_gettime(CLOCK_MONOTONIC, &b);
     uint64_t ns =
         (uint64_t)(b.tv_sec - a.tv_sec) * 1000000000u + (uint64_t)b.tv_nsec - (uint64_t)a.tv_nsec;
@@ -493,8 +531,8 @@ void shim_restore_stats(int fd)
              shim_fmt_u64(d, heap_bytes_total >> 10), " KiB in all", NULL);
 }
 
-/* judge -- the scan and the header's verdict */
-static uint32_t judge(struct image_header *h, int final)
+/* judge -- the scan, walking at most budget bytes of heap, and the header's verdict */
+static uint32_t judge(struct image_header *h, int final, size_t budget)
 {
     if (!maps || load_maps() != 0) {
         /* no scratch or no /proc: say nothing rather than refuse every restart for it */
@@ -507,10 +545,10 @@ static uint32_t judge(struct image_header *h, int final)
     sc.final = final;
     sc.heap_lo = shim_opts.heap_base;
     sc.heap_hi = shim_opts.heap_base + shim_opts.heap_size;
-    sc.budget = SCAN_BUDGET;
+    sc.budget = budget;
     memset(seen, 0, SEEN_SLOTS * sizeof(uintptr_t));
     int bad = scan_globals(&sc);
-    heap_bytes_total += SCAN_BUDGET - sc.budget;
+    walk_spent(budget - sc.budget);
     if (bad) {
         record(h, &sc.f);
         return sc.f.kind;
