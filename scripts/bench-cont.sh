@@ -115,7 +115,7 @@ one_run() {
   fi
   check_err "$what"
   grep -q '^run,' "$dir/out" || die "$what: the program printed no report"
-  for k in nodes build_ms batches per_batch work_p50_ms work_p99_ms stall_ms bytes rss_end_kb; do
+  for k in nodes build_ms batches per_batch work_p50_ms work_p99_ms stall_ms bytes rss_end_kb cpu_run_s; do
     printf -v "R_$k" '%s' "$(field "$k" "$dir/out")"
   done
   R_basked=$(field asked "$dir/out")
@@ -140,7 +140,7 @@ one_run() {
     backlog "$what"
     restart "$what" "$be"
   fi
-  echo "$part,$be,$iv,$end,$heap,$R_nodes,$SECS,$R_build_ms,$R_batches,$R_basked,$R_per_batch,$R_work_p50_ms,$R_work_p99_ms,$R_stall_ms,$R_cpu_prog,$R_wall,$R_cpu,$R_rss,$R_bytes,$R_ci,$R_ct,$R_asked,$R_pavg,$R_pmax,$R_kib,$R_brec,$R_bbytes,$R_rms,$R_vms,$R_rss_end_kb" >>"$CSV"
+  echo "$part,$be,$iv,$end,$heap,$R_nodes,$SECS,$R_build_ms,$R_batches,$R_basked,$R_per_batch,$R_work_p50_ms,$R_work_p99_ms,$R_stall_ms,$R_cpu_prog,$R_wall,$R_cpu,$R_rss,$R_bytes,$R_ci,$R_ct,$R_asked,$R_pavg,$R_pmax,$R_kib,$R_brec,$R_bbytes,$R_rms,$R_vms,$R_rss_end_kb,$R_cpu_run_s" >>"$CSV"
 }
 
 # backlog WHAT -- committed records still in the log (not yet applied to the segment)
@@ -172,19 +172,19 @@ summarize() {
     $1 == P && $2 == "none" { n = $0; split($0, b, ",") }
     $1 == P && $2 != "none" { rows[++k] = $0 }
     END {
-      printf "%-12s %-6s %-4s | %7s %7s %7s | %7s | %6s | %5s %5s %9s | %11s | %12s %12s | %6s | %6s | %9s | %8s\n",
-        "backend", "commit", "end", "work50", "work99", "CPU", "stall", "build", "RSS", "end", "commits",
+      printf "%-12s %-6s %-4s | %7s %7s %7s %7s | %7s | %6s | %5s %5s %9s | %11s | %12s %12s | %6s | %6s | %9s | %8s\n",
+        "backend", "commit", "end", "work50", "work99", "CPU", "CPUmut", "stall", "build", "RSS", "end", "commits",
         "pause ms", "logged/cmt", "changed/cmt", "logd/ch", "batch", "backlog", "restart"
-      printf "%-12s %-6s %-4s | %6.2fms %6.2fms %6.2fs | %5.1fms | %5.2fs | %4.0fM %4.0fM %9s | %11s | %12s %12s | %6s | %6s | %9s | %8s\n",
-        "no tool", "-", "exit", b[12], b[13], b[17], b[14], b[8] / 1000, b[18] / 1024, b[30] / 1024, "-", "-",
+      printf "%-12s %-6s %-4s | %6.2fms %6.2fms %6.2fs %6.2fs | %5.1fms | %5.2fs | %4.0fM %4.0fM %9s | %11s | %12s %12s | %6s | %6s | %9s | %8s\n",
+        "no tool", "-", "exit", b[12], b[13], b[17], b[31], b[14], b[8] / 1000, b[18] / 1024, b[30] / 1024, "-", "-",
         "-", sprintf("%.0f B", b[19] / (b[16] > 0 ? b[16] : 1)) "/s", "-", b[9] "/" b[10], "-", "-"
       for (i = 1; i <= k; i++) {
         split(rows[i], a, ",")
         killed = a[4] == "kill"
         steady = (a[25] - ref) * 1024
         c = a[21] > 0 ? a[21] : 1
-        printf "%-12s %-6s %-4s | %7s %7s %7s | %5.1fms | %6s | %5s %5s %9s | %11s | %12s %12s | %6s | %6s | %8.1fM | %6.0fms\n",
-          a[2], a[3], a[4], r(a[12], b[12]), r(a[13], b[13]), r(a[17], b[17]), a[14],
+        printf "%-12s %-6s %-4s | %7s %7s %7s %7s | %5.1fms | %6s | %5s %5s %9s | %11s | %12s %12s | %6s | %6s | %8.1fM | %6.0fms\n",
+          a[2], a[3], a[4], r(a[12], b[12]), r(a[13], b[13]), r(a[17], b[17]), r(a[31], b[31]), a[14],
           r(a[8], b[8]), r(a[18], b[18]), r(a[30], b[30]), killed ? "-" : a[20] "/" a[22],
           killed ? "-" : sprintf("%.1f/%.1f", a[23] / 1000, a[24] / 1000),
           killed ? "-" : sprintf("%.0f B", steady / c), killed ? "-" : sprintf("%.0f B", a[19] / c),
@@ -248,7 +248,7 @@ say "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 floor=$(fsync_floor)
 floor_us=$(sed -n 's/.*, \([0-9]*\) us each/\1/p' <<<"$floor")
 say "fsync floor: $floor (4 KiB in-place O_DSYNC writes, dd)"
-echo "part,backend,interval,end,heap_mib,nodes,seconds,build_ms,batches,asked,per_batch,work_p50_ms,work_p99_ms,stall_ms,cpu_prog_s,wall_s,cpu_s,maxrss_kb,bytes_changed,commits_interval,commits_total,commits_asked,pause_avg_us,pause_max_us,logged_kib,backlog_records,backlog_bytes,restart_ms,verify_ms,rss_end_kb" >"$CSV"
+echo "part,backend,interval,end,heap_mib,nodes,seconds,build_ms,batches,asked,per_batch,work_p50_ms,work_p99_ms,stall_ms,cpu_prog_s,wall_s,cpu_s,maxrss_kb,bytes_changed,commits_interval,commits_total,commits_asked,pause_avg_us,pause_max_us,logged_kib,backlog_records,backlog_bytes,restart_ms,verify_ms,rss_end_kb,cpu_run_s" >"$CSV"
 for part in $PARTS; do
   case $part in
     A) part_a ;;

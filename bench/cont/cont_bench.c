@@ -218,6 +218,7 @@ static int cmp_u64(const void *a, const void *b)
 
 struct run_stats {
     uint64_t batches, asked, mutations, bytes, stall_ns, *work_ns;
+    uint64_t cpu_ns; /* process CPU (every thread) during the mutations only */
 };
 
 /* note_gap -- progress at t after the previous point prev: the program saw a stall if the gap
@@ -235,6 +236,9 @@ static void run(struct run_stats *s, uint64_t per_batch)
 {
     uint64_t period = (uint64_t)(opt.period_ms * 1e6), t0 = now_ns(CLOCK_MONOTONIC);
     uint64_t end = t0 + (uint64_t)(opt.seconds * 1e9), deadline = t0;
+    /* the process's CPU before the first batch: what the mutations cost, without the build
+     * and without what a tool did before it (under lrvm-run: creating the log) */
+    uint64_t cpu0 = now_ns(CLOCK_PROCESS_CPUTIME_ID);
     s->asked = (end - t0) / period;
     s->work_ns = calloc(s->asked + 1, sizeof(uint64_t));
     if (s->work_ns == NULL) {
@@ -262,6 +266,7 @@ static void run(struct run_stats *s, uint64_t per_batch)
         if (deadline < prev)
             deadline = prev; /* behind: the next batch starts now, missed periods are skipped */
     }
+    s->cpu_ns = now_ns(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
 }
 
 static double ms(uint64_t ns)
@@ -299,19 +304,21 @@ static void report(struct run_stats *s, uint64_t build_ns, uint64_t per_batch)
     fprintf(stderr,
             "cont-bench: %llu nodes (%.0f MiB heap), build %.3f s; %llu of %llu batches "
             "of %llu nodes every %.3g ms; work p50 %.3f ms, p99 %.3f ms, max %.3f ms; longest "
-            "stall %.3f ms; CPU %.3f s; peak RSS %ld KiB, at the end %ld KiB; %llu bytes "
+            "stall %.3f ms; CPU %.3f s (%.3f s during the mutations); peak RSS %ld KiB, at the end "
+            "%ld KiB; %llu bytes "
             "changed (%.0f KB/s)\n",
             (unsigned long long)g_nodes, opt.heap_mib, (double)build_ns / 1e9,
             (unsigned long long)s->batches, (unsigned long long)s->asked,
             (unsigned long long)per_batch, opt.period_ms, ms(p50), ms(p99), ms(wmax),
-            ms(s->stall_ns), cpu, ru.ru_maxrss, rss, (unsigned long long)s->bytes,
-            (double)s->bytes / opt.seconds / 1e3);
+            ms(s->stall_ns), cpu, (double)s->cpu_ns / 1e9, ru.ru_maxrss, rss,
+            (unsigned long long)s->bytes, (double)s->bytes / opt.seconds / 1e3);
     printf("run,nodes=%llu,build_ms=%.3f,batches=%llu,asked=%llu,per_batch=%llu,work_p50_ms=%.4f,"
            "work_p99_ms=%.4f,work_max_ms=%.4f,stall_ms=%.4f,cpu_s=%.4f,maxrss_kb=%ld,bytes=%llu,"
-           "rss_end_kb=%ld\n",
+           "rss_end_kb=%ld,cpu_run_s=%.4f\n",
            (unsigned long long)g_nodes, ms(build_ns), (unsigned long long)s->batches,
            (unsigned long long)s->asked, (unsigned long long)per_batch, ms(p50), ms(p99), ms(wmax),
-           ms(s->stall_ns), cpu, ru.ru_maxrss, (unsigned long long)s->bytes, rss);
+           ms(s->stall_ns), cpu, ru.ru_maxrss, (unsigned long long)s->bytes, rss,
+           (double)s->cpu_ns / 1e9);
     fflush(NULL);
 }
 
