@@ -59,11 +59,9 @@
 #define SCAN_BUDGET SHIM_SCAN_BUDGET
 #define SCAN_REFILL_NS 50000000ull    /* the walk budget comes back in full in 50 ms */
 #define SCAN_FLOOR ((size_t)16 << 10) /* heap bytes every commit may walk, at least */
-#define WORK_MAX 65536u               /* pending heap blocks */
-#define SEEN_SLOTS \
-    (1u << 15)               /* visited blocks (open addressing): the budget walks at
-                                       * most 16 Ki blocks of 16 bytes */
-#define LOWEST_ADDR 0x10000u /* below: small integers, never a mapping */
+#define WORK_MAX 65536u               /* pending heap addresses */
+#define SEEN_SLOTS (1u << 17) /* visited addresses (open addressing, filled to half at most) */
+#define LOWEST_ADDR 0x10000u  /* below: small integers, never a mapping */
 /* at or above: no user-space address (x86_64, 4-level paging), never followed nor judged. The
  * heap's mark in the top byte of a block's short last word (heap_opts.clean_bytes) relies on
  * it: six random bytes of the program's plus that byte cannot read as an address */
@@ -76,7 +74,8 @@ struct map_ent {
 };
 
 struct work {
-    uintptr_t block, origin; /* a heap block to scan; the global its path started from */
+    uintptr_t block, origin; /* a heap address to scan if a block starts there; the global its
+                              * path started from */
 };
 
 static char *maps_text;      /* MAPS_BUF bytes: the file, names NUL terminated in place */
@@ -84,6 +83,8 @@ static struct map_ent *maps; /* MAX_MAPS entries, sorted (the kernel lists them 
 static size_t nmaps;
 static struct work *work;
 static uintptr_t *seen;
+static uint32_t *seen_used; /* the slots of seen in use (SEEN_SLOTS / 2 at most) */
+static size_t nseen;
 static uintptr_t main_tp;              /* the main thread's thread pointer (TLS) */
 static unsigned char *resident;        /* mincore vector of the globals, one byte per page */
 static char self_path[IMG_TARGET_MAX]; /* this library's file */
@@ -105,7 +106,7 @@ int shim_restore_setup(void)
     main_tp = (uintptr_t)pthread_self();
     size_t gpages = (shim_exe.g_hi - shim_exe.g_lo) / 4096;
     size_t bytes = MAPS_BUF + MAX_MAPS * sizeof(struct map_ent) + WORK_MAX * sizeof(struct work) +
-                   SEEN_SLOTS * sizeof(uintptr_t) + gpages;
+                   SEEN_SLOTS * sizeof(uintptr_t) + SEEN_SLOTS / 2 * sizeof(uint32_t) + gpages;
     /* MAP_NORESERVE, untouched until a commit: costs address space only */
     char *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                    -1, 0);
@@ -115,7 +116,8 @@ int shim_restore_setup(void)
     maps = (struct map_ent *)(m + MAPS_BUF);
     work = (struct work *)(maps + MAX_MAPS);
     seen = (uintptr_t *)(work + WORK_MAX);
-    resident = (unsigned char *)(seen + SEEN_SLOTS);
+    seen_used = (uint32_t *)(seen + SEEN_SLOTS);
+    resident = (unsigned char *)(seen_used + SEEN_SLOTS / 2);
     return 0;
 }
 
@@ -245,19 +247,32 @@ static const struct map_ent *find_map(uintptr_t v)
     return NULL;
 }
 
-/* seen_add -- 1 if block was not visited yet (now it is), 0 if it was or the set is full */
-static int seen_add(uintptr_t block)
+/* seen_add -- 1 if addr was not visited yet (now it is), 0 if it was or the set is half full
+ * (then the walk stops following pointers: a budget of 256 KiB visits at most 16 Ki blocks, so
+ * only a walk through that many interior pointers gets there). At most half full, a probe
+ * sequence stays short; only the slots filled are cleared for the next scan (seen_clear). */
+static int seen_add(uintptr_t addr)
 {
-    size_t i = (size_t)((block >> 4) * 0x9e3779b97f4a7c15u >> 47) & (SEEN_SLOTS - 1);
-    for (size_t probe = 0; probe < SEEN_SLOTS / 2; probe++, i = (i + 1) & (SEEN_SLOTS - 1)) {
-        if (seen[i] == block)
+    if (nseen >= SEEN_SLOTS / 2)
+        return 0;
+    size_t i = (size_t)((addr >> 4) * 0x9e3779b97f4a7c15u >> 47) & (SEEN_SLOTS - 1);
+    for (;; i = (i + 1) & (SEEN_SLOTS - 1)) {
+        if (seen[i] == addr)
             return 0;
         if (seen[i] == 0) {
-            seen[i] = block;
+            seen[i] = addr;
+            seen_used[nseen++] = (uint32_t)i;
             return 1;
         }
     }
-    return 0;
+}
+
+/* seen_clear -- the visited set empty again */
+static void seen_clear(void)
+{
+    for (size_t k = 0; k < nseen; k++)
+        seen[seen_used[k]] = 0;
+    nseen = 0;
 }
 
 /* std_stream -- v points into stdin, stdout or stderr's FILE: libc's own objects, at the same
@@ -326,22 +341,30 @@ static int judge_word(struct scan *sc, uintptr_t v, uintptr_t at, uintptr_t orig
     uint32_t kind;
     const struct map_ent *m = NULL;
     if (v >= sc->heap_lo && v < sc->heap_hi) {
-        int state = heap_block_state(shim_heap, (void *)v);
-        if (state == HEAP_BS_START && sc->nwork < WORK_MAX && seen_add(v))
-            work[sc->nwork++] = (struct work){v, origin};
         /* A pointer to free memory counts at the exit commit only: there it is how the program
-     * ends (git leaves one), while a signal or interval commit may catch `free(p); p = q;`
-     * between its two steps, or a block taken from a thread cache just before its bit is
-     * set (malloc's fast path takes no heap lock): a refusal for that instant would outlive
-     * it. A real dangling pointer there is left to the crash note. */
-        /* Only a GLOBAL holding such a pointer counts: a word found by the walk through heap
-     * blocks may be stale bytes past what the program asks for now (what it wrote there
-     * before a realloc shrank the block in place, or, in a block allocated before the heap
-     * handed out clean blocks, an old pointer left by the block's previous owner), which is
-     * no dangling pointer of the program's. */
+         * ends (git leaves one), while a signal or interval commit may catch `free(p); p = q;`
+         * between its two steps, or a block taken from a thread cache just before its bit is
+         * set (malloc's fast path takes no heap lock): a refusal for that instant would
+         * outlive it. A real dangling pointer there is left to the crash note.
+         * Only a GLOBAL holding such a pointer counts: a word found by the walk through heap
+         * blocks may be stale bytes past what the program asks for now (what it wrote there
+         * before a realloc shrank the block in place, or, in a block allocated before the
+         * heap handed out clean blocks, an old pointer left by the block's previous owner),
+         * which is no dangling pointer of the program's. */
         int in_heap = at >= sc->heap_lo && at < sc->heap_hi;
-        if (state != HEAP_BS_FREE || !sc->final || in_heap)
-            return 0; /* live (interior pointers are not followed), or past the heap */
+        if (in_heap || !sc->final) {
+            /* only to be followed: the block is looked up when the walk takes it from the
+             * work list (scan_heap), so the many pointers a spent budget never reaches (a
+             * large array of them) cost no lookup, which is mostly cache misses */
+            if (sc->nwork < WORK_MAX)
+                work[sc->nwork++] = (struct work){v, origin};
+            return 0;
+        }
+        int state = heap_block_state(shim_heap, (void *)v);
+        if (state == HEAP_BS_START && sc->nwork < WORK_MAX)
+            work[sc->nwork++] = (struct work){v, origin};
+        if (state != HEAP_BS_FREE)
+            return 0; /* live (interior pointers are not followed) */
         kind = IMG_RK_FREED;
     } else if (std_stream(v)) {
         return 0;
@@ -387,11 +410,14 @@ static int scan_words(struct scan *sc, uintptr_t lo, uintptr_t hi, int is_global
     return 0;
 }
 
-/* scan_heap -- the queued blocks, depth first, within the budget */
+/* scan_heap -- the queued heap addresses that are block starts, each block once, depth first,
+ * within the budget */
 static int scan_heap(struct scan *sc)
 {
     while (sc->nwork > 0 && sc->budget > 0) {
         struct work w = work[--sc->nwork];
+        if (!seen_add(w.block) || heap_block_state(shim_heap, (void *)w.block) != HEAP_BS_START)
+            continue;
         size_t n = heap_usable_size(shim_heap, (void *)w.block);
         if (n > sc->budget)
             n = sc->budget;
@@ -546,7 +572,7 @@ static uint32_t judge(struct image_header *h, int final, size_t budget)
     sc.heap_lo = shim_opts.heap_base;
     sc.heap_hi = shim_opts.heap_base + shim_opts.heap_size;
     sc.budget = budget;
-    memset(seen, 0, SEEN_SLOTS * sizeof(uintptr_t));
+    seen_clear();
     int bad = scan_globals(&sc);
     walk_spent(budget - sc.budget);
     if (bad) {

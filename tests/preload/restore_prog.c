@@ -9,6 +9,9 @@
  *                             restored run would read an unmapped address (a crash)
  *   restore_prog freed FILE   a global left pointing at a heap block the program freed: a
  *                             restored run would follow a pointer read from freed memory
+ *   restore_prog deep FILE    a global reaching, through an array of pointers and a list of
+ *                             heap blocks, a block that points into memory the program mmap'ed
+ *                             itself: refused like anon, though no global holds that address
  *   restore_prog handle FILE  a global holding an integer handle the check cannot recognise
  *                             (as perl's thread key): a restored run crashes with SIGSEGV
  *   restore_prog read FILE    read(2) FILE into a static buffer (as xz does): the kernel writes
@@ -48,6 +51,7 @@ int counter;                 /* clean */
 struct item *items;          /* clean, freed */
 FILE *report_to;             /* clean: libc's stdout object, restorable */
 char *arena;                 /* anon */
+struct item **table;         /* deep */
 uintptr_t handle;            /* handle */
 uint64_t *numbers;           /* intlike */
 static char inbuf[3 * 4096]; /* read: .bss, three pages */
@@ -201,6 +205,27 @@ int main(int argc, char **argv)
         }
         printf("anon %s\n", arena); /* restored: arena is not mapped in this process */
         write_file(path, mode, (long)strlen(arena));
+    } else if (strcmp(mode, "deep") == 0) {
+        if (!table) {
+            /* 512 slots, each a list of three items; only the last item of slot 300 names
+             * memory that will not come back */
+            table = calloc(512, sizeof(*table));
+            for (int i = 0; i < 512; i++)
+                for (int k = 0; k < 3; k++) {
+                    struct item *it = malloc(sizeof(*it));
+                    it->name = strdup("item");
+                    it->next = table[i];
+                    table[i] = it;
+                }
+            char *m =
+                mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (m == MAP_FAILED)
+                return 1;
+            strcpy(m, "deep");
+            table[300]->next->next->name = m;
+        }
+        printf("deep %s\n", table[300]->next->next->name);
+        write_file(path, mode, 1);
     } else if (strcmp(mode, "freed") == 0) {
         if (items)
             printf("freed %s\n", items->name); /* restored: items->name read from freed memory */

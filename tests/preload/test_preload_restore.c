@@ -126,6 +126,21 @@ Test(restore, anonymous_mapping_refused)
     child_dir_remove(s.dir);
 }
 
+/* the same, reached only through heap blocks (the walk from the globals): refused every
+ * time, naming the global the path starts from */
+Test(restore, anonymous_mapping_reached_through_the_heap_refused)
+{
+    struct seg s;
+    seg_make(&s, "restore-deep");
+    struct result r = prog(&s, "deep", NULL);
+    cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+    cr_expect_str_eq(r.out, "deep deep\n");
+    put(s.out, "the user's data\n");
+    for (int i = 0; i < 2; i++)
+        expect_refused(prog(&s, "deep", NULL), &s, "anonymous mapping");
+    child_dir_remove(s.dir);
+}
+
 /* a global left pointing at a freed heap block: refused */
 Test(restore, dangling_pointer_refused)
 {
