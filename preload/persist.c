@@ -271,6 +271,17 @@ static int persist_load_image(const char *seg, void *base, size_t reserve, uint6
         return EIO;
     }
     image_mapped = map_file;
+    if (map_file && sz < reserve) {
+        /* No read-around on faults in the part the heap will grow into: those file pages are
+         * holes, and read-around would cache them as zeroed large folios, into which every
+         * later record the truncation thread applies is a costly small write (apply_pass.c,
+         * PAGE-SIZED WRITES). The heap in use keeps read-around: without it a fault on an
+         * uncached page reads that page alone (touching a 256 MiB heap after a cold start:
+         * 5.6 s instead of 0.46 s). Advice only. */
+        size_t from = (sz + 4095u) & ~(size_t)4095u;
+        if (from < reserve)
+            (void)madvise((char *)base + from, reserve - from, MADV_RANDOM);
+    }
     if (sz && !map_file) {
         for (size_t done = 0; done < sz;) {
             ssize_t r =

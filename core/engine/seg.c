@@ -453,12 +453,6 @@ static rvm_return_t map_memory(const rvm_region_t *region, struct map_plan *p)
             return err_set(RVM_EIO, "rvm_map: mmap(MAP_PRIVATE) of segment %s failed: %s", p->dev,
                            strerror(errno));
     }
-    if (p->priv) {
-        /* no read-around on faults: it would cache the file in large folios (seg_fd_tune). A
-         * page still comes back at its first touch; neighbours already cached are mapped
-         * with it (fault-around does not depend on this advice). Advice only. */
-        (void)madvise(p->vm, p->vmlen, MADV_RANDOM);
-    }
     if (!p->priv && !region->no_copy) {
         int e = full_pread(s->fd, p->vm, p->len, p->off);
         if (e > 0)
