@@ -815,4 +815,11 @@ void shim_persist_stats(int fd)
              shim_fmt_u64(e, n ? st.total_commit_ns / n / 1000 : 0), " us (durable avg ",
              shim_fmt_u64(f, n ? st.total_durable_ns / n / 1000 : 0), " us), threads skipped ",
              shim_fmt_u64(g, st.last_skipped), NULL);
+    uint64_t over[TRACK_PAUSE_BOUNDS];
+    track_pause_counts(over);
+    char o[TRACK_PAUSE_BOUNDS][24];
+    shim_say(fd, "stats: pauses over 1/2/5/10/20/50 ms: ", shim_fmt_u64(o[0], over[0]), "/",
+             shim_fmt_u64(o[1], over[1]), "/", shim_fmt_u64(o[2], over[2]), "/",
+             shim_fmt_u64(o[3], over[3]), "/", shim_fmt_u64(o[4], over[4]), "/",
+             shim_fmt_u64(o[5], over[5]), " of ", shim_fmt_u64(a, n), NULL);
 }

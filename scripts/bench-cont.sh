@@ -123,7 +123,7 @@ one_run() {
   R_wall=$(field wall_s "$dir/m")
   R_cpu=$(awk -v u="$(field user_s "$dir/m")" -v s="$(field sys_s "$dir/m")" 'BEGIN{print u+s}')
   R_rss=$(field maxrss_kb "$dir/m")
-  R_ci=0 R_ct=0 R_asked=0 R_pavg=0 R_pmax=0 R_kib=0 R_brec=0 R_bbytes=0 R_rms=0 R_vms=0
+  R_ci=0 R_ct=0 R_asked=0 R_pavg=0 R_pmax=0 R_kib=0 R_brec=0 R_bbytes=0 R_rms=0 R_vms=0 R_p2=0
   if [ "$be" != none ]; then
     local c t
     c=$(grep '^lrvm: stats: commits ' "$dir/err" | head -1 || true)
@@ -135,12 +135,14 @@ one_run() {
       R_kib=$(sed -n 's/.* \([0-9]*\) KiB logged.*/\1/p' <<<"$t")
       R_pmax=$(sed -n 's/.*pause max \([0-9]*\) us.*/\1/p' <<<"$t")
       R_pavg=$(sed -n 's/.*pause max [0-9]* us avg \([0-9]*\) us.*/\1/p' <<<"$t")
+      R_p2=$(sed -n 's|^lrvm: stats: pauses over 1/2/5/10/20/50 ms: [0-9]*/\([0-9]*\)/.*|\1|p' \
+        "$dir/err" | head -1)
     fi
     [ "$iv" = none ] || R_asked=$(awk -v w="$R_wall" -v i="$(iv_s "$iv")" 'BEGIN{printf "%d", w / i}')
     backlog "$what"
     restart "$what" "$be"
   fi
-  echo "$part,$be,$iv,$end,$heap,$R_nodes,$SECS,$R_build_ms,$R_batches,$R_basked,$R_per_batch,$R_work_p50_ms,$R_work_p99_ms,$R_stall_ms,$R_cpu_prog,$R_wall,$R_cpu,$R_rss,$R_bytes,$R_ci,$R_ct,$R_asked,$R_pavg,$R_pmax,$R_kib,$R_brec,$R_bbytes,$R_rms,$R_vms,$R_rss_end_kb,$R_cpu_run_s" >>"$CSV"
+  echo "$part,$be,$iv,$end,$heap,$R_nodes,$SECS,$R_build_ms,$R_batches,$R_basked,$R_per_batch,$R_work_p50_ms,$R_work_p99_ms,$R_stall_ms,$R_cpu_prog,$R_wall,$R_cpu,$R_rss,$R_bytes,$R_ci,$R_ct,$R_asked,$R_pavg,$R_pmax,$R_kib,$R_brec,$R_bbytes,$R_rms,$R_vms,$R_rss_end_kb,$R_cpu_run_s,${R_p2:-0}" >>"$CSV"
 }
 
 # backlog WHAT -- committed records still in the log (not yet applied to the segment)
@@ -232,7 +234,7 @@ part_b() {
     echo "  done: $be interval:1ms" >&2
   done
   summarize B "$ref"
-  awk -F, '$1 == "B" && $2 != "none" { printf "%s: %.0f commits/s\n", $2, $21 / $16 }' "$CSV" | tee -a "$TXT"
+  awk -F, '$1 == "B" && $2 != "none" { printf "%s: %.0f commits/s, %d of %d pauses over 2 ms (%.2f %%)\n", $2, $21 / $16, $32, $21, ($21 > 0 ? 100 * $32 / $21 : 0) }' "$CSV" | tee -a "$TXT"
 }
 
 # build_logged BACKEND HEAP_MIB -- KiB logged by a run that only builds the heap (exit commit)
@@ -248,7 +250,7 @@ say "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 floor=$(fsync_floor)
 floor_us=$(sed -n 's/.*, \([0-9]*\) us each/\1/p' <<<"$floor")
 say "fsync floor: $floor (4 KiB in-place O_DSYNC writes, dd)"
-echo "part,backend,interval,end,heap_mib,nodes,seconds,build_ms,batches,asked,per_batch,work_p50_ms,work_p99_ms,stall_ms,cpu_prog_s,wall_s,cpu_s,maxrss_kb,bytes_changed,commits_interval,commits_total,commits_asked,pause_avg_us,pause_max_us,logged_kib,backlog_records,backlog_bytes,restart_ms,verify_ms,rss_end_kb,cpu_run_s" >"$CSV"
+echo "part,backend,interval,end,heap_mib,nodes,seconds,build_ms,batches,asked,per_batch,work_p50_ms,work_p99_ms,stall_ms,cpu_prog_s,wall_s,cpu_s,maxrss_kb,bytes_changed,commits_interval,commits_total,commits_asked,pause_avg_us,pause_max_us,logged_kib,backlog_records,backlog_bytes,restart_ms,verify_ms,rss_end_kb,cpu_run_s,pauses_over_2ms" >"$CSV"
 for part in $PARTS; do
   case $part in
     A) part_a ;;

@@ -85,6 +85,12 @@ rvm_return_t track_commit(void);
 rvm_return_t track_commit_mode(int final);
 rvm_return_t track_commit_then(int final, void (*released)(void *arg), void *arg);
 void track_safepoint_set_check(int (*fn)(void *arg), void *arg);
+#define TRACK_PAUSE_BOUNDS 6
+#define TRACK_PAUSE_MS      \
+    {                       \
+        1, 2, 5, 10, 20, 50 \
+    }
+void track_pause_counts(uint64_t over[TRACK_PAUSE_BOUNDS]);
 
 /* An aware program's rvm_commit under the shim: the shim installs its own commit (its lock,
  * heap_lock_all, the fork-child refusal) as the override of core's public rvm_commit. */

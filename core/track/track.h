@@ -231,6 +231,13 @@ struct track_region {
 #define TRACK_REFILE_SCAN 4096u /* pages the refiling sweep looks at per commit, at least */
 
 /* process-wide tracking state (tracker) */
+/* the pause lengths counted by track_pause_counts, in ms */
+#define TRACK_PAUSE_BOUNDS 6
+#define TRACK_PAUSE_MS      \
+    {                       \
+        1, 2, 5, 10, 20, 50 \
+    }
+
 struct track_state {
     pthread_mutex_t mu;
     pthread_rwlock_t kw; /* prepare_write (readers) vs a commit's capture (writer) */
@@ -277,9 +284,14 @@ struct track_state {
     uint64_t refiled;          /* twins given back because the file holds the image (tests) */
     size_t plist_cap;
     rvm_track_statistics_t st;
+    uint64_t pauses_over[TRACK_PAUSE_BOUNDS]; /* pauses longer than each bound (ms) */
 };
 
 extern struct track_state tracker;
+
+/* track_pause_counts -- how many commit pauses were longer than each of TRACK_PAUSE_MS (the
+ * maximum alone says little: one pause in thousands sets it) */
+void track_pause_counts(uint64_t over[TRACK_PAUSE_BOUNDS]);
 
 /* track_region.c, track_commit.c, track_twin.c, track_hooks.c (track_int.h: which holds what) */
 rvm_return_t track_configure(const rvm_track_options_t *o);

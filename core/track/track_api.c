@@ -72,6 +72,14 @@ RVM_API rvm_return_t rvm_track_release(void *addr, rvm_length_t len)
     return api_ret(track_release(addr, len));
 }
 
+/* track_pause_counts -- see track.h */
+void track_pause_counts(uint64_t over[TRACK_PAUSE_BOUNDS])
+{
+    pthread_mutex_lock(&tracker.mu);
+    memcpy(over, tracker.pauses_over, sizeof(tracker.pauses_over));
+    pthread_mutex_unlock(&tracker.mu);
+}
+
 /* rvm_track_statistics -- see lrvm.h */
 RVM_API rvm_return_t rvm_track_statistics(rvm_track_statistics_t *st)
 {

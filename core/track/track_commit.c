@@ -126,6 +126,9 @@ static void track_commit_pause_stats(const struct track_safepoint_stats *ss, siz
     tracker.st.total_pause_ns += t_pause;
     if (t_pause > tracker.st.max_pause_ns)
         tracker.st.max_pause_ns = t_pause;
+    static const uint64_t bound_ms[TRACK_PAUSE_BOUNDS] = TRACK_PAUSE_MS;
+    for (int i = 0; i < TRACK_PAUSE_BOUNDS && t_pause > bound_ms[i] * 1000000u; i++)
+        tracker.pauses_over[i]++;
 }
 
 /* track_commit_instant -- stop the other threads, capture the dirty set, release them */
