@@ -712,6 +712,8 @@ int shim_persist_commit(int final)
         rvm_commit_mode(flush); /* the exit commit makes the earlier no_flush ones durable too */
     if (final)
         heap_purge(shim_heap); /* freed memory is not worth logging (see seg_release) */
+    else
+        track_commit_warm(); /* its slow part, done before malloc and free have to wait */
     heap_lock_all(shim_heap);
     if (shim_globals_tracked())
         shim_restore_judge(seg_header, final); /* written into the header: part of this commit */

@@ -75,9 +75,21 @@ static rvm_return_t track_commit_prepare(struct commit *c)
     if (c->live && track_file_page_ready() != 0)
         return track_err(RVM_ENO_MEMORY, "rvm_commit: out of memory");
     track_record_clear();
-    if (!tracker.hook_backend && !c->live)
+    if (!tracker.hook_backend && !c->live && !tracker.warmed)
         track_prefault();
+    tracker.warmed = 0;
     return RVM_SUCCESS;
+}
+
+/* track_commit_warm -- see track.h */
+void track_commit_warm(void)
+{
+    pthread_mutex_lock(&tracker.mu);
+    if (tracker.dirty != NULL && !tracker.hook_backend && track_nregions() > 0) {
+        track_prefault();
+        tracker.warmed = 1;
+    }
+    pthread_mutex_unlock(&tracker.mu);
 }
 
 /*
