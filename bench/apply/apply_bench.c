@@ -139,6 +139,7 @@ static int open_timed(const char *dir)
     double t0 = now_ms(), c0 = cpu_ms();
     rvm_return_t rc = rvm_initialize(RVM_VERSION, o);
     double t1 = now_ms(), c1 = cpu_ms();
+    rvm_free_options(o);
     if (rc != RVM_SUCCESS)
         return die("rvm_initialize", log, rc);
     rc = rvm_truncate();
