@@ -28,8 +28,9 @@
  * (Linux 6.18), a 200-byte pwrite costs 0.9 us in a file written page by page and 6.3 us in
  * one written in 4 MiB pieces. The next records for those pages are small ones, forever, so
  * the one pass that writes a large span pays a syscall per page instead (~1 us each), and
- * every later small write stays cheap. Segment descriptors read without readahead and
- * private mappings of segments fault without read-around (seg.c) for the same reason.
+ * every later small write stays cheap. Segment descriptors read without readahead (seg.c),
+ * and the shim's heap mapping has no read-around where the heap grows (persist.c), for the
+ * same reason.
  *
  * CRASH SAFETY. The order of writes inside a pass differs from the log order, and the
  * segment passes through states no sequential replay would produce (an offset may show a

@@ -230,7 +230,6 @@ struct track_region {
 #define TRACK_COVER_RING 4096u  /* captures whose covering log seq is kept one by one */
 #define TRACK_REFILE_SCAN 4096u /* pages the refiling sweep looks at per commit, at least */
 
-/* process-wide tracking state (tracker) */
 /* the pause lengths counted by track_pause_counts, in ms */
 #define TRACK_PAUSE_BOUNDS 6
 #define TRACK_PAUSE_MS      \
@@ -238,6 +237,7 @@ struct track_region {
         1, 2, 5, 10, 20, 50 \
     }
 
+/* process-wide tracking state (tracker) */
 struct track_state {
     pthread_mutex_t mu;
     pthread_rwlock_t kw; /* prepare_write (readers) vs a commit's capture (writer) */
