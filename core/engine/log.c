@@ -134,13 +134,18 @@ rvm_return_t log_create(const char *path, uint64_t log_len, long mode)
     }
     if (rc)
         goto fail;
+    struct log_epoch ep = {1, log_new_salt(0)};
+    /* the end of the (empty) chain, so the first recovery does not scan the whole area */
+    log_end_marker(z, 1, ep.salt);
+    rc = full_pwrite(fd, z, LOG_REC_HDR, LOG_HDR_SIZE);
+    if (rc)
+        goto fail;
     struct seg *none[1] = {NULL};
     char *slot = calloc(1, LOG_SLOT_SIZE);
     if (slot == NULL) {
         rc = ENOMEM;
         goto fail;
     }
-    struct log_epoch ep = {1, log_new_salt(0)};
     uint32_t used = log_build_status(slot, 1, area, 0, 1, &ep, 1, none, 0, NULL);
     rc = full_pwrite(fd, slot, used, 0);
     free(slot);

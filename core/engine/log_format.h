@@ -110,6 +110,8 @@
  *     overwritten by the next record. A writer that places a record elsewhere than the
  *     current tail (a wrap to offset 0) first zeroes the marker at the old tail, in the
  *     same fdatasync as the record, so a marker never survives its successor's move.
+ *     A new log gets a marker for seq 1 at offset 0 when it is created, so its first
+ *     opening does not scan the whole (empty) area.
  *   - Each record carries its durable frontier (flags, above). Records of ONE write may
  *     reach the disk in any order when the machine dies before the fdatasync, so a valid
  *     record after an invalid one proves nothing by itself; a valid record whose frontier

@@ -288,3 +288,36 @@ Test(smoke, big_records_in_a_small_log, .init = setup, .fini = teardown)
     for (int i = 0; i < 30000; i++)
         cr_assert_eq(b[i], 'a' + 40 % 26, "byte %d", i);
 }
+
+/* ---- a new log's first opening reads its status, not its whole empty area ------------- */
+
+static uint64_t bytes_read;
+static ssize_t counting_pread(int fd, void *buf, size_t n, off_t off)
+{
+    ssize_t r = sysio_default.pread(fd, buf, n, off);
+    if (r > 0)
+        bytes_read += (uint64_t)r;
+    return r;
+}
+
+static void run_first_open(void)
+{
+    rvm_options_t o;
+    rvm_init_options(&o);
+    o.log_dev = logp;
+    o.truncate = 0;
+    rvm_offset_t len = RVM_MK_OFFSET(0, 64u << 20);
+    if (rvm_create_log(&o, &len, 0600) != RVM_SUCCESS)
+        _exit(2);
+    sysio.pread = counting_pread;
+    if (RVM_INIT(&o) != RVM_SUCCESS)
+        _exit(3);
+    sysio = sysio_default;
+    /* the status area and a few headers; a scan of the free space would read 64 MiB */
+    _exit(bytes_read < (1u << 20) ? 0 : 4);
+}
+
+Test(smoke, first_open_of_a_new_log_does_not_scan_it, .init = setup, .fini = teardown)
+{
+    child(run_first_open);
+}
