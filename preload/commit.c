@@ -263,28 +263,26 @@ static void *commit_thread(void *arg)
     sigemptyset(&ts);
     sigaddset(&ts, LRVM_TRACK_SIGNAL);
     pthread_sigmask(SIG_UNBLOCK, &ts, NULL);
-    struct timespec next;
-    clock_gettime(CLOCK_MONOTONIC, &next);
     uint64_t iv = shim_opts.commit_interval_ns;
+    uint64_t due = shim_mono_ns() + iv; /* when the next interval commit is due */
     for (;;) {
         int rc;
         if (shim_opts.commit & SHIM_COMMIT_INTERVAL) {
-            /* Behind schedule (the last commit outlasted the period: a loaded machine, a big
-       * dirty set)? Skip the missed periods: the next commit comes one period after now.
-       * Catching up back to back would leave the program almost no time between pauses and
-       * the commit thread holding the heap locks almost always (forkgate.c). */
-            struct timespec now;
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            if (next.tv_sec < now.tv_sec ||
-                (next.tv_sec == now.tv_sec && next.tv_nsec < now.tv_nsec))
-                next = now;
-            next.tv_sec += (time_t)(iv / 1000000000u);
-            next.tv_nsec += (long)(iv % 1000000000u);
-            if (next.tv_nsec >= 1000000000L) {
-                next.tv_sec++;
-                next.tv_nsec -= 1000000000L;
-            }
-            while ((rc = sem_clockwait(&commit_sem, CLOCK_MONOTONIC, &next)) != 0 && errno == EINTR)
+            /* Interval commits keep to a fixed grid: the next one is due one period after the
+       * last one was due, not after it ended, or every period would stretch by the commit's
+       * own length (a 5 ms commit every 100 ms would give 95 commits where 100 were asked).
+       * Behind schedule (the last commit outlasted the period: a loaded machine, a big dirty
+       * set)? The missed periods are skipped: the next commit is due at the first grid point
+       * after now. Catching up back to back would leave the program almost no time between
+       * pauses and the commit thread holding the heap locks almost always (forkgate.c). A
+       * signal commit does not move the grid. */
+            uint64_t now = shim_mono_ns();
+            if (due <= now)
+                due += ((now - due) / iv + 1) * iv;
+            struct timespec ts_due = {.tv_sec = (time_t)(due / 1000000000u),
+                                      .tv_nsec = (long)(due % 1000000000u)};
+            while ((rc = sem_clockwait(&commit_sem, CLOCK_MONOTONIC, &ts_due)) != 0 &&
+                   errno == EINTR)
                 ;
         } else {
             while ((rc = sem_wait(&commit_sem)) != 0 && errno == EINTR)

@@ -20,6 +20,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 struct shim_opts shim_opts;
@@ -125,6 +126,13 @@ char *shim_fmt_hex(char *buf, uint64_t v)
         buf[2 + j] = t[i - 1 - j];
     buf[2 + i] = 0;
     return buf;
+}
+
+uint64_t shim_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* ---- value parsers ------------------------------------------------------------------------ */

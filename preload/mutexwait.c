@@ -319,14 +319,6 @@ int __wrap_pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m, const s
 
 /* ---- the commit side ---------------------------------------------------------------------- */
 
-/* now_ns -- monotonic nanoseconds */
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* unlocked -- no program thread holds a mutex (exact only with the others stopped) */
 static int unlocked(void)
 {
@@ -347,7 +339,7 @@ static int instant_check(void *arg)
     (void)arg;
     if (!waiting || unlocked())
         return 0;
-    if (now_ns() >= deadline_ns) {
+    if (shim_mono_ns() >= deadline_ns) {
         forced_now = 1;
         return 0;
     }
@@ -382,14 +374,14 @@ int shim_mutex_setup(void)
 /* shim_mutex_commit -- called by shim_commit (commit.c), commits serialised */
 int shim_mutex_commit(void)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = shim_mono_ns();
     deadline_ns = t0 + shim_opts.mutex_wait_ns;
     forced_now = 0;
     waiting = 1;
     int rc;
     for (;;) {
         /* wait for a likely instant without stopping anybody (and without the heap locks) */
-        while (!unlocked() && now_ns() < deadline_ns) {
+        while (!unlocked() && shim_mono_ns() < deadline_ns) {
             struct timespec ts = {0, MW_POLL_NS};
             nanosleep(&ts, NULL);
         }
@@ -400,7 +392,7 @@ int shim_mutex_commit(void)
     }
     waiting = 0;
     shim_mutex_declined = 0;
-    uint64_t w = now_ns() - t0;
+    uint64_t w = shim_mono_ns() - t0;
     n_waited++;
     total_wait_ns += w;
     if (w > max_wait_ns)

@@ -94,6 +94,8 @@ void shim_say(int fd, const char *s, ...) __attribute__((sentinel));
 /* shim_fmt_u64 / shim_fmt_hex -- format into buf (>= 24 bytes), return buf. */
 char *shim_fmt_u64(char *buf, uint64_t v);
 char *shim_fmt_hex(char *buf, uint64_t v);
+/* shim_mono_ns -- CLOCK_MONOTONIC in nanoseconds */
+uint64_t shim_mono_ns(void);
 
 /* ---- boot.c ------------------------------------------------------------------------------ */
 
