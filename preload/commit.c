@@ -45,6 +45,8 @@
 
 volatile uint64_t shim_commit_calls;
 static uint64_t commit_by_exit, commit_by_signal, commit_by_interval, commit_by_explicit;
+/* interval periods that passed with no commit because the previous one outlasted its period */
+static uint64_t periods_skipped;
 static pthread_mutex_t commit_lock = PTHREAD_MUTEX_INITIALIZER;
 static sem_t commit_sem;
 static volatile sig_atomic_t sig_pending; /* set by the handler; taken (exchanged) by a commit */
@@ -182,11 +184,12 @@ static void commit_at_exit(int status, void *arg)
     (void)arg;
     exit_commit();
     if (shim_opts.stats && !shim_forked_child) {
-        char a[24], b[24], c[24], d[24], x[24];
+        char a[24], b[24], c[24], d[24], x[24], k[24];
         shim_say(stats_fd, "stats: commits ", shim_fmt_u64(a, shim_commit_calls), " (exit ",
                  shim_fmt_u64(b, commit_by_exit), ", signal ", shim_fmt_u64(c, commit_by_signal),
                  ", interval ", shim_fmt_u64(d, commit_by_interval), ", explicit ",
-                 shim_fmt_u64(x, commit_by_explicit),
+                 shim_fmt_u64(x, commit_by_explicit), ", skipped periods ",
+                 shim_fmt_u64(k, __atomic_load_n(&periods_skipped, __ATOMIC_RELAXED)),
                  shim_persistent ? "); segment " : "); volatile heap (no LRVM_SEGMENT)",
                  shim_persistent ? shim_opts.segment : "", NULL);
         shim_heap_stats(stats_fd);
@@ -277,8 +280,11 @@ static void *commit_thread(void *arg)
        * pauses and the commit thread holding the heap locks almost always (forkgate.c). A
        * signal commit does not move the grid. */
             uint64_t now = shim_mono_ns();
-            if (due <= now)
-                due += ((now - due) / iv + 1) * iv;
+            if (due <= now) {
+                uint64_t late = (now - due) / iv; /* grid points passed with no commit */
+                __atomic_fetch_add(&periods_skipped, late, __ATOMIC_RELAXED);
+                due += (late + 1) * iv;
+            }
             struct timespec ts_due = {.tv_sec = (time_t)(due / 1000000000u),
                                       .tv_nsec = (long)(due % 1000000000u)};
             while ((rc = sem_clockwait(&commit_sem, CLOCK_MONOTONIC, &ts_due)) != 0 &&

@@ -133,14 +133,14 @@ Test(aware, api_under_shim)
     cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
     cr_assert_str_eq(r.out, "api ok\n");
     /* the program's rvm_commit reached the shim (interposition), and the table is in the heap */
-    cr_assert(strstr(r.err, ", explicit 1); segment ") != NULL, "%s", r.err);
+    cr_assert(strstr(r.err, ", explicit 1, skipped periods 0); segment ") != NULL, "%s", r.err);
     cr_assert_neq(heap_root_of(&e), 0);
     /* volatile heap (no LRVM_SEGMENT): same contract, rvm_commit succeeds (nothing to commit) */
     struct env v = e;
     v.shim = 2;
     r = probe(&v, "api", NULL, NULL, NULL);
     cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
-    cr_assert(strstr(r.err, ", explicit 1); volatile heap") != NULL, "%s", r.err);
+    cr_assert(strstr(r.err, ", explicit 1, skipped periods 0); volatile heap") != NULL, "%s", r.err);
     cr_assert_str_eq(r.out, "api ok\n", "%s", r.err);
     env_done(&e);
 }
@@ -166,7 +166,9 @@ Test(aware, todo_persists_by_its_own_commits)
     struct result r = todo(&e, "add", "milk", "bread");
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_str_eq(r.out, "1. [ ] milk\n2. [ ] bread\n(2 open of 2; 2 added ever)\n");
-    cr_assert(strstr(r.err, "(exit 0, signal 0, interval 0, explicit 3)") != NULL, "%s", r.err);
+    cr_assert(strstr(r.err, "(exit 0, signal 0, interval 0, explicit 3, skipped periods 0)") !=
+                  NULL,
+              "%s", r.err);
     r = todo(&e, "done", "1", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     r = todo(&e, "add", "eggs", NULL);
@@ -176,7 +178,7 @@ Test(aware, todo_persists_by_its_own_commits)
     r = todo(&e, "list", NULL, NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_str_eq(r.out, "1. [x] milk\n2. [ ] eggs\n(1 open of 2; 3 added ever)\n");
-    cr_assert(strstr(r.err, "explicit 0)") != NULL, "list must not commit: %s", r.err);
+    cr_assert(strstr(r.err, "explicit 0, skipped periods 0)") != NULL, "list must not commit: %s", r.err);
     env_done(&e);
 }
 
@@ -216,7 +218,9 @@ Test(aware, program_without_the_api_is_unaffected)
     char *w[] = {(char *)child_need("LRVM_TEST_PROBE"), "pwrite", "plain program", NULL};
     struct result r = run(&e, w, 60);
     cr_assert_eq(r.status, 0, "%s", r.err);
-    cr_assert(strstr(r.err, "(exit 1, signal 0, interval 0, explicit 0)") != NULL, "%s", r.err);
+    cr_assert(strstr(r.err, "(exit 1, signal 0, interval 0, explicit 0, skipped periods 0)") !=
+                  NULL,
+              "%s", r.err);
     char addr[64];
     snprintf(addr, sizeof(addr), "%s", r.out);
     addr[strcspn(addr, "\n")] = 0;

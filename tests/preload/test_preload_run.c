@@ -287,8 +287,11 @@ Test(preload_probe, commit_hooks_fire)
     cr_expect_str_eq(r.out, "signalled\n");
     /* exit always; the signal commit runs in the commit thread during the probe's sleep, or, if
    * the thread has not taken it by then, in the exit hook: counted once either way. */
-    cr_expect(strstr(r.err, "stats: commits 2 (exit 1, signal 1, interval 0, explicit 0)") != NULL,
-              "%s", r.err);
+    cr_expect(
+        strstr(r.err,
+               "stats: commits 2 (exit 1, signal 1, interval 0, explicit 0, skipped periods 0)") !=
+            NULL,
+        "%s", r.err);
     const char *none[] = {"LRVM_COMMIT=none", NULL};
     r = probe("main", NULL, none);
     cr_expect(strstr(r.err, "stats: commits 0 (exit 0") != NULL, "%s", r.err);
