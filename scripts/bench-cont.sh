@@ -16,6 +16,10 @@
 #   pause, bytes logged per commit against bytes changed per commit, peak RSS and the RSS at
 #   the end of the run (the steady state: the peak may come from the build).
 #
+# "cmt/due": interval commits done / due, where due = done + the periods the shim skipped because
+# a commit outlasted its period (LRVM_STATS "skipped periods"); the CSV also keeps
+# commits_asked = the run's wall time / the interval (it counts the start and the exit too).
+#
 # "bytes logged" comes from LRVM_STATS and includes the commits of the heap's build; the build's
 # own share is measured by one extra run per heap size that builds and exits (--seconds 0), and
 # subtracted to give the steady-state bytes logged per commit.
@@ -123,14 +127,15 @@ one_run() {
   R_wall=$(field wall_s "$dir/m")
   R_cpu=$(awk -v u="$(field user_s "$dir/m")" -v s="$(field sys_s "$dir/m")" 'BEGIN{print u+s}')
   R_rss=$(field maxrss_kb "$dir/m")
-  R_ci=0 R_ct=0 R_asked=0 R_pavg=0 R_pmax=0 R_kib=0 R_brec=0 R_bbytes=0 R_rms=0 R_vms=0 R_p2=0
+  R_ci=0 R_ct=0 R_asked=0 R_pavg=0 R_pmax=0 R_kib=0 R_brec=0 R_bbytes=0 R_rms=0 R_vms=0 R_p2=0 R_skip=0
   if [ "$be" != none ]; then
     local c t
     c=$(grep '^lrvm: stats: commits ' "$dir/err" | head -1 || true)
     t=$(grep '^lrvm: stats: tracking ' "$dir/err" | head -1 || true)
     [ -n "$c" ] && [ -n "$t" ] || [ "$end" = kill ] || die "$what: no LRVM_STATS lines"
     if [ -n "$c" ]; then
-      R_ci=$(sed -n 's/.*interval \([0-9]*\).*/\1/p' <<<"$c")
+      R_ci=$(sed -n 's/.*interval \([0-9]*\),.*/\1/p' <<<"$c")
+      R_skip=$(sed -n 's/.*skipped periods \([0-9]*\)).*/\1/p' <<<"$c")
       R_ct=$(sed -n 's/^lrvm: stats: commits \([0-9]*\).*/\1/p' <<<"$c")
       R_kib=$(sed -n 's/.* \([0-9]*\) KiB logged.*/\1/p' <<<"$t")
       R_pmax=$(sed -n 's/.*pause max \([0-9]*\) us.*/\1/p' <<<"$t")
@@ -142,7 +147,7 @@ one_run() {
     backlog "$what"
     restart "$what" "$be"
   fi
-  echo "$part,$be,$iv,$end,$heap,$R_nodes,$SECS,$R_build_ms,$R_batches,$R_basked,$R_per_batch,$R_work_p50_ms,$R_work_p99_ms,$R_stall_ms,$R_cpu_prog,$R_wall,$R_cpu,$R_rss,$R_bytes,$R_ci,$R_ct,$R_asked,$R_pavg,$R_pmax,$R_kib,$R_brec,$R_bbytes,$R_rms,$R_vms,$R_rss_end_kb,$R_cpu_run_s,${R_p2:-0}" >>"$CSV"
+  echo "$part,$be,$iv,$end,$heap,$R_nodes,$SECS,$R_build_ms,$R_batches,$R_basked,$R_per_batch,$R_work_p50_ms,$R_work_p99_ms,$R_stall_ms,$R_cpu_prog,$R_wall,$R_cpu,$R_rss,$R_bytes,$R_ci,$R_ct,$R_asked,$R_pavg,$R_pmax,$R_kib,$R_brec,$R_bbytes,$R_rms,$R_vms,$R_rss_end_kb,$R_cpu_run_s,${R_p2:-0},${R_skip:-0}" >>"$CSV"
 }
 
 # backlog WHAT -- committed records still in the log (not yet applied to the segment)
@@ -175,7 +180,7 @@ summarize() {
     $1 == P && $2 != "none" { rows[++k] = $0 }
     END {
       printf "%-12s %-6s %-4s | %7s %7s %7s %7s | %7s | %6s | %5s %5s %9s | %11s | %12s %12s | %6s | %6s | %9s | %8s\n",
-        "backend", "commit", "end", "work50", "work99", "CPU", "CPUmut", "stall", "build", "RSS", "end", "commits",
+        "backend", "commit", "end", "work50", "work99", "CPU", "CPUmut", "stall", "build", "RSS", "end", "cmt/due",
         "pause ms", "logged/cmt", "changed/cmt", "logd/ch", "batch", "backlog", "restart"
       printf "%-12s %-6s %-4s | %6.2fms %6.2fms %6.2fs %6.2fs | %5.1fms | %5.2fs | %4.0fM %4.0fM %9s | %11s | %12s %12s | %6s | %6s | %9s | %8s\n",
         "no tool", "-", "exit", b[12], b[13], b[17], b[31], b[14], b[8] / 1000, b[18] / 1024, b[30] / 1024, "-", "-",
@@ -187,7 +192,7 @@ summarize() {
         c = a[21] > 0 ? a[21] : 1
         printf "%-12s %-6s %-4s | %7s %7s %7s %7s | %5.1fms | %6s | %5s %5s %9s | %11s | %12s %12s | %6s | %6s | %8.1fM | %6.0fms\n",
           a[2], a[3], a[4], r(a[12], b[12]), r(a[13], b[13]), r(a[17], b[17]), r(a[31], b[31]), a[14],
-          r(a[8], b[8]), r(a[18], b[18]), r(a[30], b[30]), killed ? "-" : a[20] "/" a[22],
+          r(a[8], b[8]), r(a[18], b[18]), r(a[30], b[30]), killed ? "-" : a[20] "/" a[20] + a[33],
           killed ? "-" : sprintf("%.1f/%.1f", a[23] / 1000, a[24] / 1000),
           killed ? "-" : sprintf("%.0f B", steady / c), killed ? "-" : sprintf("%.0f B", a[19] / c),
           killed || a[19] == 0 ? "-" : sprintf("%.2f", steady / a[19]),
@@ -250,7 +255,7 @@ say "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 floor=$(fsync_floor)
 floor_us=$(sed -n 's/.*, \([0-9]*\) us each/\1/p' <<<"$floor")
 say "fsync floor: $floor (4 KiB in-place O_DSYNC writes, dd)"
-echo "part,backend,interval,end,heap_mib,nodes,seconds,build_ms,batches,asked,per_batch,work_p50_ms,work_p99_ms,stall_ms,cpu_prog_s,wall_s,cpu_s,maxrss_kb,bytes_changed,commits_interval,commits_total,commits_asked,pause_avg_us,pause_max_us,logged_kib,backlog_records,backlog_bytes,restart_ms,verify_ms,rss_end_kb,cpu_run_s,pauses_over_2ms" >"$CSV"
+echo "part,backend,interval,end,heap_mib,nodes,seconds,build_ms,batches,asked,per_batch,work_p50_ms,work_p99_ms,stall_ms,cpu_prog_s,wall_s,cpu_s,maxrss_kb,bytes_changed,commits_interval,commits_total,commits_asked,pause_avg_us,pause_max_us,logged_kib,backlog_records,backlog_bytes,restart_ms,verify_ms,rss_end_kb,cpu_run_s,pauses_over_2ms,periods_skipped" >"$CSV"
 for part in $PARTS; do
   case $part in
     A) part_a ;;
