@@ -140,7 +140,8 @@ Test(aware, api_under_shim)
     v.shim = 2;
     r = probe(&v, "api", NULL, NULL, NULL);
     cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
-    cr_assert(strstr(r.err, ", explicit 1, skipped periods 0); volatile heap") != NULL, "%s", r.err);
+    cr_assert(strstr(r.err, ", explicit 1, skipped periods 0); volatile heap") != NULL, "%s",
+              r.err);
     cr_assert_str_eq(r.out, "api ok\n", "%s", r.err);
     env_done(&e);
 }
@@ -178,7 +179,8 @@ Test(aware, todo_persists_by_its_own_commits)
     r = todo(&e, "list", NULL, NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_str_eq(r.out, "1. [x] milk\n2. [ ] eggs\n(1 open of 2; 3 added ever)\n");
-    cr_assert(strstr(r.err, "explicit 0, skipped periods 0)") != NULL, "list must not commit: %s", r.err);
+    cr_assert(strstr(r.err, "explicit 0, skipped periods 0)") != NULL, "list must not commit: %s",
+              r.err);
     env_done(&e);
 }
 
