@@ -114,6 +114,14 @@ static int seg_release(void *ctx, size_t off, size_t len)
     return rvm_track_release((char *)heap_region.vmaddr + off, len) == RVM_SUCCESS ? 0 : EIO;
 }
 
+/* seg_try_release -- seg_release unless a commit holds the tracker: EAGAIN, and the heap
+ * releases the range later (a free() must not wait for a commit's log write) */
+static int seg_try_release(void *ctx, size_t off, size_t len)
+{
+    (void)ctx;
+    return track_release_try((char *)heap_region.vmaddr + off, len);
+}
+
 static size_t seg_size(void *ctx)
 {
     return ((struct heap_seg *)ctx)->size;
@@ -126,6 +134,7 @@ static const struct heap_backing seg_backing = {
     .size = seg_size,
     .ctx = &heap_seg,
     .flags = 0,
+    .try_release = seg_try_release,
 };
 
 /* say_rvm -- a failed rvm_* call, with rvm_errmsg */

@@ -28,6 +28,8 @@
 #define HEAP_DECAY_MS 1000u
 #define HEAP_PURGE_SCAN_MS 50u
 #define HEAP_NARENAS 4u /* run arenas: threads refill from different runs */
+/* free chunk ranges whose release the backing deferred (try_release: EAGAIN), at most */
+#define HEAP_DEFER_MAX 16u
 
 struct heap_class {
     uint32_t size;
@@ -108,6 +110,12 @@ struct heap {
     int64_t allocated, nallocated; /* large/huge and flushed caches */
     size_t purges;
     uint32_t last_scan; /* ms of the last decay scan */
+    /* free chunks still resident because try_release said EAGAIN (heap_page.c, DEFERRED
+     * RELEASE); a range may since have been reused in part or whole */
+    struct heap_deferred {
+        uint32_t ci, n;
+    } deferred[HEAP_DEFER_MAX];
+    unsigned ndeferred;
     struct heap_tcache *tcaches;
     int live; /* volatile state built: the checker may compare it */
 };

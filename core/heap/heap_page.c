@@ -88,19 +88,44 @@ static void span_write_used(struct heap *h, uint32_t gp, uint32_t npages, unsign
             (struct heap_pdesc){.kind = PD_INTERIOR, .cls = (uint16_t)cls, .back = i, .aux = kind};
 }
 
-/* span_purge -- release the memory of free span gp now (it stays free) */
-static void span_purge(struct heap *h, uint32_t gp)
+/*
+ * DEFERRED RELEASE. The shim's backing releases memory through the tracker, which a commit
+ * holds through its log write and fdatasync: a free() that waited for it stalled the program
+ * for the rest of the commit (up to 47 ms at interval:100ms). Where the heap can wait, it asks
+ * with try_release, and EAGAIN leaves the memory resident and free: a free span stays dirty (a
+ * later purge takes it), a free chunk range goes on h->deferred, which every later purge and
+ * free of chunks retries. Releasing later is safe because only FREE memory is released, and
+ * freeness is checked at that moment under the page lock: a deferred chunk that was reused
+ * meanwhile is skipped (dropping its memory then would lose live data), and one freed again is
+ * simply released. Resident free memory is bounded: at most HEAP_DEFER_MAX deferred chunk
+ * ranges and twice the hard purge limit of dirty free pages; beyond that the heap waits.
+ */
+
+/* backing_release -- release [off, off+len): 0, EAGAIN (deferred: only with may_defer) or
+ * another errno (memory stays resident) */
+static int backing_release(struct heap *h, size_t off, size_t len, int may_defer)
+{
+    if (may_defer && h->b.try_release)
+        return h->b.try_release(h->b.ctx, off, len);
+    return h->b.release(h->b.ctx, off, len);
+}
+
+/* span_purge -- release the memory of free span gp now (it stays free); 0 or the errno of
+ * backing_release, and then the span keeps its memory (nothing else depends on it) */
+static int span_purge(struct heap *h, uint32_t gp, int may_defer)
 {
     struct heap_pdesc *pd = heap_gp_pdesc(h, gp);
     size_t off = (size_t)gp << HEAP_PAGE_SHIFT;
-    if (h->b.release(h->b.ctx, off, (size_t)pd->npages << HEAP_PAGE_SHIFT) != 0)
-        return; /* memory stays resident; nothing else depends on it */
+    int rc = backing_release(h, off, (size_t)pd->npages << HEAP_PAGE_SHIFT, may_defer);
+    if (rc != 0)
+        return rc;
     h->purges++;
     pd->flags |= PDF_CLEAN;
     if (h->b.flags & HEAP_BACKING_ZERO_ON_RELEASE)
         pd->flags |= PDF_ZERO;
     h->dirty_pages -= h->vp[gp].nfree;
     h->vp[gp].nfree = 0;
+    return 0;
 }
 
 /*
@@ -152,7 +177,7 @@ static uint32_t span_make_free(struct heap *h, uint32_t gp, uint32_t npages, uns
     h->vp[gp].stamp = heap_now_ms();
     bin_insert(h, gp, npages);
     if (ndirty && npages >= HEAP_PURGE_EAGER_PAGES)
-        span_purge(h, gp);
+        (void)span_purge(h, gp, 1); /* deferred: it decays like any dirty span */
     return gp;
 }
 
@@ -452,18 +477,78 @@ void *heap_page_alloc_huge(struct heap *h, size_t nchunks, size_t align_chunks, 
     return heap_chunk_addr(h, ci);
 }
 
-/* chunks_free -- [ci, ci+n) become FREE; their memory is released now (file: see punch) */
+/* chunks_release -- release the memory of FREE chunks [ci, ci+n); 0, EAGAIN or an errno */
+static int chunks_release(struct heap *h, size_t ci, size_t n, int may_defer)
+{
+    int rc = backing_release(h, ci << HEAP_CHUNK_SHIFT, n << HEAP_CHUNK_SHIFT, may_defer);
+    if (rc != 0)
+        return rc;
+    h->purges++;
+    if (h->b.flags & HEAP_BACKING_ZERO_ON_RELEASE)
+        for (size_t i = ci; i < ci + n; i++)
+            h->ct[i].kind |= CKF_ZERO;
+    return 0;
+}
+
+/* deferred_retry -- release the deferred chunk ranges still FREE (DEFERRED RELEASE); with
+ * wait, through release (nothing stays deferred), else only while try_release succeeds */
+static void deferred_retry(struct heap *h, int wait)
+{
+    while (h->ndeferred > 0) {
+        unsigned k = h->ndeferred - 1;
+        size_t ci = h->deferred[k].ci, end = ci + h->deferred[k].n;
+        while (ci < end) {
+            if (CK_KIND(h->ct[ci].kind) != CK_FREE) {
+                ci++; /* reused since: its memory is live */
+                continue;
+            }
+            size_t j = ci;
+            while (j < end && CK_KIND(h->ct[j].kind) == CK_FREE)
+                j++;
+            if (chunks_release(h, ci, j - ci, !wait) == EAGAIN) {
+                h->deferred[k].n = (uint32_t)(end - ci);
+                h->deferred[k].ci = (uint32_t)ci;
+                return;
+            }
+            ci = j;
+        }
+        h->ndeferred = k;
+    }
+}
+
+/* deferred_add -- note FREE chunks [ci, ci+n) for a later release; 0, or -1 when the list is
+ * full. Entries whose chunks were all reused are dropped first, and a range already noted is
+ * not noted twice (a block freed, reused and freed again during one commit). */
+static int deferred_add(struct heap *h, size_t ci, size_t n)
+{
+    for (unsigned k = 0; k < h->ndeferred;) {
+        struct heap_deferred *d = &h->deferred[k];
+        if (d->ci <= ci && ci + n <= (size_t)d->ci + d->n)
+            return 0;
+        int any_free = 0;
+        for (size_t i = d->ci; i < (size_t)d->ci + d->n && !any_free; i++)
+            any_free = CK_KIND(h->ct[i].kind) == CK_FREE;
+        if (any_free)
+            k++;
+        else
+            *d = h->deferred[--h->ndeferred];
+    }
+    if (h->ndeferred == HEAP_DEFER_MAX)
+        return -1;
+    h->deferred[h->ndeferred++] = (struct heap_deferred){(uint32_t)ci, (uint32_t)n};
+    return 0;
+}
+
+/* chunks_free -- [ci, ci+n) become FREE; their memory is released now, or later (DEFERRED
+ * RELEASE) if the backing is busy (file: see punch) */
 static void chunks_free(struct heap *h, size_t ci, size_t n)
 {
-    unsigned fl = 0;
-    if (h->b.release(h->b.ctx, ci << HEAP_CHUNK_SHIFT, n << HEAP_CHUNK_SHIFT) == 0) {
-        h->purges++;
-        if (h->b.flags & HEAP_BACKING_ZERO_ON_RELEASE)
-            fl = CKF_ZERO;
-    }
     for (size_t i = ci; i < ci + n; i++)
-        h->ct[i] = (struct heap_chunk_ent){.kind = CK_FREE | fl, .n = 0};
+        h->ct[i] = (struct heap_chunk_ent){.kind = CK_FREE, .n = 0};
     h->nchunks_used -= n;
+    deferred_retry(h, 0);
+    if (chunks_release(h, ci, n, 1) == EAGAIN && deferred_add(h, ci, n) != 0)
+        (void)chunks_release(h, ci, n, 0); /* the list is full: wait rather than keep more */
 }
 
 /* heap_page_free_huge -- free the HUGE block at chunk ci */
@@ -512,16 +597,19 @@ uint32_t heap_now_ms(void)
 }
 
 /* purge_down_to -- release dirty free spans, largest first, until dirty_pages <= target;
- * with min_age, only spans dirty for at least that many ms */
-static void purge_down_to(struct heap *h, size_t target, uint32_t now, uint32_t min_age)
+ * with min_age, only spans dirty for at least that many ms; with may_defer, stop at the
+ * first EAGAIN (the next purge tries again) */
+static void purge_down_to(struct heap *h, size_t target, uint32_t now, uint32_t min_age,
+                          int may_defer)
 {
     for (size_t b = HEAP_CHUNK_PAGES; b >= 1 && h->dirty_pages > target; b--) {
         if (!(h->binmask[b / 64] & (1ull << (b % 64))))
             continue;
         for (uint32_t gp = h->bins[b]; gp != HEAP_NIL && h->dirty_pages > target;
              gp = h->vp[gp].next)
-            if (h->vp[gp].nfree && (!min_age || now - h->vp[gp].stamp >= min_age))
-                span_purge(h, gp);
+            if (h->vp[gp].nfree && (!min_age || now - h->vp[gp].stamp >= min_age) &&
+                span_purge(h, gp, may_defer) == EAGAIN)
+                return;
     }
 }
 
@@ -538,23 +626,27 @@ void heap_page_maybe_purge(struct heap *h)
         soft = HEAP_PURGE_MIN_PAGES;
     if (hard < 4 * HEAP_PURGE_MIN_PAGES)
         hard = 4 * HEAP_PURGE_MIN_PAGES;
+    if (h->ndeferred)
+        deferred_retry(h, 0);
     if (h->dirty_pages <= soft)
         return;
     uint32_t now = heap_now_ms();
     if (h->dirty_pages > hard) {
-        purge_down_to(h, hard / 2 > soft ? hard / 2 : soft, now, 0);
+        /* past twice the hard limit, wait for the backing rather than keep more resident */
+        purge_down_to(h, hard / 2 > soft ? hard / 2 : soft, now, 0, h->dirty_pages <= 2 * hard);
         return;
     }
     if (now - h->last_scan < HEAP_PURGE_SCAN_MS)
         return;
     h->last_scan = now;
-    purge_down_to(h, soft, now, HEAP_DECAY_MS);
+    purge_down_to(h, soft, now, HEAP_DECAY_MS, 1);
 }
 
-/* heap_page_purge_all -- release every resident free page */
+/* heap_page_purge_all -- release every resident free page (waiting for the backing) */
 void heap_page_purge_all(struct heap *h)
 {
-    purge_down_to(h, 0, 0, 0);
+    deferred_retry(h, 1);
+    purge_down_to(h, 0, 0, 0, 0);
 }
 
 /* heap_punch_collect -- report released free ranges, mark them maybe-punched */

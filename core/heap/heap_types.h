@@ -39,6 +39,9 @@ enum heap_error {
  *   size(ctx): bytes currently backed (>= the heap's recorded size when opening).
  *   flags: HEAP_BACKING_ZERO_ON_RELEASE if released memory reads back as zeros (anonymous
  *       memory); then calloc skips zeroing pages it knows are untouched since release.
+ *   try_release(ctx, off, len): as release, but EAGAIN instead of waiting (the shim's tracker
+ *       is busy with a commit). The heap then keeps the range resident, free, and releases it
+ *       later (HEAP_DEFER_MAX ranges at most; beyond that it calls release). May be NULL.
  */
 #define HEAP_BACKING_ZERO_ON_RELEASE 1u
 struct heap_backing {
@@ -48,6 +51,7 @@ struct heap_backing {
     size_t (*size)(void *ctx);
     void *ctx;
     unsigned flags;
+    int (*try_release)(void *ctx, size_t off, size_t len);
 };
 
 /* Report callback: one complete human-readable line per call (no trailing newline). */

@@ -85,6 +85,7 @@ rvm_return_t track_commit(void);
 rvm_return_t track_commit_mode(int final);
 rvm_return_t track_commit_then(int final, void (*released)(void *arg), void *arg);
 void track_commit_warm(void);
+int track_release_try(void *addr, size_t len);
 void track_safepoint_set_check(int (*fn)(void *arg), void *arg);
 #define TRACK_PAUSE_BOUNDS 6
 #define TRACK_PAUSE_MS      \

@@ -342,6 +342,11 @@ rvm_return_t track_prepare_write(void *addr, size_t len);
 /* track_release -- give tracked memory back to the kernel, keeping it tracked (RELEASED
  * MEMORY above) */
 rvm_return_t track_release(void *addr, size_t len);
+/* track_release_try -- track_release unless it would wait: 0 released, EAGAIN when a commit
+ * holds the tracker (its log write and fdatasync can take milliseconds, and a free() that
+ * waited for them stalled the program: up to 47 ms at interval:100ms), EIO on an error
+ * (track_err set). The shim's heap keeps the memory resident and releases it later. */
+int track_release_try(void *addr, size_t len);
 /* track_on_terminate -- rvm_terminate: RVM_EUNCOMMIT if any tracked region has uncommitted
  * changes, else untrack every region */
 rvm_return_t track_on_terminate(void);

@@ -156,16 +156,11 @@ static void track_release_region(struct track_region *r, uintptr_t lo, uintptr_t
     }
 }
 
-/* track_release -- give whole pages of [addr, addr+len) back to the kernel (RELEASED MEMORY
- * in track.h); memory outside tracked regions is released too */
-rvm_return_t track_release(void *addr, size_t len)
+/* release_locked -- track_release's work on the whole pages [a, b) (tracker.mu held; it
+ * is released here) */
+static rvm_return_t release_locked(uintptr_t a, uintptr_t b, void *addr, size_t len)
 {
     size_t ps = track_ps();
-    uintptr_t a = ((uintptr_t)addr + ps - 1) & ~(uintptr_t)(ps - 1);
-    uintptr_t b = ((uintptr_t)addr + len) & ~(uintptr_t)(ps - 1);
-    if (len == 0 || b <= a)
-        return RVM_SUCCESS;
-    pthread_mutex_lock(&tracker.mu);
     if (tracker.dirty == NULL || tracker.pid != getpid()) {
         /* nothing tracked here (or a fork child's plain copy) */
         pthread_mutex_unlock(&tracker.mu);
@@ -196,4 +191,35 @@ rvm_return_t track_release(void *addr, size_t len)
         return track_err(RVM_EINTERNAL, "rvm_track_release(%p, %zu): %s (%s)", addr, len,
                          strerror(e), vmp_dirty_errmsg(tracker.dirty));
     return RVM_SUCCESS;
+}
+
+/* release_span -- the whole pages of [addr, addr+len); 0 if there are none */
+static int release_span(void *addr, size_t len, uintptr_t *a, uintptr_t *b)
+{
+    size_t ps = track_ps();
+    *a = ((uintptr_t)addr + ps - 1) & ~(uintptr_t)(ps - 1);
+    *b = ((uintptr_t)addr + len) & ~(uintptr_t)(ps - 1);
+    return len != 0 && *b > *a;
+}
+
+/* track_release -- give whole pages of [addr, addr+len) back to the kernel (RELEASED MEMORY
+ * in track.h); memory outside tracked regions is released too */
+rvm_return_t track_release(void *addr, size_t len)
+{
+    uintptr_t a, b;
+    if (!release_span(addr, len, &a, &b))
+        return RVM_SUCCESS;
+    pthread_mutex_lock(&tracker.mu);
+    return release_locked(a, b, addr, len);
+}
+
+/* track_release_try -- see track.h */
+int track_release_try(void *addr, size_t len)
+{
+    uintptr_t a, b;
+    if (!release_span(addr, len, &a, &b))
+        return 0;
+    if (pthread_mutex_trylock(&tracker.mu) != 0)
+        return EAGAIN;
+    return release_locked(a, b, addr, len) == RVM_SUCCESS ? 0 : EIO;
 }
