@@ -321,7 +321,7 @@ struct scan {
  * handed out. Only a live
  * block counts, not the heap's whole reservation: that is 64 GiB of address space, and a word
  * of the program's own data that merely falls in it (uniformly random bytes do, about one word
- * in 2^28, so a walk of 256 KiB now and then) is an integer, not a pointer to lrvm's memory.
+ * in 2^29, so a walk of 256 KiB now and then) is an integer, not a pointer to lrvm's memory.
  * Judged a pointer (into lrvm's memory, or into an anonymous mapping, which the reservation
  * also is), it made a good segment unrestorable for good. No lock of the internal heap
  * is taken (other threads of lrvm may allocate meanwhile): a block that changes state during
@@ -367,6 +367,13 @@ static int judge_word(struct scan *sc, uintptr_t v, uintptr_t at, uintptr_t orig
             return 0; /* live (interior pointers are not followed) */
         kind = IMG_RK_FREED;
     } else if (std_stream(v)) {
+        return 0;
+    } else if (track_owns((void *)v) || heap_owns_private(shim_heap, (void *)v) ||
+               (shim_internal_heap && heap_owns_private(shim_internal_heap, (void *)v))) {
+        /* lrvm's own bookkeeping: the tracker's twin and snapshot slots (twice the heap's
+         * reservation: the largest mapping of the process, 32 GiB by default, so random data
+         * of the program's lands there before anywhere else) and the heaps' page tables. The
+         * program is never handed a pointer into them: the word is an integer. */
         return 0;
     } else if (shim_internal_heap && heap_owns(shim_internal_heap, (void *)v)) {
         if (!internal_block(v))

@@ -291,6 +291,12 @@ int heap_owns(const struct heap *h, const void *p)
     return (const char *)p >= h->base && (size_t)((const char *)p - h->base) < h->reserve;
 }
 
+int heap_owns_private(const struct heap *h, const void *p)
+{
+    return h->vp != NULL && (const char *)p >= (const char *)h->vp &&
+           (size_t)((const char *)p - (const char *)h->vp) < h->volsize;
+}
+
 /* heap_set_root -- store the program's root pointer in the header */
 void heap_set_root(struct heap *h, void *root)
 {

@@ -76,6 +76,9 @@ typedef int (*heap_walk_fn)(void *arg, void *block, size_t size);
 int heap_walk(struct heap *h, heap_walk_fn fn, void *arg);
 /* heap_owns -- 1 if p lies inside this heap's reserve (a free() router's question). */
 int heap_owns(const struct heap *h, const void *p);
+/* heap_owns_private -- 1 if p lies in the heap's own volatile bookkeeping (page table and
+ * availability bits, mapped apart from the reserve): no pointer the heap hands out leads there */
+int heap_owns_private(const struct heap *h, const void *p);
 
 /* The program's root: one pointer in the header, how a restarted program finds its data. */
 void heap_set_root(struct heap *h, void *root);

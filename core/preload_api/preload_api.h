@@ -63,6 +63,7 @@ int heap_free(struct heap *h, void *p);
 size_t heap_usable_size(struct heap *h, const void *p);
 int heap_block_state(struct heap *h, const void *p);
 int heap_owns(const struct heap *h, const void *p);
+int heap_owns_private(const struct heap *h, const void *p);
 void heap_stats_get(struct heap *h, struct heap_stats *st);
 void heap_lock_all(struct heap *h);
 void heap_unlock_all(struct heap *h);
@@ -86,6 +87,7 @@ rvm_return_t track_commit_mode(int final);
 rvm_return_t track_commit_then(int final, void (*released)(void *arg), void *arg);
 void track_commit_warm(void);
 int track_release_try(void *addr, size_t len);
+int track_owns(const void *p);
 void track_safepoint_set_check(int (*fn)(void *arg), void *arg);
 #define TRACK_PAUSE_BOUNDS 6
 #define TRACK_PAUSE_MS      \

@@ -347,6 +347,12 @@ rvm_return_t track_release(void *addr, size_t len);
  * waited for them stalled the program: up to 47 ms at interval:100ms), EIO on an error
  * (track_err set). The shim's heap keeps the memory resident and releases it later. */
 int track_release_try(void *addr, size_t len);
+/* track_owns -- 1 if p lies in the tracker's own memory (the twin and snapshot slots of a
+ * tracked region: twice the region's size, 32 GiB for the shim's default heap reservation).
+ * No pointer the program holds leads there, so a word with such a value is an integer (the
+ * shim's restorability scan). Reads the region table without the tracker's lock: regions are
+ * assumed not to be untracked meanwhile (the shim's stay until exit). */
+int track_owns(const void *p);
 /* track_on_terminate -- rvm_terminate: RVM_EUNCOMMIT if any tracked region has uncommitted
  * changes, else untrack every region */
 rvm_return_t track_on_terminate(void);

@@ -524,3 +524,16 @@ void track_reset(void)
     memset(&tracker.st, 0, sizeof(tracker.st));
     pthread_mutex_unlock(&tracker.mu);
 }
+
+/* track_owns -- see track.h */
+int track_owns(const void *p)
+{
+    uintptr_t v = (uintptr_t)p;
+    for (size_t k = 0; k < TRACK_MAX_REGIONS; k++) {
+        struct track_region *r = atomic_load(&tracker.regions[k]);
+        if (r != NULL && r->slots != NULL && r->slots != MAP_FAILED &&
+            v - (uintptr_t)r->slots < 2 * r->npages * track_ps())
+            return 1;
+    }
+    return 0;
+}

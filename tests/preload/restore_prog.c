@@ -19,6 +19,10 @@
  *   restore_prog intlike FILE a heap block reached from a global holds integers that fall in
  *                             the address range the shim reserved for its internal heap, but in
  *                             no block of it (random data does): restorable, prints "intlike N"
+ *   restore_prog slotlike FILE a heap block reached from a global holds integers that fall in
+ *                             the tracker's twin and snapshot slots (an anonymous mapping of
+ *                             twice LRVM_HEAP_SIZE, the largest of the process by default):
+ *                             restorable, prints "slotlike N"
  *   restore_prog tailword FILE a global points at a block of 8k+6 bytes whose last 6 bytes are
  *                             the low bytes of an address inside an anonymous mapping the
  *                             program made (random data can be that): restorable
@@ -178,6 +182,23 @@ static uintptr_t internal_reserve_end(void)
     return best;
 }
 
+/* anon_of_size -- the start of an anonymous mapping of exactly len bytes, or 0 */
+static uintptr_t anon_of_size(unsigned long len)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[512];
+    uintptr_t found = 0;
+    while (f && fgets(line, sizeof(line), f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && strchr(line, '/') == NULL &&
+            strchr(line, '[') == NULL && hi - lo == len)
+            found = lo;
+    }
+    if (f)
+        fclose(f);
+    return found;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3)
@@ -259,6 +280,25 @@ int main(int argc, char **argv)
             n += numbers[i] != 0;
         counter++;
         printf("intlike %ld %d\n", n, counter);
+        write_file(path, mode, counter);
+    } else if (strcmp(mode, "slotlike") == 0) {
+        if (!numbers) {
+            const char *hs = getenv("LRVM_HEAP_SIZE");
+            unsigned long mib = hs ? strtoul(hs, NULL, 10) : 16384; /* "64M" in the test */
+            uintptr_t lo = anon_of_size(2 * (mib << 20));
+            if (lo == 0) {
+                fprintf(stderr, "restore_prog: no anonymous mapping of twice the heap size\n");
+                return 1;
+            }
+            numbers = malloc(64 * sizeof(*numbers));
+            for (int i = 0; i < 64; i++)
+                numbers[i] = lo + (uint64_t)i * 4096 + 8;
+        }
+        long n = 0;
+        for (int i = 0; i < 64; i++)
+            n += numbers[i] != 0;
+        counter++;
+        printf("slotlike %ld %d\n", n, counter);
         write_file(path, mode, counter);
     } else if (strcmp(mode, "tailword") == 0) {
         if (tail) {

@@ -104,6 +104,22 @@ Test(restore, integers_in_internal_heap_range_continue)
     child_dir_remove(s.dir);
 }
 
+/* integers that fall in the tracker's own slots (lrvm's largest mapping: random data lands
+ * there first; the differential torture met one) are no pointers of the program's */
+Test(restore, integers_in_tracker_slots_continue)
+{
+    struct seg s;
+    seg_make(&s, "restore-slotlike");
+    for (int i = 1; i <= 3; i++) {
+        struct result r = prog(&s, "slotlike", NULL);
+        cr_assert_eq(r.status, 0, "run %d: status %d, stderr: %s", i, r.status, r.err);
+        char want[64];
+        snprintf(want, sizeof(want), "slotlike 64 %d\n", i);
+        cr_expect_str_eq(r.out, want, "run %d", i);
+    }
+    child_dir_remove(s.dir);
+}
+
 /* first_run -- a fresh segment named name, one run of mode that must succeed (printing
  * want_out, if given), then the program's file set to known data for expect_refused */
 static void first_run(struct seg *s, const char *name, const char *mode, const char *want_out)
