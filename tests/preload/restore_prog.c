@@ -199,6 +199,17 @@ static uintptr_t anon_of_size(unsigned long len)
     return found;
 }
 
+/* report_numbers -- intlike, slotlike: print "<mode> <integers still set> <run>" */
+static void report_numbers(const char *mode, const char *path)
+{
+    long n = 0;
+    for (int i = 0; i < 64; i++)
+        n += numbers[i] != 0;
+    counter++;
+    printf("%s %ld %d\n", mode, n, counter);
+    write_file(path, mode, counter);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3)
@@ -275,12 +286,7 @@ int main(int argc, char **argv)
             for (int i = 0; i < 64; i++) /* far past anything the internal heap has handed out */
                 numbers[i] = end - (4ul << 30) + (uint64_t)i * 4096;
         }
-        long n = 0;
-        for (int i = 0; i < 64; i++)
-            n += numbers[i] != 0;
-        counter++;
-        printf("intlike %ld %d\n", n, counter);
-        write_file(path, mode, counter);
+        report_numbers(mode, path);
     } else if (strcmp(mode, "slotlike") == 0) {
         if (!numbers) {
             const char *hs = getenv("LRVM_HEAP_SIZE");
@@ -294,12 +300,7 @@ int main(int argc, char **argv)
             for (int i = 0; i < 64; i++)
                 numbers[i] = lo + (uint64_t)i * 4096 + 8;
         }
-        long n = 0;
-        for (int i = 0; i < 64; i++)
-            n += numbers[i] != 0;
-        counter++;
-        printf("slotlike %ld %d\n", n, counter);
-        write_file(path, mode, counter);
+        report_numbers(mode, path);
     } else if (strcmp(mode, "tailword") == 0) {
         if (tail) {
             printf("tailword %s\n", filled((char *)tail, TAIL_SIZE - 6) ? "kept" : "changed");

@@ -87,37 +87,35 @@ Test(restore, restorable_state_continues)
     child_dir_remove(s.dir);
 }
 
+/* three_runs_continue -- three runs of mode on a fresh segment named name: none refused, each
+ * printing "<mode> 64 <run>" (the 64 integers came back) */
+static void three_runs_continue(const char *name, const char *mode)
+{
+    struct seg s;
+    seg_make(&s, name);
+    for (int i = 1; i <= 3; i++) {
+        struct result r = prog(&s, mode, NULL);
+        cr_assert_eq(r.status, 0, "run %d: status %d, stderr: %s", i, r.status, r.err);
+        char want[64];
+        snprintf(want, sizeof(want), "%s 64 %d\n", mode, i);
+        cr_expect_str_eq(r.out, want, "run %d", i);
+    }
+    child_dir_remove(s.dir);
+}
+
 /* integers in a heap block that fall in the address range of lrvm's internal heap, but in no
  * block of it, are data: the restart continues (the differential torture's random bytes once
  * made such a segment unrestorable for good) */
 Test(restore, integers_in_internal_heap_range_continue)
 {
-    struct seg s;
-    seg_make(&s, "restore-intlike");
-    for (int i = 1; i <= 3; i++) {
-        struct result r = prog(&s, "intlike", NULL);
-        cr_assert_eq(r.status, 0, "run %d: status %d, stderr: %s", i, r.status, r.err);
-        char want[64];
-        snprintf(want, sizeof(want), "intlike 64 %d\n", i);
-        cr_expect_str_eq(r.out, want, "run %d", i);
-    }
-    child_dir_remove(s.dir);
+    three_runs_continue("restore-intlike", "intlike");
 }
 
 /* integers that fall in the tracker's own slots (lrvm's largest mapping: random data lands
  * there first; the differential torture met one) are no pointers of the program's */
 Test(restore, integers_in_tracker_slots_continue)
 {
-    struct seg s;
-    seg_make(&s, "restore-slotlike");
-    for (int i = 1; i <= 3; i++) {
-        struct result r = prog(&s, "slotlike", NULL);
-        cr_assert_eq(r.status, 0, "run %d: status %d, stderr: %s", i, r.status, r.err);
-        char want[64];
-        snprintf(want, sizeof(want), "slotlike 64 %d\n", i);
-        cr_expect_str_eq(r.out, want, "run %d", i);
-    }
-    child_dir_remove(s.dir);
+    three_runs_continue("restore-slotlike", "slotlike");
 }
 
 /* first_run -- a fresh segment named name, one run of mode that must succeed (printing
