@@ -321,7 +321,7 @@ struct scan {
  * handed out. Only a live
  * block counts, not the heap's whole reservation: that is 64 GiB of address space, and a word
  * of the program's own data that merely falls in it (uniformly random bytes do, about one word
- * in 2^29, so a walk of 256 KiB now and then) is an integer, not a pointer to lrvm's memory.
+ * in 2^28, so a walk of 256 KiB now and then) is an integer, not a pointer to lrvm's memory.
  * Judged a pointer (into lrvm's memory, or into an anonymous mapping, which the reservation
  * also is), it made a good segment unrestorable for good. No lock of the internal heap
  * is taken (other threads of lrvm may allocate meanwhile): a block that changes state during
