@@ -135,7 +135,10 @@ rvm_return_t log_create(const char *path, uint64_t log_len, long mode)
     if (rc)
         goto fail;
     struct log_epoch ep = {1, log_new_salt(0)};
-    /* the end of the (empty) chain, so the first recovery does not scan the whole area */
+    /* the end of the (empty) chain, so the first recovery does not scan the whole area. It is
+     * written before the status and made durable by the same fsync: a crash before that leaves
+     * a file with no valid status, which every open refuses, marker or not; a marker that is
+     * lost only costs the first recovery one scan of the free space. */
     log_end_marker(z, 1, ep.salt);
     rc = full_pwrite(fd, z, LOG_REC_HDR, LOG_HDR_SIZE);
     if (rc)
