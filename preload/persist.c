@@ -311,6 +311,20 @@ static int persist_load_image(const char *seg, void *base, size_t reserve, uint6
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
 
+/* shim_persist_fork_unlock -- in a fork child, first of all: its duplicate of the segment's
+ * descriptor would keep the one-writer lock (flock: held while any duplicate is open) after
+ * the parent exits, refusing the next run for as long as the child lives; its heap never
+ * commits, so it needs no file blocks either. The sooner it goes, the shorter the instant in
+ * which a parent that forked and exited still seems to hold the segment (loglock_flock waits
+ * such an instant out). */
+void shim_persist_fork_unlock(void)
+{
+    if (heap_seg.fd >= 0) {
+        close(heap_seg.fd);
+        heap_seg.fd = -1;
+    }
+}
+
 /*
  * shim_persist_fork_child -- in a fork child (heap.c's handler): detach the heap from the
  * segment file. With a MAP_PRIVATE image, a page neither process wrote before the fork is
@@ -323,13 +337,6 @@ static int persist_load_image(const char *seg, void *base, size_t reserve, uint6
  */
 void shim_persist_fork_child(void)
 {
-    /* Its duplicate of the descriptor would keep the one-writer lock (flock: held while any
-   * duplicate is open) after the parent exits, refusing the next run for as long as the
-   * child lives; its heap never commits, so it needs no file blocks either. */
-    if (heap_seg.fd >= 0) {
-        close(heap_seg.fd);
-        heap_seg.fd = -1;
-    }
     if (!image_mapped)
         return;
     char *base = heap_region.vmaddr;
@@ -453,15 +460,15 @@ static int persist_open_segment(const char *seg, rvm_options_t *o, struct stat *
  * child shares it but never commits). */
 static int persist_lock_segment(const char *seg)
 {
-    if (flock(heap_seg.fd, LOCK_EX | LOCK_NB) == 0)
+    pid_t holder;
+    int err = loglock_flock(heap_seg.fd, LOCK_EX, &holder);
+    if (err == 0)
         return 0;
-    int err = errno;
     char pid[24];
-    pid_t holder = err == EWOULDBLOCK ? loglock_holder(heap_seg.fd) : 0;
     shim_say(2, "LRVM_SEGMENT=", seg, err == EWOULDBLOCK ? " is in use by " : ": cannot lock it: ",
              err != EWOULDBLOCK ? strerror(err)
              : holder > 0       ? "pid "
-                                : "another process",
+                                : "another process, perhaps a child a program forked without exec",
              holder > 0 ? shim_fmt_u64(pid, (uint64_t)holder) : "",
              err == EWOULDBLOCK ? " (one writer per segment); wait for it to exit or choose "
                                   "another LRVM_SEGMENT"

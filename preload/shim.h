@@ -180,8 +180,9 @@ int shim_persist_commit(int final);
 int shim_persist_flush(void);
 /* shim_persist_settle -- apply the log to the segment (a clean exit leaves it empty) */
 int shim_persist_settle(void);
-/* shim_persist_fork_child -- in a fork child: make the heap independent of the segment file
- * and close the segment (releases its lock). */
+/* shim_persist_fork_unlock -- in a fork child, first: close the segment (its lock) */
+void shim_persist_fork_unlock(void);
+/* shim_persist_fork_child -- in a fork child: make the heap independent of the segment file */
 void shim_persist_fork_child(void);
 /* shim_persist_stats -- the tracker's statistics to fd. */
 void shim_persist_stats(int fd);

@@ -183,6 +183,7 @@ static void fork_parent(void)
 }
 static void fork_child(void)
 {
+    shim_persist_fork_unlock();
     if (shim_internal_heap)
         heap_fork_child(shim_internal_heap);
     heap_fork_child(shim_heap);

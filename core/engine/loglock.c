@@ -5,11 +5,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "loglock.h"
@@ -40,9 +42,9 @@ static void fork_register(void)
     pthread_atfork(NULL, NULL, fork_child);
 }
 
-/* loglock_holder -- see loglock.h. /proc/locks lines look like
+/* loglock_holder -- the pid that took a flock on fd's file, 0 if unknown. /proc/locks lines look like
  * "3: FLOCK  ADVISORY  WRITE 4242 fd:01:1234 0 EOF"; waiters ("3: -> FLOCK ...") are skipped. */
-pid_t loglock_holder(int fd)
+static pid_t loglock_holder(int fd)
 {
     struct stat st;
     if (fstat(fd, &st) != 0)
@@ -68,24 +70,57 @@ pid_t loglock_holder(int fd)
     return found;
 }
 
+/* How long a lock whose taker has exited is waited for (see loglock_flock in loglock.h). */
+#define INHERITED_WAIT_MS 5000
+#define INHERITED_POLL_MS 10
+
+/* taker_alive -- whether the process /proc/locks names as the lock's taker still runs (a
+ * process of another user answers EPERM, and runs) */
+static int taker_alive(pid_t pid)
+{
+    return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+/* loglock_flock -- see loglock.h */
+int loglock_flock(int fd, int op, pid_t *holder)
+{
+    *holder = 0;
+    for (int waited = 0;; waited += INHERITED_POLL_MS) {
+        if (flock(fd, op | LOCK_NB) == 0)
+            return 0;
+        int e = errno;
+        if (e != EWOULDBLOCK)
+            return e;
+        pid_t pid = loglock_holder(fd);
+        if (taker_alive(pid)) {
+            *holder = pid;
+            return e;
+        }
+        if (waited >= INHERITED_WAIT_MS)
+            return e;
+        struct timespec ts = {0, INHERITED_POLL_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* loglock_take -- see loglock.h */
 int loglock_take(int fd, const char *path, int exclusive, char *why, size_t whylen)
 {
-    if (flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {
-        int e = errno;
+    pid_t pid;
+    int e = loglock_flock(fd, exclusive ? LOCK_EX : LOCK_SH, &pid);
+    if (e != 0) {
         if (e != EWOULDBLOCK) {
             snprintf(why, whylen, "cannot lock log %s: %s", path, strerror(e));
             return e;
         }
-        pid_t pid = loglock_holder(fd);
         char who[48];
         if (pid > 0)
             snprintf(who, sizeof(who), "pid %ld", (long)pid);
         else
             snprintf(who, sizeof(who), "another process");
         snprintf(why, whylen,
-                 "log %s is in use by %s (a program running with it, or rvmutl); "
-                 "wait for it to finish or stop it, then try again",
+                 "log %s is in use by %s (a program running with it, rvmutl, or a child a "
+                 "program forked without exec); wait for it to finish or stop it, then try again",
                  path, who);
         return e;
     }

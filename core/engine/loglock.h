@@ -30,10 +30,20 @@
 int loglock_take(int fd, const char *path, int exclusive, char *why, size_t whylen)
     __attribute__((visibility("hidden")));
 
+/*
+ * loglock_flock -- flock(fd, op | LOCK_NB) that tells a live holder from an inherited one.
+ * A flock belongs to an open file description, and a fork child shares its parent's
+ * descriptions until it closes its duplicates. The library and the shim drop theirs in the
+ * child's first steps (fork handlers), but between fork() and those steps the child holds
+ * the lock too: a parent that forks and exits at once leaves it held for that instant, and a
+ * run starting right then must not be refused. So when the process that took the lock has
+ * exited (or cannot be named), the lock is polled for up to 5 s before giving up; a live
+ * taker is reported at once. 0, or an errno value (EWOULDBLOCK: still held; *holder is the
+ * live taker's pid, or 0).
+ */
+int loglock_flock(int fd, int op, pid_t *holder) __attribute__((visibility("hidden")));
+
 /* loglock_forget -- the library is about to close fd: stop watching it for fork */
 void loglock_forget(int fd) __attribute__((visibility("hidden")));
-
-/* loglock_holder -- the pid holding a flock on fd's file (from /proc/locks), 0 if unknown */
-pid_t loglock_holder(int fd) __attribute__((visibility("hidden")));
 
 #endif /* LRVM_ENGINE_LOGLOCK_H */

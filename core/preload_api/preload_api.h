@@ -112,9 +112,10 @@ extern int filecheck_shared_group;
 int filecheck_open(const char *path, int flags, mode_t mode, const char *what, char *why,
                    size_t whylen);
 
-/* The pid holding a flock on a file (from /proc/locks): the shim locks its segment, one writer
- * per segment, and names the holder when the lock is taken. */
-pid_t loglock_holder(int fd);
+/* flock(fd, op | LOCK_NB), waiting out a holder that only inherited the lock (a fork child
+ * of a program that has exited), as the library locks its log: the shim locks its segment,
+ * one writer per segment. 0, or an errno value; *holder names a live holder (or 0). */
+int loglock_flock(int fd, int op, pid_t *holder);
 
 /* err_set -- set rvm_errmsg (printf-style) and return code: how the shim's rvm_commit
  * override explains a refusal to the aware program that called it. */

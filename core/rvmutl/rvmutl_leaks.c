@@ -85,16 +85,18 @@ struct leaks {
 /* lock_segment -- one writer per segment (the program holds it exclusively while it runs) */
 static int lock_segment(struct leaks *run)
 {
-    if (flock(run->fd, (run->reclaim ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0)
+    pid_t pid;
+    int e = loglock_flock(run->fd, run->reclaim ? LOCK_EX : LOCK_SH, &pid);
+    if (e == 0)
         return 0;
-    int e = errno;
-    pid_t pid = e == EWOULDBLOCK ? loglock_holder(run->fd) : 0;
     if (e != EWOULDBLOCK)
         say("cannot lock segment %s: %s", run->seg, strerror(e));
     else if (pid > 0)
         say("segment %s is in use by pid %ld: wait for the program to exit", run->seg, (long)pid);
     else
-        say("segment %s is in use by another process: wait for it to exit", run->seg);
+        say("segment %s is in use by another process, perhaps a child a program forked "
+            "without exec: wait for it to exit",
+            run->seg);
     return -1;
 }
 

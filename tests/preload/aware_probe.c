@@ -14,6 +14,9 @@
  *                       parent prints "forks ok K of N", commits, and dies of SIGKILL
  *   orphan MS           forks a child that sleeps MS milliseconds, then exits at once itself
  *                       (the child outlives it, holding the parent's descriptors)
+ *   orphan-raw MS       the same with a raw clone(2): the child runs no fork handler, so it
+ *                       holds the parent's segment and log locks until it exits; prints
+ *                       the child's pid
  */
 #include <pthread.h>
 #include <signal.h>
@@ -22,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -182,9 +186,20 @@ int main(int argc, char **argv)
         }
         return 0;
     }
+    if (!strcmp(m, "orphan-raw") && argc == 3) {
+        struct timespec ts = {atoi(argv[2]) / 1000, (long)(atoi(argv[2]) % 1000) * 1000000L};
+        /* only system calls in the child: it shares nothing with the C library's state */
+        long child = syscall(SYS_clone, (long)SIGCHLD, 0L, 0L, 0L, 0L);
+        if (child == 0) {
+            syscall(SYS_nanosleep, &ts, NULL);
+            syscall(SYS_exit_group, 0);
+        }
+        printf("%ld\n", child);
+        return child > 0 ? 0 : 1;
+    }
     if (!strcmp(m, "forks") && argc == 3)
         return forks(atoi(argv[2]));
     fprintf(stderr, "usage: aware_probe api | set NAME VALUE commit-kill|nocommit-kill|"
-                    "commit-exit | get NAME | forks N | orphan MS\n");
+                    "commit-exit | get NAME | forks N | orphan MS | orphan-raw MS\n");
     return 2;
 }

@@ -269,3 +269,31 @@ Test(aware, fork_child_outliving_its_parent_does_not_hold_the_segment)
     sleep(3); /* let the child go before the directory is removed */
     env_done(&e);
 }
+
+Test(aware, a_lock_only_inherited_is_waited_for_then_named, .timeout = 120)
+{
+    /* between fork() and its fork handlers a child shares its parent's locks; a child made by
+   * a raw clone never runs them and holds the segment and the log until it exits. A parent
+   * that has exited is no writer: the next run waits such a holder out (up to 5 s), and past
+   * that refuses with a message that says who may hold the lock */
+    struct env e;
+    env_new(&e, 1, NULL);
+    struct result r = probe(&e, "orphan-raw", "1000", NULL, NULL);
+    cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+    r = probe(&e, "get", "x", NULL, NULL);
+    cr_assert_eq(r.status, 0,
+                 "a lock held only by an exited program's child was not waited for: %s", r.err);
+    cr_assert_str_eq(r.out, "(none)\n", "%s", r.err);
+    r = probe(&e, "orphan-raw", "30000", NULL, NULL);
+    cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+    pid_t holder = (pid_t)atol(r.out);
+    cr_assert_gt(holder, 0, "%s", r.out);
+    r = probe(&e, "get", "x", NULL, NULL);
+    kill(holder, SIGKILL);
+    cr_assert_neq(r.status, 0, "a second writer ran while a clone child held the segment");
+    cr_assert(strstr(r.err, "is in use by another process, perhaps a child a program "
+                            "forked without exec (one writer per segment)") != NULL,
+              "%s", r.err);
+    sleep(1); /* let the killed child go before the directory is removed */
+    env_done(&e);
+}
