@@ -224,6 +224,8 @@ struct track_region {
     _Atomic size_t slots_hi;   /* no slot at or beyond this page index was ever copied into:
                               * the trim sweeps [0, slots_hi) only */
     uint32_t *seen;            /* tracker.ncaptures when the page was last captured (eviction) */
+    uint32_t *preq;            /* wp-async: 1 + the pool page holding the page's precopy, or 0
+                                * (PRECOPY in track_capture.c) */
     size_t nwords;
 };
 
@@ -264,6 +266,12 @@ struct track_state {
     void *sink_arg;
     /* commit scratch, allocated outside the pause */
     uint64_t *plist;               /* captured pages: region slot << 40 | page index */
+    uint32_t *pool_of;             /* wp-async: the pool page of plist entry q's snapshot */
+    uint64_t *pre_list;            /* precopied pages (PRECOPY in track_capture.c): entry q's
+                                    * copy is pool page q; PRE_DEAD if it no longer counts */
+    size_t npre;                   /* entries in pre_list */
+    size_t pool_used;              /* pool pages the last capture used */
+    uint64_t precopied;            /* pages copied before a pause (statistics, tests) */
     _Atomic uint64_t slot_touches; /* slot pages copied into since the last trim (estimate
                                     * of resident slot memory) */
     int trim_active;               /* a sweep of unused slots is in progress (track_trim) */

@@ -53,9 +53,9 @@ static void track_pool_trim(size_t used)
     }
 }
 
-/* track_capture_page -- mark collected page i of r, the q-th captured, at the instant; 0 if
- * it holds no change (hook backends: only a page whose hook ran can), 1 if captured, 2 if
- * captured with its snapshot in the pool */
+/* track_capture_page -- mark collected page i of r at the instant, its snapshot (if any) in
+ * pool page q; 0 if it holds no change (hook backends: only a page whose hook ran can), 1 if
+ * captured, 2 if captured with its snapshot in the pool */
 static int track_capture_page(struct track_region *r, size_t i, int live, size_t q)
 {
     uint8_t s = track_st_load(r, i);
@@ -80,16 +80,72 @@ static int track_capture_page(struct track_region *r, size_t i, int live, size_t
     return pooled ? 2 : 1;
 }
 
+/* track_capture_note -- plist entry for captured page i of region slot k of r (pool page
+ * q if pooled); remembers the capture for the eviction clock and REFILING */
+static void track_capture_note(size_t np, size_t k, struct track_region *r, size_t i, int pooled,
+                               size_t q)
+{
+    /* captured by the commit before too: a page written over and over keeps its twin
+     * (REFILING in track_twin.c) */
+    int hot = (uint32_t)(tracker.ncaptures - r->seen[i]) == 1;
+    r->seen[i] = tracker.ncaptures;
+    tracker.plist[np] =
+        ((uint64_t)k << PLIST_SHIFT) | i | (pooled ? PLIST_POOLED : 0) | (hot ? PLIST_HOT : 0);
+    tracker.pool_of[np] = (uint32_t)q;
+}
+
+/* track_collect_instant_cb -- the capture's collect: a precopied page written since its copy
+ * is copied again (the threads are parked); any other page is carried as usual */
+static void track_collect_instant_cb(void *start, size_t npages, void *arg)
+{
+    int live = *(const int *)arg;
+    size_t ps = track_ps();
+    for (size_t j = 0; j < npages; j++) {
+        uintptr_t p = (uintptr_t)start + j * ps;
+        struct track_region *r = track_find(p);
+        size_t i = r != NULL ? (p - (uintptr_t)r->base) / ps : 0;
+        if (r != NULL && r->preq[i] != 0) {
+            if (!live)
+                memcpy(snap_pool + (size_t)(r->preq[i] - 1) * ps, (void *)p, track_page_len(r, i));
+            continue;
+        }
+        track_collect_cb((void *)p, 1, NULL);
+    }
+}
+
+/* track_capture_precopied -- capture every live pre_list entry (its pool page is current:
+ * written pages were copied again by the collect); returns the count */
+static size_t track_capture_precopied(int live)
+{
+    size_t np = 0;
+    for (size_t q = 0; q < tracker.npre; q++) {
+        uint64_t e = tracker.pre_list[q];
+        if (e == PRE_DEAD)
+            continue;
+        size_t k = (size_t)(e >> PLIST_SHIFT), i = PLIST_PAGE(e);
+        struct track_region *r = atomic_load(&tracker.regions[k]);
+        r->preq[i] = 0;
+        /* collected before the precopy too: it is captured here, not again from the carry */
+        atomic_fetch_and(&r->carry[i / 64], ~((uint64_t)1 << (i % 64)));
+        if (!live)
+            track_st_store(r, i, (uint8_t)(TS_SNAP | (track_st_load(r, i) & ~TS_MASK)));
+        track_capture_note(np++, k, r, i, !live, q);
+    }
+    return np;
+}
+
 /* track_capture -- at the safepoint: collect the dirty set and mark it (no allocation);
  * live: a final wp-async commit that diffs the pages before releasing the threads, so
  * they are not copied */
 int track_capture(size_t *npages, int live)
 {
-    int e = vmp_dirty_collect_runs(tracker.dirty, track_collect_cb, NULL);
+    int e = vmp_dirty_collect_runs(tracker.dirty, track_collect_instant_cb, &live);
     if (e != 0)
         return e; /* collected pages stay in the carry bitmaps for the next try */
-    size_t np = 0;
     tracker.ncaptures++;
+    size_t np = track_capture_precopied(live);
+    size_t pq = tracker.npre; /* the pool pages after the precopies' */
+    tracker.npre = 0;
     for (size_t k = 0; k < TRACK_MAX_REGIONS; k++) {
         struct track_region *r = atomic_load(&tracker.regions[k]);
         if (r == NULL)
@@ -100,20 +156,18 @@ int track_capture(size_t *npages, int live)
             while (bits != 0) {
                 size_t i = w * 64 + (size_t)__builtin_ctzll(bits);
                 bits &= bits - 1;
-                int how = track_capture_page(r, i, live, np);
+                int how = track_capture_page(r, i, live, pq);
                 if (how == 0)
                     continue;
-                /* captured by the commit before too: a page written over and over keeps its
-                 * twin (REFILING in track_twin.c) */
-                int hot = (uint32_t)(tracker.ncaptures - r->seen[i]) == 1;
-                r->seen[i] = tracker.ncaptures;
-                tracker.plist[np++] = ((uint64_t)k << PLIST_SHIFT) | i |
-                                      (how == 2 ? PLIST_POOLED : 0) | (hot ? PLIST_HOT : 0);
+                track_capture_note(np++, k, r, i, how == 2, pq);
+                if (how == 2)
+                    pq++;
             }
         }
         r->carry_lo = r->nwords; /* every carried page was taken */
         r->carry_hi = 0;
     }
+    tracker.pool_used = pq;
     *npages = np;
     return 0;
 }
@@ -129,22 +183,104 @@ static void track_prefault_count(void *start, size_t npages, void *arg)
     *(size_t *)arg += npages;
 }
 
-/*
- * track_prefault -- wp-async, before the stop: the capture copies every dirty page into the
- * pool inside the pause, and a pool page never used before costs a page fault there (~4 us,
- * 20x the copy: 64 MiB dirty paused the program ~70 ms). So the pages written so far are
- * counted (vmp_dirty_peek_runs: no re-arming) and that many pool pages populated now, while
- * the threads run. Pages written between this and the stop fault in the pause as before.
- */
-void track_prefault(void)
+/* track_pool_populate -- make pool pages [from, to) resident (outside the pause) */
+static void track_pool_populate(size_t from, size_t to)
 {
-    size_t n = 0, ps = track_ps();
+    size_t ps = track_ps();
+    if (from < snap_pool_hi)
+        from = snap_pool_hi;
+    if (to <= from || track_pool_page(to - 1) == NULL)
+        return;
+    madvise(snap_pool + from * ps, (to - from) * ps, MADV_POPULATE_WRITE);
+}
+
+/*
+ * PRECOPY (wp-async). The capture copies every dirty page while the threads are parked: a
+ * commit that follows the building of a big heap found ~100 MB dirty and paused the program
+ * 114 ms. Most of that copy can be done before the pause, as live migration of a virtual
+ * machine does: collecting the dirty set write-protects it again at once (PAGEMAP_SCAN with
+ * WP matching; the kernel flushes the TLB before the call returns), so after a page is
+ * collected and copied here, either nobody writes it before the instant and the copy is what
+ * the page holds at the instant, or somebody does and the capture's collect reports it and
+ * copies it again, the threads parked. A write racing the copy itself comes after the
+ * protection, so it is reported too. Rounds repeat while a round still finds many pages (a
+ * heap being built), each copying what was written during the last. The capture then copies
+ * only what was written after the last round.
+ * Bookkeeping: pre_list[q] names the page whose copy is pool page q, and r->preq[i] = q + 1.
+ * The pages were collected, so their being dirty now lives only here until a capture takes
+ * them: a commit that fails before its instant leaves them for the next one, and whatever
+ * looks for uncommitted changes (track_region_changed) counts them. Memory that changes
+ * without a write the kernel reports, released pages (MADV_DONTNEED: they read as the file or
+ * zeros again), must not be captured from a copy: track_precopy_forget drops them, as the
+ * release itself dropped their write from the kernel's dirty set. The instant is unchanged:
+ * the capture still happens with the threads parked.
+ */
+#define PRECOPY_MIN_PAGES 1024 /* 4 MiB: copied in the pause in ~1 ms, not worth a round */
+#define PRECOPY_ROUNDS 4
+
+/* track_precopy_cb -- vmprim run callback of a precopy round: copy each collected page into
+ * its pool page (a new one for a page not yet precopied); *arg counts the pages */
+static void track_precopy_cb(void *start, size_t npages, void *arg)
+{
+    size_t ps = track_ps();
+    for (size_t j = 0; j < npages; j++) {
+        uintptr_t p = (uintptr_t)start + j * ps;
+        struct track_region *r = track_find(p);
+        if (r == NULL)
+            continue;
+        size_t i = (p - (uintptr_t)r->base) / ps;
+        ++*(size_t *)arg;
+        if (r->preq[i] == 0) {
+            size_t k = 0;
+            while (atomic_load(&tracker.regions[k]) != r)
+                k++;
+            /* pre_list has room for every tracked page; a page precopied, released and
+             * written again takes a second entry, so it could still run out */
+            if (tracker.npre >= tracker.plist_cap || track_pool_page(tracker.npre) == NULL) {
+                track_collect_cb((void *)p, 1, NULL); /* copied at the instant instead */
+                continue;
+            }
+            tracker.pre_list[tracker.npre] = ((uint64_t)k << PLIST_SHIFT) | i;
+            r->preq[i] = (uint32_t)++tracker.npre;
+        }
+        memcpy(snap_pool + (size_t)(r->preq[i] - 1) * ps, (void *)p, track_page_len(r, i));
+        tracker.precopied++;
+    }
+}
+
+/* track_precopy -- see track_int.h */
+void track_precopy(void)
+{
+    size_t n = 0;
     if (vmp_dirty_peek_runs(tracker.dirty, track_prefault_count, &n) != 0 || n == 0)
         return;
-    size_t from = snap_pool_hi;
-    if (n <= from || track_pool_page(n - 1) == NULL)
+    if (n < PRECOPY_MIN_PAGES) {
+        /* the capture copies every dirty page into the pool inside the pause, and a pool page
+         * never used before costs a page fault there (~4 us, 20x the copy): populate them */
+        track_pool_populate(tracker.npre, tracker.npre + n);
         return;
-    madvise(snap_pool + from * ps, (n - from) * ps, MADV_POPULATE_WRITE);
+    }
+    size_t got = n;
+    for (int round = 0; round < PRECOPY_ROUNDS && got >= PRECOPY_MIN_PAGES; round++) {
+        track_pool_populate(tracker.npre, tracker.npre + got);
+        got = 0;
+        if (vmp_dirty_collect_runs(tracker.dirty, track_precopy_cb, &got) != 0)
+            break; /* what was collected is precopied or carried: nothing is lost */
+    }
+    /* the pages written after the last round are copied at the instant: about as many */
+    track_pool_populate(tracker.npre, tracker.npre + got);
+}
+
+/* track_precopy_forget -- see track_int.h */
+void track_precopy_forget(struct track_region *r, size_t lo, size_t hi)
+{
+    if (tracker.npre == 0)
+        return;
+    for (size_t i = lo; i < hi && i < r->npages; i++)
+        if (r->preq[i] != 0) {
+            tracker.pre_list[r->preq[i] - 1] = PRE_DEAD;
+            r->preq[i] = 0;
+        }
 }
 
 /* track_diff_pending -- a PENDING page (hook backends): diff the live page against its twin,
@@ -189,12 +325,14 @@ void track_keep_pooled(struct track_region *r, size_t i, uint8_t s, const char *
     track_st_store(r, i, (uint8_t)(TS_CLEAN | TF_TWIN | slotb));
 }
 
-/* track_diff_snapshot -- a SNAP page: diff its snapshot (pooled: in the pool page q) against
+/* track_diff_snapshot -- a SNAP page, plist entry q: diff its snapshot (pooled: in the pool
+ * page pool_of[q]) against
  * its committed image; the snapshot becomes the twin if the budget allows. 0 or -1. */
 static int track_diff_snapshot(struct track_region *r, size_t i, uint8_t s, int pooled, size_t q)
 {
     int b = (s & TF_SLOTB) != 0;
-    const char *snap = pooled ? snap_pool + q * track_ps() : track_slot(r, i, !b);
+    const char *snap =
+        pooled ? snap_pool + (size_t)tracker.pool_of[q] * track_ps() : track_slot(r, i, !b);
     const char *image = track_committed_image(r, i, s);
     if (track_emit_page(r, i, snap, image) != 0)
         return -1;
@@ -239,7 +377,7 @@ int track_diff_all(size_t npages)
             return -1;
     }
     if (!tracker.hook_backend)
-        track_pool_trim(npages);
+        track_pool_trim(tracker.pool_used);
     return 0;
 }
 

@@ -76,7 +76,7 @@ static rvm_return_t track_commit_prepare(struct commit *c)
         return track_err(RVM_ENO_MEMORY, "rvm_commit: out of memory");
     track_record_clear();
     if (!tracker.hook_backend && !c->live && !tracker.warmed)
-        track_prefault();
+        track_precopy();
     tracker.warmed = 0;
     return RVM_SUCCESS;
 }
@@ -86,7 +86,7 @@ void track_commit_warm(void)
 {
     pthread_mutex_lock(&tracker.mu);
     if (tracker.dirty != NULL && !tracker.hook_backend && track_nregions() > 0) {
-        track_prefault();
+        track_precopy();
         tracker.warmed = 1;
     }
     pthread_mutex_unlock(&tracker.mu);

@@ -169,20 +169,28 @@ static rvm_return_t release_locked(uintptr_t a, uintptr_t b, void *addr, size_t 
                    : track_err(RVM_EINTERNAL, "rvm_track_release(%p, %zu): madvise: %s", addr, len,
                                strerror(errno));
     }
-    if (tracker.hook_backend)
-        for (size_t k = 0; k < TRACK_MAX_REGIONS; k++) {
-            struct track_region *r = atomic_load(&tracker.regions[k]);
-            if (r == NULL)
-                continue;
-            uintptr_t lo = a > (uintptr_t)r->base ? a : (uintptr_t)r->base;
-            uintptr_t rend = (uintptr_t)r->base + r->npages * ps;
-            uintptr_t hi = b < rend ? b : rend;
-            /* a partial last page of the region is left alone: its tail is not ours */
-            if (hi == rend && r->len % ps)
-                hi -= ps;
-            if (lo < hi)
-                track_release_region(r, lo, hi);
+    for (size_t k = 0; k < TRACK_MAX_REGIONS; k++) {
+        struct track_region *r = atomic_load(&tracker.regions[k]);
+        if (r == NULL)
+            continue;
+        uintptr_t lo = a > (uintptr_t)r->base ? a : (uintptr_t)r->base;
+        uintptr_t rend = (uintptr_t)r->base + r->npages * ps;
+        uintptr_t hi = b < rend ? b : rend;
+        if (lo >= hi)
+            continue;
+        if (!tracker.hook_backend) {
+            /* wp-async: a page written, then precopied, then released is not captured from
+             * its copy; without the precopy its write would have left the dirty set with the
+             * release too (PRECOPY in track_capture.c) */
+            track_precopy_forget(r, (lo - (uintptr_t)r->base) / ps, (hi - (uintptr_t)r->base) / ps);
+            continue;
         }
+        /* a partial last page of the region is left alone: its tail is not ours */
+        if (hi == rend && r->len % ps)
+            hi -= ps;
+        if (lo < hi)
+            track_release_region(r, lo, hi);
+    }
     int e = vmp_dirty_release(tracker.dirty, (void *)a, b - a);
     pthread_mutex_unlock(&tracker.mu);
     if (e == EOPNOTSUPP)

@@ -134,6 +134,15 @@ const char *track_committed_image(struct track_region *r, size_t i, uint8_t s);
 #define PLIST_PAGE(e) ((size_t)((e) & (((uint64_t)1 << PLIST_SHIFT) - 1)))
 #define PLIST_REGION(e) (atomic_load(&tracker.regions[((e) & ~PLIST_FLAGS) >> PLIST_SHIFT]))
 
+/* track_precopy -- wp-async, before the pause (mu held): copy the pages written so far
+ * into the pool while the threads run, so that the capture copies only what they write
+ * after (PRECOPY in track_capture.c); with a small dirty set, only populate the pool */
+void track_precopy(void);
+/* track_precopy_forget -- pages [lo, hi) of r no longer hold what was precopied and must not
+ * be captured from it (released to the kernel, or the region is dropped); mu held */
+void track_precopy_forget(struct track_region *r, size_t lo, size_t hi);
+#define PRE_DEAD UINT64_MAX
+
 /* snap_pool -- the snapshot pool (SNAPSHOT POOL in track_capture.c): page q holds the
  * snapshot of the q-th page captured by the last capture, until the next one */
 extern char *snap_pool;
@@ -205,8 +214,6 @@ void track_record_shrink(void);
 /* track_capture -- at the safepoint: collect the dirty set and mark it; live: a final
  * wp-async commit that diffs the pages before the release. *npages: pages captured. */
 int track_capture(size_t *npages, int live);
-/* track_prefault -- wp-async, before the stop: populate the snapshot slots of written pages */
-void track_prefault(void);
 /* track_diff_all -- diff every captured page after the release; 0 or -1 (ENOMEM) */
 int track_diff_all(size_t npages);
 /* track_diff_live -- final wp-async commit: diff the captured pages in memory; 0 or -1 */

@@ -137,6 +137,7 @@ static void track_region_free(struct track_region *r)
         munmap(r->slots, 2 * r->npages * track_ps());
     free((void *)r->st);
     free(r->seen);
+    free(r->preq);
     free((void *)r->carry);
     free(r);
 }
@@ -151,6 +152,14 @@ static int track_plist_grow(size_t need)
     if (p == NULL)
         return -1;
     tracker.plist = p;
+    uint64_t *pre = realloc(tracker.pre_list, need * sizeof(*pre));
+    if (pre == NULL)
+        return -1;
+    tracker.pre_list = pre;
+    uint32_t *po = realloc(tracker.pool_of, need * sizeof(*po));
+    if (po == NULL)
+        return -1;
+    tracker.pool_of = po;
     tracker.plist_cap = need;
     return 0;
 }
@@ -276,6 +285,7 @@ static struct track_region *track_region_new(rvm_region_t *region, size_t npages
     r->carry_lo = r->nwords; /* empty */
     r->st = calloc(npages, 1);
     r->seen = calloc(npages, sizeof(*r->seen));
+    r->preq = calloc(npages, sizeof(*r->preq));
     r->carry = calloc(r->nwords, sizeof(uint64_t));
     r->slots = mmap(NULL, 2 * npages * ps, PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -284,8 +294,8 @@ static struct track_region *track_region_new(rvm_region_t *region, size_t npages
         struct track_region *o = atomic_load(&tracker.regions[k]);
         tracked_pages += o != NULL ? o->npages : 0;
     }
-    if (r->st == NULL || r->seen == NULL || r->carry == NULL || r->slots == MAP_FAILED ||
-        track_plist_grow(tracked_pages) != 0) {
+    if (r->st == NULL || r->seen == NULL || r->preq == NULL || r->carry == NULL ||
+        r->slots == MAP_FAILED || track_plist_grow(tracked_pages) != 0) {
         track_region_free(r);
         return NULL;
     }
@@ -415,7 +425,7 @@ static int track_region_changed(struct track_region *r)
         return 1; /* cannot tell: say changed */
     for (size_t i = 0; i < r->npages; i++) {
         uint8_t s = track_st_load(r, i);
-        int carried = (atomic_load(&r->carry[i / 64]) >> (i % 64)) & 1;
+        int carried = ((atomic_load(&r->carry[i / 64]) >> (i % 64)) & 1) || r->preq[i] != 0;
         if (!carried && (s & TS_MASK) == TS_CLEAN)
             continue;
         const char *image = track_committed_image(r, i, s);
@@ -429,6 +439,7 @@ static int track_region_changed(struct track_region *r)
  * for running fault handlers, so none uses r afterwards), then return its twins' budget */
 static void track_region_drop(size_t k, struct track_region *r)
 {
+    track_precopy_forget(r, 0, r->npages);
     vmp_dirty_disarm(tracker.dirty, r->base);
     atomic_store(&tracker.regions[k], NULL);
     atomic_fetch_sub(&track_published, 1);

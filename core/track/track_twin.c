@@ -187,7 +187,8 @@ void track_refile(size_t npages)
             continue;
         struct track_region *r = PLIST_REGION(e);
         size_t i = PLIST_PAGE(e);
-        track_keep_pooled(r, i, track_st_load(r, i), snap_pool + q * track_ps());
+        track_keep_pooled(r, i, track_st_load(r, i),
+                          snap_pool + (size_t)tracker.pool_of[q] * track_ps());
         tracker.plist[q] = e & ~PLIST_DEFER;
     }
     /* a sweep proportional to the commit's work: the twins it made are found again soon */

@@ -276,3 +276,122 @@ Test(track_instant, thread_blocking_the_signal_is_skipped)
     tlog_close(&log);
     free(image);
 }
+
+/* ---- PRECOPY: a dirty set copied before the pause is still one instant ---- */
+
+#define SWEEP_PAGES 8192 /* 32 MiB: every commit finds far more than a precopy's threshold */
+
+/* sweeper -- writes n into every page in order, for n = 1, 2, ...: at any instant the pages
+ * hold n up to some page and n - 1 after it */
+static void *sweeper(void *arg)
+{
+    struct wctx *w = arg;
+    for (uint64_t n = 1; !atomic_load_explicit(&stop_writers, memory_order_relaxed); n++)
+        for (size_t p = 0; p < SWEEP_PAGES; p++)
+            *(volatile uint64_t *)(w->mem + p * w->ps + 8) = n;
+    return NULL;
+}
+
+/* sweep_check -- the committed image is one instant of the sweep */
+static void sweep_check(const char *image, size_t ps, unsigned c)
+{
+    uint64_t first, prev;
+    memcpy(&first, image + 8, 8);
+    prev = first;
+    for (size_t p = 1; p < SWEEP_PAGES; p++) {
+        uint64_t v;
+        memcpy(&v, image + p * ps + 8, 8);
+        cr_assert(v <= prev && v + 1 >= first,
+                  "commit %u: page %zu holds %lu after %lu (page 0: %lu): not one instant", c, p,
+                  (unsigned long)v, (unsigned long)prev, (unsigned long)first);
+        prev = v;
+    }
+}
+
+Test(track_instant, a_big_dirty_set_copied_before_the_pause_is_one_instant, .timeout = 240)
+{
+    /* wp-async copies a big dirty set into its snapshots while the threads run, and at the
+     * instant only what they wrote since (the shim warms before taking its heap locks; a
+     * plain rvm_commit precopies in its own preparation): both paths, writer never stopping */
+    size_t ps = vmp_page_size();
+    if (!tt_backend_ok(VMP_BACKEND_WP_ASYNC))
+        cr_skip_test("wp-async unavailable");
+    tt_use(VMP_BACKEND_WP_ASYNC, 0);
+    struct tt_region t;
+    tt_map(&t, SWEEP_PAGES * ps, 0);
+    char *image = calloc(1, SWEEP_PAGES * ps);
+    struct tlog log;
+    tlog_open(&log, NULL, image, SWEEP_PAGES * ps);
+    track_set_sink(tlog_sink, &log);
+    cr_assert_eq(rvm_track(&t.reg), RVM_SUCCESS, "%s", track_errmsg());
+    atomic_store(&stop_writers, 0);
+    struct wctx w = {t.mem, ps, 0};
+    pthread_t th;
+    pthread_create(&th, NULL, sweeper, &w);
+    unsigned ncommits = 40 * tt_scale();
+    uint64_t last = 0, advanced = 0;
+    for (unsigned c = 0; c < ncommits; c++) {
+        usleep(2000);
+        if (c % 2)
+            track_commit_warm();
+        cr_assert_eq(rvm_commit(), RVM_SUCCESS, "%s", track_errmsg());
+        sweep_check(image, ps, c);
+        uint64_t v;
+        memcpy(&v, image + 8, 8);
+        advanced += v != last;
+        last = v;
+    }
+    atomic_store(&stop_writers, 1);
+    pthread_join(th, NULL);
+    cr_log_info("precopy: %u commits, %lu pages precopied, page 0 advanced in %lu", ncommits,
+                (unsigned long)tracker.precopied, (unsigned long)advanced);
+    cr_assert_gt(tracker.precopied, 0, "no commit copied its dirty set before the pause");
+    cr_assert_gt(advanced, ncommits / 4, "the writer made progress across commits");
+    cr_assert_eq(rvm_commit(), RVM_SUCCESS);
+    cr_assert_eq(memcmp(image, t.mem, SWEEP_PAGES * ps), 0);
+    track_reset();
+    tlog_close(&log);
+    free(image);
+}
+
+Test(track_instant, released_after_its_precopy_a_page_is_not_committed_from_it)
+{
+    /* pages of a private file mapping (the shim's heap is one) written, copied before a pause
+     * (track_commit_warm), then released: they read as the file again and are not reported
+     * written, so the commit must not log the copy either (the release dropped the write, as
+     * it does without a precopy); memory and the committed image agree afterwards */
+    size_t ps = vmp_page_size(), len = SWEEP_PAGES * ps;
+    if (!tt_backend_ok(VMP_BACKEND_WP_ASYNC))
+        cr_skip_test("wp-async unavailable");
+    tt_use(VMP_BACKEND_WP_ASYNC, 0);
+    char path[] = "/tmp/lrvm-precopy-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    unlink(path);
+    char *fill = malloc(len);
+    memset(fill, 0x11, len);
+    cr_assert_eq(pwrite(fd, fill, len, 0), (ssize_t)len);
+    struct tt_region t;
+    tt_map(&t, len, 0);
+    cr_assert_eq(mmap(t.mem, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0), t.mem);
+    struct tlog log;
+    tlog_open(&log, NULL, fill, len); /* the committed image starts as the file */
+    track_set_sink(tlog_sink, &log);
+    cr_assert_eq(rvm_track(&t.reg), RVM_SUCCESS, "%s", track_errmsg());
+    memset(t.mem, 0xAA, len);
+    uint64_t before = tracker.precopied;
+    track_commit_warm();
+    cr_assert_geq(tracker.precopied - before, SWEEP_PAGES, "the dirty set was not precopied");
+    cr_assert_eq(rvm_track_release(t.mem + 1024 * ps, 2048 * ps), RVM_SUCCESS, "%s",
+                 track_errmsg());
+    cr_assert_eq((unsigned char)t.mem[1024 * ps], 0x11, "a released page reads as the file");
+    memset(t.mem + 2048 * ps, 0xBB, 16 * ps); /* released, then written again */
+    cr_assert_eq(rvm_commit(), RVM_SUCCESS, "%s", track_errmsg());
+    for (size_t p = 0; p < SWEEP_PAGES; p++)
+        cr_assert_eq(memcmp(fill + p * ps, t.mem + p * ps, ps), 0,
+                     "page %zu: the committed image is not the memory", p);
+    track_reset();
+    tlog_close(&log);
+    free(fill);
+    close(fd);
+}
