@@ -265,12 +265,13 @@ struct track_state {
     track_sink_fn sink; /* NULL: core (track_core_sink) */
     void *sink_arg;
     /* commit scratch, allocated outside the pause */
-    uint64_t *plist;               /* captured pages: region slot << 40 | page index */
-    uint32_t *pool_of;             /* wp-async: the pool page of plist entry q's snapshot */
-    uint64_t *pre_list;            /* precopied pages (PRECOPY in track_capture.c): entry q's
+    uint64_t *plist;    /* captured pages: region slot << 40 | page index */
+    uint32_t *pool_of;  /* wp-async: the pool page of plist entry q's snapshot */
+    uint64_t *pre_list; /* precopied pages (PRECOPY in track_capture.c): entry q's
                                     * copy is pool page q; PRE_DEAD if it no longer counts */
-    size_t npre;                   /* entries in pre_list */
-    size_t pool_used;              /* pool pages the last capture used */
+    size_t npre;        /* entries in pre_list */
+    size_t plist_bytes, pre_list_bytes, pool_of_bytes; /* the mappings of the three lists */
+    size_t pool_used;                                  /* pool pages the last capture used */
     uint64_t precopied;            /* pages copied before a pause (statistics, tests) */
     _Atomic uint64_t slot_touches; /* slot pages copied into since the last trim (estimate
                                     * of resident slot memory) */

@@ -137,7 +137,8 @@ static void track_region_free(struct track_region *r)
         munmap(r->slots, 2 * r->npages * track_ps());
     free((void *)r->st);
     free(r->seen);
-    free(r->preq);
+    if (r->preq != NULL && r->preq != MAP_FAILED)
+        munmap(r->preq, r->npages * sizeof(*r->preq));
     free((void *)r->carry);
     free(r);
 }
@@ -148,18 +149,16 @@ static int track_plist_grow(size_t need)
 {
     if (need <= tracker.plist_cap)
         return 0;
-    uint64_t *p = realloc(tracker.plist, need * sizeof(*p));
-    if (p == NULL)
+    /* mmap, not malloc: sized for every page of the heap reservation and used at the front
+     * only, they must not be copied or zeroed as they grow (that made them resident: 80 MB
+     * for the shim's 16 GiB reservation) */
+    if (mmap_buf_grow((void **)&tracker.plist, &tracker.plist_bytes, need * sizeof(*tracker.plist),
+                      1 << 20) != 0 ||
+        mmap_buf_grow((void **)&tracker.pre_list, &tracker.pre_list_bytes,
+                      need * sizeof(*tracker.pre_list), 1 << 20) != 0 ||
+        mmap_buf_grow((void **)&tracker.pool_of, &tracker.pool_of_bytes,
+                      need * sizeof(*tracker.pool_of), 1 << 20) != 0)
         return -1;
-    tracker.plist = p;
-    uint64_t *pre = realloc(tracker.pre_list, need * sizeof(*pre));
-    if (pre == NULL)
-        return -1;
-    tracker.pre_list = pre;
-    uint32_t *po = realloc(tracker.pool_of, need * sizeof(*po));
-    if (po == NULL)
-        return -1;
-    tracker.pool_of = po;
     tracker.plist_cap = need;
     return 0;
 }
@@ -285,7 +284,8 @@ static struct track_region *track_region_new(rvm_region_t *region, size_t npages
     r->carry_lo = r->nwords; /* empty */
     r->st = calloc(npages, 1);
     r->seen = calloc(npages, sizeof(*r->seen));
-    r->preq = calloc(npages, sizeof(*r->preq));
+    r->preq = mmap(NULL, npages * sizeof(*r->preq), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     r->carry = calloc(r->nwords, sizeof(uint64_t));
     r->slots = mmap(NULL, 2 * npages * ps, PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -294,7 +294,7 @@ static struct track_region *track_region_new(rvm_region_t *region, size_t npages
         struct track_region *o = atomic_load(&tracker.regions[k]);
         tracked_pages += o != NULL ? o->npages : 0;
     }
-    if (r->st == NULL || r->seen == NULL || r->preq == NULL || r->carry == NULL ||
+    if (r->st == NULL || r->seen == NULL || r->preq == MAP_FAILED || r->carry == NULL ||
         r->slots == MAP_FAILED || track_plist_grow(tracked_pages) != 0) {
         track_region_free(r);
         return NULL;
