@@ -839,5 +839,6 @@ void shim_persist_stats(int fd)
     shim_say(fd, "stats: pauses over 1/2/5/10/20/50 ms: ", shim_fmt_u64(o[0], over[0]), "/",
              shim_fmt_u64(o[1], over[1]), "/", shim_fmt_u64(o[2], over[2]), "/",
              shim_fmt_u64(o[3], over[3]), "/", shim_fmt_u64(o[4], over[4]), "/",
-             shim_fmt_u64(o[5], over[5]), " of ", shim_fmt_u64(a, n), NULL);
+             shim_fmt_u64(o[5], over[5]), " of ", shim_fmt_u64(a, n),
+             "; pages copied before a pause ", shim_fmt_u64(b, track_precopied_pages()), NULL);
 }

@@ -95,6 +95,7 @@ void track_safepoint_set_check(int (*fn)(void *arg), void *arg);
         1, 2, 5, 10, 20, 50 \
     }
 void track_pause_counts(uint64_t over[TRACK_PAUSE_BOUNDS]);
+uint64_t track_precopied_pages(void);
 
 /* An aware program's rvm_commit under the shim: the shim installs its own commit (its lock,
  * heap_lock_all, the fork-child refusal) as the override of core's public rvm_commit. */

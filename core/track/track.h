@@ -77,7 +77,9 @@
  *  - wp-async: there is no hook, so a write after release could not be caught: the dirty
  *    pages are copied DURING the pause (0.2 us per page) into a pool of snapshot pages
  *    reused by every commit (populated before the stop), and diffed after release. The
- *    pause grows with the dirty set; it is measured and reported separately.
+ *    pause grows with the dirty set; it is measured and reported separately. A big dirty
+ *    set is copied before the stop while the threads run, and only the pages written
+ *    after their copy are copied again in the pause (PRECOPY in track_capture.c).
  * A caller that holds locks only so that the instant is consistent (the shim's heap locks)
  * gets them back right after the release (track_commit_then), not after the log write.
  * The pause must not call malloc or anything that takes a libc lock: a parked thread may
@@ -302,6 +304,8 @@ extern struct track_state tracker;
 /* track_pause_counts -- how many commit pauses were longer than each of TRACK_PAUSE_MS (the
  * maximum alone says little: one pause in thousands sets it) */
 void track_pause_counts(uint64_t over[TRACK_PAUSE_BOUNDS]);
+/* track_precopied_pages -- pages wp-async copied before a pause (PRECOPY), in all */
+uint64_t track_precopied_pages(void);
 
 /* track_region.c, track_commit.c, track_twin.c, track_hooks.c (track_int.h: which holds what) */
 rvm_return_t track_configure(const rvm_track_options_t *o);

@@ -80,6 +80,15 @@ void track_pause_counts(uint64_t over[TRACK_PAUSE_BOUNDS])
     pthread_mutex_unlock(&tracker.mu);
 }
 
+/* track_precopied_pages -- see track.h */
+uint64_t track_precopied_pages(void)
+{
+    pthread_mutex_lock(&tracker.mu);
+    uint64_t n = tracker.precopied;
+    pthread_mutex_unlock(&tracker.mu);
+    return n;
+}
+
 /* rvm_track_statistics -- see lrvm.h */
 RVM_API rvm_return_t rvm_track_statistics(rvm_track_statistics_t *st)
 {

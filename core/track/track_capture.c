@@ -215,7 +215,9 @@ static void track_pool_populate(size_t from, size_t to)
  * release itself dropped their write from the kernel's dirty set. The instant is unchanged:
  * the capture still happens with the threads parked.
  */
+#ifndef PRECOPY_MIN_PAGES      /* a torture build may lower it, to take this path at every commit */
 #define PRECOPY_MIN_PAGES 1024 /* 4 MiB: copied in the pause in ~1 ms, not worth a round */
+#endif
 #define PRECOPY_ROUNDS 4
 
 /* track_precopy_cb -- vmprim run callback of a precopy round: copy each collected page into

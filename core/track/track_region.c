@@ -150,8 +150,8 @@ static int track_plist_grow(size_t need)
     if (need <= tracker.plist_cap)
         return 0;
     /* mmap, not malloc: sized for every page of the heap reservation and used at the front
-     * only, they must not be copied or zeroed as they grow (that made them resident: 80 MB
-     * for the shim's 16 GiB reservation) */
+     * only, they must not be copied or zeroed as they grow (allocated with calloc/realloc,
+     * the lists made 80 MB resident for the shim's 16 GiB reservation) */
     if (mmap_buf_grow((void **)&tracker.plist, &tracker.plist_bytes, need * sizeof(*tracker.plist),
                       1 << 20) != 0 ||
         mmap_buf_grow((void **)&tracker.pre_list, &tracker.pre_list_bytes,
@@ -527,6 +527,7 @@ void track_reset(void)
     }
     vmp_dirty_destroy(tracker.dirty);
     tracker.dirty = NULL;
+    tracker.npre = 0; /* the precopies named the regions just freed */
     atomic_store(&tracker.twin_pages, 0);
     atomic_store(&tracker.hook_snaps, 0);
     tracker.configured = 0;
