@@ -267,18 +267,18 @@ struct track_state {
     track_sink_fn sink; /* NULL: core (track_core_sink) */
     void *sink_arg;
     /* commit scratch, allocated outside the pause */
-    uint64_t *plist;    /* captured pages: region slot << 40 | page index */
-    uint32_t *pool_of;  /* wp-async: the pool page of plist entry q's snapshot */
-    uint64_t *pre_list; /* precopied pages (PRECOPY in track_capture.c): entry q's
-                                    * copy is pool page q; PRE_DEAD if it no longer counts */
-    size_t npre;        /* entries in pre_list */
-    size_t plist_bytes, pre_list_bytes, pool_of_bytes; /* the mappings of the three lists */
-    size_t pool_used;                                  /* pool pages the last capture used */
-    uint64_t precopied;            /* pages copied before a pause (statistics, tests) */
-    _Atomic uint64_t slot_touches; /* slot pages copied into since the last trim (estimate
+    uint64_t *plist;   /* captured pages: region slot << 40 | page index */
+    uint32_t *pool_of; /* wp-async: the pool page of plist entry q's snapshot */
+    size_t npre;       /* plist[0, npre): precopied pages, entry q's copy in pool page q
+                        * (PRECOPY in track_capture.c) */
+    size_t npre_taken; /* of those, taken by the last capture (their preq still to clear) */
+    size_t plist_bytes, pool_of_bytes; /* the mappings of the two lists */
+    size_t pool_used;                  /* pool pages the last capture used */
+    uint64_t precopied;                /* pages copied before a pause (statistics, tests) */
+    _Atomic uint64_t slot_touches;     /* slot pages copied into since the last trim (estimate
                                     * of resident slot memory) */
-    int trim_active;               /* a sweep of unused slots is in progress (track_trim) */
-    size_t trim_k, trim_i;         /* its cursor: region slot, slot area (trim_b), page */
+    int trim_active;                   /* a sweep of unused slots is in progress (track_trim) */
+    size_t trim_k, trim_i;             /* its cursor: region slot, slot area (trim_b), page */
     int trim_b;
     uint64_t trim_kept;      /* slots found in use so far in this sweep */
     uint32_t ncaptures;      /* commits that captured pages (the eviction clock's time) */

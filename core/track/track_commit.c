@@ -169,6 +169,8 @@ static rvm_return_t track_commit_instant(struct commit *c)
         track_trim();
     uint64_t t_capt = track_now_ns();
     track_safepoint_release();
+    if (e == 0)
+        track_precopy_taken();
     tracker.st.last_stop_ns = t_stop - t_halt;
     tracker.st.last_capture_ns = t_capt - t_stop;
     pthread_rwlock_unlock(&tracker.kw);

@@ -141,7 +141,10 @@ void track_precopy(void);
 /* track_precopy_forget -- pages [lo, hi) of r no longer hold what was precopied and must not
  * be captured from it (released to the kernel, or the region is dropped); mu held */
 void track_precopy_forget(struct track_region *r, size_t lo, size_t hi);
-#define PRE_DEAD UINT64_MAX
+/* a precopied page released before the capture: skipped by every plist loop */
+#define PLIST_DEAD UINT64_MAX
+/* track_precopy_taken -- after a capture's release: the precopies it took are done with */
+void track_precopy_taken(void);
 
 /* snap_pool -- the snapshot pool (SNAPSHOT POOL in track_capture.c): page q holds the
  * snapshot of the q-th page captured by the last capture, until the next one */

@@ -154,8 +154,6 @@ static int track_plist_grow(size_t need)
      * the lists made 80 MB resident for the shim's 16 GiB reservation) */
     if (mmap_buf_grow((void **)&tracker.plist, &tracker.plist_bytes, need * sizeof(*tracker.plist),
                       1 << 20) != 0 ||
-        mmap_buf_grow((void **)&tracker.pre_list, &tracker.pre_list_bytes,
-                      need * sizeof(*tracker.pre_list), 1 << 20) != 0 ||
         mmap_buf_grow((void **)&tracker.pool_of, &tracker.pool_of_bytes,
                       need * sizeof(*tracker.pool_of), 1 << 20) != 0)
         return -1;
@@ -527,7 +525,7 @@ void track_reset(void)
     }
     vmp_dirty_destroy(tracker.dirty);
     tracker.dirty = NULL;
-    tracker.npre = 0; /* the precopies named the regions just freed */
+    tracker.npre = tracker.npre_taken = 0; /* the precopies named the regions just freed */
     atomic_store(&tracker.twin_pages, 0);
     atomic_store(&tracker.hook_snaps, 0);
     tracker.configured = 0;

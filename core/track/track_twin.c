@@ -166,6 +166,8 @@ void track_refile(size_t npages)
          * those the commit before captured too (likely written again at once) */
         for (size_t q = 0; q < npages; q++) {
             uint64_t e = tracker.plist[q];
+            if (e == PLIST_DEAD)
+                continue;
             struct track_region *r = PLIST_REGION(e);
             size_t i = PLIST_PAGE(e);
             uint8_t s = track_st_load(r, i);
@@ -183,7 +185,7 @@ void track_refile(size_t npages)
     /* deferred pages the file does not hold yet: their snapshot becomes the twin after all */
     for (size_t q = 0; q < npages; q++) {
         uint64_t e = tracker.plist[q];
-        if (!(e & PLIST_DEFER))
+        if (e == PLIST_DEAD || !(e & PLIST_DEFER))
             continue;
         struct track_region *r = PLIST_REGION(e);
         size_t i = PLIST_PAGE(e);
