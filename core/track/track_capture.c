@@ -119,7 +119,9 @@ static void track_collect_instant_cb(void *start, size_t npages, void *arg)
  * they are not copied */
 int track_capture(size_t *npages, int live)
 {
-    int e = vmp_dirty_collect_runs(tracker.dirty, track_collect_instant_cb, &live);
+    /* with no precopy pending (always so on the hook backends) every page is carried */
+    int e = vmp_dirty_collect_runs(
+        tracker.dirty, tracker.npre != 0 ? track_collect_instant_cb : track_collect_cb, &live);
     if (e != 0)
         return e; /* collected pages stay in the carry bitmaps for the next try */
     tracker.ncaptures++;
