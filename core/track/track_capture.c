@@ -103,8 +103,8 @@ static void track_collect_instant_cb(void *start, size_t npages, void *arg)
     size_t ps = track_ps();
     for (size_t j = 0; j < npages; j++) {
         uintptr_t p = (uintptr_t)start + j * ps;
-        struct track_region *r = track_find(p);
-        size_t i = r != NULL ? (p - (uintptr_t)r->base) / ps : 0;
+        size_t i;
+        struct track_region *r = track_locate(p, &i);
         if (r != NULL && r->preq[i] != 0) {
             if (!live)
                 memcpy(snap_pool + (size_t)(r->preq[i] - 1) * ps, (void *)p, track_page_len(r, i));
@@ -216,10 +216,10 @@ static void track_precopy_cb(void *start, size_t npages, void *arg)
     size_t ps = track_ps();
     for (size_t j = 0; j < npages; j++) {
         uintptr_t p = (uintptr_t)start + j * ps;
-        struct track_region *r = track_find(p);
+        size_t i;
+        struct track_region *r = track_locate(p, &i);
         if (r == NULL)
             continue;
-        size_t i = (p - (uintptr_t)r->base) / ps;
         ++*(size_t *)arg;
         if (r->preq[i] == 0) {
             size_t k = 0, q = tracker.npre;

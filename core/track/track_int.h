@@ -43,6 +43,16 @@ static inline size_t track_ps(void)
     return vmp_page_size();
 }
 
+/* track_locate -- the tracked region holding address p, and p's page index in it in *i;
+ * NULL if none (the collect callbacks' first step for every page) */
+static inline struct track_region *track_locate(uintptr_t p, size_t *i)
+{
+    struct track_region *r = track_find(p);
+    if (r != NULL)
+        *i = (p - (uintptr_t)r->base) / track_ps();
+    return r;
+}
+
 /* track_slot -- slot A (b == 0) or B of page i of r */
 static inline char *track_slot(const struct track_region *r, size_t i, int b)
 {

@@ -402,10 +402,10 @@ void track_collect_cb(void *start, size_t npages, void *arg)
     size_t ps = track_ps();
     for (size_t j = 0; j < npages; j++) {
         uintptr_t p = (uintptr_t)start + j * ps;
-        struct track_region *r = track_find(p);
+        size_t i;
+        struct track_region *r = track_locate(p, &i);
         if (r == NULL)
             continue;
-        size_t i = (p - (uintptr_t)r->base) / ps;
         atomic_fetch_or(&r->carry[i / 64], (uint64_t)1 << (i % 64));
         if (i / 64 < r->carry_lo)
             r->carry_lo = i / 64;

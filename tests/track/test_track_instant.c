@@ -20,6 +20,19 @@
 
 static _Atomic int stop_writers;
 
+/* tracked -- t: len bytes of anonymous memory, tracked, committing through a test log into
+ * the returned image (zeros, len bytes; the caller frees it) */
+static char *tracked(struct tt_region *t, size_t len, struct tlog *log)
+{
+    tt_map(t, len, 0);
+    char *image = calloc(1, len);
+    cr_assert_not_null(image);
+    tlog_open(log, NULL, image, len);
+    track_set_sink(tlog_sink, log);
+    cr_assert_eq(rvm_track(&t->reg), RVM_SUCCESS, "%s", track_errmsg());
+    return image;
+}
+
 struct wctx {
     char *mem;
     size_t ps;
@@ -60,12 +73,8 @@ static void run_instant(vmp_backend_t b)
     size_t ps = vmp_page_size();
     tt_use(b, 0);
     struct tt_region t;
-    tt_map(&t, NPAGES * ps, 0);
-    char *image = calloc(1, NPAGES * ps);
     struct tlog log;
-    tlog_open(&log, NULL, image, NPAGES * ps);
-    track_set_sink(tlog_sink, &log);
-    cr_assert_eq(rvm_track(&t.reg), RVM_SUCCESS, "%s", track_errmsg());
+    char *image = tracked(&t, NPAGES * ps, &log);
 
     atomic_store(&stop_writers, 0);
     pthread_t th[3];
@@ -181,12 +190,8 @@ static void run_trimming(vmp_backend_t b)
     size_t ps = vmp_page_size(), npages = TRIM_WRITERS * TRIM_SET;
     tt_use(b, ps);
     struct tt_region t;
-    tt_map(&t, npages * ps, 0);
-    char *image = calloc(1, npages * ps);
     struct tlog log;
-    tlog_open(&log, NULL, image, npages * ps);
-    track_set_sink(tlog_sink, &log);
-    cr_assert_eq(rvm_track(&t.reg), RVM_SUCCESS, "%s", track_errmsg());
+    char *image = tracked(&t, npages * ps, &log);
     atomic_store(&stop_writers, 0);
     pthread_t th[TRIM_WRITERS];
     struct wctx w[TRIM_WRITERS];
@@ -248,12 +253,8 @@ Test(track_instant, thread_blocking_the_signal_is_skipped)
     size_t ps = vmp_page_size();
     tt_use(VMP_BACKEND_AUTO, 0);
     struct tt_region t;
-    tt_map(&t, 4 * ps, 0);
-    char *image = calloc(1, 4 * ps);
     struct tlog log;
-    tlog_open(&log, NULL, image, 4 * ps);
-    track_set_sink(tlog_sink, &log);
-    cr_assert_eq(rvm_track(&t.reg), RVM_SUCCESS, "%s", track_errmsg());
+    char *image = tracked(&t, 4 * ps, &log);
     /* the test harness may have blocking threads of its own: count them first */
     rvm_track_statistics_t st;
     cr_assert_eq(rvm_commit(), RVM_SUCCESS, "%s", track_errmsg());
@@ -318,12 +319,8 @@ Test(track_instant, a_big_dirty_set_copied_before_the_pause_is_one_instant, .tim
         cr_skip_test("wp-async unavailable");
     tt_use(VMP_BACKEND_WP_ASYNC, 0);
     struct tt_region t;
-    tt_map(&t, SWEEP_PAGES * ps, 0);
-    char *image = calloc(1, SWEEP_PAGES * ps);
     struct tlog log;
-    tlog_open(&log, NULL, image, SWEEP_PAGES * ps);
-    track_set_sink(tlog_sink, &log);
-    cr_assert_eq(rvm_track(&t.reg), RVM_SUCCESS, "%s", track_errmsg());
+    char *image = tracked(&t, SWEEP_PAGES * ps, &log);
     atomic_store(&stop_writers, 0);
     struct wctx w = {t.mem, ps, 0};
     pthread_t th;
