@@ -42,7 +42,8 @@ static void fork_register(void)
     pthread_atfork(NULL, NULL, fork_child);
 }
 
-/* loglock_holder -- the pid that took a flock on fd's file, 0 if unknown. /proc/locks lines look like
+/* loglock_holder -- the pid that took a flock on fd's file, 0 if unknown. /proc/locks lines
+ * look like
  * "3: FLOCK  ADVISORY  WRITE 4242 fd:01:1234 0 EOF"; waiters ("3: -> FLOCK ...") are skipped. */
 static pid_t loglock_holder(int fd)
 {

@@ -196,8 +196,9 @@ static void track_pool_populate(size_t from, size_t to)
  * grows with the pages copied before it (~1 us each of bookkeeping in scattered arrays: 16 ms
  * for 12 000 pages). Only SNAP's readers run between precopy and capture, all under
  * tracker.mu, and all but the diff skip a page that is not CLEAN. The pages were collected,
- * so their being dirty now lives only here until a capture takes them: a commit that fails before its instant leaves them for the next one, and whatever
- * looks for uncommitted changes (track_region_changed) counts them. Memory that changes
+ * so their being dirty now lives only here until a capture takes them: a commit that fails
+ * before its instant leaves them for the next one, and whatever looks for uncommitted
+ * changes (track_region_changed) counts them. Memory that changes
  * without a write the kernel reports, released pages (MADV_DONTNEED: they read as the file or
  * zeros again), must not be captured from a copy: track_precopy_forget drops them, as the
  * release itself dropped their write from the kernel's dirty set. The instant is unchanged:
