@@ -331,9 +331,10 @@ rvm_return_t track_commit_mode(int final);
 #define track_commit_final() track_commit_mode(1)
 /* track_commit_warm -- before a commit whose caller first takes locks the program's threads
  * wait on (the shim's heap locks): do now what the commit would do before its pause with those
- * locks held, populating the wp-async snapshot pool for the pages written so far (a 256 MiB
- * dirty set took 0.3 s, and the program's malloc waited for it). The next commit then skips
- * its own populating; pages written in between fault in the pause, as they always could. */
+ * locks held: wp-async's precopy of a big dirty set, or populating its snapshot pool for a
+ * small one (a 256 MiB dirty set took 0.3 s to populate, and the program's malloc waited for
+ * it). The next commit then skips its own; pages written in between are copied in the pause,
+ * as they always could be. */
 void track_commit_warm(void);
 
 /* track_commit_then -- track_commit_mode(final), calling released(arg) exactly once: as soon
@@ -341,8 +342,8 @@ void track_commit_warm(void);
  * its instant (refused, nothing tracked, the stop failed), before it returns. Locks a caller
  * holds only so that the instant is consistent (the shim's heap locks: no allocator update
  * half made) are released there: from then on nothing the program writes enters this commit
- * (wp-async: the dirty pages were copied in the pause; fault backends: a write copies the
- * page first), so the program need not wait for the diff and the log write. released runs
+ * (wp-async: the dirty pages were copied before or in the pause; fault backends: a write
+ * copies the page first), so the program need not wait for the diff and the log write. released runs
  * with tracker.mu held: it must not call back into tracking. */
 rvm_return_t track_commit_then(int final, void (*released)(void *arg), void *arg);
 /* track_note_commit -- an explicit transaction committed [addr, addr+len): bring the twins
