@@ -169,6 +169,7 @@ struct log {
     uint64_t applied_seq, applied_end, applied_bytes;
     int applied_urgent;
     int apply_ahead; /* the daemon applies durable records ahead (trunc_set_apply_ahead) */
+    int trunc_brief; /* trunc_mu is held by an apply pass, not a step (trunc_apply_through) */
 };
 
 /* process-wide state */
@@ -296,10 +297,16 @@ rvm_return_t trunc_recovered(struct log *lg);
  * the segments' page cache, without fsync or head move (the span grows) */
 rvm_return_t trunc_apply_ahead(struct log *lg, uint64_t limit);
 /* trunc_set_apply_ahead -- ask the daemon to apply durable records ahead soon after they
- * become durable (the tracker's lazy twins read the segment file as committed images) */
-void trunc_set_apply_ahead(struct log *lg, int on);
+ * become durable (the tracker's lazy twins read the segment file as committed images);
+ * returns 1 if a daemon runs to do it */
+int trunc_set_apply_ahead(struct log *lg, int on);
 /* trunc_applied_seq -- every record up to this seq is in the segments' page cache */
 uint64_t trunc_applied_seq(struct log *lg);
+/* trunc_apply_through -- apply durable records ahead now, in the caller's thread, until the
+ * segments' page cache holds every record up to seq (or none is left that is durable, or a
+ * truncation step holds the segments longer than a few milliseconds); returns
+ * trunc_applied_seq */
+uint64_t trunc_apply_through(struct log *lg, uint64_t seq);
 rvm_return_t trunc_start(struct log *lg, long pct);
 void trunc_stop(struct log *lg);
 rvm_return_t recover(struct log *lg);

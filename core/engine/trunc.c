@@ -33,6 +33,8 @@
 /* an applied span this large is made durable at once (fsync + head move): the most a restart
  * re-applies of it. At ~40 MB/s, the rate of scattered 500-byte records, 16 MiB is ~0.4 s */
 #define SPAN_DURABLE ((uint64_t)16 << 20)
+/* how long trunc_apply_through waits for trunc_mu before it gives up */
+#define APPLY_THROUGH_WAIT_MS 10
 
 /*
  * THE APPLIED SPAN (rvm_int.h): records whose new values are already in the segments' page
@@ -150,13 +152,11 @@ rvm_return_t trunc_recovered(struct log *lg)
     return pending ? trunc_step(lg, 0, &progress) : RVM_SUCCESS;
 }
 
-/* trunc_apply_ahead -- see rvm_int.h and THE APPLIED SPAN above */
-rvm_return_t trunc_apply_ahead(struct log *lg, uint64_t limit)
+/* apply_ahead_locked -- trunc_apply_ahead with trunc_mu held (released on return) */
+static rvm_return_t apply_ahead_locked(struct log *lg, uint64_t limit)
 {
-    if (__atomic_load_n(&engine.sticky, __ATOMIC_ACQUIRE))
-        return RVM_EIO;
-    pthread_mutex_lock(&lg->trunc_mu);
     pthread_mutex_lock(&lg->mu);
+    lg->trunc_brief = 1;
     int live = span_live(lg);
     uint64_t off = live ? lg->applied_end : lg->head_off;
     uint64_t seq = live ? lg->applied_seq + 1 : lg->head_seq, max = lg->durable_seq;
@@ -178,19 +178,33 @@ rvm_return_t trunc_apply_ahead(struct log *lg, uint64_t limit)
         lg->applied_seq = res.next_seq - 1;
         pthread_mutex_unlock(&lg->mu);
     }
+    pthread_mutex_lock(&lg->mu);
+    lg->trunc_brief = 0;
+    pthread_mutex_unlock(&lg->mu);
     pthread_mutex_unlock(&lg->trunc_mu);
     return rc;
 }
 
+/* trunc_apply_ahead -- see rvm_int.h and THE APPLIED SPAN above */
+rvm_return_t trunc_apply_ahead(struct log *lg, uint64_t limit)
+{
+    if (__atomic_load_n(&engine.sticky, __ATOMIC_ACQUIRE))
+        return RVM_EIO;
+    pthread_mutex_lock(&lg->trunc_mu);
+    return apply_ahead_locked(lg, limit);
+}
+
 /* trunc_set_apply_ahead -- see rvm_int.h */
-void trunc_set_apply_ahead(struct log *lg, int on)
+int trunc_set_apply_ahead(struct log *lg, int on)
 {
     pthread_mutex_lock(&lg->mu);
     if (lg->apply_ahead != on) {
         lg->apply_ahead = on;
         pthread_cond_broadcast(&lg->trunc_cv);
     }
+    int daemon = lg->trunc_running && lg->truncate_pct > 0;
     pthread_mutex_unlock(&lg->mu);
+    return daemon;
 }
 
 /* trunc_applied_seq -- see rvm_int.h */
@@ -208,8 +222,8 @@ static int ahead_pending(const struct log *lg)
     return lg->durable_seq > (span_live(lg) ? lg->applied_seq : lg->head_seq - 1);
 }
 
-/* timed_wait -- wait on the daemon's condition for at most ms milliseconds (mu held) */
-static void timed_wait(struct log *lg, long ms)
+/* deadline -- CLOCK_REALTIME ms milliseconds from now (for the timed waits) */
+static struct timespec deadline(long ms)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -218,7 +232,46 @@ static void timed_wait(struct log *lg, long ms)
         ts.tv_sec++;
         ts.tv_nsec -= 1000000000;
     }
+    return ts;
+}
+
+/* timed_wait -- wait on the daemon's condition for at most ms milliseconds (mu held) */
+static void timed_wait(struct log *lg, long ms)
+{
+    struct timespec ts = deadline(ms);
     pthread_cond_timedwait(&lg->trunc_cv, &lg->mu, &ts);
+}
+
+/* trunc_apply_through -- see rvm_int.h */
+uint64_t trunc_apply_through(struct log *lg, uint64_t seq)
+{
+    uint64_t a = trunc_applied_seq(lg);
+    while (a < seq) {
+        if (__atomic_load_n(&engine.sticky, __ATOMIC_ACQUIRE))
+            break;
+        /* trunc_mu may be held by an apply pass (the daemon's: a few milliseconds, and it
+         * applies what we want), worth waiting for, or by a truncation step, a settle or
+         * the log growing, whose fsyncs can take far longer: the caller would rather log a
+         * few pages whole than wait for those */
+        if (pthread_mutex_trylock(&lg->trunc_mu) != 0) {
+            pthread_mutex_lock(&lg->mu);
+            int brief = lg->trunc_brief;
+            pthread_mutex_unlock(&lg->mu);
+            struct timespec until = deadline(APPLY_THROUGH_WAIT_MS);
+            if (brief)
+                pthread_mutex_lock(&lg->trunc_mu);
+            else if (pthread_mutex_timedlock(&lg->trunc_mu, &until) != 0)
+                break;
+        }
+        /* one pass at a time, as the daemon does: trunc_mu is not held long */
+        if (apply_ahead_locked(lg, APPLY_PASS_BYTES) != RVM_SUCCESS)
+            break;
+        uint64_t b = trunc_applied_seq(lg);
+        if (b == a)
+            break; /* seq is not durable yet (or the daemon truncated meanwhile) */
+        a = b;
+    }
+    return a;
 }
 
 /* trunc_all -- epoch truncation: apply every durable record */

@@ -233,6 +233,12 @@ struct track_region {
 
 #define TRACK_COVER_RING 4096u  /* captures whose covering log seq is kept one by one */
 #define TRACK_REFILE_SCAN 4096u /* pages the refiling sweep looks at per commit, at least */
+/* a daemon that has not applied the records of a commit that ended this long ago lags: the
+ * commits meanwhile keep twins (REFILING in track_twin.c). It applies within ~10 ms. */
+#define TRACK_LAG_MS 50u
+/* meanwhile only the pages captured by one of this many commits before keep twins: a page
+ * written once (a heap being built) is seldom written again soon */
+#define TRACK_WARM_CAPTURES 8u
 
 /* the pause lengths counted by track_pause_counts, in ms */
 #define TRACK_PAUSE_BOUNDS 6
@@ -289,9 +295,14 @@ struct track_state {
     int refile; /* wp-async, core's sink, a lazy-twin region: refiling is on */
     int warmed; /* track_commit_warm populated the pool for the coming commit */
     uint64_t cover[TRACK_COVER_RING];
+    uint64_t cover_ns[TRACK_COVER_RING]; /* when each entry of cover was noted */
     uint64_t cover_old;
     uint32_t cover_hi;         /* the newest capture with an entry */
     uint32_t cover_pending;    /* the oldest capture whose entry is UINT64_MAX, 0 = none */
+    uint64_t applied_seen;     /* the log seq applied to the segments, read before the
+                                * coming capture (a lower bound: it only grows) */
+    uint64_t file_wanted;      /* the segments must hold this seq for the PLIST_FILE_WANTED
+                                * pages of the coming diff to be diffed against them */
     size_t refile_k, refile_i; /* the refiling sweep's hand */
     uint64_t refiled;          /* twins given back because the file holds the image (tests) */
     size_t plist_cap;
@@ -391,8 +402,11 @@ uint64_t track_core_cover_seq(void);
 /* track_core_applied_seq -- every record up to this seq is in the segments' page cache */
 uint64_t track_core_applied_seq(void);
 /* track_core_apply_ahead -- ask core's truncation daemon to apply durable records to the
- * segments soon after they become durable (REFILING in track_twin.c) */
-void track_core_apply_ahead(void);
+ * segments soon after they become durable (REFILING in track_twin.c); 1 if a daemon runs */
+int track_core_apply_ahead(void);
+/* track_core_apply_through -- make the segments' page cache hold every durable record up
+ * to seq now (the daemon's work, done by the caller); returns track_core_applied_seq */
+uint64_t track_core_apply_through(uint64_t seq);
 /* track_core_stream_ready -- 1 if track_core_sink_stream can run with the other threads
  * parked (no core lock or log writer a parked thread could be holding: txn_stream_ready) */
 int track_core_stream_ready(void);

@@ -88,10 +88,12 @@ static void track_capture_note(size_t np, size_t k, struct track_region *r, size
 {
     /* captured by the commit before too: a page written over and over keeps its twin
      * (REFILING in track_twin.c) */
-    int hot = (uint32_t)(cap - r->seen[i]) == 1;
+    uint32_t age = r->seen[i] != 0 ? cap - r->seen[i] : 0; /* 0: never captured */
+    uint64_t wanted = track_refile_captured(r, i);
     r->seen[i] = cap;
-    tracker.plist[np] =
-        ((uint64_t)k << PLIST_SHIFT) | i | (pooled ? PLIST_POOLED : 0) | (hot ? PLIST_HOT : 0);
+    tracker.plist[np] = ((uint64_t)k << PLIST_SHIFT) | i | (pooled ? PLIST_POOLED : 0) |
+                        (age == 1 ? PLIST_HOT : 0) |
+                        (age != 0 && age <= TRACK_WARM_CAPTURES ? PLIST_WARM : 0) | wanted;
     tracker.pool_of[np] = (uint32_t)q;
 }
 
@@ -344,6 +346,7 @@ static int track_diff_snapshot(struct track_region *r, size_t i, uint8_t s, int 
     int b = (s & TF_SLOTB) != 0;
     const char *snap =
         pooled ? snap_pool + (size_t)tracker.pool_of[q] * track_ps() : track_slot(r, i, !b);
+    track_refile_wanted(r, i, tracker.plist[q], &s);
     const char *image = track_committed_image(r, i, s);
     if (track_emit_page(r, i, snap, image) != 0)
         return -1;
@@ -405,6 +408,7 @@ int track_diff_live(size_t npages)
         struct track_region *r = PLIST_REGION(tracker.plist[q]);
         size_t i = PLIST_PAGE(tracker.plist[q]);
         uint8_t s = track_st_load(r, i);
+        track_refile_wanted(r, i, tracker.plist[q], &s);
         const char *image = track_committed_image(r, i, s);
         if (track_emit_page(r, i, r->base + i * track_ps(), image) != 0)
             return -1;

@@ -75,6 +75,9 @@ static rvm_return_t track_commit_prepare(struct commit *c)
     if (c->live && track_file_page_ready() != 0)
         return track_err(RVM_ENO_MEMORY, "rvm_commit: out of memory");
     track_record_clear();
+    /* before the precopy too: its pages take their file page from this (REFILING) */
+    if (tracker.refile)
+        tracker.applied_seen = track_core_applied_seq();
     if (!tracker.hook_backend && !c->live && !tracker.warmed)
         track_precopy();
     tracker.warmed = 0;
@@ -86,6 +89,8 @@ void track_commit_warm(void)
 {
     pthread_mutex_lock(&tracker.mu);
     if (tracker.dirty != NULL && !tracker.hook_backend && track_nregions() > 0) {
+        if (tracker.refile)
+            tracker.applied_seen = track_core_applied_seq();
         track_precopy();
         tracker.warmed = 1;
     }
@@ -194,6 +199,10 @@ static rvm_return_t track_commit_diff(struct commit *c)
          * next capture (no hook writes it; explicit commits wait for tracker.mu), so the record's
          * ranges can point at the snapshots instead of copying the changed bytes again */
         track_rec.in_place = !tracker.hook_backend;
+        /* pages with no committed image whose records the daemon has not applied yet
+         * (REFILING in track_twin.c): apply them now rather than log those pages whole */
+        if (tracker.file_wanted > tracker.applied_seen)
+            tracker.applied_seen = track_core_apply_through(tracker.file_wanted);
         c->diff_failed = track_diff_all(c->npages) != 0;
     }
     if (!c->diff_failed)

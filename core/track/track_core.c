@@ -82,10 +82,17 @@ uint64_t track_core_applied_seq(void)
 }
 
 /* track_core_apply_ahead -- see track.h */
-void track_core_apply_ahead(void)
+int track_core_apply_ahead(void)
 {
     if (engine.log != NULL)
-        trunc_set_apply_ahead(engine.log, 1);
+        return trunc_set_apply_ahead(engine.log, 1);
+    return 0;
+}
+
+/* track_core_apply_through -- see track.h */
+uint64_t track_core_apply_through(uint64_t seq)
+{
+    return engine.log != NULL ? trunc_apply_through(engine.log, seq) : 0;
 }
 
 /* track_core_stream_ready -- see track.h */

@@ -140,7 +140,11 @@ const char *track_committed_image(struct track_region *r, size_t i, uint8_t s);
 #define PLIST_POOLED ((uint64_t)1 << 62) /* its snapshot is in the pool */
 #define PLIST_HOT ((uint64_t)1 << 61)    /* the commit before captured it too */
 #define PLIST_DEFER ((uint64_t)1 << 60)  /* diffed; its twin is decided by track_refile */
-#define PLIST_FLAGS (PLIST_POOLED | PLIST_HOT | PLIST_DEFER)
+/* no committed image at its capture: its file page is, once the file holds file_wanted */
+#define PLIST_FILE_WANTED ((uint64_t)1 << 59)
+/* captured by one of the TRACK_WARM_CAPTURES commits before (HOT: by the one before) */
+#define PLIST_WARM ((uint64_t)1 << 58)
+#define PLIST_FLAGS (PLIST_POOLED | PLIST_HOT | PLIST_DEFER | PLIST_FILE_WANTED | PLIST_WARM)
 #define PLIST_PAGE(e) ((size_t)((e) & (((uint64_t)1 << PLIST_SHIFT) - 1)))
 #define PLIST_REGION(e) (atomic_load(&tracker.regions[((e) & ~PLIST_FLAGS) >> PLIST_SHIFT]))
 
@@ -166,6 +170,14 @@ void track_keep_pooled(struct track_region *r, size_t i, uint8_t s, const char *
  * track_refile, which may find the file holding its committed image? */
 int track_refile_may_defer(const struct track_region *r, uint64_t e);
 
+/* track_refile_captured -- page i of r is being captured (mu held, before r->seen[i] moves):
+ * with no committed image of its own, it takes its file page if the file holds every record
+ * naming it, or returns PLIST_FILE_WANTED if it will once it holds tracker.file_wanted
+ * (REFILING in track_twin.c); else 0 */
+uint64_t track_refile_captured(struct track_region *r, size_t i);
+/* track_refile_wanted -- before diffing plist entry e, page i of r in state *s: a
+ * PLIST_FILE_WANTED page takes its file page if the file holds tracker.file_wanted now */
+void track_refile_wanted(struct track_region *r, size_t i, uint64_t e, uint8_t *s);
 /* track_refile -- after a commit that captured npages (mu held): give back twins the
  * segment file makes useless (REFILING in track_twin.c) */
 void track_refile(size_t npages);

@@ -95,13 +95,32 @@ int track_evict_one(void)
  *     (track_note_region): its record is queued before that capture's commit ends;
  *   - so cover(seen[i]) <= applied means every record naming the page is in the file, and
  *     no later record can name it without first clearing TF_FILE (LAZY TWINS, (3)).
- * The daemon applies a record within APPLY_AHEAD_MS of its durability (a commit does not
- * apply it itself: reading it back cost a commit at interval:1ms 0.7 ms, a third of its time).
- * A commit's pages keep their twins (a pooled snapshot's twin is decided at the end of the
- * commit, in case the record is in the file by then), and an incremental sweep, at least
- * 16 pages per page captured, gives back those whose records the file holds and that were
- * not captured in the last two commits. A page written over and over keeps its twin (a
- * memcpy is cheaper than the pread).
+ * The daemon applies a record within APPLY_AHEAD_MS of its durability. A commit does not
+ * apply records itself as a rule (reading them back cost a commit at interval:1ms 0.7 ms, a
+ * third of its time), only for the pages that need it (below).
+ * With the daemon applying ahead, only a page the commit before captured too (PLIST_HOT:
+ * written over and over) gets a twin from its pooled snapshot: a memcpy is cheaper than the
+ * pread, but only for a page diffed again soon. Any other page of a commit keeps no
+ * committed image at all until the file holds its record: making it a twin cost a fresh
+ * slot page (zeroed by the kernel, then copied into: 12 % of a program's CPU when it writes
+ * a few thousand scattered pages every 100 ms) for a page seldom written again before the
+ * sweep gave the twin back. Such a page goes back to TF_FILE through the sweep below, or at
+ * its next capture (track_refile_captured): at once if the file holds its records by then
+ * (the claim above, with the capture's seen[i] before it moves), else it is marked
+ * PLIST_FILE_WANTED, and after the release the commit applies the records up to the
+ * newest such cover itself (trunc_apply_through: it waits for the daemon's apply pass, not
+ * for a truncation step's fsync) and diffs those pages against the file. Only if that
+ * falls short (a truncation step held the segments, or the record is a no_flush one not yet
+ * durable) or an explicit transaction named the page meanwhile is the page logged whole,
+ * which is always correct. Without a daemon, every page of a commit keeps its snapshot as its
+ * twin; while the daemon lags (it has not applied the records of a commit that ended
+ * TRACK_LAG_MS ago: busy with a truncation step, or starved of CPU), a page captured by one
+ * of the TRACK_WARM_CAPTURES commits before (PLIST_WARM) does, as the file may well not hold
+ * its record by its next commit. Lagging is judged by time, not by commits: at interval:1ms
+ * the commit before has never been applied yet. A page written once, as a heap being built
+ * writes most, gets no twin even then: twins for them doubled the resident memory of a
+ * 100 MiB heap built under interval:1ms. The incremental sweep, at least 16 pages per page captured, gives back the twins
+ * of pages whose records the file holds and that were not captured in the last two commits.
  * Records folded into the no_flush coalescing set have no seq yet: their commits' cover is
  * unknown (UINT64_MAX) until the set is written, and no page of theirs is refiled meanwhile.
  */
@@ -120,12 +139,13 @@ static uint64_t track_cover(uint32_t k)
 /* track_cover_note -- the commits up to capture ncaptures have queued their records */
 static void track_cover_note(void)
 {
-    uint64_t c = track_core_cover_seq();
+    uint64_t c = track_core_cover_seq(), now = track_now_ns();
     for (uint32_t j = tracker.cover_hi + 1; (int32_t)(tracker.ncaptures - j) >= 0; j++) {
         uint64_t *e = &tracker.cover[j % TRACK_COVER_RING];
         if (j > TRACK_COVER_RING)
             tracker.cover_old = *e; /* capture j - RING leaves the ring; covers only grow */
         *e = c;
+        tracker.cover_ns[j % TRACK_COVER_RING] = now;
         tracker.cover_hi = j;
     }
     if (c == UINT64_MAX) {
@@ -139,6 +159,19 @@ static void track_cover_note(void)
             tracker.cover_old = c;
         tracker.cover_pending = 0;
     }
+}
+
+/* track_daemon_lags -- has the daemon not applied yet the records of the newest commit that
+ * ended TRACK_LAG_MS ago or more? (busy with a truncation step, or starved of CPU) */
+static int track_daemon_lags(uint64_t applied)
+{
+    uint64_t now = track_now_ns();
+    for (uint32_t k = 0; k < TRACK_COVER_RING && k < tracker.cover_hi; k++) {
+        uint32_t j = tracker.cover_hi - k;
+        if (now - tracker.cover_ns[j % TRACK_COVER_RING] >= (uint64_t)TRACK_LAG_MS * 1000000u)
+            return track_cover(j) > applied;
+    }
+    return 0; /* every commit is more recent than that */
 }
 
 /* track_refile_may_defer -- see track_int.h */
@@ -156,7 +189,7 @@ void track_refile(size_t npages)
     /* per commit: a log opened anew has the daemon's flag off. Every backend asks: the records
      * applied ahead are the ones a restart after a kill no longer has to apply (the daemon
      * makes 16 MiB of them durable at once) */
-    track_core_apply_ahead();
+    int daemon = track_core_apply_ahead();
     if (!tracker.refile)
         return;
     track_cover_note();
@@ -182,16 +215,22 @@ void track_refile(size_t npages)
             tracker.refiled++;
         }
     }
-    /* deferred pages the file does not hold yet: their snapshot becomes the twin after all */
+    /* deferred pages the file does not hold yet: with a daemon keeping up they stay without a
+     * committed image until the sweep or their next capture gives them their file page.
+     * Without one (records reach the file only at a truncation) their snapshot becomes the
+     * twin after all; while it lags, only a page written in the last few commits keeps one */
+    int keeping_up = daemon && !track_daemon_lags(applied);
     for (size_t q = 0; q < npages; q++) {
         uint64_t e = tracker.plist[q];
         if (e == PLIST_DEAD || !(e & PLIST_DEFER))
+            continue;
+        tracker.plist[q] = e & ~PLIST_DEFER;
+        if (keeping_up || (daemon && !(e & PLIST_WARM)))
             continue;
         struct track_region *r = PLIST_REGION(e);
         size_t i = PLIST_PAGE(e);
         track_keep_pooled(r, i, track_st_load(r, i),
                           snap_pool + (size_t)tracker.pool_of[q] * track_ps());
-        tracker.plist[q] = e & ~PLIST_DEFER;
     }
     /* a sweep proportional to the commit's work: the twins it made are found again soon */
     size_t scan = npages * 16 > TRACK_REFILE_SCAN ? npages * 16 : TRACK_REFILE_SCAN;
@@ -213,6 +252,36 @@ void track_refile(size_t npages)
         track_st_store(r, i, (uint8_t)(TS_CLEAN | TF_FILE | (s & TF_SLOTB)));
         tracker.refiled++;
     }
+}
+
+/* track_refile_captured -- see track_int.h */
+uint64_t track_refile_captured(struct track_region *r, size_t i)
+{
+    if (!tracker.refile || tracker.sink != NULL || r->file_fd < 0)
+        return 0;
+    uint8_t s = track_st_load(r, i);
+    if (s & (TF_TWIN | TF_FILE))
+        return 0;
+    uint64_t c = track_cover(r->seen[i]);
+    if (c <= tracker.applied_seen) {
+        track_st_store(r, i, (uint8_t)(s | TF_FILE));
+        return 0;
+    }
+    if (c == UINT64_MAX)
+        return 0; /* its last record has no seq yet: logged whole */
+    if (c > tracker.file_wanted)
+        tracker.file_wanted = c;
+    return PLIST_FILE_WANTED;
+}
+
+/* track_refile_wanted -- see track_int.h */
+void track_refile_wanted(struct track_region *r, size_t i, uint64_t e, uint8_t *s)
+{
+    if (!(e & PLIST_FILE_WANTED) || (*s & (TF_TWIN | TF_FILE)) ||
+        tracker.applied_seen < tracker.file_wanted)
+        return;
+    *s = (uint8_t)(*s | TF_FILE);
+    track_st_store(r, i, *s);
 }
 
 /* track_keep_snapshot -- after diffing a SNAP page: its snapshot becomes the twin if it had

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "rvm_int.h"
+#include "track_int.h"
 #include "track_test.h"
 
 #define SEG_PAGES 32
@@ -148,12 +149,18 @@ static int run2(int priv)
         return 22;
     if (logged() != 2)
         return 23; /* the diff was taken against the wrong image */
-    if (tracker.file_reads != 2 || atomic_load(&tracker.twin_pages) != 2)
-        return 24;
-    /* the snapshots became twins: the next change of page 3 diffs against memory */
+    if (tracker.file_reads != 2 || atomic_load(&tracker.twin_pages) != 0)
+        return 24; /* a page captured for the first time keeps no twin (REFILING) */
+    /* page 3 again at once: diffed against the file (which holds the first commit by then,
+     * applied by the daemon or by the commit), and written two commits in a row it keeps
+     * its snapshot as its twin: the next change of page 3 diffs against memory */
     m[3 * ps + 51] = 'C';
-    if (rvm_commit() != RVM_SUCCESS || logged() != 3 || tracker.file_reads != 2)
+    if (rvm_commit() != RVM_SUCCESS || logged() != 3 || tracker.file_reads != 3 ||
+        atomic_load(&tracker.twin_pages) != 1)
         return 25;
+    m[3 * ps + 52] = 'D';
+    if (rvm_commit() != RVM_SUCCESS || logged() != 4 || tracker.file_reads != 3)
+        return 26;
     return 0;
 }
 
@@ -166,7 +173,12 @@ static void check2(void)
     cr_assert(fd >= 0 && pread(fd, seg, SEG_PAGES * ps, 0) == (ssize_t)(SEG_PAGES * ps));
     close(fd);
     for (int k = 0; k < 100; k++)
-        cr_assert_eq(seg[3 * ps + k], k == 50 ? 'B' : k == 51 ? 'C' : 'A', "byte %d", k);
+        cr_assert_eq(seg[3 * ps + k],
+                     k == 50   ? 'B'
+                     : k == 51 ? 'C'
+                     : k == 52 ? 'D'
+                               : 'A',
+                     "byte %d", k);
     cr_assert_eq(seg[3 * ps + 100], 0);
     cr_assert_eq(seg[7 * ps], 'Q');
     cr_assert_eq(seg[10 * ps + 5], 'z');
@@ -283,8 +295,11 @@ static int final(int priv)
         return 10 + e;
     char *m = rg.vmaddr;
     size_t ps = vmp_page_size();
-    m[12 * ps] = 't'; /* gets a twin from this normal commit */
-    if (rvm_commit() != RVM_SUCCESS || logged() != 1 || atomic_load(&tracker.twin_pages) != 1)
+    m[12 * ps] = 't';
+    if (rvm_commit() != RVM_SUCCESS || logged() != 1)
+        return 19;
+    m[12 * ps + 2] = 'v'; /* written in two commits in a row: it keeps a twin */
+    if (rvm_commit() != RVM_SUCCESS || logged() != 2 || atomic_load(&tracker.twin_pages) != 1)
         return 20;
     uint64_t touches = atomic_load(&tracker.slot_touches);
     m[12 * ps + 1] = 'u'; /* diffed against its twin */
@@ -292,12 +307,14 @@ static int final(int priv)
     m[20 * ps + 9] = 'z'; /* against zeros (a hole) */
     if (track_commit_final() != RVM_SUCCESS)
         return 21;
-    if (logged() != 4)
+    if (logged() != 5)
         return 22;
     if (atomic_load(&tracker.twin_pages) != 0 || atomic_load(&tracker.slot_touches) != touches)
-        return 23;         /* a final commit made snapshots or kept twins */
-    m[20 * ps + 10] = 'y'; /* no image any more: logged whole, still right */
-    if (rvm_commit() != RVM_SUCCESS || logged() != 4 + ps)
+        return 23; /* a final commit made snapshots or kept twins */
+    /* no twin any more: diffed against the file page once the file holds the final commit's
+     * record (the commit applies it if the daemon has not) */
+    m[20 * ps + 10] = 'y';
+    if (rvm_commit() != RVM_SUCCESS || logged() != 6)
         return 24;
     return 0;
 }
@@ -445,6 +462,9 @@ static int refile_daemon(int priv)
     size_t ps = vmp_page_size();
     hold(1);
     memset(m + 3 * ps, 'A', 100);
+    if (rvm_commit() != RVM_SUCCESS)
+        return 19;
+    m[3 * ps + 200] = 'x'; /* written in two commits in a row: it keeps a twin */
     if (rvm_commit() != RVM_SUCCESS || tick(m, 2) != 0 || tracker.refiled != 0)
         return 20;
     uint64_t applied = trunc_applied_seq(engine.log);
@@ -470,4 +490,153 @@ Test(track_lazy, the_daemon_makes_the_file_current)
     files();
     in_child(refile_daemon, 1, "refile by the daemon");
     check_refile_recovered();
+}
+
+/* unhold -- track_commit_then's callback after the instant: let the daemon apply again */
+static void unhold(void *unused)
+{
+    (void)unused;
+    hold(0);
+}
+
+/* twinned -- does page p of the tracked region at m have a twin? */
+static int twinned(char *m, int p)
+{
+    size_t i;
+    struct track_region *r = track_locate((uintptr_t)(m + p * vmp_page_size()), &i);
+    return r != NULL && (track_st_load(r, i) & TF_TWIN) != 0;
+}
+
+/* applied_all -- wait (at most 5 s) until the daemon has applied every record so far */
+static int applied_all(void)
+{
+    for (int k = 0; k < 1000; k++) {
+        if (trunc_applied_seq(engine.log) >= track_core_cover_seq())
+            return 1;
+        usleep(5000);
+    }
+    return 0;
+}
+
+/*
+ * refile_scatter -- with the daemon keeping up, a page that is not written in two commits in
+ * a row gets no twin: its next commit diffs it against the segment file, which holds its
+ * record by then (the daemon applied it), or will once the commit has applied the record
+ * itself (the daemon had not yet). Every commit must log exactly the bytes changed (a page
+ * logged whole shows as 4 KiB more), and the recovered segment must hold them all.
+ */
+static int refile_scatter(int priv)
+{
+    rvm_region_t rg;
+    int e = start(&rg, priv, 1);
+    if (e)
+        return 10 + e;
+    char *m = rg.vmaddr;
+    size_t ps = vmp_page_size();
+    hold(1); /* the daemon applies nothing until the third commit's instant */
+    for (int p = 8; p < 16; p++)
+        m[p * ps + p] = 'a';
+    if (!commit_logs(8))
+        return 20;
+    for (int p = 8; p < 16; p++)
+        if (twinned(m, p))
+            return 21; /* a first capture makes no twin */
+    if (tick(m, 1) != 0)
+        return 22; /* not written two commits in a row */
+    for (int p = 8; p < 16; p++)
+        m[p * ps + p + 1] = 'b';
+    uint64_t l0 = logged(), reads = tracker.file_reads, wanted = tracker.file_wanted;
+    if (track_commit_then(0, unhold, NULL) != RVM_SUCCESS)
+        return 23;
+    if (logged() - l0 != 8)
+        return 24; /* the record was not in the file at the instant: applied by the commit */
+    if (tracker.file_wanted == wanted || tracker.file_reads != reads + 8)
+        return 25;
+    if (!applied_all() || tick(m, 1) != 0 || !applied_all())
+        return 26;
+    for (int p = 8; p < 16; p++) {
+        if (twinned(m, p))
+            return 27;
+        m[p * ps + p + 2] = 'c';
+    }
+    wanted = tracker.file_wanted;
+    reads = tracker.file_reads;
+    if (!commit_logs(8) || tracker.file_wanted != wanted || tracker.file_reads != reads + 8)
+        return 28; /* the file held the record at the instant: no apply asked for */
+    return 0;
+}
+
+/* refile_lagging -- while the daemon has not applied the records of a commit that ended
+ * TRACK_LAG_MS ago, a commit's pages written in one of the last few commits keep their
+ * snapshots as twins (the file may not hold their records by their next commit); pages
+ * written for the first time (a heap being built) still keep none */
+static int refile_lagging(int priv)
+{
+    rvm_region_t rg;
+    int e = start(&rg, priv, 1);
+    if (e)
+        return 10 + e;
+    char *m = rg.vmaddr;
+    size_t ps = vmp_page_size();
+    hold(1); /* to the end: the daemon applies nothing, and neither can a commit */
+    for (int p = 8; p < 20; p++)
+        if (p < 12 || p >= 16)
+            m[p * ps] = 'a'; /* P = 8-11, Q = 16-19 */
+    if (!commit_logs(8) || tick(m, 1) != 0)
+        return 20;
+    usleep((TRACK_LAG_MS + 10) * 1000); /* the daemon now lags */
+    for (int p = 12; p < 20; p++)
+        m[p * ps + (p >= 16)] = p >= 16 ? 'b' : 'a'; /* Q again, R = 12-15 first */
+    /* Q: no twin, and the file does not hold its record: logged whole */
+    if (!commit_logs(4 * ps + 4))
+        return 21;
+    for (int p = 8; p < 20; p++)
+        if (twinned(m, p) != (p >= 16))
+            return 22; /* Q was written two commits before: it keeps a twin now */
+    for (int p = 16; p < 20; p++)
+        m[p * ps + 2] = 'c';
+    uint64_t reads = tracker.file_reads;
+    if (!commit_logs(4) || tracker.file_reads != reads)
+        return 23; /* diffed against their twins */
+    hold(0);
+    return 0;
+}
+
+/* check_scatter_recovered -- recover in a fresh process; pages 8-19 of the segment must hold
+ * what refile_scatter or refile_lagging committed. Removes the files. */
+static void check_scatter_recovered(int lagging)
+{
+    in_child(recover_child, 0, "recovery");
+    size_t ps = vmp_page_size();
+    char page[64];
+    int fd = open(segp, O_RDONLY);
+    cr_assert(fd >= 0);
+    for (int p = 8; p < 20; p++) {
+        cr_assert(pread(fd, page, sizeof(page), (off_t)(p * ps)) == (ssize_t)sizeof(page));
+        for (int k = 0; k < (int)sizeof(page); k++) {
+            char want = 0;
+            if (lagging)
+                want = k == 0 ? 'a' : k == 1 && p >= 16 ? 'b' : k == 2 && p >= 16 ? 'c' : 0;
+            else if (p < 16)
+                want = k == p ? 'a' : k == p + 1 ? 'b' : k == p + 2 ? 'c' : 0;
+            cr_assert_eq(page[k], want, "page %d, byte %d: 0x%02x, expected 0x%02x", p, k,
+                         (unsigned char)page[k], (unsigned char)want);
+        }
+    }
+    close(fd);
+    rmfiles();
+}
+
+Test(track_lazy, a_page_written_once_keeps_no_twin_and_is_diffed_against_the_file)
+{
+    if (!tt_backend_ok(VMP_BACKEND_WP_ASYNC))
+        cr_skip_test("wp-async is not available here");
+    for (int priv = 0; priv < 2; priv++) {
+        files();
+        in_child(refile_scatter, priv, priv ? "scatter (MAP_PRIVATE)" : "scatter (copied)");
+        check_scatter_recovered(0);
+        files();
+        in_child(refile_lagging, priv, priv ? "lagging (MAP_PRIVATE)" : "lagging (copied)");
+        check_scatter_recovered(1);
+    }
 }
