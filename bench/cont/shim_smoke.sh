@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: MIT
 # shim_smoke.sh LRVM_RUN CONT_BENCH -- cont-bench under lrvm-run with interval commits, killed
 # with SIGKILL at the end of a short run, must find its heap again on the next start and verify
-# every node (a commit is one instant, so the restored heap is whole). No timing is asserted.
+# every node. The program stays still for a second before its kill, so the last commits hold a
+# whole heap (a commit in the middle of a rewrite keeps it half made: the program's state at
+# that instant). No timing is asserted.
 set -euo pipefail
 run=$1 prog=$2
 dir=$(mktemp -d /var/tmp/lrvm-cont-smoke-XXXXXX)
