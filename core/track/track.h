@@ -22,11 +22,13 @@
  *  - wp-async has no hook: the twin must exist before the write. rvm_track copies a
  *    no_copy region into twin slots (up to the budget; other regions use LAZY TWINS below),
  *    and a commit copies the page's snapshot (SNAPSHOT POOL in track_capture.c) into its
- *    twin slot, so a page only ever uses one slot; once the segment file holds the page's
- *    committed image again (REFILING in track_twin.c), a page not written for two commits
- *    goes back to TF_FILE and gives its twin back. Beyond the budget, a page logged whole takes the twin of a page not
- *    written in the last two commits (a CLOCK, i.e. approximate LRU), so the twins follow
- *    the pages being written.
+ *    twin slot, so a page only ever uses one slot -- with the truncation daemon applying
+ *    records ahead, only for a page written in two commits in a row, the others reading
+ *    their image from the segment file at their next commit (REFILING in track_twin.c);
+ *    once the segment file holds the page's committed image again, a page not written for
+ *    two commits goes back to TF_FILE and gives its twin back. Beyond the budget, a page
+ *    logged whole takes the twin of a page not written in the last two commits (a CLOCK,
+ *    i.e. approximate LRU), so the twins follow the pages being written.
  *  - LAZY TWINS (wp-async, region memory made from the segment by rvm_map: copied or
  *    RVM_MAP_PRIVATE, not no_copy). Copying the whole region up front cost 0.32 s per
  *    restart of a 1 GiB heap and doubled its memory, so instead every page starts TF_FILE:
