@@ -242,7 +242,10 @@ static void timed_wait(struct log *lg, long ms)
     pthread_cond_timedwait(&lg->trunc_cv, &lg->mu, &ts);
 }
 
-/* trunc_apply_through -- see rvm_int.h */
+/* trunc_apply_through -- see rvm_int.h. The daemon's apply-ahead step, taken by the caller:
+ * it writes only durable records' new values into the segments' page cache and moves neither
+ * the head nor anything on disk but segment pages, so a crash anywhere in it leaves those
+ * records live in the log, and recovery applies them again (THE APPLIED SPAN above). */
 uint64_t trunc_apply_through(struct log *lg, uint64_t seq)
 {
     uint64_t a = trunc_applied_seq(lg);
